@@ -1,0 +1,52 @@
+//! Checks over a merged roster: always-on rules and the policy. Pure:
+//! a roster in, findings out.
+
+pub mod finding;
+pub mod policy;
+pub mod rules;
+
+use crate::roster::Roster;
+use crate::roster::load::{self, Input};
+use finding::Finding;
+
+/// The result of reading and checking a roster.
+#[derive(Debug)]
+pub struct Checked {
+    pub roster: Roster,
+    pub findings: Vec<Finding>,
+    /// True when every file parsed, so the cross-file checks ran.
+    pub complete: bool,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(Finding::is_error)
+    }
+}
+
+/// Parse, merge and check roster files.
+pub fn check(inputs: Vec<Input>) -> Checked {
+    let mut findings = Vec::new();
+    let mut parsed = Vec::with_capacity(inputs.len());
+    for (order, input) in inputs.into_iter().enumerate() {
+        let (source, file, mut f) = load::parse_file(input, order);
+        findings.append(&mut f);
+        parsed.push((source, file));
+    }
+    let complete = parsed.iter().all(|(_, f)| f.is_some());
+    let roster = load::merge(parsed, &mut findings);
+    // References across files are only meaningful when every file was read;
+    // otherwise a broken file would cascade into "unknown partner" noise.
+    if complete {
+        let mut sink = Vec::new();
+        rules::check(&roster, &mut sink);
+        policy::check(&roster, &mut sink);
+        findings.append(&mut sink);
+    }
+    finding::sort(&mut findings);
+    Checked {
+        roster,
+        findings,
+        complete,
+    }
+}

@@ -1,0 +1,278 @@
+//! The always-on checks of SPEC §5: values, duplicates and references.
+
+use super::finding::{Finding, did_you_mean};
+use crate::roster::normalize;
+use crate::roster::{Origin, Roster, Section};
+use std::collections::HashMap;
+
+pub fn check(roster: &Roster, out: &mut Vec<Finding>) {
+    values(roster, out);
+    let partners = duplicates(roster, out);
+    members(roster, &partners, out);
+}
+
+fn push(
+    roster: &Roster,
+    out: &mut Vec<Finding>,
+    section: Section,
+    at: Origin,
+    path: &[&str],
+    make: impl FnOnce(&str, crate::roster::yaml::Pos) -> Finding,
+) {
+    let (file, pos) = roster.pos(section, at, path);
+    out.push(make(file, pos).in_file(at.file));
+}
+
+fn values(roster: &Roster, out: &mut Vec<Finding>) {
+    for e in &roster.partners {
+        let p = &e.item;
+        let at = e.at;
+        if !normalize::is_valid_email(&p.email) {
+            push(roster, out, Section::Partners, at, &["email"], |f, pos| {
+                Finding::error(
+                    "invalid-email",
+                    f,
+                    pos,
+                    format!("`{}` is not a valid email address", p.email),
+                )
+                .help("write an address such as name@example.org")
+                .span_len(p.email.len())
+            });
+        }
+        for (key, value) in [("first_name", &p.first_name), ("last_name", &p.last_name)] {
+            if value.trim().is_empty() {
+                push(roster, out, Section::Partners, at, &[key], |f, pos| {
+                    Finding::error("empty-value", f, pos, format!("`{key}` must not be empty"))
+                });
+            }
+        }
+        if let Some(d) = &p.birth_date
+            && let Err(why) = normalize::is_valid_date(d.trim())
+        {
+            push(
+                roster,
+                out,
+                Section::Partners,
+                at,
+                &["birth_date"],
+                |f, pos| {
+                    Finding::error("invalid-date", f, pos, format!("`birth_date` {why}"))
+                        .help("write the date as YYYY-MM-DD, e.g. 1972-09-01")
+                        .span_len(d.len())
+                },
+            );
+        }
+        if let Some(ph) = &p.phone
+            && normalize::phone(ph).is_none()
+        {
+            let digits = normalize::phone_digits(ph).len();
+            push(roster, out, Section::Partners, at, &["phone"], |f, pos| {
+                Finding::error(
+                    "invalid-phone",
+                    f,
+                    pos,
+                    format!("`phone` must have 10 digits; this one has {digits}"),
+                )
+                .help("write a ten-digit number such as \"217-852-9634\"; put the extension in `extension`")
+            });
+        }
+        if let Some(x) = &p.extension
+            && !normalize::is_valid_extension(x)
+        {
+            push(
+                roster,
+                out,
+                Section::Partners,
+                at,
+                &["extension"],
+                |f, pos| {
+                    Finding::error(
+                        "invalid-extension",
+                        f,
+                        pos,
+                        "`extension` must be 1 to 6 digits",
+                    )
+                },
+            );
+        }
+        if let Some(z) = &p.zip
+            && !normalize::is_valid_zip(z)
+        {
+            push(roster, out, Section::Partners, at, &["zip"], |f, pos| {
+                Finding::error(
+                    "invalid-zip",
+                    f,
+                    pos,
+                    "`zip` must be 5 digits or ZIP+4 (12345-6789)",
+                )
+                .help("quote it so leading zeros are kept: zip: \"02134\"")
+            });
+        }
+    }
+}
+
+/// Duplicate emails and group names; warnings for partners sharing name and
+/// birth date. Returns the partners by normalized email.
+fn duplicates(roster: &Roster, out: &mut Vec<Finding>) -> HashMap<String, usize> {
+    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(roster.partners.len());
+    let mut by_person: HashMap<(String, String, String), usize> = HashMap::new();
+    for (i, e) in roster.partners.iter().enumerate() {
+        let key = normalize::email(&e.item.email);
+        if let Some(&first) = by_email.get(&key) {
+            let (ffile, fpos) =
+                roster.pos(Section::Partners, roster.partners[first].at, &["email"]);
+            let first_at = format!("{ffile}:{}", fpos.line);
+            push(
+                roster,
+                out,
+                Section::Partners,
+                e.at,
+                &["email"],
+                |f, pos| {
+                    Finding::error(
+                        "duplicate-email",
+                        f,
+                        pos,
+                        format!(
+                            "partner `{key}` is defined twice (emails compare case-insensitively)"
+                        ),
+                    )
+                    .help(format!("first defined at {first_at}; keep one of them"))
+                },
+            );
+        } else {
+            by_email.insert(key, i);
+        }
+        if let Some(d) = e.item.birth_date.as_deref() {
+            let person = (
+                normalize::name_key(&e.item.first_name),
+                normalize::name_key(&e.item.last_name),
+                d.trim().to_string(),
+            );
+            if let Some(&first) = by_person.get(&person) {
+                let other = normalize::email(&roster.partners[first].item.email);
+                push(roster, out, Section::Partners, e.at, &[], |f, pos| {
+                    Finding::warning(
+                        "same-name-and-birth-date",
+                        f,
+                        pos,
+                        format!(
+                            "partners `{}` and `{other}` have the same name and birth date",
+                            normalize::email(&e.item.email)
+                        ),
+                    )
+                    .help("if they are one person, keep one entry; if not, nothing to do, but the account search will ask to confirm")
+                });
+            } else {
+                by_person.insert(person, i);
+            }
+        }
+    }
+    let mut groups: HashMap<String, usize> = HashMap::with_capacity(roster.groups.len());
+    for (i, g) in roster.groups.iter().enumerate() {
+        let key = normalize::name_key(&g.item.name);
+        if let Some(&first) = groups.get(&key) {
+            let (ffile, fpos) = roster.pos(Section::Groups, roster.groups[first].at, &["name"]);
+            let first_at = format!("{ffile}:{}", fpos.line);
+            push(roster, out, Section::Groups, g.at, &["name"], |f, pos| {
+                Finding::error(
+                    "duplicate-group",
+                    f,
+                    pos,
+                    format!("group `{}` is declared twice", g.item.name.trim()),
+                )
+                .help(format!(
+                    "first declared at {first_at}; group names are unique across all files"
+                ))
+            });
+        } else {
+            groups.insert(key, i);
+        }
+    }
+    by_email
+}
+
+/// Members must name partners; user managers must be active; every active
+/// partner should be in some group.
+fn members(roster: &Roster, partners: &HashMap<String, usize>, out: &mut Vec<Finding>) {
+    let mut in_group = vec![false; roster.partners.len()];
+    for g in &roster.groups {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (j, m) in g.item.members.iter().enumerate() {
+            let j_s = j.to_string();
+            let path = ["members", j_s.as_str()];
+            let email = normalize::email(m.email());
+            let Some(&pi) = partners.get(&email) else {
+                let suggestion = did_you_mean(&email, partners.keys().map(String::as_str));
+                push(roster, out, Section::Groups, g.at, &path, |f, pos| {
+                    let f = Finding::error(
+                        "unknown-member",
+                        f,
+                        pos,
+                        format!(
+                            "group `{}` lists `{email}`, who is not among the partners",
+                            g.item.name
+                        ),
+                    );
+                    match suggestion {
+                        Some(s) => f.help(format!("did you mean `{s}`?")),
+                        None => f.help(
+                            "add the person under `partners:` (in any file), or fix the email",
+                        ),
+                    }
+                });
+                continue;
+            };
+            in_group[pi] = true;
+            if let Some(&first) = seen.get(&email) {
+                let first_line = roster
+                    .pos(Section::Groups, g.at, &["members", &first.to_string()])
+                    .1
+                    .line;
+                push(roster, out, Section::Groups, g.at, &path, |f, pos| {
+                    Finding::error(
+                        "duplicate-member",
+                        f,
+                        pos,
+                        format!("`{email}` is listed twice in group `{}`", g.item.name),
+                    )
+                    .help(format!("first listed on line {first_line}; keep one entry (with `user_manager: true` if they manage the group)"))
+                });
+            } else {
+                seen.insert(email.clone(), j);
+            }
+            let partner = &roster.partners[pi].item;
+            if m.user_manager() && !partner.active {
+                push(roster, out, Section::Groups, g.at, &path, |f, pos| {
+                    Finding::error(
+                        "inactive-user-manager",
+                        f,
+                        pos,
+                        format!("`{email}` is a user manager of `{}` but is marked `active: false`", g.item.name),
+                    )
+                    .help("a user manager must be an active member: remove `user_manager: true` or make the partner active")
+                });
+            }
+        }
+    }
+    for (i, e) in roster.partners.iter().enumerate() {
+        if !in_group[i] && e.item.active {
+            push(
+                roster,
+                out,
+                Section::Partners,
+                e.at,
+                &["email"],
+                |f, pos| {
+                    Finding::warning(
+                    "partner-in-no-group",
+                    f,
+                    pos,
+                    format!("partner `{}` is in no group", normalize::email(&e.item.email)),
+                )
+                .help("add them to a group's members, or set `active: false` to deactivate the account")
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! `roster check`.
+
+use super::Out;
+use crate::check;
+use crate::report::{self, Style};
+use crate::roster::load;
+use clap::ValueEnum;
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Roster files or directories (default: roster.yaml or roster/).
+    pub rosters: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    pub format: Format,
+    /// Show birth dates and phone numbers in snippets.
+    #[arg(long, env = "ROSTER_SHOW_PII")]
+    pub show_pii: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+pub fn run(args: Args, out: &mut Out) -> u8 {
+    let checked = match load::discover(&args.rosters, &out.cwd) {
+        Ok(files) => {
+            let (inputs, mut read_errors) = load::read(files);
+            let mut checked = check::check(inputs);
+            read_errors.append(&mut checked.findings);
+            checked.findings = read_errors;
+            checked
+        }
+        Err(f) => check::Checked {
+            roster: Default::default(),
+            findings: vec![f],
+            complete: false,
+        },
+    };
+    let style = Style {
+        color: out.color,
+        show_pii: args.show_pii,
+    };
+    let findings = &checked.findings;
+    let text = match args.format {
+        Format::Json => report::json(findings),
+        Format::Github => report::github(findings),
+        Format::Human => {
+            let mut s = report::human(findings, &checked.roster.files, style);
+            let (errors, warnings) = report::counts(findings);
+            let r = &checked.roster;
+            if errors == 0 {
+                s.push_str(&format!(
+                    "ok: {}, {}, {}{}\n",
+                    report::plural(r.files.len(), "file"),
+                    report::plural(r.groups.len(), "group"),
+                    report::plural(r.partners.len(), "partner"),
+                    if warnings > 0 {
+                        format!(" ({})", report::plural(warnings, "warning"))
+                    } else {
+                        String::new()
+                    },
+                ));
+            } else {
+                s.push_str(&format!(
+                    "failed: {}, {}\n",
+                    report::plural(errors, "error"),
+                    report::plural(warnings, "warning")
+                ));
+            }
+            s
+        }
+    };
+    let _ = out.stdout.write_all(text.as_bytes());
+    u8::from(checked.findings.iter().any(|f| f.is_error()))
+}

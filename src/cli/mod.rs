@@ -1,0 +1,93 @@
+//! The command line: parsing, one file per verb, exit codes decided here.
+
+mod check;
+mod schema;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "roster",
+    version,
+    about = "Declarative roster reconciler: groups, partners and user-manager grants as YAML under Git"
+)]
+pub struct Cli {
+    /// When to color output (NO_COLOR is respected by `auto`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "ROSTER_COLOR"
+    )]
+    pub color: ColorChoice,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate roster files: schema, references and policy.
+    Check(check::Args),
+    /// Print a JSON Schema.
+    Schema(schema::Args),
+}
+
+/// What a verb writes: stdout and stderr, captured so tests and `run` agree.
+pub struct Out<'a> {
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+    pub color: bool,
+    pub cwd: PathBuf,
+}
+
+/// Parse arguments and run. Exit codes: 0 success, 1 error or violation.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let stdout = std::io::stdout();
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    };
+    let mut so = stdout.lock();
+    let mut se = std::io::stderr().lock();
+    let mut out = Out {
+        stdout: &mut so,
+        stderr: &mut se,
+        color,
+        cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
+    let code = match cli.command {
+        Command::Check(a) => check::run(a, &mut out),
+        Command::Schema(a) => schema::run(a, &mut out),
+    };
+    let _ = out.stdout.flush();
+    ExitCode::from(code)
+}

@@ -1,0 +1,25 @@
+//! `roster schema`.
+
+use super::Out;
+use crate::roster::schema;
+use clap::ValueEnum;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Which schema.
+    #[arg(value_enum, default_value = "roster")]
+    pub which: Which,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Which {
+    /// Roster files.
+    Roster,
+}
+
+pub fn run(args: Args, out: &mut Out) -> u8 {
+    let text = match args.which {
+        Which::Roster => schema::pretty(&schema::roster_schema()),
+    };
+    u8::from(out.stdout.write_all(text.as_bytes()).is_err())
+}

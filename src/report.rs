@@ -1,0 +1,231 @@
+//! Rendering findings for people (snippets), machines (JSON) and GitHub
+//! Actions (workflow annotations). Returns strings; never prints.
+
+use crate::check::finding::{Finding, Severity};
+use crate::roster::SourceFile;
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    pub color: bool,
+    pub show_pii: bool,
+}
+
+/// Keys whose values are personal data, masked in snippets.
+const PII_KEYS: [&str; 3] = ["birth_date", "phone", "extension"];
+
+/// Replace the values of personal-data keys on one line with `*`,
+/// keeping every column where it was.
+pub fn mask_pii(line: &str) -> String {
+    let mut out = line.to_string();
+    for key in PII_KEYS {
+        let mut search = 0;
+        while let Some(found) = out[search..].find(key) {
+            let start = search + found;
+            let after = start + key.len();
+            search = after;
+            let boundary = start == 0
+                || !out[..start]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+            let rest = &out[after..];
+            let ws = rest.len() - rest.trim_start_matches([' ', '"', '\'']).len();
+            if !boundary || !rest.trim_start_matches([' ', '"', '\'']).starts_with(':') {
+                continue;
+            }
+            let value_start = after + ws + 1;
+            let value_end = out[value_start..]
+                .find([',', '}', '#', '\n'])
+                .map_or(out.len(), |i| value_start + i);
+            let masked: String = out[value_start..value_end]
+                .chars()
+                .map(|c| if c.is_alphanumeric() { '*' } else { c })
+                .collect();
+            out.replace_range(value_start..value_end, &masked);
+            search = value_end.min(out.len());
+        }
+    }
+    out
+}
+
+fn line_around(text: &str, offset: usize) -> Option<(usize, &str)> {
+    if offset > text.len() || !text.is_char_boundary(offset) {
+        return None;
+    }
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    Some((start, &text[start..end]))
+}
+
+/// The length of the scalar at the start of `rest`, for underlining a whole value.
+fn token_len(rest: &str) -> usize {
+    let quoted = rest.starts_with(['"', '\'']);
+    let end = if quoted {
+        let q = &rest[..1];
+        rest[1..].find(q).map_or(rest.len(), |i| i + 2)
+    } else {
+        let stop = [
+            rest.find(" #"),
+            rest.find(", "),
+            rest.find('}'),
+            rest.find(']'),
+            rest.find(": "),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(rest.len());
+        rest[..stop].trim_end().len()
+    };
+    end.max(1)
+}
+
+/// Findings with source snippets, then a summary line.
+pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String {
+    let texts: HashMap<&str, &str> = files
+        .iter()
+        .map(|f| (f.name.as_str(), f.text.as_str()))
+        .collect();
+    let renderer = if style.color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    let mut out = String::new();
+    for f in findings {
+        let level = match f.severity {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+        };
+        let snippet = f.offset.and_then(|(off, len)| {
+            let text = texts.get(f.file.as_str())?;
+            let (start, line) = line_around(text, off as usize)?;
+            let shown = if style.show_pii {
+                line.to_string()
+            } else {
+                mask_pii(line)
+            };
+            let from = off as usize - start;
+            let len = if len == 1 {
+                token_len(&line[from..])
+            } else {
+                len as usize
+            };
+            let mut to = (from + len).min(line.len()).max(from);
+            while to < line.len() && !line.is_char_boundary(to) {
+                to += 1;
+            }
+            Some((shown, from..to))
+        });
+        let title = level.clone().primary_title(f.message.as_str()).id(f.code);
+        let mut group = match &snippet {
+            Some((line, range)) => title.element(
+                Snippet::source(line.as_str())
+                    .line_start(f.line as usize)
+                    .path(f.file.as_str())
+                    .annotation(AnnotationKind::Primary.span(range.clone())),
+            ),
+            None => title.element(
+                annotate_snippets::Origin::path(f.file.as_str())
+                    .line(f.line as usize)
+                    .char_column(f.column as usize),
+            ),
+        };
+        if let Some(h) = &f.help {
+            group = group.element(Level::HELP.message(h.as_str()));
+        }
+        out.push_str(&renderer.render(&[group]));
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// "2 errors, 1 warning" style counts.
+pub fn counts(findings: &[Finding]) -> (usize, usize) {
+    let errors = findings.iter().filter(|f| f.is_error()).count();
+    (errors, findings.len() - errors)
+}
+
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A JSON list of findings.
+pub fn json(findings: &[Finding]) -> String {
+    let mut s = serde_json::to_string_pretty(findings).unwrap_or_else(|_| "[]".into());
+    s.push('\n');
+    s
+}
+
+/// GitHub Actions workflow commands: one annotation per finding.
+pub fn github(findings: &[Finding]) -> String {
+    fn data(s: &str) -> String {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn prop(s: &str) -> String {
+        data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for f in findings {
+        let kind = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let mut msg = format!("{} [{}]", f.message, f.code);
+        if let Some(h) = &f.help {
+            msg.push_str("\nhelp: ");
+            msg.push_str(h);
+        }
+        out.push_str(&format!(
+            "::{kind} file={},line={},col={},title={}::{}\n",
+            prop(&f.file),
+            f.line,
+            f.column,
+            prop(f.code),
+            data(&msg)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_personal_values_but_keeps_columns() {
+        assert_eq!(
+            mask_pii("    birth_date: 1972-09-01"),
+            "    birth_date: ****-**-**"
+        );
+        assert_eq!(
+            mask_pii(r#"  - { phone: "217-852-9634", zip: "62568" }"#),
+            r#"  - { phone: "***-***-****", zip: "62568" }"#
+        );
+        assert_eq!(
+            mask_pii("    email: phone@example.org"),
+            "    email: phone@example.org"
+        );
+        assert_eq!(
+            mask_pii("    extension: '12' # desk"),
+            "    extension: '**' # desk"
+        );
+    }
+
+    #[test]
+    fn github_escapes_properties_and_data() {
+        let f = Finding::error("x", "a,b:c.yaml", Default::default(), "50% done\nnext");
+        assert_eq!(
+            github(&[f]),
+            "::error file=a%2Cb%3Ac.yaml,line=1,col=1,title=x::50%25 done%0Anext [x]\n"
+        );
+    }
+}

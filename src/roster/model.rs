@@ -1,0 +1,333 @@
+//! The desired state as written in roster files (SPEC §2 and §5).
+//!
+//! These types are the single source of the JSON Schema in
+//! `schemas/roster.schema.json`: change a field here and regenerate it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One roster file. A roster is one such file or a directory of them, merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "roster file")]
+pub struct RosterFile {
+    /// Format version of this file; always 1.
+    #[schemars(extend("const" = 1))]
+    pub version: u32,
+    /// Groups (organizations, agencies, project groups) and their members.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Group>,
+    /// The people: partners, identified by email.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partners: Vec<Partner>,
+    /// Rules that `roster check` and `roster plan` enforce. At most one file may carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// Unique across all roster files; the group's key in the store.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// `organization` (default) or `project`.
+    #[serde(default, rename = "type")]
+    pub kind: GroupType,
+    /// Local workforce innovation area number, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lwia: Option<u32>,
+    /// Partners in this group, by email; `user_manager: true` lets one manage its users.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupType {
+    #[default]
+    Organization,
+    Project,
+}
+
+/// A member: a partner's email, or an entry with the user-manager flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Member {
+    Email(String),
+    Entry(MemberEntry),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberEntry {
+    /// The partner's email.
+    pub email: String,
+    /// May manage the users of this group.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_manager: bool,
+}
+
+impl Member {
+    pub fn email(&self) -> &str {
+        match self {
+            Member::Email(e) => e,
+            Member::Entry(e) => &e.email,
+        }
+    }
+    pub fn user_manager(&self) -> bool {
+        matches!(
+            self,
+            Member::Entry(MemberEntry {
+                user_manager: true,
+                ..
+            })
+        )
+    }
+}
+
+/// A person who should have an account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    /// Unique across all files, compared case-insensitively.
+    #[schemars(extend("format" = "email"))]
+    pub email: String,
+    #[schemars(length(min = 1))]
+    pub first_name: String,
+    #[schemars(length(min = 1))]
+    pub last_name: String,
+    /// YYYY-MM-DD, a real calendar date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date"))]
+    pub birth_date: Option<String>,
+    /// Ten digits; punctuation is dropped (`"217-852-9634"` is kept as 2178529634). Quote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Phone extension, digits. Quote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// Five digits or ZIP+4 (`62568` or `62568-1234`). Quote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+    /// `public-viewer` (default) or `individual`.
+    #[serde(default)]
+    pub role: Role,
+    /// The account's user name: confirms a match, or names the account to create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub account: Option<String>,
+    /// False means the account must be deactivated.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Partner tools.
+    #[default]
+    PublicViewer,
+    /// No partner tools.
+    Individual,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::PublicViewer => "public-viewer",
+            Role::Individual => "individual",
+        }
+    }
+}
+
+/// Optional partner fields that a policy can require.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum OptionalField {
+    BirthDate,
+    Phone,
+    Extension,
+    Zip,
+    Account,
+}
+
+impl OptionalField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionalField::BirthDate => "birth_date",
+            OptionalField::Phone => "phone",
+            OptionalField::Extension => "extension",
+            OptionalField::Zip => "zip",
+            OptionalField::Account => "account",
+        }
+    }
+
+    pub fn is_set(self, p: &Partner) -> bool {
+        let v = match self {
+            OptionalField::BirthDate => &p.birth_date,
+            OptionalField::Phone => &p.phone,
+            OptionalField::Extension => &p.extension,
+            OptionalField::Zip => &p.zip,
+            OptionalField::Account => &p.account,
+        };
+        v.as_deref().is_some_and(|s| !s.trim().is_empty())
+    }
+}
+
+/// Rules that `roster check` and `roster plan` enforce (SPEC §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Partner fields required beyond email, first and last name.
+    #[serde(default = "default_required_fields")]
+    pub required_fields: Vec<OptionalField>,
+    /// Each group must have at least this many user managers.
+    #[serde(default)]
+    pub min_user_managers: u32,
+    /// Roles allowed to hold the user-manager grant.
+    #[serde(default = "default_user_manager_roles")]
+    pub user_manager_roles: Vec<Role>,
+    /// Which email domains partners may use.
+    #[serde(default)]
+    pub email_domains: EmailDomains,
+    /// Most memberships (and grants) one apply may remove: a count, or a percentage of
+    /// the managed memberships such as `"25%"`.
+    #[serde(default)]
+    pub max_removals: MaxRemovals,
+    /// Deactivate accounts left in no managed group.
+    #[serde(default)]
+    pub deactivate_orphans: bool,
+    /// Push phone, ZIP, extension and names to matched accounts (otherwise drift is reported).
+    #[serde(default)]
+    pub manage_profiles: bool,
+    /// What to do with groups that are in the store but in no roster file.
+    #[serde(default)]
+    pub unmanaged_groups: UnmanagedGroups,
+    /// Which files may declare which groups.
+    #[serde(default)]
+    pub restrictions: Vec<Restriction>,
+}
+
+fn default_required_fields() -> Vec<OptionalField> {
+    vec![
+        OptionalField::BirthDate,
+        OptionalField::Phone,
+        OptionalField::Zip,
+    ]
+}
+
+fn default_user_manager_roles() -> Vec<Role> {
+    vec![Role::PublicViewer]
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            required_fields: default_required_fields(),
+            min_user_managers: 0,
+            user_manager_roles: default_user_manager_roles(),
+            email_domains: EmailDomains::default(),
+            max_removals: MaxRemovals::default(),
+            deactivate_orphans: false,
+            manage_profiles: false,
+            unmanaged_groups: UnmanagedGroups::default(),
+            restrictions: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailDomains {
+    /// If not empty, partner emails must be in one of these domains (or their subdomains).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Partner emails must not be in any of these domains (or their subdomains).
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// A number of removals, or a percentage of the managed memberships.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MaxRemovals {
+    Count(u64),
+    #[schemars(extend("pattern" = r"^[0-9]+(\.[0-9]+)?%$"))]
+    Percent(String),
+}
+
+impl Default for MaxRemovals {
+    fn default() -> Self {
+        MaxRemovals::Percent("25%".into())
+    }
+}
+
+impl MaxRemovals {
+    /// The limit for a store holding `managed` memberships. `None` if the
+    /// percentage does not parse (reported by `check`).
+    pub fn limit(&self, managed: u64) -> Option<u64> {
+        match self {
+            MaxRemovals::Count(n) => Some(*n),
+            MaxRemovals::Percent(p) => {
+                let pct: f64 = p.strip_suffix('%')?.parse().ok()?;
+                Some(((managed as f64) * pct / 100.0).floor() as u64)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnmanagedGroups {
+    #[default]
+    Ignore,
+    Warn,
+    Remove,
+}
+
+/// Groups whose names match `groups` may be declared only in files matching `files`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Restriction {
+    /// A glob over file paths relative to the roster directory, e.g. `agencies/acme/*.yaml`.
+    pub files: String,
+    /// A regular expression that must match the whole group name, e.g. `ACME .*`.
+    pub groups: String,
+}

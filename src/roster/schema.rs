@@ -1,0 +1,386 @@
+//! The JSON Schema of roster files: generated from the model, validated with
+//! the `jsonschema` crate (the only file that names it), and its errors
+//! mapped back to YAML positions with messages that say what to do.
+
+use super::model::RosterFile;
+use super::yaml::{Node, Pos, Value};
+use crate::check::finding::{Finding, did_you_mean};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{ValidationError, Validator};
+use serde_json::Value as Json;
+use std::sync::OnceLock;
+
+/// The roster file schema, as checked in under `schemas/roster.schema.json`.
+pub fn roster_schema() -> Json {
+    let mut schema = serde_json::to_value(schemars::schema_for!(RosterFile)).unwrap_or(Json::Null);
+    if let Some(obj) = schema.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            Json::String("https://roster.dev/schemas/roster.schema.json".into()),
+        );
+    }
+    schema
+}
+
+/// Pretty JSON with a trailing newline, as written to `schemas/`.
+pub fn pretty(schema: &Json) -> String {
+    let mut s = serde_json::to_string_pretty(schema).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn validator() -> &'static (Json, Option<Validator>) {
+    static V: OnceLock<(Json, Option<Validator>)> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema = roster_schema();
+        let v = jsonschema::validator_for(&schema).ok();
+        (schema, v)
+    })
+}
+
+/// Fields whose values are personal data: never echoed in messages.
+const PII_FIELDS: [&str; 4] = ["birth_date", "phone", "extension", "zip"];
+
+/// Validate one file's JSON form; push findings positioned in `tree`.
+pub fn validate(tree: &Node, json: &Json, file: &str, out: &mut Vec<Finding>) {
+    let (schema, Some(validator)) = validator() else {
+        out.push(Finding::error(
+            "internal",
+            file,
+            Pos::default(),
+            "the built-in roster schema did not compile",
+        ));
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    for e in validator.iter_errors(json) {
+        for f in map_error(&e, tree, schema, file) {
+            if seen.insert((f.line, f.column, f.code, f.message.clone())) {
+                found.push(f);
+            }
+        }
+    }
+    // `emial:` is reported once, as a typo of `email`, not also as a missing `email`.
+    let typos: std::collections::HashSet<(u32, String)> = found
+        .iter()
+        .filter(|f| f.code == "unknown-field")
+        .filter_map(|f| {
+            let h = f.help.as_deref()?;
+            let name = h.strip_prefix("did you mean `")?.strip_suffix("`?")?;
+            Some((f.line, name.to_string()))
+        })
+        .collect();
+    found.retain(|f| {
+        f.code != "missing-field"
+            || !f.message.rsplit_once('`').is_some_and(|(rest, _)| {
+                rest.rsplit_once('`')
+                    .is_some_and(|(_, name)| typos.contains(&(f.line, name.to_string())))
+            })
+    });
+    out.append(&mut found);
+}
+
+fn segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// What the user calls the object at a path.
+fn noun(path: &[String]) -> &'static str {
+    let p: Vec<&str> = path
+        .iter()
+        .map(|s| {
+            if s.parse::<usize>().is_ok() {
+                "#"
+            } else {
+                s.as_str()
+            }
+        })
+        .collect();
+    match p.as_slice() {
+        [] => "the top level of a roster file",
+        ["groups", "#"] => "a group",
+        ["groups", "#", "members", "#"] => "a member entry",
+        ["partners", "#"] => "a partner",
+        ["policy"] => "the policy",
+        ["policy", "email_domains"] => "policy.email_domains",
+        ["policy", "restrictions", "#"] => "a restriction",
+        _ => "this mapping",
+    }
+}
+
+/// The field name a path ends in (`groups/0/members` → `members`).
+fn field(path: &[String]) -> String {
+    let last_named = path.iter().rev().find(|s| s.parse::<usize>().is_err());
+    match (path.last(), last_named) {
+        (Some(l), Some(n)) if l.parse::<usize>().is_ok() => format!("each item of `{n}`"),
+        (_, Some(n)) => format!("`{n}`"),
+        _ => "the file".into(),
+    }
+}
+
+fn type_words(kind: &TypeKind) -> String {
+    let one = |t: &str| match t {
+        "object" => "a mapping",
+        "array" => "a list",
+        "boolean" => "true or false",
+        "string" => "a string",
+        "integer" => "a whole number",
+        "number" => "a number",
+        "null" => "empty",
+        _ => "another type",
+    };
+    match kind {
+        TypeKind::Single(t) => one(&t.to_string()).to_string(),
+        TypeKind::Multiple(set) => {
+            let words: Vec<&str> = set
+                .iter()
+                .map(|t| t.to_string())
+                .filter(|t| t != "null")
+                .map(|t| one(&t))
+                .collect();
+            words.join(" or ")
+        }
+    }
+}
+
+fn found(node: Option<&Node>, path: &[String]) -> String {
+    let Some(node) = node else {
+        return String::new();
+    };
+    let pii = path.iter().any(|s| PII_FIELDS.contains(&s.as_str()));
+    match &node.value {
+        Value::Str(s) if !pii && s.chars().count() <= 40 => format!(", found \"{s}\""),
+        Value::Bool(b) if !pii => format!(", found {b}"),
+        Value::Int(i) if !pii => format!(", found {i}"),
+        v => format!(", found {}", v.kind()),
+    }
+}
+
+fn schema_at<'a>(schema: &'a Json, pointer: &str) -> Option<&'a Json> {
+    schema.pointer(pointer)
+}
+
+fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec<Finding> {
+    let path = segments(e.instance_path().as_str());
+    let node = tree.at(path.iter());
+    let pos = node.map_or(Pos::default(), |n| n.pos);
+    let at = |code, msg: String| Finding::error(code, file, pos, msg);
+    match e.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            let schema_path = e.schema_path().as_str();
+            let parent = schema_path
+                .strip_suffix("/additionalProperties")
+                .unwrap_or("");
+            let allowed: Vec<&str> = schema_at(schema, parent)
+                .and_then(|s| s.get("properties"))
+                .and_then(Json::as_object)
+                .map(|m| m.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            unexpected
+                .iter()
+                .map(|key| {
+                    let kpos = node.and_then(|n| n.entry(key)).map_or(pos, |(k, _)| k.pos);
+                    let f = Finding::error(
+                        "unknown-field",
+                        file,
+                        kpos,
+                        format!("unknown field `{key}` in {}", noun(&path)),
+                    )
+                    .span_len(key.len());
+                    match did_you_mean(key, allowed.iter().copied()) {
+                        Some(m) => f.help(format!("did you mean `{m}`?")),
+                        None => f.help(format!("allowed fields: {}", allowed.join(", "))),
+                    }
+                })
+                .collect()
+        }
+        ValidationErrorKind::Required { property } => {
+            let prop = property.as_str().unwrap_or_default();
+            if path.is_empty() && prop == "version" {
+                return vec![
+                    Finding::error(
+                        "missing-version",
+                        file,
+                        Pos {
+                            line: 1,
+                            column: 1,
+                            offset: 0,
+                        },
+                        "missing `version: 1`",
+                    )
+                    .help("start every roster file with the line `version: 1`"),
+                ];
+            }
+            vec![
+                at(
+                    "missing-field",
+                    format!("{} is missing `{prop}`", noun(&path)),
+                )
+                .help(format!("add `{prop}:` to it")),
+            ]
+        }
+        ValidationErrorKind::Type { kind } => {
+            let expected = type_words(kind);
+            let mut f = at(
+                "wrong-type",
+                format!("{} must be {expected}{}", field(&path), found(node, &path)),
+            );
+            let is_scalar_str = matches!(kind, TypeKind::Single(t) if t.to_string() == "string")
+                || matches!(kind, TypeKind::Multiple(s) if s.iter().any(|t| t.to_string() == "string"));
+            if is_scalar_str
+                && node.is_some_and(|n| {
+                    matches!(n.value, Value::Int(_) | Value::Float(_) | Value::Bool(_))
+                })
+            {
+                f = f.help("put the value in quotes");
+            } else if expected == "true or false" {
+                f = f.help("write true or false");
+            }
+            vec![f]
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            if path == ["version"] {
+                vec![
+                    at(
+                        "unsupported-version",
+                        format!("unsupported roster version{}", found(node, &path)),
+                    )
+                    .help("this roster understands `version: 1`"),
+                ]
+            } else {
+                vec![at(
+                    "invalid-value",
+                    format!("{} must be {expected_value}", field(&path)),
+                )]
+            }
+        }
+        ValidationErrorKind::Enum { options } => {
+            let opts: Vec<&str> = options
+                .as_array()
+                .map(|a| a.iter().filter_map(Json::as_str).collect())
+                .unwrap_or_default();
+            let opts: Vec<String> = opts.into_iter().map(str::to_owned).collect();
+            vec![enum_finding(&opts, node, &path, pos, file)]
+        }
+        ValidationErrorKind::MinLength { .. } => {
+            vec![at(
+                "empty-value",
+                format!("{} must not be empty", field(&path)),
+            )]
+        }
+        ValidationErrorKind::Minimum { limit } | ValidationErrorKind::Maximum { limit } => {
+            vec![at(
+                "invalid-value",
+                format!(
+                    "{} is out of range (limit {limit}){}",
+                    field(&path),
+                    found(node, &path)
+                ),
+            )]
+        }
+        ValidationErrorKind::Pattern { .. } => vec![at(
+            "invalid-value",
+            format!("{} has the wrong form{}", field(&path), found(node, &path)),
+        )],
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            let here = e.instance_path().as_str();
+            // An enum written as one constant per branch (documented variants).
+            let consts: Option<Vec<String>> = context
+                .iter()
+                .map(|branch| match branch.as_slice() {
+                    [b] if b.instance_path().as_str() == here => match b.kind() {
+                        ValidationErrorKind::Constant { expected_value } => {
+                            expected_value.as_str().map(str::to_owned)
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect();
+            if let Some(opts) = consts.filter(|o| !o.is_empty()) {
+                return vec![enum_finding(&opts, node, &path, pos, file)];
+            }
+            // Report the branch the user evidently meant: one whose type matched.
+            let meant = context
+                .iter()
+                .filter(|branch| {
+                    !branch.iter().any(|b| {
+                        b.instance_path().as_str() == here
+                            && matches!(b.kind(), ValidationErrorKind::Type { .. })
+                    })
+                })
+                .min_by_key(|branch| branch.len());
+            if let Some(branch) = meant {
+                return branch
+                    .iter()
+                    .flat_map(|b| map_error(b, tree, schema, file))
+                    .collect();
+            }
+            let expected: Vec<String> = context
+                .iter()
+                .flatten()
+                .filter_map(|b| match b.kind() {
+                    ValidationErrorKind::Type { kind } => Some(type_words(kind)),
+                    _ => None,
+                })
+                .collect();
+            let mut f = at(
+                "wrong-type",
+                format!(
+                    "{} must be {}{}",
+                    field(&path),
+                    expected.join(" or "),
+                    found(node, &path)
+                ),
+            );
+            if path.first().map(String::as_str) == Some("groups")
+                && path.get(2).map(String::as_str) == Some("members")
+            {
+                f = f.help("write a member as an email, or as `{ email: …, user_manager: true }`");
+            }
+            vec![f]
+        }
+        _ => vec![at("schema", format!("{}: {e}", field(&path)))],
+    }
+}
+
+fn enum_finding(
+    opts: &[String],
+    node: Option<&Node>,
+    path: &[String],
+    pos: Pos,
+    file: &str,
+) -> Finding {
+    let mut f = Finding::error(
+        "invalid-value",
+        file,
+        pos,
+        format!(
+            "{} must be one of: {}{}",
+            field(path),
+            opts.join(", "),
+            found(node, path).replacen(", ", "; ", 1)
+        ),
+    );
+    if let Some(s) = node.and_then(|n| n.value.as_str())
+        && let Some(m) = did_you_mean(s, opts.iter().map(String::as_str))
+    {
+        f = f.help(format!("did you mean `{m}`?"));
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_compiles() {
+        assert!(validator().1.is_some());
+    }
+}
