@@ -24,6 +24,29 @@ impl Checked {
     }
 }
 
+/// Partners by normalized email, computed once for all checks.
+pub struct Index<'a> {
+    /// Normalized email of each partner, in roster order.
+    pub emails: Vec<std::borrow::Cow<'a, str>>,
+    /// First partner with each normalized email.
+    pub by_email: std::collections::HashMap<std::borrow::Cow<'a, str>, usize>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(roster: &'a Roster) -> Self {
+        let emails: Vec<_> = roster
+            .partners
+            .iter()
+            .map(|p| crate::roster::normalize::email_key(&p.item.email))
+            .collect();
+        let mut by_email = std::collections::HashMap::with_capacity(emails.len());
+        for (i, e) in emails.iter().enumerate() {
+            by_email.entry(e.clone()).or_insert(i);
+        }
+        Index { emails, by_email }
+    }
+}
+
 /// Parse, merge and check roster files.
 pub fn check(inputs: Vec<Input>) -> Checked {
     let mut findings = Vec::new();
@@ -39,8 +62,9 @@ pub fn check(inputs: Vec<Input>) -> Checked {
     // otherwise a broken file would cascade into "unknown partner" noise.
     if complete {
         let mut sink = Vec::new();
-        rules::check(&roster, &mut sink);
-        policy::check(&roster, &mut sink);
+        let index = Index::new(&roster);
+        rules::check(&roster, &index, &mut sink);
+        policy::check(&roster, &index, &mut sink);
         findings.append(&mut sink);
     }
     finding::sort(&mut findings);

@@ -1,10 +1,10 @@
 //! The policy block (SPEC §5): its own validity, and the rules it enforces.
 
+use super::Index;
 use super::finding::Finding;
 use crate::roster::model::{MaxRemovals, Policy};
 use crate::roster::normalize;
 use crate::roster::{Roster, Section};
-use std::collections::HashMap;
 
 /// A restriction with its glob and regex compiled.
 pub struct CompiledRestriction {
@@ -116,14 +116,11 @@ fn domain_matches(domain: &str, pattern: &str) -> bool {
     domain == p || domain.ends_with(&format!(".{p}"))
 }
 
-pub fn check(roster: &Roster, out: &mut Vec<Finding>) {
+pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     validate_policy(roster, out);
     let p = &roster.policy;
     let restrictions = compile_restrictions(roster, out);
-    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(roster.partners.len());
-    for (i, e) in roster.partners.iter().enumerate() {
-        by_email.entry(normalize::email(&e.item.email)).or_insert(i);
-    }
+    let by_email = &index.by_email;
 
     for e in &roster.partners {
         let partner = &e.item;
@@ -204,7 +201,7 @@ pub fn check(roster: &Roster, out: &mut Vec<Finding>) {
             if !m.user_manager() {
                 continue;
             }
-            let Some(&pi) = by_email.get(&normalize::email(m.email())) else {
+            let Some(&pi) = by_email.get(normalize::email_key(m.email()).as_ref()) else {
                 continue;
             };
             let partner = &roster.partners[pi].item;

@@ -1,14 +1,15 @@
 //! The always-on checks of SPEC §5: values, duplicates and references.
 
+use super::Index;
 use super::finding::{Finding, did_you_mean};
 use crate::roster::normalize;
 use crate::roster::{Origin, Roster, Section};
 use std::collections::HashMap;
 
-pub fn check(roster: &Roster, out: &mut Vec<Finding>) {
+pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     values(roster, out);
-    let partners = duplicates(roster, out);
-    members(roster, &partners, out);
+    duplicates(roster, index, out);
+    members(roster, index, out);
 }
 
 fn push(
@@ -112,13 +113,13 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
 }
 
 /// Duplicate emails and group names; warnings for partners sharing name and
-/// birth date. Returns the partners by normalized email.
-fn duplicates(roster: &Roster, out: &mut Vec<Finding>) -> HashMap<String, usize> {
-    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(roster.partners.len());
-    let mut by_person: HashMap<(String, String, String), usize> = HashMap::new();
+/// birth date.
+fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
+    let mut by_person: HashMap<(String, String, &str), usize> = HashMap::new();
     for (i, e) in roster.partners.iter().enumerate() {
-        let key = normalize::email(&e.item.email);
-        if let Some(&first) = by_email.get(&key) {
+        let key = &index.emails[i];
+        let first = index.by_email[key];
+        if first != i {
             let (ffile, fpos) =
                 roster.pos(Section::Partners, roster.partners[first].at, &["email"]);
             let first_at = format!("{ffile}:{}", fpos.line);
@@ -140,17 +141,15 @@ fn duplicates(roster: &Roster, out: &mut Vec<Finding>) -> HashMap<String, usize>
                     .help(format!("first defined at {first_at}; keep one of them"))
                 },
             );
-        } else {
-            by_email.insert(key, i);
         }
         if let Some(d) = e.item.birth_date.as_deref() {
             let person = (
                 normalize::name_key(&e.item.first_name),
                 normalize::name_key(&e.item.last_name),
-                d.trim().to_string(),
+                d.trim(),
             );
             if let Some(&first) = by_person.get(&person) {
-                let other = normalize::email(&roster.partners[first].item.email);
+                let other = &index.emails[first];
                 push(roster, out, Section::Partners, e.at, &[], |f, pos| {
                     Finding::warning(
                         "same-name-and-birth-date",
@@ -158,7 +157,7 @@ fn duplicates(roster: &Roster, out: &mut Vec<Finding>) -> HashMap<String, usize>
                         pos,
                         format!(
                             "partners `{}` and `{other}` have the same name and birth date",
-                            normalize::email(&e.item.email)
+                            index.emails[i]
                         ),
                     )
                     .help("if they are one person, keep one entry; if not, nothing to do, but the account search will ask to confirm")
@@ -189,21 +188,20 @@ fn duplicates(roster: &Roster, out: &mut Vec<Finding>) -> HashMap<String, usize>
             groups.insert(key, i);
         }
     }
-    by_email
 }
 
 /// Members must name partners; user managers must be active; every active
 /// partner should be in some group.
-fn members(roster: &Roster, partners: &HashMap<String, usize>, out: &mut Vec<Finding>) {
+fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     let mut in_group = vec![false; roster.partners.len()];
     for g in &roster.groups {
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<usize, usize> = HashMap::with_capacity(g.item.members.len());
         for (j, m) in g.item.members.iter().enumerate() {
             let j_s = j.to_string();
             let path = ["members", j_s.as_str()];
-            let email = normalize::email(m.email());
-            let Some(&pi) = partners.get(&email) else {
-                let suggestion = did_you_mean(&email, partners.keys().map(String::as_str));
+            let email = normalize::email_key(m.email());
+            let Some(&pi) = index.by_email.get(email.as_ref()) else {
+                let suggestion = did_you_mean(&email, index.by_email.keys().map(|k| k.as_ref()));
                 push(roster, out, Section::Groups, g.at, &path, |f, pos| {
                     let f = Finding::error(
                         "unknown-member",
@@ -224,7 +222,7 @@ fn members(roster: &Roster, partners: &HashMap<String, usize>, out: &mut Vec<Fin
                 continue;
             };
             in_group[pi] = true;
-            if let Some(&first) = seen.get(&email) {
+            if let Some(&first) = seen.get(&pi) {
                 let first_line = roster
                     .pos(Section::Groups, g.at, &["members", &first.to_string()])
                     .1
@@ -239,7 +237,7 @@ fn members(roster: &Roster, partners: &HashMap<String, usize>, out: &mut Vec<Fin
                     .help(format!("first listed on line {first_line}; keep one entry (with `user_manager: true` if they manage the group)"))
                 });
             } else {
-                seen.insert(email.clone(), j);
+                seen.insert(pi, j);
             }
             let partner = &roster.partners[pi].item;
             if m.user_manager() && !partner.active {
@@ -268,7 +266,7 @@ fn members(roster: &Roster, partners: &HashMap<String, usize>, out: &mut Vec<Fin
                     "partner-in-no-group",
                     f,
                     pos,
-                    format!("partner `{}` is in no group", normalize::email(&e.item.email)),
+                    format!("partner `{}` is in no group", index.emails[i]),
                 )
                 .help("add them to a group's members, or set `active: false` to deactivate the account")
                 },

@@ -6,6 +6,7 @@ use super::model::{Group, Partner, Policy, RosterFile};
 use super::schema;
 use super::yaml::{self, Node, Pos};
 use crate::check::finding::Finding;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 /// Files larger than this are refused before they are read. A roster of
@@ -374,23 +375,37 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
     };
     source.text = text;
     let json = tree.to_json();
-    let before = findings.len();
-    schema::validate(&tree, &json, &name, &mut findings);
-    for f in &mut findings[before..] {
+    // Validation and typed extraction read the same value: run them side by side.
+    let (mut schema_findings, typed) = std::thread::scope(|s| {
+        let typed = s.spawn(|| RosterFile::deserialize(&json));
+        let mut found = Vec::new();
+        schema::validate(&tree, &json, &name, &mut found);
+        (found, typed.join())
+    });
+    for f in &mut schema_findings {
         f.file_order = order;
     }
+    findings.append(&mut schema_findings);
     source.tree = Some(tree);
     if findings.iter().any(Finding::is_error) {
         return (source, None, findings);
     }
-    match serde_json::from_value::<RosterFile>(json) {
-        Ok(file) => (source, Some(file), findings),
-        Err(e) => {
+    match typed {
+        Ok(Ok(file)) => (source, Some(file), findings),
+        Ok(Err(e)) => {
             // The schema is generated from these types, so this means they drifted.
             findings.push(err(
                 "invalid",
                 Pos::default(),
                 format!("cannot read roster: {e}"),
+            ));
+            (source, None, findings)
+        }
+        Err(_) => {
+            findings.push(err(
+                "internal",
+                Pos::default(),
+                "reading the roster failed".into(),
             ));
             (source, None, findings)
         }

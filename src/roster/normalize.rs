@@ -1,11 +1,22 @@
 //! Normalization shared by checks, planning and the stores: one way to
 //! compare emails, names and phones everywhere.
 
+use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
 /// Emails are compared trimmed and lower-cased.
 pub fn email(s: &str) -> String {
-    s.trim().to_lowercase()
+    email_key(s).into_owned()
+}
+
+/// [`email`] without allocating when the address is already normal.
+pub fn email_key(s: &str) -> Cow<'_, str> {
+    let t = s.trim();
+    if t.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        Cow::Owned(t.to_lowercase())
+    } else {
+        Cow::Borrowed(t)
+    }
 }
 
 /// A name for display: trimmed, inner whitespace collapsed to one space.
@@ -15,6 +26,17 @@ pub fn display_name(s: &str) -> String {
 
 /// A name for comparison: display form, Unicode NFC, case-folded.
 pub fn name_key(s: &str) -> String {
+    if s.is_ascii() {
+        // ASCII is already in NFC.
+        let mut out = String::with_capacity(s.len());
+        for (i, w) in s.split_ascii_whitespace().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.extend(w.chars().map(|c| c.to_ascii_lowercase()));
+        }
+        return out;
+    }
     display_name(s).nfc().flat_map(char::to_lowercase).collect()
 }
 

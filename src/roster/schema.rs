@@ -102,7 +102,7 @@ fn noun(path: &[String]) -> &'static str {
         })
         .collect();
     match p.as_slice() {
-        [] => "the top level of a roster file",
+        [] => "the top level of a roster file (version, groups, partners, policy)",
         ["groups", "#"] => "a group",
         ["groups", "#", "members", "#"] => "a member entry",
         ["partners", "#"] => "a partner",
@@ -119,7 +119,7 @@ fn field(path: &[String]) -> String {
     match (path.last(), last_named) {
         (Some(l), Some(n)) if l.parse::<usize>().is_ok() => format!("each item of `{n}`"),
         (_, Some(n)) => format!("`{n}`"),
-        _ => "the file".into(),
+        _ => "a roster file".into(),
     }
 }
 

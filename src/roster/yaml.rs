@@ -6,9 +6,8 @@
 //! hostile file can cause (alias bombs, deep nesting) before any of it is
 //! allocated.
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_saphyr::{Budget, Spanned};
-use std::fmt;
+use granit_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::{HashMap, HashSet};
 
 /// A position in a source file: 1-based line and column, 0-based byte offset.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -45,158 +44,417 @@ pub struct YamlError {
     pub budget: bool,
 }
 
-/// Bounds for one roster file. Generous for real rosters (a 100,000-partner
-/// file has about 2.5 million nodes); an alias bomb hits them in milliseconds.
-fn budget() -> Budget {
-    let mut b = Budget::default();
-    b.max_aliases = 10_000;
-    b.max_anchors = 10_000;
-    b.max_depth = 64;
-    b.max_nodes = 20_000_000;
-    b.max_documents = 1;
-    b
-}
+/// Values that aliases may expand to, in all: anchors are for sharing a
+/// few values, not for multiplying a document ("billion laughs").
+pub const MAX_ALIAS_NODES: usize = 10_000;
+/// Nesting a roster never needs (it has four levels).
+pub const MAX_DEPTH: usize = 64;
+/// Files above this size are parsed in slices on all cores (see [`parallel`]).
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
 
 /// Parse one YAML document into a positioned tree.
 pub fn parse(text: &str) -> Result<Node, YamlError> {
-    let options = serde_saphyr::options! {
-        budget: Some(budget()),
-        strict_booleans: true,
-        leading_zero_numbers_as_strings: true,
-    };
-    serde_saphyr::from_str_with_options::<Node>(text, options).map_err(|e| {
-        let pos = e.location().and_then(|l| pos_of(&l, text));
-        let mut message = e.without_snippet().to_string();
-        let budget = message.contains("budget");
-        if let Some(first) = message.lines().next() {
-            message = first.trim().to_string();
+    if text.len() >= PARALLEL_MIN_BYTES
+        && let Some(node) = parallel(text)
+    {
+        return Ok(node);
+    }
+    parse_at(text, Base::default())
+}
+
+/// Where a slice of the file starts, added to every position parsed in it.
+#[derive(Clone, Copy, Default)]
+struct Base {
+    line: u32,
+    offset: u32,
+}
+
+fn pos(span: &Span, base: Base) -> Pos {
+    let m = span.start;
+    Pos {
+        line: base.line + u32::try_from(m.line()).unwrap_or(u32::MAX - base.line),
+        column: u32::try_from(m.col() + 1).unwrap_or(u32::MAX),
+        offset: base.offset
+            + m.byte_offset()
+                .and_then(|b| u32::try_from(b).ok())
+                .unwrap_or(0),
+    }
+}
+
+enum Frame {
+    Seq(Pos, usize, Vec<Node>),
+    Map(
+        Pos,
+        usize,
+        Vec<(Node, Node)>,
+        Option<Node>,
+        Option<HashSet<String>>,
+    ),
+}
+
+fn err(pos: Option<Pos>, message: impl Into<String>, budget: bool) -> YamlError {
+    YamlError {
+        pos,
+        message: message.into(),
+        budget,
+    }
+}
+
+fn parse_at(text: &str, base: Base) -> Result<Node, YamlError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut alias_nodes = 0usize;
+    let mut documents = 0usize;
+    let mut root: Option<Node> = None;
+    while let Some(item) = parser.next_event() {
+        let (event, span) = item.map_err(|e| {
+            let m = e.marker();
+            let p = Pos {
+                line: base.line + u32::try_from(m.line()).unwrap_or(0),
+                column: u32::try_from(m.col() + 1).unwrap_or(0),
+                offset: base.offset
+                    + m.byte_offset()
+                        .and_then(|b| u32::try_from(b).ok())
+                        .unwrap_or(0),
+            };
+            err(Some(p), e.info(), false)
+        })?;
+        let at = pos(&span, base);
+        let node = match event {
+            Event::StreamStart | Event::DocumentEnd => continue,
+            Event::StreamEnd => break,
+            Event::DocumentStart(..) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(err(
+                        Some(at),
+                        "the file holds more than one YAML document (`---`); put one roster in each file",
+                        false,
+                    ));
+                }
+                continue;
+            }
+            Event::Alias(id) => {
+                let target = anchors
+                    .get(&id)
+                    .ok_or_else(|| err(Some(at), "alias to an unknown anchor", false))?;
+                alias_nodes += target.count();
+                if alias_nodes > MAX_ALIAS_NODES {
+                    return Err(err(
+                        Some(at),
+                        format!("anchors and aliases expand to more than {MAX_ALIAS_NODES} values"),
+                        true,
+                    ));
+                }
+                let mut copy = target.clone();
+                copy.pos = at;
+                copy
+            }
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = scalar(
+                    &text,
+                    style,
+                    tag.as_deref().map(|t| (t.handle(), t.suffix())),
+                )
+                .map_err(|m| err(Some(at), m, false))?;
+                let node = Node { pos: at, value };
+                if anchor != 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                node
+            }
+            Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
+                if tag.is_some() {
+                    return Err(err(
+                        Some(at),
+                        "YAML tags (`!…`) are not supported in roster files",
+                        false,
+                    ));
+                }
+                if stack.len() >= MAX_DEPTH {
+                    return Err(err(
+                        Some(at),
+                        format!("values are nested more than {MAX_DEPTH} levels deep"),
+                        true,
+                    ));
+                }
+                let is_seq = matches!(event, Event::SequenceStart(..));
+                stack.push(if is_seq {
+                    Frame::Seq(at, anchor, Vec::new())
+                } else {
+                    Frame::Map(at, anchor, Vec::new(), None, None)
+                });
+                continue;
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let (node, anchor) = match stack.pop() {
+                    Some(Frame::Seq(p, a, items)) => (
+                        Node {
+                            pos: p,
+                            value: Value::Seq(items),
+                        },
+                        a,
+                    ),
+                    Some(Frame::Map(p, a, entries, _, _)) => (
+                        Node {
+                            pos: p,
+                            value: Value::Map(entries),
+                        },
+                        a,
+                    ),
+                    None => return Err(err(Some(at), "unbalanced YAML structure", false)),
+                };
+                if anchor != 0 {
+                    anchors.insert(anchor, node.clone());
+                }
+                node
+            }
+            _ => continue,
+        };
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq(_, _, items)) => items.push(node),
+            Some(Frame::Map(_, _, entries, pending, keys)) => match pending.take() {
+                None => {
+                    let name = node.key_text();
+                    let dup = match keys {
+                        Some(set) => !set.insert(name.clone()),
+                        None => {
+                            let d = entries.iter().any(|(k, _)| k.key_text() == name);
+                            if entries.len() >= 16 {
+                                *keys = Some(
+                                    entries
+                                        .iter()
+                                        .map(|(k, _)| k.key_text())
+                                        .chain([name.clone()])
+                                        .collect(),
+                                );
+                            }
+                            d
+                        }
+                    };
+                    if dup {
+                        return Err(err(
+                            Some(node.pos),
+                            format!("duplicate key `{name}` in one mapping"),
+                            false,
+                        ));
+                    }
+                    *pending = Some(node);
+                }
+                Some(key) => entries.push((key, node)),
+            },
         }
-        YamlError {
-            pos,
-            message,
-            budget,
+    }
+    Ok(root.unwrap_or(Node {
+        pos: Pos {
+            line: 1,
+            column: 1,
+            offset: 0,
+        },
+        value: Value::Null,
+    }))
+}
+
+/// Resolve a scalar by the YAML 1.2 core schema. Numbers with leading zeros
+/// stay text (ZIP codes), and only `true`/`false` are booleans (no `yes`/`no`).
+fn scalar(text: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Result<Value, String> {
+    if let Some((handle, suffix)) = tag {
+        if handle != "tag:yaml.org,2002:" {
+            return Err("YAML tags (`!…`) are not supported in roster files".into());
         }
+        return match suffix {
+            "str" => Ok(Value::Str(text.to_owned())),
+            "null" | "bool" | "int" | "float" => Ok(plain(text)),
+            _ => Err(format!(
+                "YAML tag `!!{suffix}` is not supported in roster files"
+            )),
+        };
+    }
+    Ok(if style == ScalarStyle::Plain {
+        plain(text)
+    } else {
+        Value::Str(text.to_owned())
     })
 }
 
-fn pos_of(l: &serde_saphyr::Location, text: &str) -> Option<Pos> {
-    if l.line() == 0 {
+fn plain(t: &str) -> Value {
+    match t {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let first = digits.as_bytes().first().copied().unwrap_or(b'x');
+    if !(first.is_ascii_digit() || first == b'.') {
+        return Value::Str(t.to_owned());
+    }
+    if digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() > 1 && digits.starts_with('0') {
+            return Value::Str(t.to_owned());
+        }
+        return t
+            .parse()
+            .map_or_else(|_| Value::Str(t.to_owned()), Value::Int);
+    }
+    if let Some(hex) = t.strip_prefix("0x") {
+        return i64::from_str_radix(hex, 16).map_or_else(|_| Value::Str(t.to_owned()), Value::Int);
+    }
+    if let Some(oct) = t.strip_prefix("0o") {
+        return i64::from_str_radix(oct, 8).map_or_else(|_| Value::Str(t.to_owned()), Value::Int);
+    }
+    let float_chars = digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"eE.+-".contains(&b));
+    match (float_chars, t.parse::<f64>()) {
+        (true, Ok(f)) if f.is_finite() => Value::Float(f),
+        _ => Value::Str(t.to_owned()),
+    }
+}
+
+/// Parse a large file in slices on all cores. A roster is a mapping of a
+/// few keys whose big values are block lists; an item starts on a line of
+/// its own at the list's indentation, which no valid continuation line can
+/// have, so such lines are safe places to cut. Anything unusual (anchors,
+/// tags, flow style at the top, document markers) or any error in a slice
+/// returns `None`, and the caller parses the whole file the ordinary way,
+/// which also gives the exact error.
+fn parallel(text: &str) -> Option<Node> {
+    if text.bytes().any(|b| matches!(b, b'&' | b'*' | b'!')) {
         return None;
     }
-    let line = u32::try_from(l.line()).ok()?;
-    let column = u32::try_from(l.column()).ok()?;
-    let offset = match l.span().byte_offset() {
-        Some(b) => u32::try_from(b).ok()?,
-        None => offset_of(text, line, column)?,
-    };
-    Some(Pos {
-        line,
-        column,
-        offset,
+    // Top-level sections: lines that start a key in column 1.
+    let mut sections: Vec<(usize, u32)> = Vec::new(); // (byte offset, 1-based line)
+    let mut line_no = 0u32;
+    let mut offset = 0usize;
+    for line in text.split_inclusive('\n') {
+        line_no += 1;
+        match line.as_bytes().first() {
+            None | Some(b' ' | b'#' | b'\n' | b'\r') => {}
+            Some(b'-' | b'.' | b'[' | b'{' | b'%' | b'?' | b'\t') => return None,
+            Some(_) => sections.push((offset, line_no)),
+        }
+        offset += line.len();
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 4);
+    let mut entries: Vec<(Node, Node)> = Vec::new();
+    let mut keys = HashSet::new();
+    for (i, &(start, line)) in sections.iter().enumerate() {
+        let end = sections.get(i + 1).map_or(text.len(), |s| s.0);
+        let section = &text[start..end];
+        let key_end = section.find('\n').map_or(section.len(), |i| i + 1);
+        let key_line = &section[..key_end];
+        let base = Base {
+            line: line - 1,
+            offset: u32::try_from(start).ok()?,
+        };
+        let head = if section.len() < PARALLEL_MIN_BYTES / 4 || !key_line.trim_end().ends_with(':')
+        {
+            parse_at(section, base).ok()?
+        } else {
+            let mut head = parse_at(key_line, base).ok()?;
+            let body_start = start + key_end;
+            let items = parse_list(
+                &text[body_start..end],
+                Base {
+                    line,
+                    offset: u32::try_from(body_start).ok()?,
+                },
+                threads,
+            )?;
+            if let Value::Map(e) = &mut head.value
+                && let [(_, v)] = e.as_mut_slice()
+                && v.value == Value::Null
+            {
+                *v = items;
+            } else {
+                return None;
+            }
+            head
+        };
+        let Value::Map(mut e) = head.value else {
+            return None;
+        };
+        if e.len() != 1 || !keys.insert(e[0].0.key_text()) {
+            return None;
+        }
+        entries.append(&mut e);
+    }
+    let pos = entries.first().map(|(k, _)| k.pos)?;
+    Some(Node {
+        pos,
+        value: Value::Map(entries),
     })
 }
 
-/// Byte offset of a 1-based line and (character) column.
-pub fn offset_of(text: &str, line: u32, column: u32) -> Option<u32> {
-    let start: usize = text
+/// Parse the body of a block list in `threads` slices cut at item starts.
+fn parse_list(body: &str, base: Base, threads: usize) -> Option<Node> {
+    let first = body
         .split_inclusive('\n')
-        .take(line.saturating_sub(1) as usize)
-        .map(str::len)
-        .sum();
-    let rest = text.get(start..)?;
-    let within: usize = rest
-        .chars()
-        .take(column.saturating_sub(1) as usize)
-        .map(char::len_utf8)
-        .sum();
-    u32::try_from(start + within).ok()
-}
-
-impl<'de> Deserialize<'de> for Node {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let spanned = Spanned::<Value>::deserialize(d)?;
-        let l = spanned.referenced;
-        let pos = Pos {
-            line: u32::try_from(l.line()).unwrap_or(u32::MAX),
-            column: u32::try_from(l.column()).unwrap_or(u32::MAX),
-            offset: l
-                .span()
-                .byte_offset()
-                .and_then(|b| u32::try_from(b).ok())
-                .unwrap_or(u32::MAX),
-        };
-        Ok(Node {
-            pos,
-            value: spanned.value,
+        .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))?;
+    let indent = first.len() - first.trim_start_matches(' ').len();
+    let is_item = |l: &str| {
+        l.len() > indent + 1
+            && l.as_bytes()[..indent].iter().all(|&b| b == b' ')
+            && l.as_bytes()[indent] == b'-'
+            && matches!(l.as_bytes()[indent + 1], b' ' | b'\n' | b'\r')
+    };
+    if !is_item(first) {
+        return None;
+    }
+    // Cut points near equal sizes, each at an item start.
+    let target = body.len() / threads + 1;
+    let mut cuts = vec![(0usize, 0u32)];
+    let (mut offset, mut line) = (0usize, 0u32);
+    for l in body.split_inclusive('\n') {
+        if offset >= cuts.last()?.0 + target && is_item(l) {
+            cuts.push((offset, line));
+        }
+        offset += l.len();
+        line += 1;
+    }
+    let slices: Vec<(&str, Base)> = cuts
+        .iter()
+        .enumerate()
+        .map(|(i, &(o, l))| {
+            let end = cuts.get(i + 1).map_or(body.len(), |c| c.0);
+            (
+                &body[o..end],
+                Base {
+                    line: base.line + l,
+                    offset: base.offset + u32::try_from(o).unwrap_or(0),
+                },
+            )
         })
+        .collect();
+    let parsed: Vec<Option<Node>> = std::thread::scope(|s| {
+        let handles: Vec<_> = slices
+            .iter()
+            .map(|&(t, b)| s.spawn(move || parse_at(t, b).ok()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let mut items = Vec::new();
+    let mut pos = None;
+    for node in parsed {
+        let node = node?;
+        pos.get_or_insert(node.pos);
+        let Value::Seq(mut v) = node.value else {
+            return None;
+        };
+        items.append(&mut v);
     }
-}
-
-impl<'de> Deserialize<'de> for Value {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ValueVisitor)
-    }
-}
-
-struct ValueVisitor;
-
-impl<'de> Visitor<'de> for ValueVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any YAML value")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Int(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Value, E> {
-        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        Ok(Value::Float(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::Str(v.to_owned()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        Ok(Value::Str(v))
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Value, E> {
-        Ok(Value::Str(String::from_utf8_lossy(v).into_owned()))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        Value::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(item) = seq.next_element::<Node>()? {
-            items.push(item);
-        }
-        Ok(Value::Seq(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
-        while let Some(key) = map.next_key::<Node>()? {
-            let value = map.next_value::<Node>()?;
-            entries.push((key, value));
-        }
-        Ok(Value::Map(entries))
-    }
+    Some(Node {
+        pos: pos?,
+        value: Value::Seq(items),
+    })
 }
 
 impl Value {
@@ -222,6 +480,15 @@ impl Value {
 }
 
 impl Node {
+    /// How many nodes this subtree holds.
+    pub fn count(&self) -> usize {
+        1 + match &self.value {
+            Value::Seq(items) => items.iter().map(Node::count).sum(),
+            Value::Map(entries) => entries.iter().map(|(k, v)| k.count() + v.count()).sum(),
+            _ => 0,
+        }
+    }
+
     /// The value under `key` in a mapping, with the key's own node.
     pub fn entry(&self, key: &str) -> Option<(&Node, &Node)> {
         match &self.value {
