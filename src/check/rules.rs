@@ -141,6 +141,7 @@ fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                     .help(format!("first defined at {first_at}; keep one of them"))
                 },
             );
+            continue; // the other findings would only repeat this one
         }
         if let Some(d) = e.item.birth_date.as_deref() {
             let person = (
@@ -254,7 +255,8 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
         }
     }
     for (i, e) in roster.partners.iter().enumerate() {
-        if !in_group[i] && e.item.active {
+        let duplicate = index.by_email.get(index.emails[i].as_ref()) != Some(&i);
+        if !in_group[i] && e.item.active && !duplicate {
             push(
                 roster,
                 out,

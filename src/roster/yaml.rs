@@ -586,6 +586,30 @@ mod tests {
     }
 
     #[test]
+    fn large_files_parse_in_slices_to_the_same_tree() {
+        let mut text = String::from("# big\nversion: 1\ngroups:\n");
+        for g in 0..4_000 {
+            text.push_str(&format!(
+                "  - name: \"Group {g}\"\n    members:\n      - p{g}@example.org\n"
+            ));
+        }
+        text.push_str("partners:\n");
+        for p in 0..20_000 {
+            text.push_str(&format!("  # person {p}\n  - email: p{p}@example.org\n    first_name: A\n    zip: \"0{p:04}\"\n"));
+        }
+        text.push_str("policy: {min_user_managers: 1}\n");
+        assert!(text.len() > PARALLEL_MIN_BYTES);
+        let sliced = parallel(&text).expect("the fast path applies");
+        let whole = parse_at(&text, Base::default()).unwrap();
+        assert_eq!(sliced, whole);
+        let last = whole.at(["partners", "19999", "zip"]).unwrap();
+        assert_eq!(last.pos.line as usize, text.lines().count() - 1);
+        // Anything unusual falls back to the whole-file parse.
+        assert!(parallel(&text.replace("first_name: A", "first_name: &x A")).is_none());
+        assert!(parallel(&text.replacen("    zip", "   zip", 1)).is_none());
+    }
+
+    #[test]
     fn yaml_1_1_booleans_stay_strings() {
         let n = parse("a: yes\nb: true\n").unwrap();
         assert_eq!(n.get("a").unwrap().value, Value::Str("yes".into()));
