@@ -61,11 +61,23 @@ pub fn check(inputs: Vec<Input>) -> Checked {
     // References across files are only meaningful when every file was read;
     // otherwise a broken file would cascade into "unknown partner" noise.
     if complete {
-        let mut sink = Vec::new();
         let index = Index::new(&roster);
-        rules::check(&roster, &index, &mut sink);
-        policy::check(&roster, &index, &mut sink);
-        findings.append(&mut sink);
+        // Both only read the roster: run them side by side.
+        let (mut from_rules, mut from_policy) = std::thread::scope(|s| {
+            let rules = s.spawn(|| {
+                let mut sink = Vec::new();
+                rules::check(&roster, &index, &mut sink);
+                sink
+            });
+            let mut sink = Vec::new();
+            policy::check(&roster, &index, &mut sink);
+            let rules = rules
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (rules, sink)
+        });
+        findings.append(&mut from_rules);
+        findings.append(&mut from_policy);
     }
     finding::sort(&mut findings);
     Checked {

@@ -382,6 +382,8 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         schema::validate(&tree, &json, &name, &mut found);
         (found, typed.join())
     });
+    // Freeing a large value takes a while; do it off the critical path.
+    std::thread::spawn(move || drop(json));
     for f in &mut schema_findings {
         f.file_order = order;
     }
