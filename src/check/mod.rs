@@ -45,6 +45,14 @@ impl<'a> Index<'a> {
         }
         Index { emails, by_email }
     }
+
+    /// The partner that first uses partner `i`'s email (`i` itself unless a duplicate).
+    pub fn first(&self, i: usize) -> usize {
+        self.by_email
+            .get(self.emails[i].as_ref())
+            .copied()
+            .unwrap_or(i)
+    }
 }
 
 /// Parse, merge and check roster files.

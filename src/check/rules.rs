@@ -118,7 +118,7 @@ fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     let mut by_person: HashMap<(String, String, &str), usize> = HashMap::new();
     for (i, e) in roster.partners.iter().enumerate() {
         let key = &index.emails[i];
-        let first = index.by_email[key];
+        let first = index.first(i);
         if first != i {
             let (ffile, fpos) =
                 roster.pos(Section::Partners, roster.partners[first].at, &["email"]);
@@ -255,8 +255,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
         }
     }
     for (i, e) in roster.partners.iter().enumerate() {
-        let duplicate = index.by_email.get(index.emails[i].as_ref()) != Some(&i);
-        if !in_group[i] && e.item.active && !duplicate {
+        if !in_group[i] && e.item.active && index.first(i) == i {
             push(
                 roster,
                 out,
