@@ -528,8 +528,8 @@ impl Node {
         Some(node)
     }
 
-    /// Convert to JSON for schema validation and typed extraction. Consumes
-    /// the strings, leaving only what the findings need: positions and keys.
+    /// Convert to JSON for schema validation and typed extraction; the tree
+    /// stays, for positions in findings.
     pub fn to_json(&self) -> serde_json::Value {
         use serde_json::Value as J;
         match &self.value {
