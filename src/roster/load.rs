@@ -380,7 +380,10 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         let typed = s.spawn(|| RosterFile::deserialize(&json));
         let mut found = Vec::new();
         schema::validate(&tree, &json, &name, &mut found);
-        (found, typed.join())
+        let typed = typed
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (found, typed)
     });
     // Freeing a large value takes a while; do it off the critical path.
     std::thread::spawn(move || drop(json));
@@ -393,21 +396,13 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         return (source, None, findings);
     }
     match typed {
-        Ok(Ok(file)) => (source, Some(file), findings),
-        Ok(Err(e)) => {
+        Ok(file) => (source, Some(file), findings),
+        Err(e) => {
             // The schema is generated from these types, so this means they drifted.
             findings.push(err(
                 "invalid",
                 Pos::default(),
                 format!("cannot read roster: {e}"),
-            ));
-            (source, None, findings)
-        }
-        Err(_) => {
-            findings.push(err(
-                "internal",
-                Pos::default(),
-                "reading the roster failed".into(),
             ));
             (source, None, findings)
         }
