@@ -1,5 +1,10 @@
 //! `roster`: a declarative roster reconciler.
+pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod plan;
 pub mod report;
+pub mod resolve;
 pub mod roster;
+pub mod secrets;
+pub mod store;

@@ -5,6 +5,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "cli/import.rs"]
+mod import;
+
 /// A finding as (code, file, line, column, message).
 type Found = (String, String, u64, u64, String);
 

@@ -1,7 +1,11 @@
 //! The command line: parsing, one file per verb, exit codes decided here.
 
+mod apply;
 mod check;
+mod import;
+mod plan;
 mod schema;
+mod store;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -39,8 +43,22 @@ pub enum ColorChoice {
 pub enum Command {
     /// Validate roster files: schema, references and policy.
     Check(check::Args),
+    /// Plan: resolve every partner against the store and list the changes.
+    Plan(plan::Args),
+    /// Apply a roster (plan, confirm, apply) or a saved plan.
+    Apply(apply::Args),
+    /// Unified diff of the live store against the roster, as YAML.
+    Diff(store::DiffArgs),
+    /// The live store as a roster file.
+    Export(store::ExportArgs),
+    /// The store's audit log.
+    Log(store::LogArgs),
+    /// Pending invitations, and which are due a reminder.
+    Invitations(store::InvitationsArgs),
     /// Print a JSON Schema.
     Schema(schema::Args),
+    /// Partners from a CSV file, printed as roster YAML.
+    Import(import::Args),
 }
 
 /// What a verb writes: stdout and stderr, captured so tests and `run` agree.
@@ -86,7 +104,14 @@ where
     };
     let code = match cli.command {
         Command::Check(a) => check::run(a, &mut out),
+        Command::Plan(a) => plan::run(a, &mut out),
+        Command::Apply(a) => apply::run(a, &mut out),
+        Command::Diff(a) => store::diff(a, &mut out),
+        Command::Export(a) => store::export(a, &mut out),
+        Command::Log(a) => store::log(a, &mut out),
+        Command::Invitations(a) => store::invitations(a, &mut out),
         Command::Schema(a) => schema::run(a, &mut out),
+        Command::Import(a) => import::run(a, &mut out),
     };
     let _ = out.stdout.flush();
     ExitCode::from(code)

@@ -15,11 +15,14 @@ pub struct Args {
 pub enum Which {
     /// Roster files.
     Roster,
+    /// Saved and printed JSON plans.
+    Plan,
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
     let text = match args.which {
         Which::Roster => schema::pretty(&schema::roster_schema()),
+        Which::Plan => schema::pretty(&crate::plan::schema()),
     };
     u8::from(out.stdout.write_all(text.as_bytes()).is_err())
 }

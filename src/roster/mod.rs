@@ -1,4 +1,5 @@
 //! The desired state: roster files, their model, loading and normalization.
+pub mod emit;
 pub mod load;
 pub mod model;
 pub mod normalize;

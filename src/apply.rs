@@ -1,0 +1,315 @@
+//! Applying a plan through a store session (SPEC §8), behind the guards:
+//! unresolved partners, policy violations, mass removals, stale plans.
+
+use crate::plan::{Action, PersonalData, Plan};
+use crate::secrets;
+use crate::store::{self, NewCredential, StoreError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Onboarding {
+    /// No password; a one-time activation token (kept as a digest) and a queued invitation.
+    Invite,
+    /// A generated password, kept as an Argon2id hash and written only to --credentials-file.
+    Password,
+}
+
+pub struct Options<'a> {
+    pub allow_mass_removal: bool,
+    pub onboarding: Onboarding,
+    pub credentials_file: Option<&'a Path>,
+    pub actor: &'a str,
+    /// RFC 3339 time recorded on every row written.
+    pub now: &'a str,
+}
+
+#[derive(Debug)]
+pub struct Applied {
+    pub revision: i64,
+    pub actions: usize,
+    pub credentials: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the plan has {0} unresolved partner(s); settle them (add `account:` to confirm a match) and plan again"
+    )]
+    Unresolved(u64),
+    #[error("the plan has {0} policy violation(s); fix the roster and plan again")]
+    Violations(usize),
+    #[error(
+        "the plan removes {removals} memberships and grants, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
+    )]
+    MassRemoval { removals: u64, limit: u64 },
+    #[error(
+        "this plan was printed without personal data, so it cannot create or update accounts; save plans with `roster plan -o FILE`"
+    )]
+    PersonalDataOmitted,
+    #[error("this plan was made for store {plan}, not {store}; plan again against {store}")]
+    WrongStore { plan: String, store: String },
+    #[error("unsupported plan format_version {0}; this roster reads version 1")]
+    FormatVersion(u32),
+    #[error(
+        "--onboarding password needs --credentials-file FILE: the only place passwords are written"
+    )]
+    NoCredentialsFile,
+    #[error("{}: already exists; roster never overwrites a credentials file", .0.display())]
+    CredentialsExist(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Credentials {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Secret(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The checks that need no store.
+pub fn guard(plan: &Plan, opts: &Options) -> Result<(), ApplyError> {
+    if plan.format_version != crate::plan::FORMAT_VERSION {
+        return Err(ApplyError::FormatVersion(plan.format_version));
+    }
+    if plan.summary.unresolved > 0 || plan.unresolved().next().is_some() {
+        return Err(ApplyError::Unresolved(plan.unresolved().count() as u64));
+    }
+    if !plan.violations.is_empty() {
+        return Err(ApplyError::Violations(plan.violations.len()));
+    }
+    let removals = plan
+        .actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::RemoveMembership { .. } | Action::RevokeUserManager { .. }
+            )
+        })
+        .count() as u64;
+    if removals > plan.removal_limit && !opts.allow_mass_removal {
+        return Err(ApplyError::MassRemoval {
+            removals,
+            limit: plan.removal_limit,
+        });
+    }
+    let writes_profiles = plan.actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::CreateAccount { .. } | Action::UpdateProfile { .. }
+        )
+    });
+    if writes_profiles && plan.personal_data == PersonalData::Omitted {
+        return Err(ApplyError::PersonalDataOmitted);
+    }
+    let creates = plan
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::CreateAccount { .. }));
+    if creates && opts.onboarding == Onboarding::Password && opts.credentials_file.is_none() {
+        return Err(ApplyError::NoCredentialsFile);
+    }
+    Ok(())
+}
+
+/// Credentials for each new account, made before the store is locked
+/// (Argon2id takes tens of milliseconds a hash: spread over the cores).
+fn credentials(
+    plan: &Plan,
+    onboarding: Onboarding,
+) -> Result<Vec<(NewCredential, Option<String>)>, ApplyError> {
+    let n = plan
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateAccount { .. }))
+        .count();
+    match onboarding {
+        Onboarding::Invite => Ok((0..n)
+            .map(|_| {
+                // The token itself goes nowhere: only its digest is kept.
+                let digest = secrets::sha256(secrets::token().as_bytes());
+                (
+                    NewCredential::Invite {
+                        token_digest: digest,
+                    },
+                    None,
+                )
+            })
+            .collect()),
+        Onboarding::Password => {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let chunk = n.div_ceil(threads).max(1);
+            let mut out = Vec::with_capacity(n);
+            let parts: Vec<Result<Vec<_>, String>> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..n)
+                    .collect::<Vec<_>>()
+                    .chunks(chunk)
+                    .map(|c| {
+                        let len = c.len();
+                        s.spawn(move || {
+                            (0..len)
+                                .map(|_| {
+                                    let pw = secrets::password();
+                                    secrets::hash_password(&pw)
+                                        .map(|hash| (NewCredential::Password { hash }, Some(pw)))
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            for p in parts {
+                out.extend(p.map_err(ApplyError::Secret)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A credentials file we created and remove again unless the apply lands.
+struct CredentialsFile {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    keep: bool,
+}
+
+impl CredentialsFile {
+    fn create(path: &Path) -> Result<Self, ApplyError> {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let file = o.open(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ApplyError::CredentialsExist(path.to_path_buf())
+            } else {
+                ApplyError::Credentials {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(CredentialsFile {
+            path: path.to_path_buf(),
+            file: Some(file),
+            keep: false,
+        })
+    }
+
+    fn write(&mut self, rows: &[(String, String, String)]) -> Result<(), ApplyError> {
+        let path = self.path.clone();
+        let err = |source| ApplyError::Credentials {
+            path: path.clone(),
+            source,
+        };
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let mut w = std::io::BufWriter::new(f);
+        writeln!(w, "account,email,password").map_err(err)?;
+        for (account, email, password) in rows {
+            writeln!(w, "{account},{email},{password}").map_err(err)?;
+        }
+        w.flush().map_err(err)?;
+        drop(w);
+        if let Some(f) = self.file.as_ref() {
+            f.sync_all().map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for CredentialsFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.file = None;
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Apply a plan to the store at `url`: all of it in one transaction, or
+/// nothing.
+pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyError> {
+    guard(plan, opts)?;
+    if plan.store.url != url {
+        return Err(ApplyError::WrongStore {
+            plan: plan.store.url.clone(),
+            store: url.to_string(),
+        });
+    }
+    let mut creds = credentials(plan, opts.onboarding)?.into_iter();
+    let mut file = match (opts.onboarding, opts.credentials_file) {
+        (Onboarding::Password, Some(p)) if creds.len() > 0 => Some(CredentialsFile::create(p)?),
+        _ => None,
+    };
+    let mut written = Vec::new();
+    let mut session = store::begin(url, opts.actor, opts.now)?;
+    if session.revision()? != plan.store.revision {
+        return Err(StoreError::Stale.into());
+    }
+    for a in &plan.actions {
+        match a {
+            Action::CreateGroup { group, kind, lwia } => {
+                session.create_group(group, *kind, *lwia)?
+            }
+            Action::CreateAccount {
+                account,
+                partner,
+                profile,
+            } => {
+                let Some((credential, password)) = creds.next() else {
+                    return Err(ApplyError::Secret("credentials ran out".into()));
+                };
+                session.create_account(account, profile, credential)?;
+                if let Some(pw) = password {
+                    written.push((account.clone(), partner.clone(), pw));
+                }
+            }
+            Action::ReactivateAccount { account, .. } => session.reactivate_account(account)?,
+            Action::UpdateProfile {
+                account,
+                fields,
+                profile,
+                ..
+            } => session.update_profile(account, profile, fields)?,
+            Action::AddMembership {
+                account,
+                group,
+                user_manager,
+            } => session.add_membership(account, group, *user_manager)?,
+            Action::GrantUserManager { account, group } => {
+                session.set_user_manager(account, group, true)?
+            }
+            Action::RevokeUserManager { account, group } => {
+                session.set_user_manager(account, group, false)?
+            }
+            Action::RemoveMembership { account, group } => {
+                session.remove_membership(account, group)?
+            }
+            Action::DeactivateAccount { account, .. } => session.deactivate_account(account)?,
+        }
+    }
+    // Passwords reach the disk before the accounts exist, so none is lost.
+    if let Some(f) = file.as_mut() {
+        f.write(&written)?;
+    }
+    let revision = session.commit()?;
+    if let Some(f) = file.as_mut() {
+        f.keep = true;
+    }
+    Ok(Applied {
+        revision,
+        actions: plan.actions.len(),
+        credentials: written.len(),
+    })
+}

@@ -1,0 +1,167 @@
+//! `roster apply ROSTER…` (plan, show, confirm, apply) and
+//! `roster apply PLAN.json` (apply a saved plan unless it is stale).
+
+use super::Out;
+use super::plan::{StoreArg, exit_code, make, store_error};
+use crate::apply::{self, ApplyError, Onboarding, Options};
+use crate::plan::{Plan, render};
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Roster files or directories, or one saved plan (JSON).
+    pub targets: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Apply without asking.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// How new accounts get in.
+    #[arg(long, value_enum, default_value = "invite", env = "ROSTER_ONBOARDING")]
+    pub onboarding: Onboarding,
+    /// Where `--onboarding password` writes the generated passwords (mode 0600; must not exist).
+    #[arg(long)]
+    pub credentials_file: Option<PathBuf>,
+    /// Apply even when the plan removes more than the policy's max_removals.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    /// Who is applying, for the audit log (default: the user running roster).
+    #[arg(long, env = "ROSTER_ACTOR")]
+    pub actor: Option<String>,
+}
+
+/// The actor recorded in the audit log.
+pub fn actor(given: Option<String>) -> String {
+    given
+        .filter(|a| !a.trim().is_empty())
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| std::env::var("USERNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The current time, RFC 3339 in UTC to the second.
+pub fn now() -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+fn is_plan_file(targets: &[PathBuf]) -> bool {
+    targets.len() == 1
+        && targets[0].is_file()
+        && (targets[0].extension().is_some_and(|e| e == "json")
+            || std::fs::read(&targets[0]).is_ok_and(|b| b.trim_ascii_start().starts_with(b"{")))
+}
+
+fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let _ = writeln!(
+            out.stderr,
+            "error: {}: cannot read the plan: {e}",
+            path.display()
+        );
+        1
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        let _ = writeln!(
+            out.stderr,
+            "error: {}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
+            path.display(),
+            e.line(),
+            e.column()
+        );
+        1
+    })
+}
+
+/// Ask on a terminal; refuse to go on without one unless `--yes`.
+fn confirm(out: &mut Out) -> Result<(), u8> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let _ = writeln!(
+            out.stderr,
+            "error: not on a terminal, so nobody can confirm this apply; pass --yes to apply without asking"
+        );
+        return Err(1);
+    }
+    let _ = write!(out.stderr, "Apply this plan? Only 'yes' is accepted: ");
+    let _ = out.stderr.flush();
+    let mut answer = String::new();
+    let _ = stdin.lock().read_line(&mut answer);
+    if answer.trim() == "yes" {
+        Ok(())
+    } else {
+        let _ = writeln!(out.stderr, "Apply cancelled; nothing changed.");
+        Err(1)
+    }
+}
+
+pub fn run(args: Args, out: &mut Out) -> u8 {
+    let plan = if is_plan_file(&args.targets) {
+        match read_plan(&args.targets[0], out) {
+            Ok(p) => p,
+            Err(c) => return c,
+        }
+    } else {
+        match make(&args.targets, &args.store.url, out, false) {
+            Ok((p, _)) => p,
+            Err(c) => return c,
+        }
+    };
+    let shown = plan.for_display(false);
+    let _ = out
+        .stdout
+        .write_all(render::human(&shown, out.color).as_bytes());
+    if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty() {
+        return 0;
+    }
+    let actor = actor(args.actor);
+    let now = now();
+    let opts = Options {
+        allow_mass_removal: args.allow_mass_removal,
+        onboarding: args.onboarding,
+        credentials_file: args.credentials_file.as_deref(),
+        actor: &actor,
+        now: &now,
+    };
+    // Refuse before asking.
+    if let Err(e) = apply::guard(&plan, &opts) {
+        let _ = writeln!(out.stderr, "error: {e}");
+        return 1;
+    }
+    if !args.yes
+        && let Err(c) = confirm(out)
+    {
+        return c;
+    }
+    match apply::apply(&plan, &args.store.url, &opts) {
+        Ok(done) => {
+            let _ = writeln!(
+                out.stdout,
+                "Applied {} to {}; it is now at revision {}.{}",
+                crate::report::plural(done.actions, "action"),
+                args.store.url,
+                done.revision,
+                if done.credentials > 0 {
+                    format!(
+                        " Passwords of {} are in {} (mode 0600).",
+                        crate::report::plural(done.credentials, "new account"),
+                        args.credentials_file
+                            .as_deref()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            exit_code(&plan, false)
+        }
+        Err(ApplyError::Store(e)) => store_error(out, &e),
+        Err(e) => {
+            let _ = writeln!(out.stderr, "error: {e}");
+            1
+        }
+    }
+}

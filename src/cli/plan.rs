@@ -1,0 +1,224 @@
+//! `roster plan`, and the planning that `apply` and `diff` share.
+
+use super::Out;
+use crate::check::{self, Checked};
+use crate::plan::compute::{self, Desired};
+use crate::plan::{Note, Plan, render};
+use crate::report::{self, Style};
+use crate::roster::load;
+use crate::store::{self, StoreError};
+use clap::ValueEnum;
+use std::path::{Path, PathBuf};
+
+/// `--store`, shared by every verb that reads or writes a store.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArg {
+    /// The account store: sqlite:PATH.
+    #[arg(long = "store", env = "ROSTER_STORE", default_value = store::DEFAULT_URL)]
+    pub url: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Roster files or directories (default: roster.yaml or roster/).
+    pub rosters: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArg,
+    /// Save the plan as JSON (mode 0600: it holds what account creation needs).
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    pub format: Format,
+    /// Exit 2 when the plan has changes (0: none, 1: error or unresolved).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Show birth dates and phone numbers (JSON output, snippets).
+    #[arg(long, env = "ROSTER_SHOW_PII")]
+    pub show_pii: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Human,
+    Json,
+    Markdown,
+}
+
+/// Findings that are policy violations: reported in the plan, not fatal to it.
+const POLICY_CODES: &[&str] = &[
+    "email-domain-denied",
+    "email-domain-not-allowed",
+    "missing-required-field",
+    "restricted-group",
+    "too-few-user-managers",
+    "user-manager-role",
+];
+
+/// `sha256:` over the roster files' names and contents, in order.
+fn digest(checked: &Checked) -> String {
+    let mut data = Vec::new();
+    for f in &checked.roster.files {
+        data.extend_from_slice(f.name.as_bytes());
+        data.push(0);
+        data.extend_from_slice(f.text.as_bytes());
+        data.push(0);
+    }
+    crate::secrets::sha256(&data)
+}
+
+/// Read and check the roster, then plan it against the store. On failure
+/// the findings or the store error are already written to stderr; the
+/// exit code is returned.
+pub fn make(
+    rosters: &[PathBuf],
+    url: &str,
+    out: &mut Out,
+    show_pii: bool,
+) -> Result<(Plan, Checked), u8> {
+    make_with_live(rosters, url, out, show_pii).map(|(p, c, _)| (p, c))
+}
+
+/// [`make`], also returning what was read from the store.
+pub fn make_with_live(
+    rosters: &[PathBuf],
+    url: &str,
+    out: &mut Out,
+    show_pii: bool,
+) -> Result<(Plan, Checked, compute::LiveState), u8> {
+    let checked = match load::discover(rosters, &out.cwd) {
+        Ok(files) => {
+            let (inputs, mut read_errors) = load::read(files);
+            let mut checked = check::check(inputs);
+            read_errors.append(&mut checked.findings);
+            checked.findings = read_errors;
+            checked
+        }
+        Err(f) => Checked {
+            roster: Default::default(),
+            findings: vec![f],
+            complete: false,
+        },
+    };
+    let fatal: Vec<_> = checked
+        .findings
+        .iter()
+        .filter(|f| f.is_error() && !POLICY_CODES.contains(&f.code))
+        .cloned()
+        .collect();
+    if !fatal.is_empty() || !checked.complete {
+        let style = Style {
+            color: out.color,
+            show_pii,
+        };
+        let mut text = report::human(&checked.findings, &checked.roster.files, style);
+        let (errors, _) = report::counts(&checked.findings);
+        text.push_str(&format!(
+            "cannot plan: the roster has {}; fix {} and run plan again\n",
+            report::plural(errors, "error"),
+            if errors == 1 { "it" } else { "them" }
+        ));
+        let _ = out.stderr.write_all(text.as_bytes());
+        return Err(1);
+    }
+    let violations: Vec<Note> = checked
+        .findings
+        .iter()
+        .filter(|f| f.is_error())
+        .map(Note::from)
+        .collect();
+    let warnings: Vec<Note> = checked
+        .findings
+        .iter()
+        .filter(|f| !f.is_error())
+        .map(Note::from)
+        .collect();
+    let policy = checked.roster.policy.clone();
+    let d = Desired {
+        groups: checked.roster.groups.iter().map(|e| &e.item).collect(),
+        partners: checked.roster.partners.iter().map(|e| &e.item).collect(),
+        policy: &policy,
+        digest: digest(&checked),
+    };
+    let live = store::open_reader(url).and_then(|mut r| compute::gather(r.as_mut(), &d));
+    let live = match live {
+        Ok(l) => l,
+        Err(e) => return Err(store_error(out, &e)),
+    };
+    let plan = compute::compute(&d, &live, violations, warnings);
+    drop(d);
+    Ok((plan, checked, live))
+}
+
+pub fn store_error(out: &mut Out, e: &StoreError) -> u8 {
+    let _ = writeln!(out.stderr, "error: {e}");
+    1
+}
+
+/// Write a file readable by its owner only, replacing it atomically.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let result = (|| {
+        let mut f = o.open(&tmp)?;
+        std::io::Write::write_all(&mut f, data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn run(args: Args, out: &mut Out) -> u8 {
+    let (plan, checked) = match make(&args.rosters, &args.store.url, out, args.show_pii) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if let Some(path) = &args.out {
+        let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
+        if let Err(e) = write_private(path, json.as_bytes()) {
+            let _ = writeln!(
+                out.stderr,
+                "error: {}: cannot write the plan: {e}",
+                path.display()
+            );
+            return 1;
+        }
+    }
+    let shown = plan.for_display(args.show_pii);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&*shown).unwrap_or_default() + "\n",
+        Format::Markdown => render::markdown(&shown),
+        Format::Human => render::human(&shown, out.color),
+    };
+    let _ = out.stdout.write_all(text.as_bytes());
+    // The roster is large and about to be freed by the exit anyway.
+    std::mem::forget(checked);
+    exit_code(&plan, args.detailed_exitcode)
+}
+
+pub fn exit_code(plan: &Plan, detailed: bool) -> u8 {
+    if plan.summary.unresolved > 0 || !plan.violations.is_empty() {
+        1
+    } else if detailed && plan.summary.changes() > 0 {
+        2
+    } else {
+        0
+    }
+}

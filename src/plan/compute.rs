@@ -1,0 +1,517 @@
+//! Planning: gather what the roster needs from the store ([`gather`], the
+//! only I/O), then decide ([`compute`], pure).
+
+use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
+use crate::plan::{FORMAT_VERSION, Outcome};
+use crate::resolve::{self, Live, Resolved};
+use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
+use crate::roster::normalize::{self, email_key};
+use crate::store::{self, Account, Membership, NameDob, Profile, Reader, StoreError};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// The desired state, as plain references into a merged roster.
+pub struct Desired<'a> {
+    pub groups: Vec<&'a Group>,
+    pub partners: Vec<&'a Partner>,
+    pub policy: &'a Policy,
+    /// `sha256:…` of the roster files.
+    pub digest: String,
+}
+
+/// What the store holds that matters to this roster.
+#[derive(Default)]
+pub struct LiveState {
+    pub url: String,
+    pub revision: i64,
+    /// Candidate accounts and every member of a managed group, one per user name.
+    pub accounts: Vec<Account>,
+    /// Groups of the roster that exist, and every group when the policy
+    /// looks at unmanaged ones.
+    pub groups: Vec<store::Group>,
+    /// Memberships of those groups.
+    pub memberships: Vec<Membership>,
+    /// Lower-cased user names that new accounts must not take.
+    pub taken: HashSet<String>,
+    /// Lower-cased user names that also belong to a group the roster does not manage.
+    pub in_other_groups: HashSet<String>,
+}
+
+/// Read what planning needs: look-ups by the roster's keys, so the cost
+/// follows the roster, not the store.
+pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreError> {
+    let mut live = LiveState {
+        url: reader.url().to_string(),
+        revision: reader.revision()?,
+        ..Default::default()
+    };
+    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
+    let add = |list: Vec<Account>, into: &mut BTreeMap<String, Account>| {
+        for a in list {
+            into.entry(a.user_name.to_lowercase()).or_insert(a);
+        }
+    };
+    let pinned: Vec<String> = d
+        .partners
+        .iter()
+        .filter_map(|p| p.account.as_deref().map(|a| a.trim().to_string()))
+        .collect();
+    add(reader.accounts_by_user_name(&pinned)?, &mut accounts);
+    let emails: Vec<String> = d
+        .partners
+        .iter()
+        .map(|p| normalize::email(&p.email))
+        .collect();
+    add(reader.accounts_by_email(&emails)?, &mut accounts);
+    // Name + birth date only matters when neither `account:` nor an active
+    // account with the email settled it.
+    let found_by_email: HashMap<String, bool> =
+        accounts.values().fold(HashMap::new(), |mut m, a| {
+            let e = m
+                .entry(email_key(&a.profile.email).into_owned())
+                .or_insert(false);
+            *e |= a.active;
+            m
+        });
+    let keys: Vec<NameDob> = d
+        .partners
+        .iter()
+        .zip(&emails)
+        .filter(|(p, e)| {
+            let pinned_ok = p
+                .account
+                .as_deref()
+                .is_some_and(|a| accounts.contains_key(&a.trim().to_lowercase()));
+            !pinned_ok && !found_by_email.get(*e).copied().unwrap_or(false)
+        })
+        .filter_map(|(p, _)| {
+            p.birth_date
+                .as_deref()
+                .map(|dob| NameDob::new(&p.first_name, &p.last_name, dob))
+        })
+        .collect();
+    add(reader.accounts_by_name_dob(&keys)?, &mut accounts);
+
+    let managed: Vec<String> = d.groups.iter().map(|g| g.name.clone()).collect();
+    live.groups = if d.policy.unmanaged_groups == UnmanagedGroups::Ignore {
+        reader.groups(Some(&managed))?
+    } else {
+        reader.groups(None)?
+    };
+    let mut with_members = managed.clone();
+    if d.policy.unmanaged_groups == UnmanagedGroups::Remove {
+        let mine: HashSet<&str> = managed.iter().map(String::as_str).collect();
+        with_members.extend(
+            live.groups
+                .iter()
+                .filter(|g| !mine.contains(g.name.as_str()))
+                .map(|g| g.name.clone()),
+        );
+    }
+    live.memberships = reader.memberships(&with_members)?;
+    let members: Vec<String> = live
+        .memberships
+        .iter()
+        .map(|m| m.user_name.to_lowercase())
+        .filter(|u| !accounts.contains_key(u))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    add(reader.accounts_by_user_name(&members)?, &mut accounts);
+    live.accounts = accounts.into_values().collect();
+
+    // Names new accounts would take.
+    let resolved = resolve::resolve(&d.partners, &Live::new(&live.accounts));
+    let bases: Vec<String> = d
+        .partners
+        .iter()
+        .zip(&resolved)
+        .filter(|(_, r)| r.outcome == Outcome::Create && r.new_user_name.is_none())
+        .map(|(p, _)| resolve::user_name_base(&p.first_name, &p.last_name))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    live.taken = reader.user_names_like(&bases)?.into_iter().collect();
+    let new_pinned: Vec<String> = resolved
+        .iter()
+        .filter_map(|r| r.new_user_name.clone())
+        .collect();
+    live.taken.extend(
+        reader
+            .accounts_by_user_name(&new_pinned)?
+            .into_iter()
+            .map(|a| a.user_name.to_lowercase()),
+    );
+
+    if d.policy.deactivate_orphans {
+        let users: Vec<String> = live.accounts.iter().map(|a| a.user_name.clone()).collect();
+        live.in_other_groups = reader
+            .in_other_groups(&users, &with_members)?
+            .into_iter()
+            .map(|u| u.to_lowercase())
+            .collect();
+    }
+    Ok(live)
+}
+
+/// The profile an account should have, from a partner.
+pub fn profile_of(p: &Partner) -> Profile {
+    let opt = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    Profile {
+        email: normalize::email(&p.email),
+        first_name: normalize::display_name(&p.first_name),
+        last_name: normalize::display_name(&p.last_name),
+        birth_date: opt(&p.birth_date),
+        phone: p
+            .phone
+            .as_deref()
+            .map(|s| normalize::phone(s).unwrap_or_else(|| normalize::phone_digits(s)))
+            .filter(|s| !s.is_empty()),
+        extension: opt(&p.extension),
+        zip: opt(&p.zip),
+        role: p.role,
+    }
+}
+
+/// Fields the roster sets that the account holds differently. Fields the
+/// roster leaves out are not managed.
+fn drift(p: &Partner, want: &Profile, have: &Profile) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut check = |name: &str, set: bool, differ: bool| {
+        if set && differ {
+            fields.push(name.to_string());
+        }
+    };
+    check("email", true, want.email != email_key(&have.email));
+    check("first_name", true, want.first_name != have.first_name);
+    check("last_name", true, want.last_name != have.last_name);
+    check(
+        "birth_date",
+        want.birth_date.is_some(),
+        want.birth_date != have.birth_date,
+    );
+    check("phone", want.phone.is_some(), want.phone != have.phone);
+    check(
+        "extension",
+        want.extension.is_some(),
+        want.extension != have.extension,
+    );
+    check("zip", want.zip.is_some(), want.zip != have.zip);
+    check("role", true, p.role != have.role);
+    fields
+}
+
+/// Decide the plan. Pure: the same inputs give the same plan.
+pub fn compute(
+    d: &Desired,
+    live: &LiveState,
+    violations: Vec<Note>,
+    mut warnings: Vec<Note>,
+) -> Plan {
+    let view = Live::new(&live.accounts);
+    let mut resolved = resolve::resolve(&d.partners, &view);
+    resolve::assign_user_names(&d.partners, &mut resolved, &live.taken);
+
+    let mut actions = Vec::new();
+    // Lower-cased user name of each partner that has (or will have) an account.
+    let mut account_of: HashMap<String, String> = HashMap::new();
+    // Accounts that unresolved partners might be: nothing else touches them.
+    let mut protected: HashSet<String> = HashSet::new();
+    // Accounts some partner resolved to.
+    let mut claimed: HashSet<String> = HashSet::new();
+    let mut resolutions = Vec::new();
+    for (p, r) in d.partners.iter().zip(&resolved) {
+        let email = normalize::email(&p.email);
+        if r.outcome.is_unresolved() {
+            protected.extend(
+                r.candidates
+                    .iter()
+                    .map(|&i| live.accounts[i].user_name.to_lowercase()),
+            );
+        }
+        let account = match (r.outcome, r.account) {
+            (Outcome::Create, _) => r.new_user_name.clone(),
+            (_, Some(i)) => Some(live.accounts[i].user_name.clone()),
+            _ => None,
+        };
+        if r.outcome == Outcome::Create && !p.active {
+            warnings.push(Note::new(
+                "inactive-partner-without-account",
+                format!("partner {email} is `active: false` and has no account; nothing to do"),
+            ));
+            continue;
+        }
+        if let Some(a) = &account {
+            account_of.insert(email.clone(), a.clone());
+            claimed.insert(a.to_lowercase());
+        }
+        let want = profile_of(p);
+        match r.outcome {
+            Outcome::Create => actions.push(Action::CreateAccount {
+                account: account.clone().unwrap_or_default(),
+                partner: email.clone(),
+                profile: want,
+            }),
+            Outcome::Matched | Outcome::Reactivate => {
+                let acct = &live.accounts[r.account.unwrap_or_default()];
+                if r.outcome == Outcome::Reactivate {
+                    actions.push(Action::ReactivateAccount {
+                        account: acct.user_name.clone(),
+                        partner: email.clone(),
+                    });
+                }
+                if !p.active && acct.active {
+                    actions.push(Action::DeactivateAccount {
+                        account: acct.user_name.clone(),
+                        partner: Some(email.clone()),
+                    });
+                }
+                let fields = drift(p, &want, &acct.profile);
+                if !fields.is_empty() {
+                    if d.policy.manage_profiles {
+                        actions.push(Action::UpdateProfile {
+                            account: acct.user_name.clone(),
+                            partner: email.clone(),
+                            fields,
+                            profile: want,
+                        });
+                    } else {
+                        warnings.push(Note::new(
+                            "profile-drift",
+                            format!(
+                                "account {} of partner {email} differs from the roster in: {}",
+                                acct.user_name,
+                                fields.join(", ")
+                            ),
+                        ).with_help("set `manage_profiles: true` in the policy to push roster values to accounts"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        resolutions.push(Resolution {
+            partner: email,
+            outcome: r.outcome,
+            account,
+            via: r.via,
+            candidates: r
+                .candidates
+                .iter()
+                .map(|&i| live.accounts[i].user_name.clone())
+                .collect(),
+            differs: r.differs.clone(),
+            reason: r.reason.clone().or_else(|| hint(r, &live.accounts)),
+        });
+    }
+    resolutions.sort_by_key(|r| !r.outcome.is_unresolved());
+
+    // Groups.
+    let store_groups: HashMap<&str, &store::Group> =
+        live.groups.iter().map(|g| (g.name.as_str(), g)).collect();
+    let managed: HashSet<&str> = d.groups.iter().map(|g| g.name.as_str()).collect();
+    for g in &d.groups {
+        match store_groups.get(g.name.as_str()) {
+            None => actions.push(Action::CreateGroup {
+                group: g.name.clone(),
+                kind: g.kind,
+                lwia: g.lwia,
+            }),
+            Some(s) if s.kind != g.kind || s.lwia != g.lwia => warnings.push(Note::new(
+                "group-drift",
+                format!("group {} has a different type or LWIA in the store; roster does not change groups", g.name),
+            )),
+            Some(_) => {}
+        }
+    }
+
+    // Memberships of managed groups.
+    let mut live_members: HashMap<&str, BTreeMap<String, (&str, bool)>> = HashMap::new();
+    for m in &live.memberships {
+        live_members.entry(m.group.as_str()).or_default().insert(
+            m.user_name.to_lowercase(),
+            (m.user_name.as_str(), m.user_manager),
+        );
+    }
+    let mut still_member: HashSet<String> = HashSet::new();
+    let mut lost_member: BTreeSet<String> = BTreeSet::new();
+    let mut managed_count = 0u64;
+    let empty = BTreeMap::new();
+    for g in &d.groups {
+        let have = live_members.get(g.name.as_str()).unwrap_or(&empty);
+        managed_count += have.len() as u64;
+        let mut want: BTreeMap<String, (String, bool)> = BTreeMap::new();
+        for m in &g.members {
+            if let Some(a) = account_of.get(&normalize::email(m.email())) {
+                want.insert(a.to_lowercase(), (a.clone(), m.user_manager()));
+            }
+        }
+        for (key, (name, um)) in &want {
+            still_member.insert(key.clone());
+            match have.get(key) {
+                None => actions.push(Action::AddMembership {
+                    account: name.clone(),
+                    group: g.name.clone(),
+                    user_manager: *um,
+                }),
+                Some((_, true)) if !um => actions.push(Action::RevokeUserManager {
+                    account: name.clone(),
+                    group: g.name.clone(),
+                }),
+                Some((_, false)) if *um => actions.push(Action::GrantUserManager {
+                    account: name.clone(),
+                    group: g.name.clone(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for (key, (name, _)) in have {
+            if want.contains_key(key) {
+                continue;
+            }
+            if protected.contains(key) {
+                still_member.insert(key.clone());
+                continue;
+            }
+            lost_member.insert(key.clone());
+            actions.push(Action::RemoveMembership {
+                account: name.to_string(),
+                group: g.name.clone(),
+            });
+        }
+    }
+
+    // Groups in the store that no roster file declares.
+    for g in live
+        .groups
+        .iter()
+        .filter(|g| !managed.contains(g.name.as_str()))
+    {
+        match d.policy.unmanaged_groups {
+            UnmanagedGroups::Ignore => {}
+            UnmanagedGroups::Warn => warnings.push(
+                Note::new(
+                    "unmanaged-group",
+                    format!("group {} is in the store but in no roster file", g.name),
+                )
+                .with_help(
+                    "declare it in a roster file, or set `unmanaged_groups: remove` to empty it",
+                ),
+            ),
+            UnmanagedGroups::Remove => {
+                for (key, (name, _)) in live_members.get(g.name.as_str()).unwrap_or(&empty) {
+                    if protected.contains(key) {
+                        continue;
+                    }
+                    managed_count += 1;
+                    actions.push(Action::RemoveMembership {
+                        account: name.to_string(),
+                        group: g.name.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    if d.policy.deactivate_orphans {
+        let by_user: HashMap<String, &Account> = live
+            .accounts
+            .iter()
+            .map(|a| (a.user_name.to_lowercase(), a))
+            .collect();
+        for key in lost_member {
+            let Some(a) = by_user.get(&key) else { continue };
+            if a.active
+                && !still_member.contains(&key)
+                && !claimed.contains(&key)
+                && !protected.contains(&key)
+                && !live.in_other_groups.contains(&key)
+            {
+                actions.push(Action::DeactivateAccount {
+                    account: a.user_name.clone(),
+                    partner: None,
+                });
+            }
+        }
+    }
+
+    actions.sort_by(|a, b| {
+        (a.rank(), a.group(), a.account().map(str::to_lowercase)).cmp(&(
+            b.rank(),
+            b.group(),
+            b.account().map(str::to_lowercase),
+        ))
+    });
+    let summary = summarize(&actions, &resolutions);
+    let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
+    if summary.removals() > removal_limit {
+        warnings.push(Note::new(
+            "mass-removal",
+            format!(
+                "this plan removes {} memberships and grants, more than max_removals allows ({removal_limit} of {managed_count})",
+                summary.removals()
+            ),
+        ).with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"));
+    }
+    Plan {
+        format_version: FORMAT_VERSION,
+        store: StoreRef {
+            url: live.url.clone(),
+            revision: live.revision,
+        },
+        roster_digest: d.digest.clone(),
+        summary,
+        resolutions,
+        actions,
+        warnings,
+        violations,
+        removal_limit,
+        personal_data: PersonalData::Included,
+    }
+}
+
+/// What an administrator does next about an unresolved partner.
+fn hint(r: &Resolved, accounts: &[Account]) -> Option<String> {
+    let names: Vec<&str> = r
+        .candidates
+        .iter()
+        .map(|&i| accounts[i].user_name.as_str())
+        .collect();
+    match r.outcome {
+        Outcome::NeedsConfirmation => Some(format!(
+            "if this is the correct account, add `account: {}` to the partner",
+            names.first().copied().unwrap_or_default()
+        )),
+        Outcome::Ambiguous => Some(format!(
+            "several accounts fit ({}); add `account: <user name>` to the partner to pick one",
+            names.join(", ")
+        )),
+        _ => None,
+    }
+}
+
+pub fn summarize(actions: &[Action], resolutions: &[Resolution]) -> Summary {
+    let mut s = Summary::default();
+    for a in actions {
+        let n = match a {
+            Action::CreateGroup { .. } => &mut s.create_groups,
+            Action::CreateAccount { .. } => &mut s.create_accounts,
+            Action::ReactivateAccount { .. } => &mut s.reactivate_accounts,
+            Action::UpdateProfile { .. } => &mut s.update_profiles,
+            Action::AddMembership { .. } => &mut s.add_memberships,
+            Action::GrantUserManager { .. } => &mut s.grant_user_manager,
+            Action::RevokeUserManager { .. } => &mut s.revoke_user_manager,
+            Action::RemoveMembership { .. } => &mut s.remove_memberships,
+            Action::DeactivateAccount { .. } => &mut s.deactivate_accounts,
+        };
+        *n += 1;
+    }
+    s.unresolved = resolutions
+        .iter()
+        .filter(|r| r.outcome.is_unresolved())
+        .count() as u64;
+    s
+}

@@ -1,0 +1,366 @@
+//! The plan (SPEC §7): what `apply` will do, as data. Field names are the
+//! contract; `schemas/plan.schema.json` is generated from these types.
+
+pub mod compute;
+pub mod render;
+
+use crate::roster::model::GroupType;
+use crate::store::Profile;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "roster plan")]
+pub struct Plan {
+    /// Always 1.
+    pub format_version: u32,
+    pub store: StoreRef,
+    /// `sha256:` + hex digest over the roster files' names and contents.
+    pub roster_digest: String,
+    pub summary: Summary,
+    /// Unresolved partners first, then the others in roster order.
+    pub resolutions: Vec<Resolution>,
+    /// In the order `apply` runs them.
+    pub actions: Vec<Action>,
+    pub warnings: Vec<Note>,
+    pub violations: Vec<Note>,
+    /// Most removals (memberships and user-manager revocations) the policy's
+    /// `max_removals` allows this plan.
+    pub removal_limit: u64,
+    /// Whether birth dates, phones and extensions of new accounts are in this
+    /// plan (`roster plan -o FILE`) or left out (printed plans). `apply`
+    /// refuses to create accounts from a plan without them.
+    pub personal_data: PersonalData,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PersonalData {
+    Included,
+    Omitted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StoreRef {
+    pub url: String,
+    /// The store's revision when the plan was made; `apply` refuses a plan
+    /// whose revision is no longer the store's.
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub create_groups: u64,
+    pub create_accounts: u64,
+    pub reactivate_accounts: u64,
+    pub update_profiles: u64,
+    pub add_memberships: u64,
+    pub grant_user_manager: u64,
+    pub revoke_user_manager: u64,
+    pub remove_memberships: u64,
+    pub deactivate_accounts: u64,
+    pub unresolved: u64,
+}
+
+impl Summary {
+    pub fn changes(&self) -> u64 {
+        self.create_groups
+            + self.create_accounts
+            + self.reactivate_accounts
+            + self.update_profiles
+            + self.add_memberships
+            + self.grant_user_manager
+            + self.revoke_user_manager
+            + self.remove_memberships
+            + self.deactivate_accounts
+    }
+
+    /// Removals that `max_removals` counts.
+    pub fn removals(&self) -> u64 {
+        self.remove_memberships + self.revoke_user_manager
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Matched,
+    Reactivate,
+    Create,
+    NeedsConfirmation,
+    Ambiguous,
+    Conflict,
+}
+
+impl Outcome {
+    pub fn is_unresolved(self) -> bool {
+        matches!(
+            self,
+            Outcome::NeedsConfirmation | Outcome::Ambiguous | Outcome::Conflict
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Matched => "matched",
+            Outcome::Reactivate => "reactivate",
+            Outcome::Create => "create",
+            Outcome::NeedsConfirmation => "needs_confirmation",
+            Outcome::Ambiguous => "ambiguous",
+            Outcome::Conflict => "conflict",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Pinned,
+    Email,
+    NameDob,
+    InactiveEmail,
+    InactiveNameDob,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Pinned => "pinned",
+            Via::Email => "email",
+            Via::NameDob => "name_dob",
+            Via::InactiveEmail => "inactive_email",
+            Via::InactiveNameDob => "inactive_name_dob",
+        }
+    }
+}
+
+/// Fields that decide a match and can differ between a partner and an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Differs {
+    FirstName,
+    LastName,
+    BirthDate,
+    Email,
+}
+
+impl Differs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Differs::FirstName => "first_name",
+            Differs::LastName => "last_name",
+            Differs::BirthDate => "birth_date",
+            Differs::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Resolution {
+    /// The partner's email, lower-cased.
+    pub partner: String,
+    pub outcome: Outcome,
+    /// The account matched, reactivated or to be created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub via: Option<Via>,
+    /// For unresolved partners: the accounts it could be.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differs: Vec<Differs>,
+    /// Why a conflict is one, or what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    CreateGroup {
+        group: String,
+        #[serde(rename = "type")]
+        kind: GroupType,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lwia: Option<u32>,
+    },
+    CreateAccount {
+        account: String,
+        partner: String,
+        profile: Profile,
+    },
+    ReactivateAccount {
+        account: String,
+        partner: String,
+    },
+    UpdateProfile {
+        account: String,
+        partner: String,
+        /// Which fields change (`phone`, `zip`, …).
+        fields: Vec<String>,
+        profile: Profile,
+    },
+    AddMembership {
+        account: String,
+        group: String,
+        user_manager: bool,
+    },
+    GrantUserManager {
+        account: String,
+        group: String,
+    },
+    RevokeUserManager {
+        account: String,
+        group: String,
+    },
+    RemoveMembership {
+        account: String,
+        group: String,
+    },
+    DeactivateAccount {
+        account: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        partner: Option<String>,
+    },
+}
+
+impl Action {
+    /// Position in the order apply runs actions (SPEC §7).
+    pub fn rank(&self) -> u8 {
+        match self {
+            Action::CreateGroup { .. } => 0,
+            Action::CreateAccount { .. } => 1,
+            Action::ReactivateAccount { .. } => 2,
+            Action::UpdateProfile { .. } => 3,
+            Action::AddMembership { .. } => 4,
+            Action::GrantUserManager { .. } => 5,
+            Action::RevokeUserManager { .. } => 6,
+            Action::RemoveMembership { .. } => 7,
+            Action::DeactivateAccount { .. } => 8,
+        }
+    }
+
+    pub fn op(&self) -> &'static str {
+        match self {
+            Action::CreateGroup { .. } => "create_group",
+            Action::CreateAccount { .. } => "create_account",
+            Action::ReactivateAccount { .. } => "reactivate_account",
+            Action::UpdateProfile { .. } => "update_profile",
+            Action::AddMembership { .. } => "add_membership",
+            Action::GrantUserManager { .. } => "grant_user_manager",
+            Action::RevokeUserManager { .. } => "revoke_user_manager",
+            Action::RemoveMembership { .. } => "remove_membership",
+            Action::DeactivateAccount { .. } => "deactivate_account",
+        }
+    }
+
+    /// The group this action is about, if any.
+    pub fn group(&self) -> Option<&str> {
+        match self {
+            Action::CreateGroup { group, .. }
+            | Action::AddMembership { group, .. }
+            | Action::GrantUserManager { group, .. }
+            | Action::RevokeUserManager { group, .. }
+            | Action::RemoveMembership { group, .. } => Some(group),
+            _ => None,
+        }
+    }
+
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Action::CreateGroup { .. } => None,
+            Action::CreateAccount { account, .. }
+            | Action::ReactivateAccount { account, .. }
+            | Action::UpdateProfile { account, .. }
+            | Action::AddMembership { account, .. }
+            | Action::GrantUserManager { account, .. }
+            | Action::RevokeUserManager { account, .. }
+            | Action::RemoveMembership { account, .. }
+            | Action::DeactivateAccount { account, .. } => Some(account),
+        }
+    }
+}
+
+/// A warning or a policy violation, pointing into a roster file when it can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Note {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+}
+
+impl Note {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Note {
+            code: code.to_string(),
+            message: message.into(),
+            help: None,
+            file: None,
+            line: None,
+            column: None,
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<&crate::check::finding::Finding> for Note {
+    fn from(f: &crate::check::finding::Finding) -> Self {
+        Note {
+            code: f.code.to_string(),
+            message: f.message.clone(),
+            help: f.help.clone(),
+            file: Some(f.file.clone()),
+            line: Some(f.line),
+            column: Some(f.column),
+        }
+    }
+}
+
+impl Plan {
+    pub fn unresolved(&self) -> impl Iterator<Item = &Resolution> {
+        self.resolutions
+            .iter()
+            .filter(|r| r.outcome.is_unresolved())
+    }
+
+    /// The plan as printed: without birth dates, phones and extensions
+    /// unless `show_pii`.
+    pub fn for_display(&self, show_pii: bool) -> std::borrow::Cow<'_, Plan> {
+        if show_pii || self.personal_data == PersonalData::Omitted {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut p = self.clone();
+        p.personal_data = PersonalData::Omitted;
+        for a in &mut p.actions {
+            if let Action::CreateAccount { profile, .. } | Action::UpdateProfile { profile, .. } = a
+            {
+                *profile = profile.without_pii();
+            }
+        }
+        std::borrow::Cow::Owned(p)
+    }
+}
+
+/// The JSON Schema of the plan, for `roster schema plan`.
+pub fn schema() -> serde_json::Value {
+    let mut s = serde_json::to_value(schemars::schema_for!(Plan)).unwrap_or_default();
+    if let Some(obj) = s.as_object_mut() {
+        obj.insert(
+            "$id".into(),
+            "https://roster.dev/schemas/plan.schema.json".into(),
+        );
+    }
+    s
+}

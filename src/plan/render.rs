@@ -1,0 +1,418 @@
+//! Plans for people: the terminal (terraform-like + / - / ~, grouped by
+//! group) and Markdown for a pull-request comment. Neither prints birth
+//! dates or phones.
+
+use super::{Action, Note, Outcome, Plan, Resolution};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// GitHub refuses comments longer than this.
+pub const MARKDOWN_LIMIT: usize = 65_535;
+
+struct Paint(bool);
+
+impl Paint {
+    fn c(&self, code: &str, s: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn add(&self, s: &str) -> String {
+        self.c("32", s)
+    }
+    fn del(&self, s: &str) -> String {
+        self.c("31", s)
+    }
+    fn change(&self, s: &str) -> String {
+        self.c("33", s)
+    }
+    fn bold(&self, s: &str) -> String {
+        self.c("1", s)
+    }
+}
+
+/// The one-line summary, e.g. "Plan: 2 accounts to create, 3 memberships to add."
+pub fn summary_line(plan: &Plan) -> String {
+    let s = &plan.summary;
+    let parts: Vec<String> = [
+        (s.create_groups, "group", "to create"),
+        (s.create_accounts, "account", "to create"),
+        (s.reactivate_accounts, "account", "to reactivate"),
+        (s.update_profiles, "profile", "to update"),
+        (s.add_memberships, "membership", "to add"),
+        (s.grant_user_manager, "user-manager grant", "to give"),
+        (s.revoke_user_manager, "user-manager grant", "to take back"),
+        (s.remove_memberships, "membership", "to remove"),
+        (s.deactivate_accounts, "account", "to deactivate"),
+    ]
+    .iter()
+    .filter(|(n, _, _)| *n > 0)
+    .map(|(n, what, verb)| format!("{} {verb}", crate::report::plural(*n as usize, what)))
+    .collect();
+    let mut line = if parts.is_empty() {
+        "No changes: the store matches the roster.".to_string()
+    } else {
+        format!("Plan: {}.", parts.join(", "))
+    };
+    if s.unresolved > 0 {
+        let _ = write!(
+            line,
+            " {} unresolved: apply refuses this plan.",
+            crate::report::plural(s.unresolved as usize, "partner")
+        );
+    }
+    line
+}
+
+fn unresolved_text(r: &Resolution) -> String {
+    let how = match r.outcome {
+        Outcome::NeedsConfirmation => "needs confirmation",
+        Outcome::Ambiguous => "ambiguous",
+        _ => "conflict",
+    };
+    let via = r
+        .via
+        .map(|v| format!(", found via {}", v.as_str()))
+        .unwrap_or_default();
+    let mut s = format!("{}: {how}{via}", r.partner);
+    if !r.candidates.is_empty() {
+        let _ = write!(s, "; candidates: {}", r.candidates.join(", "));
+    }
+    if !r.differs.is_empty() {
+        let d: Vec<&str> = r.differs.iter().map(|d| d.as_str()).collect();
+        let _ = write!(s, "; differs: {}", d.join(", "));
+    }
+    s
+}
+
+/// Membership changes per group, in plan order.
+fn by_group(plan: &Plan) -> BTreeMap<&str, Vec<&Action>> {
+    let mut groups: BTreeMap<&str, Vec<&Action>> = BTreeMap::new();
+    for a in &plan.actions {
+        if let Some(g) = a.group() {
+            groups.entry(g).or_default().push(a);
+        }
+    }
+    groups
+}
+
+/// (sign, text) of one action, for people.
+fn line(a: &Action) -> (char, String) {
+    match a {
+        Action::CreateGroup { kind, lwia, .. } => (
+            '+',
+            format!(
+                "create group ({}{})",
+                match kind {
+                    crate::roster::model::GroupType::Organization => "organization",
+                    crate::roster::model::GroupType::Project => "project",
+                },
+                lwia.map(|l| format!(", LWIA {l}")).unwrap_or_default()
+            ),
+        ),
+        Action::CreateAccount {
+            account,
+            partner,
+            profile,
+        } => (
+            '+',
+            format!(
+                "{account}: create for {partner} ({} {}, {})",
+                profile.first_name,
+                profile.last_name,
+                profile.role.as_str()
+            ),
+        ),
+        Action::ReactivateAccount { account, partner } => {
+            ('~', format!("{account}: reactivate for {partner}"))
+        }
+        Action::UpdateProfile {
+            account, fields, ..
+        } => ('~', format!("{account}: update {}", fields.join(", "))),
+        Action::AddMembership {
+            account,
+            user_manager,
+            ..
+        } => (
+            '+',
+            format!(
+                "{account}{}",
+                if *user_manager { " (user manager)" } else { "" }
+            ),
+        ),
+        Action::GrantUserManager { account, .. } => ('~', format!("{account}: grant user manager")),
+        Action::RevokeUserManager { account, .. } => {
+            ('~', format!("{account}: take back user manager"))
+        }
+        Action::RemoveMembership { account, .. } => ('-', account.clone()),
+        Action::DeactivateAccount { account, partner } => (
+            '-',
+            format!(
+                "{account}: deactivate{}",
+                partner
+                    .as_ref()
+                    .map(|p| format!(" ({p} is active: false)"))
+                    .unwrap_or_else(|| " (left in no group)".into())
+            ),
+        ),
+    }
+}
+
+/// A count of resolutions by outcome and via, e.g. "5 matched (3 email, 2 pinned)".
+fn resolution_counts(plan: &Plan) -> String {
+    let mut counts: BTreeMap<(u8, &str), BTreeMap<&str, usize>> = BTreeMap::new();
+    for r in &plan.resolutions {
+        let order = match r.outcome {
+            Outcome::Matched => 0,
+            Outcome::Reactivate => 1,
+            Outcome::Create => 2,
+            Outcome::NeedsConfirmation => 3,
+            Outcome::Ambiguous => 4,
+            Outcome::Conflict => 5,
+        };
+        *counts
+            .entry((order, r.outcome.as_str()))
+            .or_default()
+            .entry(r.via.map_or("new", |v| v.as_str()))
+            .or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|((_, outcome), vias)| {
+            let n: usize = vias.values().sum();
+            let detail: Vec<String> = vias.iter().map(|(v, n)| format!("{n} {v}")).collect();
+            format!("{n} {} ({})", outcome.replace('_', " "), detail.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn notes(out: &mut String, title: &str, list: &[Note], p: &Paint) {
+    if list.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n{}", p.bold(title));
+    for n in list {
+        let at = match (&n.file, n.line) {
+            (Some(f), Some(l)) => format!(" ({f}:{l}:{})", n.column.unwrap_or(1)),
+            _ => String::new(),
+        };
+        let _ = writeln!(out, "  {}: {}{at}", n.code, n.message);
+        if let Some(h) = &n.help {
+            let _ = writeln!(out, "      {h}");
+        }
+    }
+}
+
+/// The plan for a terminal or a CI log.
+pub fn human(plan: &Plan, color: bool) -> String {
+    let p = Paint(color);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Store {} at revision {} · roster {}",
+        plan.store.url,
+        plan.store.revision,
+        &plan.roster_digest[..plan.roster_digest.len().min(19)]
+    );
+    let unresolved: Vec<&Resolution> = plan.unresolved().collect();
+    if !unresolved.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            p.c(
+                "1;31",
+                &format!(
+                    "Unresolved partners ({}): apply refuses this plan until they are settled",
+                    unresolved.len()
+                )
+            )
+        );
+        for r in unresolved {
+            let _ = writeln!(out, "  {} {}", p.del("?"), unresolved_text(r));
+            if let Some(reason) = &r.reason {
+                let _ = writeln!(out, "      {reason}");
+            }
+        }
+    }
+    if !plan.resolutions.is_empty() {
+        let _ = writeln!(out, "\nPartners: {}", resolution_counts(plan));
+        for r in plan
+            .resolutions
+            .iter()
+            .filter(|r| !r.outcome.is_unresolved() && r.outcome != Outcome::Matched)
+        {
+            let via = r
+                .via
+                .map(|v| format!(" via {}", v.as_str()))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} → {}{via}",
+                r.partner,
+                p.bold(&format!(
+                    "{} {}",
+                    r.outcome.as_str(),
+                    r.account.as_deref().unwrap_or("")
+                ))
+            );
+        }
+    }
+    let sign = |c: char, s: &str| match c {
+        '+' => p.add(&format!("+ {s}")),
+        '-' => p.del(&format!("- {s}")),
+        _ => p.change(&format!("~ {s}")),
+    };
+    let accounts: Vec<&Action> = plan
+        .actions
+        .iter()
+        .filter(|a| a.group().is_none())
+        .collect();
+    if !accounts.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("Accounts"));
+        for a in accounts {
+            let (c, s) = line(a);
+            let _ = writeln!(out, "  {}", sign(c, &s));
+        }
+    }
+    for (g, actions) in by_group(plan) {
+        let _ = writeln!(out, "\n{}", p.bold(&format!("Group {g}")));
+        for a in actions {
+            let (c, s) = line(a);
+            let _ = writeln!(out, "  {}", sign(c, &s));
+        }
+    }
+    notes(&mut out, "Policy violations", &plan.violations, &p);
+    notes(&mut out, "Warnings", &plan.warnings, &p);
+    let _ = writeln!(out, "\n{}", p.bold(&summary_line(plan)));
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '|' | '<' | '>' | '*' | '_' | '`' | '[' | ']' | '\\' | '#'
+        ) {
+            o.push('\\');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// The plan as a pull-request comment: collapsible sections, never longer
+/// than [`MARKDOWN_LIMIT`] characters (what does not fit is summarized).
+pub fn markdown(plan: &Plan) -> String {
+    let mut head = String::new();
+    let _ = writeln!(head, "### roster plan\n");
+    let _ = writeln!(head, "**{}**\n", md_escape(&summary_line(plan)));
+    let _ = writeln!(
+        head,
+        "Store `{}` at revision {} · roster `{}`\n",
+        plan.store.url.replace('`', "'"),
+        plan.store.revision,
+        plan.roster_digest
+    );
+    let mut sections = Vec::new();
+    let unresolved: Vec<&Resolution> = plan.unresolved().collect();
+    if !unresolved.is_empty() {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "> [!WARNING]\n> {} unresolved: apply refuses this plan until they are settled.\n",
+            crate::report::plural(unresolved.len(), "partner")
+        );
+        let _ = writeln!(s, "| partner | outcome | via | candidates | differs |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for r in unresolved {
+            let d: Vec<&str> = r.differs.iter().map(|d| d.as_str()).collect();
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                md_escape(&r.partner),
+                r.outcome.as_str(),
+                r.via.map_or("", |v| v.as_str()),
+                md_escape(&r.candidates.join(", ")),
+                d.join(", ")
+            );
+        }
+        sections.push(s);
+    }
+    let details = |title: String, lines: Vec<String>| -> String {
+        let mut s = format!("<details><summary>{}</summary>\n\n```diff\n", title);
+        for l in lines {
+            s.push_str(&l.replace("```", "'''"));
+            s.push('\n');
+        }
+        s.push_str("```\n</details>\n");
+        s
+    };
+    let accounts: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.group().is_none())
+        .map(|a| {
+            let (c, s) = line(a);
+            format!("{c} {s}")
+        })
+        .collect();
+    if !accounts.is_empty() {
+        sections.push(details(format!("Accounts ({})", accounts.len()), accounts));
+    }
+    for (g, actions) in by_group(plan) {
+        let (mut add, mut del, mut chg) = (0, 0, 0);
+        let lines: Vec<String> = actions
+            .iter()
+            .map(|a| {
+                let (c, s) = line(a);
+                match c {
+                    '+' => add += 1,
+                    '-' => del += 1,
+                    _ => chg += 1,
+                }
+                format!("{c} {s}")
+            })
+            .collect();
+        sections.push(details(
+            format!("Group {} (+{add} −{del} ~{chg})", md_escape(g)),
+            lines,
+        ));
+    }
+    for (title, list) in [
+        ("Policy violations", &plan.violations),
+        ("Warnings", &plan.warnings),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        let items: Vec<String> = list
+            .iter()
+            .map(|n| format!("- `{}`: {}", n.code, md_escape(&n.message)))
+            .collect();
+        sections.push(format!(
+            "<details><summary>{title} ({})</summary>\n\n{}\n</details>\n",
+            list.len(),
+            items.join("\n")
+        ));
+    }
+    let mut out = head;
+    let total = sections.len();
+    for (i, s) in sections.into_iter().enumerate() {
+        // Leave room for the note about what was left out.
+        if out.len() + s.len() + 200 > MARKDOWN_LIMIT {
+            let _ = writeln!(
+                out,
+                "\n_{} more section(s) not shown: the plan is too large for one comment. Run `roster plan` or read the JSON plan for all of it._",
+                total - i
+            );
+            break;
+        }
+        out.push_str(&s);
+        out.push('\n');
+    }
+    out
+}

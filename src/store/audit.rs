@@ -1,0 +1,102 @@
+//! The audit chain: each row's hash covers its content and the previous
+//! row's hash, so editing, inserting or deleting a row breaks the chain.
+
+use super::AuditEntry;
+use sha2::{Digest, Sha256};
+
+/// The `prev_hash` of the first row.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Hex SHA-256 of a row, given the previous row's hash.
+pub fn row_hash(
+    prev: &str,
+    revision: i64,
+    at: &str,
+    actor: &str,
+    op: &str,
+    subject: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> String {
+    // A JSON array is an unambiguous encoding of the fields.
+    let canonical = serde_json::json!([prev, revision, at, actor, op, subject, before, after]);
+    hex(&Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What `roster log --verify` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Broken {
+    /// Row `seq` does not hash to what it says, or does not follow the row before it.
+    Row { seq: i64, reason: &'static str },
+    /// The log ends before the store's revision: rows were cut off the end.
+    Truncated { last: i64, revision: i64 },
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Broken::Row { seq, reason } => write!(f, "audit row {seq}: {reason}"),
+            Broken::Truncated { last, revision } => write!(
+                f,
+                "the audit log ends at revision {last} but the store is at revision {revision}: rows were removed"
+            ),
+        }
+    }
+}
+
+/// Check the whole chain (entries in `seq` order, from the first row) against
+/// the store's revision.
+pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
+    let mut prev = GENESIS.to_string();
+    let mut last_revision = 0;
+    for e in entries {
+        if e.prev_hash != prev {
+            return Err(Broken::Row {
+                seq: e.seq,
+                reason: "does not follow the row before it (a row was removed or inserted)",
+            });
+        }
+        let before = e.before.as_ref().map(|v| v.to_string());
+        let after = e.after.as_ref().map(|v| v.to_string());
+        let h = row_hash(
+            &prev,
+            e.revision,
+            &e.at,
+            &e.actor,
+            &e.op,
+            &e.subject,
+            before.as_deref(),
+            after.as_deref(),
+        );
+        if h != e.hash {
+            return Err(Broken::Row {
+                seq: e.seq,
+                reason: "its content does not match its hash (the row was edited)",
+            });
+        }
+        if e.revision <= last_revision {
+            return Err(Broken::Row {
+                seq: e.seq,
+                reason: "its revision does not follow the row before it",
+            });
+        }
+        last_revision = e.revision;
+        prev = e.hash.clone();
+    }
+    if last_revision != revision {
+        return Err(Broken::Truncated {
+            last: last_revision,
+            revision,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! The live account store (SPEC §3), reached through two capabilities:
+//! [`Reader`] for planning (a read-only snapshot with targeted look-ups, so
+//! planning cost follows the roster, not the store) and [`Session`] for
+//! applying (one transaction under the store's write lock).
+//!
+//! `sqlite:` is the embedded store; other URL schemes slot in behind the same
+//! traits.
+
+pub mod audit;
+pub mod sqlite;
+
+use crate::roster::model::{GroupType, Role};
+use serde::{Deserialize, Serialize};
+
+/// The default store when neither `--store` nor `ROSTER_STORE` is given.
+pub const DEFAULT_URL: &str = "sqlite:roster.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported store URL `{0}`: use sqlite:PATH (postgres:// and scim+https:// are not available in this build)"
+    )]
+    UnsupportedUrl(String),
+    #[error("store {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("store {url}: {source}")]
+    Sql {
+        url: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("stale plan: the store changed since this plan was made; run plan again")]
+    Stale,
+    #[error(
+        "store {url} is locked by another apply; try again when it finishes (waited {waited_ms} ms)"
+    )]
+    Locked { url: String, waited_ms: u64 },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How an account can sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialState {
+    /// Created by invitation; has not activated yet.
+    Invited,
+    /// Activated (or given a password).
+    PasswordSet,
+    /// No credential (e.g. single sign-on only).
+    None,
+}
+
+impl CredentialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialState::Invited => "invited",
+            CredentialState::PasswordSet => "password_set",
+            CredentialState::None => "none",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "invited" => CredentialState::Invited,
+            "password_set" => CredentialState::PasswordSet,
+            _ => CredentialState::None,
+        }
+    }
+}
+
+/// The person-facing fields of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Profile {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+}
+
+impl Profile {
+    /// The same profile without birth date, phone and extension.
+    pub fn without_pii(&self) -> Profile {
+        Profile {
+            birth_date: None,
+            phone: None,
+            extension: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// One account as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_name: String,
+    pub profile: Profile,
+    pub active: bool,
+    pub credential: CredentialState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub kind: GroupType,
+    pub lwia: Option<u32>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub group: String,
+    pub user_name: String,
+    pub user_manager: bool,
+}
+
+/// A name + birth-date key, compared after normalization (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameDob {
+    pub first: String,
+    pub last: String,
+    pub birth_date: String,
+}
+
+impl NameDob {
+    pub fn new(first: &str, last: &str, birth_date: &str) -> Self {
+        use crate::roster::normalize::name_key;
+        NameDob {
+            first: name_key(first),
+            last: name_key(last),
+            birth_date: birth_date.trim().to_string(),
+        }
+    }
+}
+
+/// A read-only view of the store for planning. Every look-up sees the same
+/// revision.
+pub trait Reader {
+    fn url(&self) -> &str;
+    fn revision(&mut self) -> Result<i64, StoreError>;
+    /// Accounts whose user name is one of these (compared case-insensitively).
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError>;
+    /// Accounts whose email is one of these (lower-cased keys).
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError>;
+    /// Accounts with one of these name + birth-date keys.
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError>;
+    /// Lower-cased user names equal to one of these bases or the base followed by digits.
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError>;
+    /// Groups with these names; all groups when `names` is `None`.
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError>;
+    /// Memberships of these groups, with the members' user names.
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError>;
+    /// Every account, in user-name order (export).
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError>;
+    /// Accounts (among `user_names`) that belong to a group outside `groups`.
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError>;
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
+}
+
+/// Credentials of a new account: set by the apply step, never by the plan.
+pub enum NewCredential {
+    /// Invited: the SHA-256 digest of the one-time activation token.
+    Invite { token_digest: String },
+    /// A password, as an Argon2id PHC string.
+    Password { hash: String },
+}
+
+/// A write transaction holding the store's lock. Dropped without
+/// [`Session::commit`], nothing of it lands.
+pub trait Session {
+    fn revision(&mut self) -> Result<i64, StoreError>;
+    fn create_group(
+        &mut self,
+        name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError>;
+    fn create_account(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        credential: NewCredential,
+    ) -> Result<(), StoreError>;
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
+    /// Set these fields of the profile (names as in the roster: `phone`, `zip`, …).
+    fn update_profile(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        fields: &[String],
+    ) -> Result<(), StoreError>;
+    fn add_membership(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError>;
+    fn set_user_manager(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError>;
+    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError>;
+    /// Write everything and release the lock.
+    fn commit(self: Box<Self>) -> Result<i64, StoreError>;
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub revision: i64,
+    pub at: String,
+    pub actor: String,
+    pub op: String,
+    pub subject: String,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A pending invitation: an invited account that has not activated.
+#[derive(Debug, Clone, Serialize)]
+pub struct Invitation {
+    pub user_name: String,
+    pub email: String,
+    pub invited_at: String,
+    pub reminded_at: Option<String>,
+}
+
+/// Open a store for reading. A store that does not exist yet reads as empty
+/// at revision 0; nothing is created.
+pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
+    match url.strip_prefix("sqlite:") {
+        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
+        None => Err(StoreError::UnsupportedUrl(url.to_string())),
+    }
+}
+
+/// Start a write session: creates and migrates the store on first use, takes
+/// the write lock, and records `actor` and `now` on every audit row.
+pub fn begin(url: &str, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
+    match url.strip_prefix("sqlite:") {
+        Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(
+            url, path, actor, now,
+        )?)),
+        None => Err(StoreError::UnsupportedUrl(url.to_string())),
+    }
+}

@@ -1,0 +1,881 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Readers run inside one read transaction, so every look-up of a plan sees
+//! the same revision. A session is a `BEGIN IMMEDIATE` transaction: it holds
+//! the file's write lock, so a second apply waits (up to the busy timeout)
+//! and then fails cleanly instead of interleaving.
+
+use super::audit::{self, GENESIS};
+use super::{
+    Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
+    Profile, Reader, Session, StoreError,
+};
+use crate::roster::model::{GroupType, Role};
+use crate::roster::normalize::{email_key, name_key};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Migrations, in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// How long an apply waits for another apply to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+const ACCOUNT_COLUMNS: &str = "user_name, email, first_name, last_name, birth_date, phone, \
+     extension, zip, role, active, credential";
+
+fn sql_err(url: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Sql {
+        url: url.to_string(),
+        source,
+    }
+}
+
+fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
+    let role: String = r.get(8)?;
+    let credential: String = r.get(10)?;
+    Ok(Account {
+        user_name: r.get(0)?,
+        profile: Profile {
+            email: r.get(1)?,
+            first_name: r.get(2)?,
+            last_name: r.get(3)?,
+            birth_date: r.get(4)?,
+            phone: r.get(5)?,
+            extension: r.get(6)?,
+            zip: r.get(7)?,
+            role: if role == "individual" {
+                Role::Individual
+            } else {
+                Role::PublicViewer
+            },
+        },
+        active: r.get(9)?,
+        credential: CredentialState::parse(&credential),
+    })
+}
+
+fn group_type(s: &str) -> GroupType {
+    if s == "project" {
+        GroupType::Project
+    } else {
+        GroupType::Organization
+    }
+}
+
+fn type_str(t: GroupType) -> &'static str {
+    match t {
+        GroupType::Organization => "organization",
+        GroupType::Project => "project",
+    }
+}
+
+fn schema_version(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map(|v| v as usize)
+}
+
+/// Bring a store up to the current schema, in one transaction.
+fn migrate(conn: &mut Connection, url: &str) -> Result<(), StoreError> {
+    let err = sql_err(url);
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(&err)?;
+    let version = schema_version(&tx).map_err(&err)?;
+    if version > MIGRATIONS.len() {
+        return Err(newer_schema(url, version));
+    }
+    if version == 0 {
+        let tables: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(&err)?;
+        if tables > 0 {
+            return Err(not_a_store(url));
+        }
+    }
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(m).map_err(&err)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(&err)?;
+    }
+    tx.commit().map_err(&err)
+}
+
+fn newer_schema(url: &str, version: usize) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message: format!(
+            "the store uses schema version {version}, newer than this roster understands ({}); upgrade roster",
+            MIGRATIONS.len()
+        ),
+    }
+}
+
+fn not_a_store(url: &str) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message:
+            "this SQLite file is not a roster store; give another path with --store sqlite:PATH"
+                .into(),
+    }
+}
+
+fn open_error(url: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message: match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                "this file is not a SQLite database; give another path with --store sqlite:PATH"
+                    .into()
+            }
+            e => format!("cannot open: {e}"),
+        },
+    }
+}
+
+/// Read-only access for planning, export, log and invitations.
+pub struct SqliteReader {
+    url: String,
+    conn: Connection,
+}
+
+impl SqliteReader {
+    pub fn open(url: &str, path: &str) -> Result<Self, StoreError> {
+        let conn = if Path::new(path).exists() {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| open_error(url, e))?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(url))?;
+            let version = schema_version(&conn).map_err(|e| open_error(url, e))?;
+            if version > MIGRATIONS.len() {
+                return Err(newer_schema(url, version));
+            }
+            if version == 0 {
+                return Err(not_a_store(url));
+            }
+            if version < MIGRATIONS.len() {
+                return Err(StoreError::Open {
+                    url: url.to_string(),
+                    message: format!(
+                        "the store uses schema version {version}; run `roster apply` to migrate it to {}",
+                        MIGRATIONS.len()
+                    ),
+                });
+            }
+            conn
+        } else {
+            // A store that does not exist yet is empty; planning creates nothing.
+            let mut conn = Connection::open_in_memory().map_err(sql_err(url))?;
+            migrate(&mut conn, url)?;
+            conn
+        };
+        // One read transaction: every look-up below sees the same revision.
+        conn.execute_batch("BEGIN").map_err(sql_err(url))?;
+        Ok(SqliteReader {
+            url: url.to_string(),
+            conn,
+        })
+    }
+
+    fn accounts_where(
+        &mut self,
+        clause: &str,
+        keys: &[Vec<String>],
+    ) -> Result<Vec<Account>, StoreError> {
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE {clause}");
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(sql_err(&self.url))?;
+        let mut out = Vec::new();
+        for key in keys {
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(key.iter()), account_from_row)
+                .map_err(sql_err(&self.url))?;
+            for r in rows {
+                out.push(r.map_err(sql_err(&self.url))?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Reader for SqliteReader {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql_err(&self.url))
+    }
+
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        let keys: Vec<Vec<String>> = names.iter().map(|n| vec![n.to_lowercase()]).collect();
+        self.accounts_where("user_key = ?1", &keys)
+    }
+
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        let keys: Vec<Vec<String>> = emails.iter().map(|e| vec![e.clone()]).collect();
+        self.accounts_where("email_key = ?1", &keys)
+    }
+
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        let keys: Vec<Vec<String>> = keys
+            .iter()
+            .map(|k| vec![k.last.clone(), k.first.clone(), k.birth_date.clone()])
+            .collect();
+        self.accounts_where(
+            "last_key = ?1 AND first_key = ?2 AND birth_date = ?3",
+            &keys,
+        )
+    }
+
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        // ':' sorts right after '9': the range holds the base and the base + digits.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT user_key FROM accounts WHERE user_key >= ?1 AND user_key < ?1 || ':'",
+            )
+            .map_err(sql_err(&self.url))?;
+        let mut out = Vec::new();
+        for b in bases {
+            let rows = stmt
+                .query_map([b.to_lowercase()], |r| r.get::<_, String>(0))
+                .map_err(sql_err(&self.url))?;
+            for r in rows {
+                out.push(r.map_err(sql_err(&self.url))?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
+        let err = sql_err(&self.url);
+        let row = |r: &rusqlite::Row| -> rusqlite::Result<Group> {
+            let t: String = r.get(1)?;
+            Ok(Group {
+                name: r.get(0)?,
+                kind: group_type(&t),
+                lwia: r.get(2)?,
+                active: r.get(3)?,
+            })
+        };
+        let mut out = Vec::new();
+        match names {
+            None => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT name, type, lwia, active FROM groups ORDER BY name")
+                    .map_err(&err)?;
+                for g in stmt.query_map([], row).map_err(&err)? {
+                    out.push(g.map_err(&err)?);
+                }
+            }
+            Some(names) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached("SELECT name, type, lwia, active FROM groups WHERE name = ?1")
+                    .map_err(&err)?;
+                for n in names {
+                    if let Some(g) = stmt.query_row([n], row).optional().map_err(&err)? {
+                        out.push(g);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        let err = sql_err(&self.url);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT a.user_name, m.user_manager FROM groups g \
+                 JOIN memberships m ON m.group_id = g.id \
+                 JOIN accounts a ON a.id = m.account_id WHERE g.name = ?1",
+            )
+            .map_err(&err)?;
+        let mut out = Vec::new();
+        for g in groups {
+            let rows = stmt
+                .query_map([g], |r| {
+                    Ok(Membership {
+                        group: g.clone(),
+                        user_name: r.get(0)?,
+                        user_manager: r.get(1)?,
+                    })
+                })
+                .map_err(&err)?;
+            for m in rows {
+                out.push(m.map_err(&err)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.accounts_where("1 ORDER BY user_key", &[vec![]])
+    }
+
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let err = sql_err(&self.url);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT g.name FROM accounts a JOIN memberships m ON m.account_id = a.id \
+                 JOIN groups g ON g.id = m.group_id WHERE a.user_key = ?1",
+            )
+            .map_err(&err)?;
+        let managed: std::collections::HashSet<&str> = groups.iter().map(String::as_str).collect();
+        let mut out = Vec::new();
+        for u in user_names {
+            let names = stmt
+                .query_map([u.to_lowercase()], |r| r.get::<_, String>(0))
+                .map_err(&err)?;
+            for n in names {
+                if !managed.contains(n.map_err(&err)?.as_str()) {
+                    out.push(u.clone());
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let err = sql_err(&self.url);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, revision, at, actor, op, subject, before, after, prev_hash, hash \
+                 FROM audit WHERE at >= ?1 ORDER BY seq",
+            )
+            .map_err(&err)?;
+        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        let rows = stmt
+            .query_map([since.unwrap_or("")], |r| {
+                Ok(AuditEntry {
+                    seq: r.get(0)?,
+                    revision: r.get(1)?,
+                    at: r.get(2)?,
+                    actor: r.get(3)?,
+                    op: r.get(4)?,
+                    subject: r.get(5)?,
+                    before: json(r.get(6)?),
+                    after: json(r.get(7)?),
+                    prev_hash: r.get(8)?,
+                    hash: r.get(9)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        let err = sql_err(&self.url);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT a.user_name, a.email, i.created_at, i.reminded_at FROM invitations i \
+                 JOIN accounts a ON a.id = i.account_id \
+                 WHERE i.activated_at IS NULL AND a.credential = 'invited' AND a.active \
+                 ORDER BY i.created_at, a.user_key",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Invitation {
+                    user_name: r.get(0)?,
+                    email: r.get(1)?,
+                    invited_at: r.get(2)?,
+                    reminded_at: r.get(3)?,
+                })
+            })
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+}
+
+/// Personal data in audit rows: present or not, never the value.
+fn masked(profile: &Profile) -> serde_json::Value {
+    let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
+    serde_json::json!({
+        "email": profile.email,
+        "first_name": profile.first_name,
+        "last_name": profile.last_name,
+        "birth_date": hide(&profile.birth_date),
+        "phone": hide(&profile.phone),
+        "extension": hide(&profile.extension),
+        "zip": profile.zip,
+        "role": profile.role.as_str(),
+    })
+}
+
+/// A write transaction on the embedded store.
+pub struct SqliteSession {
+    url: String,
+    conn: Connection,
+    actor: String,
+    now: String,
+    revision: i64,
+    prev_hash: String,
+    accounts: HashMap<String, i64>,
+    groups: HashMap<String, i64>,
+    open: bool,
+}
+
+impl SqliteSession {
+    pub fn begin(url: &str, path: &str, actor: &str, now: &str) -> Result<Self, StoreError> {
+        let err = sql_err(url);
+        let mut conn = Connection::open(path).map_err(|e| open_error(url, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(url, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(&err)?;
+        migrate(&mut conn, url)?;
+        let started = std::time::Instant::now();
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            return Err(match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+                {
+                    StoreError::Locked {
+                        url: url.to_string(),
+                        waited_ms: started.elapsed().as_millis() as u64,
+                    }
+                }
+                e => err(e),
+            });
+        }
+        let revision = conn
+            .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                r.get(0)
+            })
+            .map_err(&err)?;
+        let prev_hash = conn
+            .query_row(
+                "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?
+            .unwrap_or_else(|| GENESIS.to_string());
+        Ok(SqliteSession {
+            url: url.to_string(),
+            conn,
+            actor: actor.to_string(),
+            now: now.to_string(),
+            revision,
+            prev_hash,
+            accounts: HashMap::new(),
+            groups: HashMap::new(),
+            open: true,
+        })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sql_err(&self.url)
+    }
+
+    /// Append an audit row and bump the revision.
+    fn record(
+        &mut self,
+        op: &str,
+        subject: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        self.revision += 1;
+        let before = before.map(|v| v.to_string());
+        let after = after.map(|v| v.to_string());
+        let hash = audit::row_hash(
+            &self.prev_hash,
+            self.revision,
+            &self.now,
+            &self.actor,
+            op,
+            subject,
+            before.as_deref(),
+            after.as_deref(),
+        );
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit (revision, at, actor, op, subject, before, after, prev_hash, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    self.revision,
+                    self.now,
+                    self.actor,
+                    op,
+                    subject,
+                    before,
+                    after,
+                    self.prev_hash,
+                    hash
+                ])
+            })
+            .map_err(self.err())?;
+        self.prev_hash = hash;
+        Ok(())
+    }
+
+    fn account_id(&mut self, user_name: &str) -> Result<i64, StoreError> {
+        let key = user_name.to_lowercase();
+        if let Some(id) = self.accounts.get(&key) {
+            return Ok(*id);
+        }
+        let id = self
+            .conn
+            .prepare_cached("SELECT id FROM accounts WHERE user_key = ?1")
+            .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
+            .map_err(self.err())?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+            })?;
+        self.accounts.insert(key, id);
+        Ok(id)
+    }
+
+    fn group_id(&mut self, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.groups.get(name) {
+            return Ok(*id);
+        }
+        let id = self
+            .conn
+            .prepare_cached("SELECT id FROM groups WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(self.err())?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+            })?;
+        self.groups.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
+            )
+            .and_then(|mut s| s.execute(params![id, active, self.now, !active]))
+            .map_err(self.err())?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "account `{user_name}` is already {}",
+                if active { "active" } else { "inactive" }
+            )));
+        }
+        let (op, before, after) = if active {
+            ("reactivate_account", false, true)
+        } else {
+            ("deactivate_account", true, false)
+        };
+        self.record(
+            op,
+            user_name,
+            Some(serde_json::json!({ "active": before })),
+            Some(serde_json::json!({ "active": after })),
+        )
+    }
+
+    fn membership_subject(user_name: &str, group: &str) -> String {
+        format!("{user_name} in {group}")
+    }
+}
+
+impl Session for SqliteSession {
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(self.revision)
+    }
+
+    fn create_group(
+        &mut self,
+        name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO groups (name, type, lwia, active, created_at) VALUES (?1, ?2, ?3, 1, ?4)")
+            .and_then(|mut s| s.execute(params![name, type_str(kind), lwia, self.now]))
+            .map_err(self.err())?;
+        let id = self.conn.last_insert_rowid();
+        self.groups.insert(name.to_string(), id);
+        self.record(
+            "create_group",
+            name,
+            None,
+            Some(serde_json::json!({ "type": type_str(kind), "lwia": lwia })),
+        )
+    }
+
+    fn create_account(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
+        let (state, hash, digest) = match &credential {
+            NewCredential::Invite { token_digest } => ("invited", None, Some(token_digest)),
+            NewCredential::Password { hash } => ("password_set", Some(hash), None),
+        };
+        let key = user_name.to_lowercase();
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
+                 first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
+                 password_hash, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?15, ?16, ?16)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    user_name,
+                    key,
+                    profile.email,
+                    email_key(&profile.email),
+                    profile.first_name,
+                    profile.last_name,
+                    name_key(&profile.first_name),
+                    name_key(&profile.last_name),
+                    profile.birth_date,
+                    profile.phone,
+                    profile.extension,
+                    profile.zip,
+                    profile.role.as_str(),
+                    state,
+                    hash,
+                    self.now,
+                ])
+            });
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::Invalid(format!(
+                    "account `{user_name}` already exists in the store"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        let id = self.conn.last_insert_rowid();
+        self.accounts.insert(key, id);
+        if let Some(digest) = digest {
+            self.conn
+                .prepare_cached("INSERT INTO invitations (account_id, token_digest, created_at) VALUES (?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, digest, self.now]))
+                .map_err(self.err())?;
+            self.conn
+                .prepare_cached("INSERT INTO outbox (kind, account_id, recipient, created_at) VALUES ('invitation', ?1, ?2, ?3)")
+                .and_then(|mut s| s.execute(params![id, profile.email, self.now]))
+                .map_err(self.err())?;
+        }
+        let mut after = masked(profile);
+        after["credential"] = state.into();
+        self.record("create_account", user_name, None, Some(after))
+    }
+
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, true)
+    }
+
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, false)
+    }
+
+    fn update_profile(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let before = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"
+            ))
+            .and_then(|mut s| s.query_row([id], account_from_row))
+            .map_err(self.err())?;
+        let mut p = before.profile.clone();
+        for f in fields {
+            match f.as_str() {
+                "email" => p.email = profile.email.clone(),
+                "first_name" => p.first_name = profile.first_name.clone(),
+                "last_name" => p.last_name = profile.last_name.clone(),
+                "birth_date" => p.birth_date = profile.birth_date.clone(),
+                "phone" => p.phone = profile.phone.clone(),
+                "extension" => p.extension = profile.extension.clone(),
+                "zip" => p.zip = profile.zip.clone(),
+                "role" => p.role = profile.role,
+                other => {
+                    return Err(StoreError::Invalid(format!(
+                        "unknown profile field `{other}`"
+                    )));
+                }
+            }
+        }
+        self.conn
+            .prepare_cached(
+                "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
+                 first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
+                 role = ?12, updated_at = ?13 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    p.email,
+                    email_key(&p.email),
+                    p.first_name,
+                    p.last_name,
+                    name_key(&p.first_name),
+                    name_key(&p.last_name),
+                    p.birth_date,
+                    p.phone,
+                    p.extension,
+                    p.zip,
+                    p.role.as_str(),
+                    self.now
+                ])
+            })
+            .map_err(self.err())?;
+        self.record(
+            "update_profile",
+            user_name,
+            Some(masked(&before.profile)),
+            Some(masked(&p)),
+        )
+    }
+
+    fn add_membership(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![g, a, user_manager]));
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::Invalid(format!(
+                    "`{user_name}` is already a member of `{group}`"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        self.record(
+            "add_membership",
+            &Self::membership_subject(user_name, group),
+            None,
+            Some(serde_json::json!({ "user_manager": user_manager })),
+        )
+    }
+
+    fn set_user_manager(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let changed = self
+            .conn
+            .prepare_cached(
+                "UPDATE memberships SET user_manager = ?3 WHERE group_id = ?1 AND account_id = ?2 AND user_manager = ?4",
+            )
+            .and_then(|mut s| s.execute(params![g, a, user_manager, !user_manager]))
+            .map_err(self.err())?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+                if user_manager { "without" } else { "with" }
+            )));
+        }
+        let op = if user_manager {
+            "grant_user_manager"
+        } else {
+            "revoke_user_manager"
+        };
+        self.record(
+            op,
+            &Self::membership_subject(user_name, group),
+            Some(serde_json::json!({ "user_manager": !user_manager })),
+            Some(serde_json::json!({ "user_manager": user_manager })),
+        )
+    }
+
+    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let was: Option<bool> = self
+            .conn
+            .prepare_cached("DELETE FROM memberships WHERE group_id = ?1 AND account_id = ?2 RETURNING user_manager")
+            .and_then(|mut s| s.query_row(params![g, a], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        let Some(was) = was else {
+            return Err(StoreError::Invalid(format!(
+                "`{user_name}` is not a member of `{group}`"
+            )));
+        };
+        self.record(
+            "remove_membership",
+            &Self::membership_subject(user_name, group),
+            Some(serde_json::json!({ "user_manager": was })),
+            None,
+        )
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'revision'",
+                [self.revision],
+            )
+            .map_err(self.err())?;
+        self.conn.execute_batch("COMMIT").map_err(self.err())?;
+        self.open = false;
+        Ok(self.revision)
+    }
+}
+
+impl Drop for SqliteSession {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an unfinished apply lands.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
