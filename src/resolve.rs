@@ -300,6 +300,394 @@ pub fn assign_user_names(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::roster::model::Role;
+    use crate::store::{CredentialState, Profile};
+
+    fn account(
+        user: &str,
+        email: &str,
+        first: &str,
+        last: &str,
+        dob: Option<&str>,
+        active: bool,
+    ) -> Account {
+        Account {
+            user_name: user.into(),
+            profile: Profile {
+                email: email.into(),
+                first_name: first.into(),
+                last_name: last.into(),
+                birth_date: dob.map(Into::into),
+                phone: None,
+                extension: None,
+                zip: None,
+                role: Role::PublicViewer,
+            },
+            active,
+            credential: CredentialState::Invited,
+        }
+    }
+
+    fn partner(email: &str, first: &str, last: &str, dob: &str, pinned: Option<&str>) -> Partner {
+        Partner {
+            email: email.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            birth_date: Some(dob.into()),
+            phone: None,
+            extension: None,
+            zip: None,
+            role: Role::PublicViewer,
+            account: pinned.map(Into::into),
+            active: true,
+        }
+    }
+
+    /// The store every ladder case runs against.
+    fn store() -> Vec<Account> {
+        vec![
+            account(
+                "MMcCray",
+                "mandy@example.com",
+                "Mandy",
+                "McCray",
+                Some("1972-09-01"),
+                true,
+            ),
+            account(
+                "AWrigley",
+                "ashley@example.com",
+                "Ashley",
+                "Smith",
+                Some("1985-04-17"),
+                true,
+            ),
+            account("NoDob", "nodob@example.com", "Nora", "Dobbs", None, true),
+            account(
+                "Dup1",
+                "dup@example.com",
+                "Dee",
+                "Upton",
+                Some("1990-01-01"),
+                true,
+            ),
+            account(
+                "Dup2",
+                "DUP@example.com",
+                "Dee",
+                "Upton",
+                Some("1990-01-01"),
+                true,
+            ),
+            account(
+                "MLee",
+                "marcus@old.example.com",
+                "Marcus",
+                "Lee",
+                Some("1975-12-02"),
+                true,
+            ),
+            account(
+                "SPatel",
+                "sam@a.example.com",
+                "Sam",
+                "Patel",
+                Some("1993-01-21"),
+                true,
+            ),
+            account(
+                "SPatel2",
+                "sam@b.example.com",
+                "SAM",
+                "patel",
+                Some("1993-01-21"),
+                true,
+            ),
+            account(
+                "PRaman",
+                "priya@example.net",
+                "Priya",
+                "Raman",
+                Some("1968-06-05"),
+                false,
+            ),
+            account(
+                "OldKim",
+                "kim@example.net",
+                "Kim",
+                "Old",
+                Some("1960-01-01"),
+                false,
+            ),
+            account(
+                "RDelgado",
+                "rosa@old.example.com",
+                "Rosa",
+                "Delgado",
+                Some("1981-07-14"),
+                false,
+            ),
+            account(
+                "IDup1",
+                "idup@example.net",
+                "Ivy",
+                "Dupont",
+                Some("1970-01-01"),
+                false,
+            ),
+            account(
+                "IDup2",
+                "idup@example.net",
+                "Ivy",
+                "Dupont",
+                Some("1970-01-01"),
+                false,
+            ),
+            account(
+                "JNunez",
+                "jn@x.example.com",
+                "José",
+                "Núñez",
+                Some("1979-02-28"),
+                true,
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_rung_of_the_ladder() {
+        use Outcome::*;
+        type Case = (
+            Partner,
+            Outcome,
+            Option<Via>,
+            &'static [&'static str],
+            &'static [Differs],
+        );
+        let cases: Vec<Case> = vec![
+            (
+                partner("x@example.com", "X", "Y", "2000-01-01", Some("mmccray")),
+                Matched,
+                Some(Via::Pinned),
+                &["MMcCray"],
+                &[],
+            ),
+            (
+                partner(
+                    "priya@example.net",
+                    "Priya",
+                    "Raman",
+                    "1968-06-05",
+                    Some("PRaman"),
+                ),
+                Reactivate,
+                Some(Via::Pinned),
+                &["PRaman"],
+                &[],
+            ),
+            (
+                partner("Mandy@Example.com", " mandy ", "MCCRAY", "1972-09-01", None),
+                Matched,
+                Some(Via::Email),
+                &["MMcCray"],
+                &[],
+            ),
+            (
+                partner(
+                    "ashley@example.com",
+                    "Ashley",
+                    "Wrigley",
+                    "1985-04-18",
+                    None,
+                ),
+                NeedsConfirmation,
+                Some(Via::Email),
+                &["AWrigley"],
+                &[Differs::LastName, Differs::BirthDate],
+            ),
+            (
+                partner("nodob@example.com", "Nora", "Dobbs", "1950-01-01", None),
+                NeedsConfirmation,
+                Some(Via::Email),
+                &["NoDob"],
+                &[Differs::BirthDate],
+            ),
+            (
+                partner("dup@example.com", "Dee", "Upton", "1990-01-01", None),
+                Ambiguous,
+                Some(Via::Email),
+                &["Dup1", "Dup2"],
+                &[],
+            ),
+            (
+                partner(
+                    "marcus@new.example.com",
+                    "Marcus",
+                    "Lee",
+                    "1975-12-02",
+                    None,
+                ),
+                NeedsConfirmation,
+                Some(Via::NameDob),
+                &["MLee"],
+                &[Differs::Email],
+            ),
+            (
+                partner("sam@c.example.com", "Sam", "Patel", "1993-01-21", None),
+                Ambiguous,
+                Some(Via::NameDob),
+                &["SPatel", "SPatel2"],
+                &[],
+            ),
+            (
+                partner("PRIYA@example.net", "Priya", "Raman", "1968-06-05", None),
+                Reactivate,
+                Some(Via::InactiveEmail),
+                &["PRaman"],
+                &[],
+            ),
+            (
+                partner("kim@example.net", "Kim", "New", "1960-01-01", None),
+                NeedsConfirmation,
+                Some(Via::InactiveEmail),
+                &["OldKim"],
+                &[Differs::LastName],
+            ),
+            (
+                partner("idup@example.net", "Ivy", "Dupont", "1970-01-01", None),
+                Ambiguous,
+                Some(Via::InactiveEmail),
+                &["IDup1", "IDup2"],
+                &[],
+            ),
+            (
+                partner(
+                    "rosa@new.example.com",
+                    "Rosa",
+                    "Delgado",
+                    "1981-07-14",
+                    None,
+                ),
+                NeedsConfirmation,
+                Some(Via::InactiveNameDob),
+                &["RDelgado"],
+                &[Differs::Email],
+            ),
+            (
+                partner(
+                    "jose@example.org",
+                    "José",
+                    "Núñez-O'Neil",
+                    "1979-02-28",
+                    None,
+                ),
+                Create,
+                None,
+                &["JNunezONeil"],
+                &[],
+            ),
+            (
+                partner(
+                    "new@example.org",
+                    "New",
+                    "Person",
+                    "2001-01-01",
+                    Some("NPerson7"),
+                ),
+                Create,
+                None,
+                &["NPerson7"],
+                &[],
+            ),
+            (
+                partner(
+                    "ashley@example.com",
+                    "Ashley",
+                    "Smith",
+                    "1985-04-17",
+                    Some("AWrigly"),
+                ),
+                Conflict,
+                Some(Via::Email),
+                &["AWrigley"],
+                &[],
+            ),
+        ];
+        let accounts = store();
+        let live = Live::new(&accounts);
+        for (p, outcome, via, names, differs) in cases {
+            let mut r = resolve(&[&p], &live);
+            assign_user_names(&[&p], &mut r, &HashSet::new());
+            let r = &r[0];
+            assert_eq!((r.outcome, r.via), (outcome, via), "{}", p.email);
+            let got: Vec<&str> = match outcome {
+                Create => r.new_user_name.iter().map(String::as_str).collect(),
+                Matched | Reactivate => r
+                    .account
+                    .iter()
+                    .map(|&i| accounts[i].user_name.as_str())
+                    .collect(),
+                _ => r
+                    .candidates
+                    .iter()
+                    .map(|&i| accounts[i].user_name.as_str())
+                    .collect(),
+            };
+            assert_eq!(got, names, "{}", p.email);
+            assert_eq!(r.differs, differs, "{}", p.email);
+        }
+    }
+
+    #[test]
+    fn two_partners_on_one_account_conflict() {
+        let accounts = store();
+        let live = Live::new(&accounts);
+        let a = partner("mandy@example.com", "Mandy", "McCray", "1972-09-01", None);
+        let b = partner("m2@example.com", "M", "M", "2000-01-01", Some("MMcCray"));
+        let c = partner("n1@example.com", "N", "One", "2000-01-01", Some("Same"));
+        let d = partner("n2@example.com", "N", "Two", "2000-01-01", Some("same"));
+        let r = resolve(&[&a, &b, &c, &d], &live);
+        assert!(r.iter().all(|r| r.outcome == Outcome::Conflict), "{r:?}");
+        assert!(
+            r[0].reason
+                .as_deref()
+                .unwrap()
+                .contains("all resolve to account `MMcCray`")
+        );
+        assert!(
+            r[2].reason
+                .as_deref()
+                .unwrap()
+                .contains("all name the new account `same`")
+        );
+    }
+
+    #[test]
+    fn user_names_count_up_past_the_store_and_the_plan() {
+        let accounts = store();
+        let live = Live::new(&accounts);
+        let ps: Vec<Partner> = ["j1", "j2", "j3"]
+            .iter()
+            .map(|e| {
+                partner(
+                    &format!("{e}@example.org"),
+                    "Jordan",
+                    "Jones",
+                    "1990-01-01",
+                    None,
+                )
+            })
+            .collect();
+        let refs: Vec<&Partner> = ps.iter().collect();
+        let mut r = resolve(&refs, &live);
+        let taken: HashSet<String> = ["jjones", "jjones3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assign_user_names(&refs, &mut r, &taken);
+        let names: Vec<_> = r.iter().map(|r| r.new_user_name.clone().unwrap()).collect();
+        assert_eq!(names, ["JJones2", "JJones4", "JJones5"]);
+    }
 
     #[test]
     fn user_name_rule() {

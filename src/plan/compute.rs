@@ -238,24 +238,28 @@ pub fn compute(
             (_, Some(i)) => Some(live.accounts[i].user_name.clone()),
             _ => None,
         };
-        if r.outcome == Outcome::Create && !p.active {
-            warnings.push(Note::new(
-                "inactive-partner-without-account",
-                format!("partner {email} is `active: false` and has no account; nothing to do"),
-            ));
-            continue;
-        }
         if let Some(a) = &account {
             account_of.insert(email.clone(), a.clone());
             claimed.insert(a.to_lowercase());
         }
         let want = profile_of(p);
         match r.outcome {
-            Outcome::Create => actions.push(Action::CreateAccount {
-                account: account.clone().unwrap_or_default(),
-                partner: email.clone(),
-                profile: want,
-            }),
+            Outcome::Create => {
+                let account = account.clone().unwrap_or_default();
+                actions.push(Action::CreateAccount {
+                    account: account.clone(),
+                    partner: email.clone(),
+                    profile: want,
+                });
+                // An account the roster wants deactivated is created as it is
+                // (migrations, restoring an export), then deactivated.
+                if !p.active {
+                    actions.push(Action::DeactivateAccount {
+                        account,
+                        partner: Some(email.clone()),
+                    });
+                }
+            }
             Outcome::Matched | Outcome::Reactivate => {
                 let acct = &live.accounts[r.account.unwrap_or_default()];
                 if r.outcome == Outcome::Reactivate {
