@@ -22,6 +22,8 @@ pub struct Options<'a> {
     pub actor: &'a str,
     /// RFC 3339 time recorded on every row written.
     pub now: &'a str,
+    /// How long to wait for another apply holding the store's lock.
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug)]
@@ -253,7 +255,7 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
         _ => None,
     };
     let mut written = Vec::new();
-    let mut session = store::begin(url, opts.actor, opts.now)?;
+    let mut session = store::begin(url, opts.actor, opts.now, opts.lock_timeout)?;
     if session.revision()? != plan.store.revision {
         return Err(StoreError::Stale.into());
     }

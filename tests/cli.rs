@@ -7,6 +7,8 @@ use std::process::Command;
 
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/store.rs"]
+mod store;
 
 /// A finding as (code, file, line, column, message).
 type Found = (String, String, u64, u64, String);

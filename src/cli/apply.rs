@@ -26,6 +26,9 @@ pub struct Args {
     /// Apply even when the plan removes more than the policy's max_removals.
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Seconds to wait for another apply holding the store's lock.
+    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT")]
+    pub lock_timeout: f64,
     /// Who is applying, for the audit log (default: the user running roster).
     #[arg(long, env = "ROSTER_ACTOR")]
     pub actor: Option<String>,
@@ -124,6 +127,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
         credentials_file: args.credentials_file.as_deref(),
         actor: &actor,
         now: &now,
+        lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout.clamp(0.0, 86_400.0)),
     };
     // Refuse before asking.
     if let Err(e) = apply::guard(&plan, &opts) {

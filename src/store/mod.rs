@@ -255,10 +255,20 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
 
 /// Start a write session: creates and migrates the store on first use, takes
 /// the write lock, and records `actor` and `now` on every audit row.
-pub fn begin(url: &str, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
+/// A second apply waits up to `lock_timeout` for the first to finish.
+pub fn begin(
+    url: &str,
+    actor: &str,
+    now: &str,
+    lock_timeout: std::time::Duration,
+) -> Result<Box<dyn Session>, StoreError> {
     match url.strip_prefix("sqlite:") {
         Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(
-            url, path, actor, now,
+            url,
+            path,
+            actor,
+            now,
+            lock_timeout,
         )?)),
         None => Err(StoreError::UnsupportedUrl(url.to_string())),
     }

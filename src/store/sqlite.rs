@@ -20,7 +20,7 @@ use std::time::Duration;
 /// Migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
-/// How long an apply waits for another apply to finish.
+/// How long a reader waits for a migration to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 const ACCOUNT_COLUMNS: &str = "user_name, email, first_name, last_name, birth_date, phone, \
@@ -440,31 +440,38 @@ pub struct SqliteSession {
 }
 
 impl SqliteSession {
-    pub fn begin(url: &str, path: &str, actor: &str, now: &str) -> Result<Self, StoreError> {
+    pub fn begin(
+        url: &str,
+        path: &str,
+        actor: &str,
+        now: &str,
+        lock_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let err = sql_err(url);
         let mut conn = Connection::open(path).map_err(|e| open_error(url, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(&err)?;
+        conn.busy_timeout(lock_timeout).map_err(&err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_error(url, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(&err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(&err)?;
-        migrate(&mut conn, url)?;
         let started = std::time::Instant::now();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            return Err(match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::DatabaseBusy =>
-                {
-                    StoreError::Locked {
-                        url: url.to_string(),
-                        waited_ms: started.elapsed().as_millis() as u64,
-                    }
-                }
-                e => err(e),
-            });
+        let locked = |e: StoreError| match e {
+            StoreError::Sql {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } if f.code == rusqlite::ErrorCode::DatabaseBusy => StoreError::Locked {
+                url: url.to_string(),
+                waited_ms: started.elapsed().as_millis() as u64,
+            },
+            e => e,
+        };
+        if schema_version(&conn).map_err(&err)? != MIGRATIONS.len() {
+            migrate(&mut conn, url).map_err(locked)?;
         }
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| locked(err(e)))?;
         let revision = conn
             .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
                 r.get(0)
