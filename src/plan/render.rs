@@ -290,6 +290,13 @@ pub fn human(plan: &Plan, color: bool) -> String {
     out
 }
 
+/// Text inside HTML (`<summary>`), where Markdown escapes do not apply.
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 fn md_escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -378,7 +385,7 @@ pub fn markdown(plan: &Plan) -> String {
             })
             .collect();
         sections.push(details(
-            format!("Group {} (+{add} −{del} ~{chg})", md_escape(g)),
+            format!("Group {} (+{add} −{del} ~{chg})", html_escape(g)),
             lines,
         ));
     }
@@ -415,4 +422,72 @@ pub fn markdown(plan: &Plan) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{PersonalData, StoreRef, Summary};
+
+    fn plan_with(groups: usize, per_group: usize) -> Plan {
+        let mut actions = Vec::new();
+        for g in 0..groups {
+            for a in 0..per_group {
+                actions.push(Action::AddMembership {
+                    account: format!("User{a:05}"),
+                    group: format!("Group <{g:04}> | *x*"),
+                    user_manager: a == 0,
+                });
+            }
+        }
+        let summary = crate::plan::compute::summarize(&actions, &[]);
+        Plan {
+            format_version: 1,
+            store: StoreRef {
+                url: "sqlite:roster.db".into(),
+                revision: 7,
+            },
+            roster_digest: "sha256:00".into(),
+            summary,
+            resolutions: Vec::new(),
+            actions,
+            warnings: Vec::new(),
+            violations: Vec::new(),
+            removal_limit: 0,
+            personal_data: PersonalData::Omitted,
+        }
+    }
+
+    #[test]
+    fn markdown_never_exceeds_a_comment() {
+        let small = markdown(&plan_with(2, 3));
+        assert!(
+            small.contains("<details><summary>Group Group &lt;0001&gt; | *x* (+3 −0 ~0)</summary>"),
+            "{small}"
+        );
+        assert!(small.contains("+ User00000 (user manager)"));
+        assert!(!small.contains("not shown"));
+        let big = markdown(&plan_with(400, 50));
+        assert!(big.chars().count() <= MARKDOWN_LIMIT, "{}", big.len());
+        assert!(big.contains("more section(s) not shown"), "summarized");
+        assert!(
+            big.starts_with("### roster plan\n\n**Plan: 20000 memberships to add.**"),
+            "{}",
+            &big[..80]
+        );
+        let _ = Summary::default();
+    }
+
+    #[test]
+    fn no_changes_says_so() {
+        let p = plan_with(0, 0);
+        assert_eq!(
+            summary_line(&p),
+            "No changes: the store matches the roster."
+        );
+        assert!(human(&p, false).ends_with("No changes: the store matches the roster.\n"));
+        assert!(
+            human(&plan_with(1, 1), true).contains("\x1b[32m+ User00000 (user manager)\x1b[0m")
+        );
+    }
 }

@@ -908,3 +908,54 @@ fn diff_shows_live_against_desired_with_personal_data_masked() {
     );
     assert!(out.stdout.contains("(hidden"), "{}", out.stdout);
 }
+
+#[test]
+fn plan_schema_is_checked_in_current_and_plans_follow_it() {
+    let r = worknet();
+    let out = r.ok(&["schema", "plan"]);
+    let committed = std::fs::read_to_string(repo("schemas/plan.schema.json")).unwrap();
+    assert!(
+        out.stdout == committed,
+        "schemas/plan.schema.json is out of date: run `cargo run -- schema plan > schemas/plan.schema.json`"
+    );
+    let schema: Value = serde_json::from_str(&committed).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let (_, printed) = r.plan_json("roster.yaml");
+    r.cmd(&["plan", "--store", DB, "roster.yaml", "-o", "saved.json"]);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.path().join("saved.json")).unwrap())
+            .unwrap();
+    for plan in [&printed, &saved] {
+        let errors: Vec<String> = validator.iter_errors(plan).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    // The fields SPEC §7 fixes.
+    for key in [
+        "format_version",
+        "store",
+        "roster_digest",
+        "summary",
+        "resolutions",
+        "actions",
+        "warnings",
+        "violations",
+    ] {
+        assert!(printed.get(key).is_some(), "{key}");
+    }
+    assert_eq!(printed["format_version"], 1);
+    assert!(
+        printed["roster_digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(printed["store"]["url"], DB);
+    assert!(
+        printed["resolutions"][7]["via"].is_null()
+            || printed["resolutions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["via"].is_null())
+    );
+}
