@@ -269,31 +269,79 @@ pub fn user_name_base(first: &str, last: &str) -> String {
     base
 }
 
+/// Names taken under one base: whether the base itself is, and which
+/// numeric suffixes (`JJones2` → 2) are.
+#[derive(Default)]
+struct Taken {
+    base: bool,
+    suffixes: HashSet<u64>,
+    /// No suffix below this is free.
+    next: u64,
+}
+
 /// Give every `create` without a name one: its base, then base2, base3, …
-/// until unique (case-insensitively) among `taken` (the store's names) and
-/// the names this plan already uses.
-pub fn assign_user_names(
-    partners: &[&Partner],
-    resolved: &mut [Resolved],
-    taken: &HashSet<String>,
-) {
-    let mut used: HashSet<String> = resolved
+/// until unique (case-insensitively) among `taken` (the store's lower-cased
+/// names that start with one of the bases) and the names this plan already
+/// uses.
+pub fn assign_user_names(partners: &[&Partner], resolved: &mut [Resolved], taken: &[String]) {
+    let bases: Vec<Option<String>> = partners
         .iter()
-        .filter_map(|r| r.new_user_name.as_ref().map(|n| n.to_lowercase()))
+        .zip(resolved.iter())
+        .map(|(p, r)| {
+            (r.outcome == Outcome::Create && r.new_user_name.is_none())
+                .then(|| user_name_base(&p.first_name, &p.last_name))
+        })
         .collect();
-    for (p, r) in partners.iter().zip(resolved.iter_mut()) {
-        if r.outcome != Outcome::Create || r.new_user_name.is_some() {
+    let mut by_base: HashMap<String, Taken> = bases
+        .iter()
+        .flatten()
+        .map(|b| (b.to_lowercase(), Taken::default()))
+        .collect();
+    for name in taken {
+        note(&mut by_base, name);
+    }
+    for r in resolved.iter() {
+        if let Some(n) = &r.new_user_name {
+            note(&mut by_base, n);
+        }
+    }
+    for (base, r) in bases.into_iter().zip(resolved.iter_mut()) {
+        let Some(base) = base else { continue };
+        let Some(t) = by_base.get_mut(&base.to_lowercase()) else {
             continue;
-        }
-        let base = user_name_base(&p.first_name, &p.last_name);
-        let mut name = base.clone();
-        let mut n = 1u64;
-        while taken.contains(&name.to_lowercase()) || used.contains(&name.to_lowercase()) {
-            n += 1;
-            name = format!("{base}{n}");
-        }
-        used.insert(name.to_lowercase());
+        };
+        let name = if !t.base {
+            base
+        } else {
+            let mut n = t.next.max(2);
+            while t.suffixes.contains(&n) {
+                n += 1;
+            }
+            t.next = n + 1;
+            format!("{base}{n}")
+        };
+        // Registered under every base it could be read as (`AB12` is AB + 12 and AB1 + 2).
+        note(&mut by_base, &name);
         r.new_user_name = Some(name);
+    }
+}
+
+/// Record a taken name under each base it splits into: base + digits, where
+/// the base may itself end in digits.
+fn note(by_base: &mut HashMap<String, Taken>, name: &str) {
+    let name = name.to_lowercase();
+    let digits = name.bytes().rev().take_while(u8::is_ascii_digit).count();
+    for cut in (name.len() - digits)..=name.len() {
+        if let Some(t) = by_base.get_mut(&name[..cut]) {
+            let suffix = &name[cut..];
+            if suffix.is_empty() {
+                t.base = true;
+            } else if !suffix.starts_with('0')
+                && let Ok(n) = suffix.parse::<u64>()
+            {
+                t.suffixes.insert(n);
+            }
+        }
     }
 }
 
@@ -617,7 +665,7 @@ mod tests {
         let live = Live::new(&accounts);
         for (p, outcome, via, names, differs) in cases {
             let mut r = resolve(&[&p], &live);
-            assign_user_names(&[&p], &mut r, &HashSet::new());
+            assign_user_names(&[&p], &mut r, &[]);
             let r = &r[0];
             assert_eq!((r.outcome, r.via), (outcome, via), "{}", p.email);
             let got: Vec<&str> = match outcome {
@@ -680,7 +728,7 @@ mod tests {
             .collect();
         let refs: Vec<&Partner> = ps.iter().collect();
         let mut r = resolve(&refs, &live);
-        let taken: HashSet<String> = ["jjones", "jjones3"]
+        let taken: Vec<String> = ["JJones", "jjones3", "jjones03", "jjonesx"]
             .iter()
             .map(|s| s.to_string())
             .collect();

@@ -7,7 +7,7 @@ use crate::resolve::{self, Live, Resolved};
 use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
 use crate::roster::normalize::{self, email_key};
 use crate::store::{self, Account, Membership, NameDob, Profile, Reader, StoreError};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The desired state, as plain references into a merged roster.
 pub struct Desired<'a> {
@@ -23,17 +23,38 @@ pub struct Desired<'a> {
 pub struct LiveState {
     pub url: String,
     pub revision: i64,
-    /// Candidate accounts and every member of a managed group, one per user name.
+    /// Candidate accounts first, then the other members of managed groups;
+    /// one per user name.
     pub accounts: Vec<Account>,
+    /// Lower-cased user name → position in `accounts`.
+    pub index: HashMap<String, usize>,
+    /// Each partner's place on the ladder (indexes into `accounts`), in roster order.
+    pub resolved: Vec<Resolved>,
     /// Groups of the roster that exist, and every group when the policy
     /// looks at unmanaged ones.
     pub groups: Vec<store::Group>,
     /// Memberships of those groups.
     pub memberships: Vec<Membership>,
-    /// Lower-cased user names that new accounts must not take.
-    pub taken: HashSet<String>,
+    /// User names in the store that new accounts' names could collide with.
+    pub taken: Vec<String>,
     /// Lower-cased user names that also belong to a group the roster does not manage.
     pub in_other_groups: HashSet<String>,
+}
+
+impl LiveState {
+    fn add(&mut self, list: Vec<Account>) {
+        for a in list {
+            let key = a.user_name.to_lowercase();
+            if !self.index.contains_key(&key) {
+                self.index.insert(key, self.accounts.len());
+                self.accounts.push(a);
+            }
+        }
+    }
+
+    fn position(&self, user_name: &str) -> Option<usize> {
+        self.index.get(user_name.to_lowercase().as_str()).copied()
+    }
 }
 
 /// Read what planning needs: look-ups by the roster's keys, so the cost
@@ -44,34 +65,26 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         revision: reader.revision()?,
         ..Default::default()
     };
-    let mut accounts: BTreeMap<String, Account> = BTreeMap::new();
-    let add = |list: Vec<Account>, into: &mut BTreeMap<String, Account>| {
-        for a in list {
-            into.entry(a.user_name.to_lowercase()).or_insert(a);
-        }
-    };
     let pinned: Vec<String> = d
         .partners
         .iter()
         .filter_map(|p| p.account.as_deref().map(|a| a.trim().to_string()))
         .collect();
-    add(reader.accounts_by_user_name(&pinned)?, &mut accounts);
+    live.add(reader.accounts_by_user_name(&pinned)?);
     let emails: Vec<String> = d
         .partners
         .iter()
         .map(|p| normalize::email(&p.email))
         .collect();
-    add(reader.accounts_by_email(&emails)?, &mut accounts);
+    live.add(reader.accounts_by_email(&emails)?);
     // Name + birth date only matters when neither `account:` nor an active
     // account with the email settled it.
-    let found_by_email: HashMap<String, bool> =
-        accounts.values().fold(HashMap::new(), |mut m, a| {
-            let e = m
-                .entry(email_key(&a.profile.email).into_owned())
-                .or_insert(false);
-            *e |= a.active;
-            m
-        });
+    let active_emails: HashSet<String> = live
+        .accounts
+        .iter()
+        .filter(|a| a.active)
+        .map(|a| email_key(&a.profile.email).into_owned())
+        .collect();
     let keys: Vec<NameDob> = d
         .partners
         .iter()
@@ -80,8 +93,8 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
             let pinned_ok = p
                 .account
                 .as_deref()
-                .is_some_and(|a| accounts.contains_key(&a.trim().to_lowercase()));
-            !pinned_ok && !found_by_email.get(*e).copied().unwrap_or(false)
+                .is_some_and(|a| live.position(a.trim()).is_some());
+            !pinned_ok && !active_emails.contains(e.as_str())
         })
         .filter_map(|(p, _)| {
             p.birth_date
@@ -89,7 +102,10 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
                 .map(|dob| NameDob::new(&p.first_name, &p.last_name, dob))
         })
         .collect();
-    add(reader.accounts_by_name_dob(&keys)?, &mut accounts);
+    live.add(reader.accounts_by_name_dob(&keys)?);
+    // Every candidate is in: the ladder can run. Accounts added below only
+    // extend the list, so its indexes stay valid.
+    live.resolved = resolve::resolve(&d.partners, &Live::new(&live.accounts));
 
     let managed: Vec<String> = d.groups.iter().map(|g| g.name.clone()).collect();
     live.groups = if d.policy.unmanaged_groups == UnmanagedGroups::Ignore {
@@ -112,35 +128,24 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .memberships
         .iter()
         .map(|m| m.user_name.to_lowercase())
-        .filter(|u| !accounts.contains_key(u))
+        .filter(|u| !live.index.contains_key(u))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    add(reader.accounts_by_user_name(&members)?, &mut accounts);
-    live.accounts = accounts.into_values().collect();
+    let more = reader.accounts_by_user_name(&members)?;
+    live.add(more);
 
     // Names new accounts would take.
-    let resolved = resolve::resolve(&d.partners, &Live::new(&live.accounts));
     let bases: Vec<String> = d
         .partners
         .iter()
-        .zip(&resolved)
+        .zip(&live.resolved)
         .filter(|(_, r)| r.outcome == Outcome::Create && r.new_user_name.is_none())
         .map(|(p, _)| resolve::user_name_base(&p.first_name, &p.last_name))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    live.taken = reader.user_names_like(&bases)?.into_iter().collect();
-    let new_pinned: Vec<String> = resolved
-        .iter()
-        .filter_map(|r| r.new_user_name.clone())
-        .collect();
-    live.taken.extend(
-        reader
-            .accounts_by_user_name(&new_pinned)?
-            .into_iter()
-            .map(|a| a.user_name.to_lowercase()),
-    );
+    live.taken = reader.user_names_like(&bases)?;
 
     if d.policy.deactivate_orphans {
         let users: Vec<String> = live.accounts.iter().map(|a| a.user_name.clone()).collect();
@@ -205,6 +210,14 @@ fn drift(p: &Partner, want: &Profile, have: &Profile) -> Vec<String> {
     fields
 }
 
+/// Who a member is: an account in the store, or one this plan creates.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Target {
+    Existing(usize),
+    /// Index of the partner whose account is created.
+    New(usize),
+}
+
 /// Decide the plan. Pure: the same inputs give the same plan.
 pub fn compute(
     d: &Desired,
@@ -212,44 +225,47 @@ pub fn compute(
     violations: Vec<Note>,
     mut warnings: Vec<Note>,
 ) -> Plan {
-    let view = Live::new(&live.accounts);
-    let mut resolved = resolve::resolve(&d.partners, &view);
+    let mut resolved = live.resolved.clone();
     resolve::assign_user_names(&d.partners, &mut resolved, &live.taken);
+    let name_of = |t: Target| -> &str {
+        match t {
+            Target::Existing(i) => &live.accounts[i].user_name,
+            Target::New(k) => resolved[k].new_user_name.as_deref().unwrap_or_default(),
+        }
+    };
 
     let mut actions = Vec::new();
-    // Lower-cased user name of each partner that has (or will have) an account.
-    let mut account_of: HashMap<String, String> = HashMap::new();
+    // The account of each partner that has (or will have) one, by email.
+    let mut account_of: HashMap<std::borrow::Cow<str>, Target> =
+        HashMap::with_capacity(d.partners.len());
     // Accounts that unresolved partners might be: nothing else touches them.
-    let mut protected: HashSet<String> = HashSet::new();
+    let mut protected: HashSet<usize> = HashSet::new();
     // Accounts some partner resolved to.
-    let mut claimed: HashSet<String> = HashSet::new();
-    let mut resolutions = Vec::new();
-    for (p, r) in d.partners.iter().zip(&resolved) {
+    let mut claimed: HashSet<usize> = HashSet::new();
+    let mut resolutions = Vec::with_capacity(d.partners.len());
+    for (k, (p, r)) in d.partners.iter().zip(&resolved).enumerate() {
         let email = normalize::email(&p.email);
         if r.outcome.is_unresolved() {
-            protected.extend(
-                r.candidates
-                    .iter()
-                    .map(|&i| live.accounts[i].user_name.to_lowercase()),
-            );
+            protected.extend(r.candidates.iter().copied());
         }
-        let account = match (r.outcome, r.account) {
-            (Outcome::Create, _) => r.new_user_name.clone(),
-            (_, Some(i)) => Some(live.accounts[i].user_name.clone()),
+        let target = match (r.outcome, r.account) {
+            (Outcome::Create, _) => Some(Target::New(k)),
+            (Outcome::Matched | Outcome::Reactivate, Some(i)) => Some(Target::Existing(i)),
             _ => None,
         };
-        if let Some(a) = &account {
-            account_of.insert(email.clone(), a.clone());
-            claimed.insert(a.to_lowercase());
+        if let Some(t) = target {
+            account_of.insert(email_key(&p.email), t);
+            if let Target::Existing(i) = t {
+                claimed.insert(i);
+            }
         }
-        let want = profile_of(p);
         match r.outcome {
             Outcome::Create => {
-                let account = account.clone().unwrap_or_default();
+                let account = name_of(Target::New(k)).to_string();
                 actions.push(Action::CreateAccount {
                     account: account.clone(),
                     partner: email.clone(),
-                    profile: want,
+                    profile: profile_of(p),
                 });
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
@@ -274,6 +290,7 @@ pub fn compute(
                         partner: Some(email.clone()),
                     });
                 }
+                let want = profile_of(p);
                 let fields = drift(p, &want, &acct.profile);
                 if !fields.is_empty() {
                     if d.policy.manage_profiles {
@@ -284,14 +301,17 @@ pub fn compute(
                             profile: want,
                         });
                     } else {
-                        warnings.push(Note::new(
-                            "profile-drift",
-                            format!(
-                                "account {} of partner {email} differs from the roster in: {}",
-                                acct.user_name,
-                                fields.join(", ")
-                            ),
-                        ).with_help("set `manage_profiles: true` in the policy to push roster values to accounts"));
+                        warnings.push(
+                            Note::new(
+                                "profile-drift",
+                                format!(
+                                    "account {} of partner {email} differs from the roster in: {}",
+                                    acct.user_name,
+                                    fields.join(", ")
+                                ),
+                            )
+                            .with_help("set `manage_profiles: true` in the policy to push roster values to accounts"),
+                        );
                     }
                 }
             }
@@ -300,7 +320,7 @@ pub fn compute(
         resolutions.push(Resolution {
             partner: email,
             outcome: r.outcome,
-            account,
+            account: target.map(|t| name_of(t).to_string()),
             via: r.via,
             candidates: r
                 .candidates
@@ -326,63 +346,72 @@ pub fn compute(
             }),
             Some(s) if s.kind != g.kind || s.lwia != g.lwia => warnings.push(Note::new(
                 "group-drift",
-                format!("group {} has a different type or LWIA in the store; roster does not change groups", g.name),
+                format!(
+                    "group {} has a different type or LWIA in the store; roster does not change groups",
+                    g.name
+                ),
             )),
             Some(_) => {}
         }
     }
 
-    // Memberships of managed groups.
-    let mut live_members: HashMap<&str, BTreeMap<String, (&str, bool)>> = HashMap::new();
+    // Memberships in the store, by group.
+    let mut live_members: HashMap<&str, Vec<(usize, bool)>> = HashMap::new();
     for m in &live.memberships {
-        live_members.entry(m.group.as_str()).or_default().insert(
-            m.user_name.to_lowercase(),
-            (m.user_name.as_str(), m.user_manager),
-        );
+        if let Some(i) = live.position(&m.user_name) {
+            live_members
+                .entry(m.group.as_str())
+                .or_default()
+                .push((i, m.user_manager));
+        }
     }
-    let mut still_member: HashSet<String> = HashSet::new();
-    let mut lost_member: BTreeSet<String> = BTreeSet::new();
+    let mut still_member: HashSet<usize> = HashSet::new();
+    let mut lost_member: BTreeSet<usize> = BTreeSet::new();
     let mut managed_count = 0u64;
-    let empty = BTreeMap::new();
     for g in &d.groups {
-        let have = live_members.get(g.name.as_str()).unwrap_or(&empty);
+        let have: HashMap<usize, bool> = live_members
+            .get(g.name.as_str())
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
         managed_count += have.len() as u64;
-        let mut want: BTreeMap<String, (String, bool)> = BTreeMap::new();
+        let mut want: HashMap<Target, bool> = HashMap::with_capacity(g.members.len());
         for m in &g.members {
-            if let Some(a) = account_of.get(&normalize::email(m.email())) {
-                want.insert(a.to_lowercase(), (a.clone(), m.user_manager()));
+            if let Some(t) = account_of.get(email_key(m.email()).as_ref()) {
+                want.insert(*t, m.user_manager());
             }
         }
-        for (key, (name, um)) in &want {
-            still_member.insert(key.clone());
-            match have.get(key) {
+        for (t, um) in &want {
+            let existing = match t {
+                Target::Existing(i) => {
+                    still_member.insert(*i);
+                    have.get(i).copied()
+                }
+                Target::New(_) => None,
+            };
+            let account = name_of(*t).to_string();
+            let group = g.name.clone();
+            match existing {
                 None => actions.push(Action::AddMembership {
-                    account: name.clone(),
-                    group: g.name.clone(),
+                    account,
+                    group,
                     user_manager: *um,
                 }),
-                Some((_, true)) if !um => actions.push(Action::RevokeUserManager {
-                    account: name.clone(),
-                    group: g.name.clone(),
-                }),
-                Some((_, false)) if *um => actions.push(Action::GrantUserManager {
-                    account: name.clone(),
-                    group: g.name.clone(),
-                }),
+                Some(true) if !um => actions.push(Action::RevokeUserManager { account, group }),
+                Some(false) if *um => actions.push(Action::GrantUserManager { account, group }),
                 Some(_) => {}
             }
         }
-        for (key, (name, _)) in have {
-            if want.contains_key(key) {
+        for i in have.keys() {
+            if want.contains_key(&Target::Existing(*i)) {
                 continue;
             }
-            if protected.contains(key) {
-                still_member.insert(key.clone());
+            if protected.contains(i) {
+                still_member.insert(*i);
                 continue;
             }
-            lost_member.insert(key.clone());
+            lost_member.insert(*i);
             actions.push(Action::RemoveMembership {
-                account: name.to_string(),
+                account: live.accounts[*i].user_name.clone(),
                 group: g.name.clone(),
             });
         }
@@ -406,13 +435,13 @@ pub fn compute(
                 ),
             ),
             UnmanagedGroups::Remove => {
-                for (key, (name, _)) in live_members.get(g.name.as_str()).unwrap_or(&empty) {
-                    if protected.contains(key) {
+                for (i, _) in live_members.get(g.name.as_str()).into_iter().flatten() {
+                    if protected.contains(i) {
                         continue;
                     }
                     managed_count += 1;
                     actions.push(Action::RemoveMembership {
-                        account: name.to_string(),
+                        account: live.accounts[*i].user_name.clone(),
                         group: g.name.clone(),
                     });
                 }
@@ -421,18 +450,13 @@ pub fn compute(
     }
 
     if d.policy.deactivate_orphans {
-        let by_user: HashMap<String, &Account> = live
-            .accounts
-            .iter()
-            .map(|a| (a.user_name.to_lowercase(), a))
-            .collect();
-        for key in lost_member {
-            let Some(a) = by_user.get(&key) else { continue };
+        for i in lost_member {
+            let a = &live.accounts[i];
             if a.active
-                && !still_member.contains(&key)
-                && !claimed.contains(&key)
-                && !protected.contains(&key)
-                && !live.in_other_groups.contains(&key)
+                && !still_member.contains(&i)
+                && !claimed.contains(&i)
+                && !protected.contains(&i)
+                && !live.in_other_groups.contains(&a.user_name.to_lowercase())
             {
                 actions.push(Action::DeactivateAccount {
                     account: a.user_name.clone(),
@@ -452,13 +476,16 @@ pub fn compute(
     let summary = summarize(&actions, &resolutions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
     if summary.removals() > removal_limit {
-        warnings.push(Note::new(
-            "mass-removal",
-            format!(
-                "this plan removes {} memberships and grants, more than max_removals allows ({removal_limit} of {managed_count})",
-                summary.removals()
-            ),
-        ).with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"));
+        warnings.push(
+            Note::new(
+                "mass-removal",
+                format!(
+                    "this plan removes {} memberships and grants, more than max_removals allows ({removal_limit} of {managed_count})",
+                    summary.removals()
+                ),
+            )
+            .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
+        );
     }
     Plan {
         format_version: FORMAT_VERSION,
