@@ -112,10 +112,10 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
             Err(c) => return c,
         }
     };
-    let shown = plan.for_display(false);
+    // The human rendering shows no birth dates or phones.
     let _ = out
         .stdout
-        .write_all(render::human(&shown, out.color).as_bytes());
+        .write_all(render::human(&plan, out.color).as_bytes());
     if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty() {
         return 0;
     }

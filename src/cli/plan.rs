@@ -201,16 +201,18 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
             return 1;
         }
     }
-    let shown = plan.for_display(args.show_pii);
+    let code = exit_code(&plan, args.detailed_exitcode);
+    let shown = plan.into_display(args.show_pii);
     let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&*shown).unwrap_or_default() + "\n",
+        Format::Json => serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n",
         Format::Markdown => render::markdown(&shown),
         Format::Human => render::human(&shown, out.color),
     };
     let _ = out.stdout.write_all(text.as_bytes());
-    // The roster is large and about to be freed by the exit anyway.
+    // The roster and plan are large and about to be freed by the exit anyway.
     std::mem::forget(checked);
-    exit_code(&plan, args.detailed_exitcode)
+    std::mem::forget(shown);
+    code
 }
 
 pub fn exit_code(plan: &Plan, detailed: bool) -> u8 {

@@ -466,12 +466,11 @@ pub fn compute(
         }
     }
 
+    // Deterministic order: by op, group, then user name case-insensitively.
     actions.sort_by(|a, b| {
-        (a.rank(), a.group(), a.account().map(str::to_lowercase)).cmp(&(
-            b.rank(),
-            b.group(),
-            b.account().map(str::to_lowercase),
-        ))
+        (a.rank(), a.group())
+            .cmp(&(b.rank(), b.group()))
+            .then_with(|| folded(a.account()).cmp(folded(b.account())))
     });
     let summary = summarize(&actions, &resolutions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
@@ -502,6 +501,11 @@ pub fn compute(
         removal_limit,
         personal_data: PersonalData::Included,
     }
+}
+
+/// A user name's characters, case-folded, for ordering without allocating.
+fn folded(s: Option<&str>) -> impl Iterator<Item = char> + '_ {
+    s.unwrap_or_default().chars().flat_map(char::to_lowercase)
 }
 
 /// What an administrator does next about an unresolved partner.

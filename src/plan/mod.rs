@@ -337,19 +337,18 @@ impl Plan {
 
     /// The plan as printed: without birth dates, phones and extensions
     /// unless `show_pii`.
-    pub fn for_display(&self, show_pii: bool) -> std::borrow::Cow<'_, Plan> {
+    pub fn into_display(mut self, show_pii: bool) -> Plan {
         if show_pii || self.personal_data == PersonalData::Omitted {
-            return std::borrow::Cow::Borrowed(self);
+            return self;
         }
-        let mut p = self.clone();
-        p.personal_data = PersonalData::Omitted;
-        for a in &mut p.actions {
+        self.personal_data = PersonalData::Omitted;
+        for a in &mut self.actions {
             if let Action::CreateAccount { profile, .. } | Action::UpdateProfile { profile, .. } = a
             {
                 *profile = profile.without_pii();
             }
         }
-        std::borrow::Cow::Owned(p)
+        self
     }
 }
 

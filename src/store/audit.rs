@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 /// The `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Hex SHA-256 of a row, given the previous row's hash.
+/// Hex SHA-256 of a row, given the previous row's hash. Each field is
+/// length-prefixed (and absent values tagged), so no two rows encode alike.
 // Every column of the row is hashed; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 pub fn row_hash(
@@ -20,16 +21,32 @@ pub fn row_hash(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
-    // A JSON array is an unambiguous encoding of the fields.
-    let canonical = serde_json::json!([prev, revision, at, actor, op, subject, before, after]);
-    hex(&Sha256::digest(canonical.to_string().as_bytes()))
+    let mut h = Sha256::new();
+    let mut field = |bytes: Option<&[u8]>| match bytes {
+        Some(b) => {
+            h.update([1u8]);
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        }
+        None => h.update([0u8]),
+    };
+    field(Some(prev.as_bytes()));
+    field(Some(&revision.to_le_bytes()));
+    field(Some(at.as_bytes()));
+    field(Some(actor.as_bytes()));
+    field(Some(op.as_bytes()));
+    field(Some(subject.as_bytes()));
+    field(before.map(str::as_bytes));
+    field(after.map(str::as_bytes));
+    hex(&h.finalize())
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        let _ = write!(s, "{b:02x}");
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
 }
@@ -67,8 +84,7 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
                 reason: "does not follow the row before it (a row was removed or inserted)",
             });
         }
-        let before = e.before.as_ref().map(|v| v.to_string());
-        let after = e.after.as_ref().map(|v| v.to_string());
+        let (before, after) = &e.raw;
         let h = row_hash(
             &prev,
             e.revision,

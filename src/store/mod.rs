@@ -233,6 +233,9 @@ pub struct AuditEntry {
     pub after: Option<serde_json::Value>,
     pub prev_hash: String,
     pub hash: String,
+    /// `before` and `after` exactly as stored, which is what the hash covers.
+    #[serde(skip)]
+    pub raw: (Option<String>, Option<String>),
 }
 
 /// A pending invitation: an invited account that has not activated.

@@ -20,6 +20,9 @@ use std::time::Duration;
 /// Migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
 
+/// Page cache of a connection, in KiB (negative: SQLite's unit for KiB).
+const CACHE_KIB: i64 = -131_072;
+
 /// How long a reader waits for a migration to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -366,9 +369,10 @@ impl Reader for SqliteReader {
                  FROM audit WHERE at >= ?1 ORDER BY seq",
             )
             .map_err(&err)?;
-        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        let json = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let rows = stmt
             .query_map([since.unwrap_or("")], |r| {
+                let raw: (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
                 Ok(AuditEntry {
                     seq: r.get(0)?,
                     revision: r.get(1)?,
@@ -376,10 +380,11 @@ impl Reader for SqliteReader {
                     actor: r.get(3)?,
                     op: r.get(4)?,
                     subject: r.get(5)?,
-                    before: json(r.get(6)?),
-                    after: json(r.get(7)?),
+                    before: json(&raw.0),
+                    after: json(&raw.1),
                     prev_hash: r.get(8)?,
                     hash: r.get(9)?,
+                    raw,
                 })
             })
             .map_err(&err)?;
@@ -391,10 +396,9 @@ impl Reader for SqliteReader {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT a.user_name, a.email, i.created_at, i.reminded_at FROM invitations i \
-                 JOIN accounts a ON a.id = i.account_id \
-                 WHERE i.activated_at IS NULL AND a.credential = 'invited' AND a.active \
-                 ORDER BY i.created_at, a.user_key",
+                "SELECT user_name, email, invited_at, reminded_at FROM accounts \
+                 WHERE credential = 'invited' AND activation_digest IS NOT NULL \
+                 AND activated_at IS NULL AND active ORDER BY invited_at, user_key",
             )
             .map_err(&err)?;
         let rows = stmt
@@ -426,6 +430,23 @@ fn masked(profile: &Profile) -> serde_json::Value {
     })
 }
 
+/// Audit values of the flags, as `serde_json` writes them.
+fn manager_json(user_manager: bool) -> &'static str {
+    if user_manager {
+        r#"{"user_manager":true}"#
+    } else {
+        r#"{"user_manager":false}"#
+    }
+}
+
+fn active_json(active: bool) -> &'static str {
+    if active {
+        r#"{"active":true}"#
+    } else {
+        r#"{"active":false}"#
+    }
+}
+
 /// A write transaction on the embedded store.
 pub struct SqliteSession {
     url: String,
@@ -453,6 +474,9 @@ impl SqliteSession {
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| open_error(url, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(&err)?;
+        // A large apply touches many index pages: keep them in memory.
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
             .map_err(&err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(&err)?;
@@ -508,12 +532,10 @@ impl SqliteSession {
         &mut self,
         op: &str,
         subject: &str,
-        before: Option<serde_json::Value>,
-        after: Option<serde_json::Value>,
+        before: Option<&str>,
+        after: Option<&str>,
     ) -> Result<(), StoreError> {
         self.revision += 1;
-        let before = before.map(|v| v.to_string());
-        let after = after.map(|v| v.to_string());
         let hash = audit::row_hash(
             &self.prev_hash,
             self.revision,
@@ -521,8 +543,8 @@ impl SqliteSession {
             &self.actor,
             op,
             subject,
-            before.as_deref(),
-            after.as_deref(),
+            before,
+            after,
         );
         self.conn
             .prepare_cached(
@@ -603,8 +625,8 @@ impl SqliteSession {
         self.record(
             op,
             user_name,
-            Some(serde_json::json!({ "active": before })),
-            Some(serde_json::json!({ "active": after })),
+            Some(active_json(before)),
+            Some(active_json(after)),
         )
     }
 
@@ -634,7 +656,7 @@ impl Session for SqliteSession {
             "create_group",
             name,
             None,
-            Some(serde_json::json!({ "type": type_str(kind), "lwia": lwia })),
+            Some(&serde_json::json!({ "type": type_str(kind), "lwia": lwia }).to_string()),
         )
     }
 
@@ -654,8 +676,8 @@ impl Session for SqliteSession {
             .prepare_cached(
                 "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
                  first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
-                 password_hash, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?15, ?16, ?16)",
+                 password_hash, activation_digest, invited_at, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?15, ?16, ?17, ?18, ?18)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -674,6 +696,8 @@ impl Session for SqliteSession {
                     profile.role.as_str(),
                     state,
                     hash,
+                    digest,
+                    digest.map(|_| &self.now),
                     self.now,
                 ])
             });
@@ -690,11 +714,7 @@ impl Session for SqliteSession {
         }
         let id = self.conn.last_insert_rowid();
         self.accounts.insert(key, id);
-        if let Some(digest) = digest {
-            self.conn
-                .prepare_cached("INSERT INTO invitations (account_id, token_digest, created_at) VALUES (?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id, digest, self.now]))
-                .map_err(self.err())?;
+        if digest.is_some() {
             self.conn
                 .prepare_cached("INSERT INTO outbox (kind, account_id, recipient, created_at) VALUES ('invitation', ?1, ?2, ?3)")
                 .and_then(|mut s| s.execute(params![id, profile.email, self.now]))
@@ -702,7 +722,7 @@ impl Session for SqliteSession {
         }
         let mut after = masked(profile);
         after["credential"] = state.into();
-        self.record("create_account", user_name, None, Some(after))
+        self.record("create_account", user_name, None, Some(&after.to_string()))
     }
 
     fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -772,8 +792,8 @@ impl Session for SqliteSession {
         self.record(
             "update_profile",
             user_name,
-            Some(masked(&before.profile)),
-            Some(masked(&p)),
+            Some(&masked(&before.profile).to_string()),
+            Some(&masked(&p).to_string()),
         )
     }
 
@@ -806,7 +826,7 @@ impl Session for SqliteSession {
             "add_membership",
             &Self::membership_subject(user_name, group),
             None,
-            Some(serde_json::json!({ "user_manager": user_manager })),
+            Some(manager_json(user_manager)),
         )
     }
 
@@ -839,8 +859,8 @@ impl Session for SqliteSession {
         self.record(
             op,
             &Self::membership_subject(user_name, group),
-            Some(serde_json::json!({ "user_manager": !user_manager })),
-            Some(serde_json::json!({ "user_manager": user_manager })),
+            Some(manager_json(!user_manager)),
+            Some(manager_json(user_manager)),
         )
     }
 
@@ -860,7 +880,7 @@ impl Session for SqliteSession {
         self.record(
             "remove_membership",
             &Self::membership_subject(user_name, group),
-            Some(serde_json::json!({ "user_manager": was })),
+            Some(manager_json(was)),
             None,
         )
     }

@@ -26,6 +26,11 @@ CREATE TABLE accounts (
     active        INTEGER NOT NULL,
     credential    TEXT NOT NULL,
     password_hash TEXT,
+    -- Invited accounts: SHA-256 digest of the one-time activation token.
+    activation_digest TEXT,
+    invited_at    TEXT,
+    reminded_at   TEXT,
+    activated_at  TEXT,
     created_at    TEXT NOT NULL,
     updated_at    TEXT NOT NULL
 );
@@ -48,15 +53,6 @@ CREATE TABLE memberships (
     PRIMARY KEY (group_id, account_id)
 ) WITHOUT ROWID;
 CREATE INDEX memberships_account ON memberships (account_id);
-
--- One-time activation tokens, stored only as SHA-256 digests.
-CREATE TABLE invitations (
-    account_id   INTEGER PRIMARY KEY REFERENCES accounts (id),
-    token_digest TEXT NOT NULL,
-    created_at   TEXT NOT NULL,
-    reminded_at  TEXT,
-    activated_at TEXT
-);
 
 -- Messages waiting for delivery by the mail relay.
 CREATE TABLE outbox (
@@ -81,4 +77,3 @@ CREATE TABLE audit (
     prev_hash TEXT NOT NULL,
     hash      TEXT NOT NULL
 );
-CREATE INDEX audit_at ON audit (at);
