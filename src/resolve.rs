@@ -12,7 +12,8 @@ pub struct Live<'a> {
     pub accounts: &'a [Account],
     by_user: HashMap<String, usize>,
     by_email: HashMap<String, Vec<usize>>,
-    by_name_dob: HashMap<NameDob, Vec<usize>>,
+    /// Built on first use: most rosters settle everyone by `account:` or email.
+    by_name_dob: std::cell::OnceCell<HashMap<NameDob, Vec<usize>>>,
 }
 
 impl<'a> Live<'a> {
@@ -20,29 +21,18 @@ impl<'a> Live<'a> {
     pub fn new(accounts: &'a [Account]) -> Self {
         let mut by_user = HashMap::with_capacity(accounts.len());
         let mut by_email: HashMap<String, Vec<usize>> = HashMap::with_capacity(accounts.len());
-        let mut by_name_dob: HashMap<NameDob, Vec<usize>> = HashMap::new();
         for (i, a) in accounts.iter().enumerate() {
             by_user.insert(a.user_name.to_lowercase(), i);
             by_email
                 .entry(email_key(&a.profile.email).into_owned())
                 .or_default()
                 .push(i);
-            if let Some(dob) = &a.profile.birth_date {
-                by_name_dob
-                    .entry(NameDob::new(
-                        &a.profile.first_name,
-                        &a.profile.last_name,
-                        dob,
-                    ))
-                    .or_default()
-                    .push(i);
-            }
         }
         Live {
             accounts,
             by_user,
             by_email,
-            by_name_dob,
+            by_name_dob: std::cell::OnceCell::new(),
         }
     }
 
@@ -55,13 +45,27 @@ impl<'a> Live<'a> {
     }
 
     fn name_dob(&self, p: &Partner) -> &[usize] {
-        match &p.birth_date {
-            Some(dob) => self
-                .by_name_dob
-                .get(&NameDob::new(&p.first_name, &p.last_name, dob))
-                .map_or(&[], Vec::as_slice),
-            None => &[],
-        }
+        let Some(dob) = &p.birth_date else {
+            return &[];
+        };
+        let index = self.by_name_dob.get_or_init(|| {
+            let mut m: HashMap<NameDob, Vec<usize>> = HashMap::new();
+            for (i, a) in self.accounts.iter().enumerate() {
+                if let Some(dob) = &a.profile.birth_date {
+                    m.entry(NameDob::new(
+                        &a.profile.first_name,
+                        &a.profile.last_name,
+                        dob,
+                    ))
+                    .or_default()
+                    .push(i);
+                }
+            }
+            m
+        });
+        index
+            .get(&NameDob::new(&p.first_name, &p.last_name, dob))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -97,10 +101,10 @@ impl Resolved {
 /// date on either side differs: it cannot confirm the person).
 pub fn differs(p: &Partner, a: &Account) -> Vec<Differs> {
     let mut d = Vec::new();
-    if name_key(&p.first_name) != name_key(&a.profile.first_name) {
+    if !same_name(&p.first_name, &a.profile.first_name) {
         d.push(Differs::FirstName);
     }
-    if name_key(&p.last_name) != name_key(&a.profile.last_name) {
+    if !same_name(&p.last_name, &a.profile.last_name) {
         d.push(Differs::LastName);
     }
     match (&p.birth_date, &a.profile.birth_date) {
@@ -110,13 +114,35 @@ pub fn differs(p: &Partner, a: &Account) -> Vec<Differs> {
     d
 }
 
+/// Names compare equal after trimming, collapsing spaces, NFC and case
+/// folding; ASCII names without allocating.
+fn same_name(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        let mut x = a.split_ascii_whitespace();
+        let mut y = b.split_ascii_whitespace();
+        loop {
+            match (x.next(), y.next()) {
+                (None, None) => return true,
+                (Some(u), Some(v)) if u.eq_ignore_ascii_case(v) => {}
+                _ => return false,
+            }
+        }
+    }
+    name_key(a) == name_key(b)
+}
+
 /// Steps 1–3 for one partner: what the store holds for them, ignoring `account:`.
 fn ladder(p: &Partner, live: &Live) -> Resolved {
     let email = email_key(&p.email);
     let by_email = live.email(&email);
-    let by_name = live.name_dob(p);
     let (active_email, inactive_email): (Vec<usize>, Vec<usize>) =
         by_email.iter().partition(|&&i| live.accounts[i].active);
+    // Name + birth date only matters when no active account has the email.
+    let by_name = if active_email.is_empty() {
+        live.name_dob(p)
+    } else {
+        &[]
+    };
     let (active_name, inactive_name): (Vec<usize>, Vec<usize>) =
         by_name.iter().partition(|&&i| live.accounts[i].active);
 

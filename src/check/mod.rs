@@ -57,6 +57,16 @@ impl<'a> Index<'a> {
 
 /// Parse, merge and check roster files.
 pub fn check(inputs: Vec<Input>) -> Checked {
+    check_while(inputs, |_| ()).0
+}
+
+/// [`check`], running `also` on the merged roster beside the cross-file
+/// checks (planning reads the store meanwhile). `also` runs only when every
+/// file parsed; its result is for the caller to discard if the checks fail.
+pub fn check_while<T: Send>(
+    inputs: Vec<Input>,
+    also: impl FnOnce(&Roster) -> T + Send,
+) -> (Checked, Option<T>) {
     let mut findings = Vec::new();
     let mut parsed = Vec::with_capacity(inputs.len());
     for (order, input) in inputs.into_iter().enumerate() {
@@ -66,31 +76,40 @@ pub fn check(inputs: Vec<Input>) -> Checked {
     }
     let complete = parsed.iter().all(|(_, f)| f.is_some());
     let roster = load::merge(parsed, &mut findings);
+    let mut extra = None;
     // References across files are only meaningful when every file was read;
     // otherwise a broken file would cascade into "unknown partner" noise.
     if complete {
         let index = Index::new(&roster);
-        // Both only read the roster: run them side by side.
-        let (mut from_rules, mut from_policy) = std::thread::scope(|s| {
+        // All of them only read the roster: run them side by side.
+        let (mut from_rules, mut from_policy, other) = std::thread::scope(|s| {
             let rules = s.spawn(|| {
                 let mut sink = Vec::new();
                 rules::check(&roster, &index, &mut sink);
                 sink
             });
+            let other = s.spawn(|| also(&roster));
             let mut sink = Vec::new();
             policy::check(&roster, &index, &mut sink);
             let rules = rules
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            (rules, sink)
+            let other = other
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (rules, sink, other)
         });
+        extra = Some(other);
         findings.append(&mut from_rules);
         findings.append(&mut from_policy);
     }
     finding::sort(&mut findings);
-    Checked {
-        roster,
-        findings,
-        complete,
-    }
+    (
+        Checked {
+            roster,
+            findings,
+            complete,
+        },
+        extra,
+    )
 }

@@ -5,7 +5,7 @@ use crate::check::{self, Checked};
 use crate::plan::compute::{self, Desired};
 use crate::plan::{Note, Plan, render};
 use crate::report::{self, Style};
-use crate::roster::load;
+use crate::roster::{Roster, load};
 use crate::store::{self, StoreError};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
@@ -55,10 +55,20 @@ const POLICY_CODES: &[&str] = &[
     "user-manager-role",
 ];
 
+/// The roster as planning takes it.
+fn desired(roster: &Roster) -> Desired<'_> {
+    Desired {
+        groups: roster.groups.iter().map(|e| &e.item).collect(),
+        partners: roster.partners.iter().map(|e| &e.item).collect(),
+        policy: &roster.policy,
+        digest: digest(roster),
+    }
+}
+
 /// `sha256:` over the roster files' names and contents, in order.
-fn digest(checked: &Checked) -> String {
+fn digest(roster: &Roster) -> String {
     let mut data = Vec::new();
-    for f in &checked.roster.files {
+    for f in &roster.files {
         data.extend_from_slice(f.name.as_bytes());
         data.push(0);
         data.extend_from_slice(f.text.as_bytes());
@@ -86,19 +96,27 @@ pub fn make_with_live(
     out: &mut Out,
     show_pii: bool,
 ) -> Result<(Plan, Checked, compute::LiveState), u8> {
-    let checked = match load::discover(rosters, &out.cwd) {
+    // The store is read while the cross-file checks run; what it returns is
+    // dropped if the roster turns out not to be plannable.
+    let read_store = |roster: &Roster| {
+        store::open_reader(url).and_then(|mut r| compute::gather(r.as_mut(), &desired(roster)))
+    };
+    let (checked, live) = match load::discover(rosters, &out.cwd) {
         Ok(files) => {
             let (inputs, mut read_errors) = load::read(files);
-            let mut checked = check::check(inputs);
+            let (mut checked, live) = check::check_while(inputs, read_store);
             read_errors.append(&mut checked.findings);
             checked.findings = read_errors;
-            checked
+            (checked, live)
         }
-        Err(f) => Checked {
-            roster: Default::default(),
-            findings: vec![f],
-            complete: false,
-        },
+        Err(f) => (
+            Checked {
+                roster: Default::default(),
+                findings: vec![f],
+                complete: false,
+            },
+            None,
+        ),
     };
     let fatal: Vec<_> = checked
         .findings
@@ -133,20 +151,12 @@ pub fn make_with_live(
         .filter(|f| !f.is_error())
         .map(Note::from)
         .collect();
-    let policy = checked.roster.policy.clone();
-    let d = Desired {
-        groups: checked.roster.groups.iter().map(|e| &e.item).collect(),
-        partners: checked.roster.partners.iter().map(|e| &e.item).collect(),
-        policy: &policy,
-        digest: digest(&checked),
-    };
-    let live = store::open_reader(url).and_then(|mut r| compute::gather(r.as_mut(), &d));
     let live = match live {
-        Ok(l) => l,
-        Err(e) => return Err(store_error(out, &e)),
+        Some(Ok(l)) => l,
+        Some(Err(e)) => return Err(store_error(out, &e)),
+        None => return Err(1),
     };
-    let plan = compute::compute(&d, &live, violations, warnings);
-    drop(d);
+    let plan = compute::compute(&desired(&checked.roster), &live, violations, warnings);
     Ok((plan, checked, live))
 }
 
