@@ -680,6 +680,7 @@ fn worker_apply(roster: &Path, db: &Path) -> Res<()> {
         actor: "bench",
         now: NOW,
         lock_timeout: LOCK_TIMEOUT,
+        progress: None,
     };
     let start = Instant::now();
     let applied = apply::apply(&plan, &url, &opts)?;

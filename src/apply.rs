@@ -24,7 +24,12 @@ pub struct Options<'a> {
     pub now: &'a str,
     /// How long to wait for another apply holding the store's lock.
     pub lock_timeout: std::time::Duration,
+    /// Told (done, total) as actions are written, for a progress line.
+    pub progress: Option<&'a dyn Fn(usize, usize)>,
 }
+
+/// How many actions between two progress reports.
+const PROGRESS_EVERY: usize = 5_000;
 
 #[derive(Debug)]
 pub struct Applied {
@@ -259,7 +264,13 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
     if session.revision()? != plan.store.revision {
         return Err(StoreError::Stale.into());
     }
-    for a in &plan.actions {
+    let total = plan.actions.len();
+    for (done, a) in plan.actions.iter().enumerate() {
+        if let Some(report) = opts.progress
+            && done % PROGRESS_EVERY == 0
+        {
+            report(done, total);
+        }
         match a {
             Action::CreateGroup { group, kind, lwia } => {
                 session.create_group(group, *kind, *lwia)?
@@ -304,6 +315,9 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
     // Passwords reach the disk before the accounts exist, so none is lost.
     if let Some(f) = file.as_mut() {
         f.write(&written)?;
+    }
+    if let Some(report) = opts.progress {
+        report(total, total);
     }
     let revision = session.commit()?;
     if let Some(f) = file.as_mut() {

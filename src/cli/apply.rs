@@ -5,7 +5,7 @@ use super::Out;
 use super::plan::{StoreArg, exit_code, make, store_error};
 use crate::apply::{self, ApplyError, Onboarding, Options};
 use crate::plan::{Plan, render};
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -33,6 +33,9 @@ pub struct Args {
     #[arg(long, env = "ROSTER_ACTOR")]
     pub actor: Option<String>,
 }
+
+/// Plans smaller than this apply too fast to need a progress line.
+const PROGRESS_FROM: usize = 10_000;
 
 /// The actor recorded in the audit log.
 pub fn actor(given: Option<String>) -> String {
@@ -128,6 +131,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
         actor: &actor,
         now: &now,
         lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout.clamp(0.0, 86_400.0)),
+        progress: None,
     };
     // Refuse before asking.
     if let Err(e) = apply::guard(&plan, &opts) {
@@ -139,6 +143,19 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
     {
         return c;
     }
+    // Progress on a terminal only: CI logs stay quiet.
+    let show = |done: usize, total: usize| {
+        let mut e = std::io::stderr();
+        let _ = write!(e, "\rapplying: {done}/{total} actions");
+        if done == total {
+            let _ = writeln!(e);
+        }
+    };
+    let opts = Options {
+        progress: (std::io::stderr().is_terminal() && plan.actions.len() >= PROGRESS_FROM)
+            .then_some(&show as &dyn Fn(usize, usize)),
+        ..opts
+    };
     match apply::apply(&plan, &args.store.url, &opts) {
         Ok(done) => {
             let _ = writeln!(

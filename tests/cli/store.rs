@@ -959,3 +959,52 @@ fn plan_schema_is_checked_in_current_and_plans_follow_it() {
         .unwrap();
     assert_eq!(jose.get("via"), Some(&Value::Null));
 }
+
+#[test]
+fn files_that_cannot_be_written_and_newer_stores_are_named() {
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let out = r.cmd(&["plan", "--store", DB, "-o", "missing/plan.json"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("missing/plan.json: cannot write the plan"),
+        "{}",
+        out.stderr
+    );
+    let out = r.cmd(&[
+        "apply",
+        "--yes",
+        "--store",
+        DB,
+        "--onboarding",
+        "password",
+        "--credentials-file",
+        "missing/creds.csv",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("missing/creds.csv:"), "{}", out.stderr);
+    assert!(!r.path().join("store.db").exists(), "nothing applied");
+    r.ok(&["apply", "--yes", "--store", DB]);
+    let out = r.cmd(&["export", "--store", DB, "-o", "missing/export.yaml"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("missing/export.yaml: cannot write"),
+        "{}",
+        out.stderr
+    );
+    r.sql("PRAGMA user_version = 99");
+    for args in [
+        &["plan", "--store", DB][..],
+        &["apply", "--yes", "--store", DB, "roster.yaml"][..],
+        &["log", "--store", DB][..],
+    ] {
+        let out = r.cmd(args);
+        assert_eq!(out.code, 1, "{args:?}");
+        assert!(
+            out.stderr
+                .contains("schema version 99, newer than this roster understands"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
