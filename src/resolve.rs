@@ -417,6 +417,11 @@ mod tests {
         }
     }
 
+    fn inactive(mut p: Partner) -> Partner {
+        p.active = false;
+        p
+    }
+
     /// The store every ladder case runs against.
     fn store() -> Vec<Account> {
         vec![
@@ -515,6 +520,22 @@ mod tests {
                 "Ivy",
                 "Dupont",
                 Some("1970-01-01"),
+                false,
+            ),
+            account(
+                "OTwin1",
+                "ot1@old.example.com",
+                "Otto",
+                "Twin",
+                Some("1955-05-05"),
+                false,
+            ),
+            account(
+                "OTwin2",
+                "ot2@old.example.com",
+                "Otto",
+                "Twin",
+                Some("1955-05-05"),
                 false,
             ),
             account(
@@ -632,6 +653,39 @@ mod tests {
                 Ambiguous,
                 Some(Via::InactiveEmail),
                 &["IDup1", "IDup2"],
+                &[],
+            ),
+            (
+                partner("otto@example.com", "Otto", "Twin", "1955-05-05", None),
+                Ambiguous,
+                Some(Via::InactiveNameDob),
+                &["OTwin1", "OTwin2"],
+                &[],
+            ),
+            (
+                inactive(partner(
+                    "priya@example.net",
+                    "Priya",
+                    "Raman",
+                    "1968-06-05",
+                    None,
+                )),
+                Matched,
+                Some(Via::InactiveEmail),
+                &["PRaman"],
+                &[],
+            ),
+            (
+                inactive(partner(
+                    "mandy@example.com",
+                    "Mandy",
+                    "McCray",
+                    "1972-09-01",
+                    None,
+                )),
+                Matched,
+                Some(Via::Email),
+                &["MMcCray"],
                 &[],
             ),
             (
