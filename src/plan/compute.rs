@@ -183,31 +183,46 @@ pub fn profile_of(p: &Partner) -> Profile {
 }
 
 /// Fields the roster sets that the account holds differently. Fields the
-/// roster leaves out are not managed.
-fn drift(p: &Partner, want: &Profile, have: &Profile) -> Vec<String> {
+/// roster leaves out are not managed. Compared without building the profile:
+/// most partners have no drift.
+fn drift(p: &Partner, have: &Profile) -> Vec<String> {
     let mut fields = Vec::new();
-    let mut check = |name: &str, set: bool, differ: bool| {
-        if set && differ {
+    let mut check = |name: &str, differ: bool| {
+        if differ {
             fields.push(name.to_string());
         }
     };
-    check("email", true, want.email != email_key(&have.email));
-    check("first_name", true, want.first_name != have.first_name);
-    check("last_name", true, want.last_name != have.last_name);
+    // Trimmed with inner whitespace collapsed, as `display_name` keeps names.
+    let same_display = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
+    check("email", email_key(&p.email) != email_key(&have.email));
+    check("first_name", !same_display(&p.first_name, &have.first_name));
+    check("last_name", !same_display(&p.last_name, &have.last_name));
     check(
         "birth_date",
-        want.birth_date.is_some(),
-        want.birth_date != have.birth_date,
+        set(&p.birth_date).is_some_and(|d| Some(d) != have.birth_date.as_deref()),
     );
-    check("phone", want.phone.is_some(), want.phone != have.phone);
+    check(
+        "phone",
+        p.phone.as_deref().is_some_and(|ph| {
+            let digits = normalize::phone(ph).unwrap_or_else(|| normalize::phone_digits(ph));
+            !digits.is_empty() && Some(digits.as_str()) != have.phone.as_deref()
+        }),
+    );
     check(
         "extension",
-        want.extension.is_some(),
-        want.extension != have.extension,
+        set(&p.extension).is_some_and(|e| Some(e) != have.extension.as_deref()),
     );
-    check("zip", want.zip.is_some(), want.zip != have.zip);
-    check("role", true, p.role != have.role);
+    check(
+        "zip",
+        set(&p.zip).is_some_and(|z| Some(z) != have.zip.as_deref()),
+    );
+    check("role", p.role != have.role);
     fields
+}
+
+/// An optional roster field, trimmed; empty counts as absent.
+fn set(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// Who a member is: an account in the store, or one this plan creates.
@@ -290,15 +305,14 @@ pub fn compute(
                         partner: Some(email.clone()),
                     });
                 }
-                let want = profile_of(p);
-                let fields = drift(p, &want, &acct.profile);
+                let fields = drift(p, &acct.profile);
                 if !fields.is_empty() {
                     if d.policy.manage_profiles {
                         actions.push(Action::UpdateProfile {
                             account: acct.user_name.clone(),
                             partner: email.clone(),
                             fields,
-                            profile: want,
+                            profile: profile_of(p),
                         });
                     } else {
                         warnings.push(
@@ -357,8 +371,16 @@ pub fn compute(
 
     // Memberships in the store, by group.
     let mut live_members: HashMap<&str, Vec<(usize, bool)>> = HashMap::new();
+    // Memberships spell user names as the accounts do: look them up as they are.
+    let exact: HashMap<&str, usize> = live
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.user_name.as_str(), i))
+        .collect();
     for m in &live.memberships {
-        if let Some(i) = live.position(&m.user_name) {
+        let found = exact.get(m.user_name.as_str()).copied();
+        if let Some(i) = found.or_else(|| live.position(&m.user_name)) {
             live_members
                 .entry(m.group.as_str())
                 .or_default()
@@ -388,16 +410,22 @@ pub fn compute(
                 }
                 Target::New(_) => None,
             };
-            let account = name_of(*t).to_string();
-            let group = g.name.clone();
+            let account = || name_of(*t).to_string();
+            let group = || g.name.clone();
             match existing {
                 None => actions.push(Action::AddMembership {
-                    account,
-                    group,
+                    account: account(),
+                    group: group(),
                     user_manager: *um,
                 }),
-                Some(true) if !um => actions.push(Action::RevokeUserManager { account, group }),
-                Some(false) if *um => actions.push(Action::GrantUserManager { account, group }),
+                Some(true) if !um => actions.push(Action::RevokeUserManager {
+                    account: account(),
+                    group: group(),
+                }),
+                Some(false) if *um => actions.push(Action::GrantUserManager {
+                    account: account(),
+                    group: group(),
+                }),
                 Some(_) => {}
             }
         }
