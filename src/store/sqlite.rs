@@ -12,7 +12,7 @@ use super::{
 };
 use crate::roster::model::{GroupType, Role};
 use crate::roster::normalize::{email_key, name_key};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
@@ -430,6 +430,44 @@ fn masked(profile: &Profile) -> serde_json::Value {
     })
 }
 
+/// A profile as the accounts table stores it: the values and the
+/// normalized keys the ladder looks up, in column order (`email` … `role`).
+struct ProfileRow<'a> {
+    p: &'a Profile,
+    email_key: String,
+    first_key: String,
+    last_key: String,
+    role: &'static str,
+}
+
+impl<'a> ProfileRow<'a> {
+    fn new(p: &'a Profile) -> Self {
+        ProfileRow {
+            p,
+            email_key: email_key(&p.email).into_owned(),
+            first_key: name_key(&p.first_name),
+            last_key: name_key(&p.last_name),
+            role: p.role.as_str(),
+        }
+    }
+
+    fn values(&self) -> [&dyn ToSql; 11] {
+        [
+            &self.p.email,
+            &self.email_key,
+            &self.p.first_name,
+            &self.p.last_name,
+            &self.first_key,
+            &self.last_key,
+            &self.p.birth_date,
+            &self.p.phone,
+            &self.p.extension,
+            &self.p.zip,
+            &self.role,
+        ]
+    }
+}
+
 /// Audit values of the flags, as `serde_json` writes them.
 fn manager_json(user_manager: bool) -> &'static str {
     if user_manager {
@@ -680,26 +718,12 @@ impl Session for SqliteSession {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14, ?15, ?16, ?17, ?18, ?18)",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    user_name,
-                    key,
-                    profile.email,
-                    email_key(&profile.email),
-                    profile.first_name,
-                    profile.last_name,
-                    name_key(&profile.first_name),
-                    name_key(&profile.last_name),
-                    profile.birth_date,
-                    profile.phone,
-                    profile.extension,
-                    profile.zip,
-                    profile.role.as_str(),
-                    state,
-                    hash,
-                    digest,
-                    digest.map(|_| &self.now),
-                    self.now,
-                ])
+                let row = ProfileRow::new(profile);
+                let invited_at = digest.map(|_| &self.now);
+                let mut values: Vec<&dyn ToSql> = vec![&user_name, &key];
+                values.extend(row.values());
+                values.extend([&state as &dyn ToSql, &hash, &digest, &invited_at, &self.now]);
+                s.execute(rusqlite::params_from_iter(values))
             });
         match inserted {
             Ok(_) => {}
@@ -772,21 +796,11 @@ impl Session for SqliteSession {
                  role = ?12, updated_at = ?13 WHERE id = ?1",
             )
             .and_then(|mut s| {
-                s.execute(params![
-                    id,
-                    p.email,
-                    email_key(&p.email),
-                    p.first_name,
-                    p.last_name,
-                    name_key(&p.first_name),
-                    name_key(&p.last_name),
-                    p.birth_date,
-                    p.phone,
-                    p.extension,
-                    p.zip,
-                    p.role.as_str(),
-                    self.now
-                ])
+                let row = ProfileRow::new(&p);
+                let mut values: Vec<&dyn ToSql> = vec![&id];
+                values.extend(row.values());
+                values.push(&self.now);
+                s.execute(rusqlite::params_from_iter(values))
             })
             .map_err(self.err())?;
         self.record(
