@@ -104,7 +104,8 @@ fn confirm(out: &mut Out) -> Result<(), u8> {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
-    let plan = if is_plan_file(&args.targets) {
+    let from_file = is_plan_file(&args.targets);
+    let plan = if from_file {
         match read_plan(&args.targets[0], out) {
             Ok(p) => p,
             Err(c) => return c,
@@ -179,7 +180,16 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
             );
             exit_code(&plan, false)
         }
-        Err(ApplyError::Store(e)) => store_error(out, &e),
+        Err(ApplyError::Store(e)) => {
+            let code = store_error(out, &e);
+            if matches!(e, crate::store::StoreError::Stale) && !from_file {
+                let _ = writeln!(
+                    out.stderr,
+                    "note: another apply changed the store while this one was planning; nothing was written, run `roster apply` again"
+                );
+            }
+            code
+        }
         Err(e) => {
             let _ = writeln!(out.stderr, "error: {e}");
             1

@@ -1008,3 +1008,26 @@ fn files_that_cannot_be_written_and_newer_stores_are_named() {
         );
     }
 }
+
+#[test]
+fn planning_never_writes_to_the_store() {
+    let r = worknet();
+    // Let SQLite fold the WAL into the file, so the file alone is the store.
+    r.sql("PRAGMA wal_checkpoint(TRUNCATE)");
+    let before = std::fs::read(r.path().join("store.db")).unwrap();
+    for args in [
+        &["plan", "--store", DB, "roster.yaml"][..],
+        &["diff", "--store", DB, "roster.yaml"][..],
+        &["export", "--store", DB][..],
+        &["log", "--store", DB, "--verify"][..],
+        &["invitations", "--store", DB][..],
+    ] {
+        r.cmd(args);
+    }
+    assert!(
+        std::fs::read(r.path().join("store.db")).unwrap() == before,
+        "the store file changed"
+    );
+    let wal = std::fs::read(r.path().join("store.db-wal")).unwrap_or_default();
+    assert!(wal.is_empty(), "readers wrote to the WAL");
+}
