@@ -77,8 +77,8 @@ impl std::fmt::Display for Broken {
 pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
     let mut prev = GENESIS.to_string();
     let mut last_revision = 0;
-    for e in entries {
-        if e.prev_hash != prev {
+    for (n, e) in entries.iter().enumerate() {
+        if e.seq != n as i64 + 1 || e.prev_hash != prev {
             return Err(Broken::Row {
                 seq: e.seq,
                 reason: "does not follow the row before it (a row was removed or inserted)",

@@ -231,6 +231,7 @@ pub struct AuditEntry {
     pub subject: String,
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
+    /// The hash of the row before (seq - 1), which this row's hash covers.
     pub prev_hash: String,
     pub hash: String,
     /// `before` and `after` exactly as stored, which is what the hash covers.

@@ -365,13 +365,14 @@ impl Reader for SqliteReader {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT seq, revision, at, actor, op, subject, before, after, prev_hash, hash \
+                "SELECT seq, revision, at, actor, op, subject, before, after, \
+                 CASE WHEN seq = 1 THEN ?2 ELSE (SELECT hash FROM audit p WHERE p.seq = audit.seq - 1) END, hash \
                  FROM audit WHERE at >= ?1 ORDER BY seq",
             )
             .map_err(&err)?;
         let json = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str(s).ok());
         let rows = stmt
-            .query_map([since.unwrap_or("")], |r| {
+            .query_map([since.unwrap_or(""), GENESIS], |r| {
                 let raw: (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
                 Ok(AuditEntry {
                     seq: r.get(0)?,
@@ -382,7 +383,7 @@ impl Reader for SqliteReader {
                     subject: r.get(5)?,
                     before: json(&raw.0),
                     after: json(&raw.1),
-                    prev_hash: r.get(8)?,
+                    prev_hash: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
                     hash: r.get(9)?,
                     raw,
                 })
@@ -586,8 +587,8 @@ impl SqliteSession {
         );
         self.conn
             .prepare_cached(
-                "INSERT INTO audit (revision, at, actor, op, subject, before, after, prev_hash, hash) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO audit (revision, at, actor, op, subject, before, after, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -598,7 +599,6 @@ impl SqliteSession {
                     subject,
                     before,
                     after,
-                    self.prev_hash,
                     hash
                 ])
             })

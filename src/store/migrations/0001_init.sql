@@ -64,7 +64,8 @@ CREATE TABLE outbox (
     sent_at    TEXT
 );
 
--- One row per applied action; each row's hash covers the previous row's hash.
+-- One row per applied action; each row's hash covers the previous row's
+-- hash (the row at seq - 1), so rows are numbered without gaps.
 CREATE TABLE audit (
     seq       INTEGER PRIMARY KEY,
     revision  INTEGER NOT NULL,
@@ -74,6 +75,5 @@ CREATE TABLE audit (
     subject   TEXT NOT NULL,
     before    TEXT,
     after     TEXT,
-    prev_hash TEXT NOT NULL,
     hash      TEXT NOT NULL
 );
