@@ -356,6 +356,20 @@ fn plans_for_another_store_and_broken_plan_files_are_refused() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("bad.json:2:"), "{}", out.stderr);
     assert!(out.stderr.contains("not a roster plan"), "{}", out.stderr);
+    // A plan from a future roster.
+    let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
+    let r = r.file(
+        "v2.json",
+        saved.replacen("\"format_version\": 1", "\"format_version\": 2", 1),
+    );
+    let out = r.cmd(&["apply", "--yes", "--store", DB, "v2.json"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("unsupported plan format_version 2"),
+        "{}",
+        out.stderr
+    );
+    assert!(!r.path().join("store.db").exists());
 }
 
 #[test]
@@ -1030,4 +1044,42 @@ fn planning_never_writes_to_the_store() {
     );
     let wal = std::fs::read(r.path().join("store.db-wal")).unwrap_or_default();
     assert!(wal.is_empty(), "readers wrote to the WAL");
+}
+
+/// Run roster on a pseudo-terminal (util-linux `script`), answering `answer`.
+fn on_terminal(r: &Roster, args: &str, answer: &str) -> String {
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_roster"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(r.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn apply_asks_on_a_terminal_and_only_yes_goes_on() {
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let out = on_terminal(&r, "apply --store sqlite:store.db", "y\n");
+    assert!(
+        out.contains("Apply this plan? Only 'yes' is accepted: Apply cancelled; nothing changed."),
+        "{out}"
+    );
+    assert!(!r.path().join("store.db").exists());
+    let out = on_terminal(&r, "apply --store sqlite:store.db", "yes\n");
+    assert!(
+        out.contains("Applied 26 actions to sqlite:store.db"),
+        "{out}"
+    );
 }
