@@ -215,7 +215,8 @@ pub fn human(plan: &Plan, color: bool) -> String {
         "Store {} at revision {} · roster {}",
         plan.store.url,
         plan.store.revision,
-        &plan.roster_digest[..plan.roster_digest.len().min(19)]
+        // A saved plan is user input: cut by characters, not bytes.
+        plan.roster_digest.chars().take(19).collect::<String>()
     );
     let unresolved: Vec<&Resolution> = plan.unresolved().collect();
     if !unresolved.is_empty() {

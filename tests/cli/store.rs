@@ -356,6 +356,24 @@ fn plans_for_another_store_and_broken_plan_files_are_refused() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("bad.json:2:"), "{}", out.stderr);
     assert!(out.stderr.contains("not a roster plan"), "{}", out.stderr);
+    // Hand-edited text is printed safely.
+    let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
+    let mut edited: Value = serde_json::from_str(&saved).unwrap();
+    edited["roster_digest"] = "sha256:ééééééééééééééé".into();
+    let r = r.file("edited.json", edited.to_string());
+    let out = r.cmd(&[
+        "apply",
+        "--yes",
+        "--store",
+        "sqlite:other.db",
+        "edited.json",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("roster sha256:éééééééééééé"),
+        "{}",
+        out.stdout
+    );
     // A plan from a future roster.
     let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
     let r = r.file(
