@@ -4,7 +4,6 @@
 use crate::plan::{Action, PersonalData, Plan};
 use crate::secrets;
 use crate::store::{self, NewCredential, StoreError};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -135,11 +134,12 @@ fn credentials(
     match onboarding {
         Onboarding::Invite => Ok((0..n)
             .map(|_| {
-                // The token itself goes nowhere: only its digest is kept.
-                let digest = secrets::sha256(secrets::token().as_bytes());
+                let token = secrets::token();
+                let token_digest = secrets::sha256(token.as_bytes());
                 (
                     NewCredential::Invite {
-                        token_digest: digest,
+                        token,
+                        token_digest,
                     },
                     None,
                 )
@@ -221,10 +221,19 @@ impl CredentialsFile {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
-        let mut w = std::io::BufWriter::new(f);
-        writeln!(w, "account,email,password").map_err(err)?;
+        // Account names are any text: quote what needs it.
+        let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
+        let io = |e: csv::Error| match e.into_kind() {
+            csv::ErrorKind::Io(e) => e,
+            other => std::io::Error::other(format!("{other:?}")),
+        };
+        w.write_record(["account", "email", "password"])
+            .map_err(io)
+            .map_err(err)?;
         for (account, email, password) in rows {
-            writeln!(w, "{account},{email},{password}").map_err(err)?;
+            w.write_record([account, email, password])
+                .map_err(io)
+                .map_err(err)?;
         }
         w.flush().map_err(err)?;
         drop(w);

@@ -3,9 +3,10 @@
 
 use sha2::{Digest, Sha256};
 
-/// Characters of generated passwords: letters, digits and symbols that
-/// survive copy and paste and shell quoting in a credentials file.
-const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-_.+=@%";
+/// Characters of generated passwords: letters and digits without look-alikes,
+/// and symbols that survive copy and paste, CSV, and spreadsheets (none of
+/// `= + - @`, which start formulas).
+const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789_.%#*";
 
 /// Length of generated passwords (≈ 144 bits).
 pub const PASSWORD_LEN: usize = 24;

@@ -153,6 +153,8 @@ fn one_file_cases() -> Vec<Case> {
         ("bad extension", with_partner("    extension: \"12a\"\n"), &[("invalid-extension", 13, 16, "`extension` must be 1 to 6 digits")]),
         ("empty first name", with_partner("").replace("first_name: Mandy", "first_name: \"\""),
          &[("empty-value", 8, 17, "`first_name` must not be empty")]),
+        ("blank account", with_partner("    account: \"  \"\n"),
+         &[("empty-value", 13, 14, "`account` must not be empty")]),
         ("missing last name", with_partner("").replace("    last_name: McCray\n", ""),
          &[("missing-field", 7, 5, "a partner is missing `last_name`")]),
         ("unknown role", with_partner("    role: admin\n"),

@@ -40,7 +40,12 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
                 .span_len(p.email.len())
             });
         }
-        for (key, value) in [("first_name", &p.first_name), ("last_name", &p.last_name)] {
+        let account = p.account.as_deref().unwrap_or("x");
+        for (key, value) in [
+            ("first_name", p.first_name.as_str()),
+            ("last_name", p.last_name.as_str()),
+            ("account", account),
+        ] {
             if value.trim().is_empty() {
                 push(roster, out, Section::Partners, at, &[key], |f, pos| {
                     Finding::error("empty-value", f, pos, format!("`{key}` must not be empty"))

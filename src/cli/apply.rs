@@ -27,11 +27,21 @@ pub struct Args {
     #[arg(long)]
     pub allow_mass_removal: bool,
     /// Seconds to wait for another apply holding the store's lock.
-    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT")]
+    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = seconds)]
     pub lock_timeout: f64,
     /// Who is applying, for the audit log (default: the user running roster).
     #[arg(long, env = "ROSTER_ACTOR")]
     pub actor: Option<String>,
+}
+
+/// A number of seconds between 0 and a day.
+fn seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds between 0 and 86400"
+        )),
+    }
 }
 
 /// Plans smaller than this apply too fast to need a progress line.
@@ -69,7 +79,7 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
         );
         1
     })?;
-    serde_json::from_str(&text).map_err(|e| {
+    let mut plan: Plan = serde_json::from_str(&text).map_err(|e| {
         let _ = writeln!(
             out.stderr,
             "error: {}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
@@ -78,7 +88,10 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
             e.column()
         );
         1
-    })
+    })?;
+    // The file may have been edited: count what it holds, not what it says.
+    plan.summary = crate::plan::compute::summarize(&plan.actions, &plan.resolutions);
+    Ok(plan)
 }
 
 /// Ask on a terminal; refuse to go on without one unless `--yes`.
@@ -131,7 +144,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
         credentials_file: args.credentials_file.as_deref(),
         actor: &actor,
         now: &now,
-        lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout.clamp(0.0, 86_400.0)),
+        lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
         progress: None,
     };
     // Refuse before asking.

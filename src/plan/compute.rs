@@ -468,6 +468,7 @@ pub fn compute(
                         continue;
                     }
                     managed_count += 1;
+                    lost_member.insert(*i);
                     actions.push(Action::RemoveMembership {
                         account: live.accounts[*i].user_name.clone(),
                         group: g.name.clone(),

@@ -172,8 +172,9 @@ pub trait Reader {
 
 /// Credentials of a new account: set by the apply step, never by the plan.
 pub enum NewCredential {
-    /// Invited: the SHA-256 digest of the one-time activation token.
-    Invite { token_digest: String },
+    /// Invited: the one-time activation token, for the queued invitation,
+    /// and its SHA-256 digest, which is all the account keeps.
+    Invite { token: String, token_digest: String },
     /// A password, as an Argon2id PHC string.
     Password { hash: String },
 }
@@ -248,10 +249,24 @@ pub struct Invitation {
     pub reminded_at: Option<String>,
 }
 
+/// The file of a `sqlite:` URL. An empty path or `:memory:` would be a
+/// store that vanishes when roster exits: refused.
+fn sqlite_path(url: &str) -> Result<Option<&str>, StoreError> {
+    match url.strip_prefix("sqlite:") {
+        Some(p) if p.trim().is_empty() || p.starts_with(":memory:") || p.starts_with("file:") => {
+            Err(StoreError::Open {
+                url: url.to_string(),
+                message: "give the store a file: sqlite:PATH (e.g. sqlite:roster.db)".into(),
+            })
+        }
+        other => Ok(other),
+    }
+}
+
 /// Open a store for reading. A store that does not exist yet reads as empty
 /// at revision 0; nothing is created.
 pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
-    match url.strip_prefix("sqlite:") {
+    match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
         None => Err(StoreError::UnsupportedUrl(url.to_string())),
     }
@@ -266,7 +281,7 @@ pub fn begin(
     now: &str,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Session>, StoreError> {
-    match url.strip_prefix("sqlite:") {
+    match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(
             url,
             path,

@@ -655,6 +655,13 @@ impl SqliteSession {
                 if active { "active" } else { "inactive" }
             )));
         }
+        if !active {
+            // A deactivated account is not invited (again).
+            self.conn
+                .prepare_cached("DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(self.err())?;
+        }
         let (op, before, after) = if active {
             ("reactivate_account", false, true)
         } else {
@@ -705,7 +712,10 @@ impl Session for SqliteSession {
         credential: NewCredential,
     ) -> Result<(), StoreError> {
         let (state, hash, digest) = match &credential {
-            NewCredential::Invite { token_digest } => ("invited", None, Some(token_digest)),
+            NewCredential::Invite {
+                token_digest,
+                token,
+            } => ("invited", None, Some((token_digest, token))),
             NewCredential::Password { hash } => ("password_set", Some(hash), None),
         };
         let key = user_name.to_lowercase();
@@ -720,6 +730,7 @@ impl Session for SqliteSession {
             .and_then(|mut s| {
                 let row = ProfileRow::new(profile);
                 let invited_at = digest.map(|_| &self.now);
+                let digest = digest.map(|(d, _)| d);
                 let mut values: Vec<&dyn ToSql> = vec![&user_name, &key];
                 values.extend(row.values());
                 values.extend([&state as &dyn ToSql, &hash, &digest, &invited_at, &self.now]);
@@ -738,10 +749,10 @@ impl Session for SqliteSession {
         }
         let id = self.conn.last_insert_rowid();
         self.accounts.insert(key, id);
-        if digest.is_some() {
+        if let Some((_, token)) = digest {
             self.conn
-                .prepare_cached("INSERT INTO outbox (kind, account_id, recipient, created_at) VALUES ('invitation', ?1, ?2, ?3)")
-                .and_then(|mut s| s.execute(params![id, profile.email, self.now]))
+                .prepare_cached("INSERT INTO outbox (kind, account_id, recipient, token, created_at) VALUES ('invitation', ?1, ?2, ?3, ?4)")
+                .and_then(|mut s| s.execute(params![id, profile.email, token, self.now]))
                 .map_err(self.err())?;
         }
         let mut after = masked(profile);

@@ -647,6 +647,26 @@ fn invitations_list_pending_and_due_ones() {
             .iter()
             .all(|i| i["reminder_due"] == true)
     );
+    // Each queued invitation carries the token whose digest the account keeps;
+    // deactivated accounts have none queued.
+    let c = rusqlite::Connection::open(r.path().join("store.db")).unwrap();
+    let mut q = c
+        .prepare("SELECT o.token, a.activation_digest, a.active FROM outbox o JOIN accounts a ON a.id = o.account_id")
+        .unwrap();
+    let rows: Vec<(String, String, bool)> = q
+        .query_map([], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(rows.len(), 9);
+    for (token, digest, active) in rows {
+        assert!(active);
+        let mut h = String::from("sha256:");
+        for b in <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()) {
+            h.push_str(&format!("{b:02x}"));
+        }
+        assert_eq!(h, digest);
+    }
     let bad = r.cmd(&["invitations", "--store", DB, "--older-than", "soon"]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("not an age"), "{}", bad.stderr);
@@ -685,7 +705,9 @@ fn stores_that_cannot_be_used_are_named() {
     let r = roster()
         .copy("examples/worknet/roster.yaml", "roster.yaml")
         .file("notes.txt", "this is not a database, just some text that is long enough to have a header of its own here");
-    let cases: [(&str, &str); 3] = [
+    let cases: [(&str, &str); 5] = [
+        ("sqlite:", "store sqlite:: give the store a file"),
+        ("sqlite::memory:", "give the store a file"),
         (
             "postgres://localhost/roster",
             "unsupported store URL `postgres://localhost/roster`",
@@ -718,6 +740,18 @@ fn stores_that_cannot_be_used_are_named() {
             out.stderr
         );
     }
+    let out = r.cmd(&["apply", "--yes", "--store", "sqlite:", "roster.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let out = r.cmd_env(
+        &["apply", "--yes", "--store", DB],
+        &[("ROSTER_LOCK_TIMEOUT", "NaN")],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("is not a number of seconds"),
+        "{}",
+        out.stderr
+    );
     // Not on a terminal and no --yes: nothing is applied.
     let out = r.cmd(&["apply", "--store", DB]);
     assert_eq!(out.code, 1);

@@ -54,12 +54,15 @@ CREATE TABLE memberships (
 ) WITHOUT ROWID;
 CREATE INDEX memberships_account ON memberships (account_id);
 
--- Messages waiting for delivery by the mail relay.
+-- Messages waiting for delivery by the mail relay. An invitation carries
+-- the one-time token for its activation link until it is sent; the account
+-- keeps only the token's digest.
 CREATE TABLE outbox (
     id         INTEGER PRIMARY KEY,
     kind       TEXT NOT NULL,
     account_id INTEGER NOT NULL REFERENCES accounts (id),
     recipient  TEXT NOT NULL,
+    token      TEXT,
     created_at TEXT NOT NULL,
     sent_at    TEXT
 );
