@@ -55,6 +55,33 @@ impl<'a> Index<'a> {
     }
 }
 
+/// Find the roster files named on the command line (or the default ones),
+/// read and check them; unreadable paths become findings. `also` runs as
+/// in [`check_while`].
+pub fn check_paths_while<T: Send>(
+    rosters: &[std::path::PathBuf],
+    cwd: &std::path::Path,
+    also: impl FnOnce(&Roster) -> T + Send,
+) -> (Checked, Option<T>) {
+    match load::discover(rosters, cwd) {
+        Ok(files) => {
+            let (inputs, mut read_errors) = load::read(files);
+            let (mut checked, extra) = check_while(inputs, also);
+            read_errors.append(&mut checked.findings);
+            checked.findings = read_errors;
+            (checked, extra)
+        }
+        Err(f) => (
+            Checked {
+                roster: Default::default(),
+                findings: vec![f],
+                complete: false,
+            },
+            None,
+        ),
+    }
+}
+
 /// Parse, merge and check roster files.
 pub fn check(inputs: Vec<Input>) -> Checked {
     check_while(inputs, |_| ()).0

@@ -116,6 +116,18 @@ fn domain_matches(domain: &str, pattern: &str) -> bool {
     domain == p || domain.ends_with(&format!(".{p}"))
 }
 
+/// The codes [`check`] reports when the roster breaks its policy (as opposed
+/// to a policy block that is itself wrong): `plan` lists them as violations
+/// instead of refusing to plan.
+pub const VIOLATIONS: &[&str] = &[
+    "email-domain-denied",
+    "email-domain-not-allowed",
+    "missing-required-field",
+    "restricted-group",
+    "too-few-user-managers",
+    "user-manager-role",
+];
+
 pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     validate_policy(roster, out);
     let p = &roster.policy;

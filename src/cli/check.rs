@@ -3,7 +3,6 @@
 use super::Out;
 use crate::check;
 use crate::report::{self, Style};
-use crate::roster::load;
 use clap::ValueEnum;
 use std::path::PathBuf;
 
@@ -27,20 +26,7 @@ pub enum Format {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
-    let checked = match load::discover(&args.rosters, &out.cwd) {
-        Ok(files) => {
-            let (inputs, mut read_errors) = load::read(files);
-            let mut checked = check::check(inputs);
-            read_errors.append(&mut checked.findings);
-            checked.findings = read_errors;
-            checked
-        }
-        Err(f) => check::Checked {
-            roster: Default::default(),
-            findings: vec![f],
-            complete: false,
-        },
-    };
+    let (checked, _) = check::check_paths_while(&args.rosters, &out.cwd, |_| ());
     let style = Style {
         color: out.color,
         show_pii: args.show_pii,

@@ -5,7 +5,7 @@ use crate::check::{self, Checked};
 use crate::plan::compute::{self, Desired};
 use crate::plan::{Note, Plan, render};
 use crate::report::{self, Style};
-use crate::roster::{Roster, load};
+use crate::roster::Roster;
 use crate::store::{self, StoreError};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
@@ -44,16 +44,6 @@ pub enum Format {
     Json,
     Markdown,
 }
-
-/// Findings that are policy violations: reported in the plan, not fatal to it.
-const POLICY_CODES: &[&str] = &[
-    "email-domain-denied",
-    "email-domain-not-allowed",
-    "missing-required-field",
-    "restricted-group",
-    "too-few-user-managers",
-    "user-manager-role",
-];
 
 /// The roster as planning takes it.
 fn desired(roster: &Roster) -> Desired<'_> {
@@ -101,27 +91,11 @@ pub fn make_with_live(
     let read_store = |roster: &Roster| {
         store::open_reader(url).and_then(|mut r| compute::gather(r.as_mut(), &desired(roster)))
     };
-    let (checked, live) = match load::discover(rosters, &out.cwd) {
-        Ok(files) => {
-            let (inputs, mut read_errors) = load::read(files);
-            let (mut checked, live) = check::check_while(inputs, read_store);
-            read_errors.append(&mut checked.findings);
-            checked.findings = read_errors;
-            (checked, live)
-        }
-        Err(f) => (
-            Checked {
-                roster: Default::default(),
-                findings: vec![f],
-                complete: false,
-            },
-            None,
-        ),
-    };
+    let (checked, live) = check::check_paths_while(rosters, &out.cwd, read_store);
     let fatal: Vec<_> = checked
         .findings
         .iter()
-        .filter(|f| f.is_error() && !POLICY_CODES.contains(&f.code))
+        .filter(|f| f.is_error() && !check::policy::VIOLATIONS.contains(&f.code))
         .cloned()
         .collect();
     if !fatal.is_empty() || !checked.complete {

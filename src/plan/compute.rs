@@ -148,7 +148,17 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     live.taken = reader.user_names_like(&bases)?;
 
     if d.policy.deactivate_orphans {
-        let users: Vec<String> = live.accounts.iter().map(|a| a.user_name.clone()).collect();
+        // Only members no partner resolves to can be left in no group.
+        let claimed: HashSet<usize> = live.resolved.iter().filter_map(|r| r.account).collect();
+        let users: Vec<String> = live
+            .memberships
+            .iter()
+            .filter_map(|m| live.position(&m.user_name))
+            .filter(|i| !claimed.contains(i))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .map(|i| live.accounts[i].user_name.clone())
+            .collect();
         live.in_other_groups = reader
             .in_other_groups(&users, &with_members)?
             .into_iter()
