@@ -1,0 +1,312 @@
+//! How roster's accounts and groups look as SCIM 2.0 resources (RFC 7643),
+//! both ways: the client store writes and reads them, `roster serve`
+//! publishes them. One mapping, so a plan made through `roster serve` is the
+//! plan made against the store underneath.
+//!
+//! - User: `userName`, `name.givenName`/`familyName`, the primary work email,
+//!   the work phone, `active`, one role, and the roster extension
+//!   (`birthDate` "YYYY-MM-DD", `postalCode`, `phoneExtension`).
+//! - Group: `displayName`, `members`, and the roster extension (`type`,
+//!   `lwia`, `userManagers`: the members who manage the group's users).
+
+use crate::roster::model::{GroupType, Role};
+use crate::store::{Account, CredentialState, Group, Profile};
+use serde_json::{Map, Value, json};
+
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const EXT_USER: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
+pub const EXT_GROUP: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
+pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
+
+/// The two extension schemas in RFC 7643 §7 form: served under /Schemas and
+/// given to other providers that should hold roster's fields.
+pub const EXTENSIONS_JSON: &str = include_str!("../../schemas/scim/roster-extensions.json");
+
+/// A reference to another resource: its `id` and its `display` name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    pub id: String,
+    pub display: String,
+}
+
+/// What is wrong with a resource body, for a 400 `invalidValue` or a
+/// client-side error naming the resource.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ResourceError(pub String);
+
+fn role_from(s: &str) -> Option<Role> {
+    match s {
+        "public-viewer" => Some(Role::PublicViewer),
+        "individual" => Some(Role::Individual),
+        _ => None,
+    }
+}
+
+pub fn group_type_str(t: GroupType) -> &'static str {
+    match t {
+        GroupType::Organization => "organization",
+        GroupType::Project => "project",
+    }
+}
+
+/// The User resource of an account, without `id`, `groups` and `meta`:
+/// the body of a create or replace.
+pub fn user_resource(user_name: &str, profile: &Profile, active: bool) -> Value {
+    let mut ext = Map::new();
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            ext.insert(k.to_string(), Value::String(v.clone()));
+        }
+    };
+    put("birthDate", &profile.birth_date);
+    put("postalCode", &profile.zip);
+    put("phoneExtension", &profile.extension);
+    let mut user = json!({
+        "schemas": [USER, EXT_USER],
+        "userName": user_name,
+        "name": {"givenName": profile.first_name, "familyName": profile.last_name},
+        "active": active,
+        "roles": [{"value": profile.role.as_str(), "primary": true}],
+    });
+    if !profile.email.is_empty() {
+        user["emails"] = json!([{"value": profile.email, "type": "work", "primary": true}]);
+    }
+    if let Some(phone) = &profile.phone {
+        user["phoneNumbers"] = json!([{"value": phone, "type": "work"}]);
+    }
+    if !ext.is_empty() {
+        user[EXT_USER] = Value::Object(ext);
+    }
+    user
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The value of a multi-valued attribute: the primary entry, else the first.
+fn primary_value<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    let items = v.get(key)?.as_array()?;
+    let primary = items
+        .iter()
+        .find(|i| i.get("primary").and_then(Value::as_bool) == Some(true));
+    primary
+        .or_else(|| items.first())
+        .and_then(|i| str_at(i, "value"))
+}
+
+/// Read an account from a User resource; returns its `id` too. Attributes
+/// roster does not keep are ignored; a missing `userName` is an error.
+pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> {
+    let id = match v.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let user_name = str_at(v, "userName")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ResourceError("the User has no userName".into()))?;
+    let name = v.get("name");
+    let name_part = |k: &str| {
+        name.and_then(|n| str_at(n, k))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ext = v.get(EXT_USER);
+    let ext_str = |k: &str| {
+        ext.and_then(|e| str_at(e, k))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let role = v
+        .get("roles")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|r| str_at(r, "value").and_then(role_from))
+        .unwrap_or_default();
+    let active = match v.get("active") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ResourceError("`active` must be true or false".into())),
+    };
+    let profile = Profile {
+        email: primary_value(v, "emails").unwrap_or_default().to_string(),
+        first_name: name_part("givenName"),
+        last_name: name_part("familyName"),
+        birth_date: ext_str("birthDate"),
+        phone: primary_value(v, "phoneNumbers").map(str::to_string),
+        extension: ext_str("phoneExtension"),
+        zip: ext_str("postalCode"),
+        role,
+    };
+    Ok((
+        id,
+        Account {
+            user_name: user_name.to_string(),
+            profile,
+            active,
+            credential: CredentialState::None,
+        },
+    ))
+}
+
+fn refs(items: &[Ref]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|r| json!({"value": r.id, "display": r.display}))
+            .collect(),
+    )
+}
+
+/// The Group resource of a group with these members and user managers,
+/// without `id` and `meta`.
+pub fn group_resource(group: &Group, members: &[Ref], managers: &[Ref]) -> Value {
+    let mut ext = json!({"type": group_type_str(group.kind)});
+    if let Some(lwia) = group.lwia {
+        ext["lwia"] = json!(lwia);
+    }
+    if !managers.is_empty() {
+        ext["userManagers"] = refs(managers);
+    }
+    json!({
+        "schemas": [GROUP, EXT_GROUP],
+        "displayName": group.name,
+        "members": refs(members),
+        EXT_GROUP: ext,
+    })
+}
+
+/// A group read from a Group resource: its `id`, the group, its member ids
+/// and the ids of its user managers.
+#[derive(Debug)]
+pub struct GroupResource {
+    pub id: String,
+    pub group: Group,
+    pub members: Vec<String>,
+    pub managers: Vec<String>,
+}
+
+fn ids(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| match m.get("value") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn group_from_resource(v: &Value) -> Result<GroupResource, ResourceError> {
+    let name = str_at(v, "displayName")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ResourceError("the Group has no displayName".into()))?;
+    let ext = v.get(EXT_GROUP);
+    let kind = match ext.and_then(|e| str_at(e, "type")) {
+        None => GroupType::Organization,
+        Some(t) if t.eq_ignore_ascii_case("organization") => GroupType::Organization,
+        Some(t) if t.eq_ignore_ascii_case("project") => GroupType::Project,
+        Some(t) => {
+            return Err(ResourceError(format!(
+                "group type `{t}`: use organization or project"
+            )));
+        }
+    };
+    let lwia = match ext.and_then(|e| e.get("lwia")) {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ResourceError("`lwia` must be a whole number".into()))?,
+        ),
+    };
+    let id = match v.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    Ok(GroupResource {
+        id,
+        group: Group {
+            name: name.to_string(),
+            kind,
+            lwia,
+            active: true,
+        },
+        members: ids(v.get("members")),
+        managers: ids(ext.and_then(|e| e.get("userManagers"))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile() -> Profile {
+        Profile {
+            email: "ann.o@example.org".into(),
+            first_name: "Ann".into(),
+            last_name: "O\"Brien".into(),
+            birth_date: Some("1990-05-01".into()),
+            phone: Some("555-0100".into()),
+            extension: Some("12".into()),
+            zip: Some("60601".into()),
+            role: Role::Individual,
+        }
+    }
+
+    #[test]
+    fn users_round_trip() {
+        let mut v = user_resource("AOBrien", &profile(), false);
+        v["id"] = json!("17");
+        let (id, a) = account_from_user(&v).unwrap();
+        assert_eq!(id, "17");
+        assert_eq!(a.user_name, "AOBrien");
+        assert_eq!(a.profile, profile());
+        assert!(!a.active);
+    }
+
+    #[test]
+    fn sparse_users_read_with_defaults_and_bad_ones_are_named() {
+        let (_, a) = account_from_user(&json!({"userName": "x", "id": 5})).unwrap();
+        assert!(a.active);
+        assert_eq!(a.profile.email, "");
+        assert_eq!(a.profile.role, Role::PublicViewer);
+        let v = json!({"userName": "x", "emails": [
+            {"value": "b@x"}, {"value": "a@x", "primary": true}]});
+        assert_eq!(account_from_user(&v).unwrap().1.profile.email, "a@x");
+        assert!(account_from_user(&json!({"id": "1"})).is_err());
+        assert!(account_from_user(&json!({"userName": "x", "active": "yes"})).is_err());
+    }
+
+    #[test]
+    fn groups_round_trip_and_bad_types_are_named() {
+        let g = Group {
+            name: "Agency A".into(),
+            kind: GroupType::Project,
+            lwia: Some(7),
+            active: true,
+        };
+        let r = |id: &str, d: &str| Ref {
+            id: id.into(),
+            display: d.into(),
+        };
+        let v = group_resource(&g, &[r("1", "a"), r("2", "b")], &[r("2", "b")]);
+        let back = group_from_resource(&v).unwrap();
+        assert_eq!(back.group, g);
+        assert_eq!(back.members, ["1", "2"]);
+        assert_eq!(back.managers, ["2"]);
+        let mut bad = v.clone();
+        bad[EXT_GROUP]["type"] = json!("club");
+        assert!(group_from_resource(&bad).unwrap_err().0.contains("club"));
+    }
+}
