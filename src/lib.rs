@@ -8,4 +8,5 @@ pub mod resolve;
 pub mod roster;
 pub mod scim;
 pub mod secrets;
+pub mod serve;
 pub mod store;

@@ -7,6 +7,8 @@ use std::process::Command;
 
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/serve.rs"]
+mod serve;
 #[path = "cli/store.rs"]
 mod store;
 

@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 /// A number of seconds between 0 and a day.
-fn seconds(s: &str) -> Result<f64, String> {
+pub fn seconds(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && (0.0..=86_400.0).contains(&v) => Ok(v),
         _ => Err(format!(
@@ -56,12 +56,7 @@ pub fn actor(given: Option<String>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The current time, RFC 3339 in UTC to the second.
-pub fn now() -> String {
-    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
-        .map(|t| t.to_string())
-        .unwrap_or_default()
-}
+pub use crate::store::now;
 
 fn is_plan_file(targets: &[PathBuf]) -> bool {
     targets.len() == 1

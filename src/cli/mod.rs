@@ -5,6 +5,7 @@ mod check;
 mod import;
 mod plan;
 mod schema;
+mod serve;
 mod store;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -59,6 +60,10 @@ pub enum Command {
     Schema(schema::Args),
     /// Partners from a CSV file, printed as roster YAML.
     Import(import::Args),
+    /// Publish the store over SCIM 2.0.
+    Serve(serve::ServeArgs),
+    /// API tokens for `serve` (admin, or scoped to groups).
+    Token(serve::TokenArgs),
 }
 
 /// What a verb writes: stdout and stderr, captured so tests and `run` agree.
@@ -112,6 +117,8 @@ where
         Command::Invitations(a) => store::invitations(a, &mut out),
         Command::Schema(a) => schema::run(a, &mut out),
         Command::Import(a) => import::run(a, &mut out),
+        Command::Serve(a) => serve::serve(a, &mut out),
+        Command::Token(a) => serve::token(a, &mut out),
     };
     let _ = out.stdout.flush();
     ExitCode::from(code)

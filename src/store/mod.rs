@@ -7,6 +7,7 @@
 //! traits.
 
 pub mod audit;
+pub mod directory;
 pub mod sqlite;
 
 use crate::roster::model::{GroupType, Role};
@@ -217,6 +218,51 @@ pub trait Session {
         user_manager: bool,
     ) -> Result<(), StoreError>;
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError>;
+    /// Rename an account (`roster serve`: a SCIM client changed `userName`).
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        let _ = (user_name, new_name);
+        Err(self.unsupported("renaming accounts"))
+    }
+    /// Delete an account and its memberships (`roster serve`: SCIM DELETE).
+    /// roster itself only ever deactivates.
+    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        let _ = user_name;
+        Err(self.unsupported("deleting accounts"))
+    }
+    /// Change a group's name, type and LWIA.
+    fn update_group(
+        &mut self,
+        name: &str,
+        new_name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let _ = (name, new_name, kind, lwia);
+        Err(self.unsupported("changing groups"))
+    }
+    /// Delete a group and its memberships.
+    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        let _ = name;
+        Err(self.unsupported("deleting groups"))
+    }
+    /// Keep an API token's digest; `scope` None is an admin token.
+    fn create_token(
+        &mut self,
+        name: &str,
+        digest: &str,
+        scope: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let _ = (name, digest, scope);
+        Err(self.unsupported("API tokens"))
+    }
+    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let _ = name;
+        Err(self.unsupported("API tokens"))
+    }
+    /// What a store that cannot do something answers.
+    fn unsupported(&self, what: &str) -> StoreError {
+        StoreError::Invalid(format!("this store does not support {what}"))
+    }
     /// Write everything and release the lock.
     fn commit(self: Box<Self>) -> Result<i64, StoreError>;
 }
@@ -260,6 +306,21 @@ fn sqlite_path(url: &str) -> Result<Option<&str>, StoreError> {
             })
         }
         other => Ok(other),
+    }
+}
+
+/// The current time as audit rows record it: RFC 3339 in UTC to the second.
+pub fn now() -> String {
+    jiff::Timestamp::from_second(jiff::Timestamp::now().as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Open a store for `roster serve`'s reads and token checks.
+pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreError> {
+    match sqlite_path(url)? {
+        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
+        None => Err(StoreError::UnsupportedUrl(url.to_string())),
     }
 }
 

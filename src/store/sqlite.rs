@@ -17,8 +17,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+mod directory;
+
 /// Migrations, in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_tokens.sql"),
+];
 
 /// Page cache of a connection, in KiB (negative: SQLite's unit for KiB).
 const CACHE_KIB: i64 = -131_072;
@@ -908,6 +913,150 @@ impl Session for SqliteSession {
             Some(manager_json(was)),
             None,
         )
+    }
+
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let renamed = self
+            .conn
+            .prepare_cached("UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, new_name, new_name.to_lowercase(), self.now]));
+        match renamed {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::Invalid(format!(
+                    "account `{new_name}` already exists in the store"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        self.accounts.remove(&user_name.to_lowercase());
+        self.accounts.insert(new_name.to_lowercase(), id);
+        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
+        self.record(
+            "rename_account",
+            user_name,
+            Some(&json(user_name)),
+            Some(&json(new_name)),
+        )
+    }
+
+    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        for sql in [
+            "DELETE FROM memberships WHERE account_id = ?1",
+            "DELETE FROM outbox WHERE account_id = ?1",
+            "DELETE FROM accounts WHERE id = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([id]))
+                .map_err(self.err())?;
+        }
+        self.accounts.remove(&user_name.to_lowercase());
+        self.record("delete_account", user_name, None, None)
+    }
+
+    fn update_group(
+        &mut self,
+        name: &str,
+        new_name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        let before = self
+            .conn
+            .prepare_cached("SELECT type, lwia FROM groups WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok(serde_json::json!({"name": name, "type": r.get::<_, String>(0)?, "lwia": r.get::<_, Option<u32>>(1)?}))
+                })
+            })
+            .map_err(self.err())?;
+        let updated = self
+            .conn
+            .prepare_cached("UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, new_name, type_str(kind), lwia, self.now]));
+        match updated {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::Invalid(format!(
+                    "group `{new_name}` already exists in the store"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        self.groups.remove(name);
+        self.groups.insert(new_name.to_string(), id);
+        let after = serde_json::json!({"name": new_name, "type": type_str(kind), "lwia": lwia});
+        self.record(
+            "update_group",
+            name,
+            Some(&before.to_string()),
+            Some(&after.to_string()),
+        )
+    }
+
+    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        for sql in [
+            "DELETE FROM memberships WHERE group_id = ?1",
+            "DELETE FROM groups WHERE id = ?1",
+        ] {
+            self.conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.execute([id]))
+                .map_err(self.err())?;
+        }
+        self.groups.remove(name);
+        self.record("delete_group", name, None, None)
+    }
+
+    fn create_token(
+        &mut self,
+        name: &str,
+        digest: &str,
+        scope: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let scope = scope.map(|s| serde_json::json!(s).to_string());
+        let inserted = self.conn.execute(
+            "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, digest, scope, self.now],
+        );
+        match inserted {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                return Err(StoreError::Invalid(format!(
+                    "a token named `{name}` already exists; pick another name or revoke it first"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        let after = serde_json::json!({ "scope": scope }).to_string();
+        self.record("create_token", name, None, Some(&after))
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+                params![name, self.now],
+            )
+            .map_err(self.err())?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "no live token named `{name}`; `roster token list` shows them"
+            )));
+        }
+        self.record("revoke_token", name, None, None)
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {

@@ -1,0 +1,126 @@
+//! Where each SCIM attribute lives in the store's tables, for filters and
+//! sorting. Expressions are plain SQL that SQLite and PostgreSQL share.
+
+use super::resources::Kind as Resource;
+use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
+use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
+
+const CI: Kind = Kind::Text { case_exact: false };
+const EXACT: Kind = Kind::Text { case_exact: true };
+
+struct Users;
+struct Groups;
+
+pub fn for_kind(kind: Resource) -> Box<dyn Attributes> {
+    match kind {
+        Resource::User => Box::new(Users),
+        Resource::Group => Box::new(Groups),
+    }
+}
+
+fn is(p: &AttrPath, attr: &str, sub: Option<&str>) -> bool {
+    p.is(attr, sub)
+}
+
+/// `id` and `meta.*`, which both resources have.
+fn common(p: &AttrPath, alias: &str, modified: &str) -> Option<Attr> {
+    if is(p, "id", None) {
+        Some(Attr::new(format!("CAST({alias}.id AS TEXT)"), EXACT))
+    } else if is(p, "meta", Some("created")) {
+        Some(Attr::new(format!("{alias}.created_at"), Kind::DateTime))
+    } else if is(p, "meta", Some("lastModified")) {
+        Some(Attr::new(modified.to_string(), Kind::DateTime))
+    } else {
+        None
+    }
+}
+
+impl Attributes for Users {
+    fn resolve(&self, p: &AttrPath) -> Option<Attr> {
+        if p.urn_is_or_none(EXT_USER) && p.urn.is_some() {
+            return match p.attr.to_ascii_lowercase().as_str() {
+                "birthdate" if p.sub.is_none() => Some(Attr::new("a.birth_date", EXACT)),
+                "postalcode" if p.sub.is_none() => Some(Attr::new("a.zip", EXACT)),
+                "phoneextension" if p.sub.is_none() => Some(Attr::new("a.extension", EXACT)),
+                _ => None,
+            };
+        }
+        if !p.urn_is_or_none(USER) {
+            return None;
+        }
+        if let Some(a) = common(p, "a", "a.updated_at") {
+            return Some(a);
+        }
+        let attr = p.attr.to_ascii_lowercase();
+        let sub = p.sub.as_deref().map(str::to_ascii_lowercase);
+        Some(match (attr.as_str(), sub.as_deref()) {
+            ("username", None) => Attr::new("a.user_name", CI),
+            ("name", Some("givenname")) => Attr::new("a.first_name", CI),
+            ("name", Some("familyname")) => Attr::new("a.last_name", CI),
+            ("active", None) => Attr::new("a.active", Kind::Bool),
+            // One address per account, kept as the primary work address.
+            ("emails", None | Some("value")) => Attr::new("nullif(a.email, '')", CI),
+            ("emails", Some("type")) => {
+                Attr::new("CASE WHEN a.email <> '' THEN 'work' END", CI)
+            }
+            ("emails", Some("primary")) => Attr::new("(a.email <> '')", Kind::Bool),
+            ("phonenumbers", None | Some("value")) => Attr::new("a.phone", EXACT),
+            ("phonenumbers", Some("type")) => {
+                Attr::new("CASE WHEN a.phone IS NOT NULL THEN 'work' END", CI)
+            }
+            ("roles", None | Some("value")) => Attr::new("a.role", CI),
+            ("groups", _) => Attr::new("CAST(mg.id AS TEXT)", EXACT).multi(
+                "EXISTS (SELECT 1 FROM memberships m JOIN groups mg ON mg.id = m.group_id \
+                 WHERE m.account_id = a.id AND {})",
+                vec![
+                    SubAttr::new("value", "CAST(mg.id AS TEXT)", EXACT),
+                    SubAttr::new("display", "mg.name", CI),
+                ],
+            ),
+            _ => return None,
+        })
+    }
+}
+
+fn members(exists: &str) -> Attr {
+    Attr::new("CAST(mu.id AS TEXT)", EXACT).multi(
+        exists,
+        vec![
+            SubAttr::new("value", "CAST(mu.id AS TEXT)", EXACT),
+            SubAttr::new("display", "mu.user_name", CI),
+            SubAttr::new("type", "'User'", CI),
+        ],
+    )
+}
+
+impl Attributes for Groups {
+    fn resolve(&self, p: &AttrPath) -> Option<Attr> {
+        if p.urn.is_some() && p.urn_is_or_none(EXT_GROUP) {
+            return match p.attr.to_ascii_lowercase().as_str() {
+                "type" if p.sub.is_none() => Some(Attr::new("g.type", CI)),
+                "lwia" if p.sub.is_none() => Some(Attr::new("g.lwia", Kind::Int)),
+                "usermanagers" => Some(members(
+                    "EXISTS (SELECT 1 FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
+                     WHERE m.group_id = g.id AND m.user_manager = 1 AND {})",
+                )),
+                _ => None,
+            };
+        }
+        if !p.urn_is_or_none(GROUP) {
+            return None;
+        }
+        if let Some(a) = common(p, "g", "coalesce(g.updated_at, g.created_at)") {
+            return Some(a);
+        }
+        if is(p, "displayName", None) {
+            return Some(Attr::new("g.name", CI));
+        }
+        if p.attr.eq_ignore_ascii_case("members") {
+            return Some(members(
+                "EXISTS (SELECT 1 FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
+                 WHERE m.group_id = g.id AND {})",
+            ));
+        }
+        None
+    }
+}

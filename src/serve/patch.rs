@@ -1,0 +1,580 @@
+//! Attribute paths, PATCH operations (RFC 7644 §3.5.2) and the
+//! `attributes`/`excludedAttributes` projection, all on a resource's JSON.
+//! A patched resource is then stored like a replaced one, so PATCH and PUT
+//! share every rule about what may change.
+
+use super::ScimError;
+use crate::scim::filter::{self, CompareOp, Filter};
+use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, PATCH_OP, USER};
+use serde_json::{Map, Value};
+
+/// `[URN:]attr[.sub]` or `[URN:]attr[filter][.sub]`.
+#[derive(Debug)]
+pub struct Path {
+    /// The extension holding the attribute; `None` for the core schema.
+    pub ext: Option<&'static str>,
+    /// Empty when the path names the whole extension.
+    pub attr: String,
+    pub filter: Option<Filter>,
+    pub sub: Option<String>,
+}
+
+const MULTI: &[&str] = &["emails", "phoneNumbers", "roles", "members", "groups", "userManagers"];
+
+/// Attribute names as roster writes them (names compare case-insensitively).
+const NAMES: &[&str] = &[
+    "userName", "name", "givenName", "familyName", "emails", "phoneNumbers", "active", "roles",
+    "groups", "displayName", "members", "birthDate", "postalCode", "phoneExtension", "type", "lwia",
+    "userManagers", "value", "display", "primary", "password", "id", "schemas", "meta", "$ref",
+];
+
+fn canon(name: &str) -> String {
+    NAMES
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name))
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn invalid_path(p: &str, why: &str) -> ScimError {
+    ScimError::bad("invalidPath", format!("path `{p}`: {why}"))
+}
+
+pub fn parse_path(p: &str) -> Result<Path, ScimError> {
+    let mut rest = p.trim();
+    let mut ext = None;
+    if rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("urn:") {
+        let schema_end = rest.find('[').unwrap_or(rest.len());
+        let head = &rest[..schema_end];
+        // The schema URN is all up to the last `:` before the attribute.
+        let (urn, attr) = if [EXT_USER, EXT_GROUP, USER, GROUP]
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(head))
+        {
+            (head, "")
+        } else {
+            let colon = head.rfind(':').ok_or_else(|| invalid_path(p, "no attribute after the schema URN"))?;
+            (&head[..colon], &rest[colon + 1..])
+        };
+        ext = [EXT_USER, EXT_GROUP]
+            .into_iter()
+            .find(|u| u.eq_ignore_ascii_case(urn));
+        if ext.is_none() && ![USER, GROUP].iter().any(|u| u.eq_ignore_ascii_case(urn)) {
+            return Err(invalid_path(p, &format!("unknown schema `{urn}`")));
+        }
+        rest = attr;
+        if rest.is_empty() {
+            return Ok(Path { ext, attr: String::new(), filter: None, sub: None });
+        }
+    }
+    let (attr, filter, after) = match rest.find('[') {
+        Some(open) => {
+            let close = rest.rfind(']').ok_or_else(|| invalid_path(p, "`[` without `]`"))?;
+            if close < open {
+                return Err(invalid_path(p, "`]` before `[`"));
+            }
+            let f = filter::parse(&rest[open + 1..close])
+                .map_err(|e| ScimError::bad("invalidPath", format!("path `{p}`: {e}")))?;
+            (&rest[..open], Some(f), &rest[close + 1..])
+        }
+        None => match rest.find('.') {
+            Some(dot) => (&rest[..dot], None, &rest[dot..]),
+            None => (rest, None, ""),
+        },
+    };
+    let sub = match after {
+        "" => None,
+        s => Some(
+            s.strip_prefix('.')
+                .filter(|s| !s.is_empty() && !s.contains('.'))
+                .ok_or_else(|| invalid_path(p, "expected `.subAttribute`"))?,
+        ),
+    };
+    let valid = |s: &str| {
+        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_$".contains(c))
+    };
+    if !valid(attr) || sub.is_some_and(|s| !valid(s)) {
+        return Err(invalid_path(p, "not an attribute name"));
+    }
+    Ok(Path {
+        ext,
+        attr: canon(attr),
+        filter,
+        sub: sub.map(canon),
+    })
+}
+
+/// The key of `name` in `obj`, compared case-insensitively.
+fn key_of(obj: &Map<String, Value>, name: &str) -> String {
+    obj.keys()
+        .find(|k| k.eq_ignore_ascii_case(name))
+        .cloned()
+        .unwrap_or_else(|| canon(name))
+}
+
+fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v.as_object()?
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// The object holding the path's attribute, created if missing.
+fn container<'a>(v: &'a mut Value, ext: Option<&str>) -> Result<&'a mut Map<String, Value>, ScimError> {
+    let top = v
+        .as_object_mut()
+        .ok_or_else(|| ScimError::bad("invalidValue", "the resource is not an object"))?;
+    match ext {
+        None => Ok(top),
+        Some(urn) => {
+            let key = key_of(top, urn);
+            let slot = top.entry(key).or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            slot.as_object_mut()
+                .ok_or_else(|| ScimError::bad("invalidValue", "extension is not an object"))
+        }
+    }
+}
+
+/// Whether an element of a multi-valued attribute matches a value filter.
+pub fn matches(f: &Filter, elem: &Value) -> bool {
+    match f {
+        Filter::And(a, b) => matches(a, elem) && matches(b, elem),
+        Filter::Or(a, b) => matches(a, elem) || matches(b, elem),
+        Filter::Not(a) => !matches(a, elem),
+        Filter::Present(p) => lookup(elem, &p.attr, p.sub.as_deref())
+            .is_some_and(|v| !v.is_null() && v != "" && v != &Value::Array(vec![])),
+        Filter::Compare(p, op, want) => {
+            let have = lookup(elem, &p.attr, p.sub.as_deref());
+            compare(have, *op, want)
+        }
+        Filter::ValuePath(..) => false,
+    }
+}
+
+fn lookup<'a>(elem: &'a Value, attr: &str, sub: Option<&str>) -> Option<&'a Value> {
+    let v = get_ci(elem, attr)?;
+    match sub {
+        Some(s) => get_ci(v, s),
+        None => Some(v),
+    }
+}
+
+fn compare(have: Option<&Value>, op: CompareOp, want: &filter::Value) -> bool {
+    use filter::Value as F;
+    let have = have.filter(|v| !v.is_null());
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.to_lowercase()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match (have, want) {
+        (None, F::Null) => matches!(op, CompareOp::Eq),
+        (None, _) => matches!(op, CompareOp::Ne),
+        (Some(_), F::Null) => matches!(op, CompareOp::Ne),
+        (Some(Value::Bool(h)), F::Bool(w)) => match op {
+            CompareOp::Eq => h == w,
+            CompareOp::Ne => h != w,
+            _ => false,
+        },
+        (Some(h), F::Num(w)) => {
+            let h = h.as_f64().or_else(|| h.as_str().and_then(|s| s.parse().ok()));
+            let w = filter_num(w);
+            match (h, w) {
+                (Some(h), Some(w)) => ordered(h.partial_cmp(&w), op),
+                _ => matches!(op, CompareOp::Ne),
+            }
+        }
+        (Some(h), F::Str(w)) => {
+            let Some(h) = text(h) else {
+                return matches!(op, CompareOp::Ne);
+            };
+            let w = w.to_lowercase();
+            match op {
+                CompareOp::Co => h.contains(&w),
+                CompareOp::Sw => h.starts_with(&w),
+                CompareOp::Ew => h.ends_with(&w),
+                _ => ordered(Some(h.cmp(&w)), op),
+            }
+        }
+        (Some(_), F::Bool(_)) => matches!(op, CompareOp::Ne),
+    }
+}
+
+fn filter_num(n: &filter::Number) -> Option<f64> {
+    filter::number_f64(n)
+}
+
+fn ordered(o: Option<std::cmp::Ordering>, op: CompareOp) -> bool {
+    use std::cmp::Ordering::*;
+    match (o, op) {
+        (Some(Equal), CompareOp::Eq | CompareOp::Ge | CompareOp::Le) => true,
+        (Some(o), CompareOp::Ne) => o != Equal,
+        (Some(Greater), CompareOp::Gt | CompareOp::Ge) => true,
+        (Some(Less), CompareOp::Lt | CompareOp::Le) => true,
+        (None, CompareOp::Ne) => true,
+        _ => false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Replace,
+    Remove,
+}
+
+pub struct Operation {
+    pub op: Op,
+    pub path: Option<(String, Path)>,
+    pub value: Option<Value>,
+}
+
+/// Read a PatchOp request body.
+pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
+    let schemas_ok = body
+        .get("schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP))));
+    if !schemas_ok {
+        return Err(ScimError::bad("invalidSyntax", format!("a PATCH body lists the schema {PATCH_OP}")));
+    }
+    let ops = get_ci(body, "Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::bad("invalidSyntax", "a PATCH body has an `Operations` array"))?;
+    ops.iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let n = i + 1;
+            let op = match get_ci(o, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+                Some("add") => Op::Add,
+                Some("replace") => Op::Replace,
+                Some("remove") => Op::Remove,
+                other => {
+                    return Err(ScimError::bad(
+                        "invalidSyntax",
+                        format!("operation {n}: `op` must be add, replace or remove, not {other:?}"),
+                    ));
+                }
+            };
+            let path = match get_ci(o, "path").and_then(Value::as_str) {
+                Some(p) if !p.trim().is_empty() => Some((p.to_string(), parse_path(p)?)),
+                _ => None,
+            };
+            let value = get_ci(o, "value").cloned();
+            if op == Op::Remove && path.is_none() {
+                return Err(ScimError::bad("noTarget", format!("operation {n}: remove needs a `path`")));
+            }
+            if op != Op::Remove && value.is_none() {
+                return Err(ScimError::bad("invalidValue", format!("operation {n}: {op:?} needs a `value`")));
+            }
+            Ok(Operation { op, path, value })
+        })
+        .collect()
+}
+
+/// Apply the operations in order to a resource's JSON.
+pub fn apply(v: &mut Value, ops: &[Operation]) -> Result<(), ScimError> {
+    for o in ops {
+        match &o.path {
+            Some((text, path)) => apply_one(v, o.op, text, path, o.value.clone())?,
+            None => {
+                let Some(Value::Object(items)) = &o.value else {
+                    return Err(ScimError::bad("invalidValue", "an operation without `path` needs an object `value`"));
+                };
+                for (k, val) in items {
+                    let is_ext = [EXT_USER, EXT_GROUP].iter().find(|u| u.eq_ignore_ascii_case(k));
+                    match (is_ext, val) {
+                        (Some(urn), Value::Object(inner)) => {
+                            for (k2, v2) in inner {
+                                let text = format!("{urn}:{k2}");
+                                apply_one(v, o.op, &text, &parse_path(&text)?, Some(v2.clone()))?;
+                            }
+                        }
+                        _ if k.eq_ignore_ascii_case("schemas") => {}
+                        _ => apply_one(v, o.op, k, &parse_path(k)?, Some(val.clone()))?,
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_multi(attr: &str) -> bool {
+    MULTI.iter().any(|m| m.eq_ignore_ascii_case(attr))
+}
+
+fn no_target(path: &str) -> ScimError {
+    ScimError::bad("noTarget", format!("path `{path}` matches no value"))
+}
+
+/// Merge `value` into `slot` (objects: per key; otherwise replace).
+fn merge(slot: &mut Value, value: Value) {
+    match (slot, value) {
+        (Value::Object(s), Value::Object(v)) => {
+            for (k, val) in v {
+                let key = key_of(s, &k);
+                s.insert(key, val);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (get_ci(a, "value"), get_ci(b, "value")) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn apply_one(v: &mut Value, op: Op, text: &str, path: &Path, value: Option<Value>) -> Result<(), ScimError> {
+    let obj = container(v, path.ext)?;
+    if path.attr.is_empty() {
+        // The whole extension.
+        return match (op, value) {
+            (Op::Remove, _) => {
+                obj.clear();
+                Ok(())
+            }
+            (_, Some(Value::Object(items))) => {
+                for (k, val) in items {
+                    let key = key_of(obj, &k);
+                    obj.insert(key, val);
+                }
+                Ok(())
+            }
+            _ => Err(ScimError::bad("invalidValue", format!("path `{text}` needs an object value"))),
+        };
+    }
+    let key = key_of(obj, &path.attr);
+    if let Some(f) = &path.filter {
+        let Some(Value::Array(items)) = obj.get_mut(&key) else {
+            return Err(no_target(text));
+        };
+        let hits: Vec<usize> = (0..items.len()).filter(|i| matches(f, &items[*i])).collect();
+        if hits.is_empty() {
+            return Err(no_target(text));
+        }
+        match (op, &path.sub) {
+            (Op::Remove, None) => {
+                let mut i = 0;
+                items.retain(|_| {
+                    i += 1;
+                    !hits.contains(&(i - 1))
+                });
+            }
+            (Op::Remove, Some(sub)) => {
+                for i in hits {
+                    if let Some(o) = items[i].as_object_mut() {
+                        let k = key_of(o, sub);
+                        o.remove(&k);
+                    }
+                }
+            }
+            (_, Some(sub)) => {
+                for i in hits {
+                    if let Some(o) = items[i].as_object_mut() {
+                        let k = key_of(o, sub);
+                        o.insert(k, value.clone().unwrap_or(Value::Null));
+                    }
+                }
+            }
+            (_, None) => {
+                for i in hits {
+                    merge(&mut items[i], value.clone().unwrap_or(Value::Null));
+                }
+            }
+        }
+        return Ok(());
+    }
+    if let Some(sub) = &path.sub {
+        let slot = obj.entry(key).or_insert_with(|| Value::Object(Map::new()));
+        let targets: Vec<&mut Value> = match slot {
+            Value::Array(items) => items.iter_mut().collect(),
+            other => vec![other],
+        };
+        for t in targets {
+            if !t.is_object() {
+                *t = Value::Object(Map::new());
+            }
+            if let Some(o) = t.as_object_mut() {
+                let k = key_of(o, sub);
+                match op {
+                    Op::Remove => {
+                        o.remove(&k);
+                    }
+                    _ => {
+                        o.insert(k, value.clone().unwrap_or(Value::Null));
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    match op {
+        Op::Remove => {
+            match (obj.get_mut(&key), value) {
+                // `remove members` with the members to remove as the value.
+                (Some(Value::Array(items)), Some(Value::Array(gone))) => {
+                    items.retain(|i| !gone.iter().any(|g| same_value(i, g)));
+                }
+                (Some(Value::Array(items)), Some(one @ Value::Object(_))) => {
+                    items.retain(|i| !same_value(i, &one));
+                }
+                _ => {
+                    obj.remove(&key);
+                }
+            }
+            Ok(())
+        }
+        Op::Add if is_multi(&path.attr) => {
+            let new = match value {
+                Some(Value::Array(a)) => a,
+                Some(Value::Null) | None => Vec::new(),
+                Some(one) => vec![one],
+            };
+            let slot = obj.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+            if !slot.is_array() {
+                *slot = Value::Array(Vec::new());
+            }
+            if let Value::Array(items) = slot {
+                for n in new {
+                    if !items.iter().any(|i| same_value(i, &n)) {
+                        items.push(n);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Op::Replace if is_multi(&path.attr) => {
+            let new = match value {
+                Some(Value::Array(a)) => Value::Array(a),
+                Some(Value::Null) | None => Value::Array(Vec::new()),
+                Some(one) => Value::Array(vec![one]),
+            };
+            obj.insert(key, new);
+            Ok(())
+        }
+        _ => {
+            let value = value.unwrap_or(Value::Null);
+            match obj.get_mut(&key) {
+                Some(slot) if slot.is_object() && value.is_object() => merge(slot, value),
+                _ => {
+                    obj.insert(key, value);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Keep only `only` (when given) and drop `except`; `id` and `schemas`
+/// are always returned.
+pub fn project(v: Value, only: &[Path], except: &[Path]) -> Value {
+    let mut v = if only.is_empty() {
+        v
+    } else {
+        let mut out = Map::new();
+        for k in ["schemas", "id"] {
+            if let Some(x) = v.get(k) {
+                out.insert(k.to_string(), x.clone());
+            }
+        }
+        let mut out = Value::Object(out);
+        for p in only {
+            copy(&v, &mut out, p);
+        }
+        out
+    };
+    for p in except {
+        if p.attr.eq_ignore_ascii_case("id") || p.attr.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        let src = match p.ext {
+            None => v.as_object_mut(),
+            Some(urn) => v
+                .as_object_mut()
+                .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(urn)).map(|(_, v)| v))
+                .and_then(Value::as_object_mut),
+        };
+        let Some(src) = src else { continue };
+        let key = key_of(src, &p.attr);
+        match &p.sub {
+            None => {
+                src.remove(&key);
+            }
+            Some(sub) => match src.get_mut(&key) {
+                Some(Value::Array(items)) => {
+                    for i in items.iter_mut().filter_map(Value::as_object_mut) {
+                        let k = key_of(i, sub);
+                        i.remove(&k);
+                    }
+                }
+                Some(Value::Object(o)) => {
+                    let k = key_of(o, sub);
+                    o.remove(&k);
+                }
+                _ => {}
+            },
+        }
+    }
+    v
+}
+
+fn copy(from: &Value, to: &mut Value, p: &Path) {
+    let (src, dst) = match p.ext {
+        None => (Some(from), to.as_object_mut()),
+        Some(urn) => {
+            let s = get_ci(from, urn);
+            let d = to.as_object_mut().map(|o| {
+                o.entry(urn.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()))
+            });
+            (s, d.and_then(Value::as_object_mut))
+        }
+    };
+    let (Some(src), Some(dst)) = (src, dst) else { return };
+    if p.attr.is_empty() {
+        if let Some(o) = src.as_object() {
+            dst.extend(o.clone());
+        }
+        return;
+    }
+    let Some(val) = get_ci(src, &p.attr) else { return };
+    let key = src
+        .as_object()
+        .map(|o| key_of(o, &p.attr))
+        .unwrap_or_else(|| p.attr.clone());
+    match (&p.sub, val) {
+        (None, _) => {
+            dst.insert(key, val.clone());
+        }
+        (Some(sub), Value::Array(items)) => {
+            let picked: Vec<Value> = items
+                .iter()
+                .map(|i| {
+                    let mut o = Map::new();
+                    if let Some(x) = get_ci(i, sub) {
+                        o.insert(canon(sub), x.clone());
+                    }
+                    Value::Object(o)
+                })
+                .collect();
+            dst.insert(key, Value::Array(picked));
+        }
+        (Some(sub), Value::Object(_)) => {
+            if let Some(x) = get_ci(val, sub) {
+                let slot = dst.entry(key).or_insert_with(|| Value::Object(Map::new()));
+                if let Some(o) = slot.as_object_mut() {
+                    o.insert(canon(sub), x.clone());
+                }
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,513 @@
+//! Users and Groups: list, read, create, replace, patch, delete.
+
+use super::patch::{self, Path as AttrPath};
+use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
+use crate::scim::filter;
+use crate::scim::resource::{
+    self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
+};
+use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
+use crate::store::{Account, NewCredential, Session};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    Group,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::User => "User",
+            Kind::Group => "Group",
+        }
+    }
+    fn endpoint(self) -> &'static str {
+        match self {
+            Kind::User => "Users",
+            Kind::Group => "Groups",
+        }
+    }
+}
+
+/// A resource id: roster's row ids. Anything else names no resource.
+fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ScimError::not_found(kind.name(), id))
+}
+
+/// A weak ETag over the resource's content (everything but `meta`): it
+/// changes exactly when what a client sees changes.
+fn etag(v: &Value) -> String {
+    let digest = crate::secrets::sha256(v.to_string().as_bytes());
+    let hex = digest.trim_start_matches("sha256:");
+    format!("W/\"{}\"", &hex[..16.min(hex.len())])
+}
+
+fn with_meta(mut v: Value, kind: Kind, base: &str, id: i64, created: &str, modified: &str) -> Value {
+    v["id"] = json!(id.to_string());
+    let version = etag(&v);
+    v["meta"] = json!({
+        "resourceType": kind.name(),
+        "created": created,
+        "lastModified": modified,
+        "location": format!("{base}/{}/{id}", kind.endpoint()),
+        "version": version,
+    });
+    v
+}
+
+pub fn user_json(base: &str, u: &UserRecord) -> Value {
+    let a = &u.account;
+    let mut v = user_resource(&a.user_name, &a.profile, a.active);
+    if !u.groups.is_empty() {
+        v["groups"] = Value::Array(
+            u.groups
+                .iter()
+                .map(|g| {
+                    json!({"value": g.id.to_string(), "display": g.name,
+                           "$ref": format!("{base}/Groups/{}", g.id)})
+                })
+                .collect(),
+        );
+    }
+    with_meta(v, Kind::User, base, u.id, &u.created, &u.modified)
+}
+
+pub fn group_json(base: &str, g: &GroupRecord) -> Value {
+    let r = |m: &crate::store::directory::MemberRef| Ref {
+        id: m.id.to_string(),
+        display: m.user_name.clone(),
+    };
+    let members: Vec<Ref> = g.members.iter().map(r).collect();
+    let managers: Vec<Ref> = g.members.iter().filter(|m| m.user_manager).map(r).collect();
+    let mut v = group_resource(&g.group, &members, &managers);
+    if let Some(items) = v["members"].as_array_mut() {
+        for m in items {
+            let id = m["value"].as_str().unwrap_or_default().to_string();
+            m["type"] = json!("User");
+            m["$ref"] = json!(format!("{base}/Users/{id}"));
+        }
+    }
+    with_meta(v, Kind::Group, base, g.id, &g.created, &g.modified)
+}
+
+/// The record of `id` as the caller may see it.
+fn load(ctx: &Ctx, dir: &mut dyn Directory, kind: Kind, id: &str) -> Result<Value, ScimError> {
+    let n = row_id(kind, id)?;
+    let missing = || ScimError::not_found(kind.name(), id);
+    match kind {
+        Kind::User => {
+            let u = dir.user(n)?.ok_or_else(missing)?;
+            if ctx.caller.scope.is_some() && !u.groups.iter().any(|g| ctx.caller.may_manage(&g.name)) {
+                return Err(missing());
+            }
+            Ok(user_json(&ctx.base, &u))
+        }
+        Kind::Group => {
+            let g = dir.group(n)?.ok_or_else(missing)?;
+            if !ctx.caller.may_manage(&g.group.name) {
+                return Err(missing());
+            }
+            Ok(group_json(&ctx.base, &g))
+        }
+    }
+}
+
+fn if_match(headers: &HeaderMap, current: &Value) -> Result<(), ScimError> {
+    let Some(want) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let have = current["meta"]["version"].as_str().unwrap_or_default();
+    let matches = want
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w.trim_start_matches("W/") == have.trim_start_matches("W/"));
+    if matches {
+        Ok(())
+    } else {
+        Err(ScimError::new(
+            StatusCode::PRECONDITION_FAILED,
+            None,
+            "the resource changed since you read it (If-Match); read it again",
+        ))
+    }
+}
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5).
+fn project(v: Value, q: &Params) -> Result<Value, ScimError> {
+    let paths = |name: &str| -> Result<Vec<AttrPath>, ScimError> {
+        param(q, name)
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(patch::parse_path)
+                    .collect()
+            })
+            .unwrap_or_else(|| Ok(Vec::new()))
+    };
+    let only = paths("attributes")?;
+    let except = paths("excludedAttributes")?;
+    Ok(patch::project(v, &only, &except))
+}
+
+fn page_params(q: &Params) -> Result<(u64, u64), ScimError> {
+    let int = |name: &str, default: i64| -> Result<i64, ScimError> {
+        match param(q, name) {
+            None => Ok(default),
+            Some(s) => s.trim().parse::<i64>().map_err(|_| {
+                ScimError::bad("invalidValue", format!("`{name}` must be a whole number, not `{s}`"))
+            }),
+        }
+    };
+    let start = int("startIndex", 1)?.max(1) as u64;
+    let count = (int("count", DEFAULT_COUNT as i64)?.max(0) as u64).min(MAX_RESULTS);
+    Ok((start, count))
+}
+
+pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
+    let mut dir = ctx.read()?;
+    let attrs = super::attrs::for_kind(kind);
+    let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
+        Some(text) => {
+            let f = filter::parse(text).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?;
+            Some(
+                filter::to_sql(&f, attrs.as_ref(), dir.dialect(), 1)
+                    .map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let order = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
+        Some(s) => {
+            let path = filter::parse_attr_path(s.trim())
+                .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
+            Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
+                ScimError::bad("invalidValue", format!("cannot sort by `{s}`"))
+            })?)
+        }
+        None => None,
+    };
+    let descending = match param(q, "sortOrder") {
+        None => false,
+        Some(s) if s.eq_ignore_ascii_case("ascending") => false,
+        Some(s) if s.eq_ignore_ascii_case("descending") => true,
+        Some(s) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                format!("sortOrder must be ascending or descending, not `{s}`"),
+            ));
+        }
+    };
+    let (start, count) = page_params(q)?;
+    let query = ListQuery {
+        filter: where_sql.as_ref(),
+        order_by: order.as_deref(),
+        descending,
+        offset: start - 1,
+        limit: count,
+        scope: ctx.caller.scope.as_deref(),
+    };
+    let (total, items) = match kind {
+        Kind::User => {
+            let (t, us) = dir.users(&query)?;
+            (t, us.iter().map(|u| user_json(&ctx.base, u)).collect::<Vec<_>>())
+        }
+        Kind::Group => {
+            let (t, gs) = dir.groups(&query)?;
+            (t, gs.iter().map(|g| group_json(&ctx.base, g)).collect())
+        }
+    };
+    let items = items
+        .into_iter()
+        .map(|v| project(v, q))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "schemas": [LIST_RESPONSE],
+            "totalResults": total,
+            "itemsPerPage": items.len(),
+            "startIndex": start,
+            "Resources": items,
+        }),
+    ))
+}
+
+pub fn get(ctx: &Ctx, kind: Kind, id: &str, q: &Params, headers: &HeaderMap) -> Result<Response, ScimError> {
+    let mut dir = ctx.read()?;
+    let v = load(ctx, dir.as_mut(), kind, id)?;
+    let version = v["meta"]["version"].as_str().unwrap_or_default().to_string();
+    if let Some(none_match) = headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok())
+        && none_match.split(',').map(str::trim).any(|w| w == version || w == "*")
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(h) = version.parse() {
+            r.headers_mut().insert(header::ETAG, h);
+        }
+        return Ok(r);
+    }
+    Ok(respond(StatusCode::OK, &project(v, q)?))
+}
+
+fn bad_resource(e: resource::ResourceError) -> ScimError {
+    ScimError::bad("invalidValue", e.0)
+}
+
+/// A new account's credential: the password the client sent, else an
+/// invitation like `roster apply`'s.
+fn credential(body: &Value) -> Result<NewCredential, ScimError> {
+    match body.get("password").and_then(Value::as_str) {
+        Some(p) if !p.is_empty() => crate::secrets::hash_password(p)
+            .map(|hash| NewCredential::Password { hash })
+            .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e)),
+        _ => {
+            let token = crate::secrets::token();
+            Ok(NewCredential::Invite {
+                token_digest: crate::secrets::sha256(token.as_bytes()),
+                token,
+            })
+        }
+    }
+}
+
+fn check_user(a: &Account) -> Result<(), ScimError> {
+    if a.user_name.trim() != a.user_name || a.user_name.chars().any(char::is_control) {
+        return Err(ScimError::bad(
+            "invalidValue",
+            "userName must not start or end with spaces or hold control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Create a resource; returns its id.
+pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> {
+    ctx.caller.admin_only(&format!("creating a {}", kind.name()))?;
+    match kind {
+        Kind::User => {
+            let (_, account) = account_from_user(body).map_err(bad_resource)?;
+            check_user(&account)?;
+            let cred = credential(body)?;
+            ctx.write(|s, _| {
+                s.create_account(&account.user_name, &account.profile, cred)?;
+                if !account.active {
+                    s.deactivate_account(&account.user_name)?;
+                }
+                Ok(())
+            })?;
+            created_id(ctx, kind, &account.user_name)
+        }
+        Kind::Group => {
+            let g = resource::group_from_resource(body).map_err(bad_resource)?;
+            let name = g.group.name.clone();
+            ctx.write(|s, dir| {
+                s.create_group(&g.group.name, g.group.kind, g.group.lwia)?;
+                set_members(s, dir, &g.group.name, &BTreeMap::new(), &g)
+            })?;
+            created_id(ctx, kind, &name)
+        }
+    }
+}
+
+fn created_id(ctx: &Ctx, kind: Kind, name: &str) -> Result<i64, ScimError> {
+    let mut dir = ctx.read()?;
+    let id = match kind {
+        Kind::User => dir.user_ids(&[name.to_string()])?.first().map(|(id, _)| *id),
+        Kind::Group => dir.group_id(name)?,
+    };
+    id.ok_or_else(|| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "created, but cannot be read back"))
+}
+
+/// POST: the new resource as stored.
+pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
+    let id = create_in(ctx, kind, body)?;
+    let mut dir = ctx.read()?;
+    load(ctx, dir.as_mut(), kind, &id.to_string())
+}
+
+pub fn create(ctx: &Ctx, kind: Kind, body: &[u8]) -> Result<Response, ScimError> {
+    let v = create_value(ctx, kind, &parse_body(body)?)?;
+    Ok(respond(StatusCode::CREATED, &v))
+}
+
+/// Make the store hold `new` in place of the resource `current` (both as
+/// SCIM JSON), within one transaction.
+fn replace_with(
+    ctx: &Ctx,
+    s: &mut dyn Session,
+    dir: &mut dyn Directory,
+    kind: Kind,
+    current: &Value,
+    new: &Value,
+) -> Result<(), ScimError> {
+    match kind {
+        Kind::User => {
+            ctx.caller.admin_only("changing a User")?;
+            let (_, cur) = account_from_user(current).map_err(bad_resource)?;
+            let (_, mut next) = account_from_user(new).map_err(bad_resource)?;
+            check_user(&next)?;
+            if new.get("active").is_none() {
+                next.active = cur.active;
+            }
+            let mut name = cur.user_name.clone();
+            if next.user_name != cur.user_name {
+                s.rename_account(&cur.user_name, &next.user_name)?;
+                name = next.user_name.clone();
+            }
+            let (a, b) = (&cur.profile, &next.profile);
+            let fields: Vec<String> = [
+                ("email", a.email != b.email),
+                ("first_name", a.first_name != b.first_name),
+                ("last_name", a.last_name != b.last_name),
+                ("birth_date", a.birth_date != b.birth_date),
+                ("phone", a.phone != b.phone),
+                ("extension", a.extension != b.extension),
+                ("zip", a.zip != b.zip),
+                ("role", a.role != b.role),
+            ]
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(f, _)| f.to_string())
+            .collect();
+            if !fields.is_empty() {
+                s.update_profile(&name, b, &fields)?;
+            }
+            match (cur.active, next.active) {
+                (true, false) => s.deactivate_account(&name)?,
+                (false, true) => s.reactivate_account(&name)?,
+                _ => {}
+            }
+            Ok(())
+        }
+        Kind::Group => {
+            let cur = resource::group_from_resource(current).map_err(bad_resource)?;
+            let next = resource::group_from_resource(new).map_err(bad_resource)?;
+            let mut name = cur.group.name.clone();
+            if next.group.name != cur.group.name
+                || next.group.kind != cur.group.kind
+                || next.group.lwia != cur.group.lwia
+            {
+                ctx.caller.admin_only("renaming a group or changing its type or LWIA")?;
+                s.update_group(&cur.group.name, &next.group.name, next.group.kind, next.group.lwia)?;
+                name = next.group.name.clone();
+            }
+            let have = member_flags(&cur);
+            set_members(s, dir, &name, &have, &next)
+        }
+    }
+}
+
+/// Member id → user-manager flag. Managers are members.
+fn member_flags(g: &GroupResource) -> BTreeMap<String, bool> {
+    let mut m: BTreeMap<String, bool> = g.members.iter().map(|id| (id.clone(), false)).collect();
+    for id in &g.managers {
+        m.insert(id.clone(), true);
+    }
+    m
+}
+
+fn set_members(
+    s: &mut dyn Session,
+    dir: &mut dyn Directory,
+    group: &str,
+    have: &BTreeMap<String, bool>,
+    next: &GroupResource,
+) -> Result<(), ScimError> {
+    let want = member_flags(next);
+    let mut ids = Vec::new();
+    for id in have.keys().chain(want.keys()) {
+        let n = id.parse::<i64>().map_err(|_| {
+            ScimError::bad("invalidValue", format!("member `{id}` is not a User id of this store"))
+        })?;
+        ids.push(n);
+    }
+    let names: BTreeMap<String, String> = dir
+        .user_names(&ids)?
+        .into_iter()
+        .map(|(id, n)| (id.to_string(), n))
+        .collect();
+    let name_of = |id: &String| {
+        names.get(id).ok_or_else(|| {
+            ScimError::bad("invalidValue", format!("no User with id `{id}` in this store"))
+        })
+    };
+    for (id, _) in have.iter().filter(|(id, _)| !want.contains_key(*id)) {
+        s.remove_membership(name_of(id)?, group)?;
+    }
+    for (id, flag) in &want {
+        match have.get(id) {
+            None => s.add_membership(name_of(id)?, group, *flag)?,
+            Some(old) if old != flag => s.set_user_manager(name_of(id)?, group, *flag)?,
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn update(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    headers: &HeaderMap,
+    next: impl FnOnce(&Value) -> Result<Value, ScimError>,
+) -> Result<Value, ScimError> {
+    ctx.write(|s, dir| {
+        let current = load(ctx, dir, kind, id)?;
+        if_match(headers, &current)?;
+        let new = next(&current)?;
+        replace_with(ctx, s, dir, kind, &current, &new)
+    })?;
+    let mut dir = ctx.read()?;
+    load(ctx, dir.as_mut(), kind, id)
+}
+
+/// PUT: the resource as the body says.
+pub fn replace_value(ctx: &Ctx, kind: Kind, id: &str, body: Value, headers: &HeaderMap) -> Result<Value, ScimError> {
+    update(ctx, kind, id, headers, |_| Ok(body))
+}
+
+/// PATCH: the operations applied to the resource as it is.
+pub fn patch_value(ctx: &Ctx, kind: Kind, id: &str, body: &Value, headers: &HeaderMap) -> Result<Value, ScimError> {
+    let ops = patch::operations(body)?;
+    update(ctx, kind, id, headers, |current| {
+        let mut v = current.clone();
+        patch::apply(&mut v, &ops)?;
+        Ok(v)
+    })
+}
+
+pub fn replace(ctx: &Ctx, kind: Kind, id: &str, body: &[u8], headers: &HeaderMap) -> Result<Response, ScimError> {
+    let v = replace_value(ctx, kind, id, parse_body(body)?, headers)?;
+    Ok(respond(StatusCode::OK, &v))
+}
+
+pub fn patch(ctx: &Ctx, kind: Kind, id: &str, body: &[u8], headers: &HeaderMap) -> Result<Response, ScimError> {
+    let v = patch_value(ctx, kind, id, &parse_body(body)?, headers)?;
+    Ok(respond(StatusCode::OK, &v))
+}
+
+pub fn delete_value(ctx: &Ctx, kind: Kind, id: &str, headers: &HeaderMap) -> Result<(), ScimError> {
+    ctx.caller.admin_only(&format!("deleting a {}", kind.name()))?;
+    ctx.write(|s, dir| {
+        let current = load(ctx, dir, kind, id)?;
+        if_match(headers, &current)?;
+        match kind {
+            Kind::User => s.delete_account(current["userName"].as_str().unwrap_or_default())?,
+            Kind::Group => s.delete_group(current["displayName"].as_str().unwrap_or_default())?,
+        }
+        Ok(())
+    })
+}
+
+pub fn delete(ctx: &Ctx, kind: Kind, id: &str, headers: &HeaderMap) -> Result<Response, ScimError> {
+    delete_value(ctx, kind, id, headers)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

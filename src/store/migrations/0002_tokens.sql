@@ -1,0 +1,14 @@
+-- roster store, schema version 2: API tokens for `roster serve`.
+-- Only the SHA-256 digest of a token is kept; the token is shown once.
+-- scope: NULL for an admin token, else a JSON array of the group names
+-- whose memberships the token may read and change.
+CREATE TABLE tokens (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    digest     TEXT NOT NULL UNIQUE,
+    scope      TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+-- Groups change (renames, type, LWIA) once `roster serve` publishes them.
+ALTER TABLE groups ADD COLUMN updated_at TEXT;

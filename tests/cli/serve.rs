@@ -1,0 +1,395 @@
+//! `roster serve` and `roster token`: the real server on 127.0.0.1 over a
+//! SQLite file, spoken to over HTTP.
+
+use super::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+const DB: &str = "sqlite:store.db";
+const EXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
+const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+/// A running `roster serve`, stopped when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ROSTER_STORE")
+        .env("NO_COLOR", "1")
+        .env("ROSTER_ACTOR", "test-admin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roster");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
+    let out = run_in(dir, args);
+    assert_eq!(out.code, 0, "{args:?}\n{}\n{}", out.stdout, out.stderr);
+    out
+}
+
+/// Start `roster serve` on a free port over `store` in `dir`.
+pub fn start(dir: &Path, store: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start roster serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    // Keep draining so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {first}"))
+        .to_string();
+    Server { child, base }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub etag: Option<String>,
+    pub body: Value,
+}
+
+/// One HTTP request; `headers` are extra (name, value) pairs.
+pub fn http(method: &str, url: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let etag = r
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = r.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method} {url}: not JSON ({e}): {text}"))
+        };
+        Resp { status, etag, body }
+    })
+}
+
+/// A store seeded with the shipped live example, an admin token and a
+/// running server.
+struct Fixture {
+    r: Roster,
+    admin: String,
+    server: Server,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let text = std::fs::read_to_string(repo("examples/worknet-live/roster.yaml")).unwrap();
+        let r = roster().file("live.yaml", text);
+        ok_in(r.path(), &["apply", "--yes", "--store", DB, "live.yaml"]);
+        let admin = ok_in(r.path(), &["token", "create", "--name", "ci", "--store", DB])
+            .stdout
+            .trim()
+            .to_string();
+        let server = start(r.path(), DB);
+        Fixture { r, admin, server }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.base)
+    }
+
+    fn get(&self, path: &str) -> Resp {
+        http("GET", &self.url(path), Some(&self.admin), None, &[])
+    }
+
+    fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
+        http(method, &self.url(path), Some(&self.admin), Some(body), &[])
+    }
+
+    /// userNames of a filtered listing.
+    fn names(&self, filter: &str) -> Vec<String> {
+        let q = format!("/Users?count=1000&sortBy=userName&filter={}", encode(filter));
+        let r = self.get(&q);
+        assert_eq!(r.status, 200, "{filter}: {}", r.body);
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn user(name: &str, first: &str, last: &str, email: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+        "userName": name,
+        "name": {"givenName": first, "familyName": last},
+        "emails": [{"value": email, "type": "work", "primary": true}],
+        EXT: {"birthDate": "1990-05-01", "postalCode": "62701"},
+    })
+}
+
+#[test]
+fn tokens_are_shown_once_kept_as_digests_and_required() {
+    let f = Fixture::new();
+    let list = ok_in(f.r.path(), &["token", "list", "--store", DB]).stdout;
+    assert!(list.starts_with("ci\tadmin\t"), "{list}");
+    assert!(!list.contains(&f.admin), "token list must not show the token");
+    let db = std::fs::read(f.r.path().join("store.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(&f.admin), "the token itself is stored");
+
+    let none = http("GET", &f.url("/Users"), None, None, &[]);
+    assert_eq!(none.status, 401);
+    assert_eq!(none.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(none.body["status"], "401");
+    assert_eq!(http("GET", &f.url("/Users"), Some("rst_nope"), None, &[]).status, 401);
+
+    let all = f.get("/Users");
+    assert_eq!(all.status, 200);
+    assert_eq!(all.body["totalResults"], 13);
+
+    // Revoked tokens stop working at once.
+    ok_in(f.r.path(), &["token", "revoke", "ci", "--store", DB]);
+    assert_eq!(f.get("/Users").status, 401);
+    let again = run_in(f.r.path(), &["token", "revoke", "ci", "--store", DB]);
+    assert_eq!(again.code, 1);
+    assert!(again.stderr.contains("no live token named `ci`"), "{}", again.stderr);
+    let dup = run_in(f.r.path(), &["token", "create", "--name", "ci", "--store", DB]);
+    assert_eq!(dup.code, 1);
+    assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
+    let bad = run_in(f.r.path(), &["token", "create", "--name", "x", "--scope", "Nope", "--store", DB]);
+    assert!(bad.code == 1 && bad.stderr.contains("group:NAME"), "{}", bad.stderr);
+    let missing = run_in(f.r.path(), &["token", "create", "--name", "x", "--scope", "group:Nope", "--store", DB]);
+    assert!(missing.code == 1 && missing.stderr.contains("`Nope` does not exist"), "{}", missing.stderr);
+}
+
+#[test]
+fn group_scoped_tokens_manage_only_their_groups_memberships() {
+    let f = Fixture::new();
+    let legacy = "Legacy Pilot Group";
+    let scoped = ok_in(
+        f.r.path(),
+        &["token", "create", "--name", "legacy-um", "--scope", &format!("group:{legacy}"), "--store", DB],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    let as_um = |m: &str, p: &str, b: Option<&Value>| http(m, &f.url(p), Some(&scoped), b, &[]);
+
+    let groups = as_um("GET", "/Groups", None);
+    assert_eq!(groups.body["totalResults"], 1);
+    assert_eq!(groups.body["Resources"][0]["displayName"], legacy);
+    let gid = groups.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    let users = as_um("GET", "/Users", None);
+    let names: Vec<&str> = users.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["JJones"], "only the group's members are visible");
+
+    // Someone outside the group, found with the admin token.
+    let other = f.get(&format!("/Users?filter={}", encode("userName eq \"MMcCray\"")));
+    let other_id = other.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(as_um("GET", &format!("/Users/{other_id}"), None).status, 404);
+
+    let add = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": other_id}]}]});
+    let r = as_um("PATCH", &format!("/Groups/{gid}"), Some(&add));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["members"].as_array().unwrap().len(), 2);
+
+    let rename = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "displayName", "value": "Mine now"}]});
+    assert_eq!(as_um("PATCH", &format!("/Groups/{gid}"), Some(&rename)).status, 403);
+    assert_eq!(as_um("POST", "/Users", Some(&user("zed", "Z", "Ed", "z@x.org"))).status, 403);
+    assert_eq!(as_um("DELETE", &format!("/Groups/{gid}"), None).status, 403);
+    let abc = f.get(&format!("/Groups?filter={}", encode("displayName sw \"Apprenticeship\"")));
+    let abc_id = abc.body["Resources"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(as_um("PATCH", &format!("/Groups/{abc_id}"), Some(&add)).status, 404);
+
+    // The write is audited under the token's name.
+    let log = ok_in(f.r.path(), &["log", "--store", DB, "--format", "json"]).stdout;
+    let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last["op"], "add_membership");
+    assert_eq!(last["actor"], "token:legacy-um");
+    assert_eq!(last["subject"], format!("MMcCray in {legacy}"));
+}
+
+#[test]
+fn users_filter_sort_page_and_project() {
+    let f = Fixture::new();
+    let created = f.send("POST", "/Users", &user("AOBrien", "Ann", "O\"Brien", "ann.obrien@example.org"));
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert!(created.etag.is_some());
+    let dup = f.send("POST", "/Users", &user("aobrien", "A", "B", "other@example.org"));
+    assert_eq!(dup.status, 409);
+    assert_eq!(dup.body["scimType"], "uniqueness");
+
+    assert_eq!(f.names("userName eq \"aobrien\""), ["AOBrien"]);
+    assert_eq!(f.names("name.familyName eq \"O\\\"Brien\""), ["AOBrien"]);
+    assert_eq!(f.names("emails[type eq \"work\" and value ew \"@example.org\"] and name.givenName sw \"a\""), ["AOBrien"]);
+    assert_eq!(f.names(&format!("{EXT}:postalCode eq \"62701\"")), ["AOBrien"]);
+    // An injection attempt is a value, not filter syntax.
+    assert!(f.names("userName eq \"x\\\" or userName pr or \\\"\"").is_empty());
+    let inactive = f.names("active eq false");
+    assert!(!inactive.is_empty() && !inactive.contains(&"AOBrien".to_string()));
+    let all = f.names("userName pr");
+    let not_a = f.names("not (userName sw \"a\")");
+    assert_eq!(all.len(), 14);
+    assert!(not_a.iter().all(|n| !n.to_lowercase().starts_with('a')));
+    assert_eq!(not_a.len() + all.iter().filter(|n| n.to_lowercase().starts_with('a')).count(), 14);
+
+    let bad = f.get(&format!("/Users?filter={}", encode("userName eq")));
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.body["scimType"], "invalidFilter");
+    let unknown = f.get(&format!("/Users?filter={}", encode("shoeSize gt 3")));
+    assert_eq!(unknown.body["scimType"], "invalidFilter");
+
+    // Sorting and paging.
+    let desc = f.get("/Users?sortBy=userName&sortOrder=descending&count=3&startIndex=2");
+    assert_eq!(desc.body["totalResults"], 14);
+    assert_eq!(desc.body["itemsPerPage"], 3);
+    assert_eq!(desc.body["startIndex"], 2);
+    let mut sorted = all.clone();
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.to_lowercase()));
+    let page: Vec<&str> = desc.body["Resources"].as_array().unwrap().iter().map(|u| u["userName"].as_str().unwrap()).collect();
+    assert_eq!(page, sorted[1..4].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(f.get("/Users?count=0").body["Resources"], json!([]));
+
+    // attributes / excludedAttributes.
+    let id = created.body["id"].as_str().unwrap();
+    let only = f.get(&format!("/Users/{id}?attributes=userName,name.familyName"));
+    let keys: std::collections::BTreeSet<&str> = only.body.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(keys, ["id", "name", "schemas", "userName"].into());
+    assert_eq!(only.body["name"], json!({"familyName": "O\"Brien"}));
+    let except = f.get(&format!("/Users/{id}?excludedAttributes=emails,{EXT}:birthDate"));
+    assert!(except.body.get("emails").is_none());
+    assert_eq!(except.body[EXT], json!({"postalCode": "62701"}));
+}
+
+#[test]
+fn etags_guard_changes_and_patch_put_delete_are_audited() {
+    let f = Fixture::new();
+    let created = f.send("POST", "/Users", &user("TTest", "Tess", "Test", "tess@example.org"));
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let etag = created.etag.clone().unwrap();
+    let path = format!("/Users/{id}");
+    let cond = http("GET", &f.url(&path), Some(&f.admin), None, &[("if-none-match", &etag)]);
+    assert_eq!(cond.status, 304);
+
+    let deactivate = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": false}]});
+    let r = http("PATCH", &f.url(&path), Some(&f.admin), Some(&deactivate), &[("if-match", &etag)]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    assert_ne!(r.etag.as_deref(), Some(etag.as_str()));
+    // The old ETag is stale now.
+    let stale = http("PATCH", &f.url(&path), Some(&f.admin), Some(&deactivate), &[("if-match", &etag)]);
+    assert_eq!(stale.status, 412);
+
+    let mut put = user("TTest", "Tess", "Tested", "tess@example.org");
+    put["active"] = json!(true);
+    let r = f.send("PUT", &path, &put);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["name"]["familyName"], "Tested");
+    assert_eq!(r.body["active"], true);
+
+    assert_eq!(http("DELETE", &f.url(&path), Some(&f.admin), None, &[]).status, 204);
+    assert_eq!(f.get(&path).status, 404);
+
+    let log = ok_in(f.r.path(), &["log", "--store", DB, "--format", "json"]).stdout;
+    let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
+    let ops: Vec<&str> = rows.iter().rev().take(5).map(|r| r["op"].as_str().unwrap()).collect();
+    assert_eq!(ops, ["delete_account", "reactivate_account", "update_profile", "deactivate_account", "create_account"]);
+    assert!(rows.iter().rev().take(5).all(|r| r["actor"] == "token:ci"));
+    assert!(!log.contains("1990-05-01"), "birth dates are masked in the log");
+    ok_in(f.r.path(), &["log", "--store", DB, "--verify"]);
+}
+
+#[test]
+fn groups_members_and_bulk_with_references() {
+    let f = Fixture::new();
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "u1", "data": user("BBulk", "Bea", "Bulk", "bea@example.org")},
+            {"method": "POST", "path": "/Groups", "bulkId": "g1", "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Bulk Agency",
+                "members": [{"value": "bulkId:u1"}]}},
+            {"method": "PATCH", "path": "/Groups/bulkId:g1", "data": {"schemas": [PATCH], "Operations": [
+                {"op": "add", "path": "urn:roster:params:scim:schemas:extension:roster:2.0:Group:userManagers", "value": [{"value": "bulkId:u1"}]}]}},
+            {"method": "POST", "path": "/Groups", "data": {"displayName": "Broken", "members": [{"value": "bulkId:nope"}]}},
+        ]
+    });
+    let r = f.send("POST", "/Bulk", &bulk);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let statuses: Vec<&str> = r.body["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["201", "201", "200", "409"]);
+    let loc = r.body["Operations"][1]["location"].as_str().unwrap();
+    let g = http("GET", loc, Some(&f.admin), None, &[]);
+    assert_eq!(g.body["members"][0]["display"], "BBulk");
+    assert_eq!(g.body["urn:roster:params:scim:schemas:extension:roster:2.0:Group"]["userManagers"][0]["display"], "BBulk");
+    let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let uid = g.body["members"][0]["value"].as_str().unwrap().to_string();
+
+    // The roster sees what was made through the service.
+    let export = ok_in(f.r.path(), &["export", "--store", DB]).stdout;
+    assert!(export.contains("Bulk Agency") && export.contains("user_manager: true"), "{export}");
+
+    let unknown = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [{"value": "999999"}]}]});
+    let r = f.send("PATCH", &gpath, &unknown);
+    assert_eq!(r.status, 400);
+    assert!(r.body["detail"].as_str().unwrap().contains("999999"));
+    let remove = json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}]});
+    let r = f.send("PATCH", &gpath, &remove);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["members"], json!([]));
+    let none = json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "members[value eq \"123\"]"}]});
+    assert_eq!(f.send("PATCH", &gpath, &none).body["scimType"], "noTarget");
+    assert_eq!(f.send("PATCH", &gpath, &json!({"Operations": []})).body["scimType"], "invalidSyntax");
+}
