@@ -6,5 +6,6 @@ pub mod plan;
 pub mod report;
 pub mod resolve;
 pub mod roster;
+pub mod scim;
 pub mod secrets;
 pub mod store;
