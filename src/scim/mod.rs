@@ -1,3 +1,4 @@
-//! SCIM 2.0 (RFC 7643/7644): the resource mapping shared by the client store
-//! and `roster serve`.
+//! SCIM 2.0 (RFC 7643/7644): the filter grammar and the resource mapping
+//! shared by the client store and `roster serve`.
+pub mod filter;
 pub mod resource;

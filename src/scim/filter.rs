@@ -1,0 +1,434 @@
+//! SCIM filters (RFC 7644 §3.4.2.2): parsing into an AST, translation into a SQL `WHERE`
+//! fragment with bound parameters, and safe construction of filter text on the client side.
+//!
+//! ```text
+//! FILTER    = attrExp / logExp / valuePath / *1"not" "(" FILTER ")"
+//! valuePath = attrPath "[" valFilter "]"
+//! attrExp   = (attrPath SP "pr") / (attrPath SP compareOp SP compValue)
+//! attrPath  = [URI ":"] ATTRNAME *1subAttr
+//! ```
+//!
+//! `and` binds tighter than `or`; both are left-associative. Keywords, operators and
+//! `true`/`false`/`null` are case-insensitive; strings and numbers are JSON literals.
+
+mod parse;
+mod sql;
+
+use std::fmt::Write as _;
+
+pub use parse::{MAX_DEPTH, MAX_LEN, parse, parse_path};
+pub use sql::{Attr, Attributes, Dialect, Kind, Multi, Param, Sql, SubAttr, order_by, to_sql};
+
+/// How deep [`render`] and [`to_sql`] recurse into a tree: beyond what any parsed filter
+/// needs (each of the [`MAX_DEPTH`] levels adds at most two), so that only trees built by hand
+/// can hit it.
+const TREE_DEPTH: usize = 4 * MAX_DEPTH;
+
+/// The `scimType` of the 400 response a server sends for any [`FilterError`].
+pub const SCIM_TYPE: &str = "invalidFilter";
+
+/// An attribute path as written in a filter: `[urn ":"] attr ["." sub]`.
+///
+/// Names keep the spelling of the filter; SCIM names are case-insensitive (RFC 7643 §2.1),
+/// so compare them with [`AttrPath::is`] or `eq_ignore_ascii_case`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AttrPath {
+    /// The schema URN before the attribute name, e.g.
+    /// `urn:ietf:params:scim:schemas:core:2.0:User`.
+    pub urn: Option<String>,
+    /// The attribute name, e.g. `userName`, `emails`, `$ref`.
+    pub attr: String,
+    /// The sub-attribute name, e.g. `givenName` in `name.givenName`.
+    pub sub: Option<String>,
+}
+
+impl AttrPath {
+    /// A path without URN or sub-attribute.
+    pub fn new(attr: impl Into<String>) -> Self {
+        AttrPath {
+            urn: None,
+            attr: attr.into(),
+            sub: None,
+        }
+    }
+
+    /// `attr.sub`.
+    pub fn with_sub(attr: impl Into<String>, sub: impl Into<String>) -> Self {
+        AttrPath {
+            urn: None,
+            attr: attr.into(),
+            sub: Some(sub.into()),
+        }
+    }
+
+    /// The same path qualified by a schema URN.
+    pub fn in_schema(mut self, urn: impl Into<String>) -> Self {
+        self.urn = Some(urn.into());
+        self
+    }
+
+    /// Whether the attribute and sub-attribute names are `attr` and `sub`, ignoring case
+    /// (the URN is not looked at).
+    pub fn is(&self, attr: &str, sub: Option<&str>) -> bool {
+        self.attr.eq_ignore_ascii_case(attr)
+            && match (&self.sub, sub) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                _ => false,
+            }
+    }
+
+    /// Whether the path has no URN or the URN is `urn`, ignoring case.
+    pub fn urn_is_or_none(&self, urn: &str) -> bool {
+        self.urn
+            .as_deref()
+            .is_none_or(|u| u.eq_ignore_ascii_case(urn))
+    }
+
+    /// The path without its sub-attribute.
+    pub fn parent(&self) -> AttrPath {
+        AttrPath {
+            urn: self.urn.clone(),
+            attr: self.attr.clone(),
+            sub: None,
+        }
+    }
+}
+
+impl std::fmt::Display for AttrPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(urn) = &self.urn {
+            write!(f, "{urn}:")?;
+        }
+        f.write_str(&self.attr)?;
+        if let Some(sub) = &self.sub {
+            write!(f, ".{sub}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A comparison operator (RFC 7644 Table 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// `eq`: equal.
+    Eq,
+    /// `ne`: not equal; also true when the attribute has no value.
+    Ne,
+    /// `co`: contains.
+    Co,
+    /// `sw`: starts with.
+    Sw,
+    /// `ew`: ends with.
+    Ew,
+    /// `gt`: greater than.
+    Gt,
+    /// `ge`: greater than or equal.
+    Ge,
+    /// `lt`: less than.
+    Lt,
+    /// `le`: less than or equal.
+    Le,
+}
+
+impl CompareOp {
+    /// The operator as written in a filter, in lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+            CompareOp::Co => "co",
+            CompareOp::Sw => "sw",
+            CompareOp::Ew => "ew",
+            CompareOp::Gt => "gt",
+            CompareOp::Ge => "ge",
+            CompareOp::Lt => "lt",
+            CompareOp::Le => "le",
+        }
+    }
+
+    /// The operator named `word`, ignoring case.
+    pub fn from_keyword(word: &str) -> Option<CompareOp> {
+        const ALL: [CompareOp; 9] = [
+            CompareOp::Eq,
+            CompareOp::Ne,
+            CompareOp::Co,
+            CompareOp::Sw,
+            CompareOp::Ew,
+            CompareOp::Gt,
+            CompareOp::Ge,
+            CompareOp::Lt,
+            CompareOp::Le,
+        ];
+        ALL.into_iter()
+            .find(|op| word.eq_ignore_ascii_case(op.as_str()))
+    }
+}
+
+/// A comparison value: a JSON literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A JSON string, escapes decoded.
+    Str(String),
+    /// A JSON number; integers stay exact.
+    Num(serde_json::Number),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Num(n.into())
+    }
+}
+
+/// A parsed filter. Grouping parentheses leave no trace: `(a pr)` is `a pr`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `attrPath op value`.
+    Compare(AttrPath, CompareOp, Value),
+    /// `attrPath pr`: the attribute has a non-empty value.
+    Present(AttrPath),
+    /// `l and r`.
+    And(Box<Filter>, Box<Filter>),
+    /// `l or r`.
+    Or(Box<Filter>, Box<Filter>),
+    /// `not (f)`.
+    Not(Box<Filter>),
+    /// `attr[f]`, e.g. `emails[type eq "work" and value co "@example.com"]`: one value of the
+    /// multi-valued (or complex) attribute must satisfy all of `f`. The paths inside `f` are
+    /// sub-attribute names (`attr` only, no URN or sub).
+    ValuePath(AttrPath, Box<Filter>),
+}
+
+impl Filter {
+    /// `path op value`.
+    pub fn compare(path: AttrPath, op: CompareOp, value: impl Into<Value>) -> Filter {
+        Filter::Compare(path, op, value.into())
+    }
+
+    /// `path pr`.
+    pub fn present(path: AttrPath) -> Filter {
+        Filter::Present(path)
+    }
+
+    /// `self and other`.
+    pub fn and(self, other: Filter) -> Filter {
+        Filter::And(Box::new(self), Box::new(other))
+    }
+
+    /// `self or other`.
+    pub fn or(self, other: Filter) -> Filter {
+        Filter::Or(Box::new(self), Box::new(other))
+    }
+
+    /// `not (f)`.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(f: Filter) -> Filter {
+        Filter::Not(Box::new(f))
+    }
+
+    /// `path[f]`.
+    pub fn value_path(path: AttrPath, f: Filter) -> Filter {
+        Filter::ValuePath(path, Box::new(f))
+    }
+}
+
+/// Why a filter was refused: answered as 400 with `scimType` [`SCIM_TYPE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}", match column { Some(c) => format!("at column {c}: "), None => String::new() })]
+pub struct FilterError {
+    /// Byte offset into the filter text, when the error has a place in it.
+    pub offset: Option<usize>,
+    /// 1-based character column matching `offset`.
+    pub column: Option<usize>,
+    /// What was expected or what is wrong.
+    pub message: String,
+}
+
+impl FilterError {
+    /// An error about the filter as a whole (e.g. an unknown attribute found during translation).
+    pub fn new(message: impl Into<String>) -> Self {
+        FilterError {
+            offset: None,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn at(input: &str, offset: usize, message: impl Into<String>) -> Self {
+        let column = input
+            .get(..offset)
+            .map_or(offset, |head| head.chars().count())
+            + 1;
+        FilterError {
+            offset: Some(offset),
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+}
+
+/// `s` as a JSON string literal, for placing a value into filter text built on the client:
+/// whatever `s` holds (`O"Brien`, `x" or userName pr or "`), the filter sees one string.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Filter text for `f`, e.g. for the `filter` query parameter of a SCIM client.
+///
+/// Values are quoted with [`quote`]; attribute names and URNs are checked against the
+/// grammar, so a name cannot smuggle in filter syntax either. `parse(&render(f)?)` gives
+/// back `f`.
+pub fn render(f: &Filter) -> Result<String, FilterError> {
+    let mut out = String::new();
+    render_into(f, &mut out, 0, false)?;
+    Ok(out)
+}
+
+fn render_into(f: &Filter, out: &mut String, depth: usize, inner: bool) -> Result<(), FilterError> {
+    if depth > TREE_DEPTH {
+        return Err(FilterError::new(format!(
+            "filter nested deeper than {TREE_DEPTH} levels"
+        )));
+    }
+    match f {
+        Filter::Compare(path, op, value) => {
+            render_path(path, out, inner)?;
+            out.push(' ');
+            out.push_str(op.as_str());
+            out.push(' ');
+            match value {
+                Value::Str(s) => out.push_str(&quote(s)),
+                Value::Num(n) => out.push_str(&n.to_string()),
+                Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+                Value::Null => out.push_str("null"),
+            }
+        }
+        Filter::Present(path) => {
+            render_path(path, out, inner)?;
+            out.push_str(" pr");
+        }
+        Filter::And(..) | Filter::Or(..) => {
+            let is_and = matches!(f, Filter::And(..));
+            // Only the left spine is flattened (`a or b or c` is `Or(Or(a, b), c)`), so any
+            // operand with the same operator was grouped explicitly and keeps its parentheses;
+            // `or` under `and` needs them for precedence.
+            let mut operands = Vec::new();
+            let mut cur = f;
+            loop {
+                match (cur, is_and) {
+                    (Filter::And(l, r), true) | (Filter::Or(l, r), false) => {
+                        operands.push(&**r);
+                        cur = l;
+                    }
+                    _ => {
+                        operands.push(cur);
+                        break;
+                    }
+                }
+            }
+            for (i, operand) in operands.iter().rev().enumerate() {
+                if i > 0 {
+                    out.push_str(if is_and { " and " } else { " or " });
+                }
+                let parens = match operand {
+                    Filter::Or(..) => true,
+                    Filter::And(..) => is_and,
+                    _ => false,
+                };
+                if parens {
+                    out.push('(');
+                }
+                render_into(operand, out, depth + 1, inner)?;
+                if parens {
+                    out.push(')');
+                }
+            }
+        }
+        Filter::Not(g) => {
+            out.push_str("not (");
+            render_into(g, out, depth + 1, inner)?;
+            out.push(')');
+        }
+        Filter::ValuePath(path, g) => {
+            if inner {
+                return Err(FilterError::new(format!(
+                    "value path {path} inside another value path"
+                )));
+            }
+            if path.sub.is_some() {
+                return Err(FilterError::new(format!(
+                    "value path {path} has a sub-attribute before '['"
+                )));
+            }
+            render_path(path, out, false)?;
+            out.push('[');
+            render_into(g, out, depth + 1, true)?;
+            out.push(']');
+        }
+    }
+    Ok(())
+}
+
+fn render_path(path: &AttrPath, out: &mut String, inner: bool) -> Result<(), FilterError> {
+    if inner && (path.urn.is_some() || path.sub.is_some()) {
+        return Err(FilterError::new(format!(
+            "{path}: inside a value path only sub-attribute names are allowed"
+        )));
+    }
+    if let Some(urn) = &path.urn {
+        if !parse::is_urn(urn) {
+            return Err(FilterError::new(format!("invalid schema URN {urn:?}")));
+        }
+        out.push_str(urn);
+        out.push(':');
+    }
+    for name in std::iter::once(&path.attr).chain(&path.sub) {
+        if !parse::is_attr_name(name) {
+            return Err(FilterError::new(format!("invalid attribute name {name:?}")));
+        }
+    }
+    out.push_str(&path.attr);
+    if let Some(sub) = &path.sub {
+        out.push('.');
+        out.push_str(sub);
+    }
+    Ok(())
+}

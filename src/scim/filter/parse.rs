@@ -1,0 +1,604 @@
+//! Lexer and recursive-descent parser for the filter grammar.
+
+use super::{AttrPath, CompareOp, Filter, FilterError, Value};
+
+/// Longest filter text accepted, in bytes.
+pub const MAX_LEN: usize = 8 * 1024;
+
+/// Deepest nesting of `(`, `not (` and `[` accepted; the parser recurses once per level,
+/// so this is what keeps hostile input from exhausting the stack.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parses filter text (already URL-decoded) into a [`Filter`].
+///
+/// Errors carry the position and say what was expected there; a server answers them with
+/// 400 and `scimType` `invalidFilter`. Input longer than [`MAX_LEN`] or nested deeper than
+/// [`MAX_DEPTH`] is refused.
+pub fn parse(input: &str) -> Result<Filter, FilterError> {
+    check_len(input)?;
+    let mut p = Parser::new(input);
+    let f = p.or_expr(0, false)?;
+    let t = p.next()?;
+    if t.kind != Tok::End {
+        return Err(p.err(
+            t.start,
+            format!(
+                "expected 'and', 'or' or the end of the filter, found {}",
+                p.describe(&t)
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// Parses a lone attribute path, e.g. the `sortBy` parameter or a client-side path:
+/// `userName`, `name.givenName`, `urn:ietf:params:scim:schemas:core:2.0:User:userName`.
+pub fn parse_path(input: &str) -> Result<AttrPath, FilterError> {
+    check_len(input)?;
+    let mut p = Parser::new(input);
+    let t = p.next()?;
+    let Tok::Word = t.kind else {
+        return Err(p.err(
+            t.start,
+            format!("expected an attribute path, found {}", p.describe(&t)),
+        ));
+    };
+    let path = p.attr_path(&t, false)?;
+    let end = p.next()?;
+    if end.kind != Tok::End {
+        return Err(p.err(
+            end.start,
+            format!(
+                "expected the end of the attribute path, found {}",
+                p.describe(&end)
+            ),
+        ));
+    }
+    Ok(path)
+}
+
+fn check_len(input: &str) -> Result<(), FilterError> {
+    if input.len() > MAX_LEN {
+        return Err(FilterError::at(
+            input,
+            MAX_LEN,
+            format!(
+                "filter is {} bytes long; at most {MAX_LEN} are accepted",
+                input.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `ATTRNAME = ALPHA *(nameChar)`, plus a leading `$` for `$ref` (RFC 7643 §2.1 names
+/// `$ref` itself as the exception).
+pub(crate) fn is_attr_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'$')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A schema URN as it may precede an attribute name: `urn:` and then characters the lexer
+/// keeps inside one word, so that rendering and parsing agree on where it ends.
+pub(crate) fn is_urn(s: &str) -> bool {
+    s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        && s.len() > 4
+        && s.bytes().all(is_word_byte)
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'$' | b':' | b'.')
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    /// An attribute path or keyword; the text is `src[start..end]`.
+    Word,
+    Str(String),
+    Num(serde_json::Number),
+    LParen,
+    RParen,
+    LBracket,
+    RBracket,
+    End,
+}
+
+#[derive(Debug, Clone)]
+struct Token {
+    kind: Tok,
+    start: usize,
+    end: usize,
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+    peeked: Option<Token>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a str) -> Self {
+        Parser {
+            src,
+            pos: 0,
+            peeked: None,
+        }
+    }
+
+    fn err(&self, offset: usize, message: impl Into<String>) -> FilterError {
+        FilterError::at(self.src, offset, message)
+    }
+
+    fn text(&self, t: &Token) -> &'a str {
+        self.src.get(t.start..t.end).unwrap_or("")
+    }
+
+    fn describe(&self, t: &Token) -> String {
+        match &t.kind {
+            Tok::Word => format!("'{}'", self.text(t)),
+            Tok::Str(_) => "a string".into(),
+            Tok::Num(_) => "a number".into(),
+            Tok::LParen => "'('".into(),
+            Tok::RParen => "')'".into(),
+            Tok::LBracket => "'['".into(),
+            Tok::RBracket => "']'".into(),
+            Tok::End => "the end of the filter".into(),
+        }
+    }
+
+    fn is_keyword(&self, t: &Token, kw: &str) -> bool {
+        t.kind == Tok::Word && self.text(t).eq_ignore_ascii_case(kw)
+    }
+
+    fn column(&self, offset: usize) -> usize {
+        self.src
+            .get(..offset)
+            .map_or(offset, |head| head.chars().count())
+            + 1
+    }
+
+    fn peek(&mut self) -> Result<&Token, FilterError> {
+        if self.peeked.is_none() {
+            let t = self.lex()?;
+            self.peeked = Some(t);
+        }
+        match &self.peeked {
+            Some(t) => Ok(t),
+            None => Err(self.err(self.pos, "internal error: no token")),
+        }
+    }
+
+    fn next(&mut self) -> Result<Token, FilterError> {
+        match self.peeked.take() {
+            Some(t) => Ok(t),
+            None => self.lex(),
+        }
+    }
+
+    fn nest(&self, depth: usize, at: usize) -> Result<usize, FilterError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err(at, format!("filter nested deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(depth + 1)
+    }
+
+    /// `or`-separated `and` chains; left-associative, built in a loop so long chains cost no
+    /// stack.
+    fn or_expr(&mut self, depth: usize, inner: bool) -> Result<Filter, FilterError> {
+        let mut left = self.and_expr(depth, inner)?;
+        loop {
+            let t = self.peek()?.clone();
+            if !self.is_keyword(&t, "or") {
+                return Ok(left);
+            }
+            self.next()?;
+            let right = self.and_expr(depth, inner)?;
+            left = Filter::Or(Box::new(left), Box::new(right));
+        }
+    }
+
+    fn and_expr(&mut self, depth: usize, inner: bool) -> Result<Filter, FilterError> {
+        let mut left = self.unary(depth, inner)?;
+        loop {
+            let t = self.peek()?.clone();
+            if !self.is_keyword(&t, "and") {
+                return Ok(left);
+            }
+            self.next()?;
+            let right = self.unary(depth, inner)?;
+            left = Filter::And(Box::new(left), Box::new(right));
+        }
+    }
+
+    fn unary(&mut self, depth: usize, inner: bool) -> Result<Filter, FilterError> {
+        let t = self.next()?;
+        match t.kind {
+            Tok::LParen => {
+                let depth = self.nest(depth, t.start)?;
+                let f = self.or_expr(depth, inner)?;
+                self.close(&t, Tok::RParen, "')'")?;
+                Ok(f)
+            }
+            Tok::Word if self.is_keyword(&t, "not") => {
+                let next = self.peek()?.clone();
+                match next.kind {
+                    Tok::LParen => {
+                        self.next()?;
+                        let depth = self.nest(depth, next.start)?;
+                        let f = self.or_expr(depth, inner)?;
+                        self.close(&next, Tok::RParen, "')'")?;
+                        Ok(Filter::Not(Box::new(f)))
+                    }
+                    // An attribute may be called `not`: `not pr`, `not eq 1`.
+                    Tok::Word
+                        if self.is_keyword(&next, "pr")
+                            || CompareOp::from_keyword(self.text(&next)).is_some() =>
+                    {
+                        self.attr_expr(&t, depth, inner)
+                    }
+                    _ => Err(self.err(
+                        next.start,
+                        format!("expected '(' after 'not', found {}", self.describe(&next)),
+                    )),
+                }
+            }
+            Tok::Word => self.attr_expr(&t, depth, inner),
+            _ => Err(self.err(
+                t.start,
+                format!(
+                    "expected an attribute path, 'not' or '(', found {}",
+                    self.describe(&t)
+                ),
+            )),
+        }
+    }
+
+    /// After a group's contents: the closing token, or an error naming the opening one.
+    fn close(&mut self, open: &Token, want: Tok, shown: &str) -> Result<(), FilterError> {
+        let t = self.next()?;
+        if t.kind == want {
+            return Ok(());
+        }
+        Err(self.err(
+            t.start,
+            format!(
+                "expected 'and', 'or' or {shown} to close the {} at column {}, found {}",
+                self.describe(open),
+                self.column(open.start),
+                self.describe(&t)
+            ),
+        ))
+    }
+
+    /// `attrPath pr`, `attrPath op value` or `attrPath "[" valFilter "]"`, the path in `word`.
+    fn attr_expr(
+        &mut self,
+        word: &Token,
+        depth: usize,
+        inner: bool,
+    ) -> Result<Filter, FilterError> {
+        let path = self.attr_path(word, inner)?;
+        let t = self.next()?;
+        match t.kind {
+            Tok::LBracket => {
+                if inner {
+                    return Err(self.err(
+                        t.start,
+                        "a value path cannot be nested inside another value path",
+                    ));
+                }
+                if path.sub.is_some() {
+                    return Err(self.err(
+                        t.start,
+                        format!(
+                            "'[' must follow an attribute without sub-attribute, not '{path}'"
+                        ),
+                    ));
+                }
+                let depth = self.nest(depth, t.start)?;
+                let f = self.or_expr(depth, true)?;
+                self.close(&t, Tok::RBracket, "']'")?;
+                Ok(Filter::ValuePath(path, Box::new(f)))
+            }
+            Tok::Word if self.is_keyword(&t, "pr") => Ok(Filter::Present(path)),
+            Tok::Word => {
+                let Some(op) = CompareOp::from_keyword(self.text(&t)) else {
+                    return Err(self.err(
+                        t.start,
+                        format!(
+                            "unknown operator {}; expected pr, eq, ne, co, sw, ew, gt, ge, lt or le",
+                            self.describe(&t)
+                        ),
+                    ));
+                };
+                let v = self.next()?;
+                let value = match v.kind {
+                    Tok::Str(s) => Value::Str(s),
+                    Tok::Num(n) => Value::Num(n),
+                    Tok::Word if self.is_keyword(&v, "true") => Value::Bool(true),
+                    Tok::Word if self.is_keyword(&v, "false") => Value::Bool(false),
+                    Tok::Word if self.is_keyword(&v, "null") => Value::Null,
+                    _ => {
+                        return Err(self.err(
+                            v.start,
+                            format!(
+                                "expected a value (a string, a number, true, false or null) after '{}', found {}",
+                                self.text(&t),
+                                self.describe(&v)
+                            ),
+                        ));
+                    }
+                };
+                Ok(Filter::Compare(path, op, value))
+            }
+            _ => Err(self.err(
+                t.start,
+                format!(
+                    "expected an operator (pr, eq, ne, co, sw, ew, gt, ge, lt, le) or '[' after '{path}', found {}",
+                    self.describe(&t)
+                ),
+            )),
+        }
+    }
+
+    /// Splits a word into `[urn ":"] attr ["." sub]`; the URN is everything before the last
+    /// colon, since URNs themselves contain colons and dots (`...:core:2.0:User`).
+    fn attr_path(&self, word: &Token, inner: bool) -> Result<AttrPath, FilterError> {
+        let text = self.text(word);
+        let (urn, rest, rest_at) = match text.rfind(':') {
+            Some(colon) => {
+                let urn = &text[..colon];
+                if !is_urn(urn) {
+                    return Err(self.err(
+                        word.start,
+                        format!("'{text}': expected an attribute name, or a schema URN (urn:...) before ':'"),
+                    ));
+                }
+                (
+                    Some(urn.to_owned()),
+                    &text[colon + 1..],
+                    word.start + colon + 1,
+                )
+            }
+            None => (None, text, word.start),
+        };
+        let (attr, sub) = match rest.split_once('.') {
+            Some((a, s)) => (a, Some(s)),
+            None => (rest, None),
+        };
+        if !is_attr_name(attr) {
+            return Err(self.err(
+                rest_at,
+                if attr.is_empty() {
+                    format!("expected an attribute name in '{text}'")
+                } else {
+                    format!("'{attr}' is not an attribute name (a letter, then letters, digits, '-' or '_')")
+                },
+            ));
+        }
+        if let Some(sub) = sub {
+            let sub_at = rest_at + attr.len() + 1;
+            if let Some(dot) = sub.find('.') {
+                return Err(self.err(
+                    sub_at + dot,
+                    format!("'{text}': an attribute path has at most one sub-attribute"),
+                ));
+            }
+            if !is_attr_name(sub) {
+                return Err(self.err(
+                    sub_at,
+                    if sub.is_empty() {
+                        format!("expected a sub-attribute name after '.' in '{text}'")
+                    } else {
+                        format!("'{sub}' is not an attribute name (a letter, then letters, digits, '-' or '_')")
+                    },
+                ));
+            }
+        }
+        if inner && (urn.is_some() || sub.is_some()) {
+            return Err(self.err(
+                word.start,
+                format!("inside '[...]' name a sub-attribute alone, not '{text}'"),
+            ));
+        }
+        Ok(AttrPath {
+            urn,
+            attr: attr.to_owned(),
+            sub: sub.map(str::to_owned),
+        })
+    }
+
+    fn lex(&mut self) -> Result<Token, FilterError> {
+        let bytes = self.src.as_bytes();
+        while bytes.get(self.pos).is_some_and(u8::is_ascii_whitespace) {
+            self.pos += 1;
+        }
+        let start = self.pos;
+        let Some(&b) = bytes.get(start) else {
+            return Ok(Token {
+                kind: Tok::End,
+                start,
+                end: start,
+            });
+        };
+        let kind = match b {
+            b'(' => Tok::LParen,
+            b')' => Tok::RParen,
+            b'[' => Tok::LBracket,
+            b']' => Tok::RBracket,
+            b'"' => return self.string(start),
+            b'-' | b'0'..=b'9' => return self.number(start),
+            b if b.is_ascii_alphabetic() || b == b'$' => {
+                let mut end = start;
+                while bytes.get(end).is_some_and(|&b| is_word_byte(b)) {
+                    end += 1;
+                }
+                self.pos = end;
+                return Ok(Token {
+                    kind: Tok::Word,
+                    start,
+                    end,
+                });
+            }
+            _ => {
+                let c = self
+                    .src
+                    .get(start..)
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or('?');
+                return Err(self.err(start, format!("unexpected character {c:?}")));
+            }
+        };
+        self.pos = start + 1;
+        Ok(Token {
+            kind,
+            start,
+            end: start + 1,
+        })
+    }
+
+    /// A JSON string (RFC 8259 §7), escapes decoded.
+    fn string(&mut self, start: usize) -> Result<Token, FilterError> {
+        let mut out = String::new();
+        let body = self.src.get(start + 1..).unwrap_or("");
+        let mut chars = body.char_indices().map(|(i, c)| (start + 1 + i, c));
+        while let Some((at, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.pos = at + 1;
+                    return Ok(Token {
+                        kind: Tok::Str(out),
+                        start,
+                        end: at + 1,
+                    });
+                }
+                '\\' => {
+                    let Some((_, e)) = chars.next() else { break };
+                    let decoded = match e {
+                        '"' => '"',
+                        '\\' => '\\',
+                        '/' => '/',
+                        'b' => '\u{8}',
+                        'f' => '\u{c}',
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        'u' => self.unicode_escape(at, &mut chars)?,
+                        other => {
+                            return Err(self.err(
+                                at,
+                                format!("invalid escape '\\{other}' in string; expected one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX"),
+                            ));
+                        }
+                    };
+                    out.push(decoded);
+                }
+                c if u32::from(c) < 0x20 => {
+                    return Err(self.err(
+                        at,
+                        format!("control character {c:?} in string; write it as an escape"),
+                    ));
+                }
+                c => out.push(c),
+            }
+        }
+        Err(self.err(start, "unterminated string: expected a closing '\"'"))
+    }
+
+    /// The `XXXX` of `\uXXXX` (and a following low surrogate escape when `XXXX` is a high one).
+    fn unicode_escape(
+        &self,
+        at: usize,
+        chars: &mut impl Iterator<Item = (usize, char)>,
+    ) -> Result<char, FilterError> {
+        let hex4 = |chars: &mut dyn Iterator<Item = (usize, char)>| -> Option<u32> {
+            let mut v = 0;
+            for _ in 0..4 {
+                v = v * 16 + chars.next()?.1.to_digit(16)?;
+            }
+            Some(v)
+        };
+        let bad = |msg: &str| self.err(at, msg.to_owned());
+        let hi = hex4(chars).ok_or_else(|| bad("expected four hex digits after '\\u'"))?;
+        let code = match hi {
+            0xD800..=0xDBFF => {
+                let lo = match (chars.next(), chars.next()) {
+                    (Some((_, '\\')), Some((_, 'u'))) => hex4(chars),
+                    _ => None,
+                };
+                match lo {
+                    Some(lo @ 0xDC00..=0xDFFF) => 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00),
+                    _ => {
+                        return Err(bad(
+                            "high surrogate '\\u' escape without a low surrogate after it",
+                        ));
+                    }
+                }
+            }
+            0xDC00..=0xDFFF => {
+                return Err(bad(
+                    "low surrogate '\\u' escape without a high surrogate before it",
+                ));
+            }
+            v => v,
+        };
+        char::from_u32(code).ok_or_else(|| bad("invalid '\\u' escape"))
+    }
+
+    /// A JSON number (RFC 8259 §6).
+    fn number(&mut self, start: usize) -> Result<Token, FilterError> {
+        let bytes = self.src.as_bytes();
+        let mut i = start;
+        let digits = |i: &mut usize| {
+            let from = *i;
+            while bytes.get(*i).is_some_and(u8::is_ascii_digit) {
+                *i += 1;
+            }
+            *i > from
+        };
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'0') => i += 1,
+            Some(b'1'..=b'9') => {
+                digits(&mut i);
+            }
+            _ => return Err(self.err(i, "expected a digit in number")),
+        }
+        if bytes.get(i) == Some(&b'.') {
+            i += 1;
+            if !digits(&mut i) {
+                return Err(self.err(i, "expected a digit after '.' in number"));
+            }
+        }
+        if matches!(bytes.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            if matches!(bytes.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            if !digits(&mut i) {
+                return Err(self.err(i, "expected a digit in the exponent of number"));
+            }
+        }
+        if bytes.get(i).is_some_and(|&b| is_word_byte(b)) {
+            return Err(self.err(
+                start,
+                "invalid number (JSON numbers have no leading zeros, letters or trailing '.')",
+            ));
+        }
+        let text = self.src.get(start..i).unwrap_or("");
+        let n = text
+            .parse::<serde_json::Number>()
+            .map_err(|_| self.err(start, format!("number {text} is out of range")))?;
+        self.pos = i;
+        Ok(Token {
+            kind: Tok::Num(n),
+            start,
+            end: i,
+        })
+    }
+}
