@@ -4,7 +4,6 @@ use super::Out;
 use super::apply::actor;
 use super::plan::{StoreArg, store_error};
 use crate::store::{self, directory::Token};
-use std::io::Write;
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -20,8 +19,9 @@ pub struct ServeArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct TokenArgs {
-    #[command(flatten)]
-    pub store: StoreArg,
+    /// The account store the tokens are for.
+    #[arg(long = "store", env = "ROSTER_STORE", default_value = store::DEFAULT_URL, global = true)]
+    pub store: String,
     #[command(subcommand)]
     pub command: TokenCommand,
     /// Who is acting, for the audit log (default: the user running roster).
@@ -110,7 +110,7 @@ fn scopes(given: &[String]) -> Result<Option<Vec<String>>, String> {
 }
 
 pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
-    let url = &args.store.url;
+    let url = &args.store;
     match args.command {
         TokenCommand::Create { name, scope } => {
             if name.trim().is_empty() || name.chars().any(char::is_control) {

@@ -204,8 +204,8 @@ fn compare(have: Option<&Value>, op: CompareOp, want: &filter::Value) -> bool {
     }
 }
 
-fn filter_num(n: &filter::Number) -> Option<f64> {
-    filter::number_f64(n)
+fn filter_num(n: &serde_json::Number) -> Option<f64> {
+    n.as_f64()
 }
 
 fn ordered(o: Option<std::cmp::Ordering>, op: CompareOp) -> bool {

@@ -187,7 +187,7 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     };
     let order = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
         Some(s) => {
-            let path = filter::parse_attr_path(s.trim())
+            let path = filter::parse_path(s.trim())
                 .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
             Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
                 ScimError::bad("invalidValue", format!("cannot sort by `{s}`"))
@@ -405,13 +405,13 @@ fn replace_with(
     }
 }
 
-/// Member id → user-manager flag. Managers are members.
+/// Member id → user-manager flag. A user manager is a member with the
+/// grant: removing someone from `members` removes the grant too.
 fn member_flags(g: &GroupResource) -> BTreeMap<String, bool> {
-    let mut m: BTreeMap<String, bool> = g.members.iter().map(|id| (id.clone(), false)).collect();
-    for id in &g.managers {
-        m.insert(id.clone(), true);
-    }
-    m
+    g.members
+        .iter()
+        .map(|id| (id.clone(), g.managers.contains(id)))
+        .collect()
 }
 
 fn set_members(

@@ -1,7 +1,7 @@
 //! `roster serve`'s reads on the embedded store.
 
 use super::{ACCOUNT_COLUMNS, SqliteReader, account_from_row, group_type, sql_err};
-use crate::scim::filter::{Dialect, Param, Sql};
+use crate::scim::filter::{Dialect, Param};
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord,
 };
@@ -83,7 +83,8 @@ impl SqliteReader {
         let sql = format!(
             "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at FROM accounts a WHERE {clause}"
         );
-        let err = sql_err(&self.url);
+        let url = self.url.clone();
+        let err = sql_err(&url);
         let mut users: Vec<UserRecord> = {
             let mut stmt = self.conn.prepare(&sql).map_err(&err)?;
             let rows = stmt
@@ -121,7 +122,8 @@ impl SqliteReader {
             "SELECT g.id, g.name, g.type, g.lwia, g.active, g.created_at, coalesce(g.updated_at, g.created_at) \
              FROM groups g WHERE {clause}"
         );
-        let err = sql_err(&self.url);
+        let url = self.url.clone();
+        let err = sql_err(&url);
         let mut groups: Vec<GroupRecord> = {
             let mut stmt = self.conn.prepare(&sql).map_err(&err)?;
             let rows = stmt
