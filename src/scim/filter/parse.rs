@@ -155,8 +155,9 @@ impl<'a> Parser<'a> {
 
     fn column(&self, offset: usize) -> usize {
         self.src
-            .get(..offset)
-            .map_or(offset, |head| head.chars().count())
+            .char_indices()
+            .take_while(|&(i, _)| i < offset)
+            .count()
             + 1
     }
 
@@ -644,7 +645,7 @@ mod tests {
         let cases: Vec<(String, Filter)> = vec![
             // RFC 7644 §3.4.2.2 examples.
             (r#"userName eq "bjensen""#.into(), cmp(p("userName"), Eq, "bjensen")),
-            (r#"name.familyName co "O'Malley""#.into(), cmp(ps("name".into(), "familyName"), Co, "O'Malley")),
+            (r#"name.familyName co "O'Malley""#.into(), cmp(ps("name", "familyName"), Co, "O'Malley")),
             (r#"userName sw "J""#.into(), cmp(p("userName"), Sw, "J")),
             (
                 format!(r#"{CORE}:userName sw "J""#),
@@ -653,14 +654,14 @@ mod tests {
             ("title pr".into(), pr("title")),
             (
                 r#"meta.lastModified gt "2011-05-13T04:42:34Z""#.into(),
-                cmp(ps("meta".into(), "lastModified"), Gt, "2011-05-13T04:42:34Z"),
+                cmp(ps("meta", "lastModified"), Gt, "2011-05-13T04:42:34Z"),
             ),
             (
                 r#"meta.lastModified ge "2011-05-13T04:42:34Z""#.into(),
-                cmp(ps("meta".into(), "lastModified"), Ge, "2011-05-13T04:42:34Z"),
+                cmp(ps("meta", "lastModified"), Ge, "2011-05-13T04:42:34Z"),
             ),
-            (r#"meta.lastModified lt "x""#.into(), cmp(ps("meta".into(), "lastModified"), Lt, "x")),
-            (r#"meta.lastModified le "x""#.into(), cmp(ps("meta".into(), "lastModified"), Le, "x")),
+            (r#"meta.lastModified lt "x""#.into(), cmp(ps("meta", "lastModified"), Lt, "x")),
+            (r#"meta.lastModified le "x""#.into(), cmp(ps("meta", "lastModified"), Le, "x")),
             (r#"userName ew "sen""#.into(), cmp(p("userName"), Ew, "sen")),
             (r#"userName ne "x""#.into(), cmp(p("userName"), Ne, "x")),
             (
@@ -681,7 +682,7 @@ mod tests {
                     cmp(p("userType"), Eq, "Employee"),
                     or(
                         cmp(p("emails"), Co, "example.com"),
-                        cmp(ps("emails".into(), "value"), Co, "example.org"),
+                        cmp(ps("emails", "value"), Co, "example.org"),
                     ),
                 ),
             ),
@@ -691,20 +692,20 @@ mod tests {
                     cmp(p("userType"), Ne, "Employee"),
                     not(or(
                         cmp(p("emails"), Co, "example.com"),
-                        cmp(ps("emails".into(), "value"), Co, "example.org"),
+                        cmp(ps("emails", "value"), Co, "example.org"),
                     )),
                 ),
             ),
             (
                 r#"userType eq "Employee" and (emails.type eq "work")"#.into(),
-                and(cmp(p("userType"), Eq, "Employee"), cmp(ps("emails".into(), "type"), Eq, "work")),
+                and(cmp(p("userType"), Eq, "Employee"), cmp(ps("emails", "type"), Eq, "work")),
             ),
             (
                 r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#.into(),
                 and(
                     cmp(p("userType"), Eq, "Employee"),
                     vp(
-                        "emails".into(),
+                        "emails",
                         and(cmp(p("type"), Eq, "work"), cmp(p("value"), Co, "@example.com")),
                     ),
                 ),
@@ -713,11 +714,11 @@ mod tests {
                 r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#.into(),
                 or(
                     vp(
-                        "emails".into(),
+                        "emails",
                         and(cmp(p("type"), Eq, "work"), cmp(p("value"), Co, "@example.com")),
                     ),
                     vp(
-                        "ims".into(),
+                        "ims",
                         and(cmp(p("type"), Eq, "xmpp"), cmp(p("value"), Co, "@foo.com")),
                     ),
                 ),
@@ -751,7 +752,7 @@ mod tests {
             ("not(a pr)".into(), not(pr("a"))),
             ("NOT ( a pr )".into(), not(pr("a"))),
             ("a eq\"x\"".into(), cmp(p("a"), Eq, "x")),
-            ("emails [ type eq \"work\" ]".into(), vp("emails".into(), cmp(p("type"), Eq, "work"))),
+            ("emails [ type eq \"work\" ]".into(), vp("emails", cmp(p("type"), Eq, "work"))),
             ("a pr\nand\r\nb pr".into(), and(pr("a"), pr("b"))),
             // String escapes.
             (
@@ -773,7 +774,7 @@ mod tests {
             // Attribute paths.
             (
                 format!(r#"{ENTERPRISE}:manager.value eq "26118915""#),
-                cmp(ps("manager".into(), "value").in_schema(ENTERPRISE), Eq, "26118915"),
+                cmp(ps("manager", "value").in_schema(ENTERPRISE), Eq, "26118915"),
             ),
             (
                 r#"urn:roster:params:scim:schemas:extension:roster:2.0:User:birthDate lt "2000-01-01""#.into(),
@@ -783,17 +784,17 @@ mod tests {
                     "2000-01-01",
                 ),
             ),
-            (r#"members[$ref eq "x"]"#.into(), vp("members".into(), cmp(p("$ref"), Eq, "x"))),
-            (r#"members.$ref eq "x""#.into(), cmp(ps("members".into(), "$ref"), Eq, "x")),
+            (r#"members[$ref eq "x"]"#.into(), vp("members", cmp(p("$ref"), Eq, "x"))),
+            (r#"members.$ref eq "x""#.into(), cmp(ps("members", "$ref"), Eq, "x")),
             ("x-y_z9 pr".into(), pr("x-y_z9")),
             // An attribute may share a keyword's name.
             ("not pr".into(), pr("not")),
             ("and eq 1 or or pr".into(), or(cmp(p("and"), Eq, num("1")), pr("or"))),
-            (r#"emails[not (type eq "work")]"#.into(), vp("emails".into(), not(cmp(p("type"), Eq, "work")))),
+            (r#"emails[not (type eq "work")]"#.into(), vp("emails", not(cmp(p("type"), Eq, "work")))),
             (
                 r#"emails[(type eq "work" or type eq "home") and primary eq true]"#.into(),
                 vp(
-                    "emails".into(),
+                    "emails",
                     and(
                         or(cmp(p("type"), Eq, "work"), cmp(p("type"), Eq, "home")),
                         cmp(p("primary"), Eq, true),

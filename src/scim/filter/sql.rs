@@ -982,6 +982,38 @@ mod tests {
         }
     }
 
+    /// A mapping that answers for `groups` only without a sub-attribute.
+    struct ParentsOnly;
+
+    impl Attributes for ParentsOnly {
+        fn resolve(&self, path: &AttrPath) -> Option<Attr> {
+            if path.attr.eq_ignore_ascii_case("groups") && path.sub.is_some() {
+                return None;
+            }
+            Map.resolve(path)
+        }
+    }
+
+    #[test]
+    fn sub_attributes_of_multi_valued_attributes_come_from_the_parent() {
+        let conn = db();
+        for (filter, want) in [
+            (r#"groups.display eq "staff""#, &[1, 2][..]),
+            (r#"groups[display eq "staff" and value eq "2"]"#, &[1, 2]),
+            (r#"groups eq "1""#, &[1, 5]),
+        ] {
+            let sql = to_sql(&parse(filter).unwrap(), &ParentsOnly, Dialect::Sqlite, 1).unwrap();
+            assert_eq!(run(&conn, &sql, &[]), want, "{filter}");
+        }
+        let e = to_sql(
+            &parse("groups.type pr").unwrap(),
+            &ParentsOnly,
+            Dialect::Sqlite,
+            1,
+        );
+        assert_eq!(e.unwrap_err().message, "unknown attribute 'groups.type'");
+    }
+
     #[test]
     fn sort_expressions() {
         assert_eq!(
