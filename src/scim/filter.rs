@@ -255,8 +255,7 @@ impl Filter {
 }
 
 /// Why a filter was refused: answered as 400 with `scimType` [`SCIM_TYPE`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}{message}", match column { Some(c) => format!("at column {c}: "), None => String::new() })]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
     /// Byte offset into the filter text, when the error has a place in it.
     pub offset: Option<usize>,
@@ -278,8 +277,9 @@ impl FilterError {
 
     pub(crate) fn at(input: &str, offset: usize, message: impl Into<String>) -> Self {
         let column = input
-            .get(..offset)
-            .map_or(offset, |head| head.chars().count())
+            .char_indices()
+            .take_while(|&(i, _)| i < offset)
+            .count()
             + 1;
         FilterError {
             offset: Some(offset),
@@ -288,6 +288,17 @@ impl FilterError {
         }
     }
 }
+
+impl std::fmt::Display for FilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.column {
+            Some(column) => write!(f, "at column {column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for FilterError {}
 
 /// `s` as a JSON string literal, for placing a value into filter text built on the client:
 /// whatever `s` holds (`O"Brien`, `x" or userName pr or "`), the filter sees one string.
@@ -431,4 +442,136 @@ fn render_path(path: &AttrPath, out: &mut String, inner: bool) -> Result<(), Fil
         out.push_str(sub);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NASTY: &[&str] = &[
+        "",
+        "O\"Brien",
+        r#"x" or userName pr or ""#,
+        r#"x") or (userName pr"#,
+        "x] or emails[type pr",
+        "back\\slash\\",
+        "\\\"",
+        "\\u0022",
+        "x' OR 1=1 --",
+        "line\nbreak\r\ttab\u{0}nul\u{1f}\u{7f}",
+        "é ü 日本 \u{1F600} \u{2028}",
+        "50% a_b *?[x]",
+    ];
+
+    #[test]
+    fn quote_round_trips_through_parse() {
+        for s in NASTY {
+            let filter = format!("userName eq {}", quote(s));
+            let want = Filter::compare(AttrPath::new("userName"), CompareOp::Eq, *s);
+            assert_eq!(parse(&filter), Ok(want), "{filter}");
+            // What the server sees is one comparison, whatever the value held.
+            let combined = format!("userName eq {} and active eq true", quote(s));
+            assert!(
+                matches!(parse(&combined), Ok(Filter::And(l, _)) if matches!(*l, Filter::Compare(..))),
+                "{combined}"
+            );
+        }
+        assert_eq!(quote("O\"Brien"), r#""O\"Brien""#);
+        assert_eq!(quote("a\u{1}"), r#""a\u0001""#);
+    }
+
+    #[test]
+    fn quote_is_json() {
+        for s in NASTY {
+            assert_eq!(serde_json::from_str::<String>(&quote(s)).unwrap(), *s);
+        }
+    }
+
+    #[test]
+    fn render_round_trips_through_parse() {
+        let filters = [
+            r#"userName eq "bjensen""#,
+            "a pr or b pr and c pr",
+            "a pr and b pr or c pr",
+            "a pr or (b pr or c pr)",
+            "a pr and (b pr and c pr)",
+            "(a pr or b pr) and (c pr or d pr)",
+            "not (a pr or b pr) and not (c pr)",
+            r#"emails[type eq "work" and (value co "@x" or primary eq true)] or x.y lt -1.5e-3"#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:name.givenName ne null and members[$ref sw "ht\"tp"]"#,
+            "a eq 12345678901234567890 or b eq 0.1 or c eq -0 or d eq 1E400",
+        ];
+        for input in filters {
+            let Ok(f) = parse(input) else {
+                // The last one holds a number out of range on purpose.
+                assert!(input.contains("1E400"));
+                continue;
+            };
+            let text = render(&f).unwrap();
+            assert_eq!(parse(&text).as_ref(), Ok(&f), "{input} -> {text}");
+        }
+        let f =
+            Filter::compare(
+                AttrPath::with_sub("name", "givenName"),
+                CompareOp::Sw,
+                "O\"B",
+            )
+            .and(Filter::present(AttrPath::new("title")).or(Filter::not(
+                Filter::compare(AttrPath::new("active"), CompareOp::Eq, true),
+            )));
+        assert_eq!(
+            render(&f).unwrap(),
+            r#"name.givenName sw "O\"B" and (title pr or not (active eq true))"#
+        );
+        for s in NASTY {
+            let f = Filter::value_path(
+                AttrPath::new("emails"),
+                Filter::compare(AttrPath::new("value"), CompareOp::Co, *s),
+            );
+            assert_eq!(parse(&render(&f).unwrap()), Ok(f));
+        }
+    }
+
+    #[test]
+    fn render_refuses_names_that_are_not_names() {
+        let bad_paths = [
+            AttrPath::new("userName pr or x"),
+            AttrPath::new(""),
+            AttrPath::new("a\"b"),
+            AttrPath::with_sub("name", "given Name"),
+            AttrPath::with_sub("name", ""),
+            AttrPath::new("userName").in_schema("urn:x) or (a"),
+            AttrPath::new("userName").in_schema("not-a-urn"),
+        ];
+        for path in bad_paths {
+            let f = Filter::present(path.clone());
+            assert!(render(&f).is_err(), "{path:?}");
+        }
+        let nested = Filter::value_path(
+            AttrPath::new("a"),
+            Filter::value_path(AttrPath::new("b"), Filter::present(AttrPath::new("c"))),
+        );
+        assert!(render(&nested).is_err());
+        let qualified_inner = Filter::value_path(
+            AttrPath::new("a"),
+            Filter::present(AttrPath::with_sub("b", "c")),
+        );
+        assert!(render(&qualified_inner).is_err());
+    }
+
+    #[test]
+    fn paths() {
+        let p = AttrPath::with_sub("Name", "GivenName")
+            .in_schema("urn:ietf:params:scim:schemas:core:2.0:User");
+        assert!(p.is("name", Some("givenname")));
+        assert!(!p.is("name", None));
+        assert!(p.urn_is_or_none("URN:IETF:params:scim:schemas:core:2.0:user"));
+        assert!(!p.urn_is_or_none("urn:other"));
+        assert!(AttrPath::new("x").urn_is_or_none("urn:other"));
+        assert_eq!(
+            p.to_string(),
+            "urn:ietf:params:scim:schemas:core:2.0:User:Name.GivenName"
+        );
+        assert_eq!(parse_path(&p.to_string()), Ok(p));
+    }
 }

@@ -155,8 +155,9 @@ impl<'a> Parser<'a> {
 
     fn column(&self, offset: usize) -> usize {
         self.src
-            .get(..offset)
-            .map_or(offset, |head| head.chars().count())
+            .char_indices()
+            .take_while(|&(i, _)| i < offset)
+            .count()
             + 1
     }
 
@@ -600,5 +601,425 @@ impl<'a> Parser<'a> {
             start,
             end: i,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use CompareOp::*;
+
+    fn p(attr: &str) -> AttrPath {
+        AttrPath::new(attr)
+    }
+    fn ps(attr: &str, sub: &str) -> AttrPath {
+        AttrPath::with_sub(attr, sub)
+    }
+    fn cmp(path: AttrPath, op: CompareOp, v: impl Into<Value>) -> Filter {
+        Filter::Compare(path, op, v.into())
+    }
+    fn num(s: &str) -> Value {
+        Value::Num(s.parse().unwrap())
+    }
+    fn pr(attr: &str) -> Filter {
+        Filter::Present(p(attr))
+    }
+    fn and(l: Filter, r: Filter) -> Filter {
+        l.and(r)
+    }
+    fn or(l: Filter, r: Filter) -> Filter {
+        l.or(r)
+    }
+    fn not(f: Filter) -> Filter {
+        Filter::not(f)
+    }
+    fn vp(attr: &str, f: Filter) -> Filter {
+        Filter::value_path(p(attr), f)
+    }
+
+    const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+    #[test]
+    fn valid_filters() {
+        let cases: Vec<(String, Filter)> = vec![
+            // RFC 7644 §3.4.2.2 examples.
+            (r#"userName eq "bjensen""#.into(), cmp(p("userName"), Eq, "bjensen")),
+            (r#"name.familyName co "O'Malley""#.into(), cmp(ps("name", "familyName"), Co, "O'Malley")),
+            (r#"userName sw "J""#.into(), cmp(p("userName"), Sw, "J")),
+            (
+                format!(r#"{CORE}:userName sw "J""#),
+                cmp(p("userName").in_schema(CORE), Sw, "J"),
+            ),
+            ("title pr".into(), pr("title")),
+            (
+                r#"meta.lastModified gt "2011-05-13T04:42:34Z""#.into(),
+                cmp(ps("meta", "lastModified"), Gt, "2011-05-13T04:42:34Z"),
+            ),
+            (
+                r#"meta.lastModified ge "2011-05-13T04:42:34Z""#.into(),
+                cmp(ps("meta", "lastModified"), Ge, "2011-05-13T04:42:34Z"),
+            ),
+            (r#"meta.lastModified lt "x""#.into(), cmp(ps("meta", "lastModified"), Lt, "x")),
+            (r#"meta.lastModified le "x""#.into(), cmp(ps("meta", "lastModified"), Le, "x")),
+            (r#"userName ew "sen""#.into(), cmp(p("userName"), Ew, "sen")),
+            (r#"userName ne "x""#.into(), cmp(p("userName"), Ne, "x")),
+            (
+                r#"title pr and userType eq "Employee""#.into(),
+                and(pr("title"), cmp(p("userType"), Eq, "Employee")),
+            ),
+            (
+                r#"title pr or userType eq "Intern""#.into(),
+                or(pr("title"), cmp(p("userType"), Eq, "Intern")),
+            ),
+            (
+                format!(r#"schemas eq "{ENTERPRISE}""#),
+                cmp(p("schemas"), Eq, ENTERPRISE),
+            ),
+            (
+                r#"userType eq "Employee" and (emails co "example.com" or emails.value co "example.org")"#.into(),
+                and(
+                    cmp(p("userType"), Eq, "Employee"),
+                    or(
+                        cmp(p("emails"), Co, "example.com"),
+                        cmp(ps("emails", "value"), Co, "example.org"),
+                    ),
+                ),
+            ),
+            (
+                r#"userType ne "Employee" and not (emails co "example.com" or emails.value co "example.org")"#.into(),
+                and(
+                    cmp(p("userType"), Ne, "Employee"),
+                    not(or(
+                        cmp(p("emails"), Co, "example.com"),
+                        cmp(ps("emails", "value"), Co, "example.org"),
+                    )),
+                ),
+            ),
+            (
+                r#"userType eq "Employee" and (emails.type eq "work")"#.into(),
+                and(cmp(p("userType"), Eq, "Employee"), cmp(ps("emails", "type"), Eq, "work")),
+            ),
+            (
+                r#"userType eq "Employee" and emails[type eq "work" and value co "@example.com"]"#.into(),
+                and(
+                    cmp(p("userType"), Eq, "Employee"),
+                    vp(
+                        "emails",
+                        and(cmp(p("type"), Eq, "work"), cmp(p("value"), Co, "@example.com")),
+                    ),
+                ),
+            ),
+            (
+                r#"emails[type eq "work" and value co "@example.com"] or ims[type eq "xmpp" and value co "@foo.com"]"#.into(),
+                or(
+                    vp(
+                        "emails",
+                        and(cmp(p("type"), Eq, "work"), cmp(p("value"), Co, "@example.com")),
+                    ),
+                    vp(
+                        "ims",
+                        and(cmp(p("type"), Eq, "xmpp"), cmp(p("value"), Co, "@foo.com")),
+                    ),
+                ),
+            ),
+            // Precedence and associativity.
+            ("a pr or b pr and c pr".into(), or(pr("a"), and(pr("b"), pr("c")))),
+            ("a pr and b pr or c pr".into(), or(and(pr("a"), pr("b")), pr("c"))),
+            ("a pr or b pr or c pr".into(), or(or(pr("a"), pr("b")), pr("c"))),
+            ("a pr and b pr and c pr".into(), and(and(pr("a"), pr("b")), pr("c"))),
+            ("a pr and (b pr or c pr)".into(), and(pr("a"), or(pr("b"), pr("c")))),
+            ("(a pr or b pr) and c pr".into(), and(or(pr("a"), pr("b")), pr("c"))),
+            ("a pr or (b pr or c pr)".into(), or(pr("a"), or(pr("b"), pr("c")))),
+            (
+                "not (a pr) and b pr or not (c pr and d pr)".into(),
+                or(and(not(pr("a")), pr("b")), not(and(pr("c"), pr("d")))),
+            ),
+            ("((a pr))".into(), pr("a")),
+            ("not (not (a pr))".into(), not(not(pr("a")))),
+            // Case-insensitive keywords, names kept as written.
+            (
+                r#"USERNAME EQ "bjensen" AND Active Eq TRUE OR x Pr"#.into(),
+                or(
+                    and(cmp(p("USERNAME"), Eq, "bjensen"), cmp(p("Active"), Eq, true)),
+                    pr("x"),
+                ),
+            ),
+            ("NOT (a PR)".into(), not(pr("a"))),
+            // Whitespace variants.
+            ("  a   eq\t\"x\"  ".into(), cmp(p("a"), Eq, "x")),
+            ("(a pr)and(b pr)".into(), and(pr("a"), pr("b"))),
+            ("not(a pr)".into(), not(pr("a"))),
+            ("NOT ( a pr )".into(), not(pr("a"))),
+            ("a eq\"x\"".into(), cmp(p("a"), Eq, "x")),
+            ("emails [ type eq \"work\" ]".into(), vp("emails", cmp(p("type"), Eq, "work"))),
+            ("a pr\nand\r\nb pr".into(), and(pr("a"), pr("b"))),
+            // String escapes.
+            (
+                r#"a eq "q\"uote \\back\/slash\n\t\u00e9\ud83d\ude00""#.into(),
+                cmp(p("a"), Eq, "q\"uote \\back/slash\n\té\u{1F600}"),
+            ),
+            (r#"a eq """#.into(), cmp(p("a"), Eq, "")),
+            (r#"a eq "é ü 日本""#.into(), cmp(p("a"), Eq, "é ü 日本")),
+            (r#"a eq "x' OR 1=1 --""#.into(), cmp(p("a"), Eq, "x' OR 1=1 --")),
+            // Other values.
+            ("a eq 42".into(), cmp(p("a"), Eq, num("42"))),
+            ("a gt -1.5e3".into(), cmp(p("a"), Gt, num("-1.5e3"))),
+            ("a eq 0".into(), cmp(p("a"), Eq, num("0"))),
+            ("a eq 0.25E+2".into(), cmp(p("a"), Eq, num("0.25E+2"))),
+            ("a eq true".into(), cmp(p("a"), Eq, true)),
+            ("a eq FALSE".into(), cmp(p("a"), Eq, false)),
+            ("a eq null".into(), cmp(p("a"), Eq, Value::Null)),
+            ("a ne Null".into(), cmp(p("a"), Ne, Value::Null)),
+            // Attribute paths.
+            (
+                format!(r#"{ENTERPRISE}:manager.value eq "26118915""#),
+                cmp(ps("manager", "value").in_schema(ENTERPRISE), Eq, "26118915"),
+            ),
+            (
+                r#"urn:roster:params:scim:schemas:extension:roster:2.0:User:birthDate lt "2000-01-01""#.into(),
+                cmp(
+                    p("birthDate").in_schema("urn:roster:params:scim:schemas:extension:roster:2.0:User"),
+                    Lt,
+                    "2000-01-01",
+                ),
+            ),
+            (r#"members[$ref eq "x"]"#.into(), vp("members", cmp(p("$ref"), Eq, "x"))),
+            (r#"members.$ref eq "x""#.into(), cmp(ps("members", "$ref"), Eq, "x")),
+            ("x-y_z9 pr".into(), pr("x-y_z9")),
+            // An attribute may share a keyword's name.
+            ("not pr".into(), pr("not")),
+            ("and eq 1 or or pr".into(), or(cmp(p("and"), Eq, num("1")), pr("or"))),
+            (r#"emails[not (type eq "work")]"#.into(), vp("emails", not(cmp(p("type"), Eq, "work")))),
+            (
+                r#"emails[(type eq "work" or type eq "home") and primary eq true]"#.into(),
+                vp(
+                    "emails",
+                    and(
+                        or(cmp(p("type"), Eq, "work"), cmp(p("type"), Eq, "home")),
+                        cmp(p("primary"), Eq, true),
+                    ),
+                ),
+            ),
+        ];
+        for (input, want) in &cases {
+            match parse(input) {
+                Ok(got) => assert_eq!(&got, want, "{input}"),
+                Err(e) => panic!("{input}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit() {
+        let deep = format!("{}a pr{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(parse(&deep).unwrap(), pr("a"));
+        let nots = format!("{}a pr{}", "not (".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(parse(&nots).is_ok());
+        let mixed = format!(
+            "{}emails[type pr]{}",
+            "(".repeat(MAX_DEPTH - 1),
+            ")".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&mixed).is_ok());
+    }
+
+    #[test]
+    fn long_chains_need_no_depth() {
+        let chain = vec!["a pr"; 1000].join(" or ");
+        assert!(chain.len() <= MAX_LEN);
+        assert!(matches!(parse(&chain), Ok(Filter::Or(..))));
+    }
+
+    #[test]
+    fn invalid_filters() {
+        let deep = format!(
+            "{}a pr{}",
+            "(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
+        let deep_not = format!(
+            "{}a pr{}",
+            "not (".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
+        let deep_vp = format!(
+            "{}emails[type pr]{}",
+            "(".repeat(MAX_DEPTH),
+            ")".repeat(MAX_DEPTH)
+        );
+        let huge_parens = "(".repeat(MAX_LEN + 1);
+        let long = format!("userName eq \"{}\"", "x".repeat(MAX_LEN));
+        // (input, 1-based column, part of the message)
+        let cases: Vec<(&str, usize, &str)> = vec![
+            (
+                "",
+                1,
+                "expected an attribute path, 'not' or '(', found the end of the filter",
+            ),
+            ("   ", 4, "expected an attribute path"),
+            (r#"userName eq "bjensen"#, 13, "unterminated string"),
+            (
+                "userName eq",
+                12,
+                "expected a value (a string, a number, true, false or null) after 'eq', found the end",
+            ),
+            (
+                "userName",
+                9,
+                "expected an operator (pr, eq, ne, co, sw, ew, gt, ge, lt, le) or '[' after 'userName'",
+            ),
+            (r#"userName xx "a""#, 10, "unknown operator 'xx'"),
+            (r#"userName === "a""#, 10, "unexpected character '='"),
+            (r#"userName eq bjensen"#, 13, "expected a value"),
+            (r#"userName eq ("x")"#, 13, "expected a value"),
+            (
+                "userName pr and",
+                16,
+                "expected an attribute path, 'not' or '(', found the end",
+            ),
+            ("userName pr or or", 18, "expected an operator"),
+            ("and", 4, "expected an operator"),
+            ("or userName pr", 4, "unknown operator 'userName'"),
+            (
+                "userName pr userName pr",
+                13,
+                "expected 'and', 'or' or the end of the filter, found 'userName'",
+            ),
+            (
+                "userName pr)",
+                12,
+                "expected 'and', 'or' or the end of the filter, found ')'",
+            ),
+            (
+                "(userName pr",
+                13,
+                "expected 'and', 'or' or ')' to close the '(' at column 1, found the end",
+            ),
+            ("(a pr]", 6, "to close the '(' at column 1, found ']'"),
+            (
+                "()",
+                2,
+                "expected an attribute path, 'not' or '(', found ')'",
+            ),
+            (
+                r#"emails[type eq "work""#,
+                22,
+                "expected 'and', 'or' or ']' to close the '[' at column 7",
+            ),
+            (r#"emails[type eq "work")"#, 22, "to close the '['"),
+            (r#"emails[type eq "work"]]"#, 23, "found ']'"),
+            (
+                r#"emails[type eq "work"].value pr"#,
+                23,
+                "unexpected character '.'",
+            ),
+            ("emails[]", 8, "expected an attribute path"),
+            ("emails[type[value pr]]", 12, "cannot be nested"),
+            ("emails.value[type pr]", 13, "without sub-attribute"),
+            ("emails[urn:x:type pr]", 8, "name a sub-attribute alone"),
+            ("emails[type.x pr]", 8, "name a sub-attribute alone"),
+            (
+                "not userName pr",
+                5,
+                "expected '(' after 'not', found 'userName'",
+            ),
+            ("not", 4, "expected '(' after 'not'"),
+            ("not (a pr", 10, "to close the '(' at column 5"),
+            (r#"a eq "\x""#, 7, r"invalid escape '\x'"),
+            (r#"a eq "\u12""#, 7, "four hex digits"),
+            (r#"a eq "\ud800""#, 7, "high surrogate"),
+            (r#"a eq "\ud800\u0041""#, 7, "high surrogate"),
+            (r#"a eq "\udc00""#, 7, "low surrogate"),
+            ("a eq \"tab\there\"", 10, "control character"),
+            ("a eq 01", 6, "invalid number"),
+            ("a eq 1.", 8, "expected a digit after '.'"),
+            ("a eq 1.x", 8, "expected a digit after '.'"),
+            ("a eq -", 7, "expected a digit"),
+            ("a eq 1e", 8, "exponent"),
+            ("a eq 12abc", 6, "invalid number"),
+            ("a eq 1e999", 6, "out of range"),
+            ("a eq 'x'", 6, "unexpected character '\\''"),
+            ("a.b.c pr", 4, "at most one sub-attribute"),
+            ("a. pr", 3, "expected a sub-attribute name after '.'"),
+            ("a.1 pr", 3, "'1' is not an attribute name"),
+            ("foo:bar pr", 1, "schema URN"),
+            ("urn:x: pr", 7, "expected an attribute name"),
+            ("urn:x:9a pr", 7, "'9a' is not an attribute name"),
+            ("a$b pr", 1, "'a$b' is not an attribute name"),
+            (
+                "1 eq 1",
+                1,
+                "expected an attribute path, 'not' or '(', found a number",
+            ),
+            (r#""x" eq 1"#, 1, "found a string"),
+            ("a pr #", 6, "unexpected character '#'"),
+            ("é pr", 1, "unexpected character 'é'"),
+            (r#"name eq "é" xx"#, 13, "found 'xx'"),
+            (&deep, MAX_DEPTH + 1, "nested deeper than 64 levels"),
+            (&deep_not, 5 * MAX_DEPTH + 5, "nested deeper than 64 levels"),
+            (&deep_vp, MAX_DEPTH + 7, "nested deeper than 64 levels"),
+            (&huge_parens, MAX_LEN + 1, "at most 8192 are accepted"),
+            (&long, MAX_LEN + 1, "at most 8192 are accepted"),
+        ];
+        for (input, column, message) in &cases {
+            let shown = input.get(..60).unwrap_or(input);
+            match parse(input) {
+                Ok(f) => panic!("{shown}: parsed as {f:?}"),
+                Err(e) => {
+                    assert!(e.message.contains(message), "{shown}: {e}");
+                    assert_eq!(e.column, Some(*column), "{shown}: {e}");
+                    assert!(e.offset.is_some(), "{shown}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn error_display_names_the_column() {
+        let e = parse(r#"userName xx "a""#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "at column 10: unknown operator 'xx'; expected pr, eq, ne, co, sw, ew, gt, ge, lt or le"
+        );
+        assert_eq!(e.offset, Some(9));
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_input() {
+        // Every prefix of tricky filters, and a few byte soups: errors, never panics.
+        let samples = [
+            r#"emails[type eq "work" and value co "@ex\u00e9.com"] or not (userName sw "J\"")"#,
+            r#"urn:ietf:params:scim:schemas:core:2.0:User:name.givenName ge -0.5e-3"#,
+            "é(]\"\\u\u{0}[)not not(and or pr",
+        ];
+        for s in samples {
+            for (i, _) in s.char_indices() {
+                let _ = parse(&s[..i]);
+                let _ = parse(&s[i..]);
+                let _ = parse_path(&s[i..]);
+            }
+        }
+        let _ = parse(&"not (".repeat(2000));
+        let _ = parse(&"[".repeat(2000));
+        let _ = parse(&"a[".repeat(2000));
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path("userName").unwrap(), p("userName"));
+        assert_eq!(
+            parse_path(" name.givenName ").unwrap(),
+            ps("name", "givenName")
+        );
+        assert_eq!(
+            parse_path(&format!("{CORE}:userName")).unwrap(),
+            p("userName").in_schema(CORE)
+        );
+        for bad in ["", "a b", "a.b.c", "a pr", "\"a\"", "(a)", "a["] {
+            assert!(parse_path(bad).is_err(), "{bad}");
+        }
+        let e = parse_path("a b").unwrap_err();
+        assert_eq!(e.column, Some(3));
     }
 }

@@ -544,3 +544,495 @@ fn balanced(parts: &[String], op: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse;
+    use super::*;
+    use rusqlite::Connection;
+
+    const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+    const EXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
+
+    /// The mapping a server would supply, over the test tables.
+    struct Map;
+
+    impl Attributes for Map {
+        fn resolve(&self, path: &AttrPath) -> Option<Attr> {
+            let ci = Kind::Text { case_exact: false };
+            let exact = Kind::Text { case_exact: true };
+            if path
+                .urn
+                .as_deref()
+                .is_some_and(|u| u.eq_ignore_ascii_case(EXT))
+            {
+                return match () {
+                    _ if path.is("birthDate", None) => {
+                        Some(Attr::new("a.birth_date", Kind::DateTime))
+                    }
+                    _ if path.is("loginCount", None) => Some(Attr::new("a.login_count", Kind::Int)),
+                    _ => None,
+                };
+            }
+            if !path.urn_is_or_none(CORE) {
+                return None;
+            }
+            // `groups` answers for any sub-attribute; `to_sql` looks the sub-attribute up.
+            if path.attr.eq_ignore_ascii_case("groups") {
+                return Some(Attr::new("CAST(m.group_id AS TEXT)", exact).multi(
+                    "EXISTS (SELECT 1 FROM memberships m JOIN groups g ON g.id = m.group_id \
+                     WHERE m.account_id = a.id AND {})",
+                    vec![
+                        SubAttr::new("value", "CAST(m.group_id AS TEXT)", exact),
+                        SubAttr::new("display", "g.display_name", ci),
+                    ],
+                ));
+            }
+            let (expr, kind) = match () {
+                _ if path.is("id", None) => ("CAST(a.id AS TEXT)", exact),
+                _ if path.is("userName", None) => ("a.user_name", ci),
+                _ if path.is("name", Some("givenName")) => ("a.given_name", ci),
+                _ if path.is("emails", None) || path.is("emails", Some("value")) => ("a.email", ci),
+                _ if path.is("active", None) => ("a.active", Kind::Bool),
+                _ if path.is("title", None) => ("a.title", exact),
+                _ => return None,
+            };
+            Some(Attr::new(expr, kind))
+        }
+    }
+
+    fn db() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            r#"
+            CREATE TABLE accounts (id INTEGER PRIMARY KEY, user_name TEXT, given_name TEXT,
+                email TEXT, active INTEGER, birth_date TEXT, title TEXT, login_count INTEGER);
+            CREATE TABLE groups (id INTEGER PRIMARY KEY, display_name TEXT);
+            CREATE TABLE memberships (group_id INTEGER, account_id INTEGER);
+            INSERT INTO accounts VALUES
+                (1, 'bjensen', 'Barbara', 'bjensen@example.com', 1, '1980-02-01', 'Manager', 10),
+                (2, 'JSmith', 'John', 'john@Example.ORG', 0, '1975-12-24', NULL, 0),
+                (3, 'x'' OR 1=1 --', NULL, NULL, 1, NULL, '', NULL),
+                (4, '50%off', 'Ann_b', 'a_b@example.com', NULL, '2001-07-30', 'manager', 5),
+                (5, 'a\b', 'Anna', 'ab@example.com', 1, '1990-01-01', 'Dr.*?[x]', 7),
+                (6, 'o"brien', 'Ronxbo', '', 0, NULL, 'Senior Manager', -3);
+            INSERT INTO groups VALUES (1, 'Admins'), (2, 'Staff'), (3, 'Ops_1');
+            INSERT INTO memberships VALUES (1, 1), (2, 1), (2, 2), (3, 4), (1, 5);
+            "#,
+        )
+        .unwrap();
+        conn
+    }
+
+    fn run(conn: &Connection, sql: &Sql, extra: &[Param]) -> Vec<i64> {
+        let q = format!("SELECT id FROM accounts a WHERE {} ORDER BY id", sql.text);
+        let mut st = conn.prepare(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        let params = extra.iter().chain(&sql.params);
+        st.query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{q}: {e}"))
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    fn ids(conn: &Connection, filter: &str) -> Result<Vec<i64>, FilterError> {
+        let f = parse(filter)?;
+        let sql = to_sql(&f, &Map, Dialect::Sqlite, 1)?;
+        Ok(run(conn, &sql, &[]))
+    }
+
+    #[test]
+    fn filters_select_exactly_these_accounts() {
+        let conn = db();
+        let birth = format!("{EXT}:birthDate");
+        let logins = format!("{EXT}:loginCount");
+        let cases: Vec<(String, &[i64])> = vec![
+            // Equality, case-insensitive names and values, URNs.
+            (r#"userName eq "bjensen""#.into(), &[1]),
+            (r#"userName eq "BJensen""#.into(), &[1]),
+            (r#"USERNAME EQ "bjensen""#.into(), &[1]),
+            (format!(r#"{CORE}:userName eq "jsmith""#), &[2]),
+            (
+                format!(r#"{}:USERNAME eq "jsmith""#, CORE.to_uppercase()),
+                &[2],
+            ),
+            (r#"id eq "4""#.into(), &[4]),
+            (r#"userName eq "nobody""#.into(), &[]),
+            // Injection attempts are values like any other.
+            (r#"userName eq "x' OR 1=1 --""#.into(), &[3]),
+            (r#"userName eq "x' or 1=1 --""#.into(), &[3]),
+            (r#"userName eq "nobody' OR '1'='1""#.into(), &[]),
+            (r#"userName eq "\" or 1=1 --""#.into(), &[]),
+            (r#"userName eq "'); DROP TABLE accounts; --""#.into(), &[]),
+            (r#"userName co "?1""#.into(), &[]),
+            (r#"userName co "o\"b""#.into(), &[6]),
+            // LIKE metacharacters and the escape character.
+            (r#"userName co "50%""#.into(), &[4]),
+            (r#"userName co "%""#.into(), &[4]),
+            (r#"userName sw "5_%""#.into(), &[]),
+            (r#"name.givenName co "n_b""#.into(), &[4]),
+            (r#"name.givenName sw "Ann_""#.into(), &[4]),
+            (r#"name.givenName sw "ann""#.into(), &[4, 5]),
+            (r#"emails sw "a_b""#.into(), &[4]),
+            (r#"userName eq "a\\b""#.into(), &[5]),
+            (r#"userName co "\\""#.into(), &[5]),
+            (r#"userName sw "a\\""#.into(), &[5]),
+            (r#"userName ew "\\b""#.into(), &[5]),
+            (r#"userName co """#.into(), &[1, 2, 3, 4, 5, 6]),
+            // co, sw, ew ignoring case.
+            (r#"userName ew "SEN""#.into(), &[1]),
+            (r#"emails co "EXAMPLE.org""#.into(), &[2]),
+            (r#"emails.value co "@example.""#.into(), &[1, 2, 4, 5]),
+            (r#"userName sw "J""#.into(), &[2]),
+            // Case-exact text, GLOB metacharacters as plain characters.
+            (r#"title eq "Manager""#.into(), &[1]),
+            (r#"title eq "manager""#.into(), &[4]),
+            (r#"title co "anager""#.into(), &[1, 4, 6]),
+            (r#"title co "MANAGER""#.into(), &[]),
+            (r#"title sw "M""#.into(), &[1]),
+            (r#"title ew "Manager""#.into(), &[1, 6]),
+            (r#"title co "*?[""#.into(), &[5]),
+            (r#"title co "?""#.into(), &[5]),
+            (r#"title co "*""#.into(), &[5]),
+            (r#"title sw "Dr.*""#.into(), &[5]),
+            (r#"title ew "]""#.into(), &[5]),
+            (r#"title co "[x]""#.into(), &[5]),
+            (r#"title co "[a-z]""#.into(), &[]),
+            // pr: not null and not empty.
+            ("title pr".into(), &[1, 4, 5, 6]),
+            ("emails pr".into(), &[1, 2, 4, 5]),
+            ("active pr".into(), &[1, 2, 3, 5, 6]),
+            (format!("{birth} pr"), &[1, 2, 4, 5]),
+            (format!("{logins} pr"), &[1, 2, 4, 5, 6]),
+            ("not (title pr)".into(), &[2, 3]),
+            ("title eq null".into(), &[2, 3]),
+            ("title ne null".into(), &[1, 4, 5, 6]),
+            // ne and not: a missing value is "not equal".
+            (r#"title ne "Manager""#.into(), &[2, 3, 4, 5, 6]),
+            (r#"not (title eq "Manager")"#.into(), &[2, 3, 4, 5, 6]),
+            (r#"name.givenName ne "anna""#.into(), &[1, 2, 3, 4, 6]),
+            (r#"not (not (title eq "Manager"))"#.into(), &[1]),
+            // Booleans.
+            ("active eq true".into(), &[1, 3, 5]),
+            ("active eq FALSE".into(), &[2, 6]),
+            ("active ne true".into(), &[2, 4, 6]),
+            ("not (active eq true)".into(), &[2, 4, 6]),
+            ("active eq null".into(), &[4]),
+            // Precedence and grouping.
+            (
+                r#"userName eq "bjensen" or userName eq "jsmith" and active eq true"#.into(),
+                &[1],
+            ),
+            (
+                r#"(userName eq "bjensen" or userName eq "jsmith") and active eq false"#.into(),
+                &[2],
+            ),
+            (
+                r#"userName eq "jsmith" and active eq false or title eq "manager""#.into(),
+                &[2, 4],
+            ),
+            (
+                r#"not (userName eq "bjensen" or userName eq "jsmith") and active eq true"#.into(),
+                &[3, 5],
+            ),
+            (r#"title pr and not (title co "anager")"#.into(), &[5]),
+            // Ordering: text, dateTime as text, integers.
+            (r#"userName gt "x""#.into(), &[3]),
+            (r#"userName le "B""#.into(), &[4, 5]),
+            (format!(r#"{birth} lt "1980-01-01""#), &[2]),
+            (format!(r#"{birth} ge "1990-01-01""#), &[4, 5]),
+            (format!(r#"{birth} eq "1980-02-01""#), &[1]),
+            (format!(r#"{birth} ne "1980-02-01""#), &[2, 3, 4, 5, 6]),
+            (format!("{logins} gt 5"), &[1, 5]),
+            (format!("{logins} ge 5"), &[1, 4, 5]),
+            (format!("{logins} le 0"), &[2, 6]),
+            (format!("{logins} lt -1"), &[6]),
+            (format!("{logins} eq 7"), &[5]),
+            (format!("{logins} gt 6.5"), &[1, 5]),
+            (format!("{logins} eq 1e1"), &[1]),
+            (format!("{logins} ne 10"), &[2, 3, 4, 5, 6]),
+            // Multi-valued: any value matches.
+            (r#"groups.value eq "1""#.into(), &[1, 5]),
+            (r#"groups.VALUE eq "1""#.into(), &[1, 5]),
+            (r#"groups eq "2""#.into(), &[1, 2]),
+            (r#"groups.display eq "staff""#.into(), &[1, 2]),
+            (r#"groups.display co "_""#.into(), &[4]),
+            (format!(r#"{CORE}:groups.display eq "ops_1""#), &[4]),
+            ("groups pr".into(), &[1, 2, 4, 5]),
+            ("not (groups pr)".into(), &[3, 6]),
+            ("groups eq null".into(), &[3, 6]),
+            ("groups.display ne null".into(), &[1, 2, 4, 5]),
+            (r#"groups.display ne "Admins""#.into(), &[1, 2, 4]),
+            (r#"not (groups.display eq "Admins")"#.into(), &[2, 3, 4, 6]),
+            // Separate conditions may hold for different values ...
+            (
+                r#"groups.value eq "1" and groups.display eq "Staff""#.into(),
+                &[1],
+            ),
+            // ... a value path needs one value that satisfies all of it.
+            (r#"groups[value eq "1" and display eq "Staff"]"#.into(), &[]),
+            (
+                r#"groups[value eq "2" and display eq "staff"]"#.into(),
+                &[1, 2],
+            ),
+            (
+                r#"groups[value eq "1" and display eq "admins"]"#.into(),
+                &[1, 5],
+            ),
+            (
+                r#"groups[display sw "A" or display sw "O"]"#.into(),
+                &[1, 4, 5],
+            ),
+            (r#"groups[not (display eq "Admins")]"#.into(), &[1, 2, 4]),
+            (r#"not (groups[display eq "Admins"])"#.into(), &[2, 3, 4, 6]),
+            (r#"groups[value eq null]"#.into(), &[]),
+            (r#"groups[display pr]"#.into(), &[1, 2, 4, 5]),
+            (
+                r#"groups[display eq "Admins"] and not (groups[display eq "Staff"])"#.into(),
+                &[5],
+            ),
+            // A value path over a single-valued complex attribute.
+            (r#"emails[value co "example.com"]"#.into(), &[1, 4, 5]),
+            (r#"name[givenName sw "A"]"#.into(), &[4, 5]),
+            (
+                r#"emails[value ew ".org"] and active eq false"#.into(),
+                &[2],
+            ),
+        ];
+        for (filter, want) in &cases {
+            match ids(&conn, filter) {
+                Ok(got) => assert_eq!(&got, want, "{filter}"),
+                Err(e) => panic!("{filter}: {e}"),
+            }
+        }
+        // The injection attempts left the data alone.
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 6);
+    }
+
+    #[test]
+    fn refused_filters_say_why() {
+        let conn = db();
+        let cases = [
+            ("nickName pr", "unknown attribute 'nickName'"),
+            ("name.middleName pr", "unknown attribute 'name.middleName'"),
+            (r#"groups.type eq "x""#, "unknown attribute 'groups.type'"),
+            (r#"groups[type eq "x"]"#, "unknown attribute 'groups.type'"),
+            (
+                r#"emails[type eq "work"]"#,
+                "unknown attribute 'emails.type'",
+            ),
+            (
+                r#"urn:foo:userName eq "x""#,
+                "unknown attribute 'urn:foo:userName'",
+            ),
+            (r#"birthDate lt "2000""#, "unknown attribute 'birthDate'"),
+            (
+                "active gt true",
+                "'active' is a boolean attribute: 'gt' with a boolean",
+            ),
+            ("active le false", "is a boolean attribute"),
+            (r#"active co "t""#, "is a boolean attribute"),
+            (
+                r#"active eq "true""#,
+                "is a boolean attribute: 'eq' with a string",
+            ),
+            ("userName eq 1", "is a string attribute: 'eq' with a number"),
+            ("userName eq true", "is a string attribute"),
+            (
+                &format!(r#"{EXT}:loginCount co "1""#),
+                "is an integer attribute: 'co' with a string",
+            ),
+            (&format!("{EXT}:loginCount sw 1"), "is an integer attribute"),
+            (&format!("{EXT}:birthDate gt 1"), "is a dateTime attribute"),
+            (
+                &format!(r#"{EXT}:birthDate co "19""#),
+                "is a dateTime attribute",
+            ),
+            ("userName gt null", "null compares with eq and ne only"),
+            ("groups co null", "null compares with eq and ne only"),
+        ];
+        for (filter, message) in cases {
+            match ids(&conn, filter) {
+                Ok(got) => panic!("{filter}: matched {got:?}"),
+                Err(e) => {
+                    assert!(e.message.contains(message), "{filter}: {e}");
+                    assert_eq!(e.offset, None);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_never_in_the_sql_text() {
+        let f =
+            parse(r#"userName eq "x' OR 1=1 --" or title co "50%" or groups[display eq "';--"]"#)
+                .unwrap();
+        let sql = to_sql(&f, &Map, Dialect::Sqlite, 1).unwrap();
+        for v in ["OR 1=1", "50", "';--"] {
+            assert!(!sql.text.contains(v), "{}", sql.text);
+        }
+        assert_eq!(
+            sql.params,
+            [
+                Param::Text("x' OR 1=1 --".into()),
+                Param::Text("*50%*".into()),
+                Param::Text("';--".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn placeholders_follow_other_parameters() {
+        let conn = db();
+        let f = parse(r#"userName sw "j" or groups[value eq "1" and display sw "a"]"#).unwrap();
+        let sql = to_sql(&f, &Map, Dialect::Sqlite, 2).unwrap();
+        assert!(sql.text.contains("?2") && sql.text.contains("?4") && !sql.text.contains("?1"));
+        let wrapped = Sql {
+            text: format!("a.id <> ?1 AND {}", sql.text),
+            params: sql.params,
+        };
+        assert_eq!(run(&conn, &wrapped, &[Param::Int(5)]), [1, 2]);
+        assert!(to_sql(&f, &Map, Dialect::Sqlite, 0).is_err());
+    }
+
+    #[test]
+    fn postgres_placeholders() {
+        let f = parse(&format!(
+            r#"userName eq "a" and (title co "b" or active eq true) and groups[value eq "1" and display sw "A"] and not ({EXT}:loginCount gt 2.5) and {EXT}:loginCount lt 3 and title ne "c""#
+        ))
+        .unwrap();
+        let first = 3;
+        let sql = to_sql(&f, &Map, Dialect::Postgres, first).unwrap();
+        assert_eq!(sql.params.len(), 8);
+        assert!(!sql.text.contains('?'), "{}", sql.text);
+        let mut numbers = Vec::new();
+        let mut rest = sql.text.as_str();
+        while let Some(i) = rest.find('$') {
+            rest = &rest[i + 1..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            numbers.push(digits.parse::<usize>().unwrap());
+        }
+        assert_eq!(
+            numbers,
+            (first..first + sql.params.len()).collect::<Vec<_>>()
+        );
+        for (placeholder, cast) in [
+            ("$3", "$3::text"),
+            ("$5", "$5::boolean"),
+            ("$8", "$8::float8"),
+            ("$9", "$9::bigint"),
+        ] {
+            assert!(sql.text.contains(cast), "{placeholder}: {}", sql.text);
+        }
+        // PostgreSQL's LIKE already respects case: case-exact text needs no GLOB there.
+        assert!(
+            sql.text.contains("a.title LIKE $4::text ESCAPE '\\'"),
+            "{}",
+            sql.text
+        );
+        assert!(!sql.text.contains("GLOB"));
+        assert_eq!(sql.params[1], Param::Text("%b%".into()));
+    }
+
+    #[test]
+    fn long_or_chains_stay_shallow() {
+        let conn = db();
+        let filter = (0..500)
+            .map(|i| format!(r#"id eq "{i}""#))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        assert!(filter.len() <= super::super::MAX_LEN);
+        assert_eq!(ids(&conn, &filter).unwrap(), [1, 2, 3, 4, 5, 6]);
+        // Beyond SQLite's limit of 1000 levels of expression, were the chain not balanced.
+        let id = |i: i64| Filter::compare(AttrPath::new("id"), CompareOp::Eq, i.to_string());
+        let chain = (1..1500).fold(id(0), |f, i| f.or(id(i)));
+        let sql = to_sql(&chain, &Map, Dialect::Sqlite, 1).unwrap();
+        assert_eq!(run(&conn, &sql, &[]), [1, 2, 3, 4, 5, 6]);
+        let all = (1..1500).fold(Filter::present(AttrPath::new("title")), |f, _| {
+            f.and(Filter::present(AttrPath::new("title")))
+        });
+        let sql = to_sql(&all, &Map, Dialect::Sqlite, 1).unwrap();
+        assert_eq!(run(&conn, &sql, &[]), [1, 4, 5, 6]);
+    }
+
+    #[test]
+    fn hand_built_trees_are_checked_too() {
+        let inner = Filter::value_path(
+            AttrPath::new("groups"),
+            Filter::present(AttrPath::new("value")),
+        );
+        let nested = Filter::value_path(AttrPath::new("groups"), inner);
+        assert!(to_sql(&nested, &Map, Dialect::Sqlite, 1).is_err());
+        let with_sub = Filter::value_path(
+            AttrPath::with_sub("groups", "value"),
+            Filter::present(AttrPath::new("value")),
+        );
+        assert!(to_sql(&with_sub, &Map, Dialect::Sqlite, 1).is_err());
+        let mut deep = Filter::present(AttrPath::new("title"));
+        for _ in 0..10_000 {
+            deep = Filter::not(deep);
+        }
+        let e = to_sql(&deep, &Map, Dialect::Sqlite, 1).unwrap_err();
+        assert!(e.message.contains("nested deeper"), "{e}");
+        // Dropping a deep tree recurses too; unwind it by hand.
+        while let Filter::Not(g) = deep {
+            deep = *g;
+        }
+    }
+
+    /// A mapping that answers for `groups` only without a sub-attribute.
+    struct ParentsOnly;
+
+    impl Attributes for ParentsOnly {
+        fn resolve(&self, path: &AttrPath) -> Option<Attr> {
+            if path.attr.eq_ignore_ascii_case("groups") && path.sub.is_some() {
+                return None;
+            }
+            Map.resolve(path)
+        }
+    }
+
+    #[test]
+    fn sub_attributes_of_multi_valued_attributes_come_from_the_parent() {
+        let conn = db();
+        for (filter, want) in [
+            (r#"groups.display eq "staff""#, &[1, 2][..]),
+            (r#"groups[display eq "staff" and value eq "2"]"#, &[1, 2]),
+            (r#"groups eq "1""#, &[1, 5]),
+        ] {
+            let sql = to_sql(&parse(filter).unwrap(), &ParentsOnly, Dialect::Sqlite, 1).unwrap();
+            assert_eq!(run(&conn, &sql, &[]), want, "{filter}");
+        }
+        let e = to_sql(
+            &parse("groups.type pr").unwrap(),
+            &ParentsOnly,
+            Dialect::Sqlite,
+            1,
+        );
+        assert_eq!(e.unwrap_err().message, "unknown attribute 'groups.type'");
+    }
+
+    #[test]
+    fn sort_expressions() {
+        assert_eq!(
+            order_by(&AttrPath::new("userName"), &Map).as_deref(),
+            Some("lower(a.user_name)")
+        );
+        assert_eq!(
+            order_by(&AttrPath::new("title"), &Map).as_deref(),
+            Some("a.title")
+        );
+        assert_eq!(
+            order_by(&AttrPath::new("birthDate").in_schema(EXT), &Map).as_deref(),
+            Some("a.birth_date")
+        );
+        assert_eq!(order_by(&AttrPath::new("groups"), &Map), None);
+        assert_eq!(
+            order_by(&AttrPath::with_sub("groups", "display"), &Map),
+            None
+        );
+        assert_eq!(order_by(&AttrPath::new("nickName"), &Map), None);
+    }
+}
