@@ -60,7 +60,10 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         return store_error(out, &e);
     }
     drop(ready);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(out.stderr, "error: cannot start the server: {e}");
@@ -70,10 +73,18 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}; pick another address with --listen", args.listen))?;
+            .map_err(|e| {
+                format!(
+                    "cannot listen on {}: {e}; pick another address with --listen",
+                    args.listen
+                )
+            })?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // The first line says where the service is, for scripts and tests.
-        eprintln!("roster serve: http://{addr}{} (store {url})", crate::serve::PREFIX);
+        eprintln!(
+            "roster serve: http://{addr}{} (store {url})",
+            crate::serve::PREFIX
+        );
         crate::serve::run(
             crate::serve::Config {
                 url: url.clone(),
@@ -114,7 +125,10 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
     match args.command {
         TokenCommand::Create { name, scope } => {
             if name.trim().is_empty() || name.chars().any(char::is_control) {
-                let _ = writeln!(out.stderr, "error: --name must be a non-empty name without control characters");
+                let _ = writeln!(
+                    out.stderr,
+                    "error: --name must be a non-empty name without control characters"
+                );
                 return 1;
             }
             let scope = match scopes(&scope) {
@@ -128,8 +142,13 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
                 let known = store::open_reader(url).and_then(|mut r| r.groups(Some(groups)));
                 match known {
                     Ok(found) => {
-                        if let Some(g) = groups.iter().find(|g| !found.iter().any(|f| &f.name == *g)) {
-                            let _ = writeln!(out.stderr, "error: group `{g}` does not exist in store {url}");
+                        if let Some(g) =
+                            groups.iter().find(|g| !found.iter().any(|f| &f.name == *g))
+                        {
+                            let _ = writeln!(
+                                out.stderr,
+                                "error: group `{g}` does not exist in store {url}"
+                            );
                             return 1;
                         }
                     }
@@ -138,11 +157,16 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             }
             let token = format!("rst_{}", crate::secrets::token());
             let digest = crate::secrets::sha256(token.as_bytes());
-            let done = store::begin(url, &actor(args.actor), &store::now(), std::time::Duration::from_secs(10))
-                .and_then(|mut s| {
-                    s.create_token(&name, &digest, scope.as_deref())?;
-                    s.commit()
-                });
+            let done = store::begin(
+                url,
+                &actor(args.actor),
+                &store::now(),
+                std::time::Duration::from_secs(10),
+            )
+            .and_then(|mut s| {
+                s.create_token(&name, &digest, scope.as_deref())?;
+                s.commit()
+            });
             match done {
                 Ok(_) => {
                     let _ = writeln!(out.stdout, "{token}");
@@ -169,11 +193,16 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             Err(e) => store_error(out, &e),
         },
         TokenCommand::Revoke { name } => {
-            let done = store::begin(url, &actor(args.actor), &store::now(), std::time::Duration::from_secs(10))
-                .and_then(|mut s| {
-                    s.revoke_token(&name)?;
-                    s.commit()
-                });
+            let done = store::begin(
+                url,
+                &actor(args.actor),
+                &store::now(),
+                std::time::Duration::from_secs(10),
+            )
+            .and_then(|mut s| {
+                s.revoke_token(&name)?;
+                s.commit()
+            });
             match done {
                 Ok(_) => {
                     let _ = writeln!(out.stderr, "token `{name}` revoked");
@@ -188,7 +217,11 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
 fn describe(t: &Token) -> String {
     let scope = match &t.scope {
         None => "admin".to_string(),
-        Some(g) => g.iter().map(|g| format!("group:{g}")).collect::<Vec<_>>().join(","),
+        Some(g) => g
+            .iter()
+            .map(|g| format!("group:{g}"))
+            .collect::<Vec<_>>()
+            .join(","),
     };
     let state = match &t.revoked_at {
         Some(at) => format!("revoked {at}"),

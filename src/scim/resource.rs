@@ -70,12 +70,25 @@ pub fn user_resource(user_name: &str, profile: &Profile, active: bool) -> Value 
     let mut user = json!({
         "schemas": [USER, EXT_USER],
         "userName": user_name,
-        "name": {"givenName": profile.first_name, "familyName": profile.last_name},
         "active": active,
-        "roles": [{"value": profile.role.as_str(), "primary": true}],
     });
+    // Unset values are left out rather than sent empty, so a removed
+    // attribute reads back as absent.
+    let mut name = Map::new();
+    for (k, v) in [
+        ("givenName", &profile.first_name),
+        ("familyName", &profile.last_name),
+    ] {
+        if !v.is_empty() {
+            name.insert(k.to_string(), Value::String(v.clone()));
+        }
+    }
+    if !name.is_empty() {
+        user["name"] = Value::Object(name);
+    }
+    user["roles"] = json!([{"value": profile.role.as_str()}]);
     if !profile.email.is_empty() {
-        user["emails"] = json!([{"value": profile.email, "type": "work", "primary": true}]);
+        user["emails"] = json!([{"value": profile.email, "type": "work"}]);
     }
     if let Some(phone) = &profile.phone {
         user["phoneNumbers"] = json!([{"value": phone, "type": "work"}]);
@@ -124,12 +137,25 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let role = v
+    // roster keeps one role: the primary one, else the last one listed.
+    let roles: Vec<(Role, bool)> = v
         .get("roles")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .find_map(|r| str_at(r, "value").and_then(role_from))
+        .filter_map(|r| {
+            let role = str_at(r, "value").and_then(role_from)?;
+            Some((
+                role,
+                r.get("primary").and_then(Value::as_bool) == Some(true),
+            ))
+        })
+        .collect();
+    let role = roles
+        .iter()
+        .find(|(_, primary)| *primary)
+        .or(roles.last())
+        .map(|(r, _)| *r)
         .unwrap_or_default();
     let active = match v.get("active") {
         None | Some(Value::Null) => true,
@@ -157,24 +183,22 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
     ))
 }
 
+/// Member references carry the id only: `display` is the provider's to
+/// fill in, and clients compare what they sent with what they read back.
 fn refs(items: &[Ref]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|r| json!({"value": r.id, "display": r.display}))
-            .collect(),
-    )
+    Value::Array(items.iter().map(|r| json!({"value": r.id})).collect())
 }
 
 /// The Group resource of a group with these members and user managers,
 /// without `id` and `meta`.
 pub fn group_resource(group: &Group, members: &[Ref], managers: &[Ref]) -> Value {
-    let mut ext = json!({"type": group_type_str(group.kind)});
+    let mut ext = Map::new();
+    ext.insert("type".into(), json!(group_type_str(group.kind)));
     if let Some(lwia) = group.lwia {
-        ext["lwia"] = json!(lwia);
+        ext.insert("lwia".into(), json!(lwia));
     }
     if !managers.is_empty() {
-        ext["userManagers"] = refs(managers);
+        ext.insert("userManagers".into(), refs(managers));
     }
     json!({
         "schemas": [GROUP, EXT_GROUP],

@@ -24,7 +24,9 @@ fn is(p: &AttrPath, attr: &str, sub: Option<&str>) -> bool {
 
 /// `id` and `meta.*`, which both resources have.
 fn common(p: &AttrPath, alias: &str, modified: &str) -> Option<Attr> {
-    if is(p, "id", None) {
+    if is(p, "externalId", None) {
+        Some(Attr::new(format!("{alias}.external_id"), EXACT))
+    } else if is(p, "id", None) {
         Some(Attr::new(format!("CAST({alias}.id AS TEXT)"), EXACT))
     } else if is(p, "meta", Some("created")) {
         Some(Attr::new(format!("{alias}.created_at"), Kind::DateTime))
@@ -55,14 +57,13 @@ impl Attributes for Users {
         let sub = p.sub.as_deref().map(str::to_ascii_lowercase);
         Some(match (attr.as_str(), sub.as_deref()) {
             ("username", None) => Attr::new("a.user_name", CI),
+            ("displayname", None) => Attr::new("a.display_name", CI),
             ("name", Some("givenname")) => Attr::new("a.first_name", CI),
             ("name", Some("familyname")) => Attr::new("a.last_name", CI),
             ("active", None) => Attr::new("a.active", Kind::Bool),
             // One address per account, kept as the primary work address.
             ("emails", None | Some("value")) => Attr::new("nullif(a.email, '')", CI),
-            ("emails", Some("type")) => {
-                Attr::new("CASE WHEN a.email <> '' THEN 'work' END", CI)
-            }
+            ("emails", Some("type")) => Attr::new("CASE WHEN a.email <> '' THEN 'work' END", CI),
             ("emails", Some("primary")) => Attr::new("(a.email <> '')", Kind::Bool),
             ("phonenumbers", None | Some("value")) => Attr::new("a.phone", EXACT),
             ("phonenumbers", Some("type")) => {

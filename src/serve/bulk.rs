@@ -16,10 +16,13 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), ScimError
     match v {
         Value::String(s) => {
             if let Some(b) = s.strip_prefix("bulkId:") {
-                *s = ids
-                    .get(b)
-                    .cloned()
-                    .ok_or_else(|| ScimError::new(StatusCode::CONFLICT, Some("invalidValue"), format!("bulkId `{b}` is not created by an earlier operation")))?;
+                *s = ids.get(b).cloned().ok_or_else(|| {
+                    ScimError::new(
+                        StatusCode::CONFLICT,
+                        Some("invalidValue"),
+                        format!("bulkId `{b}` is not created by an earlier operation"),
+                    )
+                })?;
             }
             Ok(())
         }
@@ -34,13 +37,25 @@ fn target(path: &str) -> Result<(Kind, Option<&str>), ScimError> {
     let kind = match parts.next() {
         Some("Users") => Kind::User,
         Some("Groups") => Kind::Group,
-        _ => return Err(ScimError::bad("invalidPath", format!("`{path}` is not /Users or /Groups"))),
+        _ => {
+            return Err(ScimError::bad(
+                "invalidPath",
+                format!("`{path}` is not /Users or /Groups"),
+            ));
+        }
     };
     Ok((kind, parts.next().filter(|s| !s.is_empty())))
 }
 
-fn one(ctx: &Ctx, op: &Value, ids: &mut HashMap<String, String>) -> Result<(StatusCode, Option<Value>), ScimError> {
-    let method = op["method"].as_str().unwrap_or_default().to_ascii_uppercase();
+fn one(
+    ctx: &Ctx,
+    op: &Value,
+    ids: &mut HashMap<String, String>,
+) -> Result<(StatusCode, Option<Value>), ScimError> {
+    let method = op["method"]
+        .as_str()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
     let path = op["path"]
         .as_str()
         .ok_or_else(|| ScimError::bad("invalidSyntax", "each operation has a `path`"))?;
@@ -64,18 +79,29 @@ fn one(ctx: &Ctx, op: &Value, ids: &mut HashMap<String, String>) -> Result<(Stat
     match (method.as_str(), id) {
         ("POST", None) => {
             let v = resources::create_value(ctx, kind, &data)?;
-            if let (Some(b), Some(id)) = (op.get("bulkId").and_then(Value::as_str), v["id"].as_str()) {
+            if let (Some(b), Some(id)) =
+                (op.get("bulkId").and_then(Value::as_str), v["id"].as_str())
+            {
                 ids.insert(b.to_string(), id.to_string());
             }
             Ok((StatusCode::CREATED, Some(v)))
         }
-        ("PUT", Some(id)) => Ok((StatusCode::OK, Some(resources::replace_value(ctx, kind, &id, data, &headers)?))),
-        ("PATCH", Some(id)) => Ok((StatusCode::OK, Some(resources::patch_value(ctx, kind, &id, &data, &headers)?))),
+        ("PUT", Some(id)) => Ok((
+            StatusCode::OK,
+            Some(resources::replace_value(ctx, kind, &id, data, &headers)?),
+        )),
+        ("PATCH", Some(id)) => Ok((
+            StatusCode::OK,
+            Some(resources::patch_value(ctx, kind, &id, &data, &headers)?),
+        )),
         ("DELETE", Some(id)) => {
             resources::delete_value(ctx, kind, &id, &headers)?;
             Ok((StatusCode::NO_CONTENT, None))
         }
-        (m, _) => Err(ScimError::bad("invalidSyntax", format!("`{m} {path}` is not a Bulk operation"))),
+        (m, _) => Err(ScimError::bad(
+            "invalidSyntax",
+            format!("`{m} {path}` is not a Bulk operation"),
+        )),
     }
 }
 
@@ -85,7 +111,10 @@ pub fn run(ctx: &Ctx, body: &[u8]) -> Result<Response, ScimError> {
         .as_array()
         .is_some_and(|s| s.iter().any(|s| s == BULK_REQUEST));
     if !is_bulk {
-        return Err(ScimError::bad("invalidSyntax", format!("a Bulk body lists the schema {BULK_REQUEST}")));
+        return Err(ScimError::bad(
+            "invalidSyntax",
+            format!("a Bulk body lists the schema {BULK_REQUEST}"),
+        ));
     }
     let ops = body["Operations"]
         .as_array()
@@ -94,7 +123,10 @@ pub fn run(ctx: &Ctx, body: &[u8]) -> Result<Response, ScimError> {
         return Err(ScimError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             None,
-            format!("{} operations; at most {BULK_MAX_OPERATIONS} per Bulk request", ops.len()),
+            format!(
+                "{} operations; at most {BULK_MAX_OPERATIONS} per Bulk request",
+                ops.len()
+            ),
         ));
     }
     let fail_on = body["failOnErrors"].as_u64().filter(|n| *n > 0);

@@ -101,10 +101,11 @@ pub async fn schemas(headers: HeaderMap) -> Response {
 }
 
 pub async fn schema(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match schema_list(&base(&headers))
-        .into_iter()
-        .find(|s| s["id"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&id)))
-    {
+    match schema_list(&base(&headers)).into_iter().find(|s| {
+        s["id"]
+            .as_str()
+            .is_some_and(|s| s.eq_ignore_ascii_case(&id))
+    }) {
         Some(s) => respond(StatusCode::OK, &s),
         None => ScimError::not_found("schema", &id).into_response(),
     }

@@ -52,7 +52,11 @@ pub struct ScimError {
 }
 
 impl ScimError {
-    pub fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
         ScimError {
             status,
             scim_type,
@@ -63,7 +67,11 @@ impl ScimError {
         Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
     }
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, None, format!("{what} {id} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            None,
+            format!("{what} {id} not found"),
+        )
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, None, detail)
@@ -96,7 +104,11 @@ impl From<StoreError> for ScimError {
             // Store internals (paths, SQL) stay in the server's log.
             other => {
                 eprintln!("roster serve: {other}");
-                ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the store failed; see the server's log")
+                ScimError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    "the store failed; see the server's log",
+                )
             }
         }
     }
@@ -160,13 +172,14 @@ impl Caller {
 }
 
 fn authenticate(dir: &mut dyn Directory, headers: &HeaderMap) -> Result<Caller, ScimError> {
-    let unauthorized = |detail: &str| {
-        ScimError::new(StatusCode::UNAUTHORIZED, None, detail.to_string())
-    };
+    let unauthorized =
+        |detail: &str| ScimError::new(StatusCode::UNAUTHORIZED, None, detail.to_string());
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("send `Authorization: Bearer TOKEN`; `roster token create` makes one"))?;
+        .ok_or_else(|| {
+            unauthorized("send `Authorization: Bearer TOKEN`; `roster token create` makes one")
+        })?;
     let token = auth
         .strip_prefix("Bearer ")
         .or_else(|| auth.strip_prefix("bearer "))
@@ -180,7 +193,6 @@ fn authenticate(dir: &mut dyn Directory, headers: &HeaderMap) -> Result<Caller, 
         scope: t.scope,
     })
 }
-
 
 /// What a handler gets: the request, authenticated, on the blocking pool.
 pub struct Ctx {
@@ -245,14 +257,22 @@ async fn handle(
     match result {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => e.into_response(),
-        Err(_) => ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "the request failed").into_response(),
+        Err(_) => ScimError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "the request failed",
+        )
+        .into_response(),
     }
 }
 
 /// A JSON request body, with a SCIM error naming what is wrong.
 pub fn parse_body(body: &[u8]) -> Result<Value, ScimError> {
     serde_json::from_slice(body).map_err(|e| {
-        ScimError::bad("invalidSyntax", format!("the request body is not JSON: {e}"))
+        ScimError::bad(
+            "invalidSyntax",
+            format!("the request body is not JSON: {e}"),
+        )
     })
 }
 
@@ -268,25 +288,44 @@ pub fn param<'a>(q: &'a Params, name: &str) -> Option<&'a str> {
 pub fn router(config: Config) -> Router {
     let shared: Shared = Arc::new(config);
     let api = Router::new()
-        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
         .route("/ResourceTypes", get(discovery::resource_types))
         .route("/ResourceTypes/{id}", get(discovery::resource_type))
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
-        .route(
-            "/Users",
-            get(list_users).post(create_user),
-        )
+        .route("/Users", get(list_users).post(create_user))
         .route(
             "/Users/{id}",
-            get(get_user).put(replace_user).patch(patch_user).delete(delete_user),
+            get(get_user)
+                .put(replace_user)
+                .patch(patch_user)
+                .delete(delete_user),
         )
+        .route("/Users/.search", axum::routing::post(search_users))
         .route("/Groups", get(list_groups).post(create_group))
+        .route("/Groups/.search", axum::routing::post(search_groups))
         .route(
             "/Groups/{id}",
-            get(get_group).put(replace_group).patch(patch_group).delete(delete_group),
+            get(get_group)
+                .put(replace_group)
+                .patch(patch_group)
+                .delete(delete_group),
         )
         .route("/Bulk", axum::routing::post(bulk_route))
+        .route(
+            "/.search",
+            axum::routing::post(|| async {
+                ScimError::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    None,
+                    "search Users and Groups separately: POST /Users/.search or /Groups/.search",
+                )
+                .into_response()
+            }),
+        )
         .fallback(|| async {
             ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint").into_response()
         });
@@ -304,7 +343,8 @@ pub async fn run(config: Config, listener: tokio::net::TcpListener) -> std::io::
             #[cfg(unix)]
             {
                 let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         Ok(s) => s,
                         Err(_) => return std::future::pending().await,
                     };
@@ -347,5 +387,7 @@ routes! {
     replace_group(id: Path<String>, body: Bytes) => |ctx: &Ctx, h: &HeaderMap| resources::replace(ctx, Kind::Group, &id.0, &body, h);
     patch_group(id: Path<String>, body: Bytes) => |ctx: &Ctx, h: &HeaderMap| resources::patch(ctx, Kind::Group, &id.0, &body, h);
     delete_group(id: Path<String>) => |ctx: &Ctx, h: &HeaderMap| resources::delete(ctx, Kind::Group, &id.0, h);
+    search_users(body: Bytes) => |ctx: &Ctx, _h: &HeaderMap| resources::search(ctx, Kind::User, &body);
+    search_groups(body: Bytes) => |ctx: &Ctx, _h: &HeaderMap| resources::search(ctx, Kind::Group, &body);
     bulk_route(body: Bytes) => |ctx: &Ctx, _h: &HeaderMap| bulk::run(ctx, &body);
 }

@@ -19,13 +19,43 @@ pub struct Path {
     pub sub: Option<String>,
 }
 
-const MULTI: &[&str] = &["emails", "phoneNumbers", "roles", "members", "groups", "userManagers"];
+const MULTI: &[&str] = &[
+    "emails",
+    "phoneNumbers",
+    "roles",
+    "members",
+    "groups",
+    "userManagers",
+];
 
 /// Attribute names as roster writes them (names compare case-insensitively).
 const NAMES: &[&str] = &[
-    "userName", "name", "givenName", "familyName", "emails", "phoneNumbers", "active", "roles",
-    "groups", "displayName", "members", "birthDate", "postalCode", "phoneExtension", "type", "lwia",
-    "userManagers", "value", "display", "primary", "password", "id", "schemas", "meta", "$ref",
+    "userName",
+    "name",
+    "givenName",
+    "familyName",
+    "emails",
+    "phoneNumbers",
+    "active",
+    "roles",
+    "groups",
+    "displayName",
+    "members",
+    "birthDate",
+    "postalCode",
+    "phoneExtension",
+    "type",
+    "lwia",
+    "userManagers",
+    "value",
+    "display",
+    "primary",
+    "password",
+    "id",
+    "schemas",
+    "meta",
+    "$ref",
+    "externalId",
 ];
 
 fn canon(name: &str) -> String {
@@ -53,7 +83,9 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
         {
             (head, "")
         } else {
-            let colon = head.rfind(':').ok_or_else(|| invalid_path(p, "no attribute after the schema URN"))?;
+            let colon = head
+                .rfind(':')
+                .ok_or_else(|| invalid_path(p, "no attribute after the schema URN"))?;
             (&head[..colon], &rest[colon + 1..])
         };
         ext = [EXT_USER, EXT_GROUP]
@@ -64,12 +96,19 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
         }
         rest = attr;
         if rest.is_empty() {
-            return Ok(Path { ext, attr: String::new(), filter: None, sub: None });
+            return Ok(Path {
+                ext,
+                attr: String::new(),
+                filter: None,
+                sub: None,
+            });
         }
     }
     let (attr, filter, after) = match rest.find('[') {
         Some(open) => {
-            let close = rest.rfind(']').ok_or_else(|| invalid_path(p, "`[` without `]`"))?;
+            let close = rest
+                .rfind(']')
+                .ok_or_else(|| invalid_path(p, "`[` without `]`"))?;
             if close < open {
                 return Err(invalid_path(p, "`]` before `[`"));
             }
@@ -91,8 +130,11 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
         ),
     };
     let valid = |s: &str| {
-        s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_$".contains(c))
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '$')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_$".contains(c))
     };
     if !valid(attr) || sub.is_some_and(|s| !valid(s)) {
         return Err(invalid_path(p, "not an attribute name"));
@@ -121,7 +163,10 @@ fn get_ci<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
 }
 
 /// The object holding the path's attribute, created if missing.
-fn container<'a>(v: &'a mut Value, ext: Option<&str>) -> Result<&'a mut Map<String, Value>, ScimError> {
+fn container<'a>(
+    v: &'a mut Value,
+    ext: Option<&str>,
+) -> Result<&'a mut Map<String, Value>, ScimError> {
     let top = v
         .as_object_mut()
         .ok_or_else(|| ScimError::bad("invalidValue", "the resource is not an object"))?;
@@ -181,7 +226,9 @@ fn compare(have: Option<&Value>, op: CompareOp, want: &filter::Value) -> bool {
             _ => false,
         },
         (Some(h), F::Num(w)) => {
-            let h = h.as_f64().or_else(|| h.as_str().and_then(|s| s.parse().ok()));
+            let h = h
+                .as_f64()
+                .or_else(|| h.as_str().and_then(|s| s.parse().ok()));
             let w = filter_num(w);
             match (h, w) {
                 (Some(h), Some(w)) => ordered(h.partial_cmp(&w), op),
@@ -238,9 +285,15 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
     let schemas_ok = body
         .get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP))));
+        .is_some_and(|s| {
+            s.iter()
+                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(PATCH_OP)))
+        });
     if !schemas_ok {
-        return Err(ScimError::bad("invalidSyntax", format!("a PATCH body lists the schema {PATCH_OP}")));
+        return Err(ScimError::bad(
+            "invalidSyntax",
+            format!("a PATCH body lists the schema {PATCH_OP}"),
+        ));
     }
     let ops = get_ci(body, "Operations")
         .and_then(Value::as_array)
@@ -249,14 +302,20 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
         .enumerate()
         .map(|(i, o)| {
             let n = i + 1;
-            let op = match get_ci(o, "op").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+            let op = match get_ci(o, "op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
                 Some("add") => Op::Add,
                 Some("replace") => Op::Replace,
                 Some("remove") => Op::Remove,
                 other => {
                     return Err(ScimError::bad(
                         "invalidSyntax",
-                        format!("operation {n}: `op` must be add, replace or remove, not {other:?}"),
+                        format!(
+                            "operation {n}: `op` must be add, replace or remove, not {other:?}"
+                        ),
                     ));
                 }
             };
@@ -266,10 +325,16 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
             };
             let value = get_ci(o, "value").cloned();
             if op == Op::Remove && path.is_none() {
-                return Err(ScimError::bad("noTarget", format!("operation {n}: remove needs a `path`")));
+                return Err(ScimError::bad(
+                    "noTarget",
+                    format!("operation {n}: remove needs a `path`"),
+                ));
             }
             if op != Op::Remove && value.is_none() {
-                return Err(ScimError::bad("invalidValue", format!("operation {n}: {op:?} needs a `value`")));
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("operation {n}: {op:?} needs a `value`"),
+                ));
             }
             Ok(Operation { op, path, value })
         })
@@ -283,10 +348,15 @@ pub fn apply(v: &mut Value, ops: &[Operation]) -> Result<(), ScimError> {
             Some((text, path)) => apply_one(v, o.op, text, path, o.value.clone())?,
             None => {
                 let Some(Value::Object(items)) = &o.value else {
-                    return Err(ScimError::bad("invalidValue", "an operation without `path` needs an object `value`"));
+                    return Err(ScimError::bad(
+                        "invalidValue",
+                        "an operation without `path` needs an object `value`",
+                    ));
                 };
                 for (k, val) in items {
-                    let is_ext = [EXT_USER, EXT_GROUP].iter().find(|u| u.eq_ignore_ascii_case(k));
+                    let is_ext = [EXT_USER, EXT_GROUP]
+                        .iter()
+                        .find(|u| u.eq_ignore_ascii_case(k));
                     match (is_ext, val) {
                         (Some(urn), Value::Object(inner)) => {
                             for (k2, v2) in inner {
@@ -332,7 +402,13 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn apply_one(v: &mut Value, op: Op, text: &str, path: &Path, value: Option<Value>) -> Result<(), ScimError> {
+fn apply_one(
+    v: &mut Value,
+    op: Op,
+    text: &str,
+    path: &Path,
+    value: Option<Value>,
+) -> Result<(), ScimError> {
     let obj = container(v, path.ext)?;
     if path.attr.is_empty() {
         // The whole extension.
@@ -348,7 +424,10 @@ fn apply_one(v: &mut Value, op: Op, text: &str, path: &Path, value: Option<Value
                 }
                 Ok(())
             }
-            _ => Err(ScimError::bad("invalidValue", format!("path `{text}` needs an object value"))),
+            _ => Err(ScimError::bad(
+                "invalidValue",
+                format!("path `{text}` needs an object value"),
+            )),
         };
     }
     let key = key_of(obj, &path.attr);
@@ -356,7 +435,9 @@ fn apply_one(v: &mut Value, op: Op, text: &str, path: &Path, value: Option<Value
         let Some(Value::Array(items)) = obj.get_mut(&key) else {
             return Err(no_target(text));
         };
-        let hits: Vec<usize> = (0..items.len()).filter(|i| matches(f, &items[*i])).collect();
+        let hits: Vec<usize> = (0..items.len())
+            .filter(|i| matches(f, &items[*i]))
+            .collect();
         if hits.is_empty() {
             return Err(no_target(text));
         }
@@ -499,7 +580,11 @@ pub fn project(v: Value, only: &[Path], except: &[Path]) -> Value {
             None => v.as_object_mut(),
             Some(urn) => v
                 .as_object_mut()
-                .and_then(|o| o.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(urn)).map(|(_, v)| v))
+                .and_then(|o| {
+                    o.iter_mut()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(urn))
+                        .map(|(_, v)| v)
+                })
                 .and_then(Value::as_object_mut),
         };
         let Some(src) = src else { continue };
@@ -538,14 +623,18 @@ fn copy(from: &Value, to: &mut Value, p: &Path) {
             (s, d.and_then(Value::as_object_mut))
         }
     };
-    let (Some(src), Some(dst)) = (src, dst) else { return };
+    let (Some(src), Some(dst)) = (src, dst) else {
+        return;
+    };
     if p.attr.is_empty() {
         if let Some(o) = src.as_object() {
             dst.extend(o.clone());
         }
         return;
     }
-    let Some(val) = get_ci(src, &p.attr) else { return };
+    let Some(val) = get_ci(src, &p.attr) else {
+        return;
+    };
     let key = src
         .as_object()
         .map(|o| key_of(o, &p.attr))

@@ -7,7 +7,7 @@ use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
-use crate::store::{Account, NewCredential, Session};
+use crate::store::{Account, NewCredential, Owner, ScimField, Session};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -50,7 +50,14 @@ fn etag(v: &Value) -> String {
     format!("W/\"{}\"", &hex[..16.min(hex.len())])
 }
 
-fn with_meta(mut v: Value, kind: Kind, base: &str, id: i64, created: &str, modified: &str) -> Value {
+fn with_meta(
+    mut v: Value,
+    kind: Kind,
+    base: &str,
+    id: i64,
+    created: &str,
+    modified: &str,
+) -> Value {
     v["id"] = json!(id.to_string());
     let version = etag(&v);
     v["meta"] = json!({
@@ -77,6 +84,12 @@ pub fn user_json(base: &str, u: &UserRecord) -> Value {
                 .collect(),
         );
     }
+    if let Some(x) = &u.external_id {
+        v["externalId"] = json!(x);
+    }
+    if let Some(x) = &u.display_name {
+        v["displayName"] = json!(x);
+    }
     with_meta(v, Kind::User, base, u.id, &u.created, &u.modified)
 }
 
@@ -88,12 +101,17 @@ pub fn group_json(base: &str, g: &GroupRecord) -> Value {
     let members: Vec<Ref> = g.members.iter().map(r).collect();
     let managers: Vec<Ref> = g.members.iter().filter(|m| m.user_manager).map(r).collect();
     let mut v = group_resource(&g.group, &members, &managers);
-    if let Some(items) = v["members"].as_array_mut() {
-        for m in items {
+    let user_refs = |items: Option<&mut Value>| {
+        for m in items.and_then(Value::as_array_mut).into_iter().flatten() {
             let id = m["value"].as_str().unwrap_or_default().to_string();
             m["type"] = json!("User");
             m["$ref"] = json!(format!("{base}/Users/{id}"));
         }
+    };
+    user_refs(v.get_mut("members"));
+    user_refs(v.pointer_mut(&format!("/{}/userManagers", resource::EXT_GROUP)));
+    if let Some(x) = &g.external_id {
+        v["externalId"] = json!(x);
     }
     with_meta(v, Kind::Group, base, g.id, &g.created, &g.modified)
 }
@@ -105,7 +123,9 @@ fn load(ctx: &Ctx, dir: &mut dyn Directory, kind: Kind, id: &str) -> Result<Valu
     match kind {
         Kind::User => {
             let u = dir.user(n)?.ok_or_else(missing)?;
-            if ctx.caller.scope.is_some() && !u.groups.iter().any(|g| ctx.caller.may_manage(&g.name)) {
+            if ctx.caller.scope.is_some()
+                && !u.groups.iter().any(|g| ctx.caller.may_manage(&g.name))
+            {
                 return Err(missing());
             }
             Ok(user_json(&ctx.base, &u))
@@ -163,7 +183,10 @@ fn page_params(q: &Params) -> Result<(u64, u64), ScimError> {
         match param(q, name) {
             None => Ok(default),
             Some(s) => s.trim().parse::<i64>().map_err(|_| {
-                ScimError::bad("invalidValue", format!("`{name}` must be a whole number, not `{s}`"))
+                ScimError::bad(
+                    "invalidValue",
+                    format!("`{name}` must be a whole number, not `{s}`"),
+                )
             }),
         }
     };
@@ -177,7 +200,8 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     let attrs = super::attrs::for_kind(kind);
     let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
         Some(text) => {
-            let f = filter::parse(text).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?;
+            let f =
+                filter::parse(text).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?;
             Some(
                 filter::to_sql(&f, attrs.as_ref(), dir.dialect(), 1)
                     .map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?,
@@ -185,16 +209,17 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
         }
         None => None,
     };
-    let order = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
-        Some(s) => {
-            let path = filter::parse_path(s.trim())
-                .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
-            Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
-                ScimError::bad("invalidValue", format!("cannot sort by `{s}`"))
-            })?)
-        }
-        None => None,
-    };
+    let order =
+        match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
+            Some(s) => {
+                let path = filter::parse_path(s.trim())
+                    .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
+                Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
+                    ScimError::bad("invalidValue", format!("cannot sort by `{s}`"))
+                })?)
+            }
+            None => None,
+        };
     let descending = match param(q, "sortOrder") {
         None => false,
         Some(s) if s.eq_ignore_ascii_case("ascending") => false,
@@ -218,7 +243,12 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     let (total, items) = match kind {
         Kind::User => {
             let (t, us) = dir.users(&query)?;
-            (t, us.iter().map(|u| user_json(&ctx.base, u)).collect::<Vec<_>>())
+            (
+                t,
+                us.iter()
+                    .map(|u| user_json(&ctx.base, u))
+                    .collect::<Vec<_>>(),
+            )
         }
         Kind::Group => {
             let (t, gs) = dir.groups(&query)?;
@@ -241,12 +271,62 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     ))
 }
 
-pub fn get(ctx: &Ctx, kind: Kind, id: &str, q: &Params, headers: &HeaderMap) -> Result<Response, ScimError> {
+/// POST /.search (RFC 7644 §3.4.3): the query in a SearchRequest body.
+pub fn search(ctx: &Ctx, kind: Kind, body: &[u8]) -> Result<Response, ScimError> {
+    let body = parse_body(body)?;
+    let mut q = Params::new();
+    for key in [
+        "filter",
+        "sortBy",
+        "sortOrder",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+    ] {
+        match body.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => {
+                q.insert(key.to_string(), s.clone());
+            }
+            Some(Value::Number(n)) => {
+                q.insert(key.to_string(), n.to_string());
+            }
+            Some(Value::Array(items)) => {
+                let list: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
+                q.insert(key.to_string(), list.join(","));
+            }
+            Some(other) => {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("`{key}` cannot be {other}"),
+                ));
+            }
+        }
+    }
+    list(ctx, kind, &q)
+}
+
+pub fn get(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    q: &Params,
+    headers: &HeaderMap,
+) -> Result<Response, ScimError> {
     let mut dir = ctx.read()?;
     let v = load(ctx, dir.as_mut(), kind, id)?;
-    let version = v["meta"]["version"].as_str().unwrap_or_default().to_string();
-    if let Some(none_match) = headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok())
-        && none_match.split(',').map(str::trim).any(|w| w == version || w == "*")
+    let version = v["meta"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    if let Some(none_match) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        && none_match
+            .split(',')
+            .map(str::trim)
+            .any(|w| w == version || w == "*")
     {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         if let Ok(h) = version.parse() {
@@ -278,6 +358,16 @@ fn credential(body: &Value) -> Result<NewCredential, ScimError> {
     }
 }
 
+/// The SCIM-only values of a user, and their attribute names.
+const USER_FIELDS: [(ScimField, &str); 2] = [
+    (ScimField::ExternalId, "externalId"),
+    (ScimField::DisplayName, "displayName"),
+];
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
 fn check_user(a: &Account) -> Result<(), ScimError> {
     if a.user_name.trim() != a.user_name || a.user_name.chars().any(char::is_control) {
         return Err(ScimError::bad(
@@ -290,7 +380,8 @@ fn check_user(a: &Account) -> Result<(), ScimError> {
 
 /// Create a resource; returns its id.
 pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> {
-    ctx.caller.admin_only(&format!("creating a {}", kind.name()))?;
+    ctx.caller
+        .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
         Kind::User => {
             let (_, account) = account_from_user(body).map_err(bad_resource)?;
@@ -301,6 +392,11 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
                 if !account.active {
                     s.deactivate_account(&account.user_name)?;
                 }
+                for (field, key) in USER_FIELDS {
+                    if let Some(x) = text(body, key) {
+                        s.set_scim_field(Owner::Account, &account.user_name, field, Some(x))?;
+                    }
+                }
                 Ok(())
             })?;
             created_id(ctx, kind, &account.user_name)
@@ -310,7 +406,16 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
             let name = g.group.name.clone();
             ctx.write(|s, dir| {
                 s.create_group(&g.group.name, g.group.kind, g.group.lwia)?;
-                set_members(s, dir, &g.group.name, &BTreeMap::new(), &g)
+                if let Some(x) = text(body, "externalId") {
+                    s.set_scim_field(Owner::Group, &g.group.name, ScimField::ExternalId, Some(x))?;
+                }
+                set_members(
+                    s,
+                    dir,
+                    &g.group.name,
+                    &BTreeMap::new(),
+                    &member_flags(&g, &[]),
+                )
             })?;
             created_id(ctx, kind, &name)
         }
@@ -320,10 +425,19 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
 fn created_id(ctx: &Ctx, kind: Kind, name: &str) -> Result<i64, ScimError> {
     let mut dir = ctx.read()?;
     let id = match kind {
-        Kind::User => dir.user_ids(&[name.to_string()])?.first().map(|(id, _)| *id),
+        Kind::User => dir
+            .user_ids(&[name.to_string()])?
+            .first()
+            .map(|(id, _)| *id),
         Kind::Group => dir.group_id(name)?,
     };
-    id.ok_or_else(|| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "created, but cannot be read back"))
+    id.ok_or_else(|| {
+        ScimError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            "created, but cannot be read back",
+        )
+    })
 }
 
 /// POST: the new resource as stored.
@@ -385,6 +499,11 @@ fn replace_with(
                 (false, true) => s.reactivate_account(&name)?,
                 _ => {}
             }
+            for (field, key) in USER_FIELDS {
+                if text(current, key) != text(new, key) {
+                    s.set_scim_field(Owner::Account, &name, field, text(new, key))?;
+                }
+            }
             Ok(())
         }
         Kind::Group => {
@@ -395,23 +514,51 @@ fn replace_with(
                 || next.group.kind != cur.group.kind
                 || next.group.lwia != cur.group.lwia
             {
-                ctx.caller.admin_only("renaming a group or changing its type or LWIA")?;
-                s.update_group(&cur.group.name, &next.group.name, next.group.kind, next.group.lwia)?;
+                ctx.caller
+                    .admin_only("renaming a group or changing its type or LWIA")?;
+                s.update_group(
+                    &cur.group.name,
+                    &next.group.name,
+                    next.group.kind,
+                    next.group.lwia,
+                )?;
                 name = next.group.name.clone();
             }
-            let have = member_flags(&cur);
-            set_members(s, dir, &name, &have, &next)
+            if text(current, "externalId") != text(new, "externalId") {
+                ctx.caller.admin_only("changing a group's externalId")?;
+                s.set_scim_field(
+                    Owner::Group,
+                    &name,
+                    ScimField::ExternalId,
+                    text(new, "externalId"),
+                )?;
+            }
+            let removed: Vec<String> = cur
+                .members
+                .iter()
+                .filter(|m| !next.members.contains(m))
+                .cloned()
+                .collect();
+            set_members(
+                s,
+                dir,
+                &name,
+                &member_flags(&cur, &[]),
+                &member_flags(&next, &removed),
+            )
         }
     }
 }
 
-/// Member id → user-manager flag. A user manager is a member with the
-/// grant: removing someone from `members` removes the grant too.
-fn member_flags(g: &GroupResource) -> BTreeMap<String, bool> {
-    g.members
-        .iter()
-        .map(|id| (id.clone(), g.managers.contains(id)))
-        .collect()
+/// Member id → user-manager flag. A user listed under `userManagers` is a
+/// member with the grant; one taken out of `members` (`removed`) loses the
+/// grant too.
+fn member_flags(g: &GroupResource, removed: &[String]) -> BTreeMap<String, bool> {
+    let mut m: BTreeMap<String, bool> = g.members.iter().map(|id| (id.clone(), false)).collect();
+    for id in g.managers.iter().filter(|id| !removed.contains(id)) {
+        m.insert(id.clone(), true);
+    }
+    m
 }
 
 fn set_members(
@@ -419,13 +566,15 @@ fn set_members(
     dir: &mut dyn Directory,
     group: &str,
     have: &BTreeMap<String, bool>,
-    next: &GroupResource,
+    want: &BTreeMap<String, bool>,
 ) -> Result<(), ScimError> {
-    let want = member_flags(next);
     let mut ids = Vec::new();
     for id in have.keys().chain(want.keys()) {
         let n = id.parse::<i64>().map_err(|_| {
-            ScimError::bad("invalidValue", format!("member `{id}` is not a User id of this store"))
+            ScimError::bad(
+                "invalidValue",
+                format!("member `{id}` is not a User id of this store"),
+            )
         })?;
         ids.push(n);
     }
@@ -436,13 +585,16 @@ fn set_members(
         .collect();
     let name_of = |id: &String| {
         names.get(id).ok_or_else(|| {
-            ScimError::bad("invalidValue", format!("no User with id `{id}` in this store"))
+            ScimError::bad(
+                "invalidValue",
+                format!("no User with id `{id}` in this store"),
+            )
         })
     };
     for (id, _) in have.iter().filter(|(id, _)| !want.contains_key(*id)) {
         s.remove_membership(name_of(id)?, group)?;
     }
-    for (id, flag) in &want {
+    for (id, flag) in want {
         match have.get(id) {
             None => s.add_membership(name_of(id)?, group, *flag)?,
             Some(old) if old != flag => s.set_user_manager(name_of(id)?, group, *flag)?,
@@ -470,12 +622,24 @@ fn update(
 }
 
 /// PUT: the resource as the body says.
-pub fn replace_value(ctx: &Ctx, kind: Kind, id: &str, body: Value, headers: &HeaderMap) -> Result<Value, ScimError> {
+pub fn replace_value(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    body: Value,
+    headers: &HeaderMap,
+) -> Result<Value, ScimError> {
     update(ctx, kind, id, headers, |_| Ok(body))
 }
 
 /// PATCH: the operations applied to the resource as it is.
-pub fn patch_value(ctx: &Ctx, kind: Kind, id: &str, body: &Value, headers: &HeaderMap) -> Result<Value, ScimError> {
+pub fn patch_value(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    body: &Value,
+    headers: &HeaderMap,
+) -> Result<Value, ScimError> {
     let ops = patch::operations(body)?;
     update(ctx, kind, id, headers, |current| {
         let mut v = current.clone();
@@ -484,18 +648,31 @@ pub fn patch_value(ctx: &Ctx, kind: Kind, id: &str, body: &Value, headers: &Head
     })
 }
 
-pub fn replace(ctx: &Ctx, kind: Kind, id: &str, body: &[u8], headers: &HeaderMap) -> Result<Response, ScimError> {
+pub fn replace(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<Response, ScimError> {
     let v = replace_value(ctx, kind, id, parse_body(body)?, headers)?;
     Ok(respond(StatusCode::OK, &v))
 }
 
-pub fn patch(ctx: &Ctx, kind: Kind, id: &str, body: &[u8], headers: &HeaderMap) -> Result<Response, ScimError> {
+pub fn patch(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    body: &[u8],
+    headers: &HeaderMap,
+) -> Result<Response, ScimError> {
     let v = patch_value(ctx, kind, id, &parse_body(body)?, headers)?;
     Ok(respond(StatusCode::OK, &v))
 }
 
 pub fn delete_value(ctx: &Ctx, kind: Kind, id: &str, headers: &HeaderMap) -> Result<(), ScimError> {
-    ctx.caller.admin_only(&format!("deleting a {}", kind.name()))?;
+    ctx.caller
+        .admin_only(&format!("deleting a {}", kind.name()))?;
     ctx.write(|s, dir| {
         let current = load(ctx, dir, kind, id)?;
         if_match(headers, &current)?;

@@ -38,6 +38,8 @@ pub struct UserRecord {
     pub account: Account,
     pub created: String,
     pub modified: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
     pub groups: Vec<GroupRef>,
 }
 
@@ -47,6 +49,7 @@ pub struct GroupRecord {
     pub group: Group,
     pub created: String,
     pub modified: String,
+    pub external_id: Option<String>,
     pub members: Vec<MemberRef>,
 }
 

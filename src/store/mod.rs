@@ -171,6 +171,21 @@ pub trait Reader {
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
 }
 
+/// What a SCIM-only value belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Account,
+    Group,
+}
+
+/// Values roster keeps for SCIM clients but does not reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimField {
+    ExternalId,
+    /// A user's `displayName` (a group's is its name).
+    DisplayName,
+}
+
 /// Credentials of a new account: set by the apply step, never by the plan.
 pub enum NewCredential {
     /// Invited: the one-time activation token, for the queued invitation,
@@ -244,6 +259,18 @@ pub trait Session {
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
         let _ = name;
         Err(self.unsupported("deleting groups"))
+    }
+    /// Set or clear a value only SCIM clients use (`externalId`, a user's
+    /// `displayName`) on an account or group.
+    fn set_scim_field(
+        &mut self,
+        of: Owner,
+        name: &str,
+        field: ScimField,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _ = (of, name, field, value);
+        Err(self.unsupported("SCIM-only attributes"))
     }
     /// Keep an API token's digest; `scope` None is an admin token.
     fn create_token(

@@ -8,7 +8,7 @@
 use super::audit::{self, GENESIS};
 use super::{
     Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
-    Profile, Reader, Session, StoreError,
+    Owner, Profile, Reader, ScimField, Session, StoreError,
 };
 use crate::roster::model::{GroupType, Role};
 use crate::roster::normalize::{email_key, name_key};
@@ -919,7 +919,9 @@ impl Session for SqliteSession {
         let id = self.account_id(user_name)?;
         let renamed = self
             .conn
-            .prepare_cached("UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1",
+            )
             .and_then(|mut s| s.execute(params![id, new_name, new_name.to_lowercase(), self.now]));
         match renamed {
             Ok(_) => {}
@@ -978,7 +980,9 @@ impl Session for SqliteSession {
             .map_err(self.err())?;
         let updated = self
             .conn
-            .prepare_cached("UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1",
+            )
             .and_then(|mut s| s.execute(params![id, new_name, type_str(kind), lwia, self.now]));
         match updated {
             Ok(_) => {}
@@ -1015,6 +1019,40 @@ impl Session for SqliteSession {
         }
         self.groups.remove(name);
         self.record("delete_group", name, None, None)
+    }
+
+    fn set_scim_field(
+        &mut self,
+        of: Owner,
+        name: &str,
+        field: ScimField,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (table, id) = match of {
+            Owner::Account => ("accounts", self.account_id(name)?),
+            Owner::Group => ("groups", self.group_id(name)?),
+        };
+        let (column, key) = match (of, field) {
+            (_, ScimField::ExternalId) => ("external_id", "external_id"),
+            (Owner::Account, ScimField::DisplayName) => ("display_name", "display_name"),
+            (Owner::Group, ScimField::DisplayName) => {
+                return Err(StoreError::Invalid(
+                    "a group's display name is its name".into(),
+                ));
+            }
+        };
+        // Table and column come from the match above, never from input.
+        let sql = format!("UPDATE {table} SET {column} = ?2, updated_at = ?3 WHERE id = ?1");
+        self.conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| s.execute(params![id, value, self.now]))
+            .map_err(self.err())?;
+        let after = serde_json::json!({ key: value }).to_string();
+        let op = match of {
+            Owner::Account => "set_account_scim_field",
+            Owner::Group => "set_group_scim_field",
+        };
+        self.record(op, name, None, Some(&after))
     }
 
     fn create_token(

@@ -12,3 +12,8 @@ CREATE TABLE tokens (
 );
 -- Groups change (renames, type, LWIA) once `roster serve` publishes them.
 ALTER TABLE groups ADD COLUMN updated_at TEXT;
+-- A SCIM client's own identifier for an account or group (RFC 7643 §3.1),
+-- and the name a SCIM client shows for an account.
+ALTER TABLE accounts ADD COLUMN external_id TEXT;
+ALTER TABLE accounts ADD COLUMN display_name TEXT;
+ALTER TABLE groups ADD COLUMN external_id TEXT;

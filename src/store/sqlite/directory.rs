@@ -79,9 +79,13 @@ impl SqliteReader {
         rows.collect::<Result<_, _>>().map_err(sql_err(&self.url))
     }
 
-    fn user_records(&mut self, clause: &str, values: Vec<Value>) -> Result<Vec<UserRecord>, StoreError> {
+    fn user_records(
+        &mut self,
+        clause: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<UserRecord>, StoreError> {
         let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at FROM accounts a WHERE {clause}"
+            "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name FROM accounts a WHERE {clause}"
         );
         let url = self.url.clone();
         let err = sql_err(&url);
@@ -94,6 +98,8 @@ impl SqliteReader {
                         id: r.get(11)?,
                         created: r.get(12)?,
                         modified: r.get(13)?,
+                        external_id: r.get(14)?,
+                        display_name: r.get(15)?,
                         groups: Vec::new(),
                     })
                 })
@@ -117,10 +123,14 @@ impl SqliteReader {
         Ok(users)
     }
 
-    fn group_records(&mut self, clause: &str, values: Vec<Value>) -> Result<Vec<GroupRecord>, StoreError> {
+    fn group_records(
+        &mut self,
+        clause: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<GroupRecord>, StoreError> {
         let sql = format!(
-            "SELECT g.id, g.name, g.type, g.lwia, g.active, g.created_at, coalesce(g.updated_at, g.created_at) \
-             FROM groups g WHERE {clause}"
+            "SELECT g.id, g.name, g.type, g.lwia, g.active, g.created_at, coalesce(g.updated_at, g.created_at), \
+             g.external_id FROM groups g WHERE {clause}"
         );
         let url = self.url.clone();
         let err = sql_err(&url);
@@ -138,6 +148,7 @@ impl SqliteReader {
                         },
                         created: r.get(5)?,
                         modified: r.get(6)?,
+                        external_id: r.get(7)?,
                         members: Vec::new(),
                     })
                 })
@@ -275,7 +286,9 @@ impl Directory for SqliteReader {
 
     fn group_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
         self.conn
-            .query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| r.get(0))
+            .query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(sql_err(&self.url))
     }
@@ -294,9 +307,7 @@ impl Directory for SqliteReader {
         let err = sql_err(&self.url);
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT name, digest, scope, created_at, revoked_at FROM tokens ORDER BY name",
-            )
+            .prepare("SELECT name, digest, scope, created_at, revoked_at FROM tokens ORDER BY name")
             .map_err(&err)?;
         let rows = stmt.query_map([], token_from_row).map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
