@@ -257,10 +257,12 @@ impl Drop for CredentialsFile {
 /// nothing.
 pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyError> {
     guard(plan, opts)?;
-    if plan.store.url != url {
+    // Plans record the store as roster shows it: without a password.
+    let shown = store::display_url(url);
+    if plan.store.url != shown {
         return Err(ApplyError::WrongStore {
             plan: plan.store.url.clone(),
-            store: url.to_string(),
+            store: shown,
         });
     }
     let mut creds = credentials(plan, opts.onboarding)?.into_iter();

@@ -7,6 +7,8 @@ use std::process::Command;
 
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/pg.rs"]
+mod pg;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/store.rs"]
@@ -18,6 +20,8 @@ type Found = (String, String, u64, u64, String);
 struct Roster {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    /// The store the store tests use.
+    db: store::Db,
 }
 
 struct Output {
@@ -30,6 +34,7 @@ fn roster() -> Roster {
     Roster {
         dir: tempfile::tempdir().expect("temp dir"),
         args: Vec::new(),
+        db: store::Db::sqlite("store"),
     }
 }
 

@@ -171,7 +171,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
                 out.stdout,
                 "Applied {} to {}; it is now at revision {}.{}",
                 crate::report::plural(done.actions, "action"),
-                args.store.url,
+                crate::store::display_url(&args.store.url),
                 done.revision,
                 if done.credentials > 0 {
                     format!(

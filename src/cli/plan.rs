@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 /// `--store`, shared by every verb that reads or writes a store.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArg {
-    /// The account store: sqlite:PATH.
-    #[arg(long = "store", env = "ROSTER_STORE", default_value = store::DEFAULT_URL)]
+    /// The account store: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE
+    /// (password in the URL or in PGPASSWORD).
+    // The variable's value may hold a password: `--help` does not show it.
+    #[arg(long = "store", env = "ROSTER_STORE", hide_env_values = true, default_value = store::DEFAULT_URL)]
     pub url: String,
 }
 

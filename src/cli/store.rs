@@ -324,7 +324,10 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
     let text = similar::TextDiff::from_lines(&a, &b)
         .unified_diff()
         .context_radius(args.context)
-        .header(&format!("store {}", args.store.url), "roster")
+        .header(
+            &format!("store {}", store::display_url(&args.store.url)),
+            "roster",
+        )
         .to_string();
     let colored = if out.color {
         text.lines()
@@ -415,7 +418,7 @@ pub fn log(args: LogArgs, out: &mut Out) -> u8 {
                     let _ = writeln!(
                         out.stdout,
                         "ok: the audit log of {} is intact ({}, revision {revision})",
-                        args.store.url,
+                        store::display_url(&args.store.url),
                         crate::report::plural(all.len(), "row")
                     );
                     0
@@ -424,7 +427,7 @@ pub fn log(args: LogArgs, out: &mut Out) -> u8 {
                     let _ = writeln!(
                         out.stderr,
                         "error: the audit log of {} is broken: {b}",
-                        args.store.url
+                        store::display_url(&args.store.url)
                     );
                     1
                 }

@@ -3,11 +3,12 @@
 //! planning cost follows the roster, not the store) and [`Session`] for
 //! applying (one transaction under the store's write lock).
 //!
-//! `sqlite:` is the embedded store; other URL schemes slot in behind the same
-//! traits.
+//! `sqlite:` is the embedded store, `postgres://` the same store shared by
+//! many admins and servers; other URL schemes slot in behind the same traits.
 
 pub mod audit;
 pub mod directory;
+pub mod postgres;
 pub mod sqlite;
 
 use crate::roster::model::{GroupType, Role};
@@ -19,7 +20,7 @@ pub const DEFAULT_URL: &str = "sqlite:roster.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "unsupported store URL `{0}`: use sqlite:PATH (postgres:// and scim+https:// are not available in this build)"
+        "unsupported store URL `{0}`: use sqlite:PATH or postgres://USER@HOST/DATABASE (scim+https:// is not available in this build)"
     )]
     UnsupportedUrl(String),
     #[error("store {url}: {message}")]
@@ -30,6 +31,10 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// PostgreSQL's error in its own words (the client's `Display` leaves
+    /// them out).
+    #[error("store {url}: {message}")]
+    Postgres { url: String, message: String },
     #[error("stale plan: the store changed since this plan was made; run plan again")]
     Stale,
     #[error(
@@ -351,12 +356,28 @@ pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreE
     }
 }
 
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The store URL as roster prints and records it: never with a password.
+pub fn display_url(url: &str) -> String {
+    if url.contains("://") {
+        postgres::redact(url)
+    } else {
+        url.to_string()
+    }
+}
+
 /// Open a store for reading. A store that does not exist yet reads as empty
 /// at revision 0; nothing is created.
 pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres::PgReader::open(url)?));
+    }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
-        None => Err(StoreError::UnsupportedUrl(url.to_string())),
+        None => Err(StoreError::UnsupportedUrl(display_url(url))),
     }
 }
 
@@ -369,6 +390,14 @@ pub fn begin(
     now: &str,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Session>, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres::PgSession::begin(
+            url,
+            actor,
+            now,
+            lock_timeout,
+        )?));
+    }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(
             url,
@@ -377,6 +406,6 @@ pub fn begin(
             now,
             lock_timeout,
         )?)),
-        None => Err(StoreError::UnsupportedUrl(url.to_string())),
+        None => Err(StoreError::UnsupportedUrl(display_url(url))),
     }
 }

@@ -65,7 +65,7 @@ fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
     })
 }
 
-fn group_type(s: &str) -> GroupType {
+pub(super) fn group_type(s: &str) -> GroupType {
     if s == "project" {
         GroupType::Project
     } else {
@@ -73,7 +73,7 @@ fn group_type(s: &str) -> GroupType {
     }
 }
 
-fn type_str(t: GroupType) -> &'static str {
+pub(super) fn type_str(t: GroupType) -> &'static str {
     match t {
         GroupType::Organization => "organization",
         GroupType::Project => "project",
@@ -422,7 +422,7 @@ impl Reader for SqliteReader {
 }
 
 /// Personal data in audit rows: present or not, never the value.
-fn masked(profile: &Profile) -> serde_json::Value {
+pub(super) fn masked(profile: &Profile) -> serde_json::Value {
     let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
     serde_json::json!({
         "email": profile.email,
@@ -475,7 +475,7 @@ impl<'a> ProfileRow<'a> {
 }
 
 /// Audit values of the flags, as `serde_json` writes them.
-fn manager_json(user_manager: bool) -> &'static str {
+pub(super) fn manager_json(user_manager: bool) -> &'static str {
     if user_manager {
         r#"{"user_manager":true}"#
     } else {
@@ -483,7 +483,7 @@ fn manager_json(user_manager: bool) -> &'static str {
     }
 }
 
-fn active_json(active: bool) -> &'static str {
+pub(super) fn active_json(active: bool) -> &'static str {
     if active {
         r#"{"active":true}"#
     } else {

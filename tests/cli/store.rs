@@ -1,15 +1,144 @@
 //! `plan`, `apply`, `export`, `diff`, `log` and `invitations` against a real
-//! SQLite file in a temporary directory.
+//! store: each story runs on a SQLite file in a temporary directory and on a
+//! fresh database of a PostgreSQL cluster the tests start (see `pg.rs`).
 
 use super::*;
 use std::collections::BTreeMap;
 
-const DB: &str = "sqlite:store.db";
+/// Where a test's store lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn roster(self) -> Roster {
+        let mut r = roster();
+        r.db = r.store(self, "store");
+        r
+    }
+}
+
+/// A store: the URL to pass and the URL as roster shows it (no password).
+pub struct Db {
+    backend: Backend,
+    url: String,
+    shown: String,
+}
+
+impl Db {
+    pub fn sqlite(name: &str) -> Db {
+        let url = format!("sqlite:{name}.db");
+        Db {
+            backend: Backend::Sqlite,
+            shown: url.clone(),
+            url,
+        }
+    }
+}
+
+/// A connection to a test's store, to look inside and to tamper.
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(::postgres::Client),
+}
+
+impl Conn {
+    fn batch(&mut self, sql: &str) {
+        match self {
+            Conn::Sqlite(c) => c.execute_batch(sql).unwrap(),
+            Conn::Postgres(c) => c.batch_execute(sql).unwrap(),
+        }
+    }
+
+    /// The first column of each row, as text (NULL as "").
+    fn column(&mut self, sql: &str) -> Vec<String> {
+        match self {
+            Conn::Sqlite(c) => {
+                let mut q = c.prepare(sql).unwrap();
+                q.query_map([], |r| {
+                    Ok(match r.get_ref(0)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                        v => v.as_str().unwrap().to_string(),
+                    })
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            Conn::Postgres(c) => c
+                .simple_query(sql)
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    ::postgres::SimpleQueryMessage::Row(r) => {
+                        Some(r.get(0).unwrap_or_default().to_string())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
 
 impl Roster {
     fn copy(self, example: &str, to: &str) -> Self {
         let text = std::fs::read_to_string(repo(example)).unwrap();
         self.file(to, text)
+    }
+
+    /// A new store of this backend (`name` names the SQLite file).
+    fn store(&self, backend: Backend, name: &str) -> Db {
+        match backend {
+            Backend::Sqlite => Db::sqlite(name),
+            Backend::Postgres => {
+                let (url, shown) = super::pg::database();
+                Db {
+                    backend,
+                    url,
+                    shown,
+                }
+            }
+        }
+    }
+
+    /// The store URL to pass.
+    fn db(&self) -> &str {
+        &self.db.url
+    }
+
+    /// The store URL as roster prints and records it.
+    fn shown(&self) -> &str {
+        &self.db.shown
+    }
+
+    fn backend(&self) -> Backend {
+        self.db.backend
+    }
+
+    fn conn(&self) -> Conn {
+        match self.db.backend {
+            Backend::Sqlite => {
+                Conn::Sqlite(rusqlite::Connection::open(self.path().join("store.db")).unwrap())
+            }
+            Backend::Postgres => Conn::Postgres(
+                ::postgres::Client::connect(&self.db.url, ::postgres::NoTls).unwrap(),
+            ),
+        }
+    }
+
+    /// Whether the store has been created (planning never creates it).
+    fn store_exists(&self) -> bool {
+        match self.db.backend {
+            Backend::Sqlite => self.path().join("store.db").exists(),
+            Backend::Postgres => {
+                self.conn()
+                    .column("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()")
+                    != ["0"]
+            }
+        }
     }
 
     /// Run with these arguments (replacing earlier ones).
@@ -24,6 +153,7 @@ impl Roster {
             .env_remove("ROSTER_FORMAT")
             .env_remove("ROSTER_STORE")
             .env_remove("ROSTER_SHOW_PII")
+            .env_remove("PGPASSWORD")
             .env("NO_COLOR", "1")
             .env("ROSTER_ACTOR", "test-admin")
             .stdin(std::process::Stdio::null());
@@ -31,11 +161,18 @@ impl Roster {
             c.env(k, v);
         }
         let out = c.output().expect("run roster");
-        Output {
+        let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        };
+        assert!(
+            !out.stdout.contains(super::pg::PASSWORD) && !out.stderr.contains(super::pg::PASSWORD),
+            "{args:?} shows the store's password\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        out
     }
 
     fn ok(&self, args: &[&str]) -> Output {
@@ -45,32 +182,61 @@ impl Roster {
     }
 
     fn plan_json(&self, roster: &str) -> (i32, Value) {
-        let out = self.cmd(&["plan", "--store", DB, roster, "--format", "json"]);
+        let out = self.cmd(&["plan", "--store", self.db(), roster, "--format", "json"]);
         let v = serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr));
         (out.code, v)
     }
 
     fn revision(&self) -> i64 {
-        let c = rusqlite::Connection::open(self.path().join("store.db")).unwrap();
-        c.query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
+        self.text("SELECT value FROM meta WHERE key = 'revision'")
+            .parse()
+            .unwrap()
     }
 
     fn sql(&self, sql: &str) {
-        let c = rusqlite::Connection::open(self.path().join("store.db")).unwrap();
-        c.execute_batch(sql).unwrap();
+        self.conn().batch(sql);
+    }
+
+    /// The one value this query returns, as text.
+    fn text(&self, sql: &str) -> String {
+        let mut col = self.conn().column(sql);
+        assert_eq!(col.len(), 1, "{sql}: {col:?}");
+        col.remove(0)
+    }
+
+    /// Make the store claim a schema version from the future.
+    fn set_schema_version(&self, version: u32) {
+        match self.db.backend {
+            Backend::Sqlite => self.sql(&format!("PRAGMA user_version = {version}")),
+            Backend::Postgres => self.sql(&format!(
+                "UPDATE meta SET value = {version} WHERE key = 'schema_version'"
+            )),
+        }
+    }
+
+    /// Hold the store's write lock as another apply would, until the
+    /// returned function is called.
+    fn hold_write_lock(&self) -> Box<dyn FnOnce() + Send> {
+        let mut conn = self.conn();
+        match &mut conn {
+            Conn::Sqlite(_) => conn.batch("BEGIN IMMEDIATE"),
+            Conn::Postgres(_) => conn.batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                roster::store::postgres::LOCK_KEY
+            )),
+        }
+        Box::new(move || conn.batch("COMMIT"))
     }
 }
 
 /// The shipped example and the store it is planned against in the README.
-fn worknet() -> Roster {
-    let r = roster()
+fn worknet(b: Backend) -> Roster {
+    let r = b
+        .roster()
         .copy("examples/worknet-live/roster.yaml", "live.yaml")
         .copy("examples/worknet/roster.yaml", "roster.yaml");
-    r.ok(&["apply", "--yes", "--store", DB, "live.yaml"]);
+    r.ok(&["apply", "--yes", "--store", r.db(), "live.yaml"]);
     r
 }
 
@@ -92,9 +258,8 @@ fn ops(plan: &Value) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn shipped_example_shows_every_rung_of_the_ladder() {
-    let r = worknet();
+fn shipped_example_shows_every_rung_of_the_ladder(b: Backend) {
+    let r = worknet(b);
     let (code, plan) = r.plan_json("roster.yaml");
     assert_eq!(code, 1, "unresolved partners make plan exit 1");
     let got: BTreeMap<String, (String, Value, Value, Value)> = plan["resolutions"]
@@ -236,7 +401,7 @@ fn shipped_example_shows_every_rung_of_the_ladder() {
             .any(|o| o.contains("DWhitfield") || o.contains("SPatel"))
     );
     // Unresolved plans are refused.
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "roster.yaml"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("5 unresolved partner(s)"),
@@ -245,44 +410,46 @@ fn shipped_example_shows_every_rung_of_the_ladder() {
     );
 }
 
-#[test]
-fn apply_then_apply_again_changes_nothing() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+fn apply_then_apply_again_changes_nothing(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
     // The example's extra partners resolve cleanly on an empty store.
-    let out = r.cmd(&["plan", "--store", DB, "--detailed-exitcode"]);
+    let out = r.cmd(&["plan", "--store", r.db(), "--detailed-exitcode"]);
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
-    assert!(
-        !r.path().join("store.db").exists(),
-        "plan must not create the store"
-    );
+    assert!(!r.store_exists(), "plan must not create the store");
     let (_, plan) = r.plan_json("roster.yaml");
     let actions = plan["actions"].as_array().unwrap().len();
-    let applied = r.ok(&["apply", "--yes", "--store", DB]);
-    let msg =
-        format!("Applied {actions} actions to sqlite:store.db; it is now at revision {actions}.");
+    let applied = r.ok(&["apply", "--yes", "--store", r.db()]);
+    let msg = format!(
+        "Applied {actions} actions to {}; it is now at revision {actions}.",
+        r.shown()
+    );
     assert!(applied.stdout.contains(&msg), "{}", applied.stdout);
     let rev = r.revision();
-    let again = r.ok(&["apply", "--yes", "--store", DB]);
+    let again = r.ok(&["apply", "--yes", "--store", r.db()]);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
     assert_eq!(r.revision(), rev);
     assert_eq!(
-        r.cmd(&["plan", "--store", DB, "--detailed-exitcode"]).code,
+        r.cmd(&["plan", "--store", r.db(), "--detailed-exitcode"])
+            .code,
         0
     );
 }
 
-#[test]
-fn printed_plans_hide_personal_data_and_saved_plans_keep_it() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+fn printed_plans_hide_personal_data_and_saved_plans_keep_it(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
     for format in ["human", "json", "markdown"] {
-        let out = r.ok(&["plan", "--store", DB, "--format", format]);
+        let out = r.ok(&["plan", "--store", r.db(), "--format", format]);
         for secret in ["1972-09-01", "2178529634", "217-852-9634"] {
             assert!(!out.stdout.contains(secret), "{format} shows {secret}");
         }
     }
-    let shown = r.ok(&["plan", "--store", DB, "--format", "json", "--show-pii"]);
+    let shown = r.ok(&["plan", "--store", r.db(), "--format", "json", "--show-pii"]);
     assert!(shown.stdout.contains("1972-09-01") && shown.stdout.contains("2178529634"));
-    r.ok(&["plan", "--store", DB, "-o", "plan.json"]);
+    r.ok(&["plan", "--store", r.db(), "-o", "plan.json"]);
     let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
     assert!(saved.contains("1972-09-01"));
     #[cfg(unix)]
@@ -295,9 +462,9 @@ fn printed_plans_hide_personal_data_and_saved_plans_keep_it() {
         assert_eq!(mode & 0o777, 0o600);
     }
     // A printed plan cannot create accounts: it lacks their personal data.
-    let printed = r.ok(&["plan", "--store", DB, "--format", "json"]);
+    let printed = r.ok(&["plan", "--store", r.db(), "--format", "json"]);
     let r = r.file("printed.json", printed.stdout);
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "printed.json"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "printed.json"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("printed without personal data"),
@@ -305,30 +472,22 @@ fn printed_plans_hide_personal_data_and_saved_plans_keep_it() {
         out.stderr
     );
     // The saved one can.
-    r.ok(&["apply", "--yes", "--store", DB, "plan.json"]);
-    let birth: String = rusqlite::Connection::open(r.path().join("store.db"))
-        .unwrap()
-        .query_row(
-            "SELECT birth_date FROM accounts WHERE user_name = 'MMcCray'",
-            [],
-            |x| x.get(0),
-        )
-        .unwrap();
+    r.ok(&["apply", "--yes", "--store", r.db(), "plan.json"]);
+    let birth = r.text("SELECT birth_date FROM accounts WHERE user_name = 'MMcCray'");
     assert_eq!(birth, "1972-09-01");
 }
 
-#[test]
-fn stale_plans_are_refused() {
-    let r = worknet().file(
+fn stale_plans_are_refused(b: Backend) {
+    let r = worknet(b).file(
         "small.yaml",
         "version: 1\ngroups:\n  - name: New Group\n    members: []\n",
     );
-    r.ok(&["plan", "--store", DB, "small.yaml", "-o", "plan.json"]);
+    r.ok(&["plan", "--store", r.db(), "small.yaml", "-o", "plan.json"]);
     let rev = r.revision();
     // Someone else applies first.
     let r = r.file("other.yaml", "version: 1\ngroups:\n  - name: Other Group\n");
-    r.ok(&["apply", "--yes", "--store", DB, "other.yaml"]);
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "plan.json"]);
+    r.ok(&["apply", "--yes", "--store", r.db(), "other.yaml"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "plan.json"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -339,20 +498,18 @@ fn stale_plans_are_refused() {
     assert_eq!(r.revision(), rev + 1);
 }
 
-#[test]
-fn plans_for_another_store_and_broken_plan_files_are_refused() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    r.ok(&["plan", "--store", DB, "-o", "plan.json"]);
-    let out = r.cmd(&["apply", "--yes", "--store", "sqlite:other.db", "plan.json"]);
+fn plans_for_another_store_and_broken_plan_files_are_refused(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    r.ok(&["plan", "--store", r.db(), "-o", "plan.json"]);
+    let other = r.store(b, "other");
+    let out = r.cmd(&["apply", "--yes", "--store", &other.url, "plan.json"]);
     assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains("made for store sqlite:store.db, not sqlite:other.db"),
-        "{}",
-        out.stderr
-    );
+    let wrong = format!("made for store {}, not {}", r.shown(), other.shown);
+    assert!(out.stderr.contains(&wrong), "{}", out.stderr);
     let r = r.file("bad.json", "{\"format_version\": 1,\n \"store\": 3}");
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "bad.json"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "bad.json"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("bad.json:2:"), "{}", out.stderr);
     assert!(out.stderr.contains("not a roster plan"), "{}", out.stderr);
@@ -361,13 +518,7 @@ fn plans_for_another_store_and_broken_plan_files_are_refused() {
     let mut edited: Value = serde_json::from_str(&saved).unwrap();
     edited["roster_digest"] = "sha256:ééééééééééééééé".into();
     let r = r.file("edited.json", edited.to_string());
-    let out = r.cmd(&[
-        "apply",
-        "--yes",
-        "--store",
-        "sqlite:other.db",
-        "edited.json",
-    ]);
+    let out = r.cmd(&["apply", "--yes", "--store", &other.url, "edited.json"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stdout.contains("roster sha256:éééééééééééé"),
@@ -380,18 +531,17 @@ fn plans_for_another_store_and_broken_plan_files_are_refused() {
         "v2.json",
         saved.replacen("\"format_version\": 1", "\"format_version\": 2", 1),
     );
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "v2.json"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "v2.json"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("unsupported plan format_version 2"),
         "{}",
         out.stderr
     );
-    assert!(!r.path().join("store.db").exists());
+    assert!(!r.store_exists());
 }
 
-#[test]
-fn removals_beyond_max_removals_need_a_flag() {
+fn removals_beyond_max_removals_need_a_flag(b: Backend) {
     let members = "      - a@example.com\n      - b@example.com\n      - c@example.com\n      - d@example.com\n";
     let people: String = ["a", "b", "c", "d"]
         .iter()
@@ -400,8 +550,8 @@ fn removals_beyond_max_removals_need_a_flag() {
     let full =
         format!("version: 1\ngroups:\n  - name: G\n    members:\n{members}partners:\n{people}");
     let empty = format!("version: 1\ngroups:\n  - name: G\n    members: []\npartners:\n{people}");
-    let r = roster().file("full.yaml", full).file("empty.yaml", empty);
-    r.ok(&["apply", "--yes", "--store", DB, "full.yaml"]);
+    let r = b.roster().file("full.yaml", full).file("empty.yaml", empty);
+    r.ok(&["apply", "--yes", "--store", r.db(), "full.yaml"]);
     let rev = r.revision();
     let (_, plan) = r.plan_json("empty.yaml");
     assert_eq!(plan["removal_limit"], 1, "25% of 4 memberships");
@@ -412,7 +562,7 @@ fn removals_beyond_max_removals_need_a_flag() {
         .map(|w| w["code"].as_str().unwrap())
         .collect();
     assert!(codes.contains(&"mass-removal"), "{codes:?}");
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "empty.yaml"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "empty.yaml"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -425,22 +575,30 @@ fn removals_beyond_max_removals_need_a_flag() {
         "apply",
         "--yes",
         "--store",
-        DB,
+        r.db(),
         "empty.yaml",
         "--allow-mass-removal",
     ]);
     assert_eq!(r.revision(), rev + 4);
 }
 
-#[test]
-fn an_apply_that_fails_half_way_changes_nothing() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    r.ok(&["apply", "--yes", "--store", DB, "--onboarding", "invite"]);
+fn an_apply_that_fails_half_way_changes_nothing(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    r.ok(&[
+        "apply",
+        "--yes",
+        "--store",
+        r.db(),
+        "--onboarding",
+        "invite",
+    ]);
     let r = r.file(
         "more.yaml",
         "version: 1\ngroups:\n  - name: Brand New\n    members: [mandy.mccray@example.com]\npartners:\n  - email: mandy.mccray@example.com\n    first_name: Mandy\n    last_name: McCray\n    account: MMcCray\n    birth_date: 1972-09-01\n    phone: \"217-852-9634\"\n    zip: \"62568\"\n",
     );
-    r.ok(&["plan", "--store", DB, "more.yaml", "-o", "plan.json"]);
+    r.ok(&["plan", "--store", r.db(), "more.yaml", "-o", "plan.json"]);
     let mut plan: Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("plan.json")).unwrap())
             .unwrap();
@@ -453,7 +611,7 @@ fn an_apply_that_fails_half_way_changes_nothing() {
         }));
     let r = r.file("plan.json", serde_json::to_string(&plan).unwrap());
     let rev = r.revision();
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "plan.json"]);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "plan.json"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("account `Nobody` does not exist"),
@@ -464,13 +622,21 @@ fn an_apply_that_fails_half_way_changes_nothing() {
     // The group created earlier in the same apply is not there either.
     let (_, again) = r.plan_json("more.yaml");
     assert_eq!(ops(&again)[0], "create_group Brand New");
-    r.ok(&["log", "--store", DB, "--verify"]);
+    r.ok(&["log", "--store", r.db(), "--verify"]);
 }
 
-#[test]
-fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    let out = r.cmd(&["apply", "--yes", "--store", DB, "--onboarding", "password"]);
+fn password_onboarding_writes_passwords_only_to_the_credentials_file(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    let out = r.cmd(&[
+        "apply",
+        "--yes",
+        "--store",
+        r.db(),
+        "--onboarding",
+        "password",
+    ]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("needs --credentials-file"),
@@ -481,7 +647,7 @@ fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
         "apply",
         "--yes",
         "--store",
-        DB,
+        r.db(),
         "--onboarding",
         "password",
         "--credentials-file",
@@ -495,9 +661,15 @@ fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
         .iter()
         .map(|l| l.rsplit(',').next().unwrap())
         .collect();
-    let db = std::fs::read(r.path().join("store.db")).unwrap();
-    let wal = std::fs::read(r.path().join("store.db-wal")).unwrap_or_default();
-    let log = r.ok(&["log", "--store", DB, "--format", "json"]).stdout;
+    // The files of a SQLite store (PostgreSQL's are the server's business).
+    let (db, wal) = match r.backend() {
+        Backend::Sqlite => (
+            std::fs::read(r.path().join("store.db")).unwrap(),
+            std::fs::read(r.path().join("store.db-wal")).unwrap_or_default(),
+        ),
+        Backend::Postgres => Default::default(),
+    };
+    let log = r.ok(&["log", "--store", r.db(), "--format", "json"]).stdout;
     for pw in &passwords {
         assert!(pw.len() >= 20);
         assert!(!out.stdout.contains(pw) && !out.stderr.contains(pw));
@@ -512,14 +684,7 @@ fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
             "password in the WAL"
         );
     }
-    let hash: String = rusqlite::Connection::open(r.path().join("store.db"))
-        .unwrap()
-        .query_row(
-            "SELECT password_hash FROM accounts WHERE user_name = 'MMcCray'",
-            [],
-            |x| x.get(0),
-        )
-        .unwrap();
+    let hash = r.text("SELECT password_hash FROM accounts WHERE user_name = 'MMcCray'");
     assert!(hash.starts_with("$argon2id$"));
     #[cfg(unix)]
     {
@@ -536,7 +701,7 @@ fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
         "apply",
         "--yes",
         "--store",
-        DB,
+        r.db(),
         "two.yaml",
         "--onboarding",
         "password",
@@ -555,24 +720,24 @@ fn password_onboarding_writes_passwords_only_to_the_credentials_file() {
     );
 }
 
-#[test]
-fn the_audit_chain_detects_tampering() {
-    let r = worknet();
-    let ok = r.ok(&["log", "--store", DB, "--verify"]);
+fn the_audit_chain_detects_tampering(b: Backend) {
+    let r = worknet(b);
+    let ok = r.ok(&["log", "--store", r.db(), "--verify"]);
     assert!(
         ok.stdout.contains("intact (22 rows, revision 22)"),
         "{}",
         ok.stdout
     );
     let log: Value =
-        serde_json::from_str(&r.ok(&["log", "--store", DB, "--format", "json"]).stdout).unwrap();
+        serde_json::from_str(&r.ok(&["log", "--store", r.db(), "--format", "json"]).stdout)
+            .unwrap();
     assert_eq!(log[0]["actor"], "test-admin");
     assert!(
         !log.to_string().contains("1972-09-01"),
         "birth dates are masked in the log"
     );
     r.sql("UPDATE audit SET actor = 'mallory' WHERE seq = 5");
-    let out = r.cmd(&["log", "--store", DB, "--verify"]);
+    let out = r.cmd(&["log", "--store", r.db(), "--verify"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -581,9 +746,9 @@ fn the_audit_chain_detects_tampering() {
         out.stderr
     );
     r.sql("UPDATE audit SET actor = 'test-admin' WHERE seq = 5");
-    r.ok(&["log", "--store", DB, "--verify"]);
+    r.ok(&["log", "--store", r.db(), "--verify"]);
     r.sql("DELETE FROM audit WHERE seq = 7");
-    let out = r.cmd(&["log", "--store", DB, "--verify"]);
+    let out = r.cmd(&["log", "--store", r.db(), "--verify"]);
     assert!(
         out.stderr
             .contains("audit row 8: does not follow the row before it"),
@@ -591,7 +756,7 @@ fn the_audit_chain_detects_tampering() {
         out.stderr
     );
     r.sql("DELETE FROM audit WHERE seq >= 7");
-    let out = r.cmd(&["log", "--store", DB, "--verify"]);
+    let out = r.cmd(&["log", "--store", r.db(), "--verify"]);
     assert!(
         out.stderr
             .contains("ends at revision 6 but the store is at revision 22"),
@@ -600,29 +765,27 @@ fn the_audit_chain_detects_tampering() {
     );
 }
 
-#[test]
-fn log_since_filters_and_bad_times_are_errors() {
-    let r = worknet();
-    let all = r.ok(&["log", "--store", DB]).stdout.lines().count();
+fn log_since_filters_and_bad_times_are_errors(b: Backend) {
+    let r = worknet(b);
+    let all = r.ok(&["log", "--store", r.db()]).stdout.lines().count();
     assert_eq!(all, 22);
     assert_eq!(
-        r.ok(&["log", "--store", DB, "--since", "1h"])
+        r.ok(&["log", "--store", r.db(), "--since", "1h"])
             .stdout
             .lines()
             .count(),
         22
     );
-    let future = r.ok(&["log", "--store", DB, "--since", "2999-01-01"]);
+    let future = r.ok(&["log", "--store", r.db(), "--since", "2999-01-01"]);
     assert!(future.stdout.contains("no rows in that time"));
-    let out = r.cmd(&["log", "--store", DB, "--since", "last tuesday"]);
+    let out = r.cmd(&["log", "--store", r.db(), "--since", "last tuesday"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("is not a date"), "{}", out.stderr);
 }
 
-#[test]
-fn invitations_list_pending_and_due_ones() {
-    let r = worknet();
-    let out = r.ok(&["invitations", "--store", DB]);
+fn invitations_list_pending_and_due_ones(b: Backend) {
+    let r = worknet(b);
+    let out = r.ok(&["invitations", "--store", r.db()]);
     // Inactive accounts are not waiting for anything.
     assert!(
         out.stdout
@@ -634,7 +797,7 @@ fn invitations_list_pending_and_due_ones() {
     let due = r.ok(&[
         "invitations",
         "--store",
-        DB,
+        r.db(),
         "--older-than",
         "0s",
         "--format",
@@ -649,39 +812,38 @@ fn invitations_list_pending_and_due_ones() {
     );
     // Each queued invitation carries the token whose digest the account keeps;
     // deactivated accounts have none queued.
-    let c = rusqlite::Connection::open(r.path().join("store.db")).unwrap();
-    let mut q = c
-        .prepare("SELECT o.token, a.activation_digest, a.active FROM outbox o JOIN accounts a ON a.id = o.account_id")
-        .unwrap();
-    let rows: Vec<(String, String, bool)> = q
-        .query_map([], |x| Ok((x.get(0)?, x.get(1)?, x.get(2)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(rows.len(), 9);
-    for (token, digest, active) in rows {
-        assert!(active);
+    let all = "FROM outbox o JOIN accounts a ON a.id = o.account_id";
+    assert_eq!(r.text(&format!("SELECT count(*) {all}")), "9");
+    let mut c = r.conn();
+    let tokens = c.column(&format!(
+        "SELECT o.token {all} WHERE a.active ORDER BY o.id"
+    ));
+    let digests = c.column(&format!(
+        "SELECT a.activation_digest {all} WHERE a.active ORDER BY o.id"
+    ));
+    assert_eq!(tokens.len(), 9);
+    for (token, digest) in tokens.iter().zip(digests) {
         let mut h = String::from("sha256:");
         for b in <sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()) {
             h.push_str(&format!("{b:02x}"));
         }
         assert_eq!(h, digest);
     }
-    let bad = r.cmd(&["invitations", "--store", DB, "--older-than", "soon"]);
+    let bad = r.cmd(&["invitations", "--store", r.db(), "--older-than", "soon"]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("not an age"), "{}", bad.stderr);
 }
 
-#[test]
-fn a_second_apply_waits_for_the_lock_or_fails_cleanly() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    r.ok(&["apply", "--yes", "--store", DB, "roster.yaml"]);
+fn a_second_apply_waits_for_the_lock_or_fails_cleanly(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
     let r = r.file("g.yaml", "version: 1\ngroups:\n  - name: Extra\n");
-    let conn = rusqlite::Connection::open(r.path().join("store.db")).unwrap();
-    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let release = r.hold_write_lock();
     let rev = r.revision();
     let out = r.cmd_env(
-        &["apply", "--yes", "--store", DB, "g.yaml"],
+        &["apply", "--yes", "--store", r.db(), "g.yaml"],
         &[("ROSTER_LOCK_TIMEOUT", "0.3")],
     );
     assert_eq!(out.code, 1);
@@ -693,9 +855,9 @@ fn a_second_apply_waits_for_the_lock_or_fails_cleanly() {
     // Released while the next one waits: it goes through.
     let release = std::thread::spawn(move || {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        conn.execute_batch("COMMIT").unwrap();
+        release();
     });
-    r.ok(&["apply", "--yes", "--store", DB, "g.yaml"]);
+    r.ok(&["apply", "--yes", "--store", r.db(), "g.yaml"]);
     release.join().unwrap();
     assert_eq!(r.revision(), rev + 1);
 }
@@ -709,8 +871,8 @@ fn stores_that_cannot_be_used_are_named() {
         ("sqlite:", "store sqlite:: give the store a file"),
         ("sqlite::memory:", "give the store a file"),
         (
-            "postgres://localhost/roster",
-            "unsupported store URL `postgres://localhost/roster`",
+            "postgres://roster:s3cret@127.0.0.1:1/roster",
+            "store postgres://roster@127.0.0.1:1/roster: cannot connect",
         ),
         (
             "sqlite:notes.txt",
@@ -743,7 +905,7 @@ fn stores_that_cannot_be_used_are_named() {
     let out = r.cmd(&["apply", "--yes", "--store", "sqlite:", "roster.yaml"]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     let out = r.cmd_env(
-        &["apply", "--yes", "--store", DB],
+        &["apply", "--yes", "--store", r.db()],
         &[("ROSTER_LOCK_TIMEOUT", "NaN")],
     );
     assert_eq!(out.code, 1);
@@ -753,13 +915,13 @@ fn stores_that_cannot_be_used_are_named() {
         out.stderr
     );
     // Not on a terminal and no --yes: nothing is applied.
-    let out = r.cmd(&["apply", "--store", DB]);
+    let out = r.cmd(&["apply", "--store", r.db()]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("pass --yes"), "{}", out.stderr);
     assert!(!r.path().join("store.db").exists());
     // A roster with errors is not planned.
     let r = r.file("bad.yaml", "version: 1\npartners:\n  - email: nope\n");
-    let out = r.cmd(&["plan", "--store", DB, "bad.yaml"]);
+    let out = r.cmd(&["plan", "--store", r.db(), "bad.yaml"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("cannot plan: the roster has"),
@@ -768,8 +930,7 @@ fn stores_that_cannot_be_used_are_named() {
     );
 }
 
-#[test]
-fn inactive_partners_orphans_and_profiles() {
+fn inactive_partners_orphans_and_profiles(b: Backend) {
     let people = |phone: &str, bo: &str| {
         format!(
             "partners:\n  - email: a@example.com\n    first_name: Ann\n    last_name: Lee\n    birth_date: 1990-01-01\n    phone: \"{phone}\"\n    zip: \"62701\"\n  - email: b@example.com\n    first_name: Bo\n    last_name: Lee\n    birth_date: 1991-01-01\n    phone: \"217-555-0101\"\n    zip: \"62701\"\n{bo}"
@@ -779,8 +940,8 @@ fn inactive_partners_orphans_and_profiles() {
         "version: 1\ngroups:\n  - name: G\n    members: [a@example.com, b@example.com]\n  - name: H\n    members: [b@example.com]\n{}",
         people("217-555-0100", "")
     );
-    let r = roster().file("start.yaml", start);
-    r.ok(&["apply", "--yes", "--store", DB, "start.yaml"]);
+    let r = b.roster().file("start.yaml", start);
+    r.ok(&["apply", "--yes", "--store", r.db(), "start.yaml"]);
     // Ann leaves G, gets a new phone, and the policy pushes profiles and deactivates orphans.
     let next = format!(
         "version: 1\ngroups:\n  - name: G\n    members: [b@example.com]\n  - name: H\n    members: [b@example.com]\n{}policy:\n  deactivate_orphans: true\n  manage_profiles: true\n  max_removals: 5\n",
@@ -810,19 +971,18 @@ fn inactive_partners_orphans_and_profiles() {
     let r = r.file("off.yaml", off);
     let (_, plan) = r.plan_json("off.yaml");
     assert_eq!(ops(&plan), ["deactivate_account BLee"]);
-    r.ok(&["apply", "--yes", "--store", DB, "off.yaml"]);
+    r.ok(&["apply", "--yes", "--store", r.db(), "off.yaml"]);
     let (_, plan) = r.plan_json("start.yaml");
     assert_eq!(ops(&plan), ["reactivate_account BLee"]);
     assert_eq!(plan["resolutions"][1]["via"], "inactive_email");
 }
 
-#[test]
-fn unmanaged_groups_are_warned_about_or_emptied() {
-    let r = roster().file(
+fn unmanaged_groups_are_warned_about_or_emptied(b: Backend) {
+    let r = b.roster().file(
         "a.yaml",
         "version: 1\ngroups:\n  - name: Old\n    members: [a@example.com]\npartners:\n  - email: a@example.com\n    first_name: Ann\n    last_name: Lee\n    birth_date: 1990-01-01\n    phone: \"217-555-0100\"\n    zip: \"62701\"\n",
     );
-    r.ok(&["apply", "--yes", "--store", DB, "a.yaml"]);
+    r.ok(&["apply", "--yes", "--store", r.db(), "a.yaml"]);
     let base = "version: 1\ngroups:\n  - name: New\n    members: [a@example.com]\npartners:\n  - email: a@example.com\n    first_name: Ann\n    last_name: Lee\n    birth_date: 1990-01-01\n    phone: \"217-555-0100\"\n    zip: \"62701\"\n";
     let r = r
         .file("ignore.yaml", base)
@@ -849,10 +1009,9 @@ fn unmanaged_groups_are_warned_about_or_emptied() {
     );
 }
 
-#[test]
-fn markdown_plans_fold_groups() {
-    let r = worknet();
-    let out = r.cmd(&["plan", "--store", DB, "--format", "markdown"]);
+fn markdown_plans_fold_groups(b: Backend) {
+    let r = worknet(b);
+    let out = r.cmd(&["plan", "--store", r.db(), "--format", "markdown"]);
     assert_eq!(out.code, 1);
     assert!(out.stdout.starts_with("### roster plan"), "{}", out.stdout);
     assert!(
@@ -914,19 +1073,25 @@ fn generated(n: usize) -> String {
     format!("version: 1\n{groups}{partners}")
 }
 
-#[test]
-fn export_then_plan_shows_no_changes() {
+fn export_then_plan_shows_no_changes(b: Backend) {
     for n in [1, 17, 120] {
-        let r = roster().file("gen.yaml", generated(n));
-        r.ok(&["apply", "--yes", "--store", DB, "gen.yaml"]);
-        r.ok(&["export", "--store", DB, "-o", "export.yaml"]);
-        let out = r.cmd(&["plan", "--store", DB, "export.yaml", "--detailed-exitcode"]);
+        let r = b.roster().file("gen.yaml", generated(n));
+        let copy = r.store(b, "copy");
+        r.ok(&["apply", "--yes", "--store", r.db(), "gen.yaml"]);
+        r.ok(&["export", "--store", r.db(), "-o", "export.yaml"]);
+        let out = r.cmd(&[
+            "plan",
+            "--store",
+            r.db(),
+            "export.yaml",
+            "--detailed-exitcode",
+        ]);
         assert_eq!(out.code, 0, "n={n}\n{}\n{}", out.stdout, out.stderr);
         assert!(out.stdout.contains("No changes"), "{}", out.stdout);
         // The export is a roster: applied to an empty store it gives the same store back.
         let first = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
-        r.ok(&["apply", "--yes", "--store", "sqlite:copy.db", "export.yaml"]);
-        r.ok(&["export", "--store", "sqlite:copy.db", "-o", "again.yaml"]);
+        r.ok(&["apply", "--yes", "--store", &copy.url, "export.yaml"]);
+        r.ok(&["export", "--store", &copy.url, "-o", "again.yaml"]);
         assert_eq!(
             std::fs::read_to_string(r.path().join("again.yaml")).unwrap(),
             first,
@@ -935,25 +1100,23 @@ fn export_then_plan_shows_no_changes() {
     }
 }
 
-#[test]
-fn export_on_stdout_leaves_out_personal_data() {
-    let r = worknet();
-    let out = r.ok(&["export", "--store", DB]);
+fn export_on_stdout_leaves_out_personal_data(b: Backend) {
+    let r = worknet(b);
+    let out = r.ok(&["export", "--store", r.db()]);
     assert!(out.stdout.contains("account: MMcCray"));
     assert!(out.stdout.contains("active: false"));
     assert!(!out.stdout.contains("1972-09-01") && !out.stdout.contains("2178529634"));
     assert!(out.stderr.contains("left out"), "{}", out.stderr);
-    let all = r.ok(&["export", "--store", DB, "--show-pii"]);
+    let all = r.ok(&["export", "--store", r.db(), "--show-pii"]);
     assert!(all.stdout.contains("1972-09-01"));
 }
 
-#[test]
-fn diff_shows_live_against_desired_with_personal_data_masked() {
-    let r = worknet();
-    let out = r.ok(&["diff", "--store", DB, "roster.yaml"]);
+fn diff_shows_live_against_desired_with_personal_data_masked(b: Backend) {
+    let r = worknet(b);
+    let out = r.ok(&["diff", "--store", r.db(), "roster.yaml"]);
     assert!(
         out.stdout
-            .starts_with("--- store sqlite:store.db\n+++ roster\n"),
+            .starts_with(&format!("--- store {}\n+++ roster\n", r.shown())),
         "{}",
         out.stdout
     );
@@ -975,9 +1138,8 @@ fn diff_shows_live_against_desired_with_personal_data_masked() {
     assert!(out.stdout.contains("(hidden"), "{}", out.stdout);
 }
 
-#[test]
-fn plan_schema_is_checked_in_current_and_plans_follow_it() {
-    let r = worknet();
+fn plan_schema_is_checked_in_current_and_plans_follow_it(b: Backend) {
+    let r = worknet(b);
     let out = r.ok(&["schema", "plan"]);
     let committed = std::fs::read_to_string(repo("schemas/plan.schema.json")).unwrap();
     assert!(
@@ -987,7 +1149,7 @@ fn plan_schema_is_checked_in_current_and_plans_follow_it() {
     let schema: Value = serde_json::from_str(&committed).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let (_, printed) = r.plan_json("roster.yaml");
-    r.cmd(&["plan", "--store", DB, "roster.yaml", "-o", "saved.json"]);
+    r.cmd(&["plan", "--store", r.db(), "roster.yaml", "-o", "saved.json"]);
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("saved.json")).unwrap())
             .unwrap();
@@ -1015,7 +1177,7 @@ fn plan_schema_is_checked_in_current_and_plans_follow_it() {
             .unwrap()
             .starts_with("sha256:")
     );
-    assert_eq!(printed["store"]["url"], DB);
+    assert_eq!(printed["store"]["url"], r.shown());
     // `via` is always present: null for new accounts.
     let jose = printed["resolutions"]
         .as_array()
@@ -1026,10 +1188,11 @@ fn plan_schema_is_checked_in_current_and_plans_follow_it() {
     assert_eq!(jose.get("via"), Some(&Value::Null));
 }
 
-#[test]
-fn files_that_cannot_be_written_and_newer_stores_are_named() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    let out = r.cmd(&["plan", "--store", DB, "-o", "missing/plan.json"]);
+fn files_that_cannot_be_written_and_newer_stores_are_named(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    let out = r.cmd(&["plan", "--store", r.db(), "-o", "missing/plan.json"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -1041,7 +1204,7 @@ fn files_that_cannot_be_written_and_newer_stores_are_named() {
         "apply",
         "--yes",
         "--store",
-        DB,
+        r.db(),
         "--onboarding",
         "password",
         "--credentials-file",
@@ -1049,20 +1212,20 @@ fn files_that_cannot_be_written_and_newer_stores_are_named() {
     ]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("missing/creds.csv:"), "{}", out.stderr);
-    assert!(!r.path().join("store.db").exists(), "nothing applied");
-    r.ok(&["apply", "--yes", "--store", DB]);
-    let out = r.cmd(&["export", "--store", DB, "-o", "missing/export.yaml"]);
+    assert!(!r.store_exists(), "nothing applied");
+    r.ok(&["apply", "--yes", "--store", r.db()]);
+    let out = r.cmd(&["export", "--store", r.db(), "-o", "missing/export.yaml"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr.contains("missing/export.yaml: cannot write"),
         "{}",
         out.stderr
     );
-    r.sql("PRAGMA user_version = 99");
+    r.set_schema_version(99);
     for args in [
-        &["plan", "--store", DB][..],
-        &["apply", "--yes", "--store", DB, "roster.yaml"][..],
-        &["log", "--store", DB][..],
+        &["plan", "--store", r.db()][..],
+        &["apply", "--yes", "--store", r.db(), "roster.yaml"][..],
+        &["log", "--store", r.db()][..],
     ] {
         let out = r.cmd(args);
         assert_eq!(out.code, 1, "{args:?}");
@@ -1077,16 +1240,16 @@ fn files_that_cannot_be_written_and_newer_stores_are_named() {
 
 #[test]
 fn planning_never_writes_to_the_store() {
-    let r = worknet();
+    let r = worknet(Backend::Sqlite);
     // Let SQLite fold the WAL into the file, so the file alone is the store.
     r.sql("PRAGMA wal_checkpoint(TRUNCATE)");
     let before = std::fs::read(r.path().join("store.db")).unwrap();
     for args in [
-        &["plan", "--store", DB, "roster.yaml"][..],
-        &["diff", "--store", DB, "roster.yaml"][..],
-        &["export", "--store", DB][..],
-        &["log", "--store", DB, "--verify"][..],
-        &["invitations", "--store", DB][..],
+        &["plan", "--store", r.db(), "roster.yaml"][..],
+        &["diff", "--store", r.db(), "roster.yaml"][..],
+        &["export", "--store", r.db()][..],
+        &["log", "--store", r.db(), "--verify"][..],
+        &["invitations", "--store", r.db()][..],
     ] {
         r.cmd(args);
     }
@@ -1120,18 +1283,188 @@ fn on_terminal(r: &Roster, args: &str, answer: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn apply_asks_on_a_terminal_and_only_yes_goes_on() {
-    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    let out = on_terminal(&r, "apply --store sqlite:store.db", "y\n");
+fn apply_asks_on_a_terminal_and_only_yes_goes_on(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    let out = on_terminal(&r, &format!("apply --store {}", r.db()), "y\n");
     assert!(
         out.contains("Apply this plan? Only 'yes' is accepted: Apply cancelled; nothing changed."),
         "{out}"
     );
-    assert!(!r.path().join("store.db").exists());
-    let out = on_terminal(&r, "apply --store sqlite:store.db", "yes\n");
+    assert!(!r.store_exists());
+    let out = on_terminal(&r, &format!("apply --store {}", r.db()), "yes\n");
     assert!(
-        out.contains("Applied 26 actions to sqlite:store.db"),
+        out.contains(&format!("Applied 26 actions to {}", r.shown())),
         "{out}"
     );
 }
+
+/// Many admins (or `roster serve` replicas) at once: one apply at a time,
+/// and the audit chain stays whole.
+fn concurrent_applies_take_turns(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    let rev = r.revision();
+    let r = (0..4).fold(r, |r, i| {
+        r.file(
+            &format!("g{i}.yaml"),
+            format!("version: 1\ngroups:\n  - name: Extra {i}\n"),
+        )
+    });
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4)
+            .map(|i| {
+                let r = &r;
+                // A plan made before another apply landed is stale: plan again.
+                s.spawn(move || {
+                    let args = ["apply", "--yes", "--store", r.db(), &format!("g{i}.yaml")];
+                    loop {
+                        let out = r.cmd_env(&args, &[("ROSTER_LOCK_TIMEOUT", "60")]);
+                        if !out.stderr.contains("stale plan") {
+                            return out;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for run in runs {
+            let out = run.join().unwrap();
+            assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        }
+    });
+    assert_eq!(r.revision(), rev + 4);
+    let verified = r.ok(&["log", "--store", r.db(), "--verify"]);
+    assert!(
+        verified
+            .stdout
+            .contains(&format!("intact ({} rows, revision {})", rev + 4, rev + 4)),
+        "{}",
+        verified.stdout
+    );
+}
+
+#[test]
+fn postgres_databases_that_cannot_be_used_are_named() {
+    if super::pg::skipped() {
+        return;
+    }
+    let r = Backend::Postgres
+        .roster()
+        .copy("examples/worknet/roster.yaml", "roster.yaml");
+    // Another program's tables are left alone.
+    r.sql("CREATE TABLE t (x int)");
+    for args in [
+        &["plan", "--store", r.db()][..],
+        &["apply", "--yes", "--store", r.db()][..],
+    ] {
+        let out = r.cmd(args);
+        assert_eq!(out.code, 1, "{args:?}");
+        assert!(
+            out.stderr.contains(&format!(
+                "store {}: this database holds tables that are not a roster store",
+                r.shown()
+            )),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        r.text("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"),
+        "1"
+    );
+    r.sql("DROP TABLE t");
+    // Nothing the server says about a connection shows the password.
+    let wrong = r.db().replace(super::pg::PASSWORD, "Wrong-Pass-123");
+    let out = r.cmd(&["plan", "--store", &wrong]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains(&format!("store {}: cannot connect", r.shown()))
+            && out.stderr.contains("password authentication failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("Wrong-Pass-123"), "{}", out.stderr);
+    let (base, _) = r.db().rsplit_once('/').unwrap();
+    let out = r.cmd(&["plan", "--store", &format!("{base}/no_such_db")]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("does not exist") && out.stderr.contains("createdb"),
+        "{}",
+        out.stderr
+    );
+    let out = r.cmd(&["plan", "--store", "postgres://h:port/db"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("not a PostgreSQL URL"),
+        "{}",
+        out.stderr
+    );
+    // postgresql:// works too, and the password may come from PGPASSWORD.
+    let bare = r.shown().replacen("postgres://", "postgresql://", 1);
+    let out = r.cmd_env(
+        &["apply", "--yes", "--store", &bare],
+        &[("PGPASSWORD", super::pg::PASSWORD)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains(&format!("to {bare}; it is now at revision 26")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        r.cmd(&["plan", "--store", r.db(), "--detailed-exitcode"])
+            .code,
+        0
+    );
+}
+
+/// Each story, once on SQLite and once on PostgreSQL.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Sqlite)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if crate::pg::skipped() {
+                    return;
+                }
+                super::$name(super::Backend::Postgres)
+            })*
+        }
+    };
+}
+
+on_every_store!(
+    shipped_example_shows_every_rung_of_the_ladder,
+    apply_then_apply_again_changes_nothing,
+    printed_plans_hide_personal_data_and_saved_plans_keep_it,
+    stale_plans_are_refused,
+    plans_for_another_store_and_broken_plan_files_are_refused,
+    removals_beyond_max_removals_need_a_flag,
+    an_apply_that_fails_half_way_changes_nothing,
+    password_onboarding_writes_passwords_only_to_the_credentials_file,
+    the_audit_chain_detects_tampering,
+    log_since_filters_and_bad_times_are_errors,
+    invitations_list_pending_and_due_ones,
+    a_second_apply_waits_for_the_lock_or_fails_cleanly,
+    concurrent_applies_take_turns,
+    inactive_partners_orphans_and_profiles,
+    unmanaged_groups_are_warned_about_or_emptied,
+    markdown_plans_fold_groups,
+    export_then_plan_shows_no_changes,
+    export_on_stdout_leaves_out_personal_data,
+    diff_shows_live_against_desired_with_personal_data_masked,
+    plan_schema_is_checked_in_current_and_plans_follow_it,
+    files_that_cannot_be_written_and_newer_stores_are_named,
+    apply_asks_on_a_terminal_and_only_yes_goes_on,
+);
