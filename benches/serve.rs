@@ -1,0 +1,236 @@
+//! `roster serve` under a bounded loopback load, next to the Python
+//! `scim2-server` under the same load: creates/s, filtered reads/s and
+//! pages of 1,000/s.
+//!
+//! `cargo bench --bench serve` (or `scripts/bench-serve.sh`). Needs
+//! `scim2-server` on PATH or in `$ROSTER_PY_BIN` for the comparison; without
+//! it only roster is measured.
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 16;
+/// Users created (and then in the store for the reads).
+const USERS: usize = 2_000;
+const READS: usize = 2_000;
+const PAGES: usize = 20;
+
+struct Server {
+    child: Child,
+    base: String,
+    token: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn roster_server() -> Server {
+    let roster = env!("CARGO_BIN_EXE_roster");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = "sqlite:bench.db";
+    let token = Command::new(roster)
+        .args(["token", "create", "--name", "bench", "--store", store])
+        .current_dir(dir.path())
+        .output()
+        .expect("roster token create");
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
+    let mut child = Command::new(roster)
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+        .current_dir(dir.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("roster serve");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    std::thread::spawn(move || for _ in lines {});
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    Server {
+        child,
+        base,
+        token: Some(token),
+        _dir: Some(dir),
+    }
+}
+
+fn find_tool(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("ROSTER_PY_BIN")
+        .into_iter()
+        .chain(std::env::var_os("PATH"))
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn python_server() -> Option<Server> {
+    let exe = find_tool("scim2-server")?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = Command::new(exe)
+        .args(["--hostname", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let base = format!("http://127.0.0.1:{port}/v2");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(Server {
+        child,
+        base,
+        token: None,
+        _dir: None,
+    })
+}
+
+/// Run `n` requests, `CONCURRENCY` at a time; returns requests per second.
+async fn load<F>(n: usize, make: F) -> f64
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (make, next) = (make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let r = make(i).send().await.expect("request");
+                let status = r.status();
+                let body = r.bytes().await.expect("body");
+                assert!(
+                    status.is_success(),
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn user(i: usize) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("user{i:06}"),
+        "name": {"givenName": format!("Given{i}"), "familyName": format!("Family{i}")},
+        "emails": [{"value": format!("user{i:06}@example.org"), "type": "work"}],
+        "active": true,
+    })
+}
+
+fn url(base: &str, query: &[(&str, &str)]) -> reqwest::Url {
+    reqwest::Url::parse_with_params(&format!("{base}/Users"), query).expect("URL")
+}
+
+struct Figures {
+    creates: f64,
+    reads: f64,
+    pages: f64,
+}
+
+async fn measure(s: &Server) -> Figures {
+    let client = reqwest::Client::new();
+    let req = {
+        let token = s.token.clone();
+        move |r: reqwest::RequestBuilder| match &token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    };
+    let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
+    let creates = load(USERS, move |i| {
+        rq(c.post(format!("{base}/Users")))
+            .header("content-type", "application/scim+json")
+            .body(user(i).to_string())
+    })
+    .await;
+    let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
+    let reads = load(READS, move |i| {
+        let n = (i * 7919) % USERS;
+        let filter = format!("emails.value eq \"user{n:06}@example.org\"");
+        rq(c.get(url(&base, &[("filter", &filter)])))
+    })
+    .await;
+    let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
+    let pages = load(PAGES, move |i| {
+        let start = 1 + (i % 2) * 1000;
+        let start = start.to_string();
+        rq(c.get(url(
+            &base,
+            &[
+                ("startIndex", &start),
+                ("count", "1000"),
+                ("sortBy", "userName"),
+            ],
+        )))
+    })
+    .await;
+    Figures {
+        creates,
+        reads,
+        pages,
+    }
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!(
+        "bounded load: {CONCURRENCY} in flight, loopback; {USERS} creates, {READS} filtered reads \
+         (emails.value eq) against {USERS} users, {PAGES} pages of 1,000"
+    );
+    let roster = roster_server();
+    let r = rt.block_on(measure(&roster));
+    drop(roster);
+    println!(
+        "roster serve (sqlite): {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
+        r.creates, r.reads, r.pages
+    );
+    match python_server() {
+        Some(py) => {
+            let p = rt.block_on(measure(&py));
+            println!(
+                "scim2-server (Python): {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
+                p.creates, p.reads, p.pages
+            );
+            println!(
+                "ratio roster/scim2-server: creates {:.1}x, filtered reads {:.1}x, pages {:.1}x",
+                r.creates / p.creates,
+                r.reads / p.reads,
+                r.pages / p.pages
+            );
+        }
+        None => println!("scim2-server not found (PATH or ROSTER_PY_BIN): no comparison"),
+    }
+}
