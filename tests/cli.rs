@@ -5,6 +5,28 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Each story, once on SQLite and once on PostgreSQL; the module using it
+/// has `Backend` (`store::Backend`) in scope.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Sqlite)
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if crate::pg::skipped() {
+                    return;
+                }
+                super::$name(super::Backend::Postgres)
+            })*
+        }
+    };
+}
+
 #[path = "cli/import.rs"]
 mod import;
 #[path = "cli/pg.rs"]

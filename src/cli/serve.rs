@@ -56,10 +56,11 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         &store::now(),
         std::time::Duration::from_secs_f64(args.lock_timeout),
     );
-    if let Err(e) = ready {
+    // Committed, not dropped: on PostgreSQL the migration is part of the
+    // session's transaction.
+    if let Err(e) = ready.and_then(|s| s.commit()) {
         return store_error(out, &e);
     }
-    drop(ready);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -82,8 +83,9 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // The first line says where the service is, for scripts and tests.
         eprintln!(
-            "roster serve: http://{addr}{} (store {url})",
-            crate::serve::PREFIX
+            "roster serve: http://{addr}{} (store {})",
+            crate::serve::PREFIX,
+            store::display_url(&url)
         );
         crate::serve::run(
             crate::serve::Config {
@@ -147,7 +149,8 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
                         {
                             let _ = writeln!(
                                 out.stderr,
-                                "error: group `{g}` does not exist in store {url}"
+                                "error: group `{g}` does not exist in store {}",
+                                store::display_url(url)
                             );
                             return 1;
                         }

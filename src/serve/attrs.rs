@@ -1,5 +1,7 @@
 //! Where each SCIM attribute lives in the store's tables, for filters and
-//! sorting. Expressions are plain SQL that SQLite and PostgreSQL share.
+//! sorting. Expressions are plain SQL that SQLite and PostgreSQL share: flags
+//! are tested bare (`m.user_manager`), as PostgreSQL's booleans do not
+//! compare with SQLite's 0 and 1.
 
 use super::resources::Kind as Resource;
 use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
@@ -102,7 +104,7 @@ impl Attributes for Groups {
                 "lwia" if p.sub.is_none() => Some(Attr::new("g.lwia", Kind::Int)),
                 "usermanagers" => Some(members(
                     "EXISTS (SELECT 1 FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
-                     WHERE m.group_id = g.id AND m.user_manager = 1 AND {})",
+                     WHERE m.group_id = g.id AND m.user_manager AND {})",
                 )),
                 _ => None,
             };

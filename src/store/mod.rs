@@ -350,9 +350,12 @@ pub fn now() -> String {
 
 /// Open a store for `roster serve`'s reads and token checks.
 pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres::PgReader::open(url)?));
+    }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
-        None => Err(StoreError::UnsupportedUrl(url.to_string())),
+        None => Err(StoreError::UnsupportedUrl(display_url(url))),
     }
 }
 

@@ -13,7 +13,7 @@ use super::audit::{self, GENESIS};
 use super::sqlite::{active_json, group_type, manager_json, masked, type_str};
 use super::{
     Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
-    Profile, Reader, Session, StoreError,
+    Owner, Profile, Reader, ScimField, Session, StoreError,
 };
 use crate::roster::model::{GroupType, Role};
 use crate::roster::normalize::{email_key, name_key};
@@ -24,8 +24,13 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
+mod directory;
+
 /// Migrations, in order; `meta.schema_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_init.sql"),
+    include_str!("migrations/postgres/0002_tokens.sql"),
+];
 
 /// The advisory lock every session holds: "roster" in ASCII. Anything else
 /// that writes the store can take it too (`pg_advisory_xact_lock`).
@@ -1049,6 +1054,184 @@ impl Session for PgSession {
             Some(manager_json(was)),
             None,
         )
+    }
+
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let key = new_name.to_lowercase();
+        let now = self.now.clone();
+        match self.execute(
+            "UPDATE accounts SET user_name = $2, user_key = $3, updated_at = $4 WHERE id = $1",
+            &[&id, &new_name, &key, &now],
+        ) {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Invalid(format!(
+                    "account `{new_name}` already exists in the store"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        self.accounts.remove(&user_name.to_lowercase());
+        self.accounts.insert(key, id);
+        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
+        self.record(
+            "rename_account",
+            user_name,
+            Some(&json(user_name)),
+            Some(&json(new_name)),
+        )
+    }
+
+    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        for sql in [
+            "DELETE FROM memberships WHERE account_id = $1",
+            "DELETE FROM outbox WHERE account_id = $1",
+            "DELETE FROM accounts WHERE id = $1",
+        ] {
+            self.execute(sql, &[&id]).map_err(self.err())?;
+        }
+        self.accounts.remove(&user_name.to_lowercase());
+        self.record("delete_account", user_name, None, None)
+    }
+
+    fn update_group(
+        &mut self,
+        name: &str,
+        new_name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        let before = self
+            .query_opt("SELECT type, lwia FROM groups WHERE id = $1", &[&id])?
+            .map(|r| {
+                serde_json::json!({
+                    "name": name,
+                    "type": r.get::<_, String>(0),
+                    "lwia": lwia_from(r.get(1)),
+                })
+            })
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+            })?;
+        let now = self.now.clone();
+        let lwia64 = lwia.map(i64::from);
+        match self.execute(
+            "UPDATE groups SET name = $2, type = $3, lwia = $4, updated_at = $5 WHERE id = $1",
+            &[&id, &new_name, &type_str(kind), &lwia64, &now],
+        ) {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Invalid(format!(
+                    "group `{new_name}` already exists in the store"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        self.groups.remove(name);
+        self.groups.insert(new_name.to_string(), id);
+        let after = serde_json::json!({"name": new_name, "type": type_str(kind), "lwia": lwia});
+        self.record(
+            "update_group",
+            name,
+            Some(&before.to_string()),
+            Some(&after.to_string()),
+        )
+    }
+
+    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        for sql in [
+            "DELETE FROM memberships WHERE group_id = $1",
+            "DELETE FROM groups WHERE id = $1",
+        ] {
+            self.execute(sql, &[&id]).map_err(self.err())?;
+        }
+        self.groups.remove(name);
+        self.record("delete_group", name, None, None)
+    }
+
+    fn set_scim_field(
+        &mut self,
+        of: Owner,
+        name: &str,
+        field: ScimField,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = match of {
+            Owner::Account => self.account_id(name)?,
+            Owner::Group => self.group_id(name)?,
+        };
+        let (sql, key) = match (of, field) {
+            (Owner::Account, ScimField::ExternalId) => (
+                "UPDATE accounts SET external_id = $2, updated_at = $3 WHERE id = $1",
+                "external_id",
+            ),
+            (Owner::Account, ScimField::DisplayName) => (
+                "UPDATE accounts SET display_name = $2, updated_at = $3 WHERE id = $1",
+                "display_name",
+            ),
+            (Owner::Group, ScimField::ExternalId) => (
+                "UPDATE groups SET external_id = $2, updated_at = $3 WHERE id = $1",
+                "external_id",
+            ),
+            (Owner::Group, ScimField::DisplayName) => {
+                return Err(StoreError::Invalid(
+                    "a group's display name is its name".into(),
+                ));
+            }
+        };
+        let now = self.now.clone();
+        self.execute(sql, &[&id, &value, &now])
+            .map_err(self.err())?;
+        let after = serde_json::json!({ key: value }).to_string();
+        let op = match of {
+            Owner::Account => "set_account_scim_field",
+            Owner::Group => "set_group_scim_field",
+        };
+        self.record(op, name, None, Some(&after))
+    }
+
+    fn create_token(
+        &mut self,
+        name: &str,
+        digest: &str,
+        scope: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        let scope = scope.map(|s| serde_json::json!(s).to_string());
+        let now = self.now.clone();
+        match self.execute(
+            "INSERT INTO tokens (name, digest, scope, created_at) VALUES ($1, $2, $3, $4)",
+            &[&name, &digest, &scope, &now],
+        ) {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                return Err(StoreError::Invalid(format!(
+                    "a token named `{name}` already exists; pick another name or revoke it first"
+                )));
+            }
+            Err(e) => return Err(self.err()(e)),
+        }
+        let after = serde_json::json!({ "scope": scope }).to_string();
+        self.record("create_token", name, None, Some(&after))
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let now = self.now.clone();
+        let changed = self
+            .execute(
+                "UPDATE tokens SET revoked_at = $2 WHERE name = $1 AND revoked_at IS NULL",
+                &[&name, &now],
+            )
+            .map_err(self.err())?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "no live token named `{name}`; `roster token list` shows them"
+            )));
+        }
+        self.record("revoke_token", name, None, None)
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {

@@ -1,12 +1,12 @@
-//! `roster serve` and `roster token`: the real server on 127.0.0.1 over a
-//! SQLite file, spoken to over HTTP.
+//! `roster serve` and `roster token`: the real server on 127.0.0.1, spoken
+//! to over HTTP, over a SQLite file and over a PostgreSQL database.
 
+use super::store::Backend;
 use super::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
-const DB: &str = "sqlite:store.db";
 const EXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -33,11 +33,18 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run roster");
-    Output {
+    let out = Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    };
+    assert!(
+        !out.stdout.contains(super::pg::PASSWORD) && !out.stderr.contains(super::pg::PASSWORD),
+        "{args:?} shows the store's password\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out
 }
 
 pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
@@ -58,6 +65,10 @@ pub fn start(dir: &Path, store: &str) -> Server {
         .expect("start roster serve");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(
+        !first.contains(super::pg::PASSWORD),
+        "roster serve shows the store's password: {first}"
+    );
     // Keep draining so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let base = first
@@ -123,24 +134,73 @@ pub fn http(
 /// running server.
 struct Fixture {
     r: Roster,
+    backend: Backend,
+    /// The store URL, with the password on PostgreSQL.
+    db: String,
     admin: String,
     server: Server,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn new(backend: Backend) -> Self {
         let text = std::fs::read_to_string(repo("examples/worknet-live/roster.yaml")).unwrap();
         let r = roster().file("live.yaml", text);
-        ok_in(r.path(), &["apply", "--yes", "--store", DB, "live.yaml"]);
+        let db = match backend {
+            Backend::Sqlite => "sqlite:store.db".to_string(),
+            Backend::Postgres => super::pg::database().0,
+        };
+        ok_in(r.path(), &["apply", "--yes", "--store", &db, "live.yaml"]);
         let admin = ok_in(
             r.path(),
-            &["token", "create", "--name", "ci", "--store", DB],
+            &["token", "create", "--name", "ci", "--store", &db],
         )
         .stdout
         .trim()
         .to_string();
-        let server = start(r.path(), DB);
-        Fixture { r, admin, server }
+        let server = start(r.path(), &db);
+        Fixture {
+            r,
+            backend,
+            db,
+            admin,
+            server,
+        }
+    }
+
+    fn db(&self) -> &str {
+        &self.db
+    }
+
+    /// Every row of the tokens table as text, and the digest kept for `name`.
+    fn stored_tokens(&self, name: &str) -> (Vec<String>, String) {
+        let rows = "SELECT name || ' ' || digest || ' ' || coalesce(scope, '') || ' ' || created_at FROM tokens";
+        let digest = "SELECT digest FROM tokens WHERE name = $1";
+        match self.backend {
+            Backend::Sqlite => {
+                let c = rusqlite::Connection::open(self.r.path().join("store.db")).unwrap();
+                let mut q = c.prepare(rows).unwrap();
+                let all = q
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let d = c
+                    .query_row(&digest.replace('$', "?"), [name], |r| r.get(0))
+                    .unwrap();
+                (all, d)
+            }
+            Backend::Postgres => {
+                let mut c = ::postgres::Client::connect(&self.db, ::postgres::NoTls).unwrap();
+                let all = c
+                    .query(rows, &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let d = c.query_one(digest, &[&name]).unwrap().get(0);
+                (all, d)
+            }
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -193,20 +253,27 @@ fn user(name: &str, first: &str, last: &str, email: &str) -> Value {
     })
 }
 
-#[test]
-fn tokens_are_shown_once_kept_as_digests_and_required() {
-    let f = Fixture::new();
-    let list = ok_in(f.r.path(), &["token", "list", "--store", DB]).stdout;
+fn tokens_are_shown_once_kept_as_digests_and_required(b: Backend) {
+    let f = Fixture::new(b);
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
     assert!(list.starts_with("ci\tadmin\t"), "{list}");
     assert!(
         !list.contains(&f.admin),
         "token list must not show the token"
     );
-    let db = std::fs::read(f.r.path().join("store.db")).unwrap();
+    let (rows, digest) = f.stored_tokens("ci");
+    assert_eq!(digest, roster::secrets::sha256(f.admin.as_bytes()));
     assert!(
-        !String::from_utf8_lossy(&db).contains(&f.admin),
-        "the token itself is stored"
+        rows.len() == 1 && !rows[0].contains(&f.admin),
+        "the token itself is stored: {rows:?}"
     );
+    if f.backend == Backend::Sqlite {
+        let file = std::fs::read(f.r.path().join("store.db")).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&file).contains(&f.admin),
+            "the token itself is in the store's file"
+        );
+    }
 
     let none = http("GET", &f.url("/Users"), None, None, &[]);
     assert_eq!(none.status, 401);
@@ -225,9 +292,9 @@ fn tokens_are_shown_once_kept_as_digests_and_required() {
     assert_eq!(all.body["totalResults"], 11);
 
     // Revoked tokens stop working at once.
-    ok_in(f.r.path(), &["token", "revoke", "ci", "--store", DB]);
+    ok_in(f.r.path(), &["token", "revoke", "ci", "--store", f.db()]);
     assert_eq!(f.get("/Users").status, 401);
-    let again = run_in(f.r.path(), &["token", "revoke", "ci", "--store", DB]);
+    let again = run_in(f.r.path(), &["token", "revoke", "ci", "--store", f.db()]);
     assert_eq!(again.code, 1);
     assert!(
         again.stderr.contains("no live token named `ci`"),
@@ -236,14 +303,21 @@ fn tokens_are_shown_once_kept_as_digests_and_required() {
     );
     let dup = run_in(
         f.r.path(),
-        &["token", "create", "--name", "ci", "--store", DB],
+        &["token", "create", "--name", "ci", "--store", f.db()],
     );
     assert_eq!(dup.code, 1);
     assert!(dup.stderr.contains("already exists"), "{}", dup.stderr);
     let bad = run_in(
         f.r.path(),
         &[
-            "token", "create", "--name", "x", "--scope", "Nope", "--store", DB,
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "Nope",
+            "--store",
+            f.db(),
         ],
     );
     assert!(
@@ -261,7 +335,7 @@ fn tokens_are_shown_once_kept_as_digests_and_required() {
             "--scope",
             "group:Nope",
             "--store",
-            DB,
+            f.db(),
         ],
     );
     assert!(
@@ -271,9 +345,8 @@ fn tokens_are_shown_once_kept_as_digests_and_required() {
     );
 }
 
-#[test]
-fn group_scoped_tokens_manage_only_their_groups_memberships() {
-    let f = Fixture::new();
+fn group_scoped_tokens_manage_only_their_groups_memberships(b: Backend) {
+    let f = Fixture::new(b);
     let legacy = "Legacy Pilot Group";
     let scoped = ok_in(
         f.r.path(),
@@ -285,7 +358,7 @@ fn group_scoped_tokens_manage_only_their_groups_memberships() {
             "--scope",
             &format!("group:{legacy}"),
             "--store",
-            DB,
+            f.db(),
         ],
     )
     .stdout
@@ -349,7 +422,7 @@ fn group_scoped_tokens_manage_only_their_groups_memberships() {
     );
 
     // The write is audited under the token's name.
-    let log = ok_in(f.r.path(), &["log", "--store", DB, "--format", "json"]).stdout;
+    let log = ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout;
     let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
     let last = rows.last().unwrap();
     assert_eq!(last["op"], "add_membership");
@@ -357,9 +430,8 @@ fn group_scoped_tokens_manage_only_their_groups_memberships() {
     assert_eq!(last["subject"], format!("MMcCray in {legacy}"));
 }
 
-#[test]
-fn users_filter_sort_page_and_project() {
-    let f = Fixture::new();
+fn users_filter_sort_page_and_project(b: Backend) {
+    let f = Fixture::new(b);
     let created = f.send(
         "POST",
         "/Users",
@@ -451,9 +523,8 @@ fn users_filter_sort_page_and_project() {
     assert_eq!(except.body[EXT], json!({"postalCode": "62701"}));
 }
 
-#[test]
-fn etags_guard_changes_and_patch_put_delete_are_audited() {
-    let f = Fixture::new();
+fn etags_guard_changes_and_patch_put_delete_are_audited(b: Backend) {
+    let f = Fixture::new(b);
     let created = f.send(
         "POST",
         "/Users",
@@ -505,7 +576,7 @@ fn etags_guard_changes_and_patch_put_delete_are_audited() {
     );
     assert_eq!(f.get(&path).status, 404);
 
-    let log = ok_in(f.r.path(), &["log", "--store", DB, "--format", "json"]).stdout;
+    let log = ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout;
     let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
     let ops: Vec<&str> = rows
         .iter()
@@ -528,12 +599,11 @@ fn etags_guard_changes_and_patch_put_delete_are_audited() {
         !log.contains("1990-05-01"),
         "birth dates are masked in the log"
     );
-    ok_in(f.r.path(), &["log", "--store", DB, "--verify"]);
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
-#[test]
-fn groups_members_and_bulk_with_references() {
-    let f = Fixture::new();
+fn groups_members_and_bulk_with_references(b: Backend) {
+    let f = Fixture::new(b);
     let bulk = json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
         "Operations": [
@@ -569,7 +639,7 @@ fn groups_members_and_bulk_with_references() {
     let gpath = format!("/Groups/{}", g.body["id"].as_str().unwrap());
 
     // The roster sees what was made through the service.
-    let export = ok_in(f.r.path(), &["export", "--store", DB]).stdout;
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
     assert!(
         export.contains("Bulk Agency") && export.contains("user_manager: true"),
         "{export}"
@@ -624,7 +694,7 @@ fn third_party_scim_testers_pass_against_serve() {
     let (Some(scim2), Some(sanity)) = (python_tool("scim2"), python_tool("scim-sanity")) else {
         return;
     };
-    let f = Fixture::new();
+    let f = Fixture::new(Backend::Sqlite);
     let out = Command::new(scim2)
         .args(["--url", &f.server.base, "test"])
         .env(
@@ -674,4 +744,261 @@ fn third_party_scim_testers_pass_against_serve() {
     // roster keeps referential integrity: a member must be a user of the store.
     assert_eq!(fails, ["  [FAIL] PATCH /Groups/{id} add member"], "{text}");
     assert!(text.contains("27 passed"), "{text}");
+}
+
+/// Replicas: two servers over one store, both taking writes, alternately
+/// and at the same time. The store's write lock keeps one audit chain and
+/// one revision sequence.
+fn two_servers_share_one_store(b: Backend) {
+    let f = Fixture::new(b);
+    let other = start(f.r.path(), f.db());
+    let servers = [f.server.base.clone(), other.base.clone()];
+    let post = |i: usize, name: &str| {
+        let url = format!("{}/Users", servers[i % 2]);
+        let body = user(name, "Rep", name, &format!("{name}@example.org"));
+        let r = http("POST", &url, Some(&f.admin), Some(&body), &[]);
+        assert_eq!(r.status, 201, "{name} through server {}: {}", i % 2, r.body);
+        r.body["id"].as_str().unwrap().to_string()
+    };
+
+    // Alternately: each sees what the other wrote at once.
+    for i in 0..4 {
+        let name = format!("Rep{i}");
+        let id = post(i, &name);
+        let seen = http(
+            "GET",
+            &format!("{}/Users/{id}", servers[(i + 1) % 2]),
+            Some(&f.admin),
+            None,
+            &[],
+        );
+        assert_eq!(seen.status, 200, "{}", seen.body);
+        assert_eq!(seen.body["userName"], name.as_str());
+    }
+    // At the same time, through both.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let post = &post;
+            s.spawn(move || {
+                for k in 0..3 {
+                    post(t, &format!("Conc{t}x{k}"));
+                }
+            });
+        }
+    });
+    // Behind one host name the replicas give the same ETags: one's guards a
+    // change through the other.
+    let host = servers[0].split('/').nth(2).unwrap().to_string();
+    let on = |i: usize, method: &str, path: &str, body: Option<&Value>, etag: Option<&str>| {
+        let mut headers = vec![("host", host.as_str())];
+        headers.extend(etag.map(|e| ("if-match", e)));
+        http(
+            method,
+            &format!("{}{path}", servers[i]),
+            Some(&f.admin),
+            body,
+            &headers,
+        )
+    };
+    let first = on(0, "GET", "/Groups?count=1", None, None);
+    let gpath = format!(
+        "/Groups/{}",
+        first.body["Resources"][0]["id"].as_str().unwrap()
+    );
+    let etag = on(0, "GET", &gpath, None, None).etag.unwrap();
+    assert_eq!(
+        on(1, "GET", &gpath, None, None).etag.as_deref(),
+        Some(etag.as_str())
+    );
+    let add = json!({"schemas": [PATCH], "Operations": [{"op": "add", "path": "externalId", "value": "g-ext"}]});
+    let r = on(1, "PATCH", &gpath, Some(&add), Some(&etag));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(on(0, "PATCH", &gpath, Some(&add), Some(&etag)).status, 412);
+
+    // A name taken through one server is a conflict through the other.
+    let dup = http(
+        "POST",
+        &format!("{}/Users", servers[1]),
+        Some(&f.admin),
+        Some(&user("rep0", "R", "P", "rep0@example.org")),
+        &[],
+    );
+    assert_eq!(dup.status, 409, "{}", dup.body);
+
+    let filter = encode("userName sw \"Rep\" or userName sw \"Conc\"");
+    for base in &servers {
+        let list = http(
+            "GET",
+            &format!("{base}/Users?count=100&filter={filter}"),
+            Some(&f.admin),
+            None,
+            &[],
+        );
+        assert_eq!(list.body["totalResults"], 16, "{base}: {}", list.body);
+    }
+
+    let log = ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout;
+    let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["seq"], i + 1, "{row}");
+        assert_eq!(row["revision"], i + 1, "one revision per change: {row}");
+    }
+    let created = rows
+        .iter()
+        .filter(|r| r["op"] == "create_account" && r["actor"] == "token:ci")
+        .count();
+    assert_eq!(created, 16);
+    assert_eq!(rows.last().unwrap()["op"], "set_group_scim_field");
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+    // The roster side (export) sees the writes of both.
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
+    assert!(
+        export.contains("Conc3x2") && export.contains("Rep3"),
+        "{export}"
+    );
+}
+
+on_every_store!(
+    tokens_are_shown_once_kept_as_digests_and_required,
+    group_scoped_tokens_manage_only_their_groups_memberships,
+    users_filter_sort_page_and_project,
+    etags_guard_changes_and_patch_put_delete_are_audited,
+    groups_members_and_bulk_with_references,
+    two_servers_share_one_store,
+);
+
+/// What a listing returns, in order: userNames or displayNames.
+fn listed(f: &Fixture, query: &str) -> Vec<String> {
+    let r = f.get(query);
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v.get("userName")
+                .or_else(|| v.get("displayName"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every attribute a filter or sortBy can name, on both stores: the same
+/// answers in the same order.
+#[test]
+fn every_filter_and_sort_answers_alike_on_both_stores() {
+    if super::pg::skipped() {
+        return;
+    }
+    const GEXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
+    let users = [
+        "id eq \"1\"",
+        "externalId pr",
+        "externalId co \"X_\"",
+        "meta.created gt \"2000-01-01T00:00:00Z\"",
+        "meta.lastModified ge \"2000\"",
+        "userName co \"a\"",
+        "userName ew \"S\"",
+        "displayName pr",
+        "displayName eq \"the rep\"",
+        "name.givenName sw \"j\"",
+        "name.familyName gt \"m\"",
+        "active eq true",
+        "active ne false",
+        "not (active eq true) or userName lt \"m\"",
+        "emails pr",
+        "emails.value co \"@\"",
+        "emails.type eq \"work\"",
+        "emails.primary eq true",
+        "emails[primary eq true and value ew \".org\"]",
+        "phoneNumbers pr",
+        "phoneNumbers.type eq \"work\"",
+        "roles eq \"individual\"",
+        "groups pr",
+        "groups eq \"1\"",
+        "groups.display sw \"a\"",
+        "groups[display co \"group\"]",
+        "userName eq null",
+        "displayName ne null",
+    ];
+    let users = users.iter().map(|f| f.to_string()).chain(
+        [
+            "birthDate gt \"1980\"",
+            "postalCode pr",
+            "phoneExtension pr",
+        ]
+        .iter()
+        .map(|f| format!("{EXT}:{f}")),
+    );
+    let groups = [
+        "id eq \"2\"",
+        "displayName sw \"A\"",
+        "displayName co \"_\"",
+        "members pr",
+        "members.display co \"j\"",
+        "members[type eq \"User\"]",
+        "externalId eq \"x\"",
+        "meta.lastModified gt \"2000\"",
+    ]
+    .iter()
+    .map(|f| f.to_string())
+    .chain(
+        [
+            "type eq \"project\"",
+            "lwia gt 5",
+            "lwia ge 1.5",
+            "lwia pr",
+            "userManagers pr",
+            "userManagers.display sw \"J\"",
+            "userManagers[value eq \"1\"]",
+        ]
+        .iter()
+        .map(|f| format!("{GEXT}:{f}")),
+    );
+    let mut queries: Vec<String> = users
+        .map(|f| format!("/Users?count=100&filter={}", encode(&f)))
+        .chain(groups.map(|f| format!("/Groups?count=100&filter={}", encode(&f))))
+        .collect();
+    for (kind, sort) in [
+        ("Users", "userName"),
+        ("Users", "name.familyName"),
+        ("Groups", "meta.created"),
+        ("Users", "active"),
+        ("Users", "emails.value"),
+        ("Users", "displayName"),
+        ("Users", "externalId"),
+        ("Users", &format!("{EXT}:birthDate")),
+        ("Groups", "displayName"),
+        ("Groups", &format!("{GEXT}:lwia")),
+    ] {
+        for order in ["ascending", "descending"] {
+            queries.push(format!(
+                "/{kind}?count=7&startIndex=2&sortBy={}&sortOrder={order}",
+                encode(sort)
+            ));
+        }
+    }
+
+    let answers = |b: Backend| {
+        let f = Fixture::new(b);
+        let mut u = user("XRep", "Xa", "Rep", "x.rep@example.org");
+        u["externalId"] = json!("X_1%");
+        u["displayName"] = json!("The Rep");
+        assert_eq!(f.send("POST", "/Users", &u).status, 201);
+        queries
+            .iter()
+            .map(|q| (q.clone(), listed(&f, q)))
+            .collect::<Vec<_>>()
+    };
+    let sqlite = answers(Backend::Sqlite);
+    let postgres = answers(Backend::Postgres);
+    assert!(
+        sqlite.iter().filter(|(_, a)| !a.is_empty()).count() > queries.len() / 2,
+        "most queries should match something: {sqlite:#?}"
+    );
+    for (s, p) in sqlite.iter().zip(&postgres) {
+        assert_eq!(s, p, "SQLite and PostgreSQL answer differently");
+    }
 }

@@ -1423,27 +1423,6 @@ fn postgres_databases_that_cannot_be_used_are_named() {
     );
 }
 
-/// Each story, once on SQLite and once on PostgreSQL.
-macro_rules! on_every_store {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(super::Backend::Sqlite)
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                if crate::pg::skipped() {
-                    return;
-                }
-                super::$name(super::Backend::Postgres)
-            })*
-        }
-    };
-}
-
 on_every_store!(
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
