@@ -159,8 +159,15 @@ fn credentials(
                             (0..len)
                                 .map(|_| {
                                     let pw = secrets::password();
-                                    secrets::hash_password(&pw)
-                                        .map(|hash| (NewCredential::Password { hash }, Some(pw)))
+                                    secrets::hash_password(&pw).map(|hash| {
+                                        (
+                                            NewCredential::Password {
+                                                hash,
+                                                password: pw.clone(),
+                                            },
+                                            Some(pw),
+                                        )
+                                    })
                                 })
                                 .collect()
                         })

@@ -117,6 +117,12 @@ fn confirm(out: &mut Out) -> Result<(), u8> {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
+    let code = run_inner(&args, out);
+    args.store.report(out);
+    code
+}
+
+fn run_inner(args: &Args, out: &mut Out) -> u8 {
     let from_file = is_plan_file(&args.targets);
     let plan = if from_file {
         match read_plan(&args.targets[0], out) {
@@ -136,7 +142,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
     if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty() {
         return 0;
     }
-    let actor = actor(args.actor);
+    let actor = actor(args.actor.clone());
     let now = now();
     let opts = Options {
         allow_mass_removal: args.allow_mass_removal,
