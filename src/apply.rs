@@ -335,7 +335,17 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
     if let Some(report) = opts.progress {
         report(total, total);
     }
-    let revision = session.commit()?;
+    let revision = match session.commit() {
+        Ok(r) => r,
+        Err(e @ StoreError::Partial { .. }) => {
+            // Some accounts now exist with these passwords: the file stays.
+            if let Some(f) = file.as_mut() {
+                f.keep = true;
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(f) = file.as_mut() {
         f.keep = true;
     }

@@ -7,6 +7,8 @@ use std::process::Command;
 
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/scim.rs"]
+mod scim;
 #[path = "cli/store.rs"]
 mod store;
 

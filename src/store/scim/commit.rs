@@ -16,9 +16,22 @@ use std::collections::{BTreeMap, HashSet};
 struct Outcome {
     applied: usize,
     failures: Vec<String>,
+    /// Lower-cased user names this apply was to create and did not: their
+    /// other actions fail too, even if an account of that name turns up.
+    not_created: HashSet<String>,
 }
 
 impl Outcome {
+    /// Fail `action` if its account was not created; true if it was failed.
+    fn lost(&mut self, action: &str, user_name: &str) -> bool {
+        if self.not_created.contains(&user_name.to_lowercase()) {
+            self.fail(action, "skipped: the account was not created");
+            true
+        } else {
+            false
+        }
+    }
+
     fn fail(&mut self, action: &str, why: impl Into<String>) {
         self.failures.push(format!("{action}: {}", why.into()));
     }
@@ -187,6 +200,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     let mut out = Outcome {
         applied: 0,
         failures: Vec::new(),
+        not_created: HashSet::new(),
     };
     create_groups(&mut remote, &ops, &mut out)?;
     // Accounts the roster wants inactive are created inactive.
@@ -266,6 +280,7 @@ fn create_accounts(
     out: &mut Outcome,
 ) -> Result<HashSet<String>, StoreError> {
     let mut actions = Vec::new();
+    let mut names = Vec::new();
     let mut reqs = Vec::new();
     let mut inactive = Vec::new();
     for o in ops {
@@ -286,16 +301,25 @@ fn create_accounts(
             body["password"] = json!(pw);
         }
         actions.push(format!("create_account {user_name}"));
+        out.not_created.insert(user_name.to_lowercase());
+        names.push(user_name.to_lowercase());
         inactive.push((!active).then(|| user_name.to_lowercase()));
         reqs.push(Request::with_body(Method::POST, "/Users".into(), body));
     }
     let mut created_inactive = HashSet::new();
     let answers = remote.phase(&reqs);
-    for (((action, req), answer), off) in actions.iter().zip(&reqs).zip(answers).zip(inactive) {
+    for ((((action, req), answer), off), name) in actions
+        .iter()
+        .zip(&reqs)
+        .zip(answers)
+        .zip(inactive)
+        .zip(names)
+    {
         match answer {
             Ok(a) => match a.body {
                 Some(v) => {
                     remote.keep_user(&v)?;
+                    out.not_created.remove(&name);
                     out.applied += 1;
                     if let Some(u) = off {
                         out.applied += 1;
@@ -363,6 +387,12 @@ fn patch_users(
     let mut work = Vec::new();
     let mut reqs = Vec::new();
     for (_, (user_name, actions, ops)) in by_user {
+        if out.not_created.contains(&user_name.to_lowercase()) {
+            for a in &actions {
+                out.lost(a, &user_name);
+            }
+            continue;
+        }
         let Some(u) = remote.user_by_name(&user_name) else {
             for a in &actions {
                 out.fail(
@@ -432,6 +462,9 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<()
             MemberChange::Manager(false) => format!("revoke_user_manager {user_name} {group}"),
             MemberChange::Remove => format!("remove_membership {user_name} {group}"),
         };
+        if out.lost(&action, user_name) {
+            continue;
+        }
         let Some(g) = remote.groups.get(group.as_str()) else {
             out.fail(&action, "the group does not exist at the provider");
             continue;
