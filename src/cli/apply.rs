@@ -178,12 +178,17 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
     };
     match apply::apply(&plan, &args.store.url, &opts) {
         Ok(done) => {
+            // A SCIM provider has no store-wide revision to report.
+            let revision = if crate::store::requests(&args.store.url).is_some() {
+                String::new()
+            } else {
+                format!("; it is now at revision {}", done.revision)
+            };
             let _ = writeln!(
                 out.stdout,
-                "Applied {} to {}; it is now at revision {}.{}",
+                "Applied {} to {}{revision}.{}",
                 crate::report::plural(done.actions, "action"),
                 args.store.url,
-                done.revision,
                 if done.credentials > 0 {
                     format!(
                         " Passwords of {} are in {} (mode 0600).",

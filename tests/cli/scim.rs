@@ -568,24 +568,14 @@ fn look_ups_are_batched_not_one_per_person() {
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let apply_requests = requests(&out.stderr);
     assert_eq!(server.users(), 300);
-    // 300 creates, 10 groups and their memberships; reading an empty store is cheap.
-    assert!(
-        apply_requests <= 300 + 10 + 10 + 12,
-        "apply: {apply_requests}"
-    );
+    // 300 creates in one Bulk request, 10 groups and their memberships.
+    assert!(apply_requests <= 40, "apply: {apply_requests}");
     // Planning 300 partners: one request per person per rung would be 900+.
     let (code, plan, n) = r.scim_plan(&url, "big.yaml", &[]);
     assert_eq!(code, 0, "{plan}");
     assert_eq!(plan["summary"]["create_accounts"], 0);
     assert!(ops(&plan).is_empty(), "{:?}", ops(&plan));
     assert!(n <= 25, "plan of 300 partners took {n} requests");
-    // Forced to filter: still batched (50 terms a request).
-    let (_, plan, filtered) = r.scim_plan(&url, "big.yaml", &[("ROSTER_SCIM_LOOKUP", "filter")]);
-    assert!(ops(&plan).is_empty());
-    assert!(
-        filtered <= 60,
-        "filtered plan of 300 partners took {filtered} requests"
-    );
     // Three partners against 300 accounts: filters, not 15 pages.
     let three = "version: 1\ngroups:\n  - name: Agency 000\n    lwia: 0\n    members:\n      - email: p0@example.org\n        user_manager: true\n      - p1@example.org\n      - p2@example.org\npartners:\n";
     let mut y = three.to_string();
@@ -685,8 +675,9 @@ fn one_failure_does_not_stop_the_others_and_plan_shows_what_is_left() {
     let out = r.scim(&["apply", "--yes", "--store", &url, "plan.json"], &[]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
-        out.stderr
-            .contains(&format!("create_account {taken}: POST /Users: HTTP 409")),
+        out.stderr.contains(&format!(
+            "create_account {taken}: POST /Users (bulk): HTTP 409"
+        )),
         "{}",
         out.stderr
     );

@@ -307,31 +307,160 @@ fn create_accounts(
         reqs.push(Request::with_body(Method::POST, "/Users".into(), body));
     }
     let mut created_inactive = HashSet::new();
-    let answers = remote.phase(&reqs);
-    for ((((action, req), answer), off), name) in actions
-        .iter()
-        .zip(&reqs)
-        .zip(answers)
-        .zip(inactive)
-        .zip(names)
-    {
+    let answers = match remote.provider.bulk {
+        Some(max) if reqs.len() > 1 => create_in_bulk(remote, &reqs, max),
+        _ => remote
+            .phase(&reqs)
+            .into_iter()
+            .zip(&reqs)
+            .map(|(a, req)| match a {
+                Ok(a) => Ok(a.body),
+                Err(f) => Err(remote.describe(req, &f)),
+            })
+            .collect(),
+    };
+    for (((action, answer), off), name) in actions.iter().zip(answers).zip(inactive).zip(names) {
         match answer {
-            Ok(a) => match a.body {
-                Some(v) => {
-                    remote.keep_user(&v)?;
-                    out.not_created.remove(&name);
+            Ok(Some(v)) => {
+                remote.keep_user(&v)?;
+                out.not_created.remove(&name);
+                out.applied += 1;
+                if let Some(u) = off {
                     out.applied += 1;
-                    if let Some(u) = off {
-                        out.applied += 1;
-                        created_inactive.insert(u);
-                    }
+                    created_inactive.insert(u);
                 }
-                None => out.fail(action, "the provider created it but did not return it"),
-            },
-            Err(f) => out.fail(action, remote.describe(req, &f)),
+            }
+            Ok(None) => out.fail(action, "the provider created it but did not return it"),
+            Err(why) => out.fail(action, why),
         }
     }
     Ok(created_inactive)
+}
+
+/// A Bulk operation's status: a string by the RFC, a number by some providers.
+fn bulk_status(op: &Value) -> Option<u16> {
+    match op.get("status")? {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
+        _ => None,
+    }
+}
+
+/// Creates through `POST /Bulk`, in requests of at most `max` operations
+/// and the provider's payload limit; what a Bulk request as a whole fails
+/// is sent one by one. Each answer is the created resource or why not.
+fn create_in_bulk(
+    remote: &Remote,
+    reqs: &[Request],
+    max: usize,
+) -> Vec<Result<Option<Value>, String>> {
+    let bytes = remote.provider.bulk_bytes.saturating_mul(9) / 10;
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for (i, req) in reqs.iter().enumerate() {
+        let len = req.body.as_ref().map_or(0, |b| b.to_string().len()) + 100;
+        match chunks.last_mut() {
+            Some(c) if c.len() < max && size + len <= bytes => {
+                c.push(i);
+                size += len;
+            }
+            _ => {
+                chunks.push(vec![i]);
+                size = len;
+            }
+        }
+    }
+    let bulk: Vec<Request> = chunks
+        .iter()
+        .map(|c| {
+            let ops: Vec<Value> = c
+                .iter()
+                .map(|&i| {
+                    json!({"method": "POST", "path": reqs[i].path, "bulkId": format!("c{i}"),
+                           "data": reqs[i].body})
+                })
+                .collect();
+            Request::with_body(
+                Method::POST,
+                "/Bulk".into(),
+                json!({"schemas": [resource::BULK_REQUEST], "Operations": ops}),
+            )
+        })
+        .collect();
+    let mut out: Vec<Option<Result<Option<Value>, String>>> = vec![None; reqs.len()];
+    let mut one_by_one = Vec::new();
+    for (c, answer) in chunks.iter().zip(remote.phase(&bulk)) {
+        let Ok(Some(body)) = answer.map(|a| a.body) else {
+            one_by_one.extend(c.iter().copied());
+            continue;
+        };
+        let answered = body
+            .get("Operations")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for op in answered {
+            let Some(i) = op
+                .get("bulkId")
+                .and_then(Value::as_str)
+                .and_then(|b| b.strip_prefix('c'))
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| c.contains(i))
+            else {
+                continue;
+            };
+            let what = format!("{} (bulk)", reqs[i].what());
+            let result = match bulk_status(op) {
+                Some(200..=299) => {
+                    let id = op
+                        .get("location")
+                        .and_then(Value::as_str)
+                        .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+                        .filter(|id| !id.is_empty());
+                    match (id, &reqs[i].body) {
+                        (Some(id), Some(sent)) => {
+                            // The answer holds no resource: it is what was sent, with its id.
+                            let mut v = sent.clone();
+                            if let Some(o) = v.as_object_mut() {
+                                o.remove("password");
+                            }
+                            v["id"] = json!(id);
+                            if let Some(version) = op.get("version") {
+                                v["meta"] = json!({"version": version});
+                            }
+                            Ok(Some(v))
+                        }
+                        _ => Ok(None),
+                    }
+                }
+                status => {
+                    let detail = op
+                        .get("response")
+                        .and_then(|r| r.get("detail"))
+                        .and_then(Value::as_str)
+                        .map(|d| d.chars().take(300).collect::<String>());
+                    Err(match (status, detail) {
+                        (Some(s), Some(d)) => format!("{what}: HTTP {s}: {d}"),
+                        (Some(s), None) => format!("{what}: HTTP {s}"),
+                        (None, _) => format!("{what}: the provider's answer has no status"),
+                    })
+                }
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(result);
+            }
+        }
+    }
+    let retry: Vec<Request> = one_by_one.iter().map(|&i| reqs[i].clone()).collect();
+    for (&i, answer) in one_by_one.iter().zip(remote.phase(&retry)) {
+        out[i] = Some(match answer {
+            Ok(a) => Ok(a.body),
+            Err(f) => Err(remote.describe(&reqs[i], &f)),
+        });
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("the provider's Bulk answer does not mention it".into())))
+        .collect()
 }
 
 /// One PATCH per account: reactivations and profile changes (`early`), or

@@ -76,7 +76,9 @@ enum Lookup {
 #[derive(Debug, Clone)]
 struct Provider {
     page: usize,
+    /// Operations per Bulk request, when Bulk is offered.
     bulk: Option<usize>,
+    bulk_bytes: usize,
     etag: bool,
     patch: bool,
     password: bool,
@@ -197,6 +199,7 @@ impl Remote {
             provider: Provider {
                 page: 100,
                 bulk: None,
+                bulk_bytes: 1_048_576,
                 etag: false,
                 patch: true,
                 password: false,
@@ -272,10 +275,13 @@ impl Remote {
         };
         self.provider.page = num("filter", "maxResults").unwrap_or(100).min(MAX_PAGE);
         self.provider.bulk = if flag("bulk") {
-            num("bulk", "maxOperations")
+            num("bulk", "maxOperations").map(|n| n.min(MAX_PAGE))
         } else {
             None
         };
+        if let Some(n) = num("bulk", "maxPayloadSize") {
+            self.provider.bulk_bytes = n;
+        }
         self.provider.etag = flag("etag");
         // Absent means unknown: try PATCH, and let the provider say no.
         self.provider.patch = config.get("patch").is_none() || flag("patch");
