@@ -804,3 +804,36 @@ fn a_429_is_retried_after_the_time_it_asks_for() {
     let (_, _, direct) = r.scim_plan(&server.url(), "roster.yaml", &[]);
     assert_eq!(requests(&out.stderr), direct + 1);
 }
+
+#[test]
+fn profile_changes_are_patched_when_the_policy_manages_profiles() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let person = |phone: &str, zip: &str, ext: &str, role: &str| {
+        format!(
+            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - mandy@example.com\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    birth_date: 1972-09-01\n    phone: \"{phone}\"\n    extension: \"{ext}\"\n    zip: \"{zip}\"\n    role: {role}\npolicy:\n  manage_profiles: true\n"
+        )
+    };
+    let r = roster().file(
+        "roster.yaml",
+        person("217-852-9634", "62568", "12", "public-viewer"),
+    );
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let r = r.file(
+        "roster.yaml",
+        person("217-555-0100", "62701-1234", "7", "individual"),
+    );
+    let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+    assert_eq!(ops(&plan), ["update_profile MMcCray"]);
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let mandy = server.user("MMcCray");
+    assert_eq!(mandy["phoneNumbers"][0]["value"], "2175550100", "{mandy}");
+    assert_eq!(mandy[EXT_USER]["postalCode"], "62701-1234");
+    assert_eq!(mandy[EXT_USER]["phoneExtension"], "7");
+    assert_eq!(mandy[EXT_USER]["birthDate"], "1972-09-01");
+    assert_eq!(mandy["roles"][0]["value"], "individual");
+    let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}

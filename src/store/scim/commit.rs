@@ -630,13 +630,24 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<()
                     c.add_managers.push(member);
                 }
             }
-            MemberChange::Manager(true) => c.add_managers.push(member),
-            MemberChange::Manager(false) => c
-                .ops
-                .push(json!({"op": "remove", "path": member_filter(&managers_path, &id)})),
+            // What is already so (a run cut short) is not asked again: a
+            // remove that matches nothing is an error to some providers.
+            MemberChange::Manager(true) => {
+                if !g.res.managers.contains(&id) {
+                    c.add_managers.push(member);
+                }
+            }
+            MemberChange::Manager(false) => {
+                if g.res.managers.contains(&id) {
+                    c.ops
+                        .push(json!({"op": "remove", "path": member_filter(&managers_path, &id)}));
+                }
+            }
             MemberChange::Remove => {
-                c.ops
-                    .push(json!({"op": "remove", "path": member_filter("members", &id)}));
+                if g.res.members.contains(&id) {
+                    c.ops
+                        .push(json!({"op": "remove", "path": member_filter("members", &id)}));
+                }
                 if touches_managers {
                     c.ops
                         .push(json!({"op": "remove", "path": member_filter(&managers_path, &id)}));
