@@ -624,7 +624,7 @@ fn a_wrong_or_missing_token_is_named_and_never_printed() {
 }
 
 #[test]
-fn a_provider_that_is_down_is_named() {
+fn a_provider_that_is_down_or_not_scim_is_named() {
     let port = free_port();
     let r = roster().with("examples/worknet/roster.yaml", "roster.yaml");
     let url = format!("scim+http://127.0.0.1:{port}/v2");
@@ -633,6 +633,26 @@ fn a_provider_that_is_down_is_named() {
     assert!(
         out.stderr
             .contains(&format!("cannot connect to http://127.0.0.1:{port}/v2")),
+        "{}",
+        out.stderr
+    );
+    // Something answers, but not SCIM.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let web = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            if read_request(&mut c).is_some() {
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 13\r\nConnection: close\r\n\r\n<html></html>");
+            }
+        }
+    });
+    let url = format!("scim+http://127.0.0.1:{web}/v2");
+    let out = r.scim(&["plan", "--store", &url], &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("GET /ServiceProviderConfig: HTTP 200 with a body that is not JSON"),
         "{}",
         out.stderr
     );

@@ -405,55 +405,52 @@ impl Remote {
         }
     }
 
-    /// Every resource of an endpoint, in pages sorted by `sort`.
+    /// Every resource of an endpoint, in pages sorted by `sort` (ids stay
+    /// stable across pages), fetched concurrently once the total is known.
     fn list(&mut self, endpoint: &'static str, sort: &str) -> Result<Vec<Value>, StoreError> {
-        let step = self.provider.page;
-        let page = |start: usize| {
-            format!("{endpoint}?startIndex={start}&count={step}&sortBy={sort}&sortOrder=ascending")
+        let page = |start: usize, count: usize| {
+            format!("{endpoint}?startIndex={start}&count={count}&sortBy={sort}&sortOrder=ascending")
         };
-        let total = match self.totals.get(endpoint) {
-            Some(n) => *n,
+        let mut step = self.provider.page;
+        let (mut got, total) = match self.totals.get(endpoint) {
+            Some(0) => return Ok(Vec::new()),
+            Some(n) => (Vec::new(), *n),
             None => {
-                let first = self.get(page(1))?;
+                let first = self.get(page(1, step))?;
                 let n = total_results(&first).unwrap_or(0);
                 self.totals.insert(endpoint, n);
                 let got = list_resources(&first).to_vec();
-                return self.list_rest(endpoint, got, n, page);
+                // A provider may serve smaller pages than asked: use its size.
+                if !got.is_empty() {
+                    step = step.min(got.len());
+                }
+                (got, n)
             }
         };
-        if total == 0 {
-            return Ok(Vec::new());
-        }
-        self.list_rest(endpoint, Vec::new(), total, page)
-    }
-
-    fn list_rest(
-        &mut self,
-        _endpoint: &'static str,
-        mut got: Vec<Value>,
-        total: usize,
-        page: impl Fn(usize) -> String,
-    ) -> Result<Vec<Value>, StoreError> {
-        let step = self.provider.page;
-        let starts: Vec<usize> = (got.len()..total)
-            .step_by(step)
-            .map(|i| i + 1)
-            .filter(|s| *s > got.len())
-            .collect();
-        let pages = self.get_all(starts.iter().map(|s| page(*s)).collect())?;
+        let starts: Vec<usize> = (got.len() + 1..=total).step_by(step).collect();
+        let pages = self.get_all(starts.iter().map(|s| page(*s, step)).collect())?;
+        let short = pages
+            .iter()
+            .zip(&starts)
+            .any(|(p, s)| list_resources(p).len() < step.min(total + 1 - s));
         for p in &pages {
             got.extend(list_resources(p).iter().cloned());
         }
-        // A provider may serve smaller pages than asked: go on until it is done.
-        let mut next = starts.last().map_or(got.len() + 1, |s| s + step);
-        while got.len() < total {
-            let p = self.get(page(next))?;
-            let items = list_resources(&p);
-            if items.is_empty() {
-                break;
+        if short {
+            // Pages came back shorter than asked, so some were skipped: read
+            // it all again, one page after the other.
+            got.clear();
+            loop {
+                let p = self.get(page(got.len() + 1, step))?;
+                let items = list_resources(&p);
+                if items.is_empty() {
+                    break;
+                }
+                got.extend(items.iter().cloned());
+                if got.len() >= total_results(&p).unwrap_or(0) {
+                    break;
+                }
             }
-            next += items.len();
-            got.extend(items.iter().cloned());
         }
         Ok(got)
     }
