@@ -72,11 +72,13 @@ fn defaults(exe: &Path) -> (Value, Value, Value) {
 struct Setup {
     extensions: bool,
     max_results: Option<u64>,
+    passwords: bool,
 }
 
 const ROSTER_READY: Setup = Setup {
     extensions: true,
     max_results: None,
+    passwords: true,
 };
 
 /// A running scim2-server, stopped when dropped.
@@ -141,8 +143,11 @@ fn start(setup: Setup) -> Option<Server> {
             dir.path().join("types.json").display().to_string(),
         ]);
     }
-    if let Some(n) = setup.max_results {
-        config["filter"]["maxResults"] = n.into();
+    if setup.max_results.is_some() || !setup.passwords {
+        if let Some(n) = setup.max_results {
+            config["filter"]["maxResults"] = n.into();
+        }
+        config["changePassword"]["supported"] = setup.passwords.into();
         std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
         args.extend([
             "--service-provider-config".into(),
@@ -557,8 +562,8 @@ fn look_ups_are_batched_not_one_per_person() {
     // Small pages, so listing 300 users takes 15 requests and a few
     // partners are cheaper to look up by filter.
     let Some(server) = start(Setup {
-        extensions: true,
         max_results: Some(20),
+        ..ROSTER_READY
     }) else {
         return;
     };
@@ -727,7 +732,7 @@ fn one_failure_does_not_stop_the_others_and_plan_shows_what_is_left() {
 fn a_provider_without_roster_extensions_is_warned_about() {
     let Some(server) = start(Setup {
         extensions: false,
-        max_results: None,
+        ..ROSTER_READY
     }) else {
         return;
     };
@@ -856,4 +861,57 @@ fn profile_changes_are_patched_when_the_policy_manages_profiles() {
     assert_eq!(mandy["roles"][0]["value"], "individual");
     let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn passwords_go_only_to_providers_that_take_them() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    // One person: Argon2id hashing is slow in debug builds.
+    let r = roster().file(
+        "roster.yaml",
+        format!("version: 1\n{GROUP}partners:\n{MANDY}"),
+    );
+    let args = [
+        "apply",
+        "--yes",
+        "--store",
+        &url,
+        "--onboarding",
+        "password",
+        "--credentials-file",
+        "creds.csv",
+    ];
+    let out = r.scim_ok(&args);
+    let creds = std::fs::read_to_string(r.path().join("creds.csv")).unwrap();
+    let rows: Vec<&str> = creds.lines().skip(1).collect();
+    assert_eq!(rows.len() as u64, server.users(), "{creds}");
+    let password = rows[0].rsplit(',').next().unwrap();
+    assert!(!out.stdout.contains(password) && !out.stderr.contains(password));
+    // The provider keeps it, and never shows it.
+    let user = server.user(rows[0].split(',').next().unwrap());
+    assert!(user.get("password").is_none(), "{user}");
+
+    let Some(server) = start(Setup {
+        passwords: false,
+        ..ROSTER_READY
+    }) else {
+        return;
+    };
+    let url = server.url();
+    let mut args = args;
+    args[3] = &url;
+    args[7] = "creds2.csv";
+    let out = r.scim(&args, &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("does not take passwords"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("--onboarding invite"), "{}", out.stderr);
+    assert_eq!(server.users(), 0);
+    assert!(!r.path().join("creds2.csv").exists());
 }
