@@ -202,7 +202,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
         failures: Vec::new(),
         not_created: HashSet::new(),
     };
-    create_groups(&mut remote, &ops, &mut out)?;
+    create_groups(&mut remote, &ops, &mut out);
     // Accounts the roster wants inactive are created inactive.
     let deactivate: HashSet<String> = ops
         .iter()
@@ -214,10 +214,10 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
             _ => None,
         })
         .collect();
-    let created_inactive = create_accounts(&mut remote, &ops, &deactivate, &mut out)?;
-    patch_users(&mut remote, &ops, true, &HashSet::new(), &mut out)?;
-    patch_groups(&mut remote, &ops, &mut out)?;
-    patch_users(&mut remote, &ops, false, &created_inactive, &mut out)?;
+    let created_inactive = create_accounts(&mut remote, &ops, &deactivate, &mut out);
+    patch_users(&mut remote, &ops, true, &HashSet::new(), &mut out);
+    patch_groups(&mut remote, &ops, &mut out);
+    patch_users(&mut remote, &ops, false, &created_inactive, &mut out);
     if out.failures.is_empty() {
         Ok(0)
     } else {
@@ -229,7 +229,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     }
 }
 
-fn create_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<(), StoreError> {
+fn create_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
     let mut names = Vec::new();
     let mut reqs = Vec::new();
     for o in ops {
@@ -260,16 +260,16 @@ fn create_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<(
     for ((action, req), answer) in names.iter().zip(&reqs).zip(remote.phase(&reqs)) {
         match answer {
             Ok(a) => match a.body {
-                Some(v) => {
-                    remote.keep_group(&v)?;
-                    out.applied += 1;
-                }
+                // Created, but unreadable: its memberships cannot follow.
+                Some(v) => match remote.keep_group(&v) {
+                    Ok(()) => out.applied += 1,
+                    Err(e) => out.fail(action, e.to_string()),
+                },
                 None => out.fail(action, "the provider created it but did not return it"),
             },
             Err(f) => out.fail(action, remote.describe(req, &f)),
         }
     }
-    Ok(())
 }
 
 /// Create the accounts; returns those created inactive.
@@ -278,7 +278,7 @@ fn create_accounts(
     ops: &[Op],
     deactivate: &HashSet<String>,
     out: &mut Outcome,
-) -> Result<HashSet<String>, StoreError> {
+) -> HashSet<String> {
     let mut actions = Vec::new();
     let mut names = Vec::new();
     let mut reqs = Vec::new();
@@ -322,7 +322,10 @@ fn create_accounts(
     for (((action, answer), off), name) in actions.iter().zip(answers).zip(inactive).zip(names) {
         match answer {
             Ok(Some(v)) => {
-                remote.keep_user(&v)?;
+                if let Err(e) = remote.keep_user(&v) {
+                    out.fail(action, e.to_string());
+                    continue;
+                }
                 out.not_created.remove(&name);
                 out.applied += 1;
                 if let Some(u) = off {
@@ -334,7 +337,7 @@ fn create_accounts(
             Err(why) => out.fail(action, why),
         }
     }
-    Ok(created_inactive)
+    created_inactive
 }
 
 /// A Bulk operation's status: a string by the RFC, a number by some providers.
@@ -471,7 +474,7 @@ fn patch_users(
     early: bool,
     skip: &HashSet<String>,
     out: &mut Outcome,
-) -> Result<(), StoreError> {
+) {
     // Lower-cased user name → (actions, operations), in user-name order.
     let mut by_user: BTreeMap<String, (String, Vec<String>, Vec<Value>)> = BTreeMap::new();
     for o in ops {
@@ -561,7 +564,6 @@ fn patch_users(
             }
         }
     }
-    Ok(())
 }
 
 /// The queued membership changes of one group.
@@ -573,7 +575,7 @@ struct GroupChanges {
     ops: Vec<Value>,
 }
 
-fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<(), StoreError> {
+fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
     let managers_path = format!("{EXT_GROUP}:userManagers");
     let mut by_group: BTreeMap<&str, GroupChanges> = BTreeMap::new();
     for o in ops {
@@ -697,7 +699,6 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> Result<()
             }
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
