@@ -159,8 +159,15 @@ fn credentials(
                             (0..len)
                                 .map(|_| {
                                     let pw = secrets::password();
-                                    secrets::hash_password(&pw)
-                                        .map(|hash| (NewCredential::Password { hash }, Some(pw)))
+                                    secrets::hash_password(&pw).map(|hash| {
+                                        (
+                                            NewCredential::Password {
+                                                hash,
+                                                password: pw.clone(),
+                                            },
+                                            Some(pw),
+                                        )
+                                    })
                                 })
                                 .collect()
                         })
@@ -330,7 +337,17 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
     if let Some(report) = opts.progress {
         report(total, total);
     }
-    let revision = session.commit()?;
+    let revision = match session.commit() {
+        Ok(r) => r,
+        Err(e @ StoreError::Partial { .. }) => {
+            // Some accounts now exist with these passwords: the file stays.
+            if let Some(f) = file.as_mut() {
+                f.keep = true;
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(f) = file.as_mut() {
         f.keep = true;
     }

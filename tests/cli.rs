@@ -31,6 +31,8 @@ macro_rules! on_every_store {
 mod import;
 #[path = "cli/pg.rs"]
 mod pg;
+#[path = "cli/scim.rs"]
+mod scim;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/store.rs"]

@@ -112,6 +112,12 @@ fn confirm(out: &mut Out) -> Result<(), u8> {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
+    let code = run_inner(&args, out);
+    args.store.report(out);
+    code
+}
+
+fn run_inner(args: &Args, out: &mut Out) -> u8 {
     let from_file = is_plan_file(&args.targets);
     let plan = if from_file {
         match read_plan(&args.targets[0], out) {
@@ -131,7 +137,7 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
     if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty() {
         return 0;
     }
-    let actor = actor(args.actor);
+    let actor = actor(args.actor.clone());
     let now = now();
     let opts = Options {
         allow_mass_removal: args.allow_mass_removal,
@@ -167,12 +173,17 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
     };
     match apply::apply(&plan, &args.store.url, &opts) {
         Ok(done) => {
+            // A SCIM provider has no store-wide revision to report.
+            let revision = if crate::store::requests(&args.store.url).is_some() {
+                String::new()
+            } else {
+                format!("; it is now at revision {}", done.revision)
+            };
             let _ = writeln!(
                 out.stdout,
-                "Applied {} to {}; it is now at revision {}.{}",
+                "Applied {} to {}{revision}.{}",
                 crate::report::plural(done.actions, "action"),
                 crate::store::display_url(&args.store.url),
-                done.revision,
                 if done.credentials > 0 {
                     format!(
                         " Passwords of {} are in {} (mode 0600).",

@@ -107,6 +107,14 @@ where
         color,
         cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
+    // Plan and apply report their store's requests themselves.
+    let store = match &cli.command {
+        Command::Diff(a) => Some(a.store.clone()),
+        Command::Export(a) => Some(a.store.clone()),
+        Command::Log(a) => Some(a.store.clone()),
+        Command::Invitations(a) => Some(a.store.clone()),
+        _ => None,
+    };
     let code = match cli.command {
         Command::Check(a) => check::run(a, &mut out),
         Command::Plan(a) => plan::run(a, &mut out),
@@ -120,6 +128,9 @@ where
         Command::Serve(a) => serve::serve(a, &mut out),
         Command::Token(a) => serve::token(a, &mut out),
     };
+    if let Some(s) = store {
+        s.report(&mut out);
+    }
     let _ = out.stdout.flush();
     ExitCode::from(code)
 }

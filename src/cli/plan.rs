@@ -13,11 +13,30 @@ use std::path::{Path, PathBuf};
 /// `--store`, shared by every verb that reads or writes a store.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArg {
-    /// The account store: sqlite:PATH or postgres://USER@HOST:PORT/DATABASE
-    /// (password in the URL or in PGPASSWORD).
+    /// The account store: sqlite:PATH, postgres://USER@HOST:PORT/DATABASE
+    /// (password in the URL or in PGPASSWORD), or scim+https://HOST/PATH
+    /// (token in ROSTER_SCIM_TOKEN).
     // The variable's value may hold a password: `--help` does not show it.
     #[arg(long = "store", env = "ROSTER_STORE", hide_env_values = true, default_value = store::DEFAULT_URL)]
     pub url: String,
+    /// Say on stderr how many requests a remote store took.
+    #[arg(long, short = 'v', env = "ROSTER_VERBOSE")]
+    pub verbose: bool,
+}
+
+impl StoreArg {
+    /// `store: N requests` on stderr, for `--verbose` on a remote store.
+    pub fn report(&self, out: &mut Out) {
+        if self.verbose
+            && let Some(n) = store::requests(&self.url)
+        {
+            let _ = writeln!(
+                out.stderr,
+                "store: {}",
+                crate::report::plural(n as usize, "request")
+            );
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,7 +191,9 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
-    let (plan, checked) = match make(&args.rosters, &args.store.url, out, args.show_pii) {
+    let made = make(&args.rosters, &args.store.url, out, args.show_pii);
+    args.store.report(out);
+    let (plan, checked) = match made {
         Ok(p) => p,
         Err(code) => return code,
     };

@@ -39,6 +39,8 @@ pub struct LiveState {
     pub taken: Vec<String>,
     /// Lower-cased user names that also belong to a group the roster does not manage.
     pub in_other_groups: HashSet<String>,
+    /// What the store cannot keep of this roster, as warnings for the plan.
+    pub notes: Vec<Note>,
 }
 
 impl LiveState {
@@ -70,6 +72,8 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .iter()
         .filter_map(|p| p.account.as_deref().map(|a| a.trim().to_string()))
         .collect();
+    reader.expect_lookups(pinned.len(), d.partners.len());
+    live.notes = limit_notes(&reader.limits(), d);
     live.add(reader.accounts_by_user_name(&pinned)?);
     let emails: Vec<String> = d
         .partners
@@ -168,6 +172,36 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     Ok(live)
 }
 
+/// Warnings for what the roster says and the store cannot keep.
+fn limit_notes(limits: &store::Limits, d: &Desired) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let extras = |p: &&Partner| {
+        [&p.birth_date, &p.zip, &p.extension]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
+    };
+    if let Some(why) = &limits.profile_extras
+        && d.partners.iter().any(extras)
+    {
+        notes.push(Note::new("store-cannot-keep", why.clone()).with_help(
+            "add roster's extension schemas (schemas/scim/roster-extensions.json) to the provider's User resource type",
+        ));
+    }
+    let group_extras = d.groups.iter().any(|g| {
+        g.lwia.is_some()
+            || g.kind != crate::roster::model::GroupType::Organization
+            || g.members.iter().any(|m| m.user_manager())
+    });
+    if let Some(why) = &limits.group_extras
+        && group_extras
+    {
+        notes.push(Note::new("store-cannot-keep", why.clone()).with_help(
+            "add roster's extension schemas (schemas/scim/roster-extensions.json) to the provider's Group resource type",
+        ));
+    }
+    notes
+}
+
 /// The profile an account should have, from a partner.
 pub fn profile_of(p: &Partner) -> Profile {
     let opt = |v: &Option<String>| {
@@ -250,6 +284,7 @@ pub fn compute(
     violations: Vec<Note>,
     mut warnings: Vec<Note>,
 ) -> Plan {
+    warnings.extend(live.notes.iter().cloned());
     let mut resolved = live.resolved.clone();
     resolve::assign_user_names(&d.partners, &mut resolved, &live.taken);
     let name_of = |t: Target| -> &str {

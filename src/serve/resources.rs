@@ -346,7 +346,10 @@ fn bad_resource(e: resource::ResourceError) -> ScimError {
 fn credential(body: &Value) -> Result<NewCredential, ScimError> {
     match body.get("password").and_then(Value::as_str) {
         Some(p) if !p.is_empty() => crate::secrets::hash_password(p)
-            .map(|hash| NewCredential::Password { hash })
+            .map(|hash| NewCredential::Password {
+                hash,
+                password: p.to_string(),
+            })
             .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e)),
         _ => {
             let token = crate::secrets::token();

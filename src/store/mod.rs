@@ -4,11 +4,13 @@
 //! applying (one transaction under the store's write lock).
 //!
 //! `sqlite:` is the embedded store, `postgres://` the same store shared by
-//! many admins and servers; other URL schemes slot in behind the same traits.
+//! many admins and servers, and `scim+https://` any SCIM 2.0 service
+//! provider, all behind the same traits.
 
 pub mod audit;
 pub mod directory;
 pub mod postgres;
+pub mod scim;
 pub mod sqlite;
 
 use crate::roster::model::{GroupType, Role};
@@ -20,7 +22,7 @@ pub const DEFAULT_URL: &str = "sqlite:roster.db";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "unsupported store URL `{0}`: use sqlite:PATH or postgres://USER@HOST/DATABASE (scim+https:// is not available in this build)"
+        "unsupported store URL `{0}`: use sqlite:PATH, postgres://USER@HOST/DATABASE or scim+https://HOST/PATH"
     )]
     UnsupportedUrl(String),
     #[error("store {url}: {message}")]
@@ -43,6 +45,31 @@ pub enum StoreError {
     Locked { url: String, waited_ms: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// A remote store answered with an error, or could not be reached.
+    #[error("store {url}: {message}")]
+    Remote { url: String, message: String },
+    /// A store that applies action by action (SCIM) applied some actions
+    /// and failed others; each failure names its action.
+    #[error(
+        "store {url}: {} failed, {applied} applied; run `roster plan` to see what is left:{}",
+        crate::report::plural(failures.len(), "action"),
+        failures.iter().map(|f| format!("\n  - {f}")).collect::<String>()
+    )]
+    Partial {
+        url: String,
+        applied: usize,
+        failures: Vec<String>,
+    },
+}
+
+/// What a store cannot keep of what a roster says: a SCIM provider
+/// without roster's extension schemas. Each is the reason, for a warning.
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Birth dates, ZIP codes and phone extensions.
+    pub profile_extras: Option<String>,
+    /// Group types, LWIAs and user-manager grants.
+    pub group_extras: Option<String>,
 }
 
 /// How an account can sign in.
@@ -152,6 +179,14 @@ impl NameDob {
 pub trait Reader {
     fn url(&self) -> &str;
     fn revision(&mut self) -> Result<i64, StoreError>;
+    /// Planning is about to look up this many pinned user names and
+    /// partners: a remote store may read everything at once when that takes
+    /// fewer requests than asking key by key.
+    fn expect_lookups(&mut self, _pinned: usize, _partners: usize) {}
+    /// What this store cannot keep.
+    fn limits(&self) -> Limits {
+        Limits::default()
+    }
     /// Accounts whose user name is one of these (compared case-insensitively).
     fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError>;
     /// Accounts whose email is one of these (lower-cased keys).
@@ -196,8 +231,9 @@ pub enum NewCredential {
     /// Invited: the one-time activation token, for the queued invitation,
     /// and its SHA-256 digest, which is all the account keeps.
     Invite { token: String, token_digest: String },
-    /// A password, as an Argon2id PHC string.
-    Password { hash: String },
+    /// A password: its Argon2id PHC string, which a roster store keeps, and
+    /// the password itself, which a SCIM provider is given to hash its way.
+    Password { hash: String, password: String },
 }
 
 /// A write transaction holding the store's lock. Dropped without
@@ -372,11 +408,20 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
+/// HTTP requests sent to the store at `url` so far by this process, for
+/// `--verbose`; `None` for stores that are not reached over HTTP.
+pub fn requests(url: &str) -> Option<u64> {
+    scim::is_scim(url).then(scim::http::requests)
+}
+
 /// Open a store for reading. A store that does not exist yet reads as empty
 /// at revision 0; nothing is created.
 pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
     if is_postgres(url) {
         return Ok(Box::new(postgres::PgReader::open(url)?));
+    }
+    if scim::is_scim(url) {
+        return Ok(Box::new(scim::ScimReader::open(url)?));
     }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
@@ -400,6 +445,10 @@ pub fn begin(
             now,
             lock_timeout,
         )?));
+    }
+    if scim::is_scim(url) {
+        // The provider keeps its own record of who changed what.
+        return Ok(Box::new(scim::ScimSession::begin(url)?));
     }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(

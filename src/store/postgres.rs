@@ -863,7 +863,7 @@ impl Session for PgSession {
                 token_digest,
                 token,
             } => ("invited", None, Some((token_digest, token))),
-            NewCredential::Password { hash } => ("password_set", Some(hash), None),
+            NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
         };
         let key = user_name.to_lowercase();
         let now = self.now.clone();

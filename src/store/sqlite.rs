@@ -721,7 +721,7 @@ impl Session for SqliteSession {
                 token_digest,
                 token,
             } => ("invited", None, Some((token_digest, token))),
-            NewCredential::Password { hash } => ("password_set", Some(hash), None),
+            NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
         };
         let key = user_name.to_lowercase();
         let inserted = self

@@ -1,0 +1,346 @@
+//! HTTP for the SCIM store: one keep-alive client, every request counted,
+//! bounded concurrency, and retries with backoff on 429/503 and refused
+//! connections.
+//!
+//! Errors never carry the bearer token or a request's query string (filters
+//! hold emails and birth dates): a request is named by its method and path.
+
+use reqwest::Method;
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Every HTTP request this process sent to a SCIM provider, retries included.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+pub fn requests() -> u64 {
+    REQUESTS.load(Ordering::Relaxed)
+}
+
+/// Where the bearer token comes from.
+pub const TOKEN_VAR: &str = "ROSTER_SCIM_TOKEN";
+
+/// Requests in flight at once: enough to hide latency, few enough not to
+/// trip a provider's rate limit.
+pub const IN_FLIGHT: usize = 8;
+const TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Tries per request when the provider asks to slow down or is unavailable.
+const ATTEMPTS: u32 = 6;
+/// A refused connection is retried less: a provider that is down stays down.
+const CONNECT_ATTEMPTS: u32 = 3;
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+/// Longest wait between two tries, whatever Retry-After says.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// What went wrong with one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The provider could not be reached.
+    Connect(String),
+    /// 401 or 403.
+    Auth { status: u16 },
+    /// Any other answer outside 2xx, with the SCIM error's `detail`.
+    Status { status: u16, detail: Option<String> },
+    /// A 2xx answer whose body is not JSON.
+    NotJson { status: u16 },
+    /// Timed out or broke off after sending.
+    Transport(String),
+}
+
+impl Failure {
+    /// The failure as a sentence, for a request named `what` (`GET /Users`).
+    pub fn describe(&self, what: &str, base: &str) -> String {
+        match self {
+            Failure::Connect(cause) => {
+                format!("cannot connect to {base} ({cause}); is the SCIM provider running there?")
+            }
+            Failure::Auth { status } => {
+                if std::env::var_os(TOKEN_VAR).is_none_or(|v| v.is_empty()) {
+                    format!(
+                        "{what}: HTTP {status}: the provider wants a bearer token; set {TOKEN_VAR}"
+                    )
+                } else {
+                    format!(
+                        "{what}: HTTP {status}: the provider refused the bearer token; check {TOKEN_VAR}"
+                    )
+                }
+            }
+            Failure::Status { status, detail } => match detail {
+                Some(d) => format!("{what}: HTTP {status}: {d}"),
+                None => format!("{what}: HTTP {status}"),
+            },
+            Failure::NotJson { status } => {
+                format!(
+                    "{what}: HTTP {status} with a body that is not JSON; is {base} a SCIM endpoint?"
+                )
+            }
+            Failure::Transport(cause) => format!("{what}: {cause}"),
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Failure::Auth { status }
+            | Failure::Status { status, .. }
+            | Failure::NotJson { status } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A 2xx answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub etag: Option<String>,
+    pub body: Option<Value>,
+}
+
+/// One request to send.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// Path under the base URL, with its query string.
+    pub path: String,
+    pub body: Option<Value>,
+    pub if_match: Option<String>,
+}
+
+impl Request {
+    pub fn get(path: String) -> Self {
+        Request {
+            method: Method::GET,
+            path,
+            body: None,
+            if_match: None,
+        }
+    }
+
+    pub fn with_body(method: Method, path: String, body: Value) -> Self {
+        Request {
+            method,
+            path,
+            body: Some(body),
+            if_match: None,
+        }
+    }
+
+    /// `GET /Users`: the method and the path without the query.
+    pub fn what(&self) -> String {
+        let path = self.path.split('?').next().unwrap_or_default();
+        format!("{} {path}", self.method)
+    }
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    /// `http://host:port/path`, without a trailing slash.
+    pub base: Arc<str>,
+    token: Option<Arc<str>>,
+}
+
+/// Percent-encode everything but RFC 3986's unreserved characters.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The deepest cause of an error: "Connection refused (os error 111)"
+/// rather than "error sending request".
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
+/// How long Retry-After asks to wait: seconds, or an HTTP date.
+pub fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
+    let wait = at.duration_since(now);
+    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
+}
+
+impl Client {
+    pub fn new(base: &str) -> Result<Self, String> {
+        // The ring provider; a second install (tests, serve) is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(IN_FLIGHT)
+            .user_agent(concat!("roster/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up an HTTP client: {}", cause(&e)))?;
+        let token = std::env::var(TOKEN_VAR)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(Arc::from);
+        Ok(Client {
+            http,
+            base: Arc::from(base.trim_end_matches('/')),
+            token,
+        })
+    }
+
+    /// Send one request, retrying what may succeed later.
+    pub async fn send(&self, req: &Request) -> Result<Answer, Failure> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let wait = match self.once(req).await {
+                Ok(a) => return Ok(a),
+                Err((Failure::Connect(c), _)) => {
+                    if attempt >= CONNECT_ATTEMPTS {
+                        return Err(Failure::Connect(c));
+                    }
+                    backoff
+                }
+                Err((Failure::Status { status, .. }, after))
+                    if (status == 429 || status == 503) && attempt < ATTEMPTS =>
+                {
+                    after.unwrap_or(backoff)
+                }
+                Err((f, _)) => return Err(f),
+            };
+            tokio::time::sleep(wait.min(MAX_WAIT)).await;
+            backoff = (backoff * 2).min(MAX_WAIT);
+        }
+    }
+
+    /// One try; a failure comes with the wait its Retry-After asks for.
+    async fn once(&self, req: &Request) -> Result<Answer, (Failure, Option<Duration>)> {
+        let url = format!("{}{}", self.base, req.path);
+        let mut b = self
+            .http
+            .request(req.method.clone(), url)
+            .header("Accept", "application/scim+json, application/json");
+        if let Some(t) = &self.token {
+            b = b.bearer_auth(t);
+        }
+        if let Some(body) = &req.body {
+            b = b
+                .header("Content-Type", "application/scim+json")
+                .body(body.to_string());
+        }
+        if let Some(etag) = &req.if_match {
+            b = b.header("If-Match", etag.as_str());
+        }
+        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        let resp = b.send().await.map_err(|e| {
+            let e = e.without_url();
+            let f = if e.is_connect() {
+                Failure::Connect(cause(&e))
+            } else {
+                Failure::Transport(cause(&e))
+            };
+            (f, None)
+        })?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let etag = header("etag");
+        let after = header("retry-after").and_then(|v| retry_after(&v, jiff::Timestamp::now()));
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| (Failure::Transport(cause(&e.without_url())), None))?;
+        let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            match serde_json::from_slice(&bytes) {
+                Ok(v) => Some(v),
+                Err(_) if (200..300).contains(&status) => {
+                    return Err((Failure::NotJson { status }, None));
+                }
+                Err(_) => None,
+            }
+        };
+        match status {
+            200..=299 => Ok(Answer { etag, body }),
+            401 | 403 => Err((Failure::Auth { status }, None)),
+            _ => {
+                let detail = body
+                    .as_ref()
+                    .and_then(|b| b.get("detail"))
+                    .and_then(Value::as_str)
+                    .map(|d| d.chars().take(300).collect());
+                Err((Failure::Status { status, detail }, after))
+            }
+        }
+    }
+
+    /// Send these requests, at most [`IN_FLIGHT`] at a time; answers in order.
+    pub async fn send_all(&self, reqs: Vec<Request>) -> Vec<Result<Answer, Failure>> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut set = tokio::task::JoinSet::new();
+        let n = reqs.len();
+        for (i, req) in reqs.into_iter().enumerate() {
+            let client = self.clone();
+            let sem = sem.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                (i, client.send(&req).await)
+            });
+        }
+        let mut out: Vec<Option<Result<Answer, Failure>>> = vec![None; n];
+        while let Some(done) = set.join_next().await {
+            // A task that panicked or was cancelled leaves its slot empty.
+            if let Ok((i, r)) = done
+                && let Some(slot) = out.get_mut(i)
+            {
+                *slot = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Failure::Transport("the request was lost".into()))))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let now: jiff::Timestamp = "2015-10-21T07:27:00Z".parse().unwrap();
+        assert_eq!(retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn encoding_leaves_only_unreserved_characters() {
+        assert_eq!(encode("a b\"&=+/é"), "a%20b%22%26%3D%2B%2F%C3%A9");
+    }
+}

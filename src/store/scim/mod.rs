@@ -1,0 +1,997 @@
+//! The SCIM 2.0 client store: `scim+http://HOST[:PORT]/PATH` or
+//! `scim+https://…`, with the bearer token from `ROSTER_SCIM_TOKEN`.
+//!
+//! Planning reads through a cache: each look-up asks only for keys not asked
+//! before, in `or` filters of up to [`query::TERMS`] terms, unless listing
+//! every user (in pages sorted by `userName`, so paging is stable) takes
+//! fewer requests for the roster at hand; after a listing every look-up is
+//! answered locally. Names are compared locally on normalized keys, so the
+//! name + birth-date rung asks the provider by birth date only.
+//!
+//! SCIM has no store-wide revision: plans carry revision 0, and staleness is
+//! caught per resource instead, by sending each write with `If-Match` and
+//! the ETag read (when the provider offers ETags).
+
+mod commit;
+pub mod http;
+pub mod query;
+
+use super::{
+    Account, AuditEntry, Group, Invitation, Limits, Membership, NameDob, NewCredential, Profile,
+    Reader, Session, StoreError,
+};
+use crate::roster::model::GroupType;
+use crate::roster::normalize::email_key;
+use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
+use http::{Client, Failure, Request};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+
+/// Largest page asked for: providers cap pages anyway (scim2-server at 1,000).
+const MAX_PAGE: usize = 1_000;
+
+/// Does this URL name a SCIM store?
+pub fn is_scim(url: &str) -> bool {
+    url.starts_with("scim+http://") || url.starts_with("scim+https://")
+}
+
+/// `http(s)://host[:port]/path` of a `scim+http(s)://` URL.
+fn base_of(url: &str) -> Result<String, StoreError> {
+    let open = |m: &str| StoreError::Open {
+        url: url.to_string(),
+        message: m.to_string(),
+    };
+    let base = url.strip_prefix("scim+").unwrap_or(url);
+    let rest = base.split_once("://").map(|(_, r)| r).unwrap_or_default();
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(open(
+            "give the provider's address: scim+https://HOST[:PORT]/PATH",
+        ));
+    }
+    if host.contains('@') {
+        // Not `open`: that would print the URL, and the URL holds a secret.
+        return Err(StoreError::Invalid(
+            "the store URL holds credentials, which do not belong there; put the bearer token in ROSTER_SCIM_TOKEN".into(),
+        ));
+    }
+    if base.contains(['?', '#']) {
+        return Err(open(
+            "a SCIM store URL has no query or fragment: scim+https://HOST[:PORT]/PATH",
+        ));
+    }
+    Ok(base.trim_end_matches('/').to_string())
+}
+
+/// How roster looks things up: `ROSTER_SCIM_LOOKUP=auto|filter|list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lookup {
+    /// Whichever takes fewer requests.
+    Auto,
+    Filter,
+    List,
+}
+
+/// What the provider says it can do (ServiceProviderConfig, ResourceTypes).
+#[derive(Debug, Clone)]
+struct Provider {
+    page: usize,
+    /// Operations per Bulk request, when Bulk is offered.
+    bulk: Option<usize>,
+    bulk_bytes: usize,
+    etag: bool,
+    patch: bool,
+    password: bool,
+    user_ext: bool,
+    group_ext: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CachedUser {
+    id: String,
+    account: Account,
+    etag: Option<String>,
+}
+
+#[derive(Debug)]
+struct CachedGroup {
+    res: GroupResource,
+    etag: Option<String>,
+}
+
+/// What was asked of the server, so no key is asked twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Attr {
+    UserName,
+    Email,
+    BirthDate,
+    Id,
+    UserNamePrefix,
+    GroupName,
+}
+
+impl Attr {
+    fn filter(self) -> (&'static str, &'static str) {
+        match self {
+            Attr::UserName => ("userName", "eq"),
+            Attr::Email => ("emails.value", "eq"),
+            Attr::BirthDate => (
+                "urn:roster:params:scim:schemas:extension:roster:2.0:User:birthDate",
+                "eq",
+            ),
+            Attr::Id => ("id", "eq"),
+            Attr::UserNamePrefix => ("userName", "sw"),
+            Attr::GroupName => ("displayName", "eq"),
+        }
+    }
+
+    /// Keys of case-insensitive attributes are asked once whatever their case.
+    fn key(self, v: &str) -> String {
+        match self {
+            Attr::UserName | Attr::Email | Attr::UserNamePrefix => v.to_lowercase(),
+            Attr::BirthDate | Attr::Id | Attr::GroupName => v.to_string(),
+        }
+    }
+}
+
+/// A connection to one provider and everything read from it.
+pub struct Remote {
+    url: String,
+    client: Client,
+    rt: tokio::runtime::Runtime,
+    provider: Provider,
+    mode: Lookup,
+    users: HashMap<String, CachedUser>,
+    /// Lower-cased user name → id.
+    by_name: HashMap<String, String>,
+    all_users: bool,
+    groups: HashMap<String, CachedGroup>,
+    all_groups: bool,
+    asked: HashSet<(Attr, String)>,
+    totals: HashMap<&'static str, usize>,
+    /// Filter requests planning still expects to make (see `expect_lookups`).
+    budget: usize,
+}
+
+fn list_resources(v: &Value) -> &[Value] {
+    v.get("Resources")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn total_results(v: &Value) -> Option<usize> {
+    v.get("totalResults")
+        .and_then(Value::as_u64)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+fn etag_of(v: &Value) -> Option<String> {
+    v.get("meta")
+        .and_then(|m| m.get("version"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+impl Remote {
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let base = base_of(url)?;
+        let client = Client::new(&base).map_err(|message| StoreError::Open {
+            url: url.to_string(),
+            message,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Open {
+                url: url.to_string(),
+                message: format!("cannot start the HTTP runtime: {e}"),
+            })?;
+        let mode = match std::env::var("ROSTER_SCIM_LOOKUP").as_deref() {
+            Ok("filter") => Lookup::Filter,
+            Ok("list") => Lookup::List,
+            _ => Lookup::Auto,
+        };
+        let mut r = Remote {
+            url: url.to_string(),
+            client,
+            rt,
+            provider: Provider {
+                page: 100,
+                bulk: None,
+                bulk_bytes: 1_048_576,
+                etag: false,
+                patch: true,
+                password: false,
+                user_ext: false,
+                group_ext: false,
+            },
+            mode,
+            users: HashMap::new(),
+            by_name: HashMap::new(),
+            all_users: false,
+            groups: HashMap::new(),
+            all_groups: false,
+            asked: HashSet::new(),
+            totals: HashMap::new(),
+            budget: 0,
+        };
+        r.discover()?;
+        Ok(r)
+    }
+
+    fn error(&self, req: &Request, f: &Failure) -> StoreError {
+        StoreError::Remote {
+            url: self.url.clone(),
+            message: f.describe(&req.what(), &self.client.base),
+        }
+    }
+
+    fn get(&self, path: String) -> Result<Value, StoreError> {
+        let req = Request::get(path);
+        let answer = self
+            .rt
+            .block_on(self.client.send(&req))
+            .map_err(|f| self.error(&req, &f))?;
+        answer.body.ok_or_else(|| StoreError::Remote {
+            url: self.url.clone(),
+            message: format!("{}: the answer is empty", req.what()),
+        })
+    }
+
+    fn get_all(&self, paths: Vec<String>) -> Result<Vec<Value>, StoreError> {
+        let reqs: Vec<Request> = paths.into_iter().map(Request::get).collect();
+        let answers = self.rt.block_on(self.client.send_all(reqs.clone()));
+        reqs.iter()
+            .zip(answers)
+            .map(|(req, a)| {
+                let a = a.map_err(|f| self.error(req, &f))?;
+                a.body.ok_or_else(|| StoreError::Remote {
+                    url: self.url.clone(),
+                    message: format!("{}: the answer is empty", req.what()),
+                })
+            })
+            .collect()
+    }
+
+    /// ServiceProviderConfig and ResourceTypes: page size, Bulk, ETags,
+    /// PATCH, passwords, and whether roster's extensions are offered.
+    fn discover(&mut self) -> Result<(), StoreError> {
+        let config = self.get("/ServiceProviderConfig".into())?;
+        let flag = |k: &str| {
+            config
+                .get(k)
+                .and_then(|f| f.get("supported"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        let num = |k: &str, f: &str| {
+            config
+                .get(k)
+                .and_then(|c| c.get(f))
+                .and_then(Value::as_u64)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+        };
+        self.provider.page = num("filter", "maxResults").unwrap_or(100).min(MAX_PAGE);
+        self.provider.bulk = if flag("bulk") {
+            num("bulk", "maxOperations").map(|n| n.min(MAX_PAGE))
+        } else {
+            None
+        };
+        if let Some(n) = num("bulk", "maxPayloadSize") {
+            self.provider.bulk_bytes = n;
+        }
+        self.provider.etag = flag("etag");
+        // Absent means unknown: try PATCH, and let the provider say no.
+        self.provider.patch = config.get("patch").is_none() || flag("patch");
+        self.provider.password = flag("changePassword");
+        let types = match self.get("/ResourceTypes".into()) {
+            Ok(v) => v,
+            Err(StoreError::Remote { .. }) => Value::Null,
+            Err(e) => return Err(e),
+        };
+        let list: Vec<&Value> = match &types {
+            Value::Array(a) => a.iter().collect(),
+            v => list_resources(v).iter().collect(),
+        };
+        let offers = |schema: &str, ext: &str| {
+            list.iter().any(|t| {
+                t.get("schema").and_then(Value::as_str) == Some(schema)
+                    && t.get("schemaExtensions")
+                        .and_then(Value::as_array)
+                        .is_some_and(|e| {
+                            e.iter()
+                                .any(|x| x.get("schema").and_then(Value::as_str) == Some(ext))
+                        })
+            })
+        };
+        self.provider.user_ext = offers(resource::USER, EXT_USER);
+        self.provider.group_ext = offers(resource::GROUP, EXT_GROUP);
+        Ok(())
+    }
+
+    fn limits(&self) -> Limits {
+        let base = &self.client.base;
+        Limits {
+            profile_extras: (!self.provider.user_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's User extension ({EXT_USER}): birth dates, ZIP codes and phone extensions cannot be stored there, and no account matches by name and birth date"
+                )
+            }),
+            group_extras: (!self.provider.group_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's Group extension ({EXT_GROUP}): group types, LWIAs and user-manager grants cannot be stored there"
+                )
+            }),
+        }
+    }
+
+    fn keep_user(&mut self, v: &Value) -> Result<String, StoreError> {
+        let (id, account) = resource::account_from_user(v).map_err(|e| StoreError::Remote {
+            url: self.url.clone(),
+            message: format!("a User the provider returned is not usable: {e}"),
+        })?;
+        if id.is_empty() {
+            return Err(StoreError::Remote {
+                url: self.url.clone(),
+                message: format!(
+                    "the provider returned User `{}` without an id",
+                    account.user_name
+                ),
+            });
+        }
+        self.by_name
+            .insert(account.user_name.to_lowercase(), id.clone());
+        self.users.insert(
+            id.clone(),
+            CachedUser {
+                id: id.clone(),
+                account,
+                etag: etag_of(v),
+            },
+        );
+        Ok(id)
+    }
+
+    fn keep_group(&mut self, v: &Value) -> Result<(), StoreError> {
+        let res = resource::group_from_resource(v).map_err(|e| StoreError::Remote {
+            url: self.url.clone(),
+            message: format!("a Group the provider returned is not usable: {e}"),
+        })?;
+        self.groups.insert(
+            res.group.name.clone(),
+            CachedGroup {
+                res,
+                etag: etag_of(v),
+            },
+        );
+        Ok(())
+    }
+
+    /// How many resources an endpoint holds (one `count=0` request, once).
+    fn total(&mut self, endpoint: &'static str) -> Result<usize, StoreError> {
+        if let Some(n) = self.totals.get(endpoint) {
+            return Ok(*n);
+        }
+        let v = self.get(format!("{endpoint}?startIndex=1&count=0"))?;
+        let n = total_results(&v).unwrap_or(0);
+        self.totals.insert(endpoint, n);
+        Ok(n)
+    }
+
+    /// Is listing the whole endpoint cheaper than `filters` more filter requests?
+    fn cheaper_to_list(
+        &mut self,
+        endpoint: &'static str,
+        filters: usize,
+    ) -> Result<bool, StoreError> {
+        match self.mode {
+            Lookup::Filter => Ok(false),
+            Lookup::List => Ok(true),
+            Lookup::Auto => {
+                let expected = if endpoint == "/Users" {
+                    filters.max(self.budget)
+                } else {
+                    filters
+                };
+                // One filter request is as cheap as asking for the count.
+                if expected <= 1 {
+                    return Ok(false);
+                }
+                let pages = self.total(endpoint)?.div_ceil(self.provider.page);
+                Ok(pages <= expected)
+            }
+        }
+    }
+
+    /// Every resource of an endpoint, in pages sorted by `sort` (ids stay
+    /// stable across pages), fetched concurrently once the total is known.
+    fn list(&mut self, endpoint: &'static str, sort: &str) -> Result<Vec<Value>, StoreError> {
+        let page = |start: usize, count: usize| {
+            format!("{endpoint}?startIndex={start}&count={count}&sortBy={sort}&sortOrder=ascending")
+        };
+        let mut step = self.provider.page;
+        let (mut got, total) = match self.totals.get(endpoint) {
+            Some(0) => return Ok(Vec::new()),
+            Some(n) => (Vec::new(), *n),
+            None => {
+                let first = self.get(page(1, step))?;
+                let n = total_results(&first).unwrap_or(0);
+                self.totals.insert(endpoint, n);
+                let got = list_resources(&first).to_vec();
+                // A provider may serve smaller pages than asked: use its size.
+                if !got.is_empty() {
+                    step = step.min(got.len());
+                }
+                (got, n)
+            }
+        };
+        let starts: Vec<usize> = (got.len() + 1..=total).step_by(step).collect();
+        let pages = self.get_all(starts.iter().map(|s| page(*s, step)).collect())?;
+        let short = pages
+            .iter()
+            .zip(&starts)
+            .any(|(p, s)| list_resources(p).len() < step.min(total + 1 - s));
+        for p in &pages {
+            got.extend(list_resources(p).iter().cloned());
+        }
+        if short {
+            // Pages came back shorter than asked, so some were skipped: read
+            // it all again, one page after the other.
+            got.clear();
+            loop {
+                let p = self.get(page(got.len() + 1, step))?;
+                let items = list_resources(&p);
+                if items.is_empty() {
+                    break;
+                }
+                got.extend(items.iter().cloned());
+                if got.len() >= total_results(&p).unwrap_or(0) {
+                    break;
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    fn list_users(&mut self) -> Result<(), StoreError> {
+        if self.all_users {
+            return Ok(());
+        }
+        for v in self.list("/Users", "userName")? {
+            self.keep_user(&v)?;
+        }
+        self.all_users = true;
+        Ok(())
+    }
+
+    fn list_groups(&mut self) -> Result<(), StoreError> {
+        if self.all_groups {
+            return Ok(());
+        }
+        for v in self.list("/Groups", "displayName")? {
+            self.keep_group(&v)?;
+        }
+        self.all_groups = true;
+        Ok(())
+    }
+
+    /// Resources matching any of these filters, every page of each.
+    fn search(&mut self, endpoint: &str, filters: &[String]) -> Result<Vec<Value>, StoreError> {
+        let step = self.provider.page;
+        let path = |f: &str, start: usize| {
+            format!(
+                "{endpoint}?filter={}&startIndex={start}&count={step}",
+                http::encode(f)
+            )
+        };
+        let firsts = self.get_all(filters.iter().map(|f| path(f, 1)).collect())?;
+        let mut out = Vec::new();
+        for (f, first) in filters.iter().zip(firsts) {
+            let total = total_results(&first).unwrap_or(0);
+            let mut items = list_resources(&first).to_vec();
+            while items.len() < total {
+                let more = self.get(path(f, items.len() + 1))?;
+                let page = list_resources(&more);
+                if page.is_empty() {
+                    break;
+                }
+                items.extend(page.iter().cloned());
+            }
+            out.extend(items);
+        }
+        Ok(out)
+    }
+
+    /// Make sure users with these keys are in the cache.
+    fn fetch_users(&mut self, attr: Attr, keys: &[String]) -> Result<(), StoreError> {
+        if self.all_users {
+            return Ok(());
+        }
+        let mut seen = HashSet::new();
+        let fresh: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                let key = attr.key(k);
+                let known = attr == Attr::UserName && self.by_name.contains_key(&key);
+                let id_known = attr == Attr::Id && self.users.contains_key(&key);
+                !known
+                    && !id_known
+                    && !self.asked.contains(&(attr, key.clone()))
+                    && seen.insert(key)
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let (path, op) = attr.filter();
+        let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
+        let filters = query::batches(&terms);
+        if self.cheaper_to_list("/Users", filters.len())? {
+            return self.list_users();
+        }
+        self.budget = self.budget.saturating_sub(filters.len());
+        for v in self.search("/Users", &filters)? {
+            self.keep_user(&v)?;
+        }
+        for k in fresh {
+            self.asked.insert((attr, attr.key(k)));
+        }
+        Ok(())
+    }
+
+    fn fetch_groups(&mut self, names: &[String]) -> Result<(), StoreError> {
+        if self.all_groups {
+            return Ok(());
+        }
+        let mut seen = HashSet::new();
+        let fresh: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                !self.groups.contains_key(n.as_str())
+                    && !self.asked.contains(&(Attr::GroupName, n.to_string()))
+                    && seen.insert(n.as_str())
+            })
+            .collect();
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let (path, op) = Attr::GroupName.filter();
+        let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
+        let filters = query::batches(&terms);
+        if self.cheaper_to_list("/Groups", filters.len())? {
+            return self.list_groups();
+        }
+        for v in self.search("/Groups", &filters)? {
+            self.keep_group(&v)?;
+        }
+        for n in fresh {
+            self.asked.insert((Attr::GroupName, n.clone()));
+        }
+        Ok(())
+    }
+
+    fn cached_where(&self, keep: impl Fn(&Account) -> bool) -> Vec<Account> {
+        let mut out: Vec<Account> = self
+            .users
+            .values()
+            .filter(|u| keep(&u.account))
+            .map(|u| u.account.clone())
+            .collect();
+        out.sort_by_key(|a| a.user_name.to_lowercase());
+        out
+    }
+
+    fn user_by_name(&self, user_name: &str) -> Option<&CachedUser> {
+        self.by_name
+            .get(&user_name.to_lowercase())
+            .and_then(|id| self.users.get(id))
+    }
+
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.fetch_users(Attr::UserName, names)?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for n in names {
+            if let Some(u) = self.user_by_name(n)
+                && seen.insert(u.id.clone())
+            {
+                out.push(u.account.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.fetch_users(Attr::Email, emails)?;
+        let want: HashSet<String> = emails.iter().map(|e| email_key(e).into_owned()).collect();
+        Ok(self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref())))
+    }
+
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        if keys.is_empty() || !self.provider.user_ext {
+            // Without the extension no account has a birth date to match.
+            return Ok(Vec::new());
+        }
+        let dates: Vec<String> = keys.iter().map(|k| k.birth_date.clone()).collect();
+        self.fetch_users(Attr::BirthDate, &dates)?;
+        let want: HashSet<&NameDob> = keys.iter().collect();
+        Ok(self.cached_where(|a| {
+            a.profile.birth_date.as_deref().is_some_and(|d| {
+                want.contains(&NameDob::new(
+                    &a.profile.first_name,
+                    &a.profile.last_name,
+                    d,
+                ))
+            })
+        }))
+    }
+
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        self.fetch_users(Attr::UserNamePrefix, bases)?;
+        let bases: Vec<String> = bases.iter().map(|b| b.to_lowercase()).collect();
+        let mut out: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|n| {
+                bases.iter().any(|b| {
+                    n.strip_prefix(b.as_str())
+                        .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_digit()))
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
+        match names {
+            None => {
+                self.list_groups()?;
+                let mut out: Vec<Group> =
+                    self.groups.values().map(|g| g.res.group.clone()).collect();
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(out)
+            }
+            Some(names) => {
+                self.fetch_groups(names)?;
+                Ok(names
+                    .iter()
+                    .filter_map(|n| self.groups.get(n.as_str()))
+                    .map(|g| g.res.group.clone())
+                    .collect())
+            }
+        }
+    }
+
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        self.fetch_groups(groups)?;
+        let ids: Vec<String> = groups
+            .iter()
+            .filter_map(|n| self.groups.get(n.as_str()))
+            .flat_map(|g| g.res.members.iter().cloned())
+            .collect();
+        self.fetch_users(Attr::Id, &ids)?;
+        let mut out = Vec::new();
+        for name in groups {
+            let Some(g) = self.groups.get(name.as_str()) else {
+                continue;
+            };
+            let managers: HashSet<&str> = g.res.managers.iter().map(String::as_str).collect();
+            let mut seen = HashSet::new();
+            for id in &g.res.members {
+                // Members whose user is gone are not memberships.
+                if let Some(u) = self.users.get(id)
+                    && seen.insert(id)
+                {
+                    out.push(Membership {
+                        group: name.clone(),
+                        user_name: u.account.user_name.clone(),
+                        user_manager: managers.contains(id.as_str()),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        self.fetch_users(Attr::UserName, user_names)?;
+        self.list_groups()?;
+        let managed: HashSet<&str> = groups.iter().map(String::as_str).collect();
+        let elsewhere: HashSet<&str> = self
+            .groups
+            .values()
+            .filter(|g| !managed.contains(g.res.group.name.as_str()))
+            .flat_map(|g| g.res.members.iter().map(String::as_str))
+            .collect();
+        Ok(user_names
+            .iter()
+            .filter(|n| {
+                self.by_name
+                    .get(&n.to_lowercase())
+                    .is_some_and(|id| elsewhere.contains(id.as_str()))
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.list_users()?;
+        Ok(self.cached_where(|_| true))
+    }
+}
+
+fn not_kept(what: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "{what} is not available on a SCIM store; the provider keeps its own log"
+    ))
+}
+
+/// Planning against a SCIM provider.
+pub struct ScimReader {
+    remote: Remote,
+}
+
+impl ScimReader {
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        Ok(ScimReader {
+            remote: Remote::connect(url)?,
+        })
+    }
+}
+
+impl Reader for ScimReader {
+    fn url(&self) -> &str {
+        &self.remote.url
+    }
+
+    /// SCIM has no store-wide revision; writes check ETags instead.
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn expect_lookups(&mut self, pinned: usize, partners: usize) {
+        let b = |n: usize| n.div_ceil(query::TERMS);
+        // Emails, name + birth-date keys, and the members and new names after them.
+        self.remote.budget = b(pinned) + 3 * b(partners);
+    }
+
+    fn limits(&self) -> Limits {
+        self.remote.limits()
+    }
+
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.remote.accounts_by_user_name(names)
+    }
+
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.remote.accounts_by_email(emails)
+    }
+
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        self.remote.accounts_by_name_dob(keys)
+    }
+
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        self.remote.user_names_like(bases)
+    }
+
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
+        self.remote.groups(names)
+    }
+
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        self.remote.memberships(groups)
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.remote.all_accounts()
+    }
+
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        self.remote.in_other_groups(user_names, groups)
+    }
+
+    fn audit(&mut self, _since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        Err(not_kept("the audit log"))
+    }
+
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        Err(not_kept("the list of invitations"))
+    }
+}
+
+/// One change, queued until commit.
+#[derive(Debug)]
+enum Op {
+    CreateGroup {
+        name: String,
+        kind: GroupType,
+        lwia: Option<u32>,
+    },
+    CreateAccount {
+        user_name: String,
+        profile: Profile,
+        password: Option<String>,
+    },
+    SetActive {
+        user_name: String,
+        active: bool,
+    },
+    UpdateProfile {
+        user_name: String,
+        profile: Profile,
+        fields: Vec<String>,
+    },
+    Member {
+        user_name: String,
+        group: String,
+        change: MemberChange,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MemberChange {
+    Add { user_manager: bool },
+    Manager(bool),
+    Remove,
+}
+
+/// Applying to a SCIM provider: the changes are queued, and written on
+/// commit, action by action (SPEC §8).
+pub struct ScimSession {
+    remote: Remote,
+    ops: Vec<Op>,
+}
+
+impl ScimSession {
+    pub fn begin(url: &str) -> Result<Self, StoreError> {
+        Ok(ScimSession {
+            remote: Remote::connect(url)?,
+            ops: Vec::new(),
+        })
+    }
+}
+
+impl Session for ScimSession {
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn create_group(
+        &mut self,
+        name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::CreateGroup {
+            name: name.to_string(),
+            kind,
+            lwia,
+        });
+        Ok(())
+    }
+
+    fn create_account(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
+        let password = match credential {
+            NewCredential::Invite { .. } => None,
+            NewCredential::Password { password, .. } => Some(password),
+        };
+        self.ops.push(Op::CreateAccount {
+            user_name: user_name.to_string(),
+            profile: profile.clone(),
+            password,
+        });
+        Ok(())
+    }
+
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.ops.push(Op::SetActive {
+            user_name: user_name.to_string(),
+            active: true,
+        });
+        Ok(())
+    }
+
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.ops.push(Op::SetActive {
+            user_name: user_name.to_string(),
+            active: false,
+        });
+        Ok(())
+    }
+
+    fn update_profile(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::UpdateProfile {
+            user_name: user_name.to_string(),
+            profile: profile.clone(),
+            fields: fields.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn add_membership(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Member {
+            user_name: user_name.to_string(),
+            group: group.to_string(),
+            change: MemberChange::Add { user_manager },
+        });
+        Ok(())
+    }
+
+    fn set_user_manager(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Member {
+            user_name: user_name.to_string(),
+            group: group.to_string(),
+            change: MemberChange::Manager(user_manager),
+        });
+        Ok(())
+    }
+
+    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
+        self.ops.push(Op::Member {
+            user_name: user_name.to_string(),
+            group: group.to_string(),
+            change: MemberChange::Remove,
+        });
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<i64, StoreError> {
+        let ScimSession { remote, ops } = *self;
+        commit::run(remote, ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_provider_and_nothing_else() {
+        assert_eq!(
+            base_of("scim+http://127.0.0.1:8080/v2/").unwrap(),
+            "http://127.0.0.1:8080/v2"
+        );
+        assert_eq!(
+            base_of("scim+https://idp.example.org/scim/v2").unwrap(),
+            "https://idp.example.org/scim/v2"
+        );
+        assert!(base_of("scim+https:///v2").is_err());
+        let e = base_of("scim+https://admin:secret@idp.example.org/v2").unwrap_err();
+        assert!(e.to_string().contains("ROSTER_SCIM_TOKEN"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!(base_of("scim+https://idp.example.org/v2?x=1").is_err());
+    }
+}
