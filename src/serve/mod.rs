@@ -41,7 +41,23 @@ pub struct Config {
     pub lock_timeout: Duration,
 }
 
-type Shared = Arc<Config>;
+/// The server's state: its configuration, and a gate that lets one write
+/// of this process at a time reach the store. Writers of other processes
+/// still meet at the store's own lock; within one process, queueing here is
+/// cheaper than SQLite's busy-wait, which sleeps between retries.
+pub struct Server {
+    config: Config,
+    writes: std::sync::Mutex<()>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
+}
+
+type Shared = Arc<Server>;
 
 /// A SCIM error response (RFC 7644 §3.12).
 #[derive(Debug)]
@@ -212,6 +228,13 @@ impl Ctx {
         &self,
         f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
+        // A poisoned gate only means another write panicked; the store
+        // itself rolled that write back.
+        let _turn = self
+            .config
+            .writes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut session = store::begin(
             &self.config.url,
             &self.caller.actor(),
@@ -286,7 +309,10 @@ pub fn param<'a>(q: &'a Params, name: &str) -> Option<&'a str> {
 }
 
 pub fn router(config: Config) -> Router {
-    let shared: Shared = Arc::new(config);
+    let shared: Shared = Arc::new(Server {
+        config,
+        writes: std::sync::Mutex::new(()),
+    });
     let api = Router::new()
         .route(
             "/ServiceProviderConfig",

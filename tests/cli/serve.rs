@@ -858,7 +858,113 @@ fn two_servers_share_one_store(b: Backend) {
     );
 }
 
+/// `roster` as a SCIM client of `roster serve`, with the admin token.
+fn through_serve(f: &Fixture, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .current_dir(f.r.path())
+        .env_remove("ROSTER_STORE")
+        .env("NO_COLOR", "1")
+        .env("ROSTER_SCIM_TOKEN", &f.admin)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run roster");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
+    let f = Fixture::new(backend);
+    let text = std::fs::read_to_string(repo("examples/worknet/roster.yaml")).unwrap();
+    std::fs::write(f.r.path().join("roster.yaml"), text).unwrap();
+    let scim = format!("scim+{}", f.server.base);
+    let plan = |store: &str| -> Value {
+        let out = through_serve(
+            &f,
+            &["plan", "--store", store, "roster.yaml", "--format", "json"],
+        );
+        assert_eq!(
+            out.code, 1,
+            "unresolved partners: exit 1
+{}",
+            out.stderr
+        );
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
+    };
+    let direct = plan(f.db());
+    let served = plan(&scim);
+    for key in ["resolutions", "actions", "summary"] {
+        assert_eq!(served[key], direct[key], "{key} differ");
+    }
+    assert!(!direct["actions"].as_array().unwrap().is_empty());
+
+    // Settle the partners that need a person's word, then apply through
+    // the service: the store underneath then has nothing left to do.
+    let settled = roster_settled(&f);
+    // The policy lets only files named roster.yaml declare these groups.
+    std::fs::create_dir(f.r.path().join("settled")).unwrap();
+    std::fs::write(f.r.path().join("settled/roster.yaml"), settled).unwrap();
+    let applied = through_serve(
+        &f,
+        &["apply", "--yes", "--store", &scim, "settled/roster.yaml"],
+    );
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    let again = through_serve(
+        &f,
+        &[
+            "plan",
+            "--store",
+            f.db(),
+            "settled/roster.yaml",
+            "--format",
+            "json",
+            "--detailed-exitcode",
+        ],
+    );
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let log = ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout;
+    let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
+    assert_eq!(rows.last().unwrap()["actor"], "token:ci");
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
+/// The shipped roster with every unresolved partner settled: pinned to the
+/// account the plan names, or without the conflicting claim.
+fn roster_settled(f: &Fixture) -> String {
+    let out = through_serve(
+        f,
+        &["plan", "--store", f.db(), "roster.yaml", "--format", "json"],
+    );
+    let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+    let mut text = std::fs::read_to_string(f.r.path().join("roster.yaml")).unwrap();
+    for r in plan["resolutions"].as_array().unwrap() {
+        let outcome = r["outcome"].as_str().unwrap_or_default();
+        if !["needs_confirmation", "ambiguous", "conflict"].contains(&outcome) {
+            continue;
+        }
+        let email = r["partner"].as_str().unwrap();
+        let account = r["candidates"][0].as_str().unwrap();
+        if outcome == "conflict" {
+            // The roster pins a name the store lacks: pin the candidate.
+            let pinned = r["reason"].as_str().unwrap().split('`').nth(1).unwrap();
+            text = text.replace(
+                &format!("account: {pinned}"),
+                &format!("account: {account}"),
+            );
+        } else {
+            let line = format!("  - email: {email}\n");
+            assert!(text.contains(&line), "{email}");
+            text = text.replacen(&line, &format!("{line}    account: {account}\n"), 1);
+        }
+    }
+    text
+}
+
 on_every_store!(
+    plan_through_serve_is_the_plan_of_the_store_underneath,
     tokens_are_shown_once_kept_as_digests_and_required,
     group_scoped_tokens_manage_only_their_groups_memberships,
     users_filter_sort_page_and_project,
