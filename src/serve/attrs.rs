@@ -64,7 +64,8 @@ impl Attributes for Users {
             ("name", Some("familyname")) => Attr::new("a.last_name", CI),
             ("active", None) => Attr::new("a.active", Kind::Bool),
             // One address per account, kept as the primary work address.
-            ("emails", None | Some("value")) => Attr::new("nullif(a.email, '')", CI),
+            // `pr` already treats an empty address as absent.
+            ("emails", None | Some("value")) => Attr::new("a.email", CI),
             ("emails", Some("type")) => Attr::new("CASE WHEN a.email <> '' THEN 'work' END", CI),
             ("emails", Some("primary")) => Attr::new("(a.email <> '')", Kind::Bool),
             ("phonenumbers", None | Some("value")) => Attr::new("a.phone", EXACT),

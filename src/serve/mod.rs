@@ -216,11 +216,22 @@ pub struct Ctx {
     pub caller: Caller,
     /// `http://host/scim/v2`, for `location` and `$ref`.
     pub base: String,
+    /// The read transaction the token was checked in, for the request's
+    /// first read: one connection per read request.
+    first_read: std::sync::Mutex<Option<Box<dyn Directory>>>,
 }
 
 impl Ctx {
     pub fn read(&self) -> Result<Box<dyn Directory>, ScimError> {
-        Ok(store::open_directory(&self.config.url)?)
+        let reused = self
+            .first_read
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match reused {
+            Some(dir) => Ok(dir),
+            None => Ok(store::open_directory(&self.config.url)?),
+        }
     }
 
     /// Run `f` in one write transaction, then commit.
@@ -235,6 +246,13 @@ impl Ctx {
             .writes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Reads after this write must see it: not the snapshot taken before.
+        drop(
+            self.first_read
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
         let mut session = store::begin(
             &self.config.url,
             &self.caller.actor(),
@@ -243,7 +261,7 @@ impl Ctx {
         )?;
         // Opened after the write lock is held: it sees every committed write
         // and no other writer can commit until this one does.
-        let mut dir = self.read()?;
+        let mut dir = store::open_directory(&self.config.url)?;
         let out = f(session.as_mut(), dir.as_mut())?;
         session.commit()?;
         Ok(out)
@@ -266,14 +284,13 @@ async fn handle(
 ) -> Response {
     let base = base_url(&headers);
     let result = tokio::task::spawn_blocking(move || {
-        let caller = {
-            let mut dir = store::open_directory(&config.url)?;
-            authenticate(dir.as_mut(), &headers)?
-        };
+        let mut dir = store::open_directory(&config.url)?;
+        let caller = authenticate(dir.as_mut(), &headers)?;
         f(&Ctx {
             config,
             caller,
             base,
+            first_read: std::sync::Mutex::new(Some(dir)),
         })
     })
     .await;

@@ -17,3 +17,8 @@ ALTER TABLE groups ADD COLUMN updated_at TEXT;
 ALTER TABLE accounts ADD COLUMN external_id TEXT;
 ALTER TABLE accounts ADD COLUMN display_name TEXT;
 ALTER TABLE groups ADD COLUMN external_id TEXT;
+-- SCIM filters compare user names, emails and family names without case
+-- (`lower(x) = lower(?)`); these indexes serve exactly those expressions.
+CREATE INDEX accounts_user_name_lower ON accounts (lower(user_name));
+CREATE INDEX accounts_email_lower ON accounts (lower(email));
+CREATE INDEX accounts_last_name_lower ON accounts (lower(last_name));

@@ -34,3 +34,8 @@ ALTER TABLE accounts
     ALTER COLUMN role TYPE TEXT COLLATE "C",
     ALTER COLUMN created_at TYPE TEXT COLLATE "C",
     ALTER COLUMN updated_at TYPE TEXT COLLATE "C";
+-- SCIM filters compare user names, emails and family names without case
+-- (`lower(x) = lower($1)`); these indexes serve exactly those expressions.
+CREATE INDEX accounts_user_name_lower ON accounts (lower(user_name));
+CREATE INDEX accounts_email_lower ON accounts (lower(email));
+CREATE INDEX accounts_last_name_lower ON accounts (lower(last_name));
