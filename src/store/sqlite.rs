@@ -150,18 +150,101 @@ fn open_error(url: &str, e: rusqlite::Error) -> StoreError {
 /// Read-only access for planning, export, log and invitations.
 pub struct SqliteReader {
     url: String,
-    conn: Connection,
+    conn: Pooled,
+}
+
+/// Connections kept open between transactions of one thread, by file and
+/// by purpose. Opening a connection means reading and parsing the schema,
+/// which costs more than a small transaction: a long-running process (`roster
+/// serve`) reuses them. Each connection is used by one thread at a time.
+mod pool {
+    use rusqlite::Connection;
+    use std::cell::RefCell;
+
+    /// At most this many idle connections per thread.
+    const IDLE_MAX: usize = 4;
+
+    thread_local! {
+        static IDLE: RefCell<Vec<(String, bool, Connection)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub fn take(path: &str, writer: bool) -> Option<Connection> {
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let i = idle
+                .iter()
+                .position(|(p, w, _)| p == path && *w == writer)?;
+            Some(idle.swap_remove(i).2)
+        })
+    }
+
+    pub fn give(path: String, writer: bool, conn: Connection) {
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            if idle.len() < IDLE_MAX {
+                idle.push((path, writer, conn));
+            }
+        });
+    }
+}
+
+/// A connection that goes back to the thread's pool when dropped, outside
+/// any transaction. In-memory connections are not pooled.
+pub(super) struct Pooled {
+    conn: Option<Connection>,
+    home: Option<(String, bool)>,
+}
+
+impl Pooled {
+    fn new(conn: Connection, home: Option<(String, bool)>) -> Self {
+        Pooled {
+            conn: Some(conn),
+            home,
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Only `drop` takes the connection out.
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let (Some(conn), Some((path, writer))) = (self.conn.take(), self.home.take()) {
+            let clean = conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok();
+            if clean {
+                pool::give(path, writer, conn);
+            }
+        }
+    }
 }
 
 impl SqliteReader {
     pub fn open(url: &str, path: &str) -> Result<Self, StoreError> {
         let conn = if Path::new(path).exists() {
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(|e| open_error(url, e))?;
-            conn.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(url))?;
+            let conn = match pool::take(path, false) {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(|e| open_error(url, e))?;
+                    c.busy_timeout(BUSY_TIMEOUT).map_err(sql_err(url))?;
+                    c
+                }
+            };
+            let conn = Pooled::new(conn, Some((path.to_string(), false)));
             let version = schema_version(&conn).map_err(|e| open_error(url, e))?;
             if version > MIGRATIONS.len() {
                 return Err(newer_schema(url, version));
@@ -183,7 +266,7 @@ impl SqliteReader {
             // A store that does not exist yet is empty; planning creates nothing.
             let mut conn = Connection::open_in_memory().map_err(sql_err(url))?;
             migrate(&mut conn, url)?;
-            conn
+            Pooled::new(conn, None)
         };
         // One read transaction: every look-up below sees the same revision.
         conn.execute_batch("BEGIN").map_err(sql_err(url))?;
@@ -494,7 +577,7 @@ pub(super) fn active_json(active: bool) -> &'static str {
 /// A write transaction on the embedded store.
 pub struct SqliteSession {
     url: String,
-    conn: Connection,
+    conn: Pooled,
     actor: String,
     now: String,
     revision: i64,
@@ -513,17 +596,22 @@ impl SqliteSession {
         lock_timeout: Duration,
     ) -> Result<Self, StoreError> {
         let err = sql_err(url);
-        let mut conn = Connection::open(path).map_err(|e| open_error(url, e))?;
+        let mut conn = match pool::take(path, true) {
+            Some(c) => Pooled::new(c, Some((path.to_string(), true))),
+            None => {
+                let c = Connection::open(path).map_err(|e| open_error(url, e))?;
+                c.pragma_update(None, "journal_mode", "WAL")
+                    .map_err(|e| open_error(url, e))?;
+                c.pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(&err)?;
+                // A large apply touches many index pages: keep them in memory.
+                c.pragma_update(None, "cache_size", CACHE_KIB)
+                    .map_err(&err)?;
+                c.pragma_update(None, "foreign_keys", "ON").map_err(&err)?;
+                Pooled::new(c, Some((path.to_string(), true)))
+            }
+        };
         conn.busy_timeout(lock_timeout).map_err(&err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| open_error(url, e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(&err)?;
-        // A large apply touches many index pages: keep them in memory.
-        conn.pragma_update(None, "cache_size", CACHE_KIB)
-            .map_err(&err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(&err)?;
         let started = std::time::Instant::now();
         let locked = |e: StoreError| match e {
             StoreError::Sql {

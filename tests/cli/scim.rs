@@ -24,10 +24,10 @@ fn executable() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ROSTER_SCIM2_SERVER").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default()
+    let on_path = std::env::var_os("ROSTER_PY_BIN")
         .into_iter()
+        .chain(std::env::var_os("PATH"))
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain([repo(".venv/bin"), repo("target/ci-venv/bin")])
         .map(|d| d.join("scim2-server"))
         .find(|p| p.is_file());

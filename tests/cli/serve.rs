@@ -670,7 +670,8 @@ fn python_tool(name: &str) -> Option<PathBuf> {
     let dirs = std::env::var_os("ROSTER_PY_BIN")
         .into_iter()
         .chain(std::env::var_os("PATH"))
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain([repo("target/ci-venv/bin")]);
     let found = dirs.map(|d| d.join(name)).find(|p| p.is_file());
     assert!(
         found.is_some(),
