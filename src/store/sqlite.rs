@@ -269,6 +269,8 @@ impl SqliteReader {
             Pooled::new(conn, None)
         };
         // One read transaction: every look-up below sees the same revision.
+        // Served listings vary their SQL by filter: keep more of them prepared.
+        conn.set_prepared_statement_cache_capacity(64);
         conn.execute_batch("BEGIN").map_err(sql_err(url))?;
         Ok(SqliteReader {
             url: url.to_string(),
@@ -626,7 +628,7 @@ impl SqliteSession {
         if schema_version(&conn).map_err(&err)? != MIGRATIONS.len() {
             migrate(&mut conn, url).map_err(locked)?;
         }
-        conn.execute_batch("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE", [])
             .map_err(|e| locked(err(e)))?;
         let revision = conn
             .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {

@@ -72,7 +72,7 @@ impl SqliteReader {
             return Ok(Vec::new());
         }
         let sql = sql.replace("{}", &placeholders(1, ids.len()));
-        let mut stmt = self.conn.prepare(&sql).map_err(sql_err(&self.url))?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(sql_err(&self.url))?;
         let rows = stmt
             .query_map(params_from_iter(ids.iter()), row)
             .map_err(sql_err(&self.url))?;
@@ -90,7 +90,7 @@ impl SqliteReader {
         let url = self.url.clone();
         let err = sql_err(&url);
         let mut users: Vec<UserRecord> = {
-            let mut stmt = self.conn.prepare(&sql).map_err(&err)?;
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
             let rows = stmt
                 .query_map(params_from_iter(values), |r| {
                     Ok(UserRecord {
@@ -135,7 +135,7 @@ impl SqliteReader {
         let url = self.url.clone();
         let err = sql_err(&url);
         let mut groups: Vec<GroupRecord> = {
-            let mut stmt = self.conn.prepare(&sql).map_err(&err)?;
+            let mut stmt = self.conn.prepare_cached(&sql).map_err(&err)?;
             let rows = stmt
                 .query_map(params_from_iter(values), |r| {
                     Ok(GroupRecord {
