@@ -62,7 +62,7 @@ fn order(q: &ListQuery, key: &str) -> String {
     let dir = if q.descending { "DESC" } else { "ASC" };
     match q.order_by {
         // NULLs last whichever the direction (RFC 7644 §3.4.2.3).
-        Some(expr) => format!("({expr}) IS NULL, {expr} {dir}, {key}"),
+        Some(expr) => format!("{expr} {dir} NULLS LAST, {key}"),
         None => key.to_string(),
     }
 }
