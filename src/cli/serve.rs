@@ -160,15 +160,8 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             }
             let token = format!("rst_{}", crate::secrets::token());
             let digest = crate::secrets::sha256(token.as_bytes());
-            let done = store::begin(
-                url,
-                &actor(args.actor),
-                &store::now(),
-                std::time::Duration::from_secs(10),
-            )
-            .and_then(|mut s| {
-                s.create_token(&name, &digest, scope.as_deref())?;
-                s.commit()
+            let done = in_session(url, args.actor, |s| {
+                s.create_token(&name, &digest, scope.as_deref())
             });
             match done {
                 Ok(_) => {
@@ -196,16 +189,7 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             Err(e) => store_error(out, &e),
         },
         TokenCommand::Revoke { name } => {
-            let done = store::begin(
-                url,
-                &actor(args.actor),
-                &store::now(),
-                std::time::Duration::from_secs(10),
-            )
-            .and_then(|mut s| {
-                s.revoke_token(&name)?;
-                s.commit()
-            });
+            let done = in_session(url, args.actor, |s| s.revoke_token(&name));
             match done {
                 Ok(_) => {
                     let _ = writeln!(out.stderr, "token `{name}` revoked");
@@ -215,6 +199,22 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             }
         }
     }
+}
+
+/// One audited write to the store, committed.
+fn in_session(
+    url: &str,
+    actor_name: Option<String>,
+    write: impl FnOnce(&mut dyn store::Session) -> Result<(), store::StoreError>,
+) -> Result<i64, store::StoreError> {
+    let mut s = store::begin(
+        url,
+        &actor(actor_name),
+        &store::now(),
+        std::time::Duration::from_secs(10),
+    )?;
+    write(s.as_mut())?;
+    s.commit()
 }
 
 fn describe(t: &Token) -> String {

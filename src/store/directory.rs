@@ -82,3 +82,13 @@ pub trait Directory {
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError>;
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError>;
 }
+
+/// The ORDER BY of a listing: the sort expression (NULLs last whichever the
+/// direction, RFC 7644 §3.4.2.3), then `key` so pages never overlap.
+pub fn order(q: &ListQuery, key: &str) -> String {
+    let dir = if q.descending { "DESC" } else { "ASC" };
+    match q.order_by {
+        Some(expr) => format!("{expr} {dir} NULLS LAST, {key}"),
+        None => key.to_string(),
+    }
+}

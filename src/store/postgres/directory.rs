@@ -5,7 +5,7 @@
 use super::{ACCOUNT_COLUMNS, PgReader, account_from_row, lwia_from, sql_err};
 use crate::scim::filter::{Dialect, Param};
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord, order,
 };
 use crate::store::sqlite::group_type;
 use crate::store::{Group, StoreError};
@@ -56,15 +56,6 @@ fn where_clause<'a>(q: &ListQuery<'a>, scope_sql: &str) -> (String, Vec<Value<'a
         conds.join(" AND ")
     };
     (clause, values)
-}
-
-fn order(q: &ListQuery, key: &str) -> String {
-    let dir = if q.descending { "DESC" } else { "ASC" };
-    match q.order_by {
-        // NULLs last whichever the direction (RFC 7644 §3.4.2.3).
-        Some(expr) => format!("{expr} {dir} NULLS LAST, {key}"),
-        None => key.to_string(),
-    }
 }
 
 fn page_clause(q: &ListQuery, clause: &str, key: &str, values: &mut Vec<Value>) -> String {

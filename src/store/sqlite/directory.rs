@@ -3,7 +3,7 @@
 use super::{ACCOUNT_COLUMNS, SqliteReader, account_from_row, group_type, sql_err};
 use crate::scim::filter::{Dialect, Param};
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord, order,
 };
 use crate::store::{Group, StoreError};
 use rusqlite::types::Value;
@@ -50,15 +50,6 @@ fn where_clause(q: &ListQuery, scope_sql: &str) -> (String, Vec<Value>) {
         conds.join(" AND ")
     };
     (clause, values)
-}
-
-fn order(q: &ListQuery, key: &str) -> String {
-    let dir = if q.descending { "DESC" } else { "ASC" };
-    match q.order_by {
-        // NULLs last whichever the direction (RFC 7644 §3.4.2.3).
-        Some(expr) => format!("{expr} {dir} NULLS LAST, {key}"),
-        None => key.to_string(),
-    }
 }
 
 impl SqliteReader {
