@@ -22,3 +22,5 @@ ALTER TABLE groups ADD COLUMN external_id TEXT;
 CREATE INDEX accounts_user_name_lower ON accounts (lower(user_name));
 CREATE INDEX accounts_email_lower ON accounts (lower(email));
 CREATE INDEX accounts_last_name_lower ON accounts (lower(last_name));
+-- The SCIM client's name + birth-date rung asks by birth date first.
+CREATE INDEX accounts_birth_date ON accounts (birth_date);
