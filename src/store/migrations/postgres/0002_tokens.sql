@@ -41,3 +41,7 @@ CREATE INDEX accounts_email_lower ON accounts (lower(email));
 CREATE INDEX accounts_last_name_lower ON accounts (lower(last_name));
 -- The SCIM client's name + birth-date rung asks by birth date first.
 CREATE INDEX accounts_birth_date ON accounts (birth_date);
+-- SCIM ids are the row ids as text: filters on `id` (a client resolving
+-- group members) compare that text.
+CREATE INDEX accounts_id_text ON accounts ((CAST(id AS TEXT)));
+CREATE INDEX groups_id_text ON groups ((CAST(id AS TEXT)));
