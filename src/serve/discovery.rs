@@ -14,12 +14,8 @@ const CORE_JSON: &str = include_str!("../../schemas/scim/roster-core.json");
 /// Most operations in one Bulk request.
 pub const BULK_MAX_OPERATIONS: usize = 1000;
 
-fn base(headers: &HeaderMap) -> String {
-    super::base_url(headers)
-}
-
 pub async fn service_provider_config(headers: HeaderMap) -> Response {
-    let base = base(&headers);
+    let base = super::base_url(&headers);
     respond(
         StatusCode::OK,
         &json!({
@@ -72,11 +68,14 @@ fn list(items: Vec<Value>) -> Value {
 }
 
 pub async fn resource_types(headers: HeaderMap) -> Response {
-    respond(StatusCode::OK, &list(resource_type_list(&base(&headers))))
+    respond(
+        StatusCode::OK,
+        &list(resource_type_list(&super::base_url(&headers))),
+    )
 }
 
 pub async fn resource_type(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match resource_type_list(&base(&headers))
+    match resource_type_list(&super::base_url(&headers))
         .into_iter()
         .find(|r| r["id"] == id.as_str())
     {
@@ -97,15 +96,20 @@ fn schema_list(base: &str) -> Vec<Value> {
 }
 
 pub async fn schemas(headers: HeaderMap) -> Response {
-    respond(StatusCode::OK, &list(schema_list(&base(&headers))))
+    respond(
+        StatusCode::OK,
+        &list(schema_list(&super::base_url(&headers))),
+    )
 }
 
 pub async fn schema(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match schema_list(&base(&headers)).into_iter().find(|s| {
-        s["id"]
-            .as_str()
-            .is_some_and(|s| s.eq_ignore_ascii_case(&id))
-    }) {
+    match schema_list(&super::base_url(&headers))
+        .into_iter()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|s| s.eq_ignore_ascii_case(&id))
+        }) {
         Some(s) => respond(StatusCode::OK, &s),
         None => ScimError::not_found("schema", &id).into_response(),
     }

@@ -108,9 +108,7 @@ impl ScimError {
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Invalid(m) if m.contains("already exists") => {
-                ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), m)
-            }
+            StoreError::Taken(m) => ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), m),
             StoreError::Invalid(m) => ScimError::bad("invalidValue", m),
             StoreError::Locked { .. } => ScimError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

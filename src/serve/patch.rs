@@ -229,7 +229,7 @@ fn compare(have: Option<&Value>, op: CompareOp, want: &filter::Value) -> bool {
             let h = h
                 .as_f64()
                 .or_else(|| h.as_str().and_then(|s| s.parse().ok()));
-            let w = filter_num(w);
+            let w = w.as_f64();
             match (h, w) {
                 (Some(h), Some(w)) => ordered(h.partial_cmp(&w), op),
                 _ => matches!(op, CompareOp::Ne),
@@ -249,10 +249,6 @@ fn compare(have: Option<&Value>, op: CompareOp, want: &filter::Value) -> bool {
         }
         (Some(_), F::Bool(_)) => matches!(op, CompareOp::Ne),
     }
-}
-
-fn filter_num(n: &serde_json::Number) -> Option<f64> {
-    n.as_f64()
 }
 
 fn ordered(o: Option<std::cmp::Ordering>, op: CompareOp) -> bool {

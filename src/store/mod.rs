@@ -45,6 +45,9 @@ pub enum StoreError {
     Locked { url: String, waited_ms: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// A name (user name, group, token) that is already taken.
+    #[error("{0}")]
+    Taken(String),
     /// A remote store answered with an error, or could not be reached.
     #[error("store {url}: {message}")]
     Remote { url: String, message: String },

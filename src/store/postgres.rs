@@ -680,6 +680,21 @@ impl PgSession {
         sql_err(&self.url)
     }
 
+    /// A write that a uniqueness constraint may refuse; `taken` says what
+    /// is already there.
+    fn unique<T>(
+        &self,
+        result: Result<T, ::postgres::Error>,
+        taken: impl FnOnce() -> String,
+    ) -> Result<T, StoreError> {
+        match result {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                Err(StoreError::Taken(taken()))
+            }
+            other => other.map_err(self.err()),
+        }
+    }
+
     fn stmt(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
@@ -886,12 +901,11 @@ impl Session for PgSession {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, TRUE, $14, $15, $16, $17, $18, $18) \
              RETURNING id",
         )
-        .and_then(|s| match self.client.query_one(&s, &values) {
-            Ok(r) => Ok(r.get::<_, i64>(0)),
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StoreError::Invalid(
-                format!("account `{user_name}` already exists in the store"),
-            )),
-            Err(e) => Err(self.err()(e)),
+        .and_then(|s| {
+            let row = self.client.query_one(&s, &values);
+            self.unique(row.map(|r| r.get::<_, i64>(0)), || {
+                format!("account `{user_name}` already exists in the store")
+            })
         });
         let id = inserted?;
         self.accounts.insert(key, id);
@@ -979,18 +993,13 @@ impl Session for PgSession {
     ) -> Result<(), StoreError> {
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
-        match self.execute(
+        let written = self.execute(
             "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ($1, $2, $3)",
             &[&g, &a, &user_manager],
-        ) {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Invalid(format!(
-                    "`{user_name}` is already a member of `{group}`"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        );
+        self.unique(written, || {
+            format!("`{user_name}` is already a member of `{group}`")
+        })?;
         self.record(
             "add_membership",
             &Self::membership_subject(user_name, group),
@@ -1060,18 +1069,13 @@ impl Session for PgSession {
         let id = self.account_id(user_name)?;
         let key = new_name.to_lowercase();
         let now = self.now.clone();
-        match self.execute(
+        let written = self.execute(
             "UPDATE accounts SET user_name = $2, user_key = $3, updated_at = $4 WHERE id = $1",
             &[&id, &new_name, &key, &now],
-        ) {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Invalid(format!(
-                    "account `{new_name}` already exists in the store"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        );
+        self.unique(written, || {
+            format!("account `{new_name}` already exists in the store")
+        })?;
         self.accounts.remove(&user_name.to_lowercase());
         self.accounts.insert(key, id);
         let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
@@ -1118,18 +1122,13 @@ impl Session for PgSession {
             })?;
         let now = self.now.clone();
         let lwia64 = lwia.map(i64::from);
-        match self.execute(
+        let written = self.execute(
             "UPDATE groups SET name = $2, type = $3, lwia = $4, updated_at = $5 WHERE id = $1",
             &[&id, &new_name, &type_str(kind), &lwia64, &now],
-        ) {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Invalid(format!(
-                    "group `{new_name}` already exists in the store"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        );
+        self.unique(written, || {
+            format!("group `{new_name}` already exists in the store")
+        })?;
         self.groups.remove(name);
         self.groups.insert(new_name.to_string(), id);
         let after = serde_json::json!({"name": new_name, "type": type_str(kind), "lwia": lwia});
@@ -1202,18 +1201,13 @@ impl Session for PgSession {
     ) -> Result<(), StoreError> {
         let scope = scope.map(|s| serde_json::json!(s).to_string());
         let now = self.now.clone();
-        match self.execute(
+        let written = self.execute(
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES ($1, $2, $3, $4)",
             &[&name, &digest, &scope, &now],
-        ) {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                return Err(StoreError::Invalid(format!(
-                    "a token named `{name}` already exists; pick another name or revoke it first"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        );
+        self.unique(written, || {
+            format!("a token named `{name}` already exists; pick another name or revoke it first")
+        })?;
         let after = serde_json::json!({ "scope": scope }).to_string();
         self.record("create_token", name, None, Some(&after))
     }

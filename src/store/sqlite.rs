@@ -661,6 +661,23 @@ impl SqliteSession {
         sql_err(&self.url)
     }
 
+    /// A write that a uniqueness constraint may refuse; `taken` says what
+    /// is already there.
+    fn unique<T>(
+        &self,
+        result: rusqlite::Result<T>,
+        taken: impl FnOnce() -> String,
+    ) -> Result<T, StoreError> {
+        match result {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Taken(taken()))
+            }
+            other => other.map_err(self.err()),
+        }
+    }
+
     /// Append an audit row and bump the revision.
     fn record(
         &mut self,
@@ -831,17 +848,9 @@ impl Session for SqliteSession {
                 values.extend([&state as &dyn ToSql, &hash, &digest, &invited_at, &self.now]);
                 s.execute(rusqlite::params_from_iter(values))
             });
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Invalid(format!(
-                    "account `{user_name}` already exists in the store"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        self.unique(inserted, || {
+            format!("account `{user_name}` already exists in the store")
+        })?;
         let id = self.conn.last_insert_rowid();
         self.accounts.insert(key, id);
         if let Some((_, token)) = digest {
@@ -931,17 +940,9 @@ impl Session for SqliteSession {
                 "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
             )
             .and_then(|mut s| s.execute(params![g, a, user_manager]));
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Invalid(format!(
-                    "`{user_name}` is already a member of `{group}`"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        self.unique(inserted, || {
+            format!("`{user_name}` is already a member of `{group}`")
+        })?;
         self.record(
             "add_membership",
             &Self::membership_subject(user_name, group),
@@ -1013,17 +1014,9 @@ impl Session for SqliteSession {
                 "UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![id, new_name, new_name.to_lowercase(), self.now]));
-        match renamed {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Invalid(format!(
-                    "account `{new_name}` already exists in the store"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        self.unique(renamed, || {
+            format!("account `{new_name}` already exists in the store")
+        })?;
         self.accounts.remove(&user_name.to_lowercase());
         self.accounts.insert(new_name.to_lowercase(), id);
         let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
@@ -1074,17 +1067,9 @@ impl Session for SqliteSession {
                 "UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![id, new_name, type_str(kind), lwia, self.now]));
-        match updated {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Invalid(format!(
-                    "group `{new_name}` already exists in the store"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        self.unique(updated, || {
+            format!("group `{new_name}` already exists in the store")
+        })?;
         self.groups.remove(name);
         self.groups.insert(new_name.to_string(), id);
         let after = serde_json::json!({"name": new_name, "type": type_str(kind), "lwia": lwia});
@@ -1156,17 +1141,9 @@ impl Session for SqliteSession {
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
             params![name, digest, scope, self.now],
         );
-        match inserted {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::Invalid(format!(
-                    "a token named `{name}` already exists; pick another name or revoke it first"
-                )));
-            }
-            Err(e) => return Err(self.err()(e)),
-        }
+        self.unique(inserted, || {
+            format!("a token named `{name}` already exists; pick another name or revoke it first")
+        })?;
         let after = serde_json::json!({ "scope": scope }).to_string();
         self.record("create_token", name, None, Some(&after))
     }
