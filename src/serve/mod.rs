@@ -39,6 +39,9 @@ pub const DEFAULT_COUNT: u64 = 100;
 pub struct Config {
     pub url: String,
     pub lock_timeout: Duration,
+    /// How long the queries of one listing may run before the store
+    /// cancels them.
+    pub statement_timeout: Duration,
 }
 
 /// The server's state: its configuration, and a gate that lets one write
@@ -117,6 +120,11 @@ impl From<StoreError> for ScimError {
         match e {
             StoreError::Taken(m) => ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), m),
             StoreError::Invalid(m) => ScimError::bad("invalidValue", m),
+            StoreError::TimedOut => ScimError::bad(
+                "tooMany",
+                "the query ran longer than this server allows and was cancelled; \
+                 narrow the filter or ask for fewer results (`count`)",
+            ),
             StoreError::Locked { .. } => ScimError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
