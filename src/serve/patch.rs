@@ -723,3 +723,52 @@ fn copy(from: &Value, to: &mut Value, p: &Path) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_any_characters_anywhere_are_refused_not_panics() {
+        let seeds = [
+            "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName",
+            "members[value eq \"1\"].display",
+            "abc",
+            "urn:",
+        ];
+        for seed in seeds {
+            for c in ['é', 'ẞ', '😀', '\u{0}'] {
+                for i in (0..=seed.len()).filter(|i| seed.is_char_boundary(*i)) {
+                    let mut p = seed.to_string();
+                    p.insert(i, c);
+                    if let Err(e) = parse_path(&p) {
+                        assert_eq!(e.scim_type, Some("invalidPath"), "{p}: {}", e.detail);
+                    }
+                }
+            }
+        }
+        let e = parse_path("abcé").unwrap_err();
+        assert_eq!(e.detail, "path `abcé`: not an attribute name");
+        let long = format!("{}é", "a".repeat(100_000));
+        let e = parse_path(&long).unwrap_err();
+        assert!(e.detail.len() < 200, "{}", e.detail);
+        assert!(e.detail.contains("…(100002 bytes)"), "{}", e.detail);
+    }
+
+    #[test]
+    fn attribute_lists_are_bounded() {
+        let at_most = vec!["userName"; MAX_ATTRIBUTES].join(",");
+        assert!(Projection::parse(Some(&at_most), None).is_ok());
+        let over = format!("{at_most},emails");
+        let e = Projection::parse(None, Some(&over)).unwrap_err();
+        assert_eq!(e.scim_type, Some("invalidValue"));
+        assert!(
+            e.detail
+                .starts_with("`excludedAttributes` names 101 attributes"),
+            "{}",
+            e.detail
+        );
+        // Empty entries are not paths.
+        assert!(Projection::parse(Some(&format!("{at_most},, ,")), None).is_ok());
+    }
+}
