@@ -318,7 +318,7 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
                         "invalidSyntax",
                         format!(
                             "operation {n}: `op` must be add, replace or remove, not {:?}",
-                            other.as_deref().map(excerpt)
+                            other.map(excerpt)
                         ),
                     ));
                 }
