@@ -37,6 +37,8 @@ mod pg;
 mod scim;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/serve_limits.rs"]
+mod serve_limits;
 #[path = "cli/store.rs"]
 mod store;
 

@@ -15,6 +15,10 @@ pub struct ServeArgs {
     /// Seconds a write waits for another writer holding the store's lock.
     #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = super::apply::seconds)]
     pub lock_timeout: f64,
+    /// Milliseconds the queries of one listing (its filter) may run before
+    /// the store cancels them and the client is told to narrow the filter.
+    #[arg(long, default_value = "5000", env = "ROSTER_STATEMENT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    pub statement_timeout: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +95,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
             crate::serve::Config {
                 url: url.clone(),
                 lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
+                statement_timeout: std::time::Duration::from_millis(args.statement_timeout),
             },
             listener,
         )

@@ -241,7 +241,8 @@ pub fn group_from_resource(v: &Value) -> Result<GroupResource, ResourceError> {
         Some(t) if t.eq_ignore_ascii_case("project") => GroupType::Project,
         Some(t) => {
             return Err(ResourceError(format!(
-                "group type `{t}`: use organization or project"
+                "group type `{}`: use organization or project",
+                super::excerpt(t)
             )));
         }
     };

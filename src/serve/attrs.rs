@@ -2,6 +2,12 @@
 //! sorting. Expressions are plain SQL that SQLite and PostgreSQL share: flags
 //! are tested bare (`m.user_manager`), as PostgreSQL's booleans do not
 //! compare with SQLite's 0 and 1.
+//!
+//! Multi-valued attributes are semi-joins (`a.id IN (SELECT m.account_id …
+//! WHERE {})`), not correlated `EXISTS`: the subquery names no column of the
+//! outer row, so both stores run it once per statement, whatever the number
+//! of rows scanned outside, and a filter's `or` chain over group names is one
+//! pass over the groups. The keys are `NOT NULL`, so `IN` stays two-valued.
 
 use super::resources::Kind as Resource;
 use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
@@ -74,8 +80,8 @@ impl Attributes for Users {
             }
             ("roles", None | Some("value")) => Attr::new("a.role", CI),
             ("groups", _) => Attr::new("CAST(mg.id AS TEXT)", EXACT).multi(
-                "EXISTS (SELECT 1 FROM memberships m JOIN groups mg ON mg.id = m.group_id \
-                 WHERE m.account_id = a.id AND {})",
+                "a.id IN (SELECT m.account_id FROM memberships m JOIN groups mg ON mg.id = m.group_id \
+                 WHERE {})",
                 vec![
                     SubAttr::new("value", "CAST(mg.id AS TEXT)", EXACT),
                     SubAttr::new("display", "mg.name", CI),
@@ -104,8 +110,8 @@ impl Attributes for Groups {
                 "type" if p.sub.is_none() => Some(Attr::new("g.type", CI)),
                 "lwia" if p.sub.is_none() => Some(Attr::new("g.lwia", Kind::Int)),
                 "usermanagers" => Some(members(
-                    "EXISTS (SELECT 1 FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
-                     WHERE m.group_id = g.id AND m.user_manager AND {})",
+                    "g.id IN (SELECT m.group_id FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
+                     WHERE m.user_manager AND {})",
                 )),
                 _ => None,
             };
@@ -121,8 +127,8 @@ impl Attributes for Groups {
         }
         if p.attr.eq_ignore_ascii_case("members") {
             return Some(members(
-                "EXISTS (SELECT 1 FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
-                 WHERE m.group_id = g.id AND {})",
+                "g.id IN (SELECT m.group_id FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
+                 WHERE {})",
             ));
         }
         None

@@ -5,6 +5,7 @@
 use super::discovery::BULK_MAX_OPERATIONS;
 use super::resources::{self, Kind};
 use super::{Ctx, ScimError, parse_body, respond};
+use crate::scim::excerpt;
 use crate::scim::resource::{BULK_REQUEST, BULK_RESPONSE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -20,7 +21,10 @@ fn resolve(v: &mut Value, ids: &HashMap<String, String>) -> Result<(), ScimError
                     ScimError::new(
                         StatusCode::CONFLICT,
                         Some("invalidValue"),
-                        format!("bulkId `{b}` is not created by an earlier operation"),
+                        format!(
+                            "bulkId `{}` is not created by an earlier operation",
+                            excerpt(b)
+                        ),
                     )
                 })?;
             }
@@ -40,7 +44,7 @@ fn target(path: &str) -> Result<(Kind, Option<&str>), ScimError> {
         _ => {
             return Err(ScimError::bad(
                 "invalidPath",
-                format!("`{path}` is not /Users or /Groups"),
+                format!("`{}` is not /Users or /Groups", excerpt(path)),
             ));
         }
     };
@@ -100,7 +104,7 @@ fn one(
         }
         (m, _) => Err(ScimError::bad(
             "invalidSyntax",
-            format!("`{m} {path}` is not a Bulk operation"),
+            format!("`{} {}` is not a Bulk operation", excerpt(m), excerpt(path)),
         )),
     }
 }

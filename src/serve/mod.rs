@@ -39,6 +39,9 @@ pub const DEFAULT_COUNT: u64 = 100;
 pub struct Config {
     pub url: String,
     pub lock_timeout: Duration,
+    /// How long the queries of one listing may run before the store
+    /// cancels them.
+    pub statement_timeout: Duration,
 }
 
 /// The server's state: its configuration, and a gate that lets one write
@@ -59,6 +62,9 @@ impl std::ops::Deref for Server {
 
 type Shared = Arc<Server>;
 
+/// Most characters of an error's `detail`.
+pub const MAX_DETAIL: usize = 500;
+
 /// A SCIM error response (RFC 7644 §3.12).
 #[derive(Debug)]
 pub struct ScimError {
@@ -73,10 +79,14 @@ impl ScimError {
         scim_type: Option<&'static str>,
         detail: impl Into<String>,
     ) -> Self {
+        // Sites quote a client's input through `scim::excerpt`; this caps
+        // whatever else a message may carry (a store's message naming a
+        // value, say), so that no error echoes a request at its full size.
+        let detail: String = detail.into();
         ScimError {
             status,
             scim_type,
-            detail: detail.into(),
+            detail: crate::scim::clip(&detail, MAX_DETAIL).into_owned(),
         }
     }
     pub fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
@@ -86,7 +96,7 @@ impl ScimError {
         Self::new(
             StatusCode::NOT_FOUND,
             None,
-            format!("{what} {id} not found"),
+            format!("{what} {} not found", crate::scim::excerpt(id)),
         )
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -110,6 +120,11 @@ impl From<StoreError> for ScimError {
         match e {
             StoreError::Taken(m) => ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), m),
             StoreError::Invalid(m) => ScimError::bad("invalidValue", m),
+            StoreError::TimedOut => ScimError::bad(
+                "tooMany",
+                "the query ran longer than this server allows and was cancelled; \
+                 narrow the filter or ask for fewer results (`count`)",
+            ),
             StoreError::Locked { .. } => ScimError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,

@@ -4,6 +4,7 @@
 //! share every rule about what may change.
 
 use super::ScimError;
+use crate::scim::excerpt;
 use crate::scim::filter::{self, CompareOp, Filter};
 use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, PATCH_OP, USER};
 use serde_json::{Map, Value};
@@ -67,13 +68,16 @@ fn canon(name: &str) -> String {
 }
 
 fn invalid_path(p: &str, why: &str) -> ScimError {
-    ScimError::bad("invalidPath", format!("path `{p}`: {why}"))
+    ScimError::bad("invalidPath", format!("path `{}`: {why}", excerpt(p)))
 }
 
 pub fn parse_path(p: &str) -> Result<Path, ScimError> {
     let mut rest = p.trim();
     let mut ext = None;
-    if rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("urn:") {
+    if rest
+        .get(..4)
+        .is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
+    {
         let schema_end = rest.find('[').unwrap_or(rest.len());
         let head = &rest[..schema_end];
         // The schema URN is all up to the last `:` before the attribute.
@@ -92,7 +96,10 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
             .into_iter()
             .find(|u| u.eq_ignore_ascii_case(urn));
         if ext.is_none() && ![USER, GROUP].iter().any(|u| u.eq_ignore_ascii_case(urn)) {
-            return Err(invalid_path(p, &format!("unknown schema `{urn}`")));
+            return Err(invalid_path(
+                p,
+                &format!("unknown schema `{}`", excerpt(urn)),
+            ));
         }
         rest = attr;
         if rest.is_empty() {
@@ -113,7 +120,7 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
                 return Err(invalid_path(p, "`]` before `[`"));
             }
             let f = filter::parse(&rest[open + 1..close])
-                .map_err(|e| ScimError::bad("invalidPath", format!("path `{p}`: {e}")))?;
+                .map_err(|e| invalid_path(p, &e.to_string()))?;
             (&rest[..open], Some(f), &rest[close + 1..])
         }
         None => match rest.find('.') {
@@ -310,7 +317,8 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
                     return Err(ScimError::bad(
                         "invalidSyntax",
                         format!(
-                            "operation {n}: `op` must be add, replace or remove, not {other:?}"
+                            "operation {n}: `op` must be add, replace or remove, not {:?}",
+                            other.map(excerpt)
                         ),
                     ));
                 }
@@ -375,7 +383,10 @@ fn is_multi(attr: &str) -> bool {
 }
 
 fn no_target(path: &str) -> ScimError {
-    ScimError::bad("noTarget", format!("path `{path}` matches no value"))
+    ScimError::bad(
+        "noTarget",
+        format!("path `{}` matches no value", excerpt(path)),
+    )
 }
 
 /// Merge `value` into `slot` (objects: per key; otherwise replace).
@@ -422,7 +433,7 @@ fn apply_one(
             }
             _ => Err(ScimError::bad(
                 "invalidValue",
-                format!("path `{text}` needs an object value"),
+                format!("path `{}` needs an object value", excerpt(text)),
             )),
         };
     }
@@ -550,6 +561,55 @@ fn apply_one(
     }
 }
 
+/// Most paths an `attributes` or `excludedAttributes` list may name: each
+/// is looked up in every returned resource, and the schemas hold far fewer.
+pub const MAX_ATTRIBUTES: usize = 100;
+
+/// `attributes` and `excludedAttributes` (RFC 7644 §3.4.2.5), parsed once
+/// per request and applied to each resource returned.
+#[derive(Debug, Default)]
+pub struct Projection {
+    only: Vec<Path>,
+    except: Vec<Path>,
+}
+
+impl Projection {
+    /// The lists as sent: comma-separated attribute paths.
+    pub fn parse(attributes: Option<&str>, excluded: Option<&str>) -> Result<Self, ScimError> {
+        Ok(Projection {
+            only: attribute_list("attributes", attributes)?,
+            except: attribute_list("excludedAttributes", excluded)?,
+        })
+    }
+
+    pub fn apply(&self, v: Value) -> Value {
+        project(v, &self.only, &self.except)
+    }
+}
+
+fn attribute_list(name: &str, list: Option<&str>) -> Result<Vec<Path>, ScimError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    let items = || list.split(',').map(str::trim).filter(|s| !s.is_empty());
+    if items().nth(MAX_ATTRIBUTES).is_some() {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!(
+                "`{name}` names {} attributes; at most {MAX_ATTRIBUTES} are accepted",
+                items().count()
+            ),
+        ));
+    }
+    items()
+        .map(|p| {
+            parse_path(p).map_err(|e| {
+                ScimError::new(e.status, e.scim_type, format!("`{name}`: {}", e.detail))
+            })
+        })
+        .collect()
+}
+
 /// Keep only `only` (when given) and drop `except`; `id` and `schemas`
 /// are always returned.
 pub fn project(v: Value, only: &[Path], except: &[Path]) -> Value {
@@ -661,5 +721,54 @@ fn copy(from: &Value, to: &mut Value, p: &Path) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_with_any_characters_anywhere_are_refused_not_panics() {
+        let seeds = [
+            "urn:ietf:params:scim:schemas:core:2.0:User:name.givenName",
+            "members[value eq \"1\"].display",
+            "abc",
+            "urn:",
+        ];
+        for seed in seeds {
+            for c in ['é', 'ẞ', '😀', '\u{0}'] {
+                for i in (0..=seed.len()).filter(|i| seed.is_char_boundary(*i)) {
+                    let mut p = seed.to_string();
+                    p.insert(i, c);
+                    if let Err(e) = parse_path(&p) {
+                        assert_eq!(e.scim_type, Some("invalidPath"), "{p}: {}", e.detail);
+                    }
+                }
+            }
+        }
+        let e = parse_path("abcé").unwrap_err();
+        assert_eq!(e.detail, "path `abcé`: not an attribute name");
+        let long = format!("{}é", "a".repeat(100_000));
+        let e = parse_path(&long).unwrap_err();
+        assert!(e.detail.len() < 200, "{}", e.detail);
+        assert!(e.detail.contains("…(100002 bytes)"), "{}", e.detail);
+    }
+
+    #[test]
+    fn attribute_lists_are_bounded() {
+        let at_most = vec!["userName"; MAX_ATTRIBUTES].join(",");
+        assert!(Projection::parse(Some(&at_most), None).is_ok());
+        let over = format!("{at_most},emails");
+        let e = Projection::parse(None, Some(&over)).unwrap_err();
+        assert_eq!(e.scim_type, Some("invalidValue"));
+        assert!(
+            e.detail
+                .starts_with("`excludedAttributes` names 101 attributes"),
+            "{}",
+            e.detail
+        );
+        // Empty entries are not paths.
+        assert!(Projection::parse(Some(&format!("{at_most},, ,")), None).is_ok());
     }
 }

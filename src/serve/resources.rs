@@ -1,11 +1,11 @@
 //! Users and Groups: list, read, create, replace, patch, delete.
 
-use super::patch::{self, Path as AttrPath};
+use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
-use crate::scim::filter;
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
+use crate::scim::{excerpt, filter};
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
 use crate::store::{Account, NewCredential, Owner, ScimField, Session};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -160,22 +160,13 @@ fn if_match(headers: &HeaderMap, current: &Value) -> Result<(), ScimError> {
     }
 }
 
-/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5).
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) of a request.
+fn projection(q: &Params) -> Result<Projection, ScimError> {
+    Projection::parse(param(q, "attributes"), param(q, "excludedAttributes"))
+}
+
 fn project(v: Value, q: &Params) -> Result<Value, ScimError> {
-    let paths = |name: &str| -> Result<Vec<AttrPath>, ScimError> {
-        param(q, name)
-            .map(|s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(patch::parse_path)
-                    .collect()
-            })
-            .unwrap_or_else(|| Ok(Vec::new()))
-    };
-    let only = paths("attributes")?;
-    let except = paths("excludedAttributes")?;
-    Ok(patch::project(v, &only, &except))
+    Ok(projection(q)?.apply(v))
 }
 
 fn page_params(q: &Params) -> Result<(u64, u64), ScimError> {
@@ -185,7 +176,7 @@ fn page_params(q: &Params) -> Result<(u64, u64), ScimError> {
             Some(s) => s.trim().parse::<i64>().map_err(|_| {
                 ScimError::bad(
                     "invalidValue",
-                    format!("`{name}` must be a whole number, not `{s}`"),
+                    format!("`{name}` must be a whole number, not `{}`", excerpt(s)),
                 )
             }),
         }
@@ -196,6 +187,8 @@ fn page_params(q: &Params) -> Result<(u64, u64), ScimError> {
 }
 
 pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
+    // Checked before any store work, and once for every resource returned.
+    let projection = projection(q)?;
     let mut dir = ctx.read()?;
     let attrs = super::attrs::for_kind(kind);
     let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
@@ -209,17 +202,16 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
         }
         None => None,
     };
-    let order =
-        match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
-            Some(s) => {
-                let path = filter::parse_path(s.trim())
-                    .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
-                Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
-                    ScimError::bad("invalidValue", format!("cannot sort by `{s}`"))
-                })?)
-            }
-            None => None,
-        };
+    let order = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
+        Some(s) => {
+            let path = filter::parse_path(s.trim())
+                .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
+            Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
+                ScimError::bad("invalidValue", format!("cannot sort by `{}`", excerpt(s)))
+            })?)
+        }
+        None => None,
+    };
     let descending = match param(q, "sortOrder") {
         None => false,
         Some(s) if s.eq_ignore_ascii_case("ascending") => false,
@@ -227,7 +219,10 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
         Some(s) => {
             return Err(ScimError::bad(
                 "invalidValue",
-                format!("sortOrder must be ascending or descending, not `{s}`"),
+                format!(
+                    "sortOrder must be ascending or descending, not `{}`",
+                    excerpt(s)
+                ),
             ));
         }
     };
@@ -239,6 +234,7 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
         offset: start - 1,
         limit: count,
         scope: ctx.caller.scope.as_deref(),
+        timeout: Some(ctx.config.statement_timeout),
     };
     let (total, items) = match kind {
         Kind::User => {
@@ -255,10 +251,7 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
             (t, gs.iter().map(|g| group_json(&ctx.base, g)).collect())
         }
     };
-    let items = items
-        .into_iter()
-        .map(|v| project(v, q))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items: Vec<Value> = items.into_iter().map(|v| projection.apply(v)).collect();
     Ok(respond(
         StatusCode::OK,
         &json!({
@@ -299,7 +292,7 @@ pub fn search(ctx: &Ctx, kind: Kind, body: &[u8]) -> Result<Response, ScimError>
             Some(other) => {
                 return Err(ScimError::bad(
                     "invalidValue",
-                    format!("`{key}` cannot be {other}"),
+                    format!("`{key}` cannot be {}", excerpt(&other.to_string())),
                 ));
             }
         }
@@ -576,7 +569,7 @@ fn set_members(
         let n = id.parse::<i64>().map_err(|_| {
             ScimError::bad(
                 "invalidValue",
-                format!("member `{id}` is not a User id of this store"),
+                format!("member `{}` is not a User id of this store", excerpt(id)),
             )
         })?;
         ids.push(n);
@@ -590,7 +583,7 @@ fn set_members(
         names.get(id).ok_or_else(|| {
             ScimError::bad(
                 "invalidValue",
-                format!("no User with id `{id}` in this store"),
+                format!("no User with id `{}` in this store", excerpt(id)),
             )
         })
     };

@@ -5,6 +5,7 @@
 
 use super::{Account, Group, StoreError};
 use crate::scim::filter::{Dialect, Sql};
+use std::time::Duration;
 
 /// One page of a listing: the WHERE fragment (over `accounts a` or
 /// `groups g`), the ORDER BY expression, and the window.
@@ -17,6 +18,9 @@ pub struct ListQuery<'a> {
     pub limit: u64,
     /// Group-scoped tokens see only these groups and their members.
     pub scope: Option<&'a [String]>,
+    /// How long the listing's queries may run, together; beyond it they
+    /// are cancelled and the listing fails with [`StoreError::TimedOut`].
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]

@@ -45,6 +45,9 @@ pub enum StoreError {
     Locked { url: String, waited_ms: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// A query ran longer than the statement timeout and was cancelled.
+    #[error("the store cancelled a query that ran longer than the statement timeout")]
+    TimedOut,
     /// A name (user name, group, token) that is already taken.
     #[error("{0}")]
     Taken(String),

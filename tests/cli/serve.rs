@@ -55,8 +55,14 @@ pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
 
 /// Start `roster serve` on a free port over `store` in `dir`.
 pub fn start(dir: &Path, store: &str) -> Server {
+    start_with(dir, store, &[])
+}
+
+/// [`start`], with more arguments for `roster serve`.
+pub fn start_with(dir: &Path, store: &str, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+        .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -1,6 +1,7 @@
 //! Lexer and recursive-descent parser for the filter grammar.
 
 use super::{AttrPath, CompareOp, Filter, FilterError, Value};
+use crate::scim::excerpt;
 
 /// Longest filter text accepted, in bytes.
 pub const MAX_LEN: usize = 8 * 1024;
@@ -138,7 +139,7 @@ impl<'a> Parser<'a> {
 
     fn describe(&self, t: &Token) -> String {
         match &t.kind {
-            Tok::Word => format!("'{}'", self.text(t)),
+            Tok::Word => format!("'{}'", excerpt(self.text(t))),
             Tok::Str(_) => "a string".into(),
             Tok::Num(_) => "a number".into(),
             Tok::LParen => "'('".into(),
@@ -295,7 +296,8 @@ impl<'a> Parser<'a> {
                     return Err(self.err(
                         t.start,
                         format!(
-                            "'[' must follow an attribute without sub-attribute, not '{path}'"
+                            "'[' must follow an attribute without sub-attribute, not '{}'",
+                            excerpt(&path.to_string())
                         ),
                     ));
                 }
@@ -327,7 +329,7 @@ impl<'a> Parser<'a> {
                             v.start,
                             format!(
                                 "expected a value (a string, a number, true, false or null) after '{}', found {}",
-                                self.text(&t),
+                                excerpt(self.text(&t)),
                                 self.describe(&v)
                             ),
                         ));
@@ -338,7 +340,8 @@ impl<'a> Parser<'a> {
             _ => Err(self.err(
                 t.start,
                 format!(
-                    "expected an operator (pr, eq, ne, co, sw, ew, gt, ge, lt, le) or '[' after '{path}', found {}",
+                    "expected an operator (pr, eq, ne, co, sw, ew, gt, ge, lt, le) or '[' after '{}', found {}",
+                    excerpt(&path.to_string()),
                     self.describe(&t)
                 ),
             )),
@@ -349,13 +352,14 @@ impl<'a> Parser<'a> {
     /// colon, since URNs themselves contain colons and dots (`...:core:2.0:User`).
     fn attr_path(&self, word: &Token, inner: bool) -> Result<AttrPath, FilterError> {
         let text = self.text(word);
+        let shown = excerpt(text);
         let (urn, rest, rest_at) = match text.rfind(':') {
             Some(colon) => {
                 let urn = &text[..colon];
                 if !is_urn(urn) {
                     return Err(self.err(
                         word.start,
-                        format!("'{text}': expected an attribute name, or a schema URN (urn:...) before ':'"),
+                        format!("'{shown}': expected an attribute name, or a schema URN (urn:...) before ':'"),
                     ));
                 }
                 (
@@ -374,9 +378,9 @@ impl<'a> Parser<'a> {
             return Err(self.err(
                 rest_at,
                 if attr.is_empty() {
-                    format!("expected an attribute name in '{text}'")
+                    format!("expected an attribute name in '{shown}'")
                 } else {
-                    format!("'{attr}' is not an attribute name (a letter, then letters, digits, '-' or '_')")
+                    format!("'{}' is not an attribute name (a letter, then letters, digits, '-' or '_')", excerpt(attr))
                 },
             ));
         }
@@ -385,16 +389,16 @@ impl<'a> Parser<'a> {
             if let Some(dot) = sub.find('.') {
                 return Err(self.err(
                     sub_at + dot,
-                    format!("'{text}': an attribute path has at most one sub-attribute"),
+                    format!("'{shown}': an attribute path has at most one sub-attribute"),
                 ));
             }
             if !is_attr_name(sub) {
                 return Err(self.err(
                     sub_at,
                     if sub.is_empty() {
-                        format!("expected a sub-attribute name after '.' in '{text}'")
+                        format!("expected a sub-attribute name after '.' in '{shown}'")
                     } else {
-                        format!("'{sub}' is not an attribute name (a letter, then letters, digits, '-' or '_')")
+                        format!("'{}' is not an attribute name (a letter, then letters, digits, '-' or '_')", excerpt(sub))
                     },
                 ));
             }
@@ -402,7 +406,7 @@ impl<'a> Parser<'a> {
         if inner && (urn.is_some() || sub.is_some()) {
             return Err(self.err(
                 word.start,
-                format!("inside '[...]' name a sub-attribute alone, not '{text}'"),
+                format!("inside '[...]' name a sub-attribute alone, not '{shown}'"),
             ));
         }
         Ok(AttrPath {
@@ -594,7 +598,7 @@ impl<'a> Parser<'a> {
         let text = self.src.get(start..i).unwrap_or("");
         let n = text
             .parse::<serde_json::Number>()
-            .map_err(|_| self.err(start, format!("number {text} is out of range")))?;
+            .map_err(|_| self.err(start, format!("number {} is out of range", excerpt(text))))?;
         self.pos = i;
         Ok(Token {
             kind: Tok::Num(n),

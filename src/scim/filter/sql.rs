@@ -5,6 +5,7 @@
 //! ("not equal") instead of SQL's unknown. Values only ever travel as parameters.
 
 use super::{AttrPath, CompareOp, Filter, FilterError, TREE_DEPTH, Value};
+use crate::scim::excerpt;
 
 /// The SQL flavour of the placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +104,7 @@ impl Attr {
         }
     }
 
-    /// This attribute, multi-valued: `exists` is an `EXISTS (...)` template with one `{}`
+    /// This attribute, multi-valued: `exists` is a template with one `{}` ([`Multi::exists`])
     /// for the condition, and `subs` lists the sub-attributes usable inside it.
     pub fn multi(mut self, exists: impl Into<String>, subs: Vec<SubAttr>) -> Self {
         self.multi = Some(Multi {
@@ -117,9 +118,13 @@ impl Attr {
 /// A multi-valued attribute kept in other tables, e.g. a user's `groups`, a group's `members`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Multi {
-    /// `EXISTS (SELECT 1 FROM ... WHERE <correlation> AND {})`: the condition on the
+    /// "Some value satisfies `{}`": `EXISTS (SELECT 1 FROM ... WHERE <correlation> AND {})`,
+    /// or better an uncorrelated semi-join, `key IN (SELECT owner FROM ... WHERE {})`, which
+    /// a database runs once per statement rather than once per row. The condition on the
     /// sub-attributes replaces the `{}`. All conditions of one value path go into one
-    /// `EXISTS`, so they must hold for the same value.
+    /// template, so they must hold for the same value; so do the operands of an `or` chain
+    /// that use the same template (some value satisfies a or some satisfies b, exactly when
+    /// some value satisfies a or b), which makes a long chain one look-up, not one each.
     pub exists: String,
     /// The sub-attributes (`value`, `display`, `type`, `$ref`, ...), expressions valid inside
     /// `exists`.
@@ -236,6 +241,36 @@ struct Column {
     exists: Option<String>,
 }
 
+/// A condition and the `EXISTS` template it still has to go into, if any.
+struct Part {
+    exists: Option<String>,
+    cond: String,
+    /// The attribute the template belongs to, for messages.
+    path: AttrPath,
+}
+
+impl Part {
+    fn new(exists: Option<String>, cond: String, path: &AttrPath) -> Self {
+        Part {
+            exists,
+            cond,
+            path: path.clone(),
+        }
+    }
+
+    fn plain(cond: String) -> Self {
+        Part {
+            exists: None,
+            cond,
+            path: AttrPath::new(""),
+        }
+    }
+
+    fn wrapped(self) -> Result<String, FilterError> {
+        wrap(self.exists.as_deref(), &self.cond, &self.path)
+    }
+}
+
 struct Translator<'a> {
     attrs: &'a dyn Attributes,
     dialect: Dialect,
@@ -245,6 +280,13 @@ struct Translator<'a> {
 
 impl Translator<'_> {
     fn cond(&mut self, f: &Filter, scope: Scope<'_>, depth: usize) -> Result<String, FilterError> {
+        let part = self.part(f, scope, depth)?;
+        part.wrapped()
+    }
+
+    /// `f` translated, its `EXISTS` (if any) not yet applied, so that an `or` chain can put
+    /// the conditions of several operands into one.
+    fn part(&mut self, f: &Filter, scope: Scope<'_>, depth: usize) -> Result<Part, FilterError> {
         if depth > TREE_DEPTH {
             return Err(FilterError::new(format!(
                 "filter nested deeper than {TREE_DEPTH} levels"
@@ -253,34 +295,40 @@ impl Translator<'_> {
         match f {
             // `eq null` is "has no value" and `ne null` "has a value"; both wrap the whole
             // test, so on a multi-valued attribute `eq null` means no value at all.
-            Filter::Compare(path, CompareOp::Eq, Value::Null) => {
-                Ok(format!("(NOT {})", self.present(path, scope)?))
-            }
+            Filter::Compare(path, CompareOp::Eq, Value::Null) => Ok(Part::plain(format!(
+                "(NOT {})",
+                self.present(path, scope)?.wrapped()?
+            ))),
             Filter::Compare(path, CompareOp::Ne, Value::Null) => self.present(path, scope),
             Filter::Compare(path, op, value) => {
                 let col = self.resolve(path, scope)?;
                 let c = self.compare(&col, path, *op, value)?;
-                wrap(col.exists.as_deref(), &c, path)
+                Ok(Part::new(col.exists, c, path))
             }
             Filter::Present(path) => self.present(path, scope),
-            Filter::And(..) | Filter::Or(..) => {
-                let is_and = matches!(f, Filter::And(..));
-                let parts = chain(f, is_and)
+            Filter::And(..) => {
+                let parts = chain(f, true)
                     .into_iter()
-                    .map(|g| self.cond(g, scope, depth + 1))
+                    .map(|g| self.part(g, scope, depth + 1)?.wrapped())
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(balanced(&parts, if is_and { "AND" } else { "OR" }))
+                Ok(Part::plain(balanced(&parts, "AND")))
             }
-            Filter::Not(g) => Ok(format!("(NOT {})", self.cond(g, scope, depth + 1)?)),
+            Filter::Or(..) => self.or_chain(f, scope, depth),
+            Filter::Not(g) => Ok(Part::plain(format!(
+                "(NOT {})",
+                self.part(g, scope, depth + 1)?.wrapped()?
+            ))),
             Filter::ValuePath(path, g) => {
                 if !matches!(scope, Scope::Top) {
                     return Err(FilterError::new(format!(
-                        "value path {path}[...] inside another value path"
+                        "value path {}[...] inside another value path",
+                        excerpt(&path.to_string())
                     )));
                 }
                 if path.sub.is_some() {
                     return Err(FilterError::new(format!(
-                        "value path {path}[...] must not name a sub-attribute before '['"
+                        "value path {}[...] must not name a sub-attribute before '['",
+                        excerpt(&path.to_string())
                     )));
                 }
                 match self.attrs.resolve(path) {
@@ -288,22 +336,60 @@ impl Translator<'_> {
                         multi: Some(multi), ..
                     }) => {
                         let c = self.cond(g, Scope::InMulti(path, &multi), depth + 1)?;
-                        wrap(Some(&multi.exists), &c, path)
+                        Ok(Part::new(Some(multi.exists), c, path))
                     }
-                    _ => self.cond(g, Scope::Complex(path), depth + 1),
+                    _ => self.part(g, Scope::Complex(path), depth + 1),
                 }
             }
         }
     }
 
-    fn present(&mut self, path: &AttrPath, scope: Scope<'_>) -> Result<String, FilterError> {
+    /// An `or` chain.
+    #[inline(never)]
+    fn or_chain(
+        &mut self,
+        f: &Filter,
+        scope: Scope<'_>,
+        depth: usize,
+    ) -> Result<Part, FilterError> {
+        // Operands over the same multi-valued attribute share one template: "some
+        // value matches a, or some value matches b" is "some value matches a or b",
+        // and one look-up of the values beats one per operand.
+        let mut plain: Vec<String> = Vec::new();
+        let mut multi: Vec<(String, AttrPath, Vec<String>)> = Vec::new();
+        for g in chain(f, false) {
+            let part = self.part(g, scope, depth + 1)?;
+            match part.exists {
+                None => plain.push(part.cond),
+                Some(t) => match multi.iter_mut().find(|(u, ..)| *u == t) {
+                    Some((.., conds)) => conds.push(part.cond),
+                    None => multi.push((t, part.path, vec![part.cond])),
+                },
+            }
+        }
+        if plain.is_empty()
+            && let [(t, path, conds)] = multi.as_mut_slice()
+        {
+            return Ok(Part {
+                exists: Some(std::mem::take(t)),
+                cond: balanced(conds, "OR"),
+                path: std::mem::replace(path, AttrPath::new("")),
+            });
+        }
+        for (t, path, conds) in multi {
+            plain.push(wrap(Some(&t), &balanced(&conds, "OR"), &path)?);
+        }
+        Ok(Part::plain(balanced(&plain, "OR")))
+    }
+
+    fn present(&mut self, path: &AttrPath, scope: Scope<'_>) -> Result<Part, FilterError> {
         let col = self.resolve(path, scope)?;
         let e = &col.expr;
         let c = match col.kind {
             Kind::Text { .. } | Kind::DateTime => format!("({e} IS NOT NULL AND {e} <> '')"),
             Kind::Bool | Kind::Int => format!("({e} IS NOT NULL)"),
         };
-        wrap(col.exists.as_deref(), &c, path)
+        Ok(Part::new(col.exists, c, path))
     }
 
     fn resolve(&self, path: &AttrPath, scope: Scope<'_>) -> Result<Column, FilterError> {
@@ -421,7 +507,9 @@ impl Translator<'_> {
                     (None, Some(x)) => Param::Real(x),
                     (None, None) => {
                         return Err(FilterError::new(format!(
-                            "{path}: number {n} is out of range"
+                            "{}: number {} is out of range",
+                            excerpt(&path.to_string()),
+                            excerpt(&n.to_string())
                         )));
                     }
                 };
@@ -430,7 +518,8 @@ impl Translator<'_> {
             }
             (_, Value::Null) => {
                 return Err(FilterError::new(format!(
-                    "'{path} {} null': null compares with eq and ne only",
+                    "'{} {} null': null compares with eq and ne only",
+                    excerpt(&path.to_string()),
                     op.as_str()
                 )));
             }
@@ -491,7 +580,10 @@ impl Translator<'_> {
 }
 
 fn unknown(path: &AttrPath) -> FilterError {
-    FilterError::new(format!("unknown attribute '{path}'"))
+    FilterError::new(format!(
+        "unknown attribute '{}'",
+        excerpt(&path.to_string())
+    ))
 }
 
 fn mismatch(path: &AttrPath, kind: Kind, op: CompareOp, value: &Value) -> FilterError {
@@ -514,7 +606,8 @@ fn mismatch(path: &AttrPath, kind: Kind, op: CompareOp, value: &Value) -> Filter
         Value::Null => "null",
     };
     FilterError::new(format!(
-        "'{path}' is {what}: '{}' with {given} does not apply (use {allowed})",
+        "'{}' is {what}: '{}' with {given} does not apply (use {allowed})",
+        excerpt(&path.to_string()),
         op.as_str()
     ))
 }
@@ -980,6 +1073,85 @@ mod tests {
         while let Filter::Not(g) = deep {
             deep = *g;
         }
+    }
+
+    /// [`Map`], with `groups` as an uncorrelated semi-join, as the server maps it.
+    struct SemiJoin;
+
+    impl Attributes for SemiJoin {
+        fn resolve(&self, path: &AttrPath) -> Option<Attr> {
+            let mut attr = Map.resolve(path)?;
+            if let Some(multi) = &mut attr.multi {
+                multi.exists = "a.id IN (SELECT m.account_id FROM memberships m \
+                     JOIN groups g ON g.id = m.group_id WHERE {})"
+                    .into();
+            }
+            Some(attr)
+        }
+    }
+
+    #[test]
+    fn or_chains_over_one_multi_valued_attribute_share_one_look_up() {
+        let conn = db();
+        let cases: &[(&str, &[i64])] = &[
+            (
+                r#"groups.display eq "staff" or groups.display co "ops" or groups.display eq "x""#,
+                &[1, 2, 4],
+            ),
+            (
+                r#"groups.display eq "admins" or userName eq "JSmith" or groups.value eq "3""#,
+                &[1, 2, 4, 5],
+            ),
+            (
+                r#"groups[display eq "staff"] or groups eq "1" or groups.display pr"#,
+                &[1, 2, 4, 5],
+            ),
+            (
+                r#"not (groups.display eq "staff" or groups.display eq "admins")"#,
+                &[3, 4, 6],
+            ),
+            (r#"groups eq null or groups.display eq "ops_1""#, &[3, 4, 6]),
+            (
+                r#"(groups.display eq "staff" or title pr) and (groups.value eq "1" or groups.value eq "3")"#,
+                &[1, 4, 5],
+            ),
+            (
+                r#"groups[display eq "staff" and value eq "1"] or groups[display eq "admins" and value eq "2"]"#,
+                &[],
+            ),
+            (
+                r#"groups.display ne "admins" or groups.display eq "nobody""#,
+                &[1, 2, 4],
+            ),
+        ];
+        for (filter, want) in cases {
+            let f = parse(filter).unwrap();
+            for attrs in [&Map as &dyn Attributes, &SemiJoin] {
+                let sql = to_sql(&f, attrs, Dialect::Sqlite, 1).unwrap();
+                assert_eq!(run(&conn, &sql, &[]), *want, "{filter}: {}", sql.text);
+            }
+        }
+        // Three terms over `groups`, one look-up of the groups.
+        let f = parse(
+            r#"groups.display eq "a" or userName eq "b" or groups.display co "c" or groups eq "1""#,
+        )
+        .unwrap();
+        let sql = to_sql(&f, &SemiJoin, Dialect::Sqlite, 1).unwrap();
+        assert_eq!(sql.text.matches("SELECT").count(), 1, "{}", sql.text);
+        // Placeholders keep their numbers whatever the order the conditions land in.
+        let placeholders: Vec<&str> = ["?1", "?2", "?3", "?4"]
+            .into_iter()
+            .filter(|p| sql.text.contains(p))
+            .collect();
+        assert_eq!(placeholders.len(), 4);
+        // A long chain (built by hand: beyond the text's length limit) stays within
+        // SQLite's expression depth, in one look-up.
+        let term =
+            |s: &str| Filter::compare(AttrPath::with_sub("groups", "display"), CompareOp::Eq, s);
+        let f = (0..1500).fold(term("ops_1"), |f, i| f.or(term(&format!("g{i}"))));
+        let sql = to_sql(&f, &SemiJoin, Dialect::Sqlite, 1).unwrap();
+        assert_eq!(sql.text.matches("SELECT").count(), 1);
+        assert_eq!(run(&conn, &sql, &[]), [4]);
     }
 
     /// A mapping that answers for `groups` only without a sub-attribute.

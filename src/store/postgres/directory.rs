@@ -12,6 +12,19 @@ use crate::store::{Group, StoreError};
 use ::postgres::Row;
 use ::postgres::types::ToSql;
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// `sql_err`, but a statement cancelled by `statement_timeout` is
+/// [`StoreError::TimedOut`].
+fn read_err(url: &str) -> impl Fn(::postgres::Error) -> StoreError + '_ {
+    move |e| {
+        if e.code() == Some(&::postgres::error::SqlState::QUERY_CANCELED) {
+            StoreError::TimedOut
+        } else {
+            sql_err(url)(e)
+        }
+    }
+}
 
 /// A parameter of a listing: the filter's own, the token's groups, or the
 /// window.
@@ -70,6 +83,10 @@ fn page_clause(q: &ListQuery, clause: &str, key: &str, values: &mut Vec<Value>) 
     )
 }
 
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + t)
+}
+
 const USER_SCOPE: &str = "EXISTS (SELECT 1 FROM memberships sm JOIN groups sg ON sg.id = sm.group_id \
      WHERE sm.account_id = a.id AND sg.name = ANY ({}))";
 const GROUP_SCOPE: &str = "g.name = ANY ({})";
@@ -89,7 +106,24 @@ fn token_from_row(r: &Row) -> Token {
 
 impl PgReader {
     fn rows(&mut self, sql: &str, values: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        self.client.query(sql, values).map_err(sql_err(&self.url))
+        self.client.query(sql, values).map_err(read_err(&self.url))
+    }
+
+    /// Cap the statements that follow, in this read transaction, at what
+    /// is left until `deadline`.
+    fn limit(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        let Some(deadline) = deadline else {
+            return Ok(());
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // 0 would mean "no limit".
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        if ms == 0 {
+            return Err(StoreError::TimedOut);
+        }
+        self.client
+            .batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+            .map_err(read_err(&self.url))
     }
 
     fn user_records(
@@ -191,7 +225,7 @@ impl PgReader {
         self.client
             .query_one(&sql, &refs(values))
             .map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0))
-            .map_err(sql_err(&self.url))
+            .map_err(read_err(&self.url))
     }
 }
 
@@ -205,11 +239,14 @@ impl Directory for PgReader {
             return Ok((0, Vec::new()));
         }
         let (clause, mut values) = where_clause(q, USER_SCOPE);
+        let deadline = deadline(q.timeout);
+        self.limit(deadline)?;
         let total = self.count("accounts a", &clause, &values)?;
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
         let clause = page_clause(q, &clause, "a.id", &mut values);
+        self.limit(deadline)?;
         Ok((total, self.user_records(&clause, &values)?))
     }
 
@@ -227,11 +264,14 @@ impl Directory for PgReader {
             return Ok((0, Vec::new()));
         }
         let (clause, mut values) = where_clause(q, GROUP_SCOPE);
+        let deadline = deadline(q.timeout);
+        self.limit(deadline)?;
         let total = self.count("groups g", &clause, &values)?;
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
         let clause = page_clause(q, &clause, "g.id", &mut values);
+        self.limit(deadline)?;
         Ok((total, self.group_records(&clause, &values)?))
     }
 

@@ -9,6 +9,11 @@ use crate::store::{Group, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// SQLite virtual-machine steps between two looks at the clock while a
+/// listing runs under a deadline: a few microseconds of work.
+const PROGRESS_STEPS: i32 = 1000;
 
 fn value(p: &Param) -> Value {
     match p {
@@ -183,6 +188,38 @@ impl SqliteReader {
             .map_err(sql_err(&self.url))
     }
 
+    /// Run `f` with every statement cut off once `timeout` has passed since
+    /// the start: SQLite then interrupts the running statement, and the
+    /// error becomes [`StoreError::TimedOut`]. The handler is removed before
+    /// the connection goes back to the pool.
+    fn capped<T>(
+        &mut self,
+        timeout: Option<Duration>,
+        f: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let Some(timeout) = timeout else {
+            return f(self);
+        };
+        let deadline = Instant::now() + timeout;
+        self.conn
+            .progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))
+            .map_err(sql_err(&self.url))?;
+        let out = f(self);
+        let removed = self
+            .conn
+            .progress_handler(0, None::<fn() -> bool>)
+            .map_err(sql_err(&self.url));
+        let out = out.map_err(|e| match e {
+            StoreError::Sql {
+                source: rusqlite::Error::SqliteFailure(f, _),
+                ..
+            } if f.code == rusqlite::ErrorCode::OperationInterrupted => StoreError::TimedOut,
+            other => other,
+        })?;
+        removed?;
+        Ok(out)
+    }
+
     fn page_clause(q: &ListQuery, clause: &str, key: &str, values: &mut Vec<Value>) -> String {
         let n = values.len();
         values.push(Value::Integer(q.limit.min(i64::MAX as u64) as i64));
@@ -218,12 +255,14 @@ impl Directory for SqliteReader {
 
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
         let (clause, mut values) = where_clause(q, USER_SCOPE);
-        let total = self.count("accounts a", &clause, &values)?;
-        if q.limit == 0 {
-            return Ok((total, Vec::new()));
-        }
-        let clause = Self::page_clause(q, &clause, "a.id", &mut values);
-        Ok((total, self.user_records(&clause, values)?))
+        self.capped(q.timeout, |s| {
+            let total = s.count("accounts a", &clause, &values)?;
+            if q.limit == 0 {
+                return Ok((total, Vec::new()));
+            }
+            let clause = Self::page_clause(q, &clause, "a.id", &mut values);
+            Ok((total, s.user_records(&clause, values)?))
+        })
     }
 
     fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError> {
@@ -234,12 +273,14 @@ impl Directory for SqliteReader {
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
         let (clause, mut values) = where_clause(q, GROUP_SCOPE);
-        let total = self.count("groups g", &clause, &values)?;
-        if q.limit == 0 {
-            return Ok((total, Vec::new()));
-        }
-        let clause = Self::page_clause(q, &clause, "g.id", &mut values);
-        Ok((total, self.group_records(&clause, values)?))
+        self.capped(q.timeout, |s| {
+            let total = s.count("groups g", &clause, &values)?;
+            if q.limit == 0 {
+                return Ok((total, Vec::new()));
+            }
+            let clause = Self::page_clause(q, &clause, "g.id", &mut values);
+            Ok((total, s.group_records(&clause, values)?))
+        })
     }
 
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
