@@ -3,7 +3,10 @@
 use super::Out;
 use super::apply::actor;
 use super::plan::{StoreArg, store_error};
-use crate::store::{self, directory::Token};
+use crate::store::{
+    self,
+    directory::{Scope, Token},
+};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -91,6 +94,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
             crate::serve::Config {
                 url: url.clone(),
                 lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
+                policy: crate::roster::model::Policy::default(),
             },
             listener,
         )
@@ -219,12 +223,13 @@ fn in_session(
 
 fn describe(t: &Token) -> String {
     let scope = match &t.scope {
-        None => "admin".to_string(),
-        Some(g) => g
+        Scope::Admin => "admin".to_string(),
+        Scope::Groups(g) => g
             .iter()
-            .map(|g| format!("group:{g}"))
+            .map(|g| format!("group:{}", g.name))
             .collect::<Vec<_>>()
             .join(","),
+        Scope::Broken(why) => format!("unusable ({why}; revoke it)"),
     };
     let state = match &t.revoked_at {
         Some(at) => format!("revoked {at}"),

@@ -487,7 +487,18 @@ impl<'a> Parser<'a> {
                         'n' => '\n',
                         'r' => '\r',
                         't' => '\t',
-                        'u' => self.unicode_escape(at, &mut chars)?,
+                        'u' => match self.unicode_escape(at, &mut chars)? {
+                            // PostgreSQL cannot hold or compare NUL in text:
+                            // no store could match it, so it is refused here.
+                            '\0' => {
+                                return Err(FilterError::value_at(
+                                    self.src,
+                                    at,
+                                    "a string may not hold NUL (\\u0000); no stored value has one",
+                                ));
+                            }
+                            c => c,
+                        },
                         other => {
                             return Err(self.err(
                                 at,
