@@ -425,4 +425,60 @@ mod tests {
         bad[EXT_GROUP]["type"] = json!("club");
         assert!(group_from_resource(&bad).unwrap_err().0.contains("club"));
     }
+
+    #[test]
+    fn control_characters_are_found_with_their_path() {
+        assert_eq!(
+            control_character_at(&json!({"userName": "ok", "n": [1, true]})),
+            None
+        );
+        assert_eq!(
+            control_character_at(&json!({"name": {"givenName": "a\u{0}"}})).as_deref(),
+            Some("name.givenName")
+        );
+        assert_eq!(
+            control_character_at(&json!({"emails": [{"value": "x"}, {"value": "\u{1b}[0m"}]}))
+                .as_deref(),
+            Some("emails[1].value")
+        );
+        assert_eq!(
+            control_character_at(&json!({"a\u{7}": 1})).as_deref(),
+            Some("a\\u{7}")
+        );
+    }
+
+    #[test]
+    fn accounts_are_checked_as_partners_are() {
+        let account = |p: Profile| Account {
+            user_name: "AOBrien".into(),
+            profile: p,
+            active: true,
+            credential: CredentialState::None,
+        };
+        let good = account(Profile {
+            phone: Some("217-852-9634".into()),
+            zip: Some("62701".into()),
+            ..profile()
+        });
+        assert_eq!(check_account(&good, None), Ok(()));
+        for (change, attr) in [
+            (
+                (|p: &mut Profile| p.birth_date = Some("1990-02-30".into())) as fn(&mut Profile),
+                "birthDate",
+            ),
+            (|p| p.email = "nobody".into(), "emails"),
+            (|p| p.phone = Some("555-0100".into()), "phoneNumbers"),
+            (|p| p.zip = Some("6270".into()), "postalCode"),
+            (|p| p.extension = Some("1234567".into()), "phoneExtension"),
+        ] {
+            let mut p = good.profile.clone();
+            change(&mut p);
+            let bad = account(p);
+            let e = check_account(&bad, None).unwrap_err().0;
+            assert!(e.contains(attr), "{e}");
+            assert!(!e.contains("1990-02-30") && !e.contains("555-0100"), "{e}");
+            // A value already stored does not block other changes.
+            assert_eq!(check_account(&bad, Some(&bad)), Ok(()));
+        }
+    }
 }

@@ -1503,7 +1503,60 @@ fn writes_are_checked_like_roster_files(b: Backend) {
     assert_eq!(r.status, 400, "{}", r.body);
 }
 
+/// Stores of schema version 2 kept scopes as group names: migrating turns
+/// them into the groups' ids, and a name whose group is gone into a scope
+/// that grants nothing.
+fn scopes_stored_as_names_become_ids(b: Backend) {
+    let f = Fixture::new(b);
+    let legacy = "Legacy Pilot Group";
+    let token = f.scoped("legacy-um", &[legacy]);
+    let gone = f.scoped("gone-um", &[legacy]);
+    let gid = f.id_of("Groups", &format!("displayName eq \"{legacy}\""));
+    let version = match b {
+        Backend::Sqlite => "PRAGMA user_version = 2".to_string(),
+        Backend::Postgres => "UPDATE meta SET value = 2 WHERE key = 'schema_version'".to_string(),
+    };
+    f.sql(&format!(
+        "UPDATE tokens SET scope = '[\"{legacy}\"]' WHERE name = 'legacy-um';
+         UPDATE tokens SET scope = '[\"{legacy}\", \"Long Gone\"]' WHERE name = 'gone-um';
+         {version};"
+    ));
+    // A server started on the old schema migrates it first.
+    let server = start(f.r.path(), f.db());
+    let (rows, _) = f.stored_tokens("legacy-um");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("legacy-um ") && r.contains(&format!(" [{gid}] "))),
+        "{rows:?}"
+    );
+    let seen = http(
+        "GET",
+        &format!("{}/Groups", server.base),
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert_eq!(seen.body["Resources"][0]["displayName"], legacy);
+    assert_eq!(seen.body["totalResults"], 1);
+    let refused = http(
+        "GET",
+        &format!("{}/Groups", server.base),
+        Some(&gone),
+        None,
+        &[],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
+    assert!(
+        list.contains(&format!("legacy-um\tgroup:{legacy}\t")),
+        "{list}"
+    );
+    assert!(list.contains("gone-um\tunusable"), "{list}");
+}
+
 on_every_store!(
+    scopes_stored_as_names_become_ids,
     scoped_tokens_reach_only_people_already_in_their_groups,
     user_manager_grants_obey_the_policy,
     scopes_follow_the_group_not_its_name,

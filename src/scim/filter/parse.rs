@@ -1033,4 +1033,23 @@ mod tests {
         let e = parse_path("a b").unwrap_err();
         assert_eq!(e.column, Some(3));
     }
+
+    #[test]
+    fn nul_in_a_string_is_an_invalid_value() {
+        for f in [
+            r#"userName co "\u0000""#,
+            r#"externalId le "a\u0000""#,
+            r#"emails[value eq "\u0000"]"#,
+        ] {
+            let e = parse(f).unwrap_err();
+            assert_eq!(e.scim_type, "invalidValue", "{f}");
+            assert!(e.message.contains("NUL"), "{f}: {}", e.message);
+        }
+        // Other escaped control characters are values a store can hold.
+        assert!(parse(r#"a eq "\u0001\n""#).is_ok());
+        assert_eq!(
+            parse(r#"a eq "\x""#).unwrap_err().scim_type,
+            "invalidFilter"
+        );
+    }
 }
