@@ -2,7 +2,7 @@
 
 use super::patch::{self, Path as AttrPath};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
-use crate::scim::filter;
+use crate::scim::filter::{self, Filter};
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
@@ -206,7 +206,11 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     let attrs = super::attrs::for_kind(kind);
     let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
         Some(text) => {
-            let f = filter::parse(text).map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?;
+            let mut f =
+                filter::parse(text).map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?;
+            if let (Kind::User, Some(scope)) = (kind, &ctx.caller.scope) {
+                f = within_scope(f, scope);
+            }
             Some(
                 filter::to_sql(&f, attrs.as_ref(), dir.dialect(), 1)
                     .map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?,
@@ -274,6 +278,46 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
             "Resources": items,
         }),
     ))
+}
+
+/// A User filter as a scoped token may ask it: every test on `groups`
+/// looks at the token's groups only, so a filter cannot tell which of its
+/// members are in other groups (`groups.display eq "…"`).
+fn within_scope(f: Filter, scope: &[i64]) -> Filter {
+    use filter::{AttrPath, CompareOp, Value as FValue};
+    let is_groups = |p: &AttrPath| p.attr.eq_ignore_ascii_case("groups");
+    let mine = || {
+        let value = AttrPath::new("value");
+        scope
+            .iter()
+            .map(|id| Filter::compare(value.clone(), CompareOp::Eq, id.to_string()))
+            .reduce(Filter::or)
+            // No group at all: a test no group passes.
+            .unwrap_or_else(|| Filter::compare(value.clone(), CompareOp::Eq, "0"))
+    };
+    // `groups.display` → `display` inside `groups[...]`; bare `groups` is its value.
+    let inner = |p: &AttrPath| AttrPath::new(p.sub.clone().unwrap_or_else(|| "value".into()));
+    let outer = |p: &AttrPath| AttrPath {
+        sub: None,
+        ..p.clone()
+    };
+    match f {
+        Filter::And(l, r) => within_scope(*l, scope).and(within_scope(*r, scope)),
+        Filter::Or(l, r) => within_scope(*l, scope).or(within_scope(*r, scope)),
+        Filter::Not(g) => Filter::not(within_scope(*g, scope)),
+        Filter::ValuePath(p, g) if is_groups(&p) => Filter::value_path(p, g.and(mine())),
+        Filter::Compare(p, CompareOp::Eq, FValue::Null) if is_groups(&p) => {
+            Filter::not(Filter::value_path(outer(&p), mine()))
+        }
+        Filter::Compare(p, CompareOp::Ne, FValue::Null) if is_groups(&p) => {
+            Filter::value_path(outer(&p), mine())
+        }
+        Filter::Present(p) if is_groups(&p) => Filter::value_path(outer(&p), mine()),
+        Filter::Compare(p, op, v) if is_groups(&p) => {
+            Filter::value_path(outer(&p), Filter::Compare(inner(&p), op, v).and(mine()))
+        }
+        other => other,
+    }
 }
 
 /// POST /.search (RFC 7644 §3.4.3): the query in a SearchRequest body.

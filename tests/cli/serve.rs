@@ -1139,6 +1139,33 @@ fn scoped_tokens_reach_only_people_already_in_their_groups(b: Backend) {
         Some(&json!({"filter": "userName eq \"JJones\""})),
     );
     assert_eq!(searched.body["Resources"][0]["groups"], one.body["groups"]);
+    // Nor can a filter tell which of its people are in other groups.
+    for (filter, total) in [
+        ("groups.display eq \"Sangamon County Workforce Agency\"", 0),
+        ("groups[display co \"Sangamon\"]", 0),
+        (&format!("groups eq \"{sangamon}\""), 0),
+        (
+            &format!("groups.value eq \"{sangamon}\" or userName eq \"nobody\""),
+            0,
+        ),
+        ("not (groups.display sw \"Sangamon\")", 1),
+        ("groups.display eq \"Legacy Pilot Group\"", 1),
+        ("groups pr", 1),
+    ] {
+        let r = as_um("GET", &format!("/Users?filter={}", encode(filter)), None);
+        assert_eq!(r.body["totalResults"], total, "{filter}: {}", r.body);
+    }
+    assert_eq!(
+        f.get(&format!(
+            "/Users?filter={}",
+            encode(
+                "groups.display eq \"Sangamon County Workforce Agency\" and userName eq \"JJones\""
+            )
+        ))
+        .body["totalResults"],
+        1,
+        "the admin token sees every group"
+    );
 
     // A token over two groups may move people between them.
     let both = f.scoped("two-um", &[legacy, "Sangamon County Workforce Agency"]);
