@@ -18,6 +18,11 @@ pub struct ServeArgs {
     /// Seconds a write waits for another writer holding the store's lock.
     #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = super::apply::seconds)]
     pub lock_timeout: f64,
+    /// Roster files or directories whose `policy` block user-manager grants
+    /// made through the server obey (`user_manager_roles`); without it, the
+    /// default policy.
+    #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER")]
+    pub roster: Vec<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -50,8 +55,34 @@ pub enum TokenCommand {
     Revoke { name: String },
 }
 
+/// The policy grants through the server obey: the roster's, else the default.
+fn policy(args: &ServeArgs, out: &mut Out) -> Result<crate::roster::model::Policy, u8> {
+    if args.roster.is_empty() {
+        return Ok(Default::default());
+    }
+    let (checked, _) = crate::check::check_paths_while(&args.roster, &out.cwd, |_| ());
+    if checked.has_errors() {
+        let style = crate::report::Style {
+            color: out.color,
+            show_pii: false,
+        };
+        let text = crate::report::human(&checked.findings, &checked.roster.files, style);
+        let _ = out.stderr.write_all(text.as_bytes());
+        let _ = writeln!(
+            out.stderr,
+            "error: the roster given with --roster has errors; fix them (`roster check`) before serving"
+        );
+        return Err(1);
+    }
+    Ok(checked.roster.policy)
+}
+
 pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
     let url = args.store.url.clone();
+    let policy = match policy(&args, out) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     // Create or migrate the store before accepting requests.
     let ready = store::begin(
         &url,
@@ -94,7 +125,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
             crate::serve::Config {
                 url: url.clone(),
                 lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
-                policy: crate::roster::model::Policy::default(),
+                policy,
             },
             listener,
         )

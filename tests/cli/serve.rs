@@ -55,8 +55,14 @@ pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
 
 /// Start `roster serve` on a free port over `store` in `dir`.
 pub fn start(dir: &Path, store: &str) -> Server {
+    start_with(dir, store, &[])
+}
+
+/// [`start`] with more arguments.
+pub fn start_with(dir: &Path, store: &str, more: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
+        .args(more)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1248,6 +1254,47 @@ fn user_manager_grants_obey_the_policy(b: Backend) {
     assert_eq!(
         r.body[GROUP_EXT]["userManagers"][0]["value"],
         jjones.as_str()
+    );
+
+    // A server given the roster's policy follows it.
+    std::fs::write(
+        f.r.path().join("policy.yaml"),
+        "version: 1\npolicy:\n  user_manager_roles: [individual]\n",
+    )
+    .unwrap();
+    let server = start_with(f.r.path(), f.db(), &["--roster", "policy.yaml"]);
+    let url = format!("{}{gpath}", server.base);
+    let r = http("PATCH", &url, Some(&token), Some(&grant(&individual)), &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mccray = f.id_of("Users", "userName eq \"MMcCray\"");
+    let r = http(
+        "PATCH",
+        &url,
+        Some(&f.admin),
+        Some(&add_members(&[&mccray])),
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = http("PATCH", &url, Some(&f.admin), Some(&grant(&mccray)), &[]);
+    assert_eq!(
+        r.status, 400,
+        "public-viewer is not allowed by this policy: {}",
+        r.body
+    );
+    std::fs::write(
+        f.r.path().join("bad.yaml"),
+        "version: 1\npolicy:\n  user_manager_roles: [boss]\n",
+    )
+    .unwrap();
+    let refused = run_in(
+        f.r.path(),
+        &["serve", "--store", f.db(), "--roster", "bad.yaml"],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("bad.yaml") && refused.stderr.contains("--roster"),
+        "{}",
+        refused.stderr
     );
 }
 
