@@ -3,7 +3,10 @@
 use super::Out;
 use super::apply::actor;
 use super::plan::{StoreArg, store_error};
-use crate::store::{self, directory::Token};
+use crate::store::{
+    self,
+    directory::{Scope, Token},
+};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -19,6 +22,11 @@ pub struct ServeArgs {
     /// the store cancels them and the client is told to narrow the filter.
     #[arg(long, default_value = "5000", env = "ROSTER_STATEMENT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
     pub statement_timeout: u64,
+    /// Roster files or directories whose `policy` block user-manager grants
+    /// made through the server obey (`user_manager_roles`); without it, the
+    /// default policy.
+    #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER")]
+    pub roster: Vec<std::path::PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -51,8 +59,34 @@ pub enum TokenCommand {
     Revoke { name: String },
 }
 
+/// The policy grants through the server obey: the roster's, else the default.
+fn policy(args: &ServeArgs, out: &mut Out) -> Result<crate::roster::model::Policy, u8> {
+    if args.roster.is_empty() {
+        return Ok(Default::default());
+    }
+    let (checked, _) = crate::check::check_paths_while(&args.roster, &out.cwd, |_| ());
+    if checked.has_errors() {
+        let style = crate::report::Style {
+            color: out.color,
+            show_pii: false,
+        };
+        let text = crate::report::human(&checked.findings, &checked.roster.files, style);
+        let _ = out.stderr.write_all(text.as_bytes());
+        let _ = writeln!(
+            out.stderr,
+            "error: the roster given with --roster has errors; fix them (`roster check`) before serving"
+        );
+        return Err(1);
+    }
+    Ok(checked.roster.policy)
+}
+
 pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
     let url = args.store.url.clone();
+    let policy = match policy(&args, out) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
     // Create or migrate the store before accepting requests.
     let ready = store::begin(
         &url,
@@ -96,6 +130,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
                 url: url.clone(),
                 lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
                 statement_timeout: std::time::Duration::from_millis(args.statement_timeout),
+                policy,
             },
             listener,
         )
@@ -224,12 +259,13 @@ fn in_session(
 
 fn describe(t: &Token) -> String {
     let scope = match &t.scope {
-        None => "admin".to_string(),
-        Some(g) => g
+        Scope::Admin => "admin".to_string(),
+        Scope::Groups(g) => g
             .iter()
-            .map(|g| format!("group:{g}"))
+            .map(|g| format!("group:{}", g.name))
             .collect::<Vec<_>>()
             .join(","),
+        Scope::Broken(why) => format!("unusable ({why}; revoke it)"),
     };
     let state = match &t.revoked_at {
         Some(at) => format!("revoked {at}"),

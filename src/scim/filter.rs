@@ -254,7 +254,8 @@ impl Filter {
     }
 }
 
-/// Why a filter was refused: answered as 400 with `scimType` [`SCIM_TYPE`].
+/// Why a filter was refused: answered as 400 with `scimType` [`SCIM_TYPE`],
+/// or `invalidValue` for a value no store can hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterError {
     /// Byte offset into the filter text, when the error has a place in it.
@@ -263,6 +264,8 @@ pub struct FilterError {
     pub column: Option<usize>,
     /// What was expected or what is wrong.
     pub message: String,
+    /// The `scimType` of the 400 a server answers.
+    pub scim_type: &'static str,
 }
 
 impl FilterError {
@@ -272,6 +275,7 @@ impl FilterError {
             offset: None,
             column: None,
             message: message.into(),
+            scim_type: SCIM_TYPE,
         }
     }
 
@@ -285,6 +289,15 @@ impl FilterError {
             offset: Some(offset),
             column: Some(column),
             message: message.into(),
+            scim_type: SCIM_TYPE,
+        }
+    }
+
+    /// A value the filter may not compare: answered `invalidValue`.
+    pub(crate) fn value_at(input: &str, offset: usize, message: impl Into<String>) -> Self {
+        FilterError {
+            scim_type: "invalidValue",
+            ..Self::at(input, offset, message)
         }
     }
 }
@@ -458,7 +471,7 @@ mod tests {
         "\\\"",
         "\\u0022",
         "x' OR 1=1 --",
-        "line\nbreak\r\ttab\u{0}nul\u{1f}\u{7f}",
+        "line\nbreak\r\ttab\u{1f}\u{7f}",
         "é ü 日本 \u{1F600} \u{2028}",
         "50% a_b *?[x]",
     ];
@@ -478,6 +491,10 @@ mod tests {
         }
         assert_eq!(quote("O\"Brien"), r#""O\"Brien""#);
         assert_eq!(quote("a\u{1}"), r#""a\u0001""#);
+        // NUL is quoted, and the parser refuses it: no store holds one.
+        assert_eq!(quote("a\u{0}"), r#""a\u0000""#);
+        let nul = parse(&format!("userName eq {}", quote("a\u{0}")));
+        assert_eq!(nul.unwrap_err().scim_type, "invalidValue");
     }
 
     #[test]

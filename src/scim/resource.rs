@@ -183,6 +183,98 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
     ))
 }
 
+/// Where a request body holds text no roster file may: a control character
+/// (NUL among them, which PostgreSQL cannot store) in any string or name.
+/// Returns the attribute's path, e.g. `name.givenName` or `emails[0].value`.
+pub fn control_character_at(v: &Value) -> Option<String> {
+    fn shown(key: &str) -> String {
+        let k: String = key.chars().take(40).collect();
+        k.escape_default().to_string()
+    }
+    fn walk(v: &Value, path: &str) -> Option<String> {
+        match v {
+            Value::String(s) if s.chars().any(char::is_control) => Some(path.to_string()),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| walk(x, &format!("{path}[{i}]"))),
+            Value::Object(m) => m.iter().find_map(|(k, x)| {
+                let p = if path.is_empty() {
+                    shown(k)
+                } else {
+                    format!("{path}.{}", shown(k))
+                };
+                if k.chars().any(char::is_control) {
+                    Some(p)
+                } else {
+                    walk(x, &p)
+                }
+            }),
+            _ => None,
+        }
+    }
+    walk(v, "")
+}
+
+/// Check an account's values as `roster check` checks a partner's (same
+/// rules, from [`crate::roster::normalize`]), naming SCIM attributes. Only
+/// values that differ from `before` are checked, so an account stored before
+/// these rules can still be changed elsewhere. Messages never repeat a
+/// birth date or phone number.
+pub fn check_account(a: &Account, before: Option<&Account>) -> Result<(), ResourceError> {
+    use crate::roster::normalize;
+    let p = &a.profile;
+    let old = before.map(|b| &b.profile);
+    let changed = |get: fn(&Profile) -> Option<&str>| -> Option<&str> {
+        let new = get(p).filter(|v| !v.is_empty())?;
+        (old.and_then(get) != Some(new)).then_some(new)
+    };
+    if a.user_name.trim() != a.user_name {
+        return Err(ResourceError(
+            "userName must not start or end with spaces".into(),
+        ));
+    }
+    if let Some(e) = changed(|p| Some(p.email.as_str()))
+        && !normalize::is_valid_email(e)
+    {
+        let shown: String = e.chars().take(60).collect();
+        return Err(ResourceError(format!(
+            "emails: `{shown}` is not a valid email address; write one such as name@example.org"
+        )));
+    }
+    if let Some(d) = changed(|p| p.birth_date.as_deref())
+        && let Err(why) = normalize::is_valid_date(d)
+    {
+        return Err(ResourceError(format!(
+            "{EXT_USER}:birthDate {why}; write it as YYYY-MM-DD, e.g. 1972-09-01"
+        )));
+    }
+    if let Some(ph) = changed(|p| p.phone.as_deref())
+        && normalize::phone(ph).is_none()
+    {
+        let digits = normalize::phone_digits(ph).len();
+        return Err(ResourceError(format!(
+            "phoneNumbers: a phone number has 10 digits (such as 217-852-9634), this one {digits}; \
+             put an extension in {EXT_USER}:phoneExtension"
+        )));
+    }
+    if let Some(x) = changed(|p| p.extension.as_deref())
+        && !normalize::is_valid_extension(x)
+    {
+        return Err(ResourceError(format!(
+            "{EXT_USER}:phoneExtension must be 1 to 6 digits"
+        )));
+    }
+    if let Some(z) = changed(|p| p.zip.as_deref())
+        && !normalize::is_valid_zip(z)
+    {
+        return Err(ResourceError(format!(
+            "{EXT_USER}:postalCode must be 5 digits or ZIP+4 (12345-6789)"
+        )));
+    }
+    Ok(())
+}
+
 /// Member references carry the id only: `display` is the provider's to
 /// fill in, and clients compare what they sent with what they read back.
 fn refs(items: &[Ref]) -> Value {
@@ -333,5 +425,61 @@ mod tests {
         let mut bad = v.clone();
         bad[EXT_GROUP]["type"] = json!("club");
         assert!(group_from_resource(&bad).unwrap_err().0.contains("club"));
+    }
+
+    #[test]
+    fn control_characters_are_found_with_their_path() {
+        assert_eq!(
+            control_character_at(&json!({"userName": "ok", "n": [1, true]})),
+            None
+        );
+        assert_eq!(
+            control_character_at(&json!({"name": {"givenName": "a\u{0}"}})).as_deref(),
+            Some("name.givenName")
+        );
+        assert_eq!(
+            control_character_at(&json!({"emails": [{"value": "x"}, {"value": "\u{1b}[0m"}]}))
+                .as_deref(),
+            Some("emails[1].value")
+        );
+        assert_eq!(
+            control_character_at(&json!({"a\u{7}": 1})).as_deref(),
+            Some("a\\u{7}")
+        );
+    }
+
+    #[test]
+    fn accounts_are_checked_as_partners_are() {
+        let account = |p: Profile| Account {
+            user_name: "AOBrien".into(),
+            profile: p,
+            active: true,
+            credential: CredentialState::None,
+        };
+        let good = account(Profile {
+            phone: Some("217-852-9634".into()),
+            zip: Some("62701".into()),
+            ..profile()
+        });
+        assert_eq!(check_account(&good, None), Ok(()));
+        for (change, attr) in [
+            (
+                (|p: &mut Profile| p.birth_date = Some("1990-02-30".into())) as fn(&mut Profile),
+                "birthDate",
+            ),
+            (|p| p.email = "nobody".into(), "emails"),
+            (|p| p.phone = Some("555-0100".into()), "phoneNumbers"),
+            (|p| p.zip = Some("6270".into()), "postalCode"),
+            (|p| p.extension = Some("1234567".into()), "phoneExtension"),
+        ] {
+            let mut p = good.profile.clone();
+            change(&mut p);
+            let bad = account(p);
+            let e = check_account(&bad, None).unwrap_err().0;
+            assert!(e.contains(attr), "{e}");
+            assert!(!e.contains("1990-02-30") && !e.contains("555-0100"), "{e}");
+            // A value already stored does not block other changes.
+            assert_eq!(check_account(&bad, Some(&bad)), Ok(()));
+        }
     }
 }

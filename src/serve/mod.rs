@@ -13,7 +13,7 @@ mod patch;
 mod resources;
 
 use crate::scim::resource::ERROR;
-use crate::store::directory::{Directory, Token};
+use crate::store::directory::{Directory, Scope, Token};
 use crate::store::{self, Session, StoreError};
 use axum::Router;
 use axum::body::Bytes;
@@ -42,6 +42,8 @@ pub struct Config {
     /// How long the queries of one listing may run before the store
     /// cancels them.
     pub statement_timeout: Duration,
+    /// The rules grants made through the server obey, as a plan does.
+    pub policy: crate::roster::model::Policy,
 }
 
 /// The server's state: its configuration, and a gate that lets one write
@@ -177,8 +179,8 @@ pub fn respond(status: StatusCode, body: &Value) -> Response {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub name: String,
-    /// `None`: admin.
-    pub scope: Option<Vec<String>>,
+    /// `None`: admin. Otherwise the ids of the groups the token manages.
+    pub scope: Option<Vec<i64>>,
 }
 
 impl Caller {
@@ -190,10 +192,9 @@ impl Caller {
             ))),
         }
     }
-    pub fn may_manage(&self, group: &str) -> bool {
-        self.scope
-            .as_ref()
-            .is_none_or(|s| s.iter().any(|g| g == group))
+    /// Whether the token manages the group with this id.
+    pub fn may_manage(&self, group: i64) -> bool {
+        self.scope.as_ref().is_none_or(|s| s.contains(&group))
     }
     fn actor(&self) -> String {
         format!("token:{}", self.name)
@@ -217,9 +218,20 @@ fn authenticate(dir: &mut dyn Directory, headers: &HeaderMap) -> Result<Caller, 
         .ok_or_else(|| unauthorized("use a bearer token: `Authorization: Bearer TOKEN`"))?;
     let found: Option<Token> = dir.token(&crate::secrets::sha256(token.as_bytes()))?;
     let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    let scope = match t.scope {
+        Scope::Admin => None,
+        Scope::Groups(groups) => Some(groups.iter().map(|g| g.id).collect()),
+        // Fails closed: a scope that cannot be read grants nothing.
+        Scope::Broken(why) => {
+            return Err(ScimError::forbidden(format!(
+                "token `{}` cannot be used: {why}; revoke it and create another",
+                t.name
+            )));
+        }
+    };
     Ok(Caller {
         name: t.name,
-        scope: t.scope,
+        scope,
     })
 }
 

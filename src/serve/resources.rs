@@ -2,10 +2,11 @@
 
 use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
+use crate::scim::filter::{self, Filter};
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
-use crate::scim::{excerpt, filter};
+use crate::scim::excerpt;
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
 use crate::store::{Account, NewCredential, Owner, ScimField, Session};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -116,23 +117,29 @@ pub fn group_json(base: &str, g: &GroupRecord) -> Value {
     with_meta(v, Kind::Group, base, g.id, &g.created, &g.modified)
 }
 
-/// The record of `id` as the caller may see it.
+/// A user as the caller may see it: a scoped token sees only the groups
+/// it manages.
+fn visible_user(ctx: &Ctx, mut u: UserRecord) -> UserRecord {
+    u.groups.retain(|g| ctx.caller.may_manage(g.id));
+    u
+}
+
+/// The record of `id` as the caller may see it. An id that exists outside
+/// a scoped token's groups answers exactly as an id that does not exist.
 fn load(ctx: &Ctx, dir: &mut dyn Directory, kind: Kind, id: &str) -> Result<Value, ScimError> {
     let n = row_id(kind, id)?;
     let missing = || ScimError::not_found(kind.name(), id);
     match kind {
         Kind::User => {
-            let u = dir.user(n)?.ok_or_else(missing)?;
-            if ctx.caller.scope.is_some()
-                && !u.groups.iter().any(|g| ctx.caller.may_manage(&g.name))
-            {
+            let u = visible_user(ctx, dir.user(n)?.ok_or_else(missing)?);
+            if ctx.caller.scope.is_some() && u.groups.is_empty() {
                 return Err(missing());
             }
             Ok(user_json(&ctx.base, &u))
         }
         Kind::Group => {
             let g = dir.group(n)?.ok_or_else(missing)?;
-            if !ctx.caller.may_manage(&g.group.name) {
+            if !ctx.caller.may_manage(g.id) {
                 return Err(missing());
             }
             Ok(group_json(&ctx.base, &g))
@@ -193,11 +200,14 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     let attrs = super::attrs::for_kind(kind);
     let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
         Some(text) => {
-            let f =
-                filter::parse(text).map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?;
+            let mut f =
+                filter::parse(text).map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?;
+            if let (Kind::User, Some(scope)) = (kind, &ctx.caller.scope) {
+                f = within_scope(f, scope);
+            }
             Some(
                 filter::to_sql(&f, attrs.as_ref(), dir.dialect(), 1)
-                    .map_err(|e| ScimError::bad("invalidFilter", e.to_string()))?,
+                    .map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?,
             )
         }
         None => None,
@@ -241,8 +251,8 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
             let (t, us) = dir.users(&query)?;
             (
                 t,
-                us.iter()
-                    .map(|u| user_json(&ctx.base, u))
+                us.into_iter()
+                    .map(|u| user_json(&ctx.base, &visible_user(ctx, u)))
                     .collect::<Vec<_>>(),
             )
         }
@@ -262,6 +272,46 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
             "Resources": items,
         }),
     ))
+}
+
+/// A User filter as a scoped token may ask it: every test on `groups`
+/// looks at the token's groups only, so a filter cannot tell which of its
+/// members are in other groups (`groups.display eq "…"`).
+fn within_scope(f: Filter, scope: &[i64]) -> Filter {
+    use filter::{AttrPath, CompareOp, Value as FValue};
+    let is_groups = |p: &AttrPath| p.attr.eq_ignore_ascii_case("groups");
+    let mine = || {
+        let value = AttrPath::new("value");
+        scope
+            .iter()
+            .map(|id| Filter::compare(value.clone(), CompareOp::Eq, id.to_string()))
+            .reduce(Filter::or)
+            // No group at all: a test no group passes.
+            .unwrap_or_else(|| Filter::compare(value.clone(), CompareOp::Eq, "0"))
+    };
+    // `groups.display` → `display` inside `groups[...]`; bare `groups` is its value.
+    let inner = |p: &AttrPath| AttrPath::new(p.sub.clone().unwrap_or_else(|| "value".into()));
+    let outer = |p: &AttrPath| AttrPath {
+        sub: None,
+        ..p.clone()
+    };
+    match f {
+        Filter::And(l, r) => within_scope(*l, scope).and(within_scope(*r, scope)),
+        Filter::Or(l, r) => within_scope(*l, scope).or(within_scope(*r, scope)),
+        Filter::Not(g) => Filter::not(within_scope(*g, scope)),
+        Filter::ValuePath(p, g) if is_groups(&p) => Filter::value_path(p, g.and(mine())),
+        Filter::Compare(p, CompareOp::Eq, FValue::Null) if is_groups(&p) => {
+            Filter::not(Filter::value_path(outer(&p), mine()))
+        }
+        Filter::Compare(p, CompareOp::Ne, FValue::Null) if is_groups(&p) => {
+            Filter::value_path(outer(&p), mine())
+        }
+        Filter::Present(p) if is_groups(&p) => Filter::value_path(outer(&p), mine()),
+        Filter::Compare(p, op, v) if is_groups(&p) => {
+            Filter::value_path(outer(&p), Filter::Compare(inner(&p), op, v).and(mine()))
+        }
+        other => other,
+    }
 }
 
 /// POST /.search (RFC 7644 §3.4.3): the query in a SearchRequest body.
@@ -364,14 +414,20 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-fn check_user(a: &Account) -> Result<(), ScimError> {
-    if a.user_name.trim() != a.user_name || a.user_name.chars().any(char::is_control) {
-        return Err(ScimError::bad(
+/// Refuse a request body holding text no roster file may hold: control
+/// characters, NUL among them (PostgreSQL cannot store it).
+fn check_text(body: &Value) -> Result<(), ScimError> {
+    match resource::control_character_at(body) {
+        None => Ok(()),
+        Some(path) => Err(ScimError::bad(
             "invalidValue",
-            "userName must not start or end with spaces or hold control characters",
-        ));
+            format!("{path} holds a control character; remove it"),
+        )),
     }
-    Ok(())
+}
+
+fn check_user(a: &Account, before: Option<&Account>) -> Result<(), ScimError> {
+    resource::check_account(a, before).map_err(bad_resource)
 }
 
 /// Create a resource; returns its id.
@@ -381,7 +437,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
     match kind {
         Kind::User => {
             let (_, account) = account_from_user(body).map_err(bad_resource)?;
-            check_user(&account)?;
+            check_user(&account, None)?;
             let cred = credential(body)?;
             ctx.write(|s, _| {
                 s.create_account(&account.user_name, &account.profile, cred)?;
@@ -406,6 +462,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
                     s.set_scim_field(Owner::Group, &g.group.name, ScimField::ExternalId, Some(x))?;
                 }
                 set_members(
+                    ctx,
                     s,
                     dir,
                     &g.group.name,
@@ -438,6 +495,7 @@ fn created_id(ctx: &Ctx, kind: Kind, name: &str) -> Result<i64, ScimError> {
 
 /// POST: the new resource as stored.
 pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
+    check_text(body)?;
     let id = create_in(ctx, kind, body)?;
     let mut dir = ctx.read()?;
     load(ctx, dir.as_mut(), kind, &id.to_string())
@@ -463,7 +521,7 @@ fn replace_with(
             ctx.caller.admin_only("changing a User")?;
             let (_, cur) = account_from_user(current).map_err(bad_resource)?;
             let (_, mut next) = account_from_user(new).map_err(bad_resource)?;
-            check_user(&next)?;
+            check_user(&next, Some(&cur))?;
             if new.get("active").is_none() {
                 next.active = cur.active;
             }
@@ -536,6 +594,7 @@ fn replace_with(
                 .cloned()
                 .collect();
             set_members(
+                ctx,
                 s,
                 dir,
                 &name,
@@ -558,35 +617,59 @@ fn member_flags(g: &GroupResource, removed: &[String]) -> BTreeMap<String, bool>
 }
 
 fn set_members(
+    ctx: &Ctx,
     s: &mut dyn Session,
     dir: &mut dyn Directory,
     group: &str,
     have: &BTreeMap<String, bool>,
     want: &BTreeMap<String, bool>,
 ) -> Result<(), ScimError> {
-    let mut ids = Vec::new();
+    let mut ids = BTreeMap::new();
     for id in have.keys().chain(want.keys()) {
-        let n = id.parse::<i64>().map_err(|_| {
+        let n = id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
             ScimError::bad(
                 "invalidValue",
                 format!("member `{}` is not a User id of this store", excerpt(id)),
             )
         })?;
-        ids.push(n);
+        ids.insert(id.clone(), n);
     }
-    let names: BTreeMap<String, String> = dir
-        .user_names(&ids)?
-        .into_iter()
-        .map(|(id, n)| (id.to_string(), n))
-        .collect();
+    let all: Vec<i64> = ids.values().copied().collect();
+    let names: BTreeMap<i64, String> = dir.user_names(&all)?.into_iter().collect();
+    // A scoped token adds only people already in one of its groups; anyone
+    // else reads as an id that does not exist (404, the body of GET).
+    if let Some(scope) = &ctx.caller.scope {
+        let added: Vec<i64> = want
+            .keys()
+            .filter(|id| !have.contains_key(*id))
+            .map(|id| ids[id])
+            .collect();
+        let reachable = dir.members_of(scope, &added)?;
+        if let Some(id) = want
+            .keys()
+            .filter(|id| !have.contains_key(*id))
+            .find(|id| !reachable.contains(&ids[*id]))
+        {
+            return Err(ScimError::not_found("User", id));
+        }
+    }
     let name_of = |id: &String| {
-        names.get(id).ok_or_else(|| {
+        names.get(&ids[id]).ok_or_else(|| {
             ScimError::bad(
                 "invalidValue",
                 format!("no User with id `{}` in this store", excerpt(id)),
             )
         })
     };
+    let granted: Vec<&String> = want
+        .iter()
+        .filter(|(id, flag)| **flag && have.get(*id) != Some(&true))
+        .map(|(id, _)| id)
+        .collect();
+    for id in granted {
+        name_of(id)?;
+        may_manage_users(ctx, dir, id, ids[id])?;
+    }
     for (id, _) in have.iter().filter(|(id, _)| !want.contains_key(*id)) {
         s.remove_membership(name_of(id)?, group)?;
     }
@@ -596,6 +679,39 @@ fn set_members(
             Some(old) if old != flag => s.set_user_manager(name_of(id)?, group, *flag)?,
             Some(_) => {}
         }
+    }
+    Ok(())
+}
+
+/// The policy's rules for a user-manager grant, as `roster plan` checks
+/// them: the account is active and holds an allowed role.
+fn may_manage_users(ctx: &Ctx, dir: &mut dyn Directory, id: &str, n: i64) -> Result<(), ScimError> {
+    let Some(u) = dir.user(n)? else {
+        return Err(ScimError::not_found("User", id));
+    };
+    let roles = &ctx.config.policy.user_manager_roles;
+    if !u.account.active {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!(
+                "userManagers: User {id} is inactive; only active accounts may manage a group's users"
+            ),
+        ));
+    }
+    if !roles.contains(&u.account.profile.role) {
+        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!(
+                "userManagers: User {id} has role `{}`; the policy lets only {} manage a group's users",
+                u.account.profile.role.as_str(),
+                if allowed.is_empty() {
+                    "no role".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ),
+        ));
     }
     Ok(())
 }
@@ -625,6 +741,7 @@ pub fn replace_value(
     body: Value,
     headers: &HeaderMap,
 ) -> Result<Value, ScimError> {
+    check_text(&body)?;
     update(ctx, kind, id, headers, |_| Ok(body))
 }
 
@@ -636,6 +753,7 @@ pub fn patch_value(
     body: &Value,
     headers: &HeaderMap,
 ) -> Result<Value, ScimError> {
+    check_text(body)?;
     let ops = patch::operations(body)?;
     update(ctx, kind, id, headers, |current| {
         let mut v = current.clone();

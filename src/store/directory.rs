@@ -16,8 +16,8 @@ pub struct ListQuery<'a> {
     /// 0-based offset.
     pub offset: u64,
     pub limit: u64,
-    /// Group-scoped tokens see only these groups and their members.
-    pub scope: Option<&'a [String]>,
+    /// Group-scoped tokens see only these groups (by id) and their members.
+    pub scope: Option<&'a [i64]>,
     /// How long the listing's queries may run, together; beyond it they
     /// are cancelled and the listing fails with [`StoreError::TimedOut`].
     pub timeout: Option<Duration>,
@@ -30,7 +30,7 @@ pub struct MemberRef {
     pub user_manager: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRef {
     pub id: i64,
     pub name: String,
@@ -58,15 +58,60 @@ pub struct GroupRecord {
 }
 
 /// An API token as stored: never the token itself, only its digest.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Token {
     pub name: String,
-    #[serde(skip)]
     pub digest: String,
-    /// `None`: admin. Otherwise the groups the token may manage.
-    pub scope: Option<Vec<String>>,
+    pub scope: Scope,
     pub created_at: String,
     pub revoked_at: Option<String>,
+}
+
+/// What a token may reach. A scope is kept as the JSON array of its groups'
+/// ids, so a renamed group keeps its tokens and a group deleted and made
+/// again under the same name gets none of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Admin,
+    /// The groups the token may manage, with their names now.
+    Groups(Vec<GroupRef>),
+    /// A stored scope that cannot be read, or names a group that is gone:
+    /// it grants nothing.
+    Broken(String),
+}
+
+impl Scope {
+    /// The scope stored as `stored` (NULL: admin), its groups looked up by
+    /// `names`. Anything but an array of ids of existing groups is
+    /// [`Scope::Broken`], never admin.
+    pub fn read(
+        stored: Option<&str>,
+        names: impl FnOnce(&[i64]) -> Result<Vec<GroupRef>, StoreError>,
+    ) -> Result<Scope, StoreError> {
+        let Some(text) = stored else {
+            return Ok(Scope::Admin);
+        };
+        let ids = match serde_json::from_str::<Vec<i64>>(text) {
+            Ok(ids) => ids,
+            Err(_) => return Ok(Scope::Broken("its stored scope cannot be read".into())),
+        };
+        let mut found = names(&ids)?;
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        match ids.iter().find(|id| !found.iter().any(|g| g.id == **id)) {
+            Some(id) => Ok(Scope::Broken(format!(
+                "group #{id} of its scope no longer exists"
+            ))),
+            None => Ok(Scope::Groups(found)),
+        }
+    }
+
+    /// The scope as stored: the groups' ids.
+    pub fn stored(ids: &[i64]) -> String {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        serde_json::json!(ids).to_string()
+    }
 }
 
 /// Read access for the SCIM service provider.
@@ -82,6 +127,10 @@ pub trait Directory {
     /// User names of these account ids; unknown ids are left out.
     fn user_names(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>, StoreError>;
     fn group_id(&mut self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Ids and names of these groups; unknown ids are left out.
+    fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError>;
+    /// Ids of the accounts among `ids` that are members of one of `groups`.
+    fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError>;
     /// The live (not revoked) token with this digest.
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError>;
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError>;

@@ -23,6 +23,7 @@ mod directory;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_tokens.sql"),
+    include_str!("migrations/0003_ids_and_scopes.sql"),
 ];
 
 /// Page cache of a connection, in KiB (negative: SQLite's unit for KiB).
@@ -1136,15 +1137,27 @@ impl Session for SqliteSession {
         digest: &str,
         scope: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        let scope = scope.map(|s| serde_json::json!(s).to_string());
+        // Kept as the groups' ids: a scope follows its group through
+        // renames and dies with it.
+        let ids = match scope {
+            None => None,
+            Some(names) => {
+                let mut ids = Vec::with_capacity(names.len());
+                for n in names {
+                    ids.push(self.group_id(n)?);
+                }
+                Some(ids)
+            }
+        };
+        let stored = ids.as_deref().map(crate::store::directory::Scope::stored);
         let inserted = self.conn.execute(
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![name, digest, scope, self.now],
+            params![name, digest, stored, self.now],
         );
         self.unique(inserted, || {
             format!("a token named `{name}` already exists; pick another name or revoke it first")
         })?;
-        let after = serde_json::json!({ "scope": scope }).to_string();
+        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
         self.record("create_token", name, None, Some(&after))
     }
 

@@ -491,7 +491,18 @@ impl<'a> Parser<'a> {
                         'n' => '\n',
                         'r' => '\r',
                         't' => '\t',
-                        'u' => self.unicode_escape(at, &mut chars)?,
+                        'u' => match self.unicode_escape(at, &mut chars)? {
+                            // PostgreSQL cannot hold or compare NUL in text:
+                            // no store could match it, so it is refused here.
+                            '\0' => {
+                                return Err(FilterError::value_at(
+                                    self.src,
+                                    at,
+                                    "a string may not hold NUL (\\u0000); no stored value has one",
+                                ));
+                            }
+                            c => c,
+                        },
                         other => {
                             return Err(self.err(
                                 at,
@@ -1025,5 +1036,24 @@ mod tests {
         }
         let e = parse_path("a b").unwrap_err();
         assert_eq!(e.column, Some(3));
+    }
+
+    #[test]
+    fn nul_in_a_string_is_an_invalid_value() {
+        for f in [
+            r#"userName co "\u0000""#,
+            r#"externalId le "a\u0000""#,
+            r#"emails[value eq "\u0000"]"#,
+        ] {
+            let e = parse(f).unwrap_err();
+            assert_eq!(e.scim_type, "invalidValue", "{f}");
+            assert!(e.message.contains("NUL"), "{f}: {}", e.message);
+        }
+        // Other escaped control characters are values a store can hold.
+        assert!(parse(r#"a eq "\u0001\n""#).is_ok());
+        assert_eq!(
+            parse(r#"a eq "\x""#).unwrap_err().scim_type,
+            "invalidFilter"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use super::{ACCOUNT_COLUMNS, PgReader, account_from_row, lwia_from, sql_err};
 use crate::scim::filter::{Dialect, Param};
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord, order,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
 };
 use crate::store::sqlite::group_type;
 use crate::store::{Group, StoreError};
@@ -30,7 +30,7 @@ fn read_err(url: &str) -> impl Fn(::postgres::Error) -> StoreError + '_ {
 /// window.
 enum Value<'a> {
     Filter(&'a Param),
-    Names(&'a [String]),
+    Ids(&'a [i64]),
     Int(i64),
 }
 
@@ -38,7 +38,7 @@ impl Value<'_> {
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Value::Filter(p) => p.as_postgres(),
-            Value::Names(n) => n,
+            Value::Ids(n) => n,
             Value::Int(i) => i,
         }
     }
@@ -51,7 +51,7 @@ fn refs<'v>(values: &'v [Value<'_>]) -> Vec<&'v (dyn ToSql + Sync)> {
 /// The WHERE clause of a listing and its parameters. The filter was
 /// translated with its placeholders numbered from 1, so the scope's continue
 /// after them. `scope_sql` is the condition a scoped token adds, with `{}`
-/// for the array of group names.
+/// for the array of group ids.
 fn where_clause<'a>(q: &ListQuery<'a>, scope_sql: &str) -> (String, Vec<Value<'a>>) {
     let mut conds = Vec::new();
     let mut values = Vec::new();
@@ -60,8 +60,8 @@ fn where_clause<'a>(q: &ListQuery<'a>, scope_sql: &str) -> (String, Vec<Value<'a
         values.extend(f.params.iter().map(Value::Filter));
     }
     if let Some(scope) = q.scope {
-        conds.push(scope_sql.replace("{}", &format!("${}::text[]", values.len() + 1)));
-        values.push(Value::Names(scope));
+        conds.push(scope_sql.replace("{}", &format!("${}::bigint[]", values.len() + 1)));
+        values.push(Value::Ids(scope));
     }
     let clause = if conds.is_empty() {
         "TRUE".to_string()
@@ -88,19 +88,22 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
 }
 
 const USER_SCOPE: &str = "EXISTS (SELECT 1 FROM memberships sm JOIN groups sg ON sg.id = sm.group_id \
-     WHERE sm.account_id = a.id AND sg.name = ANY ({}))";
-const GROUP_SCOPE: &str = "g.name = ANY ({})";
+     WHERE sm.account_id = a.id AND sm.group_id = ANY ({}))";
+const GROUP_SCOPE: &str = "g.id = ANY ({})";
 
 const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
 
-fn token_from_row(r: &Row) -> Token {
-    let scope: Option<String> = r.get(2);
-    Token {
-        name: r.get(0),
-        digest: r.get(1),
-        scope: scope.and_then(|s| serde_json::from_str(&s).ok()),
-        created_at: r.get(3),
-        revoked_at: r.get(4),
+impl PgReader {
+    /// A token row, its stored scope read.
+    fn token_from_row(&mut self, r: &Row) -> Result<Token, StoreError> {
+        let stored: Option<String> = r.get(2);
+        Ok(Token {
+            name: r.get(0),
+            digest: r.get(1),
+            scope: Scope::read(stored.as_deref(), |ids| self.group_refs(ids))?,
+            created_at: r.get(3),
+            revoked_at: r.get(4),
+        })
     }
 }
 
@@ -317,19 +320,49 @@ impl Directory for PgReader {
             .map_err(sql_err(&self.url))
     }
 
+    fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError> {
+        if self.empty || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(
+            "SELECT id, name FROM groups WHERE id = ANY ($1::bigint[])",
+            &[&ids],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| GroupRef {
+                id: r.get(0),
+                name: r.get(1),
+            })
+            .collect())
+    }
+
+    fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if self.empty || groups.is_empty() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.rows(
+            "SELECT DISTINCT account_id FROM memberships \
+             WHERE group_id = ANY ($1::bigint[]) AND account_id = ANY ($2::bigint[])",
+            &[&groups, &ids],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError> {
         if self.empty {
             return Ok(None);
         }
-        self.client
+        let row = self
+            .client
             .query_opt(
                 &format!(
                     "SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = $1 AND revoked_at IS NULL"
                 ),
                 &[&digest],
             )
-            .map(|r| r.as_ref().map(token_from_row))
-            .map_err(sql_err(&self.url))
+            .map_err(sql_err(&self.url))?;
+        row.map(|r| self.token_from_row(&r)).transpose()
     }
 
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError> {
@@ -340,6 +373,6 @@ impl Directory for PgReader {
             &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY name"),
             &[],
         )?;
-        Ok(rows.iter().map(token_from_row).collect())
+        rows.iter().map(|r| self.token_from_row(r)).collect()
     }
 }

@@ -3,7 +3,7 @@
 use super::{ACCOUNT_COLUMNS, SqliteReader, account_from_row, group_type, sql_err};
 use crate::scim::filter::{Dialect, Param};
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Token, UserRecord, order,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
 };
 use crate::store::{Group, StoreError};
 use rusqlite::types::Value;
@@ -33,7 +33,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// The WHERE clause of a listing and its parameters. `scope_sql` is the
-/// condition a scoped token adds, with `{}` for the group-name placeholders.
+/// condition a scoped token adds, with `{}` for the group-id placeholders.
 fn where_clause(q: &ListQuery, scope_sql: &str) -> (String, Vec<Value>) {
     let mut conds = Vec::new();
     let mut values: Vec<Value> = Vec::new();
@@ -47,7 +47,7 @@ fn where_clause(q: &ListQuery, scope_sql: &str) -> (String, Vec<Value>) {
         if scope.is_empty() {
             values.push(Value::Null);
         }
-        values.extend(scope.iter().map(|s| Value::Text(s.clone())));
+        values.extend(scope.iter().map(|id| Value::Integer(*id)));
     }
     let clause = if conds.is_empty() {
         "1 = 1".to_string()
@@ -234,18 +234,31 @@ impl SqliteReader {
 }
 
 const USER_SCOPE: &str = "EXISTS (SELECT 1 FROM memberships sm JOIN groups sg ON sg.id = sm.group_id \
-     WHERE sm.account_id = a.id AND sg.name IN ({}))";
-const GROUP_SCOPE: &str = "g.name IN ({})";
+     WHERE sm.account_id = a.id AND sm.group_id IN ({}))";
+const GROUP_SCOPE: &str = "g.id IN ({})";
 
-fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<Token> {
-    let scope: Option<String> = r.get(2)?;
-    Ok(Token {
-        name: r.get(0)?,
-        digest: r.get(1)?,
-        scope: scope.and_then(|s| serde_json::from_str(&s).ok()),
-        created_at: r.get(3)?,
-        revoked_at: r.get(4)?,
-    })
+/// A token row with its scope as stored; [`SqliteReader::token_of`] reads
+/// the scope.
+type TokenRow = (Token, Option<String>);
+
+fn token_from_row(r: &rusqlite::Row) -> rusqlite::Result<TokenRow> {
+    Ok((
+        Token {
+            name: r.get(0)?,
+            digest: r.get(1)?,
+            scope: Scope::Admin,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        },
+        r.get(2)?,
+    ))
+}
+
+impl SqliteReader {
+    fn token_of(&mut self, (mut t, stored): TokenRow) -> Result<Token, StoreError> {
+        t.scope = Scope::read(stored.as_deref(), |ids| self.group_refs(ids))?;
+        Ok(t)
+    }
 }
 
 impl Directory for SqliteReader {
@@ -325,23 +338,61 @@ impl Directory for SqliteReader {
             .map_err(sql_err(&self.url))
     }
 
+    fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError> {
+        self.ids_in("SELECT id, name FROM groups WHERE id IN ({})", ids, |r| {
+            Ok(GroupRef {
+                id: r.get(0)?,
+                name: r.get(1)?,
+            })
+        })
+    }
+
+    fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        if groups.is_empty() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two JSON arrays, however many ids: no limit on placeholders.
+        let err = sql_err(&self.url);
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT DISTINCT account_id FROM memberships \
+                 WHERE group_id IN (SELECT value FROM json_each(?1)) \
+                 AND account_id IN (SELECT value FROM json_each(?2))",
+            )
+            .map_err(&err)?;
+        let json = |v: &[i64]| serde_json::json!(v).to_string();
+        let rows = stmt
+            .query_map([json(groups), json(ids)], |r| r.get(0))
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
+
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError> {
-        self.conn
+        let row = self
+            .conn
             .prepare_cached(
                 "SELECT name, digest, scope, created_at, revoked_at FROM tokens \
                  WHERE digest = ?1 AND revoked_at IS NULL",
             )
             .and_then(|mut s| s.query_row([digest], token_from_row).optional())
-            .map_err(sql_err(&self.url))
+            .map_err(sql_err(&self.url))?;
+        row.map(|r| self.token_of(r)).transpose()
     }
 
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError> {
-        let err = sql_err(&self.url);
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, digest, scope, created_at, revoked_at FROM tokens ORDER BY name")
-            .map_err(&err)?;
-        let rows = stmt.query_map([], token_from_row).map_err(&err)?;
-        rows.collect::<Result<_, _>>().map_err(&err)
+        let url = self.url.clone();
+        let err = sql_err(&url);
+        let rows: Vec<TokenRow> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT name, digest, scope, created_at, revoked_at FROM tokens ORDER BY name",
+                )
+                .map_err(&err)?;
+            let rows = stmt.query_map([], token_from_row).map_err(&err)?;
+            rows.collect::<Result<_, _>>().map_err(&err)?
+        };
+        rows.into_iter().map(|r| self.token_of(r)).collect()
     }
 }
