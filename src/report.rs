@@ -4,6 +4,7 @@
 use crate::check::finding::{Finding, Severity};
 use crate::roster::SourceFile;
 use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,11 +13,42 @@ pub struct Style {
     pub show_pii: bool,
 }
 
+/// Does this character change how a terminal (or a Markdown viewer) shows
+/// what follows it: C0 and C1 controls (ESC, CR, BEL, …), DEL, bidi
+/// overrides and isolates, and line and paragraph separators?
+fn unsafe_to_print(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Text from a store, a provider or any other outside source, safe to put on
+/// a terminal: every control, escape and bidi character is shown as
+/// `\u{..}`, so a group named `\x1b[31m…` cannot recolor, rewrite or hide
+/// what roster prints.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(unsafe_to_print) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_to_print(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Keys whose values are personal data, masked in snippets.
 const PII_KEYS: [&str; 3] = ["birth_date", "phone", "extension"];
 
-/// Replace the values of personal-data keys on one line with `*`,
-/// keeping every column where it was.
+/// Replace the values of personal-data keys on one line with `*`, one per
+/// byte, keeping every byte offset (and so every span) where it was.
 pub fn mask_pii(line: &str) -> String {
     let mut out = line.to_string();
     for key in PII_KEYS {
@@ -41,7 +73,13 @@ pub fn mask_pii(line: &str) -> String {
                 .map_or(out.len(), |i| value_start + i);
             let masked: String = out[value_start..value_end]
                 .chars()
-                .map(|c| if c.is_alphanumeric() { '*' } else { c })
+                .map(|c| {
+                    if c.is_alphanumeric() {
+                        "*".repeat(c.len_utf8())
+                    } else {
+                        c.to_string()
+                    }
+                })
                 .collect();
             out.replace_range(value_start..value_end, &masked);
             search = value_end.min(out.len());

@@ -27,6 +27,8 @@ macro_rules! on_every_store {
     };
 }
 
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/import.rs"]
 mod import;
 #[path = "cli/pg.rs"]
