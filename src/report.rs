@@ -48,7 +48,8 @@ pub fn printable(s: &str) -> Cow<'_, str> {
 const PII_KEYS: [&str; 3] = ["birth_date", "phone", "extension"];
 
 /// Replace the values of personal-data keys on one line with `*`, one per
-/// byte, keeping every byte offset (and so every span) where it was.
+/// character, keeping every column where it was (byte offsets move when a
+/// masked character is not ASCII: see [`same_char`]).
 pub fn mask_pii(line: &str) -> String {
     let mut out = line.to_string();
     for key in PII_KEYS {
@@ -73,19 +74,21 @@ pub fn mask_pii(line: &str) -> String {
                 .map_or(out.len(), |i| value_start + i);
             let masked: String = out[value_start..value_end]
                 .chars()
-                .map(|c| {
-                    if c.is_alphanumeric() {
-                        "*".repeat(c.len_utf8())
-                    } else {
-                        c.to_string()
-                    }
-                })
+                .map(|c| if c.is_alphanumeric() { '*' } else { c })
                 .collect();
             out.replace_range(value_start..value_end, &masked);
             search = value_end.min(out.len());
         }
     }
     out
+}
+
+/// The byte offset in `to` of the character that sits at byte `at` of
+/// `from`, for two texts with the same characters count (a line and its
+/// masked form).
+fn same_char(from: &str, to: &str, at: usize) -> usize {
+    let nth = from.get(..at).map_or(0, |s| s.chars().count());
+    to.char_indices().nth(nth).map_or(to.len(), |(i, _)| i)
 }
 
 fn line_around(text: &str, offset: usize) -> Option<(usize, &str)> {
@@ -140,11 +143,6 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
         let snippet = f.offset.and_then(|(off, len)| {
             let text = texts.get(f.file.as_str())?;
             let (start, line) = line_around(text, off as usize)?;
-            let shown = if style.show_pii {
-                line.to_string()
-            } else {
-                mask_pii(line)
-            };
             let from = off as usize - start;
             let len = if len == 1 {
                 token_len(&line[from..])
@@ -155,7 +153,12 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             while to < line.len() && !line.is_char_boundary(to) {
                 to += 1;
             }
-            Some((shown, from..to))
+            if style.show_pii {
+                return Some((line.to_string(), from..to));
+            }
+            let shown = mask_pii(line);
+            let range = same_char(line, &shown, from)..same_char(line, &shown, to);
+            Some((shown, range))
         });
         let title = level.clone().primary_title(f.message.as_str()).id(f.code);
         let mut group = match &snippet {
@@ -256,6 +259,44 @@ mod tests {
             mask_pii("    extension: '12' # desk"),
             "    extension: '**' # desk"
         );
+    }
+
+    #[test]
+    fn masking_non_ascii_keeps_characters_and_spans() {
+        for line in [
+            r#"    phone: "ééééé""#,
+            "    birth_date: 1985-04-ẞ17",
+            "    extension: '١٢٣'",
+            "    phone: 📞📞📞",
+            "  - { birth_date: \"ß\", phone: ℡ }",
+        ] {
+            let masked = mask_pii(line);
+            assert_eq!(masked.chars().count(), line.chars().count(), "{masked}");
+            for (at, _) in line.char_indices().chain([(line.len(), ' ')]) {
+                let m = same_char(line, &masked, at);
+                assert!(masked.is_char_boundary(m), "{line}: {at} -> {m}");
+                assert_eq!(
+                    line[..at].chars().count(),
+                    masked[..m].chars().count(),
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(mask_pii(r#"    phone: "ééééé""#), r#"    phone: "*****""#);
+    }
+
+    #[test]
+    fn printable_neutralizes_controls_escapes_and_bidi() {
+        assert_eq!(printable("Ops"), "Ops");
+        assert!(matches!(printable("José Núñez"), Cow::Borrowed(_)));
+        assert_eq!(printable("\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(
+            printable("a\rb\u{7}c\nd\te"),
+            "a\\u{d}b\\u{7}c\\u{a}d\\u{9}e"
+        );
+        assert_eq!(printable("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
+        assert_eq!(printable("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
+        assert_eq!(printable("a\u{2066}b\u{2028}"), "a\\u{2066}b\\u{2028}");
     }
 
     #[test]

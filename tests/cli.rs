@@ -505,6 +505,54 @@ failed: 1 error, 0 warnings
 }
 
 #[test]
+fn non_ascii_personal_values_are_masked_not_a_panic() {
+    for (from, to, shown) in [
+        ("\"217-852-9634\"", "\"ééééé\"", "phone: \"*****\""),
+        ("1972-09-01", "1985-04-ẞ17", "birth_date: ****-**-***"),
+        ("1972-09-01", "１９７２-09-01", "birth_date: ****-**-**"),
+        (
+            "1972-09-01",
+            "\"1972-09-01é\"",
+            "birth_date: \"****-**-***\"",
+        ),
+        (
+            "\"217-852-9634\"",
+            "📞📞📞📞📞📞📞📞📞📞",
+            "phone: 📞📞📞📞📞📞📞📞📞📞",
+        ),
+        (
+            "\"217-852-9634\"",
+            "\"٢١٧-٨٥٢-٩٦٣٤\"",
+            "phone: \"***-***-****\"",
+        ),
+        ("\"217-852-9634\"", "'ß'", "phone: '*'"),
+        (
+            "\"217-852-9634\"\n",
+            "\"217-852-9634\"\n    extension: \"ééé\"\n",
+            "extension: \"***\"",
+        ),
+    ] {
+        let yaml = with_partner("").replacen(from, to, 1);
+        let out = roster()
+            .file("r.yaml", &yaml)
+            .args(&["check", "r.yaml"])
+            .run();
+        assert_eq!(out.code, 1, "{to}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(shown), "{to}: {}", out.stdout);
+        assert!(out.stdout.contains('^'), "{to}: {}", out.stdout);
+        let raw = to.trim().trim_matches(['"', '\'']);
+        if raw.chars().any(char::is_alphanumeric) {
+            assert!(!out.stdout.contains(raw), "{to}: {}", out.stdout);
+        }
+        let out = roster()
+            .file("r.yaml", &yaml)
+            .args(&["check", "r.yaml", "--show-pii"])
+            .run();
+        assert_eq!(out.code, 1, "{to}: {}{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
 fn github_annotations() {
     let out = roster()
         .file("r.yaml", "version: 1\ngroups:\n  - name: A\n    lwia: x\n")
