@@ -553,6 +553,54 @@ fn non_ascii_personal_values_are_masked_not_a_panic() {
 }
 
 #[test]
+fn help_never_shows_a_secret_from_the_environment() {
+    const SECRET: &str = "s3cret";
+    let top = roster().args(&["--help"]).run();
+    // Every verb `roster --help` lists, and the verbs under each.
+    let verbs = |help: &str| -> Vec<String> {
+        help.split("Commands:")
+            .nth(1)
+            .unwrap_or_default()
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|v| *v != "help")
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    for v in verbs(&top.stdout) {
+        let help = roster().args(&[&v, "--help"]).run().stdout;
+        for sub in verbs(&help) {
+            paths.push(vec![v.clone(), sub]);
+        }
+        paths.push(vec![v]);
+    }
+    assert!(paths.len() > 12, "{paths:?}");
+    let mut shown = 0;
+    for path in &paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .env("ROSTER_STORE", format!("postgres://u:{SECRET}@h/db"))
+            .env("ROSTER_ACTOR", format!("actor-{SECRET}"))
+            .env("ROSTER_LISTEN", format!("{SECRET}:8080"))
+            .env("ROSTER_SCIM_TOKEN", SECRET)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!text.contains(SECRET), "{args:?}:\n{text}");
+        shown += usize::from(text.contains("[env: ROSTER_STORE"));
+    }
+    // The variables are still named where `--store` is.
+    assert!(shown >= 8, "{shown}");
+}
+
+#[test]
 fn github_annotations() {
     let out = roster()
         .file("r.yaml", "version: 1\ngroups:\n  - name: A\n    lwia: x\n")

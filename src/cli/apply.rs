@@ -18,7 +18,13 @@ pub struct Args {
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// How new accounts get in.
-    #[arg(long, value_enum, default_value = "invite", env = "ROSTER_ONBOARDING")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "invite",
+        env = "ROSTER_ONBOARDING",
+        hide_env_values = true
+    )]
     pub onboarding: Onboarding,
     /// Where `--onboarding password` writes the generated passwords (mode 0600; must not exist).
     #[arg(long)]
@@ -27,10 +33,10 @@ pub struct Args {
     #[arg(long)]
     pub allow_mass_removal: bool,
     /// Seconds to wait for another apply holding the store's lock.
-    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = seconds)]
+    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", hide_env_values = true, value_parser = seconds)]
     pub lock_timeout: f64,
     /// Who is applying, for the audit log (default: the user running roster).
-    #[arg(long, env = "ROSTER_ACTOR")]
+    #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true)]
     pub actor: Option<String>,
 }
 

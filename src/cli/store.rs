@@ -89,7 +89,7 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
     /// Include birth dates, phones and extensions on stdout (a file always has them).
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
 }
 
@@ -157,7 +157,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// Show birth dates and phone numbers.
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
     /// Lines of context around each change.
     #[arg(long, default_value = "3")]
@@ -361,7 +361,13 @@ pub struct LogArgs {
     /// Check the hash chain of the whole log; exit 1 if it is broken.
     #[arg(long)]
     pub verify: bool,
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
 }
 
@@ -481,7 +487,13 @@ pub struct InvitationsArgs {
     /// Invitations older than this are due a reminder (e.g. 24h, 3d).
     #[arg(long, default_value = "24h")]
     pub older_than: String,
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
 }
 
