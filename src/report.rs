@@ -30,12 +30,22 @@ fn unsafe_to_print(c: char) -> bool {
 /// `\u{..}`, so a group named `\x1b[31m…` cannot recolor, rewrite or hide
 /// what roster prints.
 pub fn printable(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(unsafe_to_print) {
+    neutralize(s, |_| false)
+}
+
+/// [`printable`] for text of several lines: newlines and tabs stay.
+pub fn printable_text(s: &str) -> Cow<'_, str> {
+    neutralize(s, |c| c == '\n' || c == '\t')
+}
+
+fn neutralize(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let bad = |c: char| unsafe_to_print(c) && !keep(c);
+    if !s.chars().any(bad) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if unsafe_to_print(c) {
+        if bad(c) {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -160,7 +170,8 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             let range = same_char(line, &shown, from)..same_char(line, &shown, to);
             Some((shown, range))
         });
-        let title = level.clone().primary_title(f.message.as_str()).id(f.code);
+        let message = printable(&f.message);
+        let title = level.clone().primary_title(message.as_ref()).id(f.code);
         let mut group = match &snippet {
             Some((line, range)) => title.element(
                 Snippet::source(line.as_str())
@@ -175,7 +186,7 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             ),
         };
         if let Some(h) = &f.help {
-            group = group.element(Level::HELP.message(h.as_str()));
+            group = group.element(Level::HELP.message(printable_text(h)));
         }
         out.push_str(&renderer.render(&[group]));
         out.push_str("\n\n");
@@ -227,11 +238,11 @@ pub fn github(findings: &[Finding]) -> String {
         }
         out.push_str(&format!(
             "::{kind} file={},line={},col={},title={}::{}\n",
-            prop(&f.file),
+            prop(&printable(&f.file)),
             f.line,
             f.column,
             prop(f.code),
-            data(&msg)
+            data(&printable_text(&msg))
         ));
     }
     out

@@ -162,7 +162,12 @@ pub fn make_with_live(
 }
 
 pub fn store_error(out: &mut Out, e: &StoreError) -> u8 {
-    let _ = writeln!(out.stderr, "error: {e}");
+    // Store errors quote names and answers from the store or provider.
+    let _ = writeln!(
+        out.stderr,
+        "error: {}",
+        crate::report::printable_text(&e.to_string())
+    );
     1
 }
 

@@ -348,3 +348,71 @@ fn paging_that_never_ends_is_stopped() {
         );
     }
 }
+
+/// Text a store holds reaches the terminal with its controls shown, never
+/// acted on: a group named with an escape sequence and names holding CR,
+/// BEL and a bidi override, in every human and Markdown output.
+#[test]
+fn names_from_a_store_are_printed_neutralized() {
+    let yaml = format!("{}policy:\n  unmanaged_groups: remove\n", with_partner(""));
+    let r = roster().file("r.yaml", &yaml);
+    let store = "sqlite:store.db";
+    let applied = run_in(r.path(), &["apply", "--yes", "--store", store, "r.yaml"]);
+    assert_eq!(applied.code, 0, "{}{}", applied.stdout, applied.stderr);
+    let db = rusqlite::Connection::open(r.path().join("store.db")).unwrap();
+    db.execute_batch(
+        "UPDATE groups SET name = char(27) || '[31mRed' || char(7) || char(8238);
+         UPDATE accounts SET user_name = 'MMc' || char(13) || 'Cray' || char(27) || ']0;pwn' || char(7);
+         UPDATE audit SET actor = 'ad' || char(27) || '[2Jmin', subject = 'x' || char(155) || 'y';",
+    )
+    .unwrap();
+    drop(db);
+    let outputs = [
+        vec!["plan", "--store", store, "r.yaml"],
+        vec!["plan", "--store", store, "r.yaml", "--format", "markdown"],
+        vec!["diff", "--store", store, "r.yaml"],
+        vec!["log", "--store", store],
+        vec!["invitations", "--store", store],
+        vec!["export", "--store", store],
+    ];
+    let mut seen = String::new();
+    for args in outputs {
+        let out = run_in(r.path(), &args);
+        for (what, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            let raw: Vec<char> = text
+                .chars()
+                .filter(|c| (c.is_control() && !matches!(c, '\n' | '\t')) || *c == '\u{202e}')
+                .collect();
+            assert!(raw.is_empty(), "{args:?} {what}: {raw:?} in\n{text}");
+        }
+        seen.push_str(&out.stdout);
+    }
+    for shown in [
+        "Group \\u{1b}[31mRed\\u{7}\\u{202e}",
+        "<summary>Group \\u{1b}[31mRed\\u{7}\\u{202e} (",
+        "MMc\\u{d}Cray\\u{1b}]0;pwn\\u{7}",
+        "ad\\u{1b}[2Jmin",
+        "x\\u{9b}y",
+    ] {
+        assert!(seen.contains(shown), "{shown} not in\n{seen}");
+    }
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ROSTER_FORMAT")
+        .env_remove("ROSTER_STORE")
+        .env_remove("ROSTER_SHOW_PII")
+        .env("ROSTER_ACTOR", "test-admin")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
