@@ -87,7 +87,9 @@ pub fn mask_pii(line: &str) -> String {
                 .map(|c| if c.is_alphanumeric() { '*' } else { c })
                 .collect();
             out.replace_range(value_start..value_end, &masked);
-            search = value_end.min(out.len());
+            // The masked value may be shorter: go on after it, not after
+            // where the original ended.
+            search = value_start + masked.len();
         }
     }
     out
@@ -294,6 +296,11 @@ mod tests {
             }
         }
         assert_eq!(mask_pii(r#"    phone: "ééééé""#), r#"    phone: "*****""#);
+        // A shorter masked value does not throw the search off for the next key.
+        assert_eq!(
+            mask_pii("  - { phone: \"ééé\", extension: '1\u{2028}' }"),
+            "  - { phone: \"***\", extension: '*\u{2028}' }"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ macro_rules! on_every_store {
     };
 }
 
+#[path = "../benches/fuzz.rs"]
+mod fuzz;
 #[path = "cli/hostile.rs"]
 mod hostile;
 #[path = "cli/import.rs"]
@@ -632,4 +634,11 @@ fn usage_errors_exit_1_not_2() {
     let out = roster().args(&["check", "--format", "xml"]).run();
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("invalid value 'xml'"), "{}", out.stderr);
+}
+
+/// A short run of every fuzz target (`cargo bench --bench fuzz` runs a
+/// million inputs per target): no input may panic.
+#[test]
+fn fuzz_smoke() {
+    fuzz::smoke(3_000);
 }

@@ -1,6 +1,6 @@
 //! The command line: parsing, one file per verb, exit codes decided here.
 
-mod apply;
+pub mod apply;
 mod check;
 mod import;
 mod plan;

@@ -73,7 +73,10 @@ fn invalid_path(p: &str, why: &str) -> ScimError {
 pub fn parse_path(p: &str) -> Result<Path, ScimError> {
     let mut rest = p.trim();
     let mut ext = None;
-    if rest.len() >= 4 && rest[..4].eq_ignore_ascii_case("urn:") {
+    if rest
+        .get(..4)
+        .is_some_and(|h| h.eq_ignore_ascii_case("urn:"))
+    {
         let schema_end = rest.find('[').unwrap_or(rest.len());
         let head = &rest[..schema_end];
         // The schema URN is all up to the last `:` before the attribute.
