@@ -4,6 +4,7 @@
 use crate::check::finding::{Finding, Severity};
 use crate::roster::SourceFile;
 use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -12,11 +13,53 @@ pub struct Style {
     pub show_pii: bool,
 }
 
+/// Does this character change how a terminal (or a Markdown viewer) shows
+/// what follows it: C0 and C1 controls (ESC, CR, BEL, …), DEL, bidi
+/// overrides and isolates, and line and paragraph separators?
+fn unsafe_to_print(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+                | '\u{2028}' | '\u{2029}'
+        )
+}
+
+/// Text from a store, a provider or any other outside source, safe to put on
+/// a terminal: every control, escape and bidi character is shown as
+/// `\u{..}`, so a group named `\x1b[31m…` cannot recolor, rewrite or hide
+/// what roster prints.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    neutralize(s, |_| false)
+}
+
+/// [`printable`] for text of several lines: newlines and tabs stay.
+pub fn printable_text(s: &str) -> Cow<'_, str> {
+    neutralize(s, |c| c == '\n' || c == '\t')
+}
+
+fn neutralize(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    let bad = |c: char| unsafe_to_print(c) && !keep(c);
+    if !s.chars().any(bad) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Keys whose values are personal data, masked in snippets.
 const PII_KEYS: [&str; 3] = ["birth_date", "phone", "extension"];
 
-/// Replace the values of personal-data keys on one line with `*`,
-/// keeping every column where it was.
+/// Replace the values of personal-data keys on one line with `*`, one per
+/// character, keeping every column where it was (byte offsets move when a
+/// masked character is not ASCII: see [`same_char`]).
 pub fn mask_pii(line: &str) -> String {
     let mut out = line.to_string();
     for key in PII_KEYS {
@@ -44,10 +87,20 @@ pub fn mask_pii(line: &str) -> String {
                 .map(|c| if c.is_alphanumeric() { '*' } else { c })
                 .collect();
             out.replace_range(value_start..value_end, &masked);
-            search = value_end.min(out.len());
+            // The masked value may be shorter: go on after it, not after
+            // where the original ended.
+            search = value_start + masked.len();
         }
     }
     out
+}
+
+/// The byte offset in `to` of the character that sits at byte `at` of
+/// `from`, for two texts with the same characters count (a line and its
+/// masked form).
+fn same_char(from: &str, to: &str, at: usize) -> usize {
+    let nth = from.get(..at).map_or(0, |s| s.chars().count());
+    to.char_indices().nth(nth).map_or(to.len(), |(i, _)| i)
 }
 
 fn line_around(text: &str, offset: usize) -> Option<(usize, &str)> {
@@ -102,11 +155,6 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
         let snippet = f.offset.and_then(|(off, len)| {
             let text = texts.get(f.file.as_str())?;
             let (start, line) = line_around(text, off as usize)?;
-            let shown = if style.show_pii {
-                line.to_string()
-            } else {
-                mask_pii(line)
-            };
             let from = off as usize - start;
             let len = if len == 1 {
                 token_len(&line[from..])
@@ -117,9 +165,15 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             while to < line.len() && !line.is_char_boundary(to) {
                 to += 1;
             }
-            Some((shown, from..to))
+            if style.show_pii {
+                return Some((line.to_string(), from..to));
+            }
+            let shown = mask_pii(line);
+            let range = same_char(line, &shown, from)..same_char(line, &shown, to);
+            Some((shown, range))
         });
-        let title = level.clone().primary_title(f.message.as_str()).id(f.code);
+        let message = printable(&f.message);
+        let title = level.clone().primary_title(message.as_ref()).id(f.code);
         let mut group = match &snippet {
             Some((line, range)) => title.element(
                 Snippet::source(line.as_str())
@@ -134,7 +188,7 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             ),
         };
         if let Some(h) = &f.help {
-            group = group.element(Level::HELP.message(h.as_str()));
+            group = group.element(Level::HELP.message(printable_text(h)));
         }
         out.push_str(&renderer.render(&[group]));
         out.push_str("\n\n");
@@ -186,11 +240,11 @@ pub fn github(findings: &[Finding]) -> String {
         }
         out.push_str(&format!(
             "::{kind} file={},line={},col={},title={}::{}\n",
-            prop(&f.file),
+            prop(&printable(&f.file)),
             f.line,
             f.column,
             prop(f.code),
-            data(&msg)
+            data(&printable_text(&msg))
         ));
     }
     out
@@ -218,6 +272,49 @@ mod tests {
             mask_pii("    extension: '12' # desk"),
             "    extension: '**' # desk"
         );
+    }
+
+    #[test]
+    fn masking_non_ascii_keeps_characters_and_spans() {
+        for line in [
+            r#"    phone: "ééééé""#,
+            "    birth_date: 1985-04-ẞ17",
+            "    extension: '١٢٣'",
+            "    phone: 📞📞📞",
+            "  - { birth_date: \"ß\", phone: ℡ }",
+        ] {
+            let masked = mask_pii(line);
+            assert_eq!(masked.chars().count(), line.chars().count(), "{masked}");
+            for (at, _) in line.char_indices().chain([(line.len(), ' ')]) {
+                let m = same_char(line, &masked, at);
+                assert!(masked.is_char_boundary(m), "{line}: {at} -> {m}");
+                assert_eq!(
+                    line[..at].chars().count(),
+                    masked[..m].chars().count(),
+                    "{line}"
+                );
+            }
+        }
+        assert_eq!(mask_pii(r#"    phone: "ééééé""#), r#"    phone: "*****""#);
+        // A shorter masked value does not throw the search off for the next key.
+        assert_eq!(
+            mask_pii("  - { phone: \"ééé\", extension: '1\u{2028}' }"),
+            "  - { phone: \"***\", extension: '*\u{2028}' }"
+        );
+    }
+
+    #[test]
+    fn printable_neutralizes_controls_escapes_and_bidi() {
+        assert_eq!(printable("Ops"), "Ops");
+        assert!(matches!(printable("José Núñez"), Cow::Borrowed(_)));
+        assert_eq!(printable("\x1b[31mred"), "\\u{1b}[31mred");
+        assert_eq!(
+            printable("a\rb\u{7}c\nd\te"),
+            "a\\u{d}b\\u{7}c\\u{a}d\\u{9}e"
+        );
+        assert_eq!(printable("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
+        assert_eq!(printable("\u{202e}gnp.exe"), "\\u{202e}gnp.exe");
+        assert_eq!(printable("a\u{2066}b\u{2028}"), "a\\u{2066}b\\u{2028}");
     }
 
     #[test]

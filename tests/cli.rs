@@ -29,6 +29,10 @@ macro_rules! on_every_store {
 
 #[path = "cli/faults.rs"]
 mod faults;
+#[path = "../benches/fuzz.rs"]
+mod fuzz;
+#[path = "cli/hostile.rs"]
+mod hostile;
 #[path = "cli/import.rs"]
 mod import;
 #[path = "cli/pg.rs"]
@@ -507,6 +511,102 @@ failed: 1 error, 0 warnings
 }
 
 #[test]
+fn non_ascii_personal_values_are_masked_not_a_panic() {
+    for (from, to, shown) in [
+        ("\"217-852-9634\"", "\"ééééé\"", "phone: \"*****\""),
+        ("1972-09-01", "1985-04-ẞ17", "birth_date: ****-**-***"),
+        ("1972-09-01", "１９７２-09-01", "birth_date: ****-**-**"),
+        (
+            "1972-09-01",
+            "\"1972-09-01é\"",
+            "birth_date: \"****-**-***\"",
+        ),
+        (
+            "\"217-852-9634\"",
+            "📞📞📞📞📞📞📞📞📞📞",
+            "phone: 📞📞📞📞📞📞📞📞📞📞",
+        ),
+        (
+            "\"217-852-9634\"",
+            "\"٢١٧-٨٥٢-٩٦٣٤\"",
+            "phone: \"***-***-****\"",
+        ),
+        ("\"217-852-9634\"", "'ß'", "phone: '*'"),
+        (
+            "\"217-852-9634\"\n",
+            "\"217-852-9634\"\n    extension: \"ééé\"\n",
+            "extension: \"***\"",
+        ),
+    ] {
+        let yaml = with_partner("").replacen(from, to, 1);
+        let out = roster()
+            .file("r.yaml", &yaml)
+            .args(&["check", "r.yaml"])
+            .run();
+        assert_eq!(out.code, 1, "{to}: {}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains(shown), "{to}: {}", out.stdout);
+        assert!(out.stdout.contains('^'), "{to}: {}", out.stdout);
+        let raw = to.trim().trim_matches(['"', '\'']);
+        if raw.chars().any(char::is_alphanumeric) {
+            assert!(!out.stdout.contains(raw), "{to}: {}", out.stdout);
+        }
+        let out = roster()
+            .file("r.yaml", &yaml)
+            .args(&["check", "r.yaml", "--show-pii"])
+            .run();
+        assert_eq!(out.code, 1, "{to}: {}{}", out.stdout, out.stderr);
+    }
+}
+
+#[test]
+fn help_never_shows_a_secret_from_the_environment() {
+    const SECRET: &str = "s3cret";
+    let top = roster().args(&["--help"]).run();
+    // Every verb `roster --help` lists, and the verbs under each.
+    let verbs = |help: &str| -> Vec<String> {
+        help.split("Commands:")
+            .nth(1)
+            .unwrap_or_default()
+            .split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|v| *v != "help")
+            .map(str::to_string)
+            .collect()
+    };
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    for v in verbs(&top.stdout) {
+        let help = roster().args(&[&v, "--help"]).run().stdout;
+        for sub in verbs(&help) {
+            paths.push(vec![v.clone(), sub]);
+        }
+        paths.push(vec![v]);
+    }
+    assert!(paths.len() > 12, "{paths:?}");
+    let mut shown = 0;
+    for path in &paths {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+            .args(&args)
+            .env("ROSTER_STORE", format!("postgres://u:{SECRET}@h/db"))
+            .env("ROSTER_ACTOR", format!("actor-{SECRET}"))
+            .env("ROSTER_LISTEN", format!("{SECRET}:8080"))
+            .env("ROSTER_SCIM_TOKEN", SECRET)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(!text.contains(SECRET), "{args:?}:\n{text}");
+        shown += usize::from(text.contains("[env: ROSTER_STORE"));
+    }
+    // The variables are still named where `--store` is.
+    assert!(shown >= 8, "{shown}");
+}
+
+#[test]
 fn github_annotations() {
     let out = roster()
         .file("r.yaml", "version: 1\ngroups:\n  - name: A\n    lwia: x\n")
@@ -538,4 +638,11 @@ fn usage_errors_exit_1_not_2() {
     let out = roster().args(&["check", "--format", "xml"]).run();
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("invalid value 'xml'"), "{}", out.stderr);
+}
+
+/// A short run of every fuzz target (`cargo bench --bench fuzz` runs a
+/// million inputs per target): no input may panic.
+#[test]
+fn fuzz_smoke() {
+    fuzz::smoke(3_000);
 }

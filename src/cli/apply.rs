@@ -18,7 +18,13 @@ pub struct Args {
     #[arg(long, short = 'y')]
     pub yes: bool,
     /// How new accounts get in.
-    #[arg(long, value_enum, default_value = "invite", env = "ROSTER_ONBOARDING")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "invite",
+        env = "ROSTER_ONBOARDING",
+        hide_env_values = true
+    )]
     pub onboarding: Onboarding,
     /// Where `--onboarding password` writes the generated passwords (mode 0600; must not exist).
     #[arg(long)]
@@ -27,10 +33,10 @@ pub struct Args {
     #[arg(long)]
     pub allow_mass_removal: bool,
     /// Seconds to wait for another apply holding the store's lock.
-    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = seconds)]
+    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", hide_env_values = true, value_parser = seconds)]
     pub lock_timeout: f64,
     /// Who is applying, for the audit log (default: the user running roster).
-    #[arg(long, env = "ROSTER_ACTOR")]
+    #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true)]
     pub actor: Option<String>,
 }
 
@@ -74,7 +80,7 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
         );
         1
     })?;
-    let mut plan: Plan = serde_json::from_str(&text).map_err(|e| {
+    parse_plan(&text).map_err(|e| {
         let _ = writeln!(
             out.stderr,
             "error: {}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
@@ -83,7 +89,13 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
             e.column()
         );
         1
-    })?;
+    })
+}
+
+/// A saved plan's text as `apply` takes it (the fuzz harness reads plans
+/// through here too).
+pub fn parse_plan(text: &str) -> Result<Plan, serde_json::Error> {
+    let mut plan: Plan = serde_json::from_str(text)?;
     // The file may have been edited: count what it holds, not what it says.
     plan.summary = crate::plan::compute::summarize(&plan.actions, &plan.resolutions);
     Ok(plan)

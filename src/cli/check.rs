@@ -11,10 +11,16 @@ pub struct Args {
     /// Roster files or directories (default: roster.yaml or roster/).
     pub rosters: Vec<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
     /// Show birth dates and phone numbers in snippets.
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
 }
 

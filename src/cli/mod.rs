@@ -1,6 +1,6 @@
 //! The command line: parsing, one file per verb, exit codes decided here.
 
-mod apply;
+pub mod apply;
 mod check;
 mod import;
 mod plan;
@@ -26,7 +26,8 @@ pub struct Cli {
         global = true,
         value_enum,
         default_value = "auto",
-        env = "ROSTER_COLOR"
+        env = "ROSTER_COLOR",
+        hide_env_values = true
     )]
     pub color: ColorChoice,
     #[command(subcommand)]
@@ -133,4 +134,29 @@ where
     }
     let _ = out.stdout.flush();
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Environment values are the user's (store URLs hold passwords):
+    /// `--help` names the variable and never shows its value.
+    #[test]
+    fn help_never_shows_an_environment_value() {
+        fn walk(cmd: &clap::Command, path: &str, bare: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_env().is_some() && !arg.is_hide_env_values_set() {
+                    bare.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), bare);
+            }
+        }
+        let mut bare = Vec::new();
+        walk(&Cli::command(), "roster", &mut bare);
+        assert!(bare.is_empty(), "add hide_env_values = true: {bare:?}");
+    }
 }

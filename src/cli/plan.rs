@@ -20,7 +20,7 @@ pub struct StoreArg {
     #[arg(long = "store", env = "ROSTER_STORE", hide_env_values = true, default_value = store::DEFAULT_URL)]
     pub url: String,
     /// Say on stderr how many requests a remote store took.
-    #[arg(long, short = 'v', env = "ROSTER_VERBOSE")]
+    #[arg(long, short = 'v', env = "ROSTER_VERBOSE", hide_env_values = true)]
     pub verbose: bool,
 }
 
@@ -49,13 +49,19 @@ pub struct Args {
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
     /// Exit 2 when the plan has changes (0: none, 1: error or unresolved).
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// Show birth dates and phone numbers (JSON output, snippets).
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
 }
 
@@ -156,7 +162,12 @@ pub fn make_with_live(
 }
 
 pub fn store_error(out: &mut Out, e: &StoreError) -> u8 {
-    let _ = writeln!(out.stderr, "error: {e}");
+    // Store errors quote names and answers from the store or provider.
+    let _ = writeln!(
+        out.stderr,
+        "error: {}",
+        crate::report::printable_text(&e.to_string())
+    );
     1
 }
 

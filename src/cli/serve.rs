@@ -13,10 +13,15 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "ROSTER_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        env = "ROSTER_LISTEN",
+        hide_env_values = true
+    )]
     pub listen: String,
     /// Seconds a write waits for another writer holding the store's lock.
-    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", value_parser = super::apply::seconds)]
+    #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", hide_env_values = true, value_parser = super::apply::seconds)]
     pub lock_timeout: f64,
     /// Milliseconds the queries of one listing (its filter) may run before
     /// the store cancels them and the client is told to narrow the filter.
@@ -32,12 +37,12 @@ pub struct ServeArgs {
 #[derive(clap::Args, Debug)]
 pub struct TokenArgs {
     /// The account store the tokens are for.
-    #[arg(long = "store", env = "ROSTER_STORE", default_value = store::DEFAULT_URL, global = true)]
+    #[arg(long = "store", env = "ROSTER_STORE", hide_env_values = true, default_value = store::DEFAULT_URL, global = true)]
     pub store: String,
     #[command(subcommand)]
     pub command: TokenCommand,
     /// Who is acting, for the audit log (default: the user running roster).
-    #[arg(long, env = "ROSTER_ACTOR", global = true)]
+    #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true, global = true)]
     pub actor: Option<String>,
 }
 

@@ -89,7 +89,7 @@ pub struct ExportArgs {
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
     /// Include birth dates, phones and extensions on stdout (a file always has them).
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
 }
 
@@ -157,7 +157,7 @@ pub struct DiffArgs {
     #[command(flatten)]
     pub store: StoreArg,
     /// Show birth dates and phone numbers.
-    #[arg(long, env = "ROSTER_SHOW_PII")]
+    #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
     /// Lines of context around each change.
     #[arg(long, default_value = "3")]
@@ -329,6 +329,9 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
             "roster",
         )
         .to_string();
+    // The YAML emitter escapes controls already; this holds for the rest
+    // (bidi controls, the store URL in the header).
+    let text = crate::report::printable_text(&text).into_owned();
     let colored = if out.color {
         text.lines()
             .map(|l| match l.as_bytes().first() {
@@ -361,7 +364,13 @@ pub struct LogArgs {
     /// Check the hash chain of the whole log; exit 1 if it is broken.
     #[arg(long)]
     pub verify: bool,
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
 }
 
@@ -448,8 +457,8 @@ pub fn log(args: LogArgs, out: &mut Out) -> u8 {
                         .map(|v| v.to_string())
                         .unwrap_or_else(|| "-".into())
                 };
-                s.push_str(&format!(
-                    "{:>6} r{:<6} {} {:<12} {:<20} {}  {} → {}\n",
+                let row = format!(
+                    "{:>6} r{:<6} {} {:<12} {:<20} {}  {} → {}",
                     r.seq,
                     r.revision,
                     r.at,
@@ -458,7 +467,9 @@ pub fn log(args: LogArgs, out: &mut Out) -> u8 {
                     r.subject,
                     change(&r.before),
                     change(&r.after)
-                ));
+                );
+                s.push_str(&crate::report::printable(&row));
+                s.push('\n');
             }
             if rows.is_empty() {
                 s.push_str("The audit log has no rows");
@@ -481,7 +492,13 @@ pub struct InvitationsArgs {
     /// Invitations older than this are due a reminder (e.g. 24h, 3d).
     #[arg(long, default_value = "24h")]
     pub older_than: String,
-    #[arg(long, value_enum, default_value = "human", env = "ROSTER_FORMAT")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        env = "ROSTER_FORMAT",
+        hide_env_values = true
+    )]
     pub format: Format,
 }
 
@@ -528,13 +545,15 @@ pub fn invitations(args: InvitationsArgs, out: &mut Out) -> u8 {
             let mut s = String::new();
             let n_due = list.iter().filter(|i| due(i)).count();
             for i in &list {
-                s.push_str(&format!(
-                    "{:<20} {:<32} invited {}{}\n",
+                let row = format!(
+                    "{:<20} {:<32} invited {}{}",
                     i.user_name,
                     i.email,
                     i.invited_at,
                     if due(i) { "  reminder due" } else { "" }
-                ));
+                );
+                s.push_str(&crate::report::printable(&row));
+                s.push('\n');
             }
             s.push_str(&format!(
                 "{} pending, {n_due} due a reminder (older than {}).\n",

@@ -3,6 +3,7 @@
 //! dates or phones.
 
 use super::{Action, Note, Outcome, Plan, Resolution};
+use crate::report::{printable, printable_text};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -12,7 +13,10 @@ pub const MARKDOWN_LIMIT: usize = 65_535;
 struct Paint(bool);
 
 impl Paint {
+    /// `s` in color; names from a store or provider in it cannot add
+    /// escapes of their own.
     fn c(&self, code: &str, s: &str) -> String {
+        let s = printable(s);
         if self.0 {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
@@ -199,9 +203,10 @@ fn notes(out: &mut String, title: &str, list: &[Note], p: &Paint) {
             (Some(f), Some(l)) => format!(" ({f}:{l}:{})", n.column.unwrap_or(1)),
             _ => String::new(),
         };
-        let _ = writeln!(out, "  {}: {}{at}", n.code, n.message);
+        let line = format!("  {}: {}{at}", n.code, n.message);
+        let _ = writeln!(out, "{}", printable(&line));
         if let Some(h) = &n.help {
-            let _ = writeln!(out, "      {h}");
+            let _ = writeln!(out, "      {}", printable_text(h));
         }
     }
 }
@@ -213,7 +218,7 @@ pub fn human(plan: &Plan, color: bool) -> String {
     let _ = writeln!(
         out,
         "Store {} at revision {} · roster {}",
-        plan.store.url,
+        printable(&plan.store.url),
         plan.store.revision,
         // A saved plan is user input: cut by characters, not bytes.
         plan.roster_digest.chars().take(19).collect::<String>()
@@ -232,9 +237,9 @@ pub fn human(plan: &Plan, color: bool) -> String {
             )
         );
         for r in unresolved {
-            let _ = writeln!(out, "  {} {}", p.del("?"), unresolved_text(r));
+            let _ = writeln!(out, "  {} {}", p.del("?"), printable(&unresolved_text(r)));
             if let Some(reason) = &r.reason {
-                let _ = writeln!(out, "      {reason}");
+                let _ = writeln!(out, "      {}", printable_text(reason));
             }
         }
     }
@@ -252,7 +257,7 @@ pub fn human(plan: &Plan, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {} → {}{via}",
-                r.partner,
+                printable(&r.partner),
                 p.bold(&format!(
                     "{} {}",
                     r.outcome.as_str(),
@@ -407,9 +412,10 @@ pub fn markdown(plan: &Plan) -> String {
             items.join("\n")
         ));
     }
-    let mut out = head;
+    let mut out = printable_text(&head).into_owned();
     let total = sections.len();
     for (i, s) in sections.into_iter().enumerate() {
+        let s = printable_text(&s);
         // Leave room for the note about what was left out.
         if out.len() + s.len() + 200 > MARKDOWN_LIMIT {
             let _ = writeln!(

@@ -185,7 +185,8 @@ pub fn scalar(s: &str) -> Cow<'_, str> {
 /// A double-quoted YAML scalar. The escapes are JSON's, which YAML's
 /// double-quoted style includes; characters YAML does not allow raw (C0 and
 /// C1 controls, DEL, the byte order mark, line and paragraph separators,
-/// non-characters) are escaped as `\uXXXX`.
+/// non-characters) and bidi controls (which reorder what a terminal shows)
+/// are escaped as `\uXXXX`.
 pub fn quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -211,6 +212,8 @@ fn needs_escape(c: char) -> bool {
         || matches!(
             c,
             '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'
+                | '\u{200e}' | '\u{200f}' | '\u{061c}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
         )
 }
 

@@ -9,7 +9,7 @@
 mod attrs;
 mod bulk;
 mod discovery;
-mod patch;
+pub mod patch;
 mod resources;
 
 use crate::scim::resource::ERROR;

@@ -4,6 +4,10 @@
 //!
 //! Errors never carry the bearer token or a request's query string (filters
 //! hold emails and birth dates): a request is named by its method and path.
+//!
+//! A provider is not trusted further than its answers: redirects are followed
+//! only within the provider's origin (the token goes nowhere else), no
+//! `Referer` is sent, and an answer's body is read up to [`MAX_BODY`] bytes.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -33,6 +37,11 @@ const CONNECT_ATTEMPTS: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest wait between two tries, whatever Retry-After says.
 const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Largest answer read: a page of 1,000 groups with their members fits
+/// with room to spare; a provider streaming without end is cut off here.
+pub const MAX_BODY: u64 = 32 * 1024 * 1024;
+/// Redirects followed within the provider's origin.
+const MAX_REDIRECTS: usize = 5;
 
 /// What went wrong with one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +56,10 @@ pub enum Failure {
     NotJson { status: u16 },
     /// Timed out or broke off after sending.
     Transport(String),
+    /// A redirect to another origin (or one too many), not followed.
+    Redirect { status: u16, to: String },
+    /// An answer longer than [`MAX_BODY`].
+    TooLarge,
 }
 
 impl Failure {
@@ -77,6 +90,13 @@ impl Failure {
                 )
             }
             Failure::Transport(cause) => format!("{what}: {cause}"),
+            Failure::Redirect { status, to } => format!(
+                "{what}: HTTP {status} redirects to {to}, which roster does not follow (the bearer token goes only to {base}); give the provider's own address in the store URL"
+            ),
+            Failure::TooLarge => format!(
+                "{what}: the answer is longer than {} MiB, more than roster reads from a provider; is {base} a SCIM endpoint?",
+                MAX_BODY / (1024 * 1024)
+            ),
         }
     }
 
@@ -84,7 +104,8 @@ impl Failure {
         match self {
             Failure::Auth { status }
             | Failure::Status { status, .. }
-            | Failure::NotJson { status } => Some(*status),
+            | Failure::NotJson { status }
+            | Failure::Redirect { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -177,11 +198,42 @@ pub fn retry_after(value: &str, now: jiff::Timestamp) -> Option<Duration> {
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
 
+/// The body, chunk by chunk, refused once it passes [`MAX_BODY`].
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, (Failure, Option<Duration>)> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+        return Err((Failure::TooLarge, None));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| (Failure::Transport(cause(&e.without_url())), None))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > MAX_BODY {
+            return Err((Failure::TooLarge, None));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
 impl Client {
     pub fn new(base: &str) -> Result<Self, String> {
         // The ring provider; a second install (tests, serve) is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                let same = attempt
+                    .previous()
+                    .first()
+                    .is_some_and(|first| first.origin() == attempt.url().origin());
+                if same && attempt.previous().len() <= MAX_REDIRECTS {
+                    attempt.follow()
+                } else {
+                    attempt.stop()
+                }
+            }))
+            .referer(false)
             .timeout(TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(IN_FLIGHT)
@@ -263,10 +315,15 @@ impl Client {
         };
         let etag = header("etag");
         let after = header("retry-after").and_then(|v| retry_after(&v, jiff::Timestamp::now()));
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| (Failure::Transport(cause(&e.without_url())), None))?;
+        if (300..400).contains(&status) {
+            // Only the origin: the rest of the address may hold anything.
+            let to = header("location")
+                .and_then(|l| resp.url().join(&l).ok())
+                .map(|u| crate::report::printable(&u.origin().ascii_serialization()).into_owned())
+                .unwrap_or_else(|| "an address it does not give".into());
+            return Err((Failure::Redirect { status, to }, None));
+        }
+        let bytes = read_body(resp).await?;
         let body: Option<Value> = if bytes.iter().all(u8::is_ascii_whitespace) {
             None
         } else {
@@ -286,7 +343,10 @@ impl Client {
                     .as_ref()
                     .and_then(|b| b.get("detail"))
                     .and_then(Value::as_str)
-                    .map(|d| d.chars().take(300).collect());
+                    .map(|d| {
+                        crate::report::printable(&d.chars().take(300).collect::<String>())
+                            .into_owned()
+                    });
                 Err((Failure::Status { status, detail }, after))
             }
         }

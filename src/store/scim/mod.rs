@@ -153,6 +153,68 @@ pub struct Remote {
     budget: usize,
 }
 
+/// Most resources one listing or search reads: far more than any roster
+/// holds, and where a provider whose pages never end is stopped.
+const MAX_RESOURCES: usize = 2_000_000;
+
+/// The pages of one listing or search, checked as they come: each page must
+/// bring a resource not seen before (a provider that ignores `startIndex`
+/// would send its first page forever), and a listing ends by
+/// [`MAX_RESOURCES`] whatever `totalResults` says.
+struct Pages {
+    endpoint: String,
+    /// Resources read, repeats included: where the next page starts.
+    read: usize,
+    seen: HashSet<String>,
+    items: Vec<Value>,
+    limit: usize,
+}
+
+impl Pages {
+    fn new(endpoint: &str) -> Self {
+        Pages {
+            endpoint: endpoint.to_string(),
+            read: 0,
+            seen: HashSet::new(),
+            items: Vec::new(),
+            limit: MAX_RESOURCES,
+        }
+    }
+
+    /// Take the page that starts at `start`; false when it is empty (the
+    /// listing is over), an error when the provider makes no progress.
+    fn add(&mut self, page: &[Value], start: usize) -> Result<bool, String> {
+        if page.is_empty() {
+            return Ok(false);
+        }
+        let mut fresh = false;
+        for v in page {
+            let new = match v.get("id").and_then(Value::as_str) {
+                Some(id) => self.seen.insert(id.to_string()),
+                None => true,
+            };
+            if new {
+                fresh = true;
+                self.items.push(v.clone());
+            }
+        }
+        self.read += page.len();
+        let endpoint = &self.endpoint;
+        if !fresh {
+            return Err(format!(
+                "GET {endpoint}: the page at startIndex={start} holds only resources already sent on earlier pages; the provider does not page as SCIM says (RFC 7644 §3.4.2.4), so roster stops reading"
+            ));
+        }
+        if self.items.len() > self.limit {
+            return Err(format!(
+                "GET {endpoint}: the provider keeps sending pages past {} resources, more than roster reads in one listing; roster stops reading",
+                self.limit
+            ));
+        }
+        Ok(true)
+    }
+}
+
 fn list_resources(v: &Value) -> &[Value] {
     v.get("Resources")
         .and_then(Value::as_array)
@@ -406,53 +468,62 @@ impl Remote {
     }
 
     /// Every resource of an endpoint, in pages sorted by `sort` (ids stay
-    /// stable across pages), fetched concurrently once the total is known.
+    /// stable across pages), fetched [`http::IN_FLIGHT`] pages at a time.
+    /// `totalResults` only says when to stop asking, never how much to ask
+    /// for at once: an inflated total costs one window of empty pages.
     fn list(&mut self, endpoint: &'static str, sort: &str) -> Result<Vec<Value>, StoreError> {
         let page = |start: usize, count: usize| {
             format!("{endpoint}?startIndex={start}&count={count}&sortBy={sort}&sortOrder=ascending")
         };
         let mut step = self.provider.page;
-        let (mut got, total) = match self.totals.get(endpoint) {
+        let mut pages = Pages::new(endpoint);
+        let total = match self.totals.get(endpoint) {
             Some(0) => return Ok(Vec::new()),
-            Some(n) => (Vec::new(), *n),
+            Some(n) => *n,
             None => {
                 let first = self.get(page(1, step))?;
                 let n = total_results(&first).unwrap_or(0);
                 self.totals.insert(endpoint, n);
-                let got = list_resources(&first).to_vec();
+                let items = list_resources(&first);
                 // A provider may serve smaller pages than asked: use its size.
-                if !got.is_empty() {
-                    step = step.min(got.len());
+                if !items.is_empty() {
+                    step = step.min(items.len());
                 }
-                (got, n)
+                if !pages.add(items, 1).map_err(|m| self.remote(m))? {
+                    return Ok(pages.items);
+                }
+                n
             }
         };
-        let starts: Vec<usize> = (got.len() + 1..=total).step_by(step).collect();
-        let pages = self.get_all(starts.iter().map(|s| page(*s, step)).collect())?;
-        let short = pages
-            .iter()
-            .zip(&starts)
-            .any(|(p, s)| list_resources(p).len() < step.min(total + 1 - s));
-        for p in &pages {
-            got.extend(list_resources(p).iter().cloned());
-        }
-        if short {
-            // Pages came back shorter than asked, so some were skipped: read
-            // it all again, one page after the other.
-            got.clear();
-            loop {
-                let p = self.get(page(got.len() + 1, step))?;
-                let items = list_resources(&p);
-                if items.is_empty() {
-                    break;
+        let mut window = http::IN_FLIGHT;
+        'pages: while pages.read < total {
+            let starts: Vec<usize> = (0..window)
+                .map(|k| pages.read + 1 + k * step)
+                .take_while(|s| *s <= total)
+                .collect();
+            let answers = self.get_all(starts.iter().map(|s| page(*s, step)).collect())?;
+            for (p, s) in answers.iter().zip(&starts) {
+                let items = list_resources(p);
+                if !pages.add(items, *s).map_err(|m| self.remote(m))? {
+                    break 'pages;
                 }
-                got.extend(items.iter().cloned());
-                if got.len() >= total_results(&p).unwrap_or(0) {
-                    break;
+                if items.len() < step.min(total - s + 1) {
+                    // A short page shifts every later one: the rest of this
+                    // window was asked at the wrong offsets. Go on one page
+                    // at a time from where this one ended.
+                    window = 1;
+                    continue 'pages;
                 }
             }
         }
-        Ok(got)
+        Ok(pages.items)
+    }
+
+    fn remote(&self, message: String) -> StoreError {
+        StoreError::Remote {
+            url: self.url.clone(),
+            message,
+        }
     }
 
     fn list_users(&mut self) -> Result<(), StoreError> {
@@ -490,16 +561,18 @@ impl Remote {
         let mut out = Vec::new();
         for (f, first) in filters.iter().zip(firsts) {
             let total = total_results(&first).unwrap_or(0);
-            let mut items = list_resources(&first).to_vec();
-            while items.len() < total {
-                let more = self.get(path(f, items.len() + 1))?;
-                let page = list_resources(&more);
-                if page.is_empty() {
-                    break;
-                }
-                items.extend(page.iter().cloned());
+            let mut pages = Pages::new(endpoint);
+            let mut more = pages
+                .add(list_resources(&first), 1)
+                .map_err(|m| self.remote(m))?;
+            while more && pages.read < total {
+                let start = pages.read + 1;
+                let next = self.get(path(f, start))?;
+                more = pages
+                    .add(list_resources(&next), start)
+                    .map_err(|m| self.remote(m))?;
             }
-            out.extend(items);
+            out.extend(pages.items);
         }
         Ok(out)
     }
@@ -977,6 +1050,42 @@ impl Session for ScimSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn page(ids: std::ops::Range<usize>) -> Vec<Value> {
+        ids.map(|i| serde_json::json!({"id": i.to_string()}))
+            .collect()
+    }
+
+    #[test]
+    fn pages_that_never_end_are_cut_off() {
+        // Fresh ids forever: stopped at the limit.
+        let mut p = Pages::new("/Users");
+        p.limit = 250;
+        let mut start = 1;
+        let err = loop {
+            match p.add(&page(start..start + 100), start) {
+                Ok(more) => assert!(more),
+                Err(e) => break e,
+            }
+            start += 100;
+            assert!(start < 10_000, "never stopped");
+        };
+        assert!(err.contains("past 250 resources"), "{err}");
+        // The same page forever: stopped at the first repeat.
+        let mut p = Pages::new("/Groups");
+        assert_eq!(p.add(&page(0..3), 1), Ok(true));
+        let err = p.add(&page(0..3), 4).unwrap_err();
+        assert!(
+            err.contains("GET /Groups") && err.contains("startIndex=4"),
+            "{err}"
+        );
+        // Overlap is dropped, an empty page ends the listing.
+        let mut p = Pages::new("/Users");
+        assert_eq!(p.add(&page(0..3), 1), Ok(true));
+        assert_eq!(p.add(&page(2..5), 4), Ok(true));
+        assert_eq!(p.add(&[], 7), Ok(false));
+        assert_eq!((p.items.len(), p.read), (5, 6));
+    }
 
     #[test]
     fn urls_name_a_provider_and_nothing_else() {
