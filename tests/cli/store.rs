@@ -215,6 +215,27 @@ impl Roster {
         }
     }
 
+    /// The key that seals this store's plans, read as anyone who can open
+    /// the store can.
+    fn plan_key(&self) -> Vec<u8> {
+        match self.conn() {
+            Conn::Sqlite(c) => c
+                .query_row("SELECT key FROM plan_keys WHERE id = 1", [], |r| r.get(0))
+                .unwrap(),
+            Conn::Postgres(mut c) => c
+                .query_one("SELECT key FROM plan_keys WHERE id = 1", &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// A plan edited by someone who holds the store's key, sealed again.
+    fn reseal(&self, plan: Value) -> Value {
+        let mut p: roster::plan::Plan = serde_json::from_value(plan).unwrap();
+        roster::plan::seal::seal(&mut p, &self.plan_key());
+        serde_json::to_value(p).unwrap()
+    }
+
     /// Hold the store's write lock as another apply would, until the
     /// returned function is called.
     fn hold_write_lock(&self) -> Box<dyn FnOnce() + Send> {
@@ -461,9 +482,22 @@ fn printed_plans_hide_personal_data_and_saved_plans_keep_it(b: Backend) {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    // A printed plan cannot create accounts: it lacks their personal data.
+    // A printed plan is not sealed (and lacks the personal data new
+    // accounts need): only saved plans are applied.
     let printed = r.ok(&["plan", "--store", r.db(), "--format", "json"]);
-    let r = r.file("printed.json", printed.stdout);
+    let r = r.file("printed.json", &printed.stdout);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "printed.json"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("error: plan was altered after it was made\nhelp: it carries no seal"),
+        "{}",
+        out.stderr
+    );
+    // Resealed by someone who can open the store, it still lacks them.
+    let v: Value = serde_json::from_str(&printed.stdout).unwrap();
+    let v = r.reseal(v).to_string();
+    let r = r.file("printed.json", v);
     let out = r.cmd(&["apply", "--yes", "--store", r.db(), "printed.json"]);
     assert_eq!(out.code, 1);
     assert!(
@@ -513,13 +547,15 @@ fn plans_for_another_store_and_broken_plan_files_are_refused(b: Backend) {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("bad.json:2:"), "{}", out.stderr);
     assert!(out.stderr.contains("not a roster plan"), "{}", out.stderr);
-    // Hand-edited text is printed safely.
+    // Hand-edited text is printed safely (by someone who can seal it).
     let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
     let mut edited: Value = serde_json::from_str(&saved).unwrap();
     edited["roster_digest"] = "sha256:ééééééééééééééé".into();
-    let r = r.file("edited.json", edited.to_string());
-    let out = r.cmd(&["apply", "--yes", "--store", &other.url, "edited.json"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    edited["actions"] = serde_json::json!([]);
+    let edited = r.reseal(edited).to_string();
+    let r = r.file("edited.json", edited);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "edited.json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.contains("roster sha256:éééééééééééé"),
         "{}",
@@ -538,7 +574,7 @@ fn plans_for_another_store_and_broken_plan_files_are_refused(b: Backend) {
         "{}",
         out.stderr
     );
-    assert!(!r.store_exists());
+    assert_eq!(r.revision(), 0, "nothing applied");
 }
 
 fn removals_beyond_max_removals_need_a_flag(b: Backend) {
@@ -602,13 +638,15 @@ fn an_apply_that_fails_half_way_changes_nothing(b: Backend) {
     let mut plan: Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("plan.json")).unwrap())
             .unwrap();
-    // The last action names an account that does not exist.
+    // The last action names an account that does not exist (sealed with
+    // the store's key, as only someone who can open the store can).
     plan["actions"]
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
             "op": "add_membership", "account": "Nobody", "group": "Brand New", "user_manager": false
         }));
+    let plan = r.reseal(plan);
     let r = r.file("plan.json", serde_json::to_string(&plan).unwrap());
     let rev = r.revision();
     let out = r.cmd(&["apply", "--yes", "--store", r.db(), "plan.json"]);
@@ -1212,7 +1250,8 @@ fn files_that_cannot_be_written_and_newer_stores_are_named(b: Backend) {
     ]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("missing/creds.csv:"), "{}", out.stderr);
-    assert!(!r.store_exists(), "nothing applied");
+    // `plan -o` made the store, to keep the key that seals plans.
+    assert_eq!(r.revision(), 0, "nothing applied");
     r.ok(&["apply", "--yes", "--store", r.db()]);
     let out = r.cmd(&["export", "--store", r.db(), "-o", "missing/export.yaml"]);
     assert_eq!(out.code, 1);
