@@ -681,6 +681,8 @@ fn worker_apply(roster: &Path, db: &Path) -> Res<()> {
         now: NOW,
         lock_timeout: LOCK_TIMEOUT,
         progress: None,
+        replan: None,
+        accept_changes: false,
     };
     let start = Instant::now();
     let applied = apply::apply(&plan, &url, &opts)?;

@@ -25,6 +25,15 @@ pub struct Options<'a> {
     pub lock_timeout: std::time::Duration,
     /// Told (done, total) as actions are written, for a progress line.
     pub progress: Option<&'a dyn Fn(usize, usize)>,
+    /// For an apply of roster files: when another write landed since the
+    /// plan was made, make it again under the store's lock (where nothing
+    /// else can land) and go on. `None` (a saved plan): a stale plan is
+    /// refused.
+    pub replan: Option<&'a dyn Fn() -> Result<Plan, StoreError>>,
+    /// Whether a plan made again may differ from the one given and still be
+    /// applied (`--yes`). Otherwise it is handed back to be shown and
+    /// confirmed ([`ApplyError::Changed`]).
+    pub accept_changes: bool,
 }
 
 /// How many actions between two progress reports.
@@ -35,6 +44,9 @@ pub struct Applied {
     pub revision: i64,
     pub actions: usize,
     pub credentials: usize,
+    /// The plan applied, when it was made again under the lock and differs
+    /// from the one given.
+    pub replanned: Option<Plan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +82,10 @@ pub enum ApplyError {
     },
     #[error("{0}")]
     Secret(String),
+    /// The store changed since the plan was shown, and the plan made again
+    /// differs: it needs confirming.
+    #[error("the store changed since this plan was made, and the plan with it; review it again")]
+    Changed(Box<Plan>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -123,14 +139,9 @@ pub fn guard(plan: &Plan, opts: &Options) -> Result<(), ApplyError> {
 /// Credentials for each new account, made before the store is locked
 /// (Argon2id takes tens of milliseconds a hash: spread over the cores).
 fn credentials(
-    plan: &Plan,
+    n: usize,
     onboarding: Onboarding,
 ) -> Result<Vec<(NewCredential, Option<String>)>, ApplyError> {
-    let n = plan
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::CreateAccount { .. }))
-        .count();
     match onboarding {
         Onboarding::Invite => Ok((0..n)
             .map(|_| {
@@ -272,16 +283,41 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
             store: shown,
         });
     }
-    let mut creds = credentials(plan, opts.onboarding)?.into_iter();
+    let mut creds = credentials(creates(plan), opts.onboarding)?;
     let mut file = match (opts.onboarding, opts.credentials_file) {
-        (Onboarding::Password, Some(p)) if creds.len() > 0 => Some(CredentialsFile::create(p)?),
+        (Onboarding::Password, Some(p)) if !creds.is_empty() => Some(CredentialsFile::create(p)?),
         _ => None,
     };
     let mut written = Vec::new();
     let mut session = store::begin(url, opts.actor, opts.now, opts.lock_timeout)?;
-    if session.revision()? != plan.store.revision {
-        return Err(StoreError::Stale.into());
+    let revision = session.revision()?;
+    let mut replanned = None;
+    if revision != plan.store.revision {
+        let Some(replan) = opts.replan else {
+            return Err(StoreError::Stale.into());
+        };
+        // Under the lock: what this reads is what the session writes over.
+        let fresh = replan()?;
+        if fresh.store.revision != revision {
+            return Err(StoreError::Stale.into());
+        }
+        if !opts.accept_changes && !same_changes(plan, &fresh) {
+            return Err(ApplyError::Changed(Box::new(fresh)));
+        }
+        guard(&fresh, opts)?;
+        replanned = Some(fresh);
     }
+    let plan = replanned.as_ref().unwrap_or(plan);
+    let needed = creates(plan);
+    if creds.len() < needed {
+        creds.extend(credentials(needed - creds.len(), opts.onboarding)?);
+    }
+    if let (None, Onboarding::Password, Some(p), true) =
+        (&file, opts.onboarding, opts.credentials_file, needed > 0)
+    {
+        file = Some(CredentialsFile::create(p)?);
+    }
+    let mut creds = creds.into_iter();
     let total = plan.actions.len();
     for (done, a) in plan.actions.iter().enumerate() {
         if let Some(report) = opts.progress
@@ -351,9 +387,24 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
     if let Some(f) = file.as_mut() {
         f.keep = true;
     }
+    let actions = plan.actions.len();
     Ok(Applied {
         revision,
-        actions: plan.actions.len(),
+        actions,
         credentials: written.len(),
+        replanned,
     })
+}
+
+fn creates(plan: &Plan) -> usize {
+    plan.actions
+        .iter()
+        .filter(|a| matches!(a, Action::CreateAccount { .. }))
+        .count()
+}
+
+/// Whether two plans of the same roster do the same: same resolutions and
+/// actions, whatever the store's revision.
+pub fn same_changes(a: &Plan, b: &Plan) -> bool {
+    a.actions == b.actions && a.resolutions == b.resolutions
 }

@@ -171,8 +171,18 @@ fn ladder(p: &Partner, live: &Live) -> Resolved {
         r.differs = d;
         r
     };
+    // A partner declared inactive whose email is exactly one inactive
+    // account's, with the same name and birth date, is that account: once
+    // deactivated it must not drift to an active look-alike by name + birth
+    // date, or applying the roster again would change the outcome.
+    let settled_inactive = !p.active
+        && active_email.is_empty()
+        && inactive_email.len() == 1
+        && differs(p, &live.accounts[inactive_email[0]]).is_empty();
     if !active_email.is_empty() {
         pick(active_email, Via::Email, Outcome::Matched)
+    } else if settled_inactive {
+        pick(inactive_email, Via::InactiveEmail, Outcome::Matched)
     } else if !active_name.is_empty() {
         pick(active_name, Via::NameDob, Outcome::Matched)
     } else if !inactive_email.is_empty() {
@@ -764,6 +774,54 @@ mod tests {
             assert_eq!(got, names, "{}", p.email);
             assert_eq!(r.differs, differs, "{}", p.email);
         }
+    }
+
+    /// A partner declared `active: false` who shares name and birth date
+    /// with an active partner: after the first apply deactivated the account,
+    /// the exact email match still settles it (the look-alike stays theirs).
+    #[test]
+    fn inactive_partner_keeps_its_email_match_over_a_look_alike() {
+        let accounts = vec![
+            account(
+                "CTwin",
+                "chris@a.example.com",
+                "Chris",
+                "Twin",
+                Some("1980-02-02"),
+                true,
+            ),
+            account(
+                "CTwin2",
+                "chris@b.example.com",
+                "Chris",
+                "Twin",
+                Some("1980-02-02"),
+                false,
+            ),
+        ];
+        let live = Live::new(&accounts);
+        let gone = inactive(partner(
+            "chris@b.example.com",
+            "Chris",
+            "Twin",
+            "1980-02-02",
+            None,
+        ));
+        let stays = partner("chris@a.example.com", "Chris", "Twin", "1980-02-02", None);
+        let r = resolve(&[&gone, &stays], &live);
+        assert_eq!(
+            (r[0].outcome, r[0].via, r[0].account),
+            (Outcome::Matched, Some(Via::InactiveEmail), Some(1)),
+            "{r:?}"
+        );
+        assert_eq!(
+            (r[1].outcome, r[1].via, r[1].account),
+            (Outcome::Matched, Some(Via::Email), Some(0))
+        );
+        // An active partner with that email is still a reactivation.
+        let back = partner("chris@b.example.com", "Chris", "Twin", "1980-02-02", None);
+        let r = resolve(&[&back], &live);
+        assert_eq!(r[0].outcome, Outcome::NeedsConfirmation, "{r:?}");
     }
 
     #[test]

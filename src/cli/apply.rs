@@ -4,7 +4,7 @@
 use super::Out;
 use super::plan::{StoreArg, exit_code, make, store_error};
 use crate::apply::{self, ApplyError, Onboarding, Options};
-use crate::plan::{Plan, render};
+use crate::plan::{Plan, render, seal};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -93,12 +93,54 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
 }
 
 /// A saved plan's text as `apply` takes it (the fuzz harness reads plans
-/// through here too).
+/// through here too); its seal is checked against the store afterwards.
 pub fn parse_plan(text: &str) -> Result<Plan, serde_json::Error> {
-    let mut plan: Plan = serde_json::from_str(text)?;
-    // The file may have been edited: count what it holds, not what it says.
-    plan.summary = crate::plan::compute::summarize(&plan.actions, &plan.resolutions);
-    Ok(plan)
+    serde_json::from_str(text)
+}
+
+/// A saved plan is applied only to the store it was made for, only in a
+/// format this roster reads, and only as `roster plan -o` sealed it.
+fn check_saved(plan: &Plan, url: &str, out: &mut Out) -> Result<(), u8> {
+    let fail = |out: &mut Out, e: &dyn std::fmt::Display| {
+        let _ = writeln!(out.stderr, "error: {e}");
+        1
+    };
+    if plan.format_version != crate::plan::FORMAT_VERSION {
+        return Err(fail(out, &ApplyError::FormatVersion(plan.format_version)));
+    }
+    let shown = crate::store::display_url(url);
+    if plan.store.url != shown {
+        return Err(fail(
+            out,
+            &ApplyError::WrongStore {
+                plan: plan.store.url.clone(),
+                store: shown,
+            },
+        ));
+    }
+    let key = crate::store::plan_key(url, false).map_err(|e| fail(out, &e))?;
+    let verdict = match &key {
+        Some(k) => seal::verify(plan, k),
+        None => Err(seal::Altered::Seal),
+    };
+    if let Err(why) = verdict {
+        let help = match why {
+            seal::Altered::Unsealed => {
+                "it carries no seal: only plans saved with `roster plan -o FILE` can be applied"
+            }
+            seal::Altered::Malformed => "its seal is not one `roster plan -o` writes",
+            seal::Altered::Digest => "its content no longer matches its digest",
+            seal::Altered::Seal => {
+                "its seal does not match its content under this store's key (edited, or sealed for another store)"
+            }
+        };
+        let _ = writeln!(
+            out.stderr,
+            "error: plan was altered after it was made\nhelp: {help}; nothing was applied, run `roster plan -o FILE` again"
+        );
+        return Err(1);
+    }
+    Ok(())
 }
 
 /// Ask on a terminal; refuse to go on without one unless `--yes`.
@@ -131,45 +173,29 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
 
 fn run_inner(args: &Args, out: &mut Out) -> u8 {
     let from_file = is_plan_file(&args.targets);
-    let plan = if from_file {
-        match read_plan(&args.targets[0], out) {
+    let (mut plan, checked) = if from_file {
+        let mut plan = match read_plan(&args.targets[0], out) {
             Ok(p) => p,
             Err(c) => return c,
+        };
+        if let Err(c) = check_saved(&plan, &args.store.url, out) {
+            return c;
         }
+        // Count what the plan holds, not what it says (they agree in a
+        // sealed plan).
+        plan.summary = crate::plan::compute::summarize(&plan.actions, &plan.resolutions);
+        (plan, None)
     } else {
         match make(&args.targets, &args.store.url, out, false) {
-            Ok((p, _)) => p,
+            Ok((p, c)) => (p, Some(c)),
             Err(c) => return c,
         }
     };
-    // The human rendering shows no birth dates or phones.
-    let _ = out
-        .stdout
-        .write_all(render::human(&plan, out.color).as_bytes());
-    if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty() {
-        return 0;
-    }
+    let url = args.store.url.as_str();
+    let replan = |checked: &crate::check::Checked| super::plan::replan(checked, url);
+    let replan_this = checked.as_ref().map(|c| move || replan(c));
     let actor = actor(args.actor.clone());
     let now = now();
-    let opts = Options {
-        allow_mass_removal: args.allow_mass_removal,
-        onboarding: args.onboarding,
-        credentials_file: args.credentials_file.as_deref(),
-        actor: &actor,
-        now: &now,
-        lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
-        progress: None,
-    };
-    // Refuse before asking.
-    if let Err(e) = apply::guard(&plan, &opts) {
-        let _ = writeln!(out.stderr, "error: {e}");
-        return 1;
-    }
-    if !args.yes
-        && let Err(c) = confirm(out)
-    {
-        return c;
-    }
     // Progress on a terminal only: CI logs stay quiet.
     let show = |done: usize, total: usize| {
         let mut e = std::io::stderr();
@@ -178,52 +204,99 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
             let _ = writeln!(e);
         }
     };
-    let opts = Options {
-        progress: (std::io::stderr().is_terminal() && plan.actions.len() >= PROGRESS_FROM)
-            .then_some(&show as &dyn Fn(usize, usize)),
-        ..opts
-    };
-    match apply::apply(&plan, &args.store.url, &opts) {
-        Ok(done) => {
-            // A SCIM provider has no store-wide revision to report.
-            let revision = if crate::store::requests(&args.store.url).is_some() {
-                String::new()
-            } else {
-                format!("; it is now at revision {}", done.revision)
-            };
-            let _ = writeln!(
-                out.stdout,
-                "Applied {} to {}{revision}.{}",
-                crate::report::plural(done.actions, "action"),
-                crate::store::display_url(&args.store.url),
-                if done.credentials > 0 {
-                    format!(
-                        " Passwords of {} are in {} (mode 0600).",
-                        crate::report::plural(done.credentials, "new account"),
-                        args.credentials_file
-                            .as_deref()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    )
-                } else {
-                    String::new()
-                }
-            );
-            exit_code(&plan, false)
+    loop {
+        // The human rendering shows no birth dates or phones.
+        let _ = out
+            .stdout
+            .write_all(render::human(&plan, out.color).as_bytes());
+        if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty()
+        {
+            return 0;
         }
-        Err(ApplyError::Store(e)) => {
-            let code = store_error(out, &e);
-            if matches!(e, crate::store::StoreError::Stale) && !from_file {
+        let opts = Options {
+            allow_mass_removal: args.allow_mass_removal,
+            onboarding: args.onboarding,
+            credentials_file: args.credentials_file.as_deref(),
+            actor: &actor,
+            now: &now,
+            lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
+            progress: (std::io::stderr().is_terminal() && plan.actions.len() >= PROGRESS_FROM)
+                .then_some(&show as &dyn Fn(usize, usize)),
+            // A roster is planned again when the store moved on; a saved
+            // plan is what was approved, or nothing.
+            replan: replan_this
+                .as_ref()
+                .map(|f| f as &dyn Fn() -> Result<Plan, crate::store::StoreError>),
+            accept_changes: args.yes,
+        };
+        // Refuse before asking.
+        if let Err(e) = apply::guard(&plan, &opts) {
+            let _ = writeln!(out.stderr, "error: {e}");
+            return 1;
+        }
+        if !args.yes
+            && let Err(c) = confirm(out)
+        {
+            return c;
+        }
+        match apply::apply(&plan, url, &opts) {
+            Ok(mut done) => {
+                if let Some(applied) = done.replanned.take() {
+                    if !apply::same_changes(&plan, &applied) {
+                        let _ = writeln!(
+                            out.stdout,
+                            "\nThe store changed while this apply was planning; planned again under the store's lock, and applied:\n"
+                        );
+                        let _ = out
+                            .stdout
+                            .write_all(render::human(&applied, out.color).as_bytes());
+                    }
+                    plan = applied;
+                }
+                applied_line(args, out, &done);
+                return exit_code(&plan, false);
+            }
+            Err(ApplyError::Changed(new)) => {
                 let _ = writeln!(
                     out.stderr,
-                    "note: another apply changed the store while this one was planning; nothing was written, run `roster apply` again"
+                    "note: the store changed since this plan was shown, and the plan with it; nothing was written. The plan as it is now:"
                 );
+                plan = *new;
             }
-            code
-        }
-        Err(e) => {
-            let _ = writeln!(out.stderr, "error: {e}");
-            1
+            Err(ApplyError::Store(e)) => {
+                return store_error(out, &e);
+            }
+            Err(e) => {
+                let _ = writeln!(out.stderr, "error: {e}");
+                return 1;
+            }
         }
     }
+}
+
+fn applied_line(args: &Args, out: &mut Out, done: &apply::Applied) {
+    // A SCIM provider has no store-wide revision to report.
+    let revision = if crate::store::requests(&args.store.url).is_some() {
+        String::new()
+    } else {
+        format!("; it is now at revision {}", done.revision)
+    };
+    let _ = writeln!(
+        out.stdout,
+        "Applied {} to {}{revision}.{}",
+        crate::report::plural(done.actions, "action"),
+        crate::store::display_url(&args.store.url),
+        if done.credentials > 0 {
+            format!(
+                " Passwords of {} are in {} (mode 0600).",
+                crate::report::plural(done.credentials, "new account"),
+                args.credentials_file
+                    .as_deref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            )
+        } else {
+            String::new()
+        }
+    );
 }

@@ -140,18 +140,7 @@ pub fn make_with_live(
         let _ = out.stderr.write_all(text.as_bytes());
         return Err(1);
     }
-    let violations: Vec<Note> = checked
-        .findings
-        .iter()
-        .filter(|f| f.is_error())
-        .map(Note::from)
-        .collect();
-    let warnings: Vec<Note> = checked
-        .findings
-        .iter()
-        .filter(|f| !f.is_error())
-        .map(Note::from)
-        .collect();
+    let (violations, warnings) = notes(&checked);
     let live = match live {
         Some(Ok(l)) => l,
         Some(Err(e)) => return Err(store_error(out, &e)),
@@ -159,6 +148,25 @@ pub fn make_with_live(
     };
     let plan = compute::compute(&desired(&checked.roster), &live, violations, warnings);
     Ok((plan, checked, live))
+}
+
+/// The findings as the plan carries them: policy violations and warnings.
+fn notes(checked: &Checked) -> (Vec<Note>, Vec<Note>) {
+    let (errors, others): (Vec<_>, Vec<_>) = checked.findings.iter().partition(|f| f.is_error());
+    (
+        errors.into_iter().map(Note::from).collect(),
+        others.into_iter().map(Note::from).collect(),
+    )
+}
+
+/// Plan a roster already read and checked against the store as it is now
+/// (`apply`, when another write landed since it planned).
+pub fn replan(checked: &Checked, url: &str) -> Result<Plan, StoreError> {
+    let d = desired(&checked.roster);
+    let mut reader = store::open_reader(url)?;
+    let live = compute::gather(reader.as_mut(), &d)?;
+    let (violations, warnings) = notes(checked);
+    Ok(compute::compute(&d, &live, violations, warnings))
 }
 
 pub fn store_error(out: &mut Out, e: &StoreError) -> u8 {
@@ -202,13 +210,28 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {
+    // A saved plan is sealed with the store's key: get it (made on first
+    // need) before planning, so a store that cannot seal fails fast.
+    let key = match &args.out {
+        Some(_) => match store::plan_key(&args.store.url, true) {
+            Ok(k) => k,
+            Err(e) => {
+                let _ = writeln!(out.stderr, "error: cannot seal the plan: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
     let made = make(&args.rosters, &args.store.url, out, args.show_pii);
     args.store.report(out);
-    let (plan, checked) = match made {
+    let (mut plan, checked) = match made {
         Ok(p) => p,
         Err(code) => return code,
     };
     if let Some(path) = &args.out {
+        if let Some(key) = &key {
+            crate::plan::seal::seal(&mut plan, key);
+        }
         let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
         if let Err(e) = write_private(path, json.as_bytes()) {
             let _ = writeln!(
@@ -220,7 +243,9 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
         }
     }
     let code = exit_code(&plan, args.detailed_exitcode);
-    let shown = plan.into_display(args.show_pii);
+    let mut shown = plan.into_display(args.show_pii);
+    // The seal covers the saved file, not this rendering of it.
+    shown.seal = None;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n",
         Format::Markdown => render::markdown(&shown),

@@ -560,7 +560,7 @@ pub fn compute(
             .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
         );
     }
-    Plan {
+    let mut plan = Plan {
         format_version: FORMAT_VERSION,
         store: StoreRef {
             url: live.url.clone(),
@@ -574,7 +574,11 @@ pub fn compute(
         violations,
         removal_limit,
         personal_data: PersonalData::Included,
-    }
+        digest: None,
+        seal: None,
+    };
+    plan.digest = Some(super::seal::digest(&plan));
+    plan
 }
 
 /// A user name's characters, case-folded, for ordering without allocating.

@@ -3,6 +3,7 @@
 
 pub mod compute;
 pub mod render;
+pub mod seal;
 
 use crate::roster::model::GroupType;
 use crate::store::Profile;
@@ -33,6 +34,17 @@ pub struct Plan {
     /// plan (`roster plan -o FILE`) or left out (printed plans). `apply`
     /// refuses to create accounts from a plan without them.
     pub personal_data: PersonalData,
+    /// `sha256:` + hex digest of this plan as printed (without personal
+    /// data, `digest` and `seal`): printed plans and saved plans of the same
+    /// content show the same digest, so a reviewer can tell that the plan
+    /// applied is the plan approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `hmac-sha256:` + hex, made by `roster plan -o` with the store's plan
+    /// key over the whole plan (personal data included). `roster apply`
+    /// refuses a plan whose seal does not match its content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -223,6 +223,9 @@ pub fn human(plan: &Plan, color: bool) -> String {
         // A saved plan is user input: cut by characters, not bytes.
         plan.roster_digest.chars().take(19).collect::<String>()
     );
+    if let Some(d) = &plan.digest {
+        let _ = writeln!(out, "Plan {}", d.chars().take(71).collect::<String>());
+    }
     let unresolved: Vec<&Resolution> = plan.unresolved().collect();
     if !unresolved.is_empty() {
         let _ = writeln!(
@@ -328,8 +331,11 @@ pub fn markdown(plan: &Plan) -> String {
         "Store `{}` at revision {} · roster `{}`\n",
         plan.store.url.replace('`', "'"),
         plan.store.revision,
-        plan.roster_digest
+        plan.roster_digest.replace('`', "'")
     );
+    if let Some(d) = &plan.digest {
+        let _ = writeln!(head, "Plan `{}`\n", d.replace('`', "'"));
+    }
     let mut sections = Vec::new();
     let unresolved: Vec<&Resolution> = plan.unresolved().collect();
     if !unresolved.is_empty() {
@@ -462,6 +468,8 @@ mod tests {
             violations: Vec::new(),
             removal_limit: 0,
             personal_data: PersonalData::Omitted,
+            digest: None,
+            seal: None,
         }
     }
 

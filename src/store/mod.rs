@@ -435,6 +435,60 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
     }
 }
 
+/// The key that seals saved plans of the store at `url` (SPEC §11), from
+/// the store itself, or for a SCIM store from `ROSTER_PLAN_KEY`. `create`
+/// makes one (and the store) the first time it is needed; otherwise a store
+/// without a key answers `None`.
+pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+    if scim::is_scim(url) {
+        return match std::env::var(PLAN_KEY_VAR) {
+            Ok(k) if k.trim().len() >= crate::plan::seal::MIN_KEY_LEN => {
+                Ok(Some(k.trim().as_bytes().to_vec()))
+            }
+            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
+                "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
+                crate::plan::seal::MIN_KEY_LEN
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
+                 (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
+                crate::plan::seal::MIN_KEY_LEN
+            ))),
+        };
+    }
+    let found = if is_postgres(url) {
+        postgres::PgReader::open(url)?.plan_key()?
+    } else {
+        match sqlite_path(url)? {
+            Some(path) => sqlite::SqliteReader::open(url, path)?.plan_key()?,
+            None => return Err(StoreError::UnsupportedUrl(display_url(url))),
+        }
+    };
+    if found.is_some() || !create {
+        return Ok(found);
+    }
+    let mut fresh = [0u8; 32];
+    rand::fill(&mut fresh);
+    let now = now();
+    let timeout = std::time::Duration::from_secs(10);
+    let key = if is_postgres(url) {
+        let mut s = postgres::PgSession::begin(url, "roster", &now, timeout)?;
+        let key = s.plan_key(&fresh)?;
+        Box::new(s).commit()?;
+        key
+    } else {
+        let path = sqlite_path(url)?.unwrap_or_default();
+        let mut s = sqlite::SqliteSession::begin(url, path, "roster", &now, timeout)?;
+        let key = s.plan_key(&fresh)?;
+        Box::new(s).commit()?;
+        key
+    };
+    Ok(Some(key))
+}
+
+/// Where a SCIM store's plan key comes from.
+pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
+
 /// Start a write session: creates and migrates the store on first use, takes
 /// the write lock, and records `actor` and `now` on every audit row.
 /// A second apply waits up to `lock_timeout` for the first to finish.

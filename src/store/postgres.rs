@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_tokens.sql"),
     include_str!("migrations/postgres/0003_ids_and_scopes.sql"),
+    include_str!("migrations/postgres/0004_plan_key.sql"),
 ];
 
 /// The advisory lock every session holds: "roster" in ASCII. Anything else
@@ -286,6 +287,17 @@ impl PgReader {
             client,
             empty,
         })
+    }
+
+    /// The key that seals this store's plans, if it has one yet.
+    pub fn plan_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.empty {
+            return Ok(None);
+        }
+        self.client
+            .query_opt("SELECT key FROM plan_keys WHERE id = 1", &[])
+            .map(|r| r.map(|r| r.get(0)))
+            .map_err(sql_err(&self.url))
     }
 
     /// Accounts joined to `from` (which names the look-up keys), in key order.
@@ -679,6 +691,22 @@ impl PgSession {
 
     fn err(&self) -> impl Fn(::postgres::Error) -> StoreError + '_ {
         sql_err(&self.url)
+    }
+
+    /// The key that seals this store's plans: `fresh` unless it has one.
+    pub fn plan_key(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let now = self.now.clone();
+        self.client
+            .execute(
+                "INSERT INTO plan_keys (id, key, created_at) VALUES (1, $1, $2) \
+                 ON CONFLICT (id) DO NOTHING",
+                &[&fresh, &now],
+            )
+            .map_err(sql_err(&self.url))?;
+        self.client
+            .query_one("SELECT key FROM plan_keys WHERE id = 1", &[])
+            .map(|r| r.get(0))
+            .map_err(sql_err(&self.url))
     }
 
     /// A write that a uniqueness constraint may refuse; `taken` says what

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_tokens.sql"),
     include_str!("migrations/0003_ids_and_scopes.sql"),
+    include_str!("migrations/0004_plan_key.sql"),
 ];
 
 /// Page cache of a connection, in KiB (negative: SQLite's unit for KiB).
@@ -81,6 +82,14 @@ pub(super) fn type_str(t: GroupType) -> &'static str {
     }
 }
 
+fn table_count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )
+}
+
 fn schema_version(conn: &Connection) -> rusqlite::Result<usize> {
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map(|v| v as usize)
@@ -96,17 +105,8 @@ fn migrate(conn: &mut Connection, url: &str) -> Result<(), StoreError> {
     if version > MIGRATIONS.len() {
         return Err(newer_schema(url, version));
     }
-    if version == 0 {
-        let tables: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(&err)?;
-        if tables > 0 {
-            return Err(not_a_store(url));
-        }
+    if version == 0 && table_count(&tx).map_err(&err)? > 0 {
+        return Err(not_a_store(url));
     }
     for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(m).map_err(&err)?;
@@ -146,6 +146,45 @@ fn open_error(url: &str, e: rusqlite::Error) -> StoreError {
             e => format!("cannot open: {e}"),
         },
     }
+}
+
+/// Make the store's file, readable by its owner only, before SQLite opens
+/// it: it will hold password hashes, unsent activation tokens and personal
+/// data, and SQLite gives the `-wal` and `-shm` files the database's mode.
+/// The schema is then made in one transaction, so a crash leaves either a
+/// whole store or a file without tables, which reads as a new store.
+fn create_private(url: &str, path: &str) -> Result<(), StoreError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    match o.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Open {
+            url: url.to_string(),
+            message: format!("cannot create the store: {e}"),
+        }),
+    }
+}
+
+/// A file without tables that becomes a store: an earlier roster made it
+/// with the umask's mode; give it the store's.
+fn make_private(path: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Read-only access for planning, export, log and invitations.
@@ -251,7 +290,13 @@ impl SqliteReader {
                 return Err(newer_schema(url, version));
             }
             if version == 0 {
-                return Err(not_a_store(url));
+                if table_count(&conn).map_err(|e| open_error(url, e))? > 0 {
+                    return Err(not_a_store(url));
+                }
+                // A file with no tables at all (an apply killed while it
+                // created the store) is a store not created yet.
+                drop(conn);
+                return Self::empty(url);
             }
             if version < MIGRATIONS.len() {
                 return Err(StoreError::Open {
@@ -264,11 +309,19 @@ impl SqliteReader {
             }
             conn
         } else {
-            // A store that does not exist yet is empty; planning creates nothing.
-            let mut conn = Connection::open_in_memory().map_err(sql_err(url))?;
-            migrate(&mut conn, url)?;
-            Pooled::new(conn, None)
+            return Self::empty(url);
         };
+        Self::begin(url, conn)
+    }
+
+    /// A store that does not exist yet is empty; planning creates nothing.
+    fn empty(url: &str) -> Result<Self, StoreError> {
+        let mut conn = Connection::open_in_memory().map_err(sql_err(url))?;
+        migrate(&mut conn, url)?;
+        Self::begin(url, Pooled::new(conn, None))
+    }
+
+    fn begin(url: &str, conn: Pooled) -> Result<Self, StoreError> {
         // One read transaction: every look-up below sees the same revision.
         // Served listings vary their SQL by filter: keep more of them prepared.
         conn.set_prepared_statement_cache_capacity(64);
@@ -277,6 +330,14 @@ impl SqliteReader {
             url: url.to_string(),
             conn,
         })
+    }
+
+    /// The key that seals this store's plans, if it has one yet.
+    pub fn plan_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn
+            .query_row("SELECT key FROM plan_keys WHERE id = 1", [], |r| r.get(0))
+            .optional()
+            .map_err(sql_err(&self.url))
     }
 
     fn accounts_where(
@@ -602,7 +663,10 @@ impl SqliteSession {
         let mut conn = match pool::take(path, true) {
             Some(c) => Pooled::new(c, Some((path.to_string(), true))),
             None => {
+                create_private(url, path)?;
                 let c = Connection::open(path).map_err(|e| open_error(url, e))?;
+                // Another first apply may be creating the store right now.
+                c.busy_timeout(lock_timeout).map_err(&err)?;
                 c.pragma_update(None, "journal_mode", "WAL")
                     .map_err(|e| open_error(url, e))?;
                 c.pragma_update(None, "synchronous", "NORMAL")
@@ -626,7 +690,11 @@ impl SqliteSession {
             },
             e => e,
         };
-        if schema_version(&conn).map_err(&err)? != MIGRATIONS.len() {
+        let version = schema_version(&conn).map_err(&err)?;
+        if version != MIGRATIONS.len() {
+            if version == 0 {
+                make_private(path);
+            }
             migrate(&mut conn, url).map_err(locked)?;
         }
         conn.execute("BEGIN IMMEDIATE", [])
@@ -660,6 +728,20 @@ impl SqliteSession {
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sql_err(&self.url)
+    }
+
+    /// The key that seals this store's plans: `fresh` unless it has one.
+    pub fn plan_key(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO plan_keys (id, key, created_at) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO NOTHING",
+                params![fresh, self.now],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .query_row("SELECT key FROM plan_keys WHERE id = 1", [], |r| r.get(0))
+            .map_err(self.err())
     }
 
     /// A write that a uniqueness constraint may refuse; `taken` says what

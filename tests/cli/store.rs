@@ -215,6 +215,27 @@ impl Roster {
         }
     }
 
+    /// The key that seals this store's plans, read as anyone who can open
+    /// the store can.
+    fn plan_key(&self) -> Vec<u8> {
+        match self.conn() {
+            Conn::Sqlite(c) => c
+                .query_row("SELECT key FROM plan_keys WHERE id = 1", [], |r| r.get(0))
+                .unwrap(),
+            Conn::Postgres(mut c) => c
+                .query_one("SELECT key FROM plan_keys WHERE id = 1", &[])
+                .unwrap()
+                .get(0),
+        }
+    }
+
+    /// A plan edited by someone who holds the store's key, sealed again.
+    fn reseal(&self, plan: Value) -> Value {
+        let mut p: roster::plan::Plan = serde_json::from_value(plan).unwrap();
+        roster::plan::seal::seal(&mut p, &self.plan_key());
+        serde_json::to_value(p).unwrap()
+    }
+
     /// Hold the store's write lock as another apply would, until the
     /// returned function is called.
     fn hold_write_lock(&self) -> Box<dyn FnOnce() + Send> {
@@ -461,9 +482,22 @@ fn printed_plans_hide_personal_data_and_saved_plans_keep_it(b: Backend) {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    // A printed plan cannot create accounts: it lacks their personal data.
+    // A printed plan is not sealed (and lacks the personal data new
+    // accounts need): only saved plans are applied.
     let printed = r.ok(&["plan", "--store", r.db(), "--format", "json"]);
-    let r = r.file("printed.json", printed.stdout);
+    let r = r.file("printed.json", &printed.stdout);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "printed.json"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .starts_with("error: plan was altered after it was made\nhelp: it carries no seal"),
+        "{}",
+        out.stderr
+    );
+    // Resealed by someone who can open the store, it still lacks them.
+    let v: Value = serde_json::from_str(&printed.stdout).unwrap();
+    let v = r.reseal(v).to_string();
+    let r = r.file("printed.json", v);
     let out = r.cmd(&["apply", "--yes", "--store", r.db(), "printed.json"]);
     assert_eq!(out.code, 1);
     assert!(
@@ -513,13 +547,15 @@ fn plans_for_another_store_and_broken_plan_files_are_refused(b: Backend) {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("bad.json:2:"), "{}", out.stderr);
     assert!(out.stderr.contains("not a roster plan"), "{}", out.stderr);
-    // Hand-edited text is printed safely.
+    // Hand-edited text is printed safely (by someone who can seal it).
     let saved = std::fs::read_to_string(r.path().join("plan.json")).unwrap();
     let mut edited: Value = serde_json::from_str(&saved).unwrap();
     edited["roster_digest"] = "sha256:ééééééééééééééé".into();
-    let r = r.file("edited.json", edited.to_string());
-    let out = r.cmd(&["apply", "--yes", "--store", &other.url, "edited.json"]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
+    edited["actions"] = serde_json::json!([]);
+    let edited = r.reseal(edited).to_string();
+    let r = r.file("edited.json", edited);
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "edited.json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stdout.contains("roster sha256:éééééééééééé"),
         "{}",
@@ -538,7 +574,7 @@ fn plans_for_another_store_and_broken_plan_files_are_refused(b: Backend) {
         "{}",
         out.stderr
     );
-    assert!(!r.store_exists());
+    assert_eq!(r.revision(), 0, "nothing applied");
 }
 
 fn removals_beyond_max_removals_need_a_flag(b: Backend) {
@@ -602,13 +638,15 @@ fn an_apply_that_fails_half_way_changes_nothing(b: Backend) {
     let mut plan: Value =
         serde_json::from_str(&std::fs::read_to_string(r.path().join("plan.json")).unwrap())
             .unwrap();
-    // The last action names an account that does not exist.
+    // The last action names an account that does not exist (sealed with
+    // the store's key, as only someone who can open the store can).
     plan["actions"]
         .as_array_mut()
         .unwrap()
         .push(serde_json::json!({
             "op": "add_membership", "account": "Nobody", "group": "Brand New", "user_manager": false
         }));
+    let plan = r.reseal(plan);
     let r = r.file("plan.json", serde_json::to_string(&plan).unwrap());
     let rev = r.revision();
     let out = r.cmd(&["apply", "--yes", "--store", r.db(), "plan.json"]);
@@ -1212,7 +1250,8 @@ fn files_that_cannot_be_written_and_newer_stores_are_named(b: Backend) {
     ]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("missing/creds.csv:"), "{}", out.stderr);
-    assert!(!r.store_exists(), "nothing applied");
+    // `plan -o` made the store, to keep the key that seals plans.
+    assert_eq!(r.revision(), 0, "nothing applied");
     r.ok(&["apply", "--yes", "--store", r.db()]);
     let out = r.cmd(&["export", "--store", r.db(), "-o", "missing/export.yaml"]);
     assert_eq!(out.code, 1);
@@ -1423,6 +1462,440 @@ fn postgres_databases_that_cannot_be_used_are_named() {
     );
 }
 
+/// A plan with its JSON edited by `edit`, saved as `name`.
+fn tampered(r: &Roster, saved: &Value, name: &str, edit: impl FnOnce(&mut Value)) {
+    let mut v = saved.clone();
+    edit(&mut v);
+    std::fs::write(r.path().join(name), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// SPEC §11: whoever can write the plan file between `plan -o` and `apply`
+/// cannot make apply do anything the plan did not say.
+fn saved_plans_are_sealed(b: Backend) {
+    let r = worknet(b);
+    // A plan with no changes: the store as the live roster left it.
+    r.ok(&["plan", "--store", r.db(), "live.yaml", "-o", "plan.json"]);
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(r.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(saved["actions"], serde_json::json!([]));
+    let seal = saved["seal"].as_str().unwrap();
+    assert!(
+        seal.starts_with("hmac-sha256:") && seal.len() == 12 + 64,
+        "{seal}"
+    );
+    // The digest `plan` prints (human and Markdown) is the saved plan's.
+    let digest = saved["digest"].as_str().unwrap().to_string();
+    assert!(digest.starts_with("sha256:") && digest.len() == 71);
+    let human = r.ok(&["plan", "--store", r.db(), "live.yaml"]).stdout;
+    assert!(human.contains(&format!("Plan {digest}\n")), "{human}");
+    let md = r.ok(&["plan", "--store", r.db(), "live.yaml", "--format", "markdown"]);
+    assert!(md.stdout.contains(&format!("Plan `{digest}`")), "{}", md.stdout);
+    let (_, printed) = r.plan_json("live.yaml");
+    assert_eq!(printed["digest"], digest.as_str());
+    assert!(printed.get("seal").is_none(), "printed plans carry no seal");
+
+    // A plan sealed by another store, of the same roster.
+    let other = b
+        .roster()
+        .copy("examples/worknet-live/roster.yaml", "live.yaml");
+    other.ok(&["apply", "--yes", "--store", other.db(), "live.yaml"]);
+    other.ok(&["plan", "--store", other.db(), "live.yaml", "-o", "plan.json"]);
+    let foreign: Value =
+        serde_json::from_str(&std::fs::read_to_string(other.path().join("plan.json")).unwrap())
+            .unwrap();
+    assert_ne!(foreign["seal"], saved["seal"], "each store has its own key");
+
+    let member = saved["resolutions"][0]["account"].as_str().unwrap().to_string();
+    let group = "Apprenticeship Illinois - ABC Location";
+    let rev = r.revision();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        ("removal_limit", Box::new(|v| v["removal_limit"] = 100_000.into())),
+        (
+            "added actions",
+            Box::new(|v| {
+                v["removal_limit"] = 100_000.into();
+                v["actions"] = serde_json::json!([
+                    {"op": "grant_user_manager", "account": member, "group": group},
+                    {"op": "remove_membership", "account": "JJones", "group": group},
+                    {"op": "deactivate_account", "account": "TBecker"},
+                ]);
+                v["summary"]["remove_memberships"] = 1.into();
+            }),
+        ),
+        (
+            "revision",
+            Box::new(|v| v["store"]["revision"] = (rev + 1).into()),
+        ),
+        (
+            "account name",
+            Box::new(|v| v["resolutions"][0]["account"] = "Someone".into()),
+        ),
+        (
+            "digest",
+            Box::new(|v| v["digest"] = format!("sha256:{}", "0".repeat(64)).into()),
+        ),
+        (
+            "seal of another store",
+            Box::new(|v| v["seal"] = foreign["seal"].clone()),
+        ),
+        (
+            "no seal",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("seal");
+            }),
+        ),
+        (
+            "malformed seal",
+            Box::new(|v| v["seal"] = "hmac-sha256:00".into()),
+        ),
+    ];
+    for (what, edit) in cases {
+        tampered(&r, &saved, "t.json", edit);
+        let out = r.cmd(&["apply", "--yes", "--store", r.db(), "t.json"]);
+        assert_eq!(out.code, 1, "{what}: {}{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr
+                .starts_with("error: plan was altered after it was made\nhelp: "),
+            "{what}: {}",
+            out.stderr
+        );
+        assert!(out.stdout.is_empty(), "{what}: nothing is shown: {}", out.stdout);
+        assert_eq!(r.revision(), rev, "{what}: nothing written");
+    }
+    // The store's key only opens to whoever can open the store: a store
+    // swapped for another under the same path does not take its plans.
+    if b == Backend::Sqlite {
+        std::fs::copy(r.path().join("plan.json"), other.path().join("mine.json")).unwrap();
+        let out = other.cmd(&["apply", "--yes", "--store", other.db(), "mine.json"]);
+        assert_eq!(out.code, 1);
+        assert!(
+            out.stderr.contains("plan was altered after it was made"),
+            "{}",
+            out.stderr
+        );
+    }
+    // The plan as written applies; its digest is printed again by apply.
+    let out = r.ok(&["apply", "--yes", "--store", r.db(), "plan.json"]);
+    assert!(out.stdout.contains(&format!("Plan {digest}\n")), "{}", out.stdout);
+    // A plan with changes, untouched, applies.
+    let r = r.file(
+        "small.yaml",
+        "version: 1\ngroups:\n  - name: Sealed Group\n    members: []\n",
+    );
+    r.ok(&["plan", "--store", r.db(), "small.yaml", "-o", "small.json"]);
+    let out = r.ok(&["apply", "--yes", "--store", r.db(), "small.json"]);
+    assert!(out.stdout.contains("Applied 1 action"), "{}", out.stdout);
+    assert_eq!(r.revision(), rev + 1);
+}
+
+#[test]
+fn scim_stores_seal_plans_only_with_a_key() {
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let url = "scim+http://127.0.0.1:1/scim/v2";
+    let out = r.cmd_env(&["plan", "--store", url, "-o", "plan.json"], &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(
+            "error: cannot seal the plan: a SCIM store cannot keep the key that seals saved plans: set ROSTER_PLAN_KEY"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!r.path().join("plan.json").exists());
+    let out = r.cmd_env(
+        &["plan", "--store", url, "-o", "plan.json"],
+        &[("ROSTER_PLAN_KEY", "short")],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("ROSTER_PLAN_KEY must hold at least 32 characters"),
+        "{}",
+        out.stderr
+    );
+    // Applying a saved plan to a SCIM store needs the key too.
+    let r = r.file(
+        "plan.json",
+        format!(
+            "{{\"format_version\": 1, \"store\": {{\"url\": \"{url}\", \"revision\": 0}}, \"roster_digest\": \"sha256:00\", \"summary\": {{\"create_groups\": 0, \"create_accounts\": 0, \"reactivate_accounts\": 0, \"update_profiles\": 0, \"add_memberships\": 0, \"grant_user_manager\": 0, \"revoke_user_manager\": 0, \"remove_memberships\": 0, \"deactivate_accounts\": 0, \"unresolved\": 0}}, \"resolutions\": [], \"actions\": [], \"warnings\": [], \"violations\": [], \"removal_limit\": 0, \"personal_data\": \"included\", \"seal\": \"hmac-sha256:{}\"}}",
+            "0".repeat(64)
+        ),
+    );
+    let out = r.cmd_env(
+        &["apply", "--yes", "--store", url, "plan.json"],
+        &[("ROSTER_PLAN_KEY", &"k".repeat(40))],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with("error: plan was altered after it was made"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Disjoint rosters, one per team, each a group and a partner.
+fn team(i: usize) -> String {
+    format!(
+        "version: 1\ngroups:\n  - name: Team {i}\n    members: [p{i}@example.org]\npartners:\n  - email: p{i}@example.org\n    first_name: Pat\n    last_name: Team{i}\n    birth_date: 1990-01-0{}\n    phone: \"217-555-01{i:02}\"\n    zip: \"62701\"\n",
+        i % 9 + 1
+    )
+}
+
+/// Eight `apply --yes` of disjoint rosters at once, the first of them
+/// creating the store: every one lands (a loser of the race plans again
+/// under the lock), and the store holds all eight.
+fn eight_concurrent_first_applies_all_land(b: Backend) {
+    for round in 0..3 {
+        let r = (0..8).fold(b.roster(), |r, i| r.file(&format!("t{i}.yaml"), team(i)));
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|i| {
+                    let r = &r;
+                    s.spawn(move || {
+                        r.cmd_env(
+                            &["apply", "--yes", "--store", r.db(), &format!("t{i}.yaml")],
+                            &[("ROSTER_LOCK_TIMEOUT", "60")],
+                        )
+                    })
+                })
+                .collect();
+            for run in runs {
+                let out = run.join().unwrap();
+                assert_eq!(out.code, 0, "round {round}: {}{}", out.stdout, out.stderr);
+            }
+        });
+        let export = r.ok(&["export", "--store", r.db()]).stdout;
+        for i in 0..8 {
+            assert!(
+                export.contains(&format!("name: Team {i}\n"))
+                    && export.contains(&format!("p{i}@example.org")),
+                "round {round}: team {i} missing:\n{export}"
+            );
+        }
+        assert_eq!(r.revision(), 8 * 3, "a group, an account, a membership each");
+        r.ok(&["log", "--store", r.db(), "--verify"]);
+        if b == Backend::Sqlite {
+            // No loser left anything beside the store.
+            let names: Vec<String> = std::fs::read_dir(r.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("store") || n.starts_with('.'))
+                .collect();
+            assert!(
+                names.iter().all(|n| n.starts_with("store.db")),
+                "{names:?}"
+            );
+        }
+    }
+}
+
+/// `roster apply` while an identity provider keeps writing through
+/// `roster serve`: the apply plans again under the lock and lands.
+fn apply_lands_while_serve_takes_writes(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet-live/roster.yaml", "live.yaml");
+    r.ok(&["apply", "--yes", "--store", r.db(), "live.yaml"]);
+    let admin = r
+        .ok(&["token", "create", "--name", "idp", "--store", r.db()])
+        .stdout
+        .trim()
+        .to_string();
+    let server = super::serve::start(r.path(), r.db());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let writes = std::sync::atomic::AtomicUsize::new(0);
+    let r = (0..5).fold(r, |r, i| r.file(&format!("t{i}.yaml"), team(i)));
+    std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": format!("Idp{n}"),
+                    "name": {"givenName": "Id", "familyName": format!("P{n}")},
+                    "emails": [{"value": format!("idp{n}@example.net"), "primary": true}],
+                });
+                let resp = super::serve::http(
+                    "POST",
+                    &format!("{}/Users", server.base),
+                    Some(&admin),
+                    Some(&body),
+                    &[],
+                );
+                assert_eq!(resp.status, 201, "{}", resp.body);
+                writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                n += 1;
+            }
+        });
+        // Let the stream start, then apply in the middle of it.
+        while writes.load(std::sync::atomic::Ordering::Relaxed) < 3 {
+            if writer.is_finished() {
+                writer.join().unwrap();
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for i in 0..5 {
+            let before = writes.load(std::sync::atomic::Ordering::Relaxed);
+            let out = r.cmd_env(
+                &["apply", "--yes", "--store", r.db(), &format!("t{i}.yaml")],
+                &[("ROSTER_LOCK_TIMEOUT", "60")],
+            );
+            assert_eq!(out.code, 0, "apply {i}: {}{}", out.stdout, out.stderr);
+            assert!(out.stdout.contains("Applied 3 actions"), "{}", out.stdout);
+            let during = writes.load(std::sync::atomic::Ordering::Relaxed) - before;
+            assert!(during > 0 || i > 0, "no SCIM write landed during apply {i}");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        writer.join().unwrap();
+    });
+    let n = writes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n >= 5, "only {n} SCIM writes");
+    let export = r.ok(&["export", "--store", r.db()]).stdout;
+    for i in 0..5 {
+        assert!(export.contains(&format!("name: Team {i}\n")), "team {i}");
+    }
+    assert!(export.contains(&format!("idp{}@example.net", n - 1)));
+    r.ok(&["log", "--store", r.db(), "--verify"]);
+}
+
+/// An apply killed while it created the store left a file without tables
+/// (0 bytes, or SQLite's first page): that is a store not created yet.
+#[test]
+fn a_table_less_file_left_by_a_crash_is_a_new_store() {
+    for leftover in ["empty", "header"] {
+        let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+        let path = r.path().join("store.db");
+        match leftover {
+            "empty" => std::fs::write(&path, b"").unwrap(),
+            _ => {
+                let c = rusqlite::Connection::open(&path).unwrap();
+                let mode: String = c
+                    .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(mode, "wal");
+                drop(c);
+                assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096);
+            }
+        }
+        let db = "sqlite:store.db";
+        let plan = r.ok(&["plan", "--store", db, "--format", "json"]).stdout;
+        let plan: Value = serde_json::from_str(&plan).unwrap();
+        assert_eq!(plan["store"]["revision"], 0, "{leftover}");
+        assert_eq!(plan["summary"]["create_accounts"], 10, "{leftover}");
+        let export = r.ok(&["export", "--store", db]).stdout;
+        assert!(!export.contains("email:"), "{leftover}: {export}");
+        r.ok(&["log", "--store", db, "--verify"]);
+        r.ok(&["invitations", "--store", db]);
+        let out = r.ok(&["apply", "--yes", "--store", db]);
+        assert!(out.stdout.contains("Applied 26 actions"), "{}", out.stdout);
+        assert_eq!(
+            r.cmd(&["plan", "--store", db, "--detailed-exitcode"]).code,
+            0,
+            "{leftover}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{leftover}");
+        }
+    }
+}
+
+/// The store's files hold password hashes, activation tokens and personal
+/// data: owner only, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn sqlite_store_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    // A process that keeps the store open (as `roster serve` does), started
+    // under umask 022, so the -wal and -shm files exist to be looked at.
+    let sh = |cmd: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("umask 022; {cmd}")])
+            .current_dir(r.path())
+            .env("NO_COLOR", "1")
+            .env_remove("ROSTER_STORE")
+            .output()
+            .unwrap()
+    };
+    let bin = env!("CARGO_BIN_EXE_roster");
+    let out = sh(&format!("{bin} apply --yes --store sqlite:store.db"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Command::new("sh")
+        .args([
+            "-c",
+            &format!("umask 022; exec {bin} serve --listen 127.0.0.1:0 --store sqlite:store.db"),
+        ])
+        .current_dir(r.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Kill(server);
+    let mut line = String::new();
+    use std::io::BufRead as _;
+    std::io::BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // A second apply while the server holds the store open.
+    std::fs::write(
+        r.path().join("more.yaml"),
+        "version: 1\ngroups:\n  - name: More\n",
+    )
+    .unwrap();
+    let out = sh(&format!("{bin} apply --yes --store sqlite:store.db more.yaml"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["store.db", "store.db-wal", "store.db-shm"] {
+        let meta = std::fs::metadata(r.path().join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e} ({line})"));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    drop(server);
+}
+
+/// A partner declared `active: false` who shares name and birth date with
+/// an active partner: the second apply of the same roster changes nothing.
+fn applying_twice_keeps_an_inactive_look_alike_settled(b: Backend) {
+    let person = |email: &str, extra: &str| {
+        format!(
+            "  - email: {email}\n    first_name: Chris\n    last_name: Twin\n    birth_date: 1980-02-02\n    phone: \"217-555-0100\"\n    zip: \"62701\"\n{extra}"
+        )
+    };
+    let start = format!(
+        "version: 1\ngroups:\n  - name: G\n    members: [a@example.org, b@example.org]\npartners:\n{}{}",
+        person("a@example.org", ""),
+        person("b@example.org", "")
+    );
+    let off = format!(
+        "version: 1\ngroups:\n  - name: G\n    members: [a@example.org]\npartners:\n{}{}policy:\n  max_removals: 5\n",
+        person("a@example.org", ""),
+        person("b@example.org", "    active: false\n")
+    );
+    let r = b.roster().file("start.yaml", start).file("off.yaml", off);
+    r.ok(&["apply", "--yes", "--store", r.db(), "start.yaml"]);
+    let first = r.ok(&["apply", "--yes", "--store", r.db(), "off.yaml"]);
+    assert!(first.stdout.contains("Applied 2 actions"), "{}", first.stdout);
+    let rev = r.revision();
+    let again = r.ok(&["apply", "--yes", "--store", r.db(), "off.yaml"]);
+    assert!(again.stdout.contains("No changes"), "{}", again.stdout);
+    assert_eq!(r.revision(), rev);
+    let (code, plan) = r.plan_json("off.yaml");
+    assert_eq!(code, 0);
+    assert_eq!(plan["resolutions"][1]["outcome"], "matched");
+    assert_eq!(plan["resolutions"][1]["via"], "inactive_email");
+}
+
 on_every_store!(
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
@@ -1446,4 +1919,8 @@ on_every_store!(
     plan_schema_is_checked_in_current_and_plans_follow_it,
     files_that_cannot_be_written_and_newer_stores_are_named,
     apply_asks_on_a_terminal_and_only_yes_goes_on,
+    saved_plans_are_sealed,
+    eight_concurrent_first_applies_all_land,
+    apply_lands_while_serve_takes_writes,
+    applying_twice_keeps_an_inactive_look_alike_settled,
 );

@@ -1,0 +1,173 @@
+//! Sealed plans (SPEC §11): a saved plan carries an HMAC-SHA256 over its
+//! content, keyed with a secret only those who can open the store hold, so
+//! whoever can write the plan file between CI jobs cannot change what
+//! `apply` does.
+//!
+//! The content is the plan's JSON as serde writes it, with `digest` and
+//! `seal` left out: a plan read back and written again gives the same bytes,
+//! whatever the spacing of the file.
+
+use super::Plan;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+const SEAL_PREFIX: &str = "hmac-sha256:";
+
+/// Bytes mixed into every seal, so a seal is never valid as any other MAC
+/// made with the same key.
+const SEAL_CONTEXT: &[u8] = b"roster plan seal v1\n";
+
+/// The least key a SCIM store's `ROSTER_PLAN_KEY` may hold.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// The plan's content: everything but `digest` and `seal`.
+fn content(plan: &Plan) -> Vec<u8> {
+    let mut bare = plan.clone();
+    bare.digest = None;
+    bare.seal = None;
+    // Serializing plain data with string keys cannot fail.
+    serde_json::to_vec(&bare).unwrap_or_default()
+}
+
+/// `sha256:` over the plan as printed (without personal data), so the
+/// digest a reviewer sees is the same for the printed plan, the saved plan
+/// and the plan `apply` runs, and no digest can be used to guess a birth date.
+pub fn digest(plan: &Plan) -> String {
+    crate::secrets::sha256(&content(&plan.clone().into_display(false)))
+}
+
+fn mac(plan: &Plan, key: &[u8]) -> Hmac<Sha256> {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+    mac.update(SEAL_CONTEXT);
+    mac.update(&content(plan));
+    mac
+}
+
+/// Seal a plan with the store's key (and set its digest).
+pub fn seal(plan: &mut Plan, key: &[u8]) {
+    plan.digest = Some(digest(plan));
+    let tag = mac(plan, key).finalize().into_bytes();
+    plan.seal = Some(format!("{SEAL_PREFIX}{}", crate::store::audit::hex(&tag)));
+}
+
+/// Why a saved plan is not the plan `roster plan -o` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Altered {
+    /// No seal: a printed plan, or one whose seal was removed.
+    Unsealed,
+    /// The seal is not `hmac-sha256:` and 64 hex digits.
+    Malformed,
+    /// The digest does not match the content.
+    Digest,
+    /// The seal does not match the content under this store's key: the
+    /// content changed, or the plan was sealed by another store.
+    Seal,
+}
+
+/// Check a plan read from a file against the store's key.
+pub fn verify(plan: &Plan, key: &[u8]) -> Result<(), Altered> {
+    let Some(seal) = plan.seal.as_deref() else {
+        return Err(Altered::Unsealed);
+    };
+    let tag = seal
+        .strip_prefix(SEAL_PREFIX)
+        .and_then(unhex)
+        .filter(|t| t.len() == 32)
+        .ok_or(Altered::Malformed)?;
+    if plan.digest.as_deref() != Some(digest(plan).as_str()) {
+        return Err(Altered::Digest);
+    }
+    // Constant-time comparison.
+    mac(plan, key).verify_slice(&tag).map_err(|_| Altered::Seal)
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, PersonalData, StoreRef};
+    use crate::store::Profile;
+
+    fn plan() -> Plan {
+        let actions = vec![Action::CreateAccount {
+            account: "MMcCray".into(),
+            partner: "mandy@example.com".into(),
+            profile: Profile {
+                email: "mandy@example.com".into(),
+                first_name: "Mandy".into(),
+                last_name: "McCray".into(),
+                birth_date: Some("1972-09-01".into()),
+                phone: None,
+                extension: None,
+                zip: None,
+                role: Default::default(),
+            },
+        }];
+        Plan {
+            format_version: 1,
+            store: StoreRef {
+                url: "sqlite:roster.db".into(),
+                revision: 3,
+            },
+            roster_digest: "sha256:00".into(),
+            summary: crate::plan::compute::summarize(&actions, &[]),
+            resolutions: Vec::new(),
+            actions,
+            warnings: Vec::new(),
+            violations: Vec::new(),
+            removal_limit: 0,
+            personal_data: PersonalData::Included,
+            digest: None,
+            seal: None,
+        }
+    }
+
+    #[test]
+    fn a_sealed_plan_verifies_and_any_change_breaks_it() {
+        let key = [7u8; 32];
+        let mut p = plan();
+        seal(&mut p, &key);
+        assert_eq!(verify(&p, &key), Ok(()));
+        // Read back from its JSON, it still verifies.
+        let back: Plan = serde_json::from_str(&serde_json::to_string_pretty(&p).unwrap()).unwrap();
+        assert_eq!(verify(&back, &key), Ok(()));
+        assert_eq!(verify(&p, &[8u8; 32]), Err(Altered::Seal), "another key");
+        let mut q = p.clone();
+        q.removal_limit = 1000;
+        assert_eq!(verify(&q, &key), Err(Altered::Digest));
+        // Personal data is not in the digest, but it is in the seal.
+        let mut q = p.clone();
+        if let Action::CreateAccount { profile, .. } = &mut q.actions[0] {
+            profile.birth_date = Some("1972-09-02".into());
+        }
+        assert_eq!(verify(&q, &key), Err(Altered::Seal));
+        let mut q = p.clone();
+        q.seal = None;
+        assert_eq!(verify(&q, &key), Err(Altered::Unsealed));
+        for bad in ["hmac-sha256:zz", "sha256:00", "hmac-sha256:"] {
+            q.seal = Some(bad.into());
+            assert_eq!(verify(&q, &key), Err(Altered::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn printed_and_saved_plans_share_a_digest_without_personal_data() {
+        let p = plan();
+        let shown = p.clone().into_display(false);
+        assert_eq!(digest(&p), digest(&shown));
+        let mut other = p.clone();
+        other.store.revision = 4;
+        assert_ne!(digest(&p), digest(&other));
+    }
+}
