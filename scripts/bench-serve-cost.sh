@@ -37,7 +37,7 @@ python3 - <<'PY'
 import json
 def body(paths):
     return json.dumps({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
-                       "count": 100, "attributes": paths})
+                       "count": 100, "attributes": paths}, separators=(",", ":"))
 n = (1048576 - 200) // len('"userName",')
 open("attrs-1mib.json", "w").write(body(["userName"] * n))
 open("attrs-100.json", "w").write(body((["userName", "name.familyName", "emails"] * 34)[:100]))

@@ -3,11 +3,13 @@
 //! are tested bare (`m.user_manager`), as PostgreSQL's booleans do not
 //! compare with SQLite's 0 and 1.
 //!
-//! Multi-valued attributes are semi-joins (`a.id IN (SELECT m.account_id …
-//! WHERE {})`), not correlated `EXISTS`: the subquery names no column of the
-//! outer row, so both stores run it once per statement, whatever the number
-//! of rows scanned outside, and a filter's `or` chain over group names is one
-//! pass over the groups. The keys are `NOT NULL`, so `IN` stays two-valued.
+//! Multi-valued attributes are semi-joins, not correlated `EXISTS`: the
+//! condition picks the groups (or accounts) first, `mg.id IN (SELECT … WHERE
+//! {})`, then their memberships by index, then the owners; no subquery names
+//! a column of the outer row, so both stores run each once per statement,
+//! whatever the number of rows scanned outside, and a filter's `or` chain
+//! over group names is one pass over the groups. The keys are `NOT NULL`, so
+//! `IN` stays two-valued.
 
 use super::resources::Kind as Resource;
 use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
@@ -80,8 +82,8 @@ impl Attributes for Users {
             }
             ("roles", None | Some("value")) => Attr::new("a.role", CI),
             ("groups", _) => Attr::new("CAST(mg.id AS TEXT)", EXACT).multi(
-                "a.id IN (SELECT m.account_id FROM memberships m JOIN groups mg ON mg.id = m.group_id \
-                 WHERE {})",
+                "a.id IN (SELECT m.account_id FROM memberships m WHERE m.group_id IN \
+                 (SELECT mg.id FROM groups mg WHERE {}))",
                 vec![
                     SubAttr::new("value", "CAST(mg.id AS TEXT)", EXACT),
                     SubAttr::new("display", "mg.name", CI),
@@ -110,8 +112,8 @@ impl Attributes for Groups {
                 "type" if p.sub.is_none() => Some(Attr::new("g.type", CI)),
                 "lwia" if p.sub.is_none() => Some(Attr::new("g.lwia", Kind::Int)),
                 "usermanagers" => Some(members(
-                    "g.id IN (SELECT m.group_id FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
-                     WHERE m.user_manager AND {})",
+                    "g.id IN (SELECT m.group_id FROM memberships m WHERE m.user_manager \
+                     AND m.account_id IN (SELECT mu.id FROM accounts mu WHERE {}))",
                 )),
                 _ => None,
             };
@@ -127,8 +129,8 @@ impl Attributes for Groups {
         }
         if p.attr.eq_ignore_ascii_case("members") {
             return Some(members(
-                "g.id IN (SELECT m.group_id FROM memberships m JOIN accounts mu ON mu.id = m.account_id \
-                 WHERE {})",
+                "g.id IN (SELECT m.group_id FROM memberships m WHERE m.account_id IN \
+                 (SELECT mu.id FROM accounts mu WHERE {}))",
             ));
         }
         None
