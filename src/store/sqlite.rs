@@ -1221,16 +1221,9 @@ impl Session for SqliteSession {
     ) -> Result<(), StoreError> {
         // Kept as the groups' ids: a scope follows its group through
         // renames and dies with it.
-        let ids = match scope {
-            None => None,
-            Some(names) => {
-                let mut ids = Vec::with_capacity(names.len());
-                for n in names {
-                    ids.push(self.group_id(n)?);
-                }
-                Some(ids)
-            }
-        };
+        let ids: Option<Vec<i64>> = scope
+            .map(|names| names.iter().map(|n| self.group_id(n)).collect())
+            .transpose()?;
         let stored = ids.as_deref().map(crate::store::directory::Scope::stored);
         let inserted = self.conn.execute(
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",

@@ -1173,6 +1173,19 @@ fn scoped_tokens_reach_only_people_already_in_their_groups(b: Backend) {
         "the admin token sees every group"
     );
 
+    // Nor deactivate them or change their role, even its own members.
+    for (path, value) in [
+        ("active", json!(false)),
+        ("roles", json!([{"value": "individual"}])),
+    ] {
+        let op = json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": path, "value": value}]});
+        let r = as_um("PATCH", &format!("/Users/{jjones}"), Some(&op));
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    let me = f.get(&format!("/Users/{jjones}")).body;
+    assert_eq!(me["active"], true);
+    assert_eq!(me["roles"][0]["value"], "public-viewer");
+
     // A token over two groups may move people between them.
     let both = f.scoped("two-um", &[legacy, "Sangamon County Workforce Agency"]);
     let mccray = f.id_of("Users", "userName eq \"MMcCray\"");
