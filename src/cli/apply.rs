@@ -242,10 +242,15 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
         match apply::apply(&plan, url, &opts) {
             Ok(mut done) => {
                 if let Some(applied) = done.replanned.take() {
+                    let _ = writeln!(
+                        out.stderr,
+                        "note: the store changed while this apply was planning (revision {} → {}); planned again under the store's lock",
+                        plan.store.revision, applied.store.revision
+                    );
                     if !apply::same_changes(&plan, &applied) {
                         let _ = writeln!(
                             out.stdout,
-                            "\nThe store changed while this apply was planning; planned again under the store's lock, and applied:\n"
+                            "\nThe plan changed with the store; this is the plan applied:\n"
                         );
                         let _ = out
                             .stdout

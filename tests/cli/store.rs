@@ -1466,7 +1466,11 @@ fn postgres_databases_that_cannot_be_used_are_named() {
 fn tampered(r: &Roster, saved: &Value, name: &str, edit: impl FnOnce(&mut Value)) {
     let mut v = saved.clone();
     edit(&mut v);
-    std::fs::write(r.path().join(name), serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    std::fs::write(
+        r.path().join(name),
+        serde_json::to_string_pretty(&v).unwrap(),
+    )
+    .unwrap();
 }
 
 /// SPEC §11: whoever can write the plan file between `plan -o` and `apply`
@@ -1489,8 +1493,19 @@ fn saved_plans_are_sealed(b: Backend) {
     assert!(digest.starts_with("sha256:") && digest.len() == 71);
     let human = r.ok(&["plan", "--store", r.db(), "live.yaml"]).stdout;
     assert!(human.contains(&format!("Plan {digest}\n")), "{human}");
-    let md = r.ok(&["plan", "--store", r.db(), "live.yaml", "--format", "markdown"]);
-    assert!(md.stdout.contains(&format!("Plan `{digest}`")), "{}", md.stdout);
+    let md = r.ok(&[
+        "plan",
+        "--store",
+        r.db(),
+        "live.yaml",
+        "--format",
+        "markdown",
+    ]);
+    assert!(
+        md.stdout.contains(&format!("Plan `{digest}`")),
+        "{}",
+        md.stdout
+    );
     let (_, printed) = r.plan_json("live.yaml");
     assert_eq!(printed["digest"], digest.as_str());
     assert!(printed.get("seal").is_none(), "printed plans carry no seal");
@@ -1500,17 +1515,30 @@ fn saved_plans_are_sealed(b: Backend) {
         .roster()
         .copy("examples/worknet-live/roster.yaml", "live.yaml");
     other.ok(&["apply", "--yes", "--store", other.db(), "live.yaml"]);
-    other.ok(&["plan", "--store", other.db(), "live.yaml", "-o", "plan.json"]);
+    other.ok(&[
+        "plan",
+        "--store",
+        other.db(),
+        "live.yaml",
+        "-o",
+        "plan.json",
+    ]);
     let foreign: Value =
         serde_json::from_str(&std::fs::read_to_string(other.path().join("plan.json")).unwrap())
             .unwrap();
     assert_ne!(foreign["seal"], saved["seal"], "each store has its own key");
 
-    let member = saved["resolutions"][0]["account"].as_str().unwrap().to_string();
+    let member = saved["resolutions"][0]["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let group = "Apprenticeship Illinois - ABC Location";
     let rev = r.revision();
     let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
-        ("removal_limit", Box::new(|v| v["removal_limit"] = 100_000.into())),
+        (
+            "removal_limit",
+            Box::new(|v| v["removal_limit"] = 100_000.into()),
+        ),
         (
             "added actions",
             Box::new(|v| {
@@ -1560,7 +1588,11 @@ fn saved_plans_are_sealed(b: Backend) {
             "{what}: {}",
             out.stderr
         );
-        assert!(out.stdout.is_empty(), "{what}: nothing is shown: {}", out.stdout);
+        assert!(
+            out.stdout.is_empty(),
+            "{what}: nothing is shown: {}",
+            out.stdout
+        );
         assert_eq!(r.revision(), rev, "{what}: nothing written");
     }
     // The store's key only opens to whoever can open the store: a store
@@ -1577,7 +1609,11 @@ fn saved_plans_are_sealed(b: Backend) {
     }
     // The plan as written applies; its digest is printed again by apply.
     let out = r.ok(&["apply", "--yes", "--store", r.db(), "plan.json"]);
-    assert!(out.stdout.contains(&format!("Plan {digest}\n")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("Plan {digest}\n")),
+        "{}",
+        out.stdout
+    );
     // A plan with changes, untouched, applies.
     let r = r.file(
         "small.yaml",
@@ -1628,7 +1664,8 @@ fn scim_stores_seal_plans_only_with_a_key() {
     );
     assert_eq!(out.code, 1);
     assert!(
-        out.stderr.starts_with("error: plan was altered after it was made"),
+        out.stderr
+            .starts_with("error: plan was altered after it was made"),
         "{}",
         out.stderr
     );
@@ -1660,10 +1697,15 @@ fn eight_concurrent_first_applies_all_land(b: Backend) {
                     })
                 })
                 .collect();
+            let mut replanned = 0;
             for run in runs {
                 let out = run.join().unwrap();
                 assert_eq!(out.code, 0, "round {round}: {}{}", out.stdout, out.stderr);
+                replanned += out.stderr.contains("planned again") as usize;
             }
+            // Those that planned before another landed lost the race and
+            // planned again.
+            assert!(replanned > 0, "round {round}: no apply lost the race");
         });
         let export = r.ok(&["export", "--store", r.db()]).stdout;
         for i in 0..8 {
@@ -1673,7 +1715,11 @@ fn eight_concurrent_first_applies_all_land(b: Backend) {
                 "round {round}: team {i} missing:\n{export}"
             );
         }
-        assert_eq!(r.revision(), 8 * 3, "a group, an account, a membership each");
+        assert_eq!(
+            r.revision(),
+            8 * 3,
+            "a group, an account, a membership each"
+        );
         r.ok(&["log", "--store", r.db(), "--verify"]);
         if b == Backend::Sqlite {
             // No loser left anything beside the store.
@@ -1682,10 +1728,7 @@ fn eight_concurrent_first_applies_all_land(b: Backend) {
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
                 .filter(|n| n.starts_with("store") || n.starts_with('.'))
                 .collect();
-            assert!(
-                names.iter().all(|n| n.starts_with("store.db")),
-                "{names:?}"
-            );
+            assert!(names.iter().all(|n| n.starts_with("store.db")), "{names:?}");
         }
     }
 }
@@ -1736,19 +1779,31 @@ fn apply_lands_while_serve_takes_writes(b: Backend) {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        for i in 0..5 {
-            let before = writes.load(std::sync::atomic::Ordering::Relaxed);
-            let out = r.cmd_env(
-                &["apply", "--yes", "--store", r.db(), &format!("t{i}.yaml")],
-                &[("ROSTER_LOCK_TIMEOUT", "60")],
-            );
-            assert_eq!(out.code, 0, "apply {i}: {}{}", out.stdout, out.stderr);
-            assert!(out.stdout.contains("Applied 3 actions"), "{}", out.stdout);
-            let during = writes.load(std::sync::atomic::Ordering::Relaxed) - before;
-            assert!(during > 0 || i > 0, "no SCIM write landed during apply {i}");
-        }
+        let before = writes.load(std::sync::atomic::Ordering::Relaxed);
+        let outs: Vec<Output> = (0..5)
+            .map(|i| {
+                r.cmd_env(
+                    &["apply", "--yes", "--store", r.db(), &format!("t{i}.yaml")],
+                    &[("ROSTER_LOCK_TIMEOUT", "60")],
+                )
+            })
+            .collect();
+        let during = writes.load(std::sync::atomic::Ordering::Relaxed) - before;
+        // Stop the stream before any assertion, or a failure would wait for ever.
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         writer.join().unwrap();
+        for (i, out) in outs.iter().enumerate() {
+            assert_eq!(out.code, 0, "apply {i}: {}{}", out.stdout, out.stderr);
+            assert!(out.stdout.contains("Applied 3 actions"), "{}", out.stdout);
+        }
+        assert!(during > 0, "no SCIM write landed while the applies ran");
+        // The race this is about happened: a write landed between an
+        // apply's planning and its lock.
+        assert!(
+            outs.iter()
+                .any(|o| o.stderr.contains("planned again under the store's lock")),
+            "no apply lost the race"
+        );
     });
     let n = writes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(n >= 5, "only {n} SCIM writes");
@@ -1824,7 +1879,11 @@ fn sqlite_store_files_are_private() {
     };
     let bin = env!("CARGO_BIN_EXE_roster");
     let out = sh(&format!("{bin} apply --yes --store sqlite:store.db"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = Command::new("sh")
         .args([
             "-c",
@@ -1854,11 +1913,17 @@ fn sqlite_store_files_are_private() {
         "version: 1\ngroups:\n  - name: More\n",
     )
     .unwrap();
-    let out = sh(&format!("{bin} apply --yes --store sqlite:store.db more.yaml"));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = sh(&format!(
+        "{bin} apply --yes --store sqlite:store.db more.yaml"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for f in ["store.db", "store.db-wal", "store.db-shm"] {
-        let meta = std::fs::metadata(r.path().join(f))
-            .unwrap_or_else(|e| panic!("{f}: {e} ({line})"));
+        let meta =
+            std::fs::metadata(r.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e} ({line})"));
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
     }
     drop(server);
@@ -1885,7 +1950,11 @@ fn applying_twice_keeps_an_inactive_look_alike_settled(b: Backend) {
     let r = b.roster().file("start.yaml", start).file("off.yaml", off);
     r.ok(&["apply", "--yes", "--store", r.db(), "start.yaml"]);
     let first = r.ok(&["apply", "--yes", "--store", r.db(), "off.yaml"]);
-    assert!(first.stdout.contains("Applied 2 actions"), "{}", first.stdout);
+    assert!(
+        first.stdout.contains("Applied 2 actions"),
+        "{}",
+        first.stdout
+    );
     let rev = r.revision();
     let again = r.ok(&["apply", "--yes", "--store", r.db(), "off.yaml"]);
     assert!(again.stdout.contains("No changes"), "{}", again.stdout);
