@@ -25,12 +25,12 @@ pub struct ServeArgs {
     pub lock_timeout: f64,
     /// Milliseconds the queries of one listing (its filter) may run before
     /// the store cancels them and the client is told to narrow the filter.
-    #[arg(long, default_value = "5000", env = "ROSTER_STATEMENT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value = "5000", env = "ROSTER_STATEMENT_TIMEOUT", hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub statement_timeout: u64,
     /// Roster files or directories whose `policy` block user-manager grants
     /// made through the server obey (`user_manager_roles`); without it, the
     /// default policy.
-    #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER")]
+    #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER", hide_env_values = true)]
     pub roster: Vec<std::path::PathBuf>,
 }
 
