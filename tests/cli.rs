@@ -35,6 +35,8 @@ mod pg;
 mod scim;
 #[path = "cli/serve.rs"]
 mod serve;
+#[path = "cli/serve_net.rs"]
+mod serve_net;
 #[path = "cli/store.rs"]
 mod store;
 
