@@ -262,11 +262,13 @@ pub struct Conn<'a> {
     home: &'a Mutex<Option<Lease>>,
 }
 
-impl Conn<'_> {
-    pub fn as_mut(&mut self) -> &mut dyn Directory {
+impl AsMut<dyn Directory> for Conn<'_> {
+    fn as_mut(&mut self) -> &mut (dyn Directory + 'static) {
         self.lease().dir()
     }
+}
 
+impl Conn<'_> {
     fn lease(&mut self) -> &mut Lease {
         // Only `drop` takes the lease out.
         self.lease.as_mut().expect("lease present until drop")
@@ -276,7 +278,10 @@ impl Conn<'_> {
 impl std::ops::Deref for Conn<'_> {
     type Target = dyn Directory;
     fn deref(&self) -> &(dyn Directory + 'static) {
-        self.lease.as_ref().expect("lease present until drop").dir_ref()
+        self.lease
+            .as_ref()
+            .expect("lease present until drop")
+            .dir_ref()
     }
 }
 
@@ -434,8 +439,9 @@ async fn edge(State(config): State<Shared>, req: Request, next: Next) -> Respons
             format!("the request body is larger than {MAX_PAYLOAD} bytes"),
         )
         .into_response(),
-        Ok(Err(_)) => ScimError::bad("invalidSyntax", "the request body could not be read")
-            .into_response(),
+        Ok(Err(_)) => {
+            ScimError::bad("invalidSyntax", "the request body could not be read").into_response()
+        }
         Err(_) => ScimError::new(
             StatusCode::REQUEST_TIMEOUT,
             None,

@@ -103,7 +103,9 @@ impl Lease {
 
     fn served(&mut self) -> &mut (dyn Served + 'static) {
         // Only `drop` takes the connection out.
-        self.conn.as_deref_mut().expect("connection present until drop")
+        self.conn
+            .as_deref_mut()
+            .expect("connection present until drop")
     }
 }
 

@@ -234,7 +234,9 @@ impl super::Served for SqliteReader {
         if self.conn.is_autocommit() {
             return Ok(());
         }
-        self.conn.execute_batch("ROLLBACK").map_err(sql_err(&self.url))
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(sql_err(&self.url))
     }
     fn begin_read(&mut self) -> Result<(), StoreError> {
         self.end_read()?;

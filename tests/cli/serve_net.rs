@@ -180,7 +180,10 @@ fn slow_and_idle_clients_are_cut_off_at_their_timeouts() {
     slow.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: loc")
         .unwrap();
     let (_, took, closed) = read_until_closed(&mut slow, Duration::from_secs(10));
-    assert!(closed, "a client idle mid-header is still connected after 10 s");
+    assert!(
+        closed,
+        "a client idle mid-header is still connected after 10 s"
+    );
     assert!(took < Duration::from_secs(4), "closed only after {took:?}");
 
     // Idle keep-alive: one request answered, then the connection goes quiet.
@@ -189,7 +192,10 @@ fn slow_and_idle_clients_are_cut_off_at_their_timeouts() {
         .unwrap();
     let (answer, took, closed) = read_until_closed(&mut idle, Duration::from_secs(10));
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(closed, "an idle keep-alive connection is still open after 10 s");
+    assert!(
+        closed,
+        "an idle keep-alive connection is still open after 10 s"
+    );
     assert!(took < Duration::from_secs(4), "closed only after {took:?}");
 
     // A body that stops arriving.
@@ -205,7 +211,10 @@ fn slow_and_idle_clients_are_cut_off_at_their_timeouts() {
     .unwrap();
     let (answer, took, _) = read_until_closed(&mut body, Duration::from_secs(10));
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    assert!(took < Duration::from_secs(4), "answered only after {took:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "answered only after {took:?}"
+    );
 
     // The server still serves others.
     let ok = get(
@@ -289,7 +298,10 @@ fn the_connection_limit_holds() {
     let mut third = connect(&server.addr);
     third.write_all(request.as_bytes()).unwrap();
     let (answer, _, _) = read_until_closed(&mut third, Duration::from_secs(2));
-    assert_eq!(answer, "", "a third connection was served past the limit of 2");
+    assert_eq!(
+        answer, "",
+        "a third connection was served past the limit of 2"
+    );
     // One slot frees: the waiting connection is served.
     drop(first);
     let (answer, took, closed) = read_until_closed(&mut third, Duration::from_secs(10));
@@ -347,11 +359,16 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
     let url = format!("{}/Users?count=1", server.base);
     let bearer = format!("Bearer {}", s.admin);
-    assert_eq!(get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0, 200);
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
 
     // No new connection to the store can be made from here on.
     admin
-        .batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"))
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ))
         .unwrap();
     for auth in [
         None,
@@ -369,10 +386,17 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
         let r = get(&url, Some(&bearer), Duration::from_secs(10)).unwrap();
         assert_eq!(r.0, 200, "{}", r.1);
         let unknown = format!("Bearer rst_{}", "0".repeat(64));
-        assert_eq!(get(&url, Some(&unknown), Duration::from_secs(10)).unwrap().0, 401);
+        assert_eq!(
+            get(&url, Some(&unknown), Duration::from_secs(10))
+                .unwrap()
+                .0,
+            401
+        );
     }
     admin
-        .batch_execute(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"))
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ))
         .unwrap();
 
     // 48 clients at once: never more than 3 store connections.
@@ -411,10 +435,7 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     watcher.join().unwrap();
     let most = *seen.lock().unwrap();
-    assert!(
-        (1..=3).contains(&most),
-        "{most} store connections at once"
-    );
+    assert!((1..=3).contains(&most), "{most} store connections at once");
 }
 
 /// A self-signed certificate for 127.0.0.1 and its key, made by `openssl`.
@@ -450,7 +471,11 @@ fn tls_serves_https_and_says_https_in_locations() {
             key.to_str().unwrap(),
         ],
     );
-    assert!(server.base.starts_with("https://127.0.0.1:"), "{}", server.base);
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
     let _ = rustls::crypto::ring::default_provider().install_default();
     let pem = std::fs::read(&cert).unwrap();
     let client = reqwest::Client::builder()
@@ -670,9 +695,17 @@ fn the_request_log_names_requests_but_no_secret_or_personal_data() {
         has(&["POST", "path=/scim/v2/Users", "status=201", "token=ci"]),
         "{log}"
     );
-    assert!(has(&["GET", "/scim/v2/Users/", "status=200", "token=ci"]), "{log}");
     assert!(
-        has(&["GET", "path=/scim/v2/Users", "query=filter,count", "status=200"]),
+        has(&["GET", "/scim/v2/Users/", "status=200", "token=ci"]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "GET",
+            "path=/scim/v2/Users",
+            "query=filter,count",
+            "status=200"
+        ]),
         "{log}"
     );
     assert!(has(&["GET", "path=/scim/v2/Groups", "status=401"]), "{log}");
