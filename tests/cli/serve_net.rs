@@ -722,3 +722,44 @@ fn the_request_log_names_requests_but_no_secret_or_personal_data() {
         assert!(!log.contains(secret), "the log shows `{secret}`:\n{log}");
     }
 }
+
+#[test]
+fn postgres_statements_of_the_server_are_capped() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let server = serve(&s, &["--statement-timeout", "1"]);
+    let url = format!("{}/Users?count=1", server.base);
+    let bearer = format!("Bearer {}", s.admin);
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+    // Someone holds the accounts table: a listing waits for it, at most the
+    // statement timeout.
+    let mut holder = ::postgres::Client::connect(&s.db, ::postgres::NoTls).unwrap();
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let started = Instant::now();
+    let r = get(&url, Some(&bearer), Duration::from_secs(30));
+    let took = started.elapsed();
+    let status = r.as_ref().map(|r| r.0);
+    assert!(
+        matches!(status, Some(500..=599)),
+        "{status:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    tx.rollback().unwrap();
+    // The connection that timed out serves the next request.
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+    assert!(
+        !server.log().contains(super::pg::PASSWORD),
+        "{}",
+        server.log()
+    );
+}
