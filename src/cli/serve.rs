@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's body.
     #[arg(long, default_value = "30", env = "ROSTER_BODY_TIMEOUT", value_parser = positive_seconds)]
     pub body_timeout: f64,
+    /// Seconds a client may read nothing of a response before the
+    /// connection is dropped.
+    #[arg(long, default_value = "30", env = "ROSTER_WRITE_TIMEOUT", value_parser = positive_seconds)]
+    pub write_timeout: f64,
     /// Connections served at once; more wait until one closes.
     #[arg(long, default_value = "256", env = "ROSTER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connections: u32,
@@ -170,6 +174,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
             },
             crate::serve::net::Net {
                 header_timeout: Duration::from_secs_f64(args.header_timeout),
+                write_timeout: Duration::from_secs_f64(args.write_timeout),
                 max_connections: args.max_connections as usize,
                 shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
                 tls,

@@ -10,9 +10,13 @@ use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
+use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -23,6 +27,8 @@ pub struct Net {
     /// A request's head must arrive within this; an idle keep-alive
     /// connection is closed after it too.
     pub header_timeout: Duration,
+    /// A client that reads none of a response for this long is dropped.
+    pub write_timeout: Duration,
     /// Connections served at once; more wait in the listen queue.
     pub max_connections: usize,
     /// On shutdown, how long requests in flight may still finish.
@@ -100,6 +106,7 @@ pub async fn serve(
             app: app.clone(),
             tls: tls.clone(),
             header_timeout: net.header_timeout,
+            write_timeout: net.write_timeout,
             trust_proxy: net.trust_proxy,
             stopped: stopped.clone(),
         };
@@ -127,6 +134,7 @@ struct Connection {
     app: Router,
     tls: Option<TlsAcceptor>,
     header_timeout: Duration,
+    write_timeout: Duration,
     trust_proxy: bool,
     stopped: watch::Receiver<bool>,
 }
@@ -134,6 +142,7 @@ struct Connection {
 impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream) {
         let _ = stream.set_nodelay(true);
+        let stream = Stall::new(stream, self.write_timeout);
         match self.tls.take() {
             None => self.http(TokioIo::new(stream), false).await,
             Some(acceptor) => {
@@ -216,4 +225,91 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A stream whose writes fail once the peer has read nothing for
+/// `timeout`: a client that asks and never reads does not keep its
+/// connection (and its slot) for ever.
+struct Stall<S> {
+    inner: S,
+    timeout: Duration,
+    /// Running while a write waits for the peer.
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S> Stall<S> {
+    fn new(inner: S, timeout: Duration) -> Self {
+        Stall {
+            inner,
+            timeout,
+            waiting: None,
+        }
+    }
+
+    /// What a write that returned `poll` amounts to, the deadline counted.
+    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if poll.is_ready() {
+            self.waiting = None;
+            return poll;
+        }
+        let timeout = self.timeout;
+        let deadline = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing of the response in time",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Stall<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Stall<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.watch(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.watch(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.watch(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, poll)
+    }
 }

@@ -763,3 +763,45 @@ fn postgres_statements_of_the_server_are_capped() {
         server.log()
     );
 }
+
+#[test]
+fn a_client_that_reads_no_response_is_dropped_at_the_write_timeout() {
+    let s = seeded(Backend::Sqlite);
+    let server = serve(&s, &["--write-timeout", "1", "--header-timeout", "30"]);
+    // Pipelined requests for responses far larger than the socket buffers,
+    // and none of them read.
+    let request = format!(
+        "GET /scim/v2/Schemas HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
+    let sent = 4000;
+    let mut client = connect(&server.addr);
+    let mut writer = client.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..sent {
+            if writer.write_all(request.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    // Now read: the server has given up on this client.
+    let (got, _, closed) = read_until_closed(&mut client, Duration::from_secs(20));
+    let answered = got.matches("HTTP/1.1 200").count();
+    assert!(
+        closed,
+        "the connection is still open; {answered} answers read"
+    );
+    assert!(
+        answered < sent,
+        "all {answered} responses were kept waiting for the client"
+    );
+    feeder.join().unwrap();
+    // Others are served.
+    let ok = get(
+        &format!("{}/ServiceProviderConfig", server.base),
+        None,
+        Duration::from_secs(10),
+    );
+    assert_eq!(ok.map(|r| r.0), Some(200));
+}
