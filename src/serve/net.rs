@@ -14,6 +14,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -130,6 +131,22 @@ pub async fn serve(
     }
 }
 
+/// One request being handled, counted while it lives.
+struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct Connection {
     app: Router,
     tls: Option<TlsAcceptor>,
@@ -166,9 +183,18 @@ impl Connection {
     {
         let app = TowerToHyperService::new(self.app);
         let trust_proxy = self.trust_proxy;
+        // Requests of this connection being handled now.
+        let busy = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&busy);
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             set_scheme(req.headers_mut(), tls, trust_proxy);
-            hyper::service::Service::call(&app, req)
+            let turn = Busy::new(&counted);
+            let response = hyper::service::Service::call(&app, req);
+            async move {
+                let r = response.await;
+                drop(turn);
+                r
+            }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -180,7 +206,12 @@ impl Connection {
         tokio::select! {
             _ = conn.as_mut() => {}
             _ = self.stopped.changed() => {
-                // Finish the request in flight, take no other.
+                // Nothing in flight (idle, or a request still arriving):
+                // closed at once. Otherwise the request in flight finishes
+                // and no other is taken.
+                if busy.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
                 conn.as_mut().graceful_shutdown();
                 let _ = conn.await;
             }
