@@ -16,7 +16,7 @@ mod patch;
 mod pool;
 mod resources;
 
-use crate::scim::resource::ERROR;
+use crate::scim::resource::{ERROR, EXT_GROUP, EXT_USER, GROUP, USER};
 use crate::store::directory::{Directory, Token};
 use crate::store::{self, Session, StoreError};
 use axum::Router;
@@ -343,8 +343,11 @@ impl Ctx {
         dir.lease().refresh()?;
         let out = f(session.as_mut(), dir.as_mut())?;
         session.commit()?;
-        // Reads after this write must see it.
-        dir.lease().refresh()?;
+        // Reads after this write must see it. The write is done either way:
+        // a connection that cannot start a new snapshot is let go instead.
+        if dir.lease().refresh().is_err() {
+            dir.lease.take();
+        }
         Ok(out)
     }
 }
@@ -415,17 +418,8 @@ async fn handle(
 async fn edge(State(config): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
-    let path: String = req.uri().path().chars().take(200).collect();
-    let query: Vec<String> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split('=').next())
-        .filter(|k| !k.is_empty())
-        .take(10)
-        .map(|k| k.chars().take(40).collect())
-        .collect();
+    let path = logged_path(req.uri().path());
+    let query = logged_query(req.uri().query().unwrap_or(""));
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_PAYLOAD);
     let response = match tokio::time::timeout(config.body_timeout, limited.collect()).await {
@@ -459,13 +453,70 @@ async fn edge(State(config): State<Shared>, req: Request, next: Next) -> Respons
     tracing::info!(
         method = %method,
         path = %path,
-        query = %query.join(","),
+        query = %query,
         status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
         token = %token,
         "request"
     );
     response
+}
+
+/// The path as the request log shows it: what the client may have put in it
+/// (an id that is not a number, a user name) is `*`.
+fn logged_path(path: &str) -> String {
+    const WORDS: [&str; 11] = [
+        "scim",
+        "v2",
+        "Users",
+        "Groups",
+        "Bulk",
+        ".search",
+        "Schemas",
+        "ResourceTypes",
+        "ServiceProviderConfig",
+        "User",
+        "Group",
+    ];
+    path.split('/')
+        .take(8)
+        .map(|seg| {
+            let known = seg.is_empty()
+                || WORDS.contains(&seg)
+                || (seg.len() <= 20 && seg.bytes().all(|b| b.is_ascii_digit()))
+                || [USER, GROUP, EXT_USER, EXT_GROUP].contains(&seg);
+            if known { seg } else { "*" }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The names of the query's SCIM parameters, never their values; any other
+/// name is `*`.
+fn logged_query(query: &str) -> String {
+    const NAMES: [&str; 7] = [
+        "filter",
+        "sortBy",
+        "sortOrder",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+    ];
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .take(10)
+        .map(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            NAMES
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(name))
+                .copied()
+                .unwrap_or("*")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A JSON request body, with a SCIM error naming what is wrong.

@@ -668,6 +668,22 @@ fn the_request_log_names_requests_but_no_secret_or_personal_data() {
             .unwrap()
             .status()
             .as_u16();
+        // What a client puts in a path or a query's names is not logged
+        // either.
+        for stray in [
+            "/Users/lorna.quayle@example.org",
+            "/Users?zq-distinctive-key=1",
+        ] {
+            let status = client
+                .get(format!("{}{stray}", server.base))
+                .header("authorization", &bearer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            assert!(status == 404 || status == 200, "{stray}: {status}");
+        }
         let anonymous = client
             .get(format!("{}/Groups", server.base))
             .send()
@@ -709,6 +725,11 @@ fn the_request_log_names_requests_but_no_secret_or_personal_data() {
         "{log}"
     );
     assert!(has(&["GET", "path=/scim/v2/Groups", "status=401"]), "{log}");
+    assert!(has(&["GET", "path=/scim/v2/Users/*", "token=ci"]), "{log}");
+    assert!(
+        has(&["GET", "path=/scim/v2/Users", "query=*", "token=ci"]),
+        "{log}"
+    );
     for secret in [
         s.admin.as_str(),
         &s.admin[4..],
@@ -718,6 +739,7 @@ fn the_request_log_names_requests_but_no_secret_or_personal_data() {
         "217-555-0177",
         "lorna",
         "Quayle",
+        "zq-distinctive-key",
     ] {
         assert!(!log.contains(secret), "the log shows `{secret}`:\n{log}");
     }
