@@ -60,7 +60,7 @@ for store in sqlite:cost.db ${ROSTER_BENCH_PG:+"$ROSTER_BENCH_PG"}; do
     "$R" apply --yes --store "$store" roster.yaml > /dev/null
     TOKEN=$("$R" token create --name "bench-$RANDOM" --store "$store" 2>/dev/null)
     extra=()
-    if "$R" serve --help | grep -q statement-timeout; then extra=(--statement-timeout 600000); fi
+    if "$R" serve --help | grep -q filter-timeout; then extra=(--filter-timeout 600); fi
     "$R" serve --listen 127.0.0.1:0 --store "$store" "${extra[@]}" 2> serve.log &
     SERVE=$!
     for _ in $(seq 50); do grep -q http serve.log && break; sleep 0.1; done

@@ -43,6 +43,8 @@ mod scim;
 mod serve;
 #[path = "cli/serve_limits.rs"]
 mod serve_limits;
+#[path = "cli/serve_net.rs"]
+mod serve_net;
 #[path = "cli/store.rs"]
 mod store;
 

@@ -7,6 +7,11 @@ use crate::store::{
     self,
     directory::{Scope, Token},
 };
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a request waits for a free store connection before 503.
+const STORE_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -23,15 +28,72 @@ pub struct ServeArgs {
     /// Seconds a write waits for another writer holding the store's lock.
     #[arg(long, default_value = "10", env = "ROSTER_LOCK_TIMEOUT", hide_env_values = true, value_parser = super::apply::seconds)]
     pub lock_timeout: f64,
-    /// Milliseconds the queries of one listing (its filter) may run before
-    /// the store cancels them and the client is told to narrow the filter.
-    #[arg(long, default_value = "5000", env = "ROSTER_STATEMENT_TIMEOUT", hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..))]
-    pub statement_timeout: u64,
+    /// Seconds the queries of one listing (its filter) may run, together,
+    /// on every store, before they are cancelled and the client is told to
+    /// narrow the filter.
+    #[arg(long, default_value = "5", env = "ROSTER_FILTER_TIMEOUT", hide_env_values = true, value_parser = positive_seconds)]
+    pub filter_timeout: f64,
     /// Roster files or directories whose `policy` block user-manager grants
     /// made through the server obey (`user_manager_roles`); without it, the
     /// default policy.
     #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER", hide_env_values = true)]
     pub roster: Vec<std::path::PathBuf>,
+    /// Seconds a client has to send a request's headers (and the TLS
+    /// handshake); an idle keep-alive connection is closed after it too.
+    #[arg(long, default_value = "10", hide_env_values = true, env = "ROSTER_HEADER_TIMEOUT", value_parser = positive_seconds)]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, default_value = "30", hide_env_values = true, env = "ROSTER_BODY_TIMEOUT", value_parser = positive_seconds)]
+    pub body_timeout: f64,
+    /// Seconds a client may read nothing of a response before the
+    /// connection is dropped.
+    #[arg(long, default_value = "30", hide_env_values = true, env = "ROSTER_WRITE_TIMEOUT", value_parser = positive_seconds)]
+    pub write_timeout: f64,
+    /// Connections served at once; more wait until one closes.
+    #[arg(long, default_value = "256", hide_env_values = true, env = "ROSTER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
+    /// Store connections kept for requests (the most a server opens for
+    /// reads; writes take one more). A request that finds none free for 5 s
+    /// gets 503.
+    #[arg(long, default_value = "8", hide_env_values = true, env = "ROSTER_STORE_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub store_connections: u32,
+    /// PostgreSQL: seconds any one statement may run (0: no limit).
+    #[arg(long, default_value = "10", hide_env_values = true, env = "ROSTER_STATEMENT_TIMEOUT", value_parser = super::apply::seconds)]
+    pub statement_timeout: f64,
+    /// On SIGTERM or Ctrl-C, seconds requests in flight have to finish
+    /// before their connections are dropped and roster exits.
+    #[arg(long, default_value = "5", hide_env_values = true, env = "ROSTER_SHUTDOWN_TIMEOUT", value_parser = super::apply::seconds)]
+    pub shutdown_timeout: f64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "ROSTER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        hide_env_values = true,
+        env = "ROSTER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Behind a reverse proxy that terminates TLS: take the scheme of
+    /// `location` and `$ref` URLs from its `X-Forwarded-Proto` header.
+    #[arg(long, hide_env_values = true, env = "ROSTER_TRUST_PROXY")]
+    pub trust_proxy: bool,
+}
+
+/// A number of seconds above 0.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match super::apply::seconds(s) {
+        Ok(v) if v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a number of seconds above 0 and at most 86400"
+        )),
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +154,16 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match crate::serve::net::tls_config(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let _ = writeln!(out.stderr, "error: {e}");
+                return 1;
+            }
+        },
+        _ => None,
+    };
     // Create or migrate the store before accepting requests.
     let ready = store::begin(
         &url,
@@ -104,6 +176,9 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
     if let Err(e) = ready.and_then(|s| s.commit()) {
         return store_error(out, &e);
     }
+    // From here on (not for the migration above): no request holds the
+    // database for long.
+    store::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,22 +201,49 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // The first line says where the service is, for scripts and tests.
         eprintln!(
-            "roster serve: http://{addr}{} (store {})",
+            "roster serve: {}://{addr}{} (store {})",
+            if tls.is_some() { "https" } else { "http" },
             crate::serve::PREFIX,
             store::display_url(&url)
         );
+        // Request logs follow, on stderr.
+        match log_sink() {
+            Ok(sink) => {
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(Arc::new(sink))
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_max_level(tracing::Level::INFO)
+                    .try_init();
+            }
+            Err(e) => eprintln!("roster serve: no request log: {e}"),
+        }
         crate::serve::run(
             crate::serve::Config {
                 url: url.clone(),
-                lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
-                statement_timeout: std::time::Duration::from_millis(args.statement_timeout),
+                lock_timeout: Duration::from_secs_f64(args.lock_timeout),
+                body_timeout: Duration::from_secs_f64(args.body_timeout),
+                store_connections: args.store_connections as usize,
+                store_wait: STORE_WAIT,
+                filter_timeout: Duration::from_secs_f64(args.filter_timeout),
                 policy,
+            },
+            crate::serve::net::Net {
+                header_timeout: Duration::from_secs_f64(args.header_timeout),
+                write_timeout: Duration::from_secs_f64(args.write_timeout),
+                max_connections: args.max_connections as usize,
+                shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout),
+                tls,
+                trust_proxy: args.trust_proxy,
             },
             listener,
         )
-        .await
-        .map_err(|e| e.to_string())
+        .await;
+        Ok::<(), String>(())
     });
+    // Store work still running (a slow query of a dropped request) does not
+    // hold the process: its connection closes with it.
+    runtime.shutdown_background();
     match result {
         Ok(()) => 0,
         Err(e) => {
@@ -149,6 +251,20 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
             1
         }
     }
+}
+
+/// Stderr for the request log, written from the server's threads: its own
+/// handle, since this thread holds the lock of `std::io::stderr` for `out`.
+fn log_sink() -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    use std::os::fd::AsFd as AsOwned;
+    #[cfg(windows)]
+    use std::os::windows::io::AsHandle as AsOwned;
+    #[cfg(unix)]
+    let handle = std::io::stderr().as_fd().try_clone_to_owned();
+    #[cfg(windows)]
+    let handle = std::io::stderr().as_handle().try_clone_to_owned();
+    handle.map(std::fs::File::from)
 }
 
 fn scopes(given: &[String]) -> Result<Option<Vec<String>>, String> {

@@ -1,30 +1,37 @@
 //! `roster serve`: the store published as a SCIM 2.0 service provider
 //! (RFC 7643/7644) under `/scim/v2`.
 //!
-//! Reads open a read transaction per request; writes go through the same
-//! [`Session`] as `roster apply`, so they bump the revision and land in the
-//! audit log, with the token's name as the actor. Blocking store work runs
-//! on tokio's blocking pool.
+//! A request's `Authorization` is checked before the store is touched;
+//! the token is then looked up on one of a few pooled store connections,
+//! which the request keeps for its reads (one read transaction). Writes go
+//! through the same [`Session`] as `roster apply`, so they bump the revision
+//! and land in the audit log, with the token's name as the actor. Blocking
+//! store work runs on tokio's blocking pool.
 
 mod attrs;
 mod bulk;
 mod discovery;
+pub mod net;
 pub mod patch;
+mod pool;
 mod resources;
 
-use crate::scim::resource::ERROR;
+use crate::scim::resource::{ERROR, EXT_GROUP, EXT_USER, GROUP, USER};
 use crate::store::directory::{Directory, Scope, Token};
 use crate::store::{self, Session, StoreError};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http_body_util::BodyExt;
+use pool::{Lease, Pool};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// Where the service lives on the listener.
 pub const PREFIX: &str = "/scim/v2";
@@ -39,20 +46,28 @@ pub const DEFAULT_COUNT: u64 = 100;
 pub struct Config {
     pub url: String,
     pub lock_timeout: Duration,
-    /// How long the queries of one listing may run before the store
-    /// cancels them.
-    pub statement_timeout: Duration,
+    /// How long the queries of one listing (its filter) may run, together,
+    /// before the store cancels them.
+    pub filter_timeout: Duration,
     /// The rules grants made through the server obey, as a plan does.
     pub policy: crate::roster::model::Policy,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
+    /// Store connections kept for requests: at most this many at once.
+    pub store_connections: usize,
+    /// How long a request waits for a free store connection before 503.
+    pub store_wait: Duration,
 }
 
-/// The server's state: its configuration, and a gate that lets one write
-/// of this process at a time reach the store. Writers of other processes
-/// still meet at the store's own lock; within one process, queueing here is
-/// cheaper than SQLite's busy-wait, which sleeps between retries.
+/// The server's state: its configuration, its store connections, and a
+/// gate that lets one write of this process at a time reach the store.
+/// Writers of other processes still meet at the store's own lock; within
+/// one process, queueing here is cheaper than SQLite's busy-wait, which
+/// sleeps between retries.
 pub struct Server {
     config: Config,
-    writes: std::sync::Mutex<()>,
+    pool: Arc<Pool>,
+    writes: Mutex<()>,
 }
 
 impl std::ops::Deref for Server {
@@ -134,7 +149,7 @@ impl From<StoreError> for ScimError {
             ),
             // Store internals (paths, SQL) stay in the server's log.
             other => {
-                eprintln!("roster serve: {other}");
+                tracing::error!(error = %other, "the store failed");
                 ScimError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     None,
@@ -201,21 +216,43 @@ impl Caller {
     }
 }
 
-fn authenticate(dir: &mut dyn Directory, headers: &HeaderMap) -> Result<Caller, ScimError> {
-    let unauthorized =
-        |detail: &str| ScimError::new(StatusCode::UNAUTHORIZED, None, detail.to_string());
+fn unauthorized(detail: &str) -> ScimError {
+    ScimError::new(StatusCode::UNAUTHORIZED, None, detail.to_string())
+}
+
+/// The bearer token of the request, checked for form only: a request
+/// without one is refused before it touches the store. The scheme is
+/// case-insensitive (RFC 7235 §2.1).
+fn bearer(headers: &HeaderMap) -> Result<String, ScimError> {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
             unauthorized("send `Authorization: Bearer TOKEN`; `roster token create` makes one")
         })?;
-    let token = auth
-        .strip_prefix("Bearer ")
-        .or_else(|| auth.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| unauthorized("use a bearer token: `Authorization: Bearer TOKEN`"))?;
+    let (scheme, token) = auth
+        .trim_start()
+        .split_once([' ', '\t'])
+        .unwrap_or((auth, ""));
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(unauthorized(
+            "use a bearer token: `Authorization: Bearer TOKEN`",
+        ));
+    }
+    // Tokens are `rst_` and hex (`roster token create`); anything else
+    // cannot be one, and costs no look-up.
+    let well_formed = token.len() <= 128
+        && token
+            .strip_prefix("rst_")
+            .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric()));
+    if !well_formed {
+        return Err(unauthorized("unknown or revoked token"));
+    }
+    Ok(token.to_string())
+}
+
+fn authenticate(dir: &mut dyn Directory, token: &str) -> Result<Caller, ScimError> {
     let found: Option<Token> = dir.token(&crate::secrets::sha256(token.as_bytes()))?;
     let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
     let scope = match t.scope {
@@ -241,22 +278,72 @@ pub struct Ctx {
     pub caller: Caller,
     /// `http://host/scim/v2`, for `location` and `$ref`.
     pub base: String,
-    /// The read transaction the token was checked in, for the request's
-    /// first read: one connection per read request.
-    first_read: std::sync::Mutex<Option<Box<dyn Directory>>>,
+    /// The pooled connection the token was checked on, in its read
+    /// transaction: the request's reads use it too.
+    lease: Mutex<Option<Lease>>,
+}
+
+/// A store connection for reading, as [`Ctx::read`] lends it.
+pub struct Conn<'a> {
+    lease: Option<Lease>,
+    home: &'a Mutex<Option<Lease>>,
+}
+
+impl AsMut<dyn Directory> for Conn<'_> {
+    fn as_mut(&mut self) -> &mut (dyn Directory + 'static) {
+        self.lease().dir()
+    }
+}
+
+impl Conn<'_> {
+    fn lease(&mut self) -> &mut Lease {
+        // Only `drop` takes the lease out.
+        self.lease.as_mut().expect("lease present until drop")
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = dyn Directory;
+    fn deref(&self) -> &(dyn Directory + 'static) {
+        self.lease
+            .as_ref()
+            .expect("lease present until drop")
+            .dir_ref()
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut (dyn Directory + 'static) {
+        self.lease().dir()
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        let mut home = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        if home.is_none() {
+            *home = self.lease.take();
+        }
+    }
 }
 
 impl Ctx {
-    pub fn read(&self) -> Result<Box<dyn Directory>, ScimError> {
-        let reused = self
-            .first_read
+    /// The request's store connection (one read transaction).
+    pub fn read(&self) -> Result<Conn<'_>, ScimError> {
+        let held = self
+            .lease
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match reused {
-            Some(dir) => Ok(dir),
-            None => Ok(store::open_directory(&self.config.url)?),
-        }
+        let lease = match held {
+            Some(l) => l,
+            // Already lent (a read within a read): one of no pool.
+            None => Lease::unpooled(&self.config.url)?,
+        };
+        Ok(Conn {
+            lease: Some(lease),
+            home: &self.lease,
+        })
     }
 
     /// Run `f` in one write transaction, then commit.
@@ -270,36 +357,45 @@ impl Ctx {
             .config
             .writes
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Reads after this write must see it: not the snapshot taken before.
-        drop(
-            self.first_read
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take(),
-        );
+            .unwrap_or_else(PoisonError::into_inner);
         let mut session = store::begin(
             &self.config.url,
             &self.caller.actor(),
             &store::now(),
             self.config.lock_timeout,
         )?;
-        // Opened after the write lock is held: it sees every committed write
-        // and no other writer can commit until this one does.
-        let mut dir = store::open_directory(&self.config.url)?;
+        // A snapshot taken after the write lock is held: it sees every
+        // committed write and no other writer can commit until this one does.
+        let mut dir = self.read()?;
+        dir.lease().refresh()?;
         let out = f(session.as_mut(), dir.as_mut())?;
         session.commit()?;
+        // Reads after this write must see it. The write is done either way:
+        // a connection that cannot start a new snapshot is let go instead.
+        if dir.lease().refresh().is_err() {
+            dir.lease.take();
+        }
         Ok(out)
     }
 }
 
+/// `SCHEME://HOST/scim/v2`: the scheme the client used ([`net`] leaves it
+/// in `X-Forwarded-Proto`), the host it asked for.
 fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    format!("http://{host}{PREFIX}")
+    let scheme = match headers.get(net::FORWARDED_PROTO).map(HeaderValue::as_bytes) {
+        Some(b"https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}{PREFIX}")
 }
+
+/// The name of the token a request was made with, for the request log.
+#[derive(Clone)]
+struct TokenName(String);
 
 /// Authenticate, then run `f` on the blocking pool.
 async fn handle(
@@ -308,15 +404,27 @@ async fn handle(
     f: impl FnOnce(&Ctx) -> Result<Response, ScimError> + Send + 'static,
 ) -> Response {
     let base = base_url(&headers);
+    let token = match bearer(&headers) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let permit = match config.pool.permit().await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let result = tokio::task::spawn_blocking(move || {
-        let mut dir = store::open_directory(&config.url)?;
-        let caller = authenticate(dir.as_mut(), &headers)?;
-        f(&Ctx {
+        let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
+        let caller = authenticate(lease.dir(), &token)?;
+        let name = TokenName(caller.name.clone());
+        let ctx = Ctx {
             config,
             caller,
             base,
-            first_read: std::sync::Mutex::new(Some(dir)),
-        })
+            lease: Mutex::new(Some(lease)),
+        };
+        let mut response = f(&ctx).unwrap_or_else(IntoResponse::into_response);
+        response.extensions_mut().insert(name);
+        Ok::<_, ScimError>(response)
     })
     .await;
     match result {
@@ -329,6 +437,113 @@ async fn handle(
         )
         .into_response(),
     }
+}
+
+/// Every request: its body read within the body timeout (408 after), then
+/// handled, then logged: method, path, the names of its query parameters
+/// (never their values), status, latency and token name.
+async fn edge(State(config): State<Shared>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = logged_path(req.uri().path());
+    let query = logged_query(req.uri().query().unwrap_or(""));
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_PAYLOAD);
+    let response = match tokio::time::timeout(config.body_timeout, limited.collect()).await {
+        Ok(Ok(body)) => {
+            let req = Request::from_parts(parts, Body::from(body.to_bytes()));
+            next.run(req).await
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => ScimError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Some("tooLarge"),
+            format!("the request body is larger than {MAX_PAYLOAD} bytes"),
+        )
+        .into_response(),
+        Ok(Err(_)) => {
+            ScimError::bad("invalidSyntax", "the request body could not be read").into_response()
+        }
+        Err(_) => ScimError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            None,
+            format!(
+                "the request body did not arrive within {} s",
+                config.body_timeout.as_secs_f64()
+            ),
+        )
+        .into_response(),
+    };
+    let token = response
+        .extensions()
+        .get::<TokenName>()
+        .map_or("-", |t| t.0.as_str());
+    tracing::info!(
+        method = %method,
+        path = %path,
+        query = %query,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        token = %token,
+        "request"
+    );
+    response
+}
+
+/// The path as the request log shows it: what the client may have put in it
+/// (an id that is not a number, a user name) is `*`.
+fn logged_path(path: &str) -> String {
+    const WORDS: [&str; 11] = [
+        "scim",
+        "v2",
+        "Users",
+        "Groups",
+        "Bulk",
+        ".search",
+        "Schemas",
+        "ResourceTypes",
+        "ServiceProviderConfig",
+        "User",
+        "Group",
+    ];
+    path.split('/')
+        .take(8)
+        .map(|seg| {
+            let known = seg.is_empty()
+                || WORDS.contains(&seg)
+                || (seg.len() <= 20 && seg.bytes().all(|b| b.is_ascii_digit()))
+                || [USER, GROUP, EXT_USER, EXT_GROUP].contains(&seg);
+            if known { seg } else { "*" }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The names of the query's SCIM parameters, never their values; any other
+/// name is `*`.
+fn logged_query(query: &str) -> String {
+    const NAMES: [&str; 7] = [
+        "filter",
+        "sortBy",
+        "sortOrder",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+    ];
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .take(10)
+        .map(|kv| {
+            let name = kv.split('=').next().unwrap_or("");
+            NAMES
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(name))
+                .copied()
+                .unwrap_or("*")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// A JSON request body, with a SCIM error naming what is wrong.
@@ -351,9 +566,15 @@ pub fn param<'a>(q: &'a Params, name: &str) -> Option<&'a str> {
 }
 
 pub fn router(config: Config) -> Router {
+    let pool = Arc::new(Pool::new(
+        &config.url,
+        config.store_connections,
+        config.store_wait,
+    ));
     let shared: Shared = Arc::new(Server {
         config,
-        writes: std::sync::Mutex::new(()),
+        pool,
+        writes: Mutex::new(()),
     });
     let api = Router::new()
         .route(
@@ -400,31 +621,35 @@ pub fn router(config: Config) -> Router {
     Router::new()
         .nest(PREFIX, api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PAYLOAD))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), edge))
         .with_state(shared)
 }
 
-/// Serve until Ctrl-C or SIGTERM.
-pub async fn run(config: Config, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-    axum::serve(listener, router(config))
-        .with_graceful_shutdown(async {
-            let ctrl_c = tokio::signal::ctrl_c();
-            #[cfg(unix)]
-            {
-                let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(s) => s,
-                        Err(_) => return std::future::pending().await,
-                    };
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
+/// Serve until Ctrl-C or SIGTERM; then requests in flight get
+/// `net.shutdown_timeout` to finish.
+pub async fn run(config: Config, net: net::Net, listener: tokio::net::TcpListener) {
+    net::serve(listener, router(config), net, async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
             }
-            #[cfg(not(unix))]
-            let _ = ctrl_c.await;
-        })
-        .await
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+    })
+    .await
 }
 
 use resources::Kind;

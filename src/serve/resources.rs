@@ -244,7 +244,7 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
         offset: start - 1,
         limit: count,
         scope: ctx.caller.scope.as_deref(),
-        timeout: Some(ctx.config.statement_timeout),
+        timeout: Some(ctx.config.filter_timeout),
     };
     let (total, items) = match kind {
         Kind::User => {

@@ -401,6 +401,25 @@ pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreE
     }
 }
 
+/// A read connection `roster serve` keeps between requests.
+pub trait Served: directory::Directory + Send {
+    /// End the read transaction: an idle connection holds no snapshot.
+    fn end_read(&mut self) -> Result<(), StoreError>;
+    /// Start a read transaction: what follows sees one snapshot.
+    fn begin_read(&mut self) -> Result<(), StoreError>;
+}
+
+/// Open a read connection for `roster serve`'s pool, in a read transaction.
+pub fn open_served(url: &str) -> Result<Box<dyn Served>, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(postgres::PgReader::open(url)?));
+    }
+    match sqlite_path(url)? {
+        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
+        None => Err(StoreError::UnsupportedUrl(display_url(url))),
+    }
+}
+
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

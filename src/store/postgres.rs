@@ -122,6 +122,17 @@ fn open_err(url: &str, message: String) -> StoreError {
     }
 }
 
+/// Milliseconds any statement of this process may run; 0: no limit.
+static STATEMENT_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Cap every statement of the connections opened from now on (`roster
+/// serve`: no request holds the database for long). Waiting for the write
+/// lock is capped by the lock timeout instead.
+pub fn set_statement_timeout(limit: Duration) {
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    STATEMENT_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Connect to the database of `url` (`shown` is `url` without its password).
 fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
     let mut config = ::postgres::Config::from_str(url).map_err(|e| {
@@ -152,6 +163,15 @@ fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
     }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let ms = STATEMENT_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if ms > 0 {
+        // After the URL's own options, so this one wins.
+        let options = format!(
+            "{} -c statement_timeout={ms}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
     }
     config.connect(NoTls).map_err(|e| {
         let hint = match e.code() {
@@ -315,6 +335,19 @@ impl PgReader {
             .query(&sql, params)
             .map_err(sql_err(&self.url))?;
         Ok(rows.iter().map(account_from_row).collect())
+    }
+}
+
+impl super::Served for PgReader {
+    fn end_read(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("ROLLBACK")
+            .map_err(sql_err(&self.url))
+    }
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(sql_err(&self.url))
     }
 }
 
@@ -616,7 +649,9 @@ fn lock(client: &mut Client, url: &str, timeout: Duration) -> Result<(), StoreEr
         return if got { Ok(()) } else { Err(locked()) };
     }
     client
-        .batch_execute(&format!("SET LOCAL lock_timeout = {ms}"))
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = 0"
+        ))
         .map_err(sql_err(url))?;
     match client.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]) {
         Ok(_) => {}
@@ -625,7 +660,7 @@ fn lock(client: &mut Client, url: &str, timeout: Duration) -> Result<(), StoreEr
     }
     // The rest of the session waits on nothing but this lock's holders.
     client
-        .batch_execute("SET LOCAL lock_timeout TO DEFAULT")
+        .batch_execute("SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT")
         .map_err(sql_err(url))
 }
 

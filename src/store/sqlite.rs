@@ -269,6 +269,21 @@ impl Drop for Pooled {
     }
 }
 
+impl super::Served for SqliteReader {
+    fn end_read(&mut self) -> Result<(), StoreError> {
+        if self.conn.is_autocommit() {
+            return Ok(());
+        }
+        self.conn
+            .execute_batch("ROLLBACK")
+            .map_err(sql_err(&self.url))
+    }
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.end_read()?;
+        self.conn.execute_batch("BEGIN").map_err(sql_err(&self.url))
+    }
+}
+
 impl SqliteReader {
     pub fn open(url: &str, path: &str) -> Result<Self, StoreError> {
         let conn = if Path::new(path).exists() {

@@ -1,0 +1,829 @@
+//! `roster serve` on a real network: header, body and idle timeouts, the
+//! connection limit, shutdown with stalled clients, authentication before
+//! the store, TLS and the request log. The real binary on 127.0.0.1.
+
+use super::store::Backend;
+use super::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const EXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
+
+/// A store seeded with the shipped live example and an admin token `ci`.
+struct Seeded {
+    r: Roster,
+    db: String,
+    admin: String,
+}
+
+fn seeded(backend: Backend) -> Seeded {
+    let text = std::fs::read_to_string(repo("examples/worknet-live/roster.yaml")).unwrap();
+    let r = roster().file("live.yaml", text);
+    let db = match backend {
+        Backend::Sqlite => "sqlite:store.db".to_string(),
+        Backend::Postgres => super::pg::database().0,
+    };
+    super::serve::ok_in(r.path(), &["apply", "--yes", "--store", &db, "live.yaml"]);
+    let admin = super::serve::ok_in(
+        r.path(),
+        &["token", "create", "--name", "ci", "--store", &db],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    Seeded { r, db, admin }
+}
+
+/// A running `roster serve` whose stderr is kept; killed when dropped.
+struct Served {
+    child: Child,
+    /// `http(s)://127.0.0.1:PORT/scim/v2`
+    base: String,
+    /// `127.0.0.1:PORT`
+    addr: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Served {
+    /// Send SIGTERM and wait (at most `limit`) for the exit.
+    fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        while started.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (None, started.elapsed())
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve(s: &Seeded, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &s.db])
+        .args(extra)
+        .current_dir(s.r.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start roster serve");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no address in: {first}"))
+        .to_string();
+    let addr = base
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_string();
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    Served {
+        child,
+        base,
+        addr,
+        log,
+    }
+}
+
+/// Read from `stream` until the peer closes it (or `limit` passes): what
+/// arrived and how long the close took.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, Duration, bool) {
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buf) {
+            Ok(0) => return (lossy(&got), started.elapsed(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            // Reset by the server: closed as well.
+            Err(_) => return (lossy(&got), started.elapsed(), true),
+        }
+    }
+    (lossy(&got), started.elapsed(), false)
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn connect(addr: &str) -> TcpStream {
+    TcpStream::connect(addr).expect("connect")
+}
+
+/// A request over a blocking client with a timeout; `None` when no answer
+/// came in time.
+fn get(url: &str, auth: Option<&str>, timeout: Duration) -> Option<(u16, Value)> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().timeout(timeout).build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = client.get(url);
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let r = req.send().await.ok()?;
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Some((status, body))
+    })
+}
+
+#[test]
+fn slow_and_idle_clients_are_cut_off_at_their_timeouts() {
+    let s = seeded(Backend::Sqlite);
+    let server = serve(&s, &["--header-timeout", "1", "--body-timeout", "1"]);
+
+    // Slowloris: half a header line, then nothing.
+    let mut slow = connect(&server.addr);
+    slow.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHost: loc")
+        .unwrap();
+    let (_, took, closed) = read_until_closed(&mut slow, Duration::from_secs(10));
+    assert!(
+        closed,
+        "a client idle mid-header is still connected after 10 s"
+    );
+    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+
+    // Idle keep-alive: one request answered, then the connection goes quiet.
+    let mut idle = connect(&server.addr);
+    idle.write_all(b"GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let (answer, took, closed) = read_until_closed(&mut idle, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        closed,
+        "an idle keep-alive connection is still open after 10 s"
+    );
+    assert!(took < Duration::from_secs(4), "closed only after {took:?}");
+
+    // A body that stops arriving.
+    let mut body = connect(&server.addr);
+    body.write_all(
+        format!(
+            "POST /scim/v2/Users HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{\"userName\"",
+            s.admin
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (answer, took, _) = read_until_closed(&mut body, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        took < Duration::from_secs(4),
+        "answered only after {took:?}"
+    );
+
+    // The server still serves others.
+    let ok = get(
+        &format!("{}/Users?count=1", server.base),
+        Some(&format!("Bearer {}", s.admin)),
+        Duration::from_secs(10),
+    );
+    assert_eq!(ok.map(|r| r.0), Some(200));
+}
+
+#[test]
+fn sigterm_exits_within_seconds_despite_stalled_clients_and_waiting_writes() {
+    let s = seeded(Backend::Sqlite);
+    let mut server = serve(&s, &["--lock-timeout", "60", "--shutdown-timeout", "2"]);
+    // Clients idle mid-header.
+    let stalled: Vec<TcpStream> = (0..5)
+        .map(|_| {
+            let mut c = connect(&server.addr);
+            c.write_all(b"GET /scim/v2/Users HTTP/1.1\r\nHo").unwrap();
+            c
+        })
+        .collect();
+    // A write that waits for the store's lock, held by someone else.
+    let holder = rusqlite::Connection::open(s.r.path().join("store.db")).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let url = format!("{}/Groups", server.base);
+    let token = s.admin.clone();
+    let waiting = std::thread::spawn(move || {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::new()
+                .post(&url)
+                .bearer_auth(token)
+                .header("content-type", "application/scim+json")
+                .body(json!({"displayName": "Waiting Group"}).to_string())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok()
+        })
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let (code, took) = server.terminate(Duration::from_secs(20));
+    assert!(
+        code.is_some(),
+        "roster serve still runs {took:?} after SIGTERM"
+    );
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    assert_eq!(code, Some(0), "{}", server.log());
+    // The waiting write was dropped, not committed.
+    let answer = waiting.join().unwrap();
+    assert!(answer.is_none(), "the waiting write got {answer:?}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    let groups: i64 = holder
+        .query_row(
+            "SELECT count(*) FROM groups WHERE name = 'Waiting Group'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(groups, 0);
+    drop(stalled);
+}
+
+#[test]
+fn the_connection_limit_holds() {
+    let s = seeded(Backend::Sqlite);
+    let server = serve(&s, &["--max-connections", "2", "--header-timeout", "60"]);
+    let request = format!(
+        "GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        server.addr
+    );
+    // Two clients that connect and say nothing take both slots.
+    let first = connect(&server.addr);
+    let second = connect(&server.addr);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = connect(&server.addr);
+    third.write_all(request.as_bytes()).unwrap();
+    let (answer, _, _) = read_until_closed(&mut third, Duration::from_secs(2));
+    assert_eq!(
+        answer, "",
+        "a third connection was served past the limit of 2"
+    );
+    // One slot frees: the waiting connection is served.
+    drop(first);
+    let (answer, took, closed) = read_until_closed(&mut third, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed && took < Duration::from_secs(5), "{took:?}");
+    drop(second);
+}
+
+#[test]
+fn bearer_is_case_insensitive() {
+    let s = seeded(Backend::Sqlite);
+    let server = serve(&s, &[]);
+    let url = format!("{}/Users?count=1", server.base);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {}", s.admin);
+        let r = get(&url, Some(&auth), Duration::from_secs(10)).unwrap();
+        assert_eq!(r.0, 200, "{scheme}: {}", r.1);
+    }
+    for auth in [
+        format!("Basic {}", s.admin),
+        format!("Bearer{}", s.admin),
+        "Bearer ".to_string(),
+        format!("Bearer {}x", s.admin),
+    ] {
+        let r = get(&url, Some(&auth), Duration::from_secs(10)).unwrap();
+        assert_eq!(r.0, 401, "{auth}: {}", r.1);
+    }
+}
+
+/// The database of a test URL, and a URL of the cluster's `postgres`
+/// database to administer it from.
+fn pg_admin(db: &str) -> (String, String) {
+    let (server, name) = db.rsplit_once('/').unwrap();
+    (name.to_string(), format!("{server}/postgres"))
+}
+
+fn roster_sessions(admin: &mut ::postgres::Client, name: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'roster'",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let server = serve(&s, &["--store-connections", "3"]);
+    let (name, admin_url) = pg_admin(&s.db);
+    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    let url = format!("{}/Users?count=1", server.base);
+    let bearer = format!("Bearer {}", s.admin);
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+
+    // No new connection to the store can be made from here on.
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
+        ))
+        .unwrap();
+    for auth in [
+        None,
+        Some("Basic dXNlcjpwYXNz".to_string()),
+        Some("Bearer".to_string()),
+        Some("Bearer not-a-token".to_string()),
+    ] {
+        for _ in 0..20 {
+            let r = get(&url, auth.as_deref(), Duration::from_secs(10)).unwrap();
+            assert_eq!(r.0, 401, "{auth:?}: {}", r.1);
+        }
+    }
+    // Tokens are looked up, and requests served, on the connection kept.
+    for _ in 0..20 {
+        let r = get(&url, Some(&bearer), Duration::from_secs(10)).unwrap();
+        assert_eq!(r.0, 200, "{}", r.1);
+        let unknown = format!("Bearer rst_{}", "0".repeat(64));
+        assert_eq!(
+            get(&url, Some(&unknown), Duration::from_secs(10))
+                .unwrap()
+                .0,
+            401
+        );
+    }
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
+        ))
+        .unwrap();
+
+    // 48 clients at once: never more than 3 store connections.
+    let seen = Arc::new(Mutex::new(0i64));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (seen, done, name) = (Arc::clone(&seen), Arc::clone(&done), name.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let n = roster_sessions(&mut admin, &name);
+                let mut s = seen.lock().unwrap();
+                *s = (*s).max(n);
+                drop(s);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let clients: Vec<_> = (0..48)
+        .map(|_| {
+            let (url, bearer) = (url.clone(), bearer.clone());
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| get(&url, Some(&bearer), Duration::from_secs(30)).map(|r| r.0))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for c in clients {
+        for status in c.join().unwrap() {
+            assert!(
+                matches!(status, Some(200) | Some(503)),
+                "a request got {status:?}"
+            );
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    watcher.join().unwrap();
+    let most = *seen.lock().unwrap();
+    assert!((1..=3).contains(&most), "{most} store connections at once");
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, made by `openssl`.
+fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .arg("ec_paramgen_curve:prime256v1")
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("the TLS tests need the openssl command (apt-get install openssl)");
+    assert!(made.status.success(), "{}", lossy(&made.stderr));
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_https_and_says_https_in_locations() {
+    let s = seeded(Backend::Sqlite);
+    let (cert, key) = certificate(s.r.path(), "server");
+    let server = serve(
+        &s,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let pem = std::fs::read(&cert).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, location, body, member_ref) = rt.block_on(async {
+        let r = client
+            .post(format!("{}/Users", server.base))
+            .bearer_auth(&s.admin)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+                    "userName": "tls.user",
+                    "name": {"givenName": "Tess", "familyName": "Layer"},
+                    "emails": [{"value": "tess@example.org", "primary": true}],
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body: Value = r.json().await.unwrap();
+        let groups: Value = client
+            .get(format!("{}/Groups?count=1&filter=members pr", server.base))
+            .bearer_auth(&s.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let member_ref = groups["Resources"][0]["members"][0]["$ref"].clone();
+        (status, location, body, member_ref)
+    });
+    assert_eq!(status, 201, "{body}");
+    let prefix = format!("{}/Users/", server.base);
+    assert!(
+        location.as_deref().is_some_and(|l| l.starts_with(&prefix)),
+        "{location:?}"
+    );
+    assert!(
+        body["meta"]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with(&prefix)),
+        "{body}"
+    );
+    assert!(
+        member_ref.as_str().is_some_and(|l| l.starts_with(&prefix)),
+        "{member_ref}"
+    );
+    // Plain HTTP on the TLS port gets nothing served.
+    let plain = get(
+        &format!("http://{}/scim/v2/ServiceProviderConfig", server.addr),
+        None,
+        Duration::from_secs(5),
+    );
+    assert!(plain.is_none(), "{plain:?}");
+}
+
+#[test]
+fn bad_tls_files_are_named() {
+    let s = seeded(Backend::Sqlite);
+    let (cert, key) = certificate(s.r.path(), "one");
+    let (_, other_key) = certificate(s.r.path(), "two");
+    std::fs::write(s.r.path().join("junk.pem"), "not a certificate\n").unwrap();
+    let cases: [(&[&str], &[&str]); 4] = [
+        (
+            &["--tls-cert", "missing.crt", "--tls-key", "one.key"],
+            &["missing.crt"],
+        ),
+        (
+            &["--tls-cert", "junk.pem", "--tls-key", "one.key"],
+            &["junk.pem", "certificate"],
+        ),
+        (
+            &["--tls-cert", "one.crt", "--tls-key", "junk.pem"],
+            &["junk.pem", "private key"],
+        ),
+        (
+            &["--tls-cert", "one.crt", "--tls-key", "two.key"],
+            &["one.crt", "two.key"],
+        ),
+    ];
+    assert!(cert.exists() && key.exists() && other_key.exists());
+    for (args, named) in cases {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0", "--store", &s.db];
+        all.extend_from_slice(args);
+        let out = super::serve::run_in(s.r.path(), &all);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        for n in named {
+            assert!(out.stderr.contains(n), "{args:?}: {}", out.stderr);
+        }
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    }
+    // A certificate without its key.
+    let out = super::serve::run_in(
+        s.r.path(),
+        &["serve", "--store", &s.db, "--tls-cert", "one.crt"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("--tls-key"), "{}", out.stderr);
+}
+
+#[test]
+fn forwarded_proto_counts_only_behind_a_trusted_proxy() {
+    let s = seeded(Backend::Sqlite);
+    for (flags, expect) in [(&[][..], "http://"), (&["--trust-proxy"][..], "https://")] {
+        let server = serve(&s, flags);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let body: Value = rt.block_on(async {
+            reqwest::Client::new()
+                .get(format!("{}/ServiceProviderConfig", server.base))
+                .header("x-forwarded-proto", "https")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        let location = body["meta"]["location"].as_str().unwrap_or_default();
+        assert!(location.starts_with(expect), "{flags:?}: {location}");
+    }
+}
+
+#[test]
+fn the_request_log_names_requests_but_no_secret_or_personal_data() {
+    let s = seeded(Backend::Sqlite);
+    let mut server = serve(&s, &[]);
+    let bearer = format!("Bearer {}", s.admin);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let r = client
+            .post(format!("{}/Users", server.base))
+            .header("authorization", &bearer)
+            .header("content-type", "application/scim+json")
+            .body(
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+                    "userName": "log.person",
+                    "name": {"givenName": "Lorna", "familyName": "Quayle"},
+                    "emails": [{"value": "lorna.quayle@example.org", "primary": true}],
+                    "phoneNumbers": [{"value": "217-555-0177", "type": "work"}],
+                    EXT: {"birthDate": "1971-08-23"},
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        let id = body["id"].as_str().unwrap_or_default().to_string();
+        let get = client
+            .get(format!("{}/Users/{id}", server.base))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let filtered = client
+            .get(format!(
+                "{}/Users?filter=userName%20eq%20%22zq-distinctive-7731%22&count=5",
+                server.base
+            ))
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        // What a client puts in a path or a query's names is not logged
+        // either.
+        for stray in [
+            "/Users/lorna.quayle@example.org",
+            "/Users?zq-distinctive-key=1",
+        ] {
+            let status = client
+                .get(format!("{}{stray}", server.base))
+                .header("authorization", &bearer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            assert!(status == 404 || status == 200, "{stray}: {status}");
+        }
+        let anonymous = client
+            .get(format!("{}/Groups", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let wrong = client
+            .get(format!("{}/Groups", server.base))
+            .header("authorization", format!("Bearer rst_{}", "ab".repeat(32)))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        (status, get, filtered, anonymous, wrong)
+    });
+    assert_eq!(created, (201, 200, 200, 401, 401));
+    let (code, _) = server.terminate(Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let has = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(
+        has(&["POST", "path=/scim/v2/Users", "status=201", "token=ci"]),
+        "{log}"
+    );
+    assert!(
+        has(&["GET", "/scim/v2/Users/", "status=200", "token=ci"]),
+        "{log}"
+    );
+    assert!(
+        has(&[
+            "GET",
+            "path=/scim/v2/Users",
+            "query=filter,count",
+            "status=200"
+        ]),
+        "{log}"
+    );
+    assert!(has(&["GET", "path=/scim/v2/Groups", "status=401"]), "{log}");
+    assert!(has(&["GET", "path=/scim/v2/Users/*", "token=ci"]), "{log}");
+    assert!(
+        has(&["GET", "path=/scim/v2/Users", "query=*", "token=ci"]),
+        "{log}"
+    );
+    for secret in [
+        s.admin.as_str(),
+        &s.admin[4..],
+        &"ab".repeat(32),
+        "zq-distinctive",
+        "1971-08-23",
+        "217-555-0177",
+        "lorna",
+        "Quayle",
+        "zq-distinctive-key",
+    ] {
+        assert!(!log.contains(secret), "the log shows `{secret}`:\n{log}");
+    }
+}
+
+#[test]
+fn postgres_statements_of_the_server_are_capped() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let server = serve(&s, &["--statement-timeout", "1"]);
+    let url = format!("{}/Users?count=1", server.base);
+    let bearer = format!("Bearer {}", s.admin);
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+    // Someone holds the accounts table: a listing waits for it, at most the
+    // statement timeout.
+    let mut holder = ::postgres::Client::connect(&s.db, ::postgres::NoTls).unwrap();
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let started = Instant::now();
+    let r = get(&url, Some(&bearer), Duration::from_secs(30));
+    let took = started.elapsed();
+    let status = r.as_ref().map(|r| r.0);
+    assert!(
+        matches!(status, Some(500..=599)),
+        "{status:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    tx.rollback().unwrap();
+    // The connection that timed out serves the next request.
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+    assert!(
+        !server.log().contains(super::pg::PASSWORD),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn a_client_that_reads_no_response_is_dropped_at_the_write_timeout() {
+    let s = seeded(Backend::Sqlite);
+    let server = serve(&s, &["--write-timeout", "1", "--header-timeout", "30"]);
+    // Pipelined requests for responses far larger than the socket buffers,
+    // and none of them read.
+    let request = format!(
+        "GET /scim/v2/Schemas HTTP/1.1\r\nHost: {}\r\n\r\n",
+        server.addr
+    );
+    let sent = 4000;
+    let mut client = connect(&server.addr);
+    let mut writer = client.try_clone().unwrap();
+    let feeder = std::thread::spawn(move || {
+        for _ in 0..sent {
+            if writer.write_all(request.as_bytes()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    // Now read: the server has given up on this client.
+    let (got, _, closed) = read_until_closed(&mut client, Duration::from_secs(20));
+    let answered = got.matches("HTTP/1.1 200").count();
+    assert!(
+        closed,
+        "the connection is still open; {answered} answers read"
+    );
+    assert!(
+        answered < sent,
+        "all {answered} responses were kept waiting for the client"
+    );
+    feeder.join().unwrap();
+    // Others are served.
+    let ok = get(
+        &format!("{}/ServiceProviderConfig", server.base),
+        None,
+        Duration::from_secs(10),
+    );
+    assert_eq!(ok.map(|r| r.0), Some(200));
+}
