@@ -260,11 +260,8 @@ impl Roster {
             .env_remove("ROSTER_SCIM_LOOKUP")
             .env_remove("ROSTER_VERBOSE")
             .env("ROSTER_SCIM_TOKEN", TOKEN)
-            // Seals saved plans: a SCIM provider keeps no key of roster's.
-            .env(
-                "ROSTER_PLAN_KEY",
-                "test-plan-key-0123456789abcdef0123456789",
-            )
+            // Saved plans of a SCIM store are sealed with this key.
+            .env("ROSTER_PLAN_KEY", "scim-tests-plan-key-0123456789abcdef")
             .env("NO_COLOR", "1")
             .env("ROSTER_ACTOR", "test-admin")
             .stdin(Stdio::null());
