@@ -408,3 +408,127 @@ fn creates(plan: &Plan) -> usize {
 pub fn same_changes(a: &Plan, b: &Plan) -> bool {
     a.actions == b.actions && a.resolutions == b.resolutions
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Note, Outcome, Resolution, StoreRef};
+    use crate::roster::model::GroupType;
+
+    fn plan_at(url: &str, revision: i64, actions: Vec<Action>) -> Plan {
+        Plan {
+            format_version: 1,
+            store: StoreRef {
+                url: url.into(),
+                revision,
+            },
+            roster_digest: "sha256:00".into(),
+            summary: crate::plan::compute::summarize(&actions, &[]),
+            resolutions: Vec::new(),
+            actions,
+            warnings: Vec::new(),
+            violations: Vec::new(),
+            removal_limit: 0,
+            personal_data: PersonalData::Included,
+            digest: None,
+            seal: None,
+        }
+    }
+
+    fn group(name: &str) -> Action {
+        Action::CreateGroup {
+            group: name.into(),
+            kind: GroupType::Organization,
+            lwia: None,
+        }
+    }
+
+    /// A plan made at revision 0 of a store now at revision 1: planned
+    /// again under the lock, and the guards hold for the new plan.
+    #[test]
+    fn a_plan_made_again_under_the_lock_passes_the_guards_or_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("s.db").display());
+        let now = "2026-01-01T00:00:00Z";
+        let timeout = std::time::Duration::from_secs(5);
+        let mut s = store::begin(&url, "t", now, timeout).unwrap();
+        s.create_group("Other", GroupType::Organization, None)
+            .unwrap();
+        assert_eq!(s.commit().unwrap(), 1);
+        let old = plan_at(&url, 0, vec![group("Mine")]);
+        let opts = |replan| Options {
+            allow_mass_removal: false,
+            onboarding: Onboarding::Invite,
+            credentials_file: None,
+            actor: "t",
+            now,
+            lock_timeout: timeout,
+            progress: None,
+            replan,
+            accept_changes: true,
+        };
+        // A saved plan is not made again.
+        assert!(matches!(
+            apply(&old, &url, &opts(None)),
+            Err(ApplyError::Store(StoreError::Stale))
+        ));
+        let unresolved = || {
+            let mut p = plan_at(&url, 1, vec![group("Mine")]);
+            p.resolutions.push(Resolution {
+                partner: "a@example.org".into(),
+                outcome: Outcome::NeedsConfirmation,
+                account: None,
+                via: None,
+                candidates: vec!["A".into()],
+                differs: Vec::new(),
+                reason: None,
+            });
+            p.summary.unresolved = 1;
+            Ok(p)
+        };
+        assert!(matches!(
+            apply(&old, &url, &opts(Some(&unresolved))),
+            Err(ApplyError::Unresolved(1))
+        ));
+        let violating = || {
+            let mut p = plan_at(&url, 1, vec![group("Mine")]);
+            p.violations.push(Note::new("x", "y"));
+            Ok(p)
+        };
+        assert!(matches!(
+            apply(&old, &url, &opts(Some(&violating))),
+            Err(ApplyError::Violations(1))
+        ));
+        let removing = || {
+            Ok(plan_at(
+                &url,
+                1,
+                vec![Action::RemoveMembership {
+                    account: "A".into(),
+                    group: "Other".into(),
+                }],
+            ))
+        };
+        assert!(matches!(
+            apply(&old, &url, &opts(Some(&removing))),
+            Err(ApplyError::MassRemoval {
+                removals: 1,
+                limit: 0
+            })
+        ));
+        // Asked to confirm changes: a different plan is handed back.
+        let fine = || Ok(plan_at(&url, 1, vec![group("Mine"), group("Also")]));
+        let confirming = Options {
+            accept_changes: false,
+            ..opts(Some(&fine))
+        };
+        assert!(matches!(
+            apply(&old, &url, &confirming),
+            Err(ApplyError::Changed(p)) if p.actions.len() == 2
+        ));
+        // Nothing of the refused ones landed; the good one does.
+        let done = apply(&old, &url, &opts(Some(&fine))).unwrap();
+        assert_eq!((done.revision, done.actions), (3, 2));
+        assert!(done.replanned.is_some());
+    }
+}
