@@ -133,6 +133,11 @@ pub fn set_statement_timeout(limit: Duration) {
     STATEMENT_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// The cap [`set_statement_timeout`] set, if any.
+pub(crate) fn statement_timeout_ms() -> Option<u64> {
+    Some(STATEMENT_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed)).filter(|ms| *ms > 0)
+}
+
 /// Connect to the database of `url` (`shown` is `url` without its password).
 fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
     let mut config = ::postgres::Config::from_str(url).map_err(|e| {

@@ -120,7 +120,9 @@ impl PgReader {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         // 0 would mean "no limit".
-        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // Never beyond the cap every statement of this process has.
+        let cap = super::statement_timeout_ms().map_or(i32::MAX as u128, u128::from);
+        let ms = left.as_millis().min(cap).min(i32::MAX as u128) as i32;
         if ms == 0 {
             return Err(StoreError::TimedOut);
         }
