@@ -412,27 +412,11 @@ pub fn same_changes(a: &Plan, b: &Plan) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Note, Outcome, Resolution, StoreRef};
+    use crate::plan::{Note, Outcome, Resolution};
     use crate::roster::model::GroupType;
 
     fn plan_at(url: &str, revision: i64, actions: Vec<Action>) -> Plan {
-        Plan {
-            format_version: 1,
-            store: StoreRef {
-                url: url.into(),
-                revision,
-            },
-            roster_digest: "sha256:00".into(),
-            summary: crate::plan::compute::summarize(&actions, &[]),
-            resolutions: Vec::new(),
-            actions,
-            warnings: Vec::new(),
-            violations: Vec::new(),
-            removal_limit: 0,
-            personal_data: PersonalData::Included,
-            digest: None,
-            seal: None,
-        }
+        Plan::for_tests(url, revision, actions)
     }
 
     fn group(name: &str) -> Action {

@@ -341,6 +341,28 @@ impl From<&crate::check::finding::Finding> for Note {
 }
 
 impl Plan {
+    /// A sealable plan of `actions` made at `revision`, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(url: &str, revision: i64, actions: Vec<Action>) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION,
+            store: StoreRef {
+                url: url.into(),
+                revision,
+            },
+            roster_digest: "sha256:00".into(),
+            summary: compute::summarize(&actions, &[]),
+            resolutions: Vec::new(),
+            actions,
+            warnings: Vec::new(),
+            violations: Vec::new(),
+            removal_limit: 0,
+            personal_data: PersonalData::Included,
+            digest: None,
+            seal: None,
+        }
+    }
+
     pub fn unresolved(&self) -> impl Iterator<Item = &Resolution> {
         self.resolutions
             .iter()

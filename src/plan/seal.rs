@@ -96,7 +96,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, PersonalData, StoreRef};
+    use crate::plan::Action;
     use crate::store::Profile;
 
     fn plan() -> Plan {
@@ -114,23 +114,7 @@ mod tests {
                 role: Default::default(),
             },
         }];
-        Plan {
-            format_version: 1,
-            store: StoreRef {
-                url: "sqlite:roster.db".into(),
-                revision: 3,
-            },
-            roster_digest: "sha256:00".into(),
-            summary: crate::plan::compute::summarize(&actions, &[]),
-            resolutions: Vec::new(),
-            actions,
-            warnings: Vec::new(),
-            violations: Vec::new(),
-            removal_limit: 0,
-            personal_data: PersonalData::Included,
-            digest: None,
-            seal: None,
-        }
+        Plan::for_tests("sqlite:roster.db", 3, actions)
     }
 
     #[test]
