@@ -438,24 +438,16 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     assert!((1..=3).contains(&most), "{most} store connections at once");
 }
 
-/// A self-signed certificate for 127.0.0.1 and its key, made by `openssl`.
+/// A self-signed certificate for 127.0.0.1 and localhost and its key
+/// (`tests/fixtures/tls/NAME.crt` and `.key`, P-256, valid until 2126),
+/// copied into `dir`. Test-only keys: nothing else trusts them.
 fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .arg("ec_paramgen_curve:prime256v1")
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the TLS tests need the openssl command (apt-get install openssl)");
-    assert!(made.status.success(), "{}", lossy(&made.stderr));
-    (cert, key)
+    let copy = |ext: &str| {
+        let to = dir.join(format!("{name}.{ext}"));
+        std::fs::copy(repo(&format!("tests/fixtures/tls/{name}.{ext}")), &to).unwrap();
+        to
+    };
+    (copy("crt"), copy("key"))
 }
 
 #[test]
@@ -549,25 +541,25 @@ fn tls_serves_https_and_says_https_in_locations() {
 #[test]
 fn bad_tls_files_are_named() {
     let s = seeded(Backend::Sqlite);
-    let (cert, key) = certificate(s.r.path(), "one");
-    let (_, other_key) = certificate(s.r.path(), "two");
+    let (cert, key) = certificate(s.r.path(), "server");
+    let (_, other_key) = certificate(s.r.path(), "other");
     std::fs::write(s.r.path().join("junk.pem"), "not a certificate\n").unwrap();
     let cases: [(&[&str], &[&str]); 4] = [
         (
-            &["--tls-cert", "missing.crt", "--tls-key", "one.key"],
+            &["--tls-cert", "missing.crt", "--tls-key", "server.key"],
             &["missing.crt"],
         ),
         (
-            &["--tls-cert", "junk.pem", "--tls-key", "one.key"],
+            &["--tls-cert", "junk.pem", "--tls-key", "server.key"],
             &["junk.pem", "certificate"],
         ),
         (
-            &["--tls-cert", "one.crt", "--tls-key", "junk.pem"],
+            &["--tls-cert", "server.crt", "--tls-key", "junk.pem"],
             &["junk.pem", "private key"],
         ),
         (
-            &["--tls-cert", "one.crt", "--tls-key", "two.key"],
-            &["one.crt", "two.key"],
+            &["--tls-cert", "server.crt", "--tls-key", "other.key"],
+            &["server.crt", "other.key"],
         ),
     ];
     assert!(cert.exists() && key.exists() && other_key.exists());
@@ -584,7 +576,7 @@ fn bad_tls_files_are_named() {
     // A certificate without its key.
     let out = super::serve::run_in(
         s.r.path(),
-        &["serve", "--store", &s.db, "--tls-cert", "one.crt"],
+        &["serve", "--store", &s.db, "--tls-cert", "server.crt"],
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("--tls-key"), "{}", out.stderr);
