@@ -11,11 +11,12 @@
 //! `ROSTER_TEST_SCIM=skip` skips the tests that need the SCIM peers.
 
 use super::repo;
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// The SCIM peers, in versions that work together (scim2-models 0.12,
@@ -34,11 +35,19 @@ pub const PGSERVER: &[&str] = &["pgserver==0.1.4"];
 /// Tells the person running the tests that one was skipped, past the
 /// test harness's output capture.
 pub fn say_skipped(why: &str) {
+    static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
     let test = std::thread::current()
         .name()
         .unwrap_or("a test")
         .to_string();
-    let _ = writeln!(std::io::stderr(), "{test}: skipped ({why})");
+    let line = format!("{test}: skipped ({why})");
+    if SAID
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(line.clone())
+    {
+        let _ = writeln!(std::io::stderr(), "{line}");
+    }
 }
 
 /// Whether `ROSTER_TEST_SCIM=skip` asks to skip the SCIM peer tests (and
