@@ -83,7 +83,13 @@ pub fn scim_tool(name: &str) -> Option<PathBuf> {
     }
     // Installed once per test binary; a failure is not retried by each test.
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let venv = VENV.get_or_init(|| install(SCIM_PEERS, "ROSTER_TEST_SCIM=skip"));
+    let venv = VENV.get_or_init(|| {
+        install(
+            SCIM_PEERS,
+            "Install them yourself and put them on PATH (or set ROSTER_PY_BIN), or set \
+             ROSTER_TEST_SCIM=skip to skip these tests.",
+        )
+    });
     let exe = match venv {
         Ok(venv) => venv.join("bin").join(name),
         Err(e) => panic!("{e}"),
@@ -108,8 +114,8 @@ pub fn venv() -> PathBuf {
 
 /// Installs `packages` into `target/test-venv` unless an earlier install
 /// of exactly these finished; returns the venv's directory, or what failed
-/// (pip's output) and the variable that skips the tests.
-pub fn install(packages: &[&str], opt_out: &str) -> Result<PathBuf, String> {
+/// (pip's output) and `instead`, what else to do.
+pub fn install(packages: &[&str], instead: &str) -> Result<PathBuf, String> {
     let venv = venv();
     let wanted = packages.join(" ");
     let marker = venv.join(format!(
@@ -123,8 +129,7 @@ pub fn install(packages: &[&str], opt_out: &str) -> Result<PathBuf, String> {
     let fail = |what: &str| {
         format!(
             "{what}\n\nThe tests install {wanted} into {} with python3 -m venv and pip (network \
-             access to PyPI needed once). Install them yourself and put them on PATH (or set \
-             ROSTER_PY_BIN), or set {opt_out} to skip these tests.",
+             access to PyPI needed once). {instead}",
             venv.display()
         )
     };

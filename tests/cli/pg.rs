@@ -75,7 +75,11 @@ fn bindir() -> Result<PathBuf, String> {
 /// `<site-packages>/pgserver/pginstall/bin`, beside the libraries in
 /// `<site-packages>/pgserver.libs` they load.
 fn wheel() -> Result<PathBuf, String> {
-    let venv = super::peers::install(super::peers::PGSERVER, "ROSTER_TEST_POSTGRES=skip")?;
+    let venv = super::peers::install(
+        super::peers::PGSERVER,
+        "Install PostgreSQL (apt-get install postgresql) so initdb and postgres are found, or \
+         set ROSTER_TEST_POSTGRES=skip to skip these tests.",
+    )?;
     std::fs::read_dir(venv.join("lib"))
         .into_iter()
         .flatten()
