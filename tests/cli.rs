@@ -35,6 +35,8 @@ mod fuzz;
 mod hostile;
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/peers.rs"]
+mod peers;
 #[path = "cli/pg.rs"]
 mod pg;
 #[path = "cli/scim.rs"]

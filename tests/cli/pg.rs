@@ -3,7 +3,10 @@
 //! when the test binary exits.
 //!
 //! The binaries are found on PATH, through `pg_config --bindir`, or under
-//! /usr/lib/postgresql/*/bin. `initdb` refuses to run as root, so as root the
+//! /usr/lib/postgresql/*/bin; without them (or with
+//! `ROSTER_TEST_POSTGRES=wheel`) the tests install the PostgreSQL 16
+//! binaries of the PyPI `pgserver` wheel into `target/test-venv`
+//! (tests/cli/peers.rs). `initdb` refuses to run as root, so as root the
 //! cluster runs as the `postgres` user. `ROSTER_TEST_POSTGRES=skip` skips
 //! the PostgreSQL variants of the store tests.
 
@@ -25,7 +28,11 @@ static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static DATABASES: AtomicUsize = AtomicUsize::new(0);
 
 pub fn skipped() -> bool {
-    std::env::var("ROSTER_TEST_POSTGRES").is_ok_and(|v| v == "skip")
+    let skip = std::env::var("ROSTER_TEST_POSTGRES").is_ok_and(|v| v == "skip");
+    if skip {
+        super::peers::say_skipped("ROSTER_TEST_POSTGRES=skip");
+    }
+    skip
 }
 
 /// A new, empty database: (URL with the password, URL as roster shows it).
@@ -52,8 +59,44 @@ fn admin(port: u16) -> postgres::Client {
     .unwrap_or_else(|e| panic!("connect to the test cluster: {e}"))
 }
 
-fn bindir() -> Option<PathBuf> {
-    let has = |d: &Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+fn has(d: &Path) -> bool {
+    d.join("initdb").is_file() && d.join("postgres").is_file()
+}
+
+/// The system's PostgreSQL binaries, else those of the `pgserver` wheel.
+fn bindir() -> Result<PathBuf, String> {
+    if std::env::var("ROSTER_TEST_POSTGRES").is_ok_and(|v| v == "wheel") {
+        return wheel();
+    }
+    system().map_or_else(wheel, Ok)
+}
+
+/// The binaries of the `pgserver` wheel, installed into `target/test-venv`:
+/// `<site-packages>/pgserver/pginstall/bin`, beside the libraries in
+/// `<site-packages>/pgserver.libs` they load.
+fn wheel() -> Result<PathBuf, String> {
+    let venv = super::peers::install(
+        super::peers::PGSERVER,
+        "Install PostgreSQL (apt-get install postgresql) so initdb and postgres are found, or \
+         set ROSTER_TEST_POSTGRES=skip to skip these tests.",
+    )?;
+    std::fs::read_dir(venv.join("lib"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("site-packages/pgserver/pginstall/bin"))
+        .find(|d| has(d))
+        .ok_or_else(|| {
+            format!(
+                "{} installed without initdb and postgres under {}/lib/*/site-packages/pgserver; \
+                 install PostgreSQL (apt-get install postgresql) or set ROSTER_TEST_POSTGRES=skip",
+                super::peers::PGSERVER.join(" "),
+                venv.display()
+            )
+        })
+}
+
+fn system() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH")
         && let Some(d) = std::env::split_paths(&path).find(|d| has(d))
     {
@@ -87,6 +130,50 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
 }
 
+/// Whether the postgres user can run the binaries in `bin` (it cannot
+/// when they sit under a directory only root may enter).
+fn runs_as_postgres(bin: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join("postgres"))
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Copies the wheel's binaries (`…/pgserver/pginstall`, and the libraries
+/// in `…/pgserver.libs` they load by relative path) into the cluster's
+/// directory, which is handed to the postgres user; returns the copy's bin.
+fn copy_wheel(bin: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let Some(site) = bin
+        .ancestors()
+        .nth(3)
+        .filter(|_| bin.ends_with("pgserver/pginstall/bin"))
+    else {
+        return Err(format!(
+            "the postgres user cannot run {}: make it readable to that user, or set \
+             ROSTER_TEST_POSTGRES=skip",
+            bin.join("postgres").display()
+        ));
+    };
+    let to = dir.join("pg");
+    std::fs::create_dir_all(to.join("pgserver")).map_err(|e| format!("{}: {e}", to.display()))?;
+    for (from, into) in [
+        (site.join("pgserver/pginstall"), to.join("pgserver")),
+        (site.join("pgserver.libs"), to.clone()),
+    ] {
+        let copied = Command::new("cp").arg("-a").arg(&from).arg(&into).status();
+        if !copied.is_ok_and(|s| s.success()) {
+            return Err(format!(
+                "cannot copy {} to {}",
+                from.display(),
+                into.display()
+            ));
+        }
+    }
+    Ok(to.join("pgserver/pginstall/bin"))
+}
+
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -95,10 +182,7 @@ fn free_port() -> Result<u16, String> {
 }
 
 fn start() -> Result<Cluster, String> {
-    let bin = bindir().ok_or(
-        "PostgreSQL is not installed: the postgres:// store tests need initdb and postgres \
-         (apt-get install postgresql), or set ROSTER_TEST_POSTGRES=skip to skip them",
-    )?;
+    let mut bin = bindir()?;
     let dir = tempfile::Builder::new()
         .prefix("roster-pg-")
         .tempdir()
@@ -106,6 +190,9 @@ fn start() -> Result<Cluster, String> {
         .keep();
     let root = is_root();
     std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| format!("password file: {e}"))?;
+    if root && !runs_as_postgres(&bin) {
+        bin = copy_wheel(&bin, &dir)?;
+    }
     if root {
         let chown = Command::new("chown")
             .args(["-R", "postgres:"])

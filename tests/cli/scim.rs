@@ -2,8 +2,9 @@
 //! (PyPI `scim2-server==0.8.3`) on 127.0.0.1, one per test, configured with
 //! its default schemas plus roster's extensions.
 //!
-//! The server is found through `ROSTER_SCIM2_SERVER` or `PATH`; without it
-//! these tests fail, unless `ROSTER_TEST_SCIM=skip`.
+//! The server is found through `ROSTER_SCIM2_SERVER` or `PATH`, or the tests
+//! install it into `target/test-venv` (tests/cli/peers.rs);
+//! `ROSTER_TEST_SCIM=skip` skips them.
 
 use super::*;
 use std::io::{Read, Write};
@@ -15,26 +16,12 @@ const TOKEN: &str = "t0ken-for-tests";
 const EXT_USER: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
 const EXT_GROUP: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
 
-const INSTALL: &str = "python3 -m venv .venv && .venv/bin/pip install scim2-server==0.8.3, then put .venv/bin on PATH or set ROSTER_SCIM2_SERVER=.venv/bin/scim2-server (or set ROSTER_TEST_SCIM=skip to skip these tests)";
+const INSTALL: &str = "pip install scim2-server==0.8.3 and put it on PATH or set ROSTER_SCIM2_SERVER (or set ROSTER_TEST_SCIM=skip to skip these tests)";
 
+/// `scim2-server`: through `ROSTER_SCIM2_SERVER`, `PATH`, or installed into
+/// `target/test-venv` (tests/cli/peers.rs); `None` when skipped.
 fn executable() -> Option<PathBuf> {
-    if std::env::var("ROSTER_TEST_SCIM").as_deref() == Ok("skip") {
-        return None;
-    }
-    if let Some(p) = std::env::var_os("ROSTER_SCIM2_SERVER").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("ROSTER_PY_BIN")
-        .into_iter()
-        .chain(std::env::var_os("PATH"))
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([repo(".venv/bin"), repo("target/ci-venv/bin")])
-        .map(|d| d.join("scim2-server"))
-        .find(|p| p.is_file());
-    match on_path {
-        Some(p) => Some(p),
-        None => panic!("scim2-server not found; install it: {INSTALL}"),
-    }
+    super::peers::scim_tool("scim2-server")
 }
 
 /// The package's own default schemas and resource types, read through the

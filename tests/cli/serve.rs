@@ -713,24 +713,11 @@ fn groups_members_and_bulk_with_references(b: Backend) {
     );
 }
 
-/// A tool from the Python SCIM peers (PyPI), found on PATH or in
-/// `$ROSTER_PY_BIN`; `.ci/run` installs them into a virtualenv.
+/// A tool from the Python SCIM peers (PyPI): found on PATH, in
+/// `$ROSTER_PY_BIN` or `target/ci-venv`, or installed into
+/// `target/test-venv` (tests/cli/peers.rs); `None` when skipped.
 fn python_tool(name: &str) -> Option<PathBuf> {
-    if std::env::var("ROSTER_TEST_SCIM").as_deref() == Ok("skip") {
-        return None;
-    }
-    let dirs = std::env::var_os("ROSTER_PY_BIN")
-        .into_iter()
-        .chain(std::env::var_os("PATH"))
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .chain([repo("target/ci-venv/bin")]);
-    let found = dirs.map(|d| d.join(name)).find(|p| p.is_file());
-    assert!(
-        found.is_some(),
-        "`{name}` not found: pip install scim2-cli==0.6.0 scim2-tester==0.5.2 scim-sanity==0.7.4 \
-         (see .ci/run), put it on PATH or set ROSTER_PY_BIN; ROSTER_TEST_SCIM=skip skips this test"
-    );
-    found
+    super::peers::scim_tool(name)
 }
 
 /// The known departures, each a deliberate choice documented in the README.
