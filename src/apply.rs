@@ -476,7 +476,8 @@ mod tests {
         ));
         let violating = || {
             let mut p = plan_at(&url, 1, vec![group("Mine")]);
-            p.violations.push(Note::new("x", "y"));
+            p.violations
+                .push(Note::new(crate::check::code::Code::RestrictedGroup, "y"));
             Ok(p)
         };
         assert!(matches!(

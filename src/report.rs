@@ -173,7 +173,10 @@ pub fn human(findings: &[Finding], files: &[SourceFile], style: Style) -> String
             Some((shown, range))
         });
         let message = printable(&f.message);
-        let title = level.clone().primary_title(message.as_ref()).id(f.code);
+        let title = level
+            .clone()
+            .primary_title(message.as_ref())
+            .id(f.code.as_str());
         let mut group = match &snippet {
             Some((line, range)) => title.element(
                 Snippet::source(line.as_str())
@@ -243,7 +246,7 @@ pub fn github(findings: &[Finding]) -> String {
             prop(&printable(&f.file)),
             f.line,
             f.column,
-            prop(f.code),
+            prop(f.code.as_str()),
             data(&printable_text(&msg))
         ));
     }
@@ -253,6 +256,7 @@ pub fn github(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::code::Code;
 
     #[test]
     fn masks_personal_values_but_keeps_columns() {
@@ -319,10 +323,15 @@ mod tests {
 
     #[test]
     fn github_escapes_properties_and_data() {
-        let f = Finding::error("x", "a,b:c.yaml", Default::default(), "50% done\nnext");
+        let f = Finding::error(
+            Code::Internal,
+            "a,b:c.yaml",
+            Default::default(),
+            "50% done\nnext",
+        );
         assert_eq!(
             github(&[f]),
-            "::error file=a%2Cb%3Ac.yaml,line=1,col=1,title=x::50%25 done%0Anext [x]\n"
+            "::error file=a%2Cb%3Ac.yaml,line=1,col=1,title=internal::50%25 done%0Anext [internal]\n"
         );
     }
 }

@@ -47,6 +47,8 @@ mod serve;
 mod serve_limits;
 #[path = "cli/serve_net.rs"]
 mod serve_net;
+#[path = "cli/snapshots.rs"]
+mod snapshots;
 #[path = "cli/store.rs"]
 mod store;
 

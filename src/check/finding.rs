@@ -1,6 +1,7 @@
 //! Findings: what `check` (and later `plan`) says about roster files.
 //! Rules push findings; nothing here prints.
 
+pub use super::code::Code;
 use crate::roster::yaml::Pos;
 use serde::Serialize;
 
@@ -11,12 +12,12 @@ pub enum Severity {
     Warning,
 }
 
-/// One finding, pointing into a file. `code` is a stable kebab-case name
-/// that users can grep for and that the README lists.
+/// One finding, pointing into a file. `code` says what it is about; it
+/// serializes as its stable kebab-case name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
@@ -32,17 +33,17 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn error(code: &'static str, file: &str, pos: Pos, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, file: &str, pos: Pos, message: impl Into<String>) -> Self {
         Self::new(Severity::Error, code, file, pos, message)
     }
 
-    pub fn warning(code: &'static str, file: &str, pos: Pos, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, file: &str, pos: Pos, message: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, file, pos, message)
     }
 
     fn new(
         severity: Severity,
-        code: &'static str,
+        code: Code,
         file: &str,
         pos: Pos,
         message: impl Into<String>,
@@ -87,14 +88,22 @@ impl Finding {
 /// Sort findings for stable output: file order, then position, then code.
 pub fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (a.file_order, &a.file, a.line, a.column, a.code, &a.message).cmp(&(
-            b.file_order,
-            &b.file,
-            b.line,
-            b.column,
-            b.code,
-            &b.message,
-        ))
+        (
+            a.file_order,
+            &a.file,
+            a.line,
+            a.column,
+            a.code.as_str(),
+            &a.message,
+        )
+            .cmp(&(
+                b.file_order,
+                &b.file,
+                b.line,
+                b.column,
+                b.code.as_str(),
+                &b.message,
+            ))
     });
 }
 

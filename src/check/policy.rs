@@ -1,7 +1,7 @@
 //! The policy block (SPEC §5): its own validity, and the rules it enforces.
 
 use super::Index;
-use super::finding::Finding;
+use super::finding::{Code, Finding};
 use crate::roster::model::{MaxRemovals, Policy};
 use crate::roster::normalize;
 use crate::roster::{Roster, Section};
@@ -37,7 +37,7 @@ pub fn compile_restrictions(roster: &Roster, out: &mut Vec<Finding>) -> Vec<Comp
                         roster.key_pos(pf, &["policy", "restrictions", &i_s], "files");
                     out.push(
                         Finding::error(
-                            "invalid-glob",
+                            Code::InvalidGlob,
                             file,
                             pos,
                             format!("`files` is not a valid glob: {}", e.kind()),
@@ -57,7 +57,7 @@ pub fn compile_restrictions(roster: &Roster, out: &mut Vec<Finding>) -> Vec<Comp
                         .trim()
                         .to_string();
                     out.push(
-                        Finding::error("invalid-regex", file, pos, format!("`groups` is not a valid regular expression: {why}"))
+                        Finding::error(Code::InvalidRegex, file, pos, format!("`groups` is not a valid regular expression: {why}"))
                             .help("use a regular expression such as `ACME .*` (it must match the whole name)")
                             .in_file(pf),
                     );
@@ -79,7 +79,7 @@ fn validate_policy(roster: &Roster, out: &mut Vec<Finding>) {
         if !ok {
             let (file, pos) = roster.key_pos(pf, &["policy"], "max_removals");
             out.push(
-                Finding::error("invalid-policy", file, pos, format!("`max_removals` must be a count or a percentage from 0% to 100%, found \"{s}\""))
+                Finding::error(Code::InvalidPolicy, file, pos, format!("`max_removals` must be a count or a percentage from 0% to 100%, found \"{s}\""))
                     .help("write e.g. `max_removals: 10` or `max_removals: \"25%\"`")
                     .in_file(pf),
             );
@@ -95,7 +95,7 @@ fn validate_policy(roster: &Roster, out: &mut Vec<Finding>) {
                 let (file, pos) = roster.key_pos(pf, &["policy", "email_domains"], name);
                 out.push(
                     Finding::error(
-                        "invalid-policy",
+                        Code::InvalidPolicy,
                         file,
                         pos,
                         format!(
@@ -116,18 +116,6 @@ fn domain_matches(domain: &str, pattern: &str) -> bool {
     domain == p || domain.ends_with(&format!(".{p}"))
 }
 
-/// The codes [`check`] reports when the roster breaks its policy (as opposed
-/// to a policy block that is itself wrong): `plan` lists them as violations
-/// instead of refusing to plan.
-pub const VIOLATIONS: &[&str] = &[
-    "email-domain-denied",
-    "email-domain-not-allowed",
-    "missing-required-field",
-    "restricted-group",
-    "too-few-user-managers",
-    "user-manager-role",
-];
-
 pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     validate_policy(roster, out);
     let p = &roster.policy;
@@ -142,7 +130,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                     let (file, pos) = roster.pos(Section::Partners, e.at, &[]);
                     out.push(
                         Finding::error(
-                            "missing-required-field",
+                            Code::MissingRequiredField,
                             file,
                             pos,
                             format!(
@@ -173,7 +161,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 let (file, pos) = roster.pos(Section::Partners, e.at, &["email"]);
                 let f = if let Some(d) = denied {
                     Finding::error(
-                        "email-domain-denied",
+                        Code::EmailDomainDenied,
                         file,
                         pos,
                         format!(
@@ -183,7 +171,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                     )
                 } else {
                     Finding::error(
-                        "email-domain-not-allowed",
+                        Code::EmailDomainNotAllowed,
                         file,
                         pos,
                         format!(
@@ -225,7 +213,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 let roles: Vec<&str> = p.user_manager_roles.iter().map(|r| r.as_str()).collect();
                 out.push(
                     Finding::error(
-                        "user-manager-role",
+                        Code::UserManagerRole,
                         file,
                         pos,
                         format!("`{}` has role `{}`, which may not manage users (allowed: {})", normalize::email(m.email()), partner.role.as_str(), roles.join(", ")),
@@ -239,7 +227,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
             let (file, pos) = roster.pos(Section::Groups, g.at, &["name"]);
             out.push(
                 Finding::error(
-                    "too-few-user-managers",
+                    Code::TooFewUserManagers,
                     file,
                     pos,
                     format!("group `{}` has {managers} user manager(s); the policy requires at least {}", g.item.name, p.min_user_managers),
@@ -267,7 +255,7 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 };
                 out.push(
                     Finding::error(
-                        "restricted-group",
+                        Code::RestrictedGroup,
                         file,
                         pos,
                         format!("group `{}` may not be declared in `{rel}`", g.item.name),

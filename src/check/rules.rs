@@ -1,7 +1,7 @@
 //! The always-on checks of SPEC §5: values, duplicates and references.
 
 use super::Index;
-use super::finding::{Finding, did_you_mean};
+use super::finding::{Code, Finding, did_you_mean};
 use crate::roster::normalize;
 use crate::roster::{Origin, Roster, Section};
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
         if !normalize::is_valid_email(&p.email) {
             push(roster, out, Section::Partners, at, &["email"], |f, pos| {
                 Finding::error(
-                    "invalid-email",
+                    Code::InvalidEmail,
                     f,
                     pos,
                     format!("`{}` is not a valid email address", p.email),
@@ -48,7 +48,12 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
         ] {
             if value.trim().is_empty() {
                 push(roster, out, Section::Partners, at, &[key], |f, pos| {
-                    Finding::error("empty-value", f, pos, format!("`{key}` must not be empty"))
+                    Finding::error(
+                        Code::EmptyValue,
+                        f,
+                        pos,
+                        format!("`{key}` must not be empty"),
+                    )
                 });
             }
         }
@@ -62,7 +67,7 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
                 at,
                 &["birth_date"],
                 |f, pos| {
-                    Finding::error("invalid-date", f, pos, format!("`birth_date` {why}"))
+                    Finding::error(Code::InvalidDate, f, pos, format!("`birth_date` {why}"))
                         .help("write the date as YYYY-MM-DD, e.g. 1972-09-01")
                         .span_len(d.len())
                 },
@@ -74,7 +79,7 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
             let digits = normalize::phone_digits(ph).len();
             push(roster, out, Section::Partners, at, &["phone"], |f, pos| {
                 Finding::error(
-                    "invalid-phone",
+                    Code::InvalidPhone,
                     f,
                     pos,
                     format!("`phone` must have 10 digits; this one has {digits}"),
@@ -93,7 +98,7 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
                 &["extension"],
                 |f, pos| {
                     Finding::error(
-                        "invalid-extension",
+                        Code::InvalidExtension,
                         f,
                         pos,
                         "`extension` must be 1 to 6 digits",
@@ -106,7 +111,7 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
         {
             push(roster, out, Section::Partners, at, &["zip"], |f, pos| {
                 Finding::error(
-                    "invalid-zip",
+                    Code::InvalidZip,
                     f,
                     pos,
                     "`zip` must be 5 digits or ZIP+4 (12345-6789)",
@@ -136,7 +141,7 @@ fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 &["email"],
                 |f, pos| {
                     Finding::error(
-                        "duplicate-email",
+                        Code::DuplicateEmail,
                         f,
                         pos,
                         format!(
@@ -158,7 +163,7 @@ fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 let other = &index.emails[first];
                 push(roster, out, Section::Partners, e.at, &[], |f, pos| {
                     Finding::warning(
-                        "same-name-and-birth-date",
+                        Code::SameNameAndBirthDate,
                         f,
                         pos,
                         format!(
@@ -181,7 +186,7 @@ fn duplicates(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
             let first_at = format!("{ffile}:{}", fpos.line);
             push(roster, out, Section::Groups, g.at, &["name"], |f, pos| {
                 Finding::error(
-                    "duplicate-group",
+                    Code::DuplicateGroup,
                     f,
                     pos,
                     format!("group `{}` is declared twice", g.item.name.trim()),
@@ -210,7 +215,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 let suggestion = did_you_mean(&email, index.by_email.keys().map(|k| k.as_ref()));
                 push(roster, out, Section::Groups, g.at, &path, |f, pos| {
                     let f = Finding::error(
-                        "unknown-member",
+                        Code::UnknownMember,
                         f,
                         pos,
                         format!(
@@ -235,7 +240,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                     .line;
                 push(roster, out, Section::Groups, g.at, &path, |f, pos| {
                     Finding::error(
-                        "duplicate-member",
+                        Code::DuplicateMember,
                         f,
                         pos,
                         format!("`{email}` is listed twice in group `{}`", g.item.name),
@@ -249,7 +254,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
             if m.user_manager() && !partner.active {
                 push(roster, out, Section::Groups, g.at, &path, |f, pos| {
                     Finding::error(
-                        "inactive-user-manager",
+                        Code::InactiveUserManager,
                         f,
                         pos,
                         format!("`{email}` is a user manager of `{}` but is marked `active: false`", g.item.name),
@@ -269,7 +274,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 &["email"],
                 |f, pos| {
                     Finding::warning(
-                    "partner-in-no-group",
+                    Code::PartnerInNoGroup,
                     f,
                     pos,
                     format!("partner `{}` is in no group", index.emails[i]),

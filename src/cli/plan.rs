@@ -122,7 +122,7 @@ pub fn make_with_live(
     let fatal: Vec<_> = checked
         .findings
         .iter()
-        .filter(|f| f.is_error() && !check::policy::VIOLATIONS.contains(&f.code))
+        .filter(|f| f.is_error() && !f.code.is_violation())
         .cloned()
         .collect();
     if !fatal.is_empty() || !checked.complete {

@@ -2,6 +2,7 @@
 //! only I/O), then decide ([`compute`], pure).
 
 use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
+use crate::check::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
 use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
@@ -183,7 +184,7 @@ fn limit_notes(limits: &store::Limits, d: &Desired) -> Vec<Note> {
     if let Some(why) = &limits.profile_extras
         && d.partners.iter().any(extras)
     {
-        notes.push(Note::new("store-cannot-keep", why.clone()).with_help(
+        notes.push(Note::new(Code::StoreCannotKeep, why.clone()).with_help(
             "add roster's extension schemas (schemas/scim/roster-extensions.json) to the provider's User resource type",
         ));
     }
@@ -195,7 +196,7 @@ fn limit_notes(limits: &store::Limits, d: &Desired) -> Vec<Note> {
     if let Some(why) = &limits.group_extras
         && group_extras
     {
-        notes.push(Note::new("store-cannot-keep", why.clone()).with_help(
+        notes.push(Note::new(Code::StoreCannotKeep, why.clone()).with_help(
             "add roster's extension schemas (schemas/scim/roster-extensions.json) to the provider's Group resource type",
         ));
     }
@@ -362,7 +363,7 @@ pub fn compute(
                     } else {
                         warnings.push(
                             Note::new(
-                                "profile-drift",
+                                Code::ProfileDrift,
                                 format!(
                                     "account {} of partner {email} differs from the roster in: {}",
                                     acct.user_name,
@@ -404,7 +405,7 @@ pub fn compute(
                 lwia: g.lwia,
             }),
             Some(s) if s.kind != g.kind || s.lwia != g.lwia => warnings.push(Note::new(
-                "group-drift",
+                Code::GroupDrift,
                 format!(
                     "group {} has a different type or LWIA in the store; roster does not change groups",
                     g.name
@@ -500,7 +501,7 @@ pub fn compute(
             UnmanagedGroups::Ignore => {}
             UnmanagedGroups::Warn => warnings.push(
                 Note::new(
-                    "unmanaged-group",
+                    Code::UnmanagedGroup,
                     format!("group {} is in the store but in no roster file", g.name),
                 )
                 .with_help(
@@ -551,7 +552,7 @@ pub fn compute(
     if summary.removals() > removal_limit {
         warnings.push(
             Note::new(
-                "mass-removal",
+                Code::MassRemoval,
                 format!(
                     "this plan removes {} memberships and grants, more than max_removals allows ({removal_limit} of {managed_count})",
                     summary.removals()

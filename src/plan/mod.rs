@@ -5,6 +5,7 @@ pub mod compute;
 pub mod render;
 pub mod seal;
 
+use crate::check::code::Code;
 use crate::roster::model::GroupType;
 use crate::store::Profile;
 use schemars::JsonSchema;
@@ -310,9 +311,9 @@ pub struct Note {
 }
 
 impl Note {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Note {
-            code: code.to_string(),
+            code: code.as_str().to_string(),
             message: message.into(),
             help: None,
             file: None,
@@ -330,7 +331,7 @@ impl Note {
 impl From<&crate::check::finding::Finding> for Note {
     fn from(f: &crate::check::finding::Finding) -> Self {
         Note {
-            code: f.code.to_string(),
+            code: f.code.as_str().to_string(),
             message: f.message.clone(),
             help: f.help.clone(),
             file: Some(f.file.clone()),

@@ -5,7 +5,7 @@
 use super::model::{Group, Partner, Policy, RosterFile};
 use super::schema;
 use super::yaml::{self, Node, Pos};
-use crate::check::finding::Finding;
+use crate::check::finding::{Code, Finding};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -130,7 +130,7 @@ pub fn discover(args: &[PathBuf], cwd: &Path) -> Result<Vec<(PathBuf, String, St
             vec![PathBuf::from("roster")]
         } else {
             return Err(Finding::error(
-                "no-roster",
+                Code::NoRoster,
                 ".",
                 Pos::default(),
                 "no roster given, and neither roster.yaml nor roster/ exists in this directory",
@@ -146,7 +146,7 @@ pub fn discover(args: &[PathBuf], cwd: &Path) -> Result<Vec<(PathBuf, String, St
         let full = cwd.join(arg);
         let meta = std::fs::metadata(&full).map_err(|e| {
             Finding::error(
-                "not-found",
+                Code::NotFound,
                 &arg.display().to_string(),
                 Pos::default(),
                 format!("cannot read `{}`: {}", arg.display(), io_reason(&e)),
@@ -157,7 +157,7 @@ pub fn discover(args: &[PathBuf], cwd: &Path) -> Result<Vec<(PathBuf, String, St
             let mut found = Vec::new();
             walk(&full, &mut found).map_err(|e| {
                 Finding::error(
-                    "io-error",
+                    Code::IoError,
                     &arg.display().to_string(),
                     Pos::default(),
                     format!("cannot list `{}`: {}", arg.display(), io_reason(&e)),
@@ -166,7 +166,7 @@ pub fn discover(args: &[PathBuf], cwd: &Path) -> Result<Vec<(PathBuf, String, St
             found.sort();
             if found.is_empty() {
                 return Err(Finding::error(
-                    "no-roster-files",
+                    Code::NoRosterFiles,
                     &arg.display().to_string(),
                     Pos::default(),
                     format!("directory `{}` holds no .yaml or .yml files", arg.display()),
@@ -230,7 +230,7 @@ pub fn read(files: Vec<(PathBuf, String, String)>) -> (Vec<Input>, Vec<Finding>)
     for (path, name, rel) in files {
         let too_big = |size: u64| {
             Finding::error(
-                "file-too-large",
+                Code::FileTooLarge,
                 &name,
                 Pos::default(),
                 format!(
@@ -247,7 +247,7 @@ pub fn read(files: Vec<(PathBuf, String, String)>) -> (Vec<Input>, Vec<Finding>)
             Ok(_) => {}
             Err(e) => {
                 findings.push(Finding::error(
-                    "io-error",
+                    Code::IoError,
                     &name,
                     Pos::default(),
                     format!("cannot read file: {}", io_reason(&e)),
@@ -264,7 +264,7 @@ pub fn read(files: Vec<(PathBuf, String, String)>) -> (Vec<Input>, Vec<Finding>)
             Ok(n) if n as u64 > MAX_FILE_BYTES => findings.push(too_big(n as u64)),
             Ok(_) => inputs.push(Input { name, rel, bytes }),
             Err(e) => findings.push(Finding::error(
-                "io-error",
+                Code::IoError,
                 &name,
                 Pos::default(),
                 format!("cannot read file: {}", io_reason(&e)),
@@ -309,7 +309,7 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
             let mut pos = line_col(&prefix, valid);
             pos.offset = u32::MAX; // no snippet: the line is not text
             findings.push(
-                err("not-utf8", pos, "file is not valid UTF-8 text".into())
+                err(Code::NotUtf8, pos, "file is not valid UTF-8 text".into())
                     .help("save the file as UTF-8"),
             );
             return (source, None, findings);
@@ -324,7 +324,7 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         pos.offset = u32::MAX;
         findings.push(
             err(
-                "nul-byte",
+                Code::NulByte,
                 pos,
                 "file contains a NUL byte; it is not a text file".into(),
             )
@@ -334,7 +334,7 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
     }
     if let Some(pos) = tab_indent(&text) {
         findings.push(
-            err("tab-indent", pos, "tab character in indentation".into())
+            err(Code::TabIndent, pos, "tab character in indentation".into())
                 .help("YAML indentation must use spaces; replace the tab with spaces"),
         );
         source.text = text;
@@ -345,7 +345,7 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#') || l.trim() == "---");
     if blank {
         findings.push(
-            err("empty-file", Pos::default(), "file is empty".into()).help(
+            err(Code::EmptyFile, Pos::default(), "file is empty".into()).help(
                 "a roster file starts with `version: 1`; delete the file if it is not needed",
             ),
         );
@@ -359,13 +359,13 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
             let pos = e.pos.unwrap_or_default();
             let f = if e.budget {
                 err(
-                    "yaml-too-complex",
+                    Code::YamlTooComplex,
                     pos,
                     format!("YAML refused: {}", e.message),
                 )
                 .help("roster files may not expand aliases into huge documents (\"billion laughs\"); write the data out plainly")
             } else {
-                err("yaml-syntax", pos, format!("YAML syntax error: {}", e.message))
+                err(Code::YamlSyntax, pos, format!("YAML syntax error: {}", e.message))
                     .help("fix the YAML at this position; quote values that contain `: ` or start with a special character")
             };
             findings.push(f);
@@ -400,7 +400,7 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         Err(e) => {
             // The schema is generated from these types, so this means they drifted.
             findings.push(err(
-                "invalid",
+                Code::Invalid,
                 Pos::default(),
                 format!("cannot read roster: {e}"),
             ));
@@ -450,7 +450,7 @@ pub fn merge(parsed: Vec<(SourceFile, Option<RosterFile>)>, findings: &mut Vec<F
                 let (name, pos) = roster.key_pos(i, &[], "policy");
                 findings.push(
                     Finding::error(
-                        "duplicate-policy",
+                        Code::DuplicatePolicy,
                         name,
                         pos,
                         format!(

@@ -4,7 +4,7 @@
 
 use super::model::RosterFile;
 use super::yaml::{Node, Pos, Value};
-use crate::check::finding::{Finding, did_you_mean};
+use crate::check::finding::{Code, Finding, did_you_mean};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value as Json;
@@ -45,7 +45,7 @@ const PII_FIELDS: [&str; 4] = ["birth_date", "phone", "extension", "zip"];
 pub fn validate(tree: &Node, json: &Json, file: &str, out: &mut Vec<Finding>) {
     let (schema, Some(validator)) = validator() else {
         out.push(Finding::error(
-            "internal",
+            Code::Internal,
             file,
             Pos::default(),
             "the built-in roster schema did not compile",
@@ -64,7 +64,7 @@ pub fn validate(tree: &Node, json: &Json, file: &str, out: &mut Vec<Finding>) {
     // `emial:` is reported once, as a typo of `email`, not also as a missing `email`.
     let typos: std::collections::HashSet<(u32, String)> = found
         .iter()
-        .filter(|f| f.code == "unknown-field")
+        .filter(|f| f.code == Code::UnknownField)
         .filter_map(|f| {
             let h = f.help.as_deref()?;
             let name = h.strip_prefix("did you mean `")?.strip_suffix("`?")?;
@@ -72,7 +72,7 @@ pub fn validate(tree: &Node, json: &Json, file: &str, out: &mut Vec<Finding>) {
         })
         .collect();
     found.retain(|f| {
-        f.code != "missing-field"
+        f.code != Code::MissingField
             || !f.message.rsplit_once('`').is_some_and(|(rest, _)| {
                 rest.rsplit_once('`')
                     .is_some_and(|(_, name)| typos.contains(&(f.line, name.to_string())))
@@ -186,7 +186,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
                 .map(|key| {
                     let kpos = node.and_then(|n| n.entry(key)).map_or(pos, |(k, _)| k.pos);
                     let f = Finding::error(
-                        "unknown-field",
+                        Code::UnknownField,
                         file,
                         kpos,
                         format!("unknown field `{key}` in {}", noun(&path)),
@@ -204,7 +204,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
             if path.is_empty() && prop == "version" {
                 return vec![
                     Finding::error(
-                        "missing-version",
+                        Code::MissingVersion,
                         file,
                         Pos {
                             line: 1,
@@ -218,7 +218,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
             }
             vec![
                 at(
-                    "missing-field",
+                    Code::MissingField,
                     format!("{} is missing `{prop}`", noun(&path)),
                 )
                 .help(format!("add `{prop}:` to it")),
@@ -227,7 +227,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
         ValidationErrorKind::Type { kind } => {
             let expected = type_words(kind);
             let mut f = at(
-                "wrong-type",
+                Code::WrongType,
                 format!("{} must be {expected}{}", field(&path), found(node, &path)),
             );
             let is_scalar_str = matches!(kind, TypeKind::Single(t) if t.to_string() == "string")
@@ -247,14 +247,14 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
             if path == ["version"] {
                 vec![
                     at(
-                        "unsupported-version",
+                        Code::UnsupportedVersion,
                         format!("unsupported roster version{}", found(node, &path)),
                     )
                     .help("this roster understands `version: 1`"),
                 ]
             } else {
                 vec![at(
-                    "invalid-value",
+                    Code::InvalidValue,
                     format!("{} must be {expected_value}", field(&path)),
                 )]
             }
@@ -269,13 +269,13 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
         }
         ValidationErrorKind::MinLength { .. } => {
             vec![at(
-                "empty-value",
+                Code::EmptyValue,
                 format!("{} must not be empty", field(&path)),
             )]
         }
         ValidationErrorKind::Minimum { limit } | ValidationErrorKind::Maximum { limit } => {
             vec![at(
-                "invalid-value",
+                Code::InvalidValue,
                 format!(
                     "{} is out of range (limit {limit}){}",
                     field(&path),
@@ -284,7 +284,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
             )]
         }
         ValidationErrorKind::Pattern { .. } => vec![at(
-            "invalid-value",
+            Code::InvalidValue,
             format!("{} has the wrong form{}", field(&path), found(node, &path)),
         )],
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
@@ -330,7 +330,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
                 })
                 .collect();
             let mut f = at(
-                "wrong-type",
+                Code::WrongType,
                 format!(
                     "{} must be {}{}",
                     field(&path),
@@ -345,7 +345,7 @@ fn map_error(e: &ValidationError, tree: &Node, schema: &Json, file: &str) -> Vec
             }
             vec![f]
         }
-        _ => vec![at("schema", format!("{}: {e}", field(&path)))],
+        _ => vec![at(Code::Schema, format!("{}: {e}", field(&path)))],
     }
 }
 
@@ -357,7 +357,7 @@ fn enum_finding(
     file: &str,
 ) -> Finding {
     let mut f = Finding::error(
-        "invalid-value",
+        Code::InvalidValue,
         file,
         pos,
         format!(
