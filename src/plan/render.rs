@@ -110,10 +110,7 @@ fn line(a: &Action) -> (char, String) {
             '+',
             format!(
                 "create group ({}{})",
-                match kind {
-                    crate::roster::model::GroupType::Organization => "organization",
-                    crate::roster::model::GroupType::Project => "project",
-                },
+                kind.as_str(),
                 lwia.map(|l| format!(", LWIA {l}")).unwrap_or_default()
             ),
         ),
