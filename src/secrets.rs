@@ -15,12 +15,15 @@ pub const PASSWORD_LEN: usize = 24;
 pub fn token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
-    crate::store::audit::hex(&bytes)
+    data_encoding::HEXLOWER.encode(&bytes)
 }
 
 /// `sha256:` + hex digest.
 pub fn sha256(data: &[u8]) -> String {
-    format!("sha256:{}", crate::store::audit::hex(&Sha256::digest(data)))
+    format!(
+        "sha256:{}",
+        data_encoding::HEXLOWER.encode(&Sha256::digest(data))
+    )
 }
 
 /// A strong random password.

@@ -185,28 +185,17 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let result = (|| {
-        let mut f = o.open(&tmp)?;
-        std::io::Write::write_all(&mut f, data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // Made 0600; removed again if anything fails before the rename.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| {
+        // The same words as for the file itself: the random name of the
+        // temporary file would only confuse.
+        let words = e.to_string();
+        let words = words.split(" at path ").next().unwrap_or_default();
+        std::io::Error::new(e.kind(), words.to_string())
+    })?;
+    std::io::Write::write_all(tmp.as_file_mut(), data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 pub fn run(args: Args, out: &mut Out) -> u8 {

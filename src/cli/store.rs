@@ -333,12 +333,16 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
     // (bidi controls, the store URL in the header).
     let text = crate::report::printable_text(&text).into_owned();
     let colored = if out.color {
+        use anstyle::AnsiColor::{Cyan, Green, Red};
         text.lines()
-            .map(|l| match l.as_bytes().first() {
-                Some(b'+') if !l.starts_with("+++") => format!("\x1b[32m{l}\x1b[0m\n"),
-                Some(b'-') if !l.starts_with("---") => format!("\x1b[31m{l}\x1b[0m\n"),
-                Some(b'@') => format!("\x1b[36m{l}\x1b[0m\n"),
-                _ => format!("{l}\n"),
+            .map(|l| {
+                let style = match l.as_bytes().first() {
+                    Some(b'+') if !l.starts_with("+++") => Green.on_default(),
+                    Some(b'-') if !l.starts_with("---") => Red.on_default(),
+                    Some(b'@') => Cyan.on_default(),
+                    _ => anstyle::Style::new(),
+                };
+                format!("{style}{l}{style:#}\n")
             })
             .collect()
     } else {

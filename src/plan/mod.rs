@@ -96,8 +96,21 @@ impl Summary {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Outcome {
     Matched,
     Reactivate,
@@ -115,19 +128,25 @@ impl Outcome {
         )
     }
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Matched => "matched",
-            Outcome::Reactivate => "reactivate",
-            Outcome::Create => "create",
-            Outcome::NeedsConfirmation => "needs_confirmation",
-            Outcome::Ambiguous => "ambiguous",
-            Outcome::Conflict => "conflict",
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Via {
     Pinned,
     Email,
@@ -138,19 +157,26 @@ pub enum Via {
 
 impl Via {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Via::Pinned => "pinned",
-            Via::Email => "email",
-            Via::NameDob => "name_dob",
-            Via::InactiveEmail => "inactive_email",
-            Via::InactiveNameDob => "inactive_name_dob",
-        }
+        self.into()
     }
 }
 
 /// Fields that decide a match and can differ between a partner and an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Differs {
     FirstName,
     LastName,
@@ -160,12 +186,7 @@ pub enum Differs {
 
 impl Differs {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Differs::FirstName => "first_name",
-            Differs::LastName => "last_name",
-            Differs::BirthDate => "birth_date",
-            Differs::Email => "email",
-        }
+        self.into()
     }
 }
 
@@ -397,4 +418,45 @@ pub fn schema() -> serde_json::Value {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Differs, Outcome, Via};
+    use crate::roster::model::{GroupType, OptionalField, Role};
+    use crate::store::CredentialState;
+    use strum::IntoEnumIterator;
+
+    /// Each name as text is the one serde writes and reads, for every variant.
+    fn names_agree<T>(as_str: fn(T) -> &'static str) -> usize
+    where
+        T: IntoEnumIterator + Copy + std::fmt::Debug + PartialEq + serde::Serialize,
+        T: serde::de::DeserializeOwned,
+    {
+        for v in T::iter() {
+            assert_eq!(serde_json::to_value(v).unwrap(), as_str(v), "{v:?}");
+            let back: T = serde_json::from_value(as_str(v).into()).unwrap();
+            assert_eq!(back, v);
+        }
+        T::iter().count()
+    }
+
+    #[test]
+    fn enum_names_are_serde_names() {
+        assert_eq!(names_agree(Outcome::as_str), 6);
+        assert_eq!(names_agree(Via::as_str), 5);
+        assert_eq!(names_agree(Differs::as_str), 4);
+        assert_eq!(names_agree(Role::as_str), 2);
+        assert_eq!(names_agree(GroupType::as_str), 2);
+        assert_eq!(names_agree(OptionalField::as_str), 5);
+        assert_eq!(names_agree(CredentialState::as_str), 3);
+        // What a store holds reads back; anything else is no credential.
+        for c in CredentialState::iter() {
+            assert_eq!(CredentialState::parse(c.as_str()), c);
+        }
+        assert_eq!(CredentialState::parse("Invited"), CredentialState::None);
+        // Group types from a SCIM body ignore case; roles do not.
+        assert_eq!("PROJECT".parse(), Ok(GroupType::Project));
+        assert!("Individual".parse::<Role>().is_err());
+    }
 }

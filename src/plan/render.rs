@@ -4,6 +4,7 @@
 
 use super::{Action, Note, Outcome, Plan, Resolution};
 use crate::report::{printable, printable_text};
+use anstyle::{AnsiColor, Style};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -15,25 +16,25 @@ struct Paint(bool);
 impl Paint {
     /// `s` in color; names from a store or provider in it cannot add
     /// escapes of their own.
-    fn c(&self, code: &str, s: &str) -> String {
+    fn c(&self, style: Style, s: &str) -> String {
         let s = printable(s);
         if self.0 {
-            format!("\x1b[{code}m{s}\x1b[0m")
+            format!("{style}{s}{style:#}")
         } else {
             s.to_string()
         }
     }
     fn add(&self, s: &str) -> String {
-        self.c("32", s)
+        self.c(AnsiColor::Green.on_default(), s)
     }
     fn del(&self, s: &str) -> String {
-        self.c("31", s)
+        self.c(AnsiColor::Red.on_default(), s)
     }
     fn change(&self, s: &str) -> String {
-        self.c("33", s)
+        self.c(AnsiColor::Yellow.on_default(), s)
     }
     fn bold(&self, s: &str) -> String {
-        self.c("1", s)
+        self.c(Style::new().bold(), s)
     }
 }
 
@@ -109,10 +110,7 @@ fn line(a: &Action) -> (char, String) {
             '+',
             format!(
                 "create group ({}{})",
-                match kind {
-                    crate::roster::model::GroupType::Organization => "organization",
-                    crate::roster::model::GroupType::Project => "project",
-                },
+                kind.as_str(),
                 lwia.map(|l| format!(", LWIA {l}")).unwrap_or_default()
             ),
         ),
@@ -232,7 +230,7 @@ pub fn human(plan: &Plan, color: bool) -> String {
             out,
             "\n{}",
             p.c(
-                "1;31",
+                AnsiColor::Red.on_default().bold(),
                 &format!(
                     "Unresolved partners ({}): apply refuses this plan until they are settled",
                     unresolved.len()

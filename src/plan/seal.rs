@@ -49,7 +49,10 @@ fn mac(plan: &Plan, key: &[u8]) -> Hmac<Sha256> {
 pub fn seal(plan: &mut Plan, key: &[u8]) {
     plan.digest = Some(digest(plan));
     let tag = mac(plan, key).finalize().into_bytes();
-    plan.seal = Some(format!("{SEAL_PREFIX}{}", crate::store::audit::hex(&tag)));
+    plan.seal = Some(format!(
+        "{SEAL_PREFIX}{}",
+        data_encoding::HEXLOWER.encode(&tag)
+    ));
 }
 
 /// Why a saved plan is not the plan `roster plan -o` wrote.
@@ -73,7 +76,11 @@ pub fn verify(plan: &Plan, key: &[u8]) -> Result<(), Altered> {
     };
     let tag = seal
         .strip_prefix(SEAL_PREFIX)
-        .and_then(unhex)
+        .and_then(|hex| {
+            data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.as_bytes())
+                .ok()
+        })
         .filter(|t| t.len() == 32)
         .ok_or(Altered::Malformed)?;
     if plan.digest.as_deref() != Some(digest(plan).as_str()) {
@@ -81,16 +88,6 @@ pub fn verify(plan: &Plan, key: &[u8]) -> Result<(), Altered> {
     }
     // Constant-time comparison.
     mac(plan, key).verify_slice(&tag).map_err(|_| Altered::Seal)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -141,6 +138,19 @@ mod tests {
         assert_eq!(verify(&q, &key), Err(Altered::Unsealed));
         for bad in ["hmac-sha256:zz", "sha256:00", "hmac-sha256:"] {
             q.seal = Some(bad.into());
+            assert_eq!(verify(&q, &key), Err(Altered::Malformed), "{bad}");
+        }
+        // Hex digits in either case; a digit short or one too many is malformed.
+        let hex = p
+            .seal
+            .as_deref()
+            .unwrap()
+            .strip_prefix(SEAL_PREFIX)
+            .unwrap();
+        q.seal = Some(format!("{SEAL_PREFIX}{}", hex.to_uppercase()));
+        assert_eq!(verify(&q, &key), Ok(()));
+        for bad in [&hex[1..], &format!("{hex}0")] {
+            q.seal = Some(format!("{SEAL_PREFIX}{bad}"));
             assert_eq!(verify(&q, &key), Err(Altered::Malformed), "{bad}");
         }
     }

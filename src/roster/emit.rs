@@ -15,9 +15,7 @@
 //! double-quoted with escapes otherwise. Phone, ZIP and extension are always
 //! quoted: they look like numbers.
 
-use super::model::{
-    Group, GroupType, MaxRemovals, Member, Partner, Policy, RosterFile, UnmanagedGroups,
-};
+use super::model::{Group, MaxRemovals, Member, Partner, Policy, RosterFile, UnmanagedGroups};
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -61,11 +59,7 @@ pub fn roster_file(file: &RosterFile, opts: &EmitOptions) -> String {
 
 fn group(out: &mut String, g: &Group) {
     let _ = writeln!(out, "  - name: {}", scalar(&g.name));
-    let kind = match g.kind {
-        GroupType::Organization => "organization",
-        GroupType::Project => "project",
-    };
-    let _ = writeln!(out, "    type: {kind}");
+    let _ = writeln!(out, "    type: {}", g.kind.as_str());
     if let Some(lwia) = g.lwia {
         let _ = writeln!(out, "    lwia: {lwia}");
     }
@@ -315,7 +309,7 @@ mod tests {
     use super::*;
     use crate::roster::load::{Input, parse_file};
     use crate::roster::model::{
-        EmailDomains, MemberEntry, OptionalField, Restriction, Role, UnmanagedGroups,
+        EmailDomains, GroupType, MemberEntry, OptionalField, Restriction, Role, UnmanagedGroups,
     };
 
     fn parse(text: &str) -> RosterFile {

@@ -55,8 +55,12 @@ pub struct Group {
     Serialize,
     Deserialize,
     JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
 pub enum GroupType {
     #[default]
     Organization,
@@ -156,8 +160,12 @@ fn is_true(b: &bool) -> bool {
     Serialize,
     Deserialize,
     JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
 )]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Role {
     /// Partner tools.
     #[default]
@@ -168,18 +176,34 @@ pub enum Role {
 
 impl Role {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::PublicViewer => "public-viewer",
-            Role::Individual => "individual",
-        }
+        self.into()
+    }
+}
+
+impl GroupType {
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
 /// Optional partner fields that a policy can require.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
 )]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OptionalField {
     BirthDate,
     Phone,
@@ -190,13 +214,7 @@ pub enum OptionalField {
 
 impl OptionalField {
     pub fn as_str(self) -> &'static str {
-        match self {
-            OptionalField::BirthDate => "birth_date",
-            OptionalField::Phone => "phone",
-            OptionalField::Extension => "extension",
-            OptionalField::Zip => "zip",
-            OptionalField::Account => "account",
-        }
+        self.into()
     }
 
     pub fn is_set(self, p: &Partner) -> bool {

@@ -87,19 +87,14 @@ pub fn is_valid_date(s: &str) -> Result<(), &'static str> {
     if !shape {
         return Err("is not a date in the form YYYY-MM-DD");
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<u32>().unwrap_or(0);
-    let (y, m, d) = (num(0..4), num(5..7), num(8..10));
+    // Four digits, two and two: they fit.
+    let y: i16 = s[0..4].parse().unwrap_or(0);
+    let m: i8 = s[5..7].parse().unwrap_or(0);
+    let d: i8 = s[8..10].parse().unwrap_or(0);
     if !(1..=12).contains(&m) {
         return Err("has a month outside 01-12");
     }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    if d == 0 || d > days {
+    if jiff::civil::Date::new(y, m, d).is_err() {
         return Err("is not a real calendar date");
     }
     if y < 1900 {

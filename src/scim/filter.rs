@@ -14,8 +14,6 @@
 mod parse;
 mod sql;
 
-use std::fmt::Write as _;
-
 pub use parse::{MAX_DEPTH, MAX_LEN, parse, parse_path};
 pub use sql::{Attr, Attributes, Dialect, Kind, Multi, Param, Sql, SubAttr, order_by, to_sql};
 
@@ -109,7 +107,8 @@ impl std::fmt::Display for AttrPath {
 }
 
 /// A comparison operator (RFC 7644 Table 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 pub enum CompareOp {
     /// `eq`: equal.
     Eq,
@@ -134,34 +133,12 @@ pub enum CompareOp {
 impl CompareOp {
     /// The operator as written in a filter, in lower case.
     pub fn as_str(self) -> &'static str {
-        match self {
-            CompareOp::Eq => "eq",
-            CompareOp::Ne => "ne",
-            CompareOp::Co => "co",
-            CompareOp::Sw => "sw",
-            CompareOp::Ew => "ew",
-            CompareOp::Gt => "gt",
-            CompareOp::Ge => "ge",
-            CompareOp::Lt => "lt",
-            CompareOp::Le => "le",
-        }
+        self.into()
     }
 
     /// The operator named `word`, ignoring case.
     pub fn from_keyword(word: &str) -> Option<CompareOp> {
-        const ALL: [CompareOp; 9] = [
-            CompareOp::Eq,
-            CompareOp::Ne,
-            CompareOp::Co,
-            CompareOp::Sw,
-            CompareOp::Ew,
-            CompareOp::Gt,
-            CompareOp::Ge,
-            CompareOp::Lt,
-            CompareOp::Le,
-        ];
-        ALL.into_iter()
-            .find(|op| word.eq_ignore_ascii_case(op.as_str()))
+        word.parse().ok()
     }
 }
 
@@ -316,23 +293,7 @@ impl std::error::Error for FilterError {}
 /// `s` as a JSON string literal, for placing a value into filter text built on the client:
 /// whatever `s` holds (`O"Brien`, `x" or userName pr or "`), the filter sees one string.
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    serde_json::Value::from(s).to_string()
 }
 
 /// Filter text for `f`, e.g. for the `filter` query parameter of a SCIM client.

@@ -40,21 +40,6 @@ pub struct Ref {
 #[error("{0}")]
 pub struct ResourceError(pub String);
 
-fn role_from(s: &str) -> Option<Role> {
-    match s {
-        "public-viewer" => Some(Role::PublicViewer),
-        "individual" => Some(Role::Individual),
-        _ => None,
-    }
-}
-
-pub fn group_type_str(t: GroupType) -> &'static str {
-    match t {
-        GroupType::Organization => "organization",
-        GroupType::Project => "project",
-    }
-}
-
 /// The User resource of an account, without `id`, `groups` and `meta`:
 /// the body of a create or replace.
 pub fn user_resource(user_name: &str, profile: &Profile, active: bool) -> Value {
@@ -144,7 +129,7 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
         .into_iter()
         .flatten()
         .filter_map(|r| {
-            let role = str_at(r, "value").and_then(role_from)?;
+            let role = str_at(r, "value").and_then(|s| s.parse().ok())?;
             Some((
                 role,
                 r.get("primary").and_then(Value::as_bool) == Some(true),
@@ -285,7 +270,7 @@ fn refs(items: &[Ref]) -> Value {
 /// without `id` and `meta`.
 pub fn group_resource(group: &Group, members: &[Ref], managers: &[Ref]) -> Value {
     let mut ext = Map::new();
-    ext.insert("type".into(), json!(group_type_str(group.kind)));
+    ext.insert("type".into(), json!(group.kind.as_str()));
     if let Some(lwia) = group.lwia {
         ext.insert("lwia".into(), json!(lwia));
     }
@@ -329,14 +314,12 @@ pub fn group_from_resource(v: &Value) -> Result<GroupResource, ResourceError> {
     let ext = v.get(EXT_GROUP);
     let kind = match ext.and_then(|e| str_at(e, "type")) {
         None => GroupType::Organization,
-        Some(t) if t.eq_ignore_ascii_case("organization") => GroupType::Organization,
-        Some(t) if t.eq_ignore_ascii_case("project") => GroupType::Project,
-        Some(t) => {
-            return Err(ResourceError(format!(
+        Some(t) => t.parse().map_err(|_| {
+            ResourceError(format!(
                 "group type `{}`: use organization or project",
                 super::excerpt(t)
-            )));
-        }
+            ))
+        })?,
     };
     let lwia = match ext.and_then(|e| e.get("lwia")) {
         None | Some(Value::Null) => None,

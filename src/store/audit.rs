@@ -38,17 +38,7 @@ pub fn row_hash(
     field(Some(subject.as_bytes()));
     field(before.map(str::as_bytes));
     field(after.map(str::as_bytes));
-    hex(&h.finalize())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    data_encoding::HEXLOWER.encode(&h.finalize())
 }
 
 /// What `roster log --verify` found.

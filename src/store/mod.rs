@@ -79,8 +79,20 @@ pub struct Limits {
 }
 
 /// How an account can sign in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CredentialState {
     /// Created by invitation; has not activated yet.
     Invited,
@@ -92,18 +104,10 @@ pub enum CredentialState {
 
 impl CredentialState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            CredentialState::Invited => "invited",
-            CredentialState::PasswordSet => "password_set",
-            CredentialState::None => "none",
-        }
+        self.into()
     }
     pub fn parse(s: &str) -> Self {
-        match s {
-            "invited" => CredentialState::Invited,
-            "password_set" => CredentialState::PasswordSet,
-            _ => CredentialState::None,
-        }
+        s.parse().unwrap_or(CredentialState::None)
     }
 }
 

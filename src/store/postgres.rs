@@ -15,7 +15,7 @@ use super::{
     Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
     Owner, Profile, Reader, ScimField, Session, StoreError,
 };
-use crate::roster::model::{GroupType, Role};
+use crate::roster::model::GroupType;
 use crate::roster::normalize::{email_key, name_key};
 use ::postgres::error::SqlState;
 use ::postgres::types::ToSql;
@@ -68,10 +68,11 @@ pub fn redact(url: &str) -> String {
         .map(|q| {
             q.split('&')
                 .filter(|kv| {
-                    !kv.split('=')
+                    // The key as the client reads it, percent-decoded:
+                    // `pass%77ord=` is a password too.
+                    !url::form_urlencoded::parse(kv.as_bytes())
                         .next()
-                        .unwrap_or_default()
-                        .eq_ignore_ascii_case("password")
+                        .is_some_and(|(key, _)| key.eq_ignore_ascii_case("password"))
                 })
                 .collect::<Vec<_>>()
                 .join("&")
@@ -261,11 +262,7 @@ fn account_from_row(r: &Row) -> Account {
             phone: r.get(5),
             extension: r.get(6),
             zip: r.get(7),
-            role: if role == "individual" {
-                Role::Individual
-            } else {
-                Role::PublicViewer
-            },
+            role: role.parse().unwrap_or_default(),
         },
         active: r.get(9),
         credential: CredentialState::parse(&credential),
@@ -1341,6 +1338,10 @@ mod tests {
                 "postgresql://u@h/d?sslmode=disable",
             ),
             ("postgres://h/d?password=x", "postgres://h/d"),
+            (
+                "postgres://u@h/d?pass%77ord=x&sslmode=disable&PASSWORD=y",
+                "postgres://u@h/d?sslmode=disable",
+            ),
             ("postgres://u@h/d", "postgres://u@h/d"),
         ] {
             assert_eq!(redact(url), shown);

@@ -10,7 +10,7 @@ use super::{
     Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
     Owner, Profile, Reader, ScimField, Session, StoreError,
 };
-use crate::roster::model::{GroupType, Role};
+use crate::roster::model::GroupType;
 use crate::roster::normalize::{email_key, name_key};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use std::collections::HashMap;
@@ -56,11 +56,7 @@ fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
             phone: r.get(5)?,
             extension: r.get(6)?,
             zip: r.get(7)?,
-            role: if role == "individual" {
-                Role::Individual
-            } else {
-                Role::PublicViewer
-            },
+            role: role.parse().unwrap_or_default(),
         },
         active: r.get(9)?,
         credential: CredentialState::parse(&credential),
@@ -68,18 +64,11 @@ fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
 }
 
 pub(super) fn group_type(s: &str) -> GroupType {
-    if s == "project" {
-        GroupType::Project
-    } else {
-        GroupType::Organization
-    }
+    s.parse().unwrap_or_default()
 }
 
 pub(super) fn type_str(t: GroupType) -> &'static str {
-    match t {
-        GroupType::Organization => "organization",
-        GroupType::Project => "project",
-    }
+    t.as_str()
 }
 
 fn table_count(conn: &Connection) -> rusqlite::Result<i64> {
