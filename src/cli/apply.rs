@@ -71,7 +71,9 @@ fn is_plan_file(targets: &[PathBuf]) -> bool {
             || std::fs::read(&targets[0]).is_ok_and(|b| b.trim_ascii_start().starts_with(b"{")))
 }
 
-fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
+/// The plan in `path`, and whether the file is exactly that plan (see
+/// [`seal::is_exactly`]).
+fn read_plan(path: &Path, out: &mut Out) -> Result<(Plan, bool), u8> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let _ = writeln!(
             out.stderr,
@@ -80,7 +82,7 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
         );
         1
     })?;
-    parse_plan(&text).map_err(|e| {
+    let plan = parse_plan(&text).map_err(|e| {
         let _ = writeln!(
             out.stderr,
             "error: {}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
@@ -89,7 +91,9 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<Plan, u8> {
             e.column()
         );
         1
-    })
+    })?;
+    let exact = seal::is_exactly(&plan, &text);
+    Ok((plan, exact))
 }
 
 /// A saved plan's text as `apply` takes it (the fuzz harness reads plans
@@ -100,7 +104,7 @@ pub fn parse_plan(text: &str) -> Result<Plan, serde_json::Error> {
 
 /// A saved plan is applied only to the store it was made for, only in a
 /// format this roster reads, and only as `roster plan -o` sealed it.
-fn check_saved(plan: &Plan, url: &str, out: &mut Out) -> Result<(), u8> {
+fn check_saved(plan: &Plan, exact: bool, url: &str, out: &mut Out) -> Result<(), u8> {
     let fail = |out: &mut Out, e: &dyn std::fmt::Display| {
         let _ = writeln!(out.stderr, "error: {e}");
         1
@@ -120,7 +124,13 @@ fn check_saved(plan: &Plan, url: &str, out: &mut Out) -> Result<(), u8> {
     }
     let key = crate::store::plan_key(url, false).map_err(|e| fail(out, &e))?;
     let verdict = match &key {
-        Some(k) => seal::verify(plan, k),
+        Some(k) => seal::verify(plan, k).and_then(|()| {
+            if exact {
+                Ok(())
+            } else {
+                Err(seal::Altered::Additions)
+            }
+        }),
         None => Err(seal::Altered::Seal),
     };
     if let Err(why) = verdict {
@@ -130,6 +140,7 @@ fn check_saved(plan: &Plan, url: &str, out: &mut Out) -> Result<(), u8> {
             }
             seal::Altered::Malformed => "its seal is not one `roster plan -o` writes",
             seal::Altered::Digest => "its content no longer matches its digest",
+            seal::Altered::Additions => "it holds fields that `roster plan -o` never writes",
             seal::Altered::Seal => {
                 "its seal does not match its content under this store's key (edited, or sealed for another store)"
             }
@@ -174,11 +185,11 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
 fn run_inner(args: &Args, out: &mut Out) -> u8 {
     let from_file = is_plan_file(&args.targets);
     let (mut plan, checked) = if from_file {
-        let mut plan = match read_plan(&args.targets[0], out) {
+        let (mut plan, exact) = match read_plan(&args.targets[0], out) {
             Ok(p) => p,
             Err(c) => return c,
         };
-        if let Err(c) = check_saved(&plan, &args.store.url, out) {
+        if let Err(c) = check_saved(&plan, exact, &args.store.url, out) {
             return c;
         }
         // Count what the plan holds, not what it says (they agree in a

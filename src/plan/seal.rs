@@ -67,6 +67,20 @@ pub enum Altered {
     /// The seal does not match the content under this store's key: the
     /// content changed, or the plan was sealed by another store.
     Seal,
+    /// The file holds more than the plan it reads as (fields `roster plan`
+    /// never writes): sealed content plus additions. A key given twice is
+    /// not a plan at all.
+    Additions,
+}
+
+/// Whether `text` is exactly `plan` as JSON, field for field: nothing the
+/// plan's types would drop on reading (unknown fields).
+pub fn is_exactly(plan: &Plan, text: &str) -> bool {
+    let read: Result<serde_json::Value, _> = serde_json::from_str(text);
+    match (read, serde_json::to_value(plan)) {
+        (Ok(read), Ok(written)) => read == written,
+        _ => false,
+    }
 }
 
 /// Check a plan read from a file against the store's key.
@@ -124,6 +138,15 @@ mod tests {
         let back: Plan = serde_json::from_str(&serde_json::to_string_pretty(&p).unwrap()).unwrap();
         assert_eq!(verify(&back, &key), Ok(()));
         assert_eq!(verify(&p, &[8u8; 32]), Err(Altered::Seal), "another key");
+        let text = serde_json::to_string_pretty(&p).unwrap();
+        assert!(is_exactly(&p, &text));
+        let extra = text.replacen('{', "{\"extra\": 1, ", 1);
+        assert!(!is_exactly(&p, &extra), "an added field");
+        let twice = text.replacen('{', "{\"removal_limit\": 9, ", 1);
+        assert!(
+            serde_json::from_str::<Plan>(&twice).is_err(),
+            "a key given twice is not a plan"
+        );
         let mut q = p.clone();
         q.removal_limit = 1000;
         assert_eq!(verify(&q, &key), Err(Altered::Digest));

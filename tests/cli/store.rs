@@ -1580,6 +1580,14 @@ fn saved_plans_are_sealed(b: Backend) {
             "malformed seal",
             Box::new(|v| v["seal"] = "hmac-sha256:00".into()),
         ),
+        (
+            "an added field",
+            Box::new(|v| v["allow_mass_removal"] = true.into()),
+        ),
+        (
+            "an added field in an action",
+            Box::new(|v| v["resolutions"][0]["note"] = "approved".into()),
+        ),
     ];
     for (what, edit) in cases {
         tampered(&r, &saved, "t.json", edit);
