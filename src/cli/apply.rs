@@ -124,13 +124,9 @@ fn check_saved(plan: &Plan, exact: bool, url: &str, out: &mut Out) -> Result<(),
     }
     let key = crate::store::plan_key(url, false).map_err(|e| fail(out, &e))?;
     let verdict = match &key {
-        Some(k) => seal::verify(plan, k).and_then(|()| {
-            if exact {
-                Ok(())
-            } else {
-                Err(seal::Altered::Additions)
-            }
-        }),
+        Some(k) => {
+            seal::verify(plan, k).and_then(|()| exact.then_some(()).ok_or(seal::Altered::Additions))
+        }
         None => Err(seal::Altered::Seal),
     };
     if let Err(why) = verdict {
