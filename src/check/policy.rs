@@ -270,6 +270,9 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
+    /// Code, file, line and column of a finding.
+    type Found = (&'static str, String, u32, u32);
+
     use super::*;
     use crate::roster::load::{self, Input};
 
@@ -294,7 +297,7 @@ mod tests {
         roster
     }
 
-    fn found(files: &[(&str, &str)]) -> Vec<(&'static str, String, u32, u32)> {
+    fn found(files: &[(&str, &str)]) -> Vec<Found> {
         let roster = roster_of(files);
         let index = Index::new(&roster);
         let mut out = Vec::new();
@@ -332,7 +335,7 @@ policy:
     #[test]
     fn each_policy_rule_gives_its_code_at_its_place() {
         let r = |c: &'static str, l, col| (c, "r.yaml".to_string(), l, col);
-        let cases: Vec<(&str, String, Vec<(&'static str, String, u32, u32)>)> = vec![
+        let cases: Vec<(&str, String, Vec<Found>)> = vec![
             ("no rules", with(""), vec![]),
             (
                 "allowed domain and its subdomains",

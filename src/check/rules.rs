@@ -288,6 +288,9 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
 
 #[cfg(test)]
 mod tests {
+    /// Code, file, line and column of a finding.
+    type Found = (&'static str, String, u32, u32);
+
     use super::*;
     use crate::check::finding::Severity;
     use crate::roster::load::{self, Input};
@@ -314,7 +317,7 @@ mod tests {
         roster
     }
 
-    fn found(files: &[(&str, &str)]) -> Vec<(&'static str, String, u32, u32)> {
+    fn found(files: &[(&str, &str)]) -> Vec<Found> {
         let roster = roster_of(files);
         let index = Index::new(&roster);
         let mut out = Vec::new();
