@@ -1052,4 +1052,64 @@ mod tests {
             assert!(parse_path(bad).is_err(), "{bad:?} parsed");
         }
     }
+
+    #[test]
+    fn projection_keeps_or_drops_what_it_names() {
+        use serde_json::json;
+        let mut u = user();
+        u["id"] = json!("42");
+        let postal = format!("{EXT_USER}:postalCode");
+        let cases: Vec<(Option<&str>, Option<&str>, Value)> = vec![
+            (
+                Some("userName"),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", "userName": "ann@example.org"}),
+            ),
+            (
+                Some("NAME.familyName, emails.value"),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", "name": {"familyName": "Lee"}, "emails": [{"value": "ann@example.org"}]}),
+            ),
+            (
+                Some(postal.as_str()),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", EXT_USER: {"postalCode": "62568"}}),
+            ),
+        ];
+        for (only, except, want) in cases {
+            let got = Projection::parse(only, except).unwrap().apply(u.clone());
+            assert_eq!(got, want, "{only:?} {except:?}");
+        }
+        // Excluding removes just what is named; `id` and `schemas` stay.
+        let got = Projection::parse(
+            None,
+            Some("id,schemas,phoneNumbers,name.givenName,emails.primary"),
+        )
+        .unwrap()
+        .apply(u.clone());
+        let mut want = u.clone();
+        let o = want.as_object_mut().unwrap();
+        o.remove("phoneNumbers");
+        o["name"].as_object_mut().unwrap().remove("givenName");
+        o["emails"][0].as_object_mut().unwrap().remove("primary");
+        assert_eq!(got, want);
+        let got = Projection::parse(None, Some(&format!("{EXT_USER}:birthDate")))
+            .unwrap()
+            .apply(u.clone());
+        assert_eq!(got[EXT_USER], json!({"postalCode": "62568"}));
+        // A bad path in either list names the list.
+        let e = Projection::parse(Some("name..x"), None).unwrap_err();
+        assert_eq!(e.scim_type, Some("invalidPath"));
+        assert!(
+            e.detail.starts_with("`attributes`: path `name..x`"),
+            "{}",
+            e.detail
+        );
+        let e = Projection::parse(None, Some("urn:x:y")).unwrap_err();
+        assert!(
+            e.detail.starts_with("`excludedAttributes`: "),
+            "{}",
+            e.detail
+        );
+    }
 }
