@@ -267,3 +267,222 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Code, file, line and column of a finding.
+    type Found = (&'static str, String, u32, u32);
+
+    use super::*;
+    use crate::roster::load::{self, Input};
+
+    fn roster_of(files: &[(&str, &str)]) -> Roster {
+        let mut findings = Vec::new();
+        let parsed = files
+            .iter()
+            .enumerate()
+            .map(|(i, (name, text))| {
+                let input = Input {
+                    name: name.to_string(),
+                    rel: name.to_string(),
+                    bytes: text.as_bytes().to_vec(),
+                };
+                let (source, file, mut f) = load::parse_file(input, i);
+                findings.append(&mut f);
+                (source, file)
+            })
+            .collect();
+        let roster = load::merge(parsed, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        roster
+    }
+
+    fn found(files: &[(&str, &str)]) -> Vec<Found> {
+        let roster = roster_of(files);
+        let index = Index::new(&roster);
+        let mut out = Vec::new();
+        check(&roster, &index, &mut out);
+        out.iter()
+            .map(|f| (f.code.as_str(), f.file.clone(), f.line, f.column))
+            .collect()
+    }
+
+    /// Lines 1-13: a group of two with one manager, then `policy:` on line 14.
+    const BASE: &str = "\
+version: 1
+groups:
+  - name: ABC
+    members:
+      - email: ann@example.org
+        user_manager: true
+      - bob@sub.example.com
+partners:
+  - email: ann@example.org
+    first_name: Ann
+    last_name: Lee
+    role: public-viewer
+  - email: bob@sub.example.com
+    first_name: Bob
+    last_name: Ray
+policy:
+  required_fields: []
+";
+
+    fn with(policy: &str) -> String {
+        format!("{BASE}{policy}")
+    }
+
+    #[test]
+    fn each_policy_rule_gives_its_code_at_its_place() {
+        let r = |c: &'static str, l, col| (c, "r.yaml".to_string(), l, col);
+        let cases: Vec<(&str, String, Vec<Found>)> = vec![
+            ("no rules", with(""), vec![]),
+            (
+                "allowed domain and its subdomains",
+                with("  email_domains:\n    allow: [example.org, example.com]\n"),
+                vec![],
+            ),
+            (
+                "denied subdomain",
+                with("  email_domains:\n    deny: [\"@example.com\"]\n"),
+                vec![r("email-domain-denied", 13, 12)],
+            ),
+            (
+                "denial is by whole label",
+                with("  email_domains:\n    deny: [ple.com]\n"),
+                vec![],
+            ),
+            (
+                "not allowed",
+                with("  email_domains:\n    allow: [example.org]\n"),
+                vec![r("email-domain-not-allowed", 13, 12)],
+            ),
+            (
+                "required field missing",
+                BASE.replace("[]", "[phone]"),
+                vec![
+                    r("missing-required-field", 9, 5),
+                    r("missing-required-field", 13, 5),
+                ],
+            ),
+            (
+                "too few managers",
+                with("  min_user_managers: 2\n"),
+                vec![r("too-few-user-managers", 3, 11)],
+            ),
+            (
+                "manager role not allowed",
+                with("  user_manager_roles: [individual]\n"),
+                vec![r("user-manager-role", 5, 9)],
+            ),
+            (
+                "bad percentage",
+                with("  max_removals: \"101%\"\n"),
+                vec![r("invalid-policy", 18, 3)],
+            ),
+            (
+                "a percentage past 100 with decimals",
+                with("  max_removals: \"100.5%\"\n"),
+                vec![r("invalid-policy", 18, 3)],
+            ),
+            (
+                "a count and a percentage are fine",
+                with("  max_removals: \"12.5%\"\n"),
+                vec![],
+            ),
+            (
+                "not a domain",
+                with("  email_domains:\n    deny: [localhost]\n"),
+                vec![r("invalid-policy", 19, 5)],
+            ),
+            (
+                "bad glob",
+                with("  restrictions:\n    - files: \"a/[b\"\n      groups: ABC\n"),
+                vec![r("invalid-glob", 19, 7)],
+            ),
+            (
+                "bad regex",
+                with("  restrictions:\n    - files: \"*.yaml\"\n      groups: \"(ABC\"\n"),
+                vec![r("invalid-regex", 20, 7)],
+            ),
+            (
+                "restricted elsewhere",
+                with("  restrictions:\n    - files: \"other/*.yaml\"\n      groups: \"AB.\"\n"),
+                vec![r("restricted-group", 3, 11)],
+            ),
+            (
+                "restriction matches",
+                with("  restrictions:\n    - files: \"r.yaml\"\n      groups: \"AB.\"\n"),
+                vec![],
+            ),
+        ];
+        for (name, text, want) in cases {
+            let mut got = found(&[("r.yaml", &text)]);
+            got.sort_by_key(|g| (g.2, g.3));
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn inactive_managers_do_not_count_and_required_fields_skip_inactive_partners() {
+        let text = with("  min_user_managers: 1\n  required_fields: [phone]\n")
+            .replace(
+                "    role: public-viewer\n",
+                "    role: public-viewer\n    active: false\n",
+            )
+            .replace("  required_fields: []\n", "");
+        let got = found(&[("r.yaml", &text)]);
+        let codes: Vec<_> = got.iter().map(|g| g.0).collect();
+        assert_eq!(
+            codes,
+            ["missing-required-field", "too-few-user-managers"],
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn restrictions_match_the_file_path_relative_to_the_roster() {
+        let groups = "version: 1\ngroups:\n  - name: ACME Sales\n";
+        let policy = "version: 1\npolicy:\n  required_fields: []\n  restrictions:\n    - files: \"agencies/acme/*.yaml\"\n      groups: \"ACME .*\"\n";
+        assert_eq!(
+            found(&[("agencies/acme/a.yaml", groups), ("policy.yaml", policy)]),
+            vec![]
+        );
+        assert_eq!(
+            found(&[("agencies/other/a.yaml", groups), ("policy.yaml", policy)]),
+            vec![(
+                "restricted-group",
+                "agencies/other/a.yaml".to_string(),
+                3,
+                11
+            )]
+        );
+        // `*` does not cross a `/`.
+        assert_eq!(
+            found(&[("agencies/acme/x/a.yaml", groups), ("policy.yaml", policy)]),
+            vec![(
+                "restricted-group",
+                "agencies/acme/x/a.yaml".to_string(),
+                3,
+                11
+            )]
+        );
+    }
+
+    #[test]
+    fn domains_match_whole_labels_case_insensitively() {
+        for (domain, pattern, want) in [
+            ("example.org", "example.org", true),
+            ("a.example.org", "example.org", true),
+            ("a.example.org", "@Example.ORG", true),
+            ("badexample.org", "example.org", false),
+            ("example.org", "a.example.org", false),
+        ] {
+            assert_eq!(
+                domain_matches(domain, pattern),
+                want,
+                "{domain} ~ {pattern}"
+            );
+        }
+    }
+}

@@ -285,3 +285,222 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Code, file, line and column of a finding.
+    type Found = (&'static str, String, u32, u32);
+
+    use super::*;
+    use crate::check::finding::Severity;
+    use crate::roster::load::{self, Input};
+
+    /// Parse and merge roster files given as text; parsing must be clean.
+    pub(crate) fn roster_of(files: &[(&str, &str)]) -> Roster {
+        let mut findings = Vec::new();
+        let parsed = files
+            .iter()
+            .enumerate()
+            .map(|(i, (name, text))| {
+                let input = Input {
+                    name: name.to_string(),
+                    rel: name.to_string(),
+                    bytes: text.as_bytes().to_vec(),
+                };
+                let (source, file, mut f) = load::parse_file(input, i);
+                findings.append(&mut f);
+                (source, file)
+            })
+            .collect();
+        let roster = load::merge(parsed, &mut findings);
+        assert!(findings.is_empty(), "{findings:?}");
+        roster
+    }
+
+    fn found(files: &[(&str, &str)]) -> Vec<Found> {
+        let roster = roster_of(files);
+        let index = Index::new(&roster);
+        let mut out = Vec::new();
+        check(&roster, &index, &mut out);
+        out.iter()
+            .map(|f| (f.code.as_str(), f.file.clone(), f.line, f.column))
+            .collect()
+    }
+
+    const HEAD: &str =
+        "version: 1\ngroups:\n  - name: ABC\n    members:\n      - ann@example.org\npartners:\n";
+    // Line 7 onwards: one partner per call.
+    fn partner(email: &str, extra: &str) -> String {
+        format!("  - email: {email}\n    first_name: Ann\n    last_name: Lee\n{extra}")
+    }
+
+    #[test]
+    fn a_clean_roster_has_no_findings() {
+        let text = format!(
+            "{HEAD}{}",
+            partner(
+                "ann@example.org",
+                "    birth_date: 1980-02-29\n    phone: \"217-852-9634\"\n    zip: \"62568-1234\"\n    extension: \"12\"\n"
+            )
+        );
+        assert_eq!(found(&[("r.yaml", &text)]), vec![]);
+    }
+
+    #[test]
+    fn each_bad_value_gives_its_code_at_its_value() {
+        let cases: [(&str, &str, &str, u32, u32); 9] = [
+            ("invalid email", "ann.example.org", "", 7, 12),
+            ("empty first name", "ann@example.org", "", 0, 0),
+            (
+                "invalid date",
+                "ann@example.org",
+                "    birth_date: 1981-02-29\n",
+                10,
+                17,
+            ),
+            (
+                "month 13",
+                "ann@example.org",
+                "    birth_date: 1981-13-01\n",
+                10,
+                17,
+            ),
+            (
+                "short phone",
+                "ann@example.org",
+                "    phone: \"852-9634\"\n",
+                10,
+                12,
+            ),
+            (
+                "long phone",
+                "ann@example.org",
+                "    phone: \"1-217-852-96345\"\n",
+                10,
+                12,
+            ),
+            ("bad zip", "ann@example.org", "    zip: \"6256\"\n", 10, 10),
+            (
+                "bad extension",
+                "ann@example.org",
+                "    extension: \"12a\"\n",
+                10,
+                16,
+            ),
+            (
+                "long extension",
+                "ann@example.org",
+                "    extension: \"1234567\"\n",
+                10,
+                16,
+            ),
+        ];
+        let codes = [
+            "invalid-email",
+            "empty-value",
+            "invalid-date",
+            "invalid-date",
+            "invalid-phone",
+            "invalid-phone",
+            "invalid-zip",
+            "invalid-extension",
+            "invalid-extension",
+        ];
+        for ((name, email, extra, line, column), code) in cases.into_iter().zip(codes) {
+            let mut p = partner(email, extra);
+            if name == "empty first name" {
+                p = p.replace("first_name: Ann", "first_name: \"  \"");
+            }
+            let text = format!("{HEAD}{p}");
+            let got = found(&[("r.yaml", &text)]);
+            let (line, column) = if line == 0 { (8, 17) } else { (line, column) };
+            let want = (code, "r.yaml".to_string(), line, column);
+            assert!(got.contains(&want), "{name}: want {want:?}, got {got:?}");
+            // Only the one value is wrong; the invalid email also leaves the
+            // partner out of its group.
+            let extra_codes: Vec<_> = got
+                .iter()
+                .filter(|g| g.0 != code && g.0 != "partner-in-no-group" && g.0 != "unknown-member")
+                .collect();
+            assert!(extra_codes.is_empty(), "{name}: {got:?}");
+        }
+    }
+
+    #[test]
+    fn duplicates_and_references_point_at_the_second_use() {
+        let text = "\
+version: 1
+groups:
+  - name: ABC
+    members:
+      - ann@example.org
+      - ANN@example.org
+      - ghost@example.org
+      - email: bob@example.org
+        user_manager: true
+  - name: abc
+    members:
+      - bob@example.org
+partners:
+  - email: ann@example.org
+    first_name: Ann
+    last_name: Lee
+    birth_date: 1980-01-01
+  - email: Ann@Example.org
+    first_name: Other
+    last_name: Ann
+  - email: bob@example.org
+    first_name: Ann
+    last_name: Lee
+    birth_date: 1980-01-01
+    active: false
+  - email: cat@example.org
+    first_name: Cat
+    last_name: Lone
+";
+        let mut got = found(&[("r.yaml", text)]);
+        got.sort_by_key(|g| (g.2, g.3));
+        let r = |c: &'static str, l, col| (c, "r.yaml".to_string(), l, col);
+        assert_eq!(
+            got,
+            vec![
+                r("duplicate-member", 6, 9),
+                r("unknown-member", 7, 9),
+                r("inactive-user-manager", 8, 9),
+                r("duplicate-group", 10, 11),
+                r("duplicate-email", 18, 12),
+                r("same-name-and-birth-date", 21, 5),
+                r("partner-in-no-group", 26, 12),
+            ],
+        );
+    }
+
+    #[test]
+    fn findings_name_the_file_they_are_in() {
+        let a = "version: 1\ngroups:\n  - name: ABC\n    members:\n      - ann@example.org\n";
+        let b = format!(
+            "version: 1\ngroups:\n  - name: ABC\npartners:\n{}",
+            partner("ann@example.org", "")
+        );
+        let got = found(&[("a.yaml", a), ("b.yaml", &b)]);
+        assert_eq!(got, vec![("duplicate-group", "b.yaml".to_string(), 3, 11)]);
+    }
+
+    #[test]
+    fn unknown_members_suggest_a_near_email() {
+        let text = format!(
+            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - ann@example.org\n      - ann@exmaple.org\npartners:\n{}",
+            partner("ann@example.org", "")
+        );
+        let roster = roster_of(&[("r.yaml", &text)]);
+        let mut out = Vec::new();
+        check(&roster, &Index::new(&roster), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].code, Code::UnknownMember);
+        assert_eq!(out[0].severity, Severity::Error);
+        assert_eq!(
+            out[0].help.as_deref(),
+            Some("did you mean `ann@example.org`?")
+        );
+    }
+}

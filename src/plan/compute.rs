@@ -629,3 +629,370 @@ pub fn summarize(actions: &[Action], resolutions: &[Resolution]) -> Summary {
         .count() as u64;
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roster::model::MaxRemovals;
+    use crate::store::CredentialState;
+
+    fn partner(email: &str, phone: &str, active: bool) -> Partner {
+        serde_json::from_value(serde_json::json!({
+            "email": email,
+            "first_name": "Ann",
+            "last_name": email.split('@').next().unwrap(),
+            "phone": phone,
+            "active": active,
+        }))
+        .unwrap()
+    }
+
+    fn group(name: &str, members: &[(&str, bool)]) -> Group {
+        let members: Vec<_> = members
+            .iter()
+            .map(|(e, um)| serde_json::json!({"email": e, "user_manager": um}))
+            .collect();
+        serde_json::from_value(serde_json::json!({"name": name, "members": members})).unwrap()
+    }
+
+    fn account(p: &Partner, user_name: &str, active: bool) -> Account {
+        Account {
+            user_name: user_name.into(),
+            profile: profile_of(p),
+            active,
+            credential: CredentialState::Invited,
+        }
+    }
+
+    fn resolved(outcome: Outcome, account: Option<usize>) -> Resolved {
+        Resolved {
+            outcome,
+            via: None,
+            account,
+            new_user_name: None,
+            candidates: Vec::new(),
+            differs: Vec::new(),
+            reason: None,
+        }
+    }
+
+    fn live(
+        accounts: Vec<Account>,
+        resolved: Vec<Resolved>,
+        groups: &[&str],
+        members: &[(&str, &str, bool)],
+    ) -> LiveState {
+        let mut l = LiveState {
+            url: "sqlite:test.db".into(),
+            revision: 7,
+            resolved,
+            groups: groups
+                .iter()
+                .map(|g| store::Group {
+                    name: g.to_string(),
+                    kind: Default::default(),
+                    lwia: None,
+                    active: true,
+                })
+                .collect(),
+            memberships: members
+                .iter()
+                .map(|(g, u, um)| Membership {
+                    group: g.to_string(),
+                    user_name: u.to_string(),
+                    user_manager: *um,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        l.add(accounts);
+        l
+    }
+
+    fn plan(partners: &[Partner], groups: &[Group], policy: &Policy, live: &LiveState) -> Plan {
+        let d = Desired {
+            groups: groups.iter().collect(),
+            partners: partners.iter().collect(),
+            policy,
+            digest: "sha256:0".into(),
+        };
+        compute(&d, live, Vec::new(), Vec::new())
+    }
+
+    /// One line per action: what, where, who.
+    fn brief(p: &Plan) -> Vec<String> {
+        p.actions
+            .iter()
+            .map(|a| {
+                let what = match a {
+                    Action::CreateGroup { .. } => "create-group".to_string(),
+                    Action::CreateAccount { .. } => "create".to_string(),
+                    Action::ReactivateAccount { .. } => "reactivate".to_string(),
+                    Action::UpdateProfile { fields, .. } => format!("update[{}]", fields.join(",")),
+                    Action::AddMembership { user_manager, .. } => format!("add(um={user_manager})"),
+                    Action::GrantUserManager { .. } => "grant".to_string(),
+                    Action::RevokeUserManager { .. } => "revoke".to_string(),
+                    Action::RemoveMembership { .. } => "remove".to_string(),
+                    Action::DeactivateAccount { partner, .. } => {
+                        format!(
+                            "deactivate({})",
+                            if partner.is_some() {
+                                "partner"
+                            } else {
+                                "orphan"
+                            }
+                        )
+                    }
+                };
+                format!(
+                    "{what} {} {}",
+                    a.group().unwrap_or("-"),
+                    a.account().unwrap_or("-")
+                )
+            })
+            .collect()
+    }
+
+    fn codes(p: &Plan) -> Vec<&str> {
+        p.warnings.iter().map(|n| n.code.as_str()).collect()
+    }
+
+    fn policy(json: serde_json::Value) -> Policy {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn a_store_that_matches_the_roster_plans_nothing() {
+        let ann = partner("ann@example.org", "2178529634", true);
+        let bob = partner("bob@example.org", "2178529635", true);
+        let groups = [group(
+            "G",
+            &[("ann@example.org", true), ("bob@example.org", false)],
+        )];
+        let l = live(
+            vec![account(&ann, "ann", true), account(&bob, "bob", true)],
+            vec![
+                resolved(Outcome::Matched, Some(0)),
+                resolved(Outcome::Matched, Some(1)),
+            ],
+            &["G"],
+            &[("G", "ann", true), ("G", "bob", false)],
+        );
+        let pol = policy(
+            serde_json::json!({"deactivate_orphans": true, "manage_profiles": true, "unmanaged_groups": "remove"}),
+        );
+        let p = plan(&[ann, bob], &groups, &pol, &l);
+        assert_eq!(brief(&p), Vec::<String>::new());
+        assert_eq!(codes(&p), Vec::<&str>::new());
+        assert_eq!((p.store.revision, p.summary.removals()), (7, 0));
+        assert!(p.digest.is_some());
+    }
+
+    #[test]
+    fn each_situation_gives_its_action_additions_before_removals() {
+        let ann = partner("ann@example.org", "2178529634", true);
+        let bob = partner("bob@example.org", "2178529635", true);
+        let new = partner("new@example.org", "2178529636", true);
+        let gone = partner("gone@example.org", "2178529637", false);
+        let cat = partner("cat@example.org", "2178529638", true);
+        let groups = [
+            group(
+                "G",
+                &[
+                    ("ann@example.org", false),
+                    ("bob@example.org", true),
+                    ("new@example.org", false),
+                ],
+            ),
+            group("N", &[("ann@example.org", true)]),
+        ];
+        let l = live(
+            vec![
+                account(&ann, "ann", true),
+                account(&bob, "bob", false),
+                account(&gone, "gone", true),
+                account(&cat, "cat", true),
+            ],
+            vec![
+                resolved(Outcome::Matched, Some(0)),
+                resolved(Outcome::Reactivate, Some(1)),
+                resolved(Outcome::Create, None),
+                resolved(Outcome::Matched, Some(2)),
+            ],
+            &["G"],
+            &[("G", "ann", true), ("G", "bob", false), ("G", "cat", false)],
+        );
+        let partners = [ann, bob, new, gone];
+        let p = plan(
+            &partners,
+            &groups,
+            &policy(serde_json::json!({"deactivate_orphans": true})),
+            &l,
+        );
+        assert_eq!(
+            brief(&p),
+            [
+                "create-group N -",
+                "create - Anew",
+                "reactivate - bob",
+                "add(um=false) G Anew",
+                "add(um=true) N ann",
+                "grant G bob",
+                "revoke G ann",
+                "remove G cat",
+                "deactivate(orphan) - cat",
+                "deactivate(partner) - gone",
+            ]
+        );
+        // Without `deactivate_orphans`, the orphan keeps its account.
+        let p = plan(&partners, &groups, &policy(serde_json::json!({})), &l);
+        assert!(!brief(&p).contains(&"deactivate(orphan) - cat".to_string()));
+        // An orphan still in a group the roster does not manage keeps it too.
+        let mut l2 = live(
+            l.accounts.clone(),
+            l.resolved.clone(),
+            &["G"],
+            &[("G", "ann", true), ("G", "bob", false), ("G", "cat", false)],
+        );
+        l2.in_other_groups.insert("cat".into());
+        let p = plan(
+            &partners,
+            &groups,
+            &policy(serde_json::json!({"deactivate_orphans": true})),
+            &l2,
+        );
+        assert!(brief(&p).contains(&"remove G cat".to_string()));
+        assert!(!brief(&p).contains(&"deactivate(orphan) - cat".to_string()));
+    }
+
+    #[test]
+    fn profiles_are_updated_only_when_the_policy_manages_them() {
+        let ann = partner("ann@example.org", "2178529634", true);
+        let mut stored = account(&ann, "ann", true);
+        stored.profile.phone = Some("2170000000".into());
+        let groups = [group("G", &[("ann@example.org", false)])];
+        let l = live(
+            vec![stored],
+            vec![resolved(Outcome::Matched, Some(0))],
+            &["G"],
+            &[("G", "ann", false)],
+        );
+        let p = plan(
+            std::slice::from_ref(&ann),
+            &groups,
+            &policy(serde_json::json!({"manage_profiles": true})),
+            &l,
+        );
+        assert_eq!(brief(&p), ["update[phone] - ann"]);
+        assert_eq!(codes(&p), Vec::<&str>::new());
+        let p = plan(&[ann], &groups, &policy(serde_json::json!({})), &l);
+        assert_eq!(brief(&p), Vec::<String>::new());
+        assert_eq!(codes(&p), ["profile-drift"]);
+        // The drift warning names the field, not the values.
+        assert!(
+            p.warnings[0].message.contains("phone"),
+            "{}",
+            p.warnings[0].message
+        );
+        assert!(
+            !p.warnings[0].message.contains("2170000000"),
+            "{}",
+            p.warnings[0].message
+        );
+    }
+
+    #[test]
+    fn unmanaged_groups_are_ignored_warned_or_emptied() {
+        let ann = partner("ann@example.org", "2178529634", true);
+        let groups = [group("G", &[("ann@example.org", false)])];
+        let l = live(
+            vec![account(&ann, "ann", true)],
+            vec![resolved(Outcome::Matched, Some(0))],
+            &["G", "H"],
+            &[("G", "ann", false), ("H", "ann", true)],
+        );
+        for (mode, actions, warnings) in [
+            ("ignore", vec![], vec![]),
+            ("warn", vec![], vec!["unmanaged-group"]),
+            ("remove", vec!["remove H ann"], vec![]),
+        ] {
+            let p = plan(
+                std::slice::from_ref(&ann),
+                &groups,
+                &policy(serde_json::json!({"unmanaged_groups": mode, "max_removals": 5})),
+                &l,
+            );
+            assert_eq!(brief(&p), actions, "{mode}");
+            assert_eq!(codes(&p), warnings, "{mode}");
+        }
+    }
+
+    #[test]
+    fn the_removal_limit_comes_from_max_removals() {
+        // Four memberships in the store; the roster keeps one.
+        let ann = partner("ann@example.org", "2178529634", true);
+        let groups = [group("G", &[("ann@example.org", false)])];
+        let others: Vec<Partner> = ["b", "c", "d"]
+            .iter()
+            .map(|n| partner(&format!("{n}@example.org"), "2178529639", true))
+            .collect();
+        let mut accounts = vec![account(&ann, "ann", true)];
+        accounts.extend(
+            others
+                .iter()
+                .zip(["b", "c", "d"])
+                .map(|(p, n)| account(p, n, true)),
+        );
+        let l = live(
+            accounts,
+            vec![resolved(Outcome::Matched, Some(0))],
+            &["G"],
+            &[
+                ("G", "ann", false),
+                ("G", "b", false),
+                ("G", "c", false),
+                ("G", "d", false),
+            ],
+        );
+        for (max, limit, warned) in [
+            (serde_json::json!(3), 3, false),
+            (serde_json::json!(2), 2, true),
+            (serde_json::json!(0), 0, true),
+            (serde_json::json!("100%"), 4, false),
+            (serde_json::json!("75%"), 3, false),
+            (serde_json::json!("50%"), 2, true),
+            (serde_json::json!("33%"), 1, true),
+        ] {
+            let pol = policy(serde_json::json!({"max_removals": max}));
+            let p = plan(std::slice::from_ref(&ann), &groups, &pol, &l);
+            assert_eq!(p.summary.removals(), 3, "{max}");
+            assert_eq!(p.removal_limit, limit, "{max}");
+            assert_eq!(codes(&p).contains(&"mass-removal"), warned, "{max}");
+        }
+        assert_eq!(MaxRemovals::Percent("25%".into()).limit(10), Some(2));
+        assert_eq!(MaxRemovals::Percent("x%".into()).limit(10), None);
+    }
+
+    #[test]
+    fn unresolved_partners_protect_their_candidates() {
+        // A partner the ladder could not decide: its candidate keeps its membership.
+        let ann = partner("ann@example.org", "2178529634", true);
+        let groups = [group("G", &[])];
+        let mut r = resolved(Outcome::NeedsConfirmation, None);
+        r.candidates = vec![0];
+        let l = live(
+            vec![account(&ann, "ann2", true)],
+            vec![r],
+            &["G"],
+            &[("G", "ann2", false)],
+        );
+        let p = plan(
+            &[ann],
+            &groups,
+            &policy(serde_json::json!({"deactivate_orphans": true})),
+            &l,
+        );
+        assert_eq!(brief(&p), Vec::<String>::new());
+        assert_eq!(p.resolutions[0].candidates, ["ann2"]);
+    }
+}

@@ -771,4 +771,345 @@ mod tests {
         // Empty entries are not paths.
         assert!(Projection::parse(Some(&format!("{at_most},, ,")), None).is_ok());
     }
+    fn patch(resource: &Value, ops: Value) -> Result<Value, ScimError> {
+        let body = serde_json::json!({"schemas": [PATCH_OP], "Operations": ops});
+        let ops = operations(&body)?;
+        let mut v = resource.clone();
+        apply(&mut v, &ops)?;
+        Ok(v)
+    }
+
+    fn user() -> Value {
+        serde_json::json!({
+            "schemas": [USER, EXT_USER],
+            "userName": "ann@example.org",
+            "name": {"givenName": "Ann", "familyName": "Lee"},
+            "active": true,
+            "emails": [{"value": "ann@example.org", "primary": true}],
+            "phoneNumbers": [
+                {"value": "2178529634", "type": "work"},
+                {"value": "2178529635", "type": "mobile"}
+            ],
+            EXT_USER: {"birthDate": "1980-01-01", "postalCode": "62568"}
+        })
+    }
+
+    #[test]
+    fn operations_change_what_they_name() {
+        use serde_json::json;
+        let cases: Vec<(&str, Value, Value)> = vec![
+            (
+                "replace a simple attribute",
+                json!([{"op": "replace", "path": "active", "value": false}]),
+                json!({"active": false}),
+            ),
+            (
+                "replace a sub-attribute, case-insensitive names",
+                json!([{"op": "Replace", "path": "NAME.givenname", "value": "Anna"}]),
+                json!({"name": {"givenName": "Anna", "familyName": "Lee"}}),
+            ),
+            (
+                "replace an object merges it",
+                json!([{"op": "replace", "path": "name", "value": {"familyName": "Ray"}}]),
+                json!({"name": {"givenName": "Ann", "familyName": "Ray"}}),
+            ),
+            (
+                "remove a sub-attribute",
+                json!([{"op": "remove", "path": "name.givenName"}]),
+                json!({"name": {"familyName": "Lee"}}),
+            ),
+            (
+                "remove an attribute",
+                json!([{"op": "remove", "path": "name"}]),
+                json!({"name": null}),
+            ),
+            (
+                "add appends to a multi-valued attribute, once",
+                json!([{"op": "add", "path": "emails", "value": [{"value": "a2@example.org"}, {"value": "ann@example.org"}]}]),
+                json!({"emails": [{"value": "ann@example.org", "primary": true}, {"value": "a2@example.org"}]}),
+            ),
+            (
+                "add one value to a multi-valued attribute",
+                json!([{"op": "add", "path": "roles", "value": {"value": "staff"}}]),
+                json!({"roles": [{"value": "staff"}]}),
+            ),
+            (
+                "replace a multi-valued attribute replaces all",
+                json!([{"op": "replace", "path": "emails", "value": {"value": "b@example.org"}}]),
+                json!({"emails": [{"value": "b@example.org"}]}),
+            ),
+            (
+                "replace through a value filter",
+                json!([{"op": "replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "2178520000"}]),
+                json!({"phoneNumbers": [{"value": "2178529634", "type": "work"}, {"value": "2178520000", "type": "mobile"}]}),
+            ),
+            (
+                "remove through a value filter",
+                json!([{"op": "remove", "path": "phoneNumbers[type eq \"work\"]"}]),
+                json!({"phoneNumbers": [{"value": "2178529635", "type": "mobile"}]}),
+            ),
+            (
+                "remove a sub-attribute through a filter",
+                json!([{"op": "remove", "path": "emails[value sw \"ann\"].primary"}]),
+                json!({"emails": [{"value": "ann@example.org"}]}),
+            ),
+            (
+                "remove listed values",
+                json!([{"op": "remove", "path": "phoneNumbers", "value": [{"value": "2178529634"}]}]),
+                json!({"phoneNumbers": [{"value": "2178529635", "type": "mobile"}]}),
+            ),
+            (
+                "an extension attribute by its full path",
+                json!([{"op": "replace", "path": format!("{EXT_USER}:postalCode"), "value": "62569"}]),
+                json!({EXT_USER: {"birthDate": "1980-01-01", "postalCode": "62569"}}),
+            ),
+            (
+                "remove a whole extension",
+                json!([{"op": "remove", "path": EXT_USER}]),
+                json!({EXT_USER: {}}),
+            ),
+            (
+                "no path: the value's attributes, extensions inside",
+                json!([{"op": "replace", "value": {"active": false, "schemas": ["x"], EXT_USER: {"postalCode": "60601"}}}]),
+                json!({"active": false, EXT_USER: {"birthDate": "1980-01-01", "postalCode": "60601"}}),
+            ),
+            (
+                "no path add: appends to multi-valued",
+                json!([{"op": "add", "value": {"emails": [{"value": "c@example.org"}]}}]),
+                json!({"emails": [{"value": "ann@example.org", "primary": true}, {"value": "c@example.org"}]}),
+            ),
+            (
+                "operations apply in order",
+                json!([
+                    {"op": "replace", "path": "active", "value": false},
+                    {"op": "replace", "path": "active", "value": true},
+                    {"op": "add", "path": "name.givenName", "value": "Jo"}
+                ]),
+                json!({"name": {"givenName": "Jo", "familyName": "Lee"}}),
+            ),
+        ];
+        for (name, ops, changed) in cases {
+            let got = patch(&user(), ops).unwrap_or_else(|e| panic!("{name}: {}", e.detail));
+            let mut want = user();
+            for (k, v) in changed.as_object().unwrap() {
+                if v.is_null() {
+                    want.as_object_mut().unwrap().remove(k);
+                } else {
+                    want[k] = v.clone();
+                }
+            }
+            assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_requests_are_refused_with_their_scim_type() {
+        use serde_json::json;
+        let cases: Vec<(&str, Value, &str, &str)> = vec![
+            (
+                "unknown op",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "move", "path": "active", "value": 1}]}),
+                "invalidSyntax",
+                "operation 1: `op` must be add, replace or remove, not Some(\"move\")",
+            ),
+            (
+                "missing op",
+                json!({"schemas": [PATCH_OP], "Operations": [{"path": "active"}]}),
+                "invalidSyntax",
+                "operation 1: `op` must be add, replace or remove, not None",
+            ),
+            ("no schema", json!({"Operations": []}), "invalidSyntax", ""),
+            (
+                "wrong schema",
+                json!({"schemas": [USER], "Operations": []}),
+                "invalidSyntax",
+                "",
+            ),
+            (
+                "no operations",
+                json!({"schemas": [PATCH_OP]}),
+                "invalidSyntax",
+                "a PATCH body has an `Operations` array",
+            ),
+            (
+                "remove without path",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "active", "value": true}, {"op": "remove"}]}),
+                "noTarget",
+                "operation 2: remove needs a `path`",
+            ),
+            (
+                "add without value",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "active"}]}),
+                "invalidValue",
+                "operation 1: Add needs a `value`",
+            ),
+            (
+                "bad path",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "name..x"}]}),
+                "invalidPath",
+                "",
+            ),
+            (
+                "unknown schema",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "urn:x:y:active"}]}),
+                "invalidPath",
+                "path `urn:x:y:active`: unknown schema `urn:x:y`",
+            ),
+            (
+                "unclosed filter",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "emails[value eq \"a\""}]}),
+                "invalidPath",
+                "",
+            ),
+            (
+                "bad filter",
+                json!({"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": "emails[value zz \"a\"]"}]}),
+                "invalidPath",
+                "",
+            ),
+        ];
+        for (name, body, scim_type, detail) in cases {
+            let Err(e) = operations(&body) else {
+                panic!("{name}: accepted");
+            };
+            assert_eq!(e.scim_type, Some(scim_type), "{name}: {}", e.detail);
+            if !detail.is_empty() {
+                assert_eq!(e.detail, detail, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn operations_that_miss_their_target_change_nothing_and_say_so() {
+        use serde_json::json;
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "filter matches nothing",
+                json!([{"op": "replace", "path": "emails[value eq \"zz@example.org\"].primary", "value": false}]),
+                "noTarget",
+            ),
+            (
+                "filter on a missing attribute",
+                json!([{"op": "remove", "path": "roles[value eq \"x\"]"}]),
+                "noTarget",
+            ),
+            (
+                "no path and no object",
+                json!([{"op": "replace", "value": "x"}]),
+                "invalidValue",
+            ),
+            (
+                "whole extension with a scalar",
+                json!([{"op": "replace", "path": EXT_USER, "value": 1}]),
+                "invalidValue",
+            ),
+            (
+                "bad key in a pathless value",
+                json!([{"op": "replace", "value": {"a b": 1}}]),
+                "invalidPath",
+            ),
+        ];
+        for (name, ops, scim_type) in cases {
+            let Err(e) = patch(&user(), ops) else {
+                panic!("{name}: applied");
+            };
+            assert_eq!(e.scim_type, Some(scim_type), "{name}: {}", e.detail);
+        }
+        let e = patch(
+            &user(),
+            json!([{"op": "remove", "path": "emails[value eq \"zz\"]"}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.detail, "path `emails[value eq \"zz\"]` matches no value");
+    }
+
+    #[test]
+    fn paths_parse_into_their_parts() {
+        let p = parse_path("Emails[type eq \"work\"].VALUE").unwrap();
+        assert_eq!(
+            (p.ext, p.attr.as_str(), p.sub.as_deref()),
+            (None, "emails", Some("value"))
+        );
+        assert!(p.filter.is_some());
+        let p = parse_path(&format!("{USER}:name.givenName")).unwrap();
+        assert_eq!(
+            (p.ext, p.attr.as_str(), p.sub.as_deref()),
+            (None, "name", Some("givenName"))
+        );
+        let p = parse_path(&format!("{}:birthdate", EXT_USER.to_uppercase())).unwrap();
+        assert_eq!((p.ext, p.attr.as_str()), (Some(EXT_USER), "birthDate"));
+        let p = parse_path(EXT_USER).unwrap();
+        assert_eq!((p.ext, p.attr.as_str()), (Some(EXT_USER), ""));
+        for bad in [
+            "",
+            "1abc",
+            "name.",
+            "name.a.b",
+            "a]b[",
+            "emails]x[",
+            "urn:nothing",
+        ] {
+            assert!(parse_path(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn projection_keeps_or_drops_what_it_names() {
+        use serde_json::json;
+        let mut u = user();
+        u["id"] = json!("42");
+        let postal = format!("{EXT_USER}:postalCode");
+        let cases: Vec<(Option<&str>, Option<&str>, Value)> = vec![
+            (
+                Some("userName"),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", "userName": "ann@example.org"}),
+            ),
+            (
+                Some("NAME.familyName, emails.value"),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", "name": {"familyName": "Lee"}, "emails": [{"value": "ann@example.org"}]}),
+            ),
+            (
+                Some(postal.as_str()),
+                None,
+                json!({"schemas": [USER, EXT_USER], "id": "42", EXT_USER: {"postalCode": "62568"}}),
+            ),
+        ];
+        for (only, except, want) in cases {
+            let got = Projection::parse(only, except).unwrap().apply(u.clone());
+            assert_eq!(got, want, "{only:?} {except:?}");
+        }
+        // Excluding removes just what is named; `id` and `schemas` stay.
+        let got = Projection::parse(
+            None,
+            Some("id,schemas,phoneNumbers,name.givenName,emails.primary"),
+        )
+        .unwrap()
+        .apply(u.clone());
+        let mut want = u.clone();
+        let o = want.as_object_mut().unwrap();
+        o.remove("phoneNumbers");
+        o["name"].as_object_mut().unwrap().remove("givenName");
+        o["emails"][0].as_object_mut().unwrap().remove("primary");
+        assert_eq!(got, want);
+        let got = Projection::parse(None, Some(&format!("{EXT_USER}:birthDate")))
+            .unwrap()
+            .apply(u.clone());
+        assert_eq!(got[EXT_USER], json!({"postalCode": "62568"}));
+        // A bad path in either list names the list.
+        let e = Projection::parse(Some("name..x"), None).unwrap_err();
+        assert_eq!(e.scim_type, Some("invalidPath"));
+        assert!(
+            e.detail.starts_with("`attributes`: path `name..x`"),
+            "{}",
+            e.detail
+        );
+        let e = Projection::parse(None, Some("urn:x:y")).unwrap_err();
+        assert!(
+            e.detail.starts_with("`excludedAttributes`: "),
+            "{}",
+            e.detail
+        );
+    }
 }
