@@ -2,6 +2,7 @@
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod domain;
 pub mod plan;
 pub mod report;
 pub mod resolve;

@@ -1,10 +1,10 @@
 //! The resolution ladder (SPEC §4): a pure function of the partners and the
 //! accounts the store returned for them.
 
+use crate::domain::{Account, NameDob};
 use crate::plan::{Differs, Outcome, Via};
 use crate::roster::model::Partner;
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::{Account, NameDob};
 use std::collections::{HashMap, HashSet};
 
 /// Accounts the store returned for a roster, indexed the ways the ladder looks.
@@ -384,8 +384,7 @@ fn note(by_base: &mut HashMap<String, Taken>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roster::model::Role;
-    use crate::store::{CredentialState, Profile};
+    use crate::domain::{CredentialState, Profile, Role};
 
     fn account(
         user: &str,

@@ -6,8 +6,7 @@ pub mod render;
 pub mod seal;
 
 use crate::check::code::Code;
-use crate::roster::model::GroupType;
-use crate::store::Profile;
+use crate::domain::{GroupType, Profile};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -423,8 +422,8 @@ pub fn schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::{Differs, Outcome, Via};
-    use crate::roster::model::{GroupType, OptionalField, Role};
-    use crate::store::CredentialState;
+    use crate::domain::{CredentialState, GroupType, Role};
+    use crate::roster::model::OptionalField;
     use strum::IntoEnumIterator;
 
     /// Each name as text is the one serde writes and reads, for every variant.

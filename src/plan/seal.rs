@@ -93,8 +93,8 @@ pub fn verify(plan: &Plan, key: &[u8]) -> Result<(), Altered> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Profile;
     use crate::plan::Action;
-    use crate::store::Profile;
 
     fn plan() -> Plan {
         let actions = vec![Action::CreateAccount {

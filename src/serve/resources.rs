@@ -2,13 +2,14 @@
 
 use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
+use crate::domain::Account;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, Filter};
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
-use crate::store::{Account, NewCredential, Owner, ScimField, Session};
+use crate::store::{NewCredential, Owner, ScimField, Session};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
