@@ -7,6 +7,7 @@ pub mod seal;
 
 use crate::check::code::Code;
 use crate::domain::{GroupType, Profile};
+pub use crate::resolve::{Differs, Outcome, Via};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -92,100 +93,6 @@ impl Summary {
     /// Removals that `max_removals` counts.
     pub fn removals(&self) -> u64 {
         self.remove_memberships + self.revoke_user_manager
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Outcome {
-    Matched,
-    Reactivate,
-    Create,
-    NeedsConfirmation,
-    Ambiguous,
-    Conflict,
-}
-
-impl Outcome {
-    pub fn is_unresolved(self) -> bool {
-        matches!(
-            self,
-            Outcome::NeedsConfirmation | Outcome::Ambiguous | Outcome::Conflict
-        )
-    }
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Via {
-    Pinned,
-    Email,
-    NameDob,
-    InactiveEmail,
-    InactiveNameDob,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// Fields that decide a match and can differ between a partner and an account.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Differs {
-    FirstName,
-    LastName,
-    BirthDate,
-    Email,
-}
-
-impl Differs {
-    pub fn as_str(self) -> &'static str {
-        self.into()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Users and Groups: list, read, create, replace, patch, delete.
 
+use super::kind::Kind;
 use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
 use crate::domain::Account;
@@ -14,27 +15,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    User,
-    Group,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
-        }
-    }
-    fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
-    }
-}
 
 /// A resource id: roster's row ids. Anything else names no resource.
 fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
