@@ -1,6 +1,7 @@
 //! The domain: accounts, profiles, groups, memberships and credential states
 //! as roster plans, stores, serves and speaks SCIM about them. Every other
-//! module builds on these types; this module builds on none of them.
+//! module builds on these types; they build only on roster's text
+//! normalization ([`crate::roster::normalize`]) for the name + birth-date key.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -360,17 +360,15 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
 pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
     if scim::is_scim(url) {
         return match std::env::var(PLAN_KEY_VAR) {
-            Ok(k) if k.trim().len() >= crate::plan::seal::MIN_KEY_LEN => {
-                Ok(Some(k.trim().as_bytes().to_vec()))
-            }
+            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
             Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
                 "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
-                crate::plan::seal::MIN_KEY_LEN
+                MIN_PLAN_KEY_LEN
             ))),
             _ => Err(StoreError::Invalid(format!(
                 "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
                  (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
-                crate::plan::seal::MIN_KEY_LEN
+                MIN_PLAN_KEY_LEN
             ))),
         };
     }
@@ -406,6 +404,9 @@ pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> 
 
 /// Where a SCIM store's plan key comes from.
 pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
+
+/// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
+pub const MIN_PLAN_KEY_LEN: usize = 32;
 
 /// Start a write session: creates and migrates the store on first use, takes
 /// the write lock, and records `actor` and `now` on every audit row.
