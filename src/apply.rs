@@ -477,7 +477,7 @@ mod tests {
         let violating = || {
             let mut p = plan_at(&url, 1, vec![group("Mine")]);
             p.violations
-                .push(Note::new(crate::check::code::Code::RestrictedGroup, "y"));
+                .push(Note::new(crate::finding::code::Code::RestrictedGroup, "y"));
             Ok(p)
         };
         assert!(matches!(

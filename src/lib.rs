@@ -3,6 +3,7 @@ pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod domain;
+pub mod finding;
 pub mod plan;
 pub mod report;
 pub mod resolve;

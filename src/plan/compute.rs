@@ -2,8 +2,8 @@
 //! only I/O), then decide ([`compute`], pure).
 
 use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
-use crate::check::code::Code;
 use crate::domain::{Account, Membership, NameDob, Profile};
+use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
 use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};

@@ -5,8 +5,8 @@ pub mod compute;
 pub mod render;
 pub mod seal;
 
-use crate::check::code::Code;
 use crate::domain::{GroupType, Profile};
+use crate::finding::code::Code;
 pub use crate::resolve::{Differs, Outcome, Via};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -255,8 +255,8 @@ impl Note {
     }
 }
 
-impl From<&crate::check::finding::Finding> for Note {
-    fn from(f: &crate::check::finding::Finding) -> Self {
+impl From<&crate::finding::Finding> for Note {
+    fn from(f: &crate::finding::Finding) -> Self {
         Note {
             code: f.code.as_str().to_string(),
             message: f.message.clone(),
