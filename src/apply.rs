@@ -412,8 +412,8 @@ pub fn same_changes(a: &Plan, b: &Plan) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::GroupType;
     use crate::plan::{Note, Outcome, Resolution};
-    use crate::roster::model::GroupType;
 
     fn plan_at(url: &str, revision: i64, actions: Vec<Action>) -> Plan {
         Plan::for_tests(url, revision, actions)
@@ -477,7 +477,7 @@ mod tests {
         let violating = || {
             let mut p = plan_at(&url, 1, vec![group("Mine")]);
             p.violations
-                .push(Note::new(crate::check::code::Code::RestrictedGroup, "y"));
+                .push(Note::new(crate::finding::code::Code::RestrictedGroup, "y"));
             Ok(p)
         };
         assert!(matches!(

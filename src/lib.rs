@@ -2,6 +2,8 @@
 pub mod apply;
 pub mod check;
 pub mod cli;
+pub mod domain;
+pub mod finding;
 pub mod plan;
 pub mod report;
 pub mod resolve;

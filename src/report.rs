@@ -1,7 +1,7 @@
 //! Rendering findings for people (snippets), machines (JSON) and GitHub
 //! Actions (workflow annotations). Returns strings; never prints.
 
-use crate::check::finding::{Finding, Severity};
+use crate::finding::{Finding, Severity};
 use crate::roster::SourceFile;
 use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
 use std::borrow::Cow;
@@ -256,7 +256,7 @@ pub fn github(findings: &[Finding]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::code::Code;
+    use crate::finding::code::Code;
 
     #[test]
     fn masks_personal_values_but_keeps_columns() {

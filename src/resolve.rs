@@ -1,11 +1,106 @@
 //! The resolution ladder (SPEC §4): a pure function of the partners and the
 //! accounts the store returned for them.
 
-use crate::plan::{Differs, Outcome, Via};
+use crate::domain::{Account, NameDob};
 use crate::roster::model::Partner;
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::{Account, NameDob};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Outcome {
+    Matched,
+    Reactivate,
+    Create,
+    NeedsConfirmation,
+    Ambiguous,
+    Conflict,
+}
+
+impl Outcome {
+    pub fn is_unresolved(self) -> bool {
+        matches!(
+            self,
+            Outcome::NeedsConfirmation | Outcome::Ambiguous | Outcome::Conflict
+        )
+    }
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Via {
+    Pinned,
+    Email,
+    NameDob,
+    InactiveEmail,
+    InactiveNameDob,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// Fields that decide a match and can differ between a partner and an account.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Differs {
+    FirstName,
+    LastName,
+    BirthDate,
+    Email,
+}
+
+impl Differs {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
 
 /// Accounts the store returned for a roster, indexed the ways the ladder looks.
 pub struct Live<'a> {
@@ -384,8 +479,7 @@ fn note(by_base: &mut HashMap<String, Taken>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roster::model::Role;
-    use crate::store::{CredentialState, Profile};
+    use crate::domain::{CredentialState, Profile, Role};
 
     fn account(
         user: &str,

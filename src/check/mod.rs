@@ -1,8 +1,7 @@
 //! Checks over a merged roster: always-on rules and the policy. Pure:
 //! a roster in, findings out.
 
-pub mod code;
-pub mod finding;
+pub use crate::finding::{self, code};
 pub mod policy;
 pub mod rules;
 

@@ -2,11 +2,12 @@
 
 use super::Out;
 use super::plan::{StoreArg, store_error, write_private};
+use crate::domain::{self, Account, Membership};
 use crate::plan::Outcome;
 use crate::plan::compute::profile_of;
 use crate::roster::emit::{self, EmitOptions};
 use crate::roster::model::{self, Member, MemberEntry, Partner, RosterFile};
-use crate::store::{self, Account, Membership, audit};
+use crate::store::{self, audit};
 use clap::ValueEnum;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use std::path::PathBuf;
 /// inactive ones `active: false`, groups and members sorted.
 pub fn roster_of(
     accounts: &[Account],
-    groups: &[store::Group],
+    groups: &[domain::Group],
     memberships: &[Membership],
 ) -> RosterFile {
     let email_of: HashMap<String, &str> = accounts
@@ -289,7 +290,7 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
     // Live: the groups the roster manages and the accounts it touches.
     let managed: std::collections::HashSet<&str> =
         want.groups.iter().map(|g| g.name.as_str()).collect();
-    let groups: Vec<store::Group> = live
+    let groups: Vec<domain::Group> = live
         .groups
         .iter()
         .filter(|g| managed.contains(g.name.as_str()))

@@ -2,12 +2,13 @@
 //! only I/O), then decide ([`compute`], pure).
 
 use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
-use crate::check::code::Code;
+use crate::domain::{Account, Membership, NameDob, Profile};
+use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
 use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
 use crate::roster::normalize::{self, email_key};
-use crate::store::{self, Account, Membership, NameDob, Profile, Reader, StoreError};
+use crate::store::{self, Reader, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The desired state, as plain references into a merged roster.

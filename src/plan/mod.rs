@@ -5,9 +5,9 @@ pub mod compute;
 pub mod render;
 pub mod seal;
 
-use crate::check::code::Code;
-use crate::roster::model::GroupType;
-use crate::store::Profile;
+use crate::domain::{GroupType, Profile};
+use crate::finding::code::Code;
+pub use crate::resolve::{Differs, Outcome, Via};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -93,100 +93,6 @@ impl Summary {
     /// Removals that `max_removals` counts.
     pub fn removals(&self) -> u64 {
         self.remove_memberships + self.revoke_user_manager
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Outcome {
-    Matched,
-    Reactivate,
-    Create,
-    NeedsConfirmation,
-    Ambiguous,
-    Conflict,
-}
-
-impl Outcome {
-    pub fn is_unresolved(self) -> bool {
-        matches!(
-            self,
-            Outcome::NeedsConfirmation | Outcome::Ambiguous | Outcome::Conflict
-        )
-    }
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Via {
-    Pinned,
-    Email,
-    NameDob,
-    InactiveEmail,
-    InactiveNameDob,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// Fields that decide a match and can differ between a partner and an account.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Differs {
-    FirstName,
-    LastName,
-    BirthDate,
-    Email,
-}
-
-impl Differs {
-    pub fn as_str(self) -> &'static str {
-        self.into()
     }
 }
 
@@ -349,8 +255,8 @@ impl Note {
     }
 }
 
-impl From<&crate::check::finding::Finding> for Note {
-    fn from(f: &crate::check::finding::Finding) -> Self {
+impl From<&crate::finding::Finding> for Note {
+    fn from(f: &crate::finding::Finding) -> Self {
         Note {
             code: f.code.as_str().to_string(),
             message: f.message.clone(),
@@ -423,8 +329,8 @@ pub fn schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::{Differs, Outcome, Via};
-    use crate::roster::model::{GroupType, OptionalField, Role};
-    use crate::store::CredentialState;
+    use crate::domain::{CredentialState, GroupType, Role};
+    use crate::roster::model::OptionalField;
     use strum::IntoEnumIterator;
 
     /// Each name as text is the one serde writes and reads, for every variant.

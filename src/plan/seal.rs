@@ -18,7 +18,7 @@ const SEAL_PREFIX: &str = "hmac-sha256:";
 const SEAL_CONTEXT: &[u8] = b"roster plan seal v1\n";
 
 /// The least key a SCIM store's `ROSTER_PLAN_KEY` may hold.
-pub const MIN_KEY_LEN: usize = 32;
+pub const MIN_KEY_LEN: usize = crate::store::MIN_PLAN_KEY_LEN;
 
 /// The plan's content: everything but `digest` and `seal`.
 fn content(plan: &Plan) -> Vec<u8> {
@@ -107,8 +107,8 @@ pub fn verify(plan: &Plan, key: &[u8]) -> Result<(), Altered> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Profile;
     use crate::plan::Action;
-    use crate::store::Profile;
 
     fn plan() -> Plan {
         let actions = vec![Action::CreateAccount {

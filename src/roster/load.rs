@@ -5,7 +5,7 @@
 use super::model::{Group, Partner, Policy, RosterFile};
 use super::schema;
 use super::yaml::{self, Node, Pos};
-use crate::check::finding::{Code, Finding};
+use crate::finding::{Code, Finding};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 

@@ -6,6 +6,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::domain::{GroupType, Role};
+
 /// One roster file. A roster is one such file or a directory of them, merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,31 +42,6 @@ pub struct Group {
     /// Partners in this group, by email; `user_manager: true` lets one manage its users.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
-pub enum GroupType {
-    #[default]
-    Organization,
-    Project,
 }
 
 /// A member: a partner's email, or an entry with the user-manager flag.
@@ -145,45 +122,6 @@ fn yes() -> bool {
 
 fn is_true(b: &bool) -> bool {
     *b
-}
-
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum Role {
-    /// Partner tools.
-    #[default]
-    PublicViewer,
-    /// No partner tools.
-    Individual,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-impl GroupType {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// Optional partner fields that a policy can require.

@@ -4,7 +4,7 @@
 
 use super::model::RosterFile;
 use super::yaml::{Node, Pos, Value};
-use crate::check::finding::{Code, Finding, did_you_mean};
+use crate::finding::{Code, Finding, did_you_mean};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::{ValidationError, Validator};
 use serde_json::Value as Json;

@@ -9,13 +9,7 @@
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
 
-/// A position in a source file: 1-based line and column, 0-based byte offset.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Pos {
-    pub line: u32,
-    pub column: u32,
-    pub offset: u32,
-}
+pub use crate::finding::Pos;
 
 /// A YAML node with the position where it starts.
 #[derive(Clone, Debug, PartialEq)]

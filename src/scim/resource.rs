@@ -9,8 +9,7 @@
 //! - Group: `displayName`, `members`, and the roster extension (`type`,
 //!   `lwia`, `userManagers`: the members who manage the group's users).
 
-use crate::roster::model::{GroupType, Role};
-use crate::store::{Account, CredentialState, Group, Profile};
+use crate::domain::{Account, CredentialState, Group, GroupType, Profile, Role};
 use serde_json::{Map, Value, json};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";

@@ -11,7 +11,7 @@
 //! over group names is one pass over the groups. The keys are `NOT NULL`, so
 //! `IN` stays two-valued.
 
-use super::resources::Kind as Resource;
+use super::kind::Kind as Resource;
 use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
 use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
 

@@ -3,7 +3,8 @@
 //! earlier in the same request.
 
 use super::discovery::BULK_MAX_OPERATIONS;
-use super::resources::{self, Kind};
+use super::kind::Kind;
+use super::resources;
 use super::{Ctx, ScimError, parse_body, respond};
 use crate::scim::excerpt;
 use crate::scim::resource::{BULK_REQUEST, BULK_RESPONSE};

@@ -11,6 +11,7 @@
 mod attrs;
 mod bulk;
 mod discovery;
+mod kind;
 pub mod net;
 pub mod patch;
 mod pool;
@@ -652,7 +653,7 @@ pub async fn run(config: Config, net: net::Net, listener: tokio::net::TcpListene
     .await
 }
 
-use resources::Kind;
+use kind::Kind;
 
 macro_rules! routes {
     ($($name:ident($($arg:ident: $ty:ty),*) => $body:expr;)*) => {$(

@@ -1,39 +1,20 @@
 //! Users and Groups: list, read, create, replace, patch, delete.
 
+use super::kind::Kind;
 use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
+use crate::domain::Account;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, Filter};
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
-use crate::store::{Account, NewCredential, Owner, ScimField, Session};
+use crate::store::{NewCredential, Owner, ScimField, Session};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    User,
-    Group,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::User => "User",
-            Kind::Group => "Group",
-        }
-    }
-    fn endpoint(self) -> &'static str {
-        match self {
-            Kind::User => "Users",
-            Kind::Group => "Groups",
-        }
-    }
-}
 
 /// A resource id: roster's row ids. Anything else names no resource.
 fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {

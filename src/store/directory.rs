@@ -3,7 +3,8 @@
 //! already translated to a SQL fragment with bound parameters
 //! ([`crate::scim::filter`]); the store only runs it.
 
-use super::{Account, Group, StoreError};
+use super::StoreError;
+use crate::domain::{Account, Group};
 use crate::scim::filter::{Dialect, Sql};
 use std::time::Duration;
 

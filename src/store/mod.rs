@@ -13,8 +13,9 @@ pub mod postgres;
 pub mod scim;
 pub mod sqlite;
 
-use crate::roster::model::{GroupType, Role};
-use serde::{Deserialize, Serialize};
+use crate::domain::GroupType;
+pub use crate::domain::{Account, CredentialState, Group, Membership, NameDob, Profile};
+use serde::Serialize;
 
 /// The default store when neither `--store` nor `ROSTER_STORE` is given.
 pub const DEFAULT_URL: &str = "sqlite:roster.db";
@@ -76,112 +77,6 @@ pub struct Limits {
     pub profile_extras: Option<String>,
     /// Group types, LWIAs and user-manager grants.
     pub group_extras: Option<String>,
-}
-
-/// How an account can sign in.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum CredentialState {
-    /// Created by invitation; has not activated yet.
-    Invited,
-    /// Activated (or given a password).
-    PasswordSet,
-    /// No credential (e.g. single sign-on only).
-    None,
-}
-
-impl CredentialState {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-    pub fn parse(s: &str) -> Self {
-        s.parse().unwrap_or(CredentialState::None)
-    }
-}
-
-/// The person-facing fields of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Profile {
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub birth_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extension: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zip: Option<String>,
-    #[serde(default)]
-    pub role: Role,
-}
-
-impl Profile {
-    /// The same profile without birth date, phone and extension.
-    pub fn without_pii(&self) -> Profile {
-        Profile {
-            birth_date: None,
-            phone: None,
-            extension: None,
-            ..self.clone()
-        }
-    }
-}
-
-/// One account as the store holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub user_name: String,
-    pub profile: Profile,
-    pub active: bool,
-    pub credential: CredentialState,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    pub name: String,
-    pub kind: GroupType,
-    pub lwia: Option<u32>,
-    pub active: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Membership {
-    pub group: String,
-    pub user_name: String,
-    pub user_manager: bool,
-}
-
-/// A name + birth-date key, compared after normalization (SPEC §4).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct NameDob {
-    pub first: String,
-    pub last: String,
-    pub birth_date: String,
-}
-
-impl NameDob {
-    pub fn new(first: &str, last: &str, birth_date: &str) -> Self {
-        use crate::roster::normalize::name_key;
-        NameDob {
-            first: name_key(first),
-            last: name_key(last),
-            birth_date: birth_date.trim().to_string(),
-        }
-    }
 }
 
 /// A read-only view of the store for planning. Every look-up sees the same
@@ -465,17 +360,15 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
 pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
     if scim::is_scim(url) {
         return match std::env::var(PLAN_KEY_VAR) {
-            Ok(k) if k.trim().len() >= crate::plan::seal::MIN_KEY_LEN => {
-                Ok(Some(k.trim().as_bytes().to_vec()))
-            }
+            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
             Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
                 "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
-                crate::plan::seal::MIN_KEY_LEN
+                MIN_PLAN_KEY_LEN
             ))),
             _ => Err(StoreError::Invalid(format!(
                 "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
                  (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
-                crate::plan::seal::MIN_KEY_LEN
+                MIN_PLAN_KEY_LEN
             ))),
         };
     }
@@ -511,6 +404,9 @@ pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> 
 
 /// Where a SCIM store's plan key comes from.
 pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
+
+/// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
+pub const MIN_PLAN_KEY_LEN: usize = 32;
 
 /// Start a write session: creates and migrates the store on first use, takes
 /// the write lock, and records `actor` and `now` on every audit row.

@@ -11,11 +11,8 @@
 
 use super::audit::{self, GENESIS};
 use super::sqlite::{active_json, group_type, manager_json, masked, type_str};
-use super::{
-    Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
-    Owner, Profile, Reader, ScimField, Session, StoreError,
-};
-use crate::roster::model::GroupType;
+use super::{AuditEntry, Invitation, NewCredential, Owner, Reader, ScimField, Session, StoreError};
+use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use ::postgres::error::SqlState;
 use ::postgres::types::ToSql;

@@ -6,11 +6,8 @@
 //! and then fails cleanly instead of interleaving.
 
 use super::audit::{self, GENESIS};
-use super::{
-    Account, AuditEntry, CredentialState, Group, Invitation, Membership, NameDob, NewCredential,
-    Owner, Profile, Reader, ScimField, Session, StoreError,
-};
-use crate::roster::model::GroupType;
+use super::{AuditEntry, Invitation, NewCredential, Owner, Reader, ScimField, Session, StoreError};
+use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ToSql, params};
 use std::collections::HashMap;

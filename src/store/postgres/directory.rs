@@ -3,12 +3,13 @@
 //! arrays.
 
 use super::{ACCOUNT_COLUMNS, PgReader, account_from_row, lwia_from, sql_err};
+use crate::domain::Group;
 use crate::scim::filter::{Dialect, Param};
+use crate::store::StoreError;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
 };
 use crate::store::sqlite::group_type;
-use crate::store::{Group, StoreError};
 use ::postgres::Row;
 use ::postgres::types::ToSql;
 use std::collections::HashMap;

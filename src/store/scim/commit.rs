@@ -6,8 +6,9 @@
 
 use super::http::{Failure, Request};
 use super::{Attr, MemberChange, Op, Remote};
+use crate::domain::{Group, Profile};
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, PATCH_OP};
-use crate::store::{Group, Profile, StoreError};
+use crate::store::StoreError;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -704,7 +705,7 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roster::model::Role;
+    use crate::domain::Role;
 
     #[test]
     fn profile_changes_become_patch_operations() {

@@ -16,11 +16,8 @@ mod commit;
 pub mod http;
 pub mod query;
 
-use super::{
-    Account, AuditEntry, Group, Invitation, Limits, Membership, NameDob, NewCredential, Profile,
-    Reader, Session, StoreError,
-};
-use crate::roster::model::GroupType;
+use super::{AuditEntry, Invitation, Limits, NewCredential, Reader, Session, StoreError};
+use crate::domain::{Account, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::email_key;
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
 use http::{Client, Failure, Request};

@@ -1,11 +1,12 @@
 //! `roster serve`'s reads on the embedded store.
 
 use super::{ACCOUNT_COLUMNS, SqliteReader, account_from_row, group_type, sql_err};
+use crate::domain::Group;
 use crate::scim::filter::{Dialect, Param};
+use crate::store::StoreError;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
 };
-use crate::store::{Group, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 use std::collections::HashMap;

@@ -1,9 +1,18 @@
 //! Findings: what `check` (and later `plan`) says about roster files.
 //! Rules push findings; nothing here prints.
 
-pub use super::code::Code;
-use crate::roster::yaml::Pos;
+pub mod code;
+
+pub use code::Code;
 use serde::Serialize;
+
+/// A position in a source file: 1-based line and column, 0-based byte offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+    pub offset: u32,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

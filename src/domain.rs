@@ -1,0 +1,177 @@
+//! The domain: accounts, profiles, groups, memberships and credential states
+//! as roster plans, stores, serves and speaks SCIM about them. Every other
+//! module builds on these types; they build only on roster's text
+//! normalization ([`crate::roster::normalize`]) for the name + birth-date key.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
+pub enum GroupType {
+    #[default]
+    Organization,
+    Project,
+}
+
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Role {
+    /// Partner tools.
+    #[default]
+    PublicViewer,
+    /// No partner tools.
+    Individual,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl GroupType {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// How an account can sign in.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum CredentialState {
+    /// Created by invitation; has not activated yet.
+    Invited,
+    /// Activated (or given a password).
+    PasswordSet,
+    /// No credential (e.g. single sign-on only).
+    None,
+}
+
+impl CredentialState {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+    pub fn parse(s: &str) -> Self {
+        s.parse().unwrap_or(CredentialState::None)
+    }
+}
+
+/// The person-facing fields of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Profile {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub birth_date: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+    #[serde(default)]
+    pub role: Role,
+}
+
+impl Profile {
+    /// The same profile without birth date, phone and extension.
+    pub fn without_pii(&self) -> Profile {
+        Profile {
+            birth_date: None,
+            phone: None,
+            extension: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// One account as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user_name: String,
+    pub profile: Profile,
+    pub active: bool,
+    pub credential: CredentialState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub kind: GroupType,
+    pub lwia: Option<u32>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub group: String,
+    pub user_name: String,
+    pub user_manager: bool,
+}
+
+/// A name + birth-date key, compared after normalization (SPEC §4).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameDob {
+    pub first: String,
+    pub last: String,
+    pub birth_date: String,
+}
+
+impl NameDob {
+    pub fn new(first: &str, last: &str, birth_date: &str) -> Self {
+        use crate::roster::normalize::name_key;
+        NameDob {
+            first: name_key(first),
+            last: name_key(last),
+            birth_date: birth_date.trim().to_string(),
+        }
+    }
+}
