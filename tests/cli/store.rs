@@ -2065,6 +2065,52 @@ fn an_interactive_apply_whose_plan_changed_asks_again(b: Backend) {
     assert_eq!(r.revision(), 2);
 }
 
+/// The caller's path, not the artifact's content, says whether `apply` reads
+/// a saved plan or a roster: a roster put where the plan was is refused.
+fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet-live/roster.yaml", "live/roster.yaml");
+    r.ok(&["apply", "--yes", "--store", r.db(), "live"]);
+    let rev = r.revision();
+    let hostile = "version: 1\ngroups:\n  - name: Legacy Pilot Group\n    members: []\npartners: []\npolicy:\n  max_removals: \"100%\"\n  deactivate_orphans: true\n";
+    let refused = |r: &Roster, target: &str, why: &str| {
+        let out = r.cmd(&["apply", "--yes", "--store", r.db(), target]);
+        assert_eq!(out.code, 1, "{target}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(why), "{target}: {}", out.stderr);
+        assert_eq!(r.revision(), rev, "{target} changed the store");
+    };
+    // A directory named plan.json holding a roster.
+    r.ok(&["plan", "--store", r.db(), "live", "-o", "plan.json"]);
+    std::fs::remove_file(r.path().join("plan.json")).unwrap();
+    let r = r.file("plan.json/evil.yaml", hostile);
+    refused(&r, "plan.json", "cannot read the plan");
+    refused(&r, "plan.json/", "cannot read the plan");
+    // A symlink named plan.json to a directory holding a roster.
+    std::fs::remove_dir_all(r.path().join("plan.json")).unwrap();
+    let r = r.file("evil/evil.yaml", hostile);
+    std::os::unix::fs::symlink(r.path().join("evil"), r.path().join("plan.json")).unwrap();
+    refused(&r, "plan.json", "cannot read the plan");
+    // YAML written over a plan saved under another name.
+    r.ok(&["plan", "--store", r.db(), "live", "-o", "plan.out"]);
+    let r = r.file("plan.out", hostile);
+    refused(&r, "plan.out", "not a roster plan");
+    // A roster that is not JSON in a .json file.
+    let r = r.file("roster.json", hostile);
+    refused(&r, "roster.json", "not a roster plan");
+    // Rosters named as rosters still apply: a directory and a .yaml file.
+    let r = r.file("more/more.yaml", "version: 1\ngroups:\n  - name: More\n");
+    r.ok(&["apply", "--yes", "--store", r.db(), "more"]);
+    assert_eq!(r.revision(), rev + 1);
+    let r = r.file(
+        "more.yml",
+        "version: 1\ngroups:\n  - name: More\n  - name: Yet More\n",
+    );
+    r.ok(&["apply", "--yes", "--store", r.db(), "more.yml"]);
+    assert_eq!(r.revision(), rev + 2);
+    r.ok(&["apply", "--yes", "--store", r.db(), "live/roster.yaml"]);
+}
+
 on_every_store!(
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
@@ -2093,4 +2139,5 @@ on_every_store!(
     apply_lands_while_serve_takes_writes,
     applying_twice_keeps_an_inactive_look_alike_settled,
     an_interactive_apply_whose_plan_changed_asks_again,
+    a_roster_in_place_of_the_saved_plan_is_refused,
 );
