@@ -176,6 +176,28 @@ fn make_private(path: &str) {
     let _ = path;
 }
 
+/// A process killed while it wrote the store (even while it created it)
+/// leaves a hot `-journal` or a `-wal` beside it, which only a connection
+/// that may write can roll back or recover: read-only connections would fail
+/// with "attempt to write a readonly database" on every later read. Open the
+/// store for writing once so SQLite does it; without write access, the
+/// read-only open says what is wrong.
+fn recover(path: &str) {
+    let beside = |suffix: &str| Path::new(&format!("{path}{suffix}")).exists();
+    if !beside("-journal") && !beside("-wal") {
+        return;
+    }
+    if let Ok(c) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        let _ = c.busy_timeout(BUSY_TIMEOUT);
+        // Reading the schema version reads the first page, which rolls a
+        // hot journal back or replays the log.
+        let _ = schema_version(&c);
+    }
+}
+
 /// Read-only access for planning, export, log and invitations.
 pub struct SqliteReader {
     url: String,
@@ -279,6 +301,7 @@ impl SqliteReader {
             let conn = match pool::take(path, false) {
                 Some(c) => c,
                 None => {
+                    recover(path);
                     let c = Connection::open_with_flags(
                         path,
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
