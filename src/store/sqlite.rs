@@ -160,6 +160,46 @@ fn create_private(url: &str, path: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A new store is made whole under a temporary name beside `path`, then
+/// linked into place (never over a file already there): a kill while it is
+/// made leaves no half-made store at `path`. Where the file system has no
+/// hard links, the store is made in place as before.
+fn create_whole(url: &str, path: &str) -> Result<(), StoreError> {
+    let target = Path::new(path);
+    if target.exists() {
+        return Ok(());
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let cannot = |e: std::io::Error| StoreError::Open {
+        url: url.to_string(),
+        message: format!("cannot create the store: {e}"),
+    };
+    // Made 0600 by tempfile; SQLite gives its -wal and -shm the same mode.
+    let tmp = tempfile::Builder::new()
+        .prefix(".roster-new-")
+        .suffix(".db")
+        .tempfile_in(dir)
+        .map_err(cannot)?;
+    {
+        let mut c = Connection::open(tmp.path()).map_err(|e| open_error(url, e))?;
+        c.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(url, e))?;
+        migrate(&mut c, url)?;
+        // Closing the only connection checkpoints and removes the -wal.
+        c.close().map_err(|(_, e)| open_error(url, e))?;
+    }
+    match std::fs::hard_link(tmp.path(), target) {
+        Ok(()) => Ok(()),
+        // Another roster made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // No hard links here: make it in place.
+        Err(_) => Ok(()),
+    }
+}
+
 /// A file without tables that becomes a store: an earlier roster made it
 /// with the umask's mode; give it the store's.
 fn make_private(path: &str) {
@@ -690,6 +730,7 @@ impl SqliteSession {
         let mut conn = match pool::take(path, true) {
             Some(c) => Pooled::new(c, Some((path.to_string(), true))),
             None => {
+                create_whole(url, path)?;
                 create_private(url, path)?;
                 let c = Connection::open(path).map_err(|e| open_error(url, e))?;
                 // Another first apply may be creating the store right now.
