@@ -1947,14 +1947,31 @@ fn a_kill_while_a_store_is_created_leaves_a_usable_store() {
 }
 
 /// The store's files hold password hashes, activation tokens and personal
-/// data: owner only, whatever the umask.
+/// data: owner only, whatever the umask, whichever verb made the store.
 #[cfg(unix)]
 #[test]
 fn sqlite_store_files_are_private() {
+    for make in [
+        "apply --yes --store sqlite:store.db",
+        "token create --name ci --store sqlite:store.db",
+        "plan --store sqlite:store.db -o plan.json",
+        // `serve` below makes the store on a new path.
+        "",
+    ] {
+        store_files_are_private_when_made_by(make);
+    }
+}
+
+#[cfg(unix)]
+fn store_files_are_private_when_made_by(make: &str) {
     use std::os::unix::fs::PermissionsExt;
     let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    // A process that keeps the store open (as `roster serve` does), started
-    // under umask 022, so the -wal and -shm files exist to be looked at.
+    let mode = |f: &str| {
+        std::fs::metadata(r.path().join(f))
+            .map(|m| m.permissions().mode() & 0o777)
+            .map_err(|e| format!("{f}: {e}"))
+    };
+    // Run under umask 022, so files made with the umask's mode would show.
     let sh = |cmd: &str| {
         Command::new("sh")
             .args(["-c", &format!("umask 022; {cmd}")])
@@ -1965,12 +1982,19 @@ fn sqlite_store_files_are_private() {
             .unwrap()
     };
     let bin = env!("CARGO_BIN_EXE_roster");
-    let out = sh(&format!("{bin} apply --yes --store sqlite:store.db"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !make.is_empty() {
+        let out = sh(&format!("{bin} {make}"));
+        assert!(
+            out.status.success(),
+            "{make}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode("store.db"), Ok(0o600), "{make}");
+    } else {
+        assert!(mode("store.db").is_err());
+    }
+    // A process that keeps the store open (as `roster serve` does), so the
+    // -wal and -shm files exist to be looked at.
     let server = Command::new("sh")
         .args([
             "-c",
@@ -1994,7 +2018,7 @@ fn sqlite_store_files_are_private() {
     std::io::BufReader::new(server.0.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    // A second apply while the server holds the store open.
+    // An apply while the server holds the store open.
     std::fs::write(
         r.path().join("more.yaml"),
         "version: 1\ngroups:\n  - name: More\n",
@@ -2005,13 +2029,11 @@ fn sqlite_store_files_are_private() {
     ));
     assert!(
         out.status.success(),
-        "{}",
+        "{make}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     for f in ["store.db", "store.db-wal", "store.db-shm"] {
-        let meta =
-            std::fs::metadata(r.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e} ({line})"));
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+        assert_eq!(mode(f), Ok(0o600), "{make}: {f} ({line})");
     }
     drop(server);
 }
