@@ -177,10 +177,15 @@ fn create_whole(url: &str, path: &str) -> Result<(), StoreError> {
         url: url.to_string(),
         message: format!("cannot create the store: {e}"),
     };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.new-");
+    remove_leftovers(dir, &prefix);
     // Made 0600 by tempfile; SQLite gives its -wal and -shm the same mode.
     let tmp = tempfile::Builder::new()
-        .prefix(".roster-new-")
-        .suffix(".db")
+        .prefix(&prefix)
         .tempfile_in(dir)
         .map_err(cannot)?;
     {
@@ -197,6 +202,25 @@ fn create_whole(url: &str, path: &str) -> Result<(), StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         // No hard links here: make it in place.
         Err(_) => Ok(()),
+    }
+}
+
+/// Half-made stores (and their journals) that a killed roster left beside
+/// the store, a minute or more ago: a roster making one now is younger.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let old = |m: std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(60))
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) && e.metadata().is_ok_and(old) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

@@ -1944,6 +1944,21 @@ fn a_kill_while_a_store_is_created_leaves_a_usable_store() {
         r.ok(&["apply", "--yes", "--store", db]);
         r.ok(&["token", "list", "--store", db]);
     }
+    // What a killed roster left while it made a store under a temporary
+    // name goes once it is a minute old; a store being made now stays.
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let r = r
+        .file(".t.db.new-old.db", "x")
+        .file(".t.db.new-young.db", "x");
+    let aged = Command::new("touch")
+        .args(["-d", "2 minutes ago", ".t.db.new-old.db"])
+        .current_dir(r.path())
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    r.ok(&["apply", "--yes", "--store", db]);
+    assert!(!r.path().join(".t.db.new-old.db").exists());
+    assert!(r.path().join(".t.db.new-young.db").exists());
 }
 
 /// The store's files hold password hashes, activation tokens and personal
