@@ -65,10 +65,21 @@ pub fn actor(given: Option<String>) -> String {
 pub use crate::store::now;
 
 fn is_plan_file(targets: &[PathBuf]) -> bool {
-    targets.len() == 1
-        && targets[0].is_file()
-        && (targets[0].extension().is_some_and(|e| e == "json")
-            || std::fs::read(&targets[0]).is_ok_and(|b| b.trim_ascii_start().starts_with(b"{")))
+    // The mode follows the name the caller typed, never what the file holds:
+    // whoever can write the artifact must not turn a saved plan into a
+    // roster. A single target is a roster only as a directory whose name
+    // does not end in `.json`, or as a `.yaml`/`.yml` file; anything else is
+    // read as a saved plan, and refused unless it is one.
+    let [target] = targets else {
+        return false;
+    };
+    let ext = |e: &[&str]| {
+        target
+            .extension()
+            .is_some_and(|x| e.iter().any(|e| x == *e))
+    };
+    let roster = (target.is_dir() && !ext(&["json"])) || ext(&["yaml", "yml"]);
+    !roster
 }
 
 /// The plan in `path`, and whether the file is exactly that plan (see
@@ -77,7 +88,8 @@ fn read_plan(path: &Path, out: &mut Out) -> Result<(Plan, bool), u8> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let _ = writeln!(
             out.stderr,
-            "error: {}: cannot read the plan: {e}",
+            "error: {}: cannot read the plan: {e}; a saved plan is a file made by \
+             `roster plan -o FILE`, a roster a .yaml/.yml file or a directory not named *.json",
             path.display()
         );
         1

@@ -157,6 +157,70 @@ fn create_private(url: &str, path: &str) -> Result<(), StoreError> {
     }
 }
 
+/// A new store is made whole under a temporary name beside `path`, then
+/// linked into place (never over a file already there): a kill while it is
+/// made leaves no half-made store at `path`. Where the file system has no
+/// hard links, the store is made in place as before.
+fn create_whole(url: &str, path: &str) -> Result<(), StoreError> {
+    let target = Path::new(path);
+    if target.exists() {
+        return Ok(());
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let cannot = |e: std::io::Error| StoreError::Open {
+        url: url.to_string(),
+        message: format!("cannot create the store: {e}"),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let prefix = format!(".{name}.new-");
+    remove_leftovers(dir, &prefix);
+    // Made 0600 by tempfile; SQLite gives its -wal and -shm the same mode.
+    let tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempfile_in(dir)
+        .map_err(cannot)?;
+    {
+        let mut c = Connection::open(tmp.path()).map_err(|e| open_error(url, e))?;
+        c.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_error(url, e))?;
+        migrate(&mut c, url)?;
+        // Closing the only connection checkpoints and removes the -wal.
+        c.close().map_err(|(_, e)| open_error(url, e))?;
+    }
+    match std::fs::hard_link(tmp.path(), target) {
+        Ok(()) => Ok(()),
+        // Another roster made it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // No hard links here: make it in place.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Half-made stores (and their journals) that a killed roster left beside
+/// the store, a minute or more ago: a roster making one now is younger.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let old = |m: std::fs::Metadata| {
+        m.modified()
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(60))
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) && e.metadata().is_ok_and(old) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// A file without tables that becomes a store: an earlier roster made it
 /// with the umask's mode; give it the store's.
 fn make_private(path: &str) {
@@ -171,6 +235,28 @@ fn make_private(path: &str) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// A process killed while it wrote the store (even while it created it)
+/// leaves a hot `-journal` or a `-wal` beside it, which only a connection
+/// that may write can roll back or recover: read-only connections would fail
+/// with "attempt to write a readonly database" on every later read. Open the
+/// store for writing once so SQLite does it; without write access, the
+/// read-only open says what is wrong.
+fn recover(path: &str) {
+    let beside = |suffix: &str| Path::new(&format!("{path}{suffix}")).exists();
+    if !beside("-journal") && !beside("-wal") {
+        return;
+    }
+    if let Ok(c) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) {
+        let _ = c.busy_timeout(BUSY_TIMEOUT);
+        // Reading the schema version reads the first page, which rolls a
+        // hot journal back or replays the log.
+        let _ = schema_version(&c);
+    }
 }
 
 /// Read-only access for planning, export, log and invitations.
@@ -276,6 +362,7 @@ impl SqliteReader {
             let conn = match pool::take(path, false) {
                 Some(c) => c,
                 None => {
+                    recover(path);
                     let c = Connection::open_with_flags(
                         path,
                         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -664,6 +751,7 @@ impl SqliteSession {
         let mut conn = match pool::take(path, true) {
             Some(c) => Pooled::new(c, Some((path.to_string(), true))),
             None => {
+                create_whole(url, path)?;
                 create_private(url, path)?;
                 let c = Connection::open(path).map_err(|e| open_error(url, e))?;
                 // Another first apply may be creating the store right now.

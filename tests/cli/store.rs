@@ -1882,15 +1882,111 @@ fn a_table_less_file_left_by_a_crash_is_a_new_store() {
     }
 }
 
+/// What a kill -9 of `token create` left while it created a new SQLite
+/// store (tests/fixtures/hot_journal): the 4,096-byte first page and a hot
+/// rollback journal. Every verb rolls the journal back and reads a new store.
+#[test]
+fn a_hot_journal_left_by_a_kill_is_rolled_back() {
+    let fixture = repo("tests/fixtures/hot_journal");
+    let fresh = || {
+        let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+        for f in ["store.db", "store.db-journal"] {
+            std::fs::copy(fixture.join(f), r.path().join(f)).unwrap();
+        }
+        r
+    };
+    let db = "sqlite:store.db";
+    for verb in [
+        &["plan", "--store", db][..],
+        &["export", "--store", db],
+        &["log", "--store", db, "--verify"],
+        &["invitations", "--store", db],
+        &["token", "list", "--store", db],
+        &["apply", "--yes", "--store", db],
+        &["token", "create", "--name", "ci", "--store", db],
+    ] {
+        let r = fresh();
+        r.ok(verb);
+        assert!(!r.path().join("store.db-journal").exists(), "{verb:?}");
+        let plan = r.ok(&["plan", "--store", db, "--format", "json"]).stdout;
+        let plan: Value = serde_json::from_str(&plan).unwrap();
+        let applied = verb[0] == "apply";
+        assert_eq!(
+            plan["summary"]["create_accounts"],
+            if applied { 0 } else { 10 },
+            "{verb:?}"
+        );
+    }
+}
+
+/// kill -9 at random moments of `token create` on a new SQLite store: every
+/// verb still reads what is left, and the next apply lands.
+#[test]
+fn a_kill_while_a_store_is_created_leaves_a_usable_store() {
+    let bin = env!("CARGO_BIN_EXE_roster");
+    let db = "sqlite:t.db";
+    for i in 0..16u64 {
+        let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+        let mut child = Command::new(bin)
+            .args(["token", "create", "--store", db, "--name", "a"])
+            .current_dir(r.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(i * 3 % 40));
+        let _ = child.kill();
+        let _ = child.wait();
+        r.ok(&["token", "list", "--store", db]);
+        r.ok(&["plan", "--store", db]);
+        r.ok(&["export", "--store", db]);
+        r.ok(&["log", "--store", db, "--verify"]);
+        r.ok(&["apply", "--yes", "--store", db]);
+        r.ok(&["token", "list", "--store", db]);
+    }
+    // What a killed roster left while it made a store under a temporary
+    // name goes once it is a minute old; a store being made now stays.
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let r = r
+        .file(".t.db.new-old.db", "x")
+        .file(".t.db.new-young.db", "x");
+    let aged = Command::new("touch")
+        .args(["-d", "2 minutes ago", ".t.db.new-old.db"])
+        .current_dir(r.path())
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    r.ok(&["apply", "--yes", "--store", db]);
+    assert!(!r.path().join(".t.db.new-old.db").exists());
+    assert!(r.path().join(".t.db.new-young.db").exists());
+}
+
 /// The store's files hold password hashes, activation tokens and personal
-/// data: owner only, whatever the umask.
+/// data: owner only, whatever the umask, whichever verb made the store.
 #[cfg(unix)]
 #[test]
 fn sqlite_store_files_are_private() {
+    for make in [
+        "apply --yes --store sqlite:store.db",
+        "token create --name ci --store sqlite:store.db",
+        "plan --store sqlite:store.db -o plan.json",
+        // `serve` below makes the store on a new path.
+        "",
+    ] {
+        store_files_are_private_when_made_by(make);
+    }
+}
+
+#[cfg(unix)]
+fn store_files_are_private_when_made_by(make: &str) {
     use std::os::unix::fs::PermissionsExt;
     let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
-    // A process that keeps the store open (as `roster serve` does), started
-    // under umask 022, so the -wal and -shm files exist to be looked at.
+    let mode = |f: &str| {
+        std::fs::metadata(r.path().join(f))
+            .map(|m| m.permissions().mode() & 0o777)
+            .map_err(|e| format!("{f}: {e}"))
+    };
+    // Run under umask 022, so files made with the umask's mode would show.
     let sh = |cmd: &str| {
         Command::new("sh")
             .args(["-c", &format!("umask 022; {cmd}")])
@@ -1901,12 +1997,19 @@ fn sqlite_store_files_are_private() {
             .unwrap()
     };
     let bin = env!("CARGO_BIN_EXE_roster");
-    let out = sh(&format!("{bin} apply --yes --store sqlite:store.db"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !make.is_empty() {
+        let out = sh(&format!("{bin} {make}"));
+        assert!(
+            out.status.success(),
+            "{make}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(mode("store.db"), Ok(0o600), "{make}");
+    } else {
+        assert!(mode("store.db").is_err());
+    }
+    // A process that keeps the store open (as `roster serve` does), so the
+    // -wal and -shm files exist to be looked at.
     let server = Command::new("sh")
         .args([
             "-c",
@@ -1930,7 +2033,7 @@ fn sqlite_store_files_are_private() {
     std::io::BufReader::new(server.0.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    // A second apply while the server holds the store open.
+    // An apply while the server holds the store open.
     std::fs::write(
         r.path().join("more.yaml"),
         "version: 1\ngroups:\n  - name: More\n",
@@ -1941,13 +2044,11 @@ fn sqlite_store_files_are_private() {
     ));
     assert!(
         out.status.success(),
-        "{}",
+        "{make}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     for f in ["store.db", "store.db-wal", "store.db-shm"] {
-        let meta =
-            std::fs::metadata(r.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e} ({line})"));
-        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{f}");
+        assert_eq!(mode(f), Ok(0o600), "{make}: {f} ({line})");
     }
     drop(server);
 }
@@ -2065,6 +2166,52 @@ fn an_interactive_apply_whose_plan_changed_asks_again(b: Backend) {
     assert_eq!(r.revision(), 2);
 }
 
+/// The caller's path, not the artifact's content, says whether `apply` reads
+/// a saved plan or a roster: a roster put where the plan was is refused.
+fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
+    let r = b
+        .roster()
+        .copy("examples/worknet-live/roster.yaml", "live/roster.yaml");
+    r.ok(&["apply", "--yes", "--store", r.db(), "live"]);
+    let rev = r.revision();
+    let hostile = "version: 1\ngroups:\n  - name: Legacy Pilot Group\n    members: []\npartners: []\npolicy:\n  max_removals: \"100%\"\n  deactivate_orphans: true\n";
+    let refused = |r: &Roster, target: &str, why: &str| {
+        let out = r.cmd(&["apply", "--yes", "--store", r.db(), target]);
+        assert_eq!(out.code, 1, "{target}: {}\n{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains(why), "{target}: {}", out.stderr);
+        assert_eq!(r.revision(), rev, "{target} changed the store");
+    };
+    // A directory named plan.json holding a roster.
+    r.ok(&["plan", "--store", r.db(), "live", "-o", "plan.json"]);
+    std::fs::remove_file(r.path().join("plan.json")).unwrap();
+    let r = r.file("plan.json/evil.yaml", hostile);
+    refused(&r, "plan.json", "cannot read the plan");
+    refused(&r, "plan.json/", "cannot read the plan");
+    // A symlink named plan.json to a directory holding a roster.
+    std::fs::remove_dir_all(r.path().join("plan.json")).unwrap();
+    let r = r.file("evil/evil.yaml", hostile);
+    std::os::unix::fs::symlink(r.path().join("evil"), r.path().join("plan.json")).unwrap();
+    refused(&r, "plan.json", "cannot read the plan");
+    // YAML written over a plan saved under another name.
+    r.ok(&["plan", "--store", r.db(), "live", "-o", "plan.out"]);
+    let r = r.file("plan.out", hostile);
+    refused(&r, "plan.out", "not a roster plan");
+    // A roster that is not JSON in a .json file.
+    let r = r.file("roster.json", hostile);
+    refused(&r, "roster.json", "not a roster plan");
+    // Rosters named as rosters still apply: a directory and a .yaml file.
+    let r = r.file("more/more.yaml", "version: 1\ngroups:\n  - name: More\n");
+    r.ok(&["apply", "--yes", "--store", r.db(), "more"]);
+    assert_eq!(r.revision(), rev + 1);
+    let r = r.file(
+        "more.yml",
+        "version: 1\ngroups:\n  - name: More\n  - name: Yet More\n",
+    );
+    r.ok(&["apply", "--yes", "--store", r.db(), "more.yml"]);
+    assert_eq!(r.revision(), rev + 2);
+    r.ok(&["apply", "--yes", "--store", r.db(), "live/roster.yaml"]);
+}
+
 on_every_store!(
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
@@ -2093,4 +2240,5 @@ on_every_store!(
     apply_lands_while_serve_takes_writes,
     applying_twice_keeps_an_inactive_look_alike_settled,
     an_interactive_apply_whose_plan_changed_asks_again,
+    a_roster_in_place_of_the_saved_plan_is_refused,
 );
