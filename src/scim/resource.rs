@@ -510,6 +510,43 @@ mod tests {
     }
 
     #[test]
+    fn written_users_are_checked_strictly_and_read_leniently() {
+        let good = user_resource("AOBrien", &profile(), true);
+        assert_eq!(check_user_shape(&good), Ok(()));
+        for (attr, value, named) in [
+            ("emails", json!("x"), "emails"),
+            (
+                "emails",
+                json!([{"value": "a@x"}, {"value": "b@x"}]),
+                "emails",
+            ),
+            (
+                "emails",
+                json!([{"value": "a@x", "type": "home"}]),
+                "emails.type",
+            ),
+            ("phoneNumbers", json!(["x"]), "phoneNumbers"),
+            ("roles", json!([{"value": "superadmin"}]), "superadmin"),
+            ("roles", json!("x"), "roles"),
+            ("name", json!("Bob"), "name"),
+            ("userName", json!("x".repeat(MAX_TEXT + 1)), "userName"),
+        ] {
+            let mut v = good.clone();
+            v[attr] = value;
+            let e = check_user_shape(&v).unwrap_err().0;
+            assert!(e.contains(named), "{e}");
+            // What another provider answers is still read.
+            if attr != "userName" {
+                assert!(account_from_user(&v).is_ok(), "{attr}");
+            }
+        }
+        let mut v = good.clone();
+        v[EXT_USER]["birthDate"] = json!(19700101);
+        let e = check_user_shape(&v).unwrap_err().0;
+        assert!(e.contains("birthDate") && !e.contains("19700101"), "{e}");
+    }
+
+    #[test]
     fn groups_round_trip_and_bad_types_are_named() {
         let g = Group {
             name: "Agency A".into(),

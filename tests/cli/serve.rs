@@ -1597,7 +1597,7 @@ fn user_writes_keep_grants_within_the_policy(b: Backend) {
     let abc = "Apprenticeship Illinois - ABC Location";
     let aw = f.id_of("Users", "userName eq \"AWrigley\"");
     let mm = f.id_of("Users", "userName eq \"MMcCray\"");
-    assert_eq!(managers(sangamon), [aw.clone()]);
+    assert_eq!(managers(sangamon), [aw.as_str()]);
     let op = |path: &str, value: Value| json!({"op": "replace", "path": path, "value": value});
     let patch = |ops: Vec<Value>| json!({"schemas": [PATCH], "Operations": ops});
 
@@ -1634,7 +1634,7 @@ fn user_writes_keep_grants_within_the_policy(b: Backend) {
         f.get(&format!("/Users/{aw}")).body["roles"][0]["value"],
         "public-viewer"
     );
-    assert_eq!(managers(sangamon), [aw.clone()]);
+    assert_eq!(managers(sangamon), [aw.as_str()]);
 
     // Deactivating (with a new role, or by PUT) revokes the grants and
     // keeps the membership.
