@@ -167,6 +167,127 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
     ))
 }
 
+/// The longest text roster takes in one attribute of a request body.
+pub const MAX_TEXT: usize = 256;
+
+/// The roles a User may hold, as SCIM writes them.
+const ROLES: [Role; 2] = [Role::PublicViewer, Role::Individual];
+
+/// Check the shape of a User sent to `roster serve`, before it is read with
+/// [`account_from_user`] (which stays lenient for what other providers
+/// answer): every attribute roster keeps has its type, multi-valued ones
+/// hold at most the one value roster keeps, and no text is longer than
+/// [`MAX_TEXT`]. Nothing roster keeps is dropped without a word.
+pub fn check_user_shape(v: &Value) -> Result<(), ResourceError> {
+    let bad = |attr: &str, what: &str| Err(ResourceError(format!("{attr} {what}")));
+    let text = |attr: &str, x: Option<&Value>| -> Result<(), ResourceError> {
+        match x {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::String(s)) if s.chars().count() > MAX_TEXT => {
+                bad(attr, &format!("is longer than {MAX_TEXT} characters"))
+            }
+            Some(Value::String(_)) => Ok(()),
+            Some(_) => bad(attr, "must be a string"),
+        }
+    };
+    let object = |attr: &str, x: Option<&Value>| -> Result<(), ResourceError> {
+        match x {
+            None | Some(Value::Null | Value::Object(_)) => Ok(()),
+            Some(_) => bad(attr, "must be an object"),
+        }
+    };
+    text("userName", v.get("userName"))?;
+    text("displayName", v.get("displayName"))?;
+    text("externalId", v.get("externalId"))?;
+    object("name", v.get("name"))?;
+    for k in ["givenName", "familyName", "formatted"] {
+        text(&format!("name.{k}"), v.get("name").and_then(|n| n.get(k)))?;
+    }
+    // One work email and one work phone: roster keeps no other.
+    for attr in ["emails", "phoneNumbers"] {
+        let items = match v.get(attr) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(items)) => items,
+            Some(_) => return bad(attr, "must be an array of objects with a string `value`"),
+        };
+        if items.len() > 1 {
+            return bad(
+                attr,
+                "holds more than one value; roster keeps one, of type work",
+            );
+        }
+        for item in items {
+            if !item.is_object() || !item.get("value").is_some_and(Value::is_string) {
+                return bad(attr, "must be an array of objects with a string `value`");
+            }
+            text(&format!("{attr}.value"), item.get("value"))?;
+            match item.get("type") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(t)) if t.eq_ignore_ascii_case("work") => {}
+                Some(_) => {
+                    return bad(
+                        &format!("{attr}.type"),
+                        "must be work: roster keeps no other",
+                    );
+                }
+            }
+            if !matches!(
+                item.get("primary"),
+                None | Some(Value::Null | Value::Bool(_))
+            ) {
+                return bad(&format!("{attr}.primary"), "must be true or false");
+            }
+        }
+    }
+    let allowed = || ROLES.map(Role::as_str).join(", ");
+    match v.get("roles") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            if items.len() > 1 {
+                return bad("roles", "holds more than one role; roster keeps one");
+            }
+            for item in items {
+                let Some(role) = item.get("value").and_then(Value::as_str) else {
+                    return bad(
+                        "roles",
+                        &format!(
+                            "must be an array of objects with a `value` of {}",
+                            allowed()
+                        ),
+                    );
+                };
+                if role.parse::<Role>().is_err() {
+                    return bad(
+                        "roles",
+                        &format!(
+                            "`{}` is not a role: use {}",
+                            super::excerpt(role),
+                            allowed()
+                        ),
+                    );
+                }
+            }
+        }
+        Some(_) => {
+            return bad(
+                "roles",
+                &format!(
+                    "must be an array of objects with a `value` of {}",
+                    allowed()
+                ),
+            );
+        }
+    }
+    object(EXT_USER, v.get(EXT_USER))?;
+    for k in ["birthDate", "postalCode", "phoneExtension"] {
+        text(
+            &format!("{EXT_USER}:{k}"),
+            v.get(EXT_USER).and_then(|e| e.get(k)),
+        )?;
+    }
+    Ok(())
+}
+
 /// Where a request body holds text no roster file may: a control character
 /// (NUL among them, which PostgreSQL cannot store) in any string or name.
 /// Returns the attribute's path, e.g. `name.givenName` or `emails[0].value`.
@@ -385,6 +506,43 @@ mod tests {
         assert_eq!(account_from_user(&v).unwrap().1.profile.email, "a@x");
         assert!(account_from_user(&json!({"id": "1"})).is_err());
         assert!(account_from_user(&json!({"userName": "x", "active": "yes"})).is_err());
+    }
+
+    #[test]
+    fn written_users_are_checked_strictly_and_read_leniently() {
+        let good = user_resource("AOBrien", &profile(), true);
+        assert_eq!(check_user_shape(&good), Ok(()));
+        for (attr, value, named) in [
+            ("emails", json!("x"), "emails"),
+            (
+                "emails",
+                json!([{"value": "a@x"}, {"value": "b@x"}]),
+                "emails",
+            ),
+            (
+                "emails",
+                json!([{"value": "a@x", "type": "home"}]),
+                "emails.type",
+            ),
+            ("phoneNumbers", json!(["x"]), "phoneNumbers"),
+            ("roles", json!([{"value": "superadmin"}]), "superadmin"),
+            ("roles", json!("x"), "roles"),
+            ("name", json!("Bob"), "name"),
+            ("userName", json!("x".repeat(MAX_TEXT + 1)), "userName"),
+        ] {
+            let mut v = good.clone();
+            v[attr] = value;
+            let e = check_user_shape(&v).unwrap_err().0;
+            assert!(e.contains(named), "{e}");
+            // What another provider answers is still read.
+            if attr != "userName" {
+                assert!(account_from_user(&v).is_ok(), "{attr}");
+            }
+        }
+        let mut v = good.clone();
+        v[EXT_USER]["birthDate"] = json!(19700101);
+        let e = check_user_shape(&v).unwrap_err().0;
+        assert!(e.contains("birthDate") && !e.contains("19700101"), "{e}");
     }
 
     #[test]

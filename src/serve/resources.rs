@@ -411,16 +411,84 @@ fn check_user(a: &Account, before: Option<&Account>) -> Result<(), ScimError> {
     resource::check_account(a, before).map_err(bad_resource)
 }
 
+/// The account a User body asks for, read strictly: a value of the wrong
+/// type or shape is refused, naming the attribute, and the email is
+/// lower-cased as in roster files.
+fn account_of(body: &Value) -> Result<Account, ScimError> {
+    resource::check_user_shape(body).map_err(bad_resource)?;
+    let (_, mut a) = account_from_user(body).map_err(bad_resource)?;
+    a.profile.email = crate::roster::normalize::email(&a.profile.email);
+    Ok(a)
+}
+
+/// Refuse an email another account holds (compared as `roster check`
+/// compares them: trimmed, any case). `own` is the id of the User written.
+fn unique_email(
+    ctx: &Ctx,
+    dir: &mut dyn Directory,
+    email: &str,
+    own: Option<i64>,
+) -> Result<(), ScimError> {
+    if email.is_empty() {
+        return Ok(());
+    }
+    let text = format!("emails.value eq {}", Value::String(email.to_string()));
+    let sql = filter::parse(&text)
+        .and_then(|f| {
+            filter::to_sql(
+                &f,
+                super::attrs::for_kind(Kind::User).as_ref(),
+                dir.dialect(),
+                1,
+            )
+        })
+        .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()))?;
+    let (_, holders) = dir.users(&ListQuery {
+        filter: Some(&sql),
+        order_by: None,
+        descending: false,
+        offset: 0,
+        limit: 2,
+        scope: None,
+        timeout: Some(ctx.config.filter_timeout),
+    })?;
+    if holders.iter().any(|u| Some(u.id) != own) {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            "emails: another User holds this email address; emails are unique, in any case",
+        ));
+    }
+    Ok(())
+}
+
+/// The groups whose users the User `id` manages, by name.
+fn managed_groups(dir: &mut dyn Directory, id: i64) -> Result<Vec<String>, ScimError> {
+    let Some(u) = dir.user(id)? else {
+        return Ok(Vec::new());
+    };
+    let mut names = Vec::new();
+    for g in &u.groups {
+        if let Some(rec) = dir.group(g.id)?
+            && rec.members.iter().any(|m| m.id == id && m.user_manager)
+        {
+            names.push(rec.group.name);
+        }
+    }
+    Ok(names)
+}
+
 /// Create a resource; returns its id.
 pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> {
     ctx.caller
         .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
         Kind::User => {
-            let (_, account) = account_from_user(body).map_err(bad_resource)?;
+            let account = account_of(body)?;
             check_user(&account, None)?;
             let cred = credential(body)?;
-            ctx.write(|s, _| {
+            ctx.write(|s, dir| {
+                unique_email(ctx, dir, &account.profile.email, None)?;
                 s.create_account(&account.user_name, &account.profile, cred)?;
                 if !account.active {
                     s.deactivate_account(&account.user_name)?;
@@ -501,15 +569,53 @@ fn replace_with(
         Kind::User => {
             ctx.caller.admin_only("changing a User")?;
             let (_, cur) = account_from_user(current).map_err(bad_resource)?;
-            let (_, mut next) = account_from_user(new).map_err(bad_resource)?;
+            let mut next = account_of(new)?;
             check_user(&next, Some(&cur))?;
             if new.get("active").is_none() {
                 next.active = cur.active;
+            }
+            let id = current["id"].as_str().and_then(|i| i.parse::<i64>().ok());
+            if next.profile.email != cur.profile.email {
+                unique_email(ctx, dir, &next.profile.email, id)?;
+            }
+            // The policy for user-manager grants holds after the write:
+            // deactivating an account revokes its grants (so a provider can
+            // always deprovision); a new role the policy does not allow is
+            // refused while the account holds grants.
+            let grants = match id {
+                Some(n) if !next.active || next.profile.role != cur.profile.role => {
+                    managed_groups(dir, n)?
+                }
+                _ => Vec::new(),
+            };
+            let roles = &ctx.config.policy.user_manager_roles;
+            if next.active && !grants.is_empty() && !roles.contains(&next.profile.role) {
+                let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+                let shown: Vec<String> =
+                    grants.iter().map(|g| format!("`{}`", excerpt(g))).collect();
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!(
+                        "roles: this User manages the users of {}; the policy lets only {} manage a group's users: \
+                         take the User out of those groups' userManagers first",
+                        shown.join(", "),
+                        if allowed.is_empty() {
+                            "no role".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                ));
             }
             let mut name = cur.user_name.clone();
             if next.user_name != cur.user_name {
                 s.rename_account(&cur.user_name, &next.user_name)?;
                 name = next.user_name.clone();
+            }
+            if !next.active {
+                for g in &grants {
+                    s.set_user_manager(&name, g, false)?;
+                }
             }
             let (a, b) = (&cur.profile, &next.profile);
             let fields: Vec<String> = [

@@ -1577,6 +1577,220 @@ fn writes_are_checked_like_roster_files(b: Backend) {
     assert_eq!(r.status, 400, "{}", r.body);
 }
 
+/// A user write never leaves a user-manager grant the policy forbids:
+/// deactivating a grant holder revokes the grants in the same write
+/// (audited), while a new role the policy does not allow is refused, naming
+/// the groups, through PATCH, PUT and Bulk alike.
+fn user_writes_keep_grants_within_the_policy(b: Backend) {
+    let f = Fixture::new(b);
+    let managers = |group: &str| -> Vec<String> {
+        let id = f.id_of("Groups", &format!("displayName eq \"{group}\""));
+        let g = f.get(&format!("/Groups/{id}")).body;
+        g[GROUP_EXT]["userManagers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| m["value"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let sangamon = "Sangamon County Workforce Agency";
+    let abc = "Apprenticeship Illinois - ABC Location";
+    let aw = f.id_of("Users", "userName eq \"AWrigley\"");
+    let mm = f.id_of("Users", "userName eq \"MMcCray\"");
+    assert_eq!(managers(sangamon), [aw.as_str()]);
+    let op = |path: &str, value: Value| json!({"op": "replace", "path": path, "value": value});
+    let patch = |ops: Vec<Value>| json!({"schemas": [PATCH], "Operations": ops});
+
+    // A role the policy does not allow, while holding a grant: refused.
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{aw}"),
+        &patch(vec![op("roles", json!([{"value": "individual"}]))]),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["scimType"], "invalidValue");
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(sangamon) && detail.contains("public-viewer"),
+        "{detail}"
+    );
+    let mut whole = f.get(&format!("/Users/{mm}")).body;
+    whole["roles"] = json!([{"value": "individual"}]);
+    let r = f.send("PUT", &format!("/Users/{mm}"), &whole);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains(abc),
+        "{}",
+        r.body
+    );
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "PATCH", "path": format!("/Users/{aw}"),
+            "data": patch(vec![op("roles", json!([{"value": "individual"}]))])}],
+    });
+    let r = f.send("POST", "/Bulk", &bulk);
+    assert_eq!(r.body["Operations"][0]["status"], "400", "{}", r.body);
+    assert_eq!(
+        f.get(&format!("/Users/{aw}")).body["roles"][0]["value"],
+        "public-viewer"
+    );
+    assert_eq!(managers(sangamon), [aw.as_str()]);
+
+    // Deactivating (with a new role, or by PUT) revokes the grants and
+    // keeps the membership.
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{aw}"),
+        &patch(vec![
+            op("roles", json!([{"value": "individual"}])),
+            op("active", json!(false)),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    assert!(managers(sangamon).is_empty());
+    let members = |group: &str| {
+        let id = f.id_of("Groups", &format!("displayName eq \"{group}\""));
+        f.get(&format!("/Groups/{id}")).body["members"].to_string()
+    };
+    assert!(members(sangamon).contains(&format!("\"{aw}\"")));
+    let mut whole = f.get(&format!("/Users/{mm}")).body;
+    whole["active"] = json!(false);
+    let r = f.send("PUT", &format!("/Users/{mm}"), &whole);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(managers(abc).is_empty());
+    let log = ok_in(f.r.path(), &["log", "--store", f.db()]).stdout;
+    assert!(log.contains("revoke_user_manager"), "{log}");
+    // The roster side agrees: no inactive account manages a group.
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
+    assert!(!export.contains("user_manager: true"), "{export}");
+}
+
+/// User attributes of the wrong type or shape are refused with a 400
+/// naming the attribute, never dropped; emails are lower-cased and unique
+/// in any case; text has a length limit.
+fn user_attributes_of_the_wrong_shape_are_refused(b: Backend) {
+    let f = Fixture::new(b);
+    let jj = f.id_of("Users", "userName eq \"JJones\"");
+    let upath = format!("/Users/{jj}");
+    let before = f.get(&upath).body;
+    let set = |path: &str, value: Value| json!({"schemas": [PATCH], "Operations": [{"op": "replace", "path": path, "value": value}]});
+    let bad_emails = [
+        json!("x"),
+        json!(42),
+        json!({"a": 1}),
+        json!(["x"]),
+        json!(true),
+        json!([{"value": "a@example.org"}, {"value": "b@example.org"}]),
+        json!([{"value": "a@example.org", "type": "home"}]),
+        json!([{"value": 5}]),
+    ];
+    for v in &bad_emails {
+        let r = f.send("PATCH", &upath, &set("emails", v.clone()));
+        assert_eq!(r.status, 400, "emails {v}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{v}");
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("emails"),
+            "{}",
+            r.body
+        );
+    }
+    for v in [json!("x"), json!(42), json!(["x"])] {
+        let r = f.send("PATCH", &upath, &set("phoneNumbers", v.clone()));
+        assert_eq!(r.status, 400, "phoneNumbers {v}: {}", r.body);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("phoneNumbers"),
+            "{}",
+            r.body
+        );
+    }
+    let after = f.get(&upath).body;
+    assert_eq!(after["emails"], before["emails"]);
+    assert_eq!(after["phoneNumbers"], before["phoneNumbers"]);
+
+    let base = user("Shape", "Sha", "Pe", "shape@example.org");
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut u = base.clone();
+        f(&mut u);
+        u
+    };
+    let long = "x".repeat(300);
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(&|u| u["roles"] = json!([{"value": "superadmin"}])),
+            "superadmin",
+        ),
+        (with(&|u| u["roles"] = json!("x")), "roles"),
+        (with(&|u| u["roles"] = json!([{"value": 1}])), "roles"),
+        (
+            with(&|u| u[EXT]["birthDate"] = json!(19700101)),
+            "birthDate",
+        ),
+        (with(&|u| u["name"] = json!("Bob")), "name"),
+        (
+            with(&|u| u["name"]["givenName"] = json!(5)),
+            "name.givenName",
+        ),
+        (with(&|u| u["userName"] = json!(long)), "userName"),
+        (
+            with(&|u| u["name"]["familyName"] = json!(long)),
+            "name.familyName",
+        ),
+    ];
+    for (body, attr) in &cases {
+        let r = f.send("POST", "/Users", body);
+        assert_eq!(r.status, 400, "{attr}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{attr}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(attr), "{attr}: {detail}");
+        assert!(!detail.contains("19700101"), "{detail}");
+    }
+    let r = f.send("POST", "/Users", &cases[0].0);
+    let detail = r.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("public-viewer") && detail.contains("individual"),
+        "{detail}"
+    );
+    assert_eq!(f.names("userName sw \"Shape\"").len(), 0);
+
+    // Emails: lower-cased, unique in any case, on POST, PUT and PATCH.
+    let taken = user("JJones2", "Jamie", "Jones", "Jamie.Jones@Example.com");
+    let r = f.send("POST", "/Users", &taken);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["scimType"], "uniqueness");
+    let mm = f.id_of("Users", "userName eq \"MMcCray\"");
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{mm}"),
+        &set(
+            "emails",
+            json!([{"value": "JAMIE.JONES@example.com", "type": "work"}]),
+        ),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    let mut whole = f.get(&format!("/Users/{mm}")).body;
+    whole["emails"] = json!([{"value": "jamie.jones@example.com"}]);
+    assert_eq!(f.send("PUT", &format!("/Users/{mm}"), &whole).status, 409);
+    let r = f.send(
+        "POST",
+        "/Users",
+        &user("NPerson", "New", "Person", "New.Person@Example.org"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["emails"][0]["value"], "new.person@example.org");
+    // Its own email, in another case, is no conflict.
+    let r = f.send(
+        "PATCH",
+        &upath,
+        &set(
+            "emails",
+            json!([{"value": "JAMIE.JONES@EXAMPLE.COM", "type": "work"}]),
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["emails"][0]["value"], "jamie.jones@example.com");
+}
+
 /// Stores of schema version 2 kept scopes as group names: migrating turns
 /// them into the groups' ids, and a name whose group is gone into a scope
 /// that grants nothing.
@@ -1638,6 +1852,8 @@ on_every_store!(
     unreadable_scopes_fail_closed,
     nul_in_filters_and_writes_is_refused,
     writes_are_checked_like_roster_files,
+    user_writes_keep_grants_within_the_policy,
+    user_attributes_of_the_wrong_shape_are_refused,
     plan_through_serve_is_the_plan_of_the_store_underneath,
     tokens_are_shown_once_kept_as_digests_and_required,
     group_scoped_tokens_manage_only_their_groups_memberships,
