@@ -1814,7 +1814,89 @@ fn patch_refuses_unknown_and_read_only_paths(b: Backend) {
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
+/// Group and token names come from the store: `token list` and `token
+/// create` show their control, escape and bidi characters as `\u{..}`, and
+/// a token name may not hold one.
+fn token_output_neutralizes_names(b: Backend) {
+    let f = Fixture::new(b);
+    let bidi = "Bidi \u{202e} gnp.exe";
+    let esc = "Esc \u{1b}[31m red\r over";
+    f.sql(&format!(
+        "UPDATE groups SET name = '{bidi}' WHERE name = 'Legacy Pilot Group';
+         UPDATE groups SET name = '{esc}' WHERE name = 'Sangamon County Workforce Agency'"
+    ));
+    let raw = |text: &str| text.contains(['\u{202e}', '\u{1b}', '\r']);
+    let scopes = [format!("group:{bidi}"), format!("group:{esc}")];
+    let created = ok_in(
+        f.r.path(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "odd-groups",
+            "--store",
+            f.db(),
+            "--scope",
+            &scopes[0],
+            "--scope",
+            &scopes[1],
+        ],
+    );
+    for shown in [r"\u{202e}", r"\u{1b}", r"\u{d}"] {
+        assert!(
+            created.stderr.contains(shown),
+            "{shown}: {}",
+            created.stderr
+        );
+    }
+    assert!(!raw(&created.stderr), "{:?}", created.stderr);
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
+    assert!(
+        list.contains(r"Bidi \u{202e} gnp.exe") && list.contains(r"Esc \u{1b}[31m red\u{d} over"),
+        "{list}"
+    );
+    assert!(!raw(&list), "{list:?}");
+
+    let missing = run_in(
+        f.r.path(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "t",
+            "--store",
+            f.db(),
+            "--scope",
+            "group:nonexist\u{1b}[31m",
+        ],
+    );
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains(r"nonexist\u{1b}[31m"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!raw(&missing.stderr), "{:?}", missing.stderr);
+
+    for name in ["evil\u{202e}gnp.exe", "bell\u{7}", "line\u{2028}sep"] {
+        let r = run_in(
+            f.r.path(),
+            &["token", "create", "--name", name, "--store", f.db()],
+        );
+        assert_eq!(r.code, 1, "{name:?}: {}", r.stdout);
+        assert!(r.stderr.contains("bidi"), "{}", r.stderr);
+        assert!(
+            !raw(&r.stderr) && !r.stderr.contains('\u{2028}'),
+            "{:?}",
+            r.stderr
+        );
+    }
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
+    assert!(!list.contains("evil") && !list.contains("bell"), "{list}");
+}
+
 on_every_store!(
+    token_output_neutralizes_names,
     patch_refuses_unknown_and_read_only_paths,
     scopes_stored_as_names_become_ids,
     scoped_tokens_reach_only_people_already_in_their_groups,
