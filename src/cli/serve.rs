@@ -3,6 +3,7 @@
 use super::Out;
 use super::apply::actor;
 use super::plan::{StoreArg, store_error};
+use crate::report::printable;
 use crate::store::{
     self,
     directory::{Scope, Token},
@@ -275,7 +276,12 @@ fn scopes(given: &[String]) -> Result<Option<Vec<String>>, String> {
     for s in given {
         match s.strip_prefix("group:") {
             Some(g) if !g.trim().is_empty() => groups.push(g.to_string()),
-            _ => return Err(format!("--scope `{s}`: write it as group:NAME")),
+            _ => {
+                return Err(format!(
+                    "--scope `{}`: write it as group:NAME",
+                    printable(s)
+                ));
+            }
         }
     }
     groups.sort();
@@ -287,10 +293,13 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
     let url = &args.store;
     match args.command {
         TokenCommand::Create { name, scope } => {
-            if name.trim().is_empty() || name.chars().any(char::is_control) {
+            // A name is printed by `token list` and in request logs: no
+            // control, escape or bidi character may hide in it.
+            if name.trim().is_empty() || printable(&name) != name.as_str() {
                 let _ = writeln!(
                     out.stderr,
-                    "error: --name must be a non-empty name without control characters"
+                    "error: --name `{}` must be a non-empty name without control, escape or bidi characters",
+                    printable(&name)
                 );
                 return 1;
             }
@@ -310,7 +319,8 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
                         {
                             let _ = writeln!(
                                 out.stderr,
-                                "error: group `{g}` does not exist in store {}",
+                                "error: group `{}` does not exist in store {}",
+                                printable(g),
                                 store::display_url(url)
                             );
                             return 1;
@@ -329,10 +339,17 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
                     let _ = writeln!(out.stdout, "{token}");
                     let _ = writeln!(
                         out.stderr,
-                        "token `{name}` created ({}); it is shown only now: keep it in a secret store",
+                        "token `{}` created ({}); it is shown only now: keep it in a secret store",
+                        printable(&name),
                         match &scope {
                             None => "admin".to_string(),
-                            Some(g) => format!("groups: {}", g.join(", ")),
+                            Some(g) => format!(
+                                "groups: {}",
+                                g.iter()
+                                    .map(|g| printable(g))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
                         }
                     );
                     0
@@ -353,7 +370,7 @@ pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
             let done = in_session(url, args.actor, |s| s.revoke_token(&name));
             match done {
                 Ok(_) => {
-                    let _ = writeln!(out.stderr, "token `{name}` revoked");
+                    let _ = writeln!(out.stderr, "token `{}` revoked", printable(&name));
                     0
                 }
                 Err(e) => store_error(out, &e),
@@ -383,14 +400,18 @@ fn describe(t: &Token) -> String {
         Scope::Admin => "admin".to_string(),
         Scope::Groups(g) => g
             .iter()
-            .map(|g| format!("group:{}", g.name))
+            .map(|g| format!("group:{}", printable(&g.name)))
             .collect::<Vec<_>>()
             .join(","),
-        Scope::Broken(why) => format!("unusable ({why}; revoke it)"),
+        Scope::Broken(why) => format!("unusable ({}; revoke it)", printable(why)),
     };
     let state = match &t.revoked_at {
         Some(at) => format!("revoked {at}"),
         None => "live".to_string(),
     };
-    format!("{}\t{scope}\tcreated {}\t{state}", t.name, t.created_at)
+    format!(
+        "{}\t{scope}\tcreated {}\t{state}",
+        printable(&t.name),
+        printable(&t.created_at)
+    )
 }

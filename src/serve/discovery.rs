@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// The core User and Group schemas, limited to the attributes roster keeps.
-const CORE_JSON: &str = include_str!("../../schemas/scim/roster-core.json");
+pub(crate) const CORE_JSON: &str = include_str!("../../schemas/scim/roster-core.json");
 
 /// Most operations in one Bulk request.
 pub const BULK_MAX_OPERATIONS: usize = 1000;

@@ -67,6 +67,118 @@ fn canon(name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
+/// Mutability of one attribute or sub-attribute, as the served schemas say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutability {
+    ReadOnly,
+    Writable,
+}
+
+/// Per schema URN: its attributes, each with its mutability and
+/// sub-attributes. Read from the schema documents `/Schemas` serves, so the
+/// attributes PATCH accepts are exactly the ones roster publishes.
+type Attributes = Vec<(String, Mutability, Vec<(String, Mutability)>)>;
+
+fn schemas() -> &'static [(String, Attributes)] {
+    static SCHEMAS: std::sync::LazyLock<Vec<(String, Attributes)>> =
+        std::sync::LazyLock::new(|| {
+            let mutability = |v: &Value| match v["mutability"].as_str() {
+                Some("readOnly") => Mutability::ReadOnly,
+                _ => Mutability::Writable,
+            };
+            let name = |v: &Value| v["name"].as_str().unwrap_or_default().to_string();
+            [
+                super::discovery::CORE_JSON,
+                crate::scim::resource::EXTENSIONS_JSON,
+            ]
+            .iter()
+            .filter_map(|text| serde_json::from_str::<Vec<Value>>(text).ok())
+            .flatten()
+            .map(|schema| {
+                let attrs = schema["attributes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| {
+                        let subs = a["subAttributes"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|s| (name(s), mutability(s)))
+                            .collect();
+                        (name(a), mutability(a), subs)
+                    })
+                    .collect();
+                (schema["id"].as_str().unwrap_or_default().to_string(), attrs)
+            })
+            .collect()
+        });
+    &SCHEMAS
+}
+
+/// Refuse a path naming an attribute the resource does not have
+/// (`invalidPath`) or one a client may not change (`mutability`). `core` is
+/// the resource's core schema ([`USER`] or [`GROUP`]).
+fn check_target(core: &str, text: &str, path: &Path) -> Result<(), ScimError> {
+    let ext = if core == USER { EXT_USER } else { EXT_GROUP };
+    let kind = if core == USER { "Users" } else { "Groups" };
+    let schema = match path.ext {
+        Some(e) if e != ext => {
+            return Err(invalid_path(text, &format!("not a schema of {kind}")));
+        }
+        Some(e) => e,
+        None => core,
+    };
+    if path.attr.is_empty() {
+        return Ok(());
+    }
+    let read_only = || {
+        ScimError::bad(
+            "mutability",
+            format!("path `{}`: the attribute is read-only", excerpt(text)),
+        )
+    };
+    if path.ext.is_none() {
+        // Common attributes (RFC 7643 §3.1).
+        match path.attr.as_str() {
+            "id" | "meta" => return Err(read_only()),
+            "externalId" | "schemas" if path.sub.is_none() => return Ok(()),
+            _ => {}
+        }
+    }
+    let unknown = || invalid_path(text, &format!("no such attribute of {kind}"));
+    let (_, attrs) = schemas()
+        .iter()
+        .find(|(id, _)| id == schema)
+        .ok_or_else(unknown)?;
+    let (_, m, subs) = attrs
+        .iter()
+        .find(|(n, _, _)| n.eq_ignore_ascii_case(&path.attr))
+        .ok_or_else(unknown)?;
+    if *m == Mutability::ReadOnly {
+        return Err(read_only());
+    }
+    if let Some(sub) = &path.sub {
+        let (_, m) = subs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(sub))
+            .ok_or_else(unknown)?;
+        if *m == Mutability::ReadOnly {
+            return Err(read_only());
+        }
+    }
+    Ok(())
+}
+
+/// The core schema of a resource's JSON: [`GROUP`] if it lists it, else [`USER`].
+fn core_of(v: &Value) -> &'static str {
+    let is_group = v["schemas"].as_array().is_some_and(|s| {
+        s.iter()
+            .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(GROUP)))
+    });
+    if is_group { GROUP } else { USER }
+}
+
 fn invalid_path(p: &str, why: &str) -> ScimError {
     ScimError::bad("invalidPath", format!("path `{}`: {why}", excerpt(p)))
 }
@@ -347,9 +459,13 @@ pub fn operations(body: &Value) -> Result<Vec<Operation>, ScimError> {
 
 /// Apply the operations in order to a resource's JSON.
 pub fn apply(v: &mut Value, ops: &[Operation]) -> Result<(), ScimError> {
+    let core = core_of(v);
     for o in ops {
         match &o.path {
-            Some((text, path)) => apply_one(v, o.op, text, path, o.value.clone())?,
+            Some((text, path)) => {
+                check_target(core, text, path)?;
+                apply_one(v, o.op, text, path, o.value.clone())?
+            }
             None => {
                 let Some(Value::Object(items)) = &o.value else {
                     return Err(ScimError::bad(
@@ -365,11 +481,17 @@ pub fn apply(v: &mut Value, ops: &[Operation]) -> Result<(), ScimError> {
                         (Some(urn), Value::Object(inner)) => {
                             for (k2, v2) in inner {
                                 let text = format!("{urn}:{k2}");
-                                apply_one(v, o.op, &text, &parse_path(&text)?, Some(v2.clone()))?;
+                                let path = parse_path(&text)?;
+                                check_target(core, &text, &path)?;
+                                apply_one(v, o.op, &text, &path, Some(v2.clone()))?;
                             }
                         }
                         _ if k.eq_ignore_ascii_case("schemas") => {}
-                        _ => apply_one(v, o.op, k, &parse_path(k)?, Some(val.clone()))?,
+                        _ => {
+                            let path = parse_path(k)?;
+                            check_target(core, k, &path)?;
+                            apply_one(v, o.op, k, &path, Some(val.clone()))?
+                        }
                     }
                 }
             }
@@ -727,6 +849,85 @@ fn copy(from: &Value, to: &mut Value, p: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn patched(v: &mut Value, op: &str, path: &str) -> Result<(), ScimError> {
+        let body =
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": op, "path": path, "value": "x"}]});
+        apply(v, &operations(&body)?)
+    }
+
+    #[test]
+    fn unknown_and_read_only_paths_are_refused_and_known_ones_pass() {
+        let user = json!({"schemas": [USER, EXT_USER], "id": "1", "userName": "a", "emails": [{"value": "a@example.org", "type": "work"}]});
+        let group = json!({"schemas": [GROUP, EXT_GROUP], "id": "2", "displayName": "g"});
+        let long = "b".repeat(200_000);
+        let cases = [
+            (&user, "bogus", Some("invalidPath")),
+            (&user, "name.bogus", Some("invalidPath")),
+            (&user, long.as_str(), Some("invalidPath")),
+            (
+                &user,
+                "urn:roster:params:scim:schemas:extension:roster:2.0:User:bogus",
+                Some("invalidPath"),
+            ),
+            (
+                &user,
+                "urn:roster:params:scim:schemas:extension:roster:2.0:Group:lwia",
+                Some("invalidPath"),
+            ),
+            (&user, "displayName.value", Some("invalidPath")),
+            (&user, "id", Some("mutability")),
+            (&user, "META.created", Some("mutability")),
+            (&user, "groups", Some("mutability")),
+            (&user, "groups[value eq \"1\"].display", Some("mutability")),
+            (&group, "userName", Some("invalidPath")),
+            (&group, "members.bogus", Some("invalidPath")),
+            (&group, "meta", Some("mutability")),
+            (&user, "USERNAME", None),
+            (&user, "name.GivenName", None),
+            (&user, "emails[type eq \"work\"].value", None),
+            (&user, "externalId", None),
+            (
+                &user,
+                "urn:roster:params:scim:schemas:extension:roster:2.0:User:birthDate",
+                None,
+            ),
+            (&group, "displayName", None),
+            (
+                &group,
+                "urn:roster:params:scim:schemas:extension:roster:2.0:Group:lwia",
+                None,
+            ),
+        ];
+        for (v, path, want) in cases {
+            let mut v = v.clone();
+            let before = v.clone();
+            let got = patched(&mut v, "replace", path);
+            let shown = &path[..path.len().min(40)];
+            match want {
+                None => assert!(got.is_ok(), "{shown}: {:?}", got.err().map(|e| e.detail)),
+                Some(kind) => {
+                    let e = got.expect_err(shown);
+                    assert_eq!(e.scim_type, Some(kind), "{shown}: {}", e.detail);
+                    assert!(e.detail.len() < 300, "{shown}: {} bytes", e.detail.len());
+                    assert_eq!(v, before, "{shown}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ops_other_than_add_replace_remove_are_syntax_errors() {
+        for op in ["move", "test", "", "adds"] {
+            let body = json!({"schemas": [PATCH_OP], "Operations": [{"op": op, "path": "active", "value": true}]});
+            let e = operations(&body).err().expect(op);
+            assert_eq!(e.scim_type, Some("invalidSyntax"), "{op}");
+        }
+        let body =
+            json!({"schemas": [PATCH_OP], "Operations": [{"op": "ReMoVe", "path": "active"}]});
+        assert!(operations(&body).is_ok());
+    }
 
     #[test]
     fn paths_with_any_characters_anywhere_are_refused_not_panics() {

@@ -1843,7 +1843,275 @@ fn scopes_stored_as_names_become_ids(b: Backend) {
     assert!(list.contains("gone-um\tunusable"), "{list}");
 }
 
+/// PATCH names only attributes roster keeps and lets clients change:
+/// unknown paths are `invalidPath`, read-only ones `mutability`, each echoed
+/// as a short excerpt, and nothing changes; directly and in Bulk.
+fn patch_refuses_unknown_and_read_only_paths(b: Backend) {
+    let f = Fixture::new(b);
+    let uid = f.id_of("Users", "userName eq \"AWrigley\"");
+    let gid = f.id_of("Groups", "displayName eq \"Legacy Pilot Group\"");
+    let long = "a".repeat(200_000);
+    let group_ext = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
+    let cases: Vec<(String, &str, String, &str)> = vec![
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            "bogus".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "add",
+            "name.bogus".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            long.clone(),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            format!("{EXT}:bogus"),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            format!("{group_ext}:lwia"),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "remove",
+            "emails[type eq \"work\"].bogus".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            "id".into(),
+            "mutability",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "replace",
+            "meta.created".into(),
+            "mutability",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "add",
+            "groups".into(),
+            "mutability",
+        ),
+        (
+            format!("/Users/{uid}"),
+            "remove",
+            "groups".into(),
+            "mutability",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            "bogus".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            "userName".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            "members.bogus".into(),
+            "invalidPath",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            long.clone(),
+            "invalidPath",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            format!("{group_ext}:bogus"),
+            "invalidPath",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            "id".into(),
+            "mutability",
+        ),
+        (
+            format!("/Groups/{gid}"),
+            "replace",
+            "meta.lastModified".into(),
+            "mutability",
+        ),
+    ];
+    for (at, op, path, want) in &cases {
+        let before = f.get(at).body;
+        let body =
+            json!({"schemas": [PATCH], "Operations": [{"op": op, "path": path, "value": "x"}]});
+        let r = f.send("PATCH", at, &body);
+        let shown = &path[..path.len().min(60)];
+        assert_eq!(r.status, 400, "{op} {shown}: {}", r.body);
+        assert_eq!(r.body["scimType"], *want, "{op} {shown}: {}", r.body);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.len() < 400, "{op} {shown}: {} bytes", detail.len());
+        assert_eq!(f.get(at).body, before, "{op} {shown} changed the resource");
+
+        let bulk = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [{"method": "PATCH", "path": at, "data": body}],
+        });
+        let r = f.send("POST", "/Bulk", &bulk);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let o = &r.body["Operations"][0];
+        assert_eq!(o["status"], "400", "bulk {op} {shown}: {o}");
+        assert_eq!(o["response"]["scimType"], *want, "bulk {op} {shown}: {o}");
+        assert_eq!(
+            f.get(at).body,
+            before,
+            "bulk {op} {shown} changed the resource"
+        );
+    }
+    // Without a path, the keys of the value are the paths.
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{uid}"),
+        &json!({"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"bogus": 1}}]}),
+    );
+    assert_eq!(
+        (r.status, r.body["scimType"].as_str()),
+        (400, Some("invalidPath")),
+        "{}",
+        r.body
+    );
+    // Known, writable paths still work, in any case.
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{uid}"),
+        &json!({"schemas": [PATCH], "Operations": [
+            {"op": "replace", "path": "NAME.givenName", "value": "Ann"},
+            {"op": "replace", "path": format!("{EXT}:postalCode"), "value": "62702"},
+            {"op": "replace", "path": "externalId", "value": "ext-1"}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["name"]["givenName"], "Ann");
+    // An op other than add, replace or remove is a syntax error.
+    for op in ["move", "copy", "", "Replace2"] {
+        let r = f.send(
+            "PATCH",
+            &format!("/Users/{uid}"),
+            &json!({"schemas": [PATCH], "Operations": [{"op": op, "path": "active", "value": false}]}),
+        );
+        assert_eq!(
+            (r.status, r.body["scimType"].as_str()),
+            (400, Some("invalidSyntax")),
+            "{op}: {}",
+            r.body
+        );
+    }
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{uid}"),
+        &json!({"schemas": [PATCH], "Operations": [{"op": "REPLACE", "path": "active", "value": true}]}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Group and token names come from the store: `token list` and `token
+/// create` show their control, escape and bidi characters as `\u{..}`, and
+/// a token name may not hold one.
+fn token_output_neutralizes_names(b: Backend) {
+    let f = Fixture::new(b);
+    let bidi = "Bidi \u{202e} gnp.exe";
+    let esc = "Esc \u{1b}[31m red\r over";
+    f.sql(&format!(
+        "UPDATE groups SET name = '{bidi}' WHERE name = 'Legacy Pilot Group';
+         UPDATE groups SET name = '{esc}' WHERE name = 'Sangamon County Workforce Agency'"
+    ));
+    let raw = |text: &str| text.contains(['\u{202e}', '\u{1b}', '\r']);
+    let scopes = [format!("group:{bidi}"), format!("group:{esc}")];
+    let created = ok_in(
+        f.r.path(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "odd-groups",
+            "--store",
+            f.db(),
+            "--scope",
+            &scopes[0],
+            "--scope",
+            &scopes[1],
+        ],
+    );
+    for shown in [r"\u{202e}", r"\u{1b}", r"\u{d}"] {
+        assert!(
+            created.stderr.contains(shown),
+            "{shown}: {}",
+            created.stderr
+        );
+    }
+    assert!(!raw(&created.stderr), "{:?}", created.stderr);
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
+    assert!(
+        list.contains(r"Bidi \u{202e} gnp.exe") && list.contains(r"Esc \u{1b}[31m red\u{d} over"),
+        "{list}"
+    );
+    assert!(!raw(&list), "{list:?}");
+
+    let missing = run_in(
+        f.r.path(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "t",
+            "--store",
+            f.db(),
+            "--scope",
+            "group:nonexist\u{1b}[31m",
+        ],
+    );
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains(r"nonexist\u{1b}[31m"),
+        "{}",
+        missing.stderr
+    );
+    assert!(!raw(&missing.stderr), "{:?}", missing.stderr);
+
+    for name in ["evil\u{202e}gnp.exe", "bell\u{7}", "line\u{2028}sep"] {
+        let r = run_in(
+            f.r.path(),
+            &["token", "create", "--name", name, "--store", f.db()],
+        );
+        assert_eq!(r.code, 1, "{name:?}: {}", r.stdout);
+        assert!(r.stderr.contains("bidi"), "{}", r.stderr);
+        assert!(
+            !raw(&r.stderr) && !r.stderr.contains('\u{2028}'),
+            "{:?}",
+            r.stderr
+        );
+    }
+    let list = ok_in(f.r.path(), &["token", "list", "--store", f.db()]).stdout;
+    assert!(!list.contains("evil") && !list.contains("bell"), "{list}");
+}
+
 on_every_store!(
+    token_output_neutralizes_names,
+    patch_refuses_unknown_and_read_only_paths,
     scopes_stored_as_names_become_ids,
     scoped_tokens_reach_only_people_already_in_their_groups,
     user_manager_grants_obey_the_policy,
