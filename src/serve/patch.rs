@@ -1051,8 +1051,8 @@ mod tests {
             ),
             (
                 "remove a sub-attribute through a filter",
-                json!([{"op": "remove", "path": "emails[value sw \"ann\"].primary"}]),
-                json!({"emails": [{"value": "ann@example.org"}]}),
+                json!([{"op": "remove", "path": "phoneNumbers[value sw \"2178529635\"].type"}]),
+                json!({"phoneNumbers": [{"value": "2178529634", "type": "work"}, {"value": "2178529635"}]}),
             ),
             (
                 "remove listed values",
@@ -1186,7 +1186,7 @@ mod tests {
         let cases: Vec<(&str, Value, &str)> = vec![
             (
                 "filter matches nothing",
-                json!([{"op": "replace", "path": "emails[value eq \"zz@example.org\"].primary", "value": false}]),
+                json!([{"op": "replace", "path": "emails[value eq \"zz@example.org\"].type", "value": "work"}]),
                 "noTarget",
             ),
             (
