@@ -274,28 +274,7 @@ mod tests {
     type Found = (&'static str, String, u32, u32);
 
     use super::*;
-    use crate::roster::load::{self, Input};
-
-    fn roster_of(files: &[(&str, &str)]) -> Roster {
-        let mut findings = Vec::new();
-        let parsed = files
-            .iter()
-            .enumerate()
-            .map(|(i, (name, text))| {
-                let input = Input {
-                    name: name.to_string(),
-                    rel: name.to_string(),
-                    bytes: text.as_bytes().to_vec(),
-                };
-                let (source, file, mut f) = load::parse_file(input, i);
-                findings.append(&mut f);
-                (source, file)
-            })
-            .collect();
-        let roster = load::merge(parsed, &mut findings);
-        assert!(findings.is_empty(), "{findings:?}");
-        roster
-    }
+    use crate::check::rules::tests::roster_of;
 
     fn found(files: &[(&str, &str)]) -> Vec<Found> {
         let roster = roster_of(files);

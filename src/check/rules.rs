@@ -287,7 +287,7 @@ fn members(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     /// Code, file, line and column of a finding.
     type Found = (&'static str, String, u32, u32);
 

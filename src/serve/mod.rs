@@ -34,6 +34,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+/// The query parameters of a SCIM listing (RFC 7644 §3.4.2), which a
+/// SearchRequest body carries as its keys.
+pub const QUERY_PARAMS: [&str; 7] = [
+    "filter",
+    "sortBy",
+    "sortOrder",
+    "startIndex",
+    "count",
+    "attributes",
+    "excludedAttributes",
+];
+
 /// Where the service lives on the listener.
 pub const PREFIX: &str = "/scim/v2";
 
@@ -522,22 +534,13 @@ fn logged_path(path: &str) -> String {
 /// The names of the query's SCIM parameters, never their values; any other
 /// name is `*`.
 fn logged_query(query: &str) -> String {
-    const NAMES: [&str; 7] = [
-        "filter",
-        "sortBy",
-        "sortOrder",
-        "startIndex",
-        "count",
-        "attributes",
-        "excludedAttributes",
-    ];
     query
         .split('&')
         .filter(|kv| !kv.is_empty())
         .take(10)
         .map(|kv| {
             let name = kv.split('=').next().unwrap_or("");
-            NAMES
+            QUERY_PARAMS
                 .iter()
                 .find(|n| n.eq_ignore_ascii_case(name))
                 .copied()

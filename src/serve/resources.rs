@@ -299,15 +299,7 @@ fn within_scope(f: Filter, scope: &[i64]) -> Filter {
 pub fn search(ctx: &Ctx, kind: Kind, body: &[u8]) -> Result<Response, ScimError> {
     let body = parse_body(body)?;
     let mut q = Params::new();
-    for key in [
-        "filter",
-        "sortBy",
-        "sortOrder",
-        "startIndex",
-        "count",
-        "attributes",
-        "excludedAttributes",
-    ] {
+    for key in super::QUERY_PARAMS {
         match body.get(key) {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => {

@@ -2,19 +2,12 @@
 //! applies and of a serving `roster serve`, and saved plans racing for one
 //! revision. Each story runs on SQLite and on PostgreSQL.
 
-use super::serve::{http, ok_in, run_in, start};
+use super::serve::{http, ok_in, run_in, seed, start, store_url};
 use super::store::Backend;
 use super::*;
 use serde_json::json;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn store_url(b: Backend) -> String {
-    match b {
-        Backend::Sqlite => "sqlite:store.db".to_string(),
-        Backend::Postgres => super::pg::database().0,
-    }
-}
 
 /// The store's revision, as `log --verify` reports it once the audit chain
 /// has been checked (it fails when the chain is broken).
@@ -162,15 +155,7 @@ fn kill_9_mid_apply_leaves_the_store_before_or_after(b: Backend) {
 /// Every write `roster serve` acknowledged survives `kill -9` of the server.
 fn acknowledged_scim_writes_survive_kill_9(b: Backend) {
     let r = roster().file("g.yaml", "version: 1\ngroups:\n  - name: Intake\n");
-    let db = store_url(b);
-    ok_in(r.path(), &["apply", "--yes", "--store", &db, "g.yaml"]);
-    let token = ok_in(
-        r.path(),
-        &["token", "create", "--name", "idp", "--store", &db],
-    )
-    .stdout
-    .trim()
-    .to_string();
+    let (db, token) = seed(&r, b, "g.yaml");
     let server = start(r.path(), &db);
     let base = server.base.clone();
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));

@@ -53,6 +53,30 @@ pub fn ok_in(dir: &Path, args: &[&str]) -> Output {
     out
 }
 
+/// A new store of `backend` for a test: `sqlite:store.db` in the test's
+/// directory, or a fresh PostgreSQL database (the URL carries its password).
+pub fn store_url(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => "sqlite:store.db".to_string(),
+        Backend::Postgres => super::pg::database().0,
+    }
+}
+
+/// The roster file `file` of `r` applied to a new store of `backend`, and
+/// an admin token `ci` for it: (store URL, token).
+pub fn seed(r: &Roster, backend: Backend, file: &str) -> (String, String) {
+    let db = store_url(backend);
+    ok_in(r.path(), &["apply", "--yes", "--store", &db, file]);
+    let admin = ok_in(
+        r.path(),
+        &["token", "create", "--name", "ci", "--store", &db],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    (db, admin)
+}
+
 /// Start `roster serve` on a free port over `store` in `dir`.
 pub fn start(dir: &Path, store: &str) -> Server {
     start_with(dir, store, &[])
@@ -151,18 +175,7 @@ impl Fixture {
     fn new(backend: Backend) -> Self {
         let text = std::fs::read_to_string(repo("examples/worknet-live/roster.yaml")).unwrap();
         let r = roster().file("live.yaml", text);
-        let db = match backend {
-            Backend::Sqlite => "sqlite:store.db".to_string(),
-            Backend::Postgres => super::pg::database().0,
-        };
-        ok_in(r.path(), &["apply", "--yes", "--store", &db, "live.yaml"]);
-        let admin = ok_in(
-            r.path(),
-            &["token", "create", "--name", "ci", "--store", &db],
-        )
-        .stdout
-        .trim()
-        .to_string();
+        let (db, admin) = seed(&r, backend, "live.yaml");
         let server = start(r.path(), &db);
         Fixture {
             r,

@@ -3,7 +3,7 @@
 //! the input, `attributes` lists parsed once and bounded. The real server on
 //! 127.0.0.1, over a SQLite file and over a PostgreSQL database.
 
-use super::serve::{Server, http, ok_in, start_with};
+use super::serve::{Server, http, seed, start_with};
 use super::store::Backend;
 use super::*;
 use serde_json::json;
@@ -86,18 +86,7 @@ struct Setup {
 impl Setup {
     fn new(b: Backend, roster_text: &str, args: &[&str]) -> Self {
         let r = roster().file("roster.yaml", roster_text);
-        let db = match b {
-            Backend::Sqlite => "sqlite:store.db".to_string(),
-            Backend::Postgres => super::pg::database().0,
-        };
-        ok_in(r.path(), &["apply", "--yes", "--store", &db, "roster.yaml"]);
-        let admin = ok_in(
-            r.path(),
-            &["token", "create", "--name", "ci", "--store", &db],
-        )
-        .stdout
-        .trim()
-        .to_string();
+        let (db, admin) = seed(&r, b, "roster.yaml");
         let server = start_with(r.path(), &db, args);
         Setup {
             _r: r,

@@ -23,18 +23,7 @@ struct Seeded {
 fn seeded(backend: Backend) -> Seeded {
     let text = std::fs::read_to_string(repo("examples/worknet-live/roster.yaml")).unwrap();
     let r = roster().file("live.yaml", text);
-    let db = match backend {
-        Backend::Sqlite => "sqlite:store.db".to_string(),
-        Backend::Postgres => super::pg::database().0,
-    };
-    super::serve::ok_in(r.path(), &["apply", "--yes", "--store", &db, "live.yaml"]);
-    let admin = super::serve::ok_in(
-        r.path(),
-        &["token", "create", "--name", "ci", "--store", &db],
-    )
-    .stdout
-    .trim()
-    .to_string();
+    let (db, admin) = super::serve::seed(&r, backend, "live.yaml");
     Seeded { r, db, admin }
 }
 
