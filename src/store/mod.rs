@@ -232,6 +232,21 @@ pub trait Session {
         let _ = name;
         Err(self.unsupported("API tokens"))
     }
+    /// Mark the point that [`Session::rollback_to_savepoint`] returns to
+    /// (one level): `roster serve` commits a queue of writes together, each
+    /// in a savepoint, so one refused write does not undo the others.
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        Err(self.unsupported("savepoints"))
+    }
+    /// Undo everything since [`Session::savepoint`], audit rows and
+    /// revision included.
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        Err(self.unsupported("savepoints"))
+    }
+    /// Keep everything since [`Session::savepoint`].
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        Err(self.unsupported("savepoints"))
+    }
     /// What a store that cannot do something answers.
     fn unsupported(&self, what: &str) -> StoreError {
         StoreError::Invalid(format!("this store does not support {what}"))
@@ -266,6 +281,87 @@ pub struct Invitation {
     pub email: String,
     pub invited_at: String,
     pub reminded_at: Option<String>,
+}
+
+/// How a store is opened: what every connection and write of the handle
+/// shares.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long a write waits for another apply's lock.
+    pub lock_timeout: std::time::Duration,
+    /// The most connections the handle holds at once (SQL stores).
+    pub connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lock_timeout: std::time::Duration::from_secs(10),
+            connections: 4,
+        }
+    }
+}
+
+/// A store, opened once: every read, write and key of one command or one
+/// server goes through this handle.
+pub trait Store: Send + Sync {
+    /// The URL as given (print it with [`display_url`]).
+    fn url(&self) -> &str;
+    /// A read-only snapshot for planning. A store that does not exist yet
+    /// reads as empty at revision 0; nothing is created.
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError>;
+    /// A write session: creates and migrates the store on first use, takes
+    /// the write lock (waiting up to [`Options::lock_timeout`]), and records
+    /// `actor` and `now` on every audit row.
+    fn begin(&self, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError>;
+    /// The key that seals this store's saved plans (SPEC §11); `create`
+    /// makes one (and the store) the first time it is needed.
+    fn plan_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A read connection for `roster serve`, in a read transaction.
+    fn served(&self) -> Result<Box<dyn Served>, StoreError>;
+    /// Requests sent to the store through this handle so far, for
+    /// `--verbose`; `None` for stores not reached over HTTP.
+    fn requests(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// Open the store at `url`. Nothing is read or created until it is used.
+pub fn open(url: &str, options: Options) -> Result<Box<dyn Store>, StoreError> {
+    if !is_postgres(url) && !scim::is_scim(url) && sqlite_path(url)?.is_none() {
+        return Err(StoreError::UnsupportedUrl(display_url(url)));
+    }
+    Ok(Box::new(UrlStore {
+        url: url.to_string(),
+        options,
+    }))
+}
+
+/// A store reached by its URL.
+struct UrlStore {
+    url: String,
+    options: Options,
+}
+
+impl Store for UrlStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        open_reader(&self.url)
+    }
+    fn begin(&self, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
+        begin(&self.url, actor, now, self.options.lock_timeout)
+    }
+    fn plan_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        plan_key(&self.url, create)
+    }
+    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
+        open_served(&self.url)
+    }
+    fn requests(&self) -> Option<u64> {
+        requests(&self.url)
+    }
 }
 
 /// The file of a `sqlite:` URL. An empty path or `:memory:` would be a
