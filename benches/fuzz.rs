@@ -15,7 +15,7 @@ use roster::check;
 use roster::report::{self, Style};
 use roster::roster::load::Input;
 use roster::scim::filter;
-use roster::serve::patch;
+use roster::scim::patch;
 use serde_json::Value;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;

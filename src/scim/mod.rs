@@ -1,6 +1,8 @@
 //! SCIM 2.0 (RFC 7643/7644): the filter grammar and the resource mapping
 //! shared by the client store and `roster serve`.
+pub mod error;
 pub mod filter;
+pub mod patch;
 pub mod resource;
 
 /// Characters of a client's input quoted back in an error message.

@@ -22,6 +22,9 @@ pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 pub const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";
 
+/// The core User and Group schemas, limited to the attributes roster keeps.
+pub const CORE_JSON: &str = include_str!("../../schemas/scim/roster-core.json");
+
 /// The two extension schemas in RFC 7643 §7 form: served under /Schemas and
 /// given to other providers that should hold roster's fields.
 pub const EXTENSIONS_JSON: &str = include_str!("../../schemas/scim/roster-extensions.json");

@@ -2,14 +2,13 @@
 //! and schemas. Public, like the RFC's examples: nothing here is personal.
 
 use super::{MAX_PAYLOAD, MAX_RESULTS, ScimError, respond};
-use crate::scim::resource::{EXT_GROUP, EXT_USER, EXTENSIONS_JSON, GROUP, LIST_RESPONSE, USER};
+use crate::scim::resource::{
+    CORE_JSON, EXT_GROUP, EXT_USER, EXTENSIONS_JSON, GROUP, LIST_RESPONSE, USER,
+};
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-/// The core User and Group schemas, limited to the attributes roster keeps.
-pub(crate) const CORE_JSON: &str = include_str!("../../schemas/scim/roster-core.json");
 
 /// Most operations in one Bulk request.
 pub const BULK_MAX_OPERATIONS: usize = 1000;

@@ -13,11 +13,11 @@ mod bulk;
 mod discovery;
 mod kind;
 pub mod net;
-pub mod patch;
 mod pool;
 mod resources;
 
-use crate::scim::resource::{ERROR, EXT_GROUP, EXT_USER, GROUP, USER};
+pub use crate::scim::error::{MAX_DETAIL, ScimError};
+use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
 use crate::store::directory::{Directory, Scope, Token};
 use crate::store::{self, Session, StoreError};
 use axum::Router;
@@ -29,7 +29,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::BodyExt;
 use pool::{Lease, Pool};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -91,59 +91,6 @@ impl std::ops::Deref for Server {
 }
 
 type Shared = Arc<Server>;
-
-/// Most characters of an error's `detail`.
-pub const MAX_DETAIL: usize = 500;
-
-/// A SCIM error response (RFC 7644 §3.12).
-#[derive(Debug)]
-pub struct ScimError {
-    pub status: StatusCode,
-    pub scim_type: Option<&'static str>,
-    pub detail: String,
-}
-
-impl ScimError {
-    pub fn new(
-        status: StatusCode,
-        scim_type: Option<&'static str>,
-        detail: impl Into<String>,
-    ) -> Self {
-        // Sites quote a client's input through `scim::excerpt`; this caps
-        // whatever else a message may carry (a store's message naming a
-        // value, say), so that no error echoes a request at its full size.
-        let detail: String = detail.into();
-        ScimError {
-            status,
-            scim_type,
-            detail: crate::scim::clip(&detail, MAX_DETAIL).into_owned(),
-        }
-    }
-    pub fn bad(scim_type: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, Some(scim_type), detail)
-    }
-    pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            None,
-            format!("{what} {} not found", crate::scim::excerpt(id)),
-        )
-    }
-    pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, None, detail)
-    }
-    pub fn body(&self) -> Value {
-        let mut v = json!({
-            "schemas": [ERROR],
-            "status": self.status.as_u16().to_string(),
-            "detail": self.detail,
-        });
-        if let Some(t) = self.scim_type {
-            v["scimType"] = json!(t);
-        }
-        v
-    }
-}
 
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {

@@ -1,11 +1,11 @@
 //! Users and Groups: list, read, create, replace, patch, delete.
 
 use super::kind::Kind;
-use super::patch::{self, Projection};
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
 use crate::domain::Account;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, Filter};
+use crate::scim::patch::{self, Projection};
 use crate::scim::resource::{
     self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
 };

@@ -3,7 +3,7 @@
 //! A patched resource is then stored like a replaced one, so PATCH and PUT
 //! share every rule about what may change.
 
-use super::ScimError;
+use super::error::ScimError;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, CompareOp, Filter};
 use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, PATCH_OP, USER};
@@ -88,7 +88,7 @@ fn schemas() -> &'static [(String, Attributes)] {
             };
             let name = |v: &Value| v["name"].as_str().unwrap_or_default().to_string();
             [
-                super::discovery::CORE_JSON,
+                crate::scim::resource::CORE_JSON,
                 crate::scim::resource::EXTENSIONS_JSON,
             ]
             .iter()
