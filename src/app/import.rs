@@ -390,6 +390,23 @@ fn csv_error(lines: &mut Lines, e: &csv::Error) -> (u64, String) {
 mod tests {
     use super::*;
 
+    /// `--group`: one organization holding every partner, in file order;
+    /// optional columns left empty are no value.
+    #[test]
+    fn a_group_holds_every_imported_partner() {
+        let csv = "Email,First Name,Last Name,Phone\nb@example.org,B,Bee,\na@example.org,A,Ay,217-555-0100\n";
+        let file = import(csv.as_bytes(), Some("Lakeland")).unwrap();
+        let emails: Vec<&str> = file.partners.iter().map(|p| p.email.as_str()).collect();
+        assert_eq!(emails, ["b@example.org", "a@example.org"]);
+        assert_eq!(file.partners[0].phone, None);
+        assert_eq!(file.partners[1].phone.as_deref(), Some("217-555-0100"));
+        assert_eq!(file.groups.len(), 1);
+        assert_eq!(file.groups[0].name, "Lakeland");
+        assert_eq!(file.groups[0].kind, GroupType::Organization);
+        assert_eq!(file.groups[0].members.len(), 2);
+        assert_eq!(template().split(',').next(), Some("first name"));
+    }
+
     #[test]
     fn header_spellings() {
         for s in ["First Name", "first_name", "FIRST-NAME", " first  name "] {

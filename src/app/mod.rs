@@ -7,3 +7,5 @@ pub mod apply;
 pub mod export;
 pub mod import;
 pub mod plan;
+#[cfg(test)]
+mod tests;

@@ -1102,6 +1102,46 @@ impl Session for ScimSession {
 mod tests {
     use super::*;
 
+    /// A provider on 127.0.0.1 that answers every request with `{}` and
+    /// closes: enough for discovery.
+    fn bare_provider() -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        format!("scim+http://127.0.0.1:{port}/scim/v2")
+    }
+
+    /// Each handle counts the requests it sent, and only those: two stores
+    /// open in one process do not add up.
+    #[test]
+    fn each_handle_counts_its_own_requests() {
+        let url = bare_provider();
+        let a = ScimStore::open(&url).unwrap();
+        let b = ScimStore::open(&url).unwrap();
+        assert_eq!((a.requests(), b.requests()), (Some(0), Some(0)));
+        // Discovery: ServiceProviderConfig and ResourceTypes.
+        drop(a.reader().unwrap());
+        assert_eq!((a.requests(), b.requests()), (Some(2), Some(0)));
+        drop(a.begin("t", "2026-01-01T00:00:00Z").unwrap());
+        drop(b.reader().unwrap());
+        assert_eq!((a.requests(), b.requests()), (Some(4), Some(2)));
+    }
+
     fn page(ids: std::ops::Range<usize>) -> Vec<Value> {
         ids.map(|i| serde_json::json!({"id": i.to_string()}))
             .collect()
