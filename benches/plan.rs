@@ -29,7 +29,7 @@
 //! with `--worker`), so the peak RSS it reports (VmHWM) is that case's own.
 //! Each figure is the best of `BENCH_RUNS` runs (default 3).
 
-use roster::apply::{self, Onboarding};
+use roster::app::apply::{self, Onboarding};
 use roster::check;
 use roster::plan::compute::{self, Desired};
 use roster::plan::{Note, Plan};
@@ -679,13 +679,16 @@ fn worker_apply(roster: &Path, db: &Path) -> Res<()> {
         credentials_file: None,
         actor: "bench",
         now: NOW,
-        lock_timeout: LOCK_TIMEOUT,
         progress: None,
         replan: None,
         accept_changes: false,
     };
     let start = Instant::now();
-    let applied = apply::apply(&plan, &url, &opts)?;
+    let options = store::Options {
+        lock_timeout: LOCK_TIMEOUT,
+        ..store::Options::default()
+    };
+    let applied = apply::apply(&plan, store::open(&url, options)?.as_ref(), &opts)?;
     let secs = start.elapsed().as_secs_f64();
     emit(
         "total",

@@ -1,5 +1,5 @@
 //! `roster`: a declarative roster reconciler.
-pub mod apply;
+pub mod app;
 pub mod check;
 pub mod cli;
 pub mod domain;

@@ -1,10 +1,12 @@
 //! `roster apply ROSTER…` (plan, show, confirm, apply) and
 //! `roster apply PLAN.json` (apply a saved plan unless it is stale).
 
-use super::Out;
-use super::plan::{StoreArg, exit_code, make, store_error};
-use crate::apply::{self, ApplyError, Onboarding, Options};
+use super::plan::{StoreArg, make, outcome};
+use super::{Done, Error, Out, Outcome};
+use crate::app::apply::{self, ApplyError, Options};
 use crate::plan::{Plan, render, seal};
+use crate::store::Store;
+use clap::ValueEnum;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -38,6 +40,24 @@ pub struct Args {
     /// Who is applying, for the audit log (default: the user running roster).
     #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true)]
     pub actor: Option<String>,
+}
+
+/// How new accounts get in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Onboarding {
+    /// No password; a one-time activation token (kept as a digest) and a queued invitation.
+    Invite,
+    /// A generated password, kept as an Argon2id hash and written only to --credentials-file.
+    Password,
+}
+
+impl From<Onboarding> for apply::Onboarding {
+    fn from(o: Onboarding) -> Self {
+        match o {
+            Onboarding::Invite => apply::Onboarding::Invite,
+            Onboarding::Password => apply::Onboarding::Password,
+        }
+    }
 }
 
 /// A number of seconds between 0 and a day.
@@ -84,25 +104,21 @@ fn is_plan_file(targets: &[PathBuf]) -> bool {
 
 /// The plan in `path`, and whether the file is exactly that plan (see
 /// [`seal::is_exactly`]).
-fn read_plan(path: &Path, out: &mut Out) -> Result<(Plan, bool), u8> {
+fn read_plan(path: &Path) -> Result<(Plan, bool), Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let _ = writeln!(
-            out.stderr,
-            "error: {}: cannot read the plan: {e}; a saved plan is a file made by \
+        Error::msg(format!(
+            "{}: cannot read the plan: {e}; a saved plan is a file made by \
              `roster plan -o FILE`, a roster a .yaml/.yml file or a directory not named *.json",
             path.display()
-        );
-        1
+        ))
     })?;
     let plan = parse_plan(&text).map_err(|e| {
-        let _ = writeln!(
-            out.stderr,
-            "error: {}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
+        Error::msg(format!(
+            "{}:{}:{}: not a roster plan: {e}; make one with `roster plan -o FILE`",
             path.display(),
             e.line(),
             e.column()
-        );
-        1
+        ))
     })?;
     let exact = seal::is_exactly(&plan, &text);
     Ok((plan, exact))
@@ -114,63 +130,13 @@ pub fn parse_plan(text: &str) -> Result<Plan, serde_json::Error> {
     serde_json::from_str(text)
 }
 
-/// A saved plan is applied only to the store it was made for, only in a
-/// format this roster reads, and only as `roster plan -o` sealed it.
-fn check_saved(plan: &Plan, exact: bool, url: &str, out: &mut Out) -> Result<(), u8> {
-    let fail = |out: &mut Out, e: &dyn std::fmt::Display| {
-        let _ = writeln!(out.stderr, "error: {e}");
-        1
-    };
-    if plan.format_version != crate::plan::FORMAT_VERSION {
-        return Err(fail(out, &ApplyError::FormatVersion(plan.format_version)));
-    }
-    let shown = crate::store::display_url(url);
-    if plan.store.url != shown {
-        return Err(fail(
-            out,
-            &ApplyError::WrongStore {
-                plan: plan.store.url.clone(),
-                store: shown,
-            },
-        ));
-    }
-    let key = crate::store::plan_key(url, false).map_err(|e| fail(out, &e))?;
-    let verdict = match &key {
-        Some(k) => {
-            seal::verify(plan, k).and_then(|()| exact.then_some(()).ok_or(seal::Altered::Additions))
-        }
-        None => Err(seal::Altered::Seal),
-    };
-    if let Err(why) = verdict {
-        let help = match why {
-            seal::Altered::Unsealed => {
-                "it carries no seal: only plans saved with `roster plan -o FILE` can be applied"
-            }
-            seal::Altered::Malformed => "its seal is not one `roster plan -o` writes",
-            seal::Altered::Digest => "its content no longer matches its digest",
-            seal::Altered::Additions => "it holds fields that `roster plan -o` never writes",
-            seal::Altered::Seal => {
-                "its seal does not match its content under this store's key (edited, or sealed for another store)"
-            }
-        };
-        let _ = writeln!(
-            out.stderr,
-            "error: plan was altered after it was made\nhelp: {help}; nothing was applied, run `roster plan -o FILE` again"
-        );
-        return Err(1);
-    }
-    Ok(())
-}
-
 /// Ask on a terminal; refuse to go on without one unless `--yes`.
-fn confirm(out: &mut Out) -> Result<(), u8> {
+fn confirm(out: &mut Out) -> Result<(), Error> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        let _ = writeln!(
-            out.stderr,
-            "error: not on a terminal, so nobody can confirm this apply; pass --yes to apply without asking"
-        );
-        return Err(1);
+        return Err(Error::msg(
+            "not on a terminal, so nobody can confirm this apply; pass --yes to apply without asking",
+        ));
     }
     let _ = write!(out.stderr, "Apply this plan? Only 'yes' is accepted: ");
     let _ = out.stderr.flush();
@@ -179,39 +145,27 @@ fn confirm(out: &mut Out) -> Result<(), u8> {
     if answer.trim() == "yes" {
         Ok(())
     } else {
-        let _ = writeln!(out.stderr, "Apply cancelled; nothing changed.");
-        Err(1)
+        Err(Error::Text("Apply cancelled; nothing changed.".into()))
     }
 }
 
-pub fn run(args: Args, out: &mut Out) -> u8 {
-    let code = run_inner(&args, out);
-    args.store.report(out);
-    code
-}
-
-fn run_inner(args: &Args, out: &mut Out) -> u8 {
+pub fn run(args: Args, out: &mut Out) -> Outcome {
+    let lock_timeout = std::time::Duration::from_secs_f64(args.lock_timeout);
+    let store = args.store.open(out, lock_timeout)?;
+    let store = store.as_ref();
     let from_file = is_plan_file(&args.targets);
     let (mut plan, checked) = if from_file {
-        let (mut plan, exact) = match read_plan(&args.targets[0], out) {
-            Ok(p) => p,
-            Err(c) => return c,
-        };
-        if let Err(c) = check_saved(&plan, exact, &args.store.url, out) {
-            return c;
-        }
+        let (mut plan, exact) = read_plan(&args.targets[0])?;
+        apply::check_saved(&plan, exact, store).map_err(Error::msg)?;
         // Count what the plan holds, not what it says (they agree in a
         // sealed plan).
         plan.summary = crate::plan::compute::summarize(&plan.actions, &plan.resolutions);
         (plan, None)
     } else {
-        match make(&args.targets, &args.store.url, out, false) {
-            Ok((p, c)) => (p, Some(c)),
-            Err(c) => return c,
-        }
+        let planned = make(store, &args.targets, out, false)?;
+        (planned.plan, Some(planned.checked))
     };
-    let url = args.store.url.as_str();
-    let replan = |checked: &crate::check::Checked| super::plan::replan(checked, url);
+    let replan = |checked: &crate::check::Checked| crate::app::plan::replan(store, checked);
     let replan_this = checked.as_ref().map(|c| move || replan(c));
     let actor = actor(args.actor.clone());
     let now = now();
@@ -230,15 +184,14 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
             .write_all(render::human(&plan, out.color).as_bytes());
         if plan.summary.changes() == 0 && plan.summary.unresolved == 0 && plan.violations.is_empty()
         {
-            return 0;
+            return Ok(Done::Ok);
         }
         let opts = Options {
             allow_mass_removal: args.allow_mass_removal,
-            onboarding: args.onboarding,
+            onboarding: args.onboarding.into(),
             credentials_file: args.credentials_file.as_deref(),
             actor: &actor,
             now: &now,
-            lock_timeout: std::time::Duration::from_secs_f64(args.lock_timeout),
             progress: (std::io::stderr().is_terminal() && plan.actions.len() >= PROGRESS_FROM)
                 .then_some(&show as &dyn Fn(usize, usize)),
             // A roster is planned again when the store moved on; a saved
@@ -249,16 +202,11 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
             accept_changes: args.yes,
         };
         // Refuse before asking.
-        if let Err(e) = apply::guard(&plan, &opts) {
-            let _ = writeln!(out.stderr, "error: {e}");
-            return 1;
+        apply::guard(&plan, &opts).map_err(Error::msg)?;
+        if !args.yes {
+            confirm(out)?;
         }
-        if !args.yes
-            && let Err(c) = confirm(out)
-        {
-            return c;
-        }
-        match apply::apply(&plan, url, &opts) {
+        match apply::apply(&plan, store, &opts) {
             Ok(mut done) => {
                 if let Some(applied) = done.replanned.take() {
                     let _ = writeln!(
@@ -277,8 +225,8 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
                     }
                     plan = applied;
                 }
-                applied_line(args, out, &done);
-                return exit_code(&plan, false);
+                applied_line(&args, store, out, &done);
+                return outcome(&plan, false);
             }
             Err(ApplyError::Changed(new)) => {
                 let _ = writeln!(
@@ -287,20 +235,15 @@ fn run_inner(args: &Args, out: &mut Out) -> u8 {
                 );
                 plan = *new;
             }
-            Err(ApplyError::Store(e)) => {
-                return store_error(out, &e);
-            }
-            Err(e) => {
-                let _ = writeln!(out.stderr, "error: {e}");
-                return 1;
-            }
+            Err(ApplyError::Store(e)) => return Err(e.into()),
+            Err(e) => return Err(Error::msg(e)),
         }
     }
 }
 
-fn applied_line(args: &Args, out: &mut Out, done: &apply::Applied) {
+fn applied_line(args: &Args, store: &dyn Store, out: &mut Out, done: &apply::Applied) {
     // A SCIM provider has no store-wide revision to report.
-    let revision = if crate::store::requests(&args.store.url).is_some() {
+    let revision = if store.requests().is_some() {
         String::new()
     } else {
         format!("; it is now at revision {}", done.revision)
@@ -309,7 +252,7 @@ fn applied_line(args: &Args, out: &mut Out, done: &apply::Applied) {
         out.stdout,
         "Applied {} to {}{revision}.{}",
         crate::report::plural(done.actions, "action"),
-        crate::store::display_url(&args.store.url),
+        crate::store::display_url(store.url()),
         if done.credentials > 0 {
             format!(
                 " Passwords of {} are in {} (mode 0600).",

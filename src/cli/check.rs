@@ -1,6 +1,6 @@
 //! `roster check`.
 
-use super::Out;
+use super::{Done, Error, Out, Outcome, print};
 use crate::check;
 use crate::report::{self, Style};
 use clap::ValueEnum;
@@ -31,7 +31,7 @@ pub enum Format {
     Github,
 }
 
-pub fn run(args: Args, out: &mut Out) -> u8 {
+pub fn run(args: Args, out: &mut Out) -> Outcome {
     let (checked, _) = check::check_paths_while(&args.rosters, &out.cwd, |_| ());
     let style = Style {
         color: out.color,
@@ -67,6 +67,10 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
             s
         }
     };
-    let _ = out.stdout.write_all(text.as_bytes());
-    u8::from(checked.findings.iter().any(|f| f.is_error()))
+    print(out, &text)?;
+    if checked.has_errors() {
+        // The findings above say what.
+        return Err(Error::Reported);
+    }
+    Ok(Done::Ok)
 }

@@ -73,9 +73,69 @@ pub struct Out<'a> {
     pub stderr: &'a mut dyn Write,
     pub color: bool,
     pub cwd: PathBuf,
+    /// The store the command opened, when `--verbose` asks for its
+    /// request count after the command's own output.
+    pub verbose_store: Option<std::sync::Arc<dyn crate::store::Store>>,
 }
 
-/// Parse arguments and run. Exit codes: 0 success, 1 error or violation.
+/// Why a command failed: rendered once, by [`run`], on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `error: …`.
+    #[error("error: {0}")]
+    Message(String),
+    /// A store's error: it quotes names and answers from the store or
+    /// provider, so control characters are shown escaped.
+    #[error("error: {}", crate::report::printable_text(&.0.to_string()))]
+    Store(#[from] StoreError),
+    /// Lines that name their own place (`FILE:LINE: …`), or that are not
+    /// errors of roster's (`Apply cancelled; nothing changed.`).
+    #[error("{0}")]
+    Text(String),
+    /// What failed is already in the output (findings, a plan with
+    /// unresolved partners or violations), or cannot be said (stdout is
+    /// closed): only the exit code is left to give.
+    #[error("")]
+    Reported,
+}
+
+use crate::store::StoreError;
+
+impl Error {
+    /// The exit code (SPEC §6): 1 for every error, violation or unresolved
+    /// partner.
+    pub fn code(&self) -> u8 {
+        1
+    }
+
+    /// An `error: …` line.
+    pub fn msg(m: impl std::fmt::Display) -> Self {
+        Error::Message(m.to_string())
+    }
+}
+
+/// How a command that did not fail ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Exit 0.
+    Ok,
+    /// Exit 2: `plan --detailed-exitcode` found changes.
+    Changes,
+}
+
+/// What every verb returns.
+pub type Outcome = Result<Done, Error>;
+
+/// Stdout written whole, or the command fails quietly (a closed pipe).
+pub fn print(out: &mut Out, text: &str) -> Outcome {
+    out.stdout
+        .write_all(text.as_bytes())
+        .map(|()| Done::Ok)
+        .map_err(|_| Error::Reported)
+}
+
+/// Parse arguments and run. Exit codes: 0 success, 1 error or violation,
+/// 2 changes (`plan --detailed-exitcode`).
 pub fn run<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -107,16 +167,9 @@ where
         stderr: &mut se,
         color,
         cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        verbose_store: None,
     };
-    // Plan and apply report their store's requests themselves.
-    let store = match &cli.command {
-        Command::Diff(a) => Some(a.store.clone()),
-        Command::Export(a) => Some(a.store.clone()),
-        Command::Log(a) => Some(a.store.clone()),
-        Command::Invitations(a) => Some(a.store.clone()),
-        _ => None,
-    };
-    let code = match cli.command {
+    let outcome = match cli.command {
         Command::Check(a) => check::run(a, &mut out),
         Command::Plan(a) => plan::run(a, &mut out),
         Command::Apply(a) => apply::run(a, &mut out),
@@ -129,11 +182,33 @@ where
         Command::Serve(a) => serve::serve(a, &mut out),
         Command::Token(a) => serve::token(a, &mut out),
     };
-    if let Some(s) = store {
-        s.report(&mut out);
-    }
+    let code = finish(outcome, &mut out);
     let _ = out.stdout.flush();
     ExitCode::from(code)
+}
+
+/// Say what failed (once), then how many requests a remote store took for
+/// `--verbose`; the exit code.
+fn finish(outcome: Outcome, out: &mut Out) -> u8 {
+    let code = match outcome {
+        Ok(Done::Ok) => 0,
+        Ok(Done::Changes) => 2,
+        Err(e) => {
+            let text = e.to_string();
+            if !text.is_empty() {
+                let _ = writeln!(out.stderr, "{text}");
+            }
+            e.code()
+        }
+    };
+    if let Some(n) = out.verbose_store.take().and_then(|s| s.requests()) {
+        let _ = writeln!(
+            out.stderr,
+            "store: {}",
+            crate::report::plural(n as usize, "request")
+        );
+    }
+    code
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
-//! `roster plan`, and the planning that `apply` and `diff` share.
+//! `roster plan`.
 
-use super::Out;
-use crate::check::{self, Checked};
-use crate::plan::compute::{self, Desired};
-use crate::plan::{Note, Plan, render};
+use super::{Done, Error, Out, Outcome};
+use crate::app::plan::{PlanError, Planned};
+use crate::plan::{Plan, render};
 use crate::report::{self, Style};
-use crate::roster::Roster;
-use crate::store::{self, StoreError};
+use crate::store::{self, Store};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// `--store`, shared by every verb that reads or writes a store.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,17 +24,22 @@ pub struct StoreArg {
 }
 
 impl StoreArg {
-    /// `store: N requests` on stderr, for `--verbose` on a remote store.
-    pub fn report(&self, out: &mut Out) {
-        if self.verbose
-            && let Some(n) = store::requests(&self.url)
-        {
-            let _ = writeln!(
-                out.stderr,
-                "store: {}",
-                crate::report::plural(n as usize, "request")
-            );
+    /// Open the store, once for the whole command. With `--verbose`, how
+    /// many requests it took is said on stderr when the command ends.
+    pub fn open(
+        &self,
+        out: &mut Out,
+        lock_timeout: std::time::Duration,
+    ) -> Result<Arc<dyn Store>, Error> {
+        let options = store::Options {
+            lock_timeout,
+            ..store::Options::default()
+        };
+        let opened: Arc<dyn Store> = Arc::from(store::open(&self.url, options)?);
+        if self.verbose {
+            out.verbose_store = Some(opened.clone());
         }
+        Ok(opened)
     }
 }
 
@@ -72,111 +76,32 @@ pub enum Format {
     Markdown,
 }
 
-/// The roster as planning takes it.
-fn desired(roster: &Roster) -> Desired<'_> {
-    Desired {
-        groups: roster.groups.iter().map(|e| &e.item).collect(),
-        partners: roster.partners.iter().map(|e| &e.item).collect(),
-        policy: &roster.policy,
-        digest: digest(roster),
-    }
-}
-
-/// `sha256:` over the roster files' names and contents, in order.
-fn digest(roster: &Roster) -> String {
-    let mut data = Vec::new();
-    for f in &roster.files {
-        data.extend_from_slice(f.name.as_bytes());
-        data.push(0);
-        data.extend_from_slice(f.text.as_bytes());
-        data.push(0);
-    }
-    crate::secrets::sha256(&data)
-}
-
-/// Read and check the roster, then plan it against the store. On failure
-/// the findings or the store error are already written to stderr; the
-/// exit code is returned.
+/// Plan the roster against the store; a roster that cannot be planned is
+/// reported with its findings (personal data shown only with `show_pii`).
 pub fn make(
+    store: &dyn Store,
     rosters: &[PathBuf],
-    url: &str,
     out: &mut Out,
     show_pii: bool,
-) -> Result<(Plan, Checked), u8> {
-    make_with_live(rosters, url, out, show_pii).map(|(p, c, _)| (p, c))
-}
-
-/// [`make`], also returning what was read from the store.
-pub fn make_with_live(
-    rosters: &[PathBuf],
-    url: &str,
-    out: &mut Out,
-    show_pii: bool,
-) -> Result<(Plan, Checked, compute::LiveState), u8> {
-    // The store is read while the cross-file checks run; what it returns is
-    // dropped if the roster turns out not to be plannable.
-    let read_store = |roster: &Roster| {
-        store::open_reader(url).and_then(|mut r| compute::gather(r.as_mut(), &desired(roster)))
-    };
-    let (checked, live) = check::check_paths_while(rosters, &out.cwd, read_store);
-    let fatal: Vec<_> = checked
-        .findings
-        .iter()
-        .filter(|f| f.is_error() && !f.code.is_violation())
-        .cloned()
-        .collect();
-    if !fatal.is_empty() || !checked.complete {
-        let style = Style {
-            color: out.color,
-            show_pii,
-        };
-        let mut text = report::human(&checked.findings, &checked.roster.files, style);
-        let (errors, _) = report::counts(&checked.findings);
-        text.push_str(&format!(
-            "cannot plan: the roster has {}; fix {} and run plan again\n",
-            report::plural(errors, "error"),
-            if errors == 1 { "it" } else { "them" }
-        ));
-        let _ = out.stderr.write_all(text.as_bytes());
-        return Err(1);
+) -> Result<Planned, Error> {
+    match crate::app::plan::plan(store, rosters, &out.cwd) {
+        Ok(p) => Ok(p),
+        Err(PlanError::Store(e)) => Err(e.into()),
+        Err(PlanError::Roster(checked)) => {
+            let style = Style {
+                color: out.color,
+                show_pii,
+            };
+            let mut text = report::human(&checked.findings, &checked.roster.files, style);
+            let (errors, _) = report::counts(&checked.findings);
+            text.push_str(&format!(
+                "cannot plan: the roster has {}; fix {} and run plan again",
+                report::plural(errors, "error"),
+                if errors == 1 { "it" } else { "them" }
+            ));
+            Err(Error::Text(text))
+        }
     }
-    let (violations, warnings) = notes(&checked);
-    let live = match live {
-        Some(Ok(l)) => l,
-        Some(Err(e)) => return Err(store_error(out, &e)),
-        None => return Err(1),
-    };
-    let plan = compute::compute(&desired(&checked.roster), &live, violations, warnings);
-    Ok((plan, checked, live))
-}
-
-/// The findings as the plan carries them: policy violations and warnings.
-fn notes(checked: &Checked) -> (Vec<Note>, Vec<Note>) {
-    let (errors, others): (Vec<_>, Vec<_>) = checked.findings.iter().partition(|f| f.is_error());
-    (
-        errors.into_iter().map(Note::from).collect(),
-        others.into_iter().map(Note::from).collect(),
-    )
-}
-
-/// Plan a roster already read and checked against the store as it is now
-/// (`apply`, when another write landed since it planned).
-pub fn replan(checked: &Checked, url: &str) -> Result<Plan, StoreError> {
-    let d = desired(&checked.roster);
-    let mut reader = store::open_reader(url)?;
-    let live = compute::gather(reader.as_mut(), &d)?;
-    let (violations, warnings) = notes(checked);
-    Ok(compute::compute(&d, &live, violations, warnings))
-}
-
-pub fn store_error(out: &mut Out, e: &StoreError) -> u8 {
-    // Store errors quote names and answers from the store or provider.
-    let _ = writeln!(
-        out.stderr,
-        "error: {}",
-        crate::report::printable_text(&e.to_string())
-    );
-    1
 }
 
 /// Write a file readable by its owner only, replacing it atomically.
@@ -198,40 +123,30 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
-pub fn run(args: Args, out: &mut Out) -> u8 {
+pub fn run(args: Args, out: &mut Out) -> Outcome {
+    let store = args
+        .store
+        .open(out, store::Options::default().lock_timeout)?;
     // A saved plan is sealed with the store's key: get it (made on first
     // need) before planning, so a store that cannot seal fails fast.
     let key = match &args.out {
-        Some(_) => match store::plan_key(&args.store.url, true) {
-            Ok(k) => k,
-            Err(e) => {
-                let _ = writeln!(out.stderr, "error: cannot seal the plan: {e}");
-                return 1;
-            }
-        },
+        Some(_) => store
+            .plan_key(true)
+            .map_err(|e| Error::msg(format!("cannot seal the plan: {e}")))?,
         None => None,
     };
-    let made = make(&args.rosters, &args.store.url, out, args.show_pii);
-    args.store.report(out);
-    let (mut plan, checked) = match made {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let Planned {
+        mut plan, checked, ..
+    } = make(store.as_ref(), &args.rosters, out, args.show_pii)?;
     if let Some(path) = &args.out {
         if let Some(key) = &key {
             crate::plan::seal::seal(&mut plan, key);
         }
         let json = serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n";
-        if let Err(e) = write_private(path, json.as_bytes()) {
-            let _ = writeln!(
-                out.stderr,
-                "error: {}: cannot write the plan: {e}",
-                path.display()
-            );
-            return 1;
-        }
+        write_private(path, json.as_bytes())
+            .map_err(|e| Error::msg(format!("{}: cannot write the plan: {e}", path.display())))?;
     }
-    let code = exit_code(&plan, args.detailed_exitcode);
+    let done = outcome(&plan, args.detailed_exitcode);
     let mut shown = plan.into_display(args.show_pii);
     // The seal covers the saved file, not this rendering of it.
     shown.seal = None;
@@ -244,15 +159,17 @@ pub fn run(args: Args, out: &mut Out) -> u8 {
     // The roster and plan are large and about to be freed by the exit anyway.
     std::mem::forget(checked);
     std::mem::forget(shown);
-    code
+    done
 }
 
-pub fn exit_code(plan: &Plan, detailed: bool) -> u8 {
+/// How a plan ends the command: unresolved partners or violations fail
+/// it (the plan says which); with `detailed`, changes exit 2.
+pub fn outcome(plan: &Plan, detailed: bool) -> Outcome {
     if plan.summary.unresolved > 0 || !plan.violations.is_empty() {
-        1
+        Err(Error::Reported)
     } else if detailed && plan.summary.changes() > 0 {
-        2
+        Ok(Done::Changes)
     } else {
-        0
+        Ok(Done::Ok)
     }
 }

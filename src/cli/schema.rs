@@ -1,6 +1,6 @@
 //! `roster schema`.
 
-use super::Out;
+use super::{Out, Outcome, print};
 use crate::roster::schema;
 use clap::ValueEnum;
 
@@ -19,10 +19,10 @@ pub enum Which {
     Plan,
 }
 
-pub fn run(args: Args, out: &mut Out) -> u8 {
+pub fn run(args: Args, out: &mut Out) -> Outcome {
     let text = match args.which {
         Which::Roster => schema::pretty(&schema::roster_schema()),
         Which::Plan => schema::pretty(&crate::plan::schema()),
     };
-    u8::from(out.stdout.write_all(text.as_bytes()).is_err())
+    print(out, &text)
 }

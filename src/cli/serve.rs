@@ -1,11 +1,11 @@
 //! `roster serve` and `roster token`.
 
-use super::Out;
 use super::apply::actor;
-use super::plan::{StoreArg, store_error};
+use super::plan::StoreArg;
+use super::{Done, Error, Out, Outcome};
 use crate::report::printable;
 use crate::store::{
-    self,
+    self, Store,
     directory::{Scope, Token},
 };
 use std::sync::Arc;
@@ -128,7 +128,7 @@ pub enum TokenCommand {
 }
 
 /// The policy grants through the server obey: the roster's, else the default.
-fn policy(args: &ServeArgs, out: &mut Out) -> Result<crate::roster::model::Policy, u8> {
+fn policy(args: &ServeArgs, out: &mut Out) -> Result<crate::roster::model::Policy, Error> {
     if args.roster.is_empty() {
         return Ok(Default::default());
     }
@@ -139,44 +139,33 @@ fn policy(args: &ServeArgs, out: &mut Out) -> Result<crate::roster::model::Polic
             show_pii: false,
         };
         let text = crate::report::human(&checked.findings, &checked.roster.files, style);
-        let _ = out.stderr.write_all(text.as_bytes());
-        let _ = writeln!(
-            out.stderr,
-            "error: the roster given with --roster has errors; fix them (`roster check`) before serving"
-        );
-        return Err(1);
+        return Err(Error::Text(format!(
+            "{text}error: the roster given with --roster has errors; fix them (`roster check`) before serving"
+        )));
     }
     Ok(checked.roster.policy)
 }
 
-pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
+pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
     let url = args.store.url.clone();
-    let policy = match policy(&args, out) {
-        Ok(p) => p,
-        Err(code) => return code,
-    };
+    let policy = policy(&args, out)?;
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => match crate::serve::net::tls_config(cert, key) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                let _ = writeln!(out.stderr, "error: {e}");
-                return 1;
-            }
-        },
+        (Some(cert), Some(key)) => {
+            Some(crate::serve::net::tls_config(cert, key).map_err(Error::msg)?)
+        }
         _ => None,
     };
-    // Create or migrate the store before accepting requests.
-    let ready = store::begin(
+    let opened = store::open(
         &url,
-        "roster serve",
-        &store::now(),
-        std::time::Duration::from_secs_f64(args.lock_timeout),
-    );
-    // Committed, not dropped: on PostgreSQL the migration is part of the
-    // session's transaction.
-    if let Err(e) = ready.and_then(|s| s.commit()) {
-        return store_error(out, &e);
-    }
+        store::Options {
+            lock_timeout: Duration::from_secs_f64(args.lock_timeout),
+            connections: args.store_connections as usize,
+        },
+    )?;
+    // Create or migrate the store before accepting requests. Committed,
+    // not dropped: on PostgreSQL the migration is part of the session's
+    // transaction.
+    opened.begin("roster serve", &store::now())?.commit()?;
     // From here on (not for the migration above): no request holds the
     // database for long.
     store::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
@@ -185,10 +174,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(out.stderr, "error: cannot start the server: {e}");
-            return 1;
-        }
+        Err(e) => return Err(Error::msg(format!("cannot start the server: {e}"))),
     };
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -245,13 +231,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> u8 {
     // Store work still running (a slow query of a dropped request) does not
     // hold the process: its connection closes with it.
     runtime.shutdown_background();
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(out.stderr, "error: {e}");
-            1
-        }
-    }
+    result.map(|()| Done::Ok).map_err(Error::Message)
 }
 
 /// Stderr for the request log, written from the server's threads: its own
@@ -289,108 +269,76 @@ fn scopes(given: &[String]) -> Result<Option<Vec<String>>, String> {
     Ok(Some(groups))
 }
 
-pub fn token(args: TokenArgs, out: &mut Out) -> u8 {
+pub fn token(args: TokenArgs, out: &mut Out) -> Outcome {
     let url = &args.store;
+    let open = || store::open(url, store::Options::default());
     match args.command {
         TokenCommand::Create { name, scope } => {
             // A name is printed by `token list` and in request logs: no
             // control, escape or bidi character may hide in it.
             if name.trim().is_empty() || printable(&name) != name.as_str() {
-                let _ = writeln!(
-                    out.stderr,
-                    "error: --name `{}` must be a non-empty name without control, escape or bidi characters",
+                return Err(Error::msg(format!(
+                    "--name `{}` must be a non-empty name without control, escape or bidi characters",
                     printable(&name)
-                );
-                return 1;
+                )));
             }
-            let scope = match scopes(&scope) {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = writeln!(out.stderr, "error: {e}");
-                    return 1;
-                }
-            };
+            let scope = scopes(&scope).map_err(Error::Message)?;
+            let opened = open()?;
+            let opened = opened.as_ref();
             if let Some(groups) = &scope {
-                let known = store::open_reader(url).and_then(|mut r| r.groups(Some(groups)));
-                match known {
-                    Ok(found) => {
-                        if let Some(g) =
-                            groups.iter().find(|g| !found.iter().any(|f| &f.name == *g))
-                        {
-                            let _ = writeln!(
-                                out.stderr,
-                                "error: group `{}` does not exist in store {}",
-                                printable(g),
-                                store::display_url(url)
-                            );
-                            return 1;
-                        }
-                    }
-                    Err(e) => return store_error(out, &e),
+                let found = opened.reader()?.groups(Some(groups))?;
+                if let Some(g) = groups.iter().find(|g| !found.iter().any(|f| &f.name == *g)) {
+                    return Err(Error::msg(format!(
+                        "group `{}` does not exist in store {}",
+                        printable(g),
+                        store::display_url(url)
+                    )));
                 }
             }
             let token = format!("rst_{}", crate::secrets::token());
             let digest = crate::secrets::sha256(token.as_bytes());
-            let done = in_session(url, args.actor, |s| {
+            in_session(opened, args.actor, |s| {
                 s.create_token(&name, &digest, scope.as_deref())
-            });
-            match done {
-                Ok(_) => {
-                    let _ = writeln!(out.stdout, "{token}");
-                    let _ = writeln!(
-                        out.stderr,
-                        "token `{}` created ({}); it is shown only now: keep it in a secret store",
-                        printable(&name),
-                        match &scope {
-                            None => "admin".to_string(),
-                            Some(g) => format!(
-                                "groups: {}",
-                                g.iter()
-                                    .map(|g| printable(g))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        }
-                    );
-                    0
+            })?;
+            let _ = writeln!(out.stdout, "{token}");
+            let _ = writeln!(
+                out.stderr,
+                "token `{}` created ({}); it is shown only now: keep it in a secret store",
+                printable(&name),
+                match &scope {
+                    None => "admin".to_string(),
+                    Some(g) => format!(
+                        "groups: {}",
+                        g.iter()
+                            .map(|g| printable(g))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 }
-                Err(e) => store_error(out, &e),
-            }
+            );
+            Ok(Done::Ok)
         }
-        TokenCommand::List => match store::open_directory(url).and_then(|mut d| d.tokens()) {
-            Ok(list) => {
-                for t in list {
-                    let _ = writeln!(out.stdout, "{}", describe(&t));
-                }
-                0
+        TokenCommand::List => {
+            for t in open()?.served()?.tokens()? {
+                let _ = writeln!(out.stdout, "{}", describe(&t));
             }
-            Err(e) => store_error(out, &e),
-        },
+            Ok(Done::Ok)
+        }
         TokenCommand::Revoke { name } => {
-            let done = in_session(url, args.actor, |s| s.revoke_token(&name));
-            match done {
-                Ok(_) => {
-                    let _ = writeln!(out.stderr, "token `{}` revoked", printable(&name));
-                    0
-                }
-                Err(e) => store_error(out, &e),
-            }
+            in_session(open()?.as_ref(), args.actor, |s| s.revoke_token(&name))?;
+            let _ = writeln!(out.stderr, "token `{}` revoked", printable(&name));
+            Ok(Done::Ok)
         }
     }
 }
 
 /// One audited write to the store, committed.
 fn in_session(
-    url: &str,
+    opened: &dyn Store,
     actor_name: Option<String>,
     write: impl FnOnce(&mut dyn store::Session) -> Result<(), store::StoreError>,
 ) -> Result<i64, store::StoreError> {
-    let mut s = store::begin(
-        url,
-        &actor(actor_name),
-        &store::now(),
-        std::time::Duration::from_secs(10),
-    )?;
+    let mut s = opened.begin(&actor(actor_name), &store::now())?;
     write(s.as_mut())?;
     s.commit()
 }

@@ -1,86 +1,11 @@
 //! Verbs that read the store: `export`, `diff`, `log`, `invitations`.
 
-use super::Out;
-use super::plan::{StoreArg, store_error, write_private};
-use crate::domain::{self, Account, Membership};
-use crate::plan::Outcome;
-use crate::plan::compute::profile_of;
+use super::plan::{StoreArg, make, write_private};
+use super::{Done, Error, Out, Outcome, print};
 use crate::roster::emit::{self, EmitOptions};
-use crate::roster::model::{self, Member, MemberEntry, Partner, RosterFile};
-use crate::store::{self, audit};
+use crate::store::{self, Options, audit};
 use clap::ValueEnum;
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-
-/// The store (or part of it) as a roster file: every account pinned,
-/// inactive ones `active: false`, groups and members sorted.
-pub fn roster_of(
-    accounts: &[Account],
-    groups: &[domain::Group],
-    memberships: &[Membership],
-) -> RosterFile {
-    let email_of: HashMap<String, &str> = accounts
-        .iter()
-        .map(|a| (a.user_name.to_lowercase(), a.profile.email.as_str()))
-        .collect();
-    let mut members: HashMap<&str, BTreeMap<String, bool>> = HashMap::new();
-    for m in memberships {
-        if let Some(e) = email_of.get(&m.user_name.to_lowercase()) {
-            members
-                .entry(m.group.as_str())
-                .or_default()
-                .insert(e.to_lowercase(), m.user_manager);
-        }
-    }
-    let mut groups: Vec<model::Group> = groups
-        .iter()
-        .map(|g| model::Group {
-            name: g.name.clone(),
-            kind: g.kind,
-            lwia: g.lwia,
-            members: members
-                .get(g.name.as_str())
-                .map(|m| {
-                    m.iter()
-                        .map(|(email, um)| {
-                            if *um {
-                                Member::Entry(MemberEntry {
-                                    email: email.clone(),
-                                    user_manager: true,
-                                })
-                            } else {
-                                Member::Email(email.clone())
-                            }
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        })
-        .collect();
-    groups.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut partners: Vec<Partner> = accounts
-        .iter()
-        .map(|a| Partner {
-            email: a.profile.email.to_lowercase(),
-            first_name: a.profile.first_name.clone(),
-            last_name: a.profile.last_name.clone(),
-            birth_date: a.profile.birth_date.clone(),
-            phone: a.profile.phone.clone(),
-            extension: a.profile.extension.clone(),
-            zip: a.profile.zip.clone(),
-            role: a.profile.role,
-            account: Some(a.user_name.clone()),
-            active: a.active,
-        })
-        .collect();
-    partners.sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
-    RosterFile {
-        version: 1,
-        groups,
-        partners,
-        policy: None,
-    }
-}
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
@@ -94,41 +19,26 @@ pub struct ExportArgs {
     pub show_pii: bool,
 }
 
-pub fn export(args: ExportArgs, out: &mut Out) -> u8 {
-    let dump = store::open_reader(&args.store.url).and_then(|mut r| {
-        let accounts = r.all_accounts()?;
-        let groups = r.groups(None)?;
-        let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
-        let memberships = r.memberships(&names)?;
-        Ok(roster_of(&accounts, &groups, &memberships))
-    });
-    let file = match dump {
-        Ok(f) => f,
-        Err(e) => return store_error(out, &e),
-    };
-    let mut seen: HashMap<&str, &str> = HashMap::new();
-    for p in &file.partners {
-        let account = p.account.as_deref().unwrap_or_default();
-        if let Some(other) = seen.insert(p.email.as_str(), account) {
-            let _ = writeln!(
-                out.stderr,
-                "warning: accounts {other} and {account} share the email {}; a roster holds one partner per email, so settle which one it is",
-                p.email
-            );
-        }
+pub fn export(args: ExportArgs, out: &mut Out) -> Outcome {
+    let store = args.store.open(out, Options::default().lock_timeout)?;
+    let exported = crate::app::export::export(store.as_ref())?;
+    for (other, account, email) in &exported.shared_emails {
+        let _ = writeln!(
+            out.stderr,
+            "warning: accounts {other} and {account} share the email {email}; a roster holds one partner per email, so settle which one it is",
+        );
     }
+    let file = &exported.file;
     let header = "# yaml-language-server: $schema=https://roster.dev/schemas/roster.schema.json\n";
     match &args.out {
         Some(path) => {
             let text = format!(
                 "{header}{}",
-                emit::roster_file(&file, &EmitOptions { show_pii: true })
+                emit::roster_file(file, &EmitOptions { show_pii: true })
             );
-            if let Err(e) = write_private(path, text.as_bytes()) {
-                let _ = writeln!(out.stderr, "error: {}: cannot write: {e}", path.display());
-                return 1;
-            }
-            0
+            write_private(path, text.as_bytes())
+                .map_err(|e| Error::msg(format!("{}: cannot write: {e}", path.display())))?;
+            Ok(Done::Ok)
         }
         None => {
             if !args.show_pii {
@@ -140,13 +50,13 @@ pub fn export(args: ExportArgs, out: &mut Out) -> u8 {
             let text = format!(
                 "{header}{}",
                 emit::roster_file(
-                    &file,
+                    file,
                     &EmitOptions {
                         show_pii: args.show_pii
                     }
                 )
             );
-            u8::from(out.stdout.write_all(text.as_bytes()).is_err())
+            print(out, &text)
         }
     }
 }
@@ -165,158 +75,10 @@ pub struct DiffArgs {
     pub context: usize,
 }
 
-/// Replace personal data by a marker that still shows whether it changed.
-fn mask(live: &mut [Partner], want: &mut [Partner]) {
-    let by_email: HashMap<String, usize> = want
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.email.clone(), i))
-        .collect();
-    let hide = |a: &mut Option<String>, b: Option<&mut Option<String>>| match b {
-        Some(b) => {
-            let same = *a == *b;
-            if a.is_some() {
-                *a = Some(if same { "(hidden)" } else { "(hidden: store)" }.into());
-            }
-            if b.is_some() {
-                *b = Some(if same { "(hidden)" } else { "(hidden: roster)" }.into());
-            }
-        }
-        None => {
-            if a.is_some() {
-                *a = Some("(hidden)".into());
-            }
-        }
-    };
-    let mut done = vec![false; want.len()];
-    for p in live.iter_mut() {
-        let other = by_email.get(&p.email).copied();
-        if let Some(i) = other {
-            done[i] = true;
-        }
-        let w = other.map(|i| &mut want[i]);
-        match w {
-            Some(w) => {
-                hide(&mut p.birth_date, Some(&mut w.birth_date));
-                hide(&mut p.phone, Some(&mut w.phone));
-                hide(&mut p.extension, Some(&mut w.extension));
-            }
-            None => {
-                hide(&mut p.birth_date, None);
-                hide(&mut p.phone, None);
-                hide(&mut p.extension, None);
-            }
-        }
-    }
-    for (p, _) in want.iter_mut().zip(done).filter(|(_, d)| !d) {
-        hide(&mut p.birth_date, None);
-        hide(&mut p.phone, None);
-        hide(&mut p.extension, None);
-    }
-}
-
-pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
-    let (plan, checked, live) =
-        match super::plan::make_with_live(&args.rosters, &args.store.url, out, args.show_pii) {
-            Ok(p) => p,
-            Err(c) => return c,
-        };
-    let account_of: HashMap<&str, &str> = plan
-        .resolutions
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.outcome,
-                Outcome::Matched | Outcome::Reactivate | Outcome::Create
-            )
-        })
-        .filter_map(|r| r.account.as_deref().map(|a| (r.partner.as_str(), a)))
-        .collect();
-    // Desired: the roster, normalized the way the store keeps it, with the
-    // accounts the plan resolved.
-    let mut want = RosterFile {
-        version: 1,
-        groups: checked
-            .roster
-            .groups
-            .iter()
-            .map(|g| g.item.clone())
-            .collect(),
-        partners: checked
-            .roster
-            .partners
-            .iter()
-            .map(|e| {
-                let p = &e.item;
-                let prof = profile_of(p);
-                Partner {
-                    email: prof.email.clone(),
-                    first_name: prof.first_name,
-                    last_name: prof.last_name,
-                    birth_date: prof.birth_date,
-                    phone: prof.phone,
-                    extension: prof.extension,
-                    zip: prof.zip,
-                    role: prof.role,
-                    account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
-                    active: p.active,
-                }
-            })
-            .collect(),
-        policy: None,
-    };
-    for g in &mut want.groups {
-        let mut m: BTreeMap<String, bool> = BTreeMap::new();
-        for x in &g.members {
-            m.insert(crate::roster::normalize::email(x.email()), x.user_manager());
-        }
-        g.members = m
-            .into_iter()
-            .map(|(email, um)| {
-                if um {
-                    Member::Entry(MemberEntry {
-                        email,
-                        user_manager: true,
-                    })
-                } else {
-                    Member::Email(email)
-                }
-            })
-            .collect();
-    }
-    want.groups.sort_by(|a, b| a.name.cmp(&b.name));
-    want.partners
-        .sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
-    // Live: the groups the roster manages and the accounts it touches.
-    let managed: std::collections::HashSet<&str> =
-        want.groups.iter().map(|g| g.name.as_str()).collect();
-    let groups: Vec<domain::Group> = live
-        .groups
-        .iter()
-        .filter(|g| managed.contains(g.name.as_str()))
-        .cloned()
-        .collect();
-    let memberships: Vec<Membership> = live
-        .memberships
-        .iter()
-        .filter(|m| managed.contains(m.group.as_str()))
-        .cloned()
-        .collect();
-    let touched: std::collections::HashSet<String> = memberships
-        .iter()
-        .map(|m| m.user_name.to_lowercase())
-        .chain(account_of.values().map(|a| a.to_lowercase()))
-        .collect();
-    let accounts: Vec<Account> = live
-        .accounts
-        .iter()
-        .filter(|a| touched.contains(&a.user_name.to_lowercase()))
-        .cloned()
-        .collect();
-    let mut have = roster_of(&accounts, &groups, &memberships);
-    if !args.show_pii {
-        mask(&mut have.partners, &mut want.partners);
-    }
+pub fn diff(args: DiffArgs, out: &mut Out) -> Outcome {
+    let store = args.store.open(out, Options::default().lock_timeout)?;
+    let planned = make(store.as_ref(), &args.rosters, out, args.show_pii)?;
+    let (have, want) = crate::app::export::diff(&planned, args.show_pii);
     let opts = EmitOptions { show_pii: true };
     let (a, b) = (
         emit::roster_file(&have, &opts),
@@ -326,7 +88,7 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
         .unified_diff()
         .context_radius(args.context)
         .header(
-            &format!("store {}", store::display_url(&args.store.url)),
+            &format!("store {}", store::display_url(store.url())),
             "roster",
         )
         .to_string();
@@ -350,7 +112,7 @@ pub fn diff(args: DiffArgs, out: &mut Out) -> u8 {
         text
     };
     let _ = out.stdout.write_all(colored.as_bytes());
-    0
+    Ok(Done::Ok)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -404,54 +166,33 @@ pub fn parse_since(s: &str, now: jiff::Timestamp) -> Result<String, String> {
     ))
 }
 
-pub fn log(args: LogArgs, out: &mut Out) -> u8 {
-    let since = match args
+pub fn log(args: LogArgs, out: &mut Out) -> Outcome {
+    let since = args
         .since
         .as_deref()
         .map(|s| parse_since(s, jiff::Timestamp::now()))
-    {
-        Some(Err(e)) => {
-            let _ = writeln!(out.stderr, "error: --since: {e}");
-            return 1;
-        }
-        Some(Ok(s)) => Some(s),
-        None => None,
-    };
-    let mut reader = match store::open_reader(&args.store.url) {
-        Ok(r) => r,
-        Err(e) => return store_error(out, &e),
-    };
+        .transpose()
+        .map_err(|e| Error::msg(format!("--since: {e}")))?;
+    let store = args.store.open(out, Options::default().lock_timeout)?;
+    let mut reader = store.reader()?;
     if args.verify {
-        let checked = reader
-            .audit(None)
-            .and_then(|all| Ok((all, reader.revision()?)));
-        return match checked {
-            Err(e) => store_error(out, &e),
-            Ok((all, revision)) => match audit::verify(&all, revision) {
-                Ok(()) => {
-                    let _ = writeln!(
-                        out.stdout,
-                        "ok: the audit log of {} is intact ({}, revision {revision})",
-                        store::display_url(&args.store.url),
-                        crate::report::plural(all.len(), "row")
-                    );
-                    0
-                }
-                Err(b) => {
-                    let _ = writeln!(
-                        out.stderr,
-                        "error: the audit log of {} is broken: {b}",
-                        store::display_url(&args.store.url)
-                    );
-                    1
-                }
-            },
-        };
+        let all = reader.audit(None)?;
+        let revision = reader.revision()?;
+        audit::verify(&all, revision).map_err(|b| {
+            Error::msg(format!(
+                "the audit log of {} is broken: {b}",
+                store::display_url(store.url())
+            ))
+        })?;
+        let _ = writeln!(
+            out.stdout,
+            "ok: the audit log of {} is intact ({}, revision {revision})",
+            store::display_url(store.url()),
+            crate::report::plural(all.len(), "row")
+        );
+        return Ok(Done::Ok);
     }
-    let rows = match reader.audit(since.as_deref()) {
-        Ok(r) => r,
-        Err(e) => return store_error(out, &e),
-    };
+    let rows = reader.audit(since.as_deref())?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
         Format::Human => {
@@ -487,7 +228,7 @@ pub fn log(args: LogArgs, out: &mut Out) -> u8 {
             s
         }
     };
-    u8::from(out.stdout.write_all(text.as_bytes()).is_err())
+    print(out, &text)
 }
 
 #[derive(clap::Args, Debug)]
@@ -507,22 +248,18 @@ pub struct InvitationsArgs {
     pub format: Format,
 }
 
-pub fn invitations(args: InvitationsArgs, out: &mut Out) -> u8 {
+pub fn invitations(args: InvitationsArgs, out: &mut Out) -> Outcome {
     let cutoff = match parse_since(&args.older_than, jiff::Timestamp::now()) {
         Ok(c) if args.older_than.parse::<jiff::Span>().is_ok() => c,
         _ => {
-            let _ = writeln!(
-                out.stderr,
-                "error: --older-than: `{}` is not an age such as 24h or 3d",
+            return Err(Error::msg(format!(
+                "--older-than: `{}` is not an age such as 24h or 3d",
                 args.older_than
-            );
-            return 1;
+            )));
         }
     };
-    let list = match store::open_reader(&args.store.url).and_then(|mut r| r.invitations()) {
-        Ok(l) => l,
-        Err(e) => return store_error(out, &e),
-    };
+    let store = args.store.open(out, Options::default().lock_timeout)?;
+    let list = store.reader()?.invitations()?;
     let due = |i: &store::Invitation| {
         let last = i.reminded_at.as_deref().unwrap_or(&i.invited_at);
         match (
@@ -568,5 +305,5 @@ pub fn invitations(args: InvitationsArgs, out: &mut Out) -> u8 {
             s
         }
     };
-    u8::from(out.stdout.write_all(text.as_bytes()).is_err())
+    print(out, &text)
 }

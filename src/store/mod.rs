@@ -328,6 +328,9 @@ pub trait Store: Send + Sync {
 
 /// Open the store at `url`. Nothing is read or created until it is used.
 pub fn open(url: &str, options: Options) -> Result<Box<dyn Store>, StoreError> {
+    if scim::is_scim(url) {
+        return Ok(Box::new(scim::ScimStore::open(url)?));
+    }
     if !is_postgres(url) && !scim::is_scim(url) && sqlite_path(url)?.is_none() {
         return Err(StoreError::UnsupportedUrl(display_url(url)));
     }
@@ -358,9 +361,6 @@ impl Store for UrlStore {
     }
     fn served(&self) -> Result<Box<dyn Served>, StoreError> {
         open_served(&self.url)
-    }
-    fn requests(&self) -> Option<u64> {
-        requests(&self.url)
     }
 }
 
@@ -428,12 +428,6 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
-/// HTTP requests sent to the store at `url` so far by this process, for
-/// `--verbose`; `None` for stores that are not reached over HTTP.
-pub fn requests(url: &str) -> Option<u64> {
-    scim::is_scim(url).then(scim::http::requests)
-}
-
 /// Open a store for reading. A store that does not exist yet reads as empty
 /// at revision 0; nothing is created.
 pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
@@ -441,7 +435,7 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
         return Ok(Box::new(postgres::PgReader::open(url)?));
     }
     if scim::is_scim(url) {
-        return Ok(Box::new(scim::ScimReader::open(url)?));
+        return scim::ScimStore::open(url)?.reader();
     }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
@@ -455,18 +449,7 @@ pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
 /// without a key answers `None`.
 pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
     if scim::is_scim(url) {
-        return match std::env::var(PLAN_KEY_VAR) {
-            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
-            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
-                "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
-                MIN_PLAN_KEY_LEN
-            ))),
-            _ => Err(StoreError::Invalid(format!(
-                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
-                 (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
-                MIN_PLAN_KEY_LEN
-            ))),
-        };
+        return scim::ScimStore::open(url)?.plan_key(create);
     }
     let found = if is_postgres(url) {
         postgres::PgReader::open(url)?.plan_key()?
@@ -522,8 +505,7 @@ pub fn begin(
         )?));
     }
     if scim::is_scim(url) {
-        // The provider keeps its own record of who changed what.
-        return Ok(Box::new(scim::ScimSession::begin(url)?));
+        return scim::ScimStore::open(url)?.begin(actor, now);
     }
     match sqlite_path(url)? {
         Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(

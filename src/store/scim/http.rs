@@ -1,4 +1,4 @@
-//! HTTP for the SCIM store: one keep-alive client, every request counted,
+//! HTTP for the SCIM store: one keep-alive client, its requests counted,
 //! bounded concurrency, and retries with backoff on 429/503 and refused
 //! connections.
 //!
@@ -14,13 +14,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// Every HTTP request this process sent to a SCIM provider, retries included.
-static REQUESTS: AtomicU64 = AtomicU64::new(0);
-
-pub fn requests() -> u64 {
-    REQUESTS.load(Ordering::Relaxed)
-}
 
 /// Where the bearer token comes from.
 pub const TOKEN_VAR: &str = "ROSTER_SCIM_TOKEN";
@@ -160,6 +153,8 @@ pub struct Client {
     /// `http://host:port/path`, without a trailing slash.
     pub base: Arc<str>,
     token: Option<Arc<str>>,
+    /// Every request this client and its clones sent, retries included.
+    sent: Arc<AtomicU64>,
 }
 
 /// Percent-encode everything but RFC 3986's unreserved characters.
@@ -247,7 +242,13 @@ impl Client {
             http,
             base: Arc::from(base.trim_end_matches('/')),
             token,
+            sent: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Requests sent so far by this client and its clones, retries included.
+    pub fn requests(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
     }
 
     /// Send one request, retrying what may succeed later.
@@ -294,7 +295,7 @@ impl Client {
         if let Some(etag) = &req.if_match {
             b = b.header("If-Match", etag.as_str());
         }
-        REQUESTS.fetch_add(1, Ordering::Relaxed);
+        self.sent.fetch_add(1, Ordering::Relaxed);
         let resp = b.send().await.map_err(|e| {
             let e = e.without_url();
             let f = if e.is_connect() {

@@ -16,13 +16,17 @@ mod commit;
 pub mod http;
 pub mod query;
 
-use super::{AuditEntry, Invitation, Limits, NewCredential, Reader, Session, StoreError};
+use super::{
+    AuditEntry, Invitation, Limits, MIN_PLAN_KEY_LEN, NewCredential, PLAN_KEY_VAR, Reader, Served,
+    Session, Store, StoreError,
+};
 use crate::domain::{Account, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::email_key;
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
 use http::{Client, Failure, Request};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Largest page asked for: providers cap pages anyway (scim2-server at 1,000).
 const MAX_PAGE: usize = 1_000;
@@ -135,7 +139,7 @@ impl Attr {
 pub struct Remote {
     url: String,
     client: Client,
-    rt: tokio::runtime::Runtime,
+    rt: Arc<tokio::runtime::Runtime>,
     provider: Provider,
     mode: Lookup,
     users: HashMap<String, CachedUser>,
@@ -233,19 +237,9 @@ fn etag_of(v: &Value) -> Option<String> {
 }
 
 impl Remote {
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let base = base_of(url)?;
-        let client = Client::new(&base).map_err(|message| StoreError::Open {
-            url: url.to_string(),
-            message,
-        })?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Open {
-                url: url.to_string(),
-                message: format!("cannot start the HTTP runtime: {e}"),
-            })?;
+    /// Reach the provider of `store` and ask what it can do.
+    fn connect(store: &ScimStore) -> Result<Self, StoreError> {
+        let (url, client, rt) = (&store.url, store.client.clone(), store.rt.clone());
         let mode = match std::env::var("ROSTER_SCIM_LOOKUP").as_deref() {
             Ok("filter") => Lookup::Filter,
             Ok("list") => Lookup::List,
@@ -798,6 +792,83 @@ impl Remote {
     }
 }
 
+/// A SCIM provider opened once: the HTTP client (its keep-alive
+/// connections and its request count) and the runtime that drives it, shared
+/// by every reader and session of the handle.
+pub struct ScimStore {
+    url: String,
+    client: Client,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl ScimStore {
+    /// Check the URL and set up the client; nothing is sent until a reader
+    /// or session is asked for.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let base = base_of(url)?;
+        let client = Client::new(&base).map_err(|message| StoreError::Open {
+            url: url.to_string(),
+            message,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Open {
+                url: url.to_string(),
+                message: format!("cannot start the HTTP runtime: {e}"),
+            })?;
+        Ok(ScimStore {
+            url: url.to_string(),
+            client,
+            rt: Arc::new(rt),
+        })
+    }
+}
+
+impl Store for ScimStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        Ok(Box::new(ScimReader {
+            remote: Remote::connect(self)?,
+        }))
+    }
+
+    /// The provider keeps its own record of who changed what.
+    fn begin(&self, _actor: &str, _now: &str) -> Result<Box<dyn Session>, StoreError> {
+        Ok(Box::new(ScimSession {
+            remote: Remote::connect(self)?,
+            ops: Vec::new(),
+        }))
+    }
+
+    /// A provider cannot keep roster's key: it comes from
+    /// [`PLAN_KEY_VAR`], wherever plans are made and applied.
+    fn plan_key(&self, _create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::env::var(PLAN_KEY_VAR) {
+            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
+            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
+                "{PLAN_KEY_VAR} must hold at least {MIN_PLAN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
+                 (at least {MIN_PLAN_KEY_LEN} characters, e.g. `openssl rand -hex 32`) where plans are made and applied"
+            ))),
+        }
+    }
+
+    /// `roster serve` publishes a roster store, not another provider.
+    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
+        Err(StoreError::UnsupportedUrl(super::display_url(&self.url)))
+    }
+
+    fn requests(&self) -> Option<u64> {
+        Some(self.client.requests())
+    }
+}
+
 fn not_kept(what: &str) -> StoreError {
     StoreError::Invalid(format!(
         "{what} is not available on a SCIM store; the provider keeps its own log"
@@ -807,14 +878,6 @@ fn not_kept(what: &str) -> StoreError {
 /// Planning against a SCIM provider.
 pub struct ScimReader {
     remote: Remote,
-}
-
-impl ScimReader {
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        Ok(ScimReader {
-            remote: Remote::connect(url)?,
-        })
-    }
 }
 
 impl Reader for ScimReader {
@@ -923,15 +986,6 @@ enum MemberChange {
 pub struct ScimSession {
     remote: Remote,
     ops: Vec<Op>,
-}
-
-impl ScimSession {
-    pub fn begin(url: &str) -> Result<Self, StoreError> {
-        Ok(ScimSession {
-            remote: Remote::connect(url)?,
-            ops: Vec::new(),
-        })
-    }
 }
 
 impl Session for ScimSession {
@@ -1047,6 +1101,46 @@ impl Session for ScimSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A provider on 127.0.0.1 that answers every request with `{}` and
+    /// closes: enough for discovery.
+    fn bare_provider() -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut c in listener.incoming().flatten() {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
+            }
+        });
+        format!("scim+http://127.0.0.1:{port}/scim/v2")
+    }
+
+    /// Each handle counts the requests it sent, and only those: two stores
+    /// open in one process do not add up.
+    #[test]
+    fn each_handle_counts_its_own_requests() {
+        let url = bare_provider();
+        let a = ScimStore::open(&url).unwrap();
+        let b = ScimStore::open(&url).unwrap();
+        assert_eq!((a.requests(), b.requests()), (Some(0), Some(0)));
+        // Discovery: ServiceProviderConfig and ResourceTypes.
+        drop(a.reader().unwrap());
+        assert_eq!((a.requests(), b.requests()), (Some(2), Some(0)));
+        drop(a.begin("t", "2026-01-01T00:00:00Z").unwrap());
+        drop(b.reader().unwrap());
+        assert_eq!((a.requests(), b.requests()), (Some(4), Some(2)));
+    }
 
     fn page(ids: std::ops::Range<usize>) -> Vec<Value> {
         ids.map(|i| serde_json::json!({"id": i.to_string()}))

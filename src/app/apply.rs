@@ -1,12 +1,12 @@
 //! Applying a plan through a store session (SPEC §8), behind the guards:
 //! unresolved partners, policy violations, mass removals, stale plans.
 
-use crate::plan::{Action, PersonalData, Plan};
+use crate::plan::{Action, PersonalData, Plan, seal};
 use crate::secrets;
-use crate::store::{self, NewCredential, StoreError};
+use crate::store::{self, NewCredential, Store, StoreError};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Onboarding {
     /// No password; a one-time activation token (kept as a digest) and a queued invitation.
     Invite,
@@ -21,8 +21,6 @@ pub struct Options<'a> {
     pub actor: &'a str,
     /// RFC 3339 time recorded on every row written.
     pub now: &'a str,
-    /// How long to wait for another apply holding the store's lock.
-    pub lock_timeout: std::time::Duration,
     /// Told (done, total) as actions are written, for a progress line.
     pub progress: Option<&'a dyn Fn(usize, usize)>,
     /// For an apply of roster files: when another write landed since the
@@ -69,6 +67,12 @@ pub enum ApplyError {
     WrongStore { plan: String, store: String },
     #[error("unsupported plan format_version {0}; this roster reads version 1")]
     FormatVersion(u32),
+    /// A saved plan that is not exactly what `roster plan -o` sealed.
+    #[error(
+        "plan was altered after it was made\nhelp: {}; nothing was applied, run `roster plan -o FILE` again",
+        altered_help(.0)
+    )]
+    Altered(seal::Altered),
     #[error(
         "--onboarding password needs --credentials-file FILE: the only place passwords are written"
     )]
@@ -88,6 +92,45 @@ pub enum ApplyError {
     Changed(Box<Plan>),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// What to tell about a saved plan that fails its seal.
+fn altered_help(why: &seal::Altered) -> &'static str {
+    match why {
+        seal::Altered::Unsealed => {
+            "it carries no seal: only plans saved with `roster plan -o FILE` can be applied"
+        }
+        seal::Altered::Malformed => "its seal is not one `roster plan -o` writes",
+        seal::Altered::Digest => "its content no longer matches its digest",
+        seal::Altered::Additions => "it holds fields that `roster plan -o` never writes",
+        seal::Altered::Seal => {
+            "its seal does not match its content under this store's key (edited, or sealed for another store)"
+        }
+    }
+}
+
+/// A saved plan is applied only to the store it was made for, only in a
+/// format this roster reads, and only as `roster plan -o` sealed it;
+/// `exact` is whether the file holds nothing but that plan (see
+/// [`seal::is_exactly`]).
+pub fn check_saved(plan: &Plan, exact: bool, store: &dyn Store) -> Result<(), ApplyError> {
+    if plan.format_version != crate::plan::FORMAT_VERSION {
+        return Err(ApplyError::FormatVersion(plan.format_version));
+    }
+    let shown = store::display_url(store.url());
+    if plan.store.url != shown {
+        return Err(ApplyError::WrongStore {
+            plan: plan.store.url.clone(),
+            store: shown,
+        });
+    }
+    let verdict = match &store.plan_key(false)? {
+        Some(k) => {
+            seal::verify(plan, k).and_then(|()| exact.then_some(()).ok_or(seal::Altered::Additions))
+        }
+        None => Err(seal::Altered::Seal),
+    };
+    verdict.map_err(ApplyError::Altered)
 }
 
 /// The checks that need no store.
@@ -271,12 +314,11 @@ impl Drop for CredentialsFile {
     }
 }
 
-/// Apply a plan to the store at `url`: all of it in one transaction, or
-/// nothing.
-pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyError> {
+/// Apply a plan to `store`: all of it in one transaction, or nothing.
+pub fn apply(plan: &Plan, store: &dyn Store, opts: &Options) -> Result<Applied, ApplyError> {
     guard(plan, opts)?;
     // Plans record the store as roster shows it: without a password.
-    let shown = store::display_url(url);
+    let shown = store::display_url(store.url());
     if plan.store.url != shown {
         return Err(ApplyError::WrongStore {
             plan: plan.store.url.clone(),
@@ -289,7 +331,7 @@ pub fn apply(plan: &Plan, url: &str, opts: &Options) -> Result<Applied, ApplyErr
         _ => None,
     };
     let mut written = Vec::new();
-    let mut session = store::begin(url, opts.actor, opts.now, opts.lock_timeout)?;
+    let mut session = store.begin(opts.actor, opts.now)?;
     let revision = session.revision()?;
     let mut replanned = None;
     if revision != plan.store.revision {
@@ -434,8 +476,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite:{}", dir.path().join("s.db").display());
         let now = "2026-01-01T00:00:00Z";
-        let timeout = std::time::Duration::from_secs(5);
-        let mut s = store::begin(&url, "t", now, timeout).unwrap();
+        let store = store::open(&url, store::Options::default()).unwrap();
+        let store = store.as_ref();
+        let mut s = store.begin("t", now).unwrap();
         s.create_group("Other", GroupType::Organization, None)
             .unwrap();
         assert_eq!(s.commit().unwrap(), 1);
@@ -446,14 +489,13 @@ mod tests {
             credentials_file: None,
             actor: "t",
             now,
-            lock_timeout: timeout,
             progress: None,
             replan,
             accept_changes: true,
         };
         // A saved plan is not made again.
         assert!(matches!(
-            apply(&old, &url, &opts(None)),
+            apply(&old, store, &opts(None)),
             Err(ApplyError::Store(StoreError::Stale))
         ));
         let unresolved = || {
@@ -471,7 +513,7 @@ mod tests {
             Ok(p)
         };
         assert!(matches!(
-            apply(&old, &url, &opts(Some(&unresolved))),
+            apply(&old, store, &opts(Some(&unresolved))),
             Err(ApplyError::Unresolved(1))
         ));
         let violating = || {
@@ -481,7 +523,7 @@ mod tests {
             Ok(p)
         };
         assert!(matches!(
-            apply(&old, &url, &opts(Some(&violating))),
+            apply(&old, store, &opts(Some(&violating))),
             Err(ApplyError::Violations(1))
         ));
         let removing = || {
@@ -495,7 +537,7 @@ mod tests {
             ))
         };
         assert!(matches!(
-            apply(&old, &url, &opts(Some(&removing))),
+            apply(&old, store, &opts(Some(&removing))),
             Err(ApplyError::MassRemoval {
                 removals: 1,
                 limit: 0
@@ -508,11 +550,11 @@ mod tests {
             ..opts(Some(&fine))
         };
         assert!(matches!(
-            apply(&old, &url, &confirming),
+            apply(&old, store, &confirming),
             Err(ApplyError::Changed(p)) if p.actions.len() == 2
         ));
         // Nothing of the refused ones landed; the good one does.
-        let done = apply(&old, &url, &opts(Some(&fine))).unwrap();
+        let done = apply(&old, store, &opts(Some(&fine))).unwrap();
         assert_eq!((done.revision, done.actions), (3, 2));
         assert!(done.replanned.is_some());
     }

@@ -1,0 +1,271 @@
+//! The store as a roster file: `export` (all of it) and `diff` (the part
+//! a roster manages, beside the roster as the store would keep it).
+
+use super::plan::Planned;
+use crate::domain::{self, Account, Membership};
+use crate::plan::Outcome;
+use crate::plan::compute::profile_of;
+use crate::roster::model::{self, Member, MemberEntry, Partner, RosterFile};
+use crate::store::{Store, StoreError};
+use std::collections::{BTreeMap, HashMap};
+
+/// The store (or part of it) as a roster file: every account pinned,
+/// inactive ones `active: false`, groups and members sorted.
+pub fn roster_of(
+    accounts: &[Account],
+    groups: &[domain::Group],
+    memberships: &[Membership],
+) -> RosterFile {
+    let email_of: HashMap<String, &str> = accounts
+        .iter()
+        .map(|a| (a.user_name.to_lowercase(), a.profile.email.as_str()))
+        .collect();
+    let mut members: HashMap<&str, BTreeMap<String, bool>> = HashMap::new();
+    for m in memberships {
+        if let Some(e) = email_of.get(&m.user_name.to_lowercase()) {
+            members
+                .entry(m.group.as_str())
+                .or_default()
+                .insert(e.to_lowercase(), m.user_manager);
+        }
+    }
+    let mut groups: Vec<model::Group> = groups
+        .iter()
+        .map(|g| model::Group {
+            name: g.name.clone(),
+            kind: g.kind,
+            lwia: g.lwia,
+            members: members
+                .get(g.name.as_str())
+                .map(|m| {
+                    m.iter()
+                        .map(|(email, um)| {
+                            if *um {
+                                Member::Entry(MemberEntry {
+                                    email: email.clone(),
+                                    user_manager: true,
+                                })
+                            } else {
+                                Member::Email(email.clone())
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut partners: Vec<Partner> = accounts
+        .iter()
+        .map(|a| Partner {
+            email: a.profile.email.to_lowercase(),
+            first_name: a.profile.first_name.clone(),
+            last_name: a.profile.last_name.clone(),
+            birth_date: a.profile.birth_date.clone(),
+            phone: a.profile.phone.clone(),
+            extension: a.profile.extension.clone(),
+            zip: a.profile.zip.clone(),
+            role: a.profile.role,
+            account: Some(a.user_name.clone()),
+            active: a.active,
+        })
+        .collect();
+    partners.sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
+    RosterFile {
+        version: 1,
+        groups,
+        partners,
+        policy: None,
+    }
+}
+
+/// The whole store as a roster file.
+pub struct Exported {
+    pub file: RosterFile,
+    /// Accounts that share an email, as (one account, another, the email):
+    /// a roster holds one partner per email, so someone has to settle them.
+    pub shared_emails: Vec<(String, String, String)>,
+}
+
+/// Every account, group and membership of `store` as a roster file.
+pub fn export(store: &dyn Store) -> Result<Exported, StoreError> {
+    let mut r = store.reader()?;
+    let accounts = r.all_accounts()?;
+    let groups = r.groups(None)?;
+    let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
+    let memberships = r.memberships(&names)?;
+    let file = roster_of(&accounts, &groups, &memberships);
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    let mut shared_emails = Vec::new();
+    for p in &file.partners {
+        let account = p.account.as_deref().unwrap_or_default();
+        if let Some(other) = seen.insert(p.email.as_str(), account) {
+            shared_emails.push((other.to_string(), account.to_string(), p.email.clone()));
+        }
+    }
+    Ok(Exported {
+        file,
+        shared_emails,
+    })
+}
+
+/// The two sides of `roster diff`: the groups a roster manages and the
+/// accounts it touches as the store holds them, and the roster normalized
+/// the way the store keeps it, with the accounts the plan resolved.
+/// Without `show_pii` birth dates, phones and extensions are masked, still
+/// showing whether they differ.
+pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
+    let account_of: HashMap<&str, &str> = planned
+        .plan
+        .resolutions
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.outcome,
+                Outcome::Matched | Outcome::Reactivate | Outcome::Create
+            )
+        })
+        .filter_map(|r| r.account.as_deref().map(|a| (r.partner.as_str(), a)))
+        .collect();
+    // Desired: the roster, normalized the way the store keeps it, with the
+    // accounts the plan resolved.
+    let mut want = RosterFile {
+        version: 1,
+        groups: planned
+            .checked
+            .roster
+            .groups
+            .iter()
+            .map(|g| g.item.clone())
+            .collect(),
+        partners: planned
+            .checked
+            .roster
+            .partners
+            .iter()
+            .map(|e| {
+                let p = &e.item;
+                let prof = profile_of(p);
+                Partner {
+                    email: prof.email.clone(),
+                    first_name: prof.first_name,
+                    last_name: prof.last_name,
+                    birth_date: prof.birth_date,
+                    phone: prof.phone,
+                    extension: prof.extension,
+                    zip: prof.zip,
+                    role: prof.role,
+                    account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
+                    active: p.active,
+                }
+            })
+            .collect(),
+        policy: None,
+    };
+    for g in &mut want.groups {
+        let mut m: BTreeMap<String, bool> = BTreeMap::new();
+        for x in &g.members {
+            m.insert(crate::roster::normalize::email(x.email()), x.user_manager());
+        }
+        g.members = m
+            .into_iter()
+            .map(|(email, um)| {
+                if um {
+                    Member::Entry(MemberEntry {
+                        email,
+                        user_manager: true,
+                    })
+                } else {
+                    Member::Email(email)
+                }
+            })
+            .collect();
+    }
+    want.groups.sort_by(|a, b| a.name.cmp(&b.name));
+    want.partners
+        .sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
+    // Live: the groups the roster manages and the accounts it touches.
+    let managed: std::collections::HashSet<&str> =
+        want.groups.iter().map(|g| g.name.as_str()).collect();
+    let groups: Vec<domain::Group> = planned
+        .live
+        .groups
+        .iter()
+        .filter(|g| managed.contains(g.name.as_str()))
+        .cloned()
+        .collect();
+    let memberships: Vec<Membership> = planned
+        .live
+        .memberships
+        .iter()
+        .filter(|m| managed.contains(m.group.as_str()))
+        .cloned()
+        .collect();
+    let touched: std::collections::HashSet<String> = memberships
+        .iter()
+        .map(|m| m.user_name.to_lowercase())
+        .chain(account_of.values().map(|a| a.to_lowercase()))
+        .collect();
+    let accounts: Vec<Account> = planned
+        .live
+        .accounts
+        .iter()
+        .filter(|a| touched.contains(&a.user_name.to_lowercase()))
+        .cloned()
+        .collect();
+    let mut have = roster_of(&accounts, &groups, &memberships);
+    if !show_pii {
+        mask(&mut have.partners, &mut want.partners);
+    }
+    (have, want)
+}
+
+/// Replace personal data by a marker that still shows whether it changed.
+fn mask(live: &mut [Partner], want: &mut [Partner]) {
+    let by_email: HashMap<String, usize> = want
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.email.clone(), i))
+        .collect();
+    let hide = |a: &mut Option<String>, b: Option<&mut Option<String>>| match b {
+        Some(b) => {
+            let same = *a == *b;
+            if a.is_some() {
+                *a = Some(if same { "(hidden)" } else { "(hidden: store)" }.into());
+            }
+            if b.is_some() {
+                *b = Some(if same { "(hidden)" } else { "(hidden: roster)" }.into());
+            }
+        }
+        None => {
+            if a.is_some() {
+                *a = Some("(hidden)".into());
+            }
+        }
+    };
+    let mut done = vec![false; want.len()];
+    for p in live.iter_mut() {
+        let other = by_email.get(&p.email).copied();
+        if let Some(i) = other {
+            done[i] = true;
+        }
+        let w = other.map(|i| &mut want[i]);
+        match w {
+            Some(w) => {
+                hide(&mut p.birth_date, Some(&mut w.birth_date));
+                hide(&mut p.phone, Some(&mut w.phone));
+                hide(&mut p.extension, Some(&mut w.extension));
+            }
+            None => {
+                hide(&mut p.birth_date, None);
+                hide(&mut p.phone, None);
+                hide(&mut p.extension, None);
+            }
+        }
+    }
+    for (p, _) in want.iter_mut().zip(done).filter(|(_, d)| !d) {
+        hide(&mut p.birth_date, None);
+        hide(&mut p.phone, None);
+        hide(&mut p.extension, None);
+    }
+}
