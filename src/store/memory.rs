@@ -293,7 +293,11 @@ impl Reader for MemoryReader {
     fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
         let d = &self.data;
         Ok(match names {
-            None => d.group_names.values().map(|id| d.groups[id].clone()).collect(),
+            None => d
+                .group_names
+                .values()
+                .map(|id| d.groups[id].clone())
+                .collect(),
             Some(names) => names
                 .iter()
                 .filter_map(|n| d.group_names.get(n))
@@ -309,15 +313,13 @@ impl Reader for MemoryReader {
             let Some(&gid) = d.group_names.get(g) else {
                 continue;
             };
-            out.extend(
-                d.memberships
-                    .range((gid, i64::MIN)..=(gid, i64::MAX))
-                    .map(|(&(_, aid), &user_manager)| Membership {
-                        group: g.clone(),
-                        user_name: d.accounts[&aid].account.user_name.clone(),
-                        user_manager,
-                    }),
-            );
+            out.extend(d.memberships.range((gid, i64::MIN)..=(gid, i64::MAX)).map(
+                |(&(_, aid), &user_manager)| Membership {
+                    group: g.clone(),
+                    user_name: d.accounts[&aid].account.user_name.clone(),
+                    user_manager,
+                },
+            ));
         }
         Ok(out)
     }
@@ -691,7 +693,12 @@ impl Session for MemorySession {
         lwia: Option<u32>,
     ) -> Result<(), StoreError> {
         let id = self.data.group_id(name)?;
-        if self.data.group_names.get(new_name).is_some_and(|&o| o != id) {
+        if self
+            .data
+            .group_names
+            .get(new_name)
+            .is_some_and(|&o| o != id)
+        {
             return Err(StoreError::Taken(format!(
                 "group `{new_name}` already exists in the store"
             )));
