@@ -809,3 +809,56 @@ impl Session for MemorySession {
 fn no_savepoint() -> StoreError {
     StoreError::Invalid("no savepoint to return to: call savepoint first".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(n: u32) -> NewCredential {
+        NewCredential::Invite {
+            token: format!("token-{n}"),
+            token_digest: format!("digest-{n}"),
+        }
+    }
+
+    fn profile(email: &str) -> Profile {
+        Profile {
+            email: email.into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: None,
+            phone: None,
+            extension: None,
+            zip: None,
+            role: Default::default(),
+        }
+    }
+
+    #[test]
+    fn invitations_wait_in_the_outbox_until_their_account_goes() {
+        let store = MemoryStore::new();
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        for (n, name) in ["ann", "bob", "cat"].iter().enumerate() {
+            let email = format!("{name}@example.org");
+            s.create_account(name, &profile(&email), invite(n as u32))
+                .unwrap();
+        }
+        // Uncommitted: nothing waits yet.
+        assert!(store.outbox().is_empty());
+        s.commit().unwrap();
+        let tokens = |store: &MemoryStore| -> Vec<String> {
+            store.outbox().into_iter().map(|m| m.token).collect()
+        };
+        assert_eq!(tokens(&store), ["token-0", "token-1", "token-2"]);
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.deactivate_account("ann").unwrap();
+        s.delete_account("cat").unwrap();
+        s.commit().unwrap();
+        assert_eq!(tokens(&store), ["token-1"]);
+        // Reactivated, an account is not invited again.
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.reactivate_account("ann").unwrap();
+        s.commit().unwrap();
+        assert_eq!(tokens(&store), ["token-1"]);
+    }
+}

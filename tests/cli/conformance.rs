@@ -1112,7 +1112,7 @@ fn invited_accounts_are_listed_until_deactivated(s: &Subject) {
     w.deactivate_account("carl").unwrap();
     w.commit().unwrap();
     assert_eq!(listed(s).len(), 2);
-    // Reactivated, the account is listed again (its invitation was not sent).
+    // Reactivated, the account is listed again: it has still not activated.
     let mut w = s.begin();
     w.reactivate_account("carl").unwrap();
     w.commit().unwrap();
