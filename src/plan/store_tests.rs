@@ -3,10 +3,12 @@
 
 use super::compute::{Desired, compute, gather, profile_of};
 use super::{Action, Differs, Outcome, Plan, Via};
-use crate::domain::GroupType;
+use crate::domain::{Account, GroupType, Membership, NameDob};
 use crate::roster::model::{Group, Partner, Policy};
 use crate::store::memory::MemoryStore;
-use crate::store::{NewCredential, Session, Store};
+use crate::store::{AuditEntry, Invitation, NewCredential, Reader, Session, Store, StoreError};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 const NOW: &str = "2026-03-01T10:00:00Z";
 
@@ -374,4 +376,156 @@ fn orphans_are_deactivated_unless_a_group_outside_the_roster_keeps_them() {
             ("deactivate_account", Some("OTimer")),
         ]
     );
+}
+
+/// A reader that notes each look-up (method, number of keys) on its way to
+/// the store.
+struct Noting {
+    inner: Box<dyn Reader>,
+    asked: Rc<RefCell<Vec<(&'static str, usize)>>>,
+}
+
+impl Noting {
+    fn note(&self, what: &'static str, keys: usize) {
+        self.asked.borrow_mut().push((what, keys));
+    }
+}
+
+impl Reader for Noting {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        self.inner.revision()
+    }
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_user_name", names.len());
+        self.inner.accounts_by_user_name(names)
+    }
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_email", emails.len());
+        self.inner.accounts_by_email(emails)
+    }
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_name_dob", keys.len());
+        self.inner.accounts_by_name_dob(keys)
+    }
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        self.note("user_names_like", bases.len());
+        self.inner.user_names_like(bases)
+    }
+    fn groups(
+        &mut self,
+        names: Option<&[String]>,
+    ) -> Result<Vec<crate::domain::Group>, StoreError> {
+        match names {
+            Some(n) => self.note("groups", n.len()),
+            None => self.note("all groups", 0),
+        }
+        self.inner.groups(names)
+    }
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        self.note("memberships", groups.len());
+        self.inner.memberships(groups)
+    }
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.note("all_accounts", 0);
+        self.inner.all_accounts()
+    }
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        self.note("in_other_groups", user_names.len());
+        self.inner.in_other_groups(user_names, groups)
+    }
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.note("audit", 0);
+        self.inner.audit(since)
+    }
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        self.note("invitations", 0);
+        self.inner.invitations()
+    }
+}
+
+#[test]
+fn planning_asks_the_store_for_the_rosters_keys_only() {
+    // A store much larger than the roster.
+    let store = MemoryStore::new();
+    write(&store, |s| {
+        for g in 0..20 {
+            s.create_group(&format!("group{g}"), GroupType::Organization, None)
+                .expect("group");
+        }
+        for n in 0..300 {
+            let p = person(
+                &format!("p{n}@example.org"),
+                "Pat",
+                &format!("Num{n}"),
+                "1980-01-01",
+            );
+            account(s, &format!("PNum{n}"), &p, true);
+            s.add_membership(&format!("PNum{n}"), &format!("group{}", n % 20), false)
+                .expect("member");
+        }
+    });
+    let known = person("p7@example.org", "Pat", "Num7", "1980-01-01");
+    let new = person("new@example.org", "Nia", "New", "1990-01-01");
+    let partners = [known, new];
+    let groups = [group(
+        "group7",
+        &[("p7@example.org", false), ("new@example.org", false)],
+    )];
+    let asked = |pol: serde_json::Value| {
+        let noted = Rc::new(RefCell::new(Vec::new()));
+        let mut reader = Noting {
+            inner: store.reader().expect("reader"),
+            asked: noted.clone(),
+        };
+        let pol = policy(pol);
+        let d = Desired {
+            groups: groups.iter().collect(),
+            partners: partners.iter().collect(),
+            policy: &pol,
+            digest: "sha256:0".into(),
+        };
+        let live = gather(&mut reader, &d).expect("gather");
+        let p = compute(&d, &live, Vec::new(), Vec::new());
+        let asked = noted.borrow().clone();
+        (asked, p)
+    };
+    let (seen, p) = asked(serde_json::json!({}));
+    assert_eq!(
+        seen,
+        [
+            ("accounts_by_user_name", 0),
+            ("accounts_by_email", 2),
+            // Only the new partner is not settled by an active email.
+            ("accounts_by_name_dob", 1),
+            ("groups", 1),
+            ("memberships", 1),
+            // group7's other members, by name.
+            ("accounts_by_user_name", 14),
+            ("user_names_like", 1),
+        ]
+    );
+    let ops: Vec<(&str, Option<&str>)> = p.actions.iter().map(|a| (a.op(), a.account())).collect();
+    assert_eq!(
+        ops[..2],
+        [
+            ("create_account", Some("NNew")),
+            ("add_membership", Some("NNew"))
+        ]
+    );
+    // 14 other members leave group7; no other group is touched.
+    assert_eq!(p.summary.removals(), 14);
+    // Orphans are looked for among those members only; every group is
+    // read only when the policy looks at groups outside the roster.
+    let (seen, _) =
+        asked(serde_json::json!({"deactivate_orphans": true, "unmanaged_groups": "warn"}));
+    assert!(seen.contains(&("in_other_groups", 14)), "{seen:?}");
+    assert!(seen.contains(&("all groups", 0)), "{seen:?}");
+    assert!(!seen.iter().any(|(m, _)| *m == "all_accounts"), "{seen:?}");
 }
