@@ -4,6 +4,8 @@
 pub mod compute;
 pub mod render;
 pub mod seal;
+#[cfg(test)]
+mod store_tests;
 
 use crate::domain::{GroupType, Profile};
 use crate::finding::code::Code;

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod directory;
+pub mod memory;
 pub mod postgres;
 pub mod scim;
 pub mod sqlite;

@@ -1,0 +1,531 @@
+//! Planning end to end over a store held in memory: what [`gather`] reads
+//! and [`compute`] decides from it, without files or servers.
+
+use super::compute::{Desired, compute, gather, profile_of};
+use super::{Action, Differs, Outcome, Plan, Via};
+use crate::domain::{Account, GroupType, Membership, NameDob};
+use crate::roster::model::{Group, Partner, Policy};
+use crate::store::memory::MemoryStore;
+use crate::store::{AuditEntry, Invitation, NewCredential, Reader, Session, Store, StoreError};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+const NOW: &str = "2026-03-01T10:00:00Z";
+
+fn partner(json: serde_json::Value) -> Partner {
+    serde_json::from_value(json).expect("a partner")
+}
+
+fn person(email: &str, first: &str, last: &str, dob: &str) -> Partner {
+    partner(serde_json::json!({
+        "email": email, "first_name": first, "last_name": last, "birth_date": dob,
+    }))
+}
+
+fn group(name: &str, members: &[(&str, bool)]) -> Group {
+    let members: Vec<_> = members
+        .iter()
+        .map(|(e, um)| serde_json::json!({"email": e, "user_manager": um}))
+        .collect();
+    serde_json::from_value(serde_json::json!({"name": name, "members": members})).expect("a group")
+}
+
+fn policy(json: serde_json::Value) -> Policy {
+    serde_json::from_value(json).expect("a policy")
+}
+
+fn write(store: &MemoryStore, f: impl FnOnce(&mut dyn Session)) {
+    let mut s = store.begin("admin", NOW).expect("begin");
+    f(&mut *s);
+    s.commit().expect("commit");
+}
+
+/// An account made from a partner, as a roster apply would make it.
+fn account(s: &mut dyn Session, user_name: &str, p: &Partner, active: bool) {
+    let credential = NewCredential::Password {
+        hash: "$argon2id$stored".into(),
+        password: "unused".into(),
+    };
+    s.create_account(user_name, &profile_of(p), credential)
+        .expect("create account");
+    if !active {
+        s.deactivate_account(user_name).expect("deactivate");
+    }
+}
+
+fn plan(store: &MemoryStore, partners: &[Partner], groups: &[Group], policy: &Policy) -> Plan {
+    let d = Desired {
+        groups: groups.iter().collect(),
+        partners: partners.iter().collect(),
+        policy,
+        digest: "sha256:0".into(),
+    };
+    let mut reader = store.reader().expect("reader");
+    let live = gather(&mut *reader, &d).expect("gather");
+    compute(&d, &live, Vec::new(), Vec::new())
+}
+
+/// Run a plan's actions through a session, as `roster apply` does.
+fn apply(store: &MemoryStore, plan: &Plan) {
+    write(store, |s| {
+        for a in &plan.actions {
+            let done = match a {
+                Action::CreateGroup { group, kind, lwia } => s.create_group(group, *kind, *lwia),
+                Action::CreateAccount {
+                    account, profile, ..
+                } => s.create_account(
+                    account,
+                    profile,
+                    NewCredential::Invite {
+                        token: format!("token-{account}"),
+                        token_digest: format!("digest-{account}"),
+                    },
+                ),
+                Action::ReactivateAccount { account, .. } => s.reactivate_account(account),
+                Action::UpdateProfile {
+                    account,
+                    fields,
+                    profile,
+                    ..
+                } => s.update_profile(account, profile, fields),
+                Action::AddMembership {
+                    account,
+                    group,
+                    user_manager,
+                } => s.add_membership(account, group, *user_manager),
+                Action::GrantUserManager { account, group } => {
+                    s.set_user_manager(account, group, true)
+                }
+                Action::RevokeUserManager { account, group } => {
+                    s.set_user_manager(account, group, false)
+                }
+                Action::RemoveMembership { account, group } => s.remove_membership(account, group),
+                Action::DeactivateAccount { account, .. } => s.deactivate_account(account),
+            };
+            done.unwrap_or_else(|e| panic!("{a:?}: {e}"));
+        }
+    });
+}
+
+/// (partner, outcome, via, account, candidates, differs) of each resolution.
+type Row = (
+    String,
+    Outcome,
+    Option<Via>,
+    Option<String>,
+    Vec<String>,
+    Vec<Differs>,
+);
+
+fn rows(p: &Plan) -> Vec<Row> {
+    let mut rows: Vec<Row> = p
+        .resolutions
+        .iter()
+        .map(|r| {
+            (
+                r.partner.clone(),
+                r.outcome,
+                r.via,
+                r.account.clone(),
+                r.candidates.clone(),
+                r.differs.clone(),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+fn row(
+    partner: &str,
+    outcome: Outcome,
+    via: Option<Via>,
+    account: Option<&str>,
+    candidates: &[&str],
+    differs: &[Differs],
+) -> Row {
+    (
+        partner.into(),
+        outcome,
+        via,
+        account.map(str::to_string),
+        candidates.iter().map(|c| c.to_string()).collect(),
+        differs.to_vec(),
+    )
+}
+
+#[test]
+fn every_rung_of_the_ladder_is_reached_through_the_store() {
+    let store = MemoryStore::new();
+    let ann = person("ann@example.org", "Ann", "Lee", "1990-01-01");
+    let bob = person("bob@example.org", "Bob", "Ray", "1985-02-02");
+    let cat = person("cat@example.org", "Cat", "Fox", "1970-03-03");
+    let dan_then = person("dan.old@example.org", "Dan", "Ox", "1960-04-04");
+    let eve = person("eve@example.org", "Eve", "Lee", "1999-05-05");
+    let fay = person("fay@example.org", "Fay", "Mo", "1975-06-06");
+    write(&store, |s| {
+        account(s, "ALee", &ann, true);
+        account(
+            s,
+            "ALee2",
+            &person("a2@example.org", "Al", "Lee", "2000-01-01"),
+            true,
+        );
+        account(s, "BRay", &bob, false);
+        account(s, "CFox", &cat, true);
+        account(s, "CFox2", &cat, true);
+        account(s, "DOx", &dan_then, true);
+        account(s, "ELee", &eve, false);
+        account(s, "FMo", &fay, false);
+    });
+    let mut pinned_ann = ann.clone();
+    pinned_ann.account = Some("alee".into());
+    pinned_ann.email = "ann.lee@example.org".into();
+    let mut eve_typo = eve.clone();
+    eve_typo.account = Some("EveL".into());
+    let mut fay_gone = fay.clone();
+    fay_gone.active = false;
+    let partners = [
+        pinned_ann,
+        bob,
+        cat,
+        person("dan@example.org", "Dan", "Ox", "1960-04-04"),
+        eve_typo,
+        fay_gone,
+        person("al@example.org", "Al", "Lee", "1991-07-07"),
+        person("zoe@example.org", "Zoë", "Ng", "1992-08-08"),
+    ];
+    let p = plan(&store, &partners, &[], &policy(serde_json::json!({})));
+    let (c, r) = (Outcome::Create, Outcome::Reactivate);
+    assert_eq!(
+        rows(&p),
+        [
+            // The store's user names are taken: the next free suffix.
+            row("al@example.org", c, None, Some("ALee3"), &[], &[]),
+            // `account:` settles it, whatever the email says.
+            row(
+                "ann.lee@example.org",
+                Outcome::Matched,
+                Some(Via::Pinned),
+                Some("ALee"),
+                &[],
+                &[]
+            ),
+            // An inactive account with the email and the same person: back.
+            row(
+                "bob@example.org",
+                r,
+                Some(Via::InactiveEmail),
+                Some("BRay"),
+                &[],
+                &[]
+            ),
+            // Two active accounts share the email: a person must decide.
+            row(
+                "cat@example.org",
+                Outcome::Ambiguous,
+                Some(Via::Email),
+                None,
+                &["CFox", "CFox2"],
+                &[]
+            ),
+            // Found by name and birth date only: the email differs.
+            row(
+                "dan@example.org",
+                Outcome::NeedsConfirmation,
+                Some(Via::NameDob),
+                None,
+                &["DOx"],
+                &[Differs::Email]
+            ),
+            // `account:` names no account, but the person has one.
+            row(
+                "eve@example.org",
+                Outcome::Conflict,
+                Some(Via::InactiveEmail),
+                None,
+                &["ELee"],
+                &[]
+            ),
+            // Declared inactive, and inactive: nothing to do.
+            row(
+                "fay@example.org",
+                Outcome::Matched,
+                Some(Via::InactiveEmail),
+                Some("FMo"),
+                &[],
+                &[]
+            ),
+            row("zoe@example.org", c, None, Some("ZNg"), &[], &[]),
+        ]
+    );
+    let ops: Vec<(&str, Option<&str>)> = p.actions.iter().map(|a| (a.op(), a.account())).collect();
+    assert_eq!(
+        ops,
+        [
+            ("create_account", Some("ALee3")),
+            ("create_account", Some("ZNg")),
+            ("reactivate_account", Some("BRay")),
+        ]
+    );
+    assert_eq!(p.summary.unresolved, 3);
+    assert_eq!(p.store.revision, 11);
+}
+
+#[test]
+fn a_plan_applied_leaves_nothing_to_plan() {
+    let store = MemoryStore::new();
+    let ann = person("ann@example.org", "Ann", "Lee", "1990-01-01");
+    let bob = person("bob@example.org", "Bob", "Ray", "1985-02-02");
+    let cat = person("cat@example.org", "Cat", "Fox", "1970-03-03");
+    // Bob is in the store already, inactive, with another phone.
+    write(&store, |s| {
+        let mut old = bob.clone();
+        old.phone = Some("2175550100".into());
+        account(s, "BRay", &old, false);
+        s.create_group("Old", GroupType::Organization, None)
+            .expect("group");
+        s.add_membership("BRay", "Old", true).expect("member");
+    });
+    let mut bob_now = bob.clone();
+    bob_now.phone = Some("2175550199".into());
+    let partners = [ann, bob_now, cat];
+    let groups = [
+        group(
+            "G",
+            &[("ann@example.org", true), ("bob@example.org", false)],
+        ),
+        group("H", &[("cat@example.org", false)]),
+    ];
+    let pol = policy(serde_json::json!({
+        "manage_profiles": true, "unmanaged_groups": "remove", "max_removals": 5,
+    }));
+    let first = plan(&store, &partners, &groups, &pol);
+    let ops: Vec<&str> = first.actions.iter().map(|a| a.op()).collect();
+    assert_eq!(
+        ops,
+        [
+            "create_group",
+            "create_group",
+            "create_account",
+            "create_account",
+            "reactivate_account",
+            "update_profile",
+            "add_membership",
+            "add_membership",
+            "add_membership",
+            "remove_membership",
+        ]
+    );
+    apply(&store, &first);
+    let again = plan(&store, &partners, &groups, &pol);
+    assert_eq!(again.actions, [], "{:#?}", again.actions);
+    assert!(
+        again
+            .resolutions
+            .iter()
+            .all(|r| r.outcome == Outcome::Matched),
+        "{:?}",
+        again.resolutions
+    );
+    assert_eq!(again.store.revision, first.store.revision + 10);
+    // The store's audit chain holds every change, one revision each.
+    let mut r = store.reader().expect("reader");
+    let log = r.audit(None).expect("audit");
+    assert_eq!(
+        crate::store::audit::verify(&log, again.store.revision),
+        Ok(())
+    );
+    // Each created account was invited once.
+    let sent: Vec<String> = store.outbox().into_iter().map(|m| m.recipient).collect();
+    assert_eq!(sent, ["ann@example.org", "cat@example.org"]);
+}
+
+#[test]
+fn orphans_are_deactivated_unless_a_group_outside_the_roster_keeps_them() {
+    let store = MemoryStore::new();
+    let ann = person("ann@example.org", "Ann", "Lee", "1990-01-01");
+    let old = person("old@example.org", "Old", "Timer", "1950-01-01");
+    let kept = person("kept@example.org", "Kept", "Else", "1951-01-01");
+    write(&store, |s| {
+        for (name, p) in [("ALee", &ann), ("OTimer", &old), ("KElse", &kept)] {
+            account(s, name, p, true);
+        }
+        for g in ["G", "Other"] {
+            s.create_group(g, GroupType::Organization, None)
+                .expect("group");
+        }
+        for (who, g) in [
+            ("ALee", "G"),
+            ("OTimer", "G"),
+            ("KElse", "G"),
+            ("KElse", "Other"),
+        ] {
+            s.add_membership(who, g, false).expect("member");
+        }
+    });
+    let groups = [group("G", &[("ann@example.org", false)])];
+    let pol = policy(serde_json::json!({"deactivate_orphans": true, "max_removals": 5}));
+    let p = plan(&store, &[ann], &groups, &pol);
+    let ops: Vec<(&str, Option<&str>)> = p.actions.iter().map(|a| (a.op(), a.account())).collect();
+    assert_eq!(
+        ops,
+        [
+            ("remove_membership", Some("KElse")),
+            ("remove_membership", Some("OTimer")),
+            ("deactivate_account", Some("OTimer")),
+        ]
+    );
+}
+
+/// A reader that notes each look-up (method, number of keys) on its way to
+/// the store.
+struct Noting {
+    inner: Box<dyn Reader>,
+    asked: Rc<RefCell<Vec<(&'static str, usize)>>>,
+}
+
+impl Noting {
+    fn note(&self, what: &'static str, keys: usize) {
+        self.asked.borrow_mut().push((what, keys));
+    }
+}
+
+impl Reader for Noting {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        self.inner.revision()
+    }
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_user_name", names.len());
+        self.inner.accounts_by_user_name(names)
+    }
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_email", emails.len());
+        self.inner.accounts_by_email(emails)
+    }
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        self.note("accounts_by_name_dob", keys.len());
+        self.inner.accounts_by_name_dob(keys)
+    }
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        self.note("user_names_like", bases.len());
+        self.inner.user_names_like(bases)
+    }
+    fn groups(
+        &mut self,
+        names: Option<&[String]>,
+    ) -> Result<Vec<crate::domain::Group>, StoreError> {
+        match names {
+            Some(n) => self.note("groups", n.len()),
+            None => self.note("all groups", 0),
+        }
+        self.inner.groups(names)
+    }
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        self.note("memberships", groups.len());
+        self.inner.memberships(groups)
+    }
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.note("all_accounts", 0);
+        self.inner.all_accounts()
+    }
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        self.note("in_other_groups", user_names.len());
+        self.inner.in_other_groups(user_names, groups)
+    }
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        self.note("audit", 0);
+        self.inner.audit(since)
+    }
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        self.note("invitations", 0);
+        self.inner.invitations()
+    }
+}
+
+#[test]
+fn planning_asks_the_store_for_the_rosters_keys_only() {
+    // A store much larger than the roster.
+    let store = MemoryStore::new();
+    write(&store, |s| {
+        for g in 0..20 {
+            s.create_group(&format!("group{g}"), GroupType::Organization, None)
+                .expect("group");
+        }
+        for n in 0..300 {
+            let p = person(
+                &format!("p{n}@example.org"),
+                "Pat",
+                &format!("Num{n}"),
+                "1980-01-01",
+            );
+            account(s, &format!("PNum{n}"), &p, true);
+            s.add_membership(&format!("PNum{n}"), &format!("group{}", n % 20), false)
+                .expect("member");
+        }
+    });
+    let known = person("p7@example.org", "Pat", "Num7", "1980-01-01");
+    let new = person("new@example.org", "Nia", "New", "1990-01-01");
+    let partners = [known, new];
+    let groups = [group(
+        "group7",
+        &[("p7@example.org", false), ("new@example.org", false)],
+    )];
+    let asked = |pol: serde_json::Value| {
+        let noted = Rc::new(RefCell::new(Vec::new()));
+        let mut reader = Noting {
+            inner: store.reader().expect("reader"),
+            asked: noted.clone(),
+        };
+        let pol = policy(pol);
+        let d = Desired {
+            groups: groups.iter().collect(),
+            partners: partners.iter().collect(),
+            policy: &pol,
+            digest: "sha256:0".into(),
+        };
+        let live = gather(&mut reader, &d).expect("gather");
+        let p = compute(&d, &live, Vec::new(), Vec::new());
+        let asked = noted.borrow().clone();
+        (asked, p)
+    };
+    let (seen, p) = asked(serde_json::json!({}));
+    assert_eq!(
+        seen,
+        [
+            ("accounts_by_user_name", 0),
+            ("accounts_by_email", 2),
+            // Only the new partner is not settled by an active email.
+            ("accounts_by_name_dob", 1),
+            ("groups", 1),
+            ("memberships", 1),
+            // group7's other members, by name.
+            ("accounts_by_user_name", 14),
+            ("user_names_like", 1),
+        ]
+    );
+    let ops: Vec<(&str, Option<&str>)> = p.actions.iter().map(|a| (a.op(), a.account())).collect();
+    assert_eq!(
+        ops[..2],
+        [
+            ("create_account", Some("NNew")),
+            ("add_membership", Some("NNew"))
+        ]
+    );
+    // 14 other members leave group7; no other group is touched.
+    assert_eq!(p.summary.removals(), 14);
+    // Orphans are looked for among those members only; every group is
+    // read only when the policy looks at groups outside the roster.
+    let (seen, _) =
+        asked(serde_json::json!({"deactivate_orphans": true, "unmanaged_groups": "warn"}));
+    assert!(seen.contains(&("in_other_groups", 14)), "{seen:?}");
+    assert!(seen.contains(&("all groups", 0)), "{seen:?}");
+    assert!(!seen.iter().any(|(m, _)| *m == "all_accounts"), "{seen:?}");
+}

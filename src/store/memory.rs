@@ -1,0 +1,864 @@
+//! A store kept in memory: the same observable behaviour as the SQL stores
+//! (revisions, the audit chain, one writer at a time, sessions that land
+//! whole or not at all) without a file or a server, so the planning and
+//! applying logic can be tested in-process. It lives as long as its handle;
+//! nothing is written anywhere.
+//!
+//! The committed state is one immutable value: a reader shares it (a
+//! snapshot for free), a session works on its own copy and a commit puts the
+//! copy in its place. Copying the whole state per session and savepoint
+//! keeps the code plain; it is meant for stores of test size.
+
+use super::audit::{self, GENESIS};
+use super::sqlite::{active_json, manager_json, masked};
+use super::{
+    AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
+};
+use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
+use crate::roster::normalize::{email_key, name_key};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The URL an in-memory store reports (roster's CLI does not open it).
+pub const URL: &str = "memory:";
+
+/// A store held in this process's memory.
+pub struct MemoryStore {
+    lock_timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// The committed state.
+    committed: Mutex<Arc<Data>>,
+    /// Whether a session holds the write lock.
+    writing: Mutex<bool>,
+    released: Condvar,
+}
+
+/// Everything a store holds. Ids are never reused, as in the SQL stores.
+#[derive(Clone, Default)]
+struct Data {
+    revision: i64,
+    accounts: BTreeMap<i64, AccountRow>,
+    /// Lower-cased user name → account id.
+    user_keys: BTreeMap<String, i64>,
+    groups: BTreeMap<i64, Group>,
+    /// Group name (exact) → group id.
+    group_names: BTreeMap<String, i64>,
+    /// (group id, account id) → user manager.
+    memberships: BTreeMap<(i64, i64), bool>,
+    outbox: Vec<Outgoing>,
+    tokens: Vec<TokenRow>,
+    audit: Vec<AuditEntry>,
+    plan_key: Option<Vec<u8>>,
+    last_account: i64,
+    last_group: i64,
+}
+
+#[derive(Clone)]
+struct AccountRow {
+    account: Account,
+    /// Invited accounts: when the invitation was made.
+    invited_at: Option<String>,
+}
+
+/// An invitation waiting for delivery, with its one-time activation token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    account: i64,
+    pub recipient: String,
+    pub token: String,
+}
+
+#[derive(Clone)]
+struct TokenRow {
+    name: String,
+    digest: String,
+    revoked: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded values are replaced whole, never left half-changed.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store at revision 0, whose writers wait as long as
+    /// [`Options::default`] says.
+    pub fn new() -> Self {
+        Self::with_options(&Options::default())
+    }
+
+    pub fn with_options(options: &Options) -> Self {
+        MemoryStore {
+            lock_timeout: options.lock_timeout,
+            shared: Arc::new(Shared {
+                committed: Mutex::new(Arc::new(Data::default())),
+                writing: Mutex::new(false),
+                released: Condvar::new(),
+            }),
+        }
+    }
+
+    /// The invitations waiting for delivery (the outbox of the SQL stores).
+    pub fn outbox(&self) -> Vec<Outgoing> {
+        lock(&self.shared.committed).outbox.clone()
+    }
+
+    fn snapshot(&self) -> Arc<Data> {
+        lock(&self.shared.committed).clone()
+    }
+
+    /// Take the write lock, waiting at most the lock timeout.
+    fn write_lock(&self) -> Result<WriteLock, StoreError> {
+        let started = Instant::now();
+        let mut writing = lock(&self.shared.writing);
+        while *writing {
+            let left = self.lock_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(StoreError::Locked {
+                    url: URL.to_string(),
+                    waited_ms: started.elapsed().as_millis() as u64,
+                });
+            }
+            writing = self
+                .shared
+                .released
+                .wait_timeout(writing, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *writing = true;
+        Ok(WriteLock(self.shared.clone()))
+    }
+
+    fn session(&self, actor: &str, now: &str) -> Result<MemorySession, StoreError> {
+        let held = self.write_lock()?;
+        Ok(MemorySession {
+            data: (*self.snapshot()).clone(),
+            saved: None,
+            actor: actor.to_string(),
+            now: now.to_string(),
+            held,
+        })
+    }
+}
+
+/// The write lock, released when dropped (commit or not).
+struct WriteLock(Arc<Shared>);
+
+impl Drop for WriteLock {
+    fn drop(&mut self) {
+        *lock(&self.0.writing) = false;
+        self.0.released.notify_one();
+    }
+}
+
+impl Store for MemoryStore {
+    fn url(&self) -> &str {
+        URL
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        Ok(Box::new(MemoryReader {
+            data: self.snapshot(),
+        }))
+    }
+
+    fn begin(&self, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
+        Ok(Box::new(self.session(actor, now)?))
+    }
+
+    fn plan_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let found = self.snapshot().plan_key.clone();
+        if found.is_some() || !create {
+            return Ok(found);
+        }
+        // Under the write lock, as the SQL stores make theirs: two first
+        // plans agree on one key.
+        let mut s = self.session("roster", &super::now())?;
+        let key = s.data.plan_key.get_or_insert_with(|| {
+            let mut fresh = vec![0u8; 32];
+            rand::fill(&mut fresh[..]);
+            fresh
+        });
+        let key = key.clone();
+        Box::new(s).commit()?;
+        Ok(Some(key))
+    }
+
+    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
+        Err(StoreError::Invalid(
+            "an in-memory store cannot be served over SCIM".into(),
+        ))
+    }
+}
+
+/// A snapshot for planning: the committed state when it was opened.
+struct MemoryReader {
+    data: Arc<Data>,
+}
+
+impl Data {
+    fn accounts_where(&self, mut keep: impl FnMut(&Account) -> bool) -> Vec<Account> {
+        self.accounts
+            .values()
+            .map(|r| &r.account)
+            .filter(|a| keep(a))
+            .cloned()
+            .collect()
+    }
+
+    fn account_id(&self, user_name: &str) -> Result<i64, StoreError> {
+        self.user_keys
+            .get(&user_name.to_lowercase())
+            .copied()
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+            })
+    }
+
+    fn group_id(&self, name: &str) -> Result<i64, StoreError> {
+        self.group_names.get(name).copied().ok_or_else(|| {
+            StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+        })
+    }
+
+    fn account_mut(&mut self, id: i64) -> &mut AccountRow {
+        // Ids come from `user_keys`, which holds only ids of `accounts`.
+        self.accounts.get_mut(&id).expect("indexed account exists")
+    }
+}
+
+impl Reader for MemoryReader {
+    fn url(&self) -> &str {
+        URL
+    }
+
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(self.data.revision)
+    }
+
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        let d = &self.data;
+        Ok(names
+            .iter()
+            .filter_map(|n| d.user_keys.get(&n.to_lowercase()))
+            .map(|id| d.accounts[id].account.clone())
+            .collect())
+    }
+
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        let d = &self.data;
+        Ok(emails
+            .iter()
+            .flat_map(|e| d.accounts_where(|a| email_key(&a.profile.email) == e.as_str()))
+            .collect())
+    }
+
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        let d = &self.data;
+        Ok(keys
+            .iter()
+            .flat_map(|k| {
+                d.accounts_where(|a| {
+                    a.profile.birth_date.as_deref() == Some(k.birth_date.as_str())
+                        && name_key(&a.profile.last_name) == k.last
+                        && name_key(&a.profile.first_name) == k.first
+                })
+            })
+            .collect())
+    }
+
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        // The SQL stores' range: the base up to the base + ':' (which sorts
+        // right after '9'), so the base and the base + digits.
+        let mut out = Vec::new();
+        for b in bases {
+            let low = b.to_lowercase();
+            let high = format!("{low}:");
+            out.extend(self.data.user_keys.range(low..high).map(|(k, _)| k.clone()));
+        }
+        Ok(out)
+    }
+
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
+        let d = &self.data;
+        Ok(match names {
+            None => d
+                .group_names
+                .values()
+                .map(|id| d.groups[id].clone())
+                .collect(),
+            Some(names) => names
+                .iter()
+                .filter_map(|n| d.group_names.get(n))
+                .map(|id| d.groups[id].clone())
+                .collect(),
+        })
+    }
+
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        let d = &self.data;
+        let mut out = Vec::new();
+        for g in groups {
+            let Some(&gid) = d.group_names.get(g) else {
+                continue;
+            };
+            out.extend(d.memberships.range((gid, i64::MIN)..=(gid, i64::MAX)).map(
+                |(&(_, aid), &user_manager)| Membership {
+                    group: g.clone(),
+                    user_name: d.accounts[&aid].account.user_name.clone(),
+                    user_manager,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        let d = &self.data;
+        Ok(d.user_keys
+            .values()
+            .map(|id| d.accounts[id].account.clone())
+            .collect())
+    }
+
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let d = &self.data;
+        let managed: HashSet<&str> = groups.iter().map(String::as_str).collect();
+        Ok(user_names
+            .iter()
+            .filter(|u| {
+                d.user_keys.get(&u.to_lowercase()).is_some_and(|&aid| {
+                    d.memberships.keys().any(|&(gid, a)| {
+                        a == aid && !managed.contains(d.groups[&gid].name.as_str())
+                    })
+                })
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let since = since.unwrap_or("");
+        Ok(self
+            .data
+            .audit
+            .iter()
+            .filter(|e| e.at.as_str() >= since)
+            .cloned()
+            .collect())
+    }
+
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        let mut out: Vec<(String, Invitation)> = self
+            .data
+            .user_keys
+            .iter()
+            .map(|(key, id)| (key, &self.data.accounts[id]))
+            .filter(|(_, r)| r.account.active && r.account.credential == CredentialState::Invited)
+            .filter_map(|(key, r)| {
+                let invited_at = r.invited_at.clone()?;
+                Some((
+                    key.clone(),
+                    Invitation {
+                        user_name: r.account.user_name.clone(),
+                        email: r.account.profile.email.clone(),
+                        invited_at,
+                        reminded_at: None,
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.1.invited_at, &a.0).cmp(&(&b.1.invited_at, &b.0)));
+        Ok(out.into_iter().map(|(_, i)| i).collect())
+    }
+}
+
+/// A write session: a copy of the committed state, put in its place by
+/// [`Session::commit`]; dropped, the copy and the lock go.
+struct MemorySession {
+    data: Data,
+    /// The state at [`Session::savepoint`].
+    saved: Option<Data>,
+    actor: String,
+    now: String,
+    held: WriteLock,
+}
+
+impl MemorySession {
+    /// Append an audit row and bump the revision.
+    fn record(&mut self, op: &str, subject: &str, before: Option<&str>, after: Option<&str>) {
+        let d = &mut self.data;
+        d.revision += 1;
+        let prev_hash = d
+            .audit
+            .last()
+            .map_or_else(|| GENESIS.to_string(), |e| e.hash.clone());
+        let hash = audit::row_hash(
+            &prev_hash,
+            d.revision,
+            &self.now,
+            &self.actor,
+            op,
+            subject,
+            before,
+            after,
+        );
+        let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok());
+        d.audit.push(AuditEntry {
+            seq: d.audit.len() as i64 + 1,
+            revision: d.revision,
+            at: self.now.clone(),
+            actor: self.actor.clone(),
+            op: op.to_string(),
+            subject: subject.to_string(),
+            before: json(before),
+            after: json(after),
+            prev_hash,
+            hash,
+            raw: (before.map(str::to_string), after.map(str::to_string)),
+        });
+    }
+
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let row = self.data.account_mut(id);
+        if row.account.active == active {
+            return Err(StoreError::Invalid(format!(
+                "account `{user_name}` is already {}",
+                if active { "active" } else { "inactive" }
+            )));
+        }
+        row.account.active = active;
+        if !active {
+            // A deactivated account is not invited (again).
+            self.data.outbox.retain(|m| m.account != id);
+        }
+        let (op, before, after) = if active {
+            ("reactivate_account", false, true)
+        } else {
+            ("deactivate_account", true, false)
+        };
+        self.record(
+            op,
+            user_name,
+            Some(active_json(before)),
+            Some(active_json(after)),
+        );
+        Ok(())
+    }
+
+    fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
+        Ok((self.data.group_id(group)?, self.data.account_id(user_name)?))
+    }
+}
+
+fn membership_subject(user_name: &str, group: &str) -> String {
+    format!("{user_name} in {group}")
+}
+
+impl Session for MemorySession {
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(self.data.revision)
+    }
+
+    fn create_group(
+        &mut self,
+        name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let d = &mut self.data;
+        if d.group_names.contains_key(name) {
+            return Err(StoreError::Taken(format!(
+                "group `{name}` already exists in the store"
+            )));
+        }
+        d.last_group += 1;
+        let group = Group {
+            name: name.to_string(),
+            kind,
+            lwia,
+            active: true,
+        };
+        d.groups.insert(d.last_group, group);
+        d.group_names.insert(name.to_string(), d.last_group);
+        let after = serde_json::json!({ "type": kind.as_str(), "lwia": lwia }).to_string();
+        self.record("create_group", name, None, Some(&after));
+        Ok(())
+    }
+
+    fn create_account(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
+        let key = user_name.to_lowercase();
+        let d = &mut self.data;
+        if d.user_keys.contains_key(&key) {
+            return Err(StoreError::Taken(format!(
+                "account `{user_name}` already exists in the store"
+            )));
+        }
+        d.last_account += 1;
+        let id = d.last_account;
+        let (state, token) = match credential {
+            NewCredential::Invite { token, .. } => (CredentialState::Invited, Some(token)),
+            NewCredential::Password { .. } => (CredentialState::PasswordSet, None),
+        };
+        let row = AccountRow {
+            account: Account {
+                user_name: user_name.to_string(),
+                profile: profile.clone(),
+                active: true,
+                credential: state,
+            },
+            invited_at: token.as_ref().map(|_| self.now.clone()),
+        };
+        d.accounts.insert(id, row);
+        d.user_keys.insert(key, id);
+        if let Some(token) = token {
+            d.outbox.push(Outgoing {
+                account: id,
+                recipient: profile.email.clone(),
+                token,
+            });
+        }
+        let mut after = masked(profile);
+        after["credential"] = state.as_str().into();
+        self.record("create_account", user_name, None, Some(&after.to_string()));
+        Ok(())
+    }
+
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, true)
+    }
+
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, false)
+    }
+
+    fn update_profile(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let before = self.data.accounts[&id].account.profile.clone();
+        let mut p = before.clone();
+        for f in fields {
+            match f.as_str() {
+                "email" => p.email = profile.email.clone(),
+                "first_name" => p.first_name = profile.first_name.clone(),
+                "last_name" => p.last_name = profile.last_name.clone(),
+                "birth_date" => p.birth_date = profile.birth_date.clone(),
+                "phone" => p.phone = profile.phone.clone(),
+                "extension" => p.extension = profile.extension.clone(),
+                "zip" => p.zip = profile.zip.clone(),
+                "role" => p.role = profile.role,
+                other => {
+                    return Err(StoreError::Invalid(format!(
+                        "unknown profile field `{other}`"
+                    )));
+                }
+            }
+        }
+        let (before, after) = (masked(&before).to_string(), masked(&p).to_string());
+        self.data.account_mut(id).account.profile = p;
+        self.record("update_profile", user_name, Some(&before), Some(&after));
+        Ok(())
+    }
+
+    fn add_membership(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let key = self.membership(user_name, group)?;
+        if self.data.memberships.contains_key(&key) {
+            return Err(StoreError::Taken(format!(
+                "`{user_name}` is already a member of `{group}`"
+            )));
+        }
+        self.data.memberships.insert(key, user_manager);
+        self.record(
+            "add_membership",
+            &membership_subject(user_name, group),
+            None,
+            Some(manager_json(user_manager)),
+        );
+        Ok(())
+    }
+
+    fn set_user_manager(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let key = self.membership(user_name, group)?;
+        match self.data.memberships.get_mut(&key) {
+            Some(um) if *um != user_manager => *um = user_manager,
+            _ => {
+                return Err(StoreError::Invalid(format!(
+                    "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+                    if user_manager { "without" } else { "with" }
+                )));
+            }
+        }
+        let op = if user_manager {
+            "grant_user_manager"
+        } else {
+            "revoke_user_manager"
+        };
+        self.record(
+            op,
+            &membership_subject(user_name, group),
+            Some(manager_json(!user_manager)),
+            Some(manager_json(user_manager)),
+        );
+        Ok(())
+    }
+
+    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
+        let key = self.membership(user_name, group)?;
+        let Some(was) = self.data.memberships.remove(&key) else {
+            return Err(StoreError::Invalid(format!(
+                "`{user_name}` is not a member of `{group}`"
+            )));
+        };
+        self.record(
+            "remove_membership",
+            &membership_subject(user_name, group),
+            Some(manager_json(was)),
+            None,
+        );
+        Ok(())
+    }
+
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let new_key = new_name.to_lowercase();
+        if self.data.user_keys.get(&new_key).is_some_and(|&o| o != id) {
+            return Err(StoreError::Taken(format!(
+                "account `{new_name}` already exists in the store"
+            )));
+        }
+        self.data.user_keys.remove(&user_name.to_lowercase());
+        self.data.user_keys.insert(new_key, id);
+        self.data.account_mut(id).account.user_name = new_name.to_string();
+        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
+        self.record(
+            "rename_account",
+            user_name,
+            Some(&json(user_name)),
+            Some(&json(new_name)),
+        );
+        Ok(())
+    }
+
+    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let d = &mut self.data;
+        d.memberships.retain(|&(_, a), _| a != id);
+        d.outbox.retain(|m| m.account != id);
+        d.accounts.remove(&id);
+        d.user_keys.remove(&user_name.to_lowercase());
+        self.record("delete_account", user_name, None, None);
+        Ok(())
+    }
+
+    fn update_group(
+        &mut self,
+        name: &str,
+        new_name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let id = self.data.group_id(name)?;
+        if self
+            .data
+            .group_names
+            .get(new_name)
+            .is_some_and(|&o| o != id)
+        {
+            return Err(StoreError::Taken(format!(
+                "group `{new_name}` already exists in the store"
+            )));
+        }
+        let g = &self.data.groups[&id];
+        let before = serde_json::json!({"name": name, "type": g.kind.as_str(), "lwia": g.lwia});
+        self.data.group_names.remove(name);
+        self.data.group_names.insert(new_name.to_string(), id);
+        if let Some(g) = self.data.groups.get_mut(&id) {
+            g.name = new_name.to_string();
+            g.kind = kind;
+            g.lwia = lwia;
+        }
+        let after = serde_json::json!({"name": new_name, "type": kind.as_str(), "lwia": lwia});
+        self.record(
+            "update_group",
+            name,
+            Some(&before.to_string()),
+            Some(&after.to_string()),
+        );
+        Ok(())
+    }
+
+    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        let id = self.data.group_id(name)?;
+        let d = &mut self.data;
+        d.memberships.retain(|&(g, _), _| g != id);
+        d.groups.remove(&id);
+        d.group_names.remove(name);
+        self.record("delete_group", name, None, None);
+        Ok(())
+    }
+
+    fn create_token(
+        &mut self,
+        name: &str,
+        digest: &str,
+        scope: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        // Kept as the groups' ids, as the SQL stores keep them.
+        let ids: Option<Vec<i64>> = scope
+            .map(|names| names.iter().map(|n| self.data.group_id(n)).collect())
+            .transpose()?;
+        if self
+            .data
+            .tokens
+            .iter()
+            .any(|t| t.name == name || t.digest == digest)
+        {
+            return Err(StoreError::Taken(format!(
+                "a token named `{name}` already exists; pick another name or revoke it first"
+            )));
+        }
+        self.data.tokens.push(TokenRow {
+            name: name.to_string(),
+            digest: digest.to_string(),
+            revoked: false,
+        });
+        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
+        self.record("create_token", name, None, Some(&after));
+        Ok(())
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let Some(t) = self
+            .data
+            .tokens
+            .iter_mut()
+            .find(|t| t.name == name && !t.revoked)
+        else {
+            return Err(StoreError::Invalid(format!(
+                "no live token named `{name}`; `roster token list` shows them"
+            )));
+        };
+        t.revoked = true;
+        self.record("revoke_token", name, None, None);
+        Ok(())
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        self.saved = Some(self.data.clone());
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        // The savepoint stays, as SQL's ROLLBACK TO keeps it.
+        match &self.saved {
+            Some(saved) => {
+                self.data = saved.clone();
+                Ok(())
+            }
+            None => Err(no_savepoint()),
+        }
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.saved.take().map(|_| ()).ok_or_else(no_savepoint)
+    }
+
+    fn commit(self: Box<Self>) -> Result<i64, StoreError> {
+        let revision = self.data.revision;
+        *lock(&self.held.0.committed) = Arc::new(self.data);
+        // `held` drops here: the lock is free once the state is in place.
+        Ok(revision)
+    }
+}
+
+fn no_savepoint() -> StoreError {
+    StoreError::Invalid("no savepoint to return to: call savepoint first".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invite(n: u32) -> NewCredential {
+        NewCredential::Invite {
+            token: format!("token-{n}"),
+            token_digest: format!("digest-{n}"),
+        }
+    }
+
+    fn profile(email: &str) -> Profile {
+        Profile {
+            email: email.into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: None,
+            phone: None,
+            extension: None,
+            zip: None,
+            role: Default::default(),
+        }
+    }
+
+    #[test]
+    fn invitations_wait_in_the_outbox_until_their_account_goes() {
+        let store = MemoryStore::new();
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        for (n, name) in ["ann", "bob", "cat"].iter().enumerate() {
+            let email = format!("{name}@example.org");
+            s.create_account(name, &profile(&email), invite(n as u32))
+                .unwrap();
+        }
+        // Uncommitted: nothing waits yet.
+        assert!(store.outbox().is_empty());
+        s.commit().unwrap();
+        let tokens = |store: &MemoryStore| -> Vec<String> {
+            store.outbox().into_iter().map(|m| m.token).collect()
+        };
+        assert_eq!(tokens(&store), ["token-0", "token-1", "token-2"]);
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.deactivate_account("ann").unwrap();
+        s.delete_account("cat").unwrap();
+        s.commit().unwrap();
+        assert_eq!(tokens(&store), ["token-1"]);
+        // Reactivated, an account is not invited again.
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.reactivate_account("ann").unwrap();
+        s.commit().unwrap();
+        assert_eq!(tokens(&store), ["token-1"]);
+    }
+}
