@@ -11,6 +11,7 @@ pub mod audit;
 pub mod directory;
 pub mod postgres;
 pub mod scim;
+pub mod sql;
 pub mod sqlite;
 
 use crate::domain::GroupType;
@@ -46,6 +47,10 @@ pub enum StoreError {
     Locked { url: String, waited_ms: u64 },
     #[error("{0}")]
     Invalid(String),
+    /// A SCIM filter or sort attribute the store cannot answer: an unknown
+    /// attribute, a value of the wrong type.
+    #[error("{0}")]
+    Filter(crate::scim::filter::FilterError),
     /// A query ran longer than the statement timeout and was cancelled.
     #[error("the store cancelled a query that ran longer than the statement timeout")]
     TimedOut,

@@ -4,11 +4,13 @@
 
 use super::{ACCOUNT_COLUMNS, PgReader, account_from_row, lwia_from, sql_err};
 use crate::domain::Group;
-use crate::scim::filter::{Dialect, Param};
 use crate::store::StoreError;
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
 };
+use crate::store::sql::columns::{GROUPS, USERS};
+use crate::store::sql::filter::{Dialect, Param, Sql};
+use crate::store::sql::listing;
 use crate::store::sqlite::group_type;
 use ::postgres::Row;
 use ::postgres::types::ToSql;
@@ -53,10 +55,14 @@ fn refs<'v>(values: &'v [Value<'_>]) -> Vec<&'v (dyn ToSql + Sync)> {
 /// translated with its placeholders numbered from 1, so the scope's continue
 /// after them. `scope_sql` is the condition a scoped token adds, with `{}`
 /// for the array of group ids.
-fn where_clause<'a>(q: &ListQuery<'a>, scope_sql: &str) -> (String, Vec<Value<'a>>) {
+fn where_clause<'a>(
+    q: &ListQuery<'a>,
+    filter: Option<&'a Sql>,
+    scope_sql: &str,
+) -> (String, Vec<Value<'a>>) {
     let mut conds = Vec::new();
     let mut values = Vec::new();
-    if let Some(f) = q.filter {
+    if let Some(f) = filter {
         conds.push(format!("({})", f.text));
         values.extend(f.params.iter().map(Value::Filter));
     }
@@ -72,13 +78,13 @@ fn where_clause<'a>(q: &ListQuery<'a>, scope_sql: &str) -> (String, Vec<Value<'a
     (clause, values)
 }
 
-fn page_clause(q: &ListQuery, clause: &str, key: &str, values: &mut Vec<Value>) -> String {
+fn page_clause(q: &ListQuery, clause: &str, order: &str, values: &mut Vec<Value>) -> String {
     let n = values.len();
     values.push(Value::Int(q.limit.min(i64::MAX as u64) as i64));
     values.push(Value::Int(q.offset.min(i64::MAX as u64) as i64));
     format!(
         "{clause} ORDER BY {} LIMIT ${}::bigint OFFSET ${}::bigint",
-        order(q, key),
+        order,
         n + 1,
         n + 2
     )
@@ -236,22 +242,19 @@ impl PgReader {
 }
 
 impl Directory for PgReader {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
-    }
-
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
+        let (filter, order) = listing(q, &USERS, Dialect::Postgres)?;
         if self.empty {
             return Ok((0, Vec::new()));
         }
-        let (clause, mut values) = where_clause(q, USER_SCOPE);
+        let (clause, mut values) = where_clause(q, filter.as_ref(), USER_SCOPE);
         let deadline = deadline(q.timeout);
         self.limit(deadline)?;
         let total = self.count("accounts a", &clause, &values)?;
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
-        let clause = page_clause(q, &clause, "a.id", &mut values);
+        let clause = page_clause(q, &clause, &order, &mut values);
         self.limit(deadline)?;
         Ok((total, self.user_records(&clause, &values)?))
     }
@@ -266,17 +269,18 @@ impl Directory for PgReader {
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
+        let (filter, order) = listing(q, &GROUPS, Dialect::Postgres)?;
         if self.empty {
             return Ok((0, Vec::new()));
         }
-        let (clause, mut values) = where_clause(q, GROUP_SCOPE);
+        let (clause, mut values) = where_clause(q, filter.as_ref(), GROUP_SCOPE);
         let deadline = deadline(q.timeout);
         self.limit(deadline)?;
         let total = self.count("groups g", &clause, &values)?;
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
-        let clause = page_clause(q, &clause, "g.id", &mut values);
+        let clause = page_clause(q, &clause, &order, &mut values);
         self.limit(deadline)?;
         Ok((total, self.group_records(&clause, &values)?))
     }

@@ -2,11 +2,13 @@
 
 use super::{ACCOUNT_COLUMNS, SqliteReader, account_from_row, group_type, sql_err};
 use crate::domain::Group;
-use crate::scim::filter::{Dialect, Param};
 use crate::store::StoreError;
 use crate::store::directory::{
-    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord, order,
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
 };
+use crate::store::sql::columns::{GROUPS, USERS};
+use crate::store::sql::filter::{Dialect, Param, Sql};
+use crate::store::sql::listing;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params_from_iter};
 use std::collections::HashMap;
@@ -35,10 +37,14 @@ fn placeholders(first: usize, n: usize) -> String {
 
 /// The WHERE clause of a listing and its parameters. `scope_sql` is the
 /// condition a scoped token adds, with `{}` for the group-id placeholders.
-fn where_clause(q: &ListQuery, scope_sql: &str) -> (String, Vec<Value>) {
+fn where_clause<'a>(
+    q: &ListQuery<'a>,
+    filter: Option<&'a Sql>,
+    scope_sql: &str,
+) -> (String, Vec<Value>) {
     let mut conds = Vec::new();
     let mut values: Vec<Value> = Vec::new();
-    if let Some(f) = q.filter {
+    if let Some(f) = filter {
         conds.push(format!("({})", f.text));
         values.extend(f.params.iter().map(value));
     }
@@ -221,13 +227,13 @@ impl SqliteReader {
         Ok(out)
     }
 
-    fn page_clause(q: &ListQuery, clause: &str, key: &str, values: &mut Vec<Value>) -> String {
+    fn page_clause(q: &ListQuery, clause: &str, order: &str, values: &mut Vec<Value>) -> String {
         let n = values.len();
         values.push(Value::Integer(q.limit.min(i64::MAX as u64) as i64));
         values.push(Value::Integer(q.offset.min(i64::MAX as u64) as i64));
         format!(
             "{clause} ORDER BY {} LIMIT ?{} OFFSET ?{}",
-            order(q, key),
+            order,
             n + 1,
             n + 2
         )
@@ -263,18 +269,15 @@ impl SqliteReader {
 }
 
 impl Directory for SqliteReader {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
-        let (clause, mut values) = where_clause(q, USER_SCOPE);
+        let (filter, order) = listing(q, &USERS, Dialect::Sqlite)?;
+        let (clause, mut values) = where_clause(q, filter.as_ref(), USER_SCOPE);
         self.capped(q.timeout, |s| {
             let total = s.count("accounts a", &clause, &values)?;
             if q.limit == 0 {
                 return Ok((total, Vec::new()));
             }
-            let clause = Self::page_clause(q, &clause, "a.id", &mut values);
+            let clause = Self::page_clause(q, &clause, &order, &mut values);
             Ok((total, s.user_records(&clause, values)?))
         })
     }
@@ -286,13 +289,14 @@ impl Directory for SqliteReader {
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
-        let (clause, mut values) = where_clause(q, GROUP_SCOPE);
+        let (filter, order) = listing(q, &GROUPS, Dialect::Sqlite)?;
+        let (clause, mut values) = where_clause(q, filter.as_ref(), GROUP_SCOPE);
         self.capped(q.timeout, |s| {
             let total = s.count("groups g", &clause, &values)?;
             if q.limit == 0 {
                 return Ok((total, Vec::new()));
             }
-            let clause = Self::page_clause(q, &clause, "g.id", &mut values);
+            let clause = Self::page_clause(q, &clause, &order, &mut values);
             Ok((total, s.group_records(&clause, values)?))
         })
     }

@@ -1,11 +1,11 @@
-//! Translation of a [`Filter`] into a SQL condition with bound parameters.
+//! Translation of a SCIM [`Filter`] into a SQL condition with bound parameters.
 //!
 //! Every condition produced is two-valued (never SQL `NULL`): comparisons are guarded with
 //! `expr IS NOT NULL AND ...`, so `NOT` and `ne` give SCIM's answer for missing values
 //! ("not equal") instead of SQL's unknown. Values only ever travel as parameters.
 
-use super::{AttrPath, CompareOp, Filter, FilterError, TREE_DEPTH, Value};
 use crate::scim::excerpt;
+use crate::scim::filter::{AttrPath, CompareOp, Filter, FilterError, Kind, TREE_DEPTH, Value};
 
 /// The SQL flavour of the placeholders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,23 +62,6 @@ pub struct Sql {
     pub text: String,
     /// Values for the placeholders, in order.
     pub params: Vec<Param>,
-}
-
-/// How a value of an attribute compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A string; `case_exact: false` compares with `lower()` on both sides (RFC 7643 §2.2
-    /// `caseExact`). SQLite's `lower()` folds ASCII letters only.
-    Text {
-        /// Whether case matters.
-        case_exact: bool,
-    },
-    /// A boolean: only `eq`, `ne` and `pr`.
-    Bool,
-    /// An integer.
-    Int,
-    /// A dateTime held as ISO 8601 text in one fixed format, compared as text.
-    DateTime,
 }
 
 /// Where an attribute lives in SQL.
@@ -153,7 +136,7 @@ impl SubAttr {
     }
 }
 
-/// The server's mapping from SCIM attributes to SQL.
+/// Where the attributes of a resource live in SQL ([`super::columns::Mapped`]).
 pub trait Attributes {
     /// Where `path` lives, or `None` for an attribute that cannot be filtered on.
     ///
@@ -640,8 +623,8 @@ fn balanced(parts: &[String], op: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse;
     use super::*;
+    use crate::scim::filter::parse;
     use rusqlite::Connection;
 
     const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -1036,7 +1019,7 @@ mod tests {
             .map(|i| format!(r#"id eq "{i}""#))
             .collect::<Vec<_>>()
             .join(" or ");
-        assert!(filter.len() <= super::super::MAX_LEN);
+        assert!(filter.len() <= crate::scim::filter::MAX_LEN);
         assert_eq!(ids(&conn, &filter).unwrap(), [1, 2, 3, 4, 5, 6]);
         // Beyond SQLite's limit of 1000 levels of expression, were the chain not balanced.
         let id = |i: i64| Filter::compare(AttrPath::new("id"), CompareOp::Eq, i.to_string());
