@@ -11,6 +11,7 @@ pub mod audit;
 pub mod directory;
 pub mod postgres;
 pub mod scim;
+pub mod sql;
 pub mod sqlite;
 
 use crate::domain::GroupType;
