@@ -82,7 +82,7 @@ pub fn redact(url: &str) -> String {
 
 /// A client error with the server's own words, which the client's `Display`
 /// leaves out.
-fn describe(e: &::postgres::Error) -> String {
+pub(crate) fn describe(e: &::postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{}: {}", db.severity(), db.message());

@@ -1,7 +1,11 @@
-//! What the SQL stores (SQLite and PostgreSQL) share.
+//! The SQL store, written once over a small connection layer ([`conn`]),
+//! with what SQLite and PostgreSQL do differently in their adapters.
 
 pub mod columns;
+pub mod conn;
 pub mod filter;
+pub mod postgres;
+pub mod sqlite;
 
 use super::StoreError;
 use super::directory::ListQuery;
