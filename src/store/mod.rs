@@ -392,13 +392,7 @@ pub fn now() -> String {
 
 /// Open a store for `roster serve`'s reads and token checks.
 pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreError> {
-    if is_postgres(url) {
-        return Ok(Box::new(postgres::PgReader::open(url)?));
-    }
-    match sqlite_path(url)? {
-        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
-        None => Err(StoreError::UnsupportedUrl(display_url(url))),
-    }
+    Ok(open_served(url)?)
 }
 
 /// A read connection `roster serve` keeps between requests.
@@ -411,13 +405,17 @@ pub trait Served: directory::Directory + Send {
 
 /// Open a read connection for `roster serve`'s pool, in a read transaction.
 pub fn open_served(url: &str) -> Result<Box<dyn Served>, StoreError> {
-    if is_postgres(url) {
-        return Ok(Box::new(postgres::PgReader::open(url)?));
-    }
-    match sqlite_path(url)? {
-        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
-        None => Err(StoreError::UnsupportedUrl(display_url(url))),
-    }
+    let conn: Option<Box<dyn sql::conn::Conn>> = if is_postgres(url) {
+        postgres::PgReader::open(url)?
+            .into_conn()?
+            .map(|c| Box::new(c) as _)
+    } else {
+        match sqlite_path(url)? {
+            Some(path) => Some(Box::new(sqlite::SqliteReader::open(url, path)?.into_conn())),
+            None => return Err(StoreError::UnsupportedUrl(display_url(url))),
+        }
+    };
+    Ok(Box::new(sql::directory::SqlDirectory::new(conn)?))
 }
 
 fn is_postgres(url: &str) -> bool {

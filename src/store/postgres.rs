@@ -21,8 +21,6 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-mod directory;
-
 /// Migrations, in order; `meta.schema_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
@@ -308,6 +306,17 @@ impl PgReader {
         })
     }
 
+    /// The connection for the shared SQL code, outside any transaction;
+    /// `None` when the store has no tables yet.
+    pub fn into_conn(self) -> Result<Option<crate::store::sql::postgres::PgConn>, StoreError> {
+        if self.empty {
+            return Ok(None);
+        }
+        let mut c = crate::store::sql::postgres::PgConn::new(&self.url, self.client);
+        crate::store::sql::conn::Conn::batch(&mut c, "ROLLBACK")?;
+        Ok(Some(c))
+    }
+
     /// The key that seals this store's plans, if it has one yet.
     pub fn plan_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         if self.empty {
@@ -334,19 +343,6 @@ impl PgReader {
             .query(&sql, params)
             .map_err(sql_err(&self.url))?;
         Ok(rows.iter().map(account_from_row).collect())
-    }
-}
-
-impl super::Served for PgReader {
-    fn end_read(&mut self) -> Result<(), StoreError> {
-        self.client
-            .batch_execute("ROLLBACK")
-            .map_err(sql_err(&self.url))
-    }
-    fn begin_read(&mut self) -> Result<(), StoreError> {
-        self.client
-            .batch_execute("ROLLBACK; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .map_err(sql_err(&self.url))
     }
 }
 

@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-mod directory;
-
 /// Migrations, in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
@@ -314,6 +312,12 @@ impl Pooled {
             home,
         }
     }
+
+    /// The connection, no longer going back to the thread's pool.
+    fn into_inner(mut self) -> Connection {
+        self.home = None;
+        self.conn.take().expect("connection present until drop")
+    }
 }
 
 impl std::ops::Deref for Pooled {
@@ -338,21 +342,6 @@ impl Drop for Pooled {
                 pool::give(path, writer, conn);
             }
         }
-    }
-}
-
-impl super::Served for SqliteReader {
-    fn end_read(&mut self) -> Result<(), StoreError> {
-        if self.conn.is_autocommit() {
-            return Ok(());
-        }
-        self.conn
-            .execute_batch("ROLLBACK")
-            .map_err(sql_err(&self.url))
-    }
-    fn begin_read(&mut self) -> Result<(), StoreError> {
-        self.end_read()?;
-        self.conn.execute_batch("BEGIN").map_err(sql_err(&self.url))
     }
 }
 
@@ -418,6 +407,11 @@ impl SqliteReader {
             url: url.to_string(),
             conn,
         })
+    }
+
+    /// The connection, in its read transaction, for the shared SQL code.
+    pub fn into_conn(self) -> crate::store::sql::sqlite::SqliteConn {
+        crate::store::sql::sqlite::SqliteConn::new(&self.url, self.conn.into_inner())
     }
 
     /// The key that seals this store's plans, if it has one yet.

@@ -3,6 +3,7 @@
 
 pub mod columns;
 pub mod conn;
+pub mod directory;
 pub mod filter;
 pub mod postgres;
 pub mod sqlite;
@@ -11,7 +12,8 @@ use super::StoreError;
 use super::directory::ListQuery;
 use crate::scim::filter::FilterError;
 use columns::{Mapped, Table};
-use filter::{Dialect, Sql};
+use conn::Dialect;
+use filter::Sql;
 
 /// A listing's filter translated for `dialect`, its placeholders numbered
 /// from 1, and its ORDER BY: the sort attribute (NULLs last whichever the
