@@ -414,14 +414,7 @@ impl Translator<'_> {
             ));
         }
         let e = &col.expr;
-        let sql_op = match op {
-            CompareOp::Eq => "=",
-            CompareOp::Gt => ">",
-            CompareOp::Ge => ">=",
-            CompareOp::Lt => "<",
-            CompareOp::Le => "<=",
-            CompareOp::Ne | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "",
-        };
+        let sql_op = sql_op(op).unwrap_or_default();
         let is_like = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
         let cmp = match (col.kind, value) {
             (Kind::Text { case_exact }, Value::Str(s)) if is_like => {
@@ -523,15 +516,20 @@ enum Bound {
     Always(bool),
 }
 
-fn whole(n: &serde_json::Number, op: CompareOp) -> Option<Bound> {
-    let sql_op = match op {
+/// The SQL operator of an equality or ordering comparison.
+fn sql_op(op: CompareOp) -> Option<&'static str> {
+    Some(match op {
         CompareOp::Eq => "=",
         CompareOp::Gt => ">",
         CompareOp::Ge => ">=",
         CompareOp::Lt => "<",
         CompareOp::Le => "<=",
         CompareOp::Ne | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => return None,
-    };
+    })
+}
+
+fn whole(n: &serde_json::Number, op: CompareOp) -> Option<Bound> {
+    let sql_op = sql_op(op)?;
     if let Some(i) = n.as_i64() {
         return Some(Bound::Int(sql_op, i));
     }
