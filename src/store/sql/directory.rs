@@ -8,18 +8,14 @@
 use super::columns::{GROUPS, USERS};
 use super::conn::{Conn, Dialect, Row, Value};
 use super::filter::Sql;
-use super::listing;
-use crate::domain::{Account, CredentialState, Group, Profile};
+use super::{ACCOUNT_COLUMNS, account_from_row, listing};
+use crate::domain::Group;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
 };
 use crate::store::{Served, StoreError};
 use std::collections::HashMap;
 use std::time::Instant;
-
-/// The account columns a User is read from, over `accounts a`.
-const ACCOUNT_COLUMNS: &str = "a.user_name, a.email, a.first_name, a.last_name, a.birth_date, \
-     a.phone, a.extension, a.zip, a.role, a.active, a.credential";
 
 const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
 
@@ -30,10 +26,12 @@ pub struct SqlDirectory {
 }
 
 impl SqlDirectory {
-    /// `conn` in a read snapshot from here on.
+    /// `conn` in a read snapshot from here on (it may be in one already).
     pub fn new(conn: Option<Box<dyn Conn>>) -> Result<Self, StoreError> {
         let mut d = SqlDirectory { conn };
-        d.begin_read()?;
+        if !d.conn.as_deref().is_some_and(|c| c.in_transaction()) {
+            d.begin_read()?;
+        }
         Ok(d)
     }
 }
@@ -62,26 +60,6 @@ impl Served for SqlDirectory {
             None => Ok(()),
         }
     }
-}
-
-fn account_from_row(r: &Row) -> Result<Account, StoreError> {
-    let role: String = r.get(8)?;
-    let credential: String = r.get(10)?;
-    Ok(Account {
-        user_name: r.get(0)?,
-        profile: Profile {
-            email: r.get(1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            birth_date: r.get(4)?,
-            phone: r.get(5)?,
-            extension: r.get(6)?,
-            zip: r.get(7)?,
-            role: role.parse().unwrap_or_default(),
-        },
-        active: r.get(9)?,
-        credential: CredentialState::parse(&credential),
-    })
 }
 
 /// The WHERE clause of a listing and its parameters: the filter's (numbered
