@@ -119,3 +119,80 @@ impl Schema for Groups {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_path;
+    use crate::store::sql::columns::{GROUPS, Mapped, Table, USERS};
+    use crate::store::sql::filter::Attributes;
+
+    /// Every attribute the schemas let a filter name is kept by the store:
+    /// a name spelt one way here and another there would be refused as
+    /// unknown.
+    #[test]
+    fn every_attribute_a_filter_may_name_has_a_column() {
+        let user_paths = [
+            "userName",
+            "displayName",
+            "name.givenName",
+            "name.familyName",
+            "active",
+            "emails",
+            "emails.value",
+            "emails.type",
+            "emails.primary",
+            "phoneNumbers",
+            "phoneNumbers.type",
+            "roles",
+            "id",
+            "externalId",
+            "meta.created",
+            "meta.lastModified",
+            "groups",
+            "groups.value",
+            "groups.display",
+            &format!("{EXT_USER}:birthDate"),
+            &format!("{EXT_USER}:postalCode"),
+            &format!("{EXT_USER}:phoneExtension"),
+            &format!("{USER}:userName"),
+        ];
+        let group_paths = [
+            "displayName",
+            "id",
+            "externalId",
+            "meta.created",
+            "meta.lastModified",
+            "members",
+            "members.value",
+            "members.display",
+            "members.type",
+            &format!("{EXT_GROUP}:type"),
+            &format!("{EXT_GROUP}:lwia"),
+            &format!("{EXT_GROUP}:userManagers"),
+            &format!("{EXT_GROUP}:userManagers.display"),
+        ];
+        let check = |schema: &'static dyn Schema, table: &Table, paths: &[&str]| {
+            let mapped = Mapped { schema, table };
+            for p in paths {
+                let path = parse_path(p).unwrap();
+                assert!(schema.field(&path).is_some(), "{p}: not in the schema");
+                let attr = mapped.resolve(&path).or_else(|| {
+                    // A sub-attribute comes from its multi-valued parent.
+                    mapped.resolve(&path.parent()).filter(|a| a.multi.is_some())
+                });
+                assert!(attr.is_some(), "{p}: no column");
+                if let Some(multi) = attr.and_then(|a| a.multi) {
+                    let field = schema.field(&path).unwrap();
+                    assert_eq!(multi.subs.len(), field.subs.map_or(0, <[_]>::len), "{p}");
+                }
+            }
+        };
+        check(for_kind(Resource::User), &USERS, &user_paths);
+        check(for_kind(Resource::Group), &GROUPS, &group_paths);
+        // And nothing else.
+        for p in ["nickName", "name.middleName", "urn:x:userName"] {
+            assert!(Users.field(&parse_path(p).unwrap()).is_none(), "{p}");
+        }
+    }
+}

@@ -415,3 +415,60 @@ impl Directory for SqlDirectory {
         rows.iter().map(|r| self.token_from_row(r)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::{AttrPath, CompareOp, Field, Filter, Kind, Schema};
+
+    /// `userName` only.
+    struct Names;
+
+    impl Schema for Names {
+        fn field(&self, path: &AttrPath) -> Option<Field> {
+            path.is("userName", None)
+                .then_some(Field::new("userName", Kind::Text { case_exact: false }))
+        }
+    }
+
+    fn query<'a>(filter: Option<&'a Filter>, sort_by: Option<&'a AttrPath>) -> ListQuery<'a> {
+        ListQuery {
+            schema: &Names,
+            filter,
+            sort_by,
+            descending: false,
+            offset: 0,
+            limit: 10,
+            scope: None,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn a_store_not_created_yet_reads_empty_and_still_refuses_what_it_cannot_answer() {
+        let mut d = SqlDirectory::new(None).unwrap();
+        let known = Filter::compare(AttrPath::new("userName"), CompareOp::Eq, "ann");
+        assert_eq!(d.users(&query(Some(&known), None)).unwrap().0, 0);
+        assert_eq!(d.groups(&query(None, None)).unwrap().0, 0);
+        let unknown = Filter::present(AttrPath::new("shoeSize"));
+        match d.users(&query(Some(&unknown), None)) {
+            Err(StoreError::Filter(e)) => {
+                assert_eq!(e.scim_type, "invalidFilter");
+                assert!(e.message.contains("'shoeSize'"), "{e}");
+            }
+            other => panic!("{:?}", other.map(|(n, _)| n)),
+        }
+        let sort = AttrPath::new("shoeSize");
+        match d.users(&query(None, Some(&sort))) {
+            Err(StoreError::Filter(e)) => assert_eq!(e.scim_type, "invalidValue"),
+            other => panic!("{:?}", other.map(|(n, _)| n)),
+        }
+        assert!(d.user(1).unwrap().is_none());
+        assert!(d.token("digest").unwrap().is_none());
+        assert!(d.tokens().unwrap().is_empty());
+        assert!(d.user_ids(&["ann".into()]).unwrap().is_empty());
+        assert!(d.members_of(&[1], &[1]).unwrap().is_empty());
+        d.begin_read().unwrap();
+        d.end_read().unwrap();
+    }
+}
