@@ -453,22 +453,27 @@ pub fn requests(url: &str) -> Option<u64> {
     scim::is_scim(url).then(scim::http::requests)
 }
 
-/// The handle the URL-taking functions below share, per URL and lock
-/// timeout, so a process that calls them often (`roster serve`) reuses its
-/// connections. A few are kept; beyond, the oldest go.
+/// The handle the URL-taking functions below share, per SQLite URL and
+/// lock timeout, so a process that calls them often (`roster serve`) reuses
+/// its connections. A few are kept; beyond, the oldest go. A PostgreSQL
+/// handle is the caller's alone.
 fn shared(url: &str, lock_timeout: std::time::Duration) -> Result<Arc<dyn Store>, StoreError> {
     type Handles = Vec<((String, std::time::Duration), Arc<dyn Store>)>;
     static HANDLES: Mutex<Handles> = Mutex::new(Vec::new());
     const KEPT: usize = 8;
+    let options = Options {
+        lock_timeout,
+        ..Options::default()
+    };
+    if !url.starts_with("sqlite:") {
+        // A server's connections are counted by its own pool.
+        return Ok(Arc::from(open(url, options)?));
+    }
     let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
     let key = (url.to_string(), lock_timeout);
     if let Some((_, h)) = handles.iter().find(|(k, _)| *k == key) {
         return Ok(Arc::clone(h));
     }
-    let options = Options {
-        lock_timeout,
-        ..Options::default()
-    };
     let h: Arc<dyn Store> = Arc::from(open(url, options)?);
     if handles.len() >= KEPT {
         handles.remove(0);
