@@ -222,18 +222,22 @@ fn group_records(
     Ok(groups)
 }
 
-/// Run `f` with the connection's statements cut off at `q`'s time cap; the
-/// cap is lifted afterwards, and the first error wins.
+/// Run `f` with the connection's statements cut off at `deadline`; `f`
+/// renews the cap (with what is left) before each of its statements, as
+/// PostgreSQL's cap counts per statement. The cap is lifted afterwards, and
+/// the first error wins.
 fn capped<T>(
     c: &mut dyn Conn,
-    q: &ListQuery,
-    f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    deadline: Option<Instant>,
+    f: impl FnOnce(
+        &mut dyn Conn,
+        &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let Some(timeout) = q.timeout else {
-        return f(c);
+    let Some(at) = deadline else {
+        return f(c, &|_| Ok(()));
     };
-    c.deadline(Some(Instant::now() + timeout))?;
-    let out = f(c);
+    let out = f(c, &|c| c.deadline(Some(at)));
     // A statement cut off leaves PostgreSQL's transaction failed: lifting
     // the cap then fails too, and says less than the first error.
     let lifted = c.deadline(None);
@@ -242,7 +246,8 @@ fn capped<T>(
     Ok(out)
 }
 
-/// A listing's total and page, over `from` with rows read by `records`.
+/// A listing's total and page, over `from` with rows read by `records`,
+/// all within the listing's time cap.
 fn list<T>(
     c: &mut dyn Conn,
     q: &ListQuery,
@@ -252,12 +257,15 @@ fn list<T>(
 ) -> Result<(u64, Vec<T>), StoreError> {
     let (filter, order) = listing(q, table, c.dialect())?;
     let (clause, mut values) = where_clause(c, filter, q.scope, scope);
-    capped(c, q, |c| {
+    let deadline = q.timeout.map(|t| Instant::now() + t);
+    capped(c, deadline, |c, renew| {
+        renew(c)?;
         let total = count(c, table.from, &clause, &values)?;
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
         let clause = page(q, &clause, &order, &mut values);
+        renew(c)?;
         Ok((total, records(c, &clause, &values)?))
     })
 }
