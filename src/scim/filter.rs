@@ -164,6 +164,12 @@ pub struct SubField {
     pub kind: Kind,
 }
 
+impl SubField {
+    pub const fn new(name: &'static str, kind: Kind) -> Self {
+        SubField { name, kind }
+    }
+}
+
 /// A resource type's attributes, as filters and `sortBy` name them.
 pub trait Schema {
     /// The attribute `path` names, or `None` for one that cannot be filtered on.

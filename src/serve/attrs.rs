@@ -31,30 +31,12 @@ fn common(p: &AttrPath) -> Option<Field> {
     Some(f)
 }
 
-const GROUPS: &[SubField] = &[
-    SubField {
-        name: "value",
-        kind: EXACT,
-    },
-    SubField {
-        name: "display",
-        kind: CI,
-    },
-];
+const GROUPS: &[SubField] = &[SubField::new("value", EXACT), SubField::new("display", CI)];
 
 const MEMBERS: &[SubField] = &[
-    SubField {
-        name: "value",
-        kind: EXACT,
-    },
-    SubField {
-        name: "display",
-        kind: CI,
-    },
-    SubField {
-        name: "type",
-        kind: CI,
-    },
+    SubField::new("value", EXACT),
+    SubField::new("display", CI),
+    SubField::new("type", CI),
 ];
 
 impl Schema for Users {

@@ -282,27 +282,30 @@ impl SqlDirectory {
         })
     }
 
-    /// Rows of `sql` with `list` bound as the list parameter `?1` (`{}` in
-    /// `sql` stands for `expr IN list`); none for an empty list or store.
-    fn by_list(&mut self, sql: &str, expr: &str, list: Value) -> Result<Vec<Row>, StoreError> {
+    /// The rows of `SELECT {what} WHERE expr IN list`, read by `row`; none
+    /// for an empty list or store.
+    fn by_list<T>(
+        &mut self,
+        what: &str,
+        expr: &str,
+        list: Value,
+        row: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(Vec::new());
         };
-        let empty = match &list {
-            Value::IntList(l) => l.is_empty(),
-            Value::TextList(l) => l.is_empty(),
-            _ => false,
-        };
-        if empty {
+        if matches!(&list, Value::IntList(l) if l.is_empty())
+            || matches!(&list, Value::TextList(l) if l.is_empty())
+        {
             return Ok(Vec::new());
         }
-        let sql = sql.replace("{}", &c.in_list(expr, 1));
-        c.query(&sql, &[list])
+        let sql = format!("SELECT {what} WHERE {}", c.in_list(expr, 1));
+        c.query(&sql, &[list])?.iter().map(row).collect()
     }
 }
 
-fn id_names(rows: Vec<Row>) -> Result<Vec<(i64, String)>, StoreError> {
-    rows.iter().map(|r| Ok((r.get(0)?, r.get(1)?))).collect()
+fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
+    Ok((r.get(0)?, r.get(1)?))
 }
 
 impl Directory for SqlDirectory {
@@ -339,21 +342,13 @@ impl Directory for SqlDirectory {
 
     fn user_ids(&mut self, user_names: &[String]) -> Result<Vec<(i64, String)>, StoreError> {
         let keys: Vec<String> = user_names.iter().map(|n| n.to_lowercase()).collect();
-        let rows = self.by_list(
-            "SELECT a.id, a.user_name FROM accounts a WHERE {}",
-            "a.user_key",
-            Value::TextList(keys),
-        )?;
-        id_names(rows)
+        let what = "a.id, a.user_name FROM accounts a";
+        self.by_list(what, "a.user_key", Value::TextList(keys), id_name)
     }
 
     fn user_names(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = self.by_list(
-            "SELECT id, user_name FROM accounts WHERE {}",
-            "id",
-            Value::IntList(ids.to_vec()),
-        )?;
-        id_names(rows)
+        let what = "id, user_name FROM accounts";
+        self.by_list(what, "id", Value::IntList(ids.to_vec()), id_name)
     }
 
     fn group_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
@@ -366,19 +361,11 @@ impl Directory for SqlDirectory {
     }
 
     fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError> {
-        let rows = self.by_list(
-            "SELECT id, name FROM groups WHERE {}",
-            "id",
-            Value::IntList(ids.to_vec()),
-        )?;
-        rows.iter()
-            .map(|r| {
-                Ok(GroupRef {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                })
-            })
-            .collect()
+        let what = "id, name FROM groups";
+        self.by_list(what, "id", Value::IntList(ids.to_vec()), |r| {
+            let (id, name) = id_name(r)?;
+            Ok(GroupRef { id, name })
+        })
     }
 
     fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError> {
