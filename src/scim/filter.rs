@@ -1,5 +1,6 @@
-//! SCIM filters (RFC 7644 §3.4.2.2): parsing into an AST, translation into a SQL `WHERE`
-//! fragment with bound parameters, and safe construction of filter text on the client side.
+//! SCIM filters (RFC 7644 §3.4.2.2): parsing into an AST, the attributes a server lets a
+//! filter name ([`Schema`]), and safe construction of filter text on the client side. A store
+//! translates the AST into its own queries (the SQL stores in `store::sql::filter`).
 //!
 //! ```text
 //! FILTER    = attrExp / logExp / valuePath / *1"not" "(" FILTER ")"
@@ -12,15 +13,13 @@
 //! `true`/`false`/`null` are case-insensitive; strings and numbers are JSON literals.
 
 mod parse;
-mod sql;
 
 pub use parse::{MAX_DEPTH, MAX_LEN, parse, parse_path};
-pub use sql::{Attr, Attributes, Dialect, Kind, Multi, Param, Sql, SubAttr, order_by, to_sql};
 
-/// How deep [`render`] and [`to_sql`] recurse into a tree: beyond what any parsed filter
-/// needs (each of the [`MAX_DEPTH`] levels adds at most two), so that only trees built by hand
-/// can hit it.
-const TREE_DEPTH: usize = 4 * MAX_DEPTH;
+/// How deep [`render`] and a store's translation recurse into a tree: beyond what any parsed
+/// filter needs (each of the [`MAX_DEPTH`] levels adds at most two), so that only trees built
+/// by hand can hit it.
+pub const TREE_DEPTH: usize = 4 * MAX_DEPTH;
 
 /// The `scimType` of the 400 response a server sends for any [`FilterError`].
 pub const SCIM_TYPE: &str = "invalidFilter";
@@ -104,6 +103,82 @@ impl std::fmt::Display for AttrPath {
         }
         Ok(())
     }
+}
+
+/// How a value of an attribute compares (RFC 7643 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A string; `case_exact: false` compares ignoring case (RFC 7643 §2.2 `caseExact`).
+    Text {
+        /// Whether case matters.
+        case_exact: bool,
+    },
+    /// A boolean: only `eq`, `ne` and `pr`.
+    Bool,
+    /// An integer.
+    Int,
+    /// A dateTime held as ISO 8601 text in one fixed format, compared as text.
+    DateTime,
+}
+
+/// An attribute a filter may name, under its canonical name: what a resource's schema says of
+/// it, not where a store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// The canonical name: `userName`, `name.givenName`, `meta.created`, `groups`; an
+    /// extension's attribute by its bare name (`birthDate`).
+    pub name: &'static str,
+    /// How it compares; for a multi-valued attribute, how its `value` compares.
+    pub kind: Kind,
+    /// Set for a multi-valued attribute: the sub-attributes a filter may name inside it
+    /// (`groups.display`, `members[value eq "1"]`). Its own name alone means `value`.
+    pub subs: Option<&'static [SubField]>,
+}
+
+impl Field {
+    /// A single-valued attribute.
+    pub const fn new(name: &'static str, kind: Kind) -> Self {
+        Field {
+            name,
+            kind,
+            subs: None,
+        }
+    }
+
+    /// A multi-valued attribute with these sub-attributes.
+    pub const fn multi(name: &'static str, kind: Kind, subs: &'static [SubField]) -> Self {
+        Field {
+            name,
+            kind,
+            subs: Some(subs),
+        }
+    }
+}
+
+/// A sub-attribute of a multi-valued [`Field`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubField {
+    /// Its name (`value`, `display`, `type`); looked up ignoring case.
+    pub name: &'static str,
+    /// How it compares.
+    pub kind: Kind,
+}
+
+impl SubField {
+    pub const fn new(name: &'static str, kind: Kind) -> Self {
+        SubField { name, kind }
+    }
+}
+
+/// A resource type's attributes, as filters and `sortBy` name them.
+pub trait Schema {
+    /// The attribute `path` names, or `None` for one that cannot be filtered on.
+    ///
+    /// Names and URNs come as written and compare case-insensitively; the URN may be absent,
+    /// the resource's core schema or an extension: the schema decides. For a path with a
+    /// sub-attribute the full path is asked first; when that gives `None` (or a multi-valued
+    /// attribute), the parent is asked and the sub-attribute is looked up in [`Field::subs`].
+    fn field(&self, path: &AttrPath) -> Option<Field>;
 }
 
 /// A comparison operator (RFC 7644 Table 3).

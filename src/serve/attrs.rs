@@ -1,18 +1,9 @@
-//! Where each SCIM attribute lives in the store's tables, for filters and
-//! sorting. Expressions are plain SQL that SQLite and PostgreSQL share: flags
-//! are tested bare (`m.user_manager`), as PostgreSQL's booleans do not
-//! compare with SQLite's 0 and 1.
-//!
-//! Multi-valued attributes are semi-joins, not correlated `EXISTS`: the
-//! condition picks the groups (or accounts) first, `mg.id IN (SELECT … WHERE
-//! {})`, then their memberships by index, then the owners; no subquery names
-//! a column of the outer row, so both stores run each once per statement,
-//! whatever the number of rows scanned outside, and a filter's `or` chain
-//! over group names is one pass over the groups. The keys are `NOT NULL`, so
-//! `IN` stays two-valued.
+//! Which SCIM attributes a filter or `sortBy` may name, under their canonical
+//! names and types: the schemas roster serves (`/Schemas`), seen from a
+//! filter. Where each lives in a store is the store's business.
 
 use super::kind::Kind as Resource;
-use crate::scim::filter::{Attr, AttrPath, Attributes, Kind, SubAttr};
+use crate::scim::filter::{AttrPath, Field, Kind, Schema, SubField};
 use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
 
 const CI: Kind = Kind::Text { case_exact: false };
@@ -21,118 +12,169 @@ const EXACT: Kind = Kind::Text { case_exact: true };
 struct Users;
 struct Groups;
 
-pub fn for_kind(kind: Resource) -> Box<dyn Attributes> {
+pub fn for_kind(kind: Resource) -> &'static dyn Schema {
     match kind {
-        Resource::User => Box::new(Users),
-        Resource::Group => Box::new(Groups),
+        Resource::User => &Users,
+        Resource::Group => &Groups,
     }
 }
 
-fn is(p: &AttrPath, attr: &str, sub: Option<&str>) -> bool {
-    p.is(attr, sub)
+/// `id`, `externalId` and `meta.*`, which both resources have.
+fn common(p: &AttrPath) -> Option<Field> {
+    let f = match () {
+        _ if p.is("externalId", None) => Field::new("externalId", EXACT),
+        _ if p.is("id", None) => Field::new("id", EXACT),
+        _ if p.is("meta", Some("created")) => Field::new("meta.created", Kind::DateTime),
+        _ if p.is("meta", Some("lastModified")) => Field::new("meta.lastModified", Kind::DateTime),
+        _ => return None,
+    };
+    Some(f)
 }
 
-/// `id` and `meta.*`, which both resources have.
-fn common(p: &AttrPath, alias: &str, modified: &str) -> Option<Attr> {
-    if is(p, "externalId", None) {
-        Some(Attr::new(format!("{alias}.external_id"), EXACT))
-    } else if is(p, "id", None) {
-        Some(Attr::new(format!("CAST({alias}.id AS TEXT)"), EXACT))
-    } else if is(p, "meta", Some("created")) {
-        Some(Attr::new(format!("{alias}.created_at"), Kind::DateTime))
-    } else if is(p, "meta", Some("lastModified")) {
-        Some(Attr::new(modified.to_string(), Kind::DateTime))
-    } else {
-        None
-    }
-}
+const GROUPS: &[SubField] = &[SubField::new("value", EXACT), SubField::new("display", CI)];
 
-impl Attributes for Users {
-    fn resolve(&self, p: &AttrPath) -> Option<Attr> {
+const MEMBERS: &[SubField] = &[
+    SubField::new("value", EXACT),
+    SubField::new("display", CI),
+    SubField::new("type", CI),
+];
+
+impl Schema for Users {
+    fn field(&self, p: &AttrPath) -> Option<Field> {
         if p.urn_is_or_none(EXT_USER) && p.urn.is_some() {
             return match p.attr.to_ascii_lowercase().as_str() {
-                "birthdate" if p.sub.is_none() => Some(Attr::new("a.birth_date", EXACT)),
-                "postalcode" if p.sub.is_none() => Some(Attr::new("a.zip", EXACT)),
-                "phoneextension" if p.sub.is_none() => Some(Attr::new("a.extension", EXACT)),
+                "birthdate" if p.sub.is_none() => Some(Field::new("birthDate", EXACT)),
+                "postalcode" if p.sub.is_none() => Some(Field::new("postalCode", EXACT)),
+                "phoneextension" if p.sub.is_none() => Some(Field::new("phoneExtension", EXACT)),
                 _ => None,
             };
         }
         if !p.urn_is_or_none(USER) {
             return None;
         }
-        if let Some(a) = common(p, "a", "a.updated_at") {
-            return Some(a);
+        if let Some(f) = common(p) {
+            return Some(f);
         }
         let attr = p.attr.to_ascii_lowercase();
         let sub = p.sub.as_deref().map(str::to_ascii_lowercase);
         Some(match (attr.as_str(), sub.as_deref()) {
-            ("username", None) => Attr::new("a.user_name", CI),
-            ("displayname", None) => Attr::new("a.display_name", CI),
-            ("name", Some("givenname")) => Attr::new("a.first_name", CI),
-            ("name", Some("familyname")) => Attr::new("a.last_name", CI),
-            ("active", None) => Attr::new("a.active", Kind::Bool),
-            // One address per account, kept as the primary work address.
-            // `pr` already treats an empty address as absent.
-            ("emails", None | Some("value")) => Attr::new("a.email", CI),
-            ("emails", Some("type")) => Attr::new("CASE WHEN a.email <> '' THEN 'work' END", CI),
-            ("emails", Some("primary")) => Attr::new("(a.email <> '')", Kind::Bool),
-            ("phonenumbers", None | Some("value")) => Attr::new("a.phone", EXACT),
-            ("phonenumbers", Some("type")) => {
-                Attr::new("CASE WHEN a.phone IS NOT NULL THEN 'work' END", CI)
-            }
-            ("roles", None | Some("value")) => Attr::new("a.role", CI),
-            ("groups", _) => Attr::new("CAST(mg.id AS TEXT)", EXACT).multi(
-                "a.id IN (SELECT m.account_id FROM memberships m WHERE m.group_id IN \
-                 (SELECT mg.id FROM groups mg WHERE {}))",
-                vec![
-                    SubAttr::new("value", "CAST(mg.id AS TEXT)", EXACT),
-                    SubAttr::new("display", "mg.name", CI),
-                ],
-            ),
+            ("username", None) => Field::new("userName", CI),
+            ("displayname", None) => Field::new("displayName", CI),
+            ("name", Some("givenname")) => Field::new("name.givenName", CI),
+            ("name", Some("familyname")) => Field::new("name.familyName", CI),
+            ("active", None) => Field::new("active", Kind::Bool),
+            // One address per account, the primary work address.
+            ("emails", None | Some("value")) => Field::new("emails.value", CI),
+            ("emails", Some("type")) => Field::new("emails.type", CI),
+            ("emails", Some("primary")) => Field::new("emails.primary", Kind::Bool),
+            ("phonenumbers", None | Some("value")) => Field::new("phoneNumbers.value", EXACT),
+            ("phonenumbers", Some("type")) => Field::new("phoneNumbers.type", CI),
+            ("roles", None | Some("value")) => Field::new("roles.value", CI),
+            ("groups", _) => Field::multi("groups", EXACT, GROUPS),
             _ => return None,
         })
     }
 }
 
-fn members(exists: &str) -> Attr {
-    Attr::new("CAST(mu.id AS TEXT)", EXACT).multi(
-        exists,
-        vec![
-            SubAttr::new("value", "CAST(mu.id AS TEXT)", EXACT),
-            SubAttr::new("display", "mu.user_name", CI),
-            SubAttr::new("type", "'User'", CI),
-        ],
-    )
-}
-
-impl Attributes for Groups {
-    fn resolve(&self, p: &AttrPath) -> Option<Attr> {
+impl Schema for Groups {
+    fn field(&self, p: &AttrPath) -> Option<Field> {
         if p.urn.is_some() && p.urn_is_or_none(EXT_GROUP) {
             return match p.attr.to_ascii_lowercase().as_str() {
-                "type" if p.sub.is_none() => Some(Attr::new("g.type", CI)),
-                "lwia" if p.sub.is_none() => Some(Attr::new("g.lwia", Kind::Int)),
-                "usermanagers" => Some(members(
-                    "g.id IN (SELECT m.group_id FROM memberships m WHERE m.user_manager \
-                     AND m.account_id IN (SELECT mu.id FROM accounts mu WHERE {}))",
-                )),
+                "type" if p.sub.is_none() => Some(Field::new("type", CI)),
+                "lwia" if p.sub.is_none() => Some(Field::new("lwia", Kind::Int)),
+                "usermanagers" => Some(Field::multi("userManagers", EXACT, MEMBERS)),
                 _ => None,
             };
         }
         if !p.urn_is_or_none(GROUP) {
             return None;
         }
-        if let Some(a) = common(p, "g", "coalesce(g.updated_at, g.created_at)") {
-            return Some(a);
+        if let Some(f) = common(p) {
+            return Some(f);
         }
-        if is(p, "displayName", None) {
-            return Some(Attr::new("g.name", CI));
+        if p.is("displayName", None) {
+            return Some(Field::new("displayName", CI));
         }
         if p.attr.eq_ignore_ascii_case("members") {
-            return Some(members(
-                "g.id IN (SELECT m.group_id FROM memberships m WHERE m.account_id IN \
-                 (SELECT mu.id FROM accounts mu WHERE {}))",
-            ));
+            return Some(Field::multi("members", EXACT, MEMBERS));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::parse_path;
+    use crate::store::sql::columns::{GROUPS, Mapped, Table, USERS};
+    use crate::store::sql::filter::Attributes;
+
+    /// Every attribute the schemas let a filter name is kept by the store:
+    /// a name spelt one way here and another there would be refused as
+    /// unknown.
+    #[test]
+    fn every_attribute_a_filter_may_name_has_a_column() {
+        let user_paths = [
+            "userName",
+            "displayName",
+            "name.givenName",
+            "name.familyName",
+            "active",
+            "emails",
+            "emails.value",
+            "emails.type",
+            "emails.primary",
+            "phoneNumbers",
+            "phoneNumbers.type",
+            "roles",
+            "id",
+            "externalId",
+            "meta.created",
+            "meta.lastModified",
+            "groups",
+            "groups.value",
+            "groups.display",
+            &format!("{EXT_USER}:birthDate"),
+            &format!("{EXT_USER}:postalCode"),
+            &format!("{EXT_USER}:phoneExtension"),
+            &format!("{USER}:userName"),
+        ];
+        let group_paths = [
+            "displayName",
+            "id",
+            "externalId",
+            "meta.created",
+            "meta.lastModified",
+            "members",
+            "members.value",
+            "members.display",
+            "members.type",
+            &format!("{EXT_GROUP}:type"),
+            &format!("{EXT_GROUP}:lwia"),
+            &format!("{EXT_GROUP}:userManagers"),
+            &format!("{EXT_GROUP}:userManagers.display"),
+        ];
+        let check = |schema: &'static dyn Schema, table: &Table, paths: &[&str]| {
+            let mapped = Mapped { schema, table };
+            for p in paths {
+                let path = parse_path(p).unwrap();
+                assert!(schema.field(&path).is_some(), "{p}: not in the schema");
+                let attr = mapped.resolve(&path).or_else(|| {
+                    // A sub-attribute comes from its multi-valued parent.
+                    mapped.resolve(&path.parent()).filter(|a| a.multi.is_some())
+                });
+                assert!(attr.is_some(), "{p}: no column");
+                if let Some(multi) = attr.and_then(|a| a.multi) {
+                    let field = schema.field(&path).unwrap();
+                    assert_eq!(multi.subs.len(), field.subs.map_or(0, <[_]>::len), "{p}");
+                }
+            }
+        };
+        check(for_kind(Resource::User), &USERS, &user_paths);
+        check(for_kind(Resource::Group), &GROUPS, &group_paths);
+        // And nothing else.
+        for p in ["nickName", "name.middleName", "urn:x:userName"] {
+            assert!(Users.field(&parse_path(p).unwrap()).is_none(), "{p}");
+        }
     }
 }

@@ -97,6 +97,7 @@ impl From<StoreError> for ScimError {
         match e {
             StoreError::Taken(m) => ScimError::new(StatusCode::CONFLICT, Some("uniqueness"), m),
             StoreError::Invalid(m) => ScimError::bad("invalidValue", m),
+            StoreError::Filter(e) => ScimError::bad(e.scim_type, e.to_string()),
             StoreError::TimedOut => ScimError::bad(
                 "tooMany",
                 "the query ran longer than this server allows and was cancelled; \

@@ -178,28 +178,29 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     // Checked before any store work, and once for every resource returned.
     let projection = projection(q)?;
     let mut dir = ctx.read()?;
-    let attrs = super::attrs::for_kind(kind);
-    let where_sql = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
+    let schema = super::attrs::for_kind(kind);
+    let filter = match param(q, "filter").filter(|f| !f.trim().is_empty()) {
         Some(text) => {
             let mut f =
                 filter::parse(text).map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?;
             if let (Kind::User, Some(scope)) = (kind, &ctx.caller.scope) {
                 f = within_scope(f, scope);
             }
-            Some(
-                filter::to_sql(&f, attrs.as_ref(), dir.dialect(), 1)
-                    .map_err(|e| ScimError::bad(e.scim_type, e.to_string()))?,
-            )
+            Some(f)
         }
         None => None,
     };
-    let order = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
+    let sort_by = match param(q, "sortBy").filter(|s| !s.trim().is_empty()) {
         Some(s) => {
             let path = filter::parse_path(s.trim())
                 .map_err(|e| ScimError::bad("invalidValue", format!("sortBy: {e}")))?;
-            Some(filter::order_by(&path, attrs.as_ref()).ok_or_else(|| {
-                ScimError::bad("invalidValue", format!("cannot sort by `{}`", excerpt(s)))
-            })?)
+            if schema.field(&path).is_none_or(|f| f.subs.is_some()) {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("cannot sort by `{}`", excerpt(s)),
+                ));
+            }
+            Some(path)
         }
         None => None,
     };
@@ -219,8 +220,9 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     };
     let (start, count) = page_params(q)?;
     let query = ListQuery {
-        filter: where_sql.as_ref(),
-        order_by: order.as_deref(),
+        schema,
+        filter: filter.as_ref(),
+        sort_by: sort_by.as_ref(),
         descending,
         offset: start - 1,
         limit: count,
@@ -424,20 +426,15 @@ fn unique_email(
     if email.is_empty() {
         return Ok(());
     }
-    let text = format!("emails.value eq {}", Value::String(email.to_string()));
-    let sql = filter::parse(&text)
-        .and_then(|f| {
-            filter::to_sql(
-                &f,
-                super::attrs::for_kind(Kind::User).as_ref(),
-                dir.dialect(),
-                1,
-            )
-        })
-        .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e.to_string()))?;
+    let same = Filter::compare(
+        filter::AttrPath::with_sub("emails", "value"),
+        filter::CompareOp::Eq,
+        email,
+    );
     let (_, holders) = dir.users(&ListQuery {
-        filter: Some(&sql),
-        order_by: None,
+        schema: super::attrs::for_kind(Kind::User),
+        filter: Some(&same),
+        sort_by: None,
         descending: false,
         offset: 0,
         limit: 2,

@@ -1,18 +1,20 @@
 //! What `roster serve` needs of a store beyond planning: resources by id,
-//! filtered and sorted pages of them, and API tokens. The filter arrives
-//! already translated to a SQL fragment with bound parameters
-//! ([`crate::scim::filter`]); the store only runs it.
+//! filtered and sorted pages of them, and API tokens. Filters arrive as the
+//! SCIM filter's AST ([`crate::scim::filter`]) over the attributes of a
+//! [`Schema`]; each store translates them into its own queries.
 
 use super::StoreError;
 use crate::domain::{Account, Group};
-use crate::scim::filter::{Dialect, Sql};
+use crate::scim::filter::{AttrPath, Filter, Schema};
 use std::time::Duration;
 
-/// One page of a listing: the WHERE fragment (over `accounts a` or
-/// `groups g`), the ORDER BY expression, and the window.
+/// One page of a listing: the filter, the sort attribute, and the window.
 pub struct ListQuery<'a> {
-    pub filter: Option<&'a Sql>,
-    pub order_by: Option<&'a str>,
+    /// The attributes `filter` and `sort_by` may name.
+    pub schema: &'a dyn Schema,
+    pub filter: Option<&'a Filter>,
+    /// Sort by this attribute (single-valued), then by id.
+    pub sort_by: Option<&'a AttrPath>,
     pub descending: bool,
     /// 0-based offset.
     pub offset: u64,
@@ -117,7 +119,6 @@ impl Scope {
 
 /// Read access for the SCIM service provider.
 pub trait Directory {
-    fn dialect(&self) -> Dialect;
     /// The total matching and one page of users.
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError>;
     fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError>;
@@ -135,14 +136,4 @@ pub trait Directory {
     /// The live (not revoked) token with this digest.
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError>;
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError>;
-}
-
-/// The ORDER BY of a listing: the sort expression (NULLs last whichever the
-/// direction, RFC 7644 §3.4.2.3), then `key` so pages never overlap.
-pub fn order(q: &ListQuery, key: &str) -> String {
-    let dir = if q.descending { "DESC" } else { "ASC" };
-    match q.order_by {
-        Some(expr) => format!("{expr} {dir} NULLS LAST, {key}"),
-        None => key.to_string(),
-    }
 }

@@ -10,7 +10,7 @@
 //! keeps the code plain; it is meant for stores of test size.
 
 use super::audit::{self, GENESIS};
-use super::sqlite::{active_json, manager_json, masked};
+use super::audit::{active_json, manager_json, masked};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };

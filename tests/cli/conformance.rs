@@ -28,13 +28,6 @@ enum Kind {
 }
 
 impl Kind {
-    /// Whether the store's sessions keep savepoints. The SQL sessions answer
-    /// "does not support savepoints" until they implement them; set this
-    /// to true for them then.
-    fn savepoints(self) -> bool {
-        self == Kind::Memory
-    }
-
     /// Whether a session goes on after the store refused one of its writes.
     /// A failed statement aborts a PostgreSQL transaction: everything after
     /// it fails and nothing of the session lands (savepoints are how a
@@ -823,16 +816,6 @@ fn a_second_writer_waits_then_gives_up(s: &Subject) {
 fn savepoints_undo_rows_audit_and_revision(s: &Subject) {
     seed(s);
     let mut w = s.begin();
-    if !s.kind.savepoints() {
-        let got = w.savepoint();
-        assert!(
-            matches!(&got, Err(StoreError::Invalid(m)) if m.contains("does not support savepoints")),
-            "{:?} has savepoints now: mark it so in Kind::savepoints ({got:?})",
-            s.kind
-        );
-        eprintln!("{:?}: no savepoints yet (Kind::savepoints)", s.kind);
-        return;
-    }
     w.create_account(
         "carl",
         &profile("carl@example.org", "Carl", "Fox"),

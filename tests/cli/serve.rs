@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 
 const EXT: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
+const EXT_GROUP: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 /// A running `roster serve`, stopped when dropped.
@@ -549,6 +550,41 @@ fn users_filter_sort_page_and_project(b: Backend) {
     assert_eq!(bad.body["scimType"], "invalidFilter");
     let unknown = f.get(&format!("/Users?filter={}", encode("shoeSize gt 3")));
     assert_eq!(unknown.body["scimType"], "invalidFilter");
+    // The store answers for what it translates: attributes it does not
+    // know, values of the wrong type, on either resource.
+    for (path, filter, names) in [
+        (
+            "/Users",
+            "active eq \"yes\"",
+            "'active' is a boolean attribute",
+        ),
+        (
+            "/Users",
+            "groups.type eq \"x\"",
+            "unknown attribute 'groups.type'",
+        ),
+        (
+            "/Groups",
+            "members[nickName pr]",
+            "unknown attribute 'members.nickName'",
+        ),
+        (
+            "/Groups",
+            &format!("{EXT_GROUP}:lwia co \"1\""),
+            "is an integer attribute",
+        ),
+    ] {
+        let r = f.get(&format!("{path}?filter={}", encode(filter)));
+        assert_eq!(r.status, 400, "{filter}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidFilter", "{filter}");
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(names), "{filter}: {detail}");
+    }
+    for sort in ["shoeSize", "groups", "groups.display", "emails["] {
+        let r = f.get(&format!("/Users?sortBy={}", encode(sort)));
+        assert_eq!(r.status, 400, "{sort}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{sort}");
+    }
 
     // Sorting and paging.
     let desc = f.get("/Users?sortBy=userName&sortOrder=descending&count=3&startIndex=2");

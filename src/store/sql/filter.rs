@@ -1,84 +1,22 @@
-//! Translation of a [`Filter`] into a SQL condition with bound parameters.
+//! Translation of a SCIM [`Filter`] into a SQL condition with bound parameters.
 //!
 //! Every condition produced is two-valued (never SQL `NULL`): comparisons are guarded with
 //! `expr IS NOT NULL AND ...`, so `NOT` and `ne` give SCIM's answer for missing values
 //! ("not equal") instead of SQL's unknown. Values only ever travel as parameters.
 
-use super::{AttrPath, CompareOp, Filter, FilterError, TREE_DEPTH, Value};
+use super::conn::{Dialect, Value as Param};
 use crate::scim::excerpt;
-
-/// The SQL flavour of the placeholders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `?N`.
-    Sqlite,
-    /// `$N`, with a cast naming the parameter's type (`$N::text`) so the server never has to
-    /// infer it.
-    Postgres,
-}
-
-/// A bound parameter of a [`Sql`] fragment.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// Text.
-    Text(String),
-    /// A 64-bit integer.
-    Int(i64),
-    /// A boolean (SQLite stores it as 0/1).
-    Bool(bool),
-    /// A double.
-    Real(f64),
-}
-
-impl Param {
-    /// The parameter for the `postgres` crate.
-    pub fn as_postgres(&self) -> &(dyn postgres::types::ToSql + Sync) {
-        match self {
-            Param::Text(s) => s,
-            Param::Int(i) => i,
-            Param::Bool(b) => b,
-            Param::Real(x) => x,
-        }
-    }
-}
-
-impl rusqlite::ToSql for Param {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        use rusqlite::types::ToSqlOutput;
-        Ok(match self {
-            Param::Text(s) => ToSqlOutput::from(s.as_str()),
-            Param::Int(i) => ToSqlOutput::from(*i),
-            Param::Bool(b) => ToSqlOutput::from(*b),
-            Param::Real(x) => ToSqlOutput::from(*x),
-        })
-    }
-}
+use crate::scim::filter::{AttrPath, CompareOp, Filter, FilterError, Kind, TREE_DEPTH, Value};
 
 /// A SQL condition for a `WHERE` clause and its parameters: `params[i]` is placeholder number
-/// `first_param + i`.
+/// `first_param + i`, written `?N` in both dialects (the PostgreSQL connection numbers them
+/// `$N`); on PostgreSQL each names its type (`?N::text`) so the server never has to infer it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sql {
     /// The condition, parenthesized so it can be joined with `AND` as it is.
     pub text: String,
     /// Values for the placeholders, in order.
     pub params: Vec<Param>,
-}
-
-/// How a value of an attribute compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A string; `case_exact: false` compares with `lower()` on both sides (RFC 7643 §2.2
-    /// `caseExact`). SQLite's `lower()` folds ASCII letters only.
-    Text {
-        /// Whether case matters.
-        case_exact: bool,
-    },
-    /// A boolean: only `eq`, `ne` and `pr`.
-    Bool,
-    /// An integer.
-    Int,
-    /// A dateTime held as ISO 8601 text in one fixed format, compared as text.
-    DateTime,
 }
 
 /// Where an attribute lives in SQL.
@@ -153,7 +91,7 @@ impl SubAttr {
     }
 }
 
-/// The server's mapping from SCIM attributes to SQL.
+/// Where the attributes of a resource live in SQL ([`super::columns::Mapped`]).
 pub trait Attributes {
     /// Where `path` lives, or `None` for an attribute that cannot be filtered on.
     ///
@@ -476,14 +414,7 @@ impl Translator<'_> {
             ));
         }
         let e = &col.expr;
-        let sql_op = match op {
-            CompareOp::Eq => "=",
-            CompareOp::Gt => ">",
-            CompareOp::Ge => ">=",
-            CompareOp::Lt => "<",
-            CompareOp::Le => "<=",
-            CompareOp::Ne | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => "",
-        };
+        let sql_op = sql_op(op).unwrap_or_default();
         let is_like = matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew);
         let cmp = match (col.kind, value) {
             (Kind::Text { case_exact }, Value::Str(s)) if is_like => {
@@ -501,21 +432,20 @@ impl Translator<'_> {
                 let p = self.bind(Param::Bool(*b));
                 format!("{e} = {p}")
             }
-            (Kind::Int, Value::Num(n)) if !is_like => {
-                let param = match (n.as_i64(), n.as_f64()) {
-                    (Some(i), _) => Param::Int(i),
-                    (None, Some(x)) => Param::Real(x),
-                    (None, None) => {
-                        return Err(FilterError::new(format!(
-                            "{}: number {} is out of range",
-                            excerpt(&path.to_string()),
-                            excerpt(&n.to_string())
-                        )));
-                    }
-                };
-                let p = self.bind(param);
-                format!("{e} {sql_op} {p}")
-            }
+            (Kind::Int, Value::Num(n)) if !is_like => match whole(n, op) {
+                Some(Bound::Int(op, i)) => {
+                    let p = self.bind(Param::Int(i));
+                    format!("{e} {op} {p}")
+                }
+                Some(Bound::Always(holds)) => (if holds { "1 = 1" } else { "1 = 0" }).into(),
+                None => {
+                    return Err(FilterError::new(format!(
+                        "{}: number {} is out of range",
+                        excerpt(&path.to_string()),
+                        excerpt(&n.to_string())
+                    )));
+                }
+            },
             (_, Value::Null) => {
                 return Err(FilterError::new(format!(
                     "'{} {} null': null compares with eq and ne only",
@@ -567,16 +497,65 @@ impl Translator<'_> {
     fn bind(&mut self, param: Param) -> String {
         let n = self.next;
         self.next += 1;
-        let placeholder = match (self.dialect, &param) {
-            (Dialect::Sqlite, _) => format!("?{n}"),
-            (Dialect::Postgres, Param::Text(_)) => format!("${n}::text"),
-            (Dialect::Postgres, Param::Int(_)) => format!("${n}::bigint"),
-            (Dialect::Postgres, Param::Bool(_)) => format!("${n}::boolean"),
-            (Dialect::Postgres, Param::Real(_)) => format!("${n}::float8"),
+        let cast = match (self.dialect, &param) {
+            (Dialect::Sqlite, _) => "",
+            (Dialect::Postgres, Param::Int(_)) => "::bigint",
+            (Dialect::Postgres, Param::Bool(_)) => "::boolean",
+            (Dialect::Postgres, _) => "::text",
         };
         self.params.push(param);
-        placeholder
+        format!("?{n}{cast}")
     }
+}
+
+/// An integer comparison with a number: the operator and integer that give the same answer
+/// over integers (`gt 6.5` is `> 6`, `le 1e1` is `<= 10`), or the answer itself when no
+/// integer can hold (`eq 6.5`, `lt 1e30`).
+enum Bound {
+    Int(&'static str, i64),
+    Always(bool),
+}
+
+/// The SQL operator of an equality or ordering comparison.
+fn sql_op(op: CompareOp) -> Option<&'static str> {
+    Some(match op {
+        CompareOp::Eq => "=",
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Ne | CompareOp::Co | CompareOp::Sw | CompareOp::Ew => return None,
+    })
+}
+
+fn whole(n: &serde_json::Number, op: CompareOp) -> Option<Bound> {
+    let sql_op = sql_op(op)?;
+    if let Some(i) = n.as_i64() {
+        return Some(Bound::Int(sql_op, i));
+    }
+    let x = n.as_f64().filter(|x| x.is_finite())?;
+    // 2^63: the first value beyond i64::MAX.
+    let limit = 9_223_372_036_854_775_808.0_f64;
+    if x >= limit || x < -limit {
+        // Above every integer (or below every one).
+        let above = x > 0.0;
+        return Some(Bound::Always(match op {
+            CompareOp::Lt | CompareOp::Le => above,
+            CompareOp::Gt | CompareOp::Ge => !above,
+            _ => false,
+        }));
+    }
+    if x.fract() == 0.0 {
+        return Some(Bound::Int(sql_op, x as i64));
+    }
+    let (floor, ceil) = (x.floor() as i64, x.ceil() as i64);
+    Some(match op {
+        CompareOp::Gt => Bound::Int(">", floor),
+        CompareOp::Ge => Bound::Int(">=", ceil),
+        CompareOp::Lt => Bound::Int("<", ceil),
+        CompareOp::Le => Bound::Int("<=", floor),
+        _ => Bound::Always(false),
+    })
 }
 
 fn unknown(path: &AttrPath) -> FilterError {
@@ -640,8 +619,8 @@ fn balanced(parts: &[String], op: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse;
     use super::*;
+    use crate::scim::filter::parse;
     use rusqlite::Connection;
 
     const CORE: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -842,6 +821,20 @@ mod tests {
             (format!("{logins} eq 7"), &[5]),
             (format!("{logins} gt 6.5"), &[1, 5]),
             (format!("{logins} eq 1e1"), &[1]),
+            // Numbers no integer equals compare as they would as reals.
+            (format!("{logins} ge 6.5"), &[1, 5]),
+            (format!("{logins} lt 6.5"), &[2, 4, 6]),
+            (format!("{logins} le 6.5"), &[2, 4, 6]),
+            (format!("{logins} eq 6.5"), &[]),
+            (format!("{logins} ne 6.5"), &[1, 2, 3, 4, 5, 6]),
+            (format!("{logins} lt -2.5"), &[6]),
+            (format!("{logins} gt -0.5"), &[1, 2, 4, 5]),
+            (format!("{logins} le 1e1"), &[1, 2, 4, 5, 6]),
+            (format!("{logins} gt 1e30"), &[]),
+            (format!("{logins} lt 1e30"), &[1, 2, 4, 5, 6]),
+            (format!("{logins} ge -1e30"), &[1, 2, 4, 5, 6]),
+            (format!("{logins} le -1e30"), &[]),
+            (format!("{logins} eq 1e30"), &[]),
             (format!("{logins} ne 10"), &[2, 3, 4, 5, 6]),
             // Multi-valued: any value matches.
             (r#"groups.value eq "1""#.into(), &[1, 5]),
@@ -999,10 +992,10 @@ mod tests {
         let first = 3;
         let sql = to_sql(&f, &Map, Dialect::Postgres, first).unwrap();
         assert_eq!(sql.params.len(), 8);
-        assert!(!sql.text.contains('?'), "{}", sql.text);
+        assert!(!sql.text.contains('$'), "{}", sql.text);
         let mut numbers = Vec::new();
         let mut rest = sql.text.as_str();
-        while let Some(i) = rest.find('$') {
+        while let Some(i) = rest.find('?') {
             rest = &rest[i + 1..];
             let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
             numbers.push(digits.parse::<usize>().unwrap());
@@ -1012,16 +1005,23 @@ mod tests {
             (first..first + sql.params.len()).collect::<Vec<_>>()
         );
         for (placeholder, cast) in [
-            ("$3", "$3::text"),
-            ("$5", "$5::boolean"),
-            ("$8", "$8::float8"),
-            ("$9", "$9::bigint"),
+            ("?3", "?3::text"),
+            ("?5", "?5::boolean"),
+            ("?8", "?8::bigint"),
+            ("?9", "?9::bigint"),
         ] {
             assert!(sql.text.contains(cast), "{placeholder}: {}", sql.text);
         }
+        // `gt 2.5` over integers is `> 2`.
+        assert!(
+            sql.text.contains("a.login_count > ?8::bigint"),
+            "{}",
+            sql.text
+        );
+        assert_eq!(sql.params[5], Param::Int(2));
         // PostgreSQL's LIKE already respects case: case-exact text needs no GLOB there.
         assert!(
-            sql.text.contains("a.title LIKE $4::text ESCAPE '\\'"),
+            sql.text.contains("a.title LIKE ?4::text ESCAPE '\\'"),
             "{}",
             sql.text
         );
@@ -1036,7 +1036,7 @@ mod tests {
             .map(|i| format!(r#"id eq "{i}""#))
             .collect::<Vec<_>>()
             .join(" or ");
-        assert!(filter.len() <= super::super::MAX_LEN);
+        assert!(filter.len() <= crate::scim::filter::MAX_LEN);
         assert_eq!(ids(&conn, &filter).unwrap(), [1, 2, 3, 4, 5, 6]);
         // Beyond SQLite's limit of 1000 levels of expression, were the chain not balanced.
         let id = |i: i64| Filter::compare(AttrPath::new("id"), CompareOp::Eq, i.to_string());

@@ -1,0 +1,469 @@
+//! `roster serve`'s reads ([`Directory`]) and its kept read connection
+//! ([`Served`]), written once over [`Conn`]: the listings' filters come as
+//! the SCIM filter's AST and are translated here ([`super::listing`]); key
+//! lists are bound as one list parameter ([`Conn::in_list`]); the listing's
+//! time cap is the connection's deadline (SQLite's progress handler,
+//! PostgreSQL's `statement_timeout`).
+
+use super::columns::{GROUPS, USERS};
+use super::conn::{Conn, Dialect, Row, Value};
+use super::filter::Sql;
+use super::{ACCOUNT_COLUMNS, account_from_row, listing};
+use crate::domain::Group;
+use crate::store::directory::{
+    Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
+};
+use crate::store::{Served, StoreError};
+use std::collections::HashMap;
+use std::time::Instant;
+
+const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
+
+/// A read connection of `roster serve`, in a read snapshot; no connection
+/// for a store not created yet, which reads as empty.
+pub struct SqlDirectory {
+    conn: Option<Box<dyn Conn>>,
+}
+
+impl SqlDirectory {
+    /// `conn` in a read snapshot from here on (it may be in one already).
+    pub fn new(conn: Option<Box<dyn Conn>>) -> Result<Self, StoreError> {
+        let mut d = SqlDirectory { conn };
+        if !d.conn.as_deref().is_some_and(|c| c.in_transaction()) {
+            d.begin_read()?;
+        }
+        Ok(d)
+    }
+}
+
+/// How a read snapshot starts: PostgreSQL's read-only repeatable read is
+/// what SQLite's deferred transaction gives.
+fn begin_read(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "BEGIN",
+        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    }
+}
+
+impl Served for SqlDirectory {
+    fn end_read(&mut self) -> Result<(), StoreError> {
+        match self.conn.as_deref_mut() {
+            Some(c) if c.in_transaction() => c.batch("ROLLBACK"),
+            _ => Ok(()),
+        }
+    }
+
+    fn begin_read(&mut self) -> Result<(), StoreError> {
+        self.end_read()?;
+        match self.conn.as_deref_mut() {
+            Some(c) => c.batch(begin_read(c.dialect())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The WHERE clause of a listing and its parameters: the filter's (numbered
+/// from 1), then the token's groups as one list. `scope` is the condition a
+/// scoped token adds, given the group-id list's parameter number.
+fn where_clause(
+    c: &dyn Conn,
+    filter: Option<Sql>,
+    groups: Option<&[i64]>,
+    scope: impl Fn(&dyn Conn, usize) -> String,
+) -> (String, Vec<Value>) {
+    let mut conds = Vec::new();
+    let mut values = Vec::new();
+    if let Some(f) = filter {
+        conds.push(format!("({})", f.text));
+        values.extend(f.params);
+    }
+    if let Some(groups) = groups {
+        values.push(Value::IntList(groups.to_vec()));
+        conds.push(scope(c, values.len()));
+    }
+    let clause = if conds.is_empty() {
+        "1 = 1".to_string()
+    } else {
+        conds.join(" AND ")
+    };
+    (clause, values)
+}
+
+fn user_scope(c: &dyn Conn, param: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM memberships sm JOIN groups sg ON sg.id = sm.group_id \
+         WHERE sm.account_id = a.id AND {})",
+        c.in_list("sm.group_id", param)
+    )
+}
+
+fn group_scope(c: &dyn Conn, param: usize) -> String {
+    c.in_list("g.id", param)
+}
+
+/// `clause` with the listing's order and window.
+fn page(q: &ListQuery, clause: &str, order: &str, values: &mut Vec<Value>) -> String {
+    let n = values.len();
+    values.push(Value::Int(q.limit.min(i64::MAX as u64) as i64));
+    values.push(Value::Int(q.offset.min(i64::MAX as u64) as i64));
+    format!(
+        "{clause} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+        n + 1,
+        n + 2
+    )
+}
+
+fn count(c: &mut dyn Conn, from: &str, clause: &str, values: &[Value]) -> Result<u64, StoreError> {
+    let n: i64 = c
+        .query_one(
+            &format!("SELECT count(*) FROM {from} WHERE {clause}"),
+            values,
+        )?
+        .get(0)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+fn user_records(
+    c: &mut dyn Conn,
+    clause: &str,
+    values: &[Value],
+) -> Result<Vec<UserRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name \
+         FROM accounts a WHERE {clause}"
+    );
+    let mut users = c
+        .query(&sql, values)?
+        .iter()
+        .map(|r| {
+            Ok(UserRecord {
+                account: account_from_row(r)?,
+                id: r.get(11)?,
+                created: r.get(12)?,
+                modified: r.get(13)?,
+                external_id: r.get(14)?,
+                display_name: r.get(15)?,
+                groups: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if users.is_empty() {
+        return Ok(users);
+    }
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let sql = format!(
+        "SELECT m.account_id, g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+         WHERE {} ORDER BY g.name",
+        c.in_list("m.account_id", 1)
+    );
+    let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+    for r in c.query(&sql, &[Value::IntList(ids)])? {
+        by_user.entry(r.get(0)?).or_default().push(GroupRef {
+            id: r.get(1)?,
+            name: r.get(2)?,
+        });
+    }
+    for u in &mut users {
+        u.groups = by_user.remove(&u.id).unwrap_or_default();
+    }
+    Ok(users)
+}
+
+fn group_records(
+    c: &mut dyn Conn,
+    clause: &str,
+    values: &[Value],
+) -> Result<Vec<GroupRecord>, StoreError> {
+    let sql = format!(
+        "SELECT g.id, g.name, g.type, g.lwia, g.active, g.created_at, \
+         coalesce(g.updated_at, g.created_at), g.external_id FROM groups g WHERE {clause}"
+    );
+    let mut groups = c
+        .query(&sql, values)?
+        .iter()
+        .map(|r| {
+            let kind: String = r.get(2)?;
+            let lwia: Option<i64> = r.get(3)?;
+            Ok(GroupRecord {
+                id: r.get(0)?,
+                group: Group {
+                    name: r.get(1)?,
+                    kind: kind.parse().unwrap_or_default(),
+                    lwia: lwia.and_then(|v| u32::try_from(v).ok()),
+                    active: r.get(4)?,
+                },
+                created: r.get(5)?,
+                modified: r.get(6)?,
+                external_id: r.get(7)?,
+                members: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    if groups.is_empty() {
+        return Ok(groups);
+    }
+    let ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+    let sql = format!(
+        "SELECT m.group_id, a.id, a.user_name, m.user_manager FROM memberships m \
+         JOIN accounts a ON a.id = m.account_id WHERE {} ORDER BY a.user_key",
+        c.in_list("m.group_id", 1)
+    );
+    let mut by_group: HashMap<i64, Vec<MemberRef>> = HashMap::new();
+    for r in c.query(&sql, &[Value::IntList(ids)])? {
+        by_group.entry(r.get(0)?).or_default().push(MemberRef {
+            id: r.get(1)?,
+            user_name: r.get(2)?,
+            user_manager: r.get(3)?,
+        });
+    }
+    for g in &mut groups {
+        g.members = by_group.remove(&g.id).unwrap_or_default();
+    }
+    Ok(groups)
+}
+
+/// Run `f` with the connection's statements cut off at `deadline`; `f`
+/// renews the cap (with what is left) before each of its statements, as
+/// PostgreSQL's cap counts per statement. The cap is lifted afterwards, and
+/// the first error wins.
+fn capped<T>(
+    c: &mut dyn Conn,
+    deadline: Option<Instant>,
+    f: impl FnOnce(
+        &mut dyn Conn,
+        &dyn Fn(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let Some(at) = deadline else {
+        return f(c, &|_| Ok(()));
+    };
+    let out = f(c, &|c| c.deadline(Some(at)));
+    // A statement cut off leaves PostgreSQL's transaction failed: lifting
+    // the cap then fails too, and says less than the first error.
+    let lifted = c.deadline(None);
+    let out = out?;
+    lifted?;
+    Ok(out)
+}
+
+/// A listing's total and page, over `from` with rows read by `records`,
+/// all within the listing's time cap.
+fn list<T>(
+    c: &mut dyn Conn,
+    q: &ListQuery,
+    table: &super::columns::Table,
+    scope: impl Fn(&dyn Conn, usize) -> String,
+    records: impl FnOnce(&mut dyn Conn, &str, &[Value]) -> Result<Vec<T>, StoreError>,
+) -> Result<(u64, Vec<T>), StoreError> {
+    let (filter, order) = listing(q, table, c.dialect())?;
+    let (clause, mut values) = where_clause(c, filter, q.scope, scope);
+    let deadline = q.timeout.map(|t| Instant::now() + t);
+    capped(c, deadline, |c, renew| {
+        renew(c)?;
+        let total = count(c, table.from, &clause, &values)?;
+        if q.limit == 0 {
+            return Ok((total, Vec::new()));
+        }
+        let clause = page(q, &clause, &order, &mut values);
+        renew(c)?;
+        Ok((total, records(c, &clause, &values)?))
+    })
+}
+
+impl SqlDirectory {
+    fn token_from_row(&mut self, r: &Row) -> Result<Token, StoreError> {
+        let stored: Option<String> = r.get(2)?;
+        Ok(Token {
+            name: r.get(0)?,
+            digest: r.get(1)?,
+            scope: Scope::read(stored.as_deref(), |ids| self.group_refs(ids))?,
+            created_at: r.get(3)?,
+            revoked_at: r.get(4)?,
+        })
+    }
+
+    /// The rows of `SELECT {what} WHERE expr IN list`, read by `row`; none
+    /// for an empty list or store.
+    fn by_list<T>(
+        &mut self,
+        what: &str,
+        expr: &str,
+        list: Value,
+        row: impl Fn(&Row) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(Vec::new());
+        };
+        if matches!(&list, Value::IntList(l) if l.is_empty())
+            || matches!(&list, Value::TextList(l) if l.is_empty())
+        {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {what} WHERE {}", c.in_list(expr, 1));
+        c.query(&sql, &[list])?.iter().map(row).collect()
+    }
+}
+
+fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+impl Directory for SqlDirectory {
+    fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            // Refuse what the store would refuse, even before it exists.
+            listing(q, &USERS, Dialect::Sqlite)?;
+            return Ok((0, Vec::new()));
+        };
+        list(c, q, &USERS, user_scope, user_records)
+    }
+
+    fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        Ok(user_records(c, "a.id = ?1", &[Value::Int(id)])?.pop())
+    }
+
+    fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            listing(q, &GROUPS, Dialect::Sqlite)?;
+            return Ok((0, Vec::new()));
+        };
+        list(c, q, &GROUPS, group_scope, group_records)
+    }
+
+    fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        Ok(group_records(c, "g.id = ?1", &[Value::Int(id)])?.pop())
+    }
+
+    fn user_ids(&mut self, user_names: &[String]) -> Result<Vec<(i64, String)>, StoreError> {
+        let keys: Vec<String> = user_names.iter().map(|n| n.to_lowercase()).collect();
+        let what = "a.id, a.user_name FROM accounts a";
+        self.by_list(what, "a.user_key", Value::TextList(keys), id_name)
+    }
+
+    fn user_names(&mut self, ids: &[i64]) -> Result<Vec<(i64, String)>, StoreError> {
+        let what = "id, user_name FROM accounts";
+        self.by_list(what, "id", Value::IntList(ids.to_vec()), id_name)
+    }
+
+    fn group_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        c.query_opt("SELECT id FROM groups WHERE name = ?1", &[name.into()])?
+            .map(|r| r.get(0))
+            .transpose()
+    }
+
+    fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError> {
+        let what = "id, name FROM groups";
+        self.by_list(what, "id", Value::IntList(ids.to_vec()), |r| {
+            let (id, name) = id_name(r)?;
+            Ok(GroupRef { id, name })
+        })
+    }
+
+    fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(Vec::new());
+        };
+        if groups.is_empty() || ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Two lists, however many ids: no limit on placeholders.
+        let sql = format!(
+            "SELECT DISTINCT account_id FROM memberships WHERE {} AND {}",
+            c.in_list("group_id", 1),
+            c.in_list("account_id", 2)
+        );
+        let values = [
+            Value::IntList(groups.to_vec()),
+            Value::IntList(ids.to_vec()),
+        ];
+        c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+    }
+
+    fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        let row = c.query_opt(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE digest = ?1 AND revoked_at IS NULL"),
+            &[digest.into()],
+        )?;
+        row.map(|r| self.token_from_row(&r)).transpose()
+    }
+
+    fn tokens(&mut self) -> Result<Vec<Token>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(Vec::new());
+        };
+        let rows = c.query(
+            &format!("SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY name"),
+            &[],
+        )?;
+        rows.iter().map(|r| self.token_from_row(r)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::{AttrPath, CompareOp, Field, Filter, Kind, Schema};
+
+    /// `userName` only.
+    struct Names;
+
+    impl Schema for Names {
+        fn field(&self, path: &AttrPath) -> Option<Field> {
+            path.is("userName", None)
+                .then_some(Field::new("userName", Kind::Text { case_exact: false }))
+        }
+    }
+
+    fn query<'a>(filter: Option<&'a Filter>, sort_by: Option<&'a AttrPath>) -> ListQuery<'a> {
+        ListQuery {
+            schema: &Names,
+            filter,
+            sort_by,
+            descending: false,
+            offset: 0,
+            limit: 10,
+            scope: None,
+            timeout: None,
+        }
+    }
+
+    #[test]
+    fn a_store_not_created_yet_reads_empty_and_still_refuses_what_it_cannot_answer() {
+        let mut d = SqlDirectory::new(None).unwrap();
+        let known = Filter::compare(AttrPath::new("userName"), CompareOp::Eq, "ann");
+        assert_eq!(d.users(&query(Some(&known), None)).unwrap().0, 0);
+        assert_eq!(d.groups(&query(None, None)).unwrap().0, 0);
+        let unknown = Filter::present(AttrPath::new("shoeSize"));
+        match d.users(&query(Some(&unknown), None)) {
+            Err(StoreError::Filter(e)) => {
+                assert_eq!(e.scim_type, "invalidFilter");
+                assert!(e.message.contains("'shoeSize'"), "{e}");
+            }
+            other => panic!("{:?}", other.map(|(n, _)| n)),
+        }
+        let sort = AttrPath::new("shoeSize");
+        match d.users(&query(None, Some(&sort))) {
+            Err(StoreError::Filter(e)) => assert_eq!(e.scim_type, "invalidValue"),
+            other => panic!("{:?}", other.map(|(n, _)| n)),
+        }
+        assert!(d.user(1).unwrap().is_none());
+        assert!(d.token("digest").unwrap().is_none());
+        assert!(d.tokens().unwrap().is_empty());
+        assert!(d.user_ids(&["ann".into()]).unwrap().is_empty());
+        assert!(d.members_of(&[1], &[1]).unwrap().is_empty());
+        d.begin_read().unwrap();
+        d.end_read().unwrap();
+    }
+}
