@@ -628,7 +628,18 @@ pub struct PgSession {
     groups: HashMap<String, i64>,
     /// Prepared once per session: a large apply runs the same few statements.
     statements: HashMap<&'static str, Statement>,
+    /// What [`Session::rollback_to_savepoint`] restores.
+    saved: Option<PgSaved>,
     open: bool,
+}
+
+/// The session's own state at its savepoint.
+struct PgSaved {
+    revision: i64,
+    prev_hash: String,
+    next_seq: i64,
+    accounts: HashMap<String, i64>,
+    groups: HashMap<String, i64>,
 }
 
 /// Wait for the store's write lock, at most `timeout`.
@@ -687,6 +698,7 @@ impl PgSession {
             accounts: HashMap::new(),
             groups: HashMap::new(),
             statements: HashMap::new(),
+            saved: None,
             open: true,
         };
         let client = &mut session.client;
@@ -1294,6 +1306,50 @@ impl Session for PgSession {
             )));
         }
         self.record("revoke_token", name, None, None)
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        if self.saved.is_some() {
+            return Err(StoreError::Invalid("a savepoint is already set".into()));
+        }
+        self.client
+            .batch_execute("SAVEPOINT write")
+            .map_err(self.err())?;
+        self.saved = Some(PgSaved {
+            revision: self.revision,
+            prev_hash: self.prev_hash.clone(),
+            next_seq: self.next_seq,
+            accounts: self.accounts.clone(),
+            groups: self.groups.clone(),
+        });
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        let saved = self
+            .saved
+            .take()
+            .ok_or_else(|| StoreError::Invalid("no savepoint to roll back to".into()))?;
+        // Also what a failed statement needs: PostgreSQL refuses every
+        // statement of the transaction after it until this.
+        self.client
+            .batch_execute("ROLLBACK TO SAVEPOINT write; RELEASE SAVEPOINT write")
+            .map_err(self.err())?;
+        self.revision = saved.revision;
+        self.prev_hash = saved.prev_hash;
+        self.next_seq = saved.next_seq;
+        self.accounts = saved.accounts;
+        self.groups = saved.groups;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.saved
+            .take()
+            .ok_or_else(|| StoreError::Invalid("no savepoint to release".into()))?;
+        self.client
+            .batch_execute("RELEASE SAVEPOINT write")
+            .map_err(self.err())
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {

@@ -736,7 +736,17 @@ pub struct SqliteSession {
     prev_hash: String,
     accounts: HashMap<String, i64>,
     groups: HashMap<String, i64>,
+    /// What [`Session::rollback_to_savepoint`] restores.
+    saved: Option<SqliteSaved>,
     open: bool,
+}
+
+/// The session's own state at its savepoint.
+struct SqliteSaved {
+    revision: i64,
+    prev_hash: String,
+    accounts: HashMap<String, i64>,
+    groups: HashMap<String, i64>,
 }
 
 impl SqliteSession {
@@ -811,6 +821,7 @@ impl SqliteSession {
             prev_hash,
             accounts: HashMap::new(),
             groups: HashMap::new(),
+            saved: None,
             open: true,
         })
     }
@@ -1339,6 +1350,44 @@ impl Session for SqliteSession {
             )));
         }
         self.record("revoke_token", name, None, None)
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        if self.saved.is_some() {
+            return Err(StoreError::Invalid("a savepoint is already set".into()));
+        }
+        self.conn
+            .execute_batch("SAVEPOINT write")
+            .map_err(self.err())?;
+        self.saved = Some(SqliteSaved {
+            revision: self.revision,
+            prev_hash: self.prev_hash.clone(),
+            accounts: self.accounts.clone(),
+            groups: self.groups.clone(),
+        });
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        let saved = self
+            .saved
+            .take()
+            .ok_or_else(|| StoreError::Invalid("no savepoint to roll back to".into()))?;
+        self.conn
+            .execute_batch("ROLLBACK TO write; RELEASE write")
+            .map_err(self.err())?;
+        self.revision = saved.revision;
+        self.prev_hash = saved.prev_hash;
+        self.accounts = saved.accounts;
+        self.groups = saved.groups;
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        self.saved
+            .take()
+            .ok_or_else(|| StoreError::Invalid("no savepoint to release".into()))?;
+        self.conn.execute_batch("RELEASE write").map_err(self.err())
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
