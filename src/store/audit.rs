@@ -41,6 +41,85 @@ pub fn row_hash(
     data_encoding::HEXLOWER.encode(&h.finalize())
 }
 
+/// The chain's state in a write session: the revision, the last row's hash
+/// and the next row's number. Each action makes one [`AuditRow`] from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLog {
+    pub revision: i64,
+    pub prev_hash: String,
+    pub next_seq: i64,
+}
+
+/// One row to append to the audit table, hash included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub revision: i64,
+    pub at: String,
+    pub actor: String,
+    pub op: String,
+    pub subject: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub hash: String,
+}
+
+impl AuditLog {
+    /// The chain after `last` (seq and hash of the last row, if any), at
+    /// `revision`.
+    pub fn new(revision: i64, last: Option<(i64, String)>) -> Self {
+        match last {
+            Some((seq, hash)) => AuditLog {
+                revision,
+                prev_hash: hash,
+                next_seq: seq + 1,
+            },
+            None => AuditLog {
+                revision,
+                prev_hash: GENESIS.to_string(),
+                next_seq: 1,
+            },
+        }
+    }
+
+    /// The next row: bumps the revision and moves the chain on.
+    pub fn row(
+        &mut self,
+        now: &str,
+        actor: &str,
+        op: &str,
+        subject: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> AuditRow {
+        self.revision += 1;
+        let hash = row_hash(
+            &self.prev_hash,
+            self.revision,
+            now,
+            actor,
+            op,
+            subject,
+            before,
+            after,
+        );
+        let row = AuditRow {
+            seq: self.next_seq,
+            revision: self.revision,
+            at: now.to_string(),
+            actor: actor.to_string(),
+            op: op.to_string(),
+            subject: subject.to_string(),
+            before: before.map(str::to_string),
+            after: after.map(str::to_string),
+            hash: hash.clone(),
+        };
+        self.next_seq += 1;
+        self.prev_hash = hash;
+        row
+    }
+}
+
 /// What `roster log --verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Broken {
@@ -431,5 +510,33 @@ mod tests {
             .to_string(),
             "audit row 2: x"
         );
+    }
+
+    #[test]
+    fn the_log_numbers_rows_and_chains_their_hashes() {
+        let mut log = AuditLog::new(7, None);
+        let a = log.row("t", "ann", "create_group", "g", None, Some("{}"));
+        let b = log.row("t", "ann", "delete_group", "g", None, None);
+        assert_eq!((a.seq, a.revision, b.seq, b.revision), (1, 8, 2, 9));
+        assert_eq!(
+            a.hash,
+            row_hash(
+                GENESIS,
+                8,
+                "t",
+                "ann",
+                "create_group",
+                "g",
+                None,
+                Some("{}")
+            )
+        );
+        assert_eq!(
+            b.hash,
+            row_hash(&a.hash, 9, "t", "ann", "delete_group", "g", None, None)
+        );
+        assert_eq!(log.prev_hash, b.hash);
+        let after = AuditLog::new(9, Some((2, b.hash.clone())));
+        assert_eq!((after.next_seq, after.prev_hash), (3, b.hash));
     }
 }

@@ -11,11 +11,13 @@ pub mod audit;
 pub mod directory;
 pub mod postgres;
 pub mod scim;
+pub mod sql;
 pub mod sqlite;
 
 use crate::domain::GroupType;
 pub use crate::domain::{Account, CredentialState, Group, Membership, NameDob, Profile};
 use serde::Serialize;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The default store when neither `--store` nor `ROSTER_STORE` is given.
 pub const DEFAULT_URL: &str = "sqlite:roster.db";
@@ -329,39 +331,59 @@ pub trait Store: Send + Sync {
 
 /// Open the store at `url`. Nothing is read or created until it is used.
 pub fn open(url: &str, options: Options) -> Result<Box<dyn Store>, StoreError> {
-    if !is_postgres(url) && !scim::is_scim(url) && sqlite_path(url)?.is_none() {
-        return Err(StoreError::UnsupportedUrl(display_url(url)));
+    if is_postgres(url) {
+        let backend = sql::postgres::Postgres::new(url);
+        return Ok(Box::new(sql::SqlStore::new(url, backend, options)));
     }
-    Ok(Box::new(UrlStore {
-        url: url.to_string(),
-        options,
-    }))
+    if scim::is_scim(url) {
+        return Ok(Box::new(ScimStore {
+            url: url.to_string(),
+        }));
+    }
+    match sqlite_path(url)? {
+        Some(path) => {
+            let backend = sql::sqlite::Sqlite::new(url, path);
+            Ok(Box::new(sql::SqlStore::new(url, backend, options)))
+        }
+        None => Err(StoreError::UnsupportedUrl(display_url(url))),
+    }
 }
 
-/// A store reached by its URL.
-struct UrlStore {
+/// A SCIM service provider reached by its URL.
+struct ScimStore {
     url: String,
-    options: Options,
 }
 
-impl Store for UrlStore {
+impl Store for ScimStore {
     fn url(&self) -> &str {
         &self.url
     }
     fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
-        open_reader(&self.url)
+        Ok(Box::new(scim::ScimReader::open(&self.url)?))
     }
-    fn begin(&self, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
-        begin(&self.url, actor, now, self.options.lock_timeout)
+    fn begin(&self, _actor: &str, _now: &str) -> Result<Box<dyn Session>, StoreError> {
+        // The provider keeps its own record of who changed what.
+        Ok(Box::new(scim::ScimSession::begin(&self.url)?))
     }
-    fn plan_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        plan_key(&self.url, create)
+    fn plan_key(&self, _create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::env::var(PLAN_KEY_VAR) {
+            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
+            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
+                "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
+                MIN_PLAN_KEY_LEN
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
+                 (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
+                MIN_PLAN_KEY_LEN
+            ))),
+        }
     }
     fn served(&self) -> Result<Box<dyn Served>, StoreError> {
-        open_served(&self.url)
+        Err(StoreError::UnsupportedUrl(display_url(&self.url)))
     }
     fn requests(&self) -> Option<u64> {
-        requests(&self.url)
+        Some(scim::http::requests())
     }
 }
 
@@ -423,7 +445,7 @@ fn is_postgres(url: &str) -> bool {
 /// The store URL as roster prints and records it: never with a password.
 pub fn display_url(url: &str) -> String {
     if url.contains("://") {
-        postgres::redact(url)
+        sql::postgres::redact(url)
     } else {
         url.to_string()
     }
@@ -435,68 +457,44 @@ pub fn requests(url: &str) -> Option<u64> {
     scim::is_scim(url).then(scim::http::requests)
 }
 
-/// Open a store for reading. A store that does not exist yet reads as empty
-/// at revision 0; nothing is created.
-pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
-    if is_postgres(url) {
-        return Ok(Box::new(postgres::PgReader::open(url)?));
+/// The handle the URL-taking functions below share, per SQLite URL and
+/// lock timeout, so a process that calls them often (`roster serve`) reuses
+/// its connections. A few are kept; beyond, the oldest go. A PostgreSQL
+/// handle is the caller's alone.
+fn shared(url: &str, lock_timeout: std::time::Duration) -> Result<Arc<dyn Store>, StoreError> {
+    type Handles = Vec<((String, std::time::Duration), Arc<dyn Store>)>;
+    static HANDLES: Mutex<Handles> = Mutex::new(Vec::new());
+    const KEPT: usize = 8;
+    let options = Options {
+        lock_timeout,
+        ..Options::default()
+    };
+    if !url.starts_with("sqlite:") {
+        // A server's connections are counted by its own pool.
+        return Ok(Arc::from(open(url, options)?));
     }
-    if scim::is_scim(url) {
-        return Ok(Box::new(scim::ScimReader::open(url)?));
+    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
+    let key = (url.to_string(), lock_timeout);
+    if let Some((_, h)) = handles.iter().find(|(k, _)| *k == key) {
+        return Ok(Arc::clone(h));
     }
-    match sqlite_path(url)? {
-        Some(path) => Ok(Box::new(sqlite::SqliteReader::open(url, path)?)),
-        None => Err(StoreError::UnsupportedUrl(display_url(url))),
+    let h: Arc<dyn Store> = Arc::from(open(url, options)?);
+    if handles.len() >= KEPT {
+        handles.remove(0);
     }
+    handles.push((key, Arc::clone(&h)));
+    Ok(h)
 }
 
-/// The key that seals saved plans of the store at `url` (SPEC §11), from
-/// the store itself, or for a SCIM store from `ROSTER_PLAN_KEY`. `create`
-/// makes one (and the store) the first time it is needed; otherwise a store
-/// without a key answers `None`.
+/// Open a store for reading (see [`Store::reader`]).
+pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
+    shared(url, Options::default().lock_timeout)?.reader()
+}
+
+/// The key that seals saved plans of the store at `url` (see
+/// [`Store::plan_key`]).
 pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-    if scim::is_scim(url) {
-        return match std::env::var(PLAN_KEY_VAR) {
-            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
-            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
-                "{PLAN_KEY_VAR} must hold at least {} characters (e.g. `openssl rand -hex 32`)",
-                MIN_PLAN_KEY_LEN
-            ))),
-            _ => Err(StoreError::Invalid(format!(
-                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
-                 (at least {} characters, e.g. `openssl rand -hex 32`) where plans are made and applied",
-                MIN_PLAN_KEY_LEN
-            ))),
-        };
-    }
-    let found = if is_postgres(url) {
-        postgres::PgReader::open(url)?.plan_key()?
-    } else {
-        match sqlite_path(url)? {
-            Some(path) => sqlite::SqliteReader::open(url, path)?.plan_key()?,
-            None => return Err(StoreError::UnsupportedUrl(display_url(url))),
-        }
-    };
-    if found.is_some() || !create {
-        return Ok(found);
-    }
-    let mut fresh = [0u8; 32];
-    rand::fill(&mut fresh);
-    let now = now();
-    let timeout = std::time::Duration::from_secs(10);
-    let key = if is_postgres(url) {
-        let mut s = postgres::PgSession::begin(url, "roster", &now, timeout)?;
-        let key = s.plan_key(&fresh)?;
-        Box::new(s).commit()?;
-        key
-    } else {
-        let path = sqlite_path(url)?.unwrap_or_default();
-        let mut s = sqlite::SqliteSession::begin(url, path, "roster", &now, timeout)?;
-        let key = s.plan_key(&fresh)?;
-        Box::new(s).commit()?;
-        key
-    };
-    Ok(Some(key))
+    shared(url, Options::default().lock_timeout)?.plan_key(create)
 }
 
 /// Where a SCIM store's plan key comes from.
@@ -505,35 +503,12 @@ pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
 /// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
 pub const MIN_PLAN_KEY_LEN: usize = 32;
 
-/// Start a write session: creates and migrates the store on first use, takes
-/// the write lock, and records `actor` and `now` on every audit row.
-/// A second apply waits up to `lock_timeout` for the first to finish.
+/// Start a write session (see [`Store::begin`]).
 pub fn begin(
     url: &str,
     actor: &str,
     now: &str,
     lock_timeout: std::time::Duration,
 ) -> Result<Box<dyn Session>, StoreError> {
-    if is_postgres(url) {
-        return Ok(Box::new(postgres::PgSession::begin(
-            url,
-            actor,
-            now,
-            lock_timeout,
-        )?));
-    }
-    if scim::is_scim(url) {
-        // The provider keeps its own record of who changed what.
-        return Ok(Box::new(scim::ScimSession::begin(url)?));
-    }
-    match sqlite_path(url)? {
-        Some(path) => Ok(Box::new(sqlite::SqliteSession::begin(
-            url,
-            path,
-            actor,
-            now,
-            lock_timeout,
-        )?)),
-        None => Err(StoreError::UnsupportedUrl(display_url(url))),
-    }
+    shared(url, lock_timeout)?.begin(actor, now)
 }

@@ -1,0 +1,382 @@
+//! The SQL store, written once over a small connection layer ([`conn`]):
+//! the reader ([`reader`]), the write session ([`session`]) and the handle
+//! with its bounded pool of connections (here). What SQLite and PostgreSQL
+//! do differently (opening, locking, schema version, migrations' DDL) is a
+//! [`Backend`] in [`sqlite`] and [`postgres`].
+
+pub mod conn;
+pub mod postgres;
+pub mod reader;
+pub mod session;
+pub mod sqlite;
+
+use super::{Options, Reader, Served, Session, StoreError};
+use crate::domain::{Account, CredentialState, Profile};
+use conn::{Conn, Row};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// What a database's current schema holds.
+pub enum Schema {
+    /// No tables at all: a store not created yet.
+    Empty,
+    /// A roster store at this schema version.
+    Version(usize),
+    /// Somebody else's tables.
+    Foreign,
+}
+
+/// What one SQL database does its own way.
+pub trait Backend: Send + Sync + 'static {
+    type C: Conn + 'static;
+    /// The store's URL as roster shows it.
+    fn url(&self) -> &str;
+    /// The migrations, in order.
+    fn migrations(&self) -> &'static [&'static str];
+    /// Why the tables there are not a roster store, and what to do.
+    fn not_a_store(&self) -> String;
+    /// Whether a reader can skip connecting: the store surely does not
+    /// exist yet (SQLite: no file).
+    fn absent(&self) -> bool {
+        false
+    }
+    /// A new connection, for reads or for writes.
+    fn connect(&self, write: bool) -> Result<Self::C, StoreError>;
+    fn schema(&self, conn: &mut Self::C) -> Result<Schema, StoreError>;
+    /// Start a read-only snapshot.
+    fn begin_read(&self, conn: &mut Self::C) -> Result<(), StoreError>;
+    /// Start the write transaction: the store created and migrated, its
+    /// write lock held (waiting at most `lock_timeout`).
+    fn begin_write(&self, conn: &mut Self::C, lock_timeout: Duration) -> Result<(), StoreError>;
+}
+
+/// Run the migrations after `from` (each then recorded by `record`).
+pub fn migrate<C: Conn + ?Sized>(
+    conn: &mut C,
+    from: usize,
+    migrations: &[&str],
+    mut record: impl FnMut(&mut C, usize) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for (i, m) in migrations.iter().enumerate().skip(from) {
+        conn.batch(m)?;
+        record(conn, i + 1)?;
+    }
+    Ok(())
+}
+
+pub fn newer_schema(url: &str, version: usize, known: usize) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message: format!(
+            "the store uses schema version {version}, newer than this roster understands ({known}); upgrade roster"
+        ),
+    }
+}
+
+/// The store is there to read: `Some(true)` current, `Some(false)` none yet.
+fn readable<B: Backend>(b: &B, conn: &mut B::C) -> Result<bool, StoreError> {
+    let known = b.migrations().len();
+    match b.schema(conn)? {
+        Schema::Empty => Ok(false),
+        Schema::Foreign => Err(StoreError::Open {
+            url: b.url().to_string(),
+            message: b.not_a_store(),
+        }),
+        Schema::Version(v) if v > known => Err(newer_schema(b.url(), v, known)),
+        Schema::Version(v) if v < known => Err(StoreError::Open {
+            url: b.url().to_string(),
+            message: format!(
+                "the store uses schema version {v}; run `roster apply` to migrate it to {known}"
+            ),
+        }),
+        Schema::Version(_) => Ok(true),
+    }
+}
+
+/// A connection in a read snapshot of the store, opened outside any pool;
+/// `None` when the store does not exist yet.
+pub fn open_snapshot<B: Backend>(b: &B) -> Result<Option<B::C>, StoreError> {
+    if b.absent() {
+        return Ok(None);
+    }
+    let mut c = b.connect(false)?;
+    b.begin_read(&mut c)?;
+    Ok(readable(b, &mut c)?.then_some(c))
+}
+
+/// The account columns every account query selects, over `accounts a`.
+pub const ACCOUNT_COLUMNS: &str = "a.user_name, a.email, a.first_name, a.last_name, a.birth_date, \
+     a.phone, a.extension, a.zip, a.role, a.active, a.credential";
+
+/// An account from the first 11 columns of `r` ([`ACCOUNT_COLUMNS`]).
+pub fn account_from_row(r: &Row) -> Result<Account, StoreError> {
+    let role: String = r.get(8)?;
+    let credential: String = r.get(10)?;
+    Ok(Account {
+        user_name: r.get(0)?,
+        profile: Profile {
+            email: r.get(1)?,
+            first_name: r.get(2)?,
+            last_name: r.get(3)?,
+            birth_date: r.get(4)?,
+            phone: r.get(5)?,
+            extension: r.get(6)?,
+            zip: r.get(7)?,
+            role: role.parse().unwrap_or_default(),
+        },
+        active: r.get(9)?,
+        credential: CredentialState::parse(&credential),
+    })
+}
+
+/// Idle connections and how many are open, for writes and reads apart.
+struct Idle<C> {
+    read: Vec<C>,
+    write: Vec<C>,
+    open: usize,
+}
+
+/// A bounded pool: at most `max` connections open at once, idle ones
+/// reused by every reader, session and served request of the handle.
+pub struct Pool<B: Backend> {
+    backend: B,
+    idle: Mutex<Idle<B::C>>,
+    freed: Condvar,
+    max: usize,
+    /// How long a caller waits for a connection when all are in use.
+    wait: Duration,
+}
+
+impl<B: Backend> Pool<B> {
+    fn new(backend: B, options: &Options) -> Arc<Self> {
+        Arc::new(Pool {
+            backend,
+            idle: Mutex::new(Idle {
+                read: Vec::new(),
+                write: Vec::new(),
+                open: 0,
+            }),
+            freed: Condvar::new(),
+            max: options.connections.max(1),
+            wait: options.lock_timeout.max(Duration::from_secs(1)),
+        })
+    }
+
+    /// An idle connection of this kind, or the right to open one.
+    fn slot(&self, write: bool) -> Result<Option<B::C>, StoreError> {
+        let deadline = Instant::now() + self.wait;
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let mine = if write {
+                &mut idle.write
+            } else {
+                &mut idle.read
+            };
+            if let Some(c) = mine.pop() {
+                return Ok(Some(c));
+            }
+            if idle.open < self.max {
+                idle.open += 1;
+                return Ok(None);
+            }
+            // Full of the other kind: close one of those.
+            let other = if write {
+                &mut idle.read
+            } else {
+                &mut idle.write
+            };
+            if other.pop().is_some() {
+                return Ok(None);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && write {
+                // Every connection is busy with writes: as good as locked.
+                return Err(StoreError::Locked {
+                    url: self.backend.url().to_string(),
+                    waited_ms: self.wait.as_millis() as u64,
+                });
+            }
+            if left.is_zero() {
+                return Err(StoreError::Open {
+                    url: self.backend.url().to_string(),
+                    message: format!(
+                        "all {} connections of the store are in use; try again",
+                        self.max
+                    ),
+                });
+            }
+            idle = self
+                .freed
+                .wait_timeout(idle, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// A connection, reused or new, made ready by `ready` (a reused one the
+    /// server dropped meanwhile is let go and a new one opened).
+    fn lease(
+        self: &Arc<Self>,
+        write: bool,
+        mut ready: impl FnMut(&B, &mut B::C) -> Result<(), StoreError>,
+    ) -> Result<Lease<B>, StoreError> {
+        let mut lease = Lease {
+            conn: None,
+            write,
+            pool: Arc::clone(self),
+        };
+        if let Some(mut c) = self.slot(write)? {
+            match ready(&self.backend, &mut c) {
+                Ok(()) => {
+                    lease.conn = Some(c);
+                    return Ok(lease);
+                }
+                Err(e @ (StoreError::Locked { .. } | StoreError::Open { .. })) => {
+                    lease.conn = Some(c);
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+        }
+        let mut c = self.backend.connect(write)?;
+        let ready = ready(&self.backend, &mut c);
+        lease.conn = Some(c);
+        ready.map(|()| lease)
+    }
+}
+
+/// A pooled connection: back to its pool when dropped, outside any
+/// transaction (or closed, if it cannot get out of one).
+pub struct Lease<B: Backend> {
+    conn: Option<B::C>,
+    write: bool,
+    pool: Arc<Pool<B>>,
+}
+
+impl<B: Backend> Lease<B> {
+    fn inner(&mut self) -> &mut B::C {
+        // Only `drop` takes the connection out.
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl<B: Backend> Drop for Lease<B> {
+    fn drop(&mut self) {
+        let back = self
+            .conn
+            .take()
+            .and_then(|mut c| (!c.in_transaction() || c.batch("ROLLBACK").is_ok()).then_some(c));
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match back {
+            Some(c) if self.write => idle.write.push(c),
+            Some(c) => idle.read.push(c),
+            None => idle.open = idle.open.saturating_sub(1),
+        }
+        drop(idle);
+        self.pool.freed.notify_one();
+    }
+}
+
+impl<B: Backend> Conn for Lease<B> {
+    fn url(&self) -> &str {
+        self.pool.backend.url()
+    }
+    fn dialect(&self) -> conn::Dialect {
+        self.conn
+            .as_ref()
+            .expect("connection present until drop")
+            .dialect()
+    }
+    fn execute(&mut self, sql: &str, params: &[conn::Value]) -> Result<u64, StoreError> {
+        self.inner().execute(sql, params)
+    }
+    fn query(&mut self, sql: &str, params: &[conn::Value]) -> Result<Vec<Row>, StoreError> {
+        self.inner().query(sql, params)
+    }
+    fn query_opt(&mut self, sql: &str, params: &[conn::Value]) -> Result<Option<Row>, StoreError> {
+        self.inner().query_opt(sql, params)
+    }
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.inner().batch(sql)
+    }
+    fn deadline(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        self.inner().deadline(deadline)
+    }
+    fn in_transaction(&self) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.in_transaction())
+    }
+}
+
+/// A SQL store opened once: the handle of [`super::open`].
+pub struct SqlStore<B: Backend> {
+    /// The URL as given (with its password, if any).
+    url: String,
+    pool: Arc<Pool<B>>,
+    options: Options,
+}
+
+impl<B: Backend> SqlStore<B> {
+    pub fn new(url: &str, backend: B, options: Options) -> Self {
+        SqlStore {
+            url: url.to_string(),
+            pool: Pool::new(backend, &options),
+            options,
+        }
+    }
+
+    /// A reader; `None` inside when the store does not exist yet.
+    pub fn snapshot(&self) -> Result<reader::SqlReader, StoreError> {
+        let url = self.pool.backend.url().to_string();
+        if self.pool.backend.absent() {
+            return Ok(reader::SqlReader::new(url, None));
+        }
+        let mut found = true;
+        let lease = self.pool.lease(false, |b, c| {
+            b.begin_read(c)?;
+            found = readable(b, c)?;
+            Ok(())
+        });
+        let lease = lease?;
+        Ok(reader::SqlReader::new(
+            url,
+            found.then(|| Box::new(lease) as Box<dyn Conn>),
+        ))
+    }
+
+    pub fn session(&self, actor: &str, now: &str) -> Result<session::SqlSession, StoreError> {
+        let timeout = self.options.lock_timeout;
+        let lease = self.pool.lease(true, |b, c| b.begin_write(c, timeout))?;
+        session::SqlSession::begin(Box::new(lease), actor, now)
+    }
+}
+
+impl<B: Backend> super::Store for SqlStore<B> {
+    fn url(&self) -> &str {
+        &self.url
+    }
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        Ok(Box::new(self.snapshot()?))
+    }
+    fn begin(&self, actor: &str, now: &str) -> Result<Box<dyn Session>, StoreError> {
+        Ok(Box::new(self.session(actor, now)?))
+    }
+    fn plan_key(&self, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let found = self.snapshot()?.plan_key()?;
+        if found.is_some() || !create {
+            return Ok(found);
+        }
+        let mut fresh = [0u8; 32];
+        rand::fill(&mut fresh);
+        let mut s = self.session("roster", &super::now())?;
+        let key = s.plan_key(&fresh)?;
+        Box::new(s).commit()?;
+        Ok(Some(key))
+    }
+    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
+        super::open_served(&self.url)
+    }
+}

@@ -1,0 +1,541 @@
+//! The store on PostgreSQL: the same tables, revision and audit chain as the
+//! embedded store, for many admins and servers sharing one database. Here is
+//! what only PostgreSQL does: connecting, the statement timeout, the
+//! advisory write lock, the schema version in `meta`, and its side of
+//! [`Conn`] (`?N` rewritten to `$N` once per statement text, statements
+//! prepared once per connection, one [`Value`] fitting any column by the
+//! parameter's type, the server's error codes).
+//!
+//! Readers run inside one `REPEATABLE READ READ ONLY` transaction, so every
+//! look-up of a plan sees the same revision and none can write. A session is
+//! one transaction holding a transaction-level advisory lock on a fixed key:
+//! a second apply (from another admin, or another `roster serve` replica)
+//! waits up to its lock timeout and then fails cleanly instead of
+//! interleaving.
+
+use super::conn::{Conn, Dialect, Row, Value, dollar_placeholders, params};
+use super::{Backend, Schema};
+use crate::store::StoreError;
+use ::postgres::error::SqlState;
+use ::postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+use ::postgres::{Client, Statement};
+use bytes::BytesMut;
+use std::collections::HashMap;
+use std::error::Error;
+use std::str::FromStr;
+use std::time::Duration;
+use std::time::Instant;
+
+/// Prepared statements a connection keeps; beyond, the cache starts over
+/// (served listings vary their SQL by filter).
+const STATEMENTS_MAX: usize = 256;
+
+/// A PostgreSQL connection that runs shared SQL.
+pub struct PgConn {
+    url: String,
+    client: Client,
+    statements: HashMap<String, Statement>,
+    in_tx: bool,
+}
+
+type BoxError = Box<dyn Error + Sync + Send>;
+
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        let int = |i: i64, out: &mut BytesMut| -> Result<IsNull, BoxError> {
+            match *ty {
+                Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                Type::BOOL => (i != 0).to_sql(ty, out),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
+                    i.to_string().as_str().to_sql(ty, out)
+                }
+                _ => i.to_sql(ty, out),
+            }
+        };
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(i) => int(*i, out),
+            Value::Bool(b) if *ty == Type::BOOL => b.to_sql(ty, out),
+            Value::Bool(b) => int(i64::from(*b), out),
+            Value::Text(s) => s.as_str().to_sql(ty, out),
+            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
+            Value::TextList(l) => l.to_sql(ty, out),
+            Value::IntList(l) => match *ty {
+                Type::INT4_ARRAY => l
+                    .iter()
+                    .map(|i| i32::try_from(*i))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .to_sql(ty, out),
+                _ => l.to_sql(ty, out),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A row's column as a [`Value`], by its type.
+fn value_of(r: &::postgres::Row, i: usize) -> Result<Value, ::postgres::Error> {
+    let ty = r.columns()[i].type_().clone();
+    Ok(match ty {
+        Type::INT8 => r.try_get::<_, Option<i64>>(i)?.into(),
+        Type::INT4 => r.try_get::<_, Option<i32>>(i)?.map(i64::from).into(),
+        Type::INT2 => r.try_get::<_, Option<i16>>(i)?.map(i64::from).into(),
+        Type::BOOL => r.try_get::<_, Option<bool>>(i)?.into(),
+        Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.into(),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY => r.try_get::<_, Option<Vec<String>>>(i)?.into(),
+        Type::INT8_ARRAY => r.try_get::<_, Option<Vec<i64>>>(i)?.into(),
+        // Text and anything else that reads as text (an error says if not).
+        _ => r.try_get::<_, Option<String>>(i)?.into(),
+    })
+}
+
+/// A client error with the server's own words, which the client's `Display`
+/// leaves out.
+pub fn describe(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(h) = db.hint() {
+                s.push_str(&format!("; {h}"));
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                s.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            s
+        }
+    }
+}
+
+/// A client error as roster reports it.
+pub fn store_error(url: &str, e: &::postgres::Error) -> StoreError {
+    match e.code() {
+        Some(&SqlState::UNIQUE_VIOLATION) => StoreError::Taken(describe(e)),
+        Some(&SqlState::LOCK_NOT_AVAILABLE) => StoreError::Locked {
+            url: url.to_string(),
+            waited_ms: 0,
+        },
+        Some(&SqlState::QUERY_CANCELED) => StoreError::TimedOut,
+        _ => StoreError::Postgres {
+            url: url.to_string(),
+            message: describe(e),
+        },
+    }
+}
+
+impl PgConn {
+    /// `url` is the store's URL without its password.
+    pub fn new(url: &str, client: Client) -> Self {
+        PgConn {
+            url: url.to_string(),
+            client,
+            statements: HashMap::new(),
+            in_tx: false,
+        }
+    }
+
+    /// The client itself, for what only PostgreSQL has.
+    pub fn raw(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    pub fn into_raw(self) -> Client {
+        self.client
+    }
+
+    /// Whether the server closed the connection.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .prepare(&dollar_placeholders(sql))
+            .map_err(|e| store_error(&self.url, &e))?;
+        if self.statements.len() >= STATEMENTS_MAX {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl Conn for PgConn {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let s = self.statement(sql)?;
+        self.client
+            .execute(&s, &refs(params))
+            .map_err(|e| store_error(&self.url, &e))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let s = self.statement(sql)?;
+        let rows = self
+            .client
+            .query(&s, &refs(params))
+            .map_err(|e| store_error(&self.url, &e))?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| value_of(r, i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Row::new)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| store_error(&self.url, &e))
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(sql)
+            .map_err(|e| store_error(&self.url, &e))?;
+        // The last transaction statement of the batch says where it ends.
+        for part in sql.split(';') {
+            let word = part.trim_start().to_ascii_uppercase();
+            if word.starts_with("BEGIN") || word.starts_with("START TRANSACTION") {
+                self.in_tx = true;
+            } else if word.starts_with("COMMIT")
+                || word.starts_with("END")
+                || (word.starts_with("ROLLBACK") && !word.starts_with("ROLLBACK TO"))
+            {
+                self.in_tx = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn deadline(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
+        let Some(at) = deadline else {
+            return self.batch("SET LOCAL statement_timeout TO DEFAULT");
+        };
+        let left = at.saturating_duration_since(Instant::now());
+        // Never beyond the cap every statement of this process has.
+        let cap = statement_timeout_ms().map_or(i32::MAX as u128, u128::from);
+        let ms = left.as_millis().min(cap).min(i32::MAX as u128);
+        // 0 would mean "no limit".
+        if ms == 0 {
+            return Err(StoreError::TimedOut);
+        }
+        self.batch(&format!("SET LOCAL statement_timeout = {ms}"))
+    }
+
+    fn in_transaction(&self) -> bool {
+        self.in_tx
+    }
+}
+
+/// Migrations, in order; `meta.schema_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_tokens.sql"),
+    include_str!("../migrations/postgres/0003_ids_and_scopes.sql"),
+    include_str!("../migrations/postgres/0004_plan_key.sql"),
+];
+
+/// The advisory lock every session holds: "roster" in ASCII. Anything else
+/// that writes the store can take it too (`pg_advisory_xact_lock`).
+pub const LOCK_KEY: i64 = 0x726f_7374_6572;
+
+/// How long connecting may take before roster gives up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The URL as roster shows it: without a password, whether it came in the
+/// user part or as a `password=` parameter.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    // A password with a bare `@` or `/` in it is still cut out whole: the
+    // user part runs to the last `@`.
+    let authority = match before_query.rfind('@') {
+        Some(at) => {
+            let (userinfo, host) = before_query.split_at(at);
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{user}{host}")
+        }
+        None => before_query.to_string(),
+    };
+    let query = query
+        .map(|q| {
+            q.split('&')
+                .filter(|kv| {
+                    // The key as the client reads it, percent-decoded:
+                    // `pass%77ord=` is a password too.
+                    !url::form_urlencoded::parse(kv.as_bytes())
+                        .next()
+                        .is_some_and(|(key, _)| key.eq_ignore_ascii_case("password"))
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        })
+        .filter(|q| !q.is_empty())
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{authority}{query}")
+}
+
+fn open_err(url: &str, message: String) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// Milliseconds any statement of this process may run; 0: no limit.
+static STATEMENT_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Cap every statement of the connections opened from now on (`roster
+/// serve`: no request holds the database for long). Waiting for the write
+/// lock is capped by the lock timeout instead.
+pub fn set_statement_timeout(limit: Duration) {
+    let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+    STATEMENT_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The cap [`set_statement_timeout`] set, if any.
+pub(crate) fn statement_timeout_ms() -> Option<u64> {
+    Some(STATEMENT_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed)).filter(|ms| *ms > 0)
+}
+
+/// Connect to the database of `url` (`shown` is `url` without its password).
+pub fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
+    let mut config = ::postgres::Config::from_str(url).map_err(|e| {
+        open_err(
+            shown,
+            format!(
+                "not a PostgreSQL URL ({}); write postgres://USER@HOST:PORT/DATABASE",
+                describe(&e)
+            ),
+        )
+    })?;
+    // As libpq does: the password may stay out of the URL (and so out of
+    // plans and shell history), and the user defaults to the login name.
+    if config.get_password().is_none()
+        && let Some(p) = std::env::var_os("PGPASSWORD")
+    {
+        config.password(p.to_string_lossy().as_bytes());
+    }
+    if config.get_user().is_none()
+        && let Some(u) = ["PGUSER", "USER"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok())
+    {
+        config.user(&u);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("roster");
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if let Some(ms) = statement_timeout_ms() {
+        // After the URL's own options, so this one wins.
+        let options = format!(
+            "{} -c statement_timeout={ms}",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
+    }
+    config.connect(::postgres::NoTls).map_err(|e| {
+        let hint = match e.code() {
+            Some(&SqlState::INVALID_CATALOG_NAME) => {
+                "; create the database first (createdb), roster creates the tables"
+            }
+            Some(&SqlState::INVALID_PASSWORD)
+            | Some(&SqlState::INVALID_AUTHORIZATION_SPECIFICATION) => {
+                "; check the user and password (PGPASSWORD)"
+            }
+            _ => "; check the host, port and that the server is running",
+        };
+        open_err(shown, format!("cannot connect: {}{hint}", describe(&e)))
+    })
+}
+
+/// The store in a PostgreSQL database (its current schema).
+pub struct Postgres {
+    /// The URL as given, password included, to connect with.
+    url: String,
+    shown: String,
+}
+
+impl Postgres {
+    pub fn new(url: &str) -> Self {
+        Postgres {
+            url: url.to_string(),
+            shown: redact(url),
+        }
+    }
+}
+
+fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
+    let row = c.query_one(
+        "SELECT count(*), count(*) FILTER (WHERE c.relname = 'meta') FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
+        &[],
+    )?;
+    let (tables, meta): (i64, i64) = (row.get(0)?, row.get(1)?);
+    if tables == 0 {
+        return Ok(Schema::Empty);
+    }
+    if meta == 0 {
+        return Ok(Schema::Foreign);
+    }
+    // Another program's `meta` may have other columns or types: not ours.
+    let version = c
+        .raw()
+        .query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])
+        .ok()
+        .flatten()
+        .and_then(|r| r.try_get::<_, i64>(0).ok());
+    Ok(match version {
+        Some(v) if v > 0 => Schema::Version(usize::try_from(v).unwrap_or(usize::MAX)),
+        _ => Schema::Foreign,
+    })
+}
+
+fn not_a_store() -> String {
+    "this database holds tables that are not a roster store; give an empty database (or another schema via options=-csearch_path=NAME)".into()
+}
+
+/// Wait for the store's write lock, at most `timeout`.
+fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let locked = |url: &str| StoreError::Locked {
+        url: url.to_string(),
+        waited_ms: started.elapsed().as_millis() as u64,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128);
+    if ms == 0 {
+        // `lock_timeout = 0` would mean waiting for ever.
+        let got: bool = c
+            .query_one("SELECT pg_try_advisory_xact_lock(?1)", &params![LOCK_KEY])?
+            .get(0)?;
+        return if got { Ok(()) } else { Err(locked(&c.url)) };
+    }
+    c.batch(&format!(
+        "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = 0"
+    ))?;
+    match c.execute("SELECT pg_advisory_xact_lock(?1)", &params![LOCK_KEY]) {
+        Ok(_) => {}
+        Err(StoreError::Locked { .. }) => return Err(locked(&c.url)),
+        Err(e) => return Err(e),
+    }
+    // The rest of the session waits on nothing but this lock's holders.
+    c.batch("SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT")
+}
+
+impl Backend for Postgres {
+    type C = PgConn;
+
+    fn url(&self) -> &str {
+        &self.shown
+    }
+
+    fn migrations(&self) -> &'static [&'static str] {
+        MIGRATIONS
+    }
+
+    fn not_a_store(&self) -> String {
+        not_a_store()
+    }
+
+    fn connect(&self, _write: bool) -> Result<PgConn, StoreError> {
+        Ok(PgConn::new(&self.shown, connect(&self.url, &self.shown)?))
+    }
+
+    fn schema(&self, c: &mut PgConn) -> Result<Schema, StoreError> {
+        schema_of(c)
+    }
+
+    fn begin_read(&self, c: &mut PgConn) -> Result<(), StoreError> {
+        // One snapshot: every look-up sees the same revision.
+        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    }
+
+    fn begin_write(&self, c: &mut PgConn, lock_timeout: Duration) -> Result<(), StoreError> {
+        // READ COMMITTED: each statement after the lock sees what the
+        // session before committed.
+        c.batch("BEGIN")?;
+        lock(c, lock_timeout)?;
+        // Under the lock, so two first applies do not both create the tables;
+        // in the session's transaction, so a failed apply leaves no half store.
+        let from = match schema_of(c)? {
+            Schema::Empty => 0,
+            Schema::Foreign => return Err(open_err(&self.shown, not_a_store())),
+            Schema::Version(v) if v > MIGRATIONS.len() => {
+                return Err(super::newer_schema(&self.shown, v, MIGRATIONS.len()));
+            }
+            Schema::Version(v) => v,
+        };
+        super::migrate(c, from, MIGRATIONS, |c, v| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &params![v],
+            )
+            .map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        for (url, shown) in [
+            (
+                "postgres://roster:s3cret@db:5432/roster",
+                "postgres://roster@db:5432/roster",
+            ),
+            (
+                "postgresql://u:p@ss/w@rd@h/d?sslmode=disable&password=x",
+                "postgresql://u@h/d?sslmode=disable",
+            ),
+            ("postgres://h/d?password=x", "postgres://h/d"),
+            (
+                "postgres://u@h/d?pass%77ord=x&sslmode=disable&PASSWORD=y",
+                "postgres://u@h/d?sslmode=disable",
+            ),
+            ("postgres://u@h/d", "postgres://u@h/d"),
+        ] {
+            assert_eq!(redact(url), shown);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Planning's reads, written once: every look-up sends its keys as one
+//! list ([`Conn::keys`]), so planning many partners takes a handful of
+//! statements, not one per partner.
+
+use super::conn::{Conn, Value, params};
+use super::{ACCOUNT_COLUMNS, account_from_row};
+use crate::domain::{Account, Group, Membership, NameDob};
+use crate::store::audit::GENESIS;
+use crate::store::{AuditEntry, Invitation, Reader, StoreError};
+
+/// A read-only snapshot of a SQL store, or of one that does not exist yet
+/// (no connection: everything reads as empty at revision 0).
+pub struct SqlReader {
+    url: String,
+    conn: Option<Box<dyn Conn>>,
+}
+
+impl SqlReader {
+    pub fn new(url: String, conn: Option<Box<dyn Conn>>) -> Self {
+        SqlReader { url, conn }
+    }
+
+    /// The connection, in its read transaction; `None` for a store not
+    /// created yet.
+    pub fn conn(&mut self) -> Option<&mut (dyn Conn + 'static)> {
+        self.conn.as_deref_mut()
+    }
+
+    /// The key that seals this store's plans, if it has one yet.
+    pub fn plan_key(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(None);
+        };
+        c.query_opt("SELECT key FROM plan_keys WHERE id = 1", &[])?
+            .map(|r| r.get(0))
+            .transpose()
+    }
+
+    /// Accounts joined to the key table of the text lists `lists` (columns
+    /// `names`) on `on`, in key order.
+    fn accounts_by(
+        &mut self,
+        lists: Vec<Vec<String>>,
+        names: &[&str],
+        on: &str,
+    ) -> Result<Vec<Account>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        if lists.first().is_none_or(Vec::is_empty) {
+            return Ok(Vec::new());
+        }
+        let params: Vec<usize> = (1..=lists.len()).collect();
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM {} JOIN accounts a ON {on} ORDER BY k.ord, a.id",
+            c.keys(&params, names, "k")
+        );
+        let values: Vec<Value> = lists.into_iter().map(Value::TextList).collect();
+        c.query(&sql, &values)?
+            .iter()
+            .map(account_from_row)
+            .collect()
+    }
+}
+
+fn json(s: &Option<String>) -> Option<serde_json::Value> {
+    s.as_deref().and_then(|s| serde_json::from_str(s).ok())
+}
+
+impl Reader for SqlReader {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(0);
+        };
+        c.query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?
+            .get(0)
+    }
+
+    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
+        let keys = names.iter().map(|n| n.to_lowercase()).collect();
+        self.accounts_by(vec![keys], &["key"], "a.user_key = k.key")
+    }
+
+    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
+        self.accounts_by(vec![emails.to_vec()], &["key"], "a.email_key = k.key")
+    }
+
+    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
+        let column = |f: fn(&NameDob) -> &String| keys.iter().map(f).cloned().collect();
+        self.accounts_by(
+            vec![
+                column(|k| &k.last),
+                column(|k| &k.first),
+                column(|k| &k.birth_date),
+            ],
+            &["last", "first", "dob"],
+            "a.last_key = k.last AND a.first_key = k.first AND a.birth_date = k.dob",
+        )
+    }
+
+    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        if bases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bases: Vec<String> = bases.iter().map(|b| b.to_lowercase()).collect();
+        let c8 = c.bytewise();
+        // ':' sorts right after '9': the range holds the base and the base + digits.
+        let sql = format!(
+            "SELECT a.user_key FROM {} JOIN accounts a ON a.user_key >= k.base{c8} \
+             AND a.user_key < (k.base || ':'){c8} ORDER BY k.ord, a.user_key",
+            c.keys(&[1], &["base"], "k")
+        );
+        c.query(&sql, &params![bases])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    }
+
+    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        let rows = match names {
+            None => c.query(
+                "SELECT g.name, g.type, g.lwia, g.active FROM groups g ORDER BY g.name",
+                &[],
+            )?,
+            Some([]) => return Ok(Vec::new()),
+            Some(names) => {
+                let sql = format!(
+                    "SELECT g.name, g.type, g.lwia, g.active FROM {} \
+                     JOIN groups g ON g.name = k.name ORDER BY k.ord",
+                    c.keys(&[1], &["name"], "k")
+                );
+                c.query(&sql, &params![names])?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(Group {
+                    name: r.get(0)?,
+                    kind: r.get::<String>(1)?.parse().unwrap_or_default(),
+                    lwia: r.get::<Option<i64>>(2)?.and_then(|v| u32::try_from(v).ok()),
+                    active: r.get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT k.name, a.user_name, m.user_manager FROM {} \
+             JOIN groups g ON g.name = k.name \
+             JOIN memberships m ON m.group_id = g.id \
+             JOIN accounts a ON a.id = m.account_id ORDER BY k.ord, m.account_id",
+            c.keys(&[1], &["name"], "k")
+        );
+        c.query(&sql, &params![groups])?
+            .iter()
+            .map(|r| {
+                Ok(Membership {
+                    group: r.get(0)?,
+                    user_name: r.get(1)?,
+                    user_manager: r.get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        c.query(
+            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.user_key"),
+            &[],
+        )?
+        .iter()
+        .map(account_from_row)
+        .collect()
+    }
+
+    fn in_other_groups(
+        &mut self,
+        user_names: &[String],
+        groups: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        if user_names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = user_names.iter().map(|u| u.to_lowercase()).collect();
+        let sql = format!(
+            "SELECT k.ord FROM {} WHERE EXISTS (SELECT 1 FROM accounts a \
+               JOIN memberships m ON m.account_id = a.id JOIN groups g ON g.id = m.group_id \
+               WHERE a.user_key = k.key AND NOT ({})) ORDER BY k.ord",
+            c.keys(&[1], &["key"], "k"),
+            c.in_list("g.name", 2)
+        );
+        let rows = c.query(&sql, &params![keys, groups])?;
+        let mut out = Vec::new();
+        for r in rows {
+            let ord: i64 = r.get(0)?;
+            if let Some(u) = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| user_names.get(i))
+            {
+                out.push(u.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        let rows = c.query(
+            "SELECT seq, revision, at, actor, op, subject, before, after, \
+             CASE WHEN seq = 1 THEN ?2 ELSE (SELECT hash FROM audit p WHERE p.seq = audit.seq - 1) END, hash \
+             FROM audit WHERE at >= ?1 ORDER BY seq",
+            &params![since.unwrap_or(""), GENESIS],
+        )?;
+        rows.iter()
+            .map(|r| {
+                let raw: (Option<String>, Option<String>) = (r.get(6)?, r.get(7)?);
+                Ok(AuditEntry {
+                    seq: r.get(0)?,
+                    revision: r.get(1)?,
+                    at: r.get(2)?,
+                    actor: r.get(3)?,
+                    op: r.get(4)?,
+                    subject: r.get(5)?,
+                    before: json(&raw.0),
+                    after: json(&raw.1),
+                    prev_hash: r.get::<Option<String>>(8)?.unwrap_or_default(),
+                    hash: r.get(9)?,
+                    raw,
+                })
+            })
+            .collect()
+    }
+
+    fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Vec::new());
+        };
+        c.query(
+            "SELECT user_name, email, invited_at, reminded_at FROM accounts \
+             WHERE credential = 'invited' AND activation_digest IS NOT NULL \
+             AND activated_at IS NULL AND active ORDER BY invited_at, user_key",
+            &[],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(Invitation {
+                user_name: r.get(0)?,
+                email: r.get(1)?,
+                invited_at: r.get(2)?,
+                reminded_at: r.get(3)?,
+            })
+        })
+        .collect()
+    }
+}

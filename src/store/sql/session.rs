@@ -1,0 +1,648 @@
+//! Applying, written once: one transaction holding the store's write lock,
+//! an audit row per action chained by [`AuditLog`], and the ids of the
+//! accounts and groups it touched kept at hand.
+
+use super::conn::{Conn, Value, params};
+use super::{ACCOUNT_COLUMNS, account_from_row};
+use crate::domain::{GroupType, Profile};
+use crate::roster::normalize::{email_key, name_key};
+use crate::store::audit::{AuditLog, AuditRow};
+use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
+use std::collections::HashMap;
+
+/// A write transaction on a SQL store.
+pub struct SqlSession {
+    conn: Box<dyn Conn>,
+    actor: String,
+    now: String,
+    log: AuditLog,
+    accounts: HashMap<String, i64>,
+    groups: HashMap<String, i64>,
+    /// The chain as it was at [`Session::savepoint`].
+    savepoint: Option<AuditLog>,
+    open: bool,
+}
+
+/// Personal data in audit rows: present or not, never the value.
+pub fn masked(profile: &Profile) -> serde_json::Value {
+    let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
+    serde_json::json!({
+        "email": profile.email,
+        "first_name": profile.first_name,
+        "last_name": profile.last_name,
+        "birth_date": hide(&profile.birth_date),
+        "phone": hide(&profile.phone),
+        "extension": hide(&profile.extension),
+        "zip": profile.zip,
+        "role": profile.role.as_str(),
+    })
+}
+
+/// A profile as the accounts table stores it: the values and the
+/// normalized keys the ladder looks up, in column order (`email` … `role`).
+fn profile_values(p: &Profile) -> [Value; 11] {
+    params![
+        &p.email,
+        email_key(&p.email).into_owned(),
+        &p.first_name,
+        &p.last_name,
+        name_key(&p.first_name),
+        name_key(&p.last_name),
+        p.birth_date.clone(),
+        p.phone.clone(),
+        p.extension.clone(),
+        p.zip.clone(),
+        p.role.as_str(),
+    ]
+}
+
+/// Audit values of the flags, as `serde_json` writes them.
+fn manager_json(user_manager: bool) -> &'static str {
+    if user_manager {
+        r#"{"user_manager":true}"#
+    } else {
+        r#"{"user_manager":false}"#
+    }
+}
+
+fn active_json(active: bool) -> &'static str {
+    if active {
+        r#"{"active":true}"#
+    } else {
+        r#"{"active":false}"#
+    }
+}
+
+fn membership_subject(user_name: &str, group: &str) -> String {
+    format!("{user_name} in {group}")
+}
+
+/// A write that a uniqueness constraint may refuse; `taken` says what is
+/// already there.
+fn unique<T>(
+    result: Result<T, StoreError>,
+    taken: impl FnOnce() -> String,
+) -> Result<T, StoreError> {
+    match result {
+        Err(StoreError::Taken(_)) => Err(StoreError::Taken(taken())),
+        other => other,
+    }
+}
+
+const SAVEPOINT: &str = "roster_write";
+
+impl SqlSession {
+    /// The session on `conn`, already in its transaction under the lock.
+    pub fn begin(mut conn: Box<dyn Conn>, actor: &str, now: &str) -> Result<Self, StoreError> {
+        let revision: i64 = conn
+            .query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?
+            .get(0)?;
+        let last =
+            match conn.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])? {
+                Some(r) => Some((r.get(0)?, r.get(1)?)),
+                None => None,
+            };
+        Ok(SqlSession {
+            conn,
+            actor: actor.to_string(),
+            now: now.to_string(),
+            log: AuditLog::new(revision, last),
+            accounts: HashMap::new(),
+            groups: HashMap::new(),
+            savepoint: None,
+            open: true,
+        })
+    }
+
+    /// The key that seals this store's plans: `fresh` unless it has one.
+    pub fn plan_key(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.conn.execute(
+            "INSERT INTO plan_keys (id, key, created_at) VALUES (1, ?1, ?2) \
+             ON CONFLICT (id) DO NOTHING",
+            &params![fresh, &self.now],
+        )?;
+        self.conn
+            .query_one("SELECT key FROM plan_keys WHERE id = 1", &[])?
+            .get(0)
+    }
+
+    /// Append an audit row and bump the revision.
+    fn record(
+        &mut self,
+        op: &str,
+        subject: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut log = self.log.clone();
+        let r: AuditRow = log.row(&self.now, &self.actor, op, subject, before, after);
+        self.conn.execute(
+            "INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &params![
+                r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
+            ],
+        )?;
+        self.log = log;
+        Ok(())
+    }
+
+    fn account_id(&mut self, user_name: &str) -> Result<i64, StoreError> {
+        let key = user_name.to_lowercase();
+        if let Some(id) = self.accounts.get(&key) {
+            return Ok(*id);
+        }
+        let id = self
+            .conn
+            .query_opt(
+                "SELECT id FROM accounts WHERE user_key = ?1",
+                &params![&key],
+            )?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+            })?
+            .get(0)?;
+        self.accounts.insert(key, id);
+        Ok(id)
+    }
+
+    fn group_id(&mut self, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.groups.get(name) {
+            return Ok(*id);
+        }
+        let id = self
+            .conn
+            .query_opt("SELECT id FROM groups WHERE name = ?1", &params![name])?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+            })?
+            .get(0)?;
+        self.groups.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let changed = self.conn.execute(
+            "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
+            &params![id, active, &self.now, !active],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "account `{user_name}` is already {}",
+                if active { "active" } else { "inactive" }
+            )));
+        }
+        if !active {
+            // A deactivated account is not invited (again).
+            self.conn.execute(
+                "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
+                &params![id],
+            )?;
+        }
+        let (op, before, after) = if active {
+            ("reactivate_account", false, true)
+        } else {
+            ("deactivate_account", true, false)
+        };
+        self.record(
+            op,
+            user_name,
+            Some(active_json(before)),
+            Some(active_json(after)),
+        )
+    }
+
+    /// Run `sql` for each statement with the one parameter `id`.
+    fn delete_by_id(&mut self, statements: &[&str], id: i64) -> Result<(), StoreError> {
+        for sql in statements {
+            self.conn.execute(sql, &params![id])?;
+        }
+        Ok(())
+    }
+}
+
+impl Session for SqlSession {
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(self.log.revision)
+    }
+
+    fn create_group(
+        &mut self,
+        name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let row = self.conn.query_one(
+            "INSERT INTO groups (name, type, lwia, active, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            &params![name, kind.as_str(), lwia, true, &self.now],
+        );
+        let id: i64 = unique(row, || {
+            format!("group `{name}` already exists in the store")
+        })?
+        .get(0)?;
+        self.groups.insert(name.to_string(), id);
+        self.record(
+            "create_group",
+            name,
+            None,
+            Some(&serde_json::json!({ "type": kind.as_str(), "lwia": lwia }).to_string()),
+        )
+    }
+
+    fn create_account(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
+        let (state, hash, digest) = match &credential {
+            NewCredential::Invite {
+                token_digest,
+                token,
+            } => ("invited", None, Some((token_digest, token))),
+            NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
+        };
+        let key = user_name.to_lowercase();
+        let mut values = params![user_name, &key].to_vec();
+        values.extend(profile_values(profile));
+        values.extend(params![
+            true,
+            state,
+            hash,
+            digest.map(|(d, _)| d),
+            digest.map(|_| &self.now),
+            &self.now
+        ]);
+        let row = self.conn.query_one(
+            "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
+             first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
+             password_hash, activation_digest, invited_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19) \
+             RETURNING id",
+            &values,
+        );
+        let id: i64 = unique(row, || {
+            format!("account `{user_name}` already exists in the store")
+        })?
+        .get(0)?;
+        self.accounts.insert(key, id);
+        if let Some((_, token)) = digest {
+            self.conn.execute(
+                "INSERT INTO outbox (kind, account_id, recipient, token, created_at) \
+                 VALUES ('invitation', ?1, ?2, ?3, ?4)",
+                &params![id, &profile.email, token, &self.now],
+            )?;
+        }
+        let mut after = masked(profile);
+        after["credential"] = state.into();
+        self.record("create_account", user_name, None, Some(&after.to_string()))
+    }
+
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, true)
+    }
+
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, false)
+    }
+
+    fn update_profile(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        fields: &[String],
+    ) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let row = self
+            .conn
+            .query_opt(
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ?1"),
+                &params![id],
+            )?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+            })?;
+        let before = account_from_row(&row)?;
+        let mut p = before.profile.clone();
+        for f in fields {
+            match f.as_str() {
+                "email" => p.email = profile.email.clone(),
+                "first_name" => p.first_name = profile.first_name.clone(),
+                "last_name" => p.last_name = profile.last_name.clone(),
+                "birth_date" => p.birth_date = profile.birth_date.clone(),
+                "phone" => p.phone = profile.phone.clone(),
+                "extension" => p.extension = profile.extension.clone(),
+                "zip" => p.zip = profile.zip.clone(),
+                "role" => p.role = profile.role,
+                other => {
+                    return Err(StoreError::Invalid(format!(
+                        "unknown profile field `{other}`"
+                    )));
+                }
+            }
+        }
+        let mut values = vec![Value::Int(id)];
+        values.extend(profile_values(&p));
+        values.push(Value::from(&self.now));
+        self.conn.execute(
+            "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
+             first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
+             role = ?12, updated_at = ?13 WHERE id = ?1",
+            &values,
+        )?;
+        self.record(
+            "update_profile",
+            user_name,
+            Some(&masked(&before.profile).to_string()),
+            Some(&masked(&p).to_string()),
+        )
+    }
+
+    fn add_membership(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let written = self.conn.execute(
+            "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
+            &params![g, a, user_manager],
+        );
+        unique(written, || {
+            format!("`{user_name}` is already a member of `{group}`")
+        })?;
+        self.record(
+            "add_membership",
+            &membership_subject(user_name, group),
+            None,
+            Some(manager_json(user_manager)),
+        )
+    }
+
+    fn set_user_manager(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        user_manager: bool,
+    ) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let changed = self.conn.execute(
+            "UPDATE memberships SET user_manager = ?3 \
+             WHERE group_id = ?1 AND account_id = ?2 AND user_manager = ?4",
+            &params![g, a, user_manager, !user_manager],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+                if user_manager { "without" } else { "with" }
+            )));
+        }
+        let op = if user_manager {
+            "grant_user_manager"
+        } else {
+            "revoke_user_manager"
+        };
+        self.record(
+            op,
+            &membership_subject(user_name, group),
+            Some(manager_json(!user_manager)),
+            Some(manager_json(user_manager)),
+        )
+    }
+
+    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
+        let a = self.account_id(user_name)?;
+        let g = self.group_id(group)?;
+        let was: Option<bool> = self
+            .conn
+            .query_opt(
+                "DELETE FROM memberships WHERE group_id = ?1 AND account_id = ?2 \
+                 RETURNING user_manager",
+                &params![g, a],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
+        let Some(was) = was else {
+            return Err(StoreError::Invalid(format!(
+                "`{user_name}` is not a member of `{group}`"
+            )));
+        };
+        self.record(
+            "remove_membership",
+            &membership_subject(user_name, group),
+            Some(manager_json(was)),
+            None,
+        )
+    }
+
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let key = new_name.to_lowercase();
+        let written = self.conn.execute(
+            "UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1",
+            &params![id, new_name, &key, &self.now],
+        );
+        unique(written, || {
+            format!("account `{new_name}` already exists in the store")
+        })?;
+        self.accounts.remove(&user_name.to_lowercase());
+        self.accounts.insert(key, id);
+        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
+        self.record(
+            "rename_account",
+            user_name,
+            Some(&json(user_name)),
+            Some(&json(new_name)),
+        )
+    }
+
+    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        self.delete_by_id(
+            &[
+                "DELETE FROM memberships WHERE account_id = ?1",
+                "DELETE FROM outbox WHERE account_id = ?1",
+                "DELETE FROM accounts WHERE id = ?1",
+            ],
+            id,
+        )?;
+        self.accounts.remove(&user_name.to_lowercase());
+        self.record("delete_account", user_name, None, None)
+    }
+
+    fn update_group(
+        &mut self,
+        name: &str,
+        new_name: &str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    ) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        let row = self
+            .conn
+            .query_opt("SELECT type, lwia FROM groups WHERE id = ?1", &params![id])?
+            .ok_or_else(|| {
+                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+            })?;
+        let before = serde_json::json!({
+            "name": name,
+            "type": row.get::<String>(0)?,
+            "lwia": row.get::<Option<i64>>(1)?.and_then(|v| u32::try_from(v).ok()),
+        });
+        let written = self.conn.execute(
+            "UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1",
+            &params![id, new_name, kind.as_str(), lwia, &self.now],
+        );
+        unique(written, || {
+            format!("group `{new_name}` already exists in the store")
+        })?;
+        self.groups.remove(name);
+        self.groups.insert(new_name.to_string(), id);
+        let after = serde_json::json!({"name": new_name, "type": kind.as_str(), "lwia": lwia});
+        self.record(
+            "update_group",
+            name,
+            Some(&before.to_string()),
+            Some(&after.to_string()),
+        )
+    }
+
+    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        let id = self.group_id(name)?;
+        self.delete_by_id(
+            &[
+                "DELETE FROM memberships WHERE group_id = ?1",
+                "DELETE FROM groups WHERE id = ?1",
+            ],
+            id,
+        )?;
+        self.groups.remove(name);
+        self.record("delete_group", name, None, None)
+    }
+
+    fn set_scim_field(
+        &mut self,
+        of: Owner,
+        name: &str,
+        field: ScimField,
+        value: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (table, id) = match of {
+            Owner::Account => ("accounts", self.account_id(name)?),
+            Owner::Group => ("groups", self.group_id(name)?),
+        };
+        let (column, key) = match (of, field) {
+            (_, ScimField::ExternalId) => ("external_id", "external_id"),
+            (Owner::Account, ScimField::DisplayName) => ("display_name", "display_name"),
+            (Owner::Group, ScimField::DisplayName) => {
+                return Err(StoreError::Invalid(
+                    "a group's display name is its name".into(),
+                ));
+            }
+        };
+        // Table and column come from the match above, never from input.
+        let sql = format!("UPDATE {table} SET {column} = ?2, updated_at = ?3 WHERE id = ?1");
+        self.conn.execute(&sql, &params![id, value, &self.now])?;
+        let after = serde_json::json!({ key: value }).to_string();
+        let op = match of {
+            Owner::Account => "set_account_scim_field",
+            Owner::Group => "set_group_scim_field",
+        };
+        self.record(op, name, None, Some(&after))
+    }
+
+    fn create_token(
+        &mut self,
+        name: &str,
+        digest: &str,
+        scope: Option<&[String]>,
+    ) -> Result<(), StoreError> {
+        // Kept as the groups' ids: a scope follows its group through
+        // renames and dies with it.
+        let ids: Option<Vec<i64>> = scope
+            .map(|names| names.iter().map(|n| self.group_id(n)).collect())
+            .transpose()?;
+        let stored = ids.as_deref().map(crate::store::directory::Scope::stored);
+        let written = self.conn.execute(
+            "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
+            &params![name, digest, stored, &self.now],
+        );
+        unique(written, || {
+            format!("a token named `{name}` already exists; pick another name or revoke it first")
+        })?;
+        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
+        self.record("create_token", name, None, Some(&after))
+    }
+
+    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            &params![name, &self.now],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::Invalid(format!(
+                "no live token named `{name}`; `roster token list` shows them"
+            )));
+        }
+        self.record("revoke_token", name, None, None)
+    }
+
+    fn savepoint(&mut self) -> Result<(), StoreError> {
+        if self.savepoint.is_some() {
+            return Err(StoreError::Invalid(
+                "a savepoint is already set: release it or roll back to it first".into(),
+            ));
+        }
+        self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        self.savepoint = Some(self.log.clone());
+        Ok(())
+    }
+
+    fn rollback_to_savepoint(&mut self) -> Result<(), StoreError> {
+        let Some(log) = self.savepoint.take() else {
+            return Err(StoreError::Invalid("no savepoint to roll back to".into()));
+        };
+        self.conn.batch(&format!(
+            "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
+        ))?;
+        self.log = log;
+        // Ids cached since may name rows that are gone, or names that
+        // changed back: look them up again.
+        self.accounts.clear();
+        self.groups.clear();
+        Ok(())
+    }
+
+    fn release_savepoint(&mut self) -> Result<(), StoreError> {
+        if self.savepoint.take().is_none() {
+            return Err(StoreError::Invalid("no savepoint to release".into()));
+        }
+        self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
+        let revision = self.log.revision;
+        self.conn.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'revision'",
+            &params![revision],
+        )?;
+        self.conn.batch("COMMIT")?;
+        self.open = false;
+        Ok(revision)
+    }
+}
+
+impl Drop for SqlSession {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing of an unfinished apply lands (and the lock is free
+            // at once).
+            let _ = self.conn.batch("ROLLBACK");
+        }
+    }
+}
