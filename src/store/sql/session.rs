@@ -1,6 +1,13 @@
 //! Applying, written once: one transaction holding the store's write lock,
 //! an audit row per action chained by [`AuditLog`], and the ids of the
 //! accounts and groups it touched kept at hand.
+//!
+//! Rows nothing in the session reads back (audit rows, invitations, the
+//! memberships of accounts this session created, whose uniqueness it checks
+//! itself) are queued and written many to a statement: before any action
+//! that could read or change them, at a savepoint and at commit. A large
+//! apply then costs about one statement per account, not five, which is
+//! what a store a network round trip away needs.
 
 use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
@@ -8,7 +15,58 @@ use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{AuditLog, AuditRow};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+/// Rows of one table waiting to be written together.
+#[derive(Default)]
+struct Queue {
+    values: Vec<Value>,
+}
+
+/// A queued table: the statement's head and how many values make a row.
+struct Table {
+    insert: &'static str,
+    width: usize,
+}
+
+const MEMBERSHIPS: Table = Table {
+    insert: "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ",
+    width: 3,
+};
+const OUTBOX: Table = Table {
+    insert: "INSERT INTO outbox (kind, account_id, recipient, token, created_at) VALUES ",
+    width: 5,
+};
+const AUDIT: Table = Table {
+    insert: "INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash) VALUES ",
+    width: 9,
+};
+
+/// The most parameters one queued statement binds (both databases take
+/// many more).
+const PARAMS_MAX: usize = 3_000;
+
+impl Queue {
+    /// Write the queued rows, many to a statement.
+    fn write(&mut self, conn: &mut dyn Conn, table: &Table) -> Result<(), StoreError> {
+        let per = PARAMS_MAX / table.width * table.width;
+        for chunk in self.values.chunks(per) {
+            let mut sql = String::from(table.insert);
+            for row in 0..chunk.len() / table.width {
+                sql.push_str(if row == 0 { "(" } else { ", (" });
+                for col in 0..table.width {
+                    let n = row * table.width + col + 1;
+                    let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
+                }
+                sql.push(')');
+            }
+            conn.execute(&sql, chunk)?;
+        }
+        self.values.clear();
+        Ok(())
+    }
+}
 
 /// A write transaction on a SQL store.
 pub struct SqlSession {
@@ -20,6 +78,12 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
+    /// Accounts this session created, with the memberships it gave them.
+    created: HashSet<i64>,
+    added: HashSet<(i64, i64)>,
+    memberships: Queue,
+    outbox: Queue,
+    audit: Queue,
     open: bool,
 }
 
@@ -110,12 +174,18 @@ impl SqlSession {
             accounts: HashMap::new(),
             groups: HashMap::new(),
             savepoint: None,
+            created: HashSet::new(),
+            added: HashSet::new(),
+            memberships: Queue::default(),
+            outbox: Queue::default(),
+            audit: Queue::default(),
             open: true,
         })
     }
 
     /// The key that seals this store's plans: `fresh` unless it has one.
     pub fn plan_key(&mut self, fresh: &[u8]) -> Result<Vec<u8>, StoreError> {
+        self.flush()?;
         self.conn.execute(
             "INSERT INTO plan_keys (id, key, created_at) VALUES (1, ?1, ?2) \
              ON CONFLICT (id) DO NOTHING",
@@ -134,17 +204,21 @@ impl SqlSession {
         before: Option<&str>,
         after: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut log = self.log.clone();
-        let r: AuditRow = log.row(&self.now, &self.actor, op, subject, before, after);
-        self.conn.execute(
-            "INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            &params![
-                r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
-            ],
-        )?;
-        self.log = log;
+        let r: AuditRow = self
+            .log
+            .row(&self.now, &self.actor, op, subject, before, after);
+        self.audit.values.extend(params![
+            r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
+        ]);
         Ok(())
+    }
+
+    /// Write every queued row.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let conn = self.conn.as_mut();
+        self.memberships.write(conn, &MEMBERSHIPS)?;
+        self.outbox.write(conn, &OUTBOX)?;
+        self.audit.write(conn, &AUDIT)
     }
 
     fn account_id(&mut self, user_name: &str) -> Result<i64, StoreError> {
@@ -182,6 +256,7 @@ impl SqlSession {
     }
 
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        self.flush()?;
         let id = self.account_id(user_name)?;
         let changed = self.conn.execute(
             "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
@@ -288,12 +363,11 @@ impl Session for SqlSession {
         })?
         .get(0)?;
         self.accounts.insert(key, id);
+        self.created.insert(id);
         if let Some((_, token)) = digest {
-            self.conn.execute(
-                "INSERT INTO outbox (kind, account_id, recipient, token, created_at) \
-                 VALUES ('invitation', ?1, ?2, ?3, ?4)",
-                &params![id, &profile.email, token, &self.now],
-            )?;
+            self.outbox
+                .values
+                .extend(params!["invitation", id, &profile.email, token, &self.now]);
         }
         let mut after = masked(profile);
         after["credential"] = state.into();
@@ -368,13 +442,21 @@ impl Session for SqlSession {
     ) -> Result<(), StoreError> {
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
-        let written = self.conn.execute(
-            "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
-            &params![g, a, user_manager],
-        );
-        unique(written, || {
-            format!("`{user_name}` is already a member of `{group}`")
-        })?;
+        let taken = || format!("`{user_name}` is already a member of `{group}`");
+        if self.created.contains(&a) {
+            // Nobody else writes while this session holds the lock: the
+            // new account has only the memberships this session gave it.
+            if !self.added.insert((g, a)) {
+                return Err(StoreError::Taken(taken()));
+            }
+            self.memberships.values.extend(params![g, a, user_manager]);
+        } else {
+            let written = self.conn.execute(
+                "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
+                &params![g, a, user_manager],
+            );
+            unique(written, taken)?;
+        }
         self.record(
             "add_membership",
             &membership_subject(user_name, group),
@@ -389,6 +471,7 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
+        self.flush()?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let changed = self.conn.execute(
@@ -416,6 +499,7 @@ impl Session for SqlSession {
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
+        self.flush()?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let was: Option<bool> = self
@@ -441,6 +525,7 @@ impl Session for SqlSession {
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        self.flush()?;
         let id = self.account_id(user_name)?;
         let key = new_name.to_lowercase();
         let written = self.conn.execute(
@@ -462,6 +547,7 @@ impl Session for SqlSession {
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.flush()?;
         let id = self.account_id(user_name)?;
         self.delete_by_id(
             &[
@@ -513,6 +599,7 @@ impl Session for SqlSession {
     }
 
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
+        self.flush()?;
         let id = self.group_id(name)?;
         self.delete_by_id(
             &[
@@ -598,6 +685,7 @@ impl Session for SqlSession {
                 "a savepoint is already set: release it or roll back to it first".into(),
             ));
         }
+        self.flush()?;
         self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
         self.savepoint = Some(self.log.clone());
         Ok(())
@@ -612,9 +700,15 @@ impl Session for SqlSession {
         ))?;
         self.log = log;
         // Ids cached since may name rows that are gone, or names that
-        // changed back: look them up again.
+        // changed back: look them up again. What was queued since is
+        // undone too (the queues were empty at the savepoint).
         self.accounts.clear();
         self.groups.clear();
+        self.created.clear();
+        self.added.clear();
+        self.memberships.values.clear();
+        self.outbox.values.clear();
+        self.audit.values.clear();
         Ok(())
     }
 
@@ -622,10 +716,12 @@ impl Session for SqlSession {
         if self.savepoint.take().is_none() {
             return Err(StoreError::Invalid("no savepoint to release".into()));
         }
+        self.flush()?;
         self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
+        self.flush()?;
         let revision = self.log.revision;
         self.conn.execute(
             "UPDATE meta SET value = ?1 WHERE key = 'revision'",
@@ -644,5 +740,158 @@ impl Drop for SqlSession {
             // at once).
             let _ = self.conn.batch("ROLLBACK");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::domain::{GroupType, Profile};
+    use crate::store::{self, NewCredential, Options, Reader, StoreError, audit};
+
+    fn profile(email: &str) -> Profile {
+        Profile {
+            email: email.into(),
+            first_name: "Ann".into(),
+            last_name: "Lee".into(),
+            birth_date: Some("1990-01-02".into()),
+            phone: None,
+            extension: None,
+            zip: None,
+            role: Default::default(),
+        }
+    }
+
+    fn invite() -> NewCredential {
+        NewCredential::Invite {
+            token: "tok".into(),
+            token_digest: "digest".into(),
+        }
+    }
+
+    fn store(dir: &tempfile::TempDir, options: Options) -> Box<dyn store::Store> {
+        let url = format!("sqlite:{}", dir.path().join("s.db").display());
+        store::open(&url, options).unwrap()
+    }
+
+    fn members(r: &mut dyn Reader, group: &str) -> Vec<String> {
+        r.memberships(&[group.to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| m.user_name)
+            .collect()
+    }
+
+    #[test]
+    fn a_rolled_back_savepoint_leaves_no_row_audit_row_or_revision() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.savepoint().unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", false).unwrap();
+        w.rollback_to_savepoint().unwrap();
+        assert_eq!(w.revision().unwrap(), 1);
+        w.savepoint().unwrap();
+        w.create_account("bob", &profile("bob@x.org"), invite())
+            .unwrap();
+        w.add_membership("bob", "A", true).unwrap();
+        w.release_savepoint().unwrap();
+        // The name the rolled-back write took is free again.
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        assert_eq!(w.commit().unwrap(), 4);
+
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.revision().unwrap(), 4);
+        assert_eq!(members(r.as_mut(), "A"), ["bob"]);
+        let log = r.audit(None).unwrap();
+        let ops: Vec<&str> = log.iter().map(|e| e.op.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "create_group",
+                "create_account",
+                "add_membership",
+                "create_account"
+            ]
+        );
+        audit::verify(&log, 4).unwrap();
+        let invited: Vec<String> = r
+            .invitations()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.user_name)
+            .collect();
+        assert_eq!(invited, ["ann", "bob"]);
+    }
+
+    #[test]
+    fn savepoints_are_one_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        assert!(w.rollback_to_savepoint().is_err());
+        assert!(w.release_savepoint().is_err());
+        w.savepoint().unwrap();
+        assert!(w.savepoint().is_err());
+    }
+
+    #[test]
+    fn a_second_membership_is_taken_for_new_and_old_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", false).unwrap();
+        let e = w.add_membership("ANN", "A", true).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "`ANN` is already a member of `A`"),
+            "{e:?}"
+        );
+        w.commit().unwrap();
+        let mut w = s.begin("t", "2026-01-01T00:00:01Z").unwrap();
+        let e = w.add_membership("ann", "A", false).unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "`ann` is already a member of `A`"),
+            "{e:?}"
+        );
+        // Queued rows land before an action that changes them.
+        w.create_account("cy", &profile("cy@x.org"), invite())
+            .unwrap();
+        w.add_membership("cy", "A", false).unwrap();
+        w.remove_membership("cy", "A").unwrap();
+        w.deactivate_account("cy").unwrap();
+        assert_eq!(w.commit().unwrap(), 7);
+        let mut r = s.reader().unwrap();
+        assert_eq!(members(r.as_mut(), "A"), ["ann"]);
+        assert_eq!(r.invitations().unwrap().len(), 1);
+        audit::verify(&r.audit(None).unwrap(), 7).unwrap();
+    }
+
+    #[test]
+    fn the_pool_holds_at_most_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            lock_timeout: std::time::Duration::from_secs(1),
+            connections: 1,
+        };
+        let s = store(&dir, options);
+        s.begin("t", "2026-01-01T00:00:00Z")
+            .unwrap()
+            .commit()
+            .unwrap();
+        let reader = s.reader().unwrap();
+        // The one connection is the reader's: a session waits, then says so.
+        let e = s.begin("t", "2026-01-01T00:00:01Z").err().unwrap();
+        assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
+        drop(reader);
+        s.begin("t", "2026-01-01T00:00:02Z")
+            .unwrap()
+            .commit()
+            .unwrap();
     }
 }
