@@ -1,10 +1,12 @@
-//! `roster serve` under a bounded loopback load, next to the Python
-//! `scim2-server` under the same load: creates/s, filtered reads/s and
-//! pages of 1,000/s.
+//! `roster serve` over SQLite and over PostgreSQL under a bounded loopback
+//! load, next to the Python `scim2-server` under the same load, in one run:
+//! creates/s, filtered reads/s and pages of 1,000/s.
 //!
 //! `cargo bench --bench serve` (or `scripts/bench-serve.sh`). Needs
-//! `scim2-server` on PATH or in `$ROSTER_PY_BIN` for the comparison; without
-//! it only roster is measured.
+//! `scim2-server` on PATH or in `$ROSTER_PY_BIN` for the comparison, and
+//! PostgreSQL's `initdb` and `postgres` (on PATH, through `pg_config
+//! --bindir` or under /usr/lib/postgresql/*/bin) for the PostgreSQL figure;
+//! what is missing is said and left out.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -33,15 +35,19 @@ impl Drop for Server {
     }
 }
 
-fn roster_server() -> Server {
+fn roster_server(store: &str) -> Server {
     let roster = env!("CARGO_BIN_EXE_roster");
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = "sqlite:bench.db";
     let token = Command::new(roster)
         .args(["token", "create", "--name", "bench", "--store", store])
         .current_dir(dir.path())
         .output()
         .expect("roster token create");
+    assert!(
+        token.status.success(),
+        "roster token create: {}",
+        String::from_utf8_lossy(&token.stderr)
+    );
     let token = String::from_utf8_lossy(&token.stdout).trim().to_string();
     let mut child = Command::new(roster)
         .args(["serve", "--listen", "127.0.0.1:0", "--store", store])
@@ -200,6 +206,147 @@ async fn measure(s: &Server) -> Figures {
     }
 }
 
+/// A throwaway PostgreSQL cluster on 127.0.0.1 (password login, as a
+/// deployment has; commits not waiting for the disk, as SQLite's
+/// `synchronous=NORMAL` does not): stopped and removed when dropped.
+struct Postgres {
+    child: Child,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap_or_default();
+        if let Some(pid) = pid.lines().next() {
+            let _ = Command::new("kill").args(["-INT", pid]).status();
+        }
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn pg_bindir() -> Option<std::path::PathBuf> {
+    let has = |d: &std::path::Path| d.join("initdb").is_file() && d.join("postgres").is_file();
+    if let Some(d) = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .find(|d| has(d))
+    {
+        return Some(d);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let d = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has(&d) {
+            return Some(d);
+        }
+    }
+    let mut found: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, d)| has(d))
+        .collect();
+    found.sort();
+    found.pop().map(|(_, d)| d)
+}
+
+fn postgres_server() -> Result<Postgres, String> {
+    const PASSWORD: &str = "bench-pw";
+    let bin = pg_bindir().ok_or("no initdb/postgres found")?;
+    let dir = tempfile::Builder::new()
+        .prefix("roster-bench-pg-")
+        .tempdir()
+        .map_err(|e| e.to_string())?
+        .keep();
+    std::fs::write(dir.join("pw"), PASSWORD).map_err(|e| e.to_string())?;
+    // initdb refuses root: as root, the cluster runs as the postgres user.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| e.to_string())?;
+    }
+    let program = |name: &str| {
+        let mut c = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(bin.join(name));
+            c
+        } else {
+            Command::new(bin.join(name))
+        };
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let data = dir.join("data");
+    let ok = program("initdb")
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ])
+        .arg(format!("--pwfile={}", dir.join("pw").display()))
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !ok.success() {
+        return Err("initdb failed".into());
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let child = program("postgres")
+        .arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        .args(["-c", "synchronous_commit=off"])
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let server = Postgres {
+        child,
+        dir,
+        url: format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/postgres"),
+    };
+    for _ in 0..300 {
+        if postgres::Client::connect(&server.url, postgres::NoTls).is_ok() {
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("PostgreSQL did not start within 30 s".into())
+}
+
+fn row(name: &str, f: &Figures) {
+    println!(
+        "{name:<24} {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
+        f.creates, f.reads, f.pages
+    );
+}
+
+fn ratio(name: &str, a: &Figures, b: &Figures) {
+    println!(
+        "{name:<40} creates {:.1}x, filtered reads {:.1}x, pages {:.1}x",
+        a.creates / b.creates,
+        a.reads / b.reads,
+        a.pages / b.pages
+    );
+}
+
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -210,27 +357,35 @@ fn main() {
         "bounded load: {CONCURRENCY} in flight, loopback; {USERS} creates, {READS} filtered reads \
          (emails.value eq) against {USERS} users, {PAGES} pages of 1,000"
     );
-    let roster = roster_server();
-    let r = rt.block_on(measure(&roster));
-    drop(roster);
-    println!(
-        "roster serve (sqlite): {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
-        r.creates, r.reads, r.pages
-    );
-    match python_server() {
-        Some(py) => {
-            let p = rt.block_on(measure(&py));
-            println!(
-                "scim2-server (Python): {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
-                p.creates, p.reads, p.pages
-            );
-            println!(
-                "ratio roster/scim2-server: creates {:.1}x, filtered reads {:.1}x, pages {:.1}x",
-                r.creates / p.creates,
-                r.reads / p.reads,
-                r.pages / p.pages
-            );
+    let sqlite = {
+        let roster = roster_server("sqlite:bench.db");
+        rt.block_on(measure(&roster))
+    };
+    row("roster serve (SQLite)", &sqlite);
+    let pg = match postgres_server() {
+        Ok(cluster) => {
+            let roster = roster_server(&cluster.url);
+            let f = rt.block_on(measure(&roster));
+            row("roster serve (PostgreSQL)", &f);
+            Some(f)
         }
+        Err(e) => {
+            println!("roster serve (PostgreSQL): not measured: {e}");
+            None
+        }
+    };
+    let py = python_server().map(|py| rt.block_on(measure(&py)));
+    match &py {
+        Some(p) => row("scim2-server (Python)", p),
         None => println!("scim2-server not found (PATH or ROSTER_PY_BIN): no comparison"),
+    }
+    if let Some(pg) = &pg {
+        ratio("ratio PostgreSQL/SQLite:", pg, &sqlite);
+    }
+    if let Some(p) = &py {
+        ratio("ratio roster (SQLite)/scim2-server:", &sqlite, p);
+        if let Some(pg) = &pg {
+            ratio("ratio roster (PostgreSQL)/scim2-server:", pg, p);
+        }
     }
 }

@@ -3,8 +3,10 @@
 # 1. Requests and wall time to plan 10,000 partners through the SCIM store
 #    against `roster serve` holding 100,000 accounts, next to the naive
 #    one-request-per-rung count and to planning against the file directly.
-# 2. `cargo bench --bench serve`: throughput next to scim2-server.
-# Usage: scripts/bench-serve.sh   (scim2-server on PATH or in $ROSTER_PY_BIN)
+# 2. `cargo bench --bench serve`: throughput over SQLite and over PostgreSQL
+#    (a throwaway cluster it starts) next to scim2-server, in one run.
+# Usage: scripts/bench-serve.sh   (scim2-server on PATH or in $ROSTER_PY_BIN;
+#        PostgreSQL's initdb and postgres on PATH or under /usr/lib/postgresql)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/^MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)"

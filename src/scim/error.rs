@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 pub const MAX_DETAIL: usize = 500;
 
 /// A SCIM error response (RFC 7644 §3.12).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<&'static str>,

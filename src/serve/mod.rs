@@ -1,12 +1,14 @@
 //! `roster serve`: the store published as a SCIM 2.0 service provider
 //! (RFC 7643/7644) under `/scim/v2`.
 //!
+//! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
 //! the token is then looked up on one of a few pooled store connections,
 //! which the request keeps for its reads (one read transaction). Writes go
 //! through the same [`Session`] as `roster apply`, so they bump the revision
-//! and land in the audit log, with the token's name as the actor. Blocking
-//! store work runs on tokio's blocking pool.
+//! and land in the audit log, with the token's name as the actor; creates
+//! arriving together share one transaction, each in a savepoint
+//! ([`writes`]). Blocking store work runs on tokio's blocking pool.
 
 mod attrs;
 mod bulk;
@@ -15,11 +17,12 @@ mod kind;
 pub mod net;
 mod pool;
 mod resources;
+mod writes;
 
 pub use crate::scim::error::{MAX_DETAIL, ScimError};
 use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
 use crate::store::directory::{Directory, Scope, Token};
-use crate::store::{self, Session, StoreError};
+use crate::store::{self, Session, Store, StoreError};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -72,15 +75,16 @@ pub struct Config {
     pub store_wait: Duration,
 }
 
-/// The server's state: its configuration, its store connections, and a
-/// gate that lets one write of this process at a time reach the store.
-/// Writers of other processes still meet at the store's own lock; within
-/// one process, queueing here is cheaper than SQLite's busy-wait, which
-/// sleeps between retries.
+/// The server's state: its configuration, its store handle, the
+/// connections its requests read on, and the queue its writes share
+/// transactions through. Writers of other processes still meet at the
+/// store's own lock; within one process, queueing here is cheaper than
+/// SQLite's busy-wait, which sleeps between retries.
 pub struct Server {
     config: Config,
+    store: Arc<dyn Store>,
     pool: Arc<Pool>,
-    writes: Mutex<()>,
+    writes: writes::Writer,
 }
 
 impl std::ops::Deref for Server {
@@ -299,7 +303,7 @@ impl Ctx {
         let lease = match held {
             Some(l) => l,
             // Already lent (a read within a read): one of no pool.
-            None => Lease::unpooled(&self.config.url)?,
+            None => Lease::unpooled(self.config.store.as_ref())?,
         };
         Ok(Conn {
             lease: Some(lease),
@@ -307,30 +311,43 @@ impl Ctx {
         })
     }
 
-    /// Run `f` in one write transaction, then commit.
+    /// Run `f` in a write transaction of its own, then commit.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
-        // A poisoned gate only means another write panicked; the store
-        // itself rolled that write back.
-        let _turn = self
-            .config
-            .writes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut session = store::begin(
-            &self.config.url,
-            &self.caller.actor(),
-            &store::now(),
-            self.config.lock_timeout,
-        )?;
-        // A snapshot taken after the write lock is held: it sees every
-        // committed write and no other writer can commit until this one does.
+        self.write_as(writes::Joins::Alone, f)
+    }
+
+    /// Run `f`, a create, in a transaction it may share with other creates
+    /// (each in a savepoint); returns once it is committed. `email` is the
+    /// new User's, which no create it shares the transaction with may hold.
+    pub fn create<T>(
+        &self,
+        email: Option<&str>,
+        f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
+    ) -> Result<T, ScimError> {
+        self.write_as(writes::Joins::Create { email }, f)
+    }
+
+    fn write_as<T>(
+        &self,
+        joins: writes::Joins,
+        f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
+    ) -> Result<T, ScimError> {
         let mut dir = self.read()?;
-        dir.lease().refresh()?;
-        let out = f(session.as_mut(), dir.as_mut())?;
-        session.commit()?;
+        let out = self.config.writes.run(
+            self.config.store.as_ref(),
+            &self.caller.actor(),
+            joins,
+            |session| {
+                // A snapshot taken when the write's turn comes, under the
+                // store's write lock: it sees every committed write, and no
+                // other writer can commit until this one's batch does.
+                dir.lease().refresh()?;
+                f(session, dir.as_mut())
+            },
+        )?;
         // Reads after this write must see it. The write is done either way:
         // a connection that cannot start a new snapshot is let go instead.
         if dir.lease().refresh().is_err() {
@@ -517,16 +534,26 @@ pub fn param<'a>(q: &'a Params, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub fn router(config: Config) -> Router {
-    let pool = Arc::new(Pool::new(
+/// The service over the store at `config.url`, opened here once.
+pub fn router(config: Config) -> Result<Router, StoreError> {
+    let store: Arc<dyn Store> = Arc::from(store::open(
         &config.url,
+        store::Options {
+            lock_timeout: config.lock_timeout,
+            // The request's connections, and the write session's.
+            connections: config.store_connections + 1,
+        },
+    )?);
+    let pool = Arc::new(Pool::new(
+        Arc::clone(&store),
         config.store_connections,
         config.store_wait,
     ));
     let shared: Shared = Arc::new(Server {
         config,
+        store,
         pool,
-        writes: Mutex::new(()),
+        writes: writes::Writer::default(),
     });
     let api = Router::new()
         .route(
@@ -570,17 +597,24 @@ pub fn router(config: Config) -> Router {
         .fallback(|| async {
             ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint").into_response()
         });
-    Router::new()
+    Ok(Router::new()
         .nest(PREFIX, api)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PAYLOAD))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), edge))
-        .with_state(shared)
+        .with_state(shared))
 }
 
 /// Serve until Ctrl-C or SIGTERM; then requests in flight get
 /// `net.shutdown_timeout` to finish.
 pub async fn run(config: Config, net: net::Net, listener: tokio::net::TcpListener) {
-    net::serve(listener, router(config), net, async {
+    let router = match router(config) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the store");
+            return;
+        }
+    };
+    net::serve(listener, router, net, async {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {

@@ -5,14 +5,14 @@
 //! 503 instead of waiting for ever.
 
 use super::ScimError;
-use crate::store::{self, Served, StoreError, directory::Directory};
+use crate::store::{Served, Store, StoreError, directory::Directory};
 use axum::http::StatusCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub struct Pool {
-    url: String,
+    store: Arc<dyn Store>,
     /// Open connections between requests, outside any transaction.
     idle: Mutex<Vec<Box<dyn Served>>>,
     permits: Arc<Semaphore>,
@@ -24,9 +24,9 @@ pub struct Pool {
 pub struct Permit(#[allow(dead_code)] OwnedSemaphorePermit);
 
 impl Pool {
-    pub fn new(url: &str, size: usize, wait: Duration) -> Self {
+    pub fn new(store: Arc<dyn Store>, size: usize, wait: Duration) -> Self {
         Pool {
-            url: url.to_string(),
+            store,
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(size.max(1))),
             wait,
@@ -60,7 +60,7 @@ impl Pool {
                     Ok(()) => c,
                     Err(_) => continue,
                 },
-                None => store::open_served(&self.url)?,
+                None => self.store.served()?,
             };
             return Ok(Lease {
                 conn: Some(conn),
@@ -80,9 +80,9 @@ pub struct Lease {
 
 impl Lease {
     /// A connection of no pool (closed when dropped).
-    pub fn unpooled(url: &str) -> Result<Lease, StoreError> {
+    pub fn unpooled(store: &dyn Store) -> Result<Lease, StoreError> {
         Ok(Lease {
-            conn: Some(store::open_served(url)?),
+            conn: Some(store.served()?),
             pool: None,
             _permit: None,
         })

@@ -442,11 +442,7 @@ fn unique_email(
         timeout: Some(ctx.config.filter_timeout),
     })?;
     if holders.iter().any(|u| Some(u.id) != own) {
-        return Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            "emails: another User holds this email address; emails are unique, in any case",
-        ));
+        return Err(super::writes::email_taken());
     }
     Ok(())
 }
@@ -476,7 +472,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
             let account = account_of(body)?;
             check_user(&account, None)?;
             let cred = credential(body)?;
-            ctx.write(|s, dir| {
+            ctx.create(Some(&account.profile.email), |s, dir| {
                 unique_email(ctx, dir, &account.profile.email, None)?;
                 s.create_account(&account.user_name, &account.profile, cred)?;
                 if !account.active {
@@ -494,7 +490,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
         Kind::Group => {
             let g = resource::group_from_resource(body).map_err(bad_resource)?;
             let name = g.group.name.clone();
-            ctx.write(|s, dir| {
+            ctx.create(None, |s, dir| {
                 s.create_group(&g.group.name, g.group.kind, g.group.lwia)?;
                 if let Some(x) = text(body, "externalId") {
                     s.set_scim_field(Owner::Group, &g.group.name, ScimField::ExternalId, Some(x))?;

@@ -148,8 +148,9 @@ pub enum NewCredential {
 }
 
 /// A write transaction holding the store's lock. Dropped without
-/// [`Session::commit`], nothing of it lands.
-pub trait Session {
+/// [`Session::commit`], nothing of it lands. `Send`: `roster serve` hands
+/// one session from request to request.
+pub trait Session: Send {
     fn revision(&mut self) -> Result<i64, StoreError>;
     fn create_group(
         &mut self,

@@ -2158,6 +2158,186 @@ fn token_output_neutralizes_names(b: Backend) {
     assert!(!list.contains("evil") && !list.contains("bell"), "{list}");
 }
 
+/// Writes arriving together (creates share a commit, each in a savepoint):
+/// a create the store refuses (a user name or an email another create of
+/// the same moment took) answers 409 alone and leaves its neighbours, each
+/// landed create is recorded with its own token as the actor, changes of
+/// one group arriving together all land, and the audit chain verifies.
+fn writes_arriving_together_land_or_fail_one_by_one(b: Backend) {
+    let f = Fixture::new(b);
+    let other = ok_in(
+        f.r.path(),
+        &["token", "create", "--name", "ci2", "--store", f.db()],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    // (token name, body): 8 creates that cannot clash, 8 pairs on one user
+    // name (emails differ), 8 pairs on one email (in another case).
+    let mut creates: Vec<(&str, Value)> = Vec::new();
+    for i in 0..8 {
+        creates.push((
+            "ci",
+            user(
+                &format!("batch.free{i}"),
+                "Free",
+                "One",
+                &format!("free{i}@batch.example"),
+            ),
+        ));
+    }
+    for i in 0..8 {
+        for (who, n) in [("ci", "a"), ("ci2", "b")] {
+            creates.push((
+                who,
+                user(
+                    &format!("batch.name{i}"),
+                    "Name",
+                    "Twin",
+                    &format!("name{i}{n}@batch.example"),
+                ),
+            ));
+        }
+    }
+    for i in 0..8 {
+        for (who, n, email) in [
+            ("ci2", "x", format!("mail{i}@batch.example")),
+            ("ci", "y", format!("MAIL{i}@Batch.example")),
+        ] {
+            creates.push((
+                who,
+                user(&format!("batch.mail{i}{n}"), "Mail", "Twin", &email),
+            ));
+        }
+    }
+    let start = std::sync::Barrier::new(creates.len());
+    let answers: Vec<(String, Resp)> = std::thread::scope(|s| {
+        let handles: Vec<_> = creates
+            .iter()
+            .map(|(who, body)| {
+                let token = if *who == "ci" { &f.admin } else { &other };
+                let (start, url) = (&start, f.url("/Users"));
+                s.spawn(move || {
+                    start.wait();
+                    let r = http("POST", &url, Some(token), Some(body), &[]);
+                    (body["userName"].as_str().unwrap().to_string(), r)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let status = |name: &str| -> Vec<u16> {
+        answers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, r)| r.status)
+            .collect()
+    };
+    for (n, r) in &answers {
+        assert!(
+            matches!(r.status, 201 | 409),
+            "{n}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 409 {
+            assert_eq!(r.body["scimType"], "uniqueness", "{n}: {}", r.body);
+        }
+    }
+    for i in 0..8 {
+        assert_eq!(status(&format!("batch.free{i}")), [201], "free {i}");
+        let mut twins = status(&format!("batch.name{i}"));
+        twins.sort();
+        assert_eq!(twins, [201, 409], "name {i}");
+        let mut twins = [
+            status(&format!("batch.mail{i}x")),
+            status(&format!("batch.mail{i}y")),
+        ]
+        .concat();
+        twins.sort();
+        assert_eq!(twins, [201, 409], "mail {i}");
+    }
+    // What answered 201 is in the store, once; nothing refused is.
+    let landed: Vec<&String> = answers
+        .iter()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(n, _)| n)
+        .collect();
+    let mut listed = f.names("userName sw \"batch.\"");
+    listed.sort();
+    let mut want: Vec<String> = landed.iter().map(|n| n.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for (n, r) in answers.iter().filter(|(_, r)| r.status == 201) {
+        let id = r.body["id"].as_str().unwrap();
+        let got = f.get(&format!("/Users/{id}"));
+        assert_eq!(got.status, 200, "{n}");
+        assert_eq!(got.body["userName"], *n);
+    }
+    // Each landed create is its own token's, in the audit log.
+    let log: Value = serde_json::from_str(
+        &ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout,
+    )
+    .unwrap();
+    for (who, body) in &creates {
+        let name = body["userName"].as_str().unwrap();
+        let email = body["emails"][0]["value"].as_str().unwrap();
+        let rows: Vec<&Value> = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["op"] == "create_account" && e["subject"] == name)
+            .collect();
+        let mine = answers
+            .iter()
+            .any(|(n, r)| n == name && r.status == 201 && r.body["emails"][0]["value"] == email);
+        if mine {
+            assert_eq!(rows.len(), 1, "{name}: {rows:?}");
+            assert_eq!(rows[0]["actor"], format!("token:{who}"), "{name}");
+        }
+    }
+    assert_eq!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["op"] == "create_account"
+                && e["subject"].as_str().unwrap().starts_with("batch."))
+            .count(),
+        landed.len()
+    );
+
+    // Changes of one group arriving together: none is lost.
+    let group = f.send(
+        "POST",
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Batch crew"}),
+    );
+    assert_eq!(group.status, 201, "{}", group.body);
+    let gid = group.body["id"].as_str().unwrap().to_string();
+    let ids: Vec<String> = answers
+        .iter()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(_, r)| r.body["id"].as_str().unwrap().to_string())
+        .collect();
+    let start = std::sync::Barrier::new(ids.len());
+    std::thread::scope(|s| {
+        for id in &ids {
+            let (start, url, admin) = (&start, f.url(&format!("/Groups/{gid}")), &f.admin);
+            s.spawn(move || {
+                start.wait();
+                let r = http("PATCH", &url, Some(admin), Some(&add_members(&[id])), &[]);
+                assert_eq!(r.status, 200, "{}", r.body);
+            });
+        }
+    });
+    let members = f.get(&format!("/Groups/{gid}")).body["members"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(members, ids.len());
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 on_every_store!(
     token_output_neutralizes_names,
     patch_refuses_unknown_and_read_only_paths,
@@ -2178,6 +2358,7 @@ on_every_store!(
     etags_guard_changes_and_patch_put_delete_are_audited,
     groups_members_and_bulk_with_references,
     two_servers_share_one_store,
+    writes_arriving_together_land_or_fail_one_by_one,
 );
 
 /// What a listing returns, in order: userNames or displayNames.

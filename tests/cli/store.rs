@@ -1838,6 +1838,103 @@ fn apply_lands_while_serve_takes_writes(b: Backend) {
     r.ok(&["log", "--store", r.db(), "--verify"]);
 }
 
+/// The savepoints `roster serve` commits queued writes with: a write rolled
+/// back to its savepoint leaves nothing behind (rows, audit rows, revision,
+/// ids the session remembered), the writes around it land, and the audit
+/// chain of the commit verifies.
+fn savepoints_undo_one_write_and_keep_its_neighbours(b: Backend) {
+    use roster::domain::{GroupType, Profile, Role};
+    use roster::store::{self, NewCredential, Options, StoreError};
+    let r = b.roster();
+    let url = match b {
+        Backend::Sqlite => format!("sqlite:{}", r.path().join("store.db").display()),
+        Backend::Postgres => r.db().to_string(),
+    };
+    let handle = store::open(&url, Options::default()).unwrap();
+    let profile = |n: &str| Profile {
+        email: format!("{n}@example.org"),
+        first_name: n.to_string(),
+        last_name: "Tester".to_string(),
+        birth_date: None,
+        phone: None,
+        extension: None,
+        zip: None,
+        role: Role::PublicViewer,
+    };
+    let invite = |n: &str| NewCredential::Invite {
+        token: format!("token-{n}"),
+        token_digest: roster::secrets::sha256(n.as_bytes()),
+    };
+    let mut s = handle.begin("test", &store::now()).unwrap();
+    let start = s.revision().unwrap();
+    s.savepoint().unwrap();
+    s.create_account("ann", &profile("ann"), invite("ann"))
+        .unwrap();
+    s.release_savepoint().unwrap();
+    let one = s.revision().unwrap() - start;
+    assert!(one > 0);
+
+    // Refused by the store: the neighbour before it stays.
+    s.savepoint().unwrap();
+    let taken = s.create_account("ANN", &profile("ann2"), invite("ann2"));
+    assert!(matches!(taken, Err(StoreError::Taken(_))), "{taken:?}");
+    s.rollback_to_savepoint().unwrap();
+
+    // Refused half way: what it did first goes too.
+    s.savepoint().unwrap();
+    s.create_group("g1", GroupType::Organization, None).unwrap();
+    s.create_account("bob", &profile("bob"), invite("bob"))
+        .unwrap();
+    assert!(s.add_membership("bob", "no-such-group", false).is_err());
+    s.rollback_to_savepoint().unwrap();
+    // The session forgot the group it made, as the store did.
+    s.savepoint().unwrap();
+    let gone = s.add_membership("ann", "g1", false);
+    assert!(matches!(gone, Err(StoreError::Invalid(_))), "{gone:?}");
+    s.rollback_to_savepoint().unwrap();
+    // …and the account.
+    s.savepoint().unwrap();
+    let gone = s.deactivate_account("bob");
+    assert!(matches!(gone, Err(StoreError::Invalid(_))), "{gone:?}");
+    s.rollback_to_savepoint().unwrap();
+
+    s.savepoint().unwrap();
+    s.create_account("cy", &profile("cy"), invite("cy"))
+        .unwrap();
+    s.release_savepoint().unwrap();
+    assert_eq!(s.revision().unwrap(), start + 2 * one);
+    assert_eq!(s.commit().unwrap(), start + 2 * one);
+
+    r.ok(&["log", "--store", r.db(), "--verify"]);
+    let log: Value =
+        serde_json::from_str(&r.ok(&["log", "--store", r.db(), "--format", "json"]).stdout)
+            .unwrap();
+    let subjects: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.contains(&"ann") && subjects.contains(&"cy"),
+        "{subjects:?}"
+    );
+    assert!(
+        !subjects
+            .iter()
+            .any(|s| s.contains("bob") || s.contains("g1") || *s == "ANN"),
+        "{subjects:?}"
+    );
+    let export = r.ok(&["export", "--store", r.db()]).stdout;
+    assert!(export.contains("ann@example.org") && export.contains("cy@example.org"));
+    assert!(!export.contains("bob") && !export.contains("g1") && !export.contains("ann2"));
+    // Nothing was left open: the next write takes the lock at once.
+    let mut next = handle.begin("test", &store::now()).unwrap();
+    next.create_group("g2", GroupType::Project, None).unwrap();
+    assert_eq!(next.commit().unwrap(), start + 2 * one + 1);
+    r.ok(&["log", "--store", r.db(), "--verify"]);
+}
+
 /// An apply killed while it created the store left a file without tables
 /// (0 bytes, or SQLite's first page): that is a store not created yet.
 #[test]
@@ -2238,6 +2335,7 @@ on_every_store!(
     saved_plans_are_sealed,
     eight_concurrent_first_applies_all_land,
     apply_lands_while_serve_takes_writes,
+    savepoints_undo_one_write_and_keep_its_neighbours,
     applying_twice_keeps_an_inactive_look_alike_settled,
     an_interactive_apply_whose_plan_changed_asks_again,
     a_roster_in_place_of_the_saved_plan_is_refused,
