@@ -2,8 +2,8 @@
 //! itself is [`super::sql`] over [`super::sql::sqlite`].
 
 use super::StoreError;
-use super::sql::sqlite::{Sqlite, empty_in_memory};
-use crate::domain::{Account, CredentialState, GroupType, Profile};
+use super::sql::sqlite::{Sqlite, empty_in_memory, value_of};
+use crate::domain::{Account, GroupType};
 use rusqlite::Connection;
 
 mod directory;
@@ -17,23 +17,13 @@ fn sql_err(url: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     }
 }
 
+/// An account from the first 11 columns of `r` ([`ACCOUNT_COLUMNS`]).
 fn account_from_row(r: &rusqlite::Row) -> rusqlite::Result<Account> {
-    let role: String = r.get(8)?;
-    let credential: String = r.get(10)?;
-    Ok(Account {
-        user_name: r.get(0)?,
-        profile: Profile {
-            email: r.get(1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            birth_date: r.get(4)?,
-            phone: r.get(5)?,
-            extension: r.get(6)?,
-            zip: r.get(7)?,
-            role: role.parse().unwrap_or_default(),
-        },
-        active: r.get(9)?,
-        credential: CredentialState::parse(&credential),
+    let values = (0..11)
+        .map(|i| r.get_ref(i).map(value_of))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    super::sql::account_from_row(&super::sql::conn::Row::new(values)).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 

@@ -32,9 +32,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The store's URL as roster shows it.
     fn url(&self) -> &str;
     /// The migrations, in order.
-    fn migrations(&self) -> &'static [&'static str];
+    const MIGRATIONS: &'static [&'static str];
     /// Why the tables there are not a roster store, and what to do.
-    fn not_a_store(&self) -> String;
+    const NOT_A_STORE: &'static str;
     /// Whether a reader can skip connecting: the store surely does not
     /// exist yet (SQLite: no file).
     fn absent(&self) -> bool {
@@ -75,12 +75,12 @@ pub fn newer_schema(url: &str, version: usize, known: usize) -> StoreError {
 
 /// The store is there to read: `Some(true)` current, `Some(false)` none yet.
 fn readable<B: Backend>(b: &B, conn: &mut B::C) -> Result<bool, StoreError> {
-    let known = b.migrations().len();
+    let known = B::MIGRATIONS.len();
     match b.schema(conn)? {
         Schema::Empty => Ok(false),
         Schema::Foreign => Err(StoreError::Open {
             url: b.url().to_string(),
-            message: b.not_a_store(),
+            message: B::NOT_A_STORE.into(),
         }),
         Schema::Version(v) if v > known => Err(newer_schema(b.url(), v, known)),
         Schema::Version(v) if v < known => Err(StoreError::Open {

@@ -40,7 +40,7 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-fn value_of(v: ValueRef) -> Value {
+pub(crate) fn value_of(v: ValueRef) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
@@ -200,9 +200,8 @@ fn open_error(url: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn not_a_store() -> String {
-    "this SQLite file is not a roster store; give another path with --store sqlite:PATH".into()
-}
+const NOT_A_STORE: &str =
+    "this SQLite file is not a roster store; give another path with --store sqlite:PATH";
 
 fn schema_version(c: &mut SqliteConn) -> Result<usize, StoreError> {
     let v: i64 = c.query_one("PRAGMA user_version", &[])?.get(0)?;
@@ -235,7 +234,7 @@ fn migrate(c: &mut SqliteConn) -> Result<(), StoreError> {
         Schema::Foreign => {
             return Err(StoreError::Open {
                 url: c.url.clone(),
-                message: not_a_store(),
+                message: NOT_A_STORE.into(),
             });
         }
         Schema::Version(v) if v > MIGRATIONS.len() => {
@@ -387,17 +386,11 @@ pub fn empty_in_memory(url: &str) -> Result<Connection, StoreError> {
 
 impl Backend for Sqlite {
     type C = SqliteConn;
+    const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
+    const NOT_A_STORE: &'static str = NOT_A_STORE;
 
     fn url(&self) -> &str {
         &self.url
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        MIGRATIONS
-    }
-
-    fn not_a_store(&self) -> String {
-        not_a_store()
     }
 
     fn absent(&self) -> bool {
