@@ -332,10 +332,17 @@ pub fn keys(dialect: Dialect, params: &[usize], names: &[&str], alias: &str) -> 
             let mut from = Vec::new();
             for (i, (p, n)) in params.iter().zip(names).enumerate() {
                 cols.push(format!("j{i}.value AS {n}"));
+                // The first list drives; each other one is made a table
+                // once (LIMIT -1 keeps it from being folded in), which SQLite
+                // indexes by position: a join of plain json_each tables
+                // would scan one per row of the other.
                 from.push(if i == 0 {
                     format!("json_each(?{p}) j0")
                 } else {
-                    format!("JOIN json_each(?{p}) j{i} ON j{i}.key = j0.key")
+                    format!(
+                        "CROSS JOIN (SELECT key, value FROM json_each(?{p}) LIMIT -1) j{i} \
+                         ON j{i}.key = j0.key"
+                    )
                 });
             }
             format!(

@@ -570,6 +570,26 @@ mod tests {
     }
 
     #[test]
+    fn key_tables_of_many_lists_are_looked_up_by_position_not_scanned() {
+        let (_dir, mut c) = conn();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT t.id FROM {} JOIN t ON t.name = k.a AND t.note = k.b",
+            c.keys(&[1, 2], &["a", "b"], "k")
+        );
+        let plan: Vec<String> = c
+            .query(&sql, &params![vec!["x".to_string()], vec!["y".to_string()]])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String>(3).unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH j1 USING AUTOMATIC")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn a_passed_deadline_times_out() {
         let (_dir, mut c) = conn();
         c.deadline(Some(Instant::now())).unwrap();
