@@ -2,12 +2,14 @@
 //! an audit row per action chained by [`AuditLog`], and the ids of the
 //! accounts and groups it touched kept at hand.
 //!
-//! Rows nothing in the session reads back (audit rows, invitations, the
-//! memberships of accounts this session created, whose uniqueness it checks
-//! itself) are queued and written many to a statement: before any action
-//! that could read or change them, at a savepoint and at commit. A large
-//! apply then costs about one statement per account, not five, which is
-//! what a store a network round trip away needs.
+//! Rows nothing in the session reads back before it needs them (new
+//! accounts, their invitations and memberships, whose uniqueness it checks
+//! itself, and audit rows) are queued and written many to a statement:
+//! before any action that could read or change them, at a savepoint and at
+//! commit. A large apply then costs a few statements per thousand accounts,
+//! not five per account, which is what a store a network round trip away
+//! needs. A new account whose name turns out taken when its queue is
+//! written is refused then, by name.
 
 use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
@@ -30,6 +32,12 @@ struct Table {
     width: usize,
 }
 
+const ACCOUNTS: Table = Table {
+    insert: "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
+             first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
+             password_hash, activation_digest, invited_at, created_at, updated_at) VALUES ",
+    width: 20,
+};
 const MEMBERSHIPS: Table = Table {
     insert: "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ",
     width: 3,
@@ -47,21 +55,47 @@ const AUDIT: Table = Table {
 /// many more).
 const PARAMS_MAX: usize = 3_000;
 
-impl Queue {
-    /// Write the queued rows, many to a statement.
-    fn write(&mut self, conn: &mut dyn Conn, table: &Table) -> Result<(), StoreError> {
-        let per = PARAMS_MAX / table.width * table.width;
-        for chunk in self.values.chunks(per) {
-            let mut sql = String::from(table.insert);
-            for row in 0..chunk.len() / table.width {
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for col in 0..table.width {
-                    let n = row * table.width + col + 1;
-                    let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
-                }
-                sql.push(')');
+impl Table {
+    /// The values of one statement's rows, at most.
+    fn chunk(&self) -> usize {
+        PARAMS_MAX / self.width * self.width
+    }
+
+    /// The insert of `n` values' rows.
+    fn sql(&self, n: usize) -> String {
+        let mut sql = String::from(self.insert);
+        for row in 0..n / self.width {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..self.width {
+                let n = row * self.width + col + 1;
+                let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
             }
-            conn.execute(&sql, chunk)?;
+            sql.push(')');
+        }
+        sql
+    }
+}
+
+impl Queue {
+    /// Write the queued rows, many to a statement. An account queued by
+    /// its key (column `account`) gets its id from `ids` first.
+    fn write(
+        &mut self,
+        conn: &mut dyn Conn,
+        table: &Table,
+        account: usize,
+        ids: &HashMap<String, i64>,
+    ) -> Result<(), StoreError> {
+        for row in self.values.chunks_mut(table.width) {
+            if let Value::Text(key) = &row[account] {
+                let id = ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?;
+                row[account] = Value::Int(id);
+            }
+        }
+        for chunk in self.values.chunks(table.chunk()) {
+            conn.execute(&table.sql(chunk.len()), chunk)?;
         }
         self.values.clear();
         Ok(())
@@ -78,9 +112,14 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
-    /// Accounts this session created, with the memberships it gave them.
-    created: HashSet<i64>,
-    added: HashSet<(i64, i64)>,
+    /// Accounts this session created (by key), with the memberships it
+    /// gave them.
+    created: HashSet<String>,
+    added: HashSet<(i64, String)>,
+    /// New accounts not written yet: their rows, and their keys with the
+    /// names they were given.
+    accounts_queue: Queue,
+    new_names: HashMap<String, String>,
     memberships: Queue,
     outbox: Queue,
     audit: Queue,
@@ -176,6 +215,8 @@ impl SqlSession {
             savepoint: None,
             created: HashSet::new(),
             added: HashSet::new(),
+            accounts_queue: Queue::default(),
+            new_names: HashMap::new(),
             memberships: Queue::default(),
             outbox: Queue::default(),
             audit: Queue::default(),
@@ -215,14 +256,47 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.write_accounts()?;
         let conn = self.conn.as_mut();
-        self.memberships.write(conn, &MEMBERSHIPS)?;
-        self.outbox.write(conn, &OUTBOX)?;
-        self.audit.write(conn, &AUDIT)
+        self.memberships
+            .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
+        self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
+        self.audit.write(conn, &AUDIT, 0, &self.accounts)
+    }
+
+    /// Write the queued accounts and learn their ids; a name taken in the
+    /// store meanwhile is refused by name.
+    fn write_accounts(&mut self) -> Result<(), StoreError> {
+        if self.new_names.is_empty() {
+            return Ok(());
+        }
+        for chunk in self.accounts_queue.values.chunks(ACCOUNTS.chunk()) {
+            let sql = format!(
+                "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                ACCOUNTS.sql(chunk.len())
+            );
+            for r in self.conn.query(&sql, chunk)? {
+                self.accounts.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        self.accounts_queue.values.clear();
+        let names = std::mem::take(&mut self.new_names);
+        match names
+            .iter()
+            .find(|(key, _)| !self.accounts.contains_key(*key))
+        {
+            Some((_, name)) => Err(StoreError::Taken(format!(
+                "account `{name}` already exists in the store"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn account_id(&mut self, user_name: &str) -> Result<i64, StoreError> {
         let key = user_name.to_lowercase();
+        if self.new_names.contains_key(&key) {
+            self.flush()?;
+        }
         if let Some(id) = self.accounts.get(&key) {
             return Ok(*id);
         }
@@ -288,6 +362,13 @@ impl SqlSession {
         )
     }
 
+    /// An account name that no longer names what this session knew by it.
+    fn forget(&mut self, key: &str) {
+        self.accounts.remove(key);
+        self.created.remove(key);
+        self.added.retain(|(_, k)| k != key);
+    }
+
     /// Run `sql` for each statement with the one parameter `id`.
     fn delete_by_id(&mut self, statements: &[&str], id: i64) -> Result<(), StoreError> {
         for sql in statements {
@@ -350,24 +431,22 @@ impl Session for SqlSession {
             digest.map(|_| &self.now),
             &self.now
         ]);
-        let row = self.conn.query_one(
-            "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
-             first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
-             password_hash, activation_digest, invited_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19) \
-             RETURNING id",
-            &values,
-        );
-        let id: i64 = unique(row, || {
-            format!("account `{user_name}` already exists in the store")
-        })?
-        .get(0)?;
-        self.accounts.insert(key, id);
-        self.created.insert(id);
+        values.push(Value::from(&self.now));
+        if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
+            return Err(StoreError::Taken(format!(
+                "account `{user_name}` already exists in the store"
+            )));
+        }
+        self.accounts_queue.values.extend(values);
+        self.new_names.insert(key.clone(), user_name.to_string());
+        // Purged of what an account of this name deleted or renamed in
+        // this session had.
+        self.added.retain(|(_, k)| *k != key);
+        self.created.insert(key.clone());
         if let Some((_, token)) = digest {
             self.outbox
                 .values
-                .extend(params!["invitation", id, &profile.email, token, &self.now]);
+                .extend(params!["invitation", key, &profile.email, token, &self.now]);
         }
         let mut after = masked(profile);
         after["credential"] = state.into();
@@ -440,17 +519,25 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        let a = self.account_id(user_name)?;
-        let g = self.group_id(group)?;
+        let key = user_name.to_lowercase();
         let taken = || format!("`{user_name}` is already a member of `{group}`");
-        if self.created.contains(&a) {
+        if self.created.contains(&key) {
+            let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            if !self.added.insert((g, a)) {
+            if !self.added.insert((g, key.clone())) {
                 return Err(StoreError::Taken(taken()));
             }
-            self.memberships.values.extend(params![g, a, user_manager]);
+            let account = match self.accounts.get(&key) {
+                Some(id) => Value::Int(*id),
+                None => Value::Text(key),
+            };
+            self.memberships
+                .values
+                .extend([Value::Int(g), account, Value::Bool(user_manager)]);
         } else {
+            let a = self.account_id(user_name)?;
+            let g = self.group_id(group)?;
             let written = self.conn.execute(
                 "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
                 &params![g, a, user_manager],
@@ -535,7 +622,7 @@ impl Session for SqlSession {
         unique(written, || {
             format!("account `{new_name}` already exists in the store")
         })?;
-        self.accounts.remove(&user_name.to_lowercase());
+        self.forget(&user_name.to_lowercase());
         self.accounts.insert(key, id);
         let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
         self.record(
@@ -557,7 +644,7 @@ impl Session for SqlSession {
             ],
             id,
         )?;
-        self.accounts.remove(&user_name.to_lowercase());
+        self.forget(&user_name.to_lowercase());
         self.record("delete_account", user_name, None, None)
     }
 
@@ -706,6 +793,8 @@ impl Session for SqlSession {
         self.groups.clear();
         self.created.clear();
         self.added.clear();
+        self.accounts_queue.values.clear();
+        self.new_names.clear();
         self.memberships.values.clear();
         self.outbox.values.clear();
         self.audit.values.clear();
@@ -870,6 +959,58 @@ mod tests {
         assert_eq!(members(r.as_mut(), "A"), ["ann"]);
         assert_eq!(r.invitations().unwrap().len(), 1);
         audit::verify(&r.audit(None).unwrap(), 7).unwrap();
+    }
+
+    #[test]
+    fn a_new_account_whose_name_is_taken_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        let e = w
+            .create_account("ANN", &profile("ann@x.org"), invite())
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "account `ANN` already exists in the store"),
+            "{e:?}"
+        );
+        w.commit().unwrap();
+        // Known to the store only: refused when the queue is written.
+        let mut w = s.begin("t", "2026-01-01T00:00:01Z").unwrap();
+        w.create_account("bob", &profile("bob@x.org"), invite())
+            .unwrap();
+        w.create_account("Ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        let e = w.commit().unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "account `Ann` already exists in the store"),
+            "{e:?}"
+        );
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.revision().unwrap(), 1);
+        assert_eq!(r.all_accounts().unwrap().len(), 1);
+        // A renamed new account keeps its memberships; its old name is free.
+        let mut w = s.begin("t", "2026-01-01T00:00:02Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("cy", &profile("cy@x.org"), invite())
+            .unwrap();
+        w.add_membership("cy", "A", false).unwrap();
+        w.rename_account("cy", "dee").unwrap();
+        w.create_account("cy", &profile("cy2@x.org"), invite())
+            .unwrap();
+        w.add_membership("cy", "A", true).unwrap();
+        w.commit().unwrap();
+        let mut r = s.reader().unwrap();
+        let mut m: Vec<(String, bool)> = r
+            .memberships(&["A".to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_name, m.user_manager))
+            .collect();
+        m.sort();
+        assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
+        audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
     }
 
     #[test]
