@@ -5,8 +5,8 @@
 //! Rows nothing in the session reads back before it needs them (new
 //! accounts, their invitations and memberships, whose uniqueness it checks
 //! itself, and audit rows) are queued and written many to a statement:
-//! before any action that could read or change them, at a savepoint and at
-//! commit. A large apply then costs a few statements per thousand accounts,
+//! before any action that could read or change them, at a savepoint, at
+//! commit, and once they hold more than a few statements' worth. A large apply then costs a few statements per thousand accounts,
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
 //! written is refused then, by name.
@@ -54,6 +54,10 @@ const AUDIT: Table = Table {
 /// The most parameters one queued statement binds (both databases take
 /// many more).
 const PARAMS_MAX: usize = 3_000;
+
+/// Queued values beyond which the queues are written at the end of an
+/// action, so a large apply's memory stays that of a few statements.
+const QUEUED_MAX: usize = 20 * PARAMS_MAX;
 
 impl Table {
     /// The values of one statement's rows, at most.
@@ -251,6 +255,18 @@ impl SqlSession {
         self.audit.values.extend(params![
             r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
         ]);
+        let queued = [
+            &self.accounts_queue,
+            &self.memberships,
+            &self.outbox,
+            &self.audit,
+        ]
+        .iter()
+        .map(|q| q.values.len())
+        .sum::<usize>();
+        if queued > QUEUED_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
@@ -1011,6 +1027,28 @@ mod tests {
         m.sort();
         assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
         audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn queues_written_mid_session_keep_every_row_and_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        // More values than the queues hold before they are written.
+        let n = super::QUEUED_MAX / 20;
+        for i in 0..n {
+            let name = format!("u{i}");
+            w.create_account(&name, &profile(&format!("{name}@x.org")), invite())
+                .unwrap();
+            w.add_membership(&name, "A", i % 2 == 0).unwrap();
+        }
+        let revision = w.commit().unwrap();
+        assert_eq!(revision, 1 + 2 * n as i64);
+        let mut r = s.reader().unwrap();
+        assert_eq!(members(r.as_mut(), "A").len(), n);
+        assert_eq!(r.invitations().unwrap().len(), n);
+        audit::verify(&r.audit(None).unwrap(), revision).unwrap();
     }
 
     #[test]
