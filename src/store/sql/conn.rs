@@ -157,6 +157,23 @@ impl Row {
         })
     }
 
+    /// The column at `i` as `T`, moved out of the row (which then holds
+    /// NULL there): no copy of text or bytes.
+    pub fn take<T: FromValue>(&mut self, i: usize) -> Result<T, StoreError> {
+        let Some(slot) = self.values.get_mut(i) else {
+            return self.get(i);
+        };
+        let v = std::mem::replace(slot, Value::Null);
+        let kind = v.kind();
+        T::from_owned(v).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "the store holds {kind} in result column {}, where roster expects {}",
+                i + 1,
+                T::EXPECTED
+            ))
+        })
+    }
+
     /// The raw value at `i`.
     pub fn value(&self, i: usize) -> &Value {
         self.values.get(i).unwrap_or(&Value::Null)
@@ -167,6 +184,10 @@ impl Row {
 pub trait FromValue: Sized {
     const EXPECTED: &'static str;
     fn from_value(v: &Value) -> Option<Self>;
+    /// The same, from a value given away.
+    fn from_owned(v: Value) -> Option<Self> {
+        Self::from_value(&v)
+    }
 }
 
 impl FromValue for i64 {
@@ -204,6 +225,12 @@ impl FromValue for String {
     fn from_value(v: &Value) -> Option<Self> {
         match v {
             Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn from_owned(v: Value) -> Option<Self> {
+        match v {
+            Value::Text(s) => Some(s),
             _ => None,
         }
     }
@@ -246,6 +273,12 @@ impl<T: FromValue> FromValue for Option<T> {
         match v {
             Value::Null => Some(None),
             v => T::from_value(v).map(Some),
+        }
+    }
+    fn from_owned(v: Value) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            v => T::from_owned(v).map(Some),
         }
     }
 }

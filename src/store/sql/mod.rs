@@ -110,21 +110,26 @@ pub const ACCOUNT_COLUMNS: &str = "a.user_name, a.email, a.first_name, a.last_na
 
 /// An account from the first 11 columns of `r` ([`ACCOUNT_COLUMNS`]).
 pub fn account_from_row(r: &Row) -> Result<Account, StoreError> {
-    let role: String = r.get(8)?;
-    let credential: String = r.get(10)?;
+    take_account(&mut r.clone())
+}
+
+/// An account from the first 11 columns of `r`, moved out of it.
+pub fn take_account(r: &mut Row) -> Result<Account, StoreError> {
+    let role: String = r.take(8)?;
+    let credential: String = r.take(10)?;
     Ok(Account {
-        user_name: r.get(0)?,
+        user_name: r.take(0)?,
         profile: Profile {
-            email: r.get(1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            birth_date: r.get(4)?,
-            phone: r.get(5)?,
-            extension: r.get(6)?,
-            zip: r.get(7)?,
+            email: r.take(1)?,
+            first_name: r.take(2)?,
+            last_name: r.take(3)?,
+            birth_date: r.take(4)?,
+            phone: r.take(5)?,
+            extension: r.take(6)?,
+            zip: r.take(7)?,
             role: role.parse().unwrap_or_default(),
         },
-        active: r.get(9)?,
+        active: r.take(9)?,
         credential: CredentialState::parse(&credential),
     })
 }

@@ -60,9 +60,21 @@ const PARAMS_MAX: usize = 3_000;
 const QUEUED_MAX: usize = 20 * PARAMS_MAX;
 
 impl Table {
-    /// The values of one statement's rows, at most.
-    fn chunk(&self) -> usize {
-        PARAMS_MAX / self.width * self.width
+    /// `values` cut into statements: as many rows as fit, then fewer by
+    /// powers of two, so a table has a handful of statement texts, each
+    /// prepared once.
+    fn chunks<'v>(&self, values: &'v [Value]) -> Vec<&'v [Value]> {
+        let most = 1 << (PARAMS_MAX / self.width).ilog2();
+        let mut out = Vec::new();
+        let mut rest = values;
+        while !rest.is_empty() {
+            let rows = (rest.len() / self.width).min(most);
+            let rows = 1 << rows.ilog2();
+            let (chunk, tail) = rest.split_at(rows * self.width);
+            out.push(chunk);
+            rest = tail;
+        }
+        out
     }
 
     /// The insert of `n` values' rows.
@@ -98,7 +110,7 @@ impl Queue {
                 row[account] = Value::Int(id);
             }
         }
-        for chunk in self.values.chunks(table.chunk()) {
+        for chunk in table.chunks(&self.values) {
             conn.execute(&table.sql(chunk.len()), chunk)?;
         }
         self.values.clear();
@@ -280,13 +292,22 @@ impl SqlSession {
         self.audit.write(conn, &AUDIT, 0, &self.accounts)
     }
 
+    /// Write the queues before an action on this account, if they may hold
+    /// rows of it.
+    fn flush_for(&mut self, user_name: &str) -> Result<(), StoreError> {
+        if self.created.contains(&user_name.to_lowercase()) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Write the queued accounts and learn their ids; a name taken in the
     /// store meanwhile is refused by name.
     fn write_accounts(&mut self) -> Result<(), StoreError> {
         if self.new_names.is_empty() {
             return Ok(());
         }
-        for chunk in self.accounts_queue.values.chunks(ACCOUNTS.chunk()) {
+        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values) {
             let sql = format!(
                 "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
                 ACCOUNTS.sql(chunk.len())
@@ -346,7 +367,7 @@ impl SqlSession {
     }
 
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         let changed = self.conn.execute(
             "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
@@ -574,7 +595,7 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let changed = self.conn.execute(
@@ -602,7 +623,7 @@ impl Session for SqlSession {
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let was: Option<bool> = self
@@ -628,7 +649,7 @@ impl Session for SqlSession {
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         let key = new_name.to_lowercase();
         let written = self.conn.execute(
@@ -650,7 +671,7 @@ impl Session for SqlSession {
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         self.delete_by_id(
             &[
