@@ -135,6 +135,12 @@ impl Row {
         Row { values }
     }
 
+    /// Make this row hold `values` instead (a reused row).
+    pub fn refill(&mut self, values: impl IntoIterator<Item = Value>) {
+        self.values.clear();
+        self.values.extend(values);
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -306,6 +312,19 @@ pub trait Conn: Send {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
     /// Run one statement; every row it returned.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Run one statement and hand each row to `each` as it comes (the row
+    /// may be reused for the next: take what is kept out of it).
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for mut r in self.query(sql, params)? {
+            each(&mut r)?;
+        }
+        Ok(())
+    }
     /// Run one statement; its first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
@@ -334,6 +353,16 @@ pub trait Conn: Send {
     /// column `ord`, under the alias `alias`.
     fn keys(&self, params: &[usize], names: &[&str], alias: &str) -> String {
         keys(self.dialect(), params, names, alias)
+    }
+    /// The join that keeps the table on its left the outer loop: a key
+    /// table ([`Conn::keys`]) drives its look-ups, whatever SQLite's
+    /// planner guesses of its size (SQLite's `CROSS JOIN`; PostgreSQL
+    /// plans by its statistics).
+    fn join(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Sqlite => "CROSS JOIN",
+            Dialect::Postgres => "JOIN",
+        }
     }
     /// Comparisons in byte order (SQLite's own; PostgreSQL's "C").
     fn bytewise(&self) -> &'static str {

@@ -305,6 +305,14 @@ impl<B: Backend> Conn for Lease<B> {
     fn query_opt(&mut self, sql: &str, params: &[conn::Value]) -> Result<Option<Row>, StoreError> {
         self.inner().query_opt(sql, params)
     }
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[conn::Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner().query_each(sql, params, each)
+    }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)
     }

@@ -52,20 +52,16 @@ impl SqlReader {
         }
         let params: Vec<usize> = (1..=lists.len()).collect();
         let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS}, k.ord, a.id FROM {} JOIN accounts a ON {on}",
-            c.keys(&params, names, "k")
+            "SELECT {ACCOUNT_COLUMNS}, k.ord, a.id FROM {} {} accounts a ON {on}",
+            c.keys(&params, names, "k"),
+            c.join()
         );
         let values: Vec<Value> = lists.into_iter().map(Value::TextList).collect();
-        let mut found = c
-            .query(&sql, &values)?
-            .into_iter()
-            .map(|mut r| {
-                Ok((
-                    (r.get::<i64>(11)?, r.get::<i64>(12)?),
-                    take_account(&mut r)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut found = Vec::new();
+        c.query_each(&sql, &values, &mut |r| {
+            found.push(((r.get::<i64>(11)?, r.get::<i64>(12)?), take_account(r)?));
+            Ok(())
+        })?;
         in_key_order(&mut found);
         Ok(found.into_iter().map(|(_, a)| a).collect())
     }
@@ -128,18 +124,17 @@ impl Reader for SqlReader {
         let c8 = c.bytewise();
         // ':' sorts right after '9': the range holds the base and the base + digits.
         let sql = format!(
-            "SELECT a.user_key, k.ord FROM {} JOIN accounts a ON a.user_key >= k.base{c8} \
+            "SELECT a.user_key, k.ord FROM {} {} accounts a ON a.user_key >= k.base{c8} \
              AND a.user_key < (k.base || ':'){c8}",
-            c.keys(&[1], &["base"], "k")
+            c.keys(&[1], &["base"], "k"),
+            c.join()
         );
-        let mut found = c
-            .query(&sql, &params![bases])?
-            .into_iter()
-            .map(|mut r| {
-                let key: String = r.take(0)?;
-                Ok(((r.get::<i64>(1)?, key), ()))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut found = Vec::new();
+        c.query_each(&sql, &params![bases], &mut |r| {
+            let key: String = r.take(0)?;
+            found.push(((r.get::<i64>(1)?, key), ()));
+            Ok(())
+        })?;
         in_key_order(&mut found);
         Ok(found.into_iter().map(|((_, key), ())| key).collect())
     }
@@ -157,8 +152,9 @@ impl Reader for SqlReader {
             Some(names) => {
                 let sql = format!(
                     "SELECT g.name, g.type, g.lwia, g.active FROM {} \
-                     JOIN groups g ON g.name = k.name ORDER BY k.ord",
-                    c.keys(&[1], &["name"], "k")
+                     {} groups g ON g.name = k.name ORDER BY k.ord",
+                    c.keys(&[1], &["name"], "k"),
+                    c.join()
                 );
                 c.query(&sql, &params![names])?
             }
@@ -183,30 +179,29 @@ impl Reader for SqlReader {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT k.ord, m.account_id, a.user_name, m.user_manager FROM {} \
-             JOIN groups g ON g.name = k.name \
-             JOIN memberships m ON m.group_id = g.id \
-             JOIN accounts a ON a.id = m.account_id",
-            c.keys(&[1], &["name"], "k")
+            "SELECT k.ord, m.account_id, a.user_name, m.user_manager FROM {k} \
+             {j} groups g ON g.name = k.name \
+             {j} memberships m ON m.group_id = g.id \
+             {j} accounts a ON a.id = m.account_id",
+            k = c.keys(&[1], &["name"], "k"),
+            j = c.join()
         );
-        let mut found = c
-            .query(&sql, &params![groups])?
-            .into_iter()
-            .map(|mut r| {
-                let ord: i64 = r.get(0)?;
-                let group = usize::try_from(ord - 1)
-                    .ok()
-                    .and_then(|i| groups.get(i))
-                    .cloned()
-                    .unwrap_or_default();
-                let m = Membership {
-                    group,
-                    user_name: r.take(2)?,
-                    user_manager: r.get(3)?,
-                };
-                Ok(((ord, r.get::<i64>(1)?), m))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut found = Vec::new();
+        c.query_each(&sql, &params![groups], &mut |r| {
+            let ord: i64 = r.get(0)?;
+            let group = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| groups.get(i))
+                .cloned()
+                .unwrap_or_default();
+            let m = Membership {
+                group,
+                user_name: r.take(2)?,
+                user_manager: r.get(3)?,
+            };
+            found.push(((ord, r.get::<i64>(1)?), m));
+            Ok(())
+        })?;
         in_key_order(&mut found);
         Ok(found.into_iter().map(|(_, m)| m).collect())
     }

@@ -139,6 +139,36 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
+        let n = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(&err)?;
+        let mut row = Row::new(Vec::with_capacity(n));
+        while let Some(r) = rows.next().map_err(&err)? {
+            let mut failed = None;
+            row.refill((0..n).map_while(|i| match r.get_ref(i) {
+                Ok(v) => Some(value_of(v)),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }));
+            if let Some(e) = failed {
+                return Err(err(e));
+            }
+            each(&mut row)?;
+        }
+        Ok(())
+    }
+
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.conn.execute_batch(sql).map_err(self.err())
     }
