@@ -15,7 +15,11 @@ cargo build $flag --quiet --bin roster --example gen-roster
 bin=target/$([ "$profile" = release ] && echo release || echo debug)
 work=$(mktemp -d)
 cleanup() {
-    if [ -n "${pgpid:-}" ]; then kill -INT "$pgpid" 2>/dev/null || true; wait "$pgpid" 2>/dev/null || true; fi
+    if [ -n "${pgpid:-}" ]; then
+        # The server itself, not runuser (which passes no signal on).
+        kill -INT "$(head -n 1 "$work/pg/postmaster.pid" 2>/dev/null)" 2>/dev/null || true
+        wait "$pgpid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -135,6 +135,12 @@ impl Row {
         Row { values }
     }
 
+    /// Make this row hold `values` instead (a reused row).
+    pub fn refill(&mut self, values: impl IntoIterator<Item = Value>) {
+        self.values.clear();
+        self.values.extend(values);
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
@@ -157,6 +163,23 @@ impl Row {
         })
     }
 
+    /// The column at `i` as `T`, moved out of the row (which then holds
+    /// NULL there): no copy of text or bytes.
+    pub fn take<T: FromValue>(&mut self, i: usize) -> Result<T, StoreError> {
+        let Some(slot) = self.values.get_mut(i) else {
+            return self.get(i);
+        };
+        let v = std::mem::replace(slot, Value::Null);
+        let kind = v.kind();
+        T::from_owned(v).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "the store holds {kind} in result column {}, where roster expects {}",
+                i + 1,
+                T::EXPECTED
+            ))
+        })
+    }
+
     /// The raw value at `i`.
     pub fn value(&self, i: usize) -> &Value {
         self.values.get(i).unwrap_or(&Value::Null)
@@ -167,6 +190,10 @@ impl Row {
 pub trait FromValue: Sized {
     const EXPECTED: &'static str;
     fn from_value(v: &Value) -> Option<Self>;
+    /// The same, from a value given away.
+    fn from_owned(v: Value) -> Option<Self> {
+        Self::from_value(&v)
+    }
 }
 
 impl FromValue for i64 {
@@ -204,6 +231,12 @@ impl FromValue for String {
     fn from_value(v: &Value) -> Option<Self> {
         match v {
             Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn from_owned(v: Value) -> Option<Self> {
+        match v {
+            Value::Text(s) => Some(s),
             _ => None,
         }
     }
@@ -248,6 +281,12 @@ impl<T: FromValue> FromValue for Option<T> {
             v => T::from_value(v).map(Some),
         }
     }
+    fn from_owned(v: Value) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            v => T::from_owned(v).map(Some),
+        }
+    }
 }
 
 /// Which SQL a connection speaks, for the few statements that differ.
@@ -273,6 +312,19 @@ pub trait Conn: Send {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
     /// Run one statement; every row it returned.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Run one statement and hand each row to `each` as it comes (the row
+    /// may be reused for the next: take what is kept out of it).
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for mut r in self.query(sql, params)? {
+            each(&mut r)?;
+        }
+        Ok(())
+    }
     /// Run one statement; its first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())
@@ -301,6 +353,16 @@ pub trait Conn: Send {
     /// column `ord`, under the alias `alias`.
     fn keys(&self, params: &[usize], names: &[&str], alias: &str) -> String {
         keys(self.dialect(), params, names, alias)
+    }
+    /// The join that keeps the table on its left the outer loop: a key
+    /// table ([`Conn::keys`]) drives its look-ups, whatever SQLite's
+    /// planner guesses of its size (SQLite's `CROSS JOIN`; PostgreSQL
+    /// plans by its statistics).
+    fn join(&self) -> &'static str {
+        match self.dialect() {
+            Dialect::Sqlite => "CROSS JOIN",
+            Dialect::Postgres => "JOIN",
+        }
     }
     /// Comparisons in byte order (SQLite's own; PostgreSQL's "C").
     fn bytewise(&self) -> &'static str {
@@ -332,10 +394,17 @@ pub fn keys(dialect: Dialect, params: &[usize], names: &[&str], alias: &str) -> 
             let mut from = Vec::new();
             for (i, (p, n)) in params.iter().zip(names).enumerate() {
                 cols.push(format!("j{i}.value AS {n}"));
+                // The first list drives; each other one is made a table
+                // once (LIMIT -1 keeps it from being folded in), which SQLite
+                // indexes by position: a join of plain json_each tables
+                // would scan one per row of the other.
                 from.push(if i == 0 {
                     format!("json_each(?{p}) j0")
                 } else {
-                    format!("JOIN json_each(?{p}) j{i} ON j{i}.key = j0.key")
+                    format!(
+                        "CROSS JOIN (SELECT key, value FROM json_each(?{p}) LIMIT -1) j{i} \
+                         ON j{i}.key = j0.key"
+                    )
                 });
             }
             format!(

@@ -39,9 +39,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The store's URL as roster shows it.
     fn url(&self) -> &str;
     /// The migrations, in order.
-    fn migrations(&self) -> &'static [&'static str];
+    const MIGRATIONS: &'static [&'static str];
     /// Why the tables there are not a roster store, and what to do.
-    fn not_a_store(&self) -> String;
+    const NOT_A_STORE: &'static str;
     /// Whether a reader can skip connecting: the store surely does not
     /// exist yet (SQLite: no file).
     fn absent(&self) -> bool {
@@ -82,12 +82,12 @@ pub fn newer_schema(url: &str, version: usize, known: usize) -> StoreError {
 
 /// The store is there to read: `Some(true)` current, `Some(false)` none yet.
 fn readable<B: Backend>(b: &B, conn: &mut B::C) -> Result<bool, StoreError> {
-    let known = b.migrations().len();
+    let known = B::MIGRATIONS.len();
     match b.schema(conn)? {
         Schema::Empty => Ok(false),
         Schema::Foreign => Err(StoreError::Open {
             url: b.url().to_string(),
-            message: b.not_a_store(),
+            message: B::NOT_A_STORE.into(),
         }),
         Schema::Version(v) if v > known => Err(newer_schema(b.url(), v, known)),
         Schema::Version(v) if v < known => Err(StoreError::Open {
@@ -117,21 +117,26 @@ pub const ACCOUNT_COLUMNS: &str = "a.user_name, a.email, a.first_name, a.last_na
 
 /// An account from the first 11 columns of `r` ([`ACCOUNT_COLUMNS`]).
 pub fn account_from_row(r: &Row) -> Result<Account, StoreError> {
-    let role: String = r.get(8)?;
-    let credential: String = r.get(10)?;
+    take_account(&mut r.clone())
+}
+
+/// An account from the first 11 columns of `r`, moved out of it.
+pub fn take_account(r: &mut Row) -> Result<Account, StoreError> {
+    let role: String = r.take(8)?;
+    let credential: String = r.take(10)?;
     Ok(Account {
-        user_name: r.get(0)?,
+        user_name: r.take(0)?,
         profile: Profile {
-            email: r.get(1)?,
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            birth_date: r.get(4)?,
-            phone: r.get(5)?,
-            extension: r.get(6)?,
-            zip: r.get(7)?,
+            email: r.take(1)?,
+            first_name: r.take(2)?,
+            last_name: r.take(3)?,
+            birth_date: r.take(4)?,
+            phone: r.take(5)?,
+            extension: r.take(6)?,
+            zip: r.take(7)?,
             role: role.parse().unwrap_or_default(),
         },
-        active: r.get(9)?,
+        active: r.take(9)?,
         credential: CredentialState::parse(&credential),
     })
 }
@@ -306,6 +311,14 @@ impl<B: Backend> Conn for Lease<B> {
     }
     fn query_opt(&mut self, sql: &str, params: &[conn::Value]) -> Result<Option<Row>, StoreError> {
         self.inner().query_opt(sql, params)
+    }
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[conn::Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner().query_each(sql, params, each)
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)

@@ -388,14 +388,14 @@ pub fn connect(url: &str, shown: &str) -> Result<Client, StoreError> {
 /// The store in a PostgreSQL database (its current schema).
 pub struct Postgres {
     /// The URL as given, password included, to connect with.
-    url: String,
+    given: String,
     shown: String,
 }
 
 impl Postgres {
     pub fn new(url: &str) -> Self {
         Postgres {
-            url: url.to_string(),
+            given: url.to_string(),
             shown: redact(url),
         }
     }
@@ -428,9 +428,7 @@ fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
     })
 }
 
-fn not_a_store() -> String {
-    "this database holds tables that are not a roster store; give an empty database (or another schema via options=-csearch_path=NAME)".into()
-}
+const NOT_A_STORE: &str = "this database holds tables that are not a roster store; give an empty database (or another schema via options=-csearch_path=NAME)";
 
 /// Wait for the store's write lock, at most `timeout`.
 fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
@@ -461,21 +459,15 @@ fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
 
 impl Backend for Postgres {
     type C = PgConn;
+    const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
+    const NOT_A_STORE: &'static str = NOT_A_STORE;
 
     fn url(&self) -> &str {
         &self.shown
     }
 
-    fn migrations(&self) -> &'static [&'static str] {
-        MIGRATIONS
-    }
-
-    fn not_a_store(&self) -> String {
-        not_a_store()
-    }
-
     fn connect(&self, _write: bool) -> Result<PgConn, StoreError> {
-        Ok(PgConn::new(&self.shown, connect(&self.url, &self.shown)?))
+        Ok(PgConn::new(&self.shown, connect(&self.given, &self.shown)?))
     }
 
     fn schema(&self, c: &mut PgConn) -> Result<Schema, StoreError> {
@@ -496,7 +488,7 @@ impl Backend for Postgres {
         // in the session's transaction, so a failed apply leaves no half store.
         let from = match schema_of(c)? {
             Schema::Empty => 0,
-            Schema::Foreign => return Err(open_err(&self.shown, not_a_store())),
+            Schema::Foreign => return Err(open_err(&self.shown, NOT_A_STORE.into())),
             Schema::Version(v) if v > MIGRATIONS.len() => {
                 return Err(super::newer_schema(&self.shown, v, MIGRATIONS.len()));
             }

@@ -3,7 +3,7 @@
 //! statements, not one per partner.
 
 use super::conn::{Conn, Value, params};
-use super::{ACCOUNT_COLUMNS, account_from_row};
+use super::{ACCOUNT_COLUMNS, take_account};
 use crate::domain::{Account, Group, Membership, NameDob};
 use crate::store::audit::GENESIS;
 use crate::store::{AuditEntry, Invitation, Reader, StoreError};
@@ -52,15 +52,26 @@ impl SqlReader {
         }
         let params: Vec<usize> = (1..=lists.len()).collect();
         let sql = format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM {} JOIN accounts a ON {on} ORDER BY k.ord, a.id",
-            c.keys(&params, names, "k")
+            "SELECT {ACCOUNT_COLUMNS}, k.ord, a.id FROM {} {} accounts a ON {on}",
+            c.keys(&params, names, "k"),
+            c.join()
         );
         let values: Vec<Value> = lists.into_iter().map(Value::TextList).collect();
-        c.query(&sql, &values)?
-            .iter()
-            .map(account_from_row)
-            .collect()
+        let mut found = Vec::new();
+        c.query_each(&sql, &values, &mut |r| {
+            found.push(((r.get::<i64>(11)?, r.get::<i64>(12)?), take_account(r)?));
+            Ok(())
+        })?;
+        in_key_order(&mut found);
+        Ok(found.into_iter().map(|(_, a)| a).collect())
     }
+}
+
+/// Rows in the order of their keys (then of what follows the key): sorted
+/// here, where the rows mostly come in that order already, rather than by
+/// the database.
+fn in_key_order<K: Ord, T>(rows: &mut [(K, T)]) {
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
 }
 
 fn json(s: &Option<String>) -> Option<serde_json::Value> {
@@ -113,14 +124,19 @@ impl Reader for SqlReader {
         let c8 = c.bytewise();
         // ':' sorts right after '9': the range holds the base and the base + digits.
         let sql = format!(
-            "SELECT a.user_key FROM {} JOIN accounts a ON a.user_key >= k.base{c8} \
-             AND a.user_key < (k.base || ':'){c8} ORDER BY k.ord, a.user_key",
-            c.keys(&[1], &["base"], "k")
+            "SELECT a.user_key, k.ord FROM {} {} accounts a ON a.user_key >= k.base{c8} \
+             AND a.user_key < (k.base || ':'){c8}",
+            c.keys(&[1], &["base"], "k"),
+            c.join()
         );
-        c.query(&sql, &params![bases])?
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
+        let mut found = Vec::new();
+        c.query_each(&sql, &params![bases], &mut |r| {
+            let key: String = r.take(0)?;
+            found.push(((r.get::<i64>(1)?, key), ()));
+            Ok(())
+        })?;
+        in_key_order(&mut found);
+        Ok(found.into_iter().map(|((_, key), ())| key).collect())
     }
 
     fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
@@ -136,8 +152,9 @@ impl Reader for SqlReader {
             Some(names) => {
                 let sql = format!(
                     "SELECT g.name, g.type, g.lwia, g.active FROM {} \
-                     JOIN groups g ON g.name = k.name ORDER BY k.ord",
-                    c.keys(&[1], &["name"], "k")
+                     {} groups g ON g.name = k.name ORDER BY k.ord",
+                    c.keys(&[1], &["name"], "k"),
+                    c.join()
                 );
                 c.query(&sql, &params![names])?
             }
@@ -162,22 +179,31 @@ impl Reader for SqlReader {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT k.name, a.user_name, m.user_manager FROM {} \
-             JOIN groups g ON g.name = k.name \
-             JOIN memberships m ON m.group_id = g.id \
-             JOIN accounts a ON a.id = m.account_id ORDER BY k.ord, m.account_id",
-            c.keys(&[1], &["name"], "k")
+            "SELECT k.ord, m.account_id, a.user_name, m.user_manager FROM {k} \
+             {j} groups g ON g.name = k.name \
+             {j} memberships m ON m.group_id = g.id \
+             {j} accounts a ON a.id = m.account_id",
+            k = c.keys(&[1], &["name"], "k"),
+            j = c.join()
         );
-        c.query(&sql, &params![groups])?
-            .iter()
-            .map(|r| {
-                Ok(Membership {
-                    group: r.get(0)?,
-                    user_name: r.get(1)?,
-                    user_manager: r.get(2)?,
-                })
-            })
-            .collect()
+        let mut found = Vec::new();
+        c.query_each(&sql, &params![groups], &mut |r| {
+            let ord: i64 = r.get(0)?;
+            let group = usize::try_from(ord - 1)
+                .ok()
+                .and_then(|i| groups.get(i))
+                .cloned()
+                .unwrap_or_default();
+            let m = Membership {
+                group,
+                user_name: r.take(2)?,
+                user_manager: r.get(3)?,
+            };
+            found.push(((ord, r.get::<i64>(1)?), m));
+            Ok(())
+        })?;
+        in_key_order(&mut found);
+        Ok(found.into_iter().map(|(_, m)| m).collect())
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
@@ -188,8 +214,8 @@ impl Reader for SqlReader {
             &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.user_key"),
             &[],
         )?
-        .iter()
-        .map(account_from_row)
+        .into_iter()
+        .map(|mut r| take_account(&mut r))
         .collect()
     }
 

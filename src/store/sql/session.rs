@@ -2,12 +2,14 @@
 //! an audit row per action chained by [`AuditLog`], and the ids of the
 //! accounts and groups it touched kept at hand.
 //!
-//! Rows nothing in the session reads back (audit rows, invitations, the
-//! memberships of accounts this session created, whose uniqueness it checks
-//! itself) are queued and written many to a statement: before any action
-//! that could read or change them, at a savepoint and at commit. A large
-//! apply then costs about one statement per account, not five, which is
-//! what a store a network round trip away needs.
+//! Rows nothing in the session reads back before it needs them (new
+//! accounts, their invitations and memberships, whose uniqueness it checks
+//! itself, and audit rows) are queued and written many to a statement:
+//! before any action that could read or change them, at a savepoint, at
+//! commit, and once they hold more than a few statements' worth. A large apply then costs a few statements per thousand accounts,
+//! not five per account, which is what a store a network round trip away
+//! needs. A new account whose name turns out taken when its queue is
+//! written is refused then, by name.
 
 use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
@@ -30,6 +32,12 @@ struct Table {
     width: usize,
 }
 
+const ACCOUNTS: Table = Table {
+    insert: "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
+             first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
+             password_hash, activation_digest, invited_at, created_at, updated_at) VALUES ",
+    width: 20,
+};
 const MEMBERSHIPS: Table = Table {
     insert: "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ",
     width: 3,
@@ -47,21 +55,63 @@ const AUDIT: Table = Table {
 /// many more).
 const PARAMS_MAX: usize = 3_000;
 
-impl Queue {
-    /// Write the queued rows, many to a statement.
-    fn write(&mut self, conn: &mut dyn Conn, table: &Table) -> Result<(), StoreError> {
-        let per = PARAMS_MAX / table.width * table.width;
-        for chunk in self.values.chunks(per) {
-            let mut sql = String::from(table.insert);
-            for row in 0..chunk.len() / table.width {
-                sql.push_str(if row == 0 { "(" } else { ", (" });
-                for col in 0..table.width {
-                    let n = row * table.width + col + 1;
-                    let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
-                }
-                sql.push(')');
+/// Queued values beyond which the queues are written at the end of an
+/// action, so a large apply's memory stays that of a few statements.
+const QUEUED_MAX: usize = 20 * PARAMS_MAX;
+
+impl Table {
+    /// `values` cut into statements: as many rows as fit, then fewer by
+    /// powers of two, so a table has a handful of statement texts, each
+    /// prepared once.
+    fn chunks<'v>(&self, values: &'v [Value]) -> Vec<&'v [Value]> {
+        let most = 1 << (PARAMS_MAX / self.width).ilog2();
+        let mut out = Vec::new();
+        let mut rest = values;
+        while !rest.is_empty() {
+            let rows = (rest.len() / self.width).min(most);
+            let rows = 1 << rows.ilog2();
+            let (chunk, tail) = rest.split_at(rows * self.width);
+            out.push(chunk);
+            rest = tail;
+        }
+        out
+    }
+
+    /// The insert of `n` values' rows.
+    fn sql(&self, n: usize) -> String {
+        let mut sql = String::from(self.insert);
+        for row in 0..n / self.width {
+            sql.push_str(if row == 0 { "(" } else { ", (" });
+            for col in 0..self.width {
+                let n = row * self.width + col + 1;
+                let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
             }
-            conn.execute(&sql, chunk)?;
+            sql.push(')');
+        }
+        sql
+    }
+}
+
+impl Queue {
+    /// Write the queued rows, many to a statement. An account queued by
+    /// its key (column `account`) gets its id from `ids` first.
+    fn write(
+        &mut self,
+        conn: &mut dyn Conn,
+        table: &Table,
+        account: usize,
+        ids: &HashMap<String, i64>,
+    ) -> Result<(), StoreError> {
+        for row in self.values.chunks_mut(table.width) {
+            if let Value::Text(key) = &row[account] {
+                let id = ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?;
+                row[account] = Value::Int(id);
+            }
+        }
+        for chunk in table.chunks(&self.values) {
+            conn.execute(&table.sql(chunk.len()), chunk)?;
         }
         self.values.clear();
         Ok(())
@@ -78,9 +128,14 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
-    /// Accounts this session created, with the memberships it gave them.
-    created: HashSet<i64>,
-    added: HashSet<(i64, i64)>,
+    /// Accounts this session created (by key), with the memberships it
+    /// gave them.
+    created: HashSet<String>,
+    added: HashSet<(i64, String)>,
+    /// New accounts not written yet: their rows, and their keys with the
+    /// names they were given.
+    accounts_queue: Queue,
+    new_names: HashMap<String, String>,
     memberships: Queue,
     outbox: Queue,
     audit: Queue,
@@ -144,6 +199,8 @@ impl SqlSession {
             savepoint: None,
             created: HashSet::new(),
             added: HashSet::new(),
+            accounts_queue: Queue::default(),
+            new_names: HashMap::new(),
             memberships: Queue::default(),
             outbox: Queue::default(),
             audit: Queue::default(),
@@ -178,19 +235,73 @@ impl SqlSession {
         self.audit.values.extend(params![
             r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
         ]);
+        let queued = [
+            &self.accounts_queue,
+            &self.memberships,
+            &self.outbox,
+            &self.audit,
+        ]
+        .iter()
+        .map(|q| q.values.len())
+        .sum::<usize>();
+        if queued > QUEUED_MAX {
+            self.flush()?;
+        }
         Ok(())
     }
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.write_accounts()?;
         let conn = self.conn.as_mut();
-        self.memberships.write(conn, &MEMBERSHIPS)?;
-        self.outbox.write(conn, &OUTBOX)?;
-        self.audit.write(conn, &AUDIT)
+        self.memberships
+            .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
+        self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
+        self.audit.write(conn, &AUDIT, 0, &self.accounts)
+    }
+
+    /// Write the queues before an action on this account, if they may hold
+    /// rows of it.
+    fn flush_for(&mut self, user_name: &str) -> Result<(), StoreError> {
+        if self.created.contains(&user_name.to_lowercase()) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Write the queued accounts and learn their ids; a name taken in the
+    /// store meanwhile is refused by name.
+    fn write_accounts(&mut self) -> Result<(), StoreError> {
+        if self.new_names.is_empty() {
+            return Ok(());
+        }
+        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values) {
+            let sql = format!(
+                "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                ACCOUNTS.sql(chunk.len())
+            );
+            for r in self.conn.query(&sql, chunk)? {
+                self.accounts.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        self.accounts_queue.values.clear();
+        let names = std::mem::take(&mut self.new_names);
+        match names
+            .iter()
+            .find(|(key, _)| !self.accounts.contains_key(*key))
+        {
+            Some((_, name)) => Err(StoreError::Taken(format!(
+                "account `{name}` already exists in the store"
+            ))),
+            None => Ok(()),
+        }
     }
 
     fn account_id(&mut self, user_name: &str) -> Result<i64, StoreError> {
         let key = user_name.to_lowercase();
+        if self.new_names.contains_key(&key) {
+            self.flush()?;
+        }
         if let Some(id) = self.accounts.get(&key) {
             return Ok(*id);
         }
@@ -224,7 +335,7 @@ impl SqlSession {
     }
 
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         let changed = self.conn.execute(
             "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
@@ -254,6 +365,13 @@ impl SqlSession {
             Some(active_json(before)),
             Some(active_json(after)),
         )
+    }
+
+    /// An account name that no longer names what this session knew by it.
+    fn forget(&mut self, key: &str) {
+        self.accounts.remove(key);
+        self.created.remove(key);
+        self.added.retain(|(_, k)| k != key);
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -318,24 +436,22 @@ impl Session for SqlSession {
             digest.map(|_| &self.now),
             &self.now
         ]);
-        let row = self.conn.query_one(
-            "INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name, \
-             first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
-             password_hash, activation_digest, invited_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?19) \
-             RETURNING id",
-            &values,
-        );
-        let id: i64 = unique(row, || {
-            format!("account `{user_name}` already exists in the store")
-        })?
-        .get(0)?;
-        self.accounts.insert(key, id);
-        self.created.insert(id);
+        values.push(Value::from(&self.now));
+        if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
+            return Err(StoreError::Taken(format!(
+                "account `{user_name}` already exists in the store"
+            )));
+        }
+        self.accounts_queue.values.extend(values);
+        self.new_names.insert(key.clone(), user_name.to_string());
+        // Purged of what an account of this name deleted or renamed in
+        // this session had.
+        self.added.retain(|(_, k)| *k != key);
+        self.created.insert(key.clone());
         if let Some((_, token)) = digest {
             self.outbox
                 .values
-                .extend(params!["invitation", id, &profile.email, token, &self.now]);
+                .extend(params!["invitation", key, &profile.email, token, &self.now]);
         }
         let mut after = masked(profile);
         after["credential"] = state.into();
@@ -408,17 +524,25 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        let a = self.account_id(user_name)?;
-        let g = self.group_id(group)?;
+        let key = user_name.to_lowercase();
         let taken = || format!("`{user_name}` is already a member of `{group}`");
-        if self.created.contains(&a) {
+        if self.created.contains(&key) {
+            let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            if !self.added.insert((g, a)) {
+            if !self.added.insert((g, key.clone())) {
                 return Err(StoreError::Taken(taken()));
             }
-            self.memberships.values.extend(params![g, a, user_manager]);
+            let account = match self.accounts.get(&key) {
+                Some(id) => Value::Int(*id),
+                None => Value::Text(key),
+            };
+            self.memberships
+                .values
+                .extend([Value::Int(g), account, Value::Bool(user_manager)]);
         } else {
+            let a = self.account_id(user_name)?;
+            let g = self.group_id(group)?;
             let written = self.conn.execute(
                 "INSERT INTO memberships (group_id, account_id, user_manager) VALUES (?1, ?2, ?3)",
                 &params![g, a, user_manager],
@@ -439,7 +563,7 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let changed = self.conn.execute(
@@ -467,7 +591,7 @@ impl Session for SqlSession {
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let a = self.account_id(user_name)?;
         let g = self.group_id(group)?;
         let was: Option<bool> = self
@@ -493,7 +617,7 @@ impl Session for SqlSession {
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         let key = new_name.to_lowercase();
         let written = self.conn.execute(
@@ -503,7 +627,7 @@ impl Session for SqlSession {
         unique(written, || {
             format!("account `{new_name}` already exists in the store")
         })?;
-        self.accounts.remove(&user_name.to_lowercase());
+        self.forget(&user_name.to_lowercase());
         self.accounts.insert(key, id);
         let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
         self.record(
@@ -515,7 +639,7 @@ impl Session for SqlSession {
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.flush()?;
+        self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         self.delete_by_id(
             &[
@@ -525,7 +649,7 @@ impl Session for SqlSession {
             ],
             id,
         )?;
-        self.accounts.remove(&user_name.to_lowercase());
+        self.forget(&user_name.to_lowercase());
         self.record("delete_account", user_name, None, None)
     }
 
@@ -674,6 +798,8 @@ impl Session for SqlSession {
         self.groups.clear();
         self.created.clear();
         self.added.clear();
+        self.accounts_queue.values.clear();
+        self.new_names.clear();
         self.memberships.values.clear();
         self.outbox.values.clear();
         self.audit.values.clear();
@@ -838,6 +964,80 @@ mod tests {
         assert_eq!(members(r.as_mut(), "A"), ["ann"]);
         assert_eq!(r.invitations().unwrap().len(), 1);
         audit::verify(&r.audit(None).unwrap(), 7).unwrap();
+    }
+
+    #[test]
+    fn a_new_account_whose_name_is_taken_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        let e = w
+            .create_account("ANN", &profile("ann@x.org"), invite())
+            .unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "account `ANN` already exists in the store"),
+            "{e:?}"
+        );
+        w.commit().unwrap();
+        // Known to the store only: refused when the queue is written.
+        let mut w = s.begin("t", "2026-01-01T00:00:01Z").unwrap();
+        w.create_account("bob", &profile("bob@x.org"), invite())
+            .unwrap();
+        w.create_account("Ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        let e = w.commit().unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Taken(m) if m == "account `Ann` already exists in the store"),
+            "{e:?}"
+        );
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.revision().unwrap(), 1);
+        assert_eq!(r.all_accounts().unwrap().len(), 1);
+        // A renamed new account keeps its memberships; its old name is free.
+        let mut w = s.begin("t", "2026-01-01T00:00:02Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("cy", &profile("cy@x.org"), invite())
+            .unwrap();
+        w.add_membership("cy", "A", false).unwrap();
+        w.rename_account("cy", "dee").unwrap();
+        w.create_account("cy", &profile("cy2@x.org"), invite())
+            .unwrap();
+        w.add_membership("cy", "A", true).unwrap();
+        w.commit().unwrap();
+        let mut r = s.reader().unwrap();
+        let mut m: Vec<(String, bool)> = r
+            .memberships(&["A".to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_name, m.user_manager))
+            .collect();
+        m.sort();
+        assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
+        audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn queues_written_mid_session_keep_every_row_and_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        // More values than the queues hold before they are written.
+        let n = super::QUEUED_MAX / 20;
+        for i in 0..n {
+            let name = format!("u{i}");
+            w.create_account(&name, &profile(&format!("{name}@x.org")), invite())
+                .unwrap();
+            w.add_membership(&name, "A", i % 2 == 0).unwrap();
+        }
+        let revision = w.commit().unwrap();
+        assert_eq!(revision, 1 + 2 * n as i64);
+        let mut r = s.reader().unwrap();
+        assert_eq!(members(r.as_mut(), "A").len(), n);
+        assert_eq!(r.invitations().unwrap().len(), n);
+        audit::verify(&r.audit(None).unwrap(), revision).unwrap();
     }
 
     #[test]

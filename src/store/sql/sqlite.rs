@@ -40,7 +40,7 @@ impl rusqlite::ToSql for Value {
     }
 }
 
-fn value_of(v: ValueRef) -> Value {
+pub(crate) fn value_of(v: ValueRef) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Int(i),
@@ -139,6 +139,36 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let err = self.err();
+        let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
+        let n = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params))
+            .map_err(&err)?;
+        let mut row = Row::new(Vec::with_capacity(n));
+        while let Some(r) = rows.next().map_err(&err)? {
+            let mut failed = None;
+            row.refill((0..n).map_while(|i| match r.get_ref(i) {
+                Ok(v) => Some(value_of(v)),
+                Err(e) => {
+                    failed = Some(e);
+                    None
+                }
+            }));
+            if let Some(e) = failed {
+                return Err(err(e));
+            }
+            each(&mut row)?;
+        }
+        Ok(())
+    }
+
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.conn.execute_batch(sql).map_err(self.err())
     }
@@ -200,9 +230,8 @@ fn open_error(url: &str, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn not_a_store() -> String {
-    "this SQLite file is not a roster store; give another path with --store sqlite:PATH".into()
-}
+const NOT_A_STORE: &str =
+    "this SQLite file is not a roster store; give another path with --store sqlite:PATH";
 
 fn schema_version(c: &mut SqliteConn) -> Result<usize, StoreError> {
     let v: i64 = c.query_one("PRAGMA user_version", &[])?.get(0)?;
@@ -235,7 +264,7 @@ fn migrate(c: &mut SqliteConn) -> Result<(), StoreError> {
         Schema::Foreign => {
             return Err(StoreError::Open {
                 url: c.url.clone(),
-                message: not_a_store(),
+                message: NOT_A_STORE.into(),
             });
         }
         Schema::Version(v) if v > MIGRATIONS.len() => {
@@ -387,17 +416,11 @@ pub fn empty_in_memory(url: &str) -> Result<Connection, StoreError> {
 
 impl Backend for Sqlite {
     type C = SqliteConn;
+    const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
+    const NOT_A_STORE: &'static str = NOT_A_STORE;
 
     fn url(&self) -> &str {
         &self.url
-    }
-
-    fn migrations(&self) -> &'static [&'static str] {
-        MIGRATIONS
-    }
-
-    fn not_a_store(&self) -> String {
-        not_a_store()
     }
 
     fn absent(&self) -> bool {
@@ -573,6 +596,26 @@ mod tests {
         assert_eq!(
             got,
             [(1, "cy".into(), "1".into()), (3, "ann".into(), "3".into())]
+        );
+    }
+
+    #[test]
+    fn key_tables_of_many_lists_are_looked_up_by_position_not_scanned() {
+        let (_dir, mut c) = conn();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT t.id FROM {} JOIN t ON t.name = k.a AND t.note = k.b",
+            c.keys(&[1, 2], &["a", "b"], "k")
+        );
+        let plan: Vec<String> = c
+            .query(&sql, &params![vec!["x".to_string()], vec!["y".to_string()]])
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String>(3).unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.starts_with("SEARCH j1 USING AUTOMATIC")),
+            "{plan:?}"
         );
     }
 
