@@ -293,10 +293,19 @@ struct Seeded {
     creates: usize,
 }
 
+/// The store at `url`, opened as `roster` opens it.
+fn open_store(url: &str) -> Res<Box<dyn store::Store>> {
+    let options = store::Options {
+        lock_timeout: LOCK_TIMEOUT,
+        ..store::Options::default()
+    };
+    Ok(store::open(url, options)?)
+}
+
 /// Seed the 1M-account store at `path`: schema through a committed empty
 /// session, rows with plain SQL in one transaction.
 fn seed(path: &Path) -> Res<Seeded> {
-    store::begin(&url_of(path), "bench", NOW, LOCK_TIMEOUT)?.commit()?;
+    open_store(&url_of(path))?.begin("bench", NOW)?.commit()?;
     let creates = creates();
     let mut rng = Rng::new();
     let create_keys: HashSet<NameDob> = (0..BIG.partners)
@@ -542,7 +551,7 @@ fn make_plan(roster: &Path, url: &str) -> Res<(Plan, Phases, Timed)> {
 
     let start = Instant::now();
     let mut reader = Timed {
-        inner: store::open_reader(url)?,
+        inner: open_store(url)?.reader()?,
         stats: BTreeMap::new(),
     };
     phases.push(("open store", start.elapsed().as_secs_f64()));
@@ -702,7 +711,7 @@ fn worker_apply(roster: &Path, db: &Path) -> Res<()> {
 
 fn worker_insert(db: &Path, s: Shape) -> Res<()> {
     // Schema as `roster` creates it; rows computed before the clock starts.
-    store::begin(&url_of(db), "bench", NOW, LOCK_TIMEOUT)?.commit()?;
+    open_store(&url_of(db))?.begin("bench", NOW)?.commit()?;
     let mut names = UserNames::default();
     let mut rng = Rng::new();
     let accounts: Vec<AccountRow> = (0..s.partners)

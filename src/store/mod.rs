@@ -17,7 +17,6 @@ pub mod sql;
 use crate::domain::GroupType;
 pub use crate::domain::{Account, CredentialState, Group, Membership, NameDob, Profile};
 use serde::Serialize;
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// The default store when neither `--store` nor `ROSTER_STORE` is given.
 pub const DEFAULT_URL: &str = "sqlite:roster.db";
@@ -372,28 +371,12 @@ pub fn now() -> String {
         .unwrap_or_default()
 }
 
-/// Open a store for `roster serve`'s reads and token checks.
-pub fn open_directory(url: &str) -> Result<Box<dyn directory::Directory>, StoreError> {
-    Ok(open_served(url)?)
-}
-
 /// A read connection `roster serve` keeps between requests.
 pub trait Served: directory::Directory + Send {
     /// End the read transaction: an idle connection holds no snapshot.
     fn end_read(&mut self) -> Result<(), StoreError>;
     /// Start a read transaction: what follows sees one snapshot.
     fn begin_read(&mut self) -> Result<(), StoreError>;
-}
-
-/// Open a read connection for `roster serve`'s pool, in a read transaction.
-pub fn open_served(url: &str) -> Result<Box<dyn Served>, StoreError> {
-    if is_postgres(url) {
-        return sql::served(&sql::postgres::Postgres::new(url));
-    }
-    match sqlite_path(url)? {
-        Some(path) => sql::served(&sql::sqlite::Sqlite::new(url, path)),
-        None => Err(StoreError::UnsupportedUrl(display_url(url))),
-    }
 }
 
 fn is_postgres(url: &str) -> bool {
@@ -409,58 +392,9 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
-/// The handle the URL-taking functions below share, per SQLite URL and
-/// lock timeout, so a process that calls them often (`roster serve`) reuses
-/// its connections. A few are kept; beyond, the oldest go. A PostgreSQL
-/// handle is the caller's alone.
-fn shared(url: &str, lock_timeout: std::time::Duration) -> Result<Arc<dyn Store>, StoreError> {
-    type Handles = Vec<((String, std::time::Duration), Arc<dyn Store>)>;
-    static HANDLES: Mutex<Handles> = Mutex::new(Vec::new());
-    const KEPT: usize = 8;
-    let options = Options {
-        lock_timeout,
-        ..Options::default()
-    };
-    if !url.starts_with("sqlite:") {
-        // A server's connections are counted by its own pool.
-        return Ok(Arc::from(open(url, options)?));
-    }
-    let mut handles = HANDLES.lock().unwrap_or_else(PoisonError::into_inner);
-    let key = (url.to_string(), lock_timeout);
-    if let Some((_, h)) = handles.iter().find(|(k, _)| *k == key) {
-        return Ok(Arc::clone(h));
-    }
-    let h: Arc<dyn Store> = Arc::from(open(url, options)?);
-    if handles.len() >= KEPT {
-        handles.remove(0);
-    }
-    handles.push((key, Arc::clone(&h)));
-    Ok(h)
-}
-
-/// Open a store for reading (see [`Store::reader`]).
-pub fn open_reader(url: &str) -> Result<Box<dyn Reader>, StoreError> {
-    shared(url, Options::default().lock_timeout)?.reader()
-}
-
-/// The key that seals saved plans of the store at `url` (see
-/// [`Store::plan_key`]).
-pub fn plan_key(url: &str, create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-    shared(url, Options::default().lock_timeout)?.plan_key(create)
-}
-
 /// Where a SCIM store's plan key comes from.
 pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
 
 /// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
 pub const MIN_PLAN_KEY_LEN: usize = 32;
 
-/// Start a write session (see [`Store::begin`]).
-pub fn begin(
-    url: &str,
-    actor: &str,
-    now: &str,
-    lock_timeout: std::time::Duration,
-) -> Result<Box<dyn Session>, StoreError> {
-    shared(url, lock_timeout)?.begin(actor, now)
-}
