@@ -16,7 +16,7 @@
 //! answered before it was asked for.
 
 use super::ScimError;
-use crate::store::{Session, Store};
+use crate::store::{Session, Store, StoreError};
 use axum::http::StatusCode;
 use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -219,6 +219,14 @@ fn turn<T>(
                 batch.emails.extend(email);
                 Ok(v)
             }
+            // Rows a session queued are checked when written, at the
+            // release: a name taken is this write's refusal alone.
+            Err(e @ (StoreError::Taken(_) | StoreError::Invalid(_))) => {
+                if let Err(e) = batch.session.rollback_to_savepoint() {
+                    batch.broken = Some(ScimError::from(e));
+                }
+                Err(ScimError::from(e))
+            }
             Err(e) => {
                 let e = ScimError::from(e);
                 batch.broken = Some(e.clone());
@@ -340,6 +348,31 @@ mod tests {
         })
         .unwrap();
         assert_eq!(create_rows(store.as_ref()).len(), 2);
+    }
+
+    #[test]
+    fn a_name_taken_in_the_store_refuses_only_its_own_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, store) = (Writer::default(), store(&dir));
+        w.run(store.as_ref(), "a", CREATE, |s| {
+            create(s, "cy", "cy@example.org")
+        })
+        .unwrap();
+        // The SQL session queues new accounts and learns of the taken name
+        // when the savepoint's rows are written.
+        let (dee, taken) = together(
+            &w,
+            store.as_ref(),
+            ("a", CREATE, "dee", "dee@example.org"),
+            ("a", CREATE, "CY", "cy2@example.org"),
+        );
+        dee.unwrap();
+        let taken = taken.unwrap_err();
+        assert_eq!(taken.status, StatusCode::CONFLICT, "{taken:?}");
+        assert_eq!(
+            create_rows(store.as_ref()),
+            [("a".into(), "cy".into()), ("a".into(), "dee".into())]
+        );
     }
 
     #[test]

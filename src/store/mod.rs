@@ -397,4 +397,3 @@ pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
 
 /// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
 pub const MIN_PLAN_KEY_LEN: usize = 32;
-

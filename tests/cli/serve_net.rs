@@ -388,7 +388,8 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
         ))
         .unwrap();
 
-    // 48 clients at once: never more than 3 store connections.
+    // 48 clients at once: never more than 3 store connections for
+    // requests, and the one kept for writes.
     let seen = Arc::new(Mutex::new(0i64));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
@@ -424,7 +425,7 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     watcher.join().unwrap();
     let most = *seen.lock().unwrap();
-    assert!((1..=3).contains(&most), "{most} store connections at once");
+    assert!((1..=4).contains(&most), "{most} store connections at once");
 }
 
 /// A self-signed certificate for 127.0.0.1 and localhost and its key

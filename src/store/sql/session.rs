@@ -807,11 +807,15 @@ impl Session for SqlSession {
     }
 
     fn release_savepoint(&mut self) -> Result<(), StoreError> {
-        if self.savepoint.take().is_none() {
+        if self.savepoint.is_none() {
             return Err(StoreError::Invalid("no savepoint to release".into()));
         }
+        // Rows refused when the queue is written (a name taken) leave the
+        // savepoint set, for the caller to roll back to.
         self.flush()?;
-        self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))
+        self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))?;
+        self.savepoint = None;
+        Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
