@@ -54,8 +54,12 @@ impl Served for SqlDirectory {
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
-        self.end_read()?;
         match self.conn.as_deref_mut() {
+            // The old snapshot ends and the new one starts in one batch:
+            // one round trip to PostgreSQL instead of two.
+            Some(c) if c.in_transaction() => {
+                c.batch(&format!("ROLLBACK; {}", begin_read(c.dialect())))
+            }
             Some(c) => c.batch(begin_read(c.dialect())),
             None => Ok(()),
         }
@@ -167,6 +171,42 @@ fn user_records(
         u.groups = by_user.remove(&u.id).unwrap_or_default();
     }
     Ok(users)
+}
+
+/// The one user `clause` selects, with its groups, in one statement.
+fn one_user(
+    c: &mut dyn Conn,
+    clause: &str,
+    values: &[Value],
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name, \
+         g.id, g.name FROM accounts a LEFT JOIN memberships m ON m.account_id = a.id \
+         LEFT JOIN groups g ON g.id = m.group_id WHERE {clause} ORDER BY g.name"
+    );
+    let rows = c.query(&sql, values)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut user = UserRecord {
+        account: account_from_row(first)?,
+        id: first.get(11)?,
+        created: first.get(12)?,
+        modified: first.get(13)?,
+        external_id: first.get(14)?,
+        display_name: first.get(15)?,
+        groups: Vec::new(),
+    };
+    for r in &rows {
+        let group: Option<i64> = r.get(16)?;
+        if let Some(id) = group {
+            user.groups.push(GroupRef {
+                id,
+                name: r.get(17)?,
+            });
+        }
+    }
+    Ok(Some(user))
 }
 
 fn group_records(
@@ -322,7 +362,30 @@ impl Directory for SqlDirectory {
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(None);
         };
-        Ok(user_records(c, "a.id = ?1", &[Value::Int(id)])?.pop())
+        one_user(c, "a.id = ?1", &[Value::Int(id)])
+    }
+
+    fn user_ids_where(&mut self, q: &ListQuery) -> Result<Vec<i64>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            listing(q, &USERS, Dialect::Sqlite)?;
+            return Ok(Vec::new());
+        };
+        let (filter, order) = listing(q, &USERS, c.dialect())?;
+        let (clause, mut values) = where_clause(c, filter, q.scope, user_scope);
+        let deadline = q.timeout.map(|t| Instant::now() + t);
+        capped(c, deadline, |c, renew| {
+            renew(c)?;
+            let clause = page(q, &clause, &order, &mut values);
+            let sql = format!("SELECT a.id FROM {} WHERE {clause}", USERS.from);
+            c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+        })
+    }
+
+    fn user_named(&mut self, user_name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        one_user(c, "a.user_key = ?1", &[user_name.to_lowercase().into()])
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
