@@ -217,8 +217,19 @@ fn bearer(headers: &HeaderMap) -> Result<String, ScimError> {
     Ok(token.to_string())
 }
 
-fn authenticate(dir: &mut dyn Directory, token: &str) -> Result<Caller, ScimError> {
-    let found: Option<Token> = dir.token(&crate::secrets::sha256(token.as_bytes()))?;
+/// The caller a token names: looked up on the request's connection, the
+/// first read of the request. A connection kept idle that the database
+/// dropped meanwhile fails it: the lookup then runs on a new connection.
+fn authenticate(lease: &mut Lease, token: &str) -> Result<Caller, ScimError> {
+    let digest = crate::secrets::sha256(token.as_bytes());
+    let reused = lease.reused();
+    let found: Option<Token> = match lease.dir().token(&digest) {
+        Err(_) if reused => {
+            lease.replace()?;
+            lease.dir().token(&digest)?
+        }
+        r => r?,
+    };
     let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
     let scope = match t.scope {
         Scope::Admin => None,
@@ -392,7 +403,7 @@ async fn handle(
     };
     let result = tokio::task::spawn_blocking(move || {
         let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
-        let caller = authenticate(lease.dir(), &token)?;
+        let caller = authenticate(&mut lease, &token)?;
         let name = TokenName(caller.name.clone());
         let ctx = Ctx {
             config,

@@ -21,18 +21,39 @@ const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
 
 /// A read connection of `roster serve`, in a read snapshot; no connection
 /// for a store not created yet, which reads as empty.
+///
+/// The snapshot starts with the first read that needs one: a read of one
+/// statement (a token, a user by id or name, ids of names) is a snapshot of
+/// its own and runs as it comes, so a request that reads one row at a time
+/// sends no `BEGIN` and no `ROLLBACK`; a read of several statements (a
+/// listing and its total, a group and its members) starts the snapshot that
+/// the rest of the request then shares.
 pub struct SqlDirectory {
     conn: Option<Box<dyn Conn>>,
+    /// A snapshot was asked for and not started yet.
+    pending: bool,
 }
 
 impl SqlDirectory {
     /// `conn` in a read snapshot from here on (it may be in one already).
     pub fn new(conn: Option<Box<dyn Conn>>) -> Result<Self, StoreError> {
-        let mut d = SqlDirectory { conn };
+        let mut d = SqlDirectory {
+            conn,
+            pending: false,
+        };
         if !d.conn.as_deref().is_some_and(|c| c.in_transaction()) {
             d.begin_read()?;
         }
         Ok(d)
+    }
+
+    /// Start the snapshot asked for, before a read of several statements.
+    fn snapshot(&mut self) -> Result<(), StoreError> {
+        if let (true, Some(c)) = (self.pending, self.conn.as_deref_mut()) {
+            c.batch(begin_read(c.dialect()))?;
+        }
+        self.pending = false;
+        Ok(())
     }
 }
 
@@ -47,6 +68,7 @@ fn begin_read(dialect: Dialect) -> &'static str {
 
 impl Served for SqlDirectory {
     fn end_read(&mut self) -> Result<(), StoreError> {
+        self.pending = false;
         match self.conn.as_deref_mut() {
             Some(c) if c.in_transaction() => c.batch("ROLLBACK"),
             _ => Ok(()),
@@ -54,15 +76,9 @@ impl Served for SqlDirectory {
     }
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
-        match self.conn.as_deref_mut() {
-            // The old snapshot ends and the new one starts in one batch:
-            // one round trip to PostgreSQL instead of two.
-            Some(c) if c.in_transaction() => {
-                c.batch(&format!("ROLLBACK; {}", begin_read(c.dialect())))
-            }
-            Some(c) => c.batch(begin_read(c.dialect())),
-            None => Ok(()),
-        }
+        self.end_read()?;
+        self.pending = self.conn.is_some();
+        Ok(())
     }
 }
 
@@ -350,6 +366,7 @@ fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
 
 impl Directory for SqlDirectory {
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             // Refuse what the store would refuse, even before it exists.
             listing(q, &USERS, Dialect::Sqlite)?;
@@ -366,6 +383,10 @@ impl Directory for SqlDirectory {
     }
 
     fn user_ids_where(&mut self, q: &ListQuery) -> Result<Vec<i64>, StoreError> {
+        // A time cap is set by a statement of its own, in the snapshot.
+        if q.timeout.is_some() {
+            self.snapshot()?;
+        }
         let Some(c) = self.conn.as_deref_mut() else {
             listing(q, &USERS, Dialect::Sqlite)?;
             return Ok(Vec::new());
@@ -389,6 +410,7 @@ impl Directory for SqlDirectory {
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             listing(q, &GROUPS, Dialect::Sqlite)?;
             return Ok((0, Vec::new()));
@@ -397,6 +419,7 @@ impl Directory for SqlDirectory {
     }
 
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(None);
         };
@@ -463,6 +486,7 @@ impl Directory for SqlDirectory {
     }
 
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(Vec::new());
         };
