@@ -4,7 +4,9 @@
 //! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
 //! the token is then looked up on one of a few pooled store connections,
-//! which the request keeps for its reads (one read transaction). Writes go
+//! which the request keeps for its reads (one read snapshot, started by the
+//! first read of several statements; a read of one statement is a snapshot
+//! of its own and needs no transaction). Writes go
 //! through the same [`Session`] as `roster apply`, so they bump the revision
 //! and land in the audit log, with the token's name as the actor; creates
 //! arriving together share one transaction, each in a savepoint
@@ -304,7 +306,7 @@ impl Drop for Conn<'_> {
 }
 
 impl Ctx {
-    /// The request's store connection (one read transaction).
+    /// The request's store connection (one read snapshot).
     pub fn read(&self) -> Result<Conn<'_>, ScimError> {
         let held = self
             .lease
