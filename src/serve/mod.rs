@@ -4,7 +4,9 @@
 //! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
 //! the token is then looked up on one of a few pooled store connections,
-//! which the request keeps for its reads (one read transaction). Writes go
+//! which the request keeps for its reads (one read snapshot, started by the
+//! first read of several statements; a read of one statement is a snapshot
+//! of its own and needs no transaction). Writes go
 //! through the same [`Session`] as `roster apply`, so they bump the revision
 //! and land in the audit log, with the token's name as the actor; creates
 //! arriving together share one transaction, each in a savepoint
@@ -217,8 +219,19 @@ fn bearer(headers: &HeaderMap) -> Result<String, ScimError> {
     Ok(token.to_string())
 }
 
-fn authenticate(dir: &mut dyn Directory, token: &str) -> Result<Caller, ScimError> {
-    let found: Option<Token> = dir.token(&crate::secrets::sha256(token.as_bytes()))?;
+/// The caller a token names: looked up on the request's connection, the
+/// first read of the request. A connection kept idle that the database
+/// dropped meanwhile fails it: the lookup then runs on a new connection.
+fn authenticate(lease: &mut Lease, token: &str) -> Result<Caller, ScimError> {
+    let digest = crate::secrets::sha256(token.as_bytes());
+    let reused = lease.reused();
+    let found: Option<Token> = match lease.dir().token(&digest) {
+        Err(_) if reused => {
+            lease.replace()?;
+            lease.dir().token(&digest)?
+        }
+        r => r?,
+    };
     let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
     let scope = match t.scope {
         Scope::Admin => None,
@@ -293,7 +306,7 @@ impl Drop for Conn<'_> {
 }
 
 impl Ctx {
-    /// The request's store connection (one read transaction).
+    /// The request's store connection (one read snapshot).
     pub fn read(&self) -> Result<Conn<'_>, ScimError> {
         let held = self
             .lease
@@ -392,7 +405,7 @@ async fn handle(
     };
     let result = tokio::task::spawn_blocking(move || {
         let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
-        let caller = authenticate(lease.dir(), &token)?;
+        let caller = authenticate(&mut lease, &token)?;
         let name = TokenName(caller.name.clone());
         let ctx = Ctx {
             config,

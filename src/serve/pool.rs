@@ -45,7 +45,10 @@ impl Pool {
         }
     }
 
-    /// A connection in a fresh read transaction: an idle one, or a new one.
+    /// A connection, its read snapshot asked for: an idle one, or a new
+    /// one. Asking sends nothing to the store, so a connection the database
+    /// dropped meanwhile shows at its first read: [`Lease::reused`] says
+    /// whether [`Lease::replace`] may then try a new one.
     /// Blocking: call it on the blocking pool.
     pub fn take(self: &Arc<Self>, permit: Permit) -> Result<Lease, StoreError> {
         loop {
@@ -54,18 +57,18 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .pop();
-            let conn = match idle {
-                // A connection the database dropped meanwhile is let go.
+            let (conn, reused) = match idle {
                 Some(mut c) => match c.begin_read() {
-                    Ok(()) => c,
+                    Ok(()) => (c, true),
                     Err(_) => continue,
                 },
-                None => self.store.served()?,
+                None => (self.store.served()?, false),
             };
             return Ok(Lease {
                 conn: Some(conn),
                 pool: Some(Arc::clone(self)),
                 _permit: Some(permit),
+                reused,
             });
         }
     }
@@ -76,6 +79,8 @@ pub struct Lease {
     conn: Option<Box<dyn Served>>,
     pool: Option<Arc<Pool>>,
     _permit: Option<Permit>,
+    /// Taken from the idle connections, and not read from since.
+    reused: bool,
 }
 
 impl Lease {
@@ -85,10 +90,31 @@ impl Lease {
             conn: Some(store.served()?),
             pool: None,
             _permit: None,
+            reused: false,
         })
     }
 
+    /// Whether the connection came from the idle ones and has not been
+    /// read from since: a failure of its first read may be the database
+    /// having dropped it.
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
+    /// Let the connection go (not back to the pool) and take a new one.
+    pub fn replace(&mut self) -> Result<(), StoreError> {
+        let store = match &self.pool {
+            Some(p) => Arc::clone(&p.store),
+            None => return Ok(()),
+        };
+        self.conn = None;
+        self.reused = false;
+        self.conn = Some(store.served()?);
+        Ok(())
+    }
+
     pub fn dir(&mut self) -> &mut (dyn Directory + 'static) {
+        self.reused = false;
         self.served()
     }
 

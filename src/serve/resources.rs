@@ -105,19 +105,27 @@ fn visible_user(ctx: &Ctx, mut u: UserRecord) -> UserRecord {
     u
 }
 
+/// A user's resource as the caller may see it; `missing` when a scoped
+/// token may not see it at all.
+fn shown_user(
+    ctx: &Ctx,
+    u: UserRecord,
+    missing: impl Fn() -> ScimError,
+) -> Result<Value, ScimError> {
+    let u = visible_user(ctx, u);
+    if ctx.caller.scope.is_some() && u.groups.is_empty() {
+        return Err(missing());
+    }
+    Ok(user_json(&ctx.base, &u))
+}
+
 /// The record of `id` as the caller may see it. An id that exists outside
 /// a scoped token's groups answers exactly as an id that does not exist.
 fn load(ctx: &Ctx, dir: &mut dyn Directory, kind: Kind, id: &str) -> Result<Value, ScimError> {
     let n = row_id(kind, id)?;
     let missing = || ScimError::not_found(kind.name(), id);
     match kind {
-        Kind::User => {
-            let u = visible_user(ctx, dir.user(n)?.ok_or_else(missing)?);
-            if ctx.caller.scope.is_some() && u.groups.is_empty() {
-                return Err(missing());
-            }
-            Ok(user_json(&ctx.base, &u))
-        }
+        Kind::User => shown_user(ctx, dir.user(n)?.ok_or_else(missing)?, missing),
         Kind::Group => {
             let g = dir.group(n)?.ok_or_else(missing)?;
             if !ctx.caller.may_manage(g.id) {
@@ -417,12 +425,7 @@ fn account_of(body: &Value) -> Result<Account, ScimError> {
 
 /// Refuse an email another account holds (compared as `roster check`
 /// compares them: trimmed, any case). `own` is the id of the User written.
-fn unique_email(
-    ctx: &Ctx,
-    dir: &mut dyn Directory,
-    email: &str,
-    own: Option<i64>,
-) -> Result<(), ScimError> {
+fn unique_email(dir: &mut dyn Directory, email: &str, own: Option<i64>) -> Result<(), ScimError> {
     if email.is_empty() {
         return Ok(());
     }
@@ -431,7 +434,8 @@ fn unique_email(
         filter::CompareOp::Eq,
         email,
     );
-    let (_, holders) = dir.users(&ListQuery {
+    // One indexed look-up (`lower(email)`), with no time cap to set.
+    let holders = dir.user_ids_where(&ListQuery {
         schema: super::attrs::for_kind(Kind::User),
         filter: Some(&same),
         sort_by: None,
@@ -439,9 +443,9 @@ fn unique_email(
         offset: 0,
         limit: 2,
         scope: None,
-        timeout: Some(ctx.config.filter_timeout),
+        timeout: None,
     })?;
-    if holders.iter().any(|u| Some(u.id) != own) {
+    if holders.iter().any(|id| Some(*id) != own) {
         return Err(super::writes::email_taken());
     }
     Ok(())
@@ -463,8 +467,8 @@ fn managed_groups(dir: &mut dyn Directory, id: i64) -> Result<Vec<String>, ScimE
     Ok(names)
 }
 
-/// Create a resource; returns its id.
-pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> {
+/// Create a resource; returns its name.
+fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
     ctx.caller
         .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
@@ -473,7 +477,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
             check_user(&account, None)?;
             let cred = credential(body)?;
             ctx.create(Some(&account.profile.email), |s, dir| {
-                unique_email(ctx, dir, &account.profile.email, None)?;
+                unique_email(dir, &account.profile.email, None)?;
                 s.create_account(&account.user_name, &account.profile, cred)?;
                 if !account.active {
                     s.deactivate_account(&account.user_name)?;
@@ -485,7 +489,7 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
                 }
                 Ok(())
             })?;
-            created_id(ctx, kind, &account.user_name)
+            Ok(account.user_name)
         }
         Kind::Group => {
             let g = resource::group_from_resource(body).map_err(bad_resource)?;
@@ -504,35 +508,35 @@ pub fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<i64, ScimError> 
                     &member_flags(&g, &[]),
                 )
             })?;
-            created_id(ctx, kind, &name)
+            Ok(name)
         }
     }
 }
 
-fn created_id(ctx: &Ctx, kind: Kind, name: &str) -> Result<i64, ScimError> {
+/// POST: the new resource as stored, read back in one statement for a
+/// User (its row and groups by name), two for a Group.
+pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
+    check_text(body)?;
+    let name = create_in(ctx, kind, body)?;
     let mut dir = ctx.read()?;
-    let id = match kind {
-        Kind::User => dir
-            .user_ids(&[name.to_string()])?
-            .first()
-            .map(|(id, _)| *id),
-        Kind::Group => dir.group_id(name)?,
-    };
-    id.ok_or_else(|| {
+    let lost = || {
         ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
             "created, but cannot be read back",
         )
-    })
-}
-
-/// POST: the new resource as stored.
-pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
-    check_text(body)?;
-    let id = create_in(ctx, kind, body)?;
-    let mut dir = ctx.read()?;
-    load(ctx, dir.as_mut(), kind, &id.to_string())
+    };
+    match kind {
+        Kind::User => {
+            let u = dir.user_named(&name)?.ok_or_else(lost)?;
+            let id = u.id.to_string();
+            shown_user(ctx, u, || ScimError::not_found(kind.name(), &id))
+        }
+        Kind::Group => {
+            let id = dir.group_id(&name)?.ok_or_else(lost)?;
+            load(ctx, dir.as_mut(), kind, &id.to_string())
+        }
+    }
 }
 
 pub fn create(ctx: &Ctx, kind: Kind, body: &[u8]) -> Result<Response, ScimError> {
@@ -561,7 +565,7 @@ fn replace_with(
             }
             let id = current["id"].as_str().and_then(|i| i.parse::<i64>().ok());
             if next.profile.email != cur.profile.email {
-                unique_email(ctx, dir, &next.profile.email, id)?;
+                unique_email(dir, &next.profile.email, id)?;
             }
             // The policy for user-manager grants holds after the write:
             // deactivating an account revokes its grants (so a provider can

@@ -122,6 +122,17 @@ pub trait Directory {
     /// The total matching and one page of users.
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError>;
     fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError>;
+    /// The ids of one page of the users `q` selects, without their total.
+    fn user_ids_where(&mut self, q: &ListQuery) -> Result<Vec<i64>, StoreError> {
+        Ok(self.users(q)?.1.into_iter().map(|u| u.id).collect())
+    }
+    /// The user with this user name (case-insensitive).
+    fn user_named(&mut self, user_name: &str) -> Result<Option<UserRecord>, StoreError> {
+        match self.user_ids(&[user_name.to_string()])?.first() {
+            Some((id, _)) => self.user(*id),
+            None => Ok(None),
+        }
+    }
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError>;
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError>;
     /// Ids of the accounts with these user names (case-insensitive), in any order.

@@ -428,6 +428,39 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     assert!((1..=4).contains(&most), "{most} store connections at once");
 }
 
+#[test]
+fn a_kept_store_connection_the_database_dropped_is_replaced_at_the_next_request() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let server = serve(&s, &["--store-connections", "1"]);
+    let (name, admin_url) = pg_admin(&s.db);
+    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    let url = format!("{}/Users?count=1", server.base);
+    let bearer = format!("Bearer {}", s.admin);
+    let unknown = format!("Bearer rst_{}", "0".repeat(64));
+    for auth in [&bearer, &unknown] {
+        assert!(get(&url, Some(&bearer), Duration::from_secs(10)).is_some());
+        // The server's kept connections end under it, between requests.
+        let ended: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = $1 AND application_name = 'roster') t",
+                &[&name],
+            )
+            .unwrap()
+            .get(0);
+        assert!(ended >= 1, "no store connection to end");
+        // The next request is answered on a new one, as if nothing happened.
+        let want = if auth == &bearer { 200 } else { 401 };
+        let r = get(&url, Some(auth), Duration::from_secs(10)).unwrap();
+        assert_eq!(r.0, want, "{}", r.1);
+        let r = get(&url, Some(&bearer), Duration::from_secs(10)).unwrap();
+        assert_eq!(r.0, 200, "{}", r.1);
+    }
+}
+
 /// A self-signed certificate for 127.0.0.1 and localhost and its key
 /// (`tests/fixtures/tls/NAME.crt` and `.key`, P-256, valid until 2126),
 /// copied into `dir`. Test-only keys: nothing else trusts them.

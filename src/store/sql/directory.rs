@@ -21,18 +21,39 @@ const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
 
 /// A read connection of `roster serve`, in a read snapshot; no connection
 /// for a store not created yet, which reads as empty.
+///
+/// The snapshot starts with the first read that needs one: a read of one
+/// statement (a token, a user by id or name, ids of names) is a snapshot of
+/// its own and runs as it comes, so a request that reads one row at a time
+/// sends no `BEGIN` and no `ROLLBACK`; a read of several statements (a
+/// listing and its total, a group and its members) starts the snapshot that
+/// the rest of the request then shares.
 pub struct SqlDirectory {
     conn: Option<Box<dyn Conn>>,
+    /// A snapshot was asked for and not started yet.
+    pending: bool,
 }
 
 impl SqlDirectory {
     /// `conn` in a read snapshot from here on (it may be in one already).
     pub fn new(conn: Option<Box<dyn Conn>>) -> Result<Self, StoreError> {
-        let mut d = SqlDirectory { conn };
+        let mut d = SqlDirectory {
+            conn,
+            pending: false,
+        };
         if !d.conn.as_deref().is_some_and(|c| c.in_transaction()) {
             d.begin_read()?;
         }
         Ok(d)
+    }
+
+    /// Start the snapshot asked for, before a read of several statements.
+    fn snapshot(&mut self) -> Result<(), StoreError> {
+        if let (true, Some(c)) = (self.pending, self.conn.as_deref_mut()) {
+            c.batch(begin_read(c.dialect()))?;
+        }
+        self.pending = false;
+        Ok(())
     }
 }
 
@@ -47,6 +68,7 @@ fn begin_read(dialect: Dialect) -> &'static str {
 
 impl Served for SqlDirectory {
     fn end_read(&mut self) -> Result<(), StoreError> {
+        self.pending = false;
         match self.conn.as_deref_mut() {
             Some(c) if c.in_transaction() => c.batch("ROLLBACK"),
             _ => Ok(()),
@@ -55,10 +77,8 @@ impl Served for SqlDirectory {
 
     fn begin_read(&mut self) -> Result<(), StoreError> {
         self.end_read()?;
-        match self.conn.as_deref_mut() {
-            Some(c) => c.batch(begin_read(c.dialect())),
-            None => Ok(()),
-        }
+        self.pending = self.conn.is_some();
+        Ok(())
     }
 }
 
@@ -167,6 +187,42 @@ fn user_records(
         u.groups = by_user.remove(&u.id).unwrap_or_default();
     }
     Ok(users)
+}
+
+/// The one user `clause` selects, with its groups, in one statement.
+fn one_user(
+    c: &mut dyn Conn,
+    clause: &str,
+    values: &[Value],
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name, \
+         g.id, g.name FROM accounts a LEFT JOIN memberships m ON m.account_id = a.id \
+         LEFT JOIN groups g ON g.id = m.group_id WHERE {clause} ORDER BY g.name"
+    );
+    let rows = c.query(&sql, values)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut user = UserRecord {
+        account: account_from_row(first)?,
+        id: first.get(11)?,
+        created: first.get(12)?,
+        modified: first.get(13)?,
+        external_id: first.get(14)?,
+        display_name: first.get(15)?,
+        groups: Vec::new(),
+    };
+    for r in &rows {
+        let group: Option<i64> = r.get(16)?;
+        if let Some(id) = group {
+            user.groups.push(GroupRef {
+                id,
+                name: r.get(17)?,
+            });
+        }
+    }
+    Ok(Some(user))
 }
 
 fn group_records(
@@ -310,6 +366,7 @@ fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
 
 impl Directory for SqlDirectory {
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             // Refuse what the store would refuse, even before it exists.
             listing(q, &USERS, Dialect::Sqlite)?;
@@ -322,10 +379,38 @@ impl Directory for SqlDirectory {
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(None);
         };
-        Ok(user_records(c, "a.id = ?1", &[Value::Int(id)])?.pop())
+        one_user(c, "a.id = ?1", &[Value::Int(id)])
+    }
+
+    fn user_ids_where(&mut self, q: &ListQuery) -> Result<Vec<i64>, StoreError> {
+        // A time cap is set by a statement of its own, in the snapshot.
+        if q.timeout.is_some() {
+            self.snapshot()?;
+        }
+        let Some(c) = self.conn.as_deref_mut() else {
+            listing(q, &USERS, Dialect::Sqlite)?;
+            return Ok(Vec::new());
+        };
+        let (filter, order) = listing(q, &USERS, c.dialect())?;
+        let (clause, mut values) = where_clause(c, filter, q.scope, user_scope);
+        let deadline = q.timeout.map(|t| Instant::now() + t);
+        capped(c, deadline, |c, renew| {
+            renew(c)?;
+            let clause = page(q, &clause, &order, &mut values);
+            let sql = format!("SELECT a.id FROM {} WHERE {clause}", USERS.from);
+            c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+        })
+    }
+
+    fn user_named(&mut self, user_name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Ok(None);
+        };
+        one_user(c, "a.user_key = ?1", &[user_name.to_lowercase().into()])
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             listing(q, &GROUPS, Dialect::Sqlite)?;
             return Ok((0, Vec::new()));
@@ -334,6 +419,7 @@ impl Directory for SqlDirectory {
     }
 
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(None);
         };
@@ -400,6 +486,7 @@ impl Directory for SqlDirectory {
     }
 
     fn tokens(&mut self) -> Result<Vec<Token>, StoreError> {
+        self.snapshot()?;
         let Some(c) = self.conn.as_deref_mut() else {
             return Ok(Vec::new());
         };
