@@ -364,6 +364,21 @@ pub trait Conn: Send {
             Dialect::Postgres => "JOIN",
         }
     }
+    /// The most rows one queued INSERT writes. SQLite has no round trip
+    /// to save: a cached one-row statement is faster there than a
+    /// many-row one (which also needs a statement journal, to undo its
+    /// earlier rows if a later one fails).
+    fn rows_per_insert(&self) -> usize {
+        match self.dialect() {
+            Dialect::Sqlite => 1,
+            Dialect::Postgres => usize::MAX,
+        }
+    }
+    /// The id of the row the last INSERT wrote, where the database keeps
+    /// it (SQLite); elsewhere `None`: ask with `RETURNING`.
+    fn last_insert_id(&mut self) -> Option<i64> {
+        None
+    }
     /// Comparisons in byte order (SQLite's own; PostgreSQL's "C").
     fn bytewise(&self) -> &'static str {
         match self.dialect() {

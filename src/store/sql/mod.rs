@@ -323,6 +323,9 @@ impl<B: Backend> Conn for Lease<B> {
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)
     }
+    fn last_insert_id(&mut self) -> Option<i64> {
+        self.inner().last_insert_id()
+    }
     fn deadline(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
         self.inner().deadline(deadline)
     }

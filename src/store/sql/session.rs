@@ -63,8 +63,9 @@ impl Table {
     /// `values` cut into statements: as many rows as fit, then fewer by
     /// powers of two, so a table has a handful of statement texts, each
     /// prepared once.
-    fn chunks<'v>(&self, values: &'v [Value]) -> Vec<&'v [Value]> {
-        let most = 1 << (PARAMS_MAX / self.width).ilog2();
+    /// No statement holds more than `rows_max` rows.
+    fn chunks<'v>(&self, values: &'v [Value], rows_max: usize) -> Vec<&'v [Value]> {
+        let most = (1 << (PARAMS_MAX / self.width).ilog2()).min(rows_max.max(1));
         let mut out = Vec::new();
         let mut rest = values;
         while !rest.is_empty() {
@@ -110,8 +111,13 @@ impl Queue {
                 row[account] = Value::Int(id);
             }
         }
-        for chunk in table.chunks(&self.values) {
-            conn.execute(&table.sql(chunk.len()), chunk)?;
+        // Chunks come largest first: each text is made once per write.
+        let mut sql = (0, String::new());
+        for chunk in table.chunks(&self.values, conn.rows_per_insert()) {
+            if sql.0 != chunk.len() {
+                sql = (chunk.len(), table.sql(chunk.len()));
+            }
+            conn.execute(&sql.1, chunk)?;
         }
         self.values.clear();
         Ok(())
@@ -275,14 +281,43 @@ impl SqlSession {
         if self.new_names.is_empty() {
             return Ok(());
         }
-        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values) {
+        let rows_max = self.conn.rows_per_insert();
+        if rows_max == 1 && self.conn.last_insert_id().is_some() {
+            // One row a statement, its id kept by the database: no
+            // `RETURNING`, which SQLite runs as a trigger that needs a
+            // statement journal for every row.
             let sql = format!(
-                "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                ACCOUNTS.sql(chunk.len())
+                "{} ON CONFLICT (user_key) DO NOTHING",
+                ACCOUNTS.sql(ACCOUNTS.width)
             );
-            for r in self.conn.query(&sql, chunk)? {
-                self.accounts.insert(r.get(0)?, r.get(1)?);
+            for row in self.accounts_queue.values.chunks_mut(ACCOUNTS.width) {
+                if self.conn.execute(&sql, row)? == 1
+                    && let (Some(id), Value::Text(key)) = (
+                        self.conn.last_insert_id(),
+                        std::mem::replace(&mut row[1], Value::Null),
+                    )
+                {
+                    self.accounts.insert(key, id);
+                }
             }
+            self.accounts_queue.values.clear();
+        }
+        let mut sql = (0, String::new());
+        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values, rows_max) {
+            if sql.0 != chunk.len() {
+                sql = (
+                    chunk.len(),
+                    format!(
+                        "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                        ACCOUNTS.sql(chunk.len())
+                    ),
+                );
+            }
+            let accounts = &mut self.accounts;
+            self.conn.query_each(&sql.1, chunk, &mut |r| {
+                accounts.insert(r.take(0)?, r.get(1)?);
+                Ok(())
+            })?;
         }
         self.accounts_queue.values.clear();
         let names = std::mem::take(&mut self.new_names);

@@ -186,6 +186,10 @@ impl Conn for SqliteConn {
     fn in_transaction(&self) -> bool {
         !self.conn.is_autocommit()
     }
+
+    fn last_insert_id(&mut self) -> Option<i64> {
+        Some(self.conn.last_insert_rowid())
+    }
 }
 
 /// Migrations, in order; `PRAGMA user_version` records how many ran.
