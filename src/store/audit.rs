@@ -222,6 +222,48 @@ pub fn active_json(active: bool) -> &'static str {
     }
 }
 
+/// The subject of a membership's audit rows.
+pub fn membership_subject(user_name: &str, group: &str) -> String {
+    format!("{user_name} in {group}")
+}
+
+/// An account (re)activated or deactivated: its audit row's op, before
+/// and after.
+pub fn activation(active: bool) -> (&'static str, &'static str, &'static str) {
+    if active {
+        ("reactivate_account", active_json(false), active_json(true))
+    } else {
+        ("deactivate_account", active_json(true), active_json(false))
+    }
+}
+
+/// User management granted or revoked: the audit row's op, before and
+/// after.
+pub fn grant(user_manager: bool) -> (&'static str, &'static str, &'static str) {
+    let op = if user_manager {
+        "grant_user_manager"
+    } else {
+        "revoke_user_manager"
+    };
+    (op, manager_json(!user_manager), manager_json(user_manager))
+}
+
+/// What a store answers to a change that is already so.
+pub fn already_active(user_name: &str, active: bool) -> super::StoreError {
+    super::StoreError::Invalid(format!(
+        "account `{user_name}` is already {}",
+        if active { "active" } else { "inactive" }
+    ))
+}
+
+/// What a store answers to a grant or revoke that finds no such membership.
+pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> super::StoreError {
+    super::StoreError::Invalid(format!(
+        "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+        if user_manager { "without" } else { "with" }
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

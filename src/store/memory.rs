@@ -10,7 +10,7 @@
 //! keeps the code plain; it is meant for stores of test size.
 
 use super::audit::{self, GENESIS};
-use super::audit::{active_json, manager_json, masked};
+use super::audit::{manager_json, masked};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };
@@ -438,37 +438,21 @@ impl MemorySession {
         let id = self.data.account_id(user_name)?;
         let row = self.data.account_mut(id);
         if row.account.active == active {
-            return Err(StoreError::Invalid(format!(
-                "account `{user_name}` is already {}",
-                if active { "active" } else { "inactive" }
-            )));
+            return Err(audit::already_active(user_name, active));
         }
         row.account.active = active;
         if !active {
             // A deactivated account is not invited (again).
             self.data.outbox.retain(|m| m.account != id);
         }
-        let (op, before, after) = if active {
-            ("reactivate_account", false, true)
-        } else {
-            ("deactivate_account", true, false)
-        };
-        self.record(
-            op,
-            user_name,
-            Some(active_json(before)),
-            Some(active_json(after)),
-        );
+        let (op, before, after) = audit::activation(active);
+        self.record(op, user_name, Some(before), Some(after));
         Ok(())
     }
 
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
         Ok((self.data.group_id(group)?, self.data.account_id(user_name)?))
     }
-}
-
-fn membership_subject(user_name: &str, group: &str) -> String {
-    format!("{user_name} in {group}")
 }
 
 impl Session for MemorySession {
@@ -600,7 +584,7 @@ impl Session for MemorySession {
         self.data.memberships.insert(key, user_manager);
         self.record(
             "add_membership",
-            &membership_subject(user_name, group),
+            &audit::membership_subject(user_name, group),
             None,
             Some(manager_json(user_manager)),
         );
@@ -617,22 +601,15 @@ impl Session for MemorySession {
         match self.data.memberships.get_mut(&key) {
             Some(um) if *um != user_manager => *um = user_manager,
             _ => {
-                return Err(StoreError::Invalid(format!(
-                    "`{user_name}` is not a member of `{group}` {} the user-manager grant",
-                    if user_manager { "without" } else { "with" }
-                )));
+                return Err(audit::no_grant_to_change(user_name, group, user_manager));
             }
         }
-        let op = if user_manager {
-            "grant_user_manager"
-        } else {
-            "revoke_user_manager"
-        };
+        let (op, before, after) = audit::grant(user_manager);
         self.record(
             op,
-            &membership_subject(user_name, group),
-            Some(manager_json(!user_manager)),
-            Some(manager_json(user_manager)),
+            &audit::membership_subject(user_name, group),
+            Some(before),
+            Some(after),
         );
         Ok(())
     }
@@ -646,7 +623,7 @@ impl Session for MemorySession {
         };
         self.record(
             "remove_membership",
-            &membership_subject(user_name, group),
+            &audit::membership_subject(user_name, group),
             Some(manager_json(was)),
             None,
         );

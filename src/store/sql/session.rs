@@ -15,7 +15,7 @@ use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
 use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::audit::{AuditLog, AuditRow, active_json, manager_json, masked};
+use crate::store::audit::{self, AuditLog, AuditRow, manager_json, masked};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -164,10 +164,6 @@ fn profile_values(p: &Profile) -> [Value; 11] {
         p.zip.clone(),
         p.role.as_str(),
     ]
-}
-
-fn membership_subject(user_name: &str, group: &str) -> String {
-    format!("{user_name} in {group}")
 }
 
 /// A write that a uniqueness constraint may refuse; `taken` says what is
@@ -377,10 +373,7 @@ impl SqlSession {
             &params![id, active, &self.now, !active],
         )?;
         if changed != 1 {
-            return Err(StoreError::Invalid(format!(
-                "account `{user_name}` is already {}",
-                if active { "active" } else { "inactive" }
-            )));
+            return Err(audit::already_active(user_name, active));
         }
         if !active {
             // A deactivated account is not invited (again).
@@ -389,17 +382,8 @@ impl SqlSession {
                 &params![id],
             )?;
         }
-        let (op, before, after) = if active {
-            ("reactivate_account", false, true)
-        } else {
-            ("deactivate_account", true, false)
-        };
-        self.record(
-            op,
-            user_name,
-            Some(active_json(before)),
-            Some(active_json(after)),
-        )
+        let (op, before, after) = audit::activation(active);
+        self.record(op, user_name, Some(before), Some(after))
     }
 
     /// An account name that no longer names what this session knew by it.
@@ -586,7 +570,7 @@ impl Session for SqlSession {
         }
         self.record(
             "add_membership",
-            &membership_subject(user_name, group),
+            &audit::membership_subject(user_name, group),
             None,
             Some(manager_json(user_manager)),
         )
@@ -607,21 +591,14 @@ impl Session for SqlSession {
             &params![g, a, user_manager, !user_manager],
         )?;
         if changed != 1 {
-            return Err(StoreError::Invalid(format!(
-                "`{user_name}` is not a member of `{group}` {} the user-manager grant",
-                if user_manager { "without" } else { "with" }
-            )));
+            return Err(audit::no_grant_to_change(user_name, group, user_manager));
         }
-        let op = if user_manager {
-            "grant_user_manager"
-        } else {
-            "revoke_user_manager"
-        };
+        let (op, before, after) = audit::grant(user_manager);
         self.record(
             op,
-            &membership_subject(user_name, group),
-            Some(manager_json(!user_manager)),
-            Some(manager_json(user_manager)),
+            &audit::membership_subject(user_name, group),
+            Some(before),
+            Some(after),
         )
     }
 
@@ -645,7 +622,7 @@ impl Session for SqlSession {
         };
         self.record(
             "remove_membership",
-            &membership_subject(user_name, group),
+            &audit::membership_subject(user_name, group),
             Some(manager_json(was)),
             None,
         )
