@@ -64,6 +64,9 @@ impl Role {
     }
 }
 
+/// The role catalog of a roster without `policy.roles`.
+pub const DEFAULT_ROLES: [&str; 2] = ["public-viewer", "individual"];
+
 impl GroupType {
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -103,6 +106,39 @@ impl CredentialState {
     }
 }
 
+/// How a new account's person signs in (a partner's `sign_in`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum SignIn {
+    /// An invitation with a one-time activation link.
+    #[default]
+    Invite,
+    /// A generated password, written to the credentials file.
+    Password,
+    /// The identity provider signs the person in: no password, no invitation.
+    Sso,
+}
+
+impl SignIn {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// The person-facing fields of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Profile {
@@ -117,8 +153,6 @@ pub struct Profile {
     pub extension: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
-    #[serde(default)]
-    pub role: Role,
 }
 
 impl Profile {
@@ -140,6 +174,53 @@ pub struct Account {
     pub profile: Profile,
     pub active: bool,
     pub credential: CredentialState,
+    /// Role names from the roster's catalog, sorted, each once.
+    pub roles: Vec<String>,
+    /// Named grants (products, dashboards, coverage, …), sorted, each once.
+    pub entitlements: Vec<Entitlement>,
+    /// The user name of the account that oversees this one.
+    pub case_manager: Option<String>,
+}
+
+impl Account {
+    /// An active account with no roles, entitlements or case manager.
+    pub fn new(user_name: &str, profile: Profile, credential: CredentialState) -> Self {
+        Account {
+            user_name: user_name.to_string(),
+            profile,
+            active: true,
+            credential,
+            roles: Vec::new(),
+            entitlements: Vec::new(),
+            case_manager: None,
+        }
+    }
+}
+
+/// One named grant of an account: `kind` is the catalog (`products`,
+/// `dashboards`, `coverage`, …), `value` an entry of it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Entitlement {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Entitlement {
+    pub fn new(kind: &str, value: &str) -> Self {
+        Entitlement {
+            kind: kind.to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
+/// `v` sorted, each entry once: how accounts keep roles and entitlements.
+pub fn sorted_unique<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -489,21 +489,18 @@ mod tests {
         dob: Option<&str>,
         active: bool,
     ) -> Account {
-        Account {
-            user_name: user.into(),
-            profile: Profile {
-                email: email.into(),
-                first_name: first.into(),
-                last_name: last.into(),
-                birth_date: dob.map(Into::into),
-                phone: None,
-                extension: None,
-                zip: None,
-                role: Role::PublicViewer,
-            },
-            active,
-            credential: CredentialState::Invited,
-        }
+        let profile = Profile {
+            email: email.into(),
+            first_name: first.into(),
+            last_name: last.into(),
+            birth_date: dob.map(Into::into),
+            phone: None,
+            extension: None,
+            zip: None,
+        };
+        let mut a = Account::new(user, profile, CredentialState::Invited);
+        a.active = active;
+        a
     }
 
     fn partner(email: &str, first: &str, last: &str, dob: &str, pinned: Option<&str>) -> Partner {

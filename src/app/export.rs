@@ -65,7 +65,11 @@ pub fn roster_of(
             phone: a.profile.phone.clone(),
             extension: a.profile.extension.clone(),
             zip: a.profile.zip.clone(),
-            role: a.profile.role,
+            role: a
+                .roles
+                .iter()
+                .find_map(|r| r.parse().ok())
+                .unwrap_or_default(),
             account: Some(a.user_name.clone()),
             active: a.active,
         })
@@ -154,7 +158,7 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
                     phone: prof.phone,
                     extension: prof.extension,
                     zip: prof.zip,
-                    role: prof.role,
+                    role: p.role,
                     account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
                     active: p.active,
                 }

@@ -1,8 +1,8 @@
 //! Planning: gather what the roster needs from the store ([`gather`], the
 //! only I/O), then decide ([`compute`], pure).
 
-use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
-use crate::domain::{Account, Membership, NameDob, Profile};
+use super::{Action, Note, PersonalData, Plan, RemovalCap, Resolution, StoreRef, Summary};
+use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn, sorted_unique};
 use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
@@ -224,8 +224,97 @@ pub fn profile_of(p: &Partner) -> Profile {
             .filter(|s| !s.is_empty()),
         extension: opt(&p.extension),
         zip: opt(&p.zip),
-        role: p.role,
     }
+}
+
+/// The roles a partner's account should hold, sorted, each once.
+pub fn roles_of(p: &Partner, policy: &Policy) -> Vec<String> {
+    let _ = policy;
+    sorted_unique(vec![p.role.as_str().to_string()])
+}
+
+/// The entitlements a partner's account should hold, sorted, each once.
+pub fn entitlements_of(p: &Partner) -> Vec<Entitlement> {
+    let _ = p;
+    Vec::new()
+}
+
+/// The email of the partner who oversees this one, if any.
+pub fn case_manager_of(p: &Partner) -> Option<&str> {
+    let _ = p;
+    None
+}
+
+/// How a new account of this partner signs in; `None`: as apply says.
+pub fn sign_in_of(p: &Partner) -> Option<SignIn> {
+    let _ = p;
+    None
+}
+
+/// What `want` adds to `have` and what it takes away (both sorted).
+fn changes<'a, T: Ord>(have: &'a [T], want: &'a [T]) -> (Vec<&'a T>, Vec<&'a T>) {
+    let add = want
+        .iter()
+        .filter(|w| have.binary_search(w).is_err())
+        .collect();
+    let remove = have
+        .iter()
+        .filter(|h| want.binary_search(h).is_err())
+        .collect();
+    (add, remove)
+}
+
+/// The grant and revoke actions that give `account` these roles and
+/// entitlements, from `held` (an existing account's) or from none.
+fn grant_actions(
+    actions: &mut Vec<Action>,
+    account: &str,
+    held: Option<&Account>,
+    roles: &[String],
+    entitlements: &[Entitlement],
+) {
+    let (have_roles, have_ents) = held.map_or((&[][..], &[][..]), |a| {
+        (a.roles.as_slice(), a.entitlements.as_slice())
+    });
+    let (grant, revoke) = changes(have_roles, roles);
+    for r in grant {
+        actions.push(Action::GrantRole {
+            account: account.to_string(),
+            role: r.clone(),
+        });
+    }
+    for r in revoke {
+        actions.push(Action::RevokeRole {
+            account: account.to_string(),
+            role: r.clone(),
+        });
+    }
+    let (grant, revoke) = changes(have_ents, entitlements);
+    for e in grant {
+        actions.push(Action::GrantEntitlement {
+            account: account.to_string(),
+            kind: e.kind.clone(),
+            value: e.value.clone(),
+        });
+    }
+    for e in revoke {
+        actions.push(Action::RevokeEntitlement {
+            account: account.to_string(),
+            kind: e.kind.clone(),
+            value: e.value.clone(),
+        });
+    }
+}
+
+/// Entries of each collection besides memberships that the roster's
+/// accounts hold in the store (the base of each `max_removals` cap).
+#[derive(Default)]
+struct Held {
+    roles: u64,
+    entitlements: u64,
+    case_assignments: u64,
+    /// Active accounts the plan looks at.
+    active: u64,
 }
 
 /// Fields the roster sets that the account holds differently. Fields the
@@ -262,7 +351,6 @@ fn drift(p: &Partner, have: &Profile) -> Vec<String> {
         "zip",
         set(&p.zip).is_some_and(|z| Some(z) != have.zip.as_deref()),
     );
-    check("role", p.role != have.role);
     fields
 }
 
@@ -305,6 +393,10 @@ pub fn compute(
     // Accounts some partner resolved to.
     let mut claimed: HashSet<usize> = HashSet::new();
     let mut resolutions = Vec::with_capacity(d.partners.len());
+    let mut held = Held {
+        active: live.accounts.iter().filter(|a| a.active).count() as u64,
+        ..Held::default()
+    };
     for (k, (p, r)) in d.partners.iter().zip(&resolved).enumerate() {
         let email = normalize::email(&p.email);
         if r.outcome.is_unresolved() {
@@ -324,11 +416,30 @@ pub fn compute(
         match r.outcome {
             Outcome::Create => {
                 let account = name_of(Target::New(k)).to_string();
+                let roles = roles_of(p, d.policy);
                 actions.push(Action::CreateAccount {
                     account: account.clone(),
                     partner: email.clone(),
                     profile: profile_of(p),
+                    sign_in: sign_in_of(p),
+                    roles: roles.clone(),
                 });
+                // Its roles come with it: only entitlements are granted.
+                let held = Account {
+                    roles,
+                    ..Account::new(
+                        &account,
+                        profile_of(p),
+                        crate::domain::CredentialState::None,
+                    )
+                };
+                grant_actions(
+                    &mut actions,
+                    &account,
+                    Some(&held),
+                    &held.roles,
+                    &entitlements_of(p),
+                );
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
                 if !p.active {
@@ -340,6 +451,15 @@ pub fn compute(
             }
             Outcome::Matched | Outcome::Reactivate => {
                 let acct = &live.accounts[r.account.unwrap_or_default()];
+                held.roles += acct.roles.len() as u64;
+                held.entitlements += acct.entitlements.len() as u64;
+                grant_actions(
+                    &mut actions,
+                    &acct.user_name,
+                    Some(acct),
+                    &roles_of(p, d.policy),
+                    &entitlements_of(p),
+                );
                 if r.outcome == Outcome::Reactivate {
                     actions.push(Action::ReactivateAccount {
                         account: acct.user_name.clone(),
@@ -393,6 +513,35 @@ pub fn compute(
         });
     }
     resolutions.sort_by_key(|r| !r.outcome.is_unresolved());
+
+    // Case managers: the accounts of other partners, known only now.
+    let mut case_removals = 0u64;
+    for p in &d.partners {
+        let Some(&t) = account_of.get(email_key(&p.email).as_ref()) else {
+            continue;
+        };
+        let want = case_manager_of(p)
+            .and_then(|cm| account_of.get(email_key(cm).as_ref()))
+            .map(|&m| name_of(m).to_string());
+        let have = match t {
+            Target::Existing(i) => live.accounts[i].case_manager.clone(),
+            Target::New(_) => None,
+        };
+        let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
+        if have.is_some() {
+            held.case_assignments += 1;
+        }
+        if lower(&want) != lower(&have) {
+            // Another case manager in place of one is no loss.
+            if have.is_some() && want.is_none() {
+                case_removals += 1;
+            }
+            actions.push(Action::SetCaseManager {
+                account: name_of(t).to_string(),
+                case_manager: want,
+            });
+        }
+    }
 
     // Groups.
     let store_groups: HashMap<&str, &store::Group> =
@@ -550,6 +699,46 @@ pub fn compute(
     });
     let summary = summarize(&actions, &resolutions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
+    // Accounts deactivated because the roster no longer names them; a
+    // partner's `active: false` says so outright.
+    let deactivations = actions
+        .iter()
+        .filter(|a| matches!(a, Action::DeactivateAccount { partner: None, .. }))
+        .count() as u64;
+    let removal_caps: Vec<RemovalCap> = [
+        ("roles", net_losses(&actions, true), held.roles),
+        (
+            "entitlements",
+            net_losses(&actions, false),
+            held.entitlements,
+        ),
+        ("case_assignments", case_removals, held.case_assignments),
+        ("deactivations", deactivations, held.active),
+    ]
+    .into_iter()
+    .filter(|(_, removed, _)| *removed > 0)
+    .map(|(collection, removed, of)| RemovalCap {
+        collection: collection.to_string(),
+        removed,
+        of,
+        limit: d.policy.max_removals.limit(of).unwrap_or(0),
+    })
+    .collect();
+    for c in removal_caps.iter().filter(|c| c.exceeded()) {
+        warnings.push(
+            Note::new(
+                Code::MassRemoval,
+                format!(
+                    "this plan removes {} {}, more than max_removals allows ({} of {})",
+                    c.removed,
+                    c.collection.replace('_', " "),
+                    c.limit,
+                    c.of
+                ),
+            )
+            .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
+        );
+    }
     if summary.removals() > removal_limit {
         warnings.push(
             Note::new(
@@ -575,12 +764,31 @@ pub fn compute(
         warnings,
         violations,
         removal_limit,
+        removal_caps,
+        seats: None,
         personal_data: PersonalData::Included,
         digest: None,
         seal: None,
     };
     plan.digest = Some(super::seal::digest(&plan));
     plan
+}
+
+/// Roles (`roles`) or entitlements an account ends up with fewer of, summed
+/// over the accounts: one put in place of another is no loss.
+fn net_losses(actions: &[Action], roles: bool) -> u64 {
+    let mut by_account: HashMap<&str, i64> = HashMap::new();
+    for a in actions {
+        let (account, change) = match (a, roles) {
+            (Action::GrantRole { account, .. }, true)
+            | (Action::GrantEntitlement { account, .. }, false) => (account, 1),
+            (Action::RevokeRole { account, .. }, true)
+            | (Action::RevokeEntitlement { account, .. }, false) => (account, -1),
+            _ => continue,
+        };
+        *by_account.entry(account.as_str()).or_default() += change;
+    }
+    by_account.values().map(|n| (-n).max(0) as u64).sum()
 }
 
 /// A user name's characters, case-folded, for ordering without allocating.
@@ -616,6 +824,12 @@ pub fn summarize(actions: &[Action], resolutions: &[Resolution]) -> Summary {
             Action::CreateAccount { .. } => &mut s.create_accounts,
             Action::ReactivateAccount { .. } => &mut s.reactivate_accounts,
             Action::UpdateProfile { .. } => &mut s.update_profiles,
+            Action::RenameAccount { .. } => &mut s.rename_accounts,
+            Action::GrantRole { .. } => &mut s.grant_roles,
+            Action::RevokeRole { .. } => &mut s.revoke_roles,
+            Action::GrantEntitlement { .. } => &mut s.grant_entitlements,
+            Action::RevokeEntitlement { .. } => &mut s.revoke_entitlements,
+            Action::SetCaseManager { .. } => &mut s.set_case_managers,
             Action::AddMembership { .. } => &mut s.add_memberships,
             Action::GrantUserManager { .. } => &mut s.grant_user_manager,
             Action::RevokeUserManager { .. } => &mut s.revoke_user_manager,
@@ -657,12 +871,10 @@ mod tests {
     }
 
     fn account(p: &Partner, user_name: &str, active: bool) -> Account {
-        Account {
-            user_name: user_name.into(),
-            profile: profile_of(p),
-            active,
-            credential: CredentialState::Invited,
-        }
+        let mut a = Account::new(user_name, profile_of(p), CredentialState::Invited);
+        a.active = active;
+        a.roles = vec![p.role.as_str().to_string()];
+        a
     }
 
     fn resolved(outcome: Outcome, account: Option<usize>) -> Resolved {
@@ -734,6 +946,18 @@ mod tests {
                     Action::GrantUserManager { .. } => "grant".to_string(),
                     Action::RevokeUserManager { .. } => "revoke".to_string(),
                     Action::RemoveMembership { .. } => "remove".to_string(),
+                    Action::RenameAccount { new_name, .. } => format!("rename({new_name})"),
+                    Action::GrantRole { role, .. } => format!("grant-role({role})"),
+                    Action::RevokeRole { role, .. } => format!("revoke-role({role})"),
+                    Action::GrantEntitlement { kind, value, .. } => {
+                        format!("grant-entitlement({kind}:{value})")
+                    }
+                    Action::RevokeEntitlement { kind, value, .. } => {
+                        format!("revoke-entitlement({kind}:{value})")
+                    }
+                    Action::SetCaseManager { case_manager, .. } => {
+                        format!("case-manager({})", case_manager.as_deref().unwrap_or("-"))
+                    }
                     Action::DeactivateAccount { partner, .. } => {
                         format!(
                             "deactivate({})",

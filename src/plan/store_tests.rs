@@ -3,7 +3,7 @@
 
 use super::compute::{Desired, compute, gather, profile_of};
 use super::{Action, Differs, Outcome, Plan, Via};
-use crate::domain::{Account, GroupType, Membership, NameDob};
+use crate::domain::{Account, Entitlement, GroupType, Membership, NameDob};
 use crate::roster::model::{Group, Partner, Policy};
 use crate::store::memory::MemoryStore;
 use crate::store::{AuditEntry, Invitation, NewCredential, Reader, Session, Store, StoreError};
@@ -46,7 +46,8 @@ fn account(s: &mut dyn Session, user_name: &str, p: &Partner, active: bool) {
         hash: "$argon2id$stored".into(),
         password: "unused".into(),
     };
-    s.create_account(user_name, &profile_of(p), credential)
+    let roles = [p.role.as_str().to_string()];
+    s.create_account_with_roles(user_name, &profile_of(p), &roles, credential)
         .expect("create account");
     if !active {
         s.deactivate_account(user_name).expect("deactivate");
@@ -72,10 +73,14 @@ fn apply(store: &MemoryStore, plan: &Plan) {
             let done = match a {
                 Action::CreateGroup { group, kind, lwia } => s.create_group(group, *kind, *lwia),
                 Action::CreateAccount {
-                    account, profile, ..
-                } => s.create_account(
                     account,
                     profile,
+                    roles,
+                    ..
+                } => s.create_account_with_roles(
+                    account,
+                    profile,
+                    roles,
                     NewCredential::Invite {
                         token: format!("token-{account}"),
                         token_digest: format!("digest-{account}"),
@@ -101,6 +106,25 @@ fn apply(store: &MemoryStore, plan: &Plan) {
                 }
                 Action::RemoveMembership { account, group } => s.remove_membership(account, group),
                 Action::DeactivateAccount { account, .. } => s.deactivate_account(account),
+                Action::RenameAccount {
+                    account, new_name, ..
+                } => s.rename_account(account, new_name),
+                Action::GrantRole { account, role } => s.grant_role(account, role),
+                Action::RevokeRole { account, role } => s.revoke_role(account, role),
+                Action::GrantEntitlement {
+                    account,
+                    kind,
+                    value,
+                } => s.grant_entitlement(account, &Entitlement::new(kind, value)),
+                Action::RevokeEntitlement {
+                    account,
+                    kind,
+                    value,
+                } => s.revoke_entitlement(account, &Entitlement::new(kind, value)),
+                Action::SetCaseManager {
+                    account,
+                    case_manager,
+                } => s.set_case_manager(account, case_manager.as_deref()),
             };
             done.unwrap_or_else(|e| panic!("{a:?}: {e}"));
         }
@@ -394,6 +418,9 @@ impl Noting {
 impl Reader for Noting {
     fn url(&self) -> &str {
         self.inner.url()
+    }
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        self.inner.active_accounts()
     }
     fn revision(&mut self) -> Result<i64, StoreError> {
         self.inner.revision()

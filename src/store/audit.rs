@@ -200,7 +200,6 @@ pub fn masked(profile: &Profile) -> serde_json::Value {
         "phone": hide(&profile.phone),
         "extension": hide(&profile.extension),
         "zip": profile.zip,
-        "role": profile.role.as_str(),
     })
 }
 
@@ -262,6 +261,85 @@ pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> s
         "`{user_name}` is not a member of `{group}` {} the user-manager grant",
         if user_manager { "without" } else { "with" }
     ))
+}
+
+/// A role granted or revoked: the audit row's op, before and after.
+pub fn role_change(role: &str, granted: bool) -> (&'static str, Option<String>, Option<String>) {
+    let v = Some(serde_json::json!({ "role": role }).to_string());
+    if granted {
+        ("grant_role", None, v)
+    } else {
+        ("revoke_role", v, None)
+    }
+}
+
+/// An entitlement granted or revoked: the audit row's op, before and after.
+pub fn entitlement_change(
+    e: &crate::domain::Entitlement,
+    granted: bool,
+) -> (&'static str, Option<String>, Option<String>) {
+    let v = Some(serde_json::json!({ "kind": e.kind, "value": e.value }).to_string());
+    if granted {
+        ("grant_entitlement", None, v)
+    } else {
+        ("revoke_entitlement", v, None)
+    }
+}
+
+/// A case manager set or cleared: the audit row's before and after.
+pub fn case_manager_change(before: Option<&str>, after: Option<&str>) -> (String, String) {
+    let json = |v: Option<&str>| serde_json::json!({ "case_manager": v }).to_string();
+    (json(before), json(after))
+}
+
+/// What a store answers to a role granted twice or revoked when not held.
+pub fn no_role_to_change(user_name: &str, role: &str, granted: bool) -> super::StoreError {
+    if granted {
+        super::StoreError::Taken(format!("account `{user_name}` already has role `{role}`"))
+    } else {
+        super::StoreError::Invalid(format!("account `{user_name}` does not have role `{role}`"))
+    }
+}
+
+/// What a store answers to an entitlement granted twice or revoked when
+/// not held.
+pub fn no_entitlement_to_change(
+    user_name: &str,
+    e: &crate::domain::Entitlement,
+    granted: bool,
+) -> super::StoreError {
+    let (k, v) = (&e.kind, &e.value);
+    if granted {
+        super::StoreError::Taken(format!(
+            "account `{user_name}` already has entitlement `{k}: {v}`"
+        ))
+    } else {
+        super::StoreError::Invalid(format!(
+            "account `{user_name}` does not have entitlement `{k}: {v}`"
+        ))
+    }
+}
+
+/// Why a case manager cannot be set, if it cannot: the account itself, or
+/// the one it has already.
+pub fn case_manager_refused(
+    user_name: &str,
+    current: Option<&str>,
+    next: Option<&str>,
+) -> Option<super::StoreError> {
+    let same =
+        |a: Option<&str>, b: Option<&str>| a.map(str::to_lowercase) == b.map(str::to_lowercase);
+    if same(next, Some(user_name)) {
+        return Some(super::StoreError::Invalid(format!(
+            "account `{user_name}` cannot be its own case manager"
+        )));
+    }
+    same(current, next).then(|| {
+        super::StoreError::Invalid(match next {
+            Some(n) => format!("account `{user_name}`'s case manager is already `{n}`"),
+            None => format!("account `{user_name}` has no case manager to clear"),
+        })
+    })
 }
 
 #[cfg(test)]

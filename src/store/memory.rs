@@ -14,7 +14,9 @@ use super::audit::{manager_json, masked};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };
-use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
+use crate::domain::{
+    Account, CredentialState, Entitlement, Group, GroupType, Membership, NameDob, Profile,
+};
 use crate::roster::normalize::{email_key, name_key};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -59,7 +61,10 @@ struct Data {
 
 #[derive(Clone)]
 struct AccountRow {
+    /// The account, its case manager left out: that is `case_manager`.
     account: Account,
+    /// The id of the account that oversees this one.
+    case_manager: Option<i64>,
     /// Invited accounts: when the invitation was made.
     invited_at: Option<String>,
 }
@@ -211,10 +216,19 @@ impl Data {
     fn accounts_where(&self, mut keep: impl FnMut(&Account) -> bool) -> Vec<Account> {
         self.accounts
             .values()
-            .map(|r| &r.account)
-            .filter(|a| keep(a))
-            .cloned()
+            .filter(|r| keep(&r.account))
+            .map(|r| self.read(r))
             .collect()
+    }
+
+    /// The account of `row` as readers see it, with its case manager.
+    fn read(&self, row: &AccountRow) -> Account {
+        let mut a = row.account.clone();
+        a.case_manager = row
+            .case_manager
+            .and_then(|id| self.accounts.get(&id))
+            .map(|m| m.account.user_name.clone());
+        a
     }
 
     fn account_id(&self, user_name: &str) -> Result<i64, StoreError> {
@@ -252,7 +266,7 @@ impl Reader for MemoryReader {
         Ok(names
             .iter()
             .filter_map(|n| d.user_keys.get(&n.to_lowercase()))
-            .map(|id| d.accounts[id].account.clone())
+            .map(|id| d.read(&d.accounts[id]))
             .collect())
     }
 
@@ -328,8 +342,17 @@ impl Reader for MemoryReader {
         let d = &self.data;
         Ok(d.user_keys
             .values()
-            .map(|id| d.accounts[id].account.clone())
+            .map(|id| d.read(&d.accounts[id]))
             .collect())
+    }
+
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        Ok(self
+            .data
+            .accounts
+            .values()
+            .filter(|r| r.account.active)
+            .count() as u64)
     }
 
     fn in_other_groups(
@@ -385,6 +408,22 @@ impl Reader for MemoryReader {
             .collect();
         out.sort_by(|a, b| (&a.1.invited_at, &a.0).cmp(&(&b.1.invited_at, &b.0)));
         Ok(out.into_iter().map(|(_, i)| i).collect())
+    }
+}
+
+/// Insert `v` into (or remove it from) the sorted `list`; whether that
+/// changed it.
+fn change<T: Ord>(list: &mut Vec<T>, v: T, insert: bool) -> bool {
+    match (list.binary_search(&v), insert) {
+        (Err(at), true) => {
+            list.insert(at, v);
+            true
+        }
+        (Ok(at), false) => {
+            list.remove(at);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -450,6 +489,30 @@ impl MemorySession {
         Ok(())
     }
 
+    /// Grant or revoke a role (`entitlement` None) or an entitlement.
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        entitlement: Option<&Entitlement>,
+        role: &str,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let a = &mut self.data.account_mut(id).account;
+        let changed = match entitlement {
+            None => change(&mut a.roles, role.to_string(), grant),
+            Some(e) => change(&mut a.entitlements, e.clone(), grant),
+        };
+        let (op, before, after) = match entitlement {
+            None if changed => audit::role_change(role, grant),
+            None => return Err(audit::no_role_to_change(user_name, role, grant)),
+            Some(e) if changed => audit::entitlement_change(e, grant),
+            Some(e) => return Err(audit::no_entitlement_to_change(user_name, e, grant)),
+        };
+        self.record(op, user_name, before.as_deref(), after.as_deref());
+        Ok(())
+    }
+
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
         Ok((self.data.group_id(group)?, self.data.account_id(user_name)?))
     }
@@ -492,6 +555,16 @@ impl Session for MemorySession {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError> {
+        self.create_account_with_roles(user_name, profile, &[], credential)
+    }
+
+    fn create_account_with_roles(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        roles: &[String],
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
         let key = user_name.to_lowercase();
         let d = &mut self.data;
         if d.user_keys.contains_key(&key) {
@@ -504,14 +577,14 @@ impl Session for MemorySession {
         let (state, token) = match credential {
             NewCredential::Invite { token, .. } => (CredentialState::Invited, Some(token)),
             NewCredential::Password { .. } => (CredentialState::PasswordSet, None),
+            NewCredential::Sso => (CredentialState::None, None),
         };
+        let mut account = Account::new(user_name, profile.clone(), state);
+        account.roles = crate::domain::sorted_unique(roles.to_vec());
+        let roles = account.roles.clone();
         let row = AccountRow {
-            account: Account {
-                user_name: user_name.to_string(),
-                profile: profile.clone(),
-                active: true,
-                credential: state,
-            },
+            account,
+            case_manager: None,
             invited_at: token.as_ref().map(|_| self.now.clone()),
         };
         d.accounts.insert(id, row);
@@ -525,6 +598,9 @@ impl Session for MemorySession {
         }
         let mut after = masked(profile);
         after["credential"] = state.as_str().into();
+        if !roles.is_empty() {
+            after["roles"] = roles.into();
+        }
         self.record("create_account", user_name, None, Some(&after.to_string()));
         Ok(())
     }
@@ -555,7 +631,6 @@ impl Session for MemorySession {
                 "phone" => p.phone = profile.phone.clone(),
                 "extension" => p.extension = profile.extension.clone(),
                 "zip" => p.zip = profile.zip.clone(),
-                "role" => p.role = profile.role,
                 other => {
                     return Err(StoreError::Invalid(format!(
                         "unknown profile field `{other}`"
@@ -651,11 +726,49 @@ impl Session for MemorySession {
         Ok(())
     }
 
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, true)
+    }
+
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, false)
+    }
+
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(e), &e.value, true)
+    }
+
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(e), &e.value, false)
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let manager = case_manager.map(|m| self.data.account_id(m)).transpose()?;
+        let current = self.data.read(&self.data.accounts[&id]).case_manager;
+        if let Some(e) = audit::case_manager_refused(user_name, current.as_deref(), case_manager) {
+            return Err(e);
+        }
+        self.data.account_mut(id).case_manager = manager;
+        let (before, after) = audit::case_manager_change(current.as_deref(), case_manager);
+        self.record("set_case_manager", user_name, Some(&before), Some(&after));
+        Ok(())
+    }
+
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
         let id = self.data.account_id(user_name)?;
         let d = &mut self.data;
         d.memberships.retain(|&(_, a), _| a != id);
         d.outbox.retain(|m| m.account != id);
+        for r in d.accounts.values_mut() {
+            if r.case_manager == Some(id) {
+                r.case_manager = None;
+            }
+        }
         d.accounts.remove(&id);
         d.user_keys.remove(&user_name.to_lowercase());
         self.record("delete_account", user_name, None, None);
@@ -807,7 +920,6 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Default::default(),
         }
     }
 

@@ -4,7 +4,7 @@
 //! (`pg.rs`). Where stores legitimately differ, [`Kind`] says so and the
 //! story asserts each side; nothing is skipped silently.
 
-use roster::domain::{GroupType, Profile, Role};
+use roster::domain::{GroupType, Profile};
 use roster::store::directory::{GroupRef, Scope};
 use roster::store::memory::MemoryStore;
 use roster::store::{
@@ -199,7 +199,6 @@ fn profile(email: &str, first: &str, last: &str) -> Profile {
         phone: Some("2175550100".into()),
         extension: Some("12".into()),
         zip: Some("62701".into()),
-        role: Role::PublicViewer,
     }
 }
 
@@ -244,8 +243,14 @@ fn seed(s: &Subject) {
     let mut w = s.begin();
     w.create_group("G", GroupType::Project, Some(7)).unwrap();
     w.create_group("H", GroupType::Organization, None).unwrap();
-    w.create_account("Ann", &profile("ann@example.org", "Ann", "Lee"), invite(1))
-        .unwrap();
+    let viewer = strings(&["public-viewer"]);
+    w.create_account_with_roles(
+        "Ann",
+        &profile("ann@example.org", "Ann", "Lee"),
+        &viewer,
+        invite(1),
+    )
+    .unwrap();
     w.create_account("bob", &profile("bob@example.org", "Bob", "Ray"), password())
         .unwrap();
     w.add_membership("Ann", "G", true).unwrap();
@@ -336,8 +341,7 @@ fn accounts_groups_and_memberships_are_kept_as_written(s: &Subject) {
     let mut changed = profile("ann.lee@example.org", "Anne", "Lee-Smith");
     changed.phone = Some("2175550199".into());
     changed.zip = None;
-    changed.role = Role::Individual;
-    w.update_profile("ANN", &changed, &strings(&["phone", "zip", "role"]))
+    w.update_profile("ANN", &changed, &strings(&["phone", "zip"]))
         .unwrap();
     w.set_user_manager("Ann", "G", false).unwrap();
     w.set_user_manager("bob", "H", true).unwrap();
@@ -350,7 +354,6 @@ fn accounts_groups_and_memberships_are_kept_as_written(s: &Subject) {
     let mut want = profile("ann@example.org", "Ann", "Lee");
     want.phone = Some("2175550199".into());
     want.zip = None;
-    want.role = Role::Individual;
     assert_eq!(ann.profile, want);
     assert!(!s.account("bob").unwrap().active);
     assert_eq!(
@@ -613,7 +616,7 @@ fn every_change_bumps_the_revision_and_extends_the_audit_chain(s: &Subject) {
         (
             None,
             Some(
-                r#"{"birth_date":"***","credential":"invited","email":"ann@example.org","extension":"***","first_name":"Ann","last_name":"Lee","phone":"***","role":"public-viewer","zip":"62701"}"#
+                r#"{"birth_date":"***","credential":"invited","email":"ann@example.org","extension":"***","first_name":"Ann","last_name":"Lee","phone":"***","roles":["public-viewer"],"zip":"62701"}"#
             )
         )
     );

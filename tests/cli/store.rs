@@ -1843,7 +1843,7 @@ fn apply_lands_while_serve_takes_writes(b: Backend) {
 /// ids the session remembered), the writes around it land, and the audit
 /// chain of the commit verifies.
 fn savepoints_undo_one_write_and_keep_its_neighbours(b: Backend) {
-    use roster::domain::{GroupType, Profile, Role};
+    use roster::domain::{GroupType, Profile};
     use roster::store::{self, NewCredential, Options, StoreError};
     let r = b.roster();
     let url = match b {
@@ -1859,7 +1859,6 @@ fn savepoints_undo_one_write_and_keep_its_neighbours(b: Backend) {
         phone: None,
         extension: None,
         zip: None,
-        role: Role::PublicViewer,
     };
     let invite = |n: &str| NewCredential::Invite {
         token: format!("token-{n}"),

@@ -13,7 +13,7 @@
 
 use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
-use crate::domain::{GroupType, Profile};
+use crate::domain::{Entitlement, GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{self, AuditLog, AuditRow, manager_json, masked};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
@@ -37,6 +37,14 @@ const ACCOUNTS: Table = Table {
              first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
              password_hash, activation_digest, invited_at, created_at, updated_at) VALUES ",
     width: 20,
+};
+const ROLES: Table = Table {
+    insert: "INSERT INTO account_roles (account_id, role) VALUES ",
+    width: 2,
+};
+const ENTITLEMENTS: Table = Table {
+    insert: "INSERT INTO account_entitlements (account_id, kind, value) VALUES ",
+    width: 3,
 };
 const MEMBERSHIPS: Table = Table {
     insert: "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ",
@@ -143,14 +151,24 @@ pub struct SqlSession {
     accounts_queue: Queue,
     new_names: HashMap<String, String>,
     memberships: Queue,
+    /// Roles and entitlements of accounts this session created, queued
+    /// like their memberships, and what they hold (by key).
+    roles: Queue,
+    entitlements: Queue,
+    granted: HashSet<(String, Entitlement)>,
     outbox: Queue,
     audit: Queue,
     open: bool,
 }
 
+/// How a role is kept among the grants of a new account.
+fn role_grant(role: &str) -> Entitlement {
+    Entitlement::new("", role)
+}
+
 /// A profile as the accounts table stores it: the values and the
-/// normalized keys the ladder looks up, in column order (`email` … `role`).
-fn profile_values(p: &Profile) -> [Value; 11] {
+/// normalized keys the ladder looks up, in column order (`email` … `zip`).
+fn profile_values(p: &Profile) -> [Value; 10] {
     params![
         &p.email,
         email_key(&p.email).into_owned(),
@@ -162,7 +180,6 @@ fn profile_values(p: &Profile) -> [Value; 11] {
         p.phone.clone(),
         p.extension.clone(),
         p.zip.clone(),
-        p.role.as_str(),
     ]
 }
 
@@ -204,6 +221,9 @@ impl SqlSession {
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
             memberships: Queue::default(),
+            roles: Queue::default(),
+            entitlements: Queue::default(),
+            granted: HashSet::new(),
             outbox: Queue::default(),
             audit: Queue::default(),
             open: true,
@@ -240,6 +260,8 @@ impl SqlSession {
         let queued = [
             &self.accounts_queue,
             &self.memberships,
+            &self.roles,
+            &self.entitlements,
             &self.outbox,
             &self.audit,
         ]
@@ -258,6 +280,9 @@ impl SqlSession {
         let conn = self.conn.as_mut();
         self.memberships
             .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
+        self.roles.write(conn, &ROLES, 0, &self.accounts)?;
+        self.entitlements
+            .write(conn, &ENTITLEMENTS, 0, &self.accounts)?;
         self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
         self.audit.write(conn, &AUDIT, 0, &self.accounts)
     }
@@ -391,6 +416,85 @@ impl SqlSession {
         self.accounts.remove(key);
         self.created.remove(key);
         self.added.retain(|(_, k)| k != key);
+        self.granted.retain(|(k, _)| k != key);
+    }
+
+    /// Grant (`Some`) or revoke a role (`kind` None) or an entitlement.
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        kind: Option<&str>,
+        value: &str,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let key = user_name.to_lowercase();
+        let e = Entitlement::new(kind.unwrap_or_default(), value);
+        let refused = || match kind {
+            None => audit::no_role_to_change(user_name, value, grant),
+            Some(_) => audit::no_entitlement_to_change(user_name, &e, grant),
+        };
+        if grant && self.created.contains(&key) {
+            // Nobody else writes while this session holds the lock: the
+            // new account has only the grants this session gave it.
+            let held = match kind {
+                None => role_grant(value),
+                Some(_) => e.clone(),
+            };
+            if !self.granted.insert((key.clone(), held)) {
+                return Err(refused());
+            }
+            let account = match self.accounts.get(&key) {
+                Some(id) => Value::Int(*id),
+                None => Value::Text(key),
+            };
+            match kind {
+                None => self.roles.values.extend([account, Value::from(value)]),
+                Some(k) => {
+                    self.entitlements
+                        .values
+                        .extend([account, Value::from(k), Value::from(value)]);
+                }
+            }
+        } else {
+            self.flush_for(user_name)?;
+            let id = self.account_id(user_name)?;
+            let (sql, values) = match (kind, grant) {
+                (None, true) => (
+                    "INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)",
+                    params![id, value].to_vec(),
+                ),
+                (None, false) => (
+                    "DELETE FROM account_roles WHERE account_id = ?1 AND role = ?2",
+                    params![id, value].to_vec(),
+                ),
+                (Some(k), true) => (
+                    "INSERT INTO account_entitlements (account_id, kind, value) \
+                     VALUES (?1, ?2, ?3)",
+                    params![id, k, value].to_vec(),
+                ),
+                (Some(k), false) => (
+                    "DELETE FROM account_entitlements \
+                     WHERE account_id = ?1 AND kind = ?2 AND value = ?3",
+                    params![id, k, value].to_vec(),
+                ),
+            };
+            let changed = unique(self.conn.execute(sql, &values), || refused().to_string())?;
+            if changed != 1 {
+                return Err(refused());
+            }
+            if !grant {
+                let held = match kind {
+                    None => role_grant(value),
+                    Some(_) => e.clone(),
+                };
+                self.granted.remove(&(key, held));
+            }
+        }
+        let (op, before, after) = match kind {
+            None => audit::role_change(value, grant),
+            Some(_) => audit::entitlement_change(&e, grant),
+        };
+        self.record(op, user_name, before.as_deref(), after.as_deref())
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -437,17 +541,30 @@ impl Session for SqlSession {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError> {
+        self.create_account_with_roles(user_name, profile, &[], credential)
+    }
+
+    fn create_account_with_roles(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        roles: &[String],
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
         let (state, hash, digest) = match &credential {
             NewCredential::Invite {
                 token_digest,
                 token,
             } => ("invited", None, Some((token_digest, token))),
             NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
+            NewCredential::Sso => ("none", None, None),
         };
         let key = user_name.to_lowercase();
         let mut values = params![user_name, &key].to_vec();
         values.extend(profile_values(profile));
         values.extend(params![
+            // Roles live in account_roles; the old column stays empty.
+            "",
             true,
             state,
             hash,
@@ -466,14 +583,29 @@ impl Session for SqlSession {
         // Purged of what an account of this name deleted or renamed in
         // this session had.
         self.added.retain(|(_, k)| *k != key);
+        self.granted.retain(|(k, _)| *k != key);
         self.created.insert(key.clone());
         if let Some((_, token)) = digest {
-            self.outbox
+            self.outbox.values.extend(params![
+                "invitation",
+                key.clone(),
+                &profile.email,
+                token,
+                &self.now
+            ]);
+        }
+        let roles = crate::domain::sorted_unique(roles.to_vec());
+        for r in &roles {
+            self.granted.insert((key.clone(), role_grant(r)));
+            self.roles
                 .values
-                .extend(params!["invitation", key, &profile.email, token, &self.now]);
+                .extend([Value::Text(key.clone()), Value::from(r)]);
         }
         let mut after = masked(profile);
         after["credential"] = state.into();
+        if !roles.is_empty() {
+            after["roles"] = roles.into();
+        }
         self.record("create_account", user_name, None, Some(&after.to_string()))
     }
 
@@ -512,7 +644,6 @@ impl Session for SqlSession {
                 "phone" => p.phone = profile.phone.clone(),
                 "extension" => p.extension = profile.extension.clone(),
                 "zip" => p.zip = profile.zip.clone(),
-                "role" => p.role = profile.role,
                 other => {
                     return Err(StoreError::Invalid(format!(
                         "unknown profile field `{other}`"
@@ -526,7 +657,7 @@ impl Session for SqlSession {
         self.conn.execute(
             "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
              first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
-             role = ?12, updated_at = ?13 WHERE id = ?1",
+             updated_at = ?12 WHERE id = ?1",
             &values,
         )?;
         self.record(
@@ -650,11 +781,56 @@ impl Session for SqlSession {
         )
     }
 
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, true)
+    }
+
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, false)
+    }
+
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(&e.kind), &e.value, true)
+    }
+
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(&e.kind), &e.value, false)
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let manager = case_manager.map(|m| self.account_id(m)).transpose()?;
+        let current: Option<String> = self
+            .conn
+            .query_one(
+                "SELECT (SELECT cm.user_name FROM accounts cm WHERE cm.id = a.case_manager_id) \
+                 FROM accounts a WHERE a.id = ?1",
+                &params![id],
+            )?
+            .get(0)?;
+        if let Some(e) = audit::case_manager_refused(user_name, current.as_deref(), case_manager) {
+            return Err(e);
+        }
+        self.conn.execute(
+            "UPDATE accounts SET case_manager_id = ?2, updated_at = ?3 WHERE id = ?1",
+            &params![id, manager, &self.now],
+        )?;
+        let (before, after) = audit::case_manager_change(current.as_deref(), case_manager);
+        self.record("set_case_manager", user_name, Some(&before), Some(&after))
+    }
+
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
         self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         self.delete_by_id(
             &[
+                "UPDATE accounts SET case_manager_id = NULL WHERE case_manager_id = ?1",
+                "DELETE FROM account_roles WHERE account_id = ?1",
+                "DELETE FROM account_entitlements WHERE account_id = ?1",
                 "DELETE FROM memberships WHERE account_id = ?1",
                 "DELETE FROM outbox WHERE account_id = ?1",
                 "DELETE FROM accounts WHERE id = ?1",
@@ -813,6 +989,9 @@ impl Session for SqlSession {
         self.accounts_queue.values.clear();
         self.new_names.clear();
         self.memberships.values.clear();
+        self.roles.values.clear();
+        self.entitlements.values.clear();
+        self.granted.clear();
         self.outbox.values.clear();
         self.audit.values.clear();
         Ok(())
@@ -867,7 +1046,6 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Default::default(),
         }
     }
 
