@@ -515,9 +515,8 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Role::PublicViewer,
             account: pinned.map(Into::into),
-            active: true,
+            ..Partner::default()
         }
     }
 

@@ -65,9 +65,10 @@ pub fn roster_of(
             phone: a.profile.phone.clone(),
             extension: a.profile.extension.clone(),
             zip: a.profile.zip.clone(),
-            role: a.profile.role,
+            role: Some(a.profile.role.as_str().to_string()),
             account: Some(a.user_name.clone()),
             active: a.active,
+            ..Partner::default()
         })
         .collect();
     partners.sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
@@ -154,9 +155,10 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
                     phone: prof.phone,
                     extension: prof.extension,
                     zip: prof.zip,
-                    role: prof.role,
+                    role: Some(prof.role.as_str().to_string()),
                     account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
                     active: p.active,
+                    ..Partner::default()
                 }
             })
             .collect(),

@@ -224,7 +224,7 @@ pub fn profile_of(p: &Partner) -> Profile {
             .filter(|s| !s.is_empty()),
         extension: opt(&p.extension),
         zip: opt(&p.zip),
-        role: p.role,
+        role: p.store_role(&[]),
     }
 }
 
@@ -262,7 +262,7 @@ fn drift(p: &Partner, have: &Profile) -> Vec<String> {
         "zip",
         set(&p.zip).is_some_and(|z| Some(z) != have.zip.as_deref()),
     );
-    check("role", p.role != have.role);
+    check("role", p.store_role(&[]) != have.role);
     fields
 }
 
