@@ -221,7 +221,10 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                     [one] => format!("role `{one}`"),
                     many => format!(
                         "roles {}",
-                        many.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|r| format!("`{r}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 };
                 out.push(

@@ -573,7 +573,10 @@ mod tests {
                         "products".to_string(),
                         EntitlementCatalog::Values(AWKWARD.iter().map(|s| s.to_string()).collect()),
                     ),
-                    ("coverage".to_string(), EntitlementCatalog::Groups(GroupsCatalog::Groups)),
+                    (
+                        "coverage".to_string(),
+                        EntitlementCatalog::Groups(GroupsCatalog::Groups),
+                    ),
                     ("true".to_string(), EntitlementCatalog::Values(vec![])),
                 ]
                 .into(),
@@ -587,7 +590,10 @@ mod tests {
         p.role = None;
         p.roles = Some(vec!["case: worker".into(), "007".into()]);
         p.entitlements = [
-            ("products".to_string(), vec!["- x".to_string(), "true".into()]),
+            (
+                "products".to_string(),
+                vec!["- x".to_string(), "true".into()],
+            ),
             ("coverage".to_string(), vec!["North Team".to_string()]),
         ]
         .into();

@@ -69,7 +69,8 @@ pub fn email_form(s: &str) -> EmailForm {
     }
     // RFC 5322 atext; letters beyond ASCII as RFC 6532 allows.
     let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
-    let dot_atom = |t: &str| !t.is_empty() && t.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let dot_atom =
+        |t: &str| !t.is_empty() && t.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
     let (local_len, quoted, domain) = if let Some(rest) = s.strip_prefix('"') {
         // A quoted local part: any printable character, `\` escapes the next.
         let mut chars = rest.char_indices();
@@ -113,7 +114,9 @@ pub fn email_form(s: &str) -> EmailForm {
         return Malformed;
     }
     let labels_ok = domain.split('.').all(|l| {
-        !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+        !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
     });
     if domain.contains('_') {
         Undeliverable("its domain has an underscore, which host names may not have")
