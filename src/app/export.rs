@@ -75,9 +75,29 @@ pub fn roster_of(
     RosterFile {
         version: 1,
         groups,
+        policy: fitting_policy(&partners),
         partners,
-        policy: None,
     }
+}
+
+/// A store may hold accounts made before a field was required (older
+/// accounts without a phone, ZIP or birth date). An export must check and
+/// plan clean as it is, so when some active account lacks a field that the
+/// default policy requires, the export carries a policy that requires only
+/// the fields every active account has. Otherwise it carries none, and the
+/// defaults apply.
+fn fitting_policy(partners: &[Partner]) -> Option<model::Policy> {
+    let defaults = model::Policy::default();
+    let fits: Vec<model::OptionalField> = defaults
+        .required_fields
+        .iter()
+        .copied()
+        .filter(|f| partners.iter().filter(|p| p.active).all(|p| f.is_set(p)))
+        .collect();
+    (fits != defaults.required_fields).then(|| model::Policy {
+        required_fields: fits,
+        ..defaults
+    })
 }
 
 /// The whole store as a roster file.
@@ -269,5 +289,46 @@ fn mask(live: &mut [Partner], want: &mut [Partner]) {
         hide(&mut p.birth_date, None);
         hide(&mut p.phone, None);
         hide(&mut p.extension, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roster::model::OptionalField;
+
+    fn full(email: &str) -> Partner {
+        Partner {
+            email: email.into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: Some("1970-01-02".into()),
+            phone: Some("2175550101".into()),
+            zip: Some("62568".into()),
+            ..Partner::default()
+        }
+    }
+
+    #[test]
+    fn the_policy_fits_the_active_accounts() {
+        let mut ps = vec![full("a@example.org"), full("b@example.org")];
+        assert_eq!(fitting_policy(&ps), None, "all fields: the defaults fit");
+        ps[1].phone = None;
+        ps[1].active = false;
+        assert_eq!(fitting_policy(&ps), None, "inactive accounts need nothing");
+        ps[1].active = true;
+        let p = fitting_policy(&ps).expect("a policy that fits");
+        assert_eq!(
+            p.required_fields,
+            [OptionalField::BirthDate, OptionalField::Zip]
+        );
+        assert_eq!(
+            model::Policy {
+                required_fields: model::Policy::default().required_fields,
+                ..p
+            },
+            model::Policy::default(),
+            "only required_fields differs from the defaults"
+        );
     }
 }
