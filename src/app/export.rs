@@ -175,7 +175,11 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
                     phone: prof.phone,
                     extension: prof.extension,
                     zip: prof.zip,
-                    role: Some(prof.role.as_str().to_string()),
+                    role: Some(
+                        p.store_role(&planned.checked.roster.policy.default_roles)
+                            .as_str()
+                            .to_string(),
+                    ),
                     account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
                     active: p.active,
                     ..Partner::default()

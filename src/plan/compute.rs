@@ -206,6 +206,11 @@ fn limit_notes(limits: &store::Limits, d: &Desired) -> Vec<Note> {
 
 /// The profile an account should have, from a partner.
 pub fn profile_of(p: &Partner) -> Profile {
+    profile_under(p, &[])
+}
+
+/// [`profile_of`] where a partner that names no role takes `default_roles`.
+fn profile_under(p: &Partner, default_roles: &[String]) -> Profile {
     let opt = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -224,14 +229,14 @@ pub fn profile_of(p: &Partner) -> Profile {
             .filter(|s| !s.is_empty()),
         extension: opt(&p.extension),
         zip: opt(&p.zip),
-        role: p.store_role(&[]),
+        role: p.store_role(default_roles),
     }
 }
 
 /// Fields the roster sets that the account holds differently. Fields the
 /// roster leaves out are not managed. Compared without building the profile:
 /// most partners have no drift.
-fn drift(p: &Partner, have: &Profile) -> Vec<String> {
+fn drift(p: &Partner, have: &Profile, default_roles: &[String]) -> Vec<String> {
     let mut fields = Vec::new();
     let mut check = |name: &str, differ: bool| {
         if differ {
@@ -262,7 +267,7 @@ fn drift(p: &Partner, have: &Profile) -> Vec<String> {
         "zip",
         set(&p.zip).is_some_and(|z| Some(z) != have.zip.as_deref()),
     );
-    check("role", p.store_role(&[]) != have.role);
+    check("role", p.store_role(default_roles) != have.role);
     fields
 }
 
@@ -327,7 +332,7 @@ pub fn compute(
                 actions.push(Action::CreateAccount {
                     account: account.clone(),
                     partner: email.clone(),
-                    profile: profile_of(p),
+                    profile: profile_under(p, &d.policy.default_roles),
                 });
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
@@ -352,14 +357,14 @@ pub fn compute(
                         partner: Some(email.clone()),
                     });
                 }
-                let fields = drift(p, &acct.profile);
+                let fields = drift(p, &acct.profile, &d.policy.default_roles);
                 if !fields.is_empty() {
                     if d.policy.manage_profiles {
                         actions.push(Action::UpdateProfile {
                             account: acct.user_name.clone(),
                             partner: email.clone(),
                             fields,
-                            profile: profile_of(p),
+                            profile: profile_under(p, &d.policy.default_roles),
                         });
                     } else {
                         warnings.push(

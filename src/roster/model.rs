@@ -439,3 +439,75 @@ pub struct Restriction {
     /// A regular expression that must match the whole group name, e.g. `ACME .*`.
     pub groups: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Access;
+
+    fn partner(yaml: &str) -> Partner {
+        let node = crate::roster::yaml::parse(yaml).unwrap();
+        Partner::deserialize(&node.to_json()).unwrap()
+    }
+
+    #[test]
+    fn access_is_sorted_plain_data_with_the_policy_defaults() {
+        let policy = Policy {
+            default_roles: vec!["caseworker".into()],
+            ..Policy::default()
+        };
+        let p = partner(
+            "email: a@example.org\nfirst_name: A\nlast_name: B\nroles: [supervisor, caseworker, supervisor]\nentitlements:\n  products: [webcenter, hrcenter]\n  coverage: [North Team]\ncase_manager: \" Boss@Example.org \"\nsign_in: sso\naccount: NHoliday\npreviously: NHoliday2\n",
+        );
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            p.access(&policy),
+            Access {
+                roles: s(&["caseworker", "supervisor"]),
+                entitlements: [
+                    pair("coverage", "North Team"),
+                    pair("products", "hrcenter"),
+                    pair("products", "webcenter"),
+                ]
+                .into(),
+                case_manager: Some("boss@example.org".into()),
+                sign_in: Some(SignIn::Sso),
+                previously: Some("NHoliday2".into()),
+            }
+        );
+        // No role named: the policy's default roles; `role: X` is one role.
+        let bare = partner("email: a@example.org\nfirst_name: A\nlast_name: B\n");
+        assert_eq!(bare.access(&policy).roles, s(&["caseworker"]));
+        assert_eq!(bare.access(&Policy::default()).roles, s(&["public-viewer"]));
+        let one = partner("email: a@example.org\nfirst_name: A\nlast_name: B\nrole: individual\n");
+        assert_eq!(one.access(&policy).roles, s(&["individual"]));
+        assert_eq!(one.access(&policy).sign_in, None);
+    }
+
+    #[test]
+    fn the_store_keeps_individual_only_without_public_viewer() {
+        let with = |roles: Option<&[&str]>| Partner {
+            roles: roles.map(|r| r.iter().map(|x| x.to_string()).collect()),
+            ..Partner::default()
+        };
+        let none: &[String] = &[];
+        assert_eq!(with(None).store_role(none), Role::PublicViewer);
+        assert_eq!(
+            with(None).store_role(&["individual".into()]),
+            Role::Individual
+        );
+        assert_eq!(
+            with(Some(&["individual", "caseworker"])).store_role(none),
+            Role::Individual
+        );
+        assert_eq!(
+            with(Some(&["individual", "public-viewer"])).store_role(none),
+            Role::PublicViewer
+        );
+        assert_eq!(
+            with(Some(&["caseworker"])).store_role(none),
+            Role::PublicViewer
+        );
+    }
+}
