@@ -94,7 +94,7 @@ fn fitting_policy(partners: &[Partner]) -> Option<model::Policy> {
         .copied()
         .filter(|f| partners.iter().filter(|p| p.active).all(|p| f.is_set(p)))
         .collect();
-    (fits != defaults.required_fields).then(|| model::Policy {
+    (fits != defaults.required_fields).then_some(model::Policy {
         required_fields: fits,
         ..defaults
     })

@@ -77,11 +77,7 @@ pub fn email_form(s: &str) -> EmailForm {
         let mut end = None;
         while let Some((i, c)) = chars.next() {
             match c {
-                '\\' => {
-                    if chars.next().is_none() {
-                        return Malformed;
-                    }
-                }
+                '\\' if chars.next().is_none() => return Malformed,
                 '"' => {
                     end = Some(i);
                     break;
