@@ -27,7 +27,34 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     };
 
     if let Some(pf) = roster.policy_at {
-        for (i, r) in p.default_roles.iter().enumerate() {
+        let written = roster.files[pf]
+            .tree
+            .as_ref()
+            .and_then(|t| t.at(["policy", "default_roles"]))
+            .is_some();
+        let missing: Vec<&str> = p
+            .default_roles
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !catalog.contains(r.trim()))
+            .collect();
+        if !written && !missing.is_empty() {
+            let (file, pos) = roster.key_pos(pf, &["policy"], "roles");
+            out.push(
+                Finding::error(
+                    Code::InvalidValue,
+                    file,
+                    pos,
+                    format!(
+                        "`policy.roles` leaves out `{}`, the default of `default_roles`",
+                        missing.join("`, `")
+                    ),
+                )
+                .help("set `default_roles:` to the roles of the catalog a partner gets when it names none")
+                .in_file(pf),
+            );
+        }
+        for (i, r) in p.default_roles.iter().enumerate().filter(|_| written) {
             if !catalog.contains(r.trim()) {
                 let (file, pos) =
                     value_pos(roster, pf, &["policy", "default_roles", &i.to_string()]);
@@ -417,6 +444,17 @@ partners:
                     19,
                     "each item of `default_roles` must be one of: public-viewer, individual, caseworker, supervisor; found \"supervisr\"",
                     "did you mean `supervisor`?",
+                ),
+            ),
+            (
+                "a catalog without the default's default role",
+                roster("").replace("  default_roles: [caseworker]\n", "").replace("[public-viewer, individual, caseworker, supervisor]", "[caseworker]"),
+                one(
+                    "invalid-value",
+                    4,
+                    3,
+                    "`policy.roles` leaves out `public-viewer`, the default of `default_roles`",
+                    "set `default_roles:` to the roles of the catalog a partner gets when it names none",
                 ),
             ),
             (
