@@ -65,9 +65,14 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
         }
     }
 
+    let coverage = p
+        .entitlements
+        .values()
+        .any(|c| matches!(c, EntitlementCatalog::Groups(_)));
     let groups: HashMap<String, &str> = roster
         .groups
         .iter()
+        .filter(|_| coverage)
         .map(|g| (normalize::name_key(&g.item.name), g.item.name.as_str()))
         .collect();
     let mut kinds: Vec<&str> = p.entitlements.keys().map(String::as_str).collect();
@@ -221,6 +226,9 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
 /// one (`account`), differs from it, and no two partners claim one name.
 /// User names compare case-insensitively, as the stores keep them.
 fn renames(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
+    if roster.partners.iter().all(|e| e.item.previously.is_none()) {
+        return; // most rosters: no user-name index to build
+    }
     let accounts: HashMap<String, usize> = roster
         .partners
         .iter()
