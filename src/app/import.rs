@@ -268,11 +268,13 @@ pub fn import(bytes: &[u8], group: Option<&str>) -> Result<RosterFile, Errors> {
         {
             err("zip must be 5 digits or ZIP+4 (12345-6789)".into());
         }
+        // No role: none is written, and the partner gets the roster's
+        // `default_roles` (public-viewer unless the policy says otherwise).
         let role = match get(Column::Role) {
-            None => Some(Role::PublicViewer),
+            None => Some(None),
             Some(r) => match header_key(r).as_str() {
-                "public viewer" => Some(Role::PublicViewer),
-                "individual" => Some(Role::Individual),
+                "public viewer" => Some(Some(Role::PublicViewer)),
+                "individual" => Some(Some(Role::Individual)),
                 _ => {
                     err(format!(
                         "role must be public-viewer or individual (Public Viewer, Individual), found {}",
@@ -302,7 +304,7 @@ pub fn import(bytes: &[u8], group: Option<&str>) -> Result<RosterFile, Errors> {
             phone: opt(Column::Phone),
             extension: opt(Column::Extension),
             zip: opt(Column::Zip),
-            role: Some(role.as_str().to_string()),
+            role: role.map(|r| r.as_str().to_string()),
             account: opt(Column::Account),
             ..Partner::default()
         });

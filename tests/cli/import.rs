@@ -111,7 +111,7 @@ fn only_the_required_columns() {
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     assert_eq!(
         out.stdout,
-        "version: 1\n\ngroups:\n  - name: ABC\n    type: organization\n    members:\n      - mandy@example.com\n\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    role: public-viewer\n"
+        "version: 1\n\ngroups:\n  - name: ABC\n    type: organization\n    members:\n      - mandy@example.com\n\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n"
     );
     // It is a well-formed roster; only the default policy's required fields are missing.
     let checked = roster()
@@ -157,7 +157,7 @@ fn header_spellings_bom_crlf_and_blank_rows() {
     assert_eq!((out.code, out.stderr.as_str()), (0, ""));
     assert_eq!(
         out.stdout,
-        "version: 1\n\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    birth_date: 1972-09-01\n    phone: \"2178529634\"\n    zip: \"62568\"\n    role: public-viewer\n"
+        "version: 1\n\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    birth_date: 1972-09-01\n    phone: \"2178529634\"\n    zip: \"62568\"\n"
     );
     let out = import(
         "first_name,LAST NAME,Email,role\nA,B,a@example.org,INDIVIDUAL\nC,D,c@example.org,public_viewer\n",
