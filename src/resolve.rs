@@ -192,8 +192,10 @@ impl Resolved {
     }
 }
 
-/// Which of first name, last name and birth date differ (a missing birth
-/// date on either side differs: it cannot confirm the person).
+/// Which of first name, last name and birth date differ. A birth date on
+/// one side only differs: it cannot confirm the person. None on both sides
+/// (systems that know people by name and email alone) does not: there is
+/// nothing to compare, and an account this roster created must match it.
 pub fn differs(p: &Partner, a: &Account) -> Vec<Differs> {
     let mut d = Vec::new();
     if !same_name(&p.first_name, &a.profile.first_name) {
@@ -204,6 +206,7 @@ pub fn differs(p: &Partner, a: &Account) -> Vec<Differs> {
     }
     match (&p.birth_date, &a.profile.birth_date) {
         (Some(x), Some(y)) if x.trim() == y.trim() => {}
+        (None, None) => {}
         _ => d.push(Differs::BirthDate),
     }
     d
@@ -705,6 +708,26 @@ mod tests {
                 NeedsConfirmation,
                 Some(Via::Email),
                 &["NoDob"],
+                &[Differs::BirthDate],
+            ),
+            (
+                Partner {
+                    birth_date: None,
+                    ..partner("nodob@example.com", "Nora", "Dobbs", "", None)
+                },
+                Matched,
+                Some(Via::Email),
+                &["NoDob"],
+                &[],
+            ),
+            (
+                Partner {
+                    birth_date: None,
+                    ..partner("mandy@example.com", "Mandy", "McCray", "", None)
+                },
+                NeedsConfirmation,
+                Some(Via::Email),
+                &["MMcCray"],
                 &[Differs::BirthDate],
             ),
             (
