@@ -29,6 +29,8 @@ macro_rules! on_every_store {
 
 #[path = "cli/conformance.rs"]
 mod conformance;
+#[path = "cli/examples.rs"]
+mod examples;
 #[path = "cli/faults.rs"]
 mod faults;
 #[path = "../benches/fuzz.rs"]
