@@ -6,7 +6,11 @@
 //! 1. plan 100,000 partners / 5,000 groups / 300,000 memberships against a
 //!    store of 1,000,000 accounts;
 //! 2. plan 1,000 partners against the same store;
-//! 3. apply 100,000 account creations + 300,000 memberships onto an empty store.
+//! 3. apply 100,000 account creations + 300,000 memberships onto an empty store;
+//! 4. case 1 with roles, entitlements and a case manager on every partner
+//!    (SPEC §9), against a copy of the store whose accounts hold them; its
+//!    figure is compared with case 1's of the same run (target: 1.2x).
+//!    `BENCH_ONLY=access` runs cases 1 and 4 alone.
 //!
 //! Floors:
 //! (a) reading and checking the roster alone (`load::discover` + `load::read`
@@ -163,8 +167,10 @@ fn url_of(path: &Path) -> String {
     format!("sqlite:{}", path.display())
 }
 
-/// Writes the roster `gen-roster PARTNERS GROUPS MEMBERSHIPS` prints, byte for byte.
-fn write_roster(path: &Path, s: Shape) -> Res<()> {
+/// Writes the roster `gen-roster PARTNERS GROUPS MEMBERSHIPS` prints, byte for
+/// byte; with `access`, every partner also has roles, entitlements and (but
+/// every tenth) a case manager, as [`Access`] draws them (SPEC §9).
+fn write_roster(path: &Path, s: Shape, access: bool) -> Res<()> {
     let mut w = BufWriter::new(File::create(path)?);
     writeln!(w, "version: 1")?;
     writeln!(w, "groups:")?;
@@ -193,8 +199,14 @@ fn write_roster(path: &Path, s: Shape) -> Res<()> {
         writeln!(w, "    birth_date: {}", x.birth_date)?;
         writeln!(w, "    phone: \"{}\"", x.phone)?;
         writeln!(w, "    zip: \"{}\"", x.zip)?;
+        if access {
+            Access::of(p).write(&mut w)?;
+        }
     }
     writeln!(w, "policy:\n  min_user_managers: 1")?;
+    if access {
+        writeln!(w, "{}", Access::POLICY)?;
+    }
     w.flush()?;
     Ok(())
 }
@@ -214,6 +226,121 @@ fn creates() -> HashSet<usize> {
     (0..BIG.partners)
         .filter(|&p| p % 1000 == 999 && count[&keys[p]] == 1)
         .collect()
+}
+
+/// What the access variant (SPEC §9) gives partner `p` in the roster, and
+/// what its account holds in the store. About one partner in a thousand
+/// differs for each kind of change: a role to grant, a dashboard to grant,
+/// a product to revoke, a case manager to set.
+struct Access {
+    p: usize,
+}
+
+impl Access {
+    const POLICY: &str = "  roles: [public-viewer, individual, caseworker, supervisor]
+  entitlements:
+    products: [webcenter, hrcenter, job-board]
+    dashboards: [caseload, outcomes]";
+
+    fn of(p: usize) -> Self {
+        Access { p }
+    }
+
+    /// The roster's roles; the store lacks `supervisor`.
+    fn roles(&self) -> &'static [&'static str] {
+        if self.p % 1000 == 101 {
+            &["public-viewer", "caseworker", "supervisor"]
+        } else {
+            &["public-viewer", "caseworker"]
+        }
+    }
+
+    /// The roster's entitlements: (kind, value). The store lacks `outcomes`.
+    fn entitlements(&self) -> Vec<(&'static str, &'static str)> {
+        let mut v = vec![
+            ("products", "webcenter"),
+            ("products", "job-board"),
+            ("dashboards", "caseload"),
+        ];
+        if self.p % 1000 == 202 {
+            v.push(("dashboards", "outcomes"));
+        }
+        v
+    }
+
+    /// What the store holds beyond the roster: a product to revoke.
+    fn extra_in_store(&self) -> Option<(&'static str, &'static str)> {
+        (self.p % 1000 == 303).then_some(("products", "hrcenter"))
+    }
+
+    /// The partner overseeing this one: the first of each ten.
+    fn case_manager(&self) -> Option<usize> {
+        (self.p % 10 != 0).then_some(self.p - self.p % 10)
+    }
+
+    /// Whether the store already has the case manager.
+    fn case_manager_in_store(&self) -> bool {
+        self.p % 1000 != 404
+    }
+
+    fn write(&self, w: &mut impl Write) -> std::io::Result<()> {
+        writeln!(w, "    roles: [{}]", self.roles().join(", "))?;
+        writeln!(w, "    entitlements:")?;
+        let e = self.entitlements();
+        for kind in ["products", "dashboards"] {
+            let values: Vec<&str> = e.iter().filter(|x| x.0 == kind).map(|x| x.1).collect();
+            writeln!(w, "      {kind}: [{}]", values.join(", "))?;
+        }
+        if let Some(m) = self.case_manager() {
+            writeln!(w, "    case_manager: {}", email(m))?;
+        }
+        Ok(())
+    }
+}
+
+/// A copy of the seeded store at `from`, its partners' accounts given the
+/// access variant's roles, entitlements and case managers with plain SQL.
+fn seed_access(from: &Path, to: &Path) -> Res<usize> {
+    std::fs::copy(from, to)?;
+    let mut conn = Connection::open(to)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    let tx = conn.transaction()?;
+    let mut rows = 0;
+    {
+        let mut find = tx.prepare("SELECT id FROM accounts WHERE email_key = ?1")?;
+        let ids: Vec<Option<i64>> = (0..BIG.partners)
+            .map(|p| {
+                find.query_row([normalize::email_key(&email(p))], |r| r.get(0))
+                    .ok()
+            })
+            .collect();
+        let mut role = tx.prepare("INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)")?;
+        let mut ent = tx.prepare(
+            "INSERT INTO account_entitlements (account_id, kind, value) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut manager = tx.prepare("UPDATE accounts SET case_manager_id = ?1 WHERE id = ?2")?;
+        for (p, id) in ids.iter().enumerate() {
+            let Some(id) = *id else { continue };
+            let a = Access::of(p);
+            for r in a.roles().iter().filter(|r| !["public-viewer", "supervisor"].contains(r)) {
+                rows += role.execute(params![id, r])?;
+            }
+            for (k, v) in a.entitlements().into_iter().filter(|e| e.1 != "outcomes") {
+                rows += ent.execute(params![id, k, v])?;
+            }
+            if let Some((k, v)) = a.extra_in_store() {
+                rows += ent.execute(params![id, k, v])?;
+            }
+            if let Some(m) = a.case_manager().filter(|_| a.case_manager_in_store()) {
+                if let Some(mid) = ids[m] {
+                    rows += manager.execute(params![mid, id])?;
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(rows)
 }
 
 /// User names as `roster` generates them: base, base2, base3, … per base.
@@ -810,6 +937,7 @@ fn worker(args: &[String]) -> Res<()> {
                 groups: arg(3)?.parse()?,
                 memberships: arg(4)?.parse()?,
             },
+            args.get(5).is_some_and(|a| a == "access"),
         ),
         other => Err(format!("worker: unknown role {other}").into()),
     }
@@ -1012,8 +1140,8 @@ fn driver() -> Res<()> {
     );
 
     let (big, small, db) = (path("big.yaml"), path("small.yaml"), path("store.db"));
-    write_roster(&big, BIG)?;
-    write_roster(&small, SMALL)?;
+    write_roster(&big, BIG, false)?;
+    write_roster(&small, SMALL, false)?;
     let t = Instant::now();
     let seeded = seed(&db)?;
     let seed_secs = t.elapsed().as_secs_f64();
@@ -1028,6 +1156,82 @@ fn driver() -> Res<()> {
         vec!["plan".into(), p(&big), url.clone()]
     })?;
     let plan_big_bin = best_binary("plan 100k (binary)", runs, &big, &url)?;
+
+    // Case 4: the same roster with roles, entitlements and case managers on
+    // every partner (SPEC §9), against a copy of the store that holds them.
+    let (big_access, db_access) = (path("big-access.yaml"), path("store-access.db"));
+    write_roster(&big_access, BIG, true)?;
+    let t = Instant::now();
+    let access_rows = seed_access(&db, &db_access)?;
+    eprintln!(
+        "  access store: {access_rows} more rows in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let url_access = url_of(&db_access);
+    let plan_access = best("plan 100k + access (library)", runs, |_| {
+        vec!["plan".into(), p(&big_access), url_access.clone()]
+    })?;
+    let plan_access_bin = best_binary(
+        "plan 100k + access (binary)",
+        runs,
+        &big_access,
+        &url_access,
+    )?;
+    let gib = 1024.0;
+    let within_access =
+        |m: f64, case1: f64, rss: Option<f64>| m <= 1.2 * case1 && rss.is_none_or(|r| r < gib);
+    let access_lines = vec![
+        Line {
+            case: "4. plan 100k + roles, entitlements, case managers (library)".into(),
+            measured: total(&plan_access),
+            floor: Some(total(&plan_big)),
+            target: "<= 1.2x case 1, < 1 GiB",
+            rss: rss_mib(&plan_access),
+            ok: Some(within_access(
+                total(&plan_access),
+                total(&plan_big),
+                rss_mib(&plan_access),
+            )),
+        },
+        Line {
+            case: "4. plan 100k + roles, entitlements, case managers (e2e)".into(),
+            measured: plan_access_bin.0,
+            floor: Some(plan_big_bin.0),
+            target: "<= 1.2x case 1, < 1 GiB",
+            rss: plan_access_bin.1,
+            ok: Some(within_access(
+                plan_access_bin.0,
+                plan_big_bin.0,
+                plan_access_bin.1,
+            )),
+        },
+    ];
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "access") {
+        println!("\n(floor s of case 4: case 1's figure, measured in this run)");
+        let case1 = [
+            Line {
+                case: "1. plan 100k partners / 1M store (library)".into(),
+                measured: total(&plan_big),
+                floor: None,
+                target: "",
+                rss: rss_mib(&plan_big),
+                ok: None,
+            },
+            Line {
+                case: "1. plan 100k partners / 1M store (roster plan, e2e)".into(),
+                measured: plan_big_bin.0,
+                floor: None,
+                target: "",
+                rss: plan_big_bin.1,
+                ok: None,
+            },
+        ];
+        print_table(&case1.into_iter().chain(access_lines).collect::<Vec<_>>());
+        print_phases("plan 100k phases", &plan_big);
+        print_phases("plan 100k + access phases", &plan_access);
+        println!("\nwhole run: {:.1} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
     let parse_big = best("(a) parse+check 100k", runs, |_| {
         vec!["parse".into(), p(&big)]
     })?;
@@ -1061,7 +1265,6 @@ fn driver() -> Res<()> {
 
     let floor_big = total(&parse_big) + total(&select_big);
     let floor_small = total(&parse_small) + total(&select_small);
-    let gib = 1024.0;
     let within = |m: f64, f: f64, rss: Option<f64>| m <= 1.3 * f && rss.is_none_or(|r| r < gib);
     let lines = vec![
         Line {
@@ -1104,7 +1307,10 @@ fn driver() -> Res<()> {
             rss: rss_mib(&apply),
             ok: Some(total(&apply) <= 1.3 * total(&insert)),
         },
-    ];
+    ]
+    .into_iter()
+    .chain(access_lines)
+    .collect::<Vec<_>>();
     let floors = [
         ("(a) parse+check, 100k roster", &parse_big),
         ("(b) select by email, 100k partners", &select_big),
@@ -1138,6 +1344,7 @@ fn driver() -> Res<()> {
     print_table(&floor_lines);
     print_phases("plan 100k phases", &plan_big);
     print_phases("plan 1k phases", &plan_small);
+    print_phases("plan 100k + access phases", &plan_access);
     if let Some((secs, note)) = apply.get("total") {
         println!("\napply: {secs:.3} s for {note}");
     }
