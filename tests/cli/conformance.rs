@@ -1167,7 +1167,7 @@ fn roles_entitlements_and_case_managers_are_kept_and_audited(s: &Subject) {
     assert_eq!(invited, ["Ann"]);
     // Every read returns them: by email, by name + birth date, all.
     let by_email = r.accounts_by_email(&strings(&["bob@example.org"])).unwrap();
-    assert_eq!(by_email, [bob.clone()]);
+    assert_eq!(by_email, std::slice::from_ref(&bob));
     let all = r.all_accounts().unwrap();
     assert_eq!(names(&all), ["Ann", "bob", "cy"]);
     assert_eq!(all[0].roles, ["public-viewer"]);
