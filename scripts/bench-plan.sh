@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark plan and apply at scale, each figure next to its floor measured in
 # the same run (not a test: figures go to README.md). See benches/plan.rs.
-# Usage: [BENCH_RUNS=3] scripts/bench-plan.sh
-# Needs ~1.5 GiB free in $TMPDIR (the 1M-account store and the applied stores).
+# Usage: [BENCH_RUNS=3] [BENCH_ONLY=access] scripts/bench-plan.sh
+# BENCH_ONLY=access runs case 1 and its variant with roles, entitlements and
+# case managers on every partner (case 4) alone.
+# Needs ~2 GiB free in $TMPDIR (the 1M-account store and the applied stores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/^MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)"

@@ -358,6 +358,17 @@ fn walk_through(e: &Example, w: &Walk) {
 /// made by hand for the one partner who signs in with one.
 fn staffing(backend: Backend, through_serve: bool) {
     let w = Walk::new(&STAFFING, backend, through_serve);
+    // A password made by hand needs a file to go to; without one, nothing
+    // is written.
+    let refused = w.run(&["apply", "--yes", "--store", &w.store, "roster.yaml"]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("needs --credentials-file FILE: the only place passwords are written"),
+        "{}",
+        refused.stderr
+    );
     walk_through(&STAFFING, &w);
     let creds = w.read("credentials.csv");
     let lines: Vec<&str> = creds.lines().collect();
