@@ -792,9 +792,8 @@ pub fn compute(
             Note::new(
                 Code::MassRemoval,
                 format!(
-                    "this plan removes {} {}, more than max_removals allows ({} of {})",
-                    c.removed,
-                    c.collection.replace('_', " "),
+                    "this plan removes {}, more than max_removals allows ({} of {})",
+                    c.removed_text(),
                     c.limit,
                     c.of
                 ),
