@@ -314,7 +314,8 @@ fn seed_access(from: &Path, to: &Path) -> Res<usize> {
                     .ok()
             })
             .collect();
-        let mut role = tx.prepare("INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)")?;
+        let mut role =
+            tx.prepare("INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)")?;
         let mut ent = tx.prepare(
             "INSERT INTO account_entitlements (account_id, kind, value) VALUES (?1, ?2, ?3)",
         )?;
@@ -322,7 +323,11 @@ fn seed_access(from: &Path, to: &Path) -> Res<usize> {
         for (p, id) in ids.iter().enumerate() {
             let Some(id) = *id else { continue };
             let a = Access::of(p);
-            for r in a.roles().iter().filter(|r| !["public-viewer", "supervisor"].contains(r)) {
+            for r in a
+                .roles()
+                .iter()
+                .filter(|r| !["public-viewer", "supervisor"].contains(r))
+            {
                 rows += role.execute(params![id, r])?;
             }
             for (k, v) in a.entitlements().into_iter().filter(|e| e.1 != "outcomes") {

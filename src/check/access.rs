@@ -136,19 +136,21 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 continue;
             };
             for (j, v) in values.iter().enumerate() {
-                let (known, suggest): (bool, Option<&str>) = match allowed {
-                    EntitlementCatalog::Groups(_) => {
-                        let ok = groups.contains_key(&normalize::name_key(v));
-                        (ok, did_you_mean(v, groups.values().copied()))
-                    }
-                    EntitlementCatalog::Values(vs) => {
-                        let ok = vs.iter().any(|x| x.trim() == v.trim());
-                        (ok, did_you_mean(v, vs.iter().map(String::as_str)))
-                    }
+                let known = match allowed {
+                    EntitlementCatalog::Groups(_) => groups.contains_key(&normalize::name_key(v)),
+                    EntitlementCatalog::Values(vs) => vs.iter().any(|x| x.trim() == v.trim()),
                 };
                 if known {
                     continue;
                 }
+                // Only for a value that is wrong: a suggestion costs a
+                // distance to every group or value of the catalog.
+                let suggest = match allowed {
+                    EntitlementCatalog::Groups(_) => did_you_mean(v, groups.values().copied()),
+                    EntitlementCatalog::Values(vs) => {
+                        did_you_mean(v, vs.iter().map(String::as_str))
+                    }
+                };
                 let (file, pos) = here(&["entitlements", kind, &j.to_string()]);
                 let message = match allowed {
                     EntitlementCatalog::Groups(_) => format!(

@@ -151,7 +151,9 @@ fn describe(a: &Value) -> String {
         }
         _ => String::new(),
     };
-    format!("{op} {} {about}", s("account")).trim_end().to_string()
+    format!("{op} {} {about}", s("account"))
+        .trim_end()
+        .to_string()
 }
 
 /// The actions of a plan as [`describe`] writes them, sorted.
@@ -340,7 +342,11 @@ fn walk_through(e: &Example, w: &Walk) {
     }
     w.ok(&apply);
     let (code, again) = w.plan(e.roster);
-    assert_eq!(code, 0, "{}: the applied roster plans changes: {again}", e.name);
+    assert_eq!(
+        code, 0,
+        "{}: the applied roster plans changes: {again}",
+        e.name
+    );
     assert_eq!(actions(&again), Vec::<String>::new());
 
     w.ok(&["export", "--store", &w.store, "-o", "export.yaml"]);
@@ -434,7 +440,11 @@ fn case_management(backend: Backend, through_serve: bool) {
             invitations.stdout
         );
     }
-    assert!(invitations.stdout.contains("PNovak"), "{}", invitations.stdout);
+    assert!(
+        invitations.stdout.contains("PNovak"),
+        "{}",
+        invitations.stdout
+    );
 }
 
 /// The README's edit: the licence shrinks to 7 seats; a ninth hire would
@@ -479,7 +489,10 @@ fn case_management_seats(backend: Backend) {
     // Nothing was written: the original roster still plans every change.
     w.write("roster.yaml", &text);
     let (code, plan) = w.plan("roster.yaml");
-    assert_eq!((code, actions(&plan).len()), (2, CASE_MANAGEMENT.actions.len()));
+    assert_eq!(
+        (code, actions(&plan).len()),
+        (2, CASE_MANAGEMENT.actions.len())
+    );
 }
 
 fn staffing_walk_through(b: Backend) {
