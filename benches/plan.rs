@@ -275,7 +275,7 @@ impl Access {
 
     /// The partner overseeing this one: the first of each ten.
     fn case_manager(&self) -> Option<usize> {
-        (self.p % 10 != 0).then_some(self.p - self.p % 10)
+        (!self.p.is_multiple_of(10)).then_some(self.p - self.p % 10)
     }
 
     /// Whether the store already has the case manager.
@@ -336,10 +336,10 @@ fn seed_access(from: &Path, to: &Path) -> Res<usize> {
             if let Some((k, v)) = a.extra_in_store() {
                 rows += ent.execute(params![id, k, v])?;
             }
-            if let Some(m) = a.case_manager().filter(|_| a.case_manager_in_store()) {
-                if let Some(mid) = ids[m] {
-                    rows += manager.execute(params![mid, id])?;
-                }
+            if let Some(m) = a.case_manager().filter(|_| a.case_manager_in_store())
+                && let Some(mid) = ids[m]
+            {
+                rows += manager.execute(params![mid, id])?;
             }
         }
     }
@@ -719,9 +719,18 @@ fn summary(plan: &Plan) -> String {
     }
     let s = &plan.summary;
     let outcomes: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let access =
+        if s.grant_roles + s.grant_entitlements + s.revoke_entitlements + s.set_case_managers > 0 {
+            format!(
+                " grant_roles {} grant_entitlements {} revoke_entitlements {} set_case_managers {}",
+                s.grant_roles, s.grant_entitlements, s.revoke_entitlements, s.set_case_managers
+            )
+        } else {
+            String::new()
+        };
     format!(
         "{}; actions: create_groups {} create_accounts {} add_memberships {} grant {} revoke {} \
-         remove_memberships {}; warnings {}",
+         remove_memberships {}{access}; warnings {}",
         outcomes.join(", "),
         s.create_groups,
         s.create_accounts,
