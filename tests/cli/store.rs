@@ -2629,6 +2629,50 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
     ] {
         c.execute_batch(m).unwrap();
     }
+    c.execute_batch(&format!("PRAGMA user_version = 4;{}", SCHEMA_4_ROWS))
+        .unwrap();
+    drop(c);
+    let url = format!("sqlite:{}", path.display());
+    schema_4_migrates(&r, &url);
+}
+
+/// [`a_schema_4_store_migrates_its_roles_and_keeps_its_chain`] on PostgreSQL.
+#[test]
+fn a_schema_4_postgres_store_migrates_its_roles_and_keeps_its_chain() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    for m in [
+        include_str!("../../src/store/migrations/postgres/0001_init.sql"),
+        include_str!("../../src/store/migrations/postgres/0002_tokens.sql"),
+        include_str!("../../src/store/migrations/postgres/0003_ids_and_scopes.sql"),
+        include_str!("../../src/store/migrations/postgres/0004_plan_key.sql"),
+    ] {
+        c.batch_execute(m).unwrap();
+    }
+    c.batch_execute(&format!(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', 4) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value;{}",
+        SCHEMA_4_ROWS.replace("1, 'password_set'", "TRUE, 'password_set'")
+    ))
+    .unwrap();
+    drop(c);
+    schema_4_migrates(&roster(), &url);
+}
+
+/// One account with the role `individual` and its audit row, as a schema
+/// 4 store holds them.
+const SCHEMA_4_ROWS: &str = "
+    UPDATE meta SET value = 1 WHERE key = 'revision';
+    INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name,
+      first_key, last_key, birth_date, role, active, credential, created_at, updated_at)
+    VALUES ('ALee', 'alee', 'ann@example.org', 'ann@example.org', 'Ann', 'Lee', 'ann', 'lee',
+      '1990-01-01', 'individual', 1, 'password_set', '2025-01-01T00:00:00Z',
+      '2025-01-01T00:00:00Z');";
+
+fn schema_4_migrates(r: &Roster, url: &str) {
     let at = "2025-01-01T00:00:00Z";
     let after = r#"{"email":"ann@example.org","role":"individual"}"#;
     let hash = roster::store::audit::row_hash(
@@ -2641,20 +2685,22 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
         None,
         Some(after),
     );
-    c.execute_batch(&format!(
-        "PRAGMA user_version = 4;
-         UPDATE meta SET value = 1 WHERE key = 'revision';
-         INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name,
-           first_key, last_key, birth_date, role, active, credential, created_at, updated_at)
-         VALUES ('ALee', 'alee', 'ann@example.org', 'ann@example.org', 'Ann', 'Lee', 'ann', 'lee',
-           '1990-01-01', 'individual', 1, 'password_set', '{at}', '{at}');
-         INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash)
-         VALUES (1, 1, '{at}', 'admin', 'create_account', 'ALee', NULL, '{after}', '{hash}');"
-    ))
-    .unwrap();
-    drop(c);
-    let url = format!("sqlite:{}", path.display());
-    let store = roster::store::open(&url, roster::store::Options::default()).unwrap();
+    let audit = format!(
+        "INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash)
+         VALUES (1, 1, '{at}', 'admin', 'create_account', 'ALee', NULL, '{after}', '{hash}')"
+    );
+    if url.starts_with("sqlite:") {
+        rusqlite::Connection::open(r.path().join("store.db"))
+            .unwrap()
+            .execute_batch(&audit)
+            .unwrap();
+    } else {
+        ::postgres::Client::connect(url, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&audit)
+            .unwrap();
+    }
+    let store = roster::store::open(url, roster::store::Options::default()).unwrap();
     // Reading an old store asks for a migration; a write session makes it.
     assert!(store.reader().is_err());
     let mut w = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
@@ -2665,5 +2711,5 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
     assert_eq!(ann[0].roles, ["caseworker", "individual"]);
     let log = reader.audit(None).unwrap();
     roster::store::audit::verify(&log, 2).unwrap();
-    r.ok(&["log", "--store", &url, "--verify"]);
+    r.ok(&["log", "--store", url, "--verify"]);
 }
