@@ -2376,6 +2376,7 @@ fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
 on_every_store!(
     section_9_plans_apply_export_and_log_every_new_op,
     section_9_bad_input_is_refused_with_its_reason,
+    sign_in_per_partner_wins_over_onboarding,
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
     printed_plans_hide_personal_data_and_saved_plans_keep_it,
@@ -2712,4 +2713,48 @@ fn schema_4_migrates(r: &Roster, url: &str) {
     let log = reader.audit(None).unwrap();
     roster::store::audit::verify(&log, 2).unwrap();
     r.ok(&["log", "--store", url, "--verify"]);
+}
+
+fn sign_in_per_partner_wins_over_onboarding(b: Backend) {
+    let person = |email: &str, first: &str, sign_in: &str| {
+        format!(
+            "  - email: {email}\n    first_name: {first}\n    last_name: Lee\n    birth_date: 1990-01-01\n{sign_in}"
+        )
+    };
+    let roster = format!(
+        "version: 1\npolicy:\n  required_fields: []\ngroups:\n  - name: G\n    members: [ann@example.org, bo@example.org, cy@example.org]\npartners:\n{}{}{}",
+        person("ann@example.org", "Ann", "    sign_in: password\n"),
+        person("bo@example.org", "Bo", "    sign_in: sso\n"),
+        person("cy@example.org", "Cy", ""),
+    );
+    let r = b.roster().file("roster.yaml", roster);
+    // A password for Ann needs somewhere to write it, even when apply invites.
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("--credentials-file"), "{}", out.stderr);
+    r.ok(&[
+        "apply",
+        "--yes",
+        "--store",
+        r.db(),
+        "roster.yaml",
+        "--credentials-file",
+        "creds.csv",
+    ]);
+    let creds = std::fs::read_to_string(r.path().join("creds.csv")).unwrap();
+    let accounts: Vec<&str> = creds
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(accounts, ["ALee"], "{creds}");
+    // Cy follows --onboarding (invite); Bo signs in through the provider.
+    let invited = r.ok(&["invitations", "--store", r.db()]).stdout;
+    assert!(invited.contains("CLee"), "{invited}");
+    assert!(
+        !invited.contains("BLee") && !invited.contains("ALee"),
+        "{invited}"
+    );
+    let (_, again) = r.plan_json("roster.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new());
 }
