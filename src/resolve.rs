@@ -479,7 +479,7 @@ fn note(by_base: &mut HashMap<String, Taken>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CredentialState, Profile, Role};
+    use crate::domain::{CredentialState, Profile};
 
     fn account(
         user: &str,
@@ -512,9 +512,8 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Role::PublicViewer,
             account: pinned.map(Into::into),
-            active: true,
+            ..Partner::default()
         }
     }
 

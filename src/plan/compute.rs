@@ -2,7 +2,7 @@
 //! only I/O), then decide ([`compute`], pure).
 
 use super::{Action, Note, PersonalData, Plan, RemovalCap, Resolution, StoreRef, Summary};
-use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn, sorted_unique};
+use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn};
 use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
@@ -227,28 +227,29 @@ pub fn profile_of(p: &Partner) -> Profile {
     }
 }
 
-/// The roles a partner's account should hold, sorted, each once.
+/// The roles a partner's account should hold, sorted, each once: those it
+/// names, else the policy's default roles.
 pub fn roles_of(p: &Partner, policy: &Policy) -> Vec<String> {
-    let _ = policy;
-    sorted_unique(vec![p.role.as_str().to_string()])
+    p.access(policy).roles.into_iter().collect()
 }
 
 /// The entitlements a partner's account should hold, sorted, each once.
-pub fn entitlements_of(p: &Partner) -> Vec<Entitlement> {
-    let _ = p;
-    Vec::new()
+pub fn entitlements_of(p: &Partner, policy: &Policy) -> Vec<Entitlement> {
+    p.access(policy)
+        .entitlements
+        .into_iter()
+        .map(|(kind, value)| Entitlement { kind, value })
+        .collect()
 }
 
 /// The email of the partner who oversees this one, if any.
-pub fn case_manager_of(p: &Partner) -> Option<&str> {
-    let _ = p;
-    None
+pub fn case_manager_of(p: &Partner) -> Option<String> {
+    p.case_manager.as_deref().map(normalize::email)
 }
 
 /// How a new account of this partner signs in; `None`: as apply says.
 pub fn sign_in_of(p: &Partner) -> Option<SignIn> {
-    let _ = p;
-    None
+    p.sign_in
 }
 
 /// What `want` adds to `have` and what it takes away (both sorted).
@@ -438,7 +439,7 @@ pub fn compute(
                     &account,
                     Some(&held),
                     &held.roles,
-                    &entitlements_of(p),
+                    &entitlements_of(p, d.policy),
                 );
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
@@ -458,7 +459,7 @@ pub fn compute(
                     &acct.user_name,
                     Some(acct),
                     &roles_of(p, d.policy),
-                    &entitlements_of(p),
+                    &entitlements_of(p, d.policy),
                 );
                 if r.outcome == Outcome::Reactivate {
                     actions.push(Action::ReactivateAccount {
@@ -521,7 +522,7 @@ pub fn compute(
             continue;
         };
         let want = case_manager_of(p)
-            .and_then(|cm| account_of.get(email_key(cm).as_ref()))
+            .and_then(|cm| account_of.get(email_key(&cm).as_ref()))
             .map(|&m| name_of(m).to_string());
         let have = match t {
             Target::Existing(i) => live.accounts[i].case_manager.clone(),
@@ -873,7 +874,7 @@ mod tests {
     fn account(p: &Partner, user_name: &str, active: bool) -> Account {
         let mut a = Account::new(user_name, profile_of(p), CredentialState::Invited);
         a.active = active;
-        a.roles = vec![p.role.as_str().to_string()];
+        a.roles = roles_of(p, &Policy::default());
         a
     }
 

@@ -46,7 +46,7 @@ fn account(s: &mut dyn Session, user_name: &str, p: &Partner, active: bool) {
         hash: "$argon2id$stored".into(),
         password: "unused".into(),
     };
-    let roles = [p.role.as_str().to_string()];
+    let roles = super::compute::roles_of(p, &Policy::default());
     s.create_account_with_roles(user_name, &profile_of(p), &roles, credential)
         .expect("create account");
     if !active {
