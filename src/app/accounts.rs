@@ -283,10 +283,10 @@ fn case_managers(email: &str, accounts: &[Account]) -> Result<HashSet<String>, A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Profile;
-    use crate::store::memory::MemoryStore;
     use crate::domain::GroupType;
+    use crate::domain::Profile;
     use crate::store::NewCredential;
+    use crate::store::memory::MemoryStore;
 
     fn profile(email: &str, first: &str, last: &str) -> Profile {
         Profile {
@@ -404,7 +404,10 @@ mod tests {
                 user_manager: true
             }]
         );
-        let n = all.iter().find(|l| l.account.user_name == "NHoliday").unwrap();
+        let n = all
+            .iter()
+            .find(|l| l.account.user_name == "NHoliday")
+            .unwrap();
         assert_eq!(
             n.case_manager,
             Some(CaseManager {
@@ -413,7 +416,10 @@ mod tests {
             })
         );
         assert_eq!(n.sign_in, SignIn::Invited);
-        let sam = all.iter().find(|l| l.account.user_name == "SSmith").unwrap();
+        let sam = all
+            .iter()
+            .find(|l| l.account.user_name == "SSmith")
+            .unwrap();
         assert_eq!(sam.sign_in, SignIn::Sso);
     }
 

@@ -81,12 +81,15 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
     })?;
     let text = match args.format {
         Format::Table => table(&listed, args.show_pii),
-        Format::Json => serde_json::to_string_pretty(&json(&listed, args.show_pii))
-            .unwrap_or_default()
-            .to_string()
-            + "\n",
-        Format::Csv => csv(&listed, args.show_pii)
-            .map_err(|e| Error::msg(format!("cannot write CSV: {e}")))?,
+        Format::Json => {
+            serde_json::to_string_pretty(&json(&listed, args.show_pii))
+                .unwrap_or_default()
+                .to_string()
+                + "\n"
+        }
+        Format::Csv => {
+            csv(&listed, args.show_pii).map_err(|e| Error::msg(format!("cannot write CSV: {e}")))?
+        }
     };
     print(out, &text)
 }
@@ -175,7 +178,13 @@ fn columns(show_pii: bool, csv: bool) -> Vec<Column> {
     cols.push(("sign_in", |l| {
         l.sign_in.as_str().unwrap_or_default().to_string()
     }));
-    cols.push(("roles", |l| l.account.roles.join(", ")));
+    // A CSV cell's list is split at `; `, as its groups are.
+    let roles: fn(&Listed) -> String = if csv {
+        |l| l.account.roles.join("; ")
+    } else {
+        |l| l.account.roles.join(", ")
+    };
+    cols.push(("roles", roles));
     if csv {
         cols.push(("groups", |l| {
             let names: Vec<&str> = l.groups.iter().map(|g| g.name.as_str()).collect();
@@ -292,7 +301,10 @@ fn table(listed: &[Listed], show_pii: bool) -> String {
         plural(listed.len(), "account"),
         listed.len() - active
     ));
-    if listed.iter().any(|l| l.groups.iter().any(|g| g.user_manager)) {
+    if listed
+        .iter()
+        .any(|l| l.groups.iter().any(|g| g.user_manager))
+    {
         s.push_str("; * user manager of the group");
     }
     s.push_str(".\n");

@@ -166,14 +166,23 @@ fn every_field_of_every_account_is_listed(b: Backend) {
     assert!(brandon.get("phone").is_none() && brandon.get("birth_date").is_none());
     let pii = listed_json(&r, &db, &["--show-pii"]);
     let b = pii.iter().find(|a| a["user_name"] == "BMitchell").unwrap();
-    assert_eq!((&b["birth_date"], &b["phone"]), (&serde_json::json!("1980-02-03"), &serde_json::json!("2175550101")));
+    assert_eq!(
+        (&b["birth_date"], &b["phone"]),
+        (
+            &serde_json::json!("1980-02-03"),
+            &serde_json::json!("2175550101")
+        )
+    );
 }
 
 fn filters_narrow_the_list_and_combine(b: Backend) {
     let (r, db) = seeded(b);
     let n = |args: &[&str]| names(&r, &db, args);
     assert_eq!(n(&[]), ["BMitchell", "NHoliday", "OGone", "PLee", "SSmith"]);
-    assert_eq!(n(&["--status", "active"]), ["BMitchell", "NHoliday", "PLee", "SSmith"]);
+    assert_eq!(
+        n(&["--status", "active"]),
+        ["BMitchell", "NHoliday", "PLee", "SSmith"]
+    );
     // Never activated: invited, not SSO.
     assert_eq!(n(&["--status", "invited"]), ["NHoliday", "PLee"]);
     assert_eq!(n(&["--status", "activated"]), ["BMitchell"]);
@@ -187,18 +196,43 @@ fn filters_narrow_the_list_and_combine(b: Backend) {
     );
     // AND: each filter takes away.
     assert_eq!(
-        n(&["--group", "South Team", "--status", "active", "--unassigned"]),
+        n(&[
+            "--group",
+            "South Team",
+            "--status",
+            "active",
+            "--unassigned"
+        ]),
         ["PLee"]
     );
     assert_eq!(
-        n(&["--case-manager", "brandon.mitchell@example.edu", "--group", "South Team"]),
+        n(&[
+            "--case-manager",
+            "brandon.mitchell@example.edu",
+            "--group",
+            "South Team"
+        ]),
         ["NHoliday"]
     );
     assert_eq!(
-        n(&["--case-manager", "brandon.mitchell@example.edu", "--status", "invited", "--group", "North Team"]),
+        n(&[
+            "--case-manager",
+            "brandon.mitchell@example.edu",
+            "--status",
+            "invited",
+            "--group",
+            "North Team"
+        ]),
         ["NHoliday"]
     );
-    assert!(n(&["--case-manager", "brandon.mitchell@example.edu", "--unassigned"]).is_empty());
+    assert!(
+        n(&[
+            "--case-manager",
+            "brandon.mitchell@example.edu",
+            "--unassigned"
+        ])
+        .is_empty()
+    );
     let none = accounts_ok(&r, &db, &["--status", "deactivated", "--assigned"]);
     assert_eq!(none, "No accounts match.\n");
 }
@@ -214,8 +248,18 @@ fn the_table_is_aligned_and_leaves_out_personal_data() {
         lines[0]
     );
     // Every column starts where its header does.
-    for col in ["EMAIL", "STATUS", "SIGN IN", "ROLES", "GROUPS", "CASE MANAGER", "ENTITLEMENTS"] {
-        let at = lines[0].find(col).unwrap_or_else(|| panic!("no {col}: {table}"));
+    for col in [
+        "EMAIL",
+        "STATUS",
+        "SIGN IN",
+        "ROLES",
+        "GROUPS",
+        "CASE MANAGER",
+        "ENTITLEMENTS",
+    ] {
+        let at = lines[0]
+            .find(col)
+            .unwrap_or_else(|| panic!("no {col}: {table}"));
         for row in &lines[1..6] {
             let before = row.chars().nth(at - 1);
             assert_eq!(before, Some(' '), "{col} not aligned in:\n{table}");
@@ -224,7 +268,10 @@ fn the_table_is_aligned_and_leaves_out_personal_data() {
     let brandon = lines.iter().find(|l| l.starts_with("BMitchell")).unwrap();
     assert!(brandon.contains("North Team*"), "{brandon}");
     assert!(brandon.contains("public-viewer, supervisor"), "{brandon}");
-    assert!(brandon.contains("dashboards:caseload, dashboards:outcomes"), "{brandon}");
+    assert!(
+        brandon.contains("dashboards:caseload, dashboards:outcomes"),
+        "{brandon}"
+    );
     let noelle = lines.iter().find(|l| l.starts_with("NHoliday")).unwrap();
     assert!(noelle.contains("North Team, South Team"), "{noelle}");
     assert!(noelle.contains(" BMitchell "), "{noelle}");
@@ -232,12 +279,24 @@ fn the_table_is_aligned_and_leaves_out_personal_data() {
         *lines.last().unwrap(),
         "5 accounts (4 active, of which 2 never activated; 1 deactivated); * user manager of the group."
     );
-    for pii in ["1980-02-03", "2175550101", "1990-04-05", "BIRTH DATE", "PHONE"] {
-        assert!(!table.contains(pii), "{pii} shown without --show-pii:\n{table}");
+    for pii in [
+        "1980-02-03",
+        "2175550101",
+        "1990-04-05",
+        "BIRTH DATE",
+        "PHONE",
+    ] {
+        assert!(
+            !table.contains(pii),
+            "{pii} shown without --show-pii:\n{table}"
+        );
     }
     let shown = accounts_ok(&r, &db, &["--show-pii"]);
     for pii in ["1980-02-03", "2175550101", "BIRTH DATE", "PHONE"] {
-        assert!(shown.contains(pii), "{pii} missing with --show-pii:\n{shown}");
+        assert!(
+            shown.contains(pii),
+            "{pii} missing with --show-pii:\n{shown}"
+        );
     }
 }
 
@@ -250,8 +309,18 @@ fn csv_is_quoted_and_opens_as_text_in_a_spreadsheet() {
     assert_eq!(
         header,
         [
-            "user_name", "first_name", "last_name", "email", "status", "sign_in", "roles",
-            "groups", "user_manager_of", "case_manager", "case_manager_email", "entitlements"
+            "user_name",
+            "first_name",
+            "last_name",
+            "email",
+            "status",
+            "sign_in",
+            "roles",
+            "groups",
+            "user_manager_of",
+            "case_manager",
+            "case_manager_email",
+            "entitlements"
         ]
     );
     let rows: Vec<Vec<String>> = rd
@@ -263,20 +332,32 @@ fn csv_is_quoted_and_opens_as_text_in_a_spreadsheet() {
     // The formula is kept as text: quoted (it holds quotes and a comma)
     // and prefixed so spreadsheets do not run it.
     assert_eq!(pat[2], "'=HYPERLINK(\"http://evil.example\", \"Lee\")");
-    assert!(text.contains("\"'=HYPERLINK(\"\"http://evil.example\"\", \"\"Lee\"\")\""), "{text}");
+    assert!(
+        text.contains("\"'=HYPERLINK(\"\"http://evil.example\"\", \"\"Lee\"\")\""),
+        "{text}"
+    );
     let noelle = rows.iter().find(|r| r[0] == "NHoliday").unwrap();
     assert_eq!(
         noelle[4..],
         [
-            "active", "invited", "caseworker", "North Team; South Team", "", "BMitchell",
-            "brandon.mitchell@example.edu", "products:webcenter"
+            "active",
+            "invited",
+            "caseworker",
+            "North Team; South Team",
+            "",
+            "BMitchell",
+            "brandon.mitchell@example.edu",
+            "products:webcenter"
         ]
     );
     let brandon = rows.iter().find(|r| r[0] == "BMitchell").unwrap();
     assert_eq!(brandon[8], "North Team");
     assert!(!text.contains("2175550101") && !text.contains("1980-02-03"));
     let pii = accounts_ok(&r, &db, &["--format", "csv", "--show-pii"]);
-    assert!(pii.starts_with("user_name,first_name,last_name,email,birth_date,phone,status,"), "{pii}");
+    assert!(
+        pii.starts_with("user_name,first_name,last_name,email,birth_date,phone,status,"),
+        "{pii}"
+    );
     assert!(pii.contains("1980-02-03,2175550101,"), "{pii}");
 }
 
@@ -296,7 +377,10 @@ fn control_characters_from_the_store_are_escaped() {
         assert!(out.contains("Pat\\u{1b}[2J"), "{format}: {out}");
     }
     let json = accounts_ok(&r, &db, &["--format", "json"]);
-    assert!(!json.contains('\x1b') && json.contains("Pat\\u001b[2J"), "{json}");
+    assert!(
+        !json.contains('\x1b') && json.contains("Pat\\u001b[2J"),
+        "{json}"
+    );
 }
 
 #[test]
@@ -337,7 +421,10 @@ fn bad_filters_are_clear_errors() {
         "{status}"
     );
     let format = err(&["--format", "xml"]);
-    assert!(format.contains("[possible values: table, json, csv]"), "{format}");
+    assert!(
+        format.contains("[possible values: table, json, csv]"),
+        "{format}"
+    );
 }
 
 #[test]
@@ -347,8 +434,14 @@ fn a_store_not_created_yet_lists_nothing() {
         accounts_ok(&r, "sqlite:none.db", &[]),
         "No accounts match.\n"
     );
-    assert!(!r.path().join("none.db").exists(), "listing created the store");
-    assert_eq!(accounts_ok(&r, "sqlite:none.db", &["--format", "json"]), "[]\n");
+    assert!(
+        !r.path().join("none.db").exists(),
+        "listing created the store"
+    );
+    assert_eq!(
+        accounts_ok(&r, "sqlite:none.db", &["--format", "json"]),
+        "[]\n"
+    );
 }
 
 #[test]
@@ -358,10 +451,19 @@ fn sqlite_and_postgres_list_the_same() {
     }
     let (r, db) = seeded(Backend::Sqlite);
     let (p, pg) = seeded(Backend::Postgres);
-    for args in [&[][..], &["--show-pii"], &["--status", "invited"], &["--case-manager", "brandon.mitchell@example.edu"]] {
+    for args in [
+        &[][..],
+        &["--show-pii"],
+        &["--status", "invited"],
+        &["--case-manager", "brandon.mitchell@example.edu"],
+    ] {
         let mut a = args.to_vec();
         a.extend_from_slice(&["--format", "json"]);
-        assert_eq!(accounts_ok(&r, &db, &a), accounts_ok(&p, &pg, &a), "{args:?}");
+        assert_eq!(
+            accounts_ok(&r, &db, &a),
+            accounts_ok(&p, &pg, &a),
+            "{args:?}"
+        );
     }
     assert_eq!(accounts_ok(&r, &db, &[]), accounts_ok(&p, &pg, &[]));
 }
@@ -372,15 +474,16 @@ fn sqlite_and_postgres_list_the_same() {
 #[test]
 fn the_scim_client_store_lists_what_serve_publishes() {
     let (r, db) = seeded(Backend::Sqlite);
-    let token = ok_in(r.path(), &["token", "create", "--name", "ci", "--store", &db])
-        .stdout
-        .trim()
-        .to_string();
+    let token = ok_in(
+        r.path(),
+        &["token", "create", "--name", "ci", "--store", &db],
+    )
+    .stdout
+    .trim()
+    .to_string();
     let server = start(r.path(), &db);
-    let url = format!(
-        "scim+{}/scim/v2",
-        server.base.trim_end_matches('/')
-    );
+    // The server says where it publishes SCIM: http://127.0.0.1:PORT/scim/v2.
+    let url = format!("scim+{}", server.base);
     let scim = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_roster"))
             .args(["accounts", "--store", &url])
@@ -406,7 +509,11 @@ fn the_scim_client_store_lists_what_serve_publishes() {
             v["groups"].clone(),
         )
     };
-    for args in [&[][..], &["--group", "South Team"], &["--status", "deactivated"]] {
+    for args in [
+        &[][..],
+        &["--group", "South Team"],
+        &["--status", "deactivated"],
+    ] {
         let mut a = args.to_vec();
         a.extend_from_slice(&["--format", "json"]);
         let (code, text, err) = scim(&a);
