@@ -178,21 +178,28 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
                 user_manager: m.user_manager,
             });
     }
-    let email_of: HashMap<String, &str> = accounts
+    // The emails of the accounts that oversee others, by lower-cased user name.
+    let overseeing: HashSet<String> = accounts
         .iter()
-        .map(|a| (a.user_name.to_lowercase(), a.profile.email.as_str()))
+        .filter_map(|a| a.case_manager.as_ref().map(|c| c.to_lowercase()))
+        .collect();
+    let email_of: HashMap<String, String> = accounts
+        .iter()
+        .map(|a| (a.user_name.to_lowercase(), a))
+        .filter(|(key, _)| overseeing.contains(key))
+        .map(|(key, a)| (key, a.profile.email.clone()))
         .collect();
     let managers = match &filter.case_manager {
         Some(email) => Some(case_managers(email, &accounts)?),
         None => None,
     };
     let mut out = Vec::new();
-    for a in &accounts {
+    for a in accounts {
         let key = a.user_name.to_lowercase();
-        let sign_in = sign_in_of(a, known);
+        let sign_in = sign_in_of(&a, known);
         let mut groups = groups_of.remove(&key).unwrap_or_default();
         groups.sort_by(|x, y| x.name.cmp(&y.name));
-        let keep = filter.status.is_none_or(|s| s.admits(a, sign_in))
+        let keep = filter.status.is_none_or(|s| s.admits(&a, sign_in))
             && filter
                 .assigned
                 .is_none_or(|want| a.case_manager.is_some() == want)
@@ -209,10 +216,10 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
         }
         let case_manager = a.case_manager.as_ref().map(|cm| CaseManager {
             user_name: cm.clone(),
-            email: email_of.get(&cm.to_lowercase()).map(|e| e.to_string()),
+            email: email_of.get(&cm.to_lowercase()).cloned(),
         });
         out.push(Listed {
-            account: a.clone(),
+            account: a,
             sign_in,
             groups,
             case_manager,
