@@ -28,6 +28,7 @@ pub struct Args {
     /// Only accounts whose case manager is the account with this email.
     #[arg(long, value_name = "EMAIL")]
     pub case_manager: Option<String>,
+    /// Output format.
     #[arg(
         long,
         value_enum,
@@ -54,7 +55,9 @@ pub enum Format {
     /// Aligned columns for people (`human` is the same).
     #[value(alias = "human")]
     Table,
+    /// An array of objects, one an account.
     Json,
+    /// RFC 4180 CSV with a header row, safe to open in a spreadsheet.
     Csv,
 }
 
