@@ -85,10 +85,7 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
     let text = match args.format {
         Format::Table => table(&listed, args.show_pii),
         Format::Json => {
-            serde_json::to_string_pretty(&json(&listed, args.show_pii))
-                .unwrap_or_default()
-                .to_string()
-                + "\n"
+            serde_json::to_string_pretty(&json(&listed, args.show_pii)).unwrap_or_default() + "\n"
         }
         Format::Csv => {
             csv(&listed, args.show_pii).map_err(|e| Error::msg(format!("cannot write CSV: {e}")))?
