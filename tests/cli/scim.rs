@@ -911,3 +911,40 @@ fn passwords_go_only_to_providers_that_take_them() {
     assert_eq!(server.users(), 0);
     assert!(!r.path().join("creds2.csv").exists());
 }
+
+#[test]
+fn roles_are_kept_and_entitlements_refused_before_anything_is_written() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let roster_with = |extra: &str| {
+        format!(
+            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - lee@example.com\npartners:\n  - email: lee@example.com\n    first_name: Lee\n    last_name: Park\n    birth_date: 1980-02-02\n    roles: [caseworker]\n{extra}policy:\n  required_fields: []\n  roles: [public-viewer, individual, caseworker]\n  entitlements:\n    products: [webcenter]\n"
+        )
+    };
+    let r = roster().file("roster.yaml", roster_with(""));
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let lee = server.user("LPark");
+    assert_eq!(
+        lee["roles"],
+        serde_json::json!([{"value": "caseworker"}]),
+        "{lee}"
+    );
+    let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+    assert_eq!(ops(&plan), Vec::<String>::new());
+    let r = r.file(
+        "roster.yaml",
+        roster_with("    entitlements:\n      products: [webcenter]\n"),
+    );
+    let out = r.scim(&["apply", "--yes", "--store", &url], &[]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "the SCIM store {url} cannot keep entitlements yet; nothing was written"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(server.users(), 1);
+}
