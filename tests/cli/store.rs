@@ -2496,6 +2496,9 @@ fn section_9_plans_apply_export_and_log_every_new_op(b: Backend) {
     r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
     let (_, again) = r.plan_json("roster.yaml");
     assert_eq!(ops(&again), Vec::<String>::new(), "{again:#}");
+    // `diff` reads roles, entitlements and case managers on both sides.
+    let diff = r.ok(&["diff", "--store", r.db(), "roster.yaml"]);
+    assert_eq!(diff.stdout, "", "{}", diff.stdout);
     // Single sign-on: no invitation for Noelle.
     let invited = r.ok(&["invitations", "--store", r.db()]).stdout;
     assert!(
@@ -2527,6 +2530,11 @@ fn section_9_plans_apply_export_and_log_every_new_op(b: Backend) {
             "    role: individual\n",
         );
     let r = r.file("renamed.yaml", renamed);
+    let diff = r.ok(&["diff", "--store", r.db(), "renamed.yaml"]).stdout;
+    assert!(
+        diff.contains("-    roles: [caseworker, supervisor]\n+    role: caseworker\n"),
+        "{diff}"
+    );
     let (code, plan) = r.plan_json("renamed.yaml");
     assert_eq!(code, 0, "{plan:#}");
     assert_eq!(
