@@ -1,8 +1,9 @@
 //! The audit chain: each row's hash covers its content and the previous
 //! row's hash, so editing, inserting or deleting a row breaks the chain.
 
-use super::AuditEntry;
-use crate::domain::Profile;
+use super::{AuditEntry, Owner, StoreError};
+use crate::domain::{CredentialState, GroupType, Profile};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first row.
@@ -83,8 +84,21 @@ impl AuditLog {
         }
     }
 
-    /// The next row: bumps the revision and moves the chain on.
-    pub fn row(
+    /// The row of `change`: bumps the revision and moves the chain on.
+    pub fn row(&mut self, now: &str, actor: &str, change: &Change) -> AuditRow {
+        let (before, after) = change.values();
+        self.push(
+            now,
+            actor,
+            change.op(),
+            &change.subject(),
+            before.as_deref(),
+            after.as_deref(),
+        )
+    }
+
+    /// The next row, given its content.
+    fn push(
         &mut self,
         now: &str,
         actor: &str,
@@ -118,6 +132,269 @@ impl AuditLog {
         self.next_seq += 1;
         self.prev_hash = hash;
         row
+    }
+}
+
+impl AuditRow {
+    /// The row as the log reads it back, after the row whose hash is `prev_hash`.
+    pub fn entry(self, prev_hash: String) -> AuditEntry {
+        let json = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        AuditEntry {
+            seq: self.seq,
+            revision: self.revision,
+            before: json(&self.before),
+            after: json(&self.after),
+            at: self.at,
+            actor: self.actor,
+            op: self.op,
+            subject: self.subject,
+            prev_hash,
+            hash: self.hash,
+            raw: (self.before, self.after),
+        }
+    }
+}
+
+/// One write, as every store records it: its audit row's op, subject,
+/// before and after are made here and nowhere else.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    CreateGroup {
+        name: &'a str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    },
+    CreateAccount {
+        user_name: &'a str,
+        profile: &'a Profile,
+        credential: CredentialState,
+    },
+    SetActive {
+        user_name: &'a str,
+        active: bool,
+    },
+    UpdateProfile {
+        user_name: &'a str,
+        before: &'a Profile,
+        after: &'a Profile,
+    },
+    AddMembership {
+        user_name: &'a str,
+        group: &'a str,
+        user_manager: bool,
+    },
+    SetUserManager {
+        user_name: &'a str,
+        group: &'a str,
+        user_manager: bool,
+    },
+    RemoveMembership {
+        user_name: &'a str,
+        group: &'a str,
+        /// The user-manager grant it had.
+        was: bool,
+    },
+    RenameAccount {
+        user_name: &'a str,
+        new_name: &'a str,
+    },
+    DeleteAccount {
+        user_name: &'a str,
+    },
+    UpdateGroup {
+        name: &'a str,
+        /// Type and LWIA before, as the store held them.
+        was: (&'a str, Option<u32>),
+        new_name: &'a str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    },
+    DeleteGroup {
+        name: &'a str,
+    },
+    ScimField {
+        of: Owner,
+        name: &'a str,
+        /// The attribute's key in the audit value.
+        key: &'a str,
+        value: Option<&'a str>,
+    },
+    CreateToken {
+        name: &'a str,
+        scope: Option<&'a [String]>,
+        group_ids: Option<&'a [i64]>,
+    },
+    RevokeToken {
+        name: &'a str,
+    },
+}
+
+impl Change<'_> {
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::CreateGroup { .. } => "create_group",
+            Change::CreateAccount { .. } => "create_account",
+            Change::SetActive { active: true, .. } => "reactivate_account",
+            Change::SetActive { active: false, .. } => "deactivate_account",
+            Change::UpdateProfile { .. } => "update_profile",
+            Change::AddMembership { .. } => "add_membership",
+            Change::SetUserManager {
+                user_manager: true, ..
+            } => "grant_user_manager",
+            Change::SetUserManager { .. } => "revoke_user_manager",
+            Change::RemoveMembership { .. } => "remove_membership",
+            Change::RenameAccount { .. } => "rename_account",
+            Change::DeleteAccount { .. } => "delete_account",
+            Change::UpdateGroup { .. } => "update_group",
+            Change::DeleteGroup { .. } => "delete_group",
+            Change::ScimField {
+                of: Owner::Account, ..
+            } => "set_account_scim_field",
+            Change::ScimField { .. } => "set_group_scim_field",
+            Change::CreateToken { .. } => "create_token",
+            Change::RevokeToken { .. } => "revoke_token",
+        }
+    }
+
+    /// The account, group or token it changes; a membership is
+    /// `USER in GROUP`.
+    pub fn subject(&self) -> String {
+        match *self {
+            Change::AddMembership {
+                user_name, group, ..
+            }
+            | Change::SetUserManager {
+                user_name, group, ..
+            }
+            | Change::RemoveMembership {
+                user_name, group, ..
+            } => format!("{user_name} in {group}"),
+            Change::CreateAccount { user_name, .. }
+            | Change::SetActive { user_name, .. }
+            | Change::UpdateProfile { user_name, .. }
+            | Change::RenameAccount { user_name, .. }
+            | Change::DeleteAccount { user_name } => user_name.to_string(),
+            Change::CreateGroup { name, .. }
+            | Change::UpdateGroup { name, .. }
+            | Change::DeleteGroup { name }
+            | Change::ScimField { name, .. }
+            | Change::CreateToken { name, .. }
+            | Change::RevokeToken { name } => name.to_string(),
+        }
+    }
+
+    /// The row's before and after values (JSON text), personal data masked.
+    pub fn values(&self) -> (Option<String>, Option<String>) {
+        let text = |v: serde_json::Value| Some(v.to_string());
+        let owned = |v: &str| Some(v.to_string());
+        match *self {
+            Change::CreateGroup { kind, lwia, .. } => {
+                (None, text(json!({ "type": kind.as_str(), "lwia": lwia })))
+            }
+            Change::CreateAccount {
+                profile,
+                credential,
+                ..
+            } => {
+                let mut after = masked(profile);
+                after["credential"] = credential.as_str().into();
+                (None, text(after))
+            }
+            Change::SetActive { active, .. } => {
+                (owned(active_json(!active)), owned(active_json(active)))
+            }
+            Change::UpdateProfile { before, after, .. } => {
+                (text(masked(before)), text(masked(after)))
+            }
+            Change::AddMembership { user_manager, .. } => (None, owned(manager_json(user_manager))),
+            Change::SetUserManager { user_manager, .. } => (
+                owned(manager_json(!user_manager)),
+                owned(manager_json(user_manager)),
+            ),
+            Change::RemoveMembership { was, .. } => (owned(manager_json(was)), None),
+            Change::RenameAccount {
+                user_name,
+                new_name,
+            } => (
+                text(json!({ "user_name": user_name })),
+                text(json!({ "user_name": new_name })),
+            ),
+            Change::UpdateGroup {
+                name,
+                was,
+                new_name,
+                kind,
+                lwia,
+            } => (
+                text(json!({"name": name, "type": was.0, "lwia": was.1})),
+                text(json!({"name": new_name, "type": kind.as_str(), "lwia": lwia})),
+            ),
+            Change::ScimField { key, value, .. } => (None, text(json!({ key: value }))),
+            Change::CreateToken {
+                scope, group_ids, ..
+            } => (
+                None,
+                text(json!({ "scope": scope, "group_ids": group_ids })),
+            ),
+            Change::DeleteAccount { .. }
+            | Change::DeleteGroup { .. }
+            | Change::RevokeToken { .. } => (None, None),
+        }
+    }
+}
+
+/// What every store answers to a write it refuses.
+impl StoreError {
+    pub fn account_taken(user_name: &str) -> Self {
+        StoreError::Taken(format!("account `{user_name}` already exists in the store"))
+    }
+
+    pub fn group_taken(name: &str) -> Self {
+        StoreError::Taken(format!("group `{name}` already exists in the store"))
+    }
+
+    pub fn already_member(user_name: &str, group: &str) -> Self {
+        StoreError::Taken(format!("`{user_name}` is already a member of `{group}`"))
+    }
+
+    pub fn token_taken(name: &str) -> Self {
+        StoreError::Taken(format!(
+            "a token named `{name}` already exists; pick another name or revoke it first"
+        ))
+    }
+
+    pub fn no_account(user_name: &str) -> Self {
+        StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+    }
+
+    pub fn no_group(name: &str) -> Self {
+        StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+    }
+
+    pub fn not_member(user_name: &str, group: &str) -> Self {
+        StoreError::Invalid(format!("`{user_name}` is not a member of `{group}`"))
+    }
+
+    pub fn no_live_token(name: &str) -> Self {
+        StoreError::Invalid(format!(
+            "no live token named `{name}`; `roster token list` shows them"
+        ))
+    }
+
+    /// A change to what is already so.
+    pub fn already_active(user_name: &str, active: bool) -> Self {
+        StoreError::Invalid(format!(
+            "account `{user_name}` is already {}",
+            if active { "active" } else { "inactive" }
+        ))
+    }
+
+    /// A grant or revoke that finds no such membership.
+    pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> Self {
+        StoreError::Invalid(format!(
+            "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+            if user_manager { "without" } else { "with" }
+        ))
     }
 }
 
@@ -190,7 +467,7 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
 }
 
 /// Personal data in audit rows: present or not, never the value.
-pub fn masked(profile: &Profile) -> serde_json::Value {
+fn masked(profile: &Profile) -> serde_json::Value {
     let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
     serde_json::json!({
         "email": profile.email,
@@ -205,7 +482,7 @@ pub fn masked(profile: &Profile) -> serde_json::Value {
 }
 
 /// Audit values of the flags, as `serde_json` writes them.
-pub fn manager_json(user_manager: bool) -> &'static str {
+fn manager_json(user_manager: bool) -> &'static str {
     if user_manager {
         r#"{"user_manager":true}"#
     } else {
@@ -214,54 +491,12 @@ pub fn manager_json(user_manager: bool) -> &'static str {
 }
 
 /// Audit value of the active flag.
-pub fn active_json(active: bool) -> &'static str {
+fn active_json(active: bool) -> &'static str {
     if active {
         r#"{"active":true}"#
     } else {
         r#"{"active":false}"#
     }
-}
-
-/// The subject of a membership's audit rows.
-pub fn membership_subject(user_name: &str, group: &str) -> String {
-    format!("{user_name} in {group}")
-}
-
-/// An account (re)activated or deactivated: its audit row's op, before
-/// and after.
-pub fn activation(active: bool) -> (&'static str, &'static str, &'static str) {
-    if active {
-        ("reactivate_account", active_json(false), active_json(true))
-    } else {
-        ("deactivate_account", active_json(true), active_json(false))
-    }
-}
-
-/// User management granted or revoked: the audit row's op, before and
-/// after.
-pub fn grant(user_manager: bool) -> (&'static str, &'static str, &'static str) {
-    let op = if user_manager {
-        "grant_user_manager"
-    } else {
-        "revoke_user_manager"
-    };
-    (op, manager_json(!user_manager), manager_json(user_manager))
-}
-
-/// What a store answers to a change that is already so.
-pub fn already_active(user_name: &str, active: bool) -> super::StoreError {
-    super::StoreError::Invalid(format!(
-        "account `{user_name}` is already {}",
-        if active { "active" } else { "inactive" }
-    ))
-}
-
-/// What a store answers to a grant or revoke that finds no such membership.
-pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> super::StoreError {
-    super::StoreError::Invalid(format!(
-        "`{user_name}` is not a member of `{group}` {} the user-manager grant",
-        if user_manager { "without" } else { "with" }
-    ))
 }
 
 #[cfg(test)]
@@ -591,8 +826,8 @@ mod tests {
     #[test]
     fn the_log_numbers_rows_and_chains_their_hashes() {
         let mut log = AuditLog::new(7, None);
-        let a = log.row("t", "ann", "create_group", "g", None, Some("{}"));
-        let b = log.row("t", "ann", "delete_group", "g", None, None);
+        let a = log.push("t", "ann", "create_group", "g", None, Some("{}"));
+        let b = log.row("t", "ann", &Change::DeleteGroup { name: "g" });
         assert_eq!((a.seq, a.revision, b.seq, b.revision), (1, 8, 2, 9));
         assert_eq!(
             a.hash,

@@ -163,8 +163,15 @@ pub trait Session: Send {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError>;
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
+    /// Reactivate (`active`) or deactivate an account; refused when it is
+    /// so already.
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError>;
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, true)
+    }
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, false)
+    }
     /// Set these fields of the profile (names as in the roster: `phone`, `zip`, …).
     fn update_profile(
         &mut self,

@@ -988,6 +988,26 @@ pub struct ScimSession {
     ops: Vec<Op>,
 }
 
+impl ScimSession {
+    fn push(&mut self, op: Op) -> Result<(), StoreError> {
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn member(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        change: MemberChange,
+    ) -> Result<(), StoreError> {
+        self.push(Op::Member {
+            user_name: user_name.to_string(),
+            group: group.to_string(),
+            change,
+        })
+    }
+}
+
 impl Session for ScimSession {
     fn revision(&mut self) -> Result<i64, StoreError> {
         Ok(0)
@@ -999,12 +1019,8 @@ impl Session for ScimSession {
         kind: GroupType,
         lwia: Option<u32>,
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::CreateGroup {
-            name: name.to_string(),
-            kind,
-            lwia,
-        });
-        Ok(())
+        let name = name.to_string();
+        self.push(Op::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -1017,28 +1033,16 @@ impl Session for ScimSession {
             NewCredential::Invite { .. } => None,
             NewCredential::Password { password, .. } => Some(password),
         };
-        self.ops.push(Op::CreateAccount {
+        self.push(Op::CreateAccount {
             user_name: user_name.to_string(),
             profile: profile.clone(),
             password,
-        });
-        Ok(())
+        })
     }
 
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::SetActive {
-            user_name: user_name.to_string(),
-            active: true,
-        });
-        Ok(())
-    }
-
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::SetActive {
-            user_name: user_name.to_string(),
-            active: false,
-        });
-        Ok(())
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let user_name = user_name.to_string();
+        self.push(Op::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -1047,49 +1051,28 @@ impl Session for ScimSession {
         profile: &Profile,
         fields: &[String],
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::UpdateProfile {
+        self.push(Op::UpdateProfile {
             user_name: user_name.to_string(),
             profile: profile.clone(),
             fields: fields.to_vec(),
-        });
-        Ok(())
+        })
     }
 
     fn add_membership(
         &mut self,
-        user_name: &str,
+        user: &str,
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Add { user_manager },
-        });
-        Ok(())
+        self.member(user, group, MemberChange::Add { user_manager })
     }
 
-    fn set_user_manager(
-        &mut self,
-        user_name: &str,
-        group: &str,
-        user_manager: bool,
-    ) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Manager(user_manager),
-        });
-        Ok(())
+    fn set_user_manager(&mut self, user: &str, group: &str, grant: bool) -> Result<(), StoreError> {
+        self.member(user, group, MemberChange::Manager(grant))
     }
 
-    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Remove,
-        });
-        Ok(())
+    fn remove_membership(&mut self, user: &str, group: &str) -> Result<(), StoreError> {
+        self.member(user, group, MemberChange::Remove)
     }
 
     fn commit(self: Box<Self>) -> Result<i64, StoreError> {
