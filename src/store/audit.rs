@@ -419,6 +419,24 @@ impl std::fmt::Display for Broken {
     }
 }
 
+impl AuditEntry {
+    /// The hash this row's content makes after the row whose hash is `prev`.
+    pub fn content_hash(&self, prev: &str) -> String {
+        let (before, after) = &self.raw;
+        let (b, a) = (before.as_deref(), after.as_deref());
+        row_hash(
+            prev,
+            self.revision,
+            &self.at,
+            &self.actor,
+            &self.op,
+            &self.subject,
+            b,
+            a,
+        )
+    }
+}
+
 /// Check the whole chain (entries in `seq` order, from the first row) against
 /// the store's revision.
 pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
@@ -431,18 +449,7 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
                 reason: "does not follow the row before it (a row was removed or inserted)",
             });
         }
-        let (before, after) = &e.raw;
-        let h = row_hash(
-            &prev,
-            e.revision,
-            &e.at,
-            &e.actor,
-            &e.op,
-            &e.subject,
-            before.as_deref(),
-            after.as_deref(),
-        );
-        if h != e.hash {
+        if e.content_hash(&prev) != e.hash {
             return Err(Broken::Row {
                 seq: e.seq,
                 reason: "its content does not match its hash (the row was edited)",
@@ -542,82 +549,45 @@ mod tests {
 
     #[test]
     fn row_hash_covers_every_field_and_the_previous_hash() {
-        let base = || {
-            (
-                GENESIS.to_string(),
-                1i64,
-                "t".to_string(),
-                "a".to_string(),
-                "o".to_string(),
-                "s".to_string(),
-                Some("b".to_string()),
-                Some("c".to_string()),
-            )
-        };
-        let hash = |r: &(
+        type Row = (
             String,
             i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )| {
-            row_hash(
-                &r.0,
-                r.1,
-                &r.2,
-                &r.3,
-                &r.4,
-                &r.5,
-                r.6.as_deref(),
-                r.7.as_deref(),
-            )
-        };
-        let h = hash(&base());
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+        );
+        type Values = (Option<&'static str>, Option<&'static str>);
+        let base: (Row, Values) = (
+            (GENESIS.to_string(), 1, "t", "a", "o", "s"),
+            (Some("b"), Some("c")),
+        );
+        let hash = |(r, v): &(Row, Values)| row_hash(&r.0, r.1, r.2, r.3, r.4, r.5, v.0, v.1);
+        let h = hash(&base);
         assert_eq!(h.len(), 64);
         assert!(
             h.bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
-        assert_eq!(h, hash(&base()), "the hash is deterministic");
-        let mut variants: Vec<_> = Vec::new();
-        let mut v = base();
-        v.0 = "1".repeat(64);
-        variants.push(v);
-        let mut v = base();
-        v.1 = 2;
-        variants.push(v);
-        let mut v = base();
-        v.2 = "u".into();
-        variants.push(v);
-        let mut v = base();
-        v.3 = "b".into();
-        variants.push(v);
-        let mut v = base();
-        v.4 = "p".into();
-        variants.push(v);
-        let mut v = base();
-        v.5 = "x".into();
-        variants.push(v);
-        let mut v = base();
-        v.6 = None;
-        variants.push(v);
-        let mut v = base();
-        v.6 = Some(String::new());
-        variants.push(v);
-        let mut v = base();
-        v.7 = None;
-        variants.push(v);
-        // Moving bytes from one field to the next changes the hash.
-        let mut v = base();
-        v.3 = "ao".into();
-        v.4 = String::new();
-        variants.push(v);
+        assert_eq!(h, hash(&base), "the hash is deterministic");
+        let edits: [fn(&mut (Row, Values)); 10] = [
+            |(r, _)| r.0 = "1".repeat(64),
+            |(r, _)| r.1 = 2,
+            |(r, _)| r.2 = "u",
+            |(r, _)| r.3 = "b",
+            |(r, _)| r.4 = "p",
+            |(r, _)| r.5 = "x",
+            |(_, v)| v.0 = None,
+            |(_, v)| v.0 = Some(""),
+            |(_, v)| v.1 = None,
+            // Moving bytes from one field to the next changes the hash.
+            |(r, _)| (r.3, r.4) = ("ao", ""),
+        ];
         let mut seen = std::collections::HashSet::from([h]);
-        for v in &variants {
-            assert!(seen.insert(hash(v)), "{v:?} hashes like another row");
+        for edit in edits {
+            let mut v = base.clone();
+            edit(&mut v);
+            assert!(seen.insert(hash(&v)), "{v:?} hashes like another row");
         }
     }
 
@@ -655,97 +625,49 @@ mod tests {
     #[test]
     fn tampering_is_found_at_the_row_it_touched() {
         type Tamper = fn(&mut Vec<AuditEntry>);
+        let row = |seq, reason| Broken::Row { seq, reason };
         let edited = "its content does not match its hash (the row was edited)";
         let unlinked = "does not follow the row before it (a row was removed or inserted)";
         let cases: [(&str, Tamper, Broken); 9] = [
             (
                 "edit actor",
                 |r| r[1].actor = "mallory".into(),
-                Broken::Row {
-                    seq: 2,
-                    reason: edited,
-                },
+                row(2, edited),
             ),
-            (
-                "edit op",
-                |r| r[2].op = "delete".into(),
-                Broken::Row {
-                    seq: 3,
-                    reason: edited,
-                },
-            ),
+            ("edit op", |r| r[2].op = "delete".into(), row(3, edited)),
             (
                 "edit subject",
                 |r| r[0].subject = "x@example.org".into(),
-                Broken::Row {
-                    seq: 1,
-                    reason: edited,
-                },
+                row(1, edited),
             ),
             (
                 "edit after",
                 |r| r[3].raw.1 = Some("{\"n\":99}".into()),
-                Broken::Row {
-                    seq: 4,
-                    reason: edited,
-                },
+                row(4, edited),
             ),
-            (
-                "drop before",
-                |r| r[3].raw.0 = None,
-                Broken::Row {
-                    seq: 4,
-                    reason: edited,
-                },
-            ),
+            ("drop before", |r| r[3].raw.0 = None, row(4, edited)),
             (
                 "edit time",
                 |r| r[4].at = "2030-01-01T00:00:00Z".into(),
-                Broken::Row {
-                    seq: 5,
-                    reason: edited,
-                },
+                row(5, edited),
             ),
             (
                 "remove a middle row",
                 |r| {
                     r.remove(2);
                 },
-                Broken::Row {
-                    seq: 4,
-                    reason: unlinked,
-                },
+                row(4, unlinked),
             ),
-            (
-                "swap two rows",
-                |r| r.swap(1, 2),
-                Broken::Row {
-                    seq: 3,
-                    reason: unlinked,
-                },
-            ),
+            ("swap two rows", |r| r.swap(1, 2), row(3, unlinked)),
             (
                 "re-hash an edited row",
                 |r| {
                     // The edited row's own hash is recomputed, but the next row
                     // still holds the old one.
                     r[1].actor = "mallory".into();
-                    let e = &r[1];
-                    r[1].hash = row_hash(
-                        &e.prev_hash,
-                        e.revision,
-                        &e.at,
-                        &e.actor,
-                        &e.op,
-                        &e.subject,
-                        e.raw.0.as_deref(),
-                        e.raw.1.as_deref(),
-                    );
+                    r[1].hash = r[1].content_hash(&r[1].prev_hash);
                 },
-                Broken::Row {
-                    seq: 3,
-                    reason: unlinked,
-                },
+                row(3, unlinked),
             ),
         ];
         for (name, tamper, want) in cases {
@@ -793,19 +715,8 @@ mod tests {
         );
         // A revision that does not grow, hashed consistently.
         let mut rows = chain(2);
-        let r = &rows[1];
-        let hash = row_hash(
-            &r.prev_hash,
-            1,
-            &r.at,
-            &r.actor,
-            &r.op,
-            &r.subject,
-            r.raw.0.as_deref(),
-            r.raw.1.as_deref(),
-        );
         rows[1].revision = 1;
-        rows[1].hash = hash;
+        rows[1].hash = rows[1].content_hash(&rows[0].hash);
         assert_eq!(
             verify(&rows, 1),
             Err(Broken::Row {
@@ -849,5 +760,130 @@ mod tests {
         assert_eq!(log.prev_hash, b.hash);
         let after = AuditLog::new(9, Some((2, b.hash.clone())));
         assert_eq!((after.next_seq, after.prev_hash), (3, b.hash));
+    }
+
+    /// The rows stores wrote before keep their meaning: each change's op,
+    /// subject and values, byte for byte.
+    #[test]
+    fn each_change_makes_the_row_stores_have_always_written() {
+        let profile = Profile {
+            email: "a@x.org".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: Some("1990-01-02".into()),
+            phone: None,
+            extension: None,
+            zip: Some("62701".into()),
+            role: Default::default(),
+        };
+        let scope = ["G".to_string()];
+        let (user_name, group) = ("ann", "G");
+        // The change, its op, subject, before and after.
+        type Case<'a> = (
+            Change<'a>,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: [Case; 8] = [
+            (
+                Change::CreateGroup {
+                    name: group,
+                    kind: GroupType::Project,
+                    lwia: Some(7),
+                },
+                "create_group",
+                "G",
+                None,
+                Some(r#"{"lwia":7,"type":"project"}"#),
+            ),
+            (
+                Change::CreateAccount {
+                    user_name,
+                    profile: &profile,
+                    credential: CredentialState::Invited,
+                },
+                "create_account",
+                "ann",
+                None,
+                Some(
+                    r#"{"birth_date":"***","credential":"invited","email":"a@x.org","extension":null,"first_name":"A","last_name":"B","phone":null,"role":"public-viewer","zip":"62701"}"#,
+                ),
+            ),
+            (
+                Change::SetActive {
+                    user_name,
+                    active: false,
+                },
+                "deactivate_account",
+                "ann",
+                Some(r#"{"active":true}"#),
+                Some(r#"{"active":false}"#),
+            ),
+            (
+                Change::SetUserManager {
+                    user_name,
+                    group,
+                    user_manager: true,
+                },
+                "grant_user_manager",
+                "ann in G",
+                Some(r#"{"user_manager":false}"#),
+                Some(r#"{"user_manager":true}"#),
+            ),
+            (
+                Change::RemoveMembership {
+                    user_name,
+                    group,
+                    was: true,
+                },
+                "remove_membership",
+                "ann in G",
+                Some(r#"{"user_manager":true}"#),
+                None,
+            ),
+            (
+                Change::UpdateGroup {
+                    name: group,
+                    was: ("organization", None),
+                    new_name: "H",
+                    kind: GroupType::Project,
+                    lwia: Some(3),
+                },
+                "update_group",
+                "G",
+                Some(r#"{"lwia":null,"name":"G","type":"organization"}"#),
+                Some(r#"{"lwia":3,"name":"H","type":"project"}"#),
+            ),
+            (
+                Change::ScimField {
+                    of: Owner::Group,
+                    name: group,
+                    key: "external_id",
+                    value: Some("x"),
+                },
+                "set_group_scim_field",
+                "G",
+                None,
+                Some(r#"{"external_id":"x"}"#),
+            ),
+            (
+                Change::CreateToken {
+                    name: "t",
+                    scope: Some(&scope),
+                    group_ids: Some(&[4]),
+                },
+                "create_token",
+                "t",
+                None,
+                Some(r#"{"group_ids":[4],"scope":["G"]}"#),
+            ),
+        ];
+        for (change, op, subject, before, after) in cases {
+            assert_eq!((change.op(), change.subject().as_str()), (op, subject));
+            let text = |v: Option<&str>| v.map(str::to_string);
+            assert_eq!(change.values(), (text(before), text(after)), "{op}");
+        }
     }
 }

@@ -364,22 +364,6 @@ impl Remote {
         Ok(())
     }
 
-    fn limits(&self) -> Limits {
-        let base = &self.client.base;
-        Limits {
-            profile_extras: (!self.provider.user_ext).then(|| {
-                format!(
-                    "the SCIM provider at {base} does not offer roster's User extension ({EXT_USER}): birth dates, ZIP codes and phone extensions cannot be stored there, and no account matches by name and birth date"
-                )
-            }),
-            group_extras: (!self.provider.group_ext).then(|| {
-                format!(
-                    "the SCIM provider at {base} does not offer roster's Group extension ({EXT_GROUP}): group types, LWIAs and user-manager grants cannot be stored there"
-                )
-            }),
-        }
-    }
-
     fn keep_user(&mut self, v: &Value) -> Result<String, StoreError> {
         let (id, account) = resource::account_from_user(v).map_err(|e| StoreError::Remote {
             url: self.url.clone(),
@@ -652,6 +636,121 @@ impl Remote {
             .get(&user_name.to_lowercase())
             .and_then(|id| self.users.get(id))
     }
+}
+
+/// A SCIM provider opened once: the HTTP client (its keep-alive
+/// connections and its request count) and the runtime that drives it, shared
+/// by every reader and session of the handle.
+pub struct ScimStore {
+    url: String,
+    client: Client,
+    rt: Arc<tokio::runtime::Runtime>,
+}
+
+impl ScimStore {
+    /// Check the URL and set up the client; nothing is sent until a reader
+    /// or session is asked for.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let base = base_of(url)?;
+        let client = Client::new(&base).map_err(|message| StoreError::Open {
+            url: url.to_string(),
+            message,
+        })?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Open {
+                url: url.to_string(),
+                message: format!("cannot start the HTTP runtime: {e}"),
+            })?;
+        Ok(ScimStore {
+            url: url.to_string(),
+            client,
+            rt: Arc::new(rt),
+        })
+    }
+}
+
+impl Store for ScimStore {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        Ok(Box::new(Remote::connect(self)?))
+    }
+
+    /// The provider keeps its own record of who changed what.
+    fn begin(&self, _actor: &str, _now: &str) -> Result<Box<dyn Session>, StoreError> {
+        Ok(Box::new(ScimSession {
+            remote: Remote::connect(self)?,
+            ops: Vec::new(),
+        }))
+    }
+
+    /// A provider cannot keep roster's key: it comes from
+    /// [`PLAN_KEY_VAR`], wherever plans are made and applied.
+    fn plan_key(&self, _create: bool) -> Result<Option<Vec<u8>>, StoreError> {
+        match std::env::var(PLAN_KEY_VAR) {
+            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
+            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
+                "{PLAN_KEY_VAR} must hold at least {MIN_PLAN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
+            ))),
+            _ => Err(StoreError::Invalid(format!(
+                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
+                 (at least {MIN_PLAN_KEY_LEN} characters, e.g. `openssl rand -hex 32`) where plans are made and applied"
+            ))),
+        }
+    }
+
+    /// `roster serve` publishes a roster store, not another provider.
+    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
+        Err(StoreError::UnsupportedUrl(super::display_url(&self.url)))
+    }
+
+    fn requests(&self) -> Option<u64> {
+        Some(self.client.requests())
+    }
+}
+
+fn not_kept(what: &str) -> StoreError {
+    StoreError::Invalid(format!(
+        "{what} is not available on a SCIM store; the provider keeps its own log"
+    ))
+}
+
+/// Planning against a SCIM provider.
+impl Reader for Remote {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// SCIM has no store-wide revision; writes check ETags instead.
+    fn revision(&mut self) -> Result<i64, StoreError> {
+        Ok(0)
+    }
+
+    fn expect_lookups(&mut self, pinned: usize, partners: usize) {
+        let b = |n: usize| n.div_ceil(query::TERMS);
+        // Emails, name + birth-date keys, and the members and new names after them.
+        self.budget = b(pinned) + 3 * b(partners);
+    }
+
+    fn limits(&self) -> Limits {
+        let base = &self.client.base;
+        Limits {
+            profile_extras: (!self.provider.user_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's User extension ({EXT_USER}): birth dates, ZIP codes and phone extensions cannot be stored there, and no account matches by name and birth date"
+                )
+            }),
+            group_extras: (!self.provider.group_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's Group extension ({EXT_GROUP}): group types, LWIAs and user-manager grants cannot be stored there"
+                )
+            }),
+        }
+    }
 
     fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
         self.fetch_users(Attr::UserName, names)?;
@@ -789,151 +888,6 @@ impl Remote {
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
         self.list_users()?;
         Ok(self.cached_where(|_| true))
-    }
-}
-
-/// A SCIM provider opened once: the HTTP client (its keep-alive
-/// connections and its request count) and the runtime that drives it, shared
-/// by every reader and session of the handle.
-pub struct ScimStore {
-    url: String,
-    client: Client,
-    rt: Arc<tokio::runtime::Runtime>,
-}
-
-impl ScimStore {
-    /// Check the URL and set up the client; nothing is sent until a reader
-    /// or session is asked for.
-    pub fn open(url: &str) -> Result<Self, StoreError> {
-        let base = base_of(url)?;
-        let client = Client::new(&base).map_err(|message| StoreError::Open {
-            url: url.to_string(),
-            message,
-        })?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Open {
-                url: url.to_string(),
-                message: format!("cannot start the HTTP runtime: {e}"),
-            })?;
-        Ok(ScimStore {
-            url: url.to_string(),
-            client,
-            rt: Arc::new(rt),
-        })
-    }
-}
-
-impl Store for ScimStore {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
-        Ok(Box::new(ScimReader {
-            remote: Remote::connect(self)?,
-        }))
-    }
-
-    /// The provider keeps its own record of who changed what.
-    fn begin(&self, _actor: &str, _now: &str) -> Result<Box<dyn Session>, StoreError> {
-        Ok(Box::new(ScimSession {
-            remote: Remote::connect(self)?,
-            ops: Vec::new(),
-        }))
-    }
-
-    /// A provider cannot keep roster's key: it comes from
-    /// [`PLAN_KEY_VAR`], wherever plans are made and applied.
-    fn plan_key(&self, _create: bool) -> Result<Option<Vec<u8>>, StoreError> {
-        match std::env::var(PLAN_KEY_VAR) {
-            Ok(k) if k.trim().len() >= MIN_PLAN_KEY_LEN => Ok(Some(k.trim().as_bytes().to_vec())),
-            Ok(k) if !k.trim().is_empty() => Err(StoreError::Invalid(format!(
-                "{PLAN_KEY_VAR} must hold at least {MIN_PLAN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
-            ))),
-            _ => Err(StoreError::Invalid(format!(
-                "a SCIM store cannot keep the key that seals saved plans: set {PLAN_KEY_VAR} \
-                 (at least {MIN_PLAN_KEY_LEN} characters, e.g. `openssl rand -hex 32`) where plans are made and applied"
-            ))),
-        }
-    }
-
-    /// `roster serve` publishes a roster store, not another provider.
-    fn served(&self) -> Result<Box<dyn Served>, StoreError> {
-        Err(StoreError::UnsupportedUrl(super::display_url(&self.url)))
-    }
-
-    fn requests(&self) -> Option<u64> {
-        Some(self.client.requests())
-    }
-}
-
-fn not_kept(what: &str) -> StoreError {
-    StoreError::Invalid(format!(
-        "{what} is not available on a SCIM store; the provider keeps its own log"
-    ))
-}
-
-/// Planning against a SCIM provider.
-pub struct ScimReader {
-    remote: Remote,
-}
-
-impl Reader for ScimReader {
-    fn url(&self) -> &str {
-        &self.remote.url
-    }
-
-    /// SCIM has no store-wide revision; writes check ETags instead.
-    fn revision(&mut self) -> Result<i64, StoreError> {
-        Ok(0)
-    }
-
-    fn expect_lookups(&mut self, pinned: usize, partners: usize) {
-        let b = |n: usize| n.div_ceil(query::TERMS);
-        // Emails, name + birth-date keys, and the members and new names after them.
-        self.remote.budget = b(pinned) + 3 * b(partners);
-    }
-
-    fn limits(&self) -> Limits {
-        self.remote.limits()
-    }
-
-    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_user_name(names)
-    }
-
-    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_email(emails)
-    }
-
-    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_name_dob(keys)
-    }
-
-    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
-        self.remote.user_names_like(bases)
-    }
-
-    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
-        self.remote.groups(names)
-    }
-
-    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
-        self.remote.memberships(groups)
-    }
-
-    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        self.remote.all_accounts()
-    }
-
-    fn in_other_groups(
-        &mut self,
-        user_names: &[String],
-        groups: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        self.remote.in_other_groups(user_names, groups)
     }
 
     fn audit(&mut self, _since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
