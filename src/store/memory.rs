@@ -399,7 +399,7 @@ struct MemorySession {
 
 impl MemorySession {
     /// Append the audit row of `change` and bump the revision.
-    fn record(&mut self, change: Change) {
+    fn record(&mut self, change: Change) -> Result<(), StoreError> {
         let d = &mut self.data;
         let last = d.audit.last().map(|e| (e.seq, e.hash.clone()));
         let mut log = AuditLog::new(d.revision, last);
@@ -407,6 +407,7 @@ impl MemorySession {
         let row = log.row(&self.now, &self.actor, &change);
         d.revision = row.revision;
         d.audit.push(row.entry(prev_hash));
+        Ok(())
     }
 
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
@@ -438,8 +439,7 @@ impl Session for MemorySession {
         };
         d.groups.insert(d.last_group, group);
         d.group_names.insert(name.to_string(), d.last_group);
-        self.record(Change::CreateGroup { name, kind, lwia });
-        Ok(())
+        self.record(Change::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -481,8 +481,7 @@ impl Session for MemorySession {
             user_name,
             profile,
             credential: state,
-        });
-        Ok(())
+        })
     }
 
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
@@ -496,8 +495,7 @@ impl Session for MemorySession {
             // A deactivated account is not invited (again).
             self.data.outbox.retain(|m| m.account != id);
         }
-        self.record(Change::SetActive { user_name, active });
-        Ok(())
+        self.record(Change::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -516,8 +514,7 @@ impl Session for MemorySession {
             user_name,
             before: &before,
             after: &after,
-        });
-        Ok(())
+        })
     }
 
     fn add_membership(
@@ -535,8 +532,7 @@ impl Session for MemorySession {
             user_name,
             group,
             user_manager,
-        });
-        Ok(())
+        })
     }
 
     fn set_user_manager(
@@ -560,8 +556,7 @@ impl Session for MemorySession {
             user_name,
             group,
             user_manager,
-        });
-        Ok(())
+        })
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
@@ -573,8 +568,7 @@ impl Session for MemorySession {
             user_name,
             group,
             was,
-        });
-        Ok(())
+        })
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
@@ -589,8 +583,7 @@ impl Session for MemorySession {
         self.record(Change::RenameAccount {
             user_name,
             new_name,
-        });
-        Ok(())
+        })
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -600,8 +593,7 @@ impl Session for MemorySession {
         d.outbox.retain(|m| m.account != id);
         d.accounts.remove(&id);
         d.user_keys.remove(&user_name.to_lowercase());
-        self.record(Change::DeleteAccount { user_name });
-        Ok(())
+        self.record(Change::DeleteAccount { user_name })
     }
 
     fn update_group(
@@ -635,8 +627,7 @@ impl Session for MemorySession {
             new_name,
             kind,
             lwia,
-        });
-        Ok(())
+        })
     }
 
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
@@ -645,8 +636,7 @@ impl Session for MemorySession {
         d.memberships.retain(|&(g, _), _| g != id);
         d.groups.remove(&id);
         d.group_names.remove(name);
-        self.record(Change::DeleteGroup { name });
-        Ok(())
+        self.record(Change::DeleteGroup { name })
     }
 
     fn create_token(
@@ -676,8 +666,7 @@ impl Session for MemorySession {
             name,
             scope,
             group_ids: ids.as_deref(),
-        });
-        Ok(())
+        })
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
@@ -690,8 +679,7 @@ impl Session for MemorySession {
             return Err(StoreError::no_live_token(name));
         };
         t.revoked = true;
-        self.record(Change::RevokeToken { name });
-        Ok(())
+        self.record(Change::RevokeToken { name })
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {

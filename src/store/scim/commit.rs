@@ -165,8 +165,8 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
     users.dedup();
     groups.sort();
     groups.dedup();
-    remote.fetch_users(Attr::UserName, &users)?;
-    remote.fetch_groups(&groups)
+    remote.fetch(Attr::UserName, &users)?;
+    remote.fetch(Attr::GroupName, &groups)
 }
 
 pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {

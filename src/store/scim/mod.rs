@@ -552,9 +552,11 @@ impl Remote {
         Ok(out)
     }
 
-    /// Make sure users with these keys are in the cache.
-    fn fetch_users(&mut self, attr: Attr, keys: &[String]) -> Result<(), StoreError> {
-        if self.all_users {
+    /// Make sure users with these keys (groups, for [`Attr::GroupName`])
+    /// are in the cache.
+    fn fetch(&mut self, attr: Attr, keys: &[String]) -> Result<(), StoreError> {
+        let groups = attr == Attr::GroupName;
+        if (groups && self.all_groups) || (!groups && self.all_users) {
             return Ok(());
         }
         let mut seen = HashSet::new();
@@ -562,12 +564,13 @@ impl Remote {
             .iter()
             .filter(|k| {
                 let key = attr.key(k);
-                let known = attr == Attr::UserName && self.by_name.contains_key(&key);
-                let id_known = attr == Attr::Id && self.users.contains_key(&key);
-                !known
-                    && !id_known
-                    && !self.asked.contains(&(attr, key.clone()))
-                    && seen.insert(key)
+                let cached = match attr {
+                    Attr::UserName => self.by_name.contains_key(&key),
+                    Attr::Id => self.users.contains_key(&key),
+                    Attr::GroupName => self.groups.contains_key(&key),
+                    _ => false,
+                };
+                !cached && !self.asked.contains(&(attr, key.clone())) && seen.insert(key)
             })
             .collect();
         if fresh.is_empty() {
@@ -576,46 +579,26 @@ impl Remote {
         let (path, op) = attr.filter();
         let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
         let filters = query::batches(&terms);
-        if self.cheaper_to_list("/Users", filters.len())? {
-            return self.list_users();
+        let endpoint = if groups { "/Groups" } else { "/Users" };
+        if self.cheaper_to_list(endpoint, filters.len())? {
+            return if groups {
+                self.list_groups()
+            } else {
+                self.list_users()
+            };
         }
-        self.budget = self.budget.saturating_sub(filters.len());
-        for v in self.search("/Users", &filters)? {
-            self.keep_user(&v)?;
+        if !groups {
+            self.budget = self.budget.saturating_sub(filters.len());
+        }
+        for v in self.search(endpoint, &filters)? {
+            if groups {
+                self.keep_group(&v)?;
+            } else {
+                self.keep_user(&v)?;
+            }
         }
         for k in fresh {
             self.asked.insert((attr, attr.key(k)));
-        }
-        Ok(())
-    }
-
-    fn fetch_groups(&mut self, names: &[String]) -> Result<(), StoreError> {
-        if self.all_groups {
-            return Ok(());
-        }
-        let mut seen = HashSet::new();
-        let fresh: Vec<&String> = names
-            .iter()
-            .filter(|n| {
-                !self.groups.contains_key(n.as_str())
-                    && !self.asked.contains(&(Attr::GroupName, n.to_string()))
-                    && seen.insert(n.as_str())
-            })
-            .collect();
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let (path, op) = Attr::GroupName.filter();
-        let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
-        let filters = query::batches(&terms);
-        if self.cheaper_to_list("/Groups", filters.len())? {
-            return self.list_groups();
-        }
-        for v in self.search("/Groups", &filters)? {
-            self.keep_group(&v)?;
-        }
-        for n in fresh {
-            self.asked.insert((Attr::GroupName, n.clone()));
         }
         Ok(())
     }
@@ -753,7 +736,7 @@ impl Reader for Remote {
     }
 
     fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.fetch_users(Attr::UserName, names)?;
+        self.fetch(Attr::UserName, names)?;
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         for n in names {
@@ -767,7 +750,7 @@ impl Reader for Remote {
     }
 
     fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.fetch_users(Attr::Email, emails)?;
+        self.fetch(Attr::Email, emails)?;
         let want: HashSet<String> = emails.iter().map(|e| email_key(e).into_owned()).collect();
         Ok(self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref())))
     }
@@ -778,7 +761,7 @@ impl Reader for Remote {
             return Ok(Vec::new());
         }
         let dates: Vec<String> = keys.iter().map(|k| k.birth_date.clone()).collect();
-        self.fetch_users(Attr::BirthDate, &dates)?;
+        self.fetch(Attr::BirthDate, &dates)?;
         let want: HashSet<&NameDob> = keys.iter().collect();
         Ok(self.cached_where(|a| {
             a.profile.birth_date.as_deref().is_some_and(|d| {
@@ -792,7 +775,7 @@ impl Reader for Remote {
     }
 
     fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
-        self.fetch_users(Attr::UserNamePrefix, bases)?;
+        self.fetch(Attr::UserNamePrefix, bases)?;
         let bases: Vec<String> = bases.iter().map(|b| b.to_lowercase()).collect();
         let mut out: Vec<String> = self
             .by_name
@@ -819,7 +802,7 @@ impl Reader for Remote {
                 Ok(out)
             }
             Some(names) => {
-                self.fetch_groups(names)?;
+                self.fetch(Attr::GroupName, names)?;
                 Ok(names
                     .iter()
                     .filter_map(|n| self.groups.get(n.as_str()))
@@ -830,13 +813,13 @@ impl Reader for Remote {
     }
 
     fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
-        self.fetch_groups(groups)?;
+        self.fetch(Attr::GroupName, groups)?;
         let ids: Vec<String> = groups
             .iter()
             .filter_map(|n| self.groups.get(n.as_str()))
             .flat_map(|g| g.res.members.iter().cloned())
             .collect();
-        self.fetch_users(Attr::Id, &ids)?;
+        self.fetch(Attr::Id, &ids)?;
         let mut out = Vec::new();
         for name in groups {
             let Some(g) = self.groups.get(name.as_str()) else {
@@ -865,7 +848,7 @@ impl Reader for Remote {
         user_names: &[String],
         groups: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        self.fetch_users(Attr::UserName, user_names)?;
+        self.fetch(Attr::UserName, user_names)?;
         self.list_groups()?;
         let managed: HashSet<&str> = groups.iter().map(String::as_str).collect();
         let elsewhere: HashSet<&str> = self
