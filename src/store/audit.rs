@@ -679,28 +679,13 @@ mod tests {
 
     #[test]
     fn a_truncated_or_renumbered_chain_is_found() {
+        let cut = |last, revision| Broken::Truncated { last, revision };
         // The last rows cut off: the chain holds, the revision says otherwise.
         let rows = chain(3);
+        assert_eq!(verify(&rows, 5), Err(cut(3, 5)));
+        assert_eq!(verify(&[], 2), Err(cut(0, 2)));
         assert_eq!(
-            verify(&rows, 5),
-            Err(Broken::Truncated {
-                last: 3,
-                revision: 5
-            })
-        );
-        assert_eq!(
-            verify(&[], 2),
-            Err(Broken::Truncated {
-                last: 0,
-                revision: 2
-            })
-        );
-        assert_eq!(
-            Broken::Truncated {
-                last: 3,
-                revision: 5
-            }
-            .to_string(),
+            cut(3, 5).to_string(),
             "the audit log ends at revision 3 but the store is at revision 5: rows were removed"
         );
         // The first row removed.

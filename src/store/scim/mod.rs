@@ -502,24 +502,22 @@ impl Remote {
     }
 
     fn list_users(&mut self) -> Result<(), StoreError> {
-        if self.all_users {
-            return Ok(());
+        if !self.all_users {
+            for v in self.list("/Users", "userName")? {
+                self.keep_user(&v)?;
+            }
+            self.all_users = true;
         }
-        for v in self.list("/Users", "userName")? {
-            self.keep_user(&v)?;
-        }
-        self.all_users = true;
         Ok(())
     }
 
     fn list_groups(&mut self) -> Result<(), StoreError> {
-        if self.all_groups {
-            return Ok(());
+        if !self.all_groups {
+            for v in self.list("/Groups", "displayName")? {
+                self.keep_group(&v)?;
+            }
+            self.all_groups = true;
         }
-        for v in self.list("/Groups", "displayName")? {
-            self.keep_group(&v)?;
-        }
-        self.all_groups = true;
         Ok(())
     }
 
