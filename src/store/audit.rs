@@ -1,8 +1,9 @@
 //! The audit chain: each row's hash covers its content and the previous
 //! row's hash, so editing, inserting or deleting a row breaks the chain.
 
-use super::AuditEntry;
-use crate::domain::Profile;
+use super::{AuditEntry, Owner, StoreError};
+use crate::domain::{CredentialState, GroupType, Profile};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first row.
@@ -83,8 +84,21 @@ impl AuditLog {
         }
     }
 
-    /// The next row: bumps the revision and moves the chain on.
-    pub fn row(
+    /// The row of `change`: bumps the revision and moves the chain on.
+    pub fn row(&mut self, now: &str, actor: &str, change: &Change) -> AuditRow {
+        let (before, after) = change.values();
+        self.push(
+            now,
+            actor,
+            change.op(),
+            &change.subject(),
+            before.as_deref(),
+            after.as_deref(),
+        )
+    }
+
+    /// The next row, given its content.
+    fn push(
         &mut self,
         now: &str,
         actor: &str,
@@ -121,6 +135,269 @@ impl AuditLog {
     }
 }
 
+impl AuditRow {
+    /// The row as the log reads it back, after the row whose hash is `prev_hash`.
+    pub fn entry(self, prev_hash: String) -> AuditEntry {
+        let json = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        AuditEntry {
+            seq: self.seq,
+            revision: self.revision,
+            before: json(&self.before),
+            after: json(&self.after),
+            at: self.at,
+            actor: self.actor,
+            op: self.op,
+            subject: self.subject,
+            prev_hash,
+            hash: self.hash,
+            raw: (self.before, self.after),
+        }
+    }
+}
+
+/// One write, as every store records it: its audit row's op, subject,
+/// before and after are made here and nowhere else.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    CreateGroup {
+        name: &'a str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    },
+    CreateAccount {
+        user_name: &'a str,
+        profile: &'a Profile,
+        credential: CredentialState,
+    },
+    SetActive {
+        user_name: &'a str,
+        active: bool,
+    },
+    UpdateProfile {
+        user_name: &'a str,
+        before: &'a Profile,
+        after: &'a Profile,
+    },
+    AddMembership {
+        user_name: &'a str,
+        group: &'a str,
+        user_manager: bool,
+    },
+    SetUserManager {
+        user_name: &'a str,
+        group: &'a str,
+        user_manager: bool,
+    },
+    RemoveMembership {
+        user_name: &'a str,
+        group: &'a str,
+        /// The user-manager grant it had.
+        was: bool,
+    },
+    RenameAccount {
+        user_name: &'a str,
+        new_name: &'a str,
+    },
+    DeleteAccount {
+        user_name: &'a str,
+    },
+    UpdateGroup {
+        name: &'a str,
+        /// Type and LWIA before, as the store held them.
+        was: (&'a str, Option<u32>),
+        new_name: &'a str,
+        kind: GroupType,
+        lwia: Option<u32>,
+    },
+    DeleteGroup {
+        name: &'a str,
+    },
+    ScimField {
+        of: Owner,
+        name: &'a str,
+        /// The attribute's key in the audit value.
+        key: &'a str,
+        value: Option<&'a str>,
+    },
+    CreateToken {
+        name: &'a str,
+        scope: Option<&'a [String]>,
+        group_ids: Option<&'a [i64]>,
+    },
+    RevokeToken {
+        name: &'a str,
+    },
+}
+
+impl Change<'_> {
+    pub fn op(&self) -> &'static str {
+        match self {
+            Change::CreateGroup { .. } => "create_group",
+            Change::CreateAccount { .. } => "create_account",
+            Change::SetActive { active: true, .. } => "reactivate_account",
+            Change::SetActive { active: false, .. } => "deactivate_account",
+            Change::UpdateProfile { .. } => "update_profile",
+            Change::AddMembership { .. } => "add_membership",
+            Change::SetUserManager {
+                user_manager: true, ..
+            } => "grant_user_manager",
+            Change::SetUserManager { .. } => "revoke_user_manager",
+            Change::RemoveMembership { .. } => "remove_membership",
+            Change::RenameAccount { .. } => "rename_account",
+            Change::DeleteAccount { .. } => "delete_account",
+            Change::UpdateGroup { .. } => "update_group",
+            Change::DeleteGroup { .. } => "delete_group",
+            Change::ScimField {
+                of: Owner::Account, ..
+            } => "set_account_scim_field",
+            Change::ScimField { .. } => "set_group_scim_field",
+            Change::CreateToken { .. } => "create_token",
+            Change::RevokeToken { .. } => "revoke_token",
+        }
+    }
+
+    /// The account, group or token it changes; a membership is
+    /// `USER in GROUP`.
+    pub fn subject(&self) -> String {
+        match *self {
+            Change::AddMembership {
+                user_name, group, ..
+            }
+            | Change::SetUserManager {
+                user_name, group, ..
+            }
+            | Change::RemoveMembership {
+                user_name, group, ..
+            } => format!("{user_name} in {group}"),
+            Change::CreateAccount { user_name, .. }
+            | Change::SetActive { user_name, .. }
+            | Change::UpdateProfile { user_name, .. }
+            | Change::RenameAccount { user_name, .. }
+            | Change::DeleteAccount { user_name } => user_name.to_string(),
+            Change::CreateGroup { name, .. }
+            | Change::UpdateGroup { name, .. }
+            | Change::DeleteGroup { name }
+            | Change::ScimField { name, .. }
+            | Change::CreateToken { name, .. }
+            | Change::RevokeToken { name } => name.to_string(),
+        }
+    }
+
+    /// The row's before and after values (JSON text), personal data masked.
+    pub fn values(&self) -> (Option<String>, Option<String>) {
+        let text = |v: serde_json::Value| Some(v.to_string());
+        let owned = |v: &str| Some(v.to_string());
+        match *self {
+            Change::CreateGroup { kind, lwia, .. } => {
+                (None, text(json!({ "type": kind.as_str(), "lwia": lwia })))
+            }
+            Change::CreateAccount {
+                profile,
+                credential,
+                ..
+            } => {
+                let mut after = masked(profile);
+                after["credential"] = credential.as_str().into();
+                (None, text(after))
+            }
+            Change::SetActive { active, .. } => {
+                (owned(active_json(!active)), owned(active_json(active)))
+            }
+            Change::UpdateProfile { before, after, .. } => {
+                (text(masked(before)), text(masked(after)))
+            }
+            Change::AddMembership { user_manager, .. } => (None, owned(manager_json(user_manager))),
+            Change::SetUserManager { user_manager, .. } => (
+                owned(manager_json(!user_manager)),
+                owned(manager_json(user_manager)),
+            ),
+            Change::RemoveMembership { was, .. } => (owned(manager_json(was)), None),
+            Change::RenameAccount {
+                user_name,
+                new_name,
+            } => (
+                text(json!({ "user_name": user_name })),
+                text(json!({ "user_name": new_name })),
+            ),
+            Change::UpdateGroup {
+                name,
+                was,
+                new_name,
+                kind,
+                lwia,
+            } => (
+                text(json!({"name": name, "type": was.0, "lwia": was.1})),
+                text(json!({"name": new_name, "type": kind.as_str(), "lwia": lwia})),
+            ),
+            Change::ScimField { key, value, .. } => (None, text(json!({ key: value }))),
+            Change::CreateToken {
+                scope, group_ids, ..
+            } => (
+                None,
+                text(json!({ "scope": scope, "group_ids": group_ids })),
+            ),
+            Change::DeleteAccount { .. }
+            | Change::DeleteGroup { .. }
+            | Change::RevokeToken { .. } => (None, None),
+        }
+    }
+}
+
+/// What every store answers to a write it refuses.
+impl StoreError {
+    pub fn account_taken(user_name: &str) -> Self {
+        StoreError::Taken(format!("account `{user_name}` already exists in the store"))
+    }
+
+    pub fn group_taken(name: &str) -> Self {
+        StoreError::Taken(format!("group `{name}` already exists in the store"))
+    }
+
+    pub fn already_member(user_name: &str, group: &str) -> Self {
+        StoreError::Taken(format!("`{user_name}` is already a member of `{group}`"))
+    }
+
+    pub fn token_taken(name: &str) -> Self {
+        StoreError::Taken(format!(
+            "a token named `{name}` already exists; pick another name or revoke it first"
+        ))
+    }
+
+    pub fn no_account(user_name: &str) -> Self {
+        StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+    }
+
+    pub fn no_group(name: &str) -> Self {
+        StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+    }
+
+    pub fn not_member(user_name: &str, group: &str) -> Self {
+        StoreError::Invalid(format!("`{user_name}` is not a member of `{group}`"))
+    }
+
+    pub fn no_live_token(name: &str) -> Self {
+        StoreError::Invalid(format!(
+            "no live token named `{name}`; `roster token list` shows them"
+        ))
+    }
+
+    /// A change to what is already so.
+    pub fn already_active(user_name: &str, active: bool) -> Self {
+        StoreError::Invalid(format!(
+            "account `{user_name}` is already {}",
+            if active { "active" } else { "inactive" }
+        ))
+    }
+
+    /// A grant or revoke that finds no such membership.
+    pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> Self {
+        StoreError::Invalid(format!(
+            "`{user_name}` is not a member of `{group}` {} the user-manager grant",
+            if user_manager { "without" } else { "with" }
+        ))
+    }
+}
+
 /// What `roster log --verify` found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Broken {
@@ -142,6 +419,24 @@ impl std::fmt::Display for Broken {
     }
 }
 
+impl AuditEntry {
+    /// The hash this row's content makes after the row whose hash is `prev`.
+    pub fn content_hash(&self, prev: &str) -> String {
+        let (before, after) = &self.raw;
+        let (b, a) = (before.as_deref(), after.as_deref());
+        row_hash(
+            prev,
+            self.revision,
+            &self.at,
+            &self.actor,
+            &self.op,
+            &self.subject,
+            b,
+            a,
+        )
+    }
+}
+
 /// Check the whole chain (entries in `seq` order, from the first row) against
 /// the store's revision.
 pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
@@ -154,18 +449,7 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
                 reason: "does not follow the row before it (a row was removed or inserted)",
             });
         }
-        let (before, after) = &e.raw;
-        let h = row_hash(
-            &prev,
-            e.revision,
-            &e.at,
-            &e.actor,
-            &e.op,
-            &e.subject,
-            before.as_deref(),
-            after.as_deref(),
-        );
-        if h != e.hash {
+        if e.content_hash(&prev) != e.hash {
             return Err(Broken::Row {
                 seq: e.seq,
                 reason: "its content does not match its hash (the row was edited)",
@@ -190,7 +474,7 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
 }
 
 /// Personal data in audit rows: present or not, never the value.
-pub fn masked(profile: &Profile) -> serde_json::Value {
+fn masked(profile: &Profile) -> serde_json::Value {
     let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
     serde_json::json!({
         "email": profile.email,
@@ -205,7 +489,7 @@ pub fn masked(profile: &Profile) -> serde_json::Value {
 }
 
 /// Audit values of the flags, as `serde_json` writes them.
-pub fn manager_json(user_manager: bool) -> &'static str {
+fn manager_json(user_manager: bool) -> &'static str {
     if user_manager {
         r#"{"user_manager":true}"#
     } else {
@@ -214,54 +498,12 @@ pub fn manager_json(user_manager: bool) -> &'static str {
 }
 
 /// Audit value of the active flag.
-pub fn active_json(active: bool) -> &'static str {
+fn active_json(active: bool) -> &'static str {
     if active {
         r#"{"active":true}"#
     } else {
         r#"{"active":false}"#
     }
-}
-
-/// The subject of a membership's audit rows.
-pub fn membership_subject(user_name: &str, group: &str) -> String {
-    format!("{user_name} in {group}")
-}
-
-/// An account (re)activated or deactivated: its audit row's op, before
-/// and after.
-pub fn activation(active: bool) -> (&'static str, &'static str, &'static str) {
-    if active {
-        ("reactivate_account", active_json(false), active_json(true))
-    } else {
-        ("deactivate_account", active_json(true), active_json(false))
-    }
-}
-
-/// User management granted or revoked: the audit row's op, before and
-/// after.
-pub fn grant(user_manager: bool) -> (&'static str, &'static str, &'static str) {
-    let op = if user_manager {
-        "grant_user_manager"
-    } else {
-        "revoke_user_manager"
-    };
-    (op, manager_json(!user_manager), manager_json(user_manager))
-}
-
-/// What a store answers to a change that is already so.
-pub fn already_active(user_name: &str, active: bool) -> super::StoreError {
-    super::StoreError::Invalid(format!(
-        "account `{user_name}` is already {}",
-        if active { "active" } else { "inactive" }
-    ))
-}
-
-/// What a store answers to a grant or revoke that finds no such membership.
-pub fn no_grant_to_change(user_name: &str, group: &str, user_manager: bool) -> super::StoreError {
-    super::StoreError::Invalid(format!(
-        "`{user_name}` is not a member of `{group}` {} the user-manager grant",
-        if user_manager { "without" } else { "with" }
-    ))
 }
 
 #[cfg(test)]
@@ -307,82 +549,45 @@ mod tests {
 
     #[test]
     fn row_hash_covers_every_field_and_the_previous_hash() {
-        let base = || {
-            (
-                GENESIS.to_string(),
-                1i64,
-                "t".to_string(),
-                "a".to_string(),
-                "o".to_string(),
-                "s".to_string(),
-                Some("b".to_string()),
-                Some("c".to_string()),
-            )
-        };
-        let hash = |r: &(
+        type Row = (
             String,
             i64,
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-        )| {
-            row_hash(
-                &r.0,
-                r.1,
-                &r.2,
-                &r.3,
-                &r.4,
-                &r.5,
-                r.6.as_deref(),
-                r.7.as_deref(),
-            )
-        };
-        let h = hash(&base());
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+        );
+        type Values = (Option<&'static str>, Option<&'static str>);
+        let base: (Row, Values) = (
+            (GENESIS.to_string(), 1, "t", "a", "o", "s"),
+            (Some("b"), Some("c")),
+        );
+        let hash = |(r, v): &(Row, Values)| row_hash(&r.0, r.1, r.2, r.3, r.4, r.5, v.0, v.1);
+        let h = hash(&base);
         assert_eq!(h.len(), 64);
         assert!(
             h.bytes()
                 .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         );
-        assert_eq!(h, hash(&base()), "the hash is deterministic");
-        let mut variants: Vec<_> = Vec::new();
-        let mut v = base();
-        v.0 = "1".repeat(64);
-        variants.push(v);
-        let mut v = base();
-        v.1 = 2;
-        variants.push(v);
-        let mut v = base();
-        v.2 = "u".into();
-        variants.push(v);
-        let mut v = base();
-        v.3 = "b".into();
-        variants.push(v);
-        let mut v = base();
-        v.4 = "p".into();
-        variants.push(v);
-        let mut v = base();
-        v.5 = "x".into();
-        variants.push(v);
-        let mut v = base();
-        v.6 = None;
-        variants.push(v);
-        let mut v = base();
-        v.6 = Some(String::new());
-        variants.push(v);
-        let mut v = base();
-        v.7 = None;
-        variants.push(v);
-        // Moving bytes from one field to the next changes the hash.
-        let mut v = base();
-        v.3 = "ao".into();
-        v.4 = String::new();
-        variants.push(v);
+        assert_eq!(h, hash(&base), "the hash is deterministic");
+        let edits: [fn(&mut (Row, Values)); 10] = [
+            |(r, _)| r.0 = "1".repeat(64),
+            |(r, _)| r.1 = 2,
+            |(r, _)| r.2 = "u",
+            |(r, _)| r.3 = "b",
+            |(r, _)| r.4 = "p",
+            |(r, _)| r.5 = "x",
+            |(_, v)| v.0 = None,
+            |(_, v)| v.0 = Some(""),
+            |(_, v)| v.1 = None,
+            // Moving bytes from one field to the next changes the hash.
+            |(r, _)| (r.3, r.4) = ("ao", ""),
+        ];
         let mut seen = std::collections::HashSet::from([h]);
-        for v in &variants {
-            assert!(seen.insert(hash(v)), "{v:?} hashes like another row");
+        for edit in edits {
+            let mut v = base.clone();
+            edit(&mut v);
+            assert!(seen.insert(hash(&v)), "{v:?} hashes like another row");
         }
     }
 
@@ -420,97 +625,49 @@ mod tests {
     #[test]
     fn tampering_is_found_at_the_row_it_touched() {
         type Tamper = fn(&mut Vec<AuditEntry>);
+        let row = |seq, reason| Broken::Row { seq, reason };
         let edited = "its content does not match its hash (the row was edited)";
         let unlinked = "does not follow the row before it (a row was removed or inserted)";
         let cases: [(&str, Tamper, Broken); 9] = [
             (
                 "edit actor",
                 |r| r[1].actor = "mallory".into(),
-                Broken::Row {
-                    seq: 2,
-                    reason: edited,
-                },
+                row(2, edited),
             ),
-            (
-                "edit op",
-                |r| r[2].op = "delete".into(),
-                Broken::Row {
-                    seq: 3,
-                    reason: edited,
-                },
-            ),
+            ("edit op", |r| r[2].op = "delete".into(), row(3, edited)),
             (
                 "edit subject",
                 |r| r[0].subject = "x@example.org".into(),
-                Broken::Row {
-                    seq: 1,
-                    reason: edited,
-                },
+                row(1, edited),
             ),
             (
                 "edit after",
                 |r| r[3].raw.1 = Some("{\"n\":99}".into()),
-                Broken::Row {
-                    seq: 4,
-                    reason: edited,
-                },
+                row(4, edited),
             ),
-            (
-                "drop before",
-                |r| r[3].raw.0 = None,
-                Broken::Row {
-                    seq: 4,
-                    reason: edited,
-                },
-            ),
+            ("drop before", |r| r[3].raw.0 = None, row(4, edited)),
             (
                 "edit time",
                 |r| r[4].at = "2030-01-01T00:00:00Z".into(),
-                Broken::Row {
-                    seq: 5,
-                    reason: edited,
-                },
+                row(5, edited),
             ),
             (
                 "remove a middle row",
                 |r| {
                     r.remove(2);
                 },
-                Broken::Row {
-                    seq: 4,
-                    reason: unlinked,
-                },
+                row(4, unlinked),
             ),
-            (
-                "swap two rows",
-                |r| r.swap(1, 2),
-                Broken::Row {
-                    seq: 3,
-                    reason: unlinked,
-                },
-            ),
+            ("swap two rows", |r| r.swap(1, 2), row(3, unlinked)),
             (
                 "re-hash an edited row",
                 |r| {
                     // The edited row's own hash is recomputed, but the next row
                     // still holds the old one.
                     r[1].actor = "mallory".into();
-                    let e = &r[1];
-                    r[1].hash = row_hash(
-                        &e.prev_hash,
-                        e.revision,
-                        &e.at,
-                        &e.actor,
-                        &e.op,
-                        &e.subject,
-                        e.raw.0.as_deref(),
-                        e.raw.1.as_deref(),
-                    );
+                    r[1].hash = r[1].content_hash(&r[1].prev_hash);
                 },
-                Broken::Row {
-                    seq: 3,
-                    reason: unlinked,
-                },
+                row(3, unlinked),
             ),
         ];
         for (name, tamper, want) in cases {
@@ -522,28 +679,13 @@ mod tests {
 
     #[test]
     fn a_truncated_or_renumbered_chain_is_found() {
+        let cut = |last, revision| Broken::Truncated { last, revision };
         // The last rows cut off: the chain holds, the revision says otherwise.
         let rows = chain(3);
+        assert_eq!(verify(&rows, 5), Err(cut(3, 5)));
+        assert_eq!(verify(&[], 2), Err(cut(0, 2)));
         assert_eq!(
-            verify(&rows, 5),
-            Err(Broken::Truncated {
-                last: 3,
-                revision: 5
-            })
-        );
-        assert_eq!(
-            verify(&[], 2),
-            Err(Broken::Truncated {
-                last: 0,
-                revision: 2
-            })
-        );
-        assert_eq!(
-            Broken::Truncated {
-                last: 3,
-                revision: 5
-            }
-            .to_string(),
+            cut(3, 5).to_string(),
             "the audit log ends at revision 3 but the store is at revision 5: rows were removed"
         );
         // The first row removed.
@@ -558,19 +700,8 @@ mod tests {
         );
         // A revision that does not grow, hashed consistently.
         let mut rows = chain(2);
-        let r = &rows[1];
-        let hash = row_hash(
-            &r.prev_hash,
-            1,
-            &r.at,
-            &r.actor,
-            &r.op,
-            &r.subject,
-            r.raw.0.as_deref(),
-            r.raw.1.as_deref(),
-        );
         rows[1].revision = 1;
-        rows[1].hash = hash;
+        rows[1].hash = rows[1].content_hash(&rows[0].hash);
         assert_eq!(
             verify(&rows, 1),
             Err(Broken::Row {
@@ -591,8 +722,8 @@ mod tests {
     #[test]
     fn the_log_numbers_rows_and_chains_their_hashes() {
         let mut log = AuditLog::new(7, None);
-        let a = log.row("t", "ann", "create_group", "g", None, Some("{}"));
-        let b = log.row("t", "ann", "delete_group", "g", None, None);
+        let a = log.push("t", "ann", "create_group", "g", None, Some("{}"));
+        let b = log.row("t", "ann", &Change::DeleteGroup { name: "g" });
         assert_eq!((a.seq, a.revision, b.seq, b.revision), (1, 8, 2, 9));
         assert_eq!(
             a.hash,
@@ -614,5 +745,130 @@ mod tests {
         assert_eq!(log.prev_hash, b.hash);
         let after = AuditLog::new(9, Some((2, b.hash.clone())));
         assert_eq!((after.next_seq, after.prev_hash), (3, b.hash));
+    }
+
+    /// The rows stores wrote before keep their meaning: each change's op,
+    /// subject and values, byte for byte.
+    #[test]
+    fn each_change_makes_the_row_stores_have_always_written() {
+        let profile = Profile {
+            email: "a@x.org".into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: Some("1990-01-02".into()),
+            phone: None,
+            extension: None,
+            zip: Some("62701".into()),
+            role: Default::default(),
+        };
+        let scope = ["G".to_string()];
+        let (user_name, group) = ("ann", "G");
+        // The change, its op, subject, before and after.
+        type Case<'a> = (
+            Change<'a>,
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: [Case; 8] = [
+            (
+                Change::CreateGroup {
+                    name: group,
+                    kind: GroupType::Project,
+                    lwia: Some(7),
+                },
+                "create_group",
+                "G",
+                None,
+                Some(r#"{"lwia":7,"type":"project"}"#),
+            ),
+            (
+                Change::CreateAccount {
+                    user_name,
+                    profile: &profile,
+                    credential: CredentialState::Invited,
+                },
+                "create_account",
+                "ann",
+                None,
+                Some(
+                    r#"{"birth_date":"***","credential":"invited","email":"a@x.org","extension":null,"first_name":"A","last_name":"B","phone":null,"role":"public-viewer","zip":"62701"}"#,
+                ),
+            ),
+            (
+                Change::SetActive {
+                    user_name,
+                    active: false,
+                },
+                "deactivate_account",
+                "ann",
+                Some(r#"{"active":true}"#),
+                Some(r#"{"active":false}"#),
+            ),
+            (
+                Change::SetUserManager {
+                    user_name,
+                    group,
+                    user_manager: true,
+                },
+                "grant_user_manager",
+                "ann in G",
+                Some(r#"{"user_manager":false}"#),
+                Some(r#"{"user_manager":true}"#),
+            ),
+            (
+                Change::RemoveMembership {
+                    user_name,
+                    group,
+                    was: true,
+                },
+                "remove_membership",
+                "ann in G",
+                Some(r#"{"user_manager":true}"#),
+                None,
+            ),
+            (
+                Change::UpdateGroup {
+                    name: group,
+                    was: ("organization", None),
+                    new_name: "H",
+                    kind: GroupType::Project,
+                    lwia: Some(3),
+                },
+                "update_group",
+                "G",
+                Some(r#"{"lwia":null,"name":"G","type":"organization"}"#),
+                Some(r#"{"lwia":3,"name":"H","type":"project"}"#),
+            ),
+            (
+                Change::ScimField {
+                    of: Owner::Group,
+                    name: group,
+                    key: "external_id",
+                    value: Some("x"),
+                },
+                "set_group_scim_field",
+                "G",
+                None,
+                Some(r#"{"external_id":"x"}"#),
+            ),
+            (
+                Change::CreateToken {
+                    name: "t",
+                    scope: Some(&scope),
+                    group_ids: Some(&[4]),
+                },
+                "create_token",
+                "t",
+                None,
+                Some(r#"{"group_ids":[4],"scope":["G"]}"#),
+            ),
+        ];
+        for (change, op, subject, before, after) in cases {
+            assert_eq!((change.op(), change.subject().as_str()), (op, subject));
+            let text = |v: Option<&str>| v.map(str::to_string);
+            assert_eq!(change.values(), (text(before), text(after)), "{op}");
+        }
     }
 }

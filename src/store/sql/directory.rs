@@ -62,7 +62,7 @@ impl SqlDirectory {
 fn begin_read(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "BEGIN",
-        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Dialect::Postgres => super::postgres::BEGIN_READ,
     }
 }
 

@@ -430,6 +430,10 @@ fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
 
 const NOT_A_STORE: &str = "this database holds tables that are not a roster store; give an empty database (or another schema via options=-csearch_path=NAME)";
 
+/// A read snapshot: read-only repeatable read, what SQLite's deferred
+/// transaction gives.
+pub const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// Wait for the store's write lock, at most `timeout`.
 fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
     let started = Instant::now();
@@ -476,7 +480,7 @@ impl Backend for Postgres {
 
     fn begin_read(&self, c: &mut PgConn) -> Result<(), StoreError> {
         // One snapshot: every look-up sees the same revision.
-        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c.batch(BEGIN_READ)
     }
 
     fn begin_write(&self, c: &mut PgConn, lock_timeout: Duration) -> Result<(), StoreError> {

@@ -13,9 +13,10 @@
 
 use super::conn::{Conn, Value, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
+use crate::domain::CredentialState;
 use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::audit::{self, AuditLog, AuditRow, manager_json, masked};
+use crate::store::audit::{AuditLog, AuditRow, Change};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -170,10 +171,10 @@ fn profile_values(p: &Profile) -> [Value; 11] {
 /// already there.
 fn unique<T>(
     result: Result<T, StoreError>,
-    taken: impl FnOnce() -> String,
+    taken: impl FnOnce() -> StoreError,
 ) -> Result<T, StoreError> {
     match result {
-        Err(StoreError::Taken(_)) => Err(StoreError::Taken(taken())),
+        Err(StoreError::Taken(_)) => Err(taken()),
         other => other,
     }
 }
@@ -223,17 +224,9 @@ impl SqlSession {
             .get(0)
     }
 
-    /// Append an audit row and bump the revision.
-    fn record(
-        &mut self,
-        op: &str,
-        subject: &str,
-        before: Option<&str>,
-        after: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let r: AuditRow = self
-            .log
-            .row(&self.now, &self.actor, op, subject, before, after);
+    /// Append the audit row of `change` and bump the revision.
+    fn record(&mut self, change: Change) -> Result<(), StoreError> {
+        let r: AuditRow = self.log.row(&self.now, &self.actor, &change);
         self.audit.values.extend(params![
             r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
         ]);
@@ -321,9 +314,7 @@ impl SqlSession {
             .iter()
             .find(|(key, _)| !self.accounts.contains_key(*key))
         {
-            Some((_, name)) => Err(StoreError::Taken(format!(
-                "account `{name}` already exists in the store"
-            ))),
+            Some((_, name)) => Err(StoreError::account_taken(name)),
             None => Ok(()),
         }
     }
@@ -342,9 +333,7 @@ impl SqlSession {
                 "SELECT id FROM accounts WHERE user_key = ?1",
                 &params![&key],
             )?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
-            })?
+            .ok_or_else(|| StoreError::no_account(user_name))?
             .get(0)?;
         self.accounts.insert(key, id);
         Ok(id)
@@ -357,33 +346,10 @@ impl SqlSession {
         let id = self
             .conn
             .query_opt("SELECT id FROM groups WHERE name = ?1", &params![name])?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
-            })?
+            .ok_or_else(|| StoreError::no_group(name))?
             .get(0)?;
         self.groups.insert(name.to_string(), id);
         Ok(id)
-    }
-
-    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
-        self.flush_for(user_name)?;
-        let id = self.account_id(user_name)?;
-        let changed = self.conn.execute(
-            "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
-            &params![id, active, &self.now, !active],
-        )?;
-        if changed != 1 {
-            return Err(audit::already_active(user_name, active));
-        }
-        if !active {
-            // A deactivated account is not invited (again).
-            self.conn.execute(
-                "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
-                &params![id],
-            )?;
-        }
-        let (op, before, after) = audit::activation(active);
-        self.record(op, user_name, Some(before), Some(after))
     }
 
     /// An account name that no longer names what this session knew by it.
@@ -418,17 +384,9 @@ impl Session for SqlSession {
              VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
             &params![name, kind.as_str(), lwia, true, &self.now],
         );
-        let id: i64 = unique(row, || {
-            format!("group `{name}` already exists in the store")
-        })?
-        .get(0)?;
+        let id: i64 = unique(row, || StoreError::group_taken(name))?.get(0)?;
         self.groups.insert(name.to_string(), id);
-        self.record(
-            "create_group",
-            name,
-            None,
-            Some(&serde_json::json!({ "type": kind.as_str(), "lwia": lwia }).to_string()),
-        )
+        self.record(Change::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -441,15 +399,17 @@ impl Session for SqlSession {
             NewCredential::Invite {
                 token_digest,
                 token,
-            } => ("invited", None, Some((token_digest, token))),
-            NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
+            } => (CredentialState::Invited, None, Some((token_digest, token))),
+            NewCredential::Password { hash, .. } => {
+                (CredentialState::PasswordSet, Some(hash), None)
+            }
         };
         let key = user_name.to_lowercase();
         let mut values = params![user_name, &key].to_vec();
         values.extend(profile_values(profile));
         values.extend(params![
             true,
-            state,
+            state.as_str(),
             hash,
             digest.map(|(d, _)| d),
             digest.map(|_| &self.now),
@@ -457,9 +417,7 @@ impl Session for SqlSession {
         ]);
         values.push(Value::from(&self.now));
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
-            return Err(StoreError::Taken(format!(
-                "account `{user_name}` already exists in the store"
-            )));
+            return Err(StoreError::account_taken(user_name));
         }
         self.accounts_queue.values.extend(values);
         self.new_names.insert(key.clone(), user_name.to_string());
@@ -472,17 +430,31 @@ impl Session for SqlSession {
                 .values
                 .extend(params!["invitation", key, &profile.email, token, &self.now]);
         }
-        let mut after = masked(profile);
-        after["credential"] = state.into();
-        self.record("create_account", user_name, None, Some(&after.to_string()))
+        self.record(Change::CreateAccount {
+            user_name,
+            profile,
+            credential: state,
+        })
     }
 
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, true)
-    }
-
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, false)
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        self.flush_for(user_name)?;
+        let id = self.account_id(user_name)?;
+        let changed = self.conn.execute(
+            "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
+            &params![id, active, &self.now, !active],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::already_active(user_name, active));
+        }
+        if !active {
+            // A deactivated account is not invited (again).
+            self.conn.execute(
+                "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
+                &params![id],
+            )?;
+        }
+        self.record(Change::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -498,28 +470,11 @@ impl Session for SqlSession {
                 &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ?1"),
                 &params![id],
             )?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
-            })?;
-        let before = account_from_row(&row)?;
-        let mut p = before.profile.clone();
-        for f in fields {
-            match f.as_str() {
-                "email" => p.email = profile.email.clone(),
-                "first_name" => p.first_name = profile.first_name.clone(),
-                "last_name" => p.last_name = profile.last_name.clone(),
-                "birth_date" => p.birth_date = profile.birth_date.clone(),
-                "phone" => p.phone = profile.phone.clone(),
-                "extension" => p.extension = profile.extension.clone(),
-                "zip" => p.zip = profile.zip.clone(),
-                "role" => p.role = profile.role,
-                other => {
-                    return Err(StoreError::Invalid(format!(
-                        "unknown profile field `{other}`"
-                    )));
-                }
-            }
-        }
+            .ok_or_else(|| StoreError::no_account(user_name))?;
+        let before = account_from_row(&row)?.profile;
+        let p = before
+            .with_fields(profile, fields)
+            .map_err(StoreError::Invalid)?;
         let mut values = vec![Value::Int(id)];
         values.extend(profile_values(&p));
         values.push(Value::from(&self.now));
@@ -529,12 +484,11 @@ impl Session for SqlSession {
              role = ?12, updated_at = ?13 WHERE id = ?1",
             &values,
         )?;
-        self.record(
-            "update_profile",
+        self.record(Change::UpdateProfile {
             user_name,
-            Some(&masked(&before.profile).to_string()),
-            Some(&masked(&p).to_string()),
-        )
+            before: &before,
+            after: &p,
+        })
     }
 
     fn add_membership(
@@ -544,13 +498,13 @@ impl Session for SqlSession {
         user_manager: bool,
     ) -> Result<(), StoreError> {
         let key = user_name.to_lowercase();
-        let taken = || format!("`{user_name}` is already a member of `{group}`");
+        let taken = || StoreError::already_member(user_name, group);
         if self.created.contains(&key) {
             let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
             if !self.added.insert((g, key.clone())) {
-                return Err(StoreError::Taken(taken()));
+                return Err(taken());
             }
             let account = match self.accounts.get(&key) {
                 Some(id) => Value::Int(*id),
@@ -568,12 +522,11 @@ impl Session for SqlSession {
             );
             unique(written, taken)?;
         }
-        self.record(
-            "add_membership",
-            &audit::membership_subject(user_name, group),
-            None,
-            Some(manager_json(user_manager)),
-        )
+        self.record(Change::AddMembership {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn set_user_manager(
@@ -591,15 +544,17 @@ impl Session for SqlSession {
             &params![g, a, user_manager, !user_manager],
         )?;
         if changed != 1 {
-            return Err(audit::no_grant_to_change(user_name, group, user_manager));
+            return Err(StoreError::no_grant_to_change(
+                user_name,
+                group,
+                user_manager,
+            ));
         }
-        let (op, before, after) = audit::grant(user_manager);
-        self.record(
-            op,
-            &audit::membership_subject(user_name, group),
-            Some(before),
-            Some(after),
-        )
+        self.record(Change::SetUserManager {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
@@ -616,16 +571,13 @@ impl Session for SqlSession {
             .map(|r| r.get(0))
             .transpose()?;
         let Some(was) = was else {
-            return Err(StoreError::Invalid(format!(
-                "`{user_name}` is not a member of `{group}`"
-            )));
+            return Err(StoreError::not_member(user_name, group));
         };
-        self.record(
-            "remove_membership",
-            &audit::membership_subject(user_name, group),
-            Some(manager_json(was)),
-            None,
-        )
+        self.record(Change::RemoveMembership {
+            user_name,
+            group,
+            was,
+        })
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
@@ -636,18 +588,13 @@ impl Session for SqlSession {
             "UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1",
             &params![id, new_name, &key, &self.now],
         );
-        unique(written, || {
-            format!("account `{new_name}` already exists in the store")
-        })?;
+        unique(written, || StoreError::account_taken(new_name))?;
         self.forget(&user_name.to_lowercase());
         self.accounts.insert(key, id);
-        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
-        self.record(
-            "rename_account",
+        self.record(Change::RenameAccount {
             user_name,
-            Some(&json(user_name)),
-            Some(&json(new_name)),
-        )
+            new_name,
+        })
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -662,7 +609,7 @@ impl Session for SqlSession {
             id,
         )?;
         self.forget(&user_name.to_lowercase());
-        self.record("delete_account", user_name, None, None)
+        self.record(Change::DeleteAccount { user_name })
     }
 
     fn update_group(
@@ -676,30 +623,25 @@ impl Session for SqlSession {
         let row = self
             .conn
             .query_opt("SELECT type, lwia FROM groups WHERE id = ?1", &params![id])?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
-            })?;
-        let before = serde_json::json!({
-            "name": name,
-            "type": row.get::<String>(0)?,
-            "lwia": row.get::<Option<i64>>(1)?.and_then(|v| u32::try_from(v).ok()),
-        });
+            .ok_or_else(|| StoreError::no_group(name))?;
+        let was_kind: String = row.get(0)?;
+        let was_lwia = row
+            .get::<Option<i64>>(1)?
+            .and_then(|v| u32::try_from(v).ok());
         let written = self.conn.execute(
             "UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1",
             &params![id, new_name, kind.as_str(), lwia, &self.now],
         );
-        unique(written, || {
-            format!("group `{new_name}` already exists in the store")
-        })?;
+        unique(written, || StoreError::group_taken(new_name))?;
         self.groups.remove(name);
         self.groups.insert(new_name.to_string(), id);
-        let after = serde_json::json!({"name": new_name, "type": kind.as_str(), "lwia": lwia});
-        self.record(
-            "update_group",
+        self.record(Change::UpdateGroup {
             name,
-            Some(&before.to_string()),
-            Some(&after.to_string()),
-        )
+            was: (&was_kind, was_lwia),
+            new_name,
+            kind,
+            lwia,
+        })
     }
 
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
@@ -713,7 +655,7 @@ impl Session for SqlSession {
             id,
         )?;
         self.groups.remove(name);
-        self.record("delete_group", name, None, None)
+        self.record(Change::DeleteGroup { name })
     }
 
     fn set_scim_field(
@@ -739,12 +681,12 @@ impl Session for SqlSession {
         // Table and column come from the match above, never from input.
         let sql = format!("UPDATE {table} SET {column} = ?2, updated_at = ?3 WHERE id = ?1");
         self.conn.execute(&sql, &params![id, value, &self.now])?;
-        let after = serde_json::json!({ key: value }).to_string();
-        let op = match of {
-            Owner::Account => "set_account_scim_field",
-            Owner::Group => "set_group_scim_field",
-        };
-        self.record(op, name, None, Some(&after))
+        self.record(Change::ScimField {
+            of,
+            name,
+            key,
+            value,
+        })
     }
 
     fn create_token(
@@ -763,11 +705,12 @@ impl Session for SqlSession {
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
             &params![name, digest, stored, &self.now],
         );
-        unique(written, || {
-            format!("a token named `{name}` already exists; pick another name or revoke it first")
-        })?;
-        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
-        self.record("create_token", name, None, Some(&after))
+        unique(written, || StoreError::token_taken(name))?;
+        self.record(Change::CreateToken {
+            name,
+            scope,
+            group_ids: ids.as_deref(),
+        })
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
@@ -776,11 +719,9 @@ impl Session for SqlSession {
             &params![name, &self.now],
         )?;
         if changed != 1 {
-            return Err(StoreError::Invalid(format!(
-                "no live token named `{name}`; `roster token list` shows them"
-            )));
+            return Err(StoreError::no_live_token(name));
         }
-        self.record("revoke_token", name, None, None)
+        self.record(Change::RevokeToken { name })
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {

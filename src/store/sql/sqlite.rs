@@ -408,16 +408,6 @@ fn recover(path: &str) {
     }
 }
 
-/// An empty store in memory, at the current schema, in a read
-/// transaction: what a store not created yet reads as.
-pub fn empty_in_memory(url: &str) -> Result<Connection, StoreError> {
-    let c = Connection::open_in_memory().map_err(|e| store_error(url, e))?;
-    let mut c = SqliteConn::new(url, c);
-    migrate(&mut c)?;
-    c.batch("BEGIN")?;
-    Ok(c.into_raw())
-}
-
 impl Backend for Sqlite {
     type C = SqliteConn;
     const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
