@@ -22,6 +22,22 @@ pub fn row_hash(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
+    let hex = hex_hash(prev, revision, at, actor, op, subject, before, after);
+    hex.iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`row_hash`] as ASCII bytes, on the stack.
+#[allow(clippy::too_many_arguments)]
+fn hex_hash(
+    prev: &str,
+    revision: i64,
+    at: &str,
+    actor: &str,
+    op: &str,
+    subject: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> [u8; 64] {
     let mut h = Sha256::new();
     let mut field = |bytes: Option<&[u8]>| match bytes {
         Some(b) => {
@@ -39,7 +55,9 @@ pub fn row_hash(
     field(Some(subject.as_bytes()));
     field(before.map(str::as_bytes));
     field(after.map(str::as_bytes));
-    data_encoding::HEXLOWER.encode(&h.finalize())
+    let mut hex = [0u8; 64];
+    data_encoding::HEXLOWER.encode_mut(&h.finalize(), &mut hex);
+    hex
 }
 
 /// The chain's state in a write session: the revision, the last row's hash
@@ -51,18 +69,19 @@ pub struct AuditLog {
     pub next_seq: i64,
 }
 
-/// One row to append to the audit table, hash included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
+/// One row to append to the audit table, hash included, borrowed from the
+/// action that makes it and from the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRow<'a> {
     pub seq: i64,
     pub revision: i64,
-    pub at: String,
-    pub actor: String,
-    pub op: String,
-    pub subject: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-    pub hash: String,
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub op: &'a str,
+    pub subject: &'a str,
+    pub before: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub hash: &'a str,
 }
 
 impl AuditLog {
@@ -83,18 +102,19 @@ impl AuditLog {
         }
     }
 
-    /// The next row: bumps the revision and moves the chain on.
-    pub fn row(
-        &mut self,
-        now: &str,
-        actor: &str,
-        op: &str,
-        subject: &str,
-        before: Option<&str>,
-        after: Option<&str>,
-    ) -> AuditRow {
+    /// The next row: bumps the revision and moves the chain on (its hash
+    /// is the chain's head, so the row borrows the log).
+    pub fn row<'a>(
+        &'a mut self,
+        now: &'a str,
+        actor: &'a str,
+        op: &'a str,
+        subject: &'a str,
+        before: Option<&'a str>,
+        after: Option<&'a str>,
+    ) -> AuditRow<'a> {
         self.revision += 1;
-        let hash = row_hash(
+        let hex = hex_hash(
             &self.prev_hash,
             self.revision,
             now,
@@ -104,20 +124,22 @@ impl AuditLog {
             before,
             after,
         );
-        let row = AuditRow {
-            seq: self.next_seq,
-            revision: self.revision,
-            at: now.to_string(),
-            actor: actor.to_string(),
-            op: op.to_string(),
-            subject: subject.to_string(),
-            before: before.map(str::to_string),
-            after: after.map(str::to_string),
-            hash: hash.clone(),
-        };
+        // The head's buffer is reused: hex digits are ASCII.
+        self.prev_hash.clear();
+        self.prev_hash.extend(hex.iter().map(|&b| char::from(b)));
+        let seq = self.next_seq;
         self.next_seq += 1;
-        self.prev_hash = hash;
-        row
+        AuditRow {
+            seq,
+            revision: self.revision,
+            at: now,
+            actor,
+            op,
+            subject,
+            before,
+            after,
+            hash: &self.prev_hash,
+        }
     }
 }
 
@@ -204,6 +226,39 @@ pub fn masked(profile: &Profile) -> serde_json::Value {
     })
 }
 
+/// [`masked`] with the credential state, if given, as JSON appended to
+/// `out`, written from borrows: the same bytes as `masked(profile)` (with
+/// `"credential"` set) prints, keys in the same (sorted) order.
+pub fn write_masked(out: &mut Vec<u8>, profile: &Profile, credential: Option<&str>) {
+    #[derive(serde::Serialize)]
+    struct Masked<'a> {
+        birth_date: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        credential: Option<&'a str>,
+        email: &'a str,
+        extension: Option<&'a str>,
+        first_name: &'a str,
+        last_name: &'a str,
+        phone: Option<&'a str>,
+        role: &'a str,
+        zip: Option<&'a str>,
+    }
+    let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
+    let m = Masked {
+        birth_date: hide(&profile.birth_date),
+        credential,
+        email: &profile.email,
+        extension: hide(&profile.extension),
+        first_name: &profile.first_name,
+        last_name: &profile.last_name,
+        phone: hide(&profile.phone),
+        role: profile.role.as_str(),
+        zip: profile.zip.as_deref(),
+    };
+    // Strings into a Vec: nothing here can fail.
+    let _ = serde_json::to_writer(out, &m);
+}
+
 /// Audit values of the flags, as `serde_json` writes them.
 pub fn manager_json(user_manager: bool) -> &'static str {
     if user_manager {
@@ -224,7 +279,17 @@ pub fn active_json(active: bool) -> &'static str {
 
 /// The subject of a membership's audit rows.
 pub fn membership_subject(user_name: &str, group: &str) -> String {
-    format!("{user_name} in {group}")
+    let mut s = String::new();
+    write_membership_subject(&mut s, user_name, group);
+    s
+}
+
+/// [`membership_subject`], written over `out` (a reused buffer).
+pub fn write_membership_subject(out: &mut String, user_name: &str, group: &str) {
+    out.clear();
+    out.push_str(user_name);
+    out.push_str(" in ");
+    out.push_str(group);
 }
 
 /// An account (re)activated or deactivated: its audit row's op, before
@@ -591,8 +656,14 @@ mod tests {
     #[test]
     fn the_log_numbers_rows_and_chains_their_hashes() {
         let mut log = AuditLog::new(7, None);
-        let a = log.row("t", "ann", "create_group", "g", None, Some("{}"));
-        let b = log.row("t", "ann", "delete_group", "g", None, None);
+        // A row borrows the log: keep what is compared.
+        let owned = |r: AuditRow| Kept {
+            seq: r.seq,
+            revision: r.revision,
+            hash: r.hash.to_string(),
+        };
+        let a = owned(log.row("t", "ann", "create_group", "g", None, Some("{}")));
+        let b = owned(log.row("t", "ann", "delete_group", "g", None, None));
         assert_eq!((a.seq, a.revision, b.seq, b.revision), (1, 8, 2, 9));
         assert_eq!(
             a.hash,
@@ -614,5 +685,67 @@ mod tests {
         assert_eq!(log.prev_hash, b.hash);
         let after = AuditLog::new(9, Some((2, b.hash.clone())));
         assert_eq!((after.next_seq, after.prev_hash), (3, b.hash));
+    }
+
+    /// What a test keeps of an [`AuditRow`].
+    struct Kept {
+        seq: i64,
+        revision: i64,
+        hash: String,
+    }
+
+    fn profile(email: &str, first: &str, pii: bool) -> Profile {
+        let some = |v: &str| pii.then(|| v.to_string());
+        Profile {
+            email: email.into(),
+            first_name: first.into(),
+            last_name: "O'Neil \"Jr\" \\ Núñez\t".into(),
+            birth_date: some("1990-01-02"),
+            phone: some("217-555-0100"),
+            extension: some("12"),
+            zip: some("60601"),
+            role: if pii {
+                crate::domain::Role::Individual
+            } else {
+                Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn masked_json_written_from_borrows_is_the_bytes_masked_prints() {
+        // Existing stores hash these bytes: they must not change.
+        for p in [
+            profile("ann@x.org", "Ann", true),
+            profile("b\u{e9}@x.org", "\u{1F600} <b>&", false),
+        ] {
+            let mut out = Vec::new();
+            write_masked(&mut out, &p, None);
+            assert_eq!(String::from_utf8(out).unwrap(), masked(&p).to_string());
+            for state in ["invited", "password_set"] {
+                let mut expected = masked(&p);
+                expected["credential"] = state.into();
+                let mut out = b"left over".to_vec();
+                out.clear();
+                write_masked(&mut out, &p, Some(state));
+                assert_eq!(String::from_utf8(out).unwrap(), expected.to_string());
+            }
+        }
+        let p = profile("ann@x.org", "Ann", true);
+        let mut out = Vec::new();
+        write_masked(&mut out, &p, Some("invited"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("1990") && !text.contains("217-555"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_reused_subject_buffer_holds_only_the_last_subject() {
+        let mut s = String::from("old text");
+        write_membership_subject(&mut s, "ann", "Group A");
+        assert_eq!(s, membership_subject("ann", "Group A"));
+        assert_eq!(s, "ann in Group A");
     }
 }

@@ -10,20 +10,37 @@
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
 //! written is refused then, by name.
+//!
+//! A queue keeps its text in one buffer and binds it borrowed, and audit
+//! rows are built from borrows: a row costs no allocation of its own.
 
-use super::conn::{Conn, Value, params};
+use super::conn::{Arg, Conn, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
 use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::audit::{self, AuditLog, AuditRow, manager_json, masked};
+use crate::store::audit::{self, AuditLog, manager_json, masked};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
+/// One queued value; text lies in its queue's buffer.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Null,
+    Int(i64),
+    Bool(bool),
+    /// The buffer's bytes `start..end`.
+    Text(usize, usize),
+    /// A new account by its key (the buffer's `start..end`), written
+    /// as its id once known.
+    Account(usize, usize),
+}
+
 /// Rows of one table waiting to be written together.
 #[derive(Default)]
 struct Queue {
-    values: Vec<Value>,
+    cells: Vec<Cell>,
+    text: String,
 }
 
 /// A queued table: the statement's head and how many values make a row.
@@ -60,20 +77,18 @@ const PARAMS_MAX: usize = 3_000;
 const QUEUED_MAX: usize = 20 * PARAMS_MAX;
 
 impl Table {
-    /// `values` cut into statements: as many rows as fit, then fewer by
-    /// powers of two, so a table has a handful of statement texts, each
-    /// prepared once.
+    /// `values` values cut into statements (how many values each binds):
+    /// as many rows as fit, then fewer by powers of two, so a table has a
+    /// handful of statement texts, each prepared once.
     /// No statement holds more than `rows_max` rows.
-    fn chunks<'v>(&self, values: &'v [Value], rows_max: usize) -> Vec<&'v [Value]> {
+    fn chunks(&self, values: usize, rows_max: usize) -> Vec<usize> {
         let most = (1 << (PARAMS_MAX / self.width).ilog2()).min(rows_max.max(1));
         let mut out = Vec::new();
-        let mut rest = values;
-        while !rest.is_empty() {
-            let rows = (rest.len() / self.width).min(most);
-            let rows = 1 << rows.ilog2();
-            let (chunk, tail) = rest.split_at(rows * self.width);
-            out.push(chunk);
-            rest = tail;
+        let mut rest = values / self.width;
+        while rest > 0 {
+            let rows = 1 << rest.min(most).ilog2();
+            out.push(rows * self.width);
+            rest -= rows;
         }
         out
     }
@@ -94,32 +109,130 @@ impl Table {
 }
 
 impl Queue {
-    /// Write the queued rows, many to a statement. An account queued by
-    /// its key (column `account`) gets its id from `ids` first.
+    fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn clear(&mut self) {
+        self.cells.clear();
+        self.text.clear();
+    }
+
+    fn span(&mut self, s: &str) -> (usize, usize) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        (start, self.text.len())
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        let (start, end) = self.span(s);
+        self.cells.push(Cell::Text(start, end));
+        self
+    }
+
+    fn opt(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.text(s),
+            None => {
+                self.cells.push(Cell::Null);
+                self
+            }
+        }
+    }
+
+    fn int(&mut self, i: i64) -> &mut Self {
+        self.cells.push(Cell::Int(i));
+        self
+    }
+
+    fn bool(&mut self, b: bool) -> &mut Self {
+        self.cells.push(Cell::Bool(b));
+        self
+    }
+
+    /// The account of key `key`: its id if `ids` has it, else the key,
+    /// looked up when the queue is written (after the accounts').
+    fn account(&mut self, key: &str, ids: &HashMap<String, i64>) -> &mut Self {
+        match ids.get(key) {
+            Some(id) => self.int(*id),
+            None => {
+                let (start, end) = self.span(key);
+                self.cells.push(Cell::Account(start, end));
+                self
+            }
+        }
+    }
+
+    /// A profile as the accounts table stores it: the values and the
+    /// normalized keys the ladder looks up, in column order (`email` …
+    /// `role`).
+    fn profile(&mut self, p: &Profile) -> &mut Self {
+        self.text(&p.email)
+            .text(&email_key(&p.email))
+            .text(&p.first_name)
+            .text(&p.last_name)
+            .text(&name_key(&p.first_name))
+            .text(&name_key(&p.last_name))
+            .opt(p.birth_date.as_deref())
+            .opt(p.phone.as_deref())
+            .opt(p.extension.as_deref())
+            .opt(p.zip.as_deref())
+            .text(p.role.as_str())
+    }
+
+    /// Cell `c` as a parameter.
+    fn arg(&self, c: Cell, ids: &HashMap<String, i64>) -> Result<Arg<'_>, StoreError> {
+        Ok(match c {
+            Cell::Null => Arg::Null,
+            Cell::Int(i) => Arg::Int(i),
+            Cell::Bool(b) => Arg::Bool(b),
+            Cell::Text(start, end) => Arg::Text(&self.text[start..end]),
+            Cell::Account(start, end) => {
+                let key = &self.text[start..end];
+                Arg::Int(ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?)
+            }
+        })
+    }
+
+    /// The cells `range` as parameters, in `args` (emptied first).
+    fn args<'q>(
+        &'q self,
+        range: std::ops::Range<usize>,
+        ids: &HashMap<String, i64>,
+        args: &mut Vec<Arg<'q>>,
+    ) -> Result<(), StoreError> {
+        args.clear();
+        for c in &self.cells[range] {
+            args.push(self.arg(*c, ids)?);
+        }
+        Ok(())
+    }
+
+    /// Write the queued rows, many to a statement. Accounts queued by
+    /// their keys get their ids from `ids`.
     fn write(
         &mut self,
         conn: &mut dyn Conn,
         table: &Table,
-        account: usize,
         ids: &HashMap<String, i64>,
     ) -> Result<(), StoreError> {
-        for row in self.values.chunks_mut(table.width) {
-            if let Value::Text(key) = &row[account] {
-                let id = ids.get(key).copied().ok_or_else(|| {
-                    StoreError::Invalid(format!("account `{key}` was not written"))
-                })?;
-                row[account] = Value::Int(id);
+        {
+            // Chunks come largest first: each text is made once per write.
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in table.chunks(self.len(), conn.rows_per_insert()) {
+                if sql.0 != n {
+                    sql = (n, table.sql(n));
+                }
+                self.args(at..at + n, ids, &mut args)?;
+                conn.execute_args(&sql.1, &args)?;
+                at += n;
             }
         }
-        // Chunks come largest first: each text is made once per write.
-        let mut sql = (0, String::new());
-        for chunk in table.chunks(&self.values, conn.rows_per_insert()) {
-            if sql.0 != chunk.len() {
-                sql = (chunk.len(), table.sql(chunk.len()));
-            }
-            conn.execute(&sql.1, chunk)?;
-        }
-        self.values.clear();
+        self.clear();
         Ok(())
     }
 }
@@ -145,25 +258,10 @@ pub struct SqlSession {
     memberships: Queue,
     outbox: Queue,
     audit: Queue,
+    /// Reused buffers: an audit value's JSON, a membership's subject.
+    json: Vec<u8>,
+    subject: String,
     open: bool,
-}
-
-/// A profile as the accounts table stores it: the values and the
-/// normalized keys the ladder looks up, in column order (`email` … `role`).
-fn profile_values(p: &Profile) -> [Value; 11] {
-    params![
-        &p.email,
-        email_key(&p.email).into_owned(),
-        &p.first_name,
-        &p.last_name,
-        name_key(&p.first_name),
-        name_key(&p.last_name),
-        p.birth_date.clone(),
-        p.phone.clone(),
-        p.extension.clone(),
-        p.zip.clone(),
-        p.role.as_str(),
-    ]
 }
 
 /// A write that a uniqueness constraint may refuse; `taken` says what is
@@ -206,6 +304,8 @@ impl SqlSession {
             memberships: Queue::default(),
             outbox: Queue::default(),
             audit: Queue::default(),
+            json: Vec::new(),
+            subject: String::new(),
             open: true,
         })
     }
@@ -231,12 +331,19 @@ impl SqlSession {
         before: Option<&str>,
         after: Option<&str>,
     ) -> Result<(), StoreError> {
-        let r: AuditRow = self
+        let r = self
             .log
             .row(&self.now, &self.actor, op, subject, before, after);
-        self.audit.values.extend(params![
-            r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
-        ]);
+        self.audit
+            .int(r.seq)
+            .int(r.revision)
+            .text(r.at)
+            .text(r.actor)
+            .text(r.op)
+            .text(r.subject)
+            .opt(r.before)
+            .opt(r.after)
+            .text(r.hash);
         let queued = [
             &self.accounts_queue,
             &self.memberships,
@@ -244,7 +351,7 @@ impl SqlSession {
             &self.audit,
         ]
         .iter()
-        .map(|q| q.values.len())
+        .map(|q| q.len())
         .sum::<usize>();
         if queued > QUEUED_MAX {
             self.flush()?;
@@ -256,10 +363,9 @@ impl SqlSession {
     fn flush(&mut self) -> Result<(), StoreError> {
         self.write_accounts()?;
         let conn = self.conn.as_mut();
-        self.memberships
-            .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
-        self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
-        self.audit.write(conn, &AUDIT, 0, &self.accounts)
+        self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
+        self.outbox.write(conn, &OUTBOX, &self.accounts)?;
+        self.audit.write(conn, &AUDIT, &self.accounts)
     }
 
     /// Write the queues before an action on this account, if they may hold
@@ -286,36 +392,43 @@ impl SqlSession {
                 "{} ON CONFLICT (user_key) DO NOTHING",
                 ACCOUNTS.sql(ACCOUNTS.width)
             );
-            for row in self.accounts_queue.values.chunks_mut(ACCOUNTS.width) {
-                if self.conn.execute(&sql, row)? == 1
-                    && let (Some(id), Value::Text(key)) = (
-                        self.conn.last_insert_id(),
-                        std::mem::replace(&mut row[1], Value::Null),
-                    )
+            let queue = &self.accounts_queue;
+            let mut args = Vec::with_capacity(ACCOUNTS.width);
+            for at in (0..queue.len()).step_by(ACCOUNTS.width) {
+                queue.args(at..at + ACCOUNTS.width, &self.accounts, &mut args)?;
+                if self.conn.execute_args(&sql, &args)? == 1
+                    && let (Some(id), Arg::Text(key)) = (self.conn.last_insert_id(), args[1])
                 {
-                    self.accounts.insert(key, id);
+                    self.accounts.insert(key.to_string(), id);
                 }
             }
-            self.accounts_queue.values.clear();
+            self.accounts_queue.clear();
         }
-        let mut sql = (0, String::new());
-        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values, rows_max) {
-            if sql.0 != chunk.len() {
-                sql = (
-                    chunk.len(),
-                    format!(
-                        "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                        ACCOUNTS.sql(chunk.len())
-                    ),
-                );
+        {
+            let queue = &self.accounts_queue;
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in ACCOUNTS.chunks(queue.len(), rows_max) {
+                if sql.0 != n {
+                    sql = (
+                        n,
+                        format!(
+                            "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                            ACCOUNTS.sql(n)
+                        ),
+                    );
+                }
+                queue.args(at..at + n, &self.accounts, &mut args)?;
+                let accounts = &mut self.accounts;
+                self.conn.query_each_args(&sql.1, &args, &mut |r| {
+                    accounts.insert(r.take(0)?, r.get(1)?);
+                    Ok(())
+                })?;
+                at += n;
             }
-            let accounts = &mut self.accounts;
-            self.conn.query_each(&sql.1, chunk, &mut |r| {
-                accounts.insert(r.take(0)?, r.get(1)?);
-                Ok(())
-            })?;
         }
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
             .iter()
@@ -445,36 +558,45 @@ impl Session for SqlSession {
             NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
         };
         let key = user_name.to_lowercase();
-        let mut values = params![user_name, &key].to_vec();
-        values.extend(profile_values(profile));
-        values.extend(params![
-            true,
-            state,
-            hash,
-            digest.map(|(d, _)| d),
-            digest.map(|_| &self.now),
-            &self.now
-        ]);
-        values.push(Value::from(&self.now));
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
             return Err(StoreError::Taken(format!(
                 "account `{user_name}` already exists in the store"
             )));
         }
-        self.accounts_queue.values.extend(values);
-        self.new_names.insert(key.clone(), user_name.to_string());
-        // Purged of what an account of this name deleted or renamed in
-        // this session had.
-        self.added.retain(|(_, k)| *k != key);
-        self.created.insert(key.clone());
+        let now = self.now.as_str();
+        self.accounts_queue
+            .text(user_name)
+            .text(&key)
+            .profile(profile)
+            .bool(true)
+            .text(state)
+            .opt(hash.map(String::as_str))
+            .opt(digest.map(|(d, _)| d.as_str()))
+            .opt(digest.map(|_| now))
+            .text(now)
+            .text(now);
         if let Some((_, token)) = digest {
             self.outbox
-                .values
-                .extend(params!["invitation", key, &profile.email, token, &self.now]);
+                .text("invitation")
+                .account(&key, &self.accounts)
+                .text(&profile.email)
+                .text(token)
+                .text(now);
         }
-        let mut after = masked(profile);
-        after["credential"] = state.into();
-        self.record("create_account", user_name, None, Some(&after.to_string()))
+        // Purged of what an account of this name deleted or renamed in
+        // this session had.
+        if !self.added.is_empty() {
+            self.added.retain(|(_, k)| *k != key);
+        }
+        self.created.insert(key.clone());
+        self.new_names.insert(key, user_name.to_string());
+        let mut json = std::mem::take(&mut self.json);
+        json.clear();
+        audit::write_masked(&mut json, profile, Some(state));
+        let after = std::str::from_utf8(&json).map_err(|e| StoreError::Invalid(e.to_string()));
+        let recorded = after.and_then(|a| self.record("create_account", user_name, None, Some(a)));
+        self.json = json;
+        recorded
     }
 
     fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -520,14 +642,15 @@ impl Session for SqlSession {
                 }
             }
         }
-        let mut values = vec![Value::Int(id)];
-        values.extend(profile_values(&p));
-        values.push(Value::from(&self.now));
-        self.conn.execute(
+        let mut row = Queue::default();
+        row.int(id).profile(&p).text(&self.now);
+        let mut args = Vec::new();
+        row.args(0..row.len(), &self.accounts, &mut args)?;
+        self.conn.execute_args(
             "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
              first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
              role = ?12, updated_at = ?13 WHERE id = ?1",
-            &values,
+            &args,
         )?;
         self.record(
             "update_profile",
@@ -549,16 +672,15 @@ impl Session for SqlSession {
             let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            if !self.added.insert((g, key.clone())) {
+            let member = (g, key);
+            if self.added.contains(&member) {
                 return Err(StoreError::Taken(taken()));
             }
-            let account = match self.accounts.get(&key) {
-                Some(id) => Value::Int(*id),
-                None => Value::Text(key),
-            };
             self.memberships
-                .values
-                .extend([Value::Int(g), account, Value::Bool(user_manager)]);
+                .int(g)
+                .account(&member.1, &self.accounts)
+                .bool(user_manager);
+            self.added.insert(member);
         } else {
             let a = self.account_id(user_name)?;
             let g = self.group_id(group)?;
@@ -568,12 +690,16 @@ impl Session for SqlSession {
             );
             unique(written, taken)?;
         }
-        self.record(
+        let mut subject = std::mem::take(&mut self.subject);
+        audit::write_membership_subject(&mut subject, user_name, group);
+        let recorded = self.record(
             "add_membership",
-            &audit::membership_subject(user_name, group),
+            &subject,
             None,
             Some(manager_json(user_manager)),
-        )
+        );
+        self.subject = subject;
+        recorded
     }
 
     fn set_user_manager(
@@ -810,11 +936,11 @@ impl Session for SqlSession {
         self.groups.clear();
         self.created.clear();
         self.added.clear();
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         self.new_names.clear();
-        self.memberships.values.clear();
-        self.outbox.values.clear();
-        self.audit.values.clear();
+        self.memberships.clear();
+        self.outbox.clear();
+        self.audit.clear();
         Ok(())
     }
 
