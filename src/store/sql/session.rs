@@ -20,6 +20,7 @@ use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{self, AuditLog, manager_json, masked};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
@@ -247,10 +248,13 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
-    /// Accounts this session created (by key), with the memberships it
+    /// Accounts this session created (by key, each numbered), with the
+    /// memberships it gave them (by group id and number: an account
+    /// created again under the same name has none of its namesake's)
     /// gave them.
-    created: HashSet<String>,
-    added: HashSet<(i64, String)>,
+    created: HashMap<String, u64>,
+    added: HashSet<(i64, u64)>,
+    next_created: u64,
     /// New accounts not written yet: their rows, and their keys with the
     /// names they were given.
     accounts_queue: Queue,
@@ -262,6 +266,15 @@ pub struct SqlSession {
     json: Vec<u8>,
     subject: String,
     open: bool,
+}
+
+/// `s` lowercased, copied only if that changes it.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// A write that a uniqueness constraint may refuse; `taken` says what is
@@ -297,8 +310,9 @@ impl SqlSession {
             accounts: HashMap::new(),
             groups: HashMap::new(),
             savepoint: None,
-            created: HashSet::new(),
+            created: HashMap::new(),
             added: HashSet::new(),
+            next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
             memberships: Queue::default(),
@@ -371,7 +385,7 @@ impl SqlSession {
     /// Write the queues before an action on this account, if they may hold
     /// rows of it.
     fn flush_for(&mut self, user_name: &str) -> Result<(), StoreError> {
-        if self.created.contains(&user_name.to_lowercase()) {
+        if self.created.contains_key(&*lowercase(user_name)) {
             self.flush()?;
         }
         Ok(())
@@ -503,7 +517,6 @@ impl SqlSession {
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
-        self.added.retain(|(_, k)| k != key);
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -583,12 +596,10 @@ impl Session for SqlSession {
                 .text(token)
                 .text(now);
         }
-        // Purged of what an account of this name deleted or renamed in
-        // this session had.
-        if !self.added.is_empty() {
-            self.added.retain(|(_, k)| *k != key);
-        }
-        self.created.insert(key.clone());
+        // A new number: nothing an account of this name deleted or renamed
+        // in this session had is its.
+        self.next_created += 1;
+        self.created.insert(key.clone(), self.next_created);
         self.new_names.insert(key, user_name.to_string());
         let mut json = std::mem::take(&mut self.json);
         json.clear();
@@ -666,21 +677,19 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        let key = user_name.to_lowercase();
+        let key = lowercase(user_name);
         let taken = || format!("`{user_name}` is already a member of `{group}`");
-        if self.created.contains(&key) {
+        if let Some(&n) = self.created.get(&*key) {
             let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            let member = (g, key);
-            if self.added.contains(&member) {
+            if !self.added.insert((g, n)) {
                 return Err(StoreError::Taken(taken()));
             }
             self.memberships
                 .int(g)
-                .account(&member.1, &self.accounts)
+                .account(&key, &self.accounts)
                 .bool(user_manager);
-            self.added.insert(member);
         } else {
             let a = self.account_id(user_name)?;
             let g = self.group_id(group)?;
@@ -1157,6 +1166,33 @@ mod tests {
             .collect();
         m.sort();
         assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
+        audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_account_created_again_under_its_name_has_none_of_its_namesakes_memberships() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", false).unwrap();
+        w.delete_account("ANN").unwrap();
+        w.create_account("Ann", &profile("ann2@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", true).unwrap();
+        let e = w.add_membership("ANN", "A", false).unwrap_err();
+        assert!(matches!(e, StoreError::Taken(_)), "{e:?}");
+        w.commit().unwrap();
+        let mut r = s.reader().unwrap();
+        let m: Vec<(String, bool)> = r
+            .memberships(&["A".to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_name, m.user_manager))
+            .collect();
+        assert_eq!(m, [("Ann".to_string(), true)]);
         audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
     }
 
