@@ -23,6 +23,22 @@ pub fn row_hash(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
+    let hex = hex_hash(prev, revision, at, actor, op, subject, before, after);
+    hex.iter().map(|&b| char::from(b)).collect()
+}
+
+/// [`row_hash`] as ASCII bytes, on the stack.
+#[allow(clippy::too_many_arguments)]
+fn hex_hash(
+    prev: &str,
+    revision: i64,
+    at: &str,
+    actor: &str,
+    op: &str,
+    subject: &str,
+    before: Option<&str>,
+    after: Option<&str>,
+) -> [u8; 64] {
     let mut h = Sha256::new();
     let mut field = |bytes: Option<&[u8]>| match bytes {
         Some(b) => {
@@ -40,7 +56,9 @@ pub fn row_hash(
     field(Some(subject.as_bytes()));
     field(before.map(str::as_bytes));
     field(after.map(str::as_bytes));
-    data_encoding::HEXLOWER.encode(&h.finalize())
+    let mut hex = [0u8; 64];
+    data_encoding::HEXLOWER.encode_mut(&h.finalize(), &mut hex);
+    hex
 }
 
 /// The chain's state in a write session: the revision, the last row's hash
@@ -52,18 +70,19 @@ pub struct AuditLog {
     pub next_seq: i64,
 }
 
-/// One row to append to the audit table, hash included.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
+/// One row to append to the audit table, hash included, borrowed from the
+/// action that makes it and from the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRow<'a> {
     pub seq: i64,
     pub revision: i64,
-    pub at: String,
-    pub actor: String,
-    pub op: String,
-    pub subject: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-    pub hash: String,
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub op: &'a str,
+    pub subject: &'a str,
+    pub before: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub hash: &'a str,
 }
 
 impl AuditLog {
@@ -84,31 +103,32 @@ impl AuditLog {
         }
     }
 
-    /// The row of `change`: bumps the revision and moves the chain on.
-    pub fn row(&mut self, now: &str, actor: &str, change: &Change) -> AuditRow {
-        let (before, after) = change.values();
-        self.push(
-            now,
-            actor,
-            change.op(),
-            &change.subject(),
-            before.as_deref(),
-            after.as_deref(),
-        )
+    /// The row of `change`, its text written in `text` (buffers reused
+    /// from row to row): bumps the revision and moves the chain on.
+    pub fn row<'a>(
+        &'a mut self,
+        now: &'a str,
+        actor: &'a str,
+        change: &Change,
+        text: &'a mut RowText,
+    ) -> AuditRow<'a> {
+        let (subject, before, after) = text.fill(change);
+        self.push(now, actor, change.op(), subject, before, after)
     }
 
-    /// The next row, given its content.
-    fn push(
-        &mut self,
-        now: &str,
-        actor: &str,
-        op: &str,
-        subject: &str,
-        before: Option<&str>,
-        after: Option<&str>,
-    ) -> AuditRow {
+    /// The next row, given its content: bumps the revision and moves the
+    /// chain on (its hash is the chain's head, so the row borrows the log).
+    pub fn push<'a>(
+        &'a mut self,
+        now: &'a str,
+        actor: &'a str,
+        op: &'a str,
+        subject: &'a str,
+        before: Option<&'a str>,
+        after: Option<&'a str>,
+    ) -> AuditRow<'a> {
         self.revision += 1;
-        let hash = row_hash(
+        let hex = hex_hash(
             &self.prev_hash,
             self.revision,
             now,
@@ -118,40 +138,74 @@ impl AuditLog {
             before,
             after,
         );
-        let row = AuditRow {
-            seq: self.next_seq,
-            revision: self.revision,
-            at: now.to_string(),
-            actor: actor.to_string(),
-            op: op.to_string(),
-            subject: subject.to_string(),
-            before: before.map(str::to_string),
-            after: after.map(str::to_string),
-            hash: hash.clone(),
-        };
+        // The head's buffer is reused: hex digits are ASCII.
+        self.prev_hash.clear();
+        self.prev_hash.extend(hex.iter().map(|&b| char::from(b)));
+        let seq = self.next_seq;
         self.next_seq += 1;
-        self.prev_hash = hash;
-        row
+        AuditRow {
+            seq,
+            revision: self.revision,
+            at: now,
+            actor,
+            op,
+            subject,
+            before,
+            after,
+            hash: &self.prev_hash,
+        }
     }
 }
 
-impl AuditRow {
+impl AuditRow<'_> {
     /// The row as the log reads it back, after the row whose hash is `prev_hash`.
-    pub fn entry(self, prev_hash: String) -> AuditEntry {
-        let json = |s: &Option<String>| s.as_deref().and_then(|s| serde_json::from_str(s).ok());
+    pub fn entry(&self, prev_hash: String) -> AuditEntry {
+        let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok());
         AuditEntry {
             seq: self.seq,
             revision: self.revision,
-            before: json(&self.before),
-            after: json(&self.after),
-            at: self.at,
-            actor: self.actor,
-            op: self.op,
-            subject: self.subject,
+            before: json(self.before),
+            after: json(self.after),
+            at: self.at.to_string(),
+            actor: self.actor.to_string(),
+            op: self.op.to_string(),
+            subject: self.subject.to_string(),
             prev_hash,
-            hash: self.hash,
-            raw: (self.before, self.after),
+            hash: self.hash.to_string(),
+            raw: (
+                self.before.map(str::to_string),
+                self.after.map(str::to_string),
+            ),
         }
+    }
+}
+
+/// The text of one audit row (subject, before, after), kept between rows
+/// so that a row costs no allocation of its own.
+#[derive(Debug, Default)]
+pub struct RowText {
+    subject: String,
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl RowText {
+    /// Write `change`'s subject and values, and give them as text.
+    fn fill(&mut self, change: &Change) -> (&str, Option<&str>, Option<&str>) {
+        self.subject.clear();
+        change.write_subject(&mut self.subject);
+        self.before.clear();
+        self.after.clear();
+        let (b, a) = change.write_values(&mut self.before, &mut self.after);
+        // serde_json writes UTF-8 and the rest is copied from `&str`s.
+        fn text(v: &[u8]) -> &str {
+            std::str::from_utf8(v).unwrap_or_default()
+        }
+        (
+            &self.subject,
+            b.then(|| text(&self.before)),
+            a.then(|| text(&self.after)),
+        )
     }
 }
 
@@ -259,6 +313,13 @@ impl Change<'_> {
     /// The account, group or token it changes; a membership is
     /// `USER in GROUP`.
     pub fn subject(&self) -> String {
+        let mut s = String::new();
+        self.write_subject(&mut s);
+        s
+    }
+
+    /// [`Change::subject`], appended to `out`.
+    pub fn write_subject(&self, out: &mut String) {
         match *self {
             Change::AddMembership {
                 user_name, group, ..
@@ -268,56 +329,85 @@ impl Change<'_> {
             }
             | Change::RemoveMembership {
                 user_name, group, ..
-            } => format!("{user_name} in {group}"),
+            } => {
+                out.push_str(user_name);
+                out.push_str(" in ");
+                out.push_str(group);
+            }
             Change::CreateAccount { user_name, .. }
             | Change::SetActive { user_name, .. }
             | Change::UpdateProfile { user_name, .. }
             | Change::RenameAccount { user_name, .. }
-            | Change::DeleteAccount { user_name } => user_name.to_string(),
+            | Change::DeleteAccount { user_name } => out.push_str(user_name),
             Change::CreateGroup { name, .. }
             | Change::UpdateGroup { name, .. }
             | Change::DeleteGroup { name }
             | Change::ScimField { name, .. }
             | Change::CreateToken { name, .. }
-            | Change::RevokeToken { name } => name.to_string(),
+            | Change::RevokeToken { name } => out.push_str(name),
         }
     }
 
     /// The row's before and after values (JSON text), personal data masked.
     pub fn values(&self) -> (Option<String>, Option<String>) {
-        let text = |v: serde_json::Value| Some(v.to_string());
-        let owned = |v: &str| Some(v.to_string());
+        let (mut before, mut after) = (Vec::new(), Vec::new());
+        let (b, a) = self.write_values(&mut before, &mut after);
+        let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_default();
+        (b.then(|| text(before)), a.then(|| text(after)))
+    }
+
+    /// [`Change::values`] appended to `before` and `after`; whether each
+    /// has one.
+    pub fn write_values(&self, before: &mut Vec<u8>, after: &mut Vec<u8>) -> (bool, bool) {
+        // Writing JSON into a Vec cannot fail.
+        let json = |out: &mut Vec<u8>, v: serde_json::Value| {
+            let _ = serde_json::to_writer(out, &v);
+            true
+        };
+        let put = |out: &mut Vec<u8>, v: &str| {
+            out.extend_from_slice(v.as_bytes());
+            true
+        };
         match *self {
-            Change::CreateGroup { kind, lwia, .. } => {
-                (None, text(json!({ "type": kind.as_str(), "lwia": lwia })))
-            }
+            Change::CreateGroup { kind, lwia, .. } => (
+                false,
+                json(after, json!({ "type": kind.as_str(), "lwia": lwia })),
+            ),
             Change::CreateAccount {
                 profile,
                 credential,
                 ..
             } => {
-                let mut after = masked(profile);
-                after["credential"] = credential.as_str().into();
-                (None, text(after))
+                write_masked(after, profile, Some(credential.as_str()));
+                (false, true)
             }
-            Change::SetActive { active, .. } => {
-                (owned(active_json(!active)), owned(active_json(active)))
-            }
-            Change::UpdateProfile { before, after, .. } => {
-                (text(masked(before)), text(masked(after)))
-            }
-            Change::AddMembership { user_manager, .. } => (None, owned(manager_json(user_manager))),
-            Change::SetUserManager { user_manager, .. } => (
-                owned(manager_json(!user_manager)),
-                owned(manager_json(user_manager)),
+            Change::SetActive { active, .. } => (
+                put(before, active_json(!active)),
+                put(after, active_json(active)),
             ),
-            Change::RemoveMembership { was, .. } => (owned(manager_json(was)), None),
+            Change::UpdateProfile {
+                before: b,
+                after: a,
+                ..
+            } => {
+                write_masked(before, b, None);
+                write_masked(after, a, None);
+                (true, true)
+            }
+            Change::AddMembership { user_manager, .. } => {
+                (false, put(after, manager_json(user_manager)))
+            }
+            Change::SetUserManager { user_manager, .. } => (
+                put(before, manager_json(!user_manager)),
+                put(after, manager_json(user_manager)),
+            ),
+            Change::RemoveMembership { was, .. } => (put(before, manager_json(was)), false),
             Change::RenameAccount {
                 user_name,
                 new_name,
             } => (
-                text(json!({ "user_name": user_name })),
-                text(json!({ "user_name": new_name })),
+                json(before, json!({ "user_name": user_name })),
+                json(after, json!({ "user_name": new_name })),
             ),
             Change::UpdateGroup {
                 name,
@@ -326,19 +416,22 @@ impl Change<'_> {
                 kind,
                 lwia,
             } => (
-                text(json!({"name": name, "type": was.0, "lwia": was.1})),
-                text(json!({"name": new_name, "type": kind.as_str(), "lwia": lwia})),
+                json(before, json!({"name": name, "type": was.0, "lwia": was.1})),
+                json(
+                    after,
+                    json!({"name": new_name, "type": kind.as_str(), "lwia": lwia}),
+                ),
             ),
-            Change::ScimField { key, value, .. } => (None, text(json!({ key: value }))),
+            Change::ScimField { key, value, .. } => (false, json(after, json!({ key: value }))),
             Change::CreateToken {
                 scope, group_ids, ..
             } => (
-                None,
-                text(json!({ "scope": scope, "group_ids": group_ids })),
+                false,
+                json(after, json!({ "scope": scope, "group_ids": group_ids })),
             ),
             Change::DeleteAccount { .. }
             | Change::DeleteGroup { .. }
-            | Change::RevokeToken { .. } => (None, None),
+            | Change::RevokeToken { .. } => (false, false),
         }
     }
 }
@@ -473,7 +566,9 @@ pub fn verify(entries: &[AuditEntry], revision: i64) -> Result<(), Broken> {
     Ok(())
 }
 
-/// Personal data in audit rows: present or not, never the value.
+/// Personal data in audit rows: present or not, never the value (what
+/// [`write_masked`] writes, as a value).
+#[cfg(test)]
 fn masked(profile: &Profile) -> serde_json::Value {
     let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
     serde_json::json!({
@@ -486,6 +581,39 @@ fn masked(profile: &Profile) -> serde_json::Value {
         "zip": profile.zip,
         "role": profile.role.as_str(),
     })
+}
+
+/// [`masked`] with the credential state, if given, as JSON appended to
+/// `out`, written from borrows: the same bytes as `masked(profile)` (with
+/// `"credential"` set) prints, keys in the same (sorted) order.
+pub fn write_masked(out: &mut Vec<u8>, profile: &Profile, credential: Option<&str>) {
+    #[derive(serde::Serialize)]
+    struct Masked<'a> {
+        birth_date: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        credential: Option<&'a str>,
+        email: &'a str,
+        extension: Option<&'a str>,
+        first_name: &'a str,
+        last_name: &'a str,
+        phone: Option<&'a str>,
+        role: &'a str,
+        zip: Option<&'a str>,
+    }
+    let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
+    let m = Masked {
+        birth_date: hide(&profile.birth_date),
+        credential,
+        email: &profile.email,
+        extension: hide(&profile.extension),
+        first_name: &profile.first_name,
+        last_name: &profile.last_name,
+        phone: hide(&profile.phone),
+        role: profile.role.as_str(),
+        zip: profile.zip.as_deref(),
+    };
+    // Strings into a Vec: nothing here can fail.
+    let _ = serde_json::to_writer(out, &m);
 }
 
 /// Audit values of the flags, as `serde_json` writes them.
@@ -722,8 +850,15 @@ mod tests {
     #[test]
     fn the_log_numbers_rows_and_chains_their_hashes() {
         let mut log = AuditLog::new(7, None);
-        let a = log.push("t", "ann", "create_group", "g", None, Some("{}"));
-        let b = log.row("t", "ann", &Change::DeleteGroup { name: "g" });
+        // A row borrows the log: keep what is compared.
+        let owned = |r: AuditRow| Kept {
+            seq: r.seq,
+            revision: r.revision,
+            hash: r.hash.to_string(),
+        };
+        let a = owned(log.push("t", "ann", "create_group", "g", None, Some("{}")));
+        let mut text = RowText::default();
+        let b = owned(log.row("t", "ann", &Change::DeleteGroup { name: "g" }, &mut text));
         assert_eq!((a.seq, a.revision, b.seq, b.revision), (1, 8, 2, 9));
         assert_eq!(
             a.hash,
@@ -869,6 +1004,72 @@ mod tests {
             assert_eq!((change.op(), change.subject().as_str()), (op, subject));
             let text = |v: Option<&str>| v.map(str::to_string);
             assert_eq!(change.values(), (text(before), text(after)), "{op}");
+            // The same text, written over buffers a row before left full.
+            let mut buf = RowText::default();
+            buf.fill(&Change::DeleteAccount {
+                user_name: "left over",
+            });
+            let mut log = AuditLog::new(0, None);
+            let row = log.row("t", "ann", &change, &mut buf);
+            assert_eq!(
+                (row.subject, row.before, row.after),
+                (subject, before, after),
+                "{op}"
+            );
         }
+    }
+
+    /// What a test keeps of an [`AuditRow`].
+    struct Kept {
+        seq: i64,
+        revision: i64,
+        hash: String,
+    }
+
+    fn profile(email: &str, first: &str, pii: bool) -> Profile {
+        let some = |v: &str| pii.then(|| v.to_string());
+        Profile {
+            email: email.into(),
+            first_name: first.into(),
+            last_name: "O'Neil \"Jr\" \\ Núñez\t".into(),
+            birth_date: some("1990-01-02"),
+            phone: some("217-555-0100"),
+            extension: some("12"),
+            zip: some("60601"),
+            role: if pii {
+                crate::domain::Role::Individual
+            } else {
+                Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn masked_json_written_from_borrows_is_the_bytes_masked_prints() {
+        // Existing stores hash these bytes: they must not change.
+        for p in [
+            profile("ann@x.org", "Ann", true),
+            profile("b\u{e9}@x.org", "\u{1F600} <b>&", false),
+        ] {
+            let mut out = Vec::new();
+            write_masked(&mut out, &p, None);
+            assert_eq!(String::from_utf8(out).unwrap(), masked(&p).to_string());
+            for state in ["invited", "password_set"] {
+                let mut expected = masked(&p);
+                expected["credential"] = state.into();
+                let mut out = b"left over".to_vec();
+                out.clear();
+                write_masked(&mut out, &p, Some(state));
+                assert_eq!(String::from_utf8(out).unwrap(), expected.to_string());
+            }
+        }
+        let p = profile("ann@x.org", "Ann", true);
+        let mut out = Vec::new();
+        write_masked(&mut out, &p, Some("invited"));
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("1990") && !text.contains("217-555"),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! copy in its place. Copying the whole state per session and savepoint
 //! keeps the code plain; it is meant for stores of test size.
 
-use super::audit::{AuditLog, Change};
+use super::audit::{AuditLog, Change, RowText};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };
@@ -404,7 +404,8 @@ impl MemorySession {
         let last = d.audit.last().map(|e| (e.seq, e.hash.clone()));
         let mut log = AuditLog::new(d.revision, last);
         let prev_hash = log.prev_hash.clone();
-        let row = log.row(&self.now, &self.actor, &change);
+        let mut text = RowText::default();
+        let row = log.row(&self.now, &self.actor, &change, &mut text);
         d.revision = row.revision;
         d.audit.push(row.entry(prev_hash));
         Ok(())

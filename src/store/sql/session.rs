@@ -10,21 +10,39 @@
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
 //! written is refused then, by name.
+//!
+//! A queue keeps its text in one buffer and binds it borrowed, and audit
+//! rows are built from borrows: a row costs no allocation of its own.
 
-use super::conn::{Conn, Value, params};
+use super::conn::{Arg, Conn, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
 use crate::domain::CredentialState;
 use crate::domain::{GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::audit::{AuditLog, AuditRow, Change};
+use crate::store::audit::{AuditLog, Change, RowText};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+
+/// One queued value; text lies in its queue's buffer.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Null,
+    Int(i64),
+    Bool(bool),
+    /// The buffer's bytes `start..end`.
+    Text(usize, usize),
+    /// A new account by its key (the buffer's `start..end`), written
+    /// as its id once known.
+    Account(usize, usize),
+}
 
 /// Rows of one table waiting to be written together.
 #[derive(Default)]
 struct Queue {
-    values: Vec<Value>,
+    cells: Vec<Cell>,
+    text: String,
 }
 
 /// A queued table: the statement's head and how many values make a row.
@@ -61,20 +79,18 @@ const PARAMS_MAX: usize = 3_000;
 const QUEUED_MAX: usize = 20 * PARAMS_MAX;
 
 impl Table {
-    /// `values` cut into statements: as many rows as fit, then fewer by
-    /// powers of two, so a table has a handful of statement texts, each
-    /// prepared once.
+    /// `values` values cut into statements (how many values each binds):
+    /// as many rows as fit, then fewer by powers of two, so a table has a
+    /// handful of statement texts, each prepared once.
     /// No statement holds more than `rows_max` rows.
-    fn chunks<'v>(&self, values: &'v [Value], rows_max: usize) -> Vec<&'v [Value]> {
+    fn chunks(&self, values: usize, rows_max: usize) -> Vec<usize> {
         let most = (1 << (PARAMS_MAX / self.width).ilog2()).min(rows_max.max(1));
         let mut out = Vec::new();
-        let mut rest = values;
-        while !rest.is_empty() {
-            let rows = (rest.len() / self.width).min(most);
-            let rows = 1 << rows.ilog2();
-            let (chunk, tail) = rest.split_at(rows * self.width);
-            out.push(chunk);
-            rest = tail;
+        let mut rest = values / self.width;
+        while rest > 0 {
+            let rows = 1 << rest.min(most).ilog2();
+            out.push(rows * self.width);
+            rest -= rows;
         }
         out
     }
@@ -95,32 +111,130 @@ impl Table {
 }
 
 impl Queue {
-    /// Write the queued rows, many to a statement. An account queued by
-    /// its key (column `account`) gets its id from `ids` first.
+    fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn clear(&mut self) {
+        self.cells.clear();
+        self.text.clear();
+    }
+
+    fn span(&mut self, s: &str) -> (usize, usize) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        (start, self.text.len())
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        let (start, end) = self.span(s);
+        self.cells.push(Cell::Text(start, end));
+        self
+    }
+
+    fn opt(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.text(s),
+            None => {
+                self.cells.push(Cell::Null);
+                self
+            }
+        }
+    }
+
+    fn int(&mut self, i: i64) -> &mut Self {
+        self.cells.push(Cell::Int(i));
+        self
+    }
+
+    fn bool(&mut self, b: bool) -> &mut Self {
+        self.cells.push(Cell::Bool(b));
+        self
+    }
+
+    /// The account of key `key`: its id if `ids` has it, else the key,
+    /// looked up when the queue is written (after the accounts').
+    fn account(&mut self, key: &str, ids: &HashMap<String, i64>) -> &mut Self {
+        match ids.get(key) {
+            Some(id) => self.int(*id),
+            None => {
+                let (start, end) = self.span(key);
+                self.cells.push(Cell::Account(start, end));
+                self
+            }
+        }
+    }
+
+    /// A profile as the accounts table stores it: the values and the
+    /// normalized keys the ladder looks up, in column order (`email` …
+    /// `role`).
+    fn profile(&mut self, p: &Profile) -> &mut Self {
+        self.text(&p.email)
+            .text(&email_key(&p.email))
+            .text(&p.first_name)
+            .text(&p.last_name)
+            .text(&name_key(&p.first_name))
+            .text(&name_key(&p.last_name))
+            .opt(p.birth_date.as_deref())
+            .opt(p.phone.as_deref())
+            .opt(p.extension.as_deref())
+            .opt(p.zip.as_deref())
+            .text(p.role.as_str())
+    }
+
+    /// Cell `c` as a parameter.
+    fn arg(&self, c: Cell, ids: &HashMap<String, i64>) -> Result<Arg<'_>, StoreError> {
+        Ok(match c {
+            Cell::Null => Arg::Null,
+            Cell::Int(i) => Arg::Int(i),
+            Cell::Bool(b) => Arg::Bool(b),
+            Cell::Text(start, end) => Arg::Text(&self.text[start..end]),
+            Cell::Account(start, end) => {
+                let key = &self.text[start..end];
+                Arg::Int(ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?)
+            }
+        })
+    }
+
+    /// The cells `range` as parameters, in `args` (emptied first).
+    fn args<'q>(
+        &'q self,
+        range: std::ops::Range<usize>,
+        ids: &HashMap<String, i64>,
+        args: &mut Vec<Arg<'q>>,
+    ) -> Result<(), StoreError> {
+        args.clear();
+        for c in &self.cells[range] {
+            args.push(self.arg(*c, ids)?);
+        }
+        Ok(())
+    }
+
+    /// Write the queued rows, many to a statement. Accounts queued by
+    /// their keys get their ids from `ids`.
     fn write(
         &mut self,
         conn: &mut dyn Conn,
         table: &Table,
-        account: usize,
         ids: &HashMap<String, i64>,
     ) -> Result<(), StoreError> {
-        for row in self.values.chunks_mut(table.width) {
-            if let Value::Text(key) = &row[account] {
-                let id = ids.get(key).copied().ok_or_else(|| {
-                    StoreError::Invalid(format!("account `{key}` was not written"))
-                })?;
-                row[account] = Value::Int(id);
+        {
+            // Chunks come largest first: each text is made once per write.
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in table.chunks(self.len(), conn.rows_per_insert()) {
+                if sql.0 != n {
+                    sql = (n, table.sql(n));
+                }
+                self.args(at..at + n, ids, &mut args)?;
+                conn.execute_args(&sql.1, &args)?;
+                at += n;
             }
         }
-        // Chunks come largest first: each text is made once per write.
-        let mut sql = (0, String::new());
-        for chunk in table.chunks(&self.values, conn.rows_per_insert()) {
-            if sql.0 != chunk.len() {
-                sql = (chunk.len(), table.sql(chunk.len()));
-            }
-            conn.execute(&sql.1, chunk)?;
-        }
-        self.values.clear();
+        self.clear();
         Ok(())
     }
 }
@@ -135,10 +249,13 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
-    /// Accounts this session created (by key), with the memberships it
+    /// Accounts this session created (by key, each numbered), with the
+    /// memberships it gave them (by group id and number: an account
+    /// created again under the same name has none of its namesake's)
     /// gave them.
-    created: HashSet<String>,
-    added: HashSet<(i64, String)>,
+    created: HashMap<String, u64>,
+    added: HashSet<(i64, u64)>,
+    next_created: u64,
     /// New accounts not written yet: their rows, and their keys with the
     /// names they were given.
     accounts_queue: Queue,
@@ -146,25 +263,18 @@ pub struct SqlSession {
     memberships: Queue,
     outbox: Queue,
     audit: Queue,
+    /// The audit rows' text, reused from row to row.
+    row_text: RowText,
     open: bool,
 }
 
-/// A profile as the accounts table stores it: the values and the
-/// normalized keys the ladder looks up, in column order (`email` … `role`).
-fn profile_values(p: &Profile) -> [Value; 11] {
-    params![
-        &p.email,
-        email_key(&p.email).into_owned(),
-        &p.first_name,
-        &p.last_name,
-        name_key(&p.first_name),
-        name_key(&p.last_name),
-        p.birth_date.clone(),
-        p.phone.clone(),
-        p.extension.clone(),
-        p.zip.clone(),
-        p.role.as_str(),
-    ]
+/// `s` lowercased, copied only if that changes it.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// A write that a uniqueness constraint may refuse; `taken` says what is
@@ -200,13 +310,15 @@ impl SqlSession {
             accounts: HashMap::new(),
             groups: HashMap::new(),
             savepoint: None,
-            created: HashSet::new(),
+            created: HashMap::new(),
             added: HashSet::new(),
+            next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
             memberships: Queue::default(),
             outbox: Queue::default(),
             audit: Queue::default(),
+            row_text: RowText::default(),
             open: true,
         })
     }
@@ -226,10 +338,19 @@ impl SqlSession {
 
     /// Append the audit row of `change` and bump the revision.
     fn record(&mut self, change: Change) -> Result<(), StoreError> {
-        let r: AuditRow = self.log.row(&self.now, &self.actor, &change);
-        self.audit.values.extend(params![
-            r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
-        ]);
+        let r = self
+            .log
+            .row(&self.now, &self.actor, &change, &mut self.row_text);
+        self.audit
+            .int(r.seq)
+            .int(r.revision)
+            .text(r.at)
+            .text(r.actor)
+            .text(r.op)
+            .text(r.subject)
+            .opt(r.before)
+            .opt(r.after)
+            .text(r.hash);
         let queued = [
             &self.accounts_queue,
             &self.memberships,
@@ -237,7 +358,7 @@ impl SqlSession {
             &self.audit,
         ]
         .iter()
-        .map(|q| q.values.len())
+        .map(|q| q.len())
         .sum::<usize>();
         if queued > QUEUED_MAX {
             self.flush()?;
@@ -249,16 +370,15 @@ impl SqlSession {
     fn flush(&mut self) -> Result<(), StoreError> {
         self.write_accounts()?;
         let conn = self.conn.as_mut();
-        self.memberships
-            .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
-        self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
-        self.audit.write(conn, &AUDIT, 0, &self.accounts)
+        self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
+        self.outbox.write(conn, &OUTBOX, &self.accounts)?;
+        self.audit.write(conn, &AUDIT, &self.accounts)
     }
 
     /// Write the queues before an action on this account, if they may hold
     /// rows of it.
     fn flush_for(&mut self, user_name: &str) -> Result<(), StoreError> {
-        if self.created.contains(&user_name.to_lowercase()) {
+        if self.created.contains_key(&*lowercase(user_name)) {
             self.flush()?;
         }
         Ok(())
@@ -279,36 +399,43 @@ impl SqlSession {
                 "{} ON CONFLICT (user_key) DO NOTHING",
                 ACCOUNTS.sql(ACCOUNTS.width)
             );
-            for row in self.accounts_queue.values.chunks_mut(ACCOUNTS.width) {
-                if self.conn.execute(&sql, row)? == 1
-                    && let (Some(id), Value::Text(key)) = (
-                        self.conn.last_insert_id(),
-                        std::mem::replace(&mut row[1], Value::Null),
-                    )
+            let queue = &self.accounts_queue;
+            let mut args = Vec::with_capacity(ACCOUNTS.width);
+            for at in (0..queue.len()).step_by(ACCOUNTS.width) {
+                queue.args(at..at + ACCOUNTS.width, &self.accounts, &mut args)?;
+                if self.conn.execute_args(&sql, &args)? == 1
+                    && let (Some(id), Arg::Text(key)) = (self.conn.last_insert_id(), args[1])
                 {
-                    self.accounts.insert(key, id);
+                    self.accounts.insert(key.to_string(), id);
                 }
             }
-            self.accounts_queue.values.clear();
+            self.accounts_queue.clear();
         }
-        let mut sql = (0, String::new());
-        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values, rows_max) {
-            if sql.0 != chunk.len() {
-                sql = (
-                    chunk.len(),
-                    format!(
-                        "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                        ACCOUNTS.sql(chunk.len())
-                    ),
-                );
+        {
+            let queue = &self.accounts_queue;
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in ACCOUNTS.chunks(queue.len(), rows_max) {
+                if sql.0 != n {
+                    sql = (
+                        n,
+                        format!(
+                            "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                            ACCOUNTS.sql(n)
+                        ),
+                    );
+                }
+                queue.args(at..at + n, &self.accounts, &mut args)?;
+                let accounts = &mut self.accounts;
+                self.conn.query_each_args(&sql.1, &args, &mut |r| {
+                    accounts.insert(r.take(0)?, r.get(1)?);
+                    Ok(())
+                })?;
+                at += n;
             }
-            let accounts = &mut self.accounts;
-            self.conn.query_each(&sql.1, chunk, &mut |r| {
-                accounts.insert(r.take(0)?, r.get(1)?);
-                Ok(())
-            })?;
         }
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
             .iter()
@@ -356,7 +483,6 @@ impl SqlSession {
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
-        self.added.retain(|(_, k)| k != key);
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -405,31 +531,34 @@ impl Session for SqlSession {
             }
         };
         let key = user_name.to_lowercase();
-        let mut values = params![user_name, &key].to_vec();
-        values.extend(profile_values(profile));
-        values.extend(params![
-            true,
-            state.as_str(),
-            hash,
-            digest.map(|(d, _)| d),
-            digest.map(|_| &self.now),
-            &self.now
-        ]);
-        values.push(Value::from(&self.now));
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
             return Err(StoreError::account_taken(user_name));
         }
-        self.accounts_queue.values.extend(values);
-        self.new_names.insert(key.clone(), user_name.to_string());
-        // Purged of what an account of this name deleted or renamed in
-        // this session had.
-        self.added.retain(|(_, k)| *k != key);
-        self.created.insert(key.clone());
+        let now = self.now.as_str();
+        self.accounts_queue
+            .text(user_name)
+            .text(&key)
+            .profile(profile)
+            .bool(true)
+            .text(state.as_str())
+            .opt(hash.map(String::as_str))
+            .opt(digest.map(|(d, _)| d.as_str()))
+            .opt(digest.map(|_| now))
+            .text(now)
+            .text(now);
         if let Some((_, token)) = digest {
             self.outbox
-                .values
-                .extend(params!["invitation", key, &profile.email, token, &self.now]);
+                .text("invitation")
+                .account(&key, &self.accounts)
+                .text(&profile.email)
+                .text(token)
+                .text(now);
         }
+        // A new number: nothing an account of this name deleted or renamed
+        // in this session had is its.
+        self.next_created += 1;
+        self.created.insert(key.clone(), self.next_created);
+        self.new_names.insert(key, user_name.to_string());
         self.record(Change::CreateAccount {
             user_name,
             profile,
@@ -475,14 +604,15 @@ impl Session for SqlSession {
         let p = before
             .with_fields(profile, fields)
             .map_err(StoreError::Invalid)?;
-        let mut values = vec![Value::Int(id)];
-        values.extend(profile_values(&p));
-        values.push(Value::from(&self.now));
-        self.conn.execute(
+        let mut row = Queue::default();
+        row.int(id).profile(&p).text(&self.now);
+        let mut args = Vec::new();
+        row.args(0..row.len(), &self.accounts, &mut args)?;
+        self.conn.execute_args(
             "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
              first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
              role = ?12, updated_at = ?13 WHERE id = ?1",
-            &values,
+            &args,
         )?;
         self.record(Change::UpdateProfile {
             user_name,
@@ -497,22 +627,19 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        let key = user_name.to_lowercase();
+        let key = lowercase(user_name);
         let taken = || StoreError::already_member(user_name, group);
-        if self.created.contains(&key) {
+        if let Some(&n) = self.created.get(&*key) {
             let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            if !self.added.insert((g, key.clone())) {
+            if !self.added.insert((g, n)) {
                 return Err(taken());
             }
-            let account = match self.accounts.get(&key) {
-                Some(id) => Value::Int(*id),
-                None => Value::Text(key),
-            };
             self.memberships
-                .values
-                .extend([Value::Int(g), account, Value::Bool(user_manager)]);
+                .int(g)
+                .account(&key, &self.accounts)
+                .bool(user_manager);
         } else {
             let a = self.account_id(user_name)?;
             let g = self.group_id(group)?;
@@ -751,11 +878,11 @@ impl Session for SqlSession {
         self.groups.clear();
         self.created.clear();
         self.added.clear();
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         self.new_names.clear();
-        self.memberships.values.clear();
-        self.outbox.values.clear();
-        self.audit.values.clear();
+        self.memberships.clear();
+        self.outbox.clear();
+        self.audit.clear();
         Ok(())
     }
 
@@ -972,6 +1099,33 @@ mod tests {
             .collect();
         m.sort();
         assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
+        audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_account_created_again_under_its_name_has_none_of_its_namesakes_memberships() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", false).unwrap();
+        w.delete_account("ANN").unwrap();
+        w.create_account("Ann", &profile("ann2@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", true).unwrap();
+        let e = w.add_membership("ANN", "A", false).unwrap_err();
+        assert!(matches!(e, StoreError::Taken(_)), "{e:?}");
+        w.commit().unwrap();
+        let mut r = s.reader().unwrap();
+        let m: Vec<(String, bool)> = r
+            .memberships(&["A".to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_name, m.user_manager))
+            .collect();
+        assert_eq!(m, [("Ann".to_string(), true)]);
         audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
     }
 
