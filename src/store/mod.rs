@@ -238,6 +238,13 @@ pub trait Session: Send {
     fn revoke_token(&mut self, _name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("API tokens"))
     }
+    /// The row id and creation time of an account this session created,
+    /// once its row is written (a name taken then fails here); `None` where
+    /// the store does not say, and the caller reads the account back.
+    fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let _ = user_name;
+        Ok(None)
+    }
     /// Mark the point that [`Session::rollback_to_savepoint`] returns to
     /// (one level): `roster serve` commits a queue of writes together, each
     /// in a savepoint, so one refused write does not undo the others.

@@ -851,6 +851,15 @@ impl Session for SqlSession {
         self.record(Change::RevokeToken { name })
     }
 
+    fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let key = user_name.to_lowercase();
+        if !self.created.contains(&key) {
+            return Ok(None);
+        }
+        self.flush()?;
+        Ok(self.accounts.get(&key).map(|id| (*id, self.now.clone())))
+    }
+
     fn savepoint(&mut self) -> Result<(), StoreError> {
         if self.savepoint.is_some() {
             return Err(StoreError::Invalid(
