@@ -853,7 +853,7 @@ impl Session for SqlSession {
 
     fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
         let key = user_name.to_lowercase();
-        if !self.created.contains(&key) {
+        if !self.created.contains_key(&key) {
             return Ok(None);
         }
         self.flush()?;
