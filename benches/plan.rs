@@ -232,8 +232,11 @@ impl UserNames {
 const INSERT_ACCOUNT: &str = "INSERT INTO accounts (user_name, user_key, email, email_key, \
      first_name, last_name, first_key, last_key, birth_date, phone, extension, zip, role, active, \
      credential, password_hash, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, 'public-viewer', 1, 'invited', \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, '', 1, 'invited', \
      NULL, ?12, ?12)";
+/// Every account seeded holds the one role a roster without a catalog gives.
+const GRANT_ROLES: &str =
+    "INSERT INTO account_roles (account_id, role) SELECT id, 'public-viewer' FROM accounts";
 const INSERT_GROUP: &str = "INSERT INTO groups (id, name, type, lwia, active, created_at) \
      VALUES (?1, ?2, 'organization', ?3, 1, ?4)";
 const INSERT_MEMBERSHIP: &str =
@@ -340,6 +343,7 @@ fn seed(path: &Path) -> Res<Seeded> {
             AccountRow::new(p, x, &mut names).insert(&mut stmt)?;
             *id = tx.last_insert_rowid();
         }
+        tx.execute(GRANT_ROLES, [])?;
 
         let mut stmt = tx.prepare(INSERT_GROUP)?;
         for g in 0..BIG.groups {
@@ -447,6 +451,12 @@ impl Timed {
 impl Reader for Timed {
     fn url(&self) -> &str {
         self.inner.url()
+    }
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        self.time("active_accounts", 1, |r| {
+            r.active_accounts().map(|n| vec![n])
+        })
+        .map(|v| v[0])
     }
     fn revision(&mut self) -> Result<i64, StoreError> {
         self.time("revision", 1, |r| r.revision().map(|v| vec![v]))
@@ -647,7 +657,8 @@ fn worker_select(db: &Path, partners: usize) -> Res<()> {
     conn.execute_batch("BEGIN")?;
     let mut stmt = conn.prepare(
         "SELECT user_name, email, first_name, last_name, birth_date, phone, extension, zip, \
-         role, active, credential FROM accounts WHERE email_key = ?1",
+         (SELECT min(role) FROM account_roles r WHERE r.account_id = accounts.id), active, \
+         credential FROM accounts WHERE email_key = ?1",
     )?;
     let mut out: Vec<Row> = Vec::with_capacity(partners);
     for e in &emails {
@@ -750,6 +761,7 @@ fn worker_insert(db: &Path, s: Shape) -> Res<()> {
         for &p in &order {
             accounts[p].insert(&mut stmt)?;
         }
+        tx.execute(GRANT_ROLES, [])?;
         let mut stmt = tx.prepare(INSERT_MEMBERSHIP)?;
         for (g, a, um) in &memberships {
             stmt.execute(params![g, a, um])?;

@@ -64,6 +64,9 @@ impl Role {
     }
 }
 
+/// The role catalog of a roster without `policy.roles`.
+pub const DEFAULT_ROLES: [&str; 2] = ["public-viewer", "individual"];
+
 impl GroupType {
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -197,8 +200,6 @@ pub struct Profile {
     pub extension: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
-    #[serde(default)]
-    pub role: Role,
 }
 
 /// A profile field by its roster name (`email`, `first_name`, …).
@@ -212,7 +213,6 @@ pub enum ProfileField {
     Phone,
     Extension,
     Zip,
-    Role,
 }
 
 impl ProfileField {
@@ -235,7 +235,6 @@ impl Profile {
                 ProfileField::Phone => p.phone = from.phone.clone(),
                 ProfileField::Extension => p.extension = from.extension.clone(),
                 ProfileField::Zip => p.zip = from.zip.clone(),
-                ProfileField::Role => p.role = from.role,
             }
         }
         Ok(p)
@@ -259,6 +258,53 @@ pub struct Account {
     pub profile: Profile,
     pub active: bool,
     pub credential: CredentialState,
+    /// Role names from the roster's catalog, sorted, each once.
+    pub roles: Vec<String>,
+    /// Named grants (products, dashboards, coverage, …), sorted, each once.
+    pub entitlements: Vec<Entitlement>,
+    /// The user name of the account that oversees this one.
+    pub case_manager: Option<String>,
+}
+
+impl Account {
+    /// An active account with no roles, entitlements or case manager.
+    pub fn new(user_name: &str, profile: Profile, credential: CredentialState) -> Self {
+        Account {
+            user_name: user_name.to_string(),
+            profile,
+            active: true,
+            credential,
+            roles: Vec::new(),
+            entitlements: Vec::new(),
+            case_manager: None,
+        }
+    }
+}
+
+/// One named grant of an account: `kind` is the catalog (`products`,
+/// `dashboards`, `coverage`, …), `value` an entry of it.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+pub struct Entitlement {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Entitlement {
+    pub fn new(kind: &str, value: &str) -> Self {
+        Entitlement {
+            kind: kind.to_string(),
+            value: value.to_string(),
+        }
+    }
+}
+
+/// `v` sorted, each entry once: how accounts keep roles and entitlements.
+pub fn sorted_unique<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

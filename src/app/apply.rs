@@ -1,6 +1,7 @@
 //! Applying a plan through a store session (SPEC §8), behind the guards:
 //! unresolved partners, policy violations, mass removals, stale plans.
 
+use crate::domain::{Entitlement, SignIn};
 use crate::plan::{Action, PersonalData, Plan, seal};
 use crate::secrets;
 use crate::store::{self, NewCredential, Store, StoreError};
@@ -59,6 +60,14 @@ pub enum ApplyError {
         "the plan removes {removals} memberships and grants, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
     )]
     MassRemoval { removals: u64, limit: u64 },
+    #[error(
+        "the plan removes {removals} {collection}, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
+    )]
+    MassRemovalOf {
+        collection: String,
+        removals: u64,
+        limit: u64,
+    },
     #[error(
         "this plan was printed without personal data, so it cannot create or update accounts; save plans with `roster plan -o FILE`"
     )]
@@ -169,12 +178,16 @@ pub fn guard(plan: &Plan, opts: &Options) -> Result<(), ApplyError> {
     if writes_profiles && plan.personal_data == PersonalData::Omitted {
         return Err(ApplyError::PersonalDataOmitted);
     }
-    let creates = plan
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::CreateAccount { .. }));
-    if creates && opts.onboarding == Onboarding::Password && opts.credentials_file.is_none() {
+    if creates(plan, opts.onboarding, Onboarding::Password) > 0 && opts.credentials_file.is_none() {
         return Err(ApplyError::NoCredentialsFile);
+    }
+    let removed = plan.removal_caps.iter().find(|c| c.exceeded());
+    if let (Some(c), false) = (removed, opts.allow_mass_removal) {
+        return Err(ApplyError::MassRemovalOf {
+            collection: c.collection.replace('_', " "),
+            removals: c.removed,
+            limit: c.limit,
+        });
     }
     Ok(())
 }
@@ -325,9 +338,10 @@ pub fn apply(plan: &Plan, store: &dyn Store, opts: &Options) -> Result<Applied, 
             store: shown,
         });
     }
-    let mut creds = credentials(creates(plan), opts.onboarding)?;
-    let mut file = match (opts.onboarding, opts.credentials_file) {
-        (Onboarding::Password, Some(p)) if !creds.is_empty() => Some(CredentialsFile::create(p)?),
+    let passwords = creates(plan, opts.onboarding, Onboarding::Password);
+    let mut creds = credentials(passwords, Onboarding::Password)?;
+    let mut file = match opts.credentials_file {
+        Some(p) if !creds.is_empty() => Some(CredentialsFile::create(p)?),
         _ => None,
     };
     let mut written = Vec::new();
@@ -350,15 +364,15 @@ pub fn apply(plan: &Plan, store: &dyn Store, opts: &Options) -> Result<Applied, 
         replanned = Some(fresh);
     }
     let plan = replanned.as_ref().unwrap_or(plan);
-    let needed = creates(plan);
+    let needed = creates(plan, opts.onboarding, Onboarding::Password);
     if creds.len() < needed {
-        creds.extend(credentials(needed - creds.len(), opts.onboarding)?);
+        creds.extend(credentials(needed - creds.len(), Onboarding::Password)?);
     }
-    if let (None, Onboarding::Password, Some(p), true) =
-        (&file, opts.onboarding, opts.credentials_file, needed > 0)
-    {
+    if let (None, Some(p), true) = (&file, opts.credentials_file, needed > 0) {
         file = Some(CredentialsFile::create(p)?);
     }
+    let invites = creates(plan, opts.onboarding, Onboarding::Invite);
+    let mut invites = credentials(invites, Onboarding::Invite)?.into_iter();
     let mut creds = creds.into_iter();
     let total = plan.actions.len();
     for (done, a) in plan.actions.iter().enumerate() {
@@ -375,16 +389,42 @@ pub fn apply(plan: &Plan, store: &dyn Store, opts: &Options) -> Result<Applied, 
                 account,
                 partner,
                 profile,
+                roles,
+                sign_in,
             } => {
-                let Some((credential, password)) = creds.next() else {
+                let next = match onboarding(*sign_in, opts.onboarding) {
+                    None => Some((NewCredential::Sso, None)),
+                    Some(Onboarding::Invite) => invites.next(),
+                    Some(Onboarding::Password) => creds.next(),
+                };
+                let Some((credential, password)) = next else {
                     return Err(ApplyError::Secret("credentials ran out".into()));
                 };
-                session.create_account(account, profile, credential)?;
+                session.create_account_with_roles(account, profile, roles, credential)?;
                 if let Some(pw) = password {
                     written.push((account.clone(), partner.clone(), pw));
                 }
             }
+            Action::RenameAccount {
+                account, new_name, ..
+            } => session.rename_account(account, new_name)?,
             Action::ReactivateAccount { account, .. } => session.reactivate_account(account)?,
+            Action::GrantRole { account, role } => session.grant_role(account, role)?,
+            Action::RevokeRole { account, role } => session.revoke_role(account, role)?,
+            Action::GrantEntitlement {
+                account,
+                kind,
+                value,
+            } => session.grant_entitlement(account, &Entitlement::new(kind, value))?,
+            Action::RevokeEntitlement {
+                account,
+                kind,
+                value,
+            } => session.revoke_entitlement(account, &Entitlement::new(kind, value))?,
+            Action::SetCaseManager {
+                account,
+                case_manager,
+            } => session.set_case_manager(account, case_manager.as_deref())?,
             Action::UpdateProfile {
                 account,
                 fields,
@@ -438,10 +478,25 @@ pub fn apply(plan: &Plan, store: &dyn Store, opts: &Options) -> Result<Applied, 
     })
 }
 
-fn creates(plan: &Plan) -> usize {
+/// How a new account is onboarded: its own `sign_in`, else `default`;
+/// `None` for single sign-on (no credential at all).
+fn onboarding(sign_in: Option<SignIn>, default: Onboarding) -> Option<Onboarding> {
+    match sign_in {
+        None => Some(default),
+        Some(SignIn::Invite) => Some(Onboarding::Invite),
+        Some(SignIn::Password) => Some(Onboarding::Password),
+        Some(SignIn::Sso) => None,
+    }
+}
+
+/// The accounts the plan creates that are onboarded by `mode`.
+fn creates(plan: &Plan, default: Onboarding, mode: Onboarding) -> usize {
     plan.actions
         .iter()
-        .filter(|a| matches!(a, Action::CreateAccount { .. }))
+        .filter(|a| match a {
+            Action::CreateAccount { sign_in, .. } => onboarding(*sign_in, default) == Some(mode),
+            _ => false,
+        })
         .count()
 }
 

@@ -2,10 +2,11 @@
 //! a roster manages, beside the roster as the store would keep it).
 
 use super::plan::Planned;
-use crate::domain::{self, Account, Membership};
+use crate::domain::{self, Account, CredentialState, Membership, SignIn};
 use crate::plan::Outcome;
 use crate::plan::compute::profile_of;
 use crate::roster::model::{self, Member, MemberEntry, Partner, RosterFile};
+use crate::roster::normalize;
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 
@@ -65,7 +66,19 @@ pub fn roster_of(
             phone: a.profile.phone.clone(),
             extension: a.profile.extension.clone(),
             zip: a.profile.zip.clone(),
-            role: Some(a.profile.role.as_str().to_string()),
+            // One role is written `role: X`, as rosters before catalogs did.
+            role: match a.roles.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            },
+            roles: (a.roles.len() != 1).then(|| a.roles.clone()),
+            entitlements: entitlements_by_kind(&a.entitlements),
+            case_manager: a
+                .case_manager
+                .as_ref()
+                .and_then(|m| email_of.get(&m.to_lowercase()))
+                .map(|e| e.to_lowercase()),
+            sign_in: (a.credential == CredentialState::None).then_some(SignIn::Sso),
             account: Some(a.user_name.clone()),
             active: a.active,
             ..Partner::default()
@@ -75,9 +88,18 @@ pub fn roster_of(
     RosterFile {
         version: 1,
         groups,
-        policy: fitting_policy(&partners),
+        policy: fitting_policy(&partners, accounts),
         partners,
     }
+}
+
+/// Entitlements as a roster writes them: values by kind.
+fn entitlements_by_kind(list: &[domain::Entitlement]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in list {
+        out.entry(e.kind.clone()).or_default().push(e.value.clone());
+    }
+    out
 }
 
 /// A store may hold accounts made before a field was required (older
@@ -86,7 +108,10 @@ pub fn roster_of(
 /// default policy requires, the export carries a policy that requires only
 /// the fields every active account has. Otherwise it carries none, and the
 /// defaults apply.
-fn fitting_policy(partners: &[Partner]) -> Option<model::Policy> {
+///
+/// Likewise for roles and entitlements: the catalogs grow by what the
+/// accounts hold.
+fn fitting_policy(partners: &[Partner], accounts: &[Account]) -> Option<model::Policy> {
     let defaults = model::Policy::default();
     let fits: Vec<model::OptionalField> = defaults
         .required_fields
@@ -94,8 +119,36 @@ fn fitting_policy(partners: &[Partner]) -> Option<model::Policy> {
         .copied()
         .filter(|f| partners.iter().filter(|p| p.active).all(|p| f.is_set(p)))
         .collect();
-    (fits != defaults.required_fields).then_some(model::Policy {
+    let mut roles = defaults.roles.clone();
+    let mut entitlements: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in accounts {
+        for r in &a.roles {
+            if !roles.contains(r) {
+                roles.push(r.clone());
+            }
+        }
+        for e in &a.entitlements {
+            entitlements
+                .entry(e.kind.clone())
+                .or_default()
+                .push(e.value.clone());
+        }
+    }
+    let entitlements: BTreeMap<String, model::EntitlementCatalog> = entitlements
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                model::EntitlementCatalog::Values(domain::sorted_unique(v)),
+            )
+        })
+        .collect();
+    let plain =
+        fits == defaults.required_fields && roles == defaults.roles && entitlements.is_empty();
+    (!plain).then_some(model::Policy {
         required_fields: fits,
+        roles,
+        entitlements,
         ..defaults
     })
 }
@@ -167,6 +220,8 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
             .map(|e| {
                 let p = &e.item;
                 let prof = profile_of(p);
+                let policy = &planned.checked.roster.policy;
+                let roles = crate::plan::compute::roles_of(p, policy);
                 Partner {
                     email: prof.email.clone(),
                     first_name: prof.first_name,
@@ -175,11 +230,18 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
                     phone: prof.phone,
                     extension: prof.extension,
                     zip: prof.zip,
-                    role: Some(
-                        p.store_role(&planned.checked.roster.policy.default_roles)
-                            .as_str()
-                            .to_string(),
-                    ),
+                    // As the store keeps them: the policy's defaults applied,
+                    // sorted, one role written `role: X`.
+                    role: match roles.as_slice() {
+                        [one] => Some(one.clone()),
+                        _ => None,
+                    },
+                    roles: (roles.len() != 1).then(|| roles.clone()),
+                    entitlements: entitlements_by_kind(&crate::plan::compute::entitlements_of(
+                        p, policy,
+                    )),
+                    case_manager: p.case_manager.as_deref().map(normalize::email),
+                    sign_in: p.sign_in,
                     account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
                     active: p.active,
                     ..Partner::default()
@@ -316,12 +378,20 @@ mod tests {
     #[test]
     fn the_policy_fits_the_active_accounts() {
         let mut ps = vec![full("a@example.org"), full("b@example.org")];
-        assert_eq!(fitting_policy(&ps), None, "all fields: the defaults fit");
+        assert_eq!(
+            fitting_policy(&ps, &[]),
+            None,
+            "all fields: the defaults fit"
+        );
         ps[1].phone = None;
         ps[1].active = false;
-        assert_eq!(fitting_policy(&ps), None, "inactive accounts need nothing");
+        assert_eq!(
+            fitting_policy(&ps, &[]),
+            None,
+            "inactive accounts need nothing"
+        );
         ps[1].active = true;
-        let p = fitting_policy(&ps).expect("a policy that fits");
+        let p = fitting_policy(&ps, &[]).expect("a policy that fits");
         assert_eq!(
             p.required_fields,
             [OptionalField::BirthDate, OptionalField::Zip]

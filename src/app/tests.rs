@@ -194,7 +194,6 @@ fn an_export_names_accounts_that_share_an_email() {
         phone: None,
         extension: None,
         zip: None,
-        role: Default::default(),
     };
     let mut s = f.store.begin("tester", NOW).unwrap();
     for name in ["SLee", "SLee2"] {

@@ -96,6 +96,7 @@ codes! {
     GroupDrift = "group-drift",
     UnmanagedGroup = "unmanaged-group",
     MassRemoval = "mass-removal",
+    SeatsExceeded = "seats-exceeded",
     // The built-in schema and the roster's types disagree: a bug in roster.
     Internal = "internal",
     Invalid = "invalid",

@@ -1,12 +1,12 @@
 //! Planning: gather what the roster needs from the store ([`gather`], the
 //! only I/O), then decide ([`compute`], pure).
 
-use super::{Action, Note, PersonalData, Plan, Resolution, StoreRef, Summary};
-use crate::domain::{Account, Membership, NameDob, Profile};
+use super::{Action, Note, PersonalData, Plan, RemovalCap, Resolution, Seats, StoreRef, Summary};
+use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn};
 use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
-use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
+use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups, UserNames};
 use crate::roster::normalize::{self, email_key};
 use crate::store::{self, Reader, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -43,6 +43,12 @@ pub struct LiveState {
     pub in_other_groups: HashSet<String>,
     /// What the store cannot keep of this roster, as warnings for the plan.
     pub notes: Vec<Note>,
+    /// Active accounts in the whole store, read when the policy limits
+    /// them (`max_active_accounts`).
+    pub active_accounts: Option<u64>,
+    /// Accounts the plan renames (SPEC §9 `previously`): position in
+    /// `accounts` (which holds them under their new names) and old name.
+    pub renamed: Vec<(usize, String)>,
 }
 
 impl LiveState {
@@ -52,6 +58,19 @@ impl LiveState {
             if !self.index.contains_key(&key) {
                 self.index.insert(key, self.accounts.len());
                 self.accounts.push(a);
+            }
+        }
+    }
+
+    /// Hold the accounts to be renamed under their new names, so every
+    /// action after the rename names them so; the old name still finds
+    /// them (memberships read from the store carry it).
+    fn rename(&mut self) {
+        for r in &self.resolved {
+            if let (Some(i), Some(new)) = (r.account, &r.rename) {
+                let old = std::mem::replace(&mut self.accounts[i].user_name, new.clone());
+                self.index.insert(new.to_lowercase(), i);
+                self.renamed.push((i, old));
             }
         }
     }
@@ -72,7 +91,15 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     let pinned: Vec<String> = d
         .partners
         .iter()
-        .filter_map(|p| p.account.as_deref().map(|a| a.trim().to_string()))
+        .flat_map(|p| {
+            // Under `user_names: email` a new account takes its email as
+            // its name: whether that is free is asked too.
+            let email = (d.policy.user_names == UserNames::Email).then_some(p.email.as_str());
+            [p.account.as_deref(), p.previously.as_deref(), email]
+        })
+        .flatten()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
         .collect();
     reader.expect_lookups(pinned.len(), d.partners.len());
     live.notes = limit_notes(&reader.limits(), d);
@@ -112,6 +139,7 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     // Every candidate is in: the ladder can run. Accounts added below only
     // extend the list, so its indexes stay valid.
     live.resolved = resolve::resolve(&d.partners, &Live::new(&live.accounts));
+    live.rename();
 
     let managed: Vec<String> = d.groups.iter().map(|g| g.name.clone()).collect();
     live.groups = if d.policy.unmanaged_groups == UnmanagedGroups::Ignore {
@@ -152,6 +180,9 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .into_iter()
         .collect();
     live.taken = reader.user_names_like(&bases)?;
+    if d.policy.max_active_accounts.is_some() {
+        live.active_accounts = Some(reader.active_accounts()?);
+    }
 
     if d.policy.deactivate_orphans {
         // Only members no partner resolves to can be left in no group.
@@ -206,11 +237,6 @@ fn limit_notes(limits: &store::Limits, d: &Desired) -> Vec<Note> {
 
 /// The profile an account should have, from a partner.
 pub fn profile_of(p: &Partner) -> Profile {
-    profile_under(p, &[])
-}
-
-/// [`profile_of`] where a partner that names no role takes `default_roles`.
-fn profile_under(p: &Partner, default_roles: &[String]) -> Profile {
     let opt = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -229,14 +255,104 @@ fn profile_under(p: &Partner, default_roles: &[String]) -> Profile {
             .filter(|s| !s.is_empty()),
         extension: opt(&p.extension),
         zip: opt(&p.zip),
-        role: p.store_role(default_roles),
     }
+}
+
+/// The roles a partner's account should hold, sorted, each once: those it
+/// names, else the policy's default roles.
+pub fn roles_of(p: &Partner, policy: &Policy) -> Vec<String> {
+    p.access(policy).roles.into_iter().collect()
+}
+
+/// The entitlements a partner's account should hold, sorted, each once.
+pub fn entitlements_of(p: &Partner, policy: &Policy) -> Vec<Entitlement> {
+    p.access(policy)
+        .entitlements
+        .into_iter()
+        .map(|(kind, value)| Entitlement { kind, value })
+        .collect()
+}
+
+/// The email of the partner who oversees this one, if any.
+pub fn case_manager_of(p: &Partner) -> Option<String> {
+    p.case_manager.as_deref().map(normalize::email)
+}
+
+/// How a new account of this partner signs in; `None`: as apply says.
+pub fn sign_in_of(p: &Partner) -> Option<SignIn> {
+    p.sign_in
+}
+
+/// What `want` adds to `have` and what it takes away (both sorted).
+fn changes<'a, T: Ord>(have: &'a [T], want: &'a [T]) -> (Vec<&'a T>, Vec<&'a T>) {
+    let add = want
+        .iter()
+        .filter(|w| have.binary_search(w).is_err())
+        .collect();
+    let remove = have
+        .iter()
+        .filter(|h| want.binary_search(h).is_err())
+        .collect();
+    (add, remove)
+}
+
+/// The grant and revoke actions that give `account` these roles and
+/// entitlements, from `held` (an existing account's) or from none.
+fn grant_actions(
+    actions: &mut Vec<Action>,
+    account: &str,
+    held: Option<&Account>,
+    roles: &[String],
+    entitlements: &[Entitlement],
+) {
+    let (have_roles, have_ents) = held.map_or((&[][..], &[][..]), |a| {
+        (a.roles.as_slice(), a.entitlements.as_slice())
+    });
+    let (grant, revoke) = changes(have_roles, roles);
+    for r in grant {
+        actions.push(Action::GrantRole {
+            account: account.to_string(),
+            role: r.clone(),
+        });
+    }
+    for r in revoke {
+        actions.push(Action::RevokeRole {
+            account: account.to_string(),
+            role: r.clone(),
+        });
+    }
+    let (grant, revoke) = changes(have_ents, entitlements);
+    for e in grant {
+        actions.push(Action::GrantEntitlement {
+            account: account.to_string(),
+            kind: e.kind.clone(),
+            value: e.value.clone(),
+        });
+    }
+    for e in revoke {
+        actions.push(Action::RevokeEntitlement {
+            account: account.to_string(),
+            kind: e.kind.clone(),
+            value: e.value.clone(),
+        });
+    }
+}
+
+/// Entries of each collection besides memberships that the roster's
+/// accounts hold in the store (the base of each `max_removals` cap).
+#[derive(Default)]
+struct Held {
+    roles: u64,
+    entitlements: u64,
+    case_assignments: u64,
+    /// Active accounts the plan looks at.
+    active: u64,
 }
 
 /// Fields the roster sets that the account holds differently. Fields the
 /// roster leaves out are not managed. Compared without building the profile:
 /// most partners have no drift.
-fn drift(p: &Partner, have: &Profile, default_roles: &[String]) -> Vec<String> {
+fn drift(p: &Partner, have: &Profile) -> Vec<String> {
     let mut fields = Vec::new();
     let mut check = |name: &str, differ: bool| {
         if differ {
@@ -267,8 +383,27 @@ fn drift(p: &Partner, have: &Profile, default_roles: &[String]) -> Vec<String> {
         "zip",
         set(&p.zip).is_some_and(|z| Some(z) != have.zip.as_deref()),
     );
-    check("role", p.store_role(default_roles) != have.role);
     fields
+}
+
+/// `user_names: email`: a new account's user name is its email, unless
+/// another account holds that name.
+fn email_user_names(d: &Desired, live: &LiveState, resolved: &mut [Resolved]) {
+    for (p, r) in d.partners.iter().zip(resolved.iter_mut()) {
+        if r.outcome != Outcome::Create || r.new_user_name.is_some() {
+            continue;
+        }
+        let email = normalize::email(&p.email);
+        if let Some(i) = live.position(&email) {
+            r.outcome = Outcome::Conflict;
+            r.candidates = vec![i];
+            r.reason = Some(format!(
+                "the user name `{email}` (policy user_names: email) is taken by another account; add `account: <user name>` to name the new account"
+            ));
+        } else {
+            r.new_user_name = Some(email);
+        }
+    }
 }
 
 /// An optional roster field, trimmed; empty counts as absent.
@@ -293,6 +428,9 @@ pub fn compute(
 ) -> Plan {
     warnings.extend(live.notes.iter().cloned());
     let mut resolved = live.resolved.clone();
+    if d.policy.user_names == UserNames::Email {
+        email_user_names(d, live, &mut resolved);
+    }
     resolve::assign_user_names(&d.partners, &mut resolved, &live.taken);
     let name_of = |t: Target| -> &str {
         match t {
@@ -310,6 +448,10 @@ pub fn compute(
     // Accounts some partner resolved to.
     let mut claimed: HashSet<usize> = HashSet::new();
     let mut resolutions = Vec::with_capacity(d.partners.len());
+    let mut held = Held {
+        active: live.accounts.iter().filter(|a| a.active).count() as u64,
+        ..Held::default()
+    };
     for (k, (p, r)) in d.partners.iter().zip(&resolved).enumerate() {
         let email = normalize::email(&p.email);
         if r.outcome.is_unresolved() {
@@ -329,11 +471,30 @@ pub fn compute(
         match r.outcome {
             Outcome::Create => {
                 let account = name_of(Target::New(k)).to_string();
+                let roles = roles_of(p, d.policy);
                 actions.push(Action::CreateAccount {
                     account: account.clone(),
                     partner: email.clone(),
-                    profile: profile_under(p, &d.policy.default_roles),
+                    profile: profile_of(p),
+                    sign_in: sign_in_of(p),
+                    roles: roles.clone(),
                 });
+                // Its roles come with it: only entitlements are granted.
+                let held = Account {
+                    roles,
+                    ..Account::new(
+                        &account,
+                        profile_of(p),
+                        crate::domain::CredentialState::None,
+                    )
+                };
+                grant_actions(
+                    &mut actions,
+                    &account,
+                    Some(&held),
+                    &held.roles,
+                    &entitlements_of(p, d.policy),
+                );
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
                 if !p.active {
@@ -344,7 +505,24 @@ pub fn compute(
                 }
             }
             Outcome::Matched | Outcome::Reactivate => {
-                let acct = &live.accounts[r.account.unwrap_or_default()];
+                let i = r.account.unwrap_or_default();
+                let acct = &live.accounts[i];
+                if let Some((_, old)) = live.renamed.iter().find(|(j, _)| *j == i) {
+                    actions.push(Action::RenameAccount {
+                        account: old.clone(),
+                        partner: email.clone(),
+                        new_name: acct.user_name.clone(),
+                    });
+                }
+                held.roles += acct.roles.len() as u64;
+                held.entitlements += acct.entitlements.len() as u64;
+                grant_actions(
+                    &mut actions,
+                    &acct.user_name,
+                    Some(acct),
+                    &roles_of(p, d.policy),
+                    &entitlements_of(p, d.policy),
+                );
                 if r.outcome == Outcome::Reactivate {
                     actions.push(Action::ReactivateAccount {
                         account: acct.user_name.clone(),
@@ -357,14 +535,14 @@ pub fn compute(
                         partner: Some(email.clone()),
                     });
                 }
-                let fields = drift(p, &acct.profile, &d.policy.default_roles);
+                let fields = drift(p, &acct.profile);
                 if !fields.is_empty() {
                     if d.policy.manage_profiles {
                         actions.push(Action::UpdateProfile {
                             account: acct.user_name.clone(),
                             partner: email.clone(),
                             fields,
-                            profile: profile_under(p, &d.policy.default_roles),
+                            profile: profile_of(p),
                         });
                     } else {
                         warnings.push(
@@ -398,6 +576,35 @@ pub fn compute(
         });
     }
     resolutions.sort_by_key(|r| !r.outcome.is_unresolved());
+
+    // Case managers: the accounts of other partners, known only now.
+    let mut case_removals = 0u64;
+    for p in &d.partners {
+        let Some(&t) = account_of.get(email_key(&p.email).as_ref()) else {
+            continue;
+        };
+        let want = case_manager_of(p)
+            .and_then(|cm| account_of.get(email_key(&cm).as_ref()))
+            .map(|&m| name_of(m).to_string());
+        let have = match t {
+            Target::Existing(i) => live.accounts[i].case_manager.clone(),
+            Target::New(_) => None,
+        };
+        let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
+        if have.is_some() {
+            held.case_assignments += 1;
+        }
+        if lower(&want) != lower(&have) {
+            // Another case manager in place of one is no loss.
+            if have.is_some() && want.is_none() {
+                case_removals += 1;
+            }
+            actions.push(Action::SetCaseManager {
+                account: name_of(t).to_string(),
+                case_manager: want,
+            });
+        }
+    }
 
     // Groups.
     let store_groups: HashMap<&str, &store::Group> =
@@ -555,6 +762,46 @@ pub fn compute(
     });
     let summary = summarize(&actions, &resolutions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
+    // Accounts deactivated because the roster no longer names them; a
+    // partner's `active: false` says so outright.
+    let deactivations = actions
+        .iter()
+        .filter(|a| matches!(a, Action::DeactivateAccount { partner: None, .. }))
+        .count() as u64;
+    let removal_caps: Vec<RemovalCap> = [
+        ("roles", net_losses(&actions, true), held.roles),
+        (
+            "entitlements",
+            net_losses(&actions, false),
+            held.entitlements,
+        ),
+        ("case_assignments", case_removals, held.case_assignments),
+        ("deactivations", deactivations, held.active),
+    ]
+    .into_iter()
+    .filter(|(_, removed, _)| *removed > 0)
+    .map(|(collection, removed, of)| RemovalCap {
+        collection: collection.to_string(),
+        removed,
+        of,
+        limit: d.policy.max_removals.limit(of).unwrap_or(0),
+    })
+    .collect();
+    for c in removal_caps.iter().filter(|c| c.exceeded()) {
+        warnings.push(
+            Note::new(
+                Code::MassRemoval,
+                format!(
+                    "this plan removes {} {}, more than max_removals allows ({} of {})",
+                    c.removed,
+                    c.collection.replace('_', " "),
+                    c.limit,
+                    c.of
+                ),
+            )
+            .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
+        );
+    }
     if summary.removals() > removal_limit {
         warnings.push(
             Note::new(
@@ -565,6 +812,20 @@ pub fn compute(
                 ),
             )
             .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
+        );
+    }
+    let mut violations = violations;
+    let seats = seats(d, live, &actions);
+    if let Some(s) = seats.as_ref().filter(|s| s.used > s.max) {
+        violations.push(
+            Note::new(
+                Code::SeatsExceeded,
+                format!(
+                    "this plan leaves {} active accounts in the store, more than max_active_accounts allows ({})",
+                    s.used, s.max
+                ),
+            )
+            .with_help("deactivate accounts (`active: false`), or raise `max_active_accounts` when the licence grows"),
         );
     }
     let mut plan = Plan {
@@ -580,12 +841,51 @@ pub fn compute(
         warnings,
         violations,
         removal_limit,
+        removal_caps,
+        seats,
         personal_data: PersonalData::Included,
         digest: None,
         seal: None,
     };
     plan.digest = Some(super::seal::digest(&plan));
     plan
+}
+
+/// Licence seats after the plan: the store's active accounts, plus those
+/// it creates or reactivates, less those it deactivates.
+fn seats(d: &Desired, live: &LiveState, actions: &[Action]) -> Option<Seats> {
+    let max = d.policy.max_active_accounts?;
+    let mut used = live.active_accounts.unwrap_or(0) as i64;
+    for a in actions {
+        match a {
+            Action::CreateAccount { .. } | Action::ReactivateAccount { .. } => used += 1,
+            Action::DeactivateAccount { .. } => used -= 1,
+            _ => {}
+        }
+    }
+    let used = used.max(0) as u64;
+    Some(Seats {
+        used,
+        max,
+        free: max.saturating_sub(used),
+    })
+}
+
+/// Roles (`roles`) or entitlements an account ends up with fewer of, summed
+/// over the accounts: one put in place of another is no loss.
+fn net_losses(actions: &[Action], roles: bool) -> u64 {
+    let mut by_account: HashMap<&str, i64> = HashMap::new();
+    for a in actions {
+        let (account, change) = match (a, roles) {
+            (Action::GrantRole { account, .. }, true)
+            | (Action::GrantEntitlement { account, .. }, false) => (account, 1),
+            (Action::RevokeRole { account, .. }, true)
+            | (Action::RevokeEntitlement { account, .. }, false) => (account, -1),
+            _ => continue,
+        };
+        *by_account.entry(account.as_str()).or_default() += change;
+    }
+    by_account.values().map(|n| (-n).max(0) as u64).sum()
 }
 
 /// A user name's characters, case-folded, for ordering without allocating.
@@ -621,6 +921,12 @@ pub fn summarize(actions: &[Action], resolutions: &[Resolution]) -> Summary {
             Action::CreateAccount { .. } => &mut s.create_accounts,
             Action::ReactivateAccount { .. } => &mut s.reactivate_accounts,
             Action::UpdateProfile { .. } => &mut s.update_profiles,
+            Action::RenameAccount { .. } => &mut s.rename_accounts,
+            Action::GrantRole { .. } => &mut s.grant_roles,
+            Action::RevokeRole { .. } => &mut s.revoke_roles,
+            Action::GrantEntitlement { .. } => &mut s.grant_entitlements,
+            Action::RevokeEntitlement { .. } => &mut s.revoke_entitlements,
+            Action::SetCaseManager { .. } => &mut s.set_case_managers,
             Action::AddMembership { .. } => &mut s.add_memberships,
             Action::GrantUserManager { .. } => &mut s.grant_user_manager,
             Action::RevokeUserManager { .. } => &mut s.revoke_user_manager,
@@ -662,12 +968,10 @@ mod tests {
     }
 
     fn account(p: &Partner, user_name: &str, active: bool) -> Account {
-        Account {
-            user_name: user_name.into(),
-            profile: profile_of(p),
-            active,
-            credential: CredentialState::Invited,
-        }
+        let mut a = Account::new(user_name, profile_of(p), CredentialState::Invited);
+        a.active = active;
+        a.roles = roles_of(p, &Policy::default());
+        a
     }
 
     fn resolved(outcome: Outcome, account: Option<usize>) -> Resolved {
@@ -679,6 +983,7 @@ mod tests {
             candidates: Vec::new(),
             differs: Vec::new(),
             reason: None,
+            rename: None,
         }
     }
 
@@ -739,6 +1044,18 @@ mod tests {
                     Action::GrantUserManager { .. } => "grant".to_string(),
                     Action::RevokeUserManager { .. } => "revoke".to_string(),
                     Action::RemoveMembership { .. } => "remove".to_string(),
+                    Action::RenameAccount { new_name, .. } => format!("rename({new_name})"),
+                    Action::GrantRole { role, .. } => format!("grant-role({role})"),
+                    Action::RevokeRole { role, .. } => format!("revoke-role({role})"),
+                    Action::GrantEntitlement { kind, value, .. } => {
+                        format!("grant-entitlement({kind}:{value})")
+                    }
+                    Action::RevokeEntitlement { kind, value, .. } => {
+                        format!("revoke-entitlement({kind}:{value})")
+                    }
+                    Action::SetCaseManager { case_manager, .. } => {
+                        format!("case-manager({})", case_manager.as_deref().unwrap_or("-"))
+                    }
                     Action::DeactivateAccount { partner, .. } => {
                         format!(
                             "deactivate({})",

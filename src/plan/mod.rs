@@ -7,7 +7,7 @@ pub mod seal;
 #[cfg(test)]
 mod store_tests;
 
-use crate::domain::{GroupType, Profile};
+use crate::domain::{GroupType, Profile, SignIn};
 use crate::finding::code::Code;
 pub use crate::resolve::{Differs, Outcome, Via};
 use schemars::JsonSchema;
@@ -33,6 +33,14 @@ pub struct Plan {
     /// Most removals (memberships and user-manager revocations) the policy's
     /// `max_removals` allows this plan.
     pub removal_limit: u64,
+    /// The other collections this plan takes entries from (roles,
+    /// entitlements, case assignments, deactivations), each capped by
+    /// `max_removals` on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removal_caps: Vec<RemovalCap>,
+    /// Licence seats (`policy.max_active_accounts`) after this plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<Seats>,
     /// Whether birth dates, phones and extensions of new accounts are in this
     /// plan (`roster plan -o FILE`) or left out (printed plans). `apply`
     /// refuses to create accounts from a plan without them.
@@ -48,6 +56,33 @@ pub struct Plan {
     /// refuses a plan whose seal does not match its content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seal: Option<String>,
+}
+
+/// How many entries of one collection a plan removes, out of how many, and
+/// the most `max_removals` allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RemovalCap {
+    /// `roles`, `entitlements`, `case_assignments` or `deactivations`.
+    pub collection: String,
+    pub removed: u64,
+    /// The entries the roster's accounts hold in the store.
+    pub of: u64,
+    pub limit: u64,
+}
+
+impl RemovalCap {
+    pub fn exceeded(&self) -> bool {
+        self.removed > self.limit
+    }
+}
+
+/// Active accounts in the whole store after the plan, and the licence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Seats {
+    pub used: u64,
+    pub max: u64,
+    /// `max - used`, never below 0.
+    pub free: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -76,6 +111,18 @@ pub struct Summary {
     pub revoke_user_manager: u64,
     pub remove_memberships: u64,
     pub deactivate_accounts: u64,
+    #[serde(default)]
+    pub rename_accounts: u64,
+    #[serde(default)]
+    pub grant_roles: u64,
+    #[serde(default)]
+    pub revoke_roles: u64,
+    #[serde(default)]
+    pub grant_entitlements: u64,
+    #[serde(default)]
+    pub revoke_entitlements: u64,
+    #[serde(default)]
+    pub set_case_managers: u64,
     pub unresolved: u64,
 }
 
@@ -90,9 +137,17 @@ impl Summary {
             + self.revoke_user_manager
             + self.remove_memberships
             + self.deactivate_accounts
+            + self.rename_accounts
+            + self.grant_roles
+            + self.revoke_roles
+            + self.grant_entitlements
+            + self.revoke_entitlements
+            + self.set_case_managers
     }
 
-    /// Removals that `max_removals` counts.
+    /// Removals of memberships and user-manager grants (what `max_removals`
+    /// measured before it capped each collection; see
+    /// [`compute::Removals`]).
     pub fn removals(&self) -> u64 {
         self.remove_memberships + self.revoke_user_manager
     }
@@ -131,6 +186,18 @@ pub enum Action {
         account: String,
         partner: String,
         profile: Profile,
+        /// The roles the account starts with (sorted).
+        roles: Vec<String>,
+        /// How the person signs in; absent: as `roster apply --onboarding`
+        /// says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sign_in: Option<SignIn>,
+    },
+    /// `account` (the old user name) becomes `new_name` (SPEC §9 `previously`).
+    RenameAccount {
+        account: String,
+        partner: String,
+        new_name: String,
     },
     ReactivateAccount {
         account: String,
@@ -148,9 +215,23 @@ pub enum Action {
         group: String,
         user_manager: bool,
     },
+    GrantRole {
+        account: String,
+        role: String,
+    },
+    GrantEntitlement {
+        account: String,
+        kind: String,
+        value: String,
+    },
     GrantUserManager {
         account: String,
         group: String,
+    },
+    /// The account that oversees `account`; `null` clears it.
+    SetCaseManager {
+        account: String,
+        case_manager: Option<String>,
     },
     RevokeUserManager {
         account: String,
@@ -160,6 +241,15 @@ pub enum Action {
         account: String,
         group: String,
     },
+    RevokeEntitlement {
+        account: String,
+        kind: String,
+        value: String,
+    },
+    RevokeRole {
+        account: String,
+        role: String,
+    },
     DeactivateAccount {
         account: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,18 +258,24 @@ pub enum Action {
 }
 
 impl Action {
-    /// Position in the order apply runs actions (SPEC §7).
+    /// Position in the order apply runs actions (SPEC §7, §9).
     pub fn rank(&self) -> u8 {
         match self {
             Action::CreateGroup { .. } => 0,
             Action::CreateAccount { .. } => 1,
-            Action::ReactivateAccount { .. } => 2,
-            Action::UpdateProfile { .. } => 3,
-            Action::AddMembership { .. } => 4,
-            Action::GrantUserManager { .. } => 5,
-            Action::RevokeUserManager { .. } => 6,
-            Action::RemoveMembership { .. } => 7,
-            Action::DeactivateAccount { .. } => 8,
+            Action::RenameAccount { .. } => 2,
+            Action::ReactivateAccount { .. } => 3,
+            Action::UpdateProfile { .. } => 4,
+            Action::GrantRole { .. } => 5,
+            Action::GrantEntitlement { .. } => 6,
+            Action::AddMembership { .. } => 7,
+            Action::GrantUserManager { .. } => 8,
+            Action::SetCaseManager { .. } => 9,
+            Action::RevokeUserManager { .. } => 10,
+            Action::RemoveMembership { .. } => 11,
+            Action::RevokeEntitlement { .. } => 12,
+            Action::RevokeRole { .. } => 13,
+            Action::DeactivateAccount { .. } => 14,
         }
     }
 
@@ -187,12 +283,18 @@ impl Action {
         match self {
             Action::CreateGroup { .. } => "create_group",
             Action::CreateAccount { .. } => "create_account",
+            Action::RenameAccount { .. } => "rename_account",
             Action::ReactivateAccount { .. } => "reactivate_account",
             Action::UpdateProfile { .. } => "update_profile",
+            Action::GrantRole { .. } => "grant_role",
+            Action::GrantEntitlement { .. } => "grant_entitlement",
             Action::AddMembership { .. } => "add_membership",
             Action::GrantUserManager { .. } => "grant_user_manager",
+            Action::SetCaseManager { .. } => "set_case_manager",
             Action::RevokeUserManager { .. } => "revoke_user_manager",
             Action::RemoveMembership { .. } => "remove_membership",
+            Action::RevokeEntitlement { .. } => "revoke_entitlement",
+            Action::RevokeRole { .. } => "revoke_role",
             Action::DeactivateAccount { .. } => "deactivate_account",
         }
     }
@@ -213,8 +315,14 @@ impl Action {
         match self {
             Action::CreateGroup { .. } => None,
             Action::CreateAccount { account, .. }
+            | Action::RenameAccount { account, .. }
             | Action::ReactivateAccount { account, .. }
             | Action::UpdateProfile { account, .. }
+            | Action::GrantRole { account, .. }
+            | Action::RevokeRole { account, .. }
+            | Action::GrantEntitlement { account, .. }
+            | Action::RevokeEntitlement { account, .. }
+            | Action::SetCaseManager { account, .. }
             | Action::AddMembership { account, .. }
             | Action::GrantUserManager { account, .. }
             | Action::RevokeUserManager { account, .. }
@@ -287,6 +395,8 @@ impl Plan {
             warnings: Vec::new(),
             violations: Vec::new(),
             removal_limit: 0,
+            removal_caps: Vec::new(),
+            seats: None,
             personal_data: PersonalData::Included,
             digest: None,
             seal: None,

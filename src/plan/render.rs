@@ -44,12 +44,18 @@ pub fn summary_line(plan: &Plan) -> String {
     let parts: Vec<String> = [
         (s.create_groups, "group", "to create"),
         (s.create_accounts, "account", "to create"),
+        (s.rename_accounts, "account", "to rename"),
         (s.reactivate_accounts, "account", "to reactivate"),
         (s.update_profiles, "profile", "to update"),
+        (s.grant_roles, "role", "to grant"),
+        (s.grant_entitlements, "entitlement", "to grant"),
         (s.add_memberships, "membership", "to add"),
         (s.grant_user_manager, "user-manager grant", "to give"),
+        (s.set_case_managers, "case manager", "to set"),
         (s.revoke_user_manager, "user-manager grant", "to take back"),
         (s.remove_memberships, "membership", "to remove"),
+        (s.revoke_entitlements, "entitlement", "to revoke"),
+        (s.revoke_roles, "role", "to revoke"),
         (s.deactivate_accounts, "account", "to deactivate"),
     ]
     .iter()
@@ -66,6 +72,13 @@ pub fn summary_line(plan: &Plan) -> String {
             line,
             " {} unresolved: apply refuses this plan.",
             crate::report::plural(s.unresolved as usize, "partner")
+        );
+    }
+    if let Some(seats) = &plan.seats {
+        let _ = write!(
+            line,
+            " Seats: {} of {} used, {} free.",
+            seats.used, seats.max, seats.free
         );
     }
     line
@@ -118,14 +131,48 @@ fn line(a: &Action) -> (char, String) {
             account,
             partner,
             profile,
+            roles,
+            sign_in,
         } => (
             '+',
             format!(
-                "{account}: create for {partner} ({} {}, {})",
+                "{account}: create for {partner} ({} {}, {}{})",
                 profile.first_name,
                 profile.last_name,
-                profile.role.as_str()
+                if roles.is_empty() {
+                    "no role".to_string()
+                } else {
+                    roles.join(", ")
+                },
+                sign_in
+                    .map(|s| format!(", sign-in {}", s.as_str()))
+                    .unwrap_or_default()
             ),
+        ),
+        Action::RenameAccount {
+            account, new_name, ..
+        } => ('~', format!("{account}: rename to {new_name}")),
+        Action::GrantRole { account, role } => ('+', format!("{account}: role {role}")),
+        Action::RevokeRole { account, role } => ('-', format!("{account}: role {role}")),
+        Action::GrantEntitlement {
+            account,
+            kind,
+            value,
+        } => ('+', format!("{account}: {kind} {value}")),
+        Action::RevokeEntitlement {
+            account,
+            kind,
+            value,
+        } => ('-', format!("{account}: {kind} {value}")),
+        Action::SetCaseManager {
+            account,
+            case_manager,
+        } => (
+            '~',
+            match case_manager {
+                Some(m) => format!("{account}: case manager {m}"),
+                None => format!("{account}: no case manager"),
+            },
         ),
         Action::ReactivateAccount { account, partner } => {
             ('~', format!("{account}: reactivate for {partner}"))
@@ -453,6 +500,8 @@ mod tests {
         }
         let summary = crate::plan::compute::summarize(&actions, &[]);
         Plan {
+            removal_caps: Vec::new(),
+            seats: None,
             format_version: 1,
             store: StoreRef {
                 url: "sqlite:roster.db".into(),

@@ -122,8 +122,9 @@ mod tests {
                 phone: None,
                 extension: None,
                 zip: None,
-                role: Default::default(),
             },
+            sign_in: None,
+            roles: vec!["public-viewer".into()],
         }];
         Plan::for_tests("sqlite:roster.db", 3, actions)
     }

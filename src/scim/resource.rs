@@ -9,7 +9,9 @@
 //! - Group: `displayName`, `members`, and the roster extension (`type`,
 //!   `lwia`, `userManagers`: the members who manage the group's users).
 
-use crate::domain::{Account, CredentialState, Group, GroupType, Profile, Role};
+use crate::domain::{
+    Account, CredentialState, Entitlement, Group, GroupType, Profile, Role, sorted_unique,
+};
 use serde_json::{Map, Value, json};
 
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -73,7 +75,6 @@ pub fn user_resource(user_name: &str, profile: &Profile, active: bool) -> Value 
     if !name.is_empty() {
         user["name"] = Value::Object(name);
     }
-    user["roles"] = json!([{"value": profile.role.as_str()}]);
     if !profile.email.is_empty() {
         user["emails"] = json!([{"value": profile.email, "type": "work"}]);
     }
@@ -124,26 +125,21 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    // roster keeps one role: the primary one, else the last one listed.
-    let roles: Vec<(Role, bool)> = v
-        .get("roles")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            let role = str_at(r, "value").and_then(|s| s.parse().ok())?;
-            Some((
-                role,
-                r.get("primary").and_then(Value::as_bool) == Some(true),
-            ))
+    // A User that names no role holds the default one, as before roles
+    // became a catalog.
+    let mut roles: Vec<String> = values(v, "roles")
+        .map(|(value, _)| value.to_string())
+        .collect();
+    if v.get("roles").is_none_or(Value::is_null) {
+        roles.push(Role::default().as_str().to_string());
+    }
+    // `value` is `KIND:VALUE`; `type` says the kind where the value does not.
+    let entitlements: Vec<Entitlement> = values(v, "entitlements")
+        .filter_map(|(value, kind)| match value.split_once(':') {
+            Some((k, val)) if kind.is_none_or(|t| t == k) => Some(Entitlement::new(k, val)),
+            _ => kind.map(|t| Entitlement::new(t, value)),
         })
         .collect();
-    let role = roles
-        .iter()
-        .find(|(_, primary)| *primary)
-        .or(roles.last())
-        .map(|(r, _)| *r)
-        .unwrap_or_default();
     let active = match v.get("active") {
         None | Some(Value::Null) => true,
         Some(Value::Bool(b)) => *b,
@@ -157,17 +153,45 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
         phone: primary_value(v, "phoneNumbers").map(str::to_string),
         extension: ext_str("phoneExtension"),
         zip: ext_str("postalCode"),
-        role,
     };
-    Ok((
-        id,
-        Account {
-            user_name: user_name.to_string(),
-            profile,
-            active,
-            credential: CredentialState::None,
-        },
-    ))
+    let manager = v
+        .get(EXT_ENTERPRISE)
+        .and_then(|e| e.get("manager"))
+        .and_then(|m| str_at(m, "displayName").or_else(|| str_at(m, "value")))
+        .map(str::to_string);
+    let mut account = Account::new(user_name, profile, CredentialState::None);
+    account.active = active;
+    account.roles = sorted_unique(roles);
+    account.entitlements = sorted_unique(entitlements);
+    account.case_manager = manager;
+    Ok((id, account))
+}
+
+/// The enterprise User extension (RFC 7643 §4.3), where `manager` is.
+pub const EXT_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// The `value`s (with their `type`) of a multi-valued attribute.
+fn values<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| Some((str_at(i, "value")?, str_at(i, "type"))))
+}
+
+/// The roles, entitlements and manager of `a` in a User resource.
+pub fn put_grants(user: &mut Value, a: &Account) {
+    if !a.roles.is_empty() {
+        user["roles"] = Value::Array(a.roles.iter().map(|r| json!({ "value": r })).collect());
+    }
+    if !a.entitlements.is_empty() {
+        user["entitlements"] = Value::Array(
+            a.entitlements
+                .iter()
+                .map(|e| json!({ "value": format!("{}:{}", e.kind, e.value), "type": e.kind }))
+                .collect(),
+        );
+    }
 }
 
 /// The longest text roster takes in one attribute of a request body.
@@ -483,7 +507,6 @@ mod tests {
             phone: Some("555-0100".into()),
             extension: Some("12".into()),
             zip: Some("60601".into()),
-            role: Role::Individual,
         }
     }
 
@@ -496,6 +519,16 @@ mod tests {
         assert_eq!(a.user_name, "AOBrien");
         assert_eq!(a.profile, profile());
         assert!(!a.active);
+        // Roles, entitlements and the manager travel beside the profile.
+        let mut b = Account::new("AOBrien", profile(), CredentialState::None);
+        b.roles = vec!["caseworker".into(), "individual".into()];
+        b.entitlements = vec![Entitlement::new("products", "hr:center")];
+        put_grants(&mut v, &b);
+        v[EXT_ENTERPRISE] = json!({"manager": {"value": "9", "displayName": "BMitchell"}});
+        let (_, a) = account_from_user(&v).unwrap();
+        assert_eq!(a.roles, b.roles);
+        assert_eq!(a.entitlements, b.entitlements);
+        assert_eq!(a.case_manager.as_deref(), Some("BMitchell"));
     }
 
     #[test]
@@ -503,7 +536,7 @@ mod tests {
         let (_, a) = account_from_user(&json!({"userName": "x", "id": 5})).unwrap();
         assert!(a.active);
         assert_eq!(a.profile.email, "");
-        assert_eq!(a.profile.role, Role::PublicViewer);
+        assert_eq!(a.roles, ["public-viewer"]);
         let v = json!({"userName": "x", "emails": [
             {"value": "b@x"}, {"value": "a@x", "primary": true}]});
         assert_eq!(account_from_user(&v).unwrap().1.profile.email, "a@x");
@@ -593,12 +626,7 @@ mod tests {
 
     #[test]
     fn accounts_are_checked_as_partners_are() {
-        let account = |p: Profile| Account {
-            user_name: "AOBrien".into(),
-            profile: p,
-            active: true,
-            credential: CredentialState::None,
-        };
+        let account = |p: Profile| Account::new("AOBrien", p, CredentialState::None);
         let good = account(Profile {
             phone: Some("217-852-9634".into()),
             zip: Some("62701".into()),

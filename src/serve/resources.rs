@@ -55,6 +55,7 @@ fn with_meta(
 pub fn user_json(base: &str, u: &UserRecord) -> Value {
     let a = &u.account;
     let mut v = user_resource(&a.user_name, &a.profile, a.active);
+    resource::put_grants(&mut v, a);
     if !u.groups.is_empty() {
         v["groups"] = Value::Array(
             u.groups
@@ -485,7 +486,21 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
             let cred = credential(body)?;
             let stored = ctx.create(Some(&account.profile.email), |s, dir| {
                 unique_email(dir, &account.profile.email, None)?;
-                s.create_account(&account.user_name, &account.profile, cred)?;
+                s.create_account_with_roles(
+                    &account.user_name,
+                    &account.profile,
+                    &account.roles,
+                    cred,
+                )?;
+                let roles = Account {
+                    roles: account.roles.clone(),
+                    ..Account::new(
+                        &account.user_name,
+                        account.profile.clone(),
+                        account.credential,
+                    )
+                };
+                change_grants(s, &account.user_name, Some(&roles), &account)?;
                 if !account.active {
                     s.deactivate_account(&account.user_name)?;
                 }
@@ -602,13 +617,11 @@ fn replace_with(
             // always deprovision); a new role the policy does not allow is
             // refused while the account holds grants.
             let grants = match id {
-                Some(n) if !next.active || next.profile.role != cur.profile.role => {
-                    managed_groups(dir, n)?
-                }
+                Some(n) if !next.active || next.roles != cur.roles => managed_groups(dir, n)?,
                 _ => Vec::new(),
             };
             let roles = &ctx.config.policy.user_manager_roles;
-            if next.active && !grants.is_empty() && !roles.contains(&next.profile.role) {
+            if next.active && !grants.is_empty() && !may_hold_grants(roles, &next.roles) {
                 let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
                 let shown: Vec<String> =
                     grants.iter().map(|g| format!("`{}`", excerpt(g))).collect();
@@ -645,7 +658,6 @@ fn replace_with(
                 ("phone", a.phone != b.phone),
                 ("extension", a.extension != b.extension),
                 ("zip", a.zip != b.zip),
-                ("role", a.role != b.role),
             ]
             .into_iter()
             .filter(|(_, changed)| *changed)
@@ -654,6 +666,7 @@ fn replace_with(
             if !fields.is_empty() {
                 s.update_profile(&name, b, &fields)?;
             }
+            change_grants(s, &name, Some(&cur), &next)?;
             match (cur.active, next.active) {
                 (true, false) => s.deactivate_account(&name)?,
                 (false, true) => s.reactivate_account(&name)?,
@@ -789,6 +802,39 @@ fn set_members(
     Ok(())
 }
 
+/// Give account `name` the roles and entitlements of `next`, from those
+/// of `cur` (none for a new account).
+fn change_grants(
+    s: &mut dyn Session,
+    name: &str,
+    cur: Option<&Account>,
+    next: &Account,
+) -> Result<(), ScimError> {
+    let (roles, ents) = cur.map_or((&[][..], &[][..]), |c| {
+        (c.roles.as_slice(), c.entitlements.as_slice())
+    });
+    for r in next.roles.iter().filter(|r| !roles.contains(r)) {
+        s.grant_role(name, r)?;
+    }
+    for e in next.entitlements.iter().filter(|e| !ents.contains(e)) {
+        s.grant_entitlement(name, e)?;
+    }
+    for e in ents.iter().filter(|e| !next.entitlements.contains(e)) {
+        s.revoke_entitlement(name, e)?;
+    }
+    for r in roles.iter().filter(|r| !next.roles.contains(r)) {
+        s.revoke_role(name, r)?;
+    }
+    Ok(())
+}
+
+/// Whether an account with these roles may manage a group's users.
+fn may_hold_grants(allowed: &[crate::domain::Role], roles: &[String]) -> bool {
+    allowed
+        .iter()
+        .any(|a| roles.iter().any(|r| r == a.as_str()))
+}
+
 /// The policy's rules for a user-manager grant, as `roster plan` checks
 /// them: the account is active and holds an allowed role.
 fn may_manage_users(ctx: &Ctx, dir: &mut dyn Directory, id: &str, n: i64) -> Result<(), ScimError> {
@@ -804,13 +850,13 @@ fn may_manage_users(ctx: &Ctx, dir: &mut dyn Directory, id: &str, n: i64) -> Res
             ),
         ));
     }
-    if !roles.contains(&u.account.profile.role) {
+    if !may_hold_grants(roles, &u.account.roles) {
         let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
         return Err(ScimError::bad(
             "invalidValue",
             format!(
                 "userManagers: User {id} has role `{}`; the policy lets only {} manage a group's users",
-                u.account.profile.role.as_str(),
+                u.account.roles.join("`, `"),
                 if allowed.is_empty() {
                     "no role".to_string()
                 } else {

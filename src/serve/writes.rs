@@ -245,7 +245,7 @@ fn turn<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Profile, Role};
+    use crate::domain::Profile;
     use crate::store::{NewCredential, Options, audit};
     use std::sync::atomic::AtomicBool;
 
@@ -263,7 +263,6 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Role::PublicViewer,
         };
         let invite = NewCredential::Invite {
             token: format!("token-{name}"),

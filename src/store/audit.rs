@@ -2,7 +2,7 @@
 //! row's hash, so editing, inserting or deleting a row breaks the chain.
 
 use super::{AuditEntry, Owner, StoreError};
-use crate::domain::{CredentialState, GroupType, Profile};
+use crate::domain::{CredentialState, Entitlement, GroupType, Profile};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -222,6 +222,8 @@ pub enum Change<'a> {
         user_name: &'a str,
         profile: &'a Profile,
         credential: CredentialState,
+        /// The roles it holds from the start.
+        roles: &'a [String],
     },
     SetActive {
         user_name: &'a str,
@@ -251,6 +253,22 @@ pub enum Change<'a> {
     RenameAccount {
         user_name: &'a str,
         new_name: &'a str,
+    },
+    Role {
+        user_name: &'a str,
+        role: &'a str,
+        granted: bool,
+    },
+    Entitlement {
+        user_name: &'a str,
+        entitlement: &'a Entitlement,
+        granted: bool,
+    },
+    /// The case manager's user name before and after.
+    CaseManager {
+        user_name: &'a str,
+        before: Option<&'a str>,
+        after: Option<&'a str>,
     },
     DeleteAccount {
         user_name: &'a str,
@@ -298,6 +316,11 @@ impl Change<'_> {
             Change::SetUserManager { .. } => "revoke_user_manager",
             Change::RemoveMembership { .. } => "remove_membership",
             Change::RenameAccount { .. } => "rename_account",
+            Change::Role { granted: true, .. } => "grant_role",
+            Change::Role { .. } => "revoke_role",
+            Change::Entitlement { granted: true, .. } => "grant_entitlement",
+            Change::Entitlement { .. } => "revoke_entitlement",
+            Change::CaseManager { .. } => "set_case_manager",
             Change::DeleteAccount { .. } => "delete_account",
             Change::UpdateGroup { .. } => "update_group",
             Change::DeleteGroup { .. } => "delete_group",
@@ -338,6 +361,9 @@ impl Change<'_> {
             | Change::SetActive { user_name, .. }
             | Change::UpdateProfile { user_name, .. }
             | Change::RenameAccount { user_name, .. }
+            | Change::Role { user_name, .. }
+            | Change::Entitlement { user_name, .. }
+            | Change::CaseManager { user_name, .. }
             | Change::DeleteAccount { user_name } => out.push_str(user_name),
             Change::CreateGroup { name, .. }
             | Change::UpdateGroup { name, .. }
@@ -376,9 +402,11 @@ impl Change<'_> {
             Change::CreateAccount {
                 profile,
                 credential,
+                roles,
                 ..
             } => {
-                write_masked(after, profile, Some(credential.as_str()));
+                let roles = (!roles.is_empty()).then_some(roles);
+                write_masked(after, profile, Some(credential.as_str()), roles);
                 (false, true)
             }
             Change::SetActive { active, .. } => (
@@ -390,8 +418,8 @@ impl Change<'_> {
                 after: a,
                 ..
             } => {
-                write_masked(before, b, None);
-                write_masked(after, a, None);
+                write_masked(before, b, None, None);
+                write_masked(after, a, None, None);
                 (true, true)
             }
             Change::AddMembership { user_manager, .. } => {
@@ -421,6 +449,28 @@ impl Change<'_> {
                     after,
                     json!({"name": new_name, "type": kind.as_str(), "lwia": lwia}),
                 ),
+            ),
+            Change::Role { role, granted, .. } => {
+                let out = if granted { &mut *after } else { &mut *before };
+                json(out, json!({ "role": role }));
+                (!granted, granted)
+            }
+            Change::Entitlement {
+                entitlement: e,
+                granted,
+                ..
+            } => {
+                let out = if granted { &mut *after } else { &mut *before };
+                json(out, json!({ "kind": e.kind, "value": e.value }));
+                (!granted, granted)
+            }
+            Change::CaseManager {
+                before: b,
+                after: a,
+                ..
+            } => (
+                json(before, json!({ "case_manager": b })),
+                json(after, json!({ "case_manager": a })),
             ),
             Change::ScimField { key, value, .. } => (false, json(after, json!({ key: value }))),
             Change::CreateToken {
@@ -480,6 +530,51 @@ impl StoreError {
             "account `{user_name}` is already {}",
             if active { "active" } else { "inactive" }
         ))
+    }
+
+    /// A role granted twice or revoked when not held.
+    pub fn role_refused(user_name: &str, role: &str, granted: bool) -> Self {
+        if granted {
+            StoreError::Taken(format!("account `{user_name}` already has role `{role}`"))
+        } else {
+            StoreError::Invalid(format!("account `{user_name}` does not have role `{role}`"))
+        }
+    }
+
+    /// An entitlement granted twice or revoked when not held.
+    pub fn entitlement_refused(user_name: &str, e: &Entitlement, granted: bool) -> Self {
+        let (k, v) = (&e.kind, &e.value);
+        if granted {
+            StoreError::Taken(format!(
+                "account `{user_name}` already has entitlement `{k}: {v}`"
+            ))
+        } else {
+            StoreError::Invalid(format!(
+                "account `{user_name}` does not have entitlement `{k}: {v}`"
+            ))
+        }
+    }
+
+    /// Why a case manager cannot be set, if it cannot: the account itself,
+    /// or the one it has already.
+    pub fn case_manager_refused(
+        user_name: &str,
+        current: Option<&str>,
+        next: Option<&str>,
+    ) -> Option<Self> {
+        let same =
+            |a: Option<&str>, b: Option<&str>| a.map(str::to_lowercase) == b.map(str::to_lowercase);
+        if same(next, Some(user_name)) {
+            return Some(StoreError::Invalid(format!(
+                "account `{user_name}` cannot be its own case manager"
+            )));
+        }
+        same(current, next).then(|| {
+            StoreError::Invalid(match next {
+                Some(n) => format!("account `{user_name}`'s case manager is already `{n}`"),
+                None => format!("account `{user_name}` has no case manager to clear"),
+            })
+        })
     }
 
     /// A grant or revoke that finds no such membership.
@@ -579,14 +674,18 @@ fn masked(profile: &Profile) -> serde_json::Value {
         "phone": hide(&profile.phone),
         "extension": hide(&profile.extension),
         "zip": profile.zip,
-        "role": profile.role.as_str(),
     })
 }
 
 /// [`masked`] with the credential state, if given, as JSON appended to
 /// `out`, written from borrows: the same bytes as `masked(profile)` (with
 /// `"credential"` set) prints, keys in the same (sorted) order.
-pub fn write_masked(out: &mut Vec<u8>, profile: &Profile, credential: Option<&str>) {
+pub fn write_masked(
+    out: &mut Vec<u8>,
+    profile: &Profile,
+    credential: Option<&str>,
+    roles: Option<&[String]>,
+) {
     #[derive(serde::Serialize)]
     struct Masked<'a> {
         birth_date: Option<&'a str>,
@@ -597,7 +696,8 @@ pub fn write_masked(out: &mut Vec<u8>, profile: &Profile, credential: Option<&st
         first_name: &'a str,
         last_name: &'a str,
         phone: Option<&'a str>,
-        role: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        roles: Option<&'a [String]>,
         zip: Option<&'a str>,
     }
     let hide = |v: &Option<String>| v.as_ref().map(|_| "***");
@@ -609,7 +709,7 @@ pub fn write_masked(out: &mut Vec<u8>, profile: &Profile, credential: Option<&st
         first_name: &profile.first_name,
         last_name: &profile.last_name,
         phone: hide(&profile.phone),
-        role: profile.role.as_str(),
+        roles,
         zip: profile.zip.as_deref(),
     };
     // Strings into a Vec: nothing here can fail.
@@ -894,8 +994,9 @@ mod tests {
             phone: None,
             extension: None,
             zip: Some("62701".into()),
-            role: Default::default(),
         };
+        let roles = ["caseworker".to_string(), "user".to_string()];
+        let product = Entitlement::new("products", "webcenter");
         let scope = ["G".to_string()];
         let (user_name, group) = ("ann", "G");
         // The change, its op, subject, before and after.
@@ -906,7 +1007,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let cases: [Case; 8] = [
+        let cases: [Case; 11] = [
             (
                 Change::CreateGroup {
                     name: group,
@@ -923,13 +1024,47 @@ mod tests {
                     user_name,
                     profile: &profile,
                     credential: CredentialState::Invited,
+                    roles: &roles,
                 },
                 "create_account",
                 "ann",
                 None,
                 Some(
-                    r#"{"birth_date":"***","credential":"invited","email":"a@x.org","extension":null,"first_name":"A","last_name":"B","phone":null,"role":"public-viewer","zip":"62701"}"#,
+                    r#"{"birth_date":"***","credential":"invited","email":"a@x.org","extension":null,"first_name":"A","last_name":"B","phone":null,"roles":["caseworker","user"],"zip":"62701"}"#,
                 ),
+            ),
+            (
+                Change::Role {
+                    user_name,
+                    role: "user",
+                    granted: false,
+                },
+                "revoke_role",
+                "ann",
+                Some(r#"{"role":"user"}"#),
+                None,
+            ),
+            (
+                Change::Entitlement {
+                    user_name,
+                    entitlement: &product,
+                    granted: true,
+                },
+                "grant_entitlement",
+                "ann",
+                None,
+                Some(r#"{"kind":"products","value":"webcenter"}"#),
+            ),
+            (
+                Change::CaseManager {
+                    user_name,
+                    before: None,
+                    after: Some("bo"),
+                },
+                "set_case_manager",
+                "ann",
+                Some(r#"{"case_manager":null}"#),
+                Some(r#"{"case_manager":"bo"}"#),
             ),
             (
                 Change::SetActive {
@@ -1036,11 +1171,6 @@ mod tests {
             phone: some("217-555-0100"),
             extension: some("12"),
             zip: some("60601"),
-            role: if pii {
-                crate::domain::Role::Individual
-            } else {
-                Default::default()
-            },
         }
     }
 
@@ -1052,20 +1182,20 @@ mod tests {
             profile("b\u{e9}@x.org", "\u{1F600} <b>&", false),
         ] {
             let mut out = Vec::new();
-            write_masked(&mut out, &p, None);
+            write_masked(&mut out, &p, None, None);
             assert_eq!(String::from_utf8(out).unwrap(), masked(&p).to_string());
             for state in ["invited", "password_set"] {
                 let mut expected = masked(&p);
                 expected["credential"] = state.into();
                 let mut out = b"left over".to_vec();
                 out.clear();
-                write_masked(&mut out, &p, Some(state));
+                write_masked(&mut out, &p, Some(state), None);
                 assert_eq!(String::from_utf8(out).unwrap(), expected.to_string());
             }
         }
         let p = profile("ann@x.org", "Ann", true);
         let mut out = Vec::new();
-        write_masked(&mut out, &p, Some("invited"));
+        write_masked(&mut out, &p, Some("invited"), None);
         let text = String::from_utf8(out).unwrap();
         assert!(
             !text.contains("1990") && !text.contains("217-555"),

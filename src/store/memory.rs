@@ -13,7 +13,9 @@ use super::audit::{AuditLog, Change, RowText};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };
-use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
+use crate::domain::{
+    Account, CredentialState, Entitlement, Group, GroupType, Membership, NameDob, Profile,
+};
 use crate::roster::normalize::{email_key, name_key};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -58,7 +60,10 @@ struct Data {
 
 #[derive(Clone)]
 struct AccountRow {
+    /// The account, its case manager left out: that is `case_manager`.
     account: Account,
+    /// The id of the account that oversees this one.
+    case_manager: Option<i64>,
     /// Invited accounts: when the invitation was made.
     invited_at: Option<String>,
 }
@@ -210,10 +215,19 @@ impl Data {
     fn accounts_where(&self, mut keep: impl FnMut(&Account) -> bool) -> Vec<Account> {
         self.accounts
             .values()
-            .map(|r| &r.account)
-            .filter(|a| keep(a))
-            .cloned()
+            .filter(|r| keep(&r.account))
+            .map(|r| self.read(r))
             .collect()
+    }
+
+    /// The account of `row` as readers see it, with its case manager.
+    fn read(&self, row: &AccountRow) -> Account {
+        let mut a = row.account.clone();
+        a.case_manager = row
+            .case_manager
+            .and_then(|id| self.accounts.get(&id))
+            .map(|m| m.account.user_name.clone());
+        a
     }
 
     fn account_id(&self, user_name: &str) -> Result<i64, StoreError> {
@@ -250,7 +264,7 @@ impl Reader for MemoryReader {
         Ok(names
             .iter()
             .filter_map(|n| d.user_keys.get(&n.to_lowercase()))
-            .map(|id| d.accounts[id].account.clone())
+            .map(|id| d.read(&d.accounts[id]))
             .collect())
     }
 
@@ -326,8 +340,17 @@ impl Reader for MemoryReader {
         let d = &self.data;
         Ok(d.user_keys
             .values()
-            .map(|id| d.accounts[id].account.clone())
+            .map(|id| d.read(&d.accounts[id]))
             .collect())
+    }
+
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        Ok(self
+            .data
+            .accounts
+            .values()
+            .filter(|r| r.account.active)
+            .count() as u64)
     }
 
     fn in_other_groups(
@@ -386,6 +409,22 @@ impl Reader for MemoryReader {
     }
 }
 
+/// Insert `v` into (or remove it from) the sorted `list`; whether that
+/// changed it.
+fn change<T: Ord>(list: &mut Vec<T>, v: T, insert: bool) -> bool {
+    match (list.binary_search(&v), insert) {
+        (Err(at), true) => {
+            list.insert(at, v);
+            true
+        }
+        (Ok(at), false) => {
+            list.remove(at);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// A write session: a copy of the committed state, put in its place by
 /// [`Session::commit`]; dropped, the copy and the lock go.
 struct MemorySession {
@@ -409,6 +448,36 @@ impl MemorySession {
         d.revision = row.revision;
         d.audit.push(row.entry(prev_hash));
         Ok(())
+    }
+
+    /// Grant or revoke a role (`entitlement` None) or an entitlement.
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        entitlement: Option<&Entitlement>,
+        role: &str,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let a = &mut self.data.account_mut(id).account;
+        let changed = match entitlement {
+            None => change(&mut a.roles, role.to_string(), grant),
+            Some(e) => change(&mut a.entitlements, e.clone(), grant),
+        };
+        self.record(match entitlement {
+            None if changed => Change::Role {
+                user_name,
+                role,
+                granted: grant,
+            },
+            None => return Err(StoreError::role_refused(user_name, role, grant)),
+            Some(e) if changed => Change::Entitlement {
+                user_name,
+                entitlement: e,
+                granted: grant,
+            },
+            Some(e) => return Err(StoreError::entitlement_refused(user_name, e, grant)),
+        })
     }
 
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
@@ -449,6 +518,16 @@ impl Session for MemorySession {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError> {
+        self.create_account_with_roles(user_name, profile, &[], credential)
+    }
+
+    fn create_account_with_roles(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        roles: &[String],
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
         let key = user_name.to_lowercase();
         let d = &mut self.data;
         if d.user_keys.contains_key(&key) {
@@ -459,14 +538,14 @@ impl Session for MemorySession {
         let (state, token) = match credential {
             NewCredential::Invite { token, .. } => (CredentialState::Invited, Some(token)),
             NewCredential::Password { .. } => (CredentialState::PasswordSet, None),
+            NewCredential::Sso => (CredentialState::None, None),
         };
+        let mut account = Account::new(user_name, profile.clone(), state);
+        account.roles = crate::domain::sorted_unique(roles.to_vec());
+        let roles = account.roles.clone();
         let row = AccountRow {
-            account: Account {
-                user_name: user_name.to_string(),
-                profile: profile.clone(),
-                active: true,
-                credential: state,
-            },
+            account,
+            case_manager: None,
             invited_at: token.as_ref().map(|_| self.now.clone()),
         };
         d.accounts.insert(id, row);
@@ -482,6 +561,7 @@ impl Session for MemorySession {
             user_name,
             profile,
             credential: state,
+            roles: &roles,
         })
     }
 
@@ -587,11 +667,53 @@ impl Session for MemorySession {
         })
     }
 
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, true)
+    }
+
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, false)
+    }
+
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(e), &e.value, true)
+    }
+
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(e), &e.value, false)
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let manager = case_manager.map(|m| self.data.account_id(m)).transpose()?;
+        let current = self.data.read(&self.data.accounts[&id]).case_manager;
+        if let Some(e) =
+            StoreError::case_manager_refused(user_name, current.as_deref(), case_manager)
+        {
+            return Err(e);
+        }
+        self.data.account_mut(id).case_manager = manager;
+        self.record(Change::CaseManager {
+            user_name,
+            before: current.as_deref(),
+            after: case_manager,
+        })
+    }
+
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
         let id = self.data.account_id(user_name)?;
         let d = &mut self.data;
         d.memberships.retain(|&(_, a), _| a != id);
         d.outbox.retain(|m| m.account != id);
+        for r in d.accounts.values_mut() {
+            if r.case_manager == Some(id) {
+                r.case_manager = None;
+            }
+        }
         d.accounts.remove(&id);
         d.user_keys.remove(&user_name.to_lowercase());
         self.record(Change::DeleteAccount { user_name })
@@ -735,7 +857,6 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Default::default(),
         }
     }
 

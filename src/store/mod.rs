@@ -15,7 +15,9 @@ pub mod scim;
 pub mod sql;
 
 use crate::domain::GroupType;
-pub use crate::domain::{Account, CredentialState, Group, Membership, NameDob, Profile};
+pub use crate::domain::{
+    Account, CredentialState, Entitlement, Group, Membership, NameDob, Profile,
+};
 use serde::Serialize;
 
 /// The default store when neither `--store` nor `ROSTER_STORE` is given.
@@ -111,6 +113,8 @@ pub trait Reader {
     fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError>;
     /// Every account, in user-name order (export).
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError>;
+    /// How many accounts are active: the licence seats in use.
+    fn active_accounts(&mut self) -> Result<u64, StoreError>;
     /// Accounts (among `user_names`) that belong to a group outside `groups`.
     fn in_other_groups(
         &mut self,
@@ -144,6 +148,9 @@ pub enum NewCredential {
     /// A password: its Argon2id PHC string, which a roster store keeps, and
     /// the password itself, which a SCIM provider is given to hash its way.
     Password { hash: String, password: String },
+    /// Signed in by an identity provider: active at once, with no
+    /// password and no invitation.
+    Sso,
 }
 
 /// A write transaction holding the store's lock. Dropped without
@@ -163,6 +170,21 @@ pub trait Session: Send {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError>;
+    /// Create an account holding these roles from the start: one change,
+    /// one audit row, as a plan's `create_account` is one action.
+    fn create_account_with_roles(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        roles: &[String],
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
+        self.create_account(user_name, profile, credential)?;
+        for r in roles {
+            self.grant_role(user_name, r)?;
+        }
+        Ok(())
+    }
     /// Reactivate (`active`) or deactivate an account; refused when it is
     /// so already.
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError>;
@@ -195,6 +217,41 @@ pub trait Session: Send {
     /// Rename an account (`roster serve`: a SCIM client changed `userName`).
     fn rename_account(&mut self, _user_name: &str, _new_name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("renaming accounts"))
+    }
+    /// Give the account a role (from the roster's catalog).
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        let _ = (user_name, role);
+        Err(self.unsupported("roles"))
+    }
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        let _ = (user_name, role);
+        Err(self.unsupported("roles"))
+    }
+    /// Give the account an entitlement (`kind`: `products`, `coverage`, …).
+    fn grant_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        let _ = (user_name, entitlement);
+        Err(self.unsupported("entitlements"))
+    }
+    fn revoke_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        let _ = (user_name, entitlement);
+        Err(self.unsupported("entitlements"))
+    }
+    /// Set (or, with `None`, clear) the account that oversees this one.
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let _ = (user_name, case_manager);
+        Err(self.unsupported("case managers"))
     }
     /// Delete an account and its memberships (`roster serve`: SCIM DELETE).
     /// roster itself only ever deactivates.

@@ -840,7 +840,14 @@ fn profile_changes_are_patched_when_the_policy_manages_profiles() {
         person("217-555-0100", "62701-1234", "7", "individual"),
     );
     let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
-    assert_eq!(ops(&plan), ["update_profile MMcCray"]);
+    assert_eq!(
+        ops(&plan),
+        [
+            "update_profile MMcCray",
+            "grant_role MMcCray",
+            "revoke_role MMcCray"
+        ]
+    );
     r.scim_ok(&["apply", "--yes", "--store", &url]);
     let mandy = server.user("MMcCray");
     assert_eq!(mandy["phoneNumbers"][0]["value"], "2175550100", "{mandy}");

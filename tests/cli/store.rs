@@ -1827,7 +1827,7 @@ const APPLIES: usize = 5;
 /// says it has), then writes and lets go, so the apply finds the store
 /// moved on once it holds the lock.
 fn apply_as_a_write_lands(r: &Roster, file: &str) -> Output {
-    use roster::domain::{Profile, Role};
+    use roster::domain::Profile;
     use roster::store::{self, NewCredential, Options};
     use std::io::{BufRead, Read};
     let url = match r.backend() {
@@ -1859,7 +1859,6 @@ fn apply_as_a_write_lands(r: &Roster, file: &str) -> Output {
         phone: None,
         extension: None,
         zip: None,
-        role: Role::PublicViewer,
     };
     let invite = NewCredential::Invite {
         token: "held-token".into(),
@@ -1968,7 +1967,7 @@ fn apply_lands_while_serve_takes_writes(b: Backend) {
 /// ids the session remembered), the writes around it land, and the audit
 /// chain of the commit verifies.
 fn savepoints_undo_one_write_and_keep_its_neighbours(b: Backend) {
-    use roster::domain::{GroupType, Profile, Role};
+    use roster::domain::{GroupType, Profile};
     use roster::store::{self, NewCredential, Options, StoreError};
     let r = b.roster();
     let url = match b {
@@ -1984,7 +1983,6 @@ fn savepoints_undo_one_write_and_keep_its_neighbours(b: Backend) {
         phone: None,
         extension: None,
         zip: None,
-        role: Role::PublicViewer,
     };
     let invite = |n: &str| NewCredential::Invite {
         token: format!("token-{n}"),

@@ -77,10 +77,6 @@ fn profile_ops(p: &Profile, fields: &[String], ext: bool) -> Result<Vec<Value>, 
                     .as_ref()
                     .map(|ph| json!([{"value": ph, "type": "work"}])),
             ),
-            F::Role => set(
-                "roles",
-                Some(json!([{"value": p.role.as_str(), "primary": true}])),
-            ),
             // The plan warned that the provider cannot keep these.
             F::BirthDate | F::Extension | F::Zip if !ext => continue,
             F::BirthDate => set(&ext_path("birthDate"), ext_val(&p.birth_date)),
@@ -148,9 +144,9 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
     for o in ops {
         match o {
             Op::CreateGroup { name, .. } => groups.push(name.clone()),
-            Op::SetActive { user_name, .. } | Op::UpdateProfile { user_name, .. } => {
-                users.push(user_name.clone())
-            }
+            Op::SetActive { user_name, .. }
+            | Op::UpdateProfile { user_name, .. }
+            | Op::Role { user_name, .. } => users.push(user_name.clone()),
             Op::Member {
                 user_name, group, ..
             } => {
@@ -174,9 +170,18 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
         return Ok(0);
     }
     let base = remote.client.base.to_string();
-    let needs_patch = ops
+    let created: HashSet<String> = ops
         .iter()
-        .any(|o| !matches!(o, Op::CreateGroup { .. } | Op::CreateAccount { .. }));
+        .filter_map(|o| match o {
+            Op::CreateAccount { user_name, .. } => Some(user_name.to_lowercase()),
+            _ => None,
+        })
+        .collect();
+    let needs_patch = ops.iter().any(|o| match o {
+        Op::CreateGroup { .. } | Op::CreateAccount { .. } => false,
+        Op::Role { user_name, .. } => !created.contains(&user_name.to_lowercase()),
+        _ => true,
+    });
     if needs_patch && !remote.provider.patch {
         return Err(StoreError::Invalid(format!(
             "the SCIM provider at {base} does not support PATCH, which roster needs to change accounts and memberships; nothing was written"
@@ -295,6 +300,20 @@ fn create_accounts(
         };
         let active = !deactivate.contains(&user_name.to_lowercase());
         let mut body = resource::user_resource(user_name, profile, active);
+        let roles: Vec<Value> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Role {
+                    user_name: u,
+                    role,
+                    grant: true,
+                } if u.eq_ignore_ascii_case(user_name) => Some(json!({ "value": role })),
+                _ => None,
+            })
+            .collect();
+        if !roles.is_empty() {
+            body["roles"] = Value::Array(roles);
+        }
         if !remote.provider.user_ext {
             body = without(body, EXT_USER);
         }
@@ -476,6 +495,13 @@ fn patch_users(
     skip: &HashSet<String>,
     out: &mut Outcome,
 ) {
+    let created: HashSet<String> = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::CreateAccount { user_name, .. } => Some(user_name.to_lowercase()),
+            _ => None,
+        })
+        .collect();
     // Lower-cased user name → (actions, operations), in user-name order.
     let mut by_user: BTreeMap<String, (String, Vec<String>, Vec<Value>)> = BTreeMap::new();
     for o in ops {
@@ -494,6 +520,28 @@ fn patch_users(
                     format!("{op} {user_name}"),
                     vec![json!({"op": "replace", "path": "active", "value": active})],
                 )
+            }
+            Op::Role {
+                user_name,
+                role,
+                grant,
+            } if early => {
+                // A new account's roles came with its creation.
+                if created.contains(&user_name.to_lowercase()) {
+                    continue;
+                }
+                let (op, patch) = if *grant {
+                    (
+                        "grant_role",
+                        json!({"op": "add", "path": "roles", "value": [{ "value": role }]}),
+                    )
+                } else {
+                    (
+                        "revoke_role",
+                        json!({"op": "remove", "path": format!("roles[value eq {}]", Value::String(role.clone()))}),
+                    )
+                };
+                (user_name, format!("{op} {user_name} {role}"), vec![patch])
             }
             Op::UpdateProfile {
                 user_name,
@@ -705,7 +753,6 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Role;
 
     #[test]
     fn profile_changes_become_patch_operations() {
@@ -717,9 +764,8 @@ mod tests {
             phone: None,
             extension: None,
             zip: Some("60601".into()),
-            role: Role::Individual,
         };
-        let fields: Vec<String> = ["email", "phone", "zip", "role"]
+        let fields: Vec<String> = ["email", "phone", "zip"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -727,9 +773,9 @@ mod tests {
         assert_eq!(ops[0]["path"], "emails");
         assert_eq!(ops[1], json!({"op": "remove", "path": "phoneNumbers"}));
         assert_eq!(ops[2]["path"], format!("{EXT_USER}:postalCode"));
-        assert_eq!(ops[3]["value"][0]["value"], "individual");
+        assert_eq!(ops.len(), 3);
         // Without the extension the ZIP is left out (the plan said so).
-        assert_eq!(profile_ops(&p, &fields, false).unwrap().len(), 3);
+        assert_eq!(profile_ops(&p, &fields, false).unwrap().len(), 2);
         assert!(profile_ops(&p, &["shoe_size".into()], true).is_err());
         assert_eq!(
             member_filter("members", "a\"b"),

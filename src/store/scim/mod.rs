@@ -841,6 +841,10 @@ impl Reader for Remote {
         Ok(out)
     }
 
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        Ok(self.all_accounts()?.iter().filter(|a| a.active).count() as u64)
+    }
+
     fn in_other_groups(
         &mut self,
         user_names: &[String],
@@ -907,6 +911,13 @@ enum Op {
         group: String,
         change: MemberChange,
     },
+    /// A role granted (`grant`) or revoked: part of the User's creation
+    /// when this session creates it, else a PATCH of its `roles`.
+    Role {
+        user_name: String,
+        role: String,
+        grant: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -967,6 +978,7 @@ impl Session for ScimSession {
         let password = match credential {
             NewCredential::Invite { .. } => None,
             NewCredential::Password { password, .. } => Some(password),
+            NewCredential::Sso => None,
         };
         self.push(Op::CreateAccount {
             user_name: user_name.to_string(),
@@ -1008,6 +1020,34 @@ impl Session for ScimSession {
 
     fn remove_membership(&mut self, user: &str, group: &str) -> Result<(), StoreError> {
         self.member(user, group, MemberChange::Remove)
+    }
+
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.ops.push(Op::Role {
+            user_name: user_name.to_string(),
+            role: role.to_string(),
+            grant: true,
+        });
+        Ok(())
+    }
+
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.ops.push(Op::Role {
+            user_name: user_name.to_string(),
+            role: role.to_string(),
+            grant: false,
+        });
+        Ok(())
+    }
+
+    /// Entitlements and case managers through SCIM come with the mapping of
+    /// core `entitlements` and the enterprise `manager`; until then they are
+    /// refused before anything is written.
+    fn unsupported(&self, what: &str) -> StoreError {
+        StoreError::Invalid(format!(
+            "the SCIM store {} cannot keep {what} yet; nothing was written",
+            super::display_url(&self.remote.url)
+        ))
     }
 
     fn commit(self: Box<Self>) -> Result<i64, StoreError> {

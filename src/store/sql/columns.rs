@@ -53,7 +53,12 @@ pub const USERS: Table = Table {
             "phoneNumbers.type",
             "CASE WHEN a.phone IS NOT NULL THEN 'work' END",
         ),
-        ("roles.value", "a.role"),
+        // The filter grammar reads `roles` as one value: an account's
+        // first role (all of them come with the SCIM mapping of §9).
+        (
+            "roles.value",
+            "(SELECT min(ar.role) FROM account_roles ar WHERE ar.account_id = a.id)",
+        ),
         ("groups.value", "CAST(mg.id AS TEXT)"),
         ("groups.display", "mg.name"),
     ],

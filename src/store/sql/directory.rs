@@ -8,7 +8,7 @@
 use super::columns::{GROUPS, USERS};
 use super::conn::{Conn, Dialect, Row, Value};
 use super::filter::Sql;
-use super::{ACCOUNT_COLUMNS, account_from_row, listing};
+use super::{ACCOUNT_COLUMNS, account_from_row, fill_grants, listing};
 use crate::domain::Group;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
@@ -178,7 +178,7 @@ fn user_records(
         c.in_list("m.account_id", 1)
     );
     let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
-    for r in c.query(&sql, &[Value::IntList(ids)])? {
+    for r in c.query(&sql, &[Value::IntList(ids.clone())])? {
         by_user.entry(r.get(0)?).or_default().push(GroupRef {
             id: r.get(1)?,
             name: r.get(2)?,
@@ -187,6 +187,9 @@ fn user_records(
     for u in &mut users {
         u.groups = by_user.remove(&u.id).unwrap_or_default();
     }
+    let mut grants: Vec<(i64, &mut crate::domain::Account)> =
+        users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
+    fill_grants(c, Some(&ids), &mut grants)?;
     Ok(users)
 }
 
@@ -223,6 +226,7 @@ fn one_user(
             });
         }
     }
+    fill_grants(c, Some(&[user.id]), &mut [(user.id, &mut user.account)])?;
     Ok(Some(user))
 }
 

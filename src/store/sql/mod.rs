@@ -111,18 +111,21 @@ pub fn open_snapshot<B: Backend>(b: &B) -> Result<Option<B::C>, StoreError> {
     Ok(readable(b, &mut c)?.then_some(c))
 }
 
-/// The account columns every account query selects, over `accounts a`.
+/// The account columns every account query selects, over `accounts a`:
+/// the case manager's user name comes with the account, its roles and
+/// entitlements from [`fill_grants`].
 pub const ACCOUNT_COLUMNS: &str = "a.user_name, a.email, a.first_name, a.last_name, a.birth_date, \
-     a.phone, a.extension, a.zip, a.role, a.active, a.credential";
+     a.phone, a.extension, a.zip, \
+     (SELECT cm.user_name FROM accounts cm WHERE cm.id = a.case_manager_id), a.active, a.credential";
 
 /// An account from the first 11 columns of `r` ([`ACCOUNT_COLUMNS`]).
 pub fn account_from_row(r: &Row) -> Result<Account, StoreError> {
     take_account(&mut r.clone())
 }
 
-/// An account from the first 11 columns of `r`, moved out of it.
+/// An account from the first 11 columns of `r`, moved out of it; its
+/// roles and entitlements are [`fill_grants`]'s.
 pub fn take_account(r: &mut Row) -> Result<Account, StoreError> {
-    let role: String = r.take(8)?;
     let credential: String = r.take(10)?;
     Ok(Account {
         user_name: r.take(0)?,
@@ -134,11 +137,67 @@ pub fn take_account(r: &mut Row) -> Result<Account, StoreError> {
             phone: r.take(5)?,
             extension: r.take(6)?,
             zip: r.take(7)?,
-            role: role.parse().unwrap_or_default(),
         },
         active: r.take(9)?,
         credential: CredentialState::parse(&credential),
+        roles: Vec::new(),
+        entitlements: Vec::new(),
+        case_manager: r.take(8)?,
     })
+}
+
+/// The roles and entitlements of `accounts` (whose row ids are `ids`, in
+/// the same order), read in one statement; `None`: every account's, for a
+/// listing of them all.
+pub fn fill_grants(
+    c: &mut dyn Conn,
+    ids: Option<&[i64]>,
+    accounts: &mut [(i64, &mut Account)],
+) -> Result<(), StoreError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let (sql, values) = match ids {
+        Some(ids) => (
+            format!(
+                "SELECT account_id, role, NULL FROM account_roles WHERE {} \
+                 UNION ALL SELECT account_id, kind, value FROM account_entitlements WHERE {}",
+                c.in_list("account_id", 1),
+                c.in_list("account_id", 1)
+            ),
+            vec![conn::Value::IntList(ids.to_vec())],
+        ),
+        None => (
+            "SELECT account_id, role, NULL FROM account_roles \
+             UNION ALL SELECT account_id, kind, value FROM account_entitlements"
+                .to_string(),
+            Vec::new(),
+        ),
+    };
+    let at: std::collections::HashMap<i64, usize> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (*id, i))
+        .collect();
+    c.query_each(&sql, &values, &mut |r| {
+        let Some(&i) = at.get(&r.get::<i64>(0)?) else {
+            return Ok(());
+        };
+        let a = &mut accounts[i].1;
+        let name: String = r.take(1)?;
+        match r.take::<Option<String>>(2)? {
+            None => a.roles.push(name),
+            Some(value) => a
+                .entitlements
+                .push(crate::domain::Entitlement { kind: name, value }),
+        }
+        Ok(())
+    })?;
+    for (_, a) in accounts.iter_mut() {
+        a.roles.sort();
+        a.entitlements.sort();
+    }
+    Ok(())
 }
 
 /// Idle connections and how many are open, for writes and reads apart.

@@ -3,7 +3,7 @@
 //! statements, not one per partner.
 
 use super::conn::{Conn, Value, params};
-use super::{ACCOUNT_COLUMNS, take_account};
+use super::{ACCOUNT_COLUMNS, fill_grants, take_account};
 use crate::domain::{Account, Group, Membership, NameDob};
 use crate::store::audit::GENESIS;
 use crate::store::{AuditEntry, Invitation, Reader, StoreError};
@@ -63,6 +63,10 @@ impl SqlReader {
             Ok(())
         })?;
         in_key_order(&mut found);
+        let ids: Vec<i64> = found.iter().map(|((_, id), _)| *id).collect();
+        let mut rows: Vec<(i64, &mut Account)> =
+            found.iter_mut().map(|((_, id), a)| (*id, a)).collect();
+        fill_grants(c, Some(&ids), &mut rows)?;
         Ok(found.into_iter().map(|(_, a)| a).collect())
     }
 }
@@ -210,13 +214,28 @@ impl Reader for SqlReader {
         let Some(c) = self.conn() else {
             return Ok(Vec::new());
         };
-        c.query(
-            &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a ORDER BY a.user_key"),
+        let mut found = Vec::new();
+        c.query_each(
+            &format!("SELECT {ACCOUNT_COLUMNS}, a.id FROM accounts a ORDER BY a.user_key"),
             &[],
-        )?
-        .into_iter()
-        .map(|mut r| take_account(&mut r))
-        .collect()
+            &mut |r| {
+                found.push((r.get::<i64>(11)?, take_account(r)?));
+                Ok(())
+            },
+        )?;
+        let mut rows: Vec<(i64, &mut Account)> = found.iter_mut().map(|(id, a)| (*id, a)).collect();
+        fill_grants(c, None, &mut rows)?;
+        Ok(found.into_iter().map(|(_, a)| a).collect())
+    }
+
+    fn active_accounts(&mut self) -> Result<u64, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(0);
+        };
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM accounts WHERE active", &[])?
+            .get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn in_other_groups(

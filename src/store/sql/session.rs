@@ -16,8 +16,7 @@
 
 use super::conn::{Arg, Conn, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
-use crate::domain::CredentialState;
-use crate::domain::{GroupType, Profile};
+use crate::domain::{CredentialState, Entitlement, GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{AuditLog, Change, RowText};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
@@ -56,6 +55,14 @@ const ACCOUNTS: Table = Table {
              first_key, last_key, birth_date, phone, extension, zip, role, active, credential, \
              password_hash, activation_digest, invited_at, created_at, updated_at) VALUES ",
     width: 20,
+};
+const ROLES: Table = Table {
+    insert: "INSERT INTO account_roles (account_id, role) VALUES ",
+    width: 2,
+};
+const ENTITLEMENTS: Table = Table {
+    insert: "INSERT INTO account_entitlements (account_id, kind, value) VALUES ",
+    width: 3,
 };
 const MEMBERSHIPS: Table = Table {
     insert: "INSERT INTO memberships (group_id, account_id, user_manager) VALUES ",
@@ -167,7 +174,7 @@ impl Queue {
 
     /// A profile as the accounts table stores it: the values and the
     /// normalized keys the ladder looks up, in column order (`email` …
-    /// `role`).
+    /// `zip`).
     fn profile(&mut self, p: &Profile) -> &mut Self {
         self.text(&p.email)
             .text(&email_key(&p.email))
@@ -179,7 +186,6 @@ impl Queue {
             .opt(p.phone.as_deref())
             .opt(p.extension.as_deref())
             .opt(p.zip.as_deref())
-            .text(p.role.as_str())
     }
 
     /// Cell `c` as a parameter.
@@ -261,6 +267,11 @@ pub struct SqlSession {
     accounts_queue: Queue,
     new_names: HashMap<String, String>,
     memberships: Queue,
+    /// Roles and entitlements of accounts this session created, queued
+    /// like their memberships, and what they hold (by key).
+    roles: Queue,
+    entitlements: Queue,
+    granted: HashSet<(String, Entitlement)>,
     outbox: Queue,
     audit: Queue,
     /// The audit rows' text, reused from row to row.
@@ -275,6 +286,11 @@ fn lowercase(s: &str) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(s)
     }
+}
+
+/// How a role is kept among the grants of a new account.
+fn role_grant(role: &str) -> Entitlement {
+    Entitlement::new("", role)
 }
 
 /// A write that a uniqueness constraint may refuse; `taken` says what is
@@ -316,6 +332,9 @@ impl SqlSession {
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
             memberships: Queue::default(),
+            roles: Queue::default(),
+            entitlements: Queue::default(),
+            granted: HashSet::new(),
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
@@ -354,6 +373,8 @@ impl SqlSession {
         let queued = [
             &self.accounts_queue,
             &self.memberships,
+            &self.roles,
+            &self.entitlements,
             &self.outbox,
             &self.audit,
         ]
@@ -371,6 +392,9 @@ impl SqlSession {
         self.write_accounts()?;
         let conn = self.conn.as_mut();
         self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
+        self.roles.write(conn, &ROLES, &self.accounts)?;
+        self.entitlements
+            .write(conn, &ENTITLEMENTS, &self.accounts)?;
         self.outbox.write(conn, &OUTBOX, &self.accounts)?;
         self.audit.write(conn, &AUDIT, &self.accounts)
     }
@@ -483,6 +507,84 @@ impl SqlSession {
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
+        self.granted.retain(|(k, _)| k != key);
+    }
+
+    /// Grant (`Some`) or revoke a role (`kind` None) or an entitlement.
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        kind: Option<&str>,
+        value: &str,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let key = user_name.to_lowercase();
+        let e = Entitlement::new(kind.unwrap_or_default(), value);
+        let refused = || match kind {
+            None => StoreError::role_refused(user_name, value, grant),
+            Some(_) => StoreError::entitlement_refused(user_name, &e, grant),
+        };
+        let held = match kind {
+            None => role_grant(value),
+            Some(_) => e.clone(),
+        };
+        if grant && self.created.contains_key(&key) {
+            // Nobody else writes while this session holds the lock: the
+            // new account has only the grants this session gave it.
+            if !self.granted.insert((key.clone(), held)) {
+                return Err(refused());
+            }
+            match kind {
+                None => self.roles.account(&key, &self.accounts).text(value),
+                Some(k) => self
+                    .entitlements
+                    .account(&key, &self.accounts)
+                    .text(k)
+                    .text(value),
+            };
+        } else {
+            self.flush_for(user_name)?;
+            let id = self.account_id(user_name)?;
+            let (sql, values) = match (kind, grant) {
+                (None, true) => (
+                    "INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)",
+                    params![id, value].to_vec(),
+                ),
+                (None, false) => (
+                    "DELETE FROM account_roles WHERE account_id = ?1 AND role = ?2",
+                    params![id, value].to_vec(),
+                ),
+                (Some(k), true) => (
+                    "INSERT INTO account_entitlements (account_id, kind, value) \
+                     VALUES (?1, ?2, ?3)",
+                    params![id, k, value].to_vec(),
+                ),
+                (Some(k), false) => (
+                    "DELETE FROM account_entitlements \
+                     WHERE account_id = ?1 AND kind = ?2 AND value = ?3",
+                    params![id, k, value].to_vec(),
+                ),
+            };
+            let changed = unique(self.conn.execute(sql, &values), refused)?;
+            if changed != 1 {
+                return Err(refused());
+            }
+            if !grant {
+                self.granted.remove(&(key, held));
+            }
+        }
+        self.record(match kind {
+            None => Change::Role {
+                user_name,
+                role: value,
+                granted: grant,
+            },
+            Some(_) => Change::Entitlement {
+                user_name,
+                entitlement: &e,
+                granted: grant,
+            },
+        })
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -521,6 +623,16 @@ impl Session for SqlSession {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError> {
+        self.create_account_with_roles(user_name, profile, &[], credential)
+    }
+
+    fn create_account_with_roles(
+        &mut self,
+        user_name: &str,
+        profile: &Profile,
+        roles: &[String],
+        credential: NewCredential,
+    ) -> Result<(), StoreError> {
         let (state, hash, digest) = match &credential {
             NewCredential::Invite {
                 token_digest,
@@ -529,6 +641,7 @@ impl Session for SqlSession {
             NewCredential::Password { hash, .. } => {
                 (CredentialState::PasswordSet, Some(hash), None)
             }
+            NewCredential::Sso => (CredentialState::None, None, None),
         };
         let key = user_name.to_lowercase();
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
@@ -539,6 +652,8 @@ impl Session for SqlSession {
             .text(user_name)
             .text(&key)
             .profile(profile)
+            // Roles live in account_roles; the old column stays empty.
+            .text("")
             .bool(true)
             .text(state.as_str())
             .opt(hash.map(String::as_str))
@@ -558,11 +673,18 @@ impl Session for SqlSession {
         // in this session had is its.
         self.next_created += 1;
         self.created.insert(key.clone(), self.next_created);
+        self.granted.retain(|(k, _)| *k != key);
+        let roles = crate::domain::sorted_unique(roles.to_vec());
+        for r in &roles {
+            self.granted.insert((key.clone(), role_grant(r)));
+            self.roles.account(&key, &self.accounts).text(r);
+        }
         self.new_names.insert(key, user_name.to_string());
         self.record(Change::CreateAccount {
             user_name,
             profile,
             credential: state,
+            roles: &roles,
         })
     }
 
@@ -611,7 +733,7 @@ impl Session for SqlSession {
         self.conn.execute_args(
             "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
              first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
-             role = ?12, updated_at = ?13 WHERE id = ?1",
+             updated_at = ?12 WHERE id = ?1",
             &args,
         )?;
         self.record(Change::UpdateProfile {
@@ -724,11 +846,61 @@ impl Session for SqlSession {
         })
     }
 
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, true)
+    }
+
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, None, role, false)
+    }
+
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(&e.kind), &e.value, true)
+    }
+
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Some(&e.kind), &e.value, false)
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let id = self.account_id(user_name)?;
+        let manager = case_manager.map(|m| self.account_id(m)).transpose()?;
+        let current: Option<String> = self
+            .conn
+            .query_one(
+                "SELECT (SELECT cm.user_name FROM accounts cm WHERE cm.id = a.case_manager_id) \
+                 FROM accounts a WHERE a.id = ?1",
+                &params![id],
+            )?
+            .get(0)?;
+        if let Some(e) =
+            StoreError::case_manager_refused(user_name, current.as_deref(), case_manager)
+        {
+            return Err(e);
+        }
+        self.conn.execute(
+            "UPDATE accounts SET case_manager_id = ?2, updated_at = ?3 WHERE id = ?1",
+            &params![id, manager, &self.now],
+        )?;
+        self.record(Change::CaseManager {
+            user_name,
+            before: current.as_deref(),
+            after: case_manager,
+        })
+    }
+
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
         self.flush_for(user_name)?;
         let id = self.account_id(user_name)?;
         self.delete_by_id(
             &[
+                "UPDATE accounts SET case_manager_id = NULL WHERE case_manager_id = ?1",
+                "DELETE FROM account_roles WHERE account_id = ?1",
+                "DELETE FROM account_entitlements WHERE account_id = ?1",
                 "DELETE FROM memberships WHERE account_id = ?1",
                 "DELETE FROM outbox WHERE account_id = ?1",
                 "DELETE FROM accounts WHERE id = ?1",
@@ -892,6 +1064,9 @@ impl Session for SqlSession {
         self.memberships.clear();
         self.outbox.clear();
         self.audit.clear();
+        self.roles.clear();
+        self.entitlements.clear();
+        self.granted.clear();
         Ok(())
     }
 
@@ -944,7 +1119,6 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Default::default(),
         }
     }
 
