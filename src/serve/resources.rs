@@ -468,8 +468,15 @@ fn managed_groups(dir: &mut dyn Directory, id: i64) -> Result<Vec<String>, ScimE
     Ok(names)
 }
 
-/// Create a resource; returns its name.
-fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
+/// What a create leaves: the new resource's name, and for a User the
+/// record the store now holds, when the store says the new row's id.
+struct Created {
+    name: String,
+    user: Option<UserRecord>,
+}
+
+/// Create a resource.
+fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> {
     ctx.caller
         .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
@@ -477,7 +484,7 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
             let account = account_of(body)?;
             check_user(&account, None)?;
             let cred = credential(body)?;
-            ctx.create(Some(&account.profile.email), |s, dir| {
+            let stored = ctx.create(Some(&account.profile.email), |s, dir| {
                 unique_email(dir, &account.profile.email, None)?;
                 s.create_account_with_roles(
                     &account.user_name,
@@ -502,9 +509,24 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
                         s.set_scim_field(Owner::Account, &account.user_name, field, Some(x))?;
                     }
                 }
-                Ok(())
+                Ok(s.created_account(&account.user_name)?)
             })?;
-            Ok(account.user_name)
+            // The store keeps what the request holds as it is (the email
+            // already lower-cased above), stamped with the session's time,
+            // in no group yet.
+            let user = stored.map(|(id, at)| UserRecord {
+                id,
+                account: account.clone(),
+                created: at.clone(),
+                modified: at,
+                external_id: text(body, "externalId").map(str::to_string),
+                display_name: text(body, "displayName").map(str::to_string),
+                groups: Vec::new(),
+            });
+            Ok(Created {
+                name: account.user_name,
+                user,
+            })
         }
         Kind::Group => {
             let g = resource::group_from_resource(body).map_err(bad_resource)?;
@@ -523,16 +545,24 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
                     &member_flags(&g, &[]),
                 )
             })?;
-            Ok(name)
+            Ok(Created { name, user: None })
         }
     }
 }
 
-/// POST: the new resource as stored, read back in one statement for a
-/// User (its row and groups by name), two for a Group.
+/// POST: the new resource as stored. A User is built from the request and
+/// the id the store's write returned; where the store does not say it, the
+/// User is read back (its row and groups by name, one statement). A Group
+/// is read back (two statements).
 pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
     check_text(body)?;
-    let name = create_in(ctx, kind, body)?;
+    let created = create_in(ctx, kind, body)?;
+    let missing = |id: i64| move || ScimError::not_found(kind.name(), &id.to_string());
+    if let Some(u) = created.user {
+        let id = u.id;
+        return shown_user(ctx, u, missing(id));
+    }
+    let name = created.name;
     let mut dir = ctx.read()?;
     let lost = || {
         ScimError::new(
@@ -544,8 +574,8 @@ pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimEr
     match kind {
         Kind::User => {
             let u = dir.user_named(&name)?.ok_or_else(lost)?;
-            let id = u.id.to_string();
-            shown_user(ctx, u, || ScimError::not_found(kind.name(), &id))
+            let id = u.id;
+            shown_user(ctx, u, missing(id))
         }
         Kind::Group => {
             let id = dir.group_id(&name)?.ok_or_else(lost)?;
