@@ -411,6 +411,32 @@ fn career_services(backend: Backend, through_serve: bool) {
     w.write("roster/intake.yaml", &imported.stdout);
     w.ok(&["check", "roster"]);
     walk_through(&CAREER_SERVICES, &w);
+    // The platform's user list: the intake waits for case managers, and
+    // each staff member's case load.
+    let listed = |filter: &[&str]| -> Vec<String> {
+        let mut args = vec!["accounts", "--store", &w.store, "--format", "json"];
+        args.extend(filter);
+        let out = w.ok(&args);
+        let v: Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", out.stdout));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["user_name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        listed(&["--unassigned", "--group", "Spring 2027 Intake"]),
+        ["KLindqvist", "LRamirez", "ZAdeyemi"]
+    );
+    assert_eq!(
+        listed(&["--case-manager", "brandon.mitchell@lakeview.example.edu"]),
+        ["ABrooks", "ECole"]
+    );
+    assert_eq!(
+        listed(&["--case-manager", "noelle.holiday@lakeview.example.edu"]),
+        ["MFischer"]
+    );
     let export = w.read("export.yaml");
     for want in [
         "  - email: ethan.cole@students.lakeview.example.edu\n    first_name: Ethan\n    last_name: Cole\n    role: student\n    case_manager: brandon.mitchell@lakeview.example.edu\n",
