@@ -453,8 +453,10 @@ impl Reader for Timed {
         self.inner.url()
     }
     fn active_accounts(&mut self) -> Result<u64, StoreError> {
-        self.time("active_accounts", 1, |r| r.active_accounts().map(|n| vec![n]))
-            .map(|v| v[0])
+        self.time("active_accounts", 1, |r| {
+            r.active_accounts().map(|n| vec![n])
+        })
+        .map(|v| v[0])
     }
     fn revision(&mut self) -> Result<i64, StoreError> {
         self.time("revision", 1, |r| r.revision().map(|v| vec![v]))

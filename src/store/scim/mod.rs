@@ -20,7 +20,7 @@ use super::{
     AuditEntry, Invitation, Limits, MIN_PLAN_KEY_LEN, NewCredential, PLAN_KEY_VAR, Reader, Served,
     Session, Store, StoreError,
 };
-use crate::domain::{Account, Group, GroupType, Membership, NameDob, Profile};
+use crate::domain::{Account, Entitlement, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::email_key;
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
 use http::{Client, Failure, Request};
@@ -790,6 +790,32 @@ impl Remote {
         self.list_users()?;
         Ok(self.cached_where(|_| true))
     }
+
+    /// Accounts as read hold their manager's id (the enterprise
+    /// `manager.value`): give them its user name instead, reading the
+    /// managers not read yet in one look-up. A manager id the provider
+    /// does not know is no case manager.
+    fn with_manager_names(
+        &mut self,
+        mut accounts: Vec<Account>,
+    ) -> Result<Vec<Account>, StoreError> {
+        let ids: Vec<String> = accounts
+            .iter()
+            .filter_map(|a| a.case_manager.clone())
+            .filter(|id| !self.users.contains_key(id))
+            .collect();
+        if !ids.is_empty() {
+            self.fetch_users(Attr::Id, &ids)?;
+        }
+        for a in &mut accounts {
+            a.case_manager = a
+                .case_manager
+                .take()
+                .and_then(|id| self.users.get(&id))
+                .map(|u| u.account.user_name.clone());
+        }
+        Ok(accounts)
+    }
 }
 
 /// A SCIM provider opened once: the HTTP client (its keep-alive
@@ -901,15 +927,18 @@ impl Reader for ScimReader {
     }
 
     fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_user_name(names)
+        let found = self.remote.accounts_by_user_name(names)?;
+        self.remote.with_manager_names(found)
     }
 
     fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_email(emails)
+        let found = self.remote.accounts_by_email(emails)?;
+        self.remote.with_manager_names(found)
     }
 
     fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
-        self.remote.accounts_by_name_dob(keys)
+        let found = self.remote.accounts_by_name_dob(keys)?;
+        self.remote.with_manager_names(found)
     }
 
     fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
@@ -925,7 +954,8 @@ impl Reader for ScimReader {
     }
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        self.remote.all_accounts()
+        let all = self.remote.all_accounts()?;
+        self.remote.with_manager_names(all)
     }
 
     fn active_accounts(&mut self) -> Result<u64, StoreError> {
@@ -987,6 +1017,19 @@ enum Op {
         user_name: String,
         role: String,
         grant: bool,
+    },
+    /// An entitlement granted or revoked, as a role is (core
+    /// `entitlements`: `value` `KIND:VALUE`, `type` `KIND`).
+    Entitlement {
+        user_name: String,
+        entitlement: Entitlement,
+        grant: bool,
+    },
+    /// The case manager set (by user name) or cleared: a PATCH of the
+    /// enterprise `manager`, after every account is created.
+    CaseManager {
+        user_name: String,
+        manager: Option<String>,
     },
 }
 
@@ -1127,12 +1170,47 @@ impl Session for ScimSession {
         Ok(())
     }
 
-    /// Entitlements and case managers through SCIM come with the mapping of
-    /// core `entitlements` and the enterprise `manager`; until then they are
-    /// refused before anything is written.
+    fn grant_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Entitlement {
+            user_name: user_name.to_string(),
+            entitlement: entitlement.clone(),
+            grant: true,
+        });
+        Ok(())
+    }
+
+    fn revoke_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Entitlement {
+            user_name: user_name.to_string(),
+            entitlement: entitlement.clone(),
+            grant: false,
+        });
+        Ok(())
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::CaseManager {
+            user_name: user_name.to_string(),
+            manager: case_manager.map(str::to_string),
+        });
+        Ok(())
+    }
+
     fn unsupported(&self, what: &str) -> StoreError {
         StoreError::Invalid(format!(
-            "the SCIM store {} cannot keep {what} yet; nothing was written",
+            "the SCIM store {} cannot keep {what}; nothing was written",
             super::display_url(&self.remote.url)
         ))
     }
