@@ -73,6 +73,86 @@ impl GroupType {
     }
 }
 
+/// How a new account first signs in (SPEC §9 `sign_in`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[cfg_attr(test, derive(strum::EnumIter))]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum SignIn {
+    /// No password; an activation link is sent.
+    Invite,
+    /// A generated password, handed over out of band.
+    Password,
+    /// Created active with no password and no invitation: the identity provider signs in.
+    Sso,
+}
+
+impl SignIn {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// How new accounts' user names are made (SPEC §9 `policy.user_names`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum UserNames {
+    /// First initial and last name, e.g. MMcCray.
+    #[default]
+    Initials,
+    /// The email address.
+    Email,
+}
+
+impl UserNames {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What a partner may do and who oversees them, as plain data (SPEC §9):
+/// what the planner compares with the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Role names, sorted and distinct.
+    pub roles: std::collections::BTreeSet<String>,
+    /// (kind, value) grants, sorted and distinct.
+    pub entitlements: std::collections::BTreeSet<(String, String)>,
+    /// The case manager's normalized email.
+    pub case_manager: Option<String>,
+    /// `None`: as `roster apply --onboarding` says.
+    pub sign_in: Option<SignIn>,
+    /// The user name the account had before a rename.
+    pub previously: Option<String>,
+}
+
 /// How an account can sign in.
 #[derive(
     Debug,
@@ -103,39 +183,6 @@ impl CredentialState {
     }
     pub fn parse(s: &str) -> Self {
         s.parse().unwrap_or(CredentialState::None)
-    }
-}
-
-/// How a new account's person signs in (a partner's `sign_in`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum SignIn {
-    /// An invitation with a one-time activation link.
-    #[default]
-    Invite,
-    /// A generated password, written to the credentials file.
-    Password,
-    /// The identity provider signs the person in: no password, no invitation.
-    Sso,
-}
-
-impl SignIn {
-    pub fn as_str(self) -> &'static str {
-        self.into()
     }
 }
 

@@ -176,6 +176,9 @@ pub struct Resolved {
     pub candidates: Vec<usize>,
     pub differs: Vec<Differs>,
     pub reason: Option<String>,
+    /// The account matched is `previously`: it is to be renamed to this
+    /// (the partner's `account`).
+    pub rename: Option<String>,
 }
 
 impl Resolved {
@@ -188,6 +191,7 @@ impl Resolved {
             candidates: Vec::new(),
             differs: Vec::new(),
             reason: None,
+            rename: None,
         }
     }
 }
@@ -302,7 +306,27 @@ pub fn resolve(partners: &[&Partner], live: &Live) -> Vec<Resolved> {
         .iter()
         .map(|p| {
             if let Some(pinned) = p.account.as_deref().map(str::trim) {
-                if let Some(i) = live.by_user(pinned) {
+                // SPEC §9 renames: `previously` is the name the account had.
+                let old = p
+                    .previously
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty() && !o.eq_ignore_ascii_case(pinned));
+                let before = old.and_then(|o| live.by_user(o));
+                if let (Some(i), Some(j), Some(old)) = (live.by_user(pinned), before, old)
+                    && i != j
+                {
+                    let mut r = Resolved::new(Outcome::Conflict, Some(Via::Pinned));
+                    r.candidates = vec![i, j];
+                    r.reason = Some(format!(
+                        "`{old}` cannot be renamed to `{pinned}`: an account `{pinned}` already exists; pick another name, or remove `previously` if the rename is done"
+                    ));
+                    return r;
+                }
+                let target = live.by_user(pinned).map(|i| (i, None)).or_else(|| {
+                    before.map(|j| (j, Some(pinned.to_string())))
+                });
+                if let Some((i, rename)) = target {
                     let outcome = if live.accounts[i].active || !p.active {
                         Outcome::Matched
                     } else {
@@ -310,6 +334,7 @@ pub fn resolve(partners: &[&Partner], live: &Live) -> Vec<Resolved> {
                     };
                     let mut r = Resolved::new(outcome, Some(Via::Pinned));
                     r.account = Some(i);
+                    r.rename = rename;
                     return r;
                 }
                 let found = ladder(p, live);
@@ -479,7 +504,7 @@ fn note(by_base: &mut HashMap<String, Taken>, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{CredentialState, Profile, Role};
+    use crate::domain::{CredentialState, Profile};
 
     fn account(
         user: &str,
@@ -512,9 +537,8 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Role::PublicViewer,
             account: pinned.map(Into::into),
-            active: true,
+            ..Partner::default()
         }
     }
 

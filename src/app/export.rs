@@ -2,10 +2,11 @@
 //! a roster manages, beside the roster as the store would keep it).
 
 use super::plan::Planned;
-use crate::domain::{self, Account, Membership};
+use crate::domain::{self, Account, CredentialState, Membership, SignIn};
 use crate::plan::Outcome;
 use crate::plan::compute::profile_of;
 use crate::roster::model::{self, Member, MemberEntry, Partner, RosterFile};
+use crate::roster::normalize;
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap};
 
@@ -65,22 +66,91 @@ pub fn roster_of(
             phone: a.profile.phone.clone(),
             extension: a.profile.extension.clone(),
             zip: a.profile.zip.clone(),
-            role: a
-                .roles
-                .iter()
-                .find_map(|r| r.parse().ok())
-                .unwrap_or_default(),
+            // One role is written `role: X`, as rosters before catalogs did.
+            role: match a.roles.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            },
+            roles: (a.roles.len() != 1).then(|| a.roles.clone()),
+            entitlements: entitlements_by_kind(&a.entitlements),
+            case_manager: a
+                .case_manager
+                .as_ref()
+                .and_then(|m| email_of.get(&m.to_lowercase()))
+                .map(|e| e.to_lowercase()),
+            sign_in: (a.credential == CredentialState::None).then_some(SignIn::Sso),
             account: Some(a.user_name.clone()),
             active: a.active,
+            ..Partner::default()
         })
         .collect();
     partners.sort_by(|a, b| (&a.email, &a.account).cmp(&(&b.email, &b.account)));
     RosterFile {
         version: 1,
         groups,
+        policy: fitting_policy(&partners, accounts),
         partners,
-        policy: None,
     }
+}
+
+/// Entitlements as a roster writes them: values by kind.
+fn entitlements_by_kind(list: &[domain::Entitlement]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in list {
+        out.entry(e.kind.clone()).or_default().push(e.value.clone());
+    }
+    out
+}
+
+/// A store may hold accounts made before a field was required (older
+/// accounts without a phone, ZIP or birth date). An export must check and
+/// plan clean as it is, so when some active account lacks a field that the
+/// default policy requires, the export carries a policy that requires only
+/// the fields every active account has. Otherwise it carries none, and the
+/// defaults apply.
+///
+/// Likewise for roles and entitlements: the catalogs grow by what the
+/// accounts hold.
+fn fitting_policy(partners: &[Partner], accounts: &[Account]) -> Option<model::Policy> {
+    let defaults = model::Policy::default();
+    let fits: Vec<model::OptionalField> = defaults
+        .required_fields
+        .iter()
+        .copied()
+        .filter(|f| partners.iter().filter(|p| p.active).all(|p| f.is_set(p)))
+        .collect();
+    let mut roles = defaults.roles.clone();
+    let mut entitlements: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in accounts {
+        for r in &a.roles {
+            if !roles.contains(r) {
+                roles.push(r.clone());
+            }
+        }
+        for e in &a.entitlements {
+            entitlements
+                .entry(e.kind.clone())
+                .or_default()
+                .push(e.value.clone());
+        }
+    }
+    let entitlements: BTreeMap<String, model::EntitlementCatalog> = entitlements
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k,
+                model::EntitlementCatalog::Values(domain::sorted_unique(v)),
+            )
+        })
+        .collect();
+    let plain =
+        fits == defaults.required_fields && roles == defaults.roles && entitlements.is_empty();
+    (!plain).then_some(model::Policy {
+        required_fields: fits,
+        roles,
+        entitlements,
+        ..defaults
+    })
 }
 
 /// The whole store as a roster file.
@@ -150,6 +220,8 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
             .map(|e| {
                 let p = &e.item;
                 let prof = profile_of(p);
+                let policy = &planned.checked.roster.policy;
+                let roles = crate::plan::compute::roles_of(p, policy);
                 Partner {
                     email: prof.email.clone(),
                     first_name: prof.first_name,
@@ -158,9 +230,21 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
                     phone: prof.phone,
                     extension: prof.extension,
                     zip: prof.zip,
-                    role: p.role,
+                    // As the store keeps them: the policy's defaults applied,
+                    // sorted, one role written `role: X`.
+                    role: match roles.as_slice() {
+                        [one] => Some(one.clone()),
+                        _ => None,
+                    },
+                    roles: (roles.len() != 1).then(|| roles.clone()),
+                    entitlements: entitlements_by_kind(&crate::plan::compute::entitlements_of(
+                        p, policy,
+                    )),
+                    case_manager: p.case_manager.as_deref().map(normalize::email),
+                    sign_in: p.sign_in,
                     account: account_of.get(prof.email.as_str()).map(|a| a.to_string()),
                     active: p.active,
+                    ..Partner::default()
                 }
             })
             .collect(),
@@ -271,5 +355,54 @@ fn mask(live: &mut [Partner], want: &mut [Partner]) {
         hide(&mut p.birth_date, None);
         hide(&mut p.phone, None);
         hide(&mut p.extension, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::roster::model::OptionalField;
+
+    fn full(email: &str) -> Partner {
+        Partner {
+            email: email.into(),
+            first_name: "A".into(),
+            last_name: "B".into(),
+            birth_date: Some("1970-01-02".into()),
+            phone: Some("2175550101".into()),
+            zip: Some("62568".into()),
+            ..Partner::default()
+        }
+    }
+
+    #[test]
+    fn the_policy_fits_the_active_accounts() {
+        let mut ps = vec![full("a@example.org"), full("b@example.org")];
+        assert_eq!(
+            fitting_policy(&ps, &[]),
+            None,
+            "all fields: the defaults fit"
+        );
+        ps[1].phone = None;
+        ps[1].active = false;
+        assert_eq!(
+            fitting_policy(&ps, &[]),
+            None,
+            "inactive accounts need nothing"
+        );
+        ps[1].active = true;
+        let p = fitting_policy(&ps, &[]).expect("a policy that fits");
+        assert_eq!(
+            p.required_fields,
+            [OptionalField::BirthDate, OptionalField::Zip]
+        );
+        assert_eq!(
+            model::Policy {
+                required_fields: model::Policy::default().required_fields,
+                ..p
+            },
+            model::Policy::default(),
+            "only required_fields differs from the defaults"
+        );
     }
 }

@@ -302,9 +302,9 @@ pub fn import(bytes: &[u8], group: Option<&str>) -> Result<RosterFile, Errors> {
             phone: opt(Column::Phone),
             extension: opt(Column::Extension),
             zip: opt(Column::Zip),
-            role,
+            role: Some(role.as_str().to_string()),
             account: opt(Column::Account),
-            active: true,
+            ..Partner::default()
         });
     }
     if !errors.is_empty() {

@@ -2,6 +2,7 @@
 //! a roster in, findings out.
 
 pub use crate::finding::{self, code};
+pub mod access;
 pub mod policy;
 pub mod rules;
 
@@ -113,6 +114,7 @@ pub fn check_while<T: Send>(
             let rules = s.spawn(|| {
                 let mut sink = Vec::new();
                 rules::check(&roster, &index, &mut sink);
+                access::check(&roster, &index, &mut sink);
                 sink
             });
             let other = s.spawn(|| also(&roster));

@@ -208,15 +208,31 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
             if partner.active {
                 managers += 1;
             }
-            if !p.user_manager_roles.contains(&partner.role) {
+            let held = partner
+                .named_roles()
+                .unwrap_or_else(|| p.default_roles.iter().map(String::as_str).collect());
+            if !held
+                .iter()
+                .any(|r| p.user_manager_roles.iter().any(|u| u.as_str() == r.trim()))
+            {
                 let (file, pos) = roster.pos(Section::Groups, g.at, &["members", &j.to_string()]);
                 let roles: Vec<&str> = p.user_manager_roles.iter().map(|r| r.as_str()).collect();
+                let has = match held.as_slice() {
+                    [one] => format!("role `{one}`"),
+                    many => format!(
+                        "roles {}",
+                        many.iter()
+                            .map(|r| format!("`{r}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
                 out.push(
                     Finding::error(
                         Code::UserManagerRole,
                         file,
                         pos,
-                        format!("`{}` has role `{}`, which may not manage users (allowed: {})", normalize::email(m.email()), partner.role.as_str(), roles.join(", ")),
+                        format!("`{}` has {has}, which may not manage users (allowed: {})", normalize::email(m.email()), roles.join(", ")),
                     )
                     .help("remove `user_manager: true`, change the partner's role, or add the role to `policy.user_manager_roles`")
                     .in_file(g.at.file),

@@ -28,17 +28,32 @@ fn values(roster: &Roster, out: &mut Vec<Finding>) {
     for e in &roster.partners {
         let p = &e.item;
         let at = e.at;
-        if !normalize::is_valid_email(&p.email) {
-            push(roster, out, Section::Partners, at, &["email"], |f, pos| {
-                Finding::error(
-                    Code::InvalidEmail,
-                    f,
-                    pos,
-                    format!("`{}` is not a valid email address", p.email),
-                )
-                .help("write an address such as name@example.org")
-                .span_len(p.email.len())
-            });
+        match normalize::email_form(&p.email) {
+            normalize::EmailForm::Deliverable => {}
+            normalize::EmailForm::Malformed => {
+                push(roster, out, Section::Partners, at, &["email"], |f, pos| {
+                    Finding::error(
+                        Code::InvalidEmail,
+                        f,
+                        pos,
+                        format!("`{}` is not a valid email address", p.email),
+                    )
+                    .help("write an address such as name@example.org")
+                    .span_len(p.email.len())
+                });
+            }
+            normalize::EmailForm::Undeliverable(why) => {
+                push(roster, out, Section::Partners, at, &["email"], |f, pos| {
+                    Finding::warning(
+                        Code::UndeliverableEmail,
+                        f,
+                        pos,
+                        format!("`{}` is a valid address, but many mail systems will not deliver to it: {why}", p.email.trim()),
+                    )
+                    .help("keep it if the account already uses it; invitations and notices to it may bounce")
+                    .span_len(p.email.len())
+                });
+            }
         }
         let account = p.account.as_deref().unwrap_or("x");
         for (key, value) in [
@@ -484,6 +499,38 @@ partners:
         );
         let got = found(&[("a.yaml", a), ("b.yaml", &b)]);
         assert_eq!(got, vec![("duplicate-group", "b.yaml".to_string(), 3, 11)]);
+    }
+
+    #[test]
+    fn an_address_mail_hosts_refuse_is_kept_with_a_warning() {
+        let text = format!("{HEAD}{}", partner("ann@example.org", ""))
+            .replace("ann@example.org", "ann@mail_host.example.org");
+        let roster = roster_of(&[("r.yaml", &text)]);
+        let mut out = Vec::new();
+        check(&roster, &Index::new(&roster), &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let f = &out[0];
+        assert_eq!(
+            (f.code, f.severity, f.line, f.column),
+            (Code::UndeliverableEmail, Severity::Warning, 7, 12)
+        );
+        assert_eq!(
+            f.message,
+            "`ann@mail_host.example.org` is a valid address, but many mail systems will not deliver to it: its domain has an underscore, which host names may not have"
+        );
+        // A quoted local part, as RFC 5322 allows, is kept too.
+        let text = format!("{HEAD}{}", partner("ann@example.org", ""))
+            .replace("ann@example.org", "'\"ann lee\"@example.org'");
+        let roster = roster_of(&[("r.yaml", &text)]);
+        let mut out = Vec::new();
+        check(&roster, &Index::new(&roster), &mut out);
+        let codes: Vec<_> = out.iter().map(|f| (f.code, f.severity)).collect();
+        assert_eq!(
+            codes,
+            [(Code::UndeliverableEmail, Severity::Warning)],
+            "{out:?}"
+        );
+        assert!(out[0].message.ends_with("its local part is quoted"));
     }
 
     #[test]

@@ -64,6 +64,17 @@ codes! {
     // A reference is wrong.
     UnknownMember = "unknown-member",
     InactiveUserManager = "inactive-user-manager",
+    UnknownEntitlementKind = "unknown-entitlement-kind",
+    UnknownEntitlementValue = "unknown-entitlement-value",
+    UnknownCaseManager = "unknown-case-manager",
+    InactiveCaseManager = "inactive-case-manager",
+    OwnCaseManager = "own-case-manager",
+    // A rename (`previously`) is wrong.
+    RenameToSameName = "rename-to-same-name",
+    DuplicatePreviously = "duplicate-previously",
+    PreviouslyWithoutAccount = "previously-without-account",
+    // Two fields that exclude each other.
+    RoleAndRoles = "role-and-roles",
     // The policy block itself is wrong.
     InvalidPolicy = "invalid-policy",
     InvalidGlob = "invalid-glob",
@@ -78,12 +89,14 @@ codes! {
     // Warnings of `check`.
     PartnerInNoGroup = "partner-in-no-group",
     SameNameAndBirthDate = "same-name-and-birth-date",
+    UndeliverableEmail = "undeliverable-email",
     // Warnings of `plan`.
     StoreCannotKeep = "store-cannot-keep",
     ProfileDrift = "profile-drift",
     GroupDrift = "group-drift",
     UnmanagedGroup = "unmanaged-group",
     MassRemoval = "mass-removal",
+    SeatsExceeded = "seats-exceeded",
     // The built-in schema and the roster's types disagree: a bug in roster.
     Internal = "internal",
     Invalid = "invalid",

@@ -1,12 +1,12 @@
 //! Planning: gather what the roster needs from the store ([`gather`], the
 //! only I/O), then decide ([`compute`], pure).
 
-use super::{Action, Note, PersonalData, Plan, RemovalCap, Resolution, StoreRef, Summary};
-use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn, sorted_unique};
+use super::{Action, Note, PersonalData, Plan, RemovalCap, Resolution, Seats, StoreRef, Summary};
+use crate::domain::{Account, Entitlement, Membership, NameDob, Profile, SignIn};
 use crate::finding::code::Code;
 use crate::plan::{FORMAT_VERSION, Outcome};
 use crate::resolve::{self, Live, Resolved};
-use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups};
+use crate::roster::model::{Group, Partner, Policy, UnmanagedGroups, UserNames};
 use crate::roster::normalize::{self, email_key};
 use crate::store::{self, Reader, StoreError};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -43,6 +43,12 @@ pub struct LiveState {
     pub in_other_groups: HashSet<String>,
     /// What the store cannot keep of this roster, as warnings for the plan.
     pub notes: Vec<Note>,
+    /// Active accounts in the whole store, read when the policy limits
+    /// them (`max_active_accounts`).
+    pub active_accounts: Option<u64>,
+    /// Accounts the plan renames (SPEC §9 `previously`): position in
+    /// `accounts` (which holds them under their new names) and old name.
+    pub renamed: Vec<(usize, String)>,
 }
 
 impl LiveState {
@@ -52,6 +58,19 @@ impl LiveState {
             if !self.index.contains_key(&key) {
                 self.index.insert(key, self.accounts.len());
                 self.accounts.push(a);
+            }
+        }
+    }
+
+    /// Hold the accounts to be renamed under their new names, so every
+    /// action after the rename names them so; the old name still finds
+    /// them (memberships read from the store carry it).
+    fn rename(&mut self) {
+        for r in &self.resolved {
+            if let (Some(i), Some(new)) = (r.account, &r.rename) {
+                let old = std::mem::replace(&mut self.accounts[i].user_name, new.clone());
+                self.index.insert(new.to_lowercase(), i);
+                self.renamed.push((i, old));
             }
         }
     }
@@ -72,7 +91,15 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     let pinned: Vec<String> = d
         .partners
         .iter()
-        .filter_map(|p| p.account.as_deref().map(|a| a.trim().to_string()))
+        .flat_map(|p| {
+            // Under `user_names: email` a new account takes its email as
+            // its name: whether that is free is asked too.
+            let email = (d.policy.user_names == UserNames::Email).then_some(p.email.as_str());
+            [p.account.as_deref(), p.previously.as_deref(), email]
+        })
+        .flatten()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
         .collect();
     reader.expect_lookups(pinned.len(), d.partners.len());
     live.notes = limit_notes(&reader.limits(), d);
@@ -112,6 +139,7 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
     // Every candidate is in: the ladder can run. Accounts added below only
     // extend the list, so its indexes stay valid.
     live.resolved = resolve::resolve(&d.partners, &Live::new(&live.accounts));
+    live.rename();
 
     let managed: Vec<String> = d.groups.iter().map(|g| g.name.clone()).collect();
     live.groups = if d.policy.unmanaged_groups == UnmanagedGroups::Ignore {
@@ -152,6 +180,9 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .into_iter()
         .collect();
     live.taken = reader.user_names_like(&bases)?;
+    if d.policy.max_active_accounts.is_some() {
+        live.active_accounts = Some(reader.active_accounts()?);
+    }
 
     if d.policy.deactivate_orphans {
         // Only members no partner resolves to can be left in no group.
@@ -227,28 +258,29 @@ pub fn profile_of(p: &Partner) -> Profile {
     }
 }
 
-/// The roles a partner's account should hold, sorted, each once.
+/// The roles a partner's account should hold, sorted, each once: those it
+/// names, else the policy's default roles.
 pub fn roles_of(p: &Partner, policy: &Policy) -> Vec<String> {
-    let _ = policy;
-    sorted_unique(vec![p.role.as_str().to_string()])
+    p.access(policy).roles.into_iter().collect()
 }
 
 /// The entitlements a partner's account should hold, sorted, each once.
-pub fn entitlements_of(p: &Partner) -> Vec<Entitlement> {
-    let _ = p;
-    Vec::new()
+pub fn entitlements_of(p: &Partner, policy: &Policy) -> Vec<Entitlement> {
+    p.access(policy)
+        .entitlements
+        .into_iter()
+        .map(|(kind, value)| Entitlement { kind, value })
+        .collect()
 }
 
 /// The email of the partner who oversees this one, if any.
-pub fn case_manager_of(p: &Partner) -> Option<&str> {
-    let _ = p;
-    None
+pub fn case_manager_of(p: &Partner) -> Option<String> {
+    p.case_manager.as_deref().map(normalize::email)
 }
 
 /// How a new account of this partner signs in; `None`: as apply says.
 pub fn sign_in_of(p: &Partner) -> Option<SignIn> {
-    let _ = p;
-    None
+    p.sign_in
 }
 
 /// What `want` adds to `have` and what it takes away (both sorted).
@@ -354,6 +386,26 @@ fn drift(p: &Partner, have: &Profile) -> Vec<String> {
     fields
 }
 
+/// `user_names: email`: a new account's user name is its email, unless
+/// another account holds that name.
+fn email_user_names(d: &Desired, live: &LiveState, resolved: &mut [Resolved]) {
+    for (p, r) in d.partners.iter().zip(resolved.iter_mut()) {
+        if r.outcome != Outcome::Create || r.new_user_name.is_some() {
+            continue;
+        }
+        let email = normalize::email(&p.email);
+        if let Some(i) = live.position(&email) {
+            r.outcome = Outcome::Conflict;
+            r.candidates = vec![i];
+            r.reason = Some(format!(
+                "the user name `{email}` (policy user_names: email) is taken by another account; add `account: <user name>` to name the new account"
+            ));
+        } else {
+            r.new_user_name = Some(email);
+        }
+    }
+}
+
 /// An optional roster field, trimmed; empty counts as absent.
 fn set(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -376,6 +428,9 @@ pub fn compute(
 ) -> Plan {
     warnings.extend(live.notes.iter().cloned());
     let mut resolved = live.resolved.clone();
+    if d.policy.user_names == UserNames::Email {
+        email_user_names(d, live, &mut resolved);
+    }
     resolve::assign_user_names(&d.partners, &mut resolved, &live.taken);
     let name_of = |t: Target| -> &str {
         match t {
@@ -438,7 +493,7 @@ pub fn compute(
                     &account,
                     Some(&held),
                     &held.roles,
-                    &entitlements_of(p),
+                    &entitlements_of(p, d.policy),
                 );
                 // An account the roster wants deactivated is created as it is
                 // (migrations, restoring an export), then deactivated.
@@ -450,7 +505,15 @@ pub fn compute(
                 }
             }
             Outcome::Matched | Outcome::Reactivate => {
-                let acct = &live.accounts[r.account.unwrap_or_default()];
+                let i = r.account.unwrap_or_default();
+                let acct = &live.accounts[i];
+                if let Some((_, old)) = live.renamed.iter().find(|(j, _)| *j == i) {
+                    actions.push(Action::RenameAccount {
+                        account: old.clone(),
+                        partner: email.clone(),
+                        new_name: acct.user_name.clone(),
+                    });
+                }
                 held.roles += acct.roles.len() as u64;
                 held.entitlements += acct.entitlements.len() as u64;
                 grant_actions(
@@ -458,7 +521,7 @@ pub fn compute(
                     &acct.user_name,
                     Some(acct),
                     &roles_of(p, d.policy),
-                    &entitlements_of(p),
+                    &entitlements_of(p, d.policy),
                 );
                 if r.outcome == Outcome::Reactivate {
                     actions.push(Action::ReactivateAccount {
@@ -521,7 +584,7 @@ pub fn compute(
             continue;
         };
         let want = case_manager_of(p)
-            .and_then(|cm| account_of.get(email_key(cm).as_ref()))
+            .and_then(|cm| account_of.get(email_key(&cm).as_ref()))
             .map(|&m| name_of(m).to_string());
         let have = match t {
             Target::Existing(i) => live.accounts[i].case_manager.clone(),
@@ -751,6 +814,20 @@ pub fn compute(
             .with_help("apply refuses it unless --allow-mass-removal is given; check that no roster file is missing"),
         );
     }
+    let mut violations = violations;
+    let seats = seats(d, live, &actions);
+    if let Some(s) = seats.as_ref().filter(|s| s.used > s.max) {
+        violations.push(
+            Note::new(
+                Code::SeatsExceeded,
+                format!(
+                    "this plan leaves {} active accounts in the store, more than max_active_accounts allows ({})",
+                    s.used, s.max
+                ),
+            )
+            .with_help("deactivate accounts (`active: false`), or raise `max_active_accounts` when the licence grows"),
+        );
+    }
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         store: StoreRef {
@@ -765,13 +842,33 @@ pub fn compute(
         violations,
         removal_limit,
         removal_caps,
-        seats: None,
+        seats,
         personal_data: PersonalData::Included,
         digest: None,
         seal: None,
     };
     plan.digest = Some(super::seal::digest(&plan));
     plan
+}
+
+/// Licence seats after the plan: the store's active accounts, plus those
+/// it creates or reactivates, less those it deactivates.
+fn seats(d: &Desired, live: &LiveState, actions: &[Action]) -> Option<Seats> {
+    let max = d.policy.max_active_accounts?;
+    let mut used = live.active_accounts.unwrap_or(0) as i64;
+    for a in actions {
+        match a {
+            Action::CreateAccount { .. } | Action::ReactivateAccount { .. } => used += 1,
+            Action::DeactivateAccount { .. } => used -= 1,
+            _ => {}
+        }
+    }
+    let used = used.max(0) as u64;
+    Some(Seats {
+        used,
+        max,
+        free: max.saturating_sub(used),
+    })
 }
 
 /// Roles (`roles`) or entitlements an account ends up with fewer of, summed
@@ -873,7 +970,7 @@ mod tests {
     fn account(p: &Partner, user_name: &str, active: bool) -> Account {
         let mut a = Account::new(user_name, profile_of(p), CredentialState::Invited);
         a.active = active;
-        a.roles = vec![p.role.as_str().to_string()];
+        a.roles = roles_of(p, &Policy::default());
         a
     }
 
@@ -886,6 +983,7 @@ mod tests {
             candidates: Vec::new(),
             differs: Vec::new(),
             reason: None,
+            rename: None,
         }
     }
 

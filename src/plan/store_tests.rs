@@ -46,7 +46,7 @@ fn account(s: &mut dyn Session, user_name: &str, p: &Partner, active: bool) {
         hash: "$argon2id$stored".into(),
         password: "unused".into(),
     };
-    let roles = [p.role.as_str().to_string()];
+    let roles = super::compute::roles_of(p, &Policy::default());
     s.create_account_with_roles(user_name, &profile_of(p), &roles, credential)
         .expect("create account");
     if !active {
@@ -555,4 +555,203 @@ fn planning_asks_the_store_for_the_rosters_keys_only() {
     assert!(seen.contains(&("in_other_groups", 14)), "{seen:?}");
     assert!(seen.contains(&("all groups", 0)), "{seen:?}");
     assert!(!seen.iter().any(|(m, _)| *m == "all_accounts"), "{seen:?}");
+}
+
+/// A roster of SPEC §9: role catalog and defaults, entitlements, a case
+/// manager, single sign-on, a rename and a licence.
+fn section_9() -> (Vec<Partner>, Vec<Group>, Policy) {
+    let noelle = partner(serde_json::json!({
+        "email": "noelle.holiday@example.edu", "first_name": "Noelle", "last_name": "Holiday",
+        "birth_date": "1980-01-01", "roles": ["supervisor", "caseworker"],
+        "entitlements": {"products": ["webcenter"], "coverage": ["North Team"]},
+        "case_manager": "Brandon.Mitchell@example.edu",
+        "account": "NHoliday", "previously": "NHoliday2",
+    }));
+    let brandon = person(
+        "brandon.mitchell@example.edu",
+        "Brandon",
+        "Mitchell",
+        "1975-05-05",
+    );
+    let zed = partner(serde_json::json!({
+        "email": "zed@example.edu", "first_name": "Zed", "last_name": "Quinn",
+        "birth_date": "1999-09-09", "role": "individual", "sign_in": "sso",
+        "case_manager": "brandon.mitchell@example.edu",
+    }));
+    let members = [
+        ("noelle.holiday@example.edu", false),
+        ("brandon.mitchell@example.edu", true),
+        ("zed@example.edu", false),
+    ];
+    let pol = policy(serde_json::json!({
+        "roles": ["public-viewer", "individual", "caseworker", "supervisor"],
+        "default_roles": ["caseworker"],
+        "entitlements": {"products": ["webcenter", "hrcenter"], "coverage": "groups"},
+        "max_active_accounts": 10,
+        "max_removals": 1,
+    }));
+    (
+        vec![noelle, brandon, zed],
+        vec![group("North Team", &members)],
+        pol,
+    )
+}
+
+#[test]
+fn section_9_plans_applied_leave_nothing_to_plan() {
+    let store = MemoryStore::new();
+    let (mut partners, groups, mut pol) = section_9();
+    write(&store, |s| {
+        let mut old = partners[0].clone();
+        old.roles = None;
+        account(s, "NHoliday2", &old, true);
+        account(s, "BMitchell", &partners[1], true);
+    });
+    let first = plan(&store, &partners, &groups, &pol);
+    let brief: Vec<String> = first
+        .actions
+        .iter()
+        .map(|a| serde_json::to_string(a).unwrap())
+        .filter(|a| !a.contains("\"profile\""))
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            r#"{"op":"create_group","group":"North Team","type":"organization"}"#,
+            r#"{"op":"rename_account","account":"NHoliday2","partner":"noelle.holiday@example.edu","new_name":"NHoliday"}"#,
+            r#"{"op":"grant_role","account":"BMitchell","role":"caseworker"}"#,
+            r#"{"op":"grant_role","account":"NHoliday","role":"caseworker"}"#,
+            r#"{"op":"grant_role","account":"NHoliday","role":"supervisor"}"#,
+            r#"{"op":"grant_entitlement","account":"NHoliday","kind":"coverage","value":"North Team"}"#,
+            r#"{"op":"grant_entitlement","account":"NHoliday","kind":"products","value":"webcenter"}"#,
+            r#"{"op":"add_membership","account":"BMitchell","group":"North Team","user_manager":true}"#,
+            r#"{"op":"add_membership","account":"NHoliday","group":"North Team","user_manager":false}"#,
+            r#"{"op":"add_membership","account":"ZQuinn","group":"North Team","user_manager":false}"#,
+            r#"{"op":"set_case_manager","account":"NHoliday","case_manager":"BMitchell"}"#,
+            r#"{"op":"set_case_manager","account":"ZQuinn","case_manager":"BMitchell"}"#,
+            r#"{"op":"revoke_role","account":"BMitchell","role":"public-viewer"}"#,
+            r#"{"op":"revoke_role","account":"NHoliday","role":"public-viewer"}"#,
+        ]
+    );
+    let create = first
+        .actions
+        .iter()
+        .find(|a| a.op() == "create_account")
+        .unwrap();
+    assert!(
+        matches!(create, Action::CreateAccount { account, roles, sign_in: Some(crate::domain::SignIn::Sso), .. }
+        if account == "ZQuinn" && roles == &["individual"])
+    );
+    assert_eq!(first.summary.rename_accounts, 1);
+    assert_eq!(first.summary.grant_roles, 3);
+    assert_eq!(first.summary.revoke_roles, 2);
+    assert_eq!(first.summary.grant_entitlements, 2);
+    assert_eq!(first.summary.set_case_managers, 2);
+    let seats = first.seats.clone().unwrap();
+    assert_eq!((seats.used, seats.max, seats.free), (3, 10, 7));
+    // A role put in place of another takes nothing away.
+    assert!(first.removal_caps.is_empty(), "{:?}", first.removal_caps);
+    assert!(first.violations.is_empty(), "{:?}", first.violations);
+    apply(&store, &first);
+    let again = plan(&store, &partners, &groups, &pol);
+    assert_eq!(again.actions, [], "{:#?}", again.actions);
+    let noelle = &store
+        .reader()
+        .unwrap()
+        .accounts_by_user_name(&["nholiday".into()])
+        .unwrap()[0];
+    assert_eq!(noelle.roles, ["caseworker", "supervisor"]);
+    assert_eq!(noelle.case_manager.as_deref(), Some("BMitchell"));
+
+    // Noelle loses a role, a product and her case manager: each capped.
+    partners[0].roles = Some(vec!["caseworker".into()]);
+    partners[0].entitlements.remove("products");
+    partners[0].case_manager = None;
+    partners[2].case_manager = None;
+    let fewer = plan(&store, &partners, &groups, &pol);
+    let caps: Vec<(&str, u64, u64, u64)> = fewer
+        .removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect();
+    assert_eq!(
+        caps,
+        [
+            ("roles", 1, 4, 1),
+            ("entitlements", 1, 2, 1),
+            ("case_assignments", 2, 2, 1)
+        ]
+    );
+    let warned: Vec<&str> = fewer
+        .warnings
+        .iter()
+        .filter(|n| n.code == "mass-removal")
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        ["this plan removes 2 case assignments, more than max_removals allows (1 of 2)"]
+    );
+    apply(&store, &fewer);
+    assert_eq!(plan(&store, &partners, &groups, &pol).actions, []);
+
+    // Two seats: three active accounts are a violation.
+    pol.max_active_accounts = Some(2);
+    let over = plan(&store, &partners, &groups, &pol);
+    let v: Vec<(&str, &str)> = over
+        .violations
+        .iter()
+        .map(|n| (n.code.as_str(), n.message.as_str()))
+        .collect();
+    assert_eq!(
+        v,
+        [(
+            "seats-exceeded",
+            "this plan leaves 3 active accounts in the store, more than max_active_accounts allows (2)"
+        )]
+    );
+    assert_eq!(over.seats.as_ref().map(|s| s.free), Some(0));
+}
+
+#[test]
+fn a_rename_onto_a_taken_name_is_a_conflict_and_a_done_one_matches() {
+    let store = MemoryStore::new();
+    let (mut partners, groups, pol) = section_9();
+    write(&store, |s| {
+        account(s, "NHoliday2", &partners[0], true);
+        account(
+            s,
+            "NHoliday",
+            &person("other@example.edu", "Nora", "Holiday", "1970-01-01"),
+            true,
+        );
+    });
+    let p = plan(&store, &partners, &groups, &pol);
+    let noelle = p
+        .resolutions
+        .iter()
+        .find(|r| r.partner == "noelle.holiday@example.edu")
+        .unwrap();
+    assert_eq!(noelle.outcome, Outcome::Conflict);
+    assert_eq!(noelle.candidates, ["NHoliday", "NHoliday2"]);
+    assert_eq!(
+        noelle.reason.as_deref(),
+        Some(
+            "`NHoliday2` cannot be renamed to `NHoliday`: an account `NHoliday` already exists; pick another name, or remove `previously` if the rename is done"
+        )
+    );
+    assert!(p.actions.iter().all(|a| a.op() != "rename_account"));
+    // Once renamed (only `account` exists), the partner simply matches it.
+    partners[0].previously = Some("NHoliday3".into());
+    partners[0].email = "other@example.edu".into();
+    let p = plan(&store, &partners, &groups, &pol);
+    let r = p
+        .resolutions
+        .iter()
+        .find(|r| r.partner == "other@example.edu")
+        .unwrap();
+    assert_eq!(
+        (r.outcome, r.account.as_deref()),
+        (Outcome::Matched, Some("NHoliday"))
+    );
 }

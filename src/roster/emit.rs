@@ -15,7 +15,9 @@
 //! double-quoted with escapes otherwise. Phone, ZIP and extension are always
 //! quoted: they look like numbers.
 
-use super::model::{Group, MaxRemovals, Member, Partner, Policy, RosterFile, UnmanagedGroups};
+use super::model::{
+    EntitlementCatalog, Group, MaxRemovals, Member, Partner, Policy, RosterFile, UnmanagedGroups,
+};
 use std::borrow::Cow;
 use std::fmt::Write;
 
@@ -103,9 +105,31 @@ fn partner(out: &mut String, p: &Partner, opts: &EmitOptions) {
     if let Some(v) = &p.zip {
         let _ = writeln!(out, "    zip: {}", quoted(v));
     }
-    let _ = writeln!(out, "    role: {}", p.role.as_str());
+    if let Some(r) = &p.role {
+        let _ = writeln!(out, "    role: {}", scalar(r));
+    }
+    if let Some(rs) = &p.roles {
+        let rs: Vec<&str> = rs.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "    roles: {}", flow_list(&rs));
+    }
+    if !p.entitlements.is_empty() {
+        out.push_str("    entitlements:\n");
+        for (kind, values) in &p.entitlements {
+            let vs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let _ = writeln!(out, "      {}: {}", scalar(kind), flow_list(&vs));
+        }
+    }
+    if let Some(m) = &p.case_manager {
+        let _ = writeln!(out, "    case_manager: {}", scalar(m));
+    }
+    if let Some(s) = p.sign_in {
+        let _ = writeln!(out, "    sign_in: {}", s.as_str());
+    }
     if let Some(a) = &p.account {
         let _ = writeln!(out, "    account: {}", scalar(a));
+    }
+    if let Some(a) = &p.previously {
+        let _ = writeln!(out, "    previously: {}", scalar(a));
     }
     if !p.active {
         out.push_str("    active: false\n");
@@ -148,6 +172,35 @@ fn policy(out: &mut String, p: &Policy) {
             let _ = writeln!(out, "    - files: {}", scalar(&r.files));
             let _ = writeln!(out, "      groups: {}", scalar(&r.groups));
         }
+    }
+    // SPEC §9: written only when set, so that older policies read the same.
+    let defaults = Policy::default();
+    if p.roles != defaults.roles {
+        let rs: Vec<&str> = p.roles.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "  roles: {}", flow_list(&rs));
+    }
+    if p.default_roles != defaults.default_roles {
+        let rs: Vec<&str> = p.default_roles.iter().map(String::as_str).collect();
+        let _ = writeln!(out, "  default_roles: {}", flow_list(&rs));
+    }
+    if !p.entitlements.is_empty() {
+        out.push_str("  entitlements:\n");
+        for (kind, catalog) in &p.entitlements {
+            let values = match catalog {
+                EntitlementCatalog::Groups(_) => "groups".to_string(),
+                EntitlementCatalog::Values(vs) => {
+                    let vs: Vec<&str> = vs.iter().map(String::as_str).collect();
+                    flow_list(&vs)
+                }
+            };
+            let _ = writeln!(out, "    {}: {values}", scalar(kind));
+        }
+    }
+    if p.user_names != defaults.user_names {
+        let _ = writeln!(out, "  user_names: {}", p.user_names.as_str());
+    }
+    if let Some(n) = p.max_active_accounts {
+        let _ = writeln!(out, "  max_active_accounts: {n}");
     }
 }
 
@@ -309,7 +362,8 @@ mod tests {
     use super::*;
     use crate::roster::load::{Input, parse_file};
     use crate::roster::model::{
-        EmailDomains, GroupType, MemberEntry, OptionalField, Restriction, Role, UnmanagedGroups,
+        EmailDomains, GroupType, GroupsCatalog, MemberEntry, OptionalField, Restriction, Role,
+        SignIn, UnmanagedGroups, UserNames,
     };
 
     fn parse(text: &str) -> RosterFile {
@@ -346,9 +400,8 @@ mod tests {
             phone: None,
             extension: None,
             zip: None,
-            role: Role::PublicViewer,
-            account: None,
-            active: true,
+            role: Some(Role::PublicViewer.as_str().into()),
+            ..Partner::default()
         }
     }
 
@@ -457,7 +510,7 @@ mod tests {
             p.extension = Some("007".into());
             p.zip = Some("02134".into());
             p.account = Some("007".into());
-            p.role = Role::Individual;
+            p.role = Some(Role::Individual.as_str().into());
             p.active = false;
             p
         }];
@@ -513,9 +566,44 @@ mod tests {
                         groups: "ACME .*".into(),
                     })
                     .collect(),
+                roles: vec!["public-viewer".into(), "case: worker".into(), "007".into()],
+                default_roles: vec!["case: worker".into()],
+                entitlements: [
+                    (
+                        "products".to_string(),
+                        EntitlementCatalog::Values(AWKWARD.iter().map(|s| s.to_string()).collect()),
+                    ),
+                    (
+                        "coverage".to_string(),
+                        EntitlementCatalog::Groups(GroupsCatalog::Groups),
+                    ),
+                    ("true".to_string(), EntitlementCatalog::Values(vec![])),
+                ]
+                .into(),
+                user_names: UserNames::Email,
+                max_active_accounts: Some(250),
             }),
         };
         round_trip(&file);
+        // A partner with every SPEC §9 field.
+        let mut p = person("noelle@example.org", "Noelle", "Holiday");
+        p.role = None;
+        p.roles = Some(vec!["case: worker".into(), "007".into()]);
+        p.entitlements = [
+            (
+                "products".to_string(),
+                vec!["- x".to_string(), "true".into()],
+            ),
+            ("coverage".to_string(), vec!["North Team".to_string()]),
+        ]
+        .into();
+        p.case_manager = Some("jose.nunez@example.org".into());
+        p.sign_in = Some(SignIn::Sso);
+        p.account = Some("NHoliday".into());
+        p.previously = Some("007".into());
+        let mut with_access = file.clone();
+        with_access.partners.push(p);
+        round_trip(&with_access);
     }
 
     #[test]
@@ -560,7 +648,7 @@ mod tests {
         mandy.zip = Some("62568".into());
         mandy.account = Some("MMcCray".into());
         let mut jose = person("jose@example.org", "José", "Núñez-O'Neil");
-        jose.role = Role::Individual;
+        jose.role = Some(Role::Individual.as_str().into());
         jose.active = false;
         RosterFile {
             version: 1,

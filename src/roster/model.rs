@@ -5,8 +5,9 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-pub use crate::domain::{GroupType, Role};
+pub use crate::domain::{GroupType, Role, SignIn, UserNames};
 
 /// One roster file. A roster is one such file or a directory of them, merged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -104,16 +105,117 @@ pub struct Partner {
     /// Five digits or ZIP+4 (`62568` or `62568-1234`). Quote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip: Option<String>,
-    /// `public-viewer` (default) or `individual`.
-    #[serde(default)]
-    pub role: Role,
+    /// One role of `policy.roles` (`public-viewer` or `individual` without a
+    /// catalog). Not together with `roles`; neither means `policy.default_roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Several roles of `policy.roles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Named grants by kind, each kind and value from `policy.entitlements`,
+    /// e.g. `{products: [webcenter], coverage: [North Team]}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entitlements: BTreeMap<String, Vec<String>>,
+    /// The email of the active partner who oversees this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "email"))]
+    pub case_manager: Option<String>,
+    /// How a new account signs in: `invite`, `password` or `sso`. Without it,
+    /// `roster apply --onboarding` decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignIn>,
     /// The account's user name: confirms a match, or names the account to create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1))]
     pub account: Option<String>,
+    /// The account's former user name: the account `previously` is renamed to `account`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub previously: Option<String>,
     /// False means the account must be deactivated.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub active: bool,
+}
+
+impl Default for Partner {
+    fn default() -> Self {
+        Partner {
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            birth_date: None,
+            phone: None,
+            extension: None,
+            zip: None,
+            role: None,
+            roles: None,
+            entitlements: BTreeMap::new(),
+            case_manager: None,
+            sign_in: None,
+            account: None,
+            previously: None,
+            active: true,
+        }
+    }
+}
+
+impl Partner {
+    /// The roles the partner names (`role` or `roles`), or `None` when it
+    /// names none and `policy.default_roles` applies.
+    pub fn named_roles(&self) -> Option<Vec<&str>> {
+        match (&self.role, &self.roles) {
+            (None, None) => None,
+            (role, roles) => Some(
+                role.iter()
+                    .chain(roles.iter().flatten())
+                    .map(String::as_str)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The one role the stores keep today (SPEC §2): `individual` when the
+    /// partner's roles hold `individual` but not `public-viewer`, otherwise
+    /// `public-viewer`.
+    pub fn store_role(&self, default_roles: &[String]) -> Role {
+        let roles = self
+            .named_roles()
+            .unwrap_or_else(|| default_roles.iter().map(String::as_str).collect());
+        let has = |r: Role| roles.iter().any(|x| *x == r.as_str());
+        if has(Role::Individual) && !has(Role::PublicViewer) {
+            Role::Individual
+        } else {
+            Role::PublicViewer
+        }
+    }
+
+    /// The partner's access as plain data, with the policy's defaults applied
+    /// (SPEC §9). Names that are not in the catalogs are kept as written;
+    /// `check` reports them.
+    pub fn access(&self, policy: &Policy) -> crate::domain::Access {
+        use crate::roster::normalize;
+        let roles = self
+            .named_roles()
+            .unwrap_or_else(|| policy.default_roles.iter().map(String::as_str).collect())
+            .into_iter()
+            .map(|r| r.trim().to_string())
+            .collect();
+        let entitlements = self
+            .entitlements
+            .iter()
+            .flat_map(|(k, vs)| {
+                vs.iter()
+                    .map(move |v| (k.trim().to_string(), v.trim().to_string()))
+            })
+            .collect();
+        crate::domain::Access {
+            roles,
+            entitlements,
+            case_manager: self.case_manager.as_deref().map(normalize::email),
+            sign_in: self.sign_in,
+            previously: self.previously.as_deref().map(|s| s.trim().to_string()),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -199,6 +301,51 @@ pub struct Policy {
     /// Which files may declare which groups.
     #[serde(default)]
     pub restrictions: Vec<Restriction>,
+    /// The role catalog (SPEC §9); without it, `public-viewer` and `individual`.
+    #[serde(default = "default_roles_catalog")]
+    pub roles: Vec<String>,
+    /// The roles of a partner that names none.
+    #[serde(default = "default_default_roles")]
+    pub default_roles: Vec<String>,
+    /// Catalogs of named grants, by kind: a list of values, or `groups` for
+    /// the roster's group names (e.g. `coverage: groups`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entitlements: BTreeMap<String, EntitlementCatalog>,
+    /// How new accounts' user names are made: `initials` (MMcCray) or `email`.
+    #[serde(default)]
+    pub user_names: UserNames,
+    /// Licence seats: the most active accounts the store may hold after a plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_active_accounts: Option<u64>,
+}
+
+/// The values an entitlement kind allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EntitlementCatalog {
+    /// The names of the roster's groups.
+    Groups(GroupsCatalog),
+    /// These values.
+    Values(Vec<String>),
+}
+
+/// `groups`: an entitlement whose values are the roster's group names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupsCatalog {
+    Groups,
+}
+
+fn default_roles_catalog() -> Vec<String> {
+    vec![
+        Role::PublicViewer.as_str().to_string(),
+        Role::Individual.as_str().to_string(),
+    ]
+}
+
+fn default_default_roles() -> Vec<String> {
+    vec![Role::PublicViewer.as_str().to_string()]
 }
 
 fn default_required_fields() -> Vec<OptionalField> {
@@ -225,6 +372,11 @@ impl Default for Policy {
             manage_profiles: false,
             unmanaged_groups: UnmanagedGroups::default(),
             restrictions: Vec::new(),
+            roles: default_roles_catalog(),
+            default_roles: default_default_roles(),
+            entitlements: BTreeMap::new(),
+            user_names: UserNames::default(),
+            max_active_accounts: None,
         }
     }
 }
@@ -286,4 +438,76 @@ pub struct Restriction {
     pub files: String,
     /// A regular expression that must match the whole group name, e.g. `ACME .*`.
     pub groups: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Access;
+
+    fn partner(yaml: &str) -> Partner {
+        let node = crate::roster::yaml::parse(yaml).unwrap();
+        Partner::deserialize(&node.to_json()).unwrap()
+    }
+
+    #[test]
+    fn access_is_sorted_plain_data_with_the_policy_defaults() {
+        let policy = Policy {
+            default_roles: vec!["caseworker".into()],
+            ..Policy::default()
+        };
+        let p = partner(
+            "email: a@example.org\nfirst_name: A\nlast_name: B\nroles: [supervisor, caseworker, supervisor]\nentitlements:\n  products: [webcenter, hrcenter]\n  coverage: [North Team]\ncase_manager: \" Boss@Example.org \"\nsign_in: sso\naccount: NHoliday\npreviously: NHoliday2\n",
+        );
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect();
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            p.access(&policy),
+            Access {
+                roles: s(&["caseworker", "supervisor"]),
+                entitlements: [
+                    pair("coverage", "North Team"),
+                    pair("products", "hrcenter"),
+                    pair("products", "webcenter"),
+                ]
+                .into(),
+                case_manager: Some("boss@example.org".into()),
+                sign_in: Some(SignIn::Sso),
+                previously: Some("NHoliday2".into()),
+            }
+        );
+        // No role named: the policy's default roles; `role: X` is one role.
+        let bare = partner("email: a@example.org\nfirst_name: A\nlast_name: B\n");
+        assert_eq!(bare.access(&policy).roles, s(&["caseworker"]));
+        assert_eq!(bare.access(&Policy::default()).roles, s(&["public-viewer"]));
+        let one = partner("email: a@example.org\nfirst_name: A\nlast_name: B\nrole: individual\n");
+        assert_eq!(one.access(&policy).roles, s(&["individual"]));
+        assert_eq!(one.access(&policy).sign_in, None);
+    }
+
+    #[test]
+    fn the_store_keeps_individual_only_without_public_viewer() {
+        let with = |roles: Option<&[&str]>| Partner {
+            roles: roles.map(|r| r.iter().map(|x| x.to_string()).collect()),
+            ..Partner::default()
+        };
+        let none: &[String] = &[];
+        assert_eq!(with(None).store_role(none), Role::PublicViewer);
+        assert_eq!(
+            with(None).store_role(&["individual".into()]),
+            Role::Individual
+        );
+        assert_eq!(
+            with(Some(&["individual", "caseworker"])).store_role(none),
+            Role::Individual
+        );
+        assert_eq!(
+            with(Some(&["individual", "public-viewer"])).store_role(none),
+            Role::PublicViewer
+        );
+        assert_eq!(
+            with(Some(&["caseworker"])).store_role(none),
+            Role::PublicViewer
+        );
+    }
 }

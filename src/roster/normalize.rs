@@ -45,29 +45,91 @@ pub fn phone_digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// Checks an email address: one `@`, a non-empty local part, a domain of
-/// dot-separated labels with a dot, no spaces. Deliberately simple: the
-/// store and the invitation, not this check, prove the mailbox exists.
-pub fn is_valid_email(s: &str) -> bool {
+/// How an email address reads (RFC 5322 for what is an address, RFC 5321
+/// and common mail hosts for what is delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailForm {
+    /// An ordinary address.
+    Deliverable,
+    /// An address RFC 5322 allows but many mail systems refuse, and why: live
+    /// systems hold such addresses, so they are kept, with a warning.
+    Undeliverable(&'static str),
+    /// Not an email address.
+    Malformed,
+}
+
+/// Classify an email address. Deliberately lenient where a live system may
+/// already hold the address; the invitation, not this check, proves the
+/// mailbox exists.
+pub fn email_form(s: &str) -> EmailForm {
+    use EmailForm::{Deliverable, Malformed, Undeliverable};
     let s = s.trim();
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
+    if s.chars().any(char::is_control) {
+        return Malformed;
+    }
+    // RFC 5322 atext; letters beyond ASCII as RFC 6532 allows.
+    let atext = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    let dot_atom =
+        |t: &str| !t.is_empty() && t.split('.').all(|a| !a.is_empty() && a.chars().all(atext));
+    let (local_len, quoted, domain) = if let Some(rest) = s.strip_prefix('"') {
+        // A quoted local part: any printable character, `\` escapes the next.
+        let mut chars = rest.char_indices();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' if chars.next().is_none() => return Malformed,
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { return Malformed };
+        let Some(domain) = rest[end + 1..].strip_prefix('@') else {
+            return Malformed;
+        };
+        (end + 2, true, domain)
+    } else {
+        let Some((local, domain)) = s.split_once('@') else {
+            return Malformed;
+        };
+        if !dot_atom(local) {
+            return Malformed;
+        }
+        (local.len(), false, domain)
     };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
+    if domain.starts_with('[') && domain.ends_with(']') && domain.len() > 2 {
+        let inner = &domain[1..domain.len() - 1];
+        if inner.contains(['[', ']', '\\']) || inner.contains(char::is_whitespace) {
+            return Malformed;
+        }
+        return Undeliverable("its domain is an address literal");
+    }
+    if !dot_atom(domain) || !domain.contains('.') {
+        return Malformed;
+    }
+    let labels_ok = domain.split('.').all(|l| {
+        !l.starts_with('-')
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_alphanumeric() || c == '-')
-    };
-    !local.is_empty()
-        && local.len() <= 64
-        && !local.contains(char::is_whitespace)
-        && !local.starts_with('.')
-        && !local.ends_with('.')
-        && !local.contains("..")
-        && !local.contains(['@', ',', ';', '<', '>', '(', ')', '[', ']', '"', '\\'])
-        && domain.contains('.')
-        && domain.split('.').all(label_ok)
+    });
+    if domain.contains('_') {
+        Undeliverable("its domain has an underscore, which host names may not have")
+    } else if !labels_ok {
+        Undeliverable("its domain is not a host name (letters, digits and inner hyphens)")
+    } else if quoted {
+        Undeliverable("its local part is quoted")
+    } else if local_len > 64 {
+        Undeliverable("its local part is longer than 64 characters")
+    } else {
+        Deliverable
+    }
+}
+
+/// True for anything that is an email address, deliverable or not (see [`email_form`]).
+pub fn is_valid_email(s: &str) -> bool {
+    email_form(s) != EmailForm::Malformed
 }
 
 /// The domain of an email, lower-cased.
@@ -189,6 +251,41 @@ mod tests {
             "a@@b.org",
         ] {
             assert!(!is_valid_email(bad), "{bad}");
+        }
+        for odd in [
+            "jo@mail_server.example.org",
+            "\"john doe\"@example.org",
+            "\"a\\\"b\"@example.org",
+            "x@[192.0.2.1]",
+            "x@-bad.example.org",
+        ] {
+            assert!(is_valid_email(odd), "{odd}");
+            assert!(
+                matches!(email_form(odd), EmailForm::Undeliverable(_)),
+                "{odd}"
+            );
+        }
+        assert_eq!(
+            email_form(&format!("{}@example.org", "a".repeat(65))),
+            EmailForm::Undeliverable("its local part is longer than 64 characters")
+        );
+        assert_eq!(
+            email_form("o'brien+tag@example.org"),
+            EmailForm::Deliverable
+        );
+        for bad in [
+            "\"unclosed@example.org",
+            "\"q\"x@example.org",
+            ".a@example.org",
+            "a.@example.org",
+            "a..b@example.org",
+            "a<b@example.org",
+            "a@exa mple.org",
+            "a@[]",
+            "a@b_c",
+            "a\n@example.org",
+        ] {
+            assert_eq!(email_form(bad), EmailForm::Malformed, "{bad}");
         }
         assert_eq!(
             email(" Mandy.McCray@Example.COM "),

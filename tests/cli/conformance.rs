@@ -4,7 +4,7 @@
 //! (`pg.rs`). Where stores legitimately differ, [`Kind`] says so and the
 //! story asserts each side; nothing is skipped silently.
 
-use roster::domain::{GroupType, Profile};
+use roster::domain::{Entitlement, GroupType, Profile};
 use roster::store::directory::{GroupRef, Scope};
 use roster::store::memory::MemoryStore;
 use roster::store::{
@@ -188,6 +188,8 @@ conformance!(
     accounts_and_groups_can_be_renamed_and_deleted,
     tokens_are_kept_as_digests_and_revoked,
     invited_accounts_are_listed_until_deactivated,
+    roles_entitlements_and_case_managers_are_kept_and_audited,
+    grants_and_case_managers_refuse_what_is_already_so,
 );
 
 fn profile(email: &str, first: &str, last: &str) -> Profile {
@@ -1112,4 +1114,216 @@ fn invited_accounts_are_listed_until_deactivated(s: &Subject) {
     w.reactivate_account("carl").unwrap();
     w.commit().unwrap();
     assert_eq!(listed(s).len(), 3);
+}
+
+fn ent(kind: &str, value: &str) -> Entitlement {
+    Entitlement::new(kind, value)
+}
+
+fn roles_entitlements_and_case_managers_are_kept_and_audited(s: &Subject) {
+    seed(s);
+    let mut w = s.begin();
+    w.grant_role("bob", "supervisor").unwrap();
+    w.grant_role("BOB", "caseworker").unwrap();
+    w.grant_entitlement("bob", &ent("products", "webcenter"))
+        .unwrap();
+    w.grant_entitlement("bob", &ent("coverage", "North Team"))
+        .unwrap();
+    w.set_case_manager("bob", Some("Ann")).unwrap();
+    // A new account: its roles, entitlements and manager land with it.
+    w.create_account_with_roles(
+        "cy",
+        &profile("cy@example.org", "Cy", "Young"),
+        &strings(&["caseworker", "caseworker"]),
+        NewCredential::Sso,
+    )
+    .unwrap();
+    w.grant_entitlement("cy", &ent("dashboards", "caseload"))
+        .unwrap();
+    w.set_case_manager("cy", Some("bob")).unwrap();
+    assert_eq!(w.commit().unwrap(), 15, "{:?}", s.kind);
+
+    let bob = s.account("bob").unwrap();
+    assert_eq!(bob.roles, ["caseworker", "supervisor"]);
+    assert_eq!(
+        bob.entitlements,
+        [ent("coverage", "North Team"), ent("products", "webcenter")]
+    );
+    assert_eq!(bob.case_manager.as_deref(), Some("Ann"));
+    let cy = s.account("cy").unwrap();
+    assert_eq!(cy.roles, ["caseworker"]);
+    assert_eq!(cy.entitlements, [ent("dashboards", "caseload")]);
+    assert_eq!(cy.case_manager.as_deref(), Some("bob"));
+    // Single sign-on: active at once, no credential, no invitation.
+    assert!(cy.active);
+    assert_eq!(cy.credential, CredentialState::None);
+    let mut r = s.read();
+    let invited: Vec<String> = r
+        .invitations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.user_name)
+        .collect();
+    assert_eq!(invited, ["Ann"]);
+    // Every read returns them: by email, by name + birth date, all.
+    let by_email = r.accounts_by_email(&strings(&["bob@example.org"])).unwrap();
+    assert_eq!(by_email, std::slice::from_ref(&bob));
+    let all = r.all_accounts().unwrap();
+    assert_eq!(names(&all), ["Ann", "bob", "cy"]);
+    assert_eq!(all[0].roles, ["public-viewer"]);
+    assert_eq!(all[1], bob);
+    assert_eq!(r.active_accounts().unwrap(), 3);
+    drop(r);
+
+    let mut w = s.begin_at(LATER);
+    w.revoke_role("bob", "supervisor").unwrap();
+    w.revoke_entitlement("bob", &ent("products", "webcenter"))
+        .unwrap();
+    w.set_case_manager("bob", None).unwrap();
+    w.set_case_manager("cy", Some("ann")).unwrap();
+    // A rename keeps what the account holds and whom it manages.
+    w.rename_account("Ann", "Anne").unwrap();
+    w.deactivate_account("bob").unwrap();
+    w.commit().unwrap();
+    let bob = s.account("bob").unwrap();
+    assert_eq!(bob.roles, ["caseworker"]);
+    assert_eq!(bob.entitlements, [ent("coverage", "North Team")]);
+    assert_eq!(bob.case_manager, None);
+    assert_eq!(
+        s.account("cy").unwrap().case_manager.as_deref(),
+        Some("Anne")
+    );
+    assert_eq!(s.account("anne").unwrap().roles, ["public-viewer"]);
+    assert_eq!(s.read().active_accounts().unwrap(), 2);
+
+    // Each change is one audit row, as `roster log` shows it.
+    let rows = s.verified_audit();
+    let ops: Vec<(&str, &str)> = rows[7..]
+        .iter()
+        .map(|e| (e.op.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("grant_role", "bob"),
+            ("grant_role", "BOB"),
+            ("grant_entitlement", "bob"),
+            ("grant_entitlement", "bob"),
+            ("set_case_manager", "bob"),
+            ("create_account", "cy"),
+            ("grant_entitlement", "cy"),
+            ("set_case_manager", "cy"),
+            ("revoke_role", "bob"),
+            ("revoke_entitlement", "bob"),
+            ("set_case_manager", "bob"),
+            ("set_case_manager", "cy"),
+            ("rename_account", "Ann"),
+            ("deactivate_account", "bob"),
+        ]
+    );
+    let raw = |i: usize| (rows[i].raw.0.as_deref(), rows[i].raw.1.as_deref());
+    assert_eq!(raw(7), (None, Some(r#"{"role":"supervisor"}"#)));
+    assert_eq!(
+        raw(9),
+        (None, Some(r#"{"kind":"products","value":"webcenter"}"#))
+    );
+    assert_eq!(
+        raw(11),
+        (
+            Some(r#"{"case_manager":null}"#),
+            Some(r#"{"case_manager":"Ann"}"#)
+        )
+    );
+    assert!(raw(12).1.unwrap().contains(r#""roles":["caseworker"]"#));
+    assert!(raw(12).1.unwrap().contains(r#""credential":"none""#));
+    assert_eq!(raw(15), (Some(r#"{"role":"supervisor"}"#), None));
+
+    // Deleting a case manager leaves the accounts it managed without one.
+    let mut w = s.begin_at(LATER);
+    w.delete_account("anne").unwrap();
+    w.commit().unwrap();
+    assert_eq!(s.account("cy").unwrap().case_manager, None);
+    s.verified_audit();
+}
+
+/// One write in a session of its own, refused: what it said.
+fn refused(
+    s: &Subject,
+    write: impl FnOnce(&mut dyn Session) -> Result<(), StoreError>,
+) -> StoreError {
+    let mut w = s.begin();
+    let e = write(w.as_mut()).expect_err("refused");
+    drop(w);
+    e
+}
+
+fn grants_and_case_managers_refuse_what_is_already_so(s: &Subject) {
+    seed(s);
+    let mut w = s.begin();
+    w.grant_role("bob", "caseworker").unwrap();
+    w.grant_entitlement("bob", &ent("products", "webcenter"))
+        .unwrap();
+    w.set_case_manager("bob", Some("Ann")).unwrap();
+    w.commit().unwrap();
+    let before = s.verified_audit();
+    let taken = |e: StoreError| match e {
+        StoreError::Taken(m) => m,
+        other => panic!("{:?}: not Taken: {other:?}", s.kind),
+    };
+    let invalid = |e: StoreError| match e {
+        StoreError::Invalid(m) => m,
+        other => panic!("{:?}: not Invalid: {other:?}", s.kind),
+    };
+    assert_eq!(
+        taken(refused(s, |w| w.grant_role("bob", "caseworker"))),
+        "account `bob` already has role `caseworker`"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.revoke_role("bob", "individual"))),
+        "account `bob` does not have role `individual`"
+    );
+    assert_eq!(
+        taken(refused(s, |w| w
+            .grant_entitlement("bob", &ent("products", "webcenter")))),
+        "account `bob` already has entitlement `products: webcenter`"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w
+            .revoke_entitlement("bob", &ent("products", "hrcenter")))),
+        "account `bob` does not have entitlement `products: hrcenter`"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.set_case_manager("bob", Some("BOB")))),
+        "account `bob` cannot be its own case manager"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.set_case_manager("bob", Some("ann")))),
+        "account `bob`'s case manager is already `ann`"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.set_case_manager("Ann", None))),
+        "account `Ann` has no case manager to clear"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.set_case_manager("bob", Some("nobody")))),
+        "account `nobody` does not exist in the store"
+    );
+    assert_eq!(
+        invalid(refused(s, |w| w.grant_role("nobody", "caseworker"))),
+        "account `nobody` does not exist in the store"
+    );
+    // A new account's grants are checked in the session too.
+    let e = refused(s, |w| {
+        w.create_account(
+            "cy",
+            &profile("cy@example.org", "Cy", "Young"),
+            NewCredential::Sso,
+        )?;
+        w.grant_role("cy", "caseworker")?;
+        w.grant_role("CY", "caseworker")
+    });
+    assert_eq!(taken(e), "account `CY` already has role `caseworker`");
+    // Nothing of any of it landed.
+    assert_eq!(s.verified_audit().len(), before.len());
+    assert!(s.account("cy").is_none());
 }

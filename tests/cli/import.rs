@@ -122,6 +122,30 @@ fn only_the_required_columns() {
     assert_eq!(codes, ["missing-required-field"; 3]);
 }
 
+/// An address a live system holds though mail hosts refuse it (an
+/// underscore in the domain) is imported, and `check` keeps it with a warning.
+#[test]
+fn an_undeliverable_but_valid_address_is_imported_with_a_warning() {
+    let row = MANDY_ROW.replace("Mandy.McCray@example.com", "mandy@mail_host.example.com");
+    let out = import(format!("{HEADER}{row}"), &["--group", "ABC"]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("mandy@mail_host.example.com"),
+        "{}",
+        out.stdout
+    );
+    let (code, findings) = roster()
+        .file("imported.yaml", &out.stdout)
+        .args(&["check", "imported.yaml"])
+        .findings();
+    let codes: Vec<&str> = findings.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!((code, codes), (0, vec!["undeliverable-email"]));
+    // A truly malformed address is still refused.
+    let bad = MANDY_ROW.replace("Mandy.McCray@example.com", "mandy@mail host.example.com");
+    let out = import(format!("{HEADER}{bad}"), &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+}
+
 #[test]
 fn header_spellings_bom_crlf_and_blank_rows() {
     let csv = "\u{feff}FIRST-NAME,Last_Name,  E-Mail ,Birth_Date,PHONE,Zip\r\nMandy,McCray,mandy@example.com,1972-09-01,2178529634,62568\r\n,,,,,\r\n\r\n";

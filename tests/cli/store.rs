@@ -1138,6 +1138,71 @@ fn export_then_plan_shows_no_changes(b: Backend) {
     }
 }
 
+/// A store whose older accounts lack a phone, a ZIP or a birth date (made
+/// under a policy that did not require them) exports to a roster that
+/// `check` and `plan` accept as it is: the export carries a policy that fits.
+fn export_of_older_accounts_checks_and_plans_clean(b: Backend) {
+    let old = "\
+version: 1
+policy:
+  required_fields: []
+groups:
+  - name: Old Agency
+    members: [ann@example.org, bob@example.org, cat@example.org, dee@mail_host.example.org]
+partners:
+  - email: ann@example.org
+    first_name: Ann
+    last_name: Lee
+    birth_date: 1970-01-02
+    phone: \"217-555-0101\"
+    zip: \"62568\"
+  - email: bob@example.org
+    first_name: Bob
+    last_name: Ray
+    birth_date: 1971-01-02
+    zip: \"62568\"
+  - email: cat@example.org
+    first_name: Cat
+    last_name: Cole
+    birth_date: 1972-01-02
+    phone: \"217-555-0103\"
+  - email: dee@mail_host.example.org
+    first_name: Dee
+    last_name: Dunn
+    birth_date: 1973-01-02
+    phone: \"217-555-0104\"
+    zip: \"62568\"
+  - email: eve@example.org
+    first_name: Eve
+    last_name: Gone
+    active: false
+";
+    let r = b.roster().file("old.yaml", old);
+    r.ok(&["apply", "--yes", "--store", r.db(), "old.yaml"]);
+    r.ok(&["export", "--store", r.db(), "-o", "export.yaml"]);
+    let text = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
+    // Every active account has a birth date; not all a phone or a ZIP.
+    assert!(
+        text.contains("policy:\n  required_fields: [birth_date]\n"),
+        "{text}"
+    );
+    let check = r.cmd(&["check", "export.yaml"]);
+    assert_eq!(check.code, 0, "{}\n{}", check.stdout, check.stderr);
+    // The address a mail host would refuse is kept, with a warning.
+    let all = format!("{}{}", check.stdout, check.stderr);
+    assert!(all.contains("undeliverable-email"), "{all}");
+    assert!(!all.contains("missing-required-field"), "{all}");
+    let out = r.cmd(&[
+        "plan",
+        "--store",
+        r.db(),
+        "export.yaml",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+}
+
 fn export_on_stdout_leaves_out_personal_data(b: Backend) {
     let r = worknet(b);
     let out = r.ok(&["export", "--store", r.db()]);
@@ -2326,6 +2391,7 @@ on_every_store!(
     unmanaged_groups_are_warned_about_or_emptied,
     markdown_plans_fold_groups,
     export_then_plan_shows_no_changes,
+    export_of_older_accounts_checks_and_plans_clean,
     export_on_stdout_leaves_out_personal_data,
     diff_shows_live_against_desired_with_personal_data_masked,
     plan_schema_is_checked_in_current_and_plans_follow_it,
