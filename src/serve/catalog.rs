@@ -9,7 +9,7 @@
 use super::ScimError;
 use super::kind::Kind;
 use crate::domain::{Account, Entitlement};
-use crate::roster::model::Policy;
+use crate::roster::model::{EntitlementCatalog, Policy};
 use crate::scim::excerpt;
 use crate::scim::filter::{AttrPath, CompareOp, Filter};
 use crate::store::directory::{Directory, ListQuery};
@@ -31,11 +31,20 @@ impl Catalog {
     /// The catalogs of a roster's policy (`roster`: one was given), else
     /// the default ones.
     pub fn of(policy: &Policy, roster: bool) -> Self {
-        let _ = policy;
         Catalog {
-            roles: vec!["public-viewer".into(), "individual".into()],
-            default_roles: vec!["public-viewer".into()],
-            entitlements: BTreeMap::new(),
+            roles: policy.roles.clone(),
+            default_roles: crate::domain::sorted_unique(policy.default_roles.clone()),
+            entitlements: policy
+                .entitlements
+                .iter()
+                .map(|(kind, c)| {
+                    let values = match c {
+                        EntitlementCatalog::Groups(_) => None,
+                        EntitlementCatalog::Values(v) => Some(v.clone()),
+                    };
+                    (kind.clone(), values)
+                })
+                .collect(),
             roster,
         }
     }

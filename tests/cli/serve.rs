@@ -1038,6 +1038,150 @@ fn plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// A roster of SPEC §9: a role catalog with a default, entitlement catalogs
+/// (values, and group coverage), case managers, an SSO account; `step` 1
+/// changes grants and a case manager of accounts step 0 made.
+pub fn spec9_roster(step: u8) -> String {
+    let (noelle_roles, noelle_products, zoe_manager) = match step {
+        0 => (
+            "[caseworker, supervisor]",
+            "[webcenter, hrcenter]",
+            "brandon.mitchell@example.edu",
+        ),
+        _ => ("[caseworker]", "[job-board]", "noelle.holiday@example.edu"),
+    };
+    format!(
+        r#"version: 1
+policy:
+  required_fields: []
+  roles: [public-viewer, individual, caseworker, supervisor]
+  default_roles: [public-viewer]
+  entitlements:
+    products: [webcenter, hrcenter, job-board]
+    dashboards: [caseload, outcomes]
+    coverage: groups
+groups:
+  - name: North Team
+    type: organization
+    members:
+      - email: brandon.mitchell@example.edu
+        user_manager: true
+      - noelle.holiday@example.edu
+      - zoe.quinn@example.edu
+  - name: South Team
+    type: organization
+    members:
+      - noelle.holiday@example.edu
+partners:
+  - email: brandon.mitchell@example.edu
+    first_name: Brandon
+    birth_date: 1970-01-02
+    last_name: Mitchell
+    roles: [public-viewer, supervisor]
+    entitlements:
+      dashboards: [caseload, outcomes]
+  - email: noelle.holiday@example.edu
+    first_name: Noelle
+    birth_date: 1980-03-04
+    last_name: Holiday
+    roles: {noelle_roles}
+    entitlements:
+      products: {noelle_products}
+      coverage: [North Team, South Team]
+    case_manager: brandon.mitchell@example.edu
+  - email: zoe.quinn@example.edu
+    first_name: Zoe
+    birth_date: 1999-09-09
+    last_name: Quinn
+    sign_in: sso
+    case_manager: {zoe_manager}
+"#
+    )
+}
+
+/// The plan through `roster serve` is the plan of the store underneath for
+/// a roster of SPEC §9 too (roles, entitlements, case managers, SSO), and
+/// applying through the service leaves both with nothing to do.
+fn spec9_plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
+    let f = Fixture::new(backend);
+    std::fs::create_dir(f.r.path().join("s9")).unwrap();
+    let file = f.r.path().join("s9/roster.yaml");
+    let plan = |store: &str, code: i32| -> Value {
+        let out = through_serve(
+            &f,
+            &[
+                "plan",
+                "--store",
+                store,
+                "s9/roster.yaml",
+                "--format",
+                "json",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(out.code, code, "{store}\n{}\n{}", out.stdout, out.stderr);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
+    };
+    let ops = |plan: &Value| -> Vec<String> {
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["op"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for step in [0, 1] {
+        std::fs::write(&file, spec9_roster(step)).unwrap();
+        // `--roster` is read at start: a server for each step.
+        let server = start_with(f.r.path(), f.db(), &["--roster", file.to_str().unwrap()]);
+        let scim = format!("scim+{}", server.base);
+        let direct = plan(f.db(), 2);
+        let served = plan(&scim, 2);
+        for key in ["resolutions", "actions", "summary"] {
+            assert_eq!(served[key], direct[key], "step {step}: {key} differ");
+        }
+        let seen = ops(&direct);
+        let want: &[&str] = if step == 0 {
+            &["create_account", "grant_entitlement", "set_case_manager"]
+        } else {
+            &[
+                "revoke_role",
+                "grant_entitlement",
+                "revoke_entitlement",
+                "set_case_manager",
+            ]
+        };
+        for op in want {
+            assert!(
+                seen.iter().any(|o| o == op),
+                "step {step}: {op} in {seen:?}"
+            );
+        }
+        let applied = through_serve(&f, &["apply", "--yes", "--store", &scim, "s9/roster.yaml"]);
+        assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+        let after_direct = plan(f.db(), 0);
+        let after_served = plan(&scim, 0);
+        assert_eq!(after_direct["actions"], json!([]), "{after_direct}");
+        assert_eq!(after_served["actions"], json!([]), "{after_served}");
+    }
+    // The SSO account was created active, with no password and no invitation.
+    let zoe = f
+        .get(&format!(
+            "/Users/{}",
+            f.id_of("Users", "emails.value eq \"zoe.quinn@example.edu\"")
+        ))
+        .body;
+    assert_eq!(zoe["active"], true, "{zoe}");
+    assert_eq!(zoe["roles"], json!([{"value": "public-viewer"}]), "{zoe}");
+    assert_eq!(
+        zoe[ENTERPRISE]["manager"]["displayName"], "NHoliday",
+        "{zoe}"
+    );
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
+    assert!(export.contains("zoe.quinn@example.edu"), "{export}");
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 /// The shipped roster with every unresolved partner settled: pinned to the
 /// account the plan names, or without the conflicting claim.
 fn roster_settled(f: &Fixture) -> String {
@@ -2656,6 +2800,7 @@ fn roles_entitlements_and_managers_through_scim(b: Backend) {
 
 on_every_store!(
     roles_entitlements_and_managers_through_scim,
+    spec9_plan_through_serve_is_the_plan_of_the_store_underneath,
     token_output_neutralizes_names,
     patch_refuses_unknown_and_read_only_paths,
     scopes_stored_as_names_become_ids,
