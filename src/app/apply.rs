@@ -61,13 +61,9 @@ pub enum ApplyError {
     )]
     MassRemoval { removals: u64, limit: u64 },
     #[error(
-        "the plan removes {removals} {collection}, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
+        "the plan removes {removed}, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
     )]
-    MassRemovalOf {
-        collection: String,
-        removals: u64,
-        limit: u64,
-    },
+    MassRemovalOf { removed: String, limit: u64 },
     #[error(
         "this plan was printed without personal data, so it cannot create or update accounts; save plans with `roster plan -o FILE`"
     )]
@@ -184,8 +180,7 @@ pub fn guard(plan: &Plan, opts: &Options) -> Result<(), ApplyError> {
     let removed = plan.removal_caps.iter().find(|c| c.exceeded());
     if let (Some(c), false) = (removed, opts.allow_mass_removal) {
         return Err(ApplyError::MassRemovalOf {
-            collection: c.collection.replace('_', " "),
-            removals: c.removed,
+            removed: c.removed_text(),
             limit: c.limit,
         });
     }

@@ -583,9 +583,15 @@ pub fn compute(
         let Some(&t) = account_of.get(email_key(&p.email).as_ref()) else {
             continue;
         };
-        let want = case_manager_of(p)
-            .and_then(|cm| account_of.get(email_key(&cm).as_ref()))
-            .map(|&m| name_of(m).to_string());
+        let want = match case_manager_of(p) {
+            None => None,
+            Some(cm) => match account_of.get(email_key(&cm).as_ref()) {
+                Some(&m) => Some(name_of(m).to_string()),
+                // The manager's own partner is unresolved (the plan says
+                // so): nothing about this assignment is decided yet.
+                None => continue,
+            },
+        };
         let have = match t {
             Target::Existing(i) => live.accounts[i].case_manager.clone(),
             Target::New(_) => None,
@@ -792,9 +798,8 @@ pub fn compute(
             Note::new(
                 Code::MassRemoval,
                 format!(
-                    "this plan removes {} {}, more than max_removals allows ({} of {})",
-                    c.removed,
-                    c.collection.replace('_', " "),
+                    "this plan removes {}, more than max_removals allows ({} of {})",
+                    c.removed_text(),
                     c.limit,
                     c.of
                 ),

@@ -74,6 +74,18 @@ impl RemovalCap {
     pub fn exceeded(&self) -> bool {
         self.removed > self.limit
     }
+
+    /// What is removed, counted: `2 roles`, `1 case assignment`.
+    pub fn removed_text(&self) -> String {
+        let one = match self.collection.as_str() {
+            "roles" => "role",
+            "entitlements" => "entitlement",
+            "case_assignments" => "case assignment",
+            "deactivations" => "deactivation",
+            other => other,
+        };
+        crate::report::plural(self.removed as usize, one)
+    }
 }
 
 /// Active accounts in the whole store after the plan, and the licence.

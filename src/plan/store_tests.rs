@@ -755,3 +755,21 @@ fn a_rename_onto_a_taken_name_is_a_conflict_and_a_done_one_matches() {
         (Outcome::Matched, Some("NHoliday"))
     );
 }
+
+#[test]
+fn an_unresolved_case_manager_leaves_assignments_as_they_are() {
+    let store = MemoryStore::new();
+    let (mut partners, groups, pol) = section_9();
+    partners[0].previously = None;
+    apply(&store, &plan(&store, &partners, &groups, &pol));
+    // Brandon's surname differs from his account's: he needs confirming,
+    // and whom he manages is not decided meanwhile (never cleared).
+    partners[1].last_name = "Mitchel".into();
+    let p = plan(&store, &partners, &groups, &pol);
+    assert_eq!(p.summary.unresolved, 1);
+    assert!(
+        p.actions.iter().all(|a| a.op() != "set_case_manager"),
+        "{:#?}",
+        p.actions
+    );
+}

@@ -1039,3 +1039,42 @@ fn spec9_rosters_reconcile_as_on_the_embedded_store() {
         .collect();
     assert_eq!(users, ["BMitchell", "NHoliday"], "{creds}");
 }
+
+/// Roles reach the provider with the account, and entitlements added
+/// later are patched onto it.
+#[test]
+fn roles_are_kept_and_entitlements_patched_in() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let roster_with = |extra: &str| {
+        format!(
+            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - lee@example.com\npartners:\n  - email: lee@example.com\n    first_name: Lee\n    last_name: Park\n    birth_date: 1980-02-02\n    roles: [caseworker]\n{extra}policy:\n  required_fields: []\n  roles: [public-viewer, individual, caseworker]\n  entitlements:\n    products: [webcenter]\n"
+        )
+    };
+    let r = roster().file("roster.yaml", roster_with(""));
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let lee = server.user("LPark");
+    assert_eq!(
+        lee["roles"],
+        serde_json::json!([{"value": "caseworker"}]),
+        "{lee}"
+    );
+    let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+    assert_eq!(ops(&plan), Vec::<String>::new());
+    let r = r.file(
+        "roster.yaml",
+        roster_with("    entitlements:\n      products: [webcenter]\n"),
+    );
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let lee = server.user("LPark");
+    assert_eq!(
+        lee["entitlements"],
+        serde_json::json!([{"value": "products:webcenter", "type": "products"}]),
+        "{lee}"
+    );
+    let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+    assert_eq!(ops(&plan), Vec::<String>::new());
+    assert_eq!(server.users(), 1);
+}

@@ -2374,6 +2374,8 @@ fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
 }
 
 on_every_store!(
+    section_9_plans_apply_export_and_log_every_new_op,
+    section_9_bad_input_is_refused_with_its_reason,
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
     printed_plans_hide_personal_data_and_saved_plans_keep_it,
@@ -2405,3 +2407,263 @@ on_every_store!(
     an_interactive_apply_whose_plan_changed_asks_again,
     a_roster_in_place_of_the_saved_plan_is_refused,
 );
+
+/// A roster of SPEC §9 (role catalog, default roles, entitlements, a case
+/// manager, single sign-on, a licence); `noelle` is the rest of her entry.
+fn section_9_roster(noelle: &str, more: &str) -> String {
+    format!(
+        "version: 1
+policy:
+  required_fields: []
+  roles: [public-viewer, individual, caseworker, supervisor]
+  default_roles: [caseworker]
+  entitlements:
+    products: [webcenter, hrcenter]
+    coverage: groups
+  max_active_accounts: 3
+  max_removals: 5
+groups:
+  - name: North Team
+    members: [noelle.holiday@example.edu, brandon.mitchell@example.edu, zed@example.edu]
+partners:
+  - email: noelle.holiday@example.edu
+    first_name: Noelle
+    last_name: Holiday
+    birth_date: 1980-01-01
+    roles: [caseworker, supervisor]
+    entitlements:
+      products: [webcenter]
+      coverage: [North Team]
+    case_manager: brandon.mitchell@example.edu
+    sign_in: sso
+{noelle}  - email: brandon.mitchell@example.edu
+    first_name: Brandon
+    last_name: Mitchell
+    birth_date: 1975-05-05
+  - email: zed@example.edu
+    first_name: Zed
+    last_name: Quinn
+    birth_date: 1999-09-09
+    role: individual
+    case_manager: brandon.mitchell@example.edu
+{more}"
+    )
+}
+
+fn section_9_plans_apply_export_and_log_every_new_op(b: Backend) {
+    let r = b.roster().file(
+        "roster.yaml",
+        section_9_roster("    account: NHoliday\n", ""),
+    );
+    let (code, plan) = r.plan_json("roster.yaml");
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(
+        ops(&plan),
+        [
+            "create_group North Team",
+            "create_account BMitchell",
+            "create_account NHoliday",
+            "create_account ZQuinn",
+            "grant_entitlement NHoliday",
+            "grant_entitlement NHoliday",
+            "add_membership BMitchell North Team",
+            "add_membership NHoliday North Team",
+            "add_membership ZQuinn North Team",
+            "set_case_manager NHoliday",
+            "set_case_manager ZQuinn",
+        ]
+    );
+    assert_eq!(
+        plan["actions"][2]["roles"],
+        serde_json::json!(["caseworker", "supervisor"])
+    );
+    assert_eq!(plan["actions"][2]["sign_in"], "sso");
+    assert_eq!(
+        plan["actions"][1]["roles"],
+        serde_json::json!(["caseworker"])
+    );
+    assert_eq!(
+        plan["seats"],
+        serde_json::json!({"used": 3, "max": 3, "free": 0})
+    );
+    let human = r.ok(&["plan", "--store", r.db(), "roster.yaml"]).stdout;
+    assert!(human.contains("+ NHoliday: products webcenter"), "{human}");
+    assert!(
+        human.contains("~ ZQuinn: case manager BMitchell"),
+        "{human}"
+    );
+    assert!(human.contains("Seats: 3 of 3 used, 0 free."), "{human}");
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    let (_, again) = r.plan_json("roster.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new(), "{again:#}");
+    // `diff` reads roles, entitlements and case managers on both sides.
+    let diff = r.ok(&["diff", "--store", r.db(), "roster.yaml"]);
+    assert_eq!(diff.stdout, "", "{}", diff.stdout);
+    // Single sign-on: no invitation for Noelle.
+    let invited = r.ok(&["invitations", "--store", r.db()]).stdout;
+    assert!(
+        !invited.contains("NHoliday") && invited.contains("ZQuinn"),
+        "{invited}"
+    );
+
+    // Export writes roles, entitlements, case managers and sign-in; the
+    // export plans with no changes.
+    r.ok(&["export", "--store", r.db(), "-o", "export.yaml"]);
+    let exported = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
+    for line in [
+        "    roles: [caseworker, supervisor]\n",
+        "    case_manager: brandon.mitchell@example.edu\n",
+        "    sign_in: sso\n",
+        "    role: individual\n",
+    ] {
+        assert!(exported.contains(line), "{line:?} in\n{exported}");
+    }
+    let (code, from_export) = r.plan_json("export.yaml");
+    assert_eq!((code, ops(&from_export)), (0, vec![]), "{from_export:#}");
+
+    // Fewer grants and a rename (`previously`), then nothing left to do.
+    let renamed = section_9_roster("    account: NHoliday3\n    previously: NHoliday\n", "")
+        .replace("roles: [caseworker, supervisor]", "roles: [caseworker]")
+        .replace("      products: [webcenter]\n", "")
+        .replace(
+            "    role: individual\n    case_manager: brandon.mitchell@example.edu\n",
+            "    role: individual\n",
+        );
+    let r = r.file("renamed.yaml", renamed);
+    let diff = r.ok(&["diff", "--store", r.db(), "renamed.yaml"]).stdout;
+    assert!(
+        diff.contains("-    roles: [caseworker, supervisor]\n+    role: caseworker\n"),
+        "{diff}"
+    );
+    let (code, plan) = r.plan_json("renamed.yaml");
+    assert_eq!(code, 0, "{plan:#}");
+    assert_eq!(
+        ops(&plan),
+        [
+            "rename_account NHoliday",
+            "set_case_manager ZQuinn",
+            "revoke_entitlement NHoliday3",
+            "revoke_role NHoliday3",
+        ]
+    );
+    assert_eq!(plan["actions"][0]["new_name"], "NHoliday3");
+    assert_eq!(plan["actions"][1]["case_manager"], Value::Null);
+    r.ok(&["apply", "--yes", "--store", r.db(), "renamed.yaml"]);
+    let (_, again) = r.plan_json("renamed.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new(), "{again:#}");
+    r.ok(&["log", "--store", r.db(), "--verify"]);
+    let log = r.ok(&["log", "--store", r.db()]).stdout;
+    for op in [
+        "grant_entitlement",
+        "set_case_manager",
+        "rename_account",
+        "revoke_entitlement",
+        "revoke_role",
+    ] {
+        assert!(log.contains(op), "{op} in\n{log}");
+    }
+}
+
+fn section_9_bad_input_is_refused_with_its_reason(b: Backend) {
+    let r = b.roster().file(
+        "roster.yaml",
+        section_9_roster("    account: NHoliday\n", ""),
+    );
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    // A rename onto a name another account holds.
+    let r = r.file(
+        "taken.yaml",
+        section_9_roster("    account: BMitchell\n    previously: NHoliday\n", ""),
+    );
+    let (code, plan) = r.plan_json("taken.yaml");
+    assert_eq!(code, 1);
+    let noelle = &plan["resolutions"][0];
+    assert_eq!(noelle["outcome"], "conflict", "{plan:#}");
+    assert_eq!(
+        noelle["reason"],
+        "`NHoliday` cannot be renamed to `BMitchell`: an account `BMitchell` already exists; pick another name, or remove `previously` if the rename is done"
+    );
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "taken.yaml"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    // One partner more than the licence.
+    let r = r.file(
+        "seats.yaml",
+        section_9_roster(
+            "    account: NHoliday\n",
+            "  - email: ann@example.edu\n    first_name: Ann\n    last_name: Lee\n",
+        ),
+    );
+    let (code, plan) = r.plan_json("seats.yaml");
+    assert_eq!(code, 1);
+    assert_eq!(
+        plan["violations"],
+        serde_json::json!([{
+            "code": "seats-exceeded",
+            "message": "this plan leaves 4 active accounts in the store, more than max_active_accounts allows (3)",
+            "help": "deactivate accounts (`active: false`), or raise `max_active_accounts` when the licence grows",
+        }])
+    );
+    assert_eq!(
+        plan["seats"],
+        serde_json::json!({"used": 4, "max": 3, "free": 0})
+    );
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "seats.yaml"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("policy violation"), "{}", out.stderr);
+    assert_eq!(r.revision(), 11, "nothing was applied");
+}
+
+/// A store made before roles became a catalog (schema version 4): each
+/// account's one role becomes its one role row, and the audit chain made
+/// then still verifies.
+#[test]
+fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
+    let r = roster();
+    let path = r.path().join("store.db");
+    let c = rusqlite::Connection::open(&path).unwrap();
+    for m in [
+        include_str!("../../src/store/migrations/0001_init.sql"),
+        include_str!("../../src/store/migrations/0002_tokens.sql"),
+        include_str!("../../src/store/migrations/0003_ids_and_scopes.sql"),
+        include_str!("../../src/store/migrations/0004_plan_key.sql"),
+    ] {
+        c.execute_batch(m).unwrap();
+    }
+    let at = "2025-01-01T00:00:00Z";
+    let after = r#"{"email":"ann@example.org","role":"individual"}"#;
+    let hash = roster::store::audit::row_hash(
+        roster::store::audit::GENESIS,
+        1,
+        at,
+        "admin",
+        "create_account",
+        "ALee",
+        None,
+        Some(after),
+    );
+    c.execute_batch(&format!(
+        "PRAGMA user_version = 4;
+         UPDATE meta SET value = 1 WHERE key = 'revision';
+         INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name,
+           first_key, last_key, birth_date, role, active, credential, created_at, updated_at)
+         VALUES ('ALee', 'alee', 'ann@example.org', 'ann@example.org', 'Ann', 'Lee', 'ann', 'lee',
+           '1990-01-01', 'individual', 1, 'password_set', '{at}', '{at}');
+         INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash)
+         VALUES (1, 1, '{at}', 'admin', 'create_account', 'ALee', NULL, '{after}', '{hash}');"
+    ))
+    .unwrap();
+    drop(c);
+    let url = format!("sqlite:{}", path.display());
+    let store = roster::store::open(&url, roster::store::Options::default()).unwrap();
+    // Reading an old store asks for a migration; a write session makes it.
+    assert!(store.reader().is_err());
+    let mut w = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+    w.grant_role("alee", "caseworker").unwrap();
+    assert_eq!(w.commit().unwrap(), 2);
+    let mut reader = store.reader().unwrap();
+    let ann = reader.accounts_by_user_name(&["ALee".into()]).unwrap();
+    assert_eq!(ann[0].roles, ["caseworker", "individual"]);
+    let log = reader.audit(None).unwrap();
+    roster::store::audit::verify(&log, 2).unwrap();
+    r.ok(&["log", "--store", &url, "--verify"]);
+}
