@@ -202,7 +202,44 @@ pub struct Profile {
     pub zip: Option<String>,
 }
 
+/// A profile field by its roster name (`email`, `first_name`, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
+pub enum ProfileField {
+    Email,
+    FirstName,
+    LastName,
+    BirthDate,
+    Phone,
+    Extension,
+    Zip,
+}
+
+impl ProfileField {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        name.parse()
+            .map_err(|_| format!("unknown profile field `{name}`"))
+    }
+}
+
 impl Profile {
+    /// This profile with `fields` (roster names) taken from `from`.
+    pub fn with_fields(&self, from: &Profile, fields: &[String]) -> Result<Profile, String> {
+        let mut p = self.clone();
+        for f in fields {
+            match ProfileField::parse(f)? {
+                ProfileField::Email => p.email = from.email.clone(),
+                ProfileField::FirstName => p.first_name = from.first_name.clone(),
+                ProfileField::LastName => p.last_name = from.last_name.clone(),
+                ProfileField::BirthDate => p.birth_date = from.birth_date.clone(),
+                ProfileField::Phone => p.phone = from.phone.clone(),
+                ProfileField::Extension => p.extension = from.extension.clone(),
+                ProfileField::Zip => p.zip = from.zip.clone(),
+            }
+        }
+        Ok(p)
+    }
+
     /// The same profile without birth date, phone and extension.
     pub fn without_pii(&self) -> Profile {
         Profile {

@@ -521,8 +521,17 @@ fn managed_groups(dir: &mut dyn Directory, id: i64) -> Result<Vec<String>, ScimE
     Ok(names)
 }
 
-/// Create a resource; returns its name.
-fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
+/// What a create leaves: the new resource's name, and for a User the
+/// record the store now holds, when the store says the new row's id.
+struct Created {
+    name: String,
+    user: Option<UserRecord>,
+    /// The id of the new User's manager.
+    manager: Option<i64>,
+}
+
+/// Create a resource.
+fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> {
     ctx.caller
         .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
@@ -533,11 +542,10 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
                 account.roles = ctx.config.catalog.default_roles.clone();
             }
             let cred = credential(body)?;
-            let name = account.user_name.clone();
-            ctx.create(Some(&account.profile.email), |s, dir| {
+            let stored = ctx.create(Some(&account.profile.email), |s, dir| {
                 let mut account = account.clone();
                 super::catalog::check_grants(&ctx.config.catalog, dir, &account, None)?;
-                resolve_manager(ctx, dir, &mut account, None)?;
+                let manager = resolve_manager(ctx, dir, &mut account, None)?;
                 unique_email(dir, &account.profile.email, None)?;
                 s.create_account_with_roles(
                     &account.user_name,
@@ -565,9 +573,26 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
                         s.set_scim_field(Owner::Account, &account.user_name, field, Some(x))?;
                     }
                 }
-                Ok(())
+                Ok((s.created_account(&account.user_name)?, account, manager))
             })?;
-            Ok(name)
+            let (stored, account, manager) = stored;
+            // The store keeps what the request holds as it is (the email
+            // already lower-cased above), stamped with the session's time,
+            // in no group yet.
+            let user = stored.map(|(id, at)| UserRecord {
+                id,
+                account: account.clone(),
+                created: at.clone(),
+                modified: at,
+                external_id: text(body, "externalId").map(str::to_string),
+                display_name: text(body, "displayName").map(str::to_string),
+                groups: Vec::new(),
+            });
+            Ok(Created {
+                name: account.user_name,
+                user,
+                manager,
+            })
         }
         Kind::Group => {
             let g = resource::group_from_resource(body).map_err(bad_resource)?;
@@ -586,16 +611,28 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<String, ScimError> {
                     &member_flags(&g, &[]),
                 )
             })?;
-            Ok(name)
+            Ok(Created {
+                name,
+                user: None,
+                manager: None,
+            })
         }
     }
 }
 
-/// POST: the new resource as stored, read back in one statement for a
-/// User (its row and groups by name), two for a Group.
+/// POST: the new resource as stored. A User is built from the request and
+/// the id the store's write returned; where the store does not say it, the
+/// User is read back (its row and groups by name, one statement). A Group
+/// is read back (two statements).
 pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
     check_text(body)?;
-    let name = create_in(ctx, kind, body)?;
+    let created = create_in(ctx, kind, body)?;
+    let missing = |id: i64| move || ScimError::not_found(kind.name(), &id.to_string());
+    if let Some(u) = created.user {
+        // Only an admin token creates Users: it sees every manager.
+        return Ok(user_json(&ctx.base, &u, created.manager));
+    }
+    let name = created.name;
     let mut dir = ctx.read()?;
     let lost = || {
         ScimError::new(
@@ -607,10 +644,8 @@ pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimEr
     match kind {
         Kind::User => {
             let u = dir.user_named(&name)?.ok_or_else(lost)?;
-            let id = u.id.to_string();
-            shown_user(ctx, dir.as_mut(), u, || {
-                ScimError::not_found(kind.name(), &id)
-            })
+            let id = u.id;
+            shown_user(ctx, dir.as_mut(), u, missing(id))
         }
         Kind::Group => {
             let id = dir.group_id(&name)?.ok_or_else(lost)?;
@@ -857,15 +892,15 @@ fn set_members(
 
 /// Turn the manager id a User body names into its user name, refusing an
 /// id that names no User (or one a scoped token cannot see) and the User
-/// itself (`own`: the id of the User written).
+/// itself (`own`: the id of the User written). Returns the manager's id.
 fn resolve_manager(
     ctx: &Ctx,
     dir: &mut dyn Directory,
     a: &mut Account,
     own: Option<i64>,
-) -> Result<(), ScimError> {
+) -> Result<Option<i64>, ScimError> {
     let Some(id) = a.case_manager.take() else {
-        return Ok(());
+        return Ok(None);
     };
     let attr = format!("{}:manager", resource::EXT_ENTERPRISE);
     let unknown = || {
@@ -896,7 +931,7 @@ fn resolve_manager(
         return Err(unknown());
     }
     a.case_manager = Some(name);
-    Ok(())
+    Ok(Some(n))
 }
 
 /// Give account `name` the roles and entitlements of `next`, from those

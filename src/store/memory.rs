@@ -9,8 +9,7 @@
 //! copy in its place. Copying the whole state per session and savepoint
 //! keeps the code plain; it is meant for stores of test size.
 
-use super::audit::{self, GENESIS};
-use super::audit::{manager_json, masked};
+use super::audit::{AuditLog, Change, RowText};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
 };
@@ -235,15 +234,14 @@ impl Data {
         self.user_keys
             .get(&user_name.to_lowercase())
             .copied()
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
-            })
+            .ok_or_else(|| StoreError::no_account(user_name))
     }
 
     fn group_id(&self, name: &str) -> Result<i64, StoreError> {
-        self.group_names.get(name).copied().ok_or_else(|| {
-            StoreError::Invalid(format!("group `{name}` does not exist in the store"))
-        })
+        self.group_names
+            .get(name)
+            .copied()
+            .ok_or_else(|| StoreError::no_group(name))
     }
 
     fn account_mut(&mut self, id: i64) -> &mut AccountRow {
@@ -439,53 +437,16 @@ struct MemorySession {
 }
 
 impl MemorySession {
-    /// Append an audit row and bump the revision.
-    fn record(&mut self, op: &str, subject: &str, before: Option<&str>, after: Option<&str>) {
+    /// Append the audit row of `change` and bump the revision.
+    fn record(&mut self, change: Change) -> Result<(), StoreError> {
         let d = &mut self.data;
-        d.revision += 1;
-        let prev_hash = d
-            .audit
-            .last()
-            .map_or_else(|| GENESIS.to_string(), |e| e.hash.clone());
-        let hash = audit::row_hash(
-            &prev_hash,
-            d.revision,
-            &self.now,
-            &self.actor,
-            op,
-            subject,
-            before,
-            after,
-        );
-        let json = |s: Option<&str>| s.and_then(|s| serde_json::from_str(s).ok());
-        d.audit.push(AuditEntry {
-            seq: d.audit.len() as i64 + 1,
-            revision: d.revision,
-            at: self.now.clone(),
-            actor: self.actor.clone(),
-            op: op.to_string(),
-            subject: subject.to_string(),
-            before: json(before),
-            after: json(after),
-            prev_hash,
-            hash,
-            raw: (before.map(str::to_string), after.map(str::to_string)),
-        });
-    }
-
-    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
-        let id = self.data.account_id(user_name)?;
-        let row = self.data.account_mut(id);
-        if row.account.active == active {
-            return Err(audit::already_active(user_name, active));
-        }
-        row.account.active = active;
-        if !active {
-            // A deactivated account is not invited (again).
-            self.data.outbox.retain(|m| m.account != id);
-        }
-        let (op, before, after) = audit::activation(active);
-        self.record(op, user_name, Some(before), Some(after));
+        let last = d.audit.last().map(|e| (e.seq, e.hash.clone()));
+        let mut log = AuditLog::new(d.revision, last);
+        let prev_hash = log.prev_hash.clone();
+        let mut text = RowText::default();
+        let row = log.row(&self.now, &self.actor, &change, &mut text);
+        d.revision = row.revision;
+        d.audit.push(row.entry(prev_hash));
         Ok(())
     }
 
@@ -503,14 +464,20 @@ impl MemorySession {
             None => change(&mut a.roles, role.to_string(), grant),
             Some(e) => change(&mut a.entitlements, e.clone(), grant),
         };
-        let (op, before, after) = match entitlement {
-            None if changed => audit::role_change(role, grant),
-            None => return Err(audit::no_role_to_change(user_name, role, grant)),
-            Some(e) if changed => audit::entitlement_change(e, grant),
-            Some(e) => return Err(audit::no_entitlement_to_change(user_name, e, grant)),
-        };
-        self.record(op, user_name, before.as_deref(), after.as_deref());
-        Ok(())
+        self.record(match entitlement {
+            None if changed => Change::Role {
+                user_name,
+                role,
+                granted: grant,
+            },
+            None => return Err(StoreError::role_refused(user_name, role, grant)),
+            Some(e) if changed => Change::Entitlement {
+                user_name,
+                entitlement: e,
+                granted: grant,
+            },
+            Some(e) => return Err(StoreError::entitlement_refused(user_name, e, grant)),
+        })
     }
 
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
@@ -531,9 +498,7 @@ impl Session for MemorySession {
     ) -> Result<(), StoreError> {
         let d = &mut self.data;
         if d.group_names.contains_key(name) {
-            return Err(StoreError::Taken(format!(
-                "group `{name}` already exists in the store"
-            )));
+            return Err(StoreError::group_taken(name));
         }
         d.last_group += 1;
         let group = Group {
@@ -544,9 +509,7 @@ impl Session for MemorySession {
         };
         d.groups.insert(d.last_group, group);
         d.group_names.insert(name.to_string(), d.last_group);
-        let after = serde_json::json!({ "type": kind.as_str(), "lwia": lwia }).to_string();
-        self.record("create_group", name, None, Some(&after));
-        Ok(())
+        self.record(Change::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -568,9 +531,7 @@ impl Session for MemorySession {
         let key = user_name.to_lowercase();
         let d = &mut self.data;
         if d.user_keys.contains_key(&key) {
-            return Err(StoreError::Taken(format!(
-                "account `{user_name}` already exists in the store"
-            )));
+            return Err(StoreError::account_taken(user_name));
         }
         d.last_account += 1;
         let id = d.last_account;
@@ -596,21 +557,26 @@ impl Session for MemorySession {
                 token,
             });
         }
-        let mut after = masked(profile);
-        after["credential"] = state.as_str().into();
-        if !roles.is_empty() {
-            after["roles"] = roles.into();
+        self.record(Change::CreateAccount {
+            user_name,
+            profile,
+            credential: state,
+            roles: &roles,
+        })
+    }
+
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let row = self.data.account_mut(id);
+        if row.account.active == active {
+            return Err(StoreError::already_active(user_name, active));
         }
-        self.record("create_account", user_name, None, Some(&after.to_string()));
-        Ok(())
-    }
-
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, true)
-    }
-
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, false)
+        row.account.active = active;
+        if !active {
+            // A deactivated account is not invited (again).
+            self.data.outbox.retain(|m| m.account != id);
+        }
+        self.record(Change::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -621,27 +587,15 @@ impl Session for MemorySession {
     ) -> Result<(), StoreError> {
         let id = self.data.account_id(user_name)?;
         let before = self.data.accounts[&id].account.profile.clone();
-        let mut p = before.clone();
-        for f in fields {
-            match f.as_str() {
-                "email" => p.email = profile.email.clone(),
-                "first_name" => p.first_name = profile.first_name.clone(),
-                "last_name" => p.last_name = profile.last_name.clone(),
-                "birth_date" => p.birth_date = profile.birth_date.clone(),
-                "phone" => p.phone = profile.phone.clone(),
-                "extension" => p.extension = profile.extension.clone(),
-                "zip" => p.zip = profile.zip.clone(),
-                other => {
-                    return Err(StoreError::Invalid(format!(
-                        "unknown profile field `{other}`"
-                    )));
-                }
-            }
-        }
-        let (before, after) = (masked(&before).to_string(), masked(&p).to_string());
-        self.data.account_mut(id).account.profile = p;
-        self.record("update_profile", user_name, Some(&before), Some(&after));
-        Ok(())
+        let after = before
+            .with_fields(profile, fields)
+            .map_err(StoreError::Invalid)?;
+        self.data.account_mut(id).account.profile = after.clone();
+        self.record(Change::UpdateProfile {
+            user_name,
+            before: &before,
+            after: &after,
+        })
     }
 
     fn add_membership(
@@ -652,18 +606,14 @@ impl Session for MemorySession {
     ) -> Result<(), StoreError> {
         let key = self.membership(user_name, group)?;
         if self.data.memberships.contains_key(&key) {
-            return Err(StoreError::Taken(format!(
-                "`{user_name}` is already a member of `{group}`"
-            )));
+            return Err(StoreError::already_member(user_name, group));
         }
         self.data.memberships.insert(key, user_manager);
-        self.record(
-            "add_membership",
-            &audit::membership_subject(user_name, group),
-            None,
-            Some(manager_json(user_manager)),
-        );
-        Ok(())
+        self.record(Change::AddMembership {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn set_user_manager(
@@ -676,54 +626,45 @@ impl Session for MemorySession {
         match self.data.memberships.get_mut(&key) {
             Some(um) if *um != user_manager => *um = user_manager,
             _ => {
-                return Err(audit::no_grant_to_change(user_name, group, user_manager));
+                return Err(StoreError::no_grant_to_change(
+                    user_name,
+                    group,
+                    user_manager,
+                ));
             }
         }
-        let (op, before, after) = audit::grant(user_manager);
-        self.record(
-            op,
-            &audit::membership_subject(user_name, group),
-            Some(before),
-            Some(after),
-        );
-        Ok(())
+        self.record(Change::SetUserManager {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
         let key = self.membership(user_name, group)?;
         let Some(was) = self.data.memberships.remove(&key) else {
-            return Err(StoreError::Invalid(format!(
-                "`{user_name}` is not a member of `{group}`"
-            )));
+            return Err(StoreError::not_member(user_name, group));
         };
-        self.record(
-            "remove_membership",
-            &audit::membership_subject(user_name, group),
-            Some(manager_json(was)),
-            None,
-        );
-        Ok(())
+        self.record(Change::RemoveMembership {
+            user_name,
+            group,
+            was,
+        })
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
         let id = self.data.account_id(user_name)?;
         let new_key = new_name.to_lowercase();
         if self.data.user_keys.get(&new_key).is_some_and(|&o| o != id) {
-            return Err(StoreError::Taken(format!(
-                "account `{new_name}` already exists in the store"
-            )));
+            return Err(StoreError::account_taken(new_name));
         }
         self.data.user_keys.remove(&user_name.to_lowercase());
         self.data.user_keys.insert(new_key, id);
         self.data.account_mut(id).account.user_name = new_name.to_string();
-        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
-        self.record(
-            "rename_account",
+        self.record(Change::RenameAccount {
             user_name,
-            Some(&json(user_name)),
-            Some(&json(new_name)),
-        );
-        Ok(())
+            new_name,
+        })
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
@@ -750,13 +691,17 @@ impl Session for MemorySession {
         let id = self.data.account_id(user_name)?;
         let manager = case_manager.map(|m| self.data.account_id(m)).transpose()?;
         let current = self.data.read(&self.data.accounts[&id]).case_manager;
-        if let Some(e) = audit::case_manager_refused(user_name, current.as_deref(), case_manager) {
+        if let Some(e) =
+            StoreError::case_manager_refused(user_name, current.as_deref(), case_manager)
+        {
             return Err(e);
         }
         self.data.account_mut(id).case_manager = manager;
-        let (before, after) = audit::case_manager_change(current.as_deref(), case_manager);
-        self.record("set_case_manager", user_name, Some(&before), Some(&after));
-        Ok(())
+        self.record(Change::CaseManager {
+            user_name,
+            before: current.as_deref(),
+            after: case_manager,
+        })
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -771,8 +716,7 @@ impl Session for MemorySession {
         }
         d.accounts.remove(&id);
         d.user_keys.remove(&user_name.to_lowercase());
-        self.record("delete_account", user_name, None, None);
-        Ok(())
+        self.record(Change::DeleteAccount { user_name })
     }
 
     fn update_group(
@@ -789,12 +733,10 @@ impl Session for MemorySession {
             .get(new_name)
             .is_some_and(|&o| o != id)
         {
-            return Err(StoreError::Taken(format!(
-                "group `{new_name}` already exists in the store"
-            )));
+            return Err(StoreError::group_taken(new_name));
         }
         let g = &self.data.groups[&id];
-        let before = serde_json::json!({"name": name, "type": g.kind.as_str(), "lwia": g.lwia});
+        let was = (g.kind.as_str(), g.lwia);
         self.data.group_names.remove(name);
         self.data.group_names.insert(new_name.to_string(), id);
         if let Some(g) = self.data.groups.get_mut(&id) {
@@ -802,14 +744,13 @@ impl Session for MemorySession {
             g.kind = kind;
             g.lwia = lwia;
         }
-        let after = serde_json::json!({"name": new_name, "type": kind.as_str(), "lwia": lwia});
-        self.record(
-            "update_group",
+        self.record(Change::UpdateGroup {
             name,
-            Some(&before.to_string()),
-            Some(&after.to_string()),
-        );
-        Ok(())
+            was,
+            new_name,
+            kind,
+            lwia,
+        })
     }
 
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
@@ -818,8 +759,7 @@ impl Session for MemorySession {
         d.memberships.retain(|&(g, _), _| g != id);
         d.groups.remove(&id);
         d.group_names.remove(name);
-        self.record("delete_group", name, None, None);
-        Ok(())
+        self.record(Change::DeleteGroup { name })
     }
 
     fn create_token(
@@ -838,18 +778,18 @@ impl Session for MemorySession {
             .iter()
             .any(|t| t.name == name || t.digest == digest)
         {
-            return Err(StoreError::Taken(format!(
-                "a token named `{name}` already exists; pick another name or revoke it first"
-            )));
+            return Err(StoreError::token_taken(name));
         }
         self.data.tokens.push(TokenRow {
             name: name.to_string(),
             digest: digest.to_string(),
             revoked: false,
         });
-        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
-        self.record("create_token", name, None, Some(&after));
-        Ok(())
+        self.record(Change::CreateToken {
+            name,
+            scope,
+            group_ids: ids.as_deref(),
+        })
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
@@ -859,13 +799,10 @@ impl Session for MemorySession {
             .iter_mut()
             .find(|t| t.name == name && !t.revoked)
         else {
-            return Err(StoreError::Invalid(format!(
-                "no live token named `{name}`; `roster token list` shows them"
-            )));
+            return Err(StoreError::no_live_token(name));
         };
         t.revoked = true;
-        self.record("revoke_token", name, None, None);
-        Ok(())
+        self.record(Change::RevokeToken { name })
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {

@@ -185,31 +185,37 @@ pub trait Session: Send {
         }
         Ok(())
     }
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError>;
+    /// Reactivate (`active`) or deactivate an account; refused when it is
+    /// so already.
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError>;
+    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, true)
+    }
+    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.set_active(user_name, false)
+    }
     /// Set these fields of the profile (names as in the roster: `phone`, `zip`, …).
     fn update_profile(
         &mut self,
-        user_name: &str,
+        _user_name: &str,
         profile: &Profile,
         fields: &[String],
     ) -> Result<(), StoreError>;
     fn add_membership(
         &mut self,
-        user_name: &str,
+        _user_name: &str,
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError>;
     fn set_user_manager(
         &mut self,
-        user_name: &str,
+        _user_name: &str,
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError>;
-    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError>;
+    fn remove_membership(&mut self, _user_name: &str, group: &str) -> Result<(), StoreError>;
     /// Rename an account (`roster serve`: a SCIM client changed `userName`).
-    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
-        let _ = (user_name, new_name);
+    fn rename_account(&mut self, _user_name: &str, _new_name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("renaming accounts"))
     }
     /// Give the account a role (from the roster's catalog).
@@ -249,51 +255,52 @@ pub trait Session: Send {
     }
     /// Delete an account and its memberships (`roster serve`: SCIM DELETE).
     /// roster itself only ever deactivates.
-    fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        let _ = user_name;
+    fn delete_account(&mut self, _user_name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("deleting accounts"))
     }
     /// Change a group's name, type and LWIA.
     fn update_group(
         &mut self,
-        name: &str,
-        new_name: &str,
-        kind: GroupType,
-        lwia: Option<u32>,
+        _name: &str,
+        _new_name: &str,
+        _kind: GroupType,
+        _lwia: Option<u32>,
     ) -> Result<(), StoreError> {
-        let _ = (name, new_name, kind, lwia);
         Err(self.unsupported("changing groups"))
     }
     /// Delete a group and its memberships.
-    fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
-        let _ = name;
+    fn delete_group(&mut self, _name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("deleting groups"))
     }
     /// Set or clear a value only SCIM clients use (`externalId`, a user's
     /// `displayName`) on an account or group.
     fn set_scim_field(
         &mut self,
-        of: Owner,
-        name: &str,
-        field: ScimField,
-        value: Option<&str>,
+        _of: Owner,
+        _name: &str,
+        _field: ScimField,
+        _value: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _ = (of, name, field, value);
         Err(self.unsupported("SCIM-only attributes"))
     }
     /// Keep an API token's digest; `scope` None is an admin token.
     fn create_token(
         &mut self,
-        name: &str,
-        digest: &str,
-        scope: Option<&[String]>,
+        _name: &str,
+        _digest: &str,
+        _scope: Option<&[String]>,
     ) -> Result<(), StoreError> {
-        let _ = (name, digest, scope);
         Err(self.unsupported("API tokens"))
     }
-    fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
-        let _ = name;
+    fn revoke_token(&mut self, _name: &str) -> Result<(), StoreError> {
         Err(self.unsupported("API tokens"))
+    }
+    /// The row id and creation time of an account this session created,
+    /// once its row is written (a name taken then fails here); `None` where
+    /// the store does not say, and the caller reads the account back.
+    fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let _ = user_name;
+        Ok(None)
     }
     /// Mark the point that [`Session::rollback_to_savepoint`] returns to
     /// (one level): `roster serve` commits a queue of writes together, each

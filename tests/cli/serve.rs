@@ -1589,6 +1589,36 @@ fn ids_are_never_reused(b: Backend) {
     }
 }
 
+/// The answer to a User's POST is the User as the store holds it: the
+/// same body and ETag as a read of it afterwards, for every attribute a
+/// create may set (the email read as roster files read it).
+fn a_created_user_answers_as_it_is_then_read(b: Backend) {
+    let f = Fixture::new(b);
+    let mut body = user("Full.Form", "Fay", "Form", " Fay.Form@Example.org");
+    body["externalId"] = json!("hr-0042");
+    body["displayName"] = json!("Fay F.");
+    body["active"] = json!(false);
+    body["phoneNumbers"] = json!([{"value": "+1 217 555 0100", "type": "work"}]);
+    body[EXT]["phoneExtension"] = json!("42");
+    for (body, email) in [
+        (body, "fay.form@example.org"),
+        (
+            user("Plain", "Pat", "Lane", "pat@example.org"),
+            "pat@example.org",
+        ),
+    ] {
+        let created = f.send("POST", "/Users", &body);
+        assert_eq!(created.status, 201, "{}", created.body);
+        assert_eq!(created.body["emails"][0]["value"], email);
+        let id = created.body["id"].as_str().unwrap();
+        let read = f.get(&format!("/Users/{id}"));
+        assert_eq!(read.status, 200, "{}", read.body);
+        assert_eq!(created.body, read.body);
+        assert!(created.etag.is_some());
+        assert_eq!(created.etag, read.etag);
+    }
+}
+
 /// A stored scope that cannot be read grants nothing: it is never taken
 /// for an admin token's (no scope).
 fn unreadable_scopes_fail_closed(b: Backend) {
@@ -2808,6 +2838,7 @@ on_every_store!(
     user_manager_grants_obey_the_policy,
     scopes_follow_the_group_not_its_name,
     ids_are_never_reused,
+    a_created_user_answers_as_it_is_then_read,
     unreadable_scopes_fail_closed,
     nul_in_filters_and_writes_is_refused,
     writes_are_checked_like_roster_files,

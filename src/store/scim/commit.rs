@@ -6,9 +6,10 @@
 
 use super::http::{Failure, Request};
 use super::{Attr, MemberChange, Op, Remote};
-use crate::domain::{Group, Profile};
+use crate::domain::{Group, Profile, ProfileField as F};
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, PATCH_OP};
-use crate::store::StoreError;
+use crate::store::audit::Change;
+use crate::store::{Reader, StoreError};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -62,26 +63,25 @@ fn profile_ops(p: &Profile, fields: &[String], ext: bool) -> Result<Vec<Value>, 
     let ext_val = |v: &Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
     let mut ops = Vec::new();
     for f in fields {
-        ops.push(match f.as_str() {
-            "email" => set(
+        ops.push(match F::parse(f)? {
+            F::Email => set(
                 "emails",
                 (!p.email.is_empty())
                     .then(|| json!([{"value": p.email, "type": "work", "primary": true}])),
             ),
-            "first_name" => set("name.givenName", Some(json!(p.first_name))),
-            "last_name" => set("name.familyName", Some(json!(p.last_name))),
-            "phone" => set(
+            F::FirstName => set("name.givenName", Some(json!(p.first_name))),
+            F::LastName => set("name.familyName", Some(json!(p.last_name))),
+            F::Phone => set(
                 "phoneNumbers",
                 p.phone
                     .as_ref()
                     .map(|ph| json!([{"value": ph, "type": "work"}])),
             ),
             // The plan warned that the provider cannot keep these.
-            "birth_date" | "extension" | "zip" if !ext => continue,
-            "birth_date" => set(&ext_path("birthDate"), ext_val(&p.birth_date)),
-            "extension" => set(&ext_path("phoneExtension"), ext_val(&p.extension)),
-            "zip" => set(&ext_path("postalCode"), ext_val(&p.zip)),
-            other => return Err(format!("unknown profile field `{other}`")),
+            F::BirthDate | F::Extension | F::Zip if !ext => continue,
+            F::BirthDate => set(&ext_path("birthDate"), ext_val(&p.birth_date)),
+            F::Extension => set(&ext_path("phoneExtension"), ext_val(&p.extension)),
+            F::Zip => set(&ext_path("postalCode"), ext_val(&p.zip)),
         });
     }
     Ok(ops)
@@ -166,8 +166,8 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
     users.dedup();
     groups.sort();
     groups.dedup();
-    remote.fetch_users(Attr::UserName, &users)?;
-    remote.fetch_groups(&groups)
+    remote.fetch(Attr::UserName, &users)?;
+    remote.fetch(Attr::GroupName, &groups)
 }
 
 pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
@@ -531,11 +531,11 @@ fn patch_users(
                 if skip.contains(&user_name.to_lowercase()) {
                     continue;
                 }
-                let op = if *active {
-                    "reactivate_account"
-                } else {
-                    "deactivate_account"
-                };
+                let op = Change::SetActive {
+                    user_name,
+                    active: *active,
+                }
+                .op();
                 (
                     user_name,
                     format!("{op} {user_name}"),

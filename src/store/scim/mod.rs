@@ -364,22 +364,6 @@ impl Remote {
         Ok(())
     }
 
-    fn limits(&self) -> Limits {
-        let base = &self.client.base;
-        Limits {
-            profile_extras: (!self.provider.user_ext).then(|| {
-                format!(
-                    "the SCIM provider at {base} does not offer roster's User extension ({EXT_USER}): birth dates, ZIP codes and phone extensions cannot be stored there, and no account matches by name and birth date"
-                )
-            }),
-            group_extras: (!self.provider.group_ext).then(|| {
-                format!(
-                    "the SCIM provider at {base} does not offer roster's Group extension ({EXT_GROUP}): group types, LWIAs and user-manager grants cannot be stored there"
-                )
-            }),
-        }
-    }
-
     fn keep_user(&mut self, v: &Value) -> Result<String, StoreError> {
         let (id, account) = resource::account_from_user(v).map_err(|e| StoreError::Remote {
             url: self.url.clone(),
@@ -518,24 +502,22 @@ impl Remote {
     }
 
     fn list_users(&mut self) -> Result<(), StoreError> {
-        if self.all_users {
-            return Ok(());
+        if !self.all_users {
+            for v in self.list("/Users", "userName")? {
+                self.keep_user(&v)?;
+            }
+            self.all_users = true;
         }
-        for v in self.list("/Users", "userName")? {
-            self.keep_user(&v)?;
-        }
-        self.all_users = true;
         Ok(())
     }
 
     fn list_groups(&mut self) -> Result<(), StoreError> {
-        if self.all_groups {
-            return Ok(());
+        if !self.all_groups {
+            for v in self.list("/Groups", "displayName")? {
+                self.keep_group(&v)?;
+            }
+            self.all_groups = true;
         }
-        for v in self.list("/Groups", "displayName")? {
-            self.keep_group(&v)?;
-        }
-        self.all_groups = true;
         Ok(())
     }
 
@@ -568,9 +550,11 @@ impl Remote {
         Ok(out)
     }
 
-    /// Make sure users with these keys are in the cache.
-    fn fetch_users(&mut self, attr: Attr, keys: &[String]) -> Result<(), StoreError> {
-        if self.all_users {
+    /// Make sure users with these keys (groups, for [`Attr::GroupName`])
+    /// are in the cache.
+    fn fetch(&mut self, attr: Attr, keys: &[String]) -> Result<(), StoreError> {
+        let groups = attr == Attr::GroupName;
+        if (groups && self.all_groups) || (!groups && self.all_users) {
             return Ok(());
         }
         let mut seen = HashSet::new();
@@ -578,12 +562,13 @@ impl Remote {
             .iter()
             .filter(|k| {
                 let key = attr.key(k);
-                let known = attr == Attr::UserName && self.by_name.contains_key(&key);
-                let id_known = attr == Attr::Id && self.users.contains_key(&key);
-                !known
-                    && !id_known
-                    && !self.asked.contains(&(attr, key.clone()))
-                    && seen.insert(key)
+                let cached = match attr {
+                    Attr::UserName => self.by_name.contains_key(&key),
+                    Attr::Id => self.users.contains_key(&key),
+                    Attr::GroupName => self.groups.contains_key(&key),
+                    _ => false,
+                };
+                !cached && !self.asked.contains(&(attr, key.clone())) && seen.insert(key)
             })
             .collect();
         if fresh.is_empty() {
@@ -592,46 +577,26 @@ impl Remote {
         let (path, op) = attr.filter();
         let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
         let filters = query::batches(&terms);
-        if self.cheaper_to_list("/Users", filters.len())? {
-            return self.list_users();
+        let endpoint = if groups { "/Groups" } else { "/Users" };
+        if self.cheaper_to_list(endpoint, filters.len())? {
+            return if groups {
+                self.list_groups()
+            } else {
+                self.list_users()
+            };
         }
-        self.budget = self.budget.saturating_sub(filters.len());
-        for v in self.search("/Users", &filters)? {
-            self.keep_user(&v)?;
+        if !groups {
+            self.budget = self.budget.saturating_sub(filters.len());
+        }
+        for v in self.search(endpoint, &filters)? {
+            if groups {
+                self.keep_group(&v)?;
+            } else {
+                self.keep_user(&v)?;
+            }
         }
         for k in fresh {
             self.asked.insert((attr, attr.key(k)));
-        }
-        Ok(())
-    }
-
-    fn fetch_groups(&mut self, names: &[String]) -> Result<(), StoreError> {
-        if self.all_groups {
-            return Ok(());
-        }
-        let mut seen = HashSet::new();
-        let fresh: Vec<&String> = names
-            .iter()
-            .filter(|n| {
-                !self.groups.contains_key(n.as_str())
-                    && !self.asked.contains(&(Attr::GroupName, n.to_string()))
-                    && seen.insert(n.as_str())
-            })
-            .collect();
-        if fresh.is_empty() {
-            return Ok(());
-        }
-        let (path, op) = Attr::GroupName.filter();
-        let terms: Vec<String> = fresh.iter().map(|k| query::term(path, op, k)).collect();
-        let filters = query::batches(&terms);
-        if self.cheaper_to_list("/Groups", filters.len())? {
-            return self.list_groups();
-        }
-        for v in self.search("/Groups", &filters)? {
-            self.keep_group(&v)?;
-        }
-        for n in fresh {
-            self.asked.insert((Attr::GroupName, n.clone()));
         }
         Ok(())
     }
@@ -653,144 +618,6 @@ impl Remote {
             .and_then(|id| self.users.get(id))
     }
 
-    fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.fetch_users(Attr::UserName, names)?;
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        for n in names {
-            if let Some(u) = self.user_by_name(n)
-                && seen.insert(u.id.clone())
-            {
-                out.push(u.account.clone());
-            }
-        }
-        Ok(out)
-    }
-
-    fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
-        self.fetch_users(Attr::Email, emails)?;
-        let want: HashSet<String> = emails.iter().map(|e| email_key(e).into_owned()).collect();
-        Ok(self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref())))
-    }
-
-    fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
-        if keys.is_empty() || !self.provider.user_ext {
-            // Without the extension no account has a birth date to match.
-            return Ok(Vec::new());
-        }
-        let dates: Vec<String> = keys.iter().map(|k| k.birth_date.clone()).collect();
-        self.fetch_users(Attr::BirthDate, &dates)?;
-        let want: HashSet<&NameDob> = keys.iter().collect();
-        Ok(self.cached_where(|a| {
-            a.profile.birth_date.as_deref().is_some_and(|d| {
-                want.contains(&NameDob::new(
-                    &a.profile.first_name,
-                    &a.profile.last_name,
-                    d,
-                ))
-            })
-        }))
-    }
-
-    fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
-        self.fetch_users(Attr::UserNamePrefix, bases)?;
-        let bases: Vec<String> = bases.iter().map(|b| b.to_lowercase()).collect();
-        let mut out: Vec<String> = self
-            .by_name
-            .keys()
-            .filter(|n| {
-                bases.iter().any(|b| {
-                    n.strip_prefix(b.as_str())
-                        .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_digit()))
-                })
-            })
-            .cloned()
-            .collect();
-        out.sort();
-        Ok(out)
-    }
-
-    fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
-        match names {
-            None => {
-                self.list_groups()?;
-                let mut out: Vec<Group> =
-                    self.groups.values().map(|g| g.res.group.clone()).collect();
-                out.sort_by(|a, b| a.name.cmp(&b.name));
-                Ok(out)
-            }
-            Some(names) => {
-                self.fetch_groups(names)?;
-                Ok(names
-                    .iter()
-                    .filter_map(|n| self.groups.get(n.as_str()))
-                    .map(|g| g.res.group.clone())
-                    .collect())
-            }
-        }
-    }
-
-    fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
-        self.fetch_groups(groups)?;
-        let ids: Vec<String> = groups
-            .iter()
-            .filter_map(|n| self.groups.get(n.as_str()))
-            .flat_map(|g| g.res.members.iter().cloned())
-            .collect();
-        self.fetch_users(Attr::Id, &ids)?;
-        let mut out = Vec::new();
-        for name in groups {
-            let Some(g) = self.groups.get(name.as_str()) else {
-                continue;
-            };
-            let managers: HashSet<&str> = g.res.managers.iter().map(String::as_str).collect();
-            let mut seen = HashSet::new();
-            for id in &g.res.members {
-                // Members whose user is gone are not memberships.
-                if let Some(u) = self.users.get(id)
-                    && seen.insert(id)
-                {
-                    out.push(Membership {
-                        group: name.clone(),
-                        user_name: u.account.user_name.clone(),
-                        user_manager: managers.contains(id.as_str()),
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn in_other_groups(
-        &mut self,
-        user_names: &[String],
-        groups: &[String],
-    ) -> Result<Vec<String>, StoreError> {
-        self.fetch_users(Attr::UserName, user_names)?;
-        self.list_groups()?;
-        let managed: HashSet<&str> = groups.iter().map(String::as_str).collect();
-        let elsewhere: HashSet<&str> = self
-            .groups
-            .values()
-            .filter(|g| !managed.contains(g.res.group.name.as_str()))
-            .flat_map(|g| g.res.members.iter().map(String::as_str))
-            .collect();
-        Ok(user_names
-            .iter()
-            .filter(|n| {
-                self.by_name
-                    .get(&n.to_lowercase())
-                    .is_some_and(|id| elsewhere.contains(id.as_str()))
-            })
-            .cloned()
-            .collect())
-    }
-
-    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        self.list_users()?;
-        Ok(self.cached_where(|_| true))
-    }
-
     /// Accounts as read hold their manager's id (the enterprise
     /// `manager.value`): give them its user name instead, reading the
     /// managers not read yet in one look-up. A manager id the provider
@@ -805,7 +632,7 @@ impl Remote {
             .filter(|id| !self.users.contains_key(id))
             .collect();
         if !ids.is_empty() {
-            self.fetch_users(Attr::Id, &ids)?;
+            self.fetch(Attr::Id, &ids)?;
         }
         for a in &mut accounts {
             a.case_manager = a
@@ -857,9 +684,7 @@ impl Store for ScimStore {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
-        Ok(Box::new(ScimReader {
-            remote: Remote::connect(self)?,
-        }))
+        Ok(Box::new(Remote::connect(self)?))
     }
 
     /// The provider keeps its own record of who changed what.
@@ -902,13 +727,9 @@ fn not_kept(what: &str) -> StoreError {
 }
 
 /// Planning against a SCIM provider.
-pub struct ScimReader {
-    remote: Remote,
-}
-
-impl Reader for ScimReader {
+impl Reader for Remote {
     fn url(&self) -> &str {
-        &self.remote.url
+        &self.url
     }
 
     /// SCIM has no store-wide revision; writes check ETags instead.
@@ -919,52 +740,137 @@ impl Reader for ScimReader {
     fn expect_lookups(&mut self, pinned: usize, partners: usize) {
         let b = |n: usize| n.div_ceil(query::TERMS);
         // Emails, name + birth-date keys, and the members and new names after them.
-        self.remote.budget = b(pinned) + 3 * b(partners);
+        self.budget = b(pinned) + 3 * b(partners);
     }
 
     fn limits(&self) -> Limits {
-        self.remote.limits()
+        let base = &self.client.base;
+        Limits {
+            profile_extras: (!self.provider.user_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's User extension ({EXT_USER}): birth dates, ZIP codes and phone extensions cannot be stored there, and no account matches by name and birth date"
+                )
+            }),
+            group_extras: (!self.provider.group_ext).then(|| {
+                format!(
+                    "the SCIM provider at {base} does not offer roster's Group extension ({EXT_GROUP}): group types, LWIAs and user-manager grants cannot be stored there"
+                )
+            }),
+        }
     }
 
     fn accounts_by_user_name(&mut self, names: &[String]) -> Result<Vec<Account>, StoreError> {
-        let found = self.remote.accounts_by_user_name(names)?;
-        self.remote.with_manager_names(found)
+        self.fetch(Attr::UserName, names)?;
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for n in names {
+            if let Some(u) = self.user_by_name(n)
+                && seen.insert(u.id.clone())
+            {
+                out.push(u.account.clone());
+            }
+        }
+        self.with_manager_names(out)
     }
 
     fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
-        let found = self.remote.accounts_by_email(emails)?;
-        self.remote.with_manager_names(found)
+        self.fetch(Attr::Email, emails)?;
+        let want: HashSet<String> = emails.iter().map(|e| email_key(e).into_owned()).collect();
+        let found = self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref()));
+        self.with_manager_names(found)
     }
 
     fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
-        let found = self.remote.accounts_by_name_dob(keys)?;
-        self.remote.with_manager_names(found)
+        if keys.is_empty() || !self.provider.user_ext {
+            // Without the extension no account has a birth date to match.
+            return Ok(Vec::new());
+        }
+        let dates: Vec<String> = keys.iter().map(|k| k.birth_date.clone()).collect();
+        self.fetch(Attr::BirthDate, &dates)?;
+        let want: HashSet<&NameDob> = keys.iter().collect();
+        let found = self.cached_where(|a| {
+            a.profile.birth_date.as_deref().is_some_and(|d| {
+                want.contains(&NameDob::new(
+                    &a.profile.first_name,
+                    &a.profile.last_name,
+                    d,
+                ))
+            })
+        });
+        self.with_manager_names(found)
     }
 
     fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
-        self.remote.user_names_like(bases)
+        self.fetch(Attr::UserNamePrefix, bases)?;
+        let bases: Vec<String> = bases.iter().map(|b| b.to_lowercase()).collect();
+        let mut out: Vec<String> = self
+            .by_name
+            .keys()
+            .filter(|n| {
+                bases.iter().any(|b| {
+                    n.strip_prefix(b.as_str())
+                        .is_some_and(|rest| rest.bytes().all(|c| c.is_ascii_digit()))
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn groups(&mut self, names: Option<&[String]>) -> Result<Vec<Group>, StoreError> {
-        self.remote.groups(names)
+        match names {
+            None => {
+                self.list_groups()?;
+                let mut out: Vec<Group> =
+                    self.groups.values().map(|g| g.res.group.clone()).collect();
+                out.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(out)
+            }
+            Some(names) => {
+                self.fetch(Attr::GroupName, names)?;
+                Ok(names
+                    .iter()
+                    .filter_map(|n| self.groups.get(n.as_str()))
+                    .map(|g| g.res.group.clone())
+                    .collect())
+            }
+        }
     }
 
     fn memberships(&mut self, groups: &[String]) -> Result<Vec<Membership>, StoreError> {
-        self.remote.memberships(groups)
-    }
-
-    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        let all = self.remote.all_accounts()?;
-        self.remote.with_manager_names(all)
+        self.fetch(Attr::GroupName, groups)?;
+        let ids: Vec<String> = groups
+            .iter()
+            .filter_map(|n| self.groups.get(n.as_str()))
+            .flat_map(|g| g.res.members.iter().cloned())
+            .collect();
+        self.fetch(Attr::Id, &ids)?;
+        let mut out = Vec::new();
+        for name in groups {
+            let Some(g) = self.groups.get(name.as_str()) else {
+                continue;
+            };
+            let managers: HashSet<&str> = g.res.managers.iter().map(String::as_str).collect();
+            let mut seen = HashSet::new();
+            for id in &g.res.members {
+                // Members whose user is gone are not memberships.
+                if let Some(u) = self.users.get(id)
+                    && seen.insert(id)
+                {
+                    out.push(Membership {
+                        group: name.clone(),
+                        user_name: u.account.user_name.clone(),
+                        user_manager: managers.contains(id.as_str()),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn active_accounts(&mut self) -> Result<u64, StoreError> {
-        Ok(self
-            .remote
-            .all_accounts()?
-            .iter()
-            .filter(|a| a.active)
-            .count() as u64)
+        Ok(self.all_accounts()?.iter().filter(|a| a.active).count() as u64)
     }
 
     fn in_other_groups(
@@ -972,7 +878,30 @@ impl Reader for ScimReader {
         user_names: &[String],
         groups: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        self.remote.in_other_groups(user_names, groups)
+        self.fetch(Attr::UserName, user_names)?;
+        self.list_groups()?;
+        let managed: HashSet<&str> = groups.iter().map(String::as_str).collect();
+        let elsewhere: HashSet<&str> = self
+            .groups
+            .values()
+            .filter(|g| !managed.contains(g.res.group.name.as_str()))
+            .flat_map(|g| g.res.members.iter().map(String::as_str))
+            .collect();
+        Ok(user_names
+            .iter()
+            .filter(|n| {
+                self.by_name
+                    .get(&n.to_lowercase())
+                    .is_some_and(|id| elsewhere.contains(id.as_str()))
+            })
+            .cloned()
+            .collect())
+    }
+
+    fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        self.list_users()?;
+        let all = self.cached_where(|_| true);
+        self.with_manager_names(all)
     }
 
     fn audit(&mut self, _since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
@@ -1047,6 +976,26 @@ pub struct ScimSession {
     ops: Vec<Op>,
 }
 
+impl ScimSession {
+    fn push(&mut self, op: Op) -> Result<(), StoreError> {
+        self.ops.push(op);
+        Ok(())
+    }
+
+    fn member(
+        &mut self,
+        user_name: &str,
+        group: &str,
+        change: MemberChange,
+    ) -> Result<(), StoreError> {
+        self.push(Op::Member {
+            user_name: user_name.to_string(),
+            group: group.to_string(),
+            change,
+        })
+    }
+}
+
 impl Session for ScimSession {
     fn revision(&mut self) -> Result<i64, StoreError> {
         Ok(0)
@@ -1058,12 +1007,8 @@ impl Session for ScimSession {
         kind: GroupType,
         lwia: Option<u32>,
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::CreateGroup {
-            name: name.to_string(),
-            kind,
-            lwia,
-        });
-        Ok(())
+        let name = name.to_string();
+        self.push(Op::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -1077,28 +1022,16 @@ impl Session for ScimSession {
             NewCredential::Password { password, .. } => Some(password),
             NewCredential::Sso => None,
         };
-        self.ops.push(Op::CreateAccount {
+        self.push(Op::CreateAccount {
             user_name: user_name.to_string(),
             profile: profile.clone(),
             password,
-        });
-        Ok(())
+        })
     }
 
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::SetActive {
-            user_name: user_name.to_string(),
-            active: true,
-        });
-        Ok(())
-    }
-
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::SetActive {
-            user_name: user_name.to_string(),
-            active: false,
-        });
-        Ok(())
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        let user_name = user_name.to_string();
+        self.push(Op::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -1107,49 +1040,28 @@ impl Session for ScimSession {
         profile: &Profile,
         fields: &[String],
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::UpdateProfile {
+        self.push(Op::UpdateProfile {
             user_name: user_name.to_string(),
             profile: profile.clone(),
             fields: fields.to_vec(),
-        });
-        Ok(())
+        })
     }
 
     fn add_membership(
         &mut self,
-        user_name: &str,
+        user: &str,
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Add { user_manager },
-        });
-        Ok(())
+        self.member(user, group, MemberChange::Add { user_manager })
     }
 
-    fn set_user_manager(
-        &mut self,
-        user_name: &str,
-        group: &str,
-        user_manager: bool,
-    ) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Manager(user_manager),
-        });
-        Ok(())
+    fn set_user_manager(&mut self, user: &str, group: &str, grant: bool) -> Result<(), StoreError> {
+        self.member(user, group, MemberChange::Manager(grant))
     }
 
-    fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::Member {
-            user_name: user_name.to_string(),
-            group: group.to_string(),
-            change: MemberChange::Remove,
-        });
-        Ok(())
+    fn remove_membership(&mut self, user: &str, group: &str) -> Result<(), StoreError> {
+        self.member(user, group, MemberChange::Remove)
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {

@@ -32,14 +32,50 @@ impl Value {
             Value::IntList(_) => "an integer list",
         }
     }
+}
 
+/// A parameter borrowed from what the caller holds: binding it copies no
+/// text or bytes (the write path binds these).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arg<'a> {
+    Null,
+    Int(i64),
+    Bool(bool),
+    Text(&'a str),
+    Bytes(&'a [u8]),
+    TextList(&'a [String]),
+    IntList(&'a [i64]),
+}
+
+impl Value {
+    /// The value as a parameter, borrowed.
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Value::Null => Arg::Null,
+            Value::Int(i) => Arg::Int(*i),
+            Value::Bool(b) => Arg::Bool(*b),
+            Value::Text(s) => Arg::Text(s),
+            Value::Bytes(b) => Arg::Bytes(b),
+            Value::TextList(l) => Arg::TextList(l),
+            Value::IntList(l) => Arg::IntList(l),
+        }
+    }
+}
+
+impl Arg<'_> {
     /// A list as SQLite's `json_each` reads it.
     pub(crate) fn list_json(&self) -> Option<String> {
         match self {
-            Value::TextList(l) => Some(serde_json::to_string(l).unwrap_or_default()),
-            Value::IntList(l) => Some(serde_json::to_string(l).unwrap_or_default()),
+            Arg::TextList(l) => Some(serde_json::to_string(l).unwrap_or_default()),
+            Arg::IntList(l) => Some(serde_json::to_string(l).unwrap_or_default()),
             _ => None,
         }
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Arg::Null, Arg::Text)
     }
 }
 
@@ -309,7 +345,12 @@ pub trait Conn: Send {
     fn url(&self) -> &str;
     fn dialect(&self) -> Dialect;
     /// Run one statement; the number of rows it changed.
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError>;
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let args: Vec<Arg> = params.iter().map(Value::arg).collect();
+        self.execute_args(sql, &args)
+    }
+    /// [`Conn::execute`] with borrowed parameters.
+    fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError>;
     /// Run one statement; every row it returned.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
     /// Run one statement and hand each row to `each` as it comes (the row
@@ -320,11 +361,16 @@ pub trait Conn: Send {
         params: &[Value],
         each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        for mut r in self.query(sql, params)? {
-            each(&mut r)?;
-        }
-        Ok(())
+        let args: Vec<Arg> = params.iter().map(Value::arg).collect();
+        self.query_each_args(sql, &args, each)
     }
+    /// [`Conn::query_each`] with borrowed parameters.
+    fn query_each_args(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// Run one statement; its first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())

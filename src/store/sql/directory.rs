@@ -62,7 +62,7 @@ impl SqlDirectory {
 fn begin_read(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "BEGIN",
-        Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        Dialect::Postgres => super::postgres::BEGIN_READ,
     }
 }
 
@@ -122,15 +122,16 @@ fn group_scope(c: &dyn Conn, param: usize) -> String {
 }
 
 /// `clause` with the listing's order and window.
-fn page(q: &ListQuery, clause: &str, order: &str, values: &mut Vec<Value>) -> String {
-    let n = values.len();
-    values.push(Value::Int(q.limit.min(i64::MAX as u64) as i64));
-    values.push(Value::Int(q.offset.min(i64::MAX as u64) as i64));
-    format!(
-        "{clause} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
-        n + 1,
-        n + 2
-    )
+fn page(q: &ListQuery, clause: &str, order: &str) -> String {
+    // The window is written into the statement, not bound: SQLite plans a
+    // bound LIMIT or OFFSET by its value, and prepares the statement anew
+    // whenever a value of 0 or 1 is bound or replaced (every first page).
+    // Numbers only, so nothing of the request reaches the SQL text.
+    let limit = q.limit.min(i64::MAX as u64);
+    match q.offset.min(i64::MAX as u64) {
+        0 => format!("{clause} ORDER BY {order} LIMIT {limit}"),
+        offset => format!("{clause} ORDER BY {order} LIMIT {limit} OFFSET {offset}"),
+    }
 }
 
 fn count(c: &mut dyn Conn, from: &str, clause: &str, values: &[Value]) -> Result<u64, StoreError> {
@@ -316,7 +317,7 @@ fn list<T>(
     records: impl FnOnce(&mut dyn Conn, &str, &[Value]) -> Result<Vec<T>, StoreError>,
 ) -> Result<(u64, Vec<T>), StoreError> {
     let (filter, order) = listing(q, table, c.dialect())?;
-    let (clause, mut values) = where_clause(c, filter, q.scope, scope);
+    let (clause, values) = where_clause(c, filter, q.scope, scope);
     let deadline = q.timeout.map(|t| Instant::now() + t);
     capped(c, deadline, |c, renew| {
         renew(c)?;
@@ -324,7 +325,7 @@ fn list<T>(
         if q.limit == 0 {
             return Ok((total, Vec::new()));
         }
-        let clause = page(q, &clause, &order, &mut values);
+        let clause = page(q, &clause, &order);
         renew(c)?;
         Ok((total, records(c, &clause, &values)?))
     })
@@ -396,11 +397,11 @@ impl Directory for SqlDirectory {
             return Ok(Vec::new());
         };
         let (filter, order) = listing(q, &USERS, c.dialect())?;
-        let (clause, mut values) = where_clause(c, filter, q.scope, user_scope);
+        let (clause, values) = where_clause(c, filter, q.scope, user_scope);
         let deadline = q.timeout.map(|t| Instant::now() + t);
         capped(c, deadline, |c, renew| {
             renew(c)?;
-            let clause = page(q, &clause, &order, &mut values);
+            let clause = page(q, &clause, &order);
             let sql = format!("SELECT a.id FROM {} WHERE {clause}", USERS.from);
             c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
         })

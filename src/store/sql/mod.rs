@@ -365,6 +365,9 @@ impl<B: Backend> Conn for Lease<B> {
     fn execute(&mut self, sql: &str, params: &[conn::Value]) -> Result<u64, StoreError> {
         self.inner().execute(sql, params)
     }
+    fn execute_args(&mut self, sql: &str, args: &[conn::Arg]) -> Result<u64, StoreError> {
+        self.inner().execute_args(sql, args)
+    }
     fn query(&mut self, sql: &str, params: &[conn::Value]) -> Result<Vec<Row>, StoreError> {
         self.inner().query(sql, params)
     }
@@ -378,6 +381,14 @@ impl<B: Backend> Conn for Lease<B> {
         each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.inner().query_each(sql, params, each)
+    }
+    fn query_each_args(
+        &mut self,
+        sql: &str,
+        args: &[conn::Arg],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner().query_each_args(sql, args, each)
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)

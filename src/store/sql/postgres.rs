@@ -13,7 +13,7 @@
 //! waits up to its lock timeout and then fails cleanly instead of
 //! interleaving.
 
-use super::conn::{Conn, Dialect, Row, Value, dollar_placeholders, params};
+use super::conn::{Arg, Conn, Dialect, Row, Value, dollar_placeholders, params};
 use super::{Backend, Schema};
 use crate::store::StoreError;
 use ::postgres::error::SqlState;
@@ -42,6 +42,18 @@ type BoxError = Box<dyn Error + Sync + Send>;
 
 impl ToSql for Value {
     fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        self.arg().to_sql(ty, out)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+impl ToSql for Arg<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
         let int = |i: i64, out: &mut BytesMut| -> Result<IsNull, BoxError> {
             match *ty {
                 Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
@@ -53,15 +65,15 @@ impl ToSql for Value {
                 _ => i.to_sql(ty, out),
             }
         };
-        match self {
-            Value::Null => Ok(IsNull::Yes),
-            Value::Int(i) => int(*i, out),
-            Value::Bool(b) if *ty == Type::BOOL => b.to_sql(ty, out),
-            Value::Bool(b) => int(i64::from(*b), out),
-            Value::Text(s) => s.as_str().to_sql(ty, out),
-            Value::Bytes(b) => b.as_slice().to_sql(ty, out),
-            Value::TextList(l) => l.to_sql(ty, out),
-            Value::IntList(l) => match *ty {
+        match *self {
+            Arg::Null => Ok(IsNull::Yes),
+            Arg::Int(i) => int(i, out),
+            Arg::Bool(b) if *ty == Type::BOOL => b.to_sql(ty, out),
+            Arg::Bool(b) => int(i64::from(b), out),
+            Arg::Text(s) => s.to_sql(ty, out),
+            Arg::Bytes(b) => b.to_sql(ty, out),
+            Arg::TextList(l) => l.to_sql(ty, out),
+            Arg::IntList(l) => match *ty {
                 Type::INT4_ARRAY => l
                     .iter()
                     .map(|i| i32::try_from(*i))
@@ -178,7 +190,7 @@ impl PgConn {
     }
 }
 
-fn refs(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+fn refs<T: ToSql + Sync>(params: &[T]) -> Vec<&(dyn ToSql + Sync)> {
     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
 }
 
@@ -196,6 +208,35 @@ impl Conn for PgConn {
         self.client
             .execute(&s, &refs(params))
             .map_err(|e| store_error(&self.url, &e))
+    }
+
+    fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        let s = self.statement(sql)?;
+        self.client
+            .execute(&s, &refs(args))
+            .map_err(|e| store_error(&self.url, &e))
+    }
+
+    fn query_each_args(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let s = self.statement(sql)?;
+        let rows = self
+            .client
+            .query(&s, &refs(args))
+            .map_err(|e| store_error(&self.url, &e))?;
+        for r in &rows {
+            let mut row = (0..r.len())
+                .map(|i| value_of(r, i))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Row::new)
+                .map_err(|e| store_error(&self.url, &e))?;
+            each(&mut row)?;
+        }
+        Ok(())
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
@@ -431,6 +472,10 @@ fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
 
 const NOT_A_STORE: &str = "this database holds tables that are not a roster store; give an empty database (or another schema via options=-csearch_path=NAME)";
 
+/// A read snapshot: read-only repeatable read, what SQLite's deferred
+/// transaction gives.
+pub const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// Wait for the store's write lock, at most `timeout`.
 fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
     let started = Instant::now();
@@ -477,7 +522,7 @@ impl Backend for Postgres {
 
     fn begin_read(&self, c: &mut PgConn) -> Result<(), StoreError> {
         // One snapshot: every look-up sees the same revision.
-        c.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        c.batch(BEGIN_READ)
     }
 
     fn begin_write(&self, c: &mut PgConn, lock_timeout: Duration) -> Result<(), StoreError> {

@@ -10,20 +10,38 @@
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
 //! written is refused then, by name.
+//!
+//! A queue keeps its text in one buffer and binds it borrowed, and audit
+//! rows are built from borrows: a row costs no allocation of its own.
 
-use super::conn::{Conn, Value, params};
+use super::conn::{Arg, Conn, params};
 use super::{ACCOUNT_COLUMNS, account_from_row};
-use crate::domain::{Entitlement, GroupType, Profile};
+use crate::domain::{CredentialState, Entitlement, GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
-use crate::store::audit::{self, AuditLog, AuditRow, manager_json, masked};
+use crate::store::audit::{AuditLog, Change, RowText};
 use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+
+/// One queued value; text lies in its queue's buffer.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    Null,
+    Int(i64),
+    Bool(bool),
+    /// The buffer's bytes `start..end`.
+    Text(usize, usize),
+    /// A new account by its key (the buffer's `start..end`), written
+    /// as its id once known.
+    Account(usize, usize),
+}
 
 /// Rows of one table waiting to be written together.
 #[derive(Default)]
 struct Queue {
-    values: Vec<Value>,
+    cells: Vec<Cell>,
+    text: String,
 }
 
 /// A queued table: the statement's head and how many values make a row.
@@ -68,20 +86,18 @@ const PARAMS_MAX: usize = 3_000;
 const QUEUED_MAX: usize = 20 * PARAMS_MAX;
 
 impl Table {
-    /// `values` cut into statements: as many rows as fit, then fewer by
-    /// powers of two, so a table has a handful of statement texts, each
-    /// prepared once.
+    /// `values` values cut into statements (how many values each binds):
+    /// as many rows as fit, then fewer by powers of two, so a table has a
+    /// handful of statement texts, each prepared once.
     /// No statement holds more than `rows_max` rows.
-    fn chunks<'v>(&self, values: &'v [Value], rows_max: usize) -> Vec<&'v [Value]> {
+    fn chunks(&self, values: usize, rows_max: usize) -> Vec<usize> {
         let most = (1 << (PARAMS_MAX / self.width).ilog2()).min(rows_max.max(1));
         let mut out = Vec::new();
-        let mut rest = values;
-        while !rest.is_empty() {
-            let rows = (rest.len() / self.width).min(most);
-            let rows = 1 << rows.ilog2();
-            let (chunk, tail) = rest.split_at(rows * self.width);
-            out.push(chunk);
-            rest = tail;
+        let mut rest = values / self.width;
+        while rest > 0 {
+            let rows = 1 << rest.min(most).ilog2();
+            out.push(rows * self.width);
+            rest -= rows;
         }
         out
     }
@@ -102,32 +118,129 @@ impl Table {
 }
 
 impl Queue {
-    /// Write the queued rows, many to a statement. An account queued by
-    /// its key (column `account`) gets its id from `ids` first.
+    fn len(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn clear(&mut self) {
+        self.cells.clear();
+        self.text.clear();
+    }
+
+    fn span(&mut self, s: &str) -> (usize, usize) {
+        let start = self.text.len();
+        self.text.push_str(s);
+        (start, self.text.len())
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        let (start, end) = self.span(s);
+        self.cells.push(Cell::Text(start, end));
+        self
+    }
+
+    fn opt(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.text(s),
+            None => {
+                self.cells.push(Cell::Null);
+                self
+            }
+        }
+    }
+
+    fn int(&mut self, i: i64) -> &mut Self {
+        self.cells.push(Cell::Int(i));
+        self
+    }
+
+    fn bool(&mut self, b: bool) -> &mut Self {
+        self.cells.push(Cell::Bool(b));
+        self
+    }
+
+    /// The account of key `key`: its id if `ids` has it, else the key,
+    /// looked up when the queue is written (after the accounts').
+    fn account(&mut self, key: &str, ids: &HashMap<String, i64>) -> &mut Self {
+        match ids.get(key) {
+            Some(id) => self.int(*id),
+            None => {
+                let (start, end) = self.span(key);
+                self.cells.push(Cell::Account(start, end));
+                self
+            }
+        }
+    }
+
+    /// A profile as the accounts table stores it: the values and the
+    /// normalized keys the ladder looks up, in column order (`email` …
+    /// `zip`).
+    fn profile(&mut self, p: &Profile) -> &mut Self {
+        self.text(&p.email)
+            .text(&email_key(&p.email))
+            .text(&p.first_name)
+            .text(&p.last_name)
+            .text(&name_key(&p.first_name))
+            .text(&name_key(&p.last_name))
+            .opt(p.birth_date.as_deref())
+            .opt(p.phone.as_deref())
+            .opt(p.extension.as_deref())
+            .opt(p.zip.as_deref())
+    }
+
+    /// Cell `c` as a parameter.
+    fn arg(&self, c: Cell, ids: &HashMap<String, i64>) -> Result<Arg<'_>, StoreError> {
+        Ok(match c {
+            Cell::Null => Arg::Null,
+            Cell::Int(i) => Arg::Int(i),
+            Cell::Bool(b) => Arg::Bool(b),
+            Cell::Text(start, end) => Arg::Text(&self.text[start..end]),
+            Cell::Account(start, end) => {
+                let key = &self.text[start..end];
+                Arg::Int(ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?)
+            }
+        })
+    }
+
+    /// The cells `range` as parameters, in `args` (emptied first).
+    fn args<'q>(
+        &'q self,
+        range: std::ops::Range<usize>,
+        ids: &HashMap<String, i64>,
+        args: &mut Vec<Arg<'q>>,
+    ) -> Result<(), StoreError> {
+        args.clear();
+        for c in &self.cells[range] {
+            args.push(self.arg(*c, ids)?);
+        }
+        Ok(())
+    }
+
+    /// Write the queued rows, many to a statement. Accounts queued by
+    /// their keys get their ids from `ids`.
     fn write(
         &mut self,
         conn: &mut dyn Conn,
         table: &Table,
-        account: usize,
         ids: &HashMap<String, i64>,
     ) -> Result<(), StoreError> {
-        for row in self.values.chunks_mut(table.width) {
-            if let Value::Text(key) = &row[account] {
-                let id = ids.get(key).copied().ok_or_else(|| {
-                    StoreError::Invalid(format!("account `{key}` was not written"))
-                })?;
-                row[account] = Value::Int(id);
+        {
+            // Chunks come largest first: each text is made once per write.
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in table.chunks(self.len(), conn.rows_per_insert()) {
+                if sql.0 != n {
+                    sql = (n, table.sql(n));
+                }
+                self.args(at..at + n, ids, &mut args)?;
+                conn.execute_args(&sql.1, &args)?;
+                at += n;
             }
         }
-        // Chunks come largest first: each text is made once per write.
-        let mut sql = (0, String::new());
-        for chunk in table.chunks(&self.values, conn.rows_per_insert()) {
-            if sql.0 != chunk.len() {
-                sql = (chunk.len(), table.sql(chunk.len()));
-            }
-            conn.execute(&sql.1, chunk)?;
-        }
-        self.values.clear();
+        self.clear();
         Ok(())
     }
 }
@@ -142,10 +255,13 @@ pub struct SqlSession {
     groups: HashMap<String, i64>,
     /// The chain as it was at [`Session::savepoint`].
     savepoint: Option<AuditLog>,
-    /// Accounts this session created (by key), with the memberships it
+    /// Accounts this session created (by key, each numbered), with the
+    /// memberships it gave them (by group id and number: an account
+    /// created again under the same name has none of its namesake's)
     /// gave them.
-    created: HashSet<String>,
-    added: HashSet<(i64, String)>,
+    created: HashMap<String, u64>,
+    added: HashSet<(i64, u64)>,
+    next_created: u64,
     /// New accounts not written yet: their rows, and their keys with the
     /// names they were given.
     accounts_queue: Queue,
@@ -158,7 +274,18 @@ pub struct SqlSession {
     granted: HashSet<(String, Entitlement)>,
     outbox: Queue,
     audit: Queue,
+    /// The audit rows' text, reused from row to row.
+    row_text: RowText,
     open: bool,
+}
+
+/// `s` lowercased, copied only if that changes it.
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if !s.is_ascii() || s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// How a role is kept among the grants of a new account.
@@ -166,31 +293,14 @@ fn role_grant(role: &str) -> Entitlement {
     Entitlement::new("", role)
 }
 
-/// A profile as the accounts table stores it: the values and the
-/// normalized keys the ladder looks up, in column order (`email` … `zip`).
-fn profile_values(p: &Profile) -> [Value; 10] {
-    params![
-        &p.email,
-        email_key(&p.email).into_owned(),
-        &p.first_name,
-        &p.last_name,
-        name_key(&p.first_name),
-        name_key(&p.last_name),
-        p.birth_date.clone(),
-        p.phone.clone(),
-        p.extension.clone(),
-        p.zip.clone(),
-    ]
-}
-
 /// A write that a uniqueness constraint may refuse; `taken` says what is
 /// already there.
 fn unique<T>(
     result: Result<T, StoreError>,
-    taken: impl FnOnce() -> String,
+    taken: impl FnOnce() -> StoreError,
 ) -> Result<T, StoreError> {
     match result {
-        Err(StoreError::Taken(_)) => Err(StoreError::Taken(taken())),
+        Err(StoreError::Taken(_)) => Err(taken()),
         other => other,
     }
 }
@@ -216,8 +326,9 @@ impl SqlSession {
             accounts: HashMap::new(),
             groups: HashMap::new(),
             savepoint: None,
-            created: HashSet::new(),
+            created: HashMap::new(),
             added: HashSet::new(),
+            next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
             memberships: Queue::default(),
@@ -226,6 +337,7 @@ impl SqlSession {
             granted: HashSet::new(),
             outbox: Queue::default(),
             audit: Queue::default(),
+            row_text: RowText::default(),
             open: true,
         })
     }
@@ -243,20 +355,21 @@ impl SqlSession {
             .get(0)
     }
 
-    /// Append an audit row and bump the revision.
-    fn record(
-        &mut self,
-        op: &str,
-        subject: &str,
-        before: Option<&str>,
-        after: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let r: AuditRow = self
+    /// Append the audit row of `change` and bump the revision.
+    fn record(&mut self, change: Change) -> Result<(), StoreError> {
+        let r = self
             .log
-            .row(&self.now, &self.actor, op, subject, before, after);
-        self.audit.values.extend(params![
-            r.seq, r.revision, r.at, r.actor, r.op, r.subject, r.before, r.after, r.hash
-        ]);
+            .row(&self.now, &self.actor, &change, &mut self.row_text);
+        self.audit
+            .int(r.seq)
+            .int(r.revision)
+            .text(r.at)
+            .text(r.actor)
+            .text(r.op)
+            .text(r.subject)
+            .opt(r.before)
+            .opt(r.after)
+            .text(r.hash);
         let queued = [
             &self.accounts_queue,
             &self.memberships,
@@ -266,7 +379,7 @@ impl SqlSession {
             &self.audit,
         ]
         .iter()
-        .map(|q| q.values.len())
+        .map(|q| q.len())
         .sum::<usize>();
         if queued > QUEUED_MAX {
             self.flush()?;
@@ -278,19 +391,18 @@ impl SqlSession {
     fn flush(&mut self) -> Result<(), StoreError> {
         self.write_accounts()?;
         let conn = self.conn.as_mut();
-        self.memberships
-            .write(conn, &MEMBERSHIPS, 1, &self.accounts)?;
-        self.roles.write(conn, &ROLES, 0, &self.accounts)?;
+        self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
+        self.roles.write(conn, &ROLES, &self.accounts)?;
         self.entitlements
-            .write(conn, &ENTITLEMENTS, 0, &self.accounts)?;
-        self.outbox.write(conn, &OUTBOX, 1, &self.accounts)?;
-        self.audit.write(conn, &AUDIT, 0, &self.accounts)
+            .write(conn, &ENTITLEMENTS, &self.accounts)?;
+        self.outbox.write(conn, &OUTBOX, &self.accounts)?;
+        self.audit.write(conn, &AUDIT, &self.accounts)
     }
 
     /// Write the queues before an action on this account, if they may hold
     /// rows of it.
     fn flush_for(&mut self, user_name: &str) -> Result<(), StoreError> {
-        if self.created.contains(&user_name.to_lowercase()) {
+        if self.created.contains_key(&*lowercase(user_name)) {
             self.flush()?;
         }
         Ok(())
@@ -311,44 +423,49 @@ impl SqlSession {
                 "{} ON CONFLICT (user_key) DO NOTHING",
                 ACCOUNTS.sql(ACCOUNTS.width)
             );
-            for row in self.accounts_queue.values.chunks_mut(ACCOUNTS.width) {
-                if self.conn.execute(&sql, row)? == 1
-                    && let (Some(id), Value::Text(key)) = (
-                        self.conn.last_insert_id(),
-                        std::mem::replace(&mut row[1], Value::Null),
-                    )
+            let queue = &self.accounts_queue;
+            let mut args = Vec::with_capacity(ACCOUNTS.width);
+            for at in (0..queue.len()).step_by(ACCOUNTS.width) {
+                queue.args(at..at + ACCOUNTS.width, &self.accounts, &mut args)?;
+                if self.conn.execute_args(&sql, &args)? == 1
+                    && let (Some(id), Arg::Text(key)) = (self.conn.last_insert_id(), args[1])
                 {
-                    self.accounts.insert(key, id);
+                    self.accounts.insert(key.to_string(), id);
                 }
             }
-            self.accounts_queue.values.clear();
+            self.accounts_queue.clear();
         }
-        let mut sql = (0, String::new());
-        for chunk in ACCOUNTS.chunks(&self.accounts_queue.values, rows_max) {
-            if sql.0 != chunk.len() {
-                sql = (
-                    chunk.len(),
-                    format!(
-                        "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                        ACCOUNTS.sql(chunk.len())
-                    ),
-                );
+        {
+            let queue = &self.accounts_queue;
+            let mut sql = (0, String::new());
+            let mut args = Vec::new();
+            let mut at = 0;
+            for n in ACCOUNTS.chunks(queue.len(), rows_max) {
+                if sql.0 != n {
+                    sql = (
+                        n,
+                        format!(
+                            "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                            ACCOUNTS.sql(n)
+                        ),
+                    );
+                }
+                queue.args(at..at + n, &self.accounts, &mut args)?;
+                let accounts = &mut self.accounts;
+                self.conn.query_each_args(&sql.1, &args, &mut |r| {
+                    accounts.insert(r.take(0)?, r.get(1)?);
+                    Ok(())
+                })?;
+                at += n;
             }
-            let accounts = &mut self.accounts;
-            self.conn.query_each(&sql.1, chunk, &mut |r| {
-                accounts.insert(r.take(0)?, r.get(1)?);
-                Ok(())
-            })?;
         }
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
             .iter()
             .find(|(key, _)| !self.accounts.contains_key(*key))
         {
-            Some((_, name)) => Err(StoreError::Taken(format!(
-                "account `{name}` already exists in the store"
-            ))),
+            Some((_, name)) => Err(StoreError::account_taken(name)),
             None => Ok(()),
         }
     }
@@ -367,9 +484,7 @@ impl SqlSession {
                 "SELECT id FROM accounts WHERE user_key = ?1",
                 &params![&key],
             )?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
-            })?
+            .ok_or_else(|| StoreError::no_account(user_name))?
             .get(0)?;
         self.accounts.insert(key, id);
         Ok(id)
@@ -382,40 +497,16 @@ impl SqlSession {
         let id = self
             .conn
             .query_opt("SELECT id FROM groups WHERE name = ?1", &params![name])?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
-            })?
+            .ok_or_else(|| StoreError::no_group(name))?
             .get(0)?;
         self.groups.insert(name.to_string(), id);
         Ok(id)
-    }
-
-    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
-        self.flush_for(user_name)?;
-        let id = self.account_id(user_name)?;
-        let changed = self.conn.execute(
-            "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
-            &params![id, active, &self.now, !active],
-        )?;
-        if changed != 1 {
-            return Err(audit::already_active(user_name, active));
-        }
-        if !active {
-            // A deactivated account is not invited (again).
-            self.conn.execute(
-                "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
-                &params![id],
-            )?;
-        }
-        let (op, before, after) = audit::activation(active);
-        self.record(op, user_name, Some(before), Some(after))
     }
 
     /// An account name that no longer names what this session knew by it.
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
-        self.added.retain(|(_, k)| k != key);
         self.granted.retain(|(k, _)| k != key);
     }
 
@@ -430,31 +521,27 @@ impl SqlSession {
         let key = user_name.to_lowercase();
         let e = Entitlement::new(kind.unwrap_or_default(), value);
         let refused = || match kind {
-            None => audit::no_role_to_change(user_name, value, grant),
-            Some(_) => audit::no_entitlement_to_change(user_name, &e, grant),
+            None => StoreError::role_refused(user_name, value, grant),
+            Some(_) => StoreError::entitlement_refused(user_name, &e, grant),
         };
-        if grant && self.created.contains(&key) {
+        let held = match kind {
+            None => role_grant(value),
+            Some(_) => e.clone(),
+        };
+        if grant && self.created.contains_key(&key) {
             // Nobody else writes while this session holds the lock: the
             // new account has only the grants this session gave it.
-            let held = match kind {
-                None => role_grant(value),
-                Some(_) => e.clone(),
-            };
             if !self.granted.insert((key.clone(), held)) {
                 return Err(refused());
             }
-            let account = match self.accounts.get(&key) {
-                Some(id) => Value::Int(*id),
-                None => Value::Text(key),
-            };
             match kind {
-                None => self.roles.values.extend([account, Value::from(value)]),
-                Some(k) => {
-                    self.entitlements
-                        .values
-                        .extend([account, Value::from(k), Value::from(value)]);
-                }
-            }
+                None => self.roles.account(&key, &self.accounts).text(value),
+                Some(k) => self
+                    .entitlements
+                    .account(&key, &self.accounts)
+                    .text(k)
+                    .text(value),
+            };
         } else {
             self.flush_for(user_name)?;
             let id = self.account_id(user_name)?;
@@ -478,23 +565,26 @@ impl SqlSession {
                     params![id, k, value].to_vec(),
                 ),
             };
-            let changed = unique(self.conn.execute(sql, &values), || refused().to_string())?;
+            let changed = unique(self.conn.execute(sql, &values), refused)?;
             if changed != 1 {
                 return Err(refused());
             }
             if !grant {
-                let held = match kind {
-                    None => role_grant(value),
-                    Some(_) => e.clone(),
-                };
                 self.granted.remove(&(key, held));
             }
         }
-        let (op, before, after) = match kind {
-            None => audit::role_change(value, grant),
-            Some(_) => audit::entitlement_change(&e, grant),
-        };
-        self.record(op, user_name, before.as_deref(), after.as_deref())
+        self.record(match kind {
+            None => Change::Role {
+                user_name,
+                role: value,
+                granted: grant,
+            },
+            Some(_) => Change::Entitlement {
+                user_name,
+                entitlement: &e,
+                granted: grant,
+            },
+        })
     }
 
     /// Run `sql` for each statement with the one parameter `id`.
@@ -522,17 +612,9 @@ impl Session for SqlSession {
              VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
             &params![name, kind.as_str(), lwia, true, &self.now],
         );
-        let id: i64 = unique(row, || {
-            format!("group `{name}` already exists in the store")
-        })?
-        .get(0)?;
+        let id: i64 = unique(row, || StoreError::group_taken(name))?.get(0)?;
         self.groups.insert(name.to_string(), id);
-        self.record(
-            "create_group",
-            name,
-            None,
-            Some(&serde_json::json!({ "type": kind.as_str(), "lwia": lwia }).to_string()),
-        )
+        self.record(Change::CreateGroup { name, kind, lwia })
     }
 
     fn create_account(
@@ -555,66 +637,75 @@ impl Session for SqlSession {
             NewCredential::Invite {
                 token_digest,
                 token,
-            } => ("invited", None, Some((token_digest, token))),
-            NewCredential::Password { hash, .. } => ("password_set", Some(hash), None),
-            NewCredential::Sso => ("none", None, None),
+            } => (CredentialState::Invited, None, Some((token_digest, token))),
+            NewCredential::Password { hash, .. } => {
+                (CredentialState::PasswordSet, Some(hash), None)
+            }
+            NewCredential::Sso => (CredentialState::None, None, None),
         };
         let key = user_name.to_lowercase();
-        let mut values = params![user_name, &key].to_vec();
-        values.extend(profile_values(profile));
-        values.extend(params![
-            // Roles live in account_roles; the old column stays empty.
-            "",
-            true,
-            state,
-            hash,
-            digest.map(|(d, _)| d),
-            digest.map(|_| &self.now),
-            &self.now
-        ]);
-        values.push(Value::from(&self.now));
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
-            return Err(StoreError::Taken(format!(
-                "account `{user_name}` already exists in the store"
-            )));
+            return Err(StoreError::account_taken(user_name));
         }
-        self.accounts_queue.values.extend(values);
-        self.new_names.insert(key.clone(), user_name.to_string());
-        // Purged of what an account of this name deleted or renamed in
-        // this session had.
-        self.added.retain(|(_, k)| *k != key);
-        self.granted.retain(|(k, _)| *k != key);
-        self.created.insert(key.clone());
+        let now = self.now.as_str();
+        self.accounts_queue
+            .text(user_name)
+            .text(&key)
+            .profile(profile)
+            // Roles live in account_roles; the old column stays empty.
+            .text("")
+            .bool(true)
+            .text(state.as_str())
+            .opt(hash.map(String::as_str))
+            .opt(digest.map(|(d, _)| d.as_str()))
+            .opt(digest.map(|_| now))
+            .text(now)
+            .text(now);
         if let Some((_, token)) = digest {
-            self.outbox.values.extend(params![
-                "invitation",
-                key.clone(),
-                &profile.email,
-                token,
-                &self.now
-            ]);
+            self.outbox
+                .text("invitation")
+                .account(&key, &self.accounts)
+                .text(&profile.email)
+                .text(token)
+                .text(now);
         }
+        // A new number: nothing an account of this name deleted or renamed
+        // in this session had is its.
+        self.next_created += 1;
+        self.created.insert(key.clone(), self.next_created);
+        self.granted.retain(|(k, _)| *k != key);
         let roles = crate::domain::sorted_unique(roles.to_vec());
         for r in &roles {
             self.granted.insert((key.clone(), role_grant(r)));
-            self.roles
-                .values
-                .extend([Value::Text(key.clone()), Value::from(r)]);
+            self.roles.account(&key, &self.accounts).text(r);
         }
-        let mut after = masked(profile);
-        after["credential"] = state.into();
-        if !roles.is_empty() {
-            after["roles"] = roles.into();
-        }
-        self.record("create_account", user_name, None, Some(&after.to_string()))
+        self.new_names.insert(key, user_name.to_string());
+        self.record(Change::CreateAccount {
+            user_name,
+            profile,
+            credential: state,
+            roles: &roles,
+        })
     }
 
-    fn reactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, true)
-    }
-
-    fn deactivate_account(&mut self, user_name: &str) -> Result<(), StoreError> {
-        self.set_active(user_name, false)
+    fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {
+        self.flush_for(user_name)?;
+        let id = self.account_id(user_name)?;
+        let changed = self.conn.execute(
+            "UPDATE accounts SET active = ?2, updated_at = ?3 WHERE id = ?1 AND active = ?4",
+            &params![id, active, &self.now, !active],
+        )?;
+        if changed != 1 {
+            return Err(StoreError::already_active(user_name, active));
+        }
+        if !active {
+            // A deactivated account is not invited (again).
+            self.conn.execute(
+                "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
+                &params![id],
+            )?;
+        }
+        self.record(Change::SetActive { user_name, active })
     }
 
     fn update_profile(
@@ -630,42 +721,26 @@ impl Session for SqlSession {
                 &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts a WHERE a.id = ?1"),
                 &params![id],
             )?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
-            })?;
-        let before = account_from_row(&row)?;
-        let mut p = before.profile.clone();
-        for f in fields {
-            match f.as_str() {
-                "email" => p.email = profile.email.clone(),
-                "first_name" => p.first_name = profile.first_name.clone(),
-                "last_name" => p.last_name = profile.last_name.clone(),
-                "birth_date" => p.birth_date = profile.birth_date.clone(),
-                "phone" => p.phone = profile.phone.clone(),
-                "extension" => p.extension = profile.extension.clone(),
-                "zip" => p.zip = profile.zip.clone(),
-                other => {
-                    return Err(StoreError::Invalid(format!(
-                        "unknown profile field `{other}`"
-                    )));
-                }
-            }
-        }
-        let mut values = vec![Value::Int(id)];
-        values.extend(profile_values(&p));
-        values.push(Value::from(&self.now));
-        self.conn.execute(
+            .ok_or_else(|| StoreError::no_account(user_name))?;
+        let before = account_from_row(&row)?.profile;
+        let p = before
+            .with_fields(profile, fields)
+            .map_err(StoreError::Invalid)?;
+        let mut row = Queue::default();
+        row.int(id).profile(&p).text(&self.now);
+        let mut args = Vec::new();
+        row.args(0..row.len(), &self.accounts, &mut args)?;
+        self.conn.execute_args(
             "UPDATE accounts SET email = ?2, email_key = ?3, first_name = ?4, last_name = ?5, \
              first_key = ?6, last_key = ?7, birth_date = ?8, phone = ?9, extension = ?10, zip = ?11, \
              updated_at = ?12 WHERE id = ?1",
-            &values,
+            &args,
         )?;
-        self.record(
-            "update_profile",
+        self.record(Change::UpdateProfile {
             user_name,
-            Some(&masked(&before.profile).to_string()),
-            Some(&masked(&p).to_string()),
-        )
+            before: &before,
+            after: &p,
+        })
     }
 
     fn add_membership(
@@ -674,22 +749,19 @@ impl Session for SqlSession {
         group: &str,
         user_manager: bool,
     ) -> Result<(), StoreError> {
-        let key = user_name.to_lowercase();
-        let taken = || format!("`{user_name}` is already a member of `{group}`");
-        if self.created.contains(&key) {
+        let key = lowercase(user_name);
+        let taken = || StoreError::already_member(user_name, group);
+        if let Some(&n) = self.created.get(&*key) {
             let g = self.group_id(group)?;
             // Nobody else writes while this session holds the lock: the
             // new account has only the memberships this session gave it.
-            if !self.added.insert((g, key.clone())) {
-                return Err(StoreError::Taken(taken()));
+            if !self.added.insert((g, n)) {
+                return Err(taken());
             }
-            let account = match self.accounts.get(&key) {
-                Some(id) => Value::Int(*id),
-                None => Value::Text(key),
-            };
             self.memberships
-                .values
-                .extend([Value::Int(g), account, Value::Bool(user_manager)]);
+                .int(g)
+                .account(&key, &self.accounts)
+                .bool(user_manager);
         } else {
             let a = self.account_id(user_name)?;
             let g = self.group_id(group)?;
@@ -699,12 +771,11 @@ impl Session for SqlSession {
             );
             unique(written, taken)?;
         }
-        self.record(
-            "add_membership",
-            &audit::membership_subject(user_name, group),
-            None,
-            Some(manager_json(user_manager)),
-        )
+        self.record(Change::AddMembership {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn set_user_manager(
@@ -722,15 +793,17 @@ impl Session for SqlSession {
             &params![g, a, user_manager, !user_manager],
         )?;
         if changed != 1 {
-            return Err(audit::no_grant_to_change(user_name, group, user_manager));
+            return Err(StoreError::no_grant_to_change(
+                user_name,
+                group,
+                user_manager,
+            ));
         }
-        let (op, before, after) = audit::grant(user_manager);
-        self.record(
-            op,
-            &audit::membership_subject(user_name, group),
-            Some(before),
-            Some(after),
-        )
+        self.record(Change::SetUserManager {
+            user_name,
+            group,
+            user_manager,
+        })
     }
 
     fn remove_membership(&mut self, user_name: &str, group: &str) -> Result<(), StoreError> {
@@ -747,16 +820,13 @@ impl Session for SqlSession {
             .map(|r| r.get(0))
             .transpose()?;
         let Some(was) = was else {
-            return Err(StoreError::Invalid(format!(
-                "`{user_name}` is not a member of `{group}`"
-            )));
+            return Err(StoreError::not_member(user_name, group));
         };
-        self.record(
-            "remove_membership",
-            &audit::membership_subject(user_name, group),
-            Some(manager_json(was)),
-            None,
-        )
+        self.record(Change::RemoveMembership {
+            user_name,
+            group,
+            was,
+        })
     }
 
     fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
@@ -767,18 +837,13 @@ impl Session for SqlSession {
             "UPDATE accounts SET user_name = ?2, user_key = ?3, updated_at = ?4 WHERE id = ?1",
             &params![id, new_name, &key, &self.now],
         );
-        unique(written, || {
-            format!("account `{new_name}` already exists in the store")
-        })?;
+        unique(written, || StoreError::account_taken(new_name))?;
         self.forget(&user_name.to_lowercase());
         self.accounts.insert(key, id);
-        let json = |n: &str| serde_json::json!({ "user_name": n }).to_string();
-        self.record(
-            "rename_account",
+        self.record(Change::RenameAccount {
             user_name,
-            Some(&json(user_name)),
-            Some(&json(new_name)),
-        )
+            new_name,
+        })
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
@@ -812,15 +877,20 @@ impl Session for SqlSession {
                 &params![id],
             )?
             .get(0)?;
-        if let Some(e) = audit::case_manager_refused(user_name, current.as_deref(), case_manager) {
+        if let Some(e) =
+            StoreError::case_manager_refused(user_name, current.as_deref(), case_manager)
+        {
             return Err(e);
         }
         self.conn.execute(
             "UPDATE accounts SET case_manager_id = ?2, updated_at = ?3 WHERE id = ?1",
             &params![id, manager, &self.now],
         )?;
-        let (before, after) = audit::case_manager_change(current.as_deref(), case_manager);
-        self.record("set_case_manager", user_name, Some(&before), Some(&after))
+        self.record(Change::CaseManager {
+            user_name,
+            before: current.as_deref(),
+            after: case_manager,
+        })
     }
 
     fn delete_account(&mut self, user_name: &str) -> Result<(), StoreError> {
@@ -838,7 +908,7 @@ impl Session for SqlSession {
             id,
         )?;
         self.forget(&user_name.to_lowercase());
-        self.record("delete_account", user_name, None, None)
+        self.record(Change::DeleteAccount { user_name })
     }
 
     fn update_group(
@@ -852,30 +922,25 @@ impl Session for SqlSession {
         let row = self
             .conn
             .query_opt("SELECT type, lwia FROM groups WHERE id = ?1", &params![id])?
-            .ok_or_else(|| {
-                StoreError::Invalid(format!("group `{name}` does not exist in the store"))
-            })?;
-        let before = serde_json::json!({
-            "name": name,
-            "type": row.get::<String>(0)?,
-            "lwia": row.get::<Option<i64>>(1)?.and_then(|v| u32::try_from(v).ok()),
-        });
+            .ok_or_else(|| StoreError::no_group(name))?;
+        let was_kind: String = row.get(0)?;
+        let was_lwia = row
+            .get::<Option<i64>>(1)?
+            .and_then(|v| u32::try_from(v).ok());
         let written = self.conn.execute(
             "UPDATE groups SET name = ?2, type = ?3, lwia = ?4, updated_at = ?5 WHERE id = ?1",
             &params![id, new_name, kind.as_str(), lwia, &self.now],
         );
-        unique(written, || {
-            format!("group `{new_name}` already exists in the store")
-        })?;
+        unique(written, || StoreError::group_taken(new_name))?;
         self.groups.remove(name);
         self.groups.insert(new_name.to_string(), id);
-        let after = serde_json::json!({"name": new_name, "type": kind.as_str(), "lwia": lwia});
-        self.record(
-            "update_group",
+        self.record(Change::UpdateGroup {
             name,
-            Some(&before.to_string()),
-            Some(&after.to_string()),
-        )
+            was: (&was_kind, was_lwia),
+            new_name,
+            kind,
+            lwia,
+        })
     }
 
     fn delete_group(&mut self, name: &str) -> Result<(), StoreError> {
@@ -889,7 +954,7 @@ impl Session for SqlSession {
             id,
         )?;
         self.groups.remove(name);
-        self.record("delete_group", name, None, None)
+        self.record(Change::DeleteGroup { name })
     }
 
     fn set_scim_field(
@@ -915,12 +980,12 @@ impl Session for SqlSession {
         // Table and column come from the match above, never from input.
         let sql = format!("UPDATE {table} SET {column} = ?2, updated_at = ?3 WHERE id = ?1");
         self.conn.execute(&sql, &params![id, value, &self.now])?;
-        let after = serde_json::json!({ key: value }).to_string();
-        let op = match of {
-            Owner::Account => "set_account_scim_field",
-            Owner::Group => "set_group_scim_field",
-        };
-        self.record(op, name, None, Some(&after))
+        self.record(Change::ScimField {
+            of,
+            name,
+            key,
+            value,
+        })
     }
 
     fn create_token(
@@ -939,11 +1004,12 @@ impl Session for SqlSession {
             "INSERT INTO tokens (name, digest, scope, created_at) VALUES (?1, ?2, ?3, ?4)",
             &params![name, digest, stored, &self.now],
         );
-        unique(written, || {
-            format!("a token named `{name}` already exists; pick another name or revoke it first")
-        })?;
-        let after = serde_json::json!({ "scope": scope, "group_ids": ids }).to_string();
-        self.record("create_token", name, None, Some(&after))
+        unique(written, || StoreError::token_taken(name))?;
+        self.record(Change::CreateToken {
+            name,
+            scope,
+            group_ids: ids.as_deref(),
+        })
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
@@ -952,11 +1018,18 @@ impl Session for SqlSession {
             &params![name, &self.now],
         )?;
         if changed != 1 {
-            return Err(StoreError::Invalid(format!(
-                "no live token named `{name}`; `roster token list` shows them"
-            )));
+            return Err(StoreError::no_live_token(name));
         }
-        self.record("revoke_token", name, None, None)
+        self.record(Change::RevokeToken { name })
+    }
+
+    fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
+        let key = user_name.to_lowercase();
+        if !self.created.contains_key(&key) {
+            return Ok(None);
+        }
+        self.flush()?;
+        Ok(self.accounts.get(&key).map(|id| (*id, self.now.clone())))
     }
 
     fn savepoint(&mut self) -> Result<(), StoreError> {
@@ -986,14 +1059,14 @@ impl Session for SqlSession {
         self.groups.clear();
         self.created.clear();
         self.added.clear();
-        self.accounts_queue.values.clear();
+        self.accounts_queue.clear();
         self.new_names.clear();
-        self.memberships.values.clear();
-        self.roles.values.clear();
-        self.entitlements.values.clear();
+        self.memberships.clear();
+        self.outbox.clear();
+        self.audit.clear();
+        self.roles.clear();
+        self.entitlements.clear();
         self.granted.clear();
-        self.outbox.values.clear();
-        self.audit.values.clear();
         Ok(())
     }
 
@@ -1209,6 +1282,33 @@ mod tests {
             .collect();
         m.sort();
         assert_eq!(m, [("cy".to_string(), true), ("dee".to_string(), false)]);
+        audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_account_created_again_under_its_name_has_none_of_its_namesakes_memberships() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.create_group("A", GroupType::default(), None).unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", false).unwrap();
+        w.delete_account("ANN").unwrap();
+        w.create_account("Ann", &profile("ann2@x.org"), invite())
+            .unwrap();
+        w.add_membership("ann", "A", true).unwrap();
+        let e = w.add_membership("ANN", "A", false).unwrap_err();
+        assert!(matches!(e, StoreError::Taken(_)), "{e:?}");
+        w.commit().unwrap();
+        let mut r = s.reader().unwrap();
+        let m: Vec<(String, bool)> = r
+            .memberships(&["A".to_string()])
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.user_name, m.user_manager))
+            .collect();
+        assert_eq!(m, [("Ann".to_string(), true)]);
         audit::verify(&r.audit(None).unwrap(), r.revision().unwrap()).unwrap();
     }
 

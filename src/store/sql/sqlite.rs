@@ -8,7 +8,7 @@
 //! the file's write lock, so a second apply waits (up to the busy timeout)
 //! and then fails cleanly instead of interleaving.
 
-use super::conn::{Conn, Dialect, Row, Value};
+use super::conn::{Arg, Conn, Dialect, Row, Value};
 use super::{Backend, Schema};
 use crate::store::StoreError;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -25,18 +25,29 @@ pub struct SqliteConn {
     conn: rusqlite::Connection,
 }
 
+/// A parameter as SQLite binds it: text and bytes borrowed, lists as JSON.
+fn sql_of(a: Arg<'_>) -> ToSqlOutput<'_> {
+    match a {
+        Arg::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+        Arg::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(i)),
+        Arg::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(b))),
+        Arg::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        Arg::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        list => ToSqlOutput::Owned(rusqlite::types::Value::Text(
+            list.list_json().unwrap_or_default(),
+        )),
+    }
+}
+
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(sql_of(*self))
+    }
+}
+
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self {
-            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
-            Value::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
-            Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
-            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Value::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-            list => ToSqlOutput::Owned(rusqlite::types::Value::Text(
-                list.list_json().unwrap_or_default(),
-            )),
-        })
+        Ok(sql_of(self.arg()))
     }
 }
 
@@ -121,6 +132,14 @@ impl Conn for SqliteConn {
         Ok(n as u64)
     }
 
+    fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(args))
+            .map_err(self.err())?;
+        Ok(n as u64)
+    }
+
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
         let err = self.err();
         let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
@@ -139,18 +158,16 @@ impl Conn for SqliteConn {
         Ok(out)
     }
 
-    fn query_each(
+    fn query_each_args(
         &mut self,
         sql: &str,
-        params: &[Value],
+        args: &[Arg],
         each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let err = self.err();
         let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
         let n = stmt.column_count();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params))
-            .map_err(&err)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args)).map_err(&err)?;
         let mut row = Row::new(Vec::with_capacity(n));
         while let Some(r) = rows.next().map_err(&err)? {
             let mut failed = None;
@@ -407,16 +424,6 @@ fn recover(path: &str) {
         // hot journal back or replays the log.
         let _ = c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0));
     }
-}
-
-/// An empty store in memory, at the current schema, in a read
-/// transaction: what a store not created yet reads as.
-pub fn empty_in_memory(url: &str) -> Result<Connection, StoreError> {
-    let c = Connection::open_in_memory().map_err(|e| store_error(url, e))?;
-    let mut c = SqliteConn::new(url, c);
-    migrate(&mut c)?;
-    c.batch("BEGIN")?;
-    Ok(c.into_raw())
 }
 
 impl Backend for Sqlite {
