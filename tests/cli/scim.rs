@@ -59,12 +59,16 @@ fn defaults(exe: &Path) -> (Value, Value, Value) {
 #[derive(Clone, Copy)]
 struct Setup {
     extensions: bool,
+    /// The enterprise User extension on the User resource type (the
+    /// package's default).
+    enterprise: bool,
     max_results: Option<u64>,
     passwords: bool,
 }
 
 const ROSTER_READY: Setup = Setup {
     extensions: true,
+    enterprise: true,
     max_results: None,
     passwords: true,
 };
@@ -96,15 +100,24 @@ fn start(setup: Setup) -> Option<Server> {
     let (mut schemas, mut types, mut config) = defaults(&exe);
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = Vec::new();
-    if setup.extensions {
+    if !setup.enterprise {
+        for t in types.as_array_mut().unwrap() {
+            if let Some(list) = t.get_mut("schemaExtensions").and_then(Value::as_array_mut) {
+                list.retain(|e| e["schema"] != ENTERPRISE);
+            }
+        }
+    }
+    if setup.extensions || !setup.enterprise {
         let ours: Value = serde_json::from_str(
             &std::fs::read_to_string(repo("schemas/scim/roster-extensions.json")).unwrap(),
         )
         .unwrap();
-        schemas
-            .as_array_mut()
-            .unwrap()
-            .extend(ours.as_array().unwrap().iter().cloned());
+        if setup.extensions {
+            schemas
+                .as_array_mut()
+                .unwrap()
+                .extend(ours.as_array().unwrap().iter().cloned());
+        }
         // SPEC §9 rides on the package's defaults: core `roles` and
         // `entitlements`, and the enterprise extension's `manager`.
         let has = |id: &str, attr: &str| {
@@ -126,9 +139,13 @@ fn start(setup: Setup) -> Option<Server> {
             );
         }
         for t in types.as_array_mut().unwrap() {
-            let exts: &[&str] = match t["id"].as_str() {
-                Some("User") => &[EXT_USER, ENTERPRISE],
-                Some("Group") => &[EXT_GROUP],
+            let exts: Vec<&str> = match t["id"].as_str() {
+                Some("User") => [(EXT_USER, setup.extensions), (ENTERPRISE, setup.enterprise)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(e, _)| *e)
+                    .collect(),
+                Some("Group") if setup.extensions => vec![EXT_GROUP],
                 _ => continue,
             };
             if t.get("schemaExtensions").is_none() {
@@ -1077,4 +1094,32 @@ fn roles_are_kept_and_entitlements_patched_in() {
     let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
     assert_eq!(ops(&plan), Vec::<String>::new());
     assert_eq!(server.users(), 1);
+}
+
+/// A provider whose User resource type lacks the enterprise extension
+/// cannot keep case managers: those actions fail, named, and the rest of
+/// the apply lands.
+#[test]
+fn case_managers_need_the_enterprise_extension() {
+    let Some(server) = start(Setup {
+        enterprise: false,
+        ..ROSTER_READY
+    }) else {
+        return;
+    };
+    let url = server.url();
+    let r = roster().file("roster.yaml", super::serve::spec9_roster(0));
+    let out = r.scim(&["apply", "--yes", "--store", &url], &[]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "set_case_manager NHoliday: the SCIM provider at http://127.0.0.1:{}/v2 does not offer the enterprise User extension ({ENTERPRISE})",
+            server.port
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("2 actions failed"), "{}", out.stderr);
+    assert_eq!(server.users(), 3);
+    assert!(server.user("NHoliday").get(ENTERPRISE).is_none());
 }

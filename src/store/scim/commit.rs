@@ -590,6 +590,17 @@ fn patch_users(
             // After every creation, so a new manager has its id.
             Op::CaseManager { user_name, manager } if early => {
                 let action = format!("set_case_manager {user_name}");
+                if !remote.provider.enterprise {
+                    out.fail(
+                        &action,
+                        format!(
+                            "the SCIM provider at {} does not offer the enterprise User extension ({}), where case managers are kept",
+                            remote.client.base,
+                            resource::EXT_ENTERPRISE
+                        ),
+                    );
+                    continue;
+                }
                 let path = format!("{}:manager", resource::EXT_ENTERPRISE);
                 let patch = match manager {
                     None => json!({"op": "remove", "path": path}),

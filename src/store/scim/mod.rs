@@ -85,6 +85,8 @@ struct Provider {
     password: bool,
     user_ext: bool,
     group_ext: bool,
+    /// The enterprise User extension, where case managers (`manager`) go.
+    enterprise: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ impl Remote {
                 password: false,
                 user_ext: false,
                 group_ext: false,
+                enterprise: false,
             },
             mode,
             users: HashMap::new(),
@@ -361,6 +364,7 @@ impl Remote {
         };
         self.provider.user_ext = offers(resource::USER, EXT_USER);
         self.provider.group_ext = offers(resource::GROUP, EXT_GROUP);
+        self.provider.enterprise = offers(resource::USER, resource::EXT_ENTERPRISE);
         Ok(())
     }
 
