@@ -1182,6 +1182,80 @@ fn spec9_plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// With `--roster`, writes take roles and entitlements from that roster's
+/// catalogs alone: a value outside a kind's list, a coverage naming no
+/// group, and a role the store holds but the catalog lacks are each a 400
+/// naming the attribute and listing what may be used; a User created
+/// naming no role gets `default_roles`.
+fn writes_take_grants_from_the_roster_catalogs(b: Backend) {
+    let f = Fixture::new(b);
+    let text = spec9_roster(0).replace(
+        "default_roles: [public-viewer]",
+        "default_roles: [caseworker, public-viewer]",
+    );
+    std::fs::write(f.r.path().join("s9.yaml"), text).unwrap();
+    let server = start_with(f.r.path(), f.db(), &["--roster", "s9.yaml"]);
+    let send = |m: &str, p: &str, b: &Value| {
+        http(
+            m,
+            &format!("{}{p}", server.base),
+            Some(&f.admin),
+            Some(b),
+            &[],
+        )
+    };
+    let aw = f.id_of("Users", "userName eq \"AWrigley\"");
+    // Held by an account of the store, but not in the roster's catalog.
+    f.sql(&format!(
+        "INSERT INTO account_roles (account_id, role) VALUES ({aw}, 'legacy-admin');"
+    ));
+    let r = send(
+        "POST",
+        "/Users",
+        &user("NewPerson", "New", "Person", "new.person@example.org"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["roles"],
+        json!([{"value": "caseworker"}, {"value": "public-viewer"}])
+    );
+    let path = format!("/Users/{}", r.body["id"].as_str().unwrap());
+    let cases = [
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "products:nope"}]}),
+            "entitlements: `products:nope`: `nope` is not in the products catalog: use webcenter, hrcenter, job-board",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "coverage:Nowhere Team"}]}),
+            "entitlements: `coverage:Nowhere Team`: coverage takes group names, and no group is named `Nowhere Team`",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "badges:gold"}]}),
+            "entitlements: `badges:gold`: `badges` is not an entitlement kind: use coverage, dashboards, products",
+        ),
+        (
+            json!({"op": "add", "path": "roles", "value": [{"value": "legacy-admin"}]}),
+            "roles: `legacy-admin` is not a role of the catalog: use public-viewer, individual, caseworker, supervisor",
+        ),
+    ];
+    for (op, want) in &cases {
+        let r = send("PATCH", &path, &ops(vec![op.clone()]));
+        assert_eq!(r.status, 400, "{op}: {}", r.body);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(want), "{op}: {detail}");
+    }
+    // Within the catalogs: a listed value, and coverage of a store group.
+    let r = send(
+        "PATCH",
+        &path,
+        &ops(vec![json!({"op": "add", "path": "entitlements", "value": [
+            {"value": "products:hrcenter"},
+            {"value": "coverage:Sangamon County Workforce Agency"}]})]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["entitlements"].as_array().unwrap().len(), 2);
+}
+
 /// The shipped roster with every unresolved partner settled: pinned to the
 /// account the plan names, or without the conflicting claim.
 fn roster_settled(f: &Fixture) -> String {
@@ -2830,6 +2904,7 @@ fn roles_entitlements_and_managers_through_scim(b: Backend) {
 
 on_every_store!(
     roles_entitlements_and_managers_through_scim,
+    writes_take_grants_from_the_roster_catalogs,
     spec9_plan_through_serve_is_the_plan_of_the_store_underneath,
     token_output_neutralizes_names,
     patch_refuses_unknown_and_read_only_paths,
