@@ -27,6 +27,8 @@ macro_rules! on_every_store {
     };
 }
 
+#[path = "cli/accounts.rs"]
+mod accounts;
 #[path = "cli/conformance.rs"]
 mod conformance;
 #[path = "cli/faults.rs"]

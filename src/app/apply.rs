@@ -608,4 +608,63 @@ mod tests {
         assert_eq!((done.revision, done.actions), (3, 2));
         assert!(done.replanned.is_some());
     }
+
+    #[test]
+    fn each_capped_collection_and_each_password_sign_in_is_guarded() {
+        let opts = Options {
+            allow_mass_removal: false,
+            onboarding: Onboarding::Invite,
+            credentials_file: None,
+            actor: "t",
+            now: "2026-01-01T00:00:00Z",
+            progress: None,
+            replan: None,
+            accept_changes: true,
+        };
+        let mut p = plan_at("sqlite:x.db", 0, vec![]);
+        p.removal_caps.push(crate::plan::RemovalCap {
+            collection: "case_assignments".into(),
+            removed: 2,
+            of: 4,
+            limit: 1,
+        });
+        let e = guard(&p, &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the plan removes 2 case assignments, more than max_removals allows (1); check the roster, or pass --allow-mass-removal"
+        );
+        let allowed = Options {
+            allow_mass_removal: true,
+            ..opts
+        };
+        guard(&p, &allowed).unwrap();
+        // A partner's `sign_in: password` needs a credentials file even
+        // when apply invites by default; `sso` needs none.
+        let create = |sign_in| Action::CreateAccount {
+            account: "A".into(),
+            partner: "a@example.org".into(),
+            profile: crate::domain::Profile {
+                email: "a@example.org".into(),
+                first_name: "A".into(),
+                last_name: "B".into(),
+                birth_date: None,
+                phone: None,
+                extension: None,
+                zip: None,
+            },
+            roles: Vec::new(),
+            sign_in,
+        };
+        let p = plan_at("sqlite:x.db", 0, vec![create(Some(SignIn::Password))]);
+        assert!(matches!(
+            guard(&p, &allowed),
+            Err(ApplyError::NoCredentialsFile)
+        ));
+        let p = plan_at("sqlite:x.db", 0, vec![create(Some(SignIn::Sso))]);
+        let password = Options {
+            onboarding: Onboarding::Password,
+            ..allowed
+        };
+        guard(&p, &password).unwrap();
+    }
 }

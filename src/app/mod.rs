@@ -3,6 +3,7 @@
 //! return values. Nothing here prints, exits or knows the command line;
 //! `cli` renders what these return.
 
+pub mod accounts;
 pub mod apply;
 pub mod export;
 pub mod import;

@@ -1,5 +1,6 @@
 //! The command line: parsing, one file per verb, exit codes decided here.
 
+mod accounts;
 pub mod apply;
 mod check;
 mod import;
@@ -57,6 +58,9 @@ pub enum Command {
     Log(store::LogArgs),
     /// Pending invitations, and which are due a reminder.
     Invitations(store::InvitationsArgs),
+    /// The store's accounts with their groups, roles, entitlements and case
+    /// managers, filtered as user screens filter them.
+    Accounts(accounts::Args),
     /// Print a JSON Schema.
     Schema(schema::Args),
     /// Partners from a CSV file, printed as roster YAML.
@@ -177,6 +181,7 @@ where
         Command::Export(a) => store::export(a, &mut out),
         Command::Log(a) => store::log(a, &mut out),
         Command::Invitations(a) => store::invitations(a, &mut out),
+        Command::Accounts(a) => accounts::run(a, &mut out),
         Command::Schema(a) => schema::run(a, &mut out),
         Command::Import(a) => import::run(a, &mut out),
         Command::Serve(a) => serve::serve(a, &mut out),

@@ -157,9 +157,8 @@ impl Summary {
             + self.set_case_managers
     }
 
-    /// Removals of memberships and user-manager grants (what `max_removals`
-    /// measured before it capped each collection; see
-    /// [`compute::Removals`]).
+    /// Removals of memberships and user-manager grants, which
+    /// `removal_limit` caps; the other collections are [`Plan::removal_caps`].
     pub fn removals(&self) -> u64 {
         self.remove_memberships + self.revoke_user_manager
     }

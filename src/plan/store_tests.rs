@@ -773,3 +773,46 @@ fn an_unresolved_case_manager_leaves_assignments_as_they_are() {
         p.actions
     );
 }
+
+#[test]
+fn user_names_email_names_new_accounts_by_their_email_unless_taken() {
+    let store = MemoryStore::new();
+    write(&store, |s| {
+        account(
+            s,
+            "zed@example.edu",
+            &person("z.other@example.edu", "Zoe", "Other", "1960-06-06"),
+            true,
+        );
+    });
+    let ann = person("Ann.Lee@Example.edu", "Ann", "Lee", "1990-01-01");
+    let zed = person("zed@example.edu", "Zed", "Quinn", "1999-09-09");
+    let groups = [group(
+        "G",
+        &[("ann.lee@example.edu", false), ("zed@example.edu", false)],
+    )];
+    let pol = policy(serde_json::json!({"user_names": "email"}));
+    let p = plan(&store, &[ann, zed], &groups, &pol);
+    let ann = p
+        .resolutions
+        .iter()
+        .find(|r| r.partner == "ann.lee@example.edu")
+        .unwrap();
+    assert_eq!(
+        (ann.outcome, ann.account.as_deref()),
+        (Outcome::Create, Some("ann.lee@example.edu"))
+    );
+    let zed = p
+        .resolutions
+        .iter()
+        .find(|r| r.partner == "zed@example.edu")
+        .unwrap();
+    assert_eq!(zed.outcome, Outcome::Conflict);
+    assert_eq!(zed.candidates, ["zed@example.edu"]);
+    assert_eq!(
+        zed.reason.as_deref(),
+        Some(
+            "the user name `zed@example.edu` (policy user_names: email) is taken by another account; add `account: <user name>` to name the new account"
+        )
+    );
+}

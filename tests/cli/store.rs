@@ -2435,6 +2435,7 @@ fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
 on_every_store!(
     section_9_plans_apply_export_and_log_every_new_op,
     section_9_bad_input_is_refused_with_its_reason,
+    sign_in_per_partner_wins_over_onboarding,
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
     printed_plans_hide_personal_data_and_saved_plans_keep_it,
@@ -2688,6 +2689,50 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
     ] {
         c.execute_batch(m).unwrap();
     }
+    c.execute_batch(&format!("PRAGMA user_version = 4;{}", SCHEMA_4_ROWS))
+        .unwrap();
+    drop(c);
+    let url = format!("sqlite:{}", path.display());
+    schema_4_migrates(&r, &url);
+}
+
+/// [`a_schema_4_store_migrates_its_roles_and_keeps_its_chain`] on PostgreSQL.
+#[test]
+fn a_schema_4_postgres_store_migrates_its_roles_and_keeps_its_chain() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    for m in [
+        include_str!("../../src/store/migrations/postgres/0001_init.sql"),
+        include_str!("../../src/store/migrations/postgres/0002_tokens.sql"),
+        include_str!("../../src/store/migrations/postgres/0003_ids_and_scopes.sql"),
+        include_str!("../../src/store/migrations/postgres/0004_plan_key.sql"),
+    ] {
+        c.batch_execute(m).unwrap();
+    }
+    c.batch_execute(&format!(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', 4) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value;{}",
+        SCHEMA_4_ROWS.replace("1, 'password_set'", "TRUE, 'password_set'")
+    ))
+    .unwrap();
+    drop(c);
+    schema_4_migrates(&roster(), &url);
+}
+
+/// One account with the role `individual` and its audit row, as a schema
+/// 4 store holds them.
+const SCHEMA_4_ROWS: &str = "
+    UPDATE meta SET value = 1 WHERE key = 'revision';
+    INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name,
+      first_key, last_key, birth_date, role, active, credential, created_at, updated_at)
+    VALUES ('ALee', 'alee', 'ann@example.org', 'ann@example.org', 'Ann', 'Lee', 'ann', 'lee',
+      '1990-01-01', 'individual', 1, 'password_set', '2025-01-01T00:00:00Z',
+      '2025-01-01T00:00:00Z');";
+
+fn schema_4_migrates(r: &Roster, url: &str) {
     let at = "2025-01-01T00:00:00Z";
     let after = r#"{"email":"ann@example.org","role":"individual"}"#;
     let hash = roster::store::audit::row_hash(
@@ -2700,20 +2745,22 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
         None,
         Some(after),
     );
-    c.execute_batch(&format!(
-        "PRAGMA user_version = 4;
-         UPDATE meta SET value = 1 WHERE key = 'revision';
-         INSERT INTO accounts (user_name, user_key, email, email_key, first_name, last_name,
-           first_key, last_key, birth_date, role, active, credential, created_at, updated_at)
-         VALUES ('ALee', 'alee', 'ann@example.org', 'ann@example.org', 'Ann', 'Lee', 'ann', 'lee',
-           '1990-01-01', 'individual', 1, 'password_set', '{at}', '{at}');
-         INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash)
-         VALUES (1, 1, '{at}', 'admin', 'create_account', 'ALee', NULL, '{after}', '{hash}');"
-    ))
-    .unwrap();
-    drop(c);
-    let url = format!("sqlite:{}", path.display());
-    let store = roster::store::open(&url, roster::store::Options::default()).unwrap();
+    let audit = format!(
+        "INSERT INTO audit (seq, revision, at, actor, op, subject, before, after, hash)
+         VALUES (1, 1, '{at}', 'admin', 'create_account', 'ALee', NULL, '{after}', '{hash}')"
+    );
+    if url.starts_with("sqlite:") {
+        rusqlite::Connection::open(r.path().join("store.db"))
+            .unwrap()
+            .execute_batch(&audit)
+            .unwrap();
+    } else {
+        ::postgres::Client::connect(url, ::postgres::NoTls)
+            .unwrap()
+            .batch_execute(&audit)
+            .unwrap();
+    }
+    let store = roster::store::open(url, roster::store::Options::default()).unwrap();
     // Reading an old store asks for a migration; a write session makes it.
     assert!(store.reader().is_err());
     let mut w = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
@@ -2724,5 +2771,49 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
     assert_eq!(ann[0].roles, ["caseworker", "individual"]);
     let log = reader.audit(None).unwrap();
     roster::store::audit::verify(&log, 2).unwrap();
-    r.ok(&["log", "--store", &url, "--verify"]);
+    r.ok(&["log", "--store", url, "--verify"]);
+}
+
+fn sign_in_per_partner_wins_over_onboarding(b: Backend) {
+    let person = |email: &str, first: &str, sign_in: &str| {
+        format!(
+            "  - email: {email}\n    first_name: {first}\n    last_name: Lee\n    birth_date: 1990-01-01\n{sign_in}"
+        )
+    };
+    let roster = format!(
+        "version: 1\npolicy:\n  required_fields: []\ngroups:\n  - name: G\n    members: [ann@example.org, bo@example.org, cy@example.org]\npartners:\n{}{}{}",
+        person("ann@example.org", "Ann", "    sign_in: password\n"),
+        person("bo@example.org", "Bo", "    sign_in: sso\n"),
+        person("cy@example.org", "Cy", ""),
+    );
+    let r = b.roster().file("roster.yaml", roster);
+    // A password for Ann needs somewhere to write it, even when apply invites.
+    let out = r.cmd(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("--credentials-file"), "{}", out.stderr);
+    r.ok(&[
+        "apply",
+        "--yes",
+        "--store",
+        r.db(),
+        "roster.yaml",
+        "--credentials-file",
+        "creds.csv",
+    ]);
+    let creds = std::fs::read_to_string(r.path().join("creds.csv")).unwrap();
+    let accounts: Vec<&str> = creds
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(accounts, ["ALee"], "{creds}");
+    // Cy follows --onboarding (invite); Bo signs in through the provider.
+    let invited = r.ok(&["invitations", "--store", r.db()]).stdout;
+    assert!(invited.contains("CLee"), "{invited}");
+    assert!(
+        !invited.contains("BLee") && !invited.contains("ALee"),
+        "{invited}"
+    );
+    let (_, again) = r.plan_json("roster.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new());
 }
