@@ -97,16 +97,23 @@ impl Table {
 
     /// The insert of `n` values' rows.
     fn sql(&self, n: usize) -> String {
-        let mut sql = String::from(self.insert);
+        let mut sql = String::new();
+        self.sql_into(n, 0, &mut sql);
+        sql
+    }
+
+    /// The insert of `n` values' rows, appended to `sql`, its placeholders
+    /// numbered after `before`.
+    fn sql_into(&self, n: usize, before: usize, sql: &mut String) {
+        sql.push_str(self.insert);
         for row in 0..n / self.width {
             sql.push_str(if row == 0 { "(" } else { ", (" });
             for col in 0..self.width {
-                let n = row * self.width + col + 1;
+                let n = before + row * self.width + col + 1;
                 let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
             }
             sql.push(')');
         }
-        sql
     }
 }
 
@@ -239,6 +246,39 @@ impl Queue {
     }
 }
 
+/// Rows of each table a flush may write in one statement together with
+/// the other tables' (a handful of statement texts, each prepared once).
+const TOGETHER_ROWS: usize = 4;
+
+/// One statement inserting the rows of every non-empty queue of `parts`:
+/// the last such as the statement, those before it as `WITH` clauses (which
+/// PostgreSQL runs as well). Its text goes to `sql`, its parameters to
+/// `args`.
+fn together<'q>(
+    parts: &[(&'q Queue, &Table)],
+    ids: &HashMap<String, i64>,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let parts: Vec<_> = parts.iter().filter(|(q, _)| q.len() > 0).collect();
+    for (i, (queue, table)) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if !last {
+            let _ = write!(sql, "{}w{i} AS (", if i == 0 { "WITH " } else { ", " });
+        } else if i > 0 {
+            sql.push(' ');
+        }
+        table.sql_into(queue.len(), args.len(), sql);
+        if !last {
+            sql.push(')');
+        }
+        for c in &queue.cells {
+            args.push(queue.arg(*c, ids)?);
+        }
+    }
+    Ok(())
+}
+
 /// A write transaction on a SQL store.
 pub struct SqlSession {
     conn: Box<dyn Conn>,
@@ -265,6 +305,10 @@ pub struct SqlSession {
     audit: Queue,
     /// The audit rows' text, reused from row to row.
     row_text: RowText,
+    /// A savepoint released, whose `RELEASE` goes with the next
+    /// `SAVEPOINT` (one statement batch, one round trip) or is left to the
+    /// commit, which releases it anyway.
+    release_due: bool,
     open: bool,
 }
 
@@ -294,14 +338,18 @@ const SAVEPOINT: &str = "roster_write";
 impl SqlSession {
     /// The session on `conn`, already in its transaction under the lock.
     pub fn begin(mut conn: Box<dyn Conn>, actor: &str, now: &str) -> Result<Self, StoreError> {
-        let revision: i64 = conn
-            .query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?
-            .get(0)?;
-        let last =
-            match conn.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])? {
-                Some(r) => Some((r.get(0)?, r.get(1)?)),
-                None => None,
-            };
+        // The revision and the audit chain's head, in one statement.
+        let head = conn.query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
+             (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
+             (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)",
+            &[],
+        )?;
+        let revision: i64 = head.get(0)?;
+        let last = match (head.get(1)?, head.get(2)?) {
+            (Some(seq), Some(hash)) => Some((seq, hash)),
+            _ => None,
+        };
         Ok(SqlSession {
             conn,
             actor: actor.to_string(),
@@ -319,6 +367,7 @@ impl SqlSession {
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
+            release_due: false,
             open: true,
         })
     }
@@ -368,6 +417,18 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        if self.conn.rows_per_insert() > 1
+            && [
+                (&self.accounts_queue, &ACCOUNTS),
+                (&self.memberships, &MEMBERSHIPS),
+                (&self.outbox, &OUTBOX),
+                (&self.audit, &AUDIT),
+            ]
+            .iter()
+            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width)
+        {
+            return self.flush_together();
+        }
         self.write_accounts()?;
         let conn = self.conn.as_mut();
         self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
@@ -381,6 +442,49 @@ impl SqlSession {
         if self.created.contains_key(&*lowercase(user_name)) {
             self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Write a few queued rows in at most two statements (a server a round
+    /// trip away): the new accounts with the audit rows, then the rows
+    /// that need the accounts' ids. A name taken is refused as
+    /// [`SqlSession::write_accounts`] does, before the second.
+    fn flush_together(&mut self) -> Result<(), StoreError> {
+        let mut sql = String::new();
+        let ids = &mut self.accounts;
+        if !self.new_names.is_empty() {
+            let mut args = Vec::new();
+            let parts = [(&self.audit, &AUDIT), (&self.accounts_queue, &ACCOUNTS)];
+            together(&parts, ids, &mut sql, &mut args)?;
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id");
+            let mut found = Vec::new();
+            self.conn.query_each_args(&sql, &args, &mut |r| {
+                found.push((r.take::<String>(0)?, r.get::<i64>(1)?));
+                Ok(())
+            })?;
+            drop(args);
+            ids.extend(found);
+            self.audit.clear();
+            self.accounts_queue.clear();
+            let names = std::mem::take(&mut self.new_names);
+            if let Some((_, name)) = names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+                return Err(StoreError::account_taken(name));
+            }
+        }
+        let parts = [
+            (&self.memberships, &MEMBERSHIPS),
+            (&self.outbox, &OUTBOX),
+            (&self.audit, &AUDIT),
+        ];
+        if parts.iter().any(|(q, _)| q.len() > 0) {
+            sql.clear();
+            let mut args = Vec::new();
+            together(&parts, ids, &mut sql, &mut args)?;
+            self.conn.execute_args(&sql, &args)?;
+        }
+        self.memberships.clear();
+        self.outbox.clear();
+        self.audit.clear();
         Ok(())
     }
 
@@ -867,7 +971,13 @@ impl Session for SqlSession {
             ));
         }
         self.flush()?;
-        self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        if std::mem::take(&mut self.release_due) {
+            self.conn.batch(&format!(
+                "RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"
+            ))?;
+        } else {
+            self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        }
         self.savepoint = Some(self.log.clone());
         Ok(())
     }
@@ -902,7 +1012,9 @@ impl Session for SqlSession {
         // Rows refused when the queue is written (a name taken) leave the
         // savepoint set, for the caller to roll back to.
         self.flush()?;
-        self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))?;
+        // What it holds is the transaction's now: nothing rolls back to
+        // it. The `RELEASE` itself waits for the next statement batch.
+        self.release_due = true;
         self.savepoint = None;
         Ok(())
     }
@@ -910,11 +1022,10 @@ impl Session for SqlSession {
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
         self.flush()?;
         let revision = self.log.revision;
-        self.conn.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'revision'",
-            &params![revision],
-        )?;
-        self.conn.batch("COMMIT")?;
+        // One statement batch: one round trip to a server.
+        self.conn.batch(&format!(
+            "UPDATE meta SET value = {revision} WHERE key = 'revision'; COMMIT"
+        ))?;
         self.open = false;
         Ok(revision)
     }
