@@ -189,6 +189,14 @@ impl Queue {
             .text(p.role.as_str())
     }
 
+    /// The key of an account cell (empty for any other).
+    fn key(&self, c: Cell) -> &str {
+        match c {
+            Cell::Account(start, end) => &self.text[start..end],
+            _ => "",
+        }
+    }
+
     /// Cell `c` as a parameter.
     fn arg(&self, c: Cell, ids: &HashMap<String, i64>) -> Result<Arg<'_>, StoreError> {
         Ok(match c {
@@ -276,6 +284,68 @@ fn together<'q>(
             args.push(queue.arg(*c, ids)?);
         }
     }
+    Ok(())
+}
+
+/// The insert of one queued `row` of `table`, appended to `sql` (its
+/// parameters to `args`): a row naming an account not written yet takes
+/// its id from the new accounts of the same statement (the `WITH` clause
+/// `new`), and is not written if that account's name was taken.
+fn naming_new<'q>(
+    queue: &'q Queue,
+    table: &Table,
+    row: &[Cell],
+    ids: &HashMap<String, i64>,
+    new: &HashMap<String, String>,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let Some(Cell::Account(start, end)) = row
+        .iter()
+        .find(|c| matches!(c, Cell::Account(..)) && !ids.contains_key(queue.key(**c)))
+        .copied()
+    else {
+        // Every account it names has its id: a row like any other.
+        table.sql_into(row.len(), args.len(), sql);
+        for c in row {
+            args.push(queue.arg(*c, ids)?);
+        }
+        return Ok(());
+    };
+    let key = &queue.text[start..end];
+    if !new.contains_key(key) {
+        return Err(StoreError::Invalid(format!(
+            "account `{key}` was not written"
+        )));
+    }
+    let head = table.insert.strip_suffix("VALUES ").unwrap_or(table.insert);
+    sql.push_str(head);
+    sql.push_str("SELECT ");
+    for (i, c) in row.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        if matches!(c, Cell::Account(s, e) if (*s, *e) == (start, end)) {
+            sql.push_str("new.id");
+            continue;
+        }
+        let arg = queue.arg(*c, ids)?;
+        // Outside `VALUES`, a parameter's type is not the column's: say it.
+        let ty = match arg {
+            Arg::Null => {
+                sql.push_str("NULL");
+                continue;
+            }
+            Arg::Int(_) => "bigint",
+            Arg::Bool(_) => "boolean",
+            Arg::Bytes(_) => "bytea",
+            Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+        };
+        args.push(arg);
+        let _ = write!(sql, "?{}::{ty}", args.len());
+    }
+    args.push(Arg::Text(key));
+    let _ = write!(sql, " FROM new WHERE new.user_key = ?{}", args.len());
     Ok(())
 }
 
@@ -445,18 +515,55 @@ impl SqlSession {
         Ok(())
     }
 
-    /// Write a few queued rows in at most two statements (a server a round
-    /// trip away): the new accounts with the audit rows, then the rows
-    /// that need the accounts' ids. A name taken is refused as
-    /// [`SqlSession::write_accounts`] does, before the second.
+    /// Write a few queued rows in one statement (a server a round trip
+    /// away): the new accounts first, the rows that name them by their new
+    /// ids, and the rest. A name taken is refused as
+    /// [`SqlSession::write_accounts`] does (the rows naming it are not
+    /// written).
     fn flush_together(&mut self) -> Result<(), StoreError> {
-        let mut sql = String::new();
         let ids = &mut self.accounts;
-        if !self.new_names.is_empty() {
-            let mut args = Vec::new();
-            let parts = [(&self.audit, &AUDIT), (&self.accounts_queue, &ACCOUNTS)];
-            together(&parts, ids, &mut sql, &mut args)?;
-            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id");
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let parts = [
+            (&self.memberships, &MEMBERSHIPS),
+            (&self.outbox, &OUTBOX),
+            (&self.audit, &AUDIT),
+        ];
+        if self.new_names.is_empty() {
+            if parts.iter().any(|(q, _)| q.len() > 0) {
+                together(&parts, ids, &mut sql, &mut args)?;
+                self.conn.execute_args(&sql, &args)?;
+            }
+        } else {
+            sql.push_str("WITH new AS (");
+            ACCOUNTS.sql_into(self.accounts_queue.len(), 0, &mut sql);
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id)");
+            let queue = &self.accounts_queue;
+            for c in &queue.cells {
+                args.push(queue.arg(*c, ids)?);
+            }
+            let mut n = 0;
+            for (queue, table) in parts {
+                if queue.cells.iter().all(|c| !matches!(c, Cell::Account(..))) {
+                    if queue.len() > 0 {
+                        let _ = write!(sql, ", w{n} AS (");
+                        n += 1;
+                        table.sql_into(queue.len(), args.len(), &mut sql);
+                        sql.push(')');
+                        for c in &queue.cells {
+                            args.push(queue.arg(*c, ids)?);
+                        }
+                    }
+                    continue;
+                }
+                for row in queue.cells.chunks(table.width) {
+                    let _ = write!(sql, ", w{n} AS (");
+                    n += 1;
+                    naming_new(queue, table, row, ids, &self.new_names, &mut sql, &mut args)?;
+                    sql.push(')');
+                }
+            }
+            sql.push_str(" SELECT user_key, id FROM new");
             let mut found = Vec::new();
             self.conn.query_each_args(&sql, &args, &mut |r| {
                 found.push((r.take::<String>(0)?, r.get::<i64>(1)?));
@@ -464,28 +571,16 @@ impl SqlSession {
             })?;
             drop(args);
             ids.extend(found);
-            self.audit.clear();
-            self.accounts_queue.clear();
-            let names = std::mem::take(&mut self.new_names);
-            if let Some((_, name)) = names.iter().find(|(key, _)| !ids.contains_key(*key)) {
-                return Err(StoreError::account_taken(name));
-            }
         }
-        let parts = [
-            (&self.memberships, &MEMBERSHIPS),
-            (&self.outbox, &OUTBOX),
-            (&self.audit, &AUDIT),
-        ];
-        if parts.iter().any(|(q, _)| q.len() > 0) {
-            sql.clear();
-            let mut args = Vec::new();
-            together(&parts, ids, &mut sql, &mut args)?;
-            self.conn.execute_args(&sql, &args)?;
-        }
+        self.accounts_queue.clear();
         self.memberships.clear();
         self.outbox.clear();
         self.audit.clear();
-        Ok(())
+        let names = std::mem::take(&mut self.new_names);
+        match names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+            Some((_, name)) => Err(StoreError::account_taken(name)),
+            None => Ok(()),
+        }
     }
 
     /// Write the queued accounts and learn their ids; a name taken in the
