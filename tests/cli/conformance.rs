@@ -1161,3 +1161,30 @@ fn invited_accounts_are_listed_until_deactivated(s: &Subject) {
     w.commit().unwrap();
     assert_eq!(listed(s).len(), 3);
 }
+
+/// A kept PostgreSQL connection remembers that it found the schema
+/// current; a newer roster's migration (made under the same write lock)
+/// is still seen by its next session, which refuses the store.
+#[test]
+fn a_schema_migrated_meanwhile_is_seen_by_a_kept_postgres_connection() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let store = store::open(&url, options()).expect("open postgres store");
+    for _ in 0..2 {
+        let w = store.begin(ACTOR, NOW).expect("begin");
+        w.commit().expect("commit");
+    }
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+    c.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'schema_version'",
+        &[],
+    )
+    .expect("bump the schema version");
+    let refused = match store.begin(ACTOR, NOW) {
+        Ok(_) => panic!("a session began on a store of a newer schema"),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("newer than this roster"), "{refused}");
+}
