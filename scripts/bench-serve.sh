@@ -54,4 +54,7 @@ print(f"naive one-request-per-rung: {naive} requests; same plan as the file: {sa
 PY
 cd - > /dev/null
 echo
+# Other work on the machine moves the figures: its load, before and after.
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cargo bench --bench serve --quiet
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

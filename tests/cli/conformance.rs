@@ -184,6 +184,7 @@ conformance!(
     names_already_taken_are_refused,
     a_second_writer_waits_then_gives_up,
     savepoints_undo_rows_audit_and_revision,
+    a_released_savepoint_stays_when_the_next_is_rolled_back,
     the_plan_key_is_made_once_and_kept,
     accounts_and_groups_can_be_renamed_and_deleted,
     tokens_are_kept_as_digests_and_revoked,
@@ -874,6 +875,56 @@ fn savepoints_undo_rows_audit_and_revision(s: &Subject) {
     assert!(matches!(w.release_savepoint(), Err(StoreError::Invalid(_))));
 }
 
+/// What `roster serve` does with creates committed together: each in a
+/// savepoint, released or rolled back, the next one set at once.
+fn a_released_savepoint_stays_when_the_next_is_rolled_back(s: &Subject) {
+    seed(s);
+    let mut w = s.begin();
+    w.savepoint().unwrap();
+    w.create_account("eve", &profile("eve@example.org", "Eve", "Moe"), invite(5))
+        .unwrap();
+    w.add_membership("eve", "G", false).unwrap();
+    w.release_savepoint().unwrap();
+    // A released savepoint is gone: nothing to return to.
+    assert!(matches!(
+        w.rollback_to_savepoint(),
+        Err(StoreError::Invalid(_))
+    ));
+    w.savepoint().unwrap();
+    w.create_account("fay", &profile("fay@example.org", "Fay", "Ng"), invite(6))
+        .unwrap();
+    w.rollback_to_savepoint().unwrap();
+    w.savepoint().unwrap();
+    let taken = w
+        .create_account("EVE", &profile("eve2@example.org", "Eve", "Two"), invite(7))
+        .and_then(|()| w.release_savepoint());
+    assert!(matches!(taken, Err(StoreError::Taken(_))), "{taken:?}");
+    w.rollback_to_savepoint().unwrap();
+    assert_eq!(w.commit().unwrap(), 9);
+
+    assert!(s.account("eve").is_some());
+    assert_eq!(s.account("fay"), None);
+    assert_eq!(
+        members(s, &["G"]),
+        [
+            member("G", "Ann", true),
+            member("G", "bob", false),
+            member("G", "eve", false)
+        ]
+    );
+    let invited: Vec<String> = s
+        .read()
+        .invitations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.user_name)
+        .collect();
+    assert_eq!(invited, ["Ann", "eve"]);
+    let rows = s.verified_audit();
+    let ops: Vec<&str> = rows[7..].iter().map(|e| e.op.as_str()).collect();
+    assert_eq!(ops, ["create_account", "add_membership"]);
+}
+
 fn the_plan_key_is_made_once_and_kept(s: &Subject) {
     assert_eq!(s.store.plan_key(false).unwrap(), None);
     let key = s.store.plan_key(true).unwrap().expect("a key");
@@ -1326,4 +1377,31 @@ fn grants_and_case_managers_refuse_what_is_already_so(s: &Subject) {
     // Nothing of any of it landed.
     assert_eq!(s.verified_audit().len(), before.len());
     assert!(s.account("cy").is_none());
+}
+
+/// A kept PostgreSQL connection remembers that it found the schema
+/// current; a newer roster's migration (made under the same write lock)
+/// is still seen by its next session, which refuses the store.
+#[test]
+fn a_schema_migrated_meanwhile_is_seen_by_a_kept_postgres_connection() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let store = store::open(&url, options()).expect("open postgres store");
+    for _ in 0..2 {
+        let w = store.begin(ACTOR, NOW).expect("begin");
+        w.commit().expect("commit");
+    }
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+    c.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = 'schema_version'",
+        &[],
+    )
+    .expect("bump the schema version");
+    let refused = match store.begin(ACTOR, NOW) {
+        Ok(_) => panic!("a session began on a store of a newer schema"),
+        Err(e) => e.to_string(),
+    };
+    assert!(refused.contains("newer than this roster"), "{refused}");
 }

@@ -36,6 +36,9 @@ pub struct PgConn {
     client: Client,
     statements: HashMap<String, Statement>,
     in_tx: bool,
+    /// The store's schema was found current on this connection: a write
+    /// session then reads only its version, with its lock.
+    schema_checked: bool,
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -157,6 +160,7 @@ impl PgConn {
             client,
             statements: HashMap::new(),
             in_tx: false,
+            schema_checked: false,
         }
     }
 
@@ -257,9 +261,14 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.client
-            .batch_execute(sql)
-            .map_err(|e| store_error(&self.url, &e))?;
+        if let Err(e) = self.client.batch_execute(sql) {
+            // A batch that began a transaction may have failed inside it:
+            // the connection is rolled back before it is used again.
+            self.in_tx |= sql
+                .split(';')
+                .any(|p| p.trim_start().to_ascii_uppercase().starts_with("BEGIN"));
+            return Err(store_error(&self.url, &e));
+        }
         // The last transaction statement of the batch says where it ends.
         for part in sql.split(';') {
             let word = part.trim_start().to_ascii_uppercase();
@@ -476,8 +485,16 @@ const NOT_A_STORE: &str = "this database holds tables that are not a roster stor
 /// transaction gives.
 pub const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 
-/// Wait for the store's write lock, at most `timeout`.
-fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
+/// Begin the write transaction and wait for the store's write lock, at
+/// most `timeout`, in one round trip. With `version`, the schema version
+/// in `meta` is read in the same round trip, under the lock (only a
+/// migration, which holds it too, changes it); `None` when not asked or
+/// not there.
+fn begin_locked(
+    c: &mut PgConn,
+    timeout: Duration,
+    version: bool,
+) -> Result<Option<usize>, StoreError> {
     let started = Instant::now();
     let locked = |url: &str| StoreError::Locked {
         url: url.to_string(),
@@ -485,22 +502,52 @@ fn lock(c: &mut PgConn, timeout: Duration) -> Result<(), StoreError> {
     };
     let ms = timeout.as_millis().min(i32::MAX as u128);
     if ms == 0 {
-        // `lock_timeout = 0` would mean waiting for ever.
+        // `lock_timeout = 0` would mean waiting for ever: try once.
+        c.batch("BEGIN")?;
         let got: bool = c
             .query_one("SELECT pg_try_advisory_xact_lock(?1)", &params![LOCK_KEY])?
             .get(0)?;
-        return if got { Ok(()) } else { Err(locked(&c.url)) };
+        if !got {
+            return Err(locked(&c.url));
+        }
+        if !version {
+            return Ok(None);
+        }
+        let row = c.query_opt("SELECT value FROM meta WHERE key = 'schema_version'", &[])?;
+        return Ok(row
+            .and_then(|r| r.get::<i64>(0).ok())
+            .and_then(|v| usize::try_from(v).ok()));
     }
-    c.batch(&format!(
-        "SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = 0"
-    ))?;
-    match c.execute("SELECT pg_advisory_xact_lock(?1)", &params![LOCK_KEY]) {
-        Ok(_) => {}
-        Err(StoreError::Locked { .. }) => return Err(locked(&c.url)),
-        Err(e) => return Err(e),
-    }
+    let read = if version {
+        "; SELECT value FROM meta WHERE key = 'schema_version'"
+    } else {
+        ""
+    };
     // The rest of the session waits on nothing but this lock's holders.
-    c.batch("SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT")
+    let sql = format!(
+        "BEGIN; SET LOCAL lock_timeout = {ms}; SET LOCAL statement_timeout = 0; \
+         SELECT pg_advisory_xact_lock({LOCK_KEY}); \
+         SET LOCAL lock_timeout TO DEFAULT; SET LOCAL statement_timeout TO DEFAULT{read}"
+    );
+    // It began a transaction, failed or not: rolled back before reuse.
+    c.in_tx = true;
+    let messages = match c.client.simple_query(&sql) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match e.code() {
+                Some(&SqlState::LOCK_NOT_AVAILABLE) => locked(&c.url),
+                _ => store_error(&c.url, &e),
+            });
+        }
+    };
+    if !version {
+        return Ok(None);
+    }
+    let value = messages.iter().rev().find_map(|m| match m {
+        ::postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+        _ => None,
+    });
+    Ok(value.flatten().and_then(|v| v.parse::<usize>().ok()))
 }
 
 impl Backend for Postgres {
@@ -528,8 +575,12 @@ impl Backend for Postgres {
     fn begin_write(&self, c: &mut PgConn, lock_timeout: Duration) -> Result<(), StoreError> {
         // READ COMMITTED: each statement after the lock sees what the
         // session before committed.
-        c.batch("BEGIN")?;
-        lock(c, lock_timeout)?;
+        let checked = std::mem::take(&mut c.schema_checked);
+        let version = begin_locked(c, lock_timeout, checked)?;
+        if checked && version == Some(MIGRATIONS.len()) {
+            c.schema_checked = true;
+            return Ok(());
+        }
         // Under the lock, so two first applies do not both create the tables;
         // in the session's transaction, so a failed apply leaves no half store.
         let from = match schema_of(c)? {
@@ -547,7 +598,11 @@ impl Backend for Postgres {
                 &params![v],
             )
             .map(|_| ())
-        })
+        })?;
+        // Current once this session commits; a session rolled back leaves
+        // the flag on a connection whose next check finds the version again.
+        c.schema_checked = true;
+        Ok(())
     }
 }
 

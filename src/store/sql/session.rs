@@ -104,16 +104,23 @@ impl Table {
 
     /// The insert of `n` values' rows.
     fn sql(&self, n: usize) -> String {
-        let mut sql = String::from(self.insert);
+        let mut sql = String::new();
+        self.sql_into(n, 0, &mut sql);
+        sql
+    }
+
+    /// The insert of `n` values' rows, appended to `sql`, its placeholders
+    /// numbered after `before`.
+    fn sql_into(&self, n: usize, before: usize, sql: &mut String) {
+        sql.push_str(self.insert);
         for row in 0..n / self.width {
             sql.push_str(if row == 0 { "(" } else { ", (" });
             for col in 0..self.width {
-                let n = row * self.width + col + 1;
+                let n = before + row * self.width + col + 1;
                 let _ = write!(sql, "{}?{n}", if col == 0 { "" } else { ", " });
             }
             sql.push(')');
         }
-        sql
     }
 }
 
@@ -188,6 +195,14 @@ impl Queue {
             .opt(p.zip.as_deref())
     }
 
+    /// The key of an account cell (empty for any other).
+    fn key(&self, c: Cell) -> &str {
+        match c {
+            Cell::Account(start, end) => &self.text[start..end],
+            _ => "",
+        }
+    }
+
     /// Cell `c` as a parameter.
     fn arg(&self, c: Cell, ids: &HashMap<String, i64>) -> Result<Arg<'_>, StoreError> {
         Ok(match c {
@@ -245,6 +260,101 @@ impl Queue {
     }
 }
 
+/// Rows of each table a flush may write in one statement together with
+/// the other tables' (a handful of statement texts, each prepared once).
+const TOGETHER_ROWS: usize = 4;
+
+/// One statement inserting the rows of every non-empty queue of `parts`:
+/// the last such as the statement, those before it as `WITH` clauses (which
+/// PostgreSQL runs as well). Its text goes to `sql`, its parameters to
+/// `args`.
+fn together<'q>(
+    parts: &[(&'q Queue, &Table)],
+    ids: &HashMap<String, i64>,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let parts: Vec<_> = parts.iter().filter(|(q, _)| q.len() > 0).collect();
+    for (i, (queue, table)) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if !last {
+            let _ = write!(sql, "{}w{i} AS (", if i == 0 { "WITH " } else { ", " });
+        } else if i > 0 {
+            sql.push(' ');
+        }
+        table.sql_into(queue.len(), args.len(), sql);
+        if !last {
+            sql.push(')');
+        }
+        for c in &queue.cells {
+            args.push(queue.arg(*c, ids)?);
+        }
+    }
+    Ok(())
+}
+
+/// The insert of one queued `row` of `table`, appended to `sql` (its
+/// parameters to `args`): a row naming an account not written yet takes
+/// its id from the new accounts of the same statement (the `WITH` clause
+/// `new`), and is not written if that account's name was taken.
+fn naming_new<'q>(
+    queue: &'q Queue,
+    table: &Table,
+    row: &[Cell],
+    ids: &HashMap<String, i64>,
+    new: &HashMap<String, String>,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let Some(Cell::Account(start, end)) = row
+        .iter()
+        .find(|c| matches!(c, Cell::Account(..)) && !ids.contains_key(queue.key(**c)))
+        .copied()
+    else {
+        // Every account it names has its id: a row like any other.
+        table.sql_into(row.len(), args.len(), sql);
+        for c in row {
+            args.push(queue.arg(*c, ids)?);
+        }
+        return Ok(());
+    };
+    let key = &queue.text[start..end];
+    if !new.contains_key(key) {
+        return Err(StoreError::Invalid(format!(
+            "account `{key}` was not written"
+        )));
+    }
+    let head = table.insert.strip_suffix("VALUES ").unwrap_or(table.insert);
+    sql.push_str(head);
+    sql.push_str("SELECT ");
+    for (i, c) in row.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        if matches!(c, Cell::Account(s, e) if (*s, *e) == (start, end)) {
+            sql.push_str("new.id");
+            continue;
+        }
+        let arg = queue.arg(*c, ids)?;
+        // Outside `VALUES`, a parameter's type is not the column's: say it.
+        let ty = match arg {
+            Arg::Null => {
+                sql.push_str("NULL");
+                continue;
+            }
+            Arg::Int(_) => "bigint",
+            Arg::Bool(_) => "boolean",
+            Arg::Bytes(_) => "bytea",
+            Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+        };
+        args.push(arg);
+        let _ = write!(sql, "?{}::{ty}", args.len());
+    }
+    args.push(Arg::Text(key));
+    let _ = write!(sql, " FROM new WHERE new.user_key = ?{}", args.len());
+    Ok(())
+}
+
 /// A write transaction on a SQL store.
 pub struct SqlSession {
     conn: Box<dyn Conn>,
@@ -276,6 +386,10 @@ pub struct SqlSession {
     audit: Queue,
     /// The audit rows' text, reused from row to row.
     row_text: RowText,
+    /// A savepoint released, whose `RELEASE` goes with the next
+    /// `SAVEPOINT` (one statement batch, one round trip) or is left to the
+    /// commit, which releases it anyway.
+    release_due: bool,
     open: bool,
 }
 
@@ -310,14 +424,18 @@ const SAVEPOINT: &str = "roster_write";
 impl SqlSession {
     /// The session on `conn`, already in its transaction under the lock.
     pub fn begin(mut conn: Box<dyn Conn>, actor: &str, now: &str) -> Result<Self, StoreError> {
-        let revision: i64 = conn
-            .query_one("SELECT value FROM meta WHERE key = 'revision'", &[])?
-            .get(0)?;
-        let last =
-            match conn.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])? {
-                Some(r) => Some((r.get(0)?, r.get(1)?)),
-                None => None,
-            };
+        // The revision and the audit chain's head, in one statement.
+        let head = conn.query_one(
+            "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
+             (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
+             (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)",
+            &[],
+        )?;
+        let revision: i64 = head.get(0)?;
+        let last = match (head.get(1)?, head.get(2)?) {
+            (Some(seq), Some(hash)) => Some((seq, hash)),
+            _ => None,
+        };
         Ok(SqlSession {
             conn,
             actor: actor.to_string(),
@@ -338,6 +456,7 @@ impl SqlSession {
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
+            release_due: false,
             open: true,
         })
     }
@@ -389,6 +508,20 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        if self.conn.rows_per_insert() > 1
+            && [
+                (&self.accounts_queue, &ACCOUNTS),
+                (&self.memberships, &MEMBERSHIPS),
+                (&self.roles, &ROLES),
+                (&self.entitlements, &ENTITLEMENTS),
+                (&self.outbox, &OUTBOX),
+                (&self.audit, &AUDIT),
+            ]
+            .iter()
+            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width)
+        {
+            return self.flush_together();
+        }
         self.write_accounts()?;
         let conn = self.conn.as_mut();
         self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
@@ -406,6 +539,78 @@ impl SqlSession {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Write a few queued rows in one statement (a server a round trip
+    /// away): the new accounts first, the rows that name them by their new
+    /// ids, and the rest. A name taken is refused as
+    /// [`SqlSession::write_accounts`] does (the rows naming it are not
+    /// written).
+    fn flush_together(&mut self) -> Result<(), StoreError> {
+        let ids = &mut self.accounts;
+        let mut sql = String::new();
+        let mut args = Vec::new();
+        let parts = [
+            (&self.memberships, &MEMBERSHIPS),
+            (&self.roles, &ROLES),
+            (&self.entitlements, &ENTITLEMENTS),
+            (&self.outbox, &OUTBOX),
+            (&self.audit, &AUDIT),
+        ];
+        if self.new_names.is_empty() {
+            if parts.iter().any(|(q, _)| q.len() > 0) {
+                together(&parts, ids, &mut sql, &mut args)?;
+                self.conn.execute_args(&sql, &args)?;
+            }
+        } else {
+            sql.push_str("WITH new AS (");
+            ACCOUNTS.sql_into(self.accounts_queue.len(), 0, &mut sql);
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id)");
+            let queue = &self.accounts_queue;
+            for c in &queue.cells {
+                args.push(queue.arg(*c, ids)?);
+            }
+            let mut n = 0;
+            for (queue, table) in parts {
+                if queue.cells.iter().all(|c| !matches!(c, Cell::Account(..))) {
+                    if queue.len() > 0 {
+                        let _ = write!(sql, ", w{n} AS (");
+                        n += 1;
+                        table.sql_into(queue.len(), args.len(), &mut sql);
+                        sql.push(')');
+                        for c in &queue.cells {
+                            args.push(queue.arg(*c, ids)?);
+                        }
+                    }
+                    continue;
+                }
+                for row in queue.cells.chunks(table.width) {
+                    let _ = write!(sql, ", w{n} AS (");
+                    n += 1;
+                    naming_new(queue, table, row, ids, &self.new_names, &mut sql, &mut args)?;
+                    sql.push(')');
+                }
+            }
+            sql.push_str(" SELECT user_key, id FROM new");
+            let mut found = Vec::new();
+            self.conn.query_each_args(&sql, &args, &mut |r| {
+                found.push((r.take::<String>(0)?, r.get::<i64>(1)?));
+                Ok(())
+            })?;
+            drop(args);
+            ids.extend(found);
+        }
+        self.accounts_queue.clear();
+        self.memberships.clear();
+        self.roles.clear();
+        self.entitlements.clear();
+        self.outbox.clear();
+        self.audit.clear();
+        let names = std::mem::take(&mut self.new_names);
+        match names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+            Some((_, name)) => Err(StoreError::account_taken(name)),
+            None => Ok(()),
+        }
     }
 
     /// Write the queued accounts and learn their ids; a name taken in the
@@ -1039,7 +1244,13 @@ impl Session for SqlSession {
             ));
         }
         self.flush()?;
-        self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        if std::mem::take(&mut self.release_due) {
+            self.conn.batch(&format!(
+                "RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"
+            ))?;
+        } else {
+            self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
+        }
         self.savepoint = Some(self.log.clone());
         Ok(())
     }
@@ -1077,7 +1288,9 @@ impl Session for SqlSession {
         // Rows refused when the queue is written (a name taken) leave the
         // savepoint set, for the caller to roll back to.
         self.flush()?;
-        self.conn.batch(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))?;
+        // What it holds is the transaction's now: nothing rolls back to
+        // it. The `RELEASE` itself waits for the next statement batch.
+        self.release_due = true;
         self.savepoint = None;
         Ok(())
     }
@@ -1085,11 +1298,10 @@ impl Session for SqlSession {
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
         self.flush()?;
         let revision = self.log.revision;
-        self.conn.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'revision'",
-            &params![revision],
-        )?;
-        self.conn.batch("COMMIT")?;
+        // One statement batch: one round trip to a server.
+        self.conn.batch(&format!(
+            "UPDATE meta SET value = {revision} WHERE key = 'revision'; COMMIT"
+        ))?;
         self.open = false;
         Ok(revision)
     }
