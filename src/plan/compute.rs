@@ -101,6 +101,13 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .collect();
+    // One look-up per name: an `account` may equal the email or another
+    // partner's `previously`, and a name asked twice is read twice.
+    let mut asked = HashSet::new();
+    let pinned: Vec<String> = pinned
+        .into_iter()
+        .filter(|a| asked.insert(a.to_lowercase()))
+        .collect();
     reader.expect_lookups(pinned.len(), d.partners.len());
     live.notes = limit_notes(&reader.limits(), d);
     live.add(reader.accounts_by_user_name(&pinned)?);

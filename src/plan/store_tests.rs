@@ -773,3 +773,40 @@ fn an_unresolved_case_manager_leaves_assignments_as_they_are() {
         p.actions
     );
 }
+
+#[test]
+fn a_user_name_asked_twice_is_looked_up_once_and_keeps_its_grants() {
+    let store = MemoryStore::new();
+    let pol = policy(serde_json::json!({
+        "roles": ["public-viewer", "caseworker"],
+        "entitlements": {"products": ["webcenter"]},
+        "user_names": "email",
+    }));
+    let ann = partner(serde_json::json!({
+        "email": "ann.lee@example.edu", "first_name": "Ann", "last_name": "Lee",
+        "birth_date": "1980-01-01", "roles": ["caseworker"],
+        "entitlements": {"products": ["webcenter"]},
+    }));
+    let first = plan(&store, std::slice::from_ref(&ann), &[], &pol);
+    apply(&store, &first);
+    // `account` equal to the email the policy names the account by.
+    let mut pinned = ann.clone();
+    pinned.account = Some("Ann.Lee@example.edu".into());
+    let noted = Rc::new(RefCell::new(Vec::new()));
+    let mut reader = Noting {
+        inner: store.reader().expect("reader"),
+        asked: noted.clone(),
+    };
+    let d = Desired {
+        groups: Vec::new(),
+        partners: vec![&pinned],
+        policy: &pol,
+        digest: "sha256:0".into(),
+    };
+    let live = gather(&mut reader, &d).expect("gather");
+    let p = compute(&d, &live, Vec::new(), Vec::new());
+    assert_eq!(noted.borrow()[0], ("accounts_by_user_name", 1));
+    assert_eq!(live.accounts.len(), 1);
+    assert_eq!(live.accounts[0].roles, ["caseworker"]);
+    assert_eq!(p.actions, [], "{:#?}", p.actions);
+}

@@ -2435,6 +2435,7 @@ fn a_roster_in_place_of_the_saved_plan_is_refused(b: Backend) {
 on_every_store!(
     section_9_plans_apply_export_and_log_every_new_op,
     section_9_bad_input_is_refused_with_its_reason,
+    an_account_looked_up_twice_keeps_its_grants,
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
     printed_plans_hide_personal_data_and_saved_plans_keep_it,
@@ -2725,4 +2726,38 @@ fn a_schema_4_store_migrates_its_roles_and_keeps_its_chain() {
     let log = reader.audit(None).unwrap();
     roster::store::audit::verify(&log, 2).unwrap();
     r.ok(&["log", "--store", &url, "--verify"]);
+}
+
+/// Under `user_names: email`, `account: <email>` names the same account the
+/// email finds: looked up once, it keeps its roles, and nothing is re-granted.
+fn an_account_looked_up_twice_keeps_its_grants(b: Backend) {
+    let roster = |account: &str| {
+        format!(
+            "version: 1
+policy:
+  required_fields: []
+  roles: [public-viewer, caseworker]
+  entitlements:
+    products: [webcenter]
+  user_names: email
+partners:
+  - email: ann.lee@example.edu
+    first_name: Ann
+    last_name: Lee
+    roles: [caseworker]
+    entitlements:
+      products: [webcenter]
+{account}"
+        )
+    };
+    let r = b.roster().file("roster.yaml", roster(""));
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    let r = r.file("pinned.yaml", roster("    account: ann.lee@example.edu\n"));
+    let (code, plan) = r.plan_json("pinned.yaml");
+    assert_eq!((code, ops(&plan)), (0, vec![]), "{plan:#}");
+    let rev = r.revision();
+    let out = r.ok(&["apply", "--yes", "--store", r.db(), "pinned.yaml"]);
+    assert_eq!(r.revision(), rev, "{}", out.stdout);
+    let (_, again) = r.plan_json("pinned.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new(), "{again:#}");
 }
