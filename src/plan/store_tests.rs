@@ -649,8 +649,13 @@ fn section_9_plans_applied_leave_nothing_to_plan() {
     assert_eq!(first.summary.set_case_managers, 2);
     let seats = first.seats.clone().unwrap();
     assert_eq!((seats.used, seats.max, seats.free), (3, 10, 7));
-    // A role put in place of another takes nothing away.
-    assert!(first.removal_caps.is_empty(), "{:?}", first.removal_caps);
+    // A role put in place of another is still one taken away.
+    let caps: Vec<(&str, u64, u64, u64)> = first
+        .removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect();
+    assert_eq!(caps, [("roles", 2, 2, 1)]);
     assert!(first.violations.is_empty(), "{:?}", first.violations);
     apply(&store, &first);
     let again = plan(&store, &partners, &groups, &pol);
@@ -809,4 +814,50 @@ fn a_user_name_asked_twice_is_looked_up_once_and_keeps_its_grants() {
     assert_eq!(live.accounts.len(), 1);
     assert_eq!(live.accounts[0].roles, ["caseworker"]);
     assert_eq!(p.actions, [], "{:#?}", p.actions);
+}
+
+#[test]
+fn max_removals_caps_user_manager_grants_apart_and_counts_every_revoke() {
+    let store = MemoryStore::new();
+    let people: Vec<Partner> = ["ann", "bob", "cy", "dee"]
+        .iter()
+        .map(|n| person(&format!("{n}@example.org"), n, "Person", "1990-01-01"))
+        .collect();
+    write(&store, |s| {
+        s.create_group("G", GroupType::Organization, None)
+            .expect("group");
+        for (p, n) in people.iter().zip(["ann", "bob", "cy", "dee"]) {
+            account(s, n, p, true);
+            s.add_membership(n, "G", n == "ann").expect("member");
+        }
+    });
+    let pol = policy(serde_json::json!({"max_removals": "50%"}));
+    // Ann stays in G but no longer manages it; every role is swapped.
+    let members: Vec<(&str, bool)> = people.iter().map(|p| (p.email.as_str(), false)).collect();
+    let mut swapped = people.clone();
+    for p in &mut swapped {
+        p.role = Some("individual".into());
+    }
+    let p = plan(&store, &swapped, &[group("G", &members)], &pol);
+    let caps: Vec<(&str, u64, u64, u64)> = p
+        .removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect();
+    assert_eq!(caps, [("user_manager_grants", 1, 1, 0), ("roles", 4, 4, 2)]);
+    // No membership is removed: that cap is not reached.
+    assert_eq!((p.summary.removals(), p.removal_limit), (0, 2));
+    let warned: Vec<&str> = p
+        .warnings
+        .iter()
+        .filter(|n| n.code == "mass-removal")
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "this plan removes 1 user-manager grant, more than max_removals allows (0 of 1)",
+            "this plan removes 4 roles, more than max_removals allows (2 of 4)",
+        ]
+    );
 }

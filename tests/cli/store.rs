@@ -612,7 +612,7 @@ fn removals_beyond_max_removals_need_a_flag(b: Backend) {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("removes 4 memberships and grants, more than max_removals allows (1)"),
+            .contains("removes 4 memberships, more than max_removals allows (1)"),
         "{}",
         out.stderr
     );
