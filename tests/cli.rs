@@ -260,6 +260,10 @@ fn one_file_cases() -> Vec<Case> {
          &[("email-domain-not-allowed", 7, 12, "`mandy@example.com` uses domain `example.com`, which is not in `email_domains.allow`")]),
         ("user manager with the wrong role", format!("version: 1\ngroups:\n  - name: ABC\n    members:\n      - email: mandy@example.com\n        user_manager: true\npartners:\n{MANDY}    role: individual\n"),
          &[("user-manager-role", 5, 9, "`mandy@example.com` has role `individual`, which may not manage users (allowed: public-viewer)")]),
+        ("user_manager_roles outside the catalog", with_partner("policy:\n  roles: [public-viewer, supervisor]\n  user_manager_roles: [supervsor]\n"),
+         &[("invalid-value", 15, 24, "each item of `user_manager_roles` must be one of: public-viewer, supervisor; found \"supervsor\"")]),
+        ("user manager without a catalog's manager role", format!("version: 1\ngroups:\n  - name: ABC\n    members:\n      - email: mandy@example.com\n        user_manager: true\npartners:\n{MANDY}    roles: [caseworker]\npolicy:\n  roles: [caseworker, supervisor]\n  default_roles: [caseworker]\n  user_manager_roles: [supervisor]\n"),
+         &[("user-manager-role", 5, 9, "`mandy@example.com` has role `caseworker`, which may not manage users (allowed: supervisor)")]),
         ("restriction violated", with_partner("policy:\n  restrictions:\n    - files: \"agencies/*.yaml\"\n      groups: \"ABC\"\n"),
          &[("restricted-group", 3, 11, "group `ABC` may not be declared in `r.yaml`")]),
     ]
@@ -417,6 +421,20 @@ fn paths_that_hold_no_roster() {
     );
     let (code, f) = roster().args(&["check"]).findings();
     assert_eq!((code, f[0].0.as_str()), (1, "no-roster"));
+}
+
+/// A role of a custom catalog named in `user_manager_roles` manages users,
+/// held among several roles.
+#[test]
+fn a_catalog_role_may_manage_users() {
+    let yaml = format!(
+        "version: 1\ngroups:\n  - name: ABC\n    members:\n      - email: mandy@example.com\n        user_manager: true\npartners:\n{MANDY}    roles: [caseworker, supervisor]\npolicy:\n  roles: [caseworker, supervisor]\n  default_roles: [caseworker]\n  user_manager_roles: [supervisor]\n"
+    );
+    let (code, f) = roster()
+        .file("roster.yaml", yaml)
+        .args(&["check"])
+        .findings();
+    assert_eq!((code, f), (0, vec![]));
 }
 
 #[test]

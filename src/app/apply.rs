@@ -57,7 +57,7 @@ pub enum ApplyError {
     #[error("the plan has {0} policy violation(s); fix the roster and plan again")]
     Violations(usize),
     #[error(
-        "the plan removes {removals} memberships and grants, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
+        "the plan removes {removals} memberships, more than max_removals allows ({limit}); check the roster, or pass --allow-mass-removal"
     )]
     MassRemoval { removals: u64, limit: u64 },
     #[error(
@@ -152,12 +152,7 @@ pub fn guard(plan: &Plan, opts: &Options) -> Result<(), ApplyError> {
     let removals = plan
         .actions
         .iter()
-        .filter(|a| {
-            matches!(
-                a,
-                Action::RemoveMembership { .. } | Action::RevokeUserManager { .. }
-            )
-        })
+        .filter(|a| matches!(a, Action::RemoveMembership { .. }))
         .count() as u64;
     if removals > plan.removal_limit && !opts.allow_mass_removal {
         return Err(ApplyError::MassRemoval {

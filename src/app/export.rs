@@ -294,12 +294,27 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
         .map(|m| m.user_name.to_lowercase())
         .chain(account_of.values().map(|a| a.to_lowercase()))
         .collect();
+    // The store still holds accounts a pending rename names anew under
+    // their old names, as its memberships do.
+    let old_name: HashMap<usize, &str> = planned
+        .live
+        .renamed
+        .iter()
+        .map(|(i, old)| (*i, old.as_str()))
+        .collect();
     let accounts: Vec<Account> = planned
         .live
         .accounts
         .iter()
-        .filter(|a| touched.contains(&a.user_name.to_lowercase()))
-        .cloned()
+        .enumerate()
+        .filter(|(i, a)| touched.contains(&a.user_name.to_lowercase()) || old_name.contains_key(i))
+        .map(|(i, a)| {
+            let mut a = a.clone();
+            if let Some(old) = old_name.get(&i) {
+                a.user_name = old.to_string();
+            }
+            a
+        })
         .collect();
     let mut have = roster_of(&accounts, &groups, &memberships);
     // The policy an export carries so it checks clean is no difference.

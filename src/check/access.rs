@@ -63,6 +63,26 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 );
             }
         }
+        // Only as written: the default names a role a custom catalog may
+        // leave out, and then no role of it manages users.
+        let written = roster.files[pf]
+            .tree
+            .as_ref()
+            .and_then(|t| t.at(["policy", "user_manager_roles"]))
+            .is_some();
+        for (i, r) in p.user_manager_roles.iter().enumerate().filter(|_| written) {
+            if !catalog.contains(r.trim()) {
+                let (file, pos) = value_pos(
+                    roster,
+                    pf,
+                    &["policy", "user_manager_roles", &i.to_string()],
+                );
+                out.push(
+                    unknown_role("each item of `user_manager_roles`".into(), r, file, pos)
+                        .in_file(pf),
+                );
+            }
+        }
     }
 
     let coverage = p

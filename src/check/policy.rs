@@ -213,10 +213,10 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
                 .unwrap_or_else(|| p.default_roles.iter().map(String::as_str).collect());
             if !held
                 .iter()
-                .any(|r| p.user_manager_roles.iter().any(|u| u.as_str() == r.trim()))
+                .any(|r| p.user_manager_roles.iter().any(|u| u.trim() == r.trim()))
             {
                 let (file, pos) = roster.pos(Section::Groups, g.at, &["members", &j.to_string()]);
-                let roles: Vec<&str> = p.user_manager_roles.iter().map(|r| r.as_str()).collect();
+                let roles: Vec<&str> = p.user_manager_roles.iter().map(|r| r.trim()).collect();
                 let has = match held.as_slice() {
                     [one] => format!("role `{one}`"),
                     many => format!(

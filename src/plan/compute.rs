@@ -101,6 +101,13 @@ pub fn gather(reader: &mut dyn Reader, d: &Desired) -> Result<LiveState, StoreEr
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .collect();
+    // One look-up per name: an `account` may equal the email or another
+    // partner's `previously`, and a name asked twice is read twice.
+    let mut asked = HashSet::new();
+    let pinned: Vec<String> = pinned
+        .into_iter()
+        .filter(|a| asked.insert(a.to_lowercase()))
+        .collect();
     reader.expect_lookups(pinned.len(), d.partners.len());
     live.notes = limit_notes(&reader.limits(), d);
     live.add(reader.accounts_by_user_name(&pinned)?);
@@ -345,6 +352,8 @@ struct Held {
     roles: u64,
     entitlements: u64,
     case_assignments: u64,
+    /// User-manager grants in the groups the roster manages.
+    user_manager_grants: u64,
     /// Active accounts the plan looks at.
     active: u64,
 }
@@ -661,6 +670,7 @@ pub fn compute(
             .map(|v| v.iter().copied().collect())
             .unwrap_or_default();
         managed_count += have.len() as u64;
+        held.user_manager_grants += have.values().filter(|um| **um).count() as u64;
         let mut want: HashMap<Target, bool> = HashMap::with_capacity(g.members.len());
         for m in &g.members {
             if let Some(t) = account_of.get(email_key(m.email()).as_ref()) {
@@ -774,11 +784,18 @@ pub fn compute(
         .iter()
         .filter(|a| matches!(a, Action::DeactivateAccount { partner: None, .. }))
         .count() as u64;
+    // Each collection is capped on its own, and every entry taken away
+    // counts, even one put in place of another.
     let removal_caps: Vec<RemovalCap> = [
-        ("roles", net_losses(&actions, true), held.roles),
+        (
+            "user_manager_grants",
+            summary.revoke_user_manager,
+            held.user_manager_grants,
+        ),
+        ("roles", summary.revoke_roles, held.roles),
         (
             "entitlements",
-            net_losses(&actions, false),
+            summary.revoke_entitlements,
             held.entitlements,
         ),
         ("case_assignments", case_removals, held.case_assignments),
@@ -812,7 +829,7 @@ pub fn compute(
             Note::new(
                 Code::MassRemoval,
                 format!(
-                    "this plan removes {} memberships and grants, more than max_removals allows ({removal_limit} of {managed_count})",
+                    "this plan removes {} memberships, more than max_removals allows ({removal_limit} of {managed_count})",
                     summary.removals()
                 ),
             )
@@ -874,23 +891,6 @@ fn seats(d: &Desired, live: &LiveState, actions: &[Action]) -> Option<Seats> {
         max,
         free: max.saturating_sub(used),
     })
-}
-
-/// Roles (`roles`) or entitlements an account ends up with fewer of, summed
-/// over the accounts: one put in place of another is no loss.
-fn net_losses(actions: &[Action], roles: bool) -> u64 {
-    let mut by_account: HashMap<&str, i64> = HashMap::new();
-    for a in actions {
-        let (account, change) = match (a, roles) {
-            (Action::GrantRole { account, .. }, true)
-            | (Action::GrantEntitlement { account, .. }, false) => (account, 1),
-            (Action::RevokeRole { account, .. }, true)
-            | (Action::RevokeEntitlement { account, .. }, false) => (account, -1),
-            _ => continue,
-        };
-        *by_account.entry(account.as_str()).or_default() += change;
-    }
-    by_account.values().map(|n| (-n).max(0) as u64).sum()
 }
 
 /// A user name's characters, case-folded, for ordering without allocating.

@@ -30,12 +30,11 @@ pub struct Plan {
     pub actions: Vec<Action>,
     pub warnings: Vec<Note>,
     pub violations: Vec<Note>,
-    /// Most removals (memberships and user-manager revocations) the policy's
-    /// `max_removals` allows this plan.
+    /// Most membership removals the policy's `max_removals` allows this plan.
     pub removal_limit: u64,
-    /// The other collections this plan takes entries from (roles,
-    /// entitlements, case assignments, deactivations), each capped by
-    /// `max_removals` on its own.
+    /// The other collections this plan takes entries from (user-manager
+    /// grants, roles, entitlements, case assignments, deactivations), each
+    /// capped by `max_removals` on its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removal_caps: Vec<RemovalCap>,
     /// Licence seats (`policy.max_active_accounts`) after this plan.
@@ -62,7 +61,8 @@ pub struct Plan {
 /// the most `max_removals` allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RemovalCap {
-    /// `roles`, `entitlements`, `case_assignments` or `deactivations`.
+    /// `user_manager_grants`, `roles`, `entitlements`, `case_assignments`
+    /// or `deactivations`.
     pub collection: String,
     pub removed: u64,
     /// The entries the roster's accounts hold in the store.
@@ -78,6 +78,7 @@ impl RemovalCap {
     /// What is removed, counted: `2 roles`, `1 case assignment`.
     pub fn removed_text(&self) -> String {
         let one = match self.collection.as_str() {
+            "user_manager_grants" => "user-manager grant",
             "roles" => "role",
             "entitlements" => "entitlement",
             "case_assignments" => "case assignment",
@@ -157,10 +158,10 @@ impl Summary {
             + self.set_case_managers
     }
 
-    /// Removals of memberships and user-manager grants, which
-    /// `removal_limit` caps; the other collections are [`Plan::removal_caps`].
+    /// Memberships removed (what `removal_limit` caps; the other
+    /// collections are in `removal_caps`).
     pub fn removals(&self) -> u64 {
-        self.remove_memberships + self.revoke_user_manager
+        self.remove_memberships
     }
 }
 

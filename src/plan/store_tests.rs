@@ -649,8 +649,13 @@ fn section_9_plans_applied_leave_nothing_to_plan() {
     assert_eq!(first.summary.set_case_managers, 2);
     let seats = first.seats.clone().unwrap();
     assert_eq!((seats.used, seats.max, seats.free), (3, 10, 7));
-    // A role put in place of another takes nothing away.
-    assert!(first.removal_caps.is_empty(), "{:?}", first.removal_caps);
+    // A role put in place of another is still one taken away.
+    let caps: Vec<(&str, u64, u64, u64)> = first
+        .removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect();
+    assert_eq!(caps, [("roles", 2, 2, 1)]);
     assert!(first.violations.is_empty(), "{:?}", first.violations);
     apply(&store, &first);
     let again = plan(&store, &partners, &groups, &pol);
@@ -814,5 +819,88 @@ fn user_names_email_names_new_accounts_by_their_email_unless_taken() {
         Some(
             "the user name `zed@example.edu` (policy user_names: email) is taken by another account; add `account: <user name>` to name the new account"
         )
+    );
+}
+
+#[test]
+fn a_user_name_asked_twice_is_looked_up_once_and_keeps_its_grants() {
+    let store = MemoryStore::new();
+    let pol = policy(serde_json::json!({
+        "roles": ["public-viewer", "caseworker"],
+        "entitlements": {"products": ["webcenter"]},
+        "user_names": "email",
+    }));
+    let ann = partner(serde_json::json!({
+        "email": "ann.lee@example.edu", "first_name": "Ann", "last_name": "Lee",
+        "birth_date": "1980-01-01", "roles": ["caseworker"],
+        "entitlements": {"products": ["webcenter"]},
+    }));
+    let first = plan(&store, std::slice::from_ref(&ann), &[], &pol);
+    apply(&store, &first);
+    // `account` equal to the email the policy names the account by.
+    let mut pinned = ann.clone();
+    pinned.account = Some("Ann.Lee@example.edu".into());
+    let noted = Rc::new(RefCell::new(Vec::new()));
+    let mut reader = Noting {
+        inner: store.reader().expect("reader"),
+        asked: noted.clone(),
+    };
+    let d = Desired {
+        groups: Vec::new(),
+        partners: vec![&pinned],
+        policy: &pol,
+        digest: "sha256:0".into(),
+    };
+    let live = gather(&mut reader, &d).expect("gather");
+    let p = compute(&d, &live, Vec::new(), Vec::new());
+    assert_eq!(noted.borrow()[0], ("accounts_by_user_name", 1));
+    assert_eq!(live.accounts.len(), 1);
+    assert_eq!(live.accounts[0].roles, ["caseworker"]);
+    assert_eq!(p.actions, [], "{:#?}", p.actions);
+}
+
+#[test]
+fn max_removals_caps_user_manager_grants_apart_and_counts_every_revoke() {
+    let store = MemoryStore::new();
+    let people: Vec<Partner> = ["ann", "bob", "cy", "dee"]
+        .iter()
+        .map(|n| person(&format!("{n}@example.org"), n, "Person", "1990-01-01"))
+        .collect();
+    write(&store, |s| {
+        s.create_group("G", GroupType::Organization, None)
+            .expect("group");
+        for (p, n) in people.iter().zip(["ann", "bob", "cy", "dee"]) {
+            account(s, n, p, true);
+            s.add_membership(n, "G", n == "ann").expect("member");
+        }
+    });
+    let pol = policy(serde_json::json!({"max_removals": "50%"}));
+    // Ann stays in G but no longer manages it; every role is swapped.
+    let members: Vec<(&str, bool)> = people.iter().map(|p| (p.email.as_str(), false)).collect();
+    let mut swapped = people.clone();
+    for p in &mut swapped {
+        p.role = Some("individual".into());
+    }
+    let p = plan(&store, &swapped, &[group("G", &members)], &pol);
+    let caps: Vec<(&str, u64, u64, u64)> = p
+        .removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect();
+    assert_eq!(caps, [("user_manager_grants", 1, 1, 0), ("roles", 4, 4, 2)]);
+    // No membership is removed: that cap is not reached.
+    assert_eq!((p.summary.removals(), p.removal_limit), (0, 2));
+    let warned: Vec<&str> = p
+        .warnings
+        .iter()
+        .filter(|n| n.code == "mass-removal")
+        .map(|n| n.message.as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        [
+            "this plan removes 1 user-manager grant, more than max_removals allows (0 of 1)",
+            "this plan removes 4 roles, more than max_removals allows (2 of 4)",
+        ]
     );
 }

@@ -140,7 +140,7 @@ fn policy(out: &mut String, p: &Policy) {
     let fields: Vec<&str> = p.required_fields.iter().map(|f| f.as_str()).collect();
     let _ = writeln!(out, "  required_fields: {}", flow_list(&fields));
     let _ = writeln!(out, "  min_user_managers: {}", p.min_user_managers);
-    let roles: Vec<&str> = p.user_manager_roles.iter().map(|r| r.as_str()).collect();
+    let roles: Vec<&str> = p.user_manager_roles.iter().map(String::as_str).collect();
     let _ = writeln!(out, "  user_manager_roles: {}", flow_list(&roles));
     out.push_str("  email_domains:\n");
     let allow: Vec<&str> = p.email_domains.allow.iter().map(String::as_str).collect();
@@ -550,7 +550,7 @@ mod tests {
             policy: Some(Policy {
                 required_fields: vec![OptionalField::Account, OptionalField::Extension],
                 min_user_managers: 2,
-                user_manager_roles: vec![Role::PublicViewer, Role::Individual],
+                user_manager_roles: vec!["public-viewer".into(), "individual".into()],
                 email_domains: EmailDomains {
                     allow: AWKWARD.iter().map(|s| s.to_string()).collect(),
                     deny: vec!["mailinator.com".into(), "x, y".into()],

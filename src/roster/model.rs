@@ -279,9 +279,10 @@ pub struct Policy {
     /// Each group must have at least this many user managers.
     #[serde(default)]
     pub min_user_managers: u32,
-    /// Roles allowed to hold the user-manager grant.
+    /// Roles allowed to hold the user-manager grant (roles of the catalog,
+    /// `policy.roles`).
     #[serde(default = "default_user_manager_roles")]
-    pub user_manager_roles: Vec<Role>,
+    pub user_manager_roles: Vec<String>,
     /// Which email domains partners may use.
     #[serde(default)]
     pub email_domains: EmailDomains,
@@ -356,8 +357,8 @@ fn default_required_fields() -> Vec<OptionalField> {
     ]
 }
 
-fn default_user_manager_roles() -> Vec<Role> {
-    vec![Role::PublicViewer]
+fn default_user_manager_roles() -> Vec<String> {
+    vec![Role::PublicViewer.as_str().to_string()]
 }
 
 impl Default for Policy {

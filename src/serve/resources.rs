@@ -961,10 +961,8 @@ fn change_grants(
 }
 
 /// Whether an account with these roles may manage a group's users.
-fn may_hold_grants(allowed: &[crate::domain::Role], roles: &[String]) -> bool {
-    allowed
-        .iter()
-        .any(|a| roles.iter().any(|r| r == a.as_str()))
+fn may_hold_grants(allowed: &[String], roles: &[String]) -> bool {
+    allowed.iter().any(|a| roles.iter().any(|r| r == a.trim()))
 }
 
 /// The policy's rules for a user-manager grant, as `roster plan` checks

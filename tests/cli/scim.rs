@@ -865,9 +865,11 @@ fn profile_changes_are_patched_when_the_policy_manages_profiles() {
         return;
     };
     let url = server.url();
+    // The role put in place of another is one role removed, within
+    // `max_removals: 1`.
     let person = |phone: &str, zip: &str, ext: &str, role: &str| {
         format!(
-            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - mandy@example.com\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    birth_date: 1972-09-01\n    phone: \"{phone}\"\n    extension: \"{ext}\"\n    zip: \"{zip}\"\n    role: {role}\npolicy:\n  manage_profiles: true\n"
+            "version: 1\ngroups:\n  - name: ABC\n    members:\n      - mandy@example.com\npartners:\n  - email: mandy@example.com\n    first_name: Mandy\n    last_name: McCray\n    birth_date: 1972-09-01\n    phone: \"{phone}\"\n    extension: \"{ext}\"\n    zip: \"{zip}\"\n    role: {role}\npolicy:\n  manage_profiles: true\n  max_removals: 1\n"
         )
     };
     let r = roster().file(

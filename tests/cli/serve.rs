@@ -2927,6 +2927,7 @@ on_every_store!(
     groups_members_and_bulk_with_references,
     two_servers_share_one_store,
     writes_arriving_together_land_or_fail_one_by_one,
+    a_rename_applies_through_the_scim_client,
 );
 
 /// What a listing returns, in order: userNames or displayNames.
@@ -3063,4 +3064,60 @@ fn every_filter_and_sort_answers_alike_on_both_stores() {
     for (s, p) in sqlite.iter().zip(&postgres) {
         assert_eq!(s, p, "SQLite and PostgreSQL answer differently");
     }
+}
+
+/// The SCIM client store renames (`previously`) with a PATCH of
+/// `userName`; the next plan through the service has nothing left to do.
+fn a_rename_applies_through_the_scim_client(backend: Backend) {
+    let f = Fixture::new(backend);
+    let roster = |account: &str| {
+        format!(
+            "version: 1
+policy:
+  required_fields: []
+groups:
+  - name: Renamers
+    members: [ann.bee@example.edu]
+partners:
+  - email: ann.bee@example.edu
+    first_name: Ann
+    last_name: Bee
+{account}"
+        )
+    };
+    let scim = format!("scim+{}", f.server.base);
+    let write = |name: &str, text: String| std::fs::write(f.r.path().join(name), text).unwrap();
+    let ops = |file: &str| -> Vec<String> {
+        let out = through_serve(&f, &["plan", "--store", &scim, file, "--format", "json"]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        let plan: Value = serde_json::from_str(&out.stdout).unwrap();
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {}",
+                    a["op"].as_str().unwrap(),
+                    a["account"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    write("first.yaml", roster("    account: ABee\n"));
+    let out = through_serve(&f, &["apply", "--yes", "--store", &scim, "first.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    write(
+        "renamed.yaml",
+        roster("    account: ABee2\n    previously: ABee\n"),
+    );
+    assert_eq!(ops("renamed.yaml"), ["rename_account ABee"]);
+    let out = through_serve(&f, &["apply", "--yes", "--store", &scim, "renamed.yaml"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(ops("renamed.yaml"), Vec::<String>::new());
+    // The store underneath holds the new name, in the group.
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
+    assert!(export.contains("account: ABee2"), "{export}");
+    let log = ok_in(f.r.path(), &["log", "--store", f.db()]).stdout;
+    assert!(log.contains("rename_account"), "{log}");
 }

@@ -612,7 +612,7 @@ fn removals_beyond_max_removals_need_a_flag(b: Backend) {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("removes 4 memberships and grants, more than max_removals allows (1)"),
+            .contains("removes 4 memberships, more than max_removals allows (1)"),
         "{}",
         out.stderr
     );
@@ -2436,6 +2436,8 @@ on_every_store!(
     section_9_plans_apply_export_and_log_every_new_op,
     section_9_bad_input_is_refused_with_its_reason,
     sign_in_per_partner_wins_over_onboarding,
+    an_account_looked_up_twice_keeps_its_grants,
+    diff_shows_a_pending_rename_and_no_false_membership_change,
     shipped_example_shows_every_rung_of_the_ladder,
     apply_then_apply_again_changes_nothing,
     printed_plans_hide_personal_data_and_saved_plans_keep_it,
@@ -2816,4 +2818,77 @@ fn sign_in_per_partner_wins_over_onboarding(b: Backend) {
     );
     let (_, again) = r.plan_json("roster.yaml");
     assert_eq!(ops(&again), Vec::<String>::new());
+}
+
+/// Under `user_names: email`, `account: <email>` names the same account the
+/// email finds: looked up once, it keeps its roles, and nothing is re-granted.
+fn an_account_looked_up_twice_keeps_its_grants(b: Backend) {
+    let roster = |account: &str| {
+        format!(
+            "version: 1
+policy:
+  required_fields: []
+  roles: [public-viewer, caseworker]
+  entitlements:
+    products: [webcenter]
+  user_names: email
+partners:
+  - email: ann.lee@example.edu
+    first_name: Ann
+    last_name: Lee
+    roles: [caseworker]
+    entitlements:
+      products: [webcenter]
+{account}"
+        )
+    };
+    let r = b.roster().file("roster.yaml", roster(""));
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    let r = r.file("pinned.yaml", roster("    account: ann.lee@example.edu\n"));
+    let (code, plan) = r.plan_json("pinned.yaml");
+    assert_eq!((code, ops(&plan)), (0, vec![]), "{plan:#}");
+    let rev = r.revision();
+    let out = r.ok(&["apply", "--yes", "--store", r.db(), "pinned.yaml"]);
+    assert_eq!(r.revision(), rev, "{}", out.stdout);
+    let (_, again) = r.plan_json("pinned.yaml");
+    assert_eq!(ops(&again), Vec::<String>::new(), "{again:#}");
+}
+
+/// While a rename is pending, `diff` shows the store under the old name and
+/// the roster under the new one, and the memberships the same on both sides.
+fn diff_shows_a_pending_rename_and_no_false_membership_change(b: Backend) {
+    let roster = |account: &str| {
+        format!(
+            "version: 1
+policy:
+  required_fields: []
+groups:
+  - name: G
+    members: [ann.bee@example.edu]
+partners:
+  - email: ann.bee@example.edu
+    first_name: Ann
+    last_name: Bee
+{account}"
+        )
+    };
+    let r = b
+        .roster()
+        .file("roster.yaml", roster("    account: ABee\n"));
+    r.ok(&["apply", "--yes", "--store", r.db(), "roster.yaml"]);
+    let r = r.file(
+        "renamed.yaml",
+        roster("    account: ABee2\n    previously: ABee\n"),
+    );
+    let diff = r.ok(&["diff", "--store", r.db(), "renamed.yaml"]).stdout;
+    let changed: Vec<&str> = diff
+        .lines()
+        .skip(2)
+        .filter(|l| l.starts_with('+') || l.starts_with('-'))
+        .collect();
+    assert_eq!(
+        changed,
+        ["-    account: ABee", "+    account: ABee2"],
+        "{diff}"
+    );
 }

@@ -146,6 +146,7 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
             Op::CreateGroup { name, .. } => groups.push(name.clone()),
             Op::SetActive { user_name, .. }
             | Op::UpdateProfile { user_name, .. }
+            | Op::Rename { user_name, .. }
             | Op::Role { user_name, .. }
             | Op::Entitlement { user_name, .. } => users.push(user_name.clone()),
             Op::CaseManager { user_name, manager } => {
@@ -228,6 +229,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
         })
         .collect();
     let created_inactive = create_accounts(&mut remote, &ops, &deactivate, &mut out);
+    rename_accounts(&mut remote, &ops, &mut out);
     patch_users(&mut remote, &ops, true, &HashSet::new(), &mut out);
     patch_groups(&mut remote, &ops, &mut out);
     patch_users(&mut remote, &ops, false, &created_inactive, &mut out);
@@ -509,6 +511,58 @@ fn create_in_bulk(
 
 /// One PATCH per account: reactivations and profile changes (`early`), or
 /// deactivations (last, after the memberships).
+/// Renames, before every other change of an account names it anew: a
+/// PATCH of `userName`, after which the new name finds the User.
+fn rename_accounts(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
+    let mut work = Vec::new();
+    let mut reqs = Vec::new();
+    for o in ops {
+        let Op::Rename {
+            user_name,
+            new_name,
+        } = o
+        else {
+            continue;
+        };
+        let action = format!("rename_account {user_name}");
+        let Some(u) = remote.user_by_name(user_name) else {
+            out.fail(
+                &action,
+                "the account was not found at the provider; run plan again",
+            );
+            continue;
+        };
+        let mut req = Request::with_body(
+            Method::PATCH,
+            format!("/Users/{}", super::http::encode(&u.id)),
+            patch(vec![
+                json!({"op": "replace", "path": "userName", "value": new_name}),
+            ]),
+        );
+        req.if_match = remote.if_match(u.etag.as_ref());
+        work.push((u.id.clone(), user_name, new_name, action));
+        reqs.push(req);
+    }
+    let answers = remote.phase(&reqs);
+    for (((id, old, new, action), req), answer) in work.into_iter().zip(&reqs).zip(answers) {
+        match answer {
+            Ok(a) => {
+                out.applied += 1;
+                remote.by_name.remove(&old.to_lowercase());
+                remote.by_name.insert(new.to_lowercase(), id.clone());
+                if let Some(u) = remote.users.get_mut(&id) {
+                    u.account.user_name = new.clone();
+                    u.etag = a.body.as_ref().and_then(super::etag_of).or(a.etag);
+                }
+            }
+            Err(f) => {
+                let why = remote.describe(req, &f);
+                out.fail(&action, why);
+            }
+        }
+    }
+}
+
 fn patch_users(
     remote: &mut Remote,
     ops: &[Op],

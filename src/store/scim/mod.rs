@@ -944,6 +944,11 @@ enum Op {
         group: String,
         change: MemberChange,
     },
+    /// `userName` changed from `user_name` to `new_name`.
+    Rename {
+        user_name: String,
+        new_name: String,
+    },
     /// A role granted (`grant`) or revoked: part of the User's creation
     /// when this session creates it, else a PATCH of its `roles`.
     Role {
@@ -1066,6 +1071,13 @@ impl Session for ScimSession {
 
     fn remove_membership(&mut self, user: &str, group: &str) -> Result<(), StoreError> {
         self.member(user, group, MemberChange::Remove)
+    }
+
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError> {
+        self.push(Op::Rename {
+            user_name: user_name.to_string(),
+            new_name: new_name.to_string(),
+        })
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {

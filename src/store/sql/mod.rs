@@ -174,22 +174,27 @@ pub fn fill_grants(
             Vec::new(),
         ),
     };
-    let at: std::collections::HashMap<i64, usize> = accounts
-        .iter()
-        .enumerate()
-        .map(|(i, (id, _))| (*id, i))
-        .collect();
+    // An account read twice (two keys finding it) gets its grants on
+    // every copy.
+    let mut at: std::collections::HashMap<i64, Vec<usize>> = std::collections::HashMap::new();
+    for (i, (id, _)) in accounts.iter().enumerate() {
+        at.entry(*id).or_default().push(i);
+    }
     c.query_each(&sql, &values, &mut |r| {
-        let Some(&i) = at.get(&r.get::<i64>(0)?) else {
+        let Some(copies) = at.get(&r.get::<i64>(0)?) else {
             return Ok(());
         };
-        let a = &mut accounts[i].1;
         let name: String = r.take(1)?;
-        match r.take::<Option<String>>(2)? {
-            None => a.roles.push(name),
-            Some(value) => a
-                .entitlements
-                .push(crate::domain::Entitlement { kind: name, value }),
+        let value = r.take::<Option<String>>(2)?;
+        for &i in copies {
+            let a = &mut accounts[i].1;
+            match &value {
+                None => a.roles.push(name.clone()),
+                Some(value) => a.entitlements.push(crate::domain::Entitlement {
+                    kind: name.clone(),
+                    value: value.clone(),
+                }),
+            }
         }
         Ok(())
     })?;
