@@ -34,9 +34,11 @@ pub struct ServeArgs {
     /// narrow the filter.
     #[arg(long, default_value = "5", env = "ROSTER_FILTER_TIMEOUT", hide_env_values = true, value_parser = positive_seconds)]
     pub filter_timeout: f64,
-    /// Roster files or directories whose `policy` block user-manager grants
-    /// made through the server obey (`user_manager_roles`); without it, the
-    /// default policy.
+    /// Roster files or directories whose `policy` block writes through the
+    /// server obey: user-manager grants (`user_manager_roles`), the roles
+    /// and entitlements a User may be given (`roles`, `default_roles`,
+    /// `entitlements`). Without it, the default policy, whose catalog also
+    /// takes the roles and entitlement kinds the store already holds.
     #[arg(long = "roster", env = "ROSTER_SERVE_ROSTER", hide_env_values = true)]
     pub roster: Vec<std::path::PathBuf>,
     /// Seconds a client has to send a request's headers (and the TLS
@@ -213,6 +215,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
                 store_connections: args.store_connections as usize,
                 store_wait: STORE_WAIT,
                 filter_timeout: Duration::from_secs_f64(args.filter_timeout),
+                catalog: crate::serve::catalog::Catalog::of(&policy, !args.roster.is_empty()),
                 policy,
             },
             crate::serve::net::Net {

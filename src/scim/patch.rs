@@ -6,7 +6,7 @@
 use super::error::ScimError;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, CompareOp, Filter};
-use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, PATCH_OP, USER};
+use crate::scim::resource::{EXT_ENTERPRISE, EXT_GROUP, EXT_USER, GROUP, PATCH_OP, USER};
 use serde_json::{Map, Value};
 
 /// `[URN:]attr[.sub]` or `[URN:]attr[filter][.sub]`.
@@ -24,6 +24,7 @@ const MULTI: &[&str] = &[
     "emails",
     "phoneNumbers",
     "roles",
+    "entitlements",
     "members",
     "groups",
     "userManagers",
@@ -39,6 +40,8 @@ const NAMES: &[&str] = &[
     "phoneNumbers",
     "active",
     "roles",
+    "entitlements",
+    "manager",
     "groups",
     "displayName",
     "members",
@@ -90,6 +93,7 @@ fn schemas() -> &'static [(String, Attributes)] {
             [
                 crate::scim::resource::CORE_JSON,
                 crate::scim::resource::EXTENSIONS_JSON,
+                crate::scim::resource::ENTERPRISE_JSON,
             ]
             .iter()
             .filter_map(|text| serde_json::from_str::<Vec<Value>>(text).ok())
@@ -123,6 +127,7 @@ fn check_target(core: &str, text: &str, path: &Path) -> Result<(), ScimError> {
     let ext = if core == USER { EXT_USER } else { EXT_GROUP };
     let kind = if core == USER { "Users" } else { "Groups" };
     let schema = match path.ext {
+        Some(EXT_ENTERPRISE) if core == USER => EXT_ENTERPRISE,
         Some(e) if e != ext => {
             return Err(invalid_path(text, &format!("not a schema of {kind}")));
         }
@@ -193,7 +198,7 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
         let schema_end = rest.find('[').unwrap_or(rest.len());
         let head = &rest[..schema_end];
         // The schema URN is all up to the last `:` before the attribute.
-        let (urn, attr) = if [EXT_USER, EXT_GROUP, USER, GROUP]
+        let (urn, attr) = if [EXT_USER, EXT_GROUP, EXT_ENTERPRISE, USER, GROUP]
             .iter()
             .any(|u| u.eq_ignore_ascii_case(head))
         {
@@ -204,7 +209,7 @@ pub fn parse_path(p: &str) -> Result<Path, ScimError> {
                 .ok_or_else(|| invalid_path(p, "no attribute after the schema URN"))?;
             (&head[..colon], &rest[colon + 1..])
         };
-        ext = [EXT_USER, EXT_GROUP]
+        ext = [EXT_USER, EXT_GROUP, EXT_ENTERPRISE]
             .into_iter()
             .find(|u| u.eq_ignore_ascii_case(urn));
         if ext.is_none() && ![USER, GROUP].iter().any(|u| u.eq_ignore_ascii_case(urn)) {
@@ -474,7 +479,7 @@ pub fn apply(v: &mut Value, ops: &[Operation]) -> Result<(), ScimError> {
                     ));
                 };
                 for (k, val) in items {
-                    let is_ext = [EXT_USER, EXT_GROUP]
+                    let is_ext = [EXT_USER, EXT_GROUP, EXT_ENTERPRISE]
                         .iter()
                         .find(|u| u.eq_ignore_ascii_case(k));
                     match (is_ext, val) {

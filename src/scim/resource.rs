@@ -104,6 +104,8 @@ fn primary_value<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 
 /// Read an account from a User resource; returns its `id` too. Attributes
 /// roster does not keep are ignored; a missing `userName` is an error.
+/// The account's `case_manager` is the enterprise `manager.value` as
+/// sent: the manager's *id*, which the caller maps to a user name.
 pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> {
     let id = match v.get("id") {
         Some(Value::String(s)) => s.clone(),
@@ -154,11 +156,7 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
         extension: ext_str("phoneExtension"),
         zip: ext_str("postalCode"),
     };
-    let manager = v
-        .get(EXT_ENTERPRISE)
-        .and_then(|e| e.get("manager"))
-        .and_then(|m| str_at(m, "displayName").or_else(|| str_at(m, "value")))
-        .map(str::to_string);
+    let manager = manager_id(v).map(str::to_string);
     let mut account = Account::new(user_name, profile, CredentialState::None);
     account.active = active;
     account.roles = sorted_unique(roles);
@@ -170,6 +168,39 @@ pub fn account_from_user(v: &Value) -> Result<(String, Account), ResourceError> 
 /// The enterprise User extension (RFC 7643 §4.3), where `manager` is.
 pub const EXT_ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
+/// The enterprise extension's schema as roster serves it: `manager` only.
+pub const ENTERPRISE_JSON: &str = include_str!("../../schemas/scim/enterprise.json");
+
+/// The id of a User's manager (`manager.value` of the enterprise extension).
+pub fn manager_id(v: &Value) -> Option<&str> {
+    v.get(EXT_ENTERPRISE)
+        .and_then(|e| e.get("manager"))
+        .and_then(|m| str_at(m, "value"))
+        .filter(|s| !s.is_empty())
+}
+
+/// Set (or, with `None`, clear) a User's manager: `id`, and the
+/// `displayName` and `$ref` a provider shows with it.
+pub fn put_manager(user: &mut Value, manager: Option<(&str, &str)>, base: Option<&str>) {
+    let Some(obj) = user.as_object_mut() else {
+        return;
+    };
+    let Some((id, name)) = manager else {
+        obj.remove(EXT_ENTERPRISE);
+        return;
+    };
+    let mut m = json!({ "value": id, "displayName": name });
+    if let Some(base) = base {
+        m["$ref"] = json!(format!("{base}/Users/{id}"));
+    }
+    obj.insert(EXT_ENTERPRISE.to_string(), json!({ "manager": m }));
+    if let Some(schemas) = obj.get_mut("schemas").and_then(Value::as_array_mut)
+        && !schemas.iter().any(|s| s == EXT_ENTERPRISE)
+    {
+        schemas.push(json!(EXT_ENTERPRISE));
+    }
+}
+
 /// The `value`s (with their `type`) of a multi-valued attribute.
 fn values<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (&'a str, Option<&'a str>)> {
     v.get(key)
@@ -179,7 +210,8 @@ fn values<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = (&'a str, Option<
         .filter_map(|i| Some((str_at(i, "value")?, str_at(i, "type"))))
 }
 
-/// The roles, entitlements and manager of `a` in a User resource.
+/// The roles and entitlements of `a` in a User resource (the manager is
+/// [`put_manager`]'s: it needs the manager's id).
 pub fn put_grants(user: &mut Value, a: &Account) {
     if !a.roles.is_empty() {
         user["roles"] = Value::Array(a.roles.iter().map(|r| json!({ "value": r })).collect());
@@ -197,13 +229,14 @@ pub fn put_grants(user: &mut Value, a: &Account) {
 /// The longest text roster takes in one attribute of a request body.
 pub const MAX_TEXT: usize = 256;
 
-/// The roles a User may hold, as SCIM writes them.
-const ROLES: [Role; 2] = [Role::PublicViewer, Role::Individual];
+/// The most roles, or entitlements, one User body may hold.
+pub const MAX_ITEMS: usize = 1000;
 
 /// Check the shape of a User sent to `roster serve`, before it is read with
 /// [`account_from_user`] (which stays lenient for what other providers
 /// answer): every attribute roster keeps has its type, multi-valued ones
-/// hold at most the one value roster keeps, and no text is longer than
+/// hold at most the one value roster keeps (roles and entitlements: any
+/// number, entitlements as `KIND:VALUE`), and no text is longer than
 /// [`MAX_TEXT`]. Nothing roster keeps is dropped without a word.
 pub fn check_user_shape(v: &Value) -> Result<(), ResourceError> {
     let bad = |attr: &str, what: &str| Err(ResourceError(format!("{attr} {what}")));
@@ -266,42 +299,77 @@ pub fn check_user_shape(v: &Value) -> Result<(), ResourceError> {
             }
         }
     }
-    let allowed = || ROLES.map(Role::as_str).join(", ");
-    match v.get("roles") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(items)) => {
-            if items.len() > 1 {
-                return bad("roles", "holds more than one role; roster keeps one");
-            }
-            for item in items {
-                let Some(role) = item.get("value").and_then(Value::as_str) else {
-                    return bad(
-                        "roles",
-                        &format!(
-                            "must be an array of objects with a `value` of {}",
-                            allowed()
-                        ),
-                    );
-                };
-                if role.parse::<Role>().is_err() {
-                    return bad(
-                        "roles",
-                        &format!(
-                            "`{}` is not a role: use {}",
-                            super::excerpt(role),
-                            allowed()
-                        ),
-                    );
-                }
-            }
+    // Roles and entitlements: any number, each once; whether they are in
+    // the catalog is the server's to say (it knows the roster's policy).
+    let items = |attr: &str, what: &str| -> Result<Vec<&str>, ResourceError> {
+        let shape = || ResourceError(format!("{attr} must be an array of objects with {what}"));
+        let list = match v.get(attr) {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(list)) => list,
+            Some(_) => return Err(shape()),
+        };
+        if list.len() > MAX_ITEMS {
+            return Err(ResourceError(format!(
+                "{attr} holds more than {MAX_ITEMS} values"
+            )));
         }
+        list.iter()
+            .map(|i| {
+                let value = i.get("value").and_then(Value::as_str).ok_or_else(shape)?;
+                text(&format!("{attr}.value"), i.get("value"))?;
+                text(&format!("{attr}.type"), i.get("type"))?;
+                Ok(value)
+            })
+            .collect()
+    };
+    for role in items("roles", "a string `value` (a role)")? {
+        if role.trim().is_empty() {
+            return bad("roles", "holds an empty role");
+        }
+    }
+    let ents = v.get("entitlements").and_then(Value::as_array);
+    for (i, value) in items("entitlements", "a string `value` of KIND:VALUE")?
+        .into_iter()
+        .enumerate()
+    {
+        let Some((kind, val)) = value
+            .split_once(':')
+            .filter(|(k, x)| !k.trim().is_empty() && !x.trim().is_empty())
+        else {
+            return bad(
+                "entitlements",
+                &format!(
+                    "value `{}` is not KIND:VALUE; write the catalog and the grant, e.g. products:webcenter",
+                    super::excerpt(value)
+                ),
+            );
+        };
+        let typ = ents.and_then(|l| l[i].get("type")).and_then(Value::as_str);
+        if let Some(t) = typ.filter(|t| *t != kind) {
+            return bad(
+                "entitlements.type",
+                &format!(
+                    "`{}` differs from the kind `{}` of value `{}`; leave type out or make them agree",
+                    super::excerpt(t),
+                    super::excerpt(kind),
+                    super::excerpt(&format!("{kind}:{val}"))
+                ),
+            );
+        }
+    }
+    let manager = format!("{EXT_ENTERPRISE}:manager");
+    object(EXT_ENTERPRISE, v.get(EXT_ENTERPRISE))?;
+    match v.get(EXT_ENTERPRISE).and_then(|e| e.get("manager")) {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => match m.get("value") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_TEXT => {}
+            Some(_) => return bad(&manager, "value must be the id of a User"),
+        },
         Some(_) => {
             return bad(
-                "roles",
-                &format!(
-                    "must be an array of objects with a `value` of {}",
-                    allowed()
-                ),
+                &manager,
+                "must be an object with the `value` of a User's id",
             );
         }
     }
@@ -524,11 +592,18 @@ mod tests {
         b.roles = vec!["caseworker".into(), "individual".into()];
         b.entitlements = vec![Entitlement::new("products", "hr:center")];
         put_grants(&mut v, &b);
-        v[EXT_ENTERPRISE] = json!({"manager": {"value": "9", "displayName": "BMitchell"}});
+        put_manager(&mut v, Some(("9", "BMitchell")), Some("http://x/scim/v2"));
+        assert_eq!(
+            v[EXT_ENTERPRISE]["manager"]["$ref"],
+            "http://x/scim/v2/Users/9"
+        );
         let (_, a) = account_from_user(&v).unwrap();
         assert_eq!(a.roles, b.roles);
         assert_eq!(a.entitlements, b.entitlements);
-        assert_eq!(a.case_manager.as_deref(), Some("BMitchell"));
+        // The manager is read as its id: a displayName can be stale.
+        assert_eq!(a.case_manager.as_deref(), Some("9"));
+        put_manager(&mut v, None, None);
+        assert_eq!(account_from_user(&v).unwrap().1.case_manager, None);
     }
 
     #[test]
@@ -561,8 +636,34 @@ mod tests {
                 "emails.type",
             ),
             ("phoneNumbers", json!(["x"]), "phoneNumbers"),
-            ("roles", json!([{"value": "superadmin"}]), "superadmin"),
+            ("roles", json!([{"value": 1}]), "roles"),
             ("roles", json!("x"), "roles"),
+            ("roles", json!([{"value": " "}]), "empty role"),
+            (
+                "entitlements",
+                json!([{"value": "webcenter"}]),
+                "not KIND:VALUE",
+            ),
+            (
+                "entitlements",
+                json!([{"value": ":x"}]),
+                "`:x` is not KIND:VALUE",
+            ),
+            (
+                "entitlements",
+                json!([{"value": "products:x", "type": "dashboards"}]),
+                "entitlements.type",
+            ),
+            (
+                EXT_ENTERPRISE,
+                json!({"manager": "BMitchell"}),
+                "enterprise:2.0:User:manager must be an object",
+            ),
+            (
+                EXT_ENTERPRISE,
+                json!({"manager": {"value": 9}}),
+                "manager value must be the id",
+            ),
             ("name", json!("Bob"), "name"),
             ("userName", json!("x".repeat(MAX_TEXT + 1)), "userName"),
         ] {
@@ -579,6 +680,15 @@ mod tests {
         v[EXT_USER]["birthDate"] = json!(19700101);
         let e = check_user_shape(&v).unwrap_err().0;
         assert!(e.contains("birthDate") && !e.contains("19700101"), "{e}");
+        // Several roles and entitlements, the kind given twice alike.
+        let mut v = good.clone();
+        v["roles"] = json!([{"value": "caseworker"}, {"value": "supervisor"}]);
+        v["entitlements"] = json!([{"value": "products:hr:center", "type": "products"}]);
+        v[EXT_ENTERPRISE] = json!({"manager": {"value": "12"}});
+        assert_eq!(check_user_shape(&v), Ok(()));
+        let (_, a) = account_from_user(&v).unwrap();
+        assert_eq!(a.entitlements, [Entitlement::new("products", "hr:center")]);
+        assert_eq!(a.case_manager.as_deref(), Some("12"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::kind::Kind as Resource;
 use crate::scim::filter::{AttrPath, Field, Kind, Schema, SubField};
-use crate::scim::resource::{EXT_GROUP, EXT_USER, GROUP, USER};
+use crate::scim::resource::{EXT_ENTERPRISE, EXT_GROUP, EXT_USER, GROUP, USER};
 
 const CI: Kind = Kind::Text { case_exact: false };
 const EXACT: Kind = Kind::Text { case_exact: true };
@@ -33,6 +33,11 @@ fn common(p: &AttrPath) -> Option<Field> {
 
 const GROUPS: &[SubField] = &[SubField::new("value", EXACT), SubField::new("display", CI)];
 
+const ROLES: &[SubField] = &[SubField::new("value", CI)];
+
+/// `value` is `KIND:VALUE`, `type` the kind.
+const ENTITLEMENTS: &[SubField] = &[SubField::new("value", EXACT), SubField::new("type", EXACT)];
+
 const MEMBERS: &[SubField] = &[
     SubField::new("value", EXACT),
     SubField::new("display", CI),
@@ -46,6 +51,14 @@ impl Schema for Users {
                 "birthdate" if p.sub.is_none() => Some(Field::new("birthDate", EXACT)),
                 "postalcode" if p.sub.is_none() => Some(Field::new("postalCode", EXACT)),
                 "phoneextension" if p.sub.is_none() => Some(Field::new("phoneExtension", EXACT)),
+                _ => None,
+            };
+        }
+        if p.urn.is_some() && p.urn_is_or_none(EXT_ENTERPRISE) {
+            let sub = p.sub.as_deref().map(str::to_ascii_lowercase);
+            return match (p.attr.to_ascii_lowercase().as_str(), sub.as_deref()) {
+                ("manager", None | Some("value")) => Some(Field::new("manager.value", EXACT)),
+                ("manager", Some("displayname")) => Some(Field::new("manager.displayName", CI)),
                 _ => None,
             };
         }
@@ -69,7 +82,8 @@ impl Schema for Users {
             ("emails", Some("primary")) => Field::new("emails.primary", Kind::Bool),
             ("phonenumbers", None | Some("value")) => Field::new("phoneNumbers.value", EXACT),
             ("phonenumbers", Some("type")) => Field::new("phoneNumbers.type", CI),
-            ("roles", None | Some("value")) => Field::new("roles.value", CI),
+            ("roles", _) => Field::multi("roles", CI, ROLES),
+            ("entitlements", _) => Field::multi("entitlements", EXACT, ENTITLEMENTS),
             ("groups", _) => Field::multi("groups", EXACT, GROUPS),
             _ => return None,
         })
@@ -127,6 +141,13 @@ mod tests {
             "phoneNumbers",
             "phoneNumbers.type",
             "roles",
+            "roles.value",
+            "entitlements",
+            "entitlements.value",
+            "entitlements.type",
+            &format!("{EXT_ENTERPRISE}:manager"),
+            &format!("{EXT_ENTERPRISE}:manager.value"),
+            &format!("{EXT_ENTERPRISE}:manager.displayName"),
             "id",
             "externalId",
             "meta.created",

@@ -1,11 +1,14 @@
 //! Discovery (RFC 7644 §4): what this provider supports, its resource types
 //! and schemas. Public, like the RFC's examples: nothing here is personal.
 
+use super::Shared;
+use super::catalog::Catalog;
 use super::{MAX_PAYLOAD, MAX_RESULTS, ScimError, respond};
 use crate::scim::resource::{
-    CORE_JSON, EXT_GROUP, EXT_USER, EXTENSIONS_JSON, GROUP, LIST_RESPONSE, USER,
+    CORE_JSON, ENTERPRISE_JSON, EXT_ENTERPRISE, EXT_GROUP, EXT_USER, EXTENSIONS_JSON, GROUP,
+    LIST_RESPONSE, USER,
 };
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -43,7 +46,10 @@ fn resource_type_list(base: &str) -> Vec<Value> {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
             "id": "User", "name": "User", "endpoint": "/Users",
             "description": "User accounts", "schema": USER,
-            "schemaExtensions": [{"schema": EXT_USER, "required": false}],
+            "schemaExtensions": [
+                {"schema": EXT_USER, "required": false},
+                {"schema": EXT_ENTERPRISE, "required": false},
+            ],
             "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
         }),
         json!({
@@ -83,26 +89,57 @@ pub async fn resource_type(headers: HeaderMap, Path(id): Path<String>) -> Respon
     }
 }
 
-fn schema_list(base: &str) -> Vec<Value> {
+/// The served schemas; `roles` and `entitlements` list the catalog's
+/// values as `canonicalValues` (a kind whose values are group names lists
+/// none).
+fn schema_list(base: &str, catalog: &Catalog) -> Vec<Value> {
     let parse = |s: &str| serde_json::from_str::<Vec<Value>>(s).unwrap_or_default();
     let mut all = parse(CORE_JSON);
     all.extend(parse(EXTENSIONS_JSON));
+    all.extend(parse(ENTERPRISE_JSON));
+    let entitlements: Vec<String> = catalog
+        .entitlements
+        .iter()
+        .flat_map(|(kind, values)| values.iter().flatten().map(move |v| format!("{kind}:{v}")))
+        .collect();
+    let kinds: Vec<&String> = catalog.entitlements.keys().collect();
     for s in &mut all {
         let id = s["id"].as_str().unwrap_or_default().to_string();
         s["meta"]["location"] = json!(format!("{base}/Schemas/{id}"));
+        if id != USER {
+            continue;
+        }
+        for a in s["attributes"].as_array_mut().into_iter().flatten() {
+            let canonical: [(&str, Value); 2] = match a["name"].as_str() {
+                Some("roles") => [("value", json!(catalog.roles)), ("", Value::Null)],
+                Some("entitlements") if !entitlements.is_empty() => {
+                    [("value", json!(entitlements)), ("type", json!(kinds))]
+                }
+                _ => continue,
+            };
+            for sub in a["subAttributes"].as_array_mut().into_iter().flatten() {
+                if let Some((_, values)) = canonical.iter().find(|(n, _)| sub["name"] == *n) {
+                    sub["canonicalValues"] = values.clone();
+                }
+            }
+        }
     }
     all
 }
 
-pub async fn schemas(headers: HeaderMap) -> Response {
+pub async fn schemas(State(server): State<Shared>, headers: HeaderMap) -> Response {
     respond(
         StatusCode::OK,
-        &list(schema_list(&super::base_url(&headers))),
+        &list(schema_list(&super::base_url(&headers), &server.catalog)),
     )
 }
 
-pub async fn schema(headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match schema_list(&super::base_url(&headers))
+pub async fn schema(
+    State(server): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    match schema_list(&super::base_url(&headers), &server.catalog)
         .into_iter()
         .find(|s| {
             s["id"]
@@ -118,7 +155,20 @@ pub async fn schema(headers: HeaderMap, Path(id): Path<String>) -> Response {
 mod tests {
     #[test]
     fn shipped_schemas_parse() {
-        let all = super::schema_list("http://x");
-        assert_eq!(all.len(), 4);
+        let mut catalog = super::Catalog::of(&Default::default(), false);
+        catalog
+            .entitlements
+            .insert("products".into(), Some(vec!["webcenter".into()]));
+        let all = super::schema_list("http://x", &catalog);
+        assert_eq!(all.len(), 5);
+        let text = all[0].to_string();
+        assert!(
+            text.contains(r#""canonicalValues":["public-viewer","individual"]"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#""canonicalValues":["products:webcenter"]"#),
+            "{text}"
+        );
     }
 }

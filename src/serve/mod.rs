@@ -14,6 +14,7 @@
 
 mod attrs;
 mod bulk;
+pub mod catalog;
 mod discovery;
 mod kind;
 pub mod net;
@@ -69,6 +70,10 @@ pub struct Config {
     pub filter_timeout: Duration,
     /// The rules grants made through the server obey, as a plan does.
     pub policy: crate::roster::model::Policy,
+    /// The roles and entitlements a write may grant: the catalogs of the
+    /// roster given (`--roster`), else the default ones plus what the store
+    /// already holds (see [`catalog`]).
+    pub catalog: catalog::Catalog,
     /// A request's body must arrive within this.
     pub body_timeout: Duration,
     /// Store connections kept for requests: at most this many at once.
@@ -96,7 +101,7 @@ impl std::ops::Deref for Server {
     }
 }
 
-type Shared = Arc<Server>;
+pub(crate) type Shared = Arc<Server>;
 
 impl From<StoreError> for ScimError {
     fn from(e: StoreError) -> Self {

@@ -52,10 +52,15 @@ fn with_meta(
     v
 }
 
-pub fn user_json(base: &str, u: &UserRecord) -> Value {
+/// A User resource; `manager` is the id of its case manager, when the
+/// caller may see that account (see [`manager_ids`]).
+pub fn user_json(base: &str, u: &UserRecord, manager: Option<i64>) -> Value {
     let a = &u.account;
     let mut v = user_resource(&a.user_name, &a.profile, a.active);
     resource::put_grants(&mut v, a);
+    if let (Some(id), Some(name)) = (manager, &a.case_manager) {
+        resource::put_manager(&mut v, Some((&id.to_string(), name)), Some(base));
+    }
     if !u.groups.is_empty() {
         v["groups"] = Value::Array(
             u.groups
@@ -106,10 +111,60 @@ fn visible_user(ctx: &Ctx, mut u: UserRecord) -> UserRecord {
     u
 }
 
+/// The ids of these users' case managers, by lower-cased user name: one
+/// look-up for a page. A scoped token sees only the managers who are
+/// members of its groups; any other reads as no manager at all.
+fn manager_ids(
+    ctx: &Ctx,
+    dir: &mut dyn Directory,
+    users: &[UserRecord],
+) -> Result<std::collections::HashMap<String, i64>, ScimError> {
+    let mut names: Vec<String> = users
+        .iter()
+        .filter_map(|u| u.account.case_manager.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(Default::default());
+    }
+    names.sort();
+    names.dedup();
+    let mut found = dir.user_ids(&names)?;
+    if let Some(scope) = &ctx.caller.scope {
+        let ids: Vec<i64> = found.iter().map(|(id, _)| *id).collect();
+        let reachable = dir.members_of(scope, &ids)?;
+        found.retain(|(id, _)| reachable.contains(id));
+    }
+    Ok(found
+        .into_iter()
+        .map(|(id, name)| (name.to_lowercase(), id))
+        .collect())
+}
+
+/// These users' resources as the caller may see them.
+fn users_json(
+    ctx: &Ctx,
+    dir: &mut dyn Directory,
+    users: Vec<UserRecord>,
+) -> Result<Vec<Value>, ScimError> {
+    let ids = manager_ids(ctx, dir, &users)?;
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            let manager = u
+                .account
+                .case_manager
+                .as_ref()
+                .and_then(|m| ids.get(&m.to_lowercase()).copied());
+            user_json(&ctx.base, &visible_user(ctx, u), manager)
+        })
+        .collect())
+}
+
 /// A user's resource as the caller may see it; `missing` when a scoped
 /// token may not see it at all.
 fn shown_user(
     ctx: &Ctx,
+    dir: &mut dyn Directory,
     u: UserRecord,
     missing: impl Fn() -> ScimError,
 ) -> Result<Value, ScimError> {
@@ -117,7 +172,7 @@ fn shown_user(
     if ctx.caller.scope.is_some() && u.groups.is_empty() {
         return Err(missing());
     }
-    Ok(user_json(&ctx.base, &u))
+    Ok(users_json(ctx, dir, vec![u])?.remove(0))
 }
 
 /// The record of `id` as the caller may see it. An id that exists outside
@@ -126,7 +181,10 @@ fn load(ctx: &Ctx, dir: &mut dyn Directory, kind: Kind, id: &str) -> Result<Valu
     let n = row_id(kind, id)?;
     let missing = || ScimError::not_found(kind.name(), id);
     match kind {
-        Kind::User => shown_user(ctx, dir.user(n)?.ok_or_else(missing)?, missing),
+        Kind::User => {
+            let u = dir.user(n)?.ok_or_else(missing)?;
+            shown_user(ctx, dir, u, missing)
+        }
         Kind::Group => {
             let g = dir.group(n)?.ok_or_else(missing)?;
             if !ctx.caller.may_manage(g.id) {
@@ -241,12 +299,7 @@ pub fn list(ctx: &Ctx, kind: Kind, q: &Params) -> Result<Response, ScimError> {
     let (total, items) = match kind {
         Kind::User => {
             let (t, us) = dir.users(&query)?;
-            (
-                t,
-                us.into_iter()
-                    .map(|u| user_json(&ctx.base, &visible_user(ctx, u)))
-                    .collect::<Vec<_>>(),
-            )
+            (t, users_json(ctx, dir.as_mut(), us)?)
         }
         Kind::Group => {
             let (t, gs) = dir.groups(&query)?;
@@ -473,6 +526,8 @@ fn managed_groups(dir: &mut dyn Directory, id: i64) -> Result<Vec<String>, ScimE
 struct Created {
     name: String,
     user: Option<UserRecord>,
+    /// The id of the new User's manager.
+    manager: Option<i64>,
 }
 
 /// Create a resource.
@@ -481,10 +536,16 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
         .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
         Kind::User => {
-            let account = account_of(body)?;
+            let mut account = account_of(body)?;
             check_user(&account, None)?;
+            if body.get("roles").is_none_or(Value::is_null) {
+                account.roles = ctx.config.catalog.default_roles.clone();
+            }
             let cred = credential(body)?;
             let stored = ctx.create(Some(&account.profile.email), |s, dir| {
+                let mut account = account.clone();
+                super::catalog::check_grants(&ctx.config.catalog, dir, &account, None)?;
+                let manager = resolve_manager(ctx, dir, &mut account, None)?;
                 unique_email(dir, &account.profile.email, None)?;
                 s.create_account_with_roles(
                     &account.user_name,
@@ -501,6 +562,9 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
                     )
                 };
                 change_grants(s, &account.user_name, Some(&roles), &account)?;
+                if let Some(m) = &account.case_manager {
+                    s.set_case_manager(&account.user_name, Some(m))?;
+                }
                 if !account.active {
                     s.deactivate_account(&account.user_name)?;
                 }
@@ -509,8 +573,9 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
                         s.set_scim_field(Owner::Account, &account.user_name, field, Some(x))?;
                     }
                 }
-                Ok(s.created_account(&account.user_name)?)
+                Ok((s.created_account(&account.user_name)?, account, manager))
             })?;
+            let (stored, account, manager) = stored;
             // The store keeps what the request holds as it is (the email
             // already lower-cased above), stamped with the session's time,
             // in no group yet.
@@ -526,6 +591,7 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
             Ok(Created {
                 name: account.user_name,
                 user,
+                manager,
             })
         }
         Kind::Group => {
@@ -545,7 +611,11 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
                     &member_flags(&g, &[]),
                 )
             })?;
-            Ok(Created { name, user: None })
+            Ok(Created {
+                name,
+                user: None,
+                manager: None,
+            })
         }
     }
 }
@@ -559,8 +629,8 @@ pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimEr
     let created = create_in(ctx, kind, body)?;
     let missing = |id: i64| move || ScimError::not_found(kind.name(), &id.to_string());
     if let Some(u) = created.user {
-        let id = u.id;
-        return shown_user(ctx, u, missing(id));
+        // Only an admin token creates Users: it sees every manager.
+        return Ok(user_json(&ctx.base, &u, created.manager));
     }
     let name = created.name;
     let mut dir = ctx.read()?;
@@ -575,7 +645,7 @@ pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimEr
         Kind::User => {
             let u = dir.user_named(&name)?.ok_or_else(lost)?;
             let id = u.id;
-            shown_user(ctx, u, missing(id))
+            shown_user(ctx, dir.as_mut(), u, missing(id))
         }
         Kind::Group => {
             let id = dir.group_id(&name)?.ok_or_else(lost)?;
@@ -602,13 +672,24 @@ fn replace_with(
     match kind {
         Kind::User => {
             ctx.caller.admin_only("changing a User")?;
-            let (_, cur) = account_from_user(current).map_err(bad_resource)?;
+            let (_, mut cur) = account_from_user(current).map_err(bad_resource)?;
+            // As rendered by this server: the manager's user name is its
+            // displayName.
+            cur.case_manager = current
+                .pointer(&format!(
+                    "/{}/manager/displayName",
+                    resource::EXT_ENTERPRISE
+                ))
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let mut next = account_of(new)?;
             check_user(&next, Some(&cur))?;
             if new.get("active").is_none() {
                 next.active = cur.active;
             }
             let id = current["id"].as_str().and_then(|i| i.parse::<i64>().ok());
+            super::catalog::check_grants(&ctx.config.catalog, dir, &next, Some(&cur))?;
+            resolve_manager(ctx, dir, &mut next, id)?;
             if next.profile.email != cur.profile.email {
                 unique_email(dir, &next.profile.email, id)?;
             }
@@ -667,6 +748,13 @@ fn replace_with(
                 s.update_profile(&name, b, &fields)?;
             }
             change_grants(s, &name, Some(&cur), &next)?;
+            let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a == b,
+            };
+            if !same(&cur.case_manager, &next.case_manager) {
+                s.set_case_manager(&name, next.case_manager.as_deref())?;
+            }
             match (cur.active, next.active) {
                 (true, false) => s.deactivate_account(&name)?,
                 (false, true) => s.reactivate_account(&name)?,
@@ -800,6 +888,50 @@ fn set_members(
         }
     }
     Ok(())
+}
+
+/// Turn the manager id a User body names into its user name, refusing an
+/// id that names no User (or one a scoped token cannot see) and the User
+/// itself (`own`: the id of the User written). Returns the manager's id.
+fn resolve_manager(
+    ctx: &Ctx,
+    dir: &mut dyn Directory,
+    a: &mut Account,
+    own: Option<i64>,
+) -> Result<Option<i64>, ScimError> {
+    let Some(id) = a.case_manager.take() else {
+        return Ok(None);
+    };
+    let attr = format!("{}:manager", resource::EXT_ENTERPRISE);
+    let unknown = || {
+        ScimError::bad(
+            "invalidValue",
+            format!(
+                "{attr}: no User has id `{}`; give the id of an existing User",
+                excerpt(&id)
+            ),
+        )
+    };
+    let n = id
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(unknown)?;
+    if own == Some(n) {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!("{attr}: a User cannot be its own manager; give another User's id"),
+        ));
+    }
+    let found = dir.user_names(&[n])?;
+    let (_, name) = found.into_iter().next().ok_or_else(unknown)?;
+    if let Some(scope) = &ctx.caller.scope
+        && dir.members_of(scope, &[n])?.is_empty()
+    {
+        return Err(unknown());
+    }
+    a.case_manager = Some(name);
+    Ok(Some(n))
 }
 
 /// Give account `name` the roles and entitlements of `next`, from those

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "t0ken-for-tests";
 const EXT_USER: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:User";
 const EXT_GROUP: &str = "urn:roster:params:scim:schemas:extension:roster:2.0:Group";
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 const INSTALL: &str = "pip install scim2-server==0.8.3 and put it on PATH or set ROSTER_SCIM2_SERVER (or set ROSTER_TEST_SCIM=skip to skip these tests)";
 
@@ -58,12 +59,16 @@ fn defaults(exe: &Path) -> (Value, Value, Value) {
 #[derive(Clone, Copy)]
 struct Setup {
     extensions: bool,
+    /// The enterprise User extension on the User resource type (the
+    /// package's default).
+    enterprise: bool,
     max_results: Option<u64>,
     passwords: bool,
 }
 
 const ROSTER_READY: Setup = Setup {
     extensions: true,
+    enterprise: true,
     max_results: None,
     passwords: true,
 };
@@ -95,28 +100,63 @@ fn start(setup: Setup) -> Option<Server> {
     let (mut schemas, mut types, mut config) = defaults(&exe);
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = Vec::new();
-    if setup.extensions {
+    if !setup.enterprise {
+        for t in types.as_array_mut().unwrap() {
+            if let Some(list) = t.get_mut("schemaExtensions").and_then(Value::as_array_mut) {
+                list.retain(|e| e["schema"] != ENTERPRISE);
+            }
+        }
+    }
+    if setup.extensions || !setup.enterprise {
         let ours: Value = serde_json::from_str(
             &std::fs::read_to_string(repo("schemas/scim/roster-extensions.json")).unwrap(),
         )
         .unwrap();
-        schemas
-            .as_array_mut()
-            .unwrap()
-            .extend(ours.as_array().unwrap().iter().cloned());
+        if setup.extensions {
+            schemas
+                .as_array_mut()
+                .unwrap()
+                .extend(ours.as_array().unwrap().iter().cloned());
+        }
+        // SPEC §9 rides on the package's defaults: core `roles` and
+        // `entitlements`, and the enterprise extension's `manager`.
+        let has = |id: &str, attr: &str| {
+            schemas.as_array().unwrap().iter().any(|sc| {
+                sc["id"] == id
+                    && sc["attributes"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x["name"] == attr))
+            })
+        };
+        for (id, attr) in [
+            ("urn:ietf:params:scim:schemas:core:2.0:User", "roles"),
+            ("urn:ietf:params:scim:schemas:core:2.0:User", "entitlements"),
+            (ENTERPRISE, "manager"),
+        ] {
+            assert!(
+                has(id, attr),
+                "scim2-server's default schemas lack {id}:{attr}"
+            );
+        }
         for t in types.as_array_mut().unwrap() {
-            let ext = match t["id"].as_str() {
-                Some("User") => EXT_USER,
-                Some("Group") => EXT_GROUP,
+            let exts: Vec<&str> = match t["id"].as_str() {
+                Some("User") => [(EXT_USER, setup.extensions), (ENTERPRISE, setup.enterprise)]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(e, _)| *e)
+                    .collect(),
+                Some("Group") if setup.extensions => vec![EXT_GROUP],
                 _ => continue,
             };
             if t.get("schemaExtensions").is_none() {
                 t["schemaExtensions"] = serde_json::json!([]);
             }
-            t["schemaExtensions"]
-                .as_array_mut()
-                .unwrap()
-                .push(serde_json::json!({"schema": ext, "required": false}));
+            let list = t["schemaExtensions"].as_array_mut().unwrap();
+            for ext in exts {
+                if !list.iter().any(|e| e["schema"] == *ext) {
+                    list.push(serde_json::json!({"schema": ext, "required": false}));
+                }
+            }
         }
         for (name, v) in [("schemas.json", &schemas), ("types.json", &types)] {
             std::fs::write(dir.path().join(name), v.to_string()).unwrap();
@@ -912,8 +952,115 @@ fn passwords_go_only_to_providers_that_take_them() {
     assert!(!r.path().join("creds2.csv").exists());
 }
 
+/// The roster of SPEC §9 (roles, entitlements, case managers, SSO)
+/// reconciles against scim2-server as against the embedded store: the same
+/// plans, applied as core `roles` and `entitlements` and the enterprise
+/// `manager`, and then nothing left to do.
 #[test]
-fn roles_are_kept_and_entitlements_refused_before_anything_is_written() {
+fn spec9_rosters_reconcile_as_on_the_embedded_store() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let r = roster();
+    for step in [0, 1] {
+        std::fs::write(
+            r.path().join("roster.yaml"),
+            super::serve::spec9_roster(step),
+        )
+        .unwrap();
+        let want = r.scim(
+            &[
+                "plan",
+                "--store",
+                "sqlite:ref.db",
+                "roster.yaml",
+                "--format",
+                "json",
+            ],
+            &[],
+        );
+        let want: Value = serde_json::from_str(&want.stdout).unwrap();
+        let (code, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+        assert_eq!(code, 0, "{plan}");
+        assert_eq!(ops(&plan), ops(&want), "step {step}");
+        assert_eq!(plan["actions"], want["actions"], "step {step}");
+        assert_eq!(plan["summary"], want["summary"], "step {step}");
+        r.scim_ok(&["apply", "--yes", "--store", "sqlite:ref.db", "roster.yaml"]);
+        // Passwords for the new accounts, except the one signed in by SSO.
+        r.scim_ok(&[
+            "apply",
+            "--yes",
+            "--store",
+            &url,
+            "roster.yaml",
+            "--onboarding",
+            "password",
+            "--credentials-file",
+            &format!("creds{step}.csv"),
+        ]);
+        let out = r.scim(
+            &[
+                "plan",
+                "--store",
+                &url,
+                "roster.yaml",
+                "--detailed-exitcode",
+            ],
+            &[],
+        );
+        assert_eq!(out.code, 0, "step {step}: {}{}", out.stdout, out.stderr);
+    }
+    let enterprise = ENTERPRISE;
+    let brandon = server.user("BMitchell");
+    let noelle = server.user("NHoliday");
+    assert_eq!(
+        noelle["roles"].as_array().unwrap().len(),
+        1,
+        "supervisor revoked: {noelle}"
+    );
+    assert_eq!(noelle["roles"][0]["value"], "caseworker");
+    let mut ents: Vec<(String, String)> = noelle["entitlements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["value"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    ents.sort();
+    assert_eq!(
+        ents,
+        [
+            ("coverage:North Team".to_string(), "coverage".to_string()),
+            ("coverage:South Team".into(), "coverage".into()),
+            ("products:job-board".into(), "products".into()),
+        ]
+    );
+    assert_eq!(
+        noelle[enterprise]["manager"]["value"], brandon["id"],
+        "{noelle}"
+    );
+    let zoe = server.user("ZQuinn");
+    assert_eq!(zoe[enterprise]["manager"]["value"], noelle["id"], "{zoe}");
+    // Signed in by the identity provider: created active, with no password.
+    assert_eq!(zoe["active"], true);
+    let creds = std::fs::read_to_string(r.path().join("creds0.csv")).unwrap();
+    let users: Vec<&str> = creds
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(users, ["BMitchell", "NHoliday"], "{creds}");
+}
+
+/// Roles reach the provider with the account, and entitlements added
+/// later are patched onto it.
+#[test]
+fn roles_are_kept_and_entitlements_patched_in() {
     let Some(server) = start(ROSTER_READY) else {
         return;
     };
@@ -937,14 +1084,42 @@ fn roles_are_kept_and_entitlements_refused_before_anything_is_written() {
         "roster.yaml",
         roster_with("    entitlements:\n      products: [webcenter]\n"),
     );
+    r.scim_ok(&["apply", "--yes", "--store", &url]);
+    let lee = server.user("LPark");
+    assert_eq!(
+        lee["entitlements"],
+        serde_json::json!([{"value": "products:webcenter", "type": "products"}]),
+        "{lee}"
+    );
+    let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
+    assert_eq!(ops(&plan), Vec::<String>::new());
+    assert_eq!(server.users(), 1);
+}
+
+/// A provider whose User resource type lacks the enterprise extension
+/// cannot keep case managers: those actions fail, named, and the rest of
+/// the apply lands.
+#[test]
+fn case_managers_need_the_enterprise_extension() {
+    let Some(server) = start(Setup {
+        enterprise: false,
+        ..ROSTER_READY
+    }) else {
+        return;
+    };
+    let url = server.url();
+    let r = roster().file("roster.yaml", super::serve::spec9_roster(0));
     let out = r.scim(&["apply", "--yes", "--store", &url], &[]);
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(
         out.stderr.contains(&format!(
-            "the SCIM store {url} cannot keep entitlements yet; nothing was written"
+            "set_case_manager NHoliday: the SCIM provider at http://127.0.0.1:{}/v2 does not offer the enterprise User extension ({ENTERPRISE})",
+            server.port
         )),
         "{}",
         out.stderr
     );
-    assert_eq!(server.users(), 1);
+    assert!(out.stderr.contains("2 actions failed"), "{}", out.stderr);
+    assert_eq!(server.users(), 3);
+    assert!(server.user("NHoliday").get(ENTERPRISE).is_none());
 }

@@ -774,6 +774,7 @@ const TESTER_KNOWN: &[&str] = &[
     // Adding to a multi-valued attribute appends (RFC 7644 §3.5.2.1); the
     // tester expects the patched value alone after an earlier add.
     "PATCH modify() returned unexpected value for 'urn:roster:params:scim:schemas:extension:roster:2.0:Group:userManagers'",
+    "PATCH modify() returned unexpected value for 'roles'",
     // A group always has a type, so its extension never disappears.
     "PATCH modify() did not remove attribute 'urn:roster:params:scim:schemas:extension:roster:2.0:Group'",
     // The tester fills roster's extension with random text; writes are
@@ -787,6 +788,10 @@ const TESTER_KNOWN: &[&str] = &[
     // It grants userManagers to random users, inactive or of any role; a
     // grant obeys the policy as a plan's does.
     "may manage a group's users",
+    // Entitlements are `KIND:VALUE` of a catalog (SPEC §9), not random text.
+    "is not KIND:VALUE",
+    // A manager is a User of the store, not a random id.
+    "enterprise:2.0:User:manager: no User has id",
 ];
 
 #[test]
@@ -1031,6 +1036,224 @@ fn plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
     let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
     assert_eq!(rows.last().unwrap()["actor"], "token:ci");
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
+/// A roster of SPEC §9: a role catalog with a default, entitlement catalogs
+/// (values, and group coverage), case managers, an SSO account; `step` 1
+/// changes grants and a case manager of accounts step 0 made.
+pub fn spec9_roster(step: u8) -> String {
+    let (noelle_roles, noelle_products, zoe_manager) = match step {
+        0 => (
+            "[caseworker, supervisor]",
+            "[webcenter, hrcenter]",
+            "brandon.mitchell@example.edu",
+        ),
+        _ => ("[caseworker]", "[job-board]", "noelle.holiday@example.edu"),
+    };
+    format!(
+        r#"version: 1
+policy:
+  required_fields: []
+  roles: [public-viewer, individual, caseworker, supervisor]
+  default_roles: [public-viewer]
+  entitlements:
+    products: [webcenter, hrcenter, job-board]
+    dashboards: [caseload, outcomes]
+    coverage: groups
+groups:
+  - name: North Team
+    type: organization
+    members:
+      - email: brandon.mitchell@example.edu
+        user_manager: true
+      - noelle.holiday@example.edu
+      - zoe.quinn@example.edu
+  - name: South Team
+    type: organization
+    members:
+      - noelle.holiday@example.edu
+partners:
+  - email: brandon.mitchell@example.edu
+    first_name: Brandon
+    birth_date: 1970-01-02
+    last_name: Mitchell
+    roles: [public-viewer, supervisor]
+    entitlements:
+      dashboards: [caseload, outcomes]
+  - email: noelle.holiday@example.edu
+    first_name: Noelle
+    birth_date: 1980-03-04
+    last_name: Holiday
+    roles: {noelle_roles}
+    entitlements:
+      products: {noelle_products}
+      coverage: [North Team, South Team]
+    case_manager: brandon.mitchell@example.edu
+  - email: zoe.quinn@example.edu
+    first_name: Zoe
+    birth_date: 1999-09-09
+    last_name: Quinn
+    sign_in: sso
+    case_manager: {zoe_manager}
+"#
+    )
+}
+
+/// The plan through `roster serve` is the plan of the store underneath for
+/// a roster of SPEC §9 too (roles, entitlements, case managers, SSO), and
+/// applying through the service leaves both with nothing to do.
+fn spec9_plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
+    let f = Fixture::new(backend);
+    std::fs::create_dir(f.r.path().join("s9")).unwrap();
+    let file = f.r.path().join("s9/roster.yaml");
+    let plan = |store: &str, code: i32| -> Value {
+        let out = through_serve(
+            &f,
+            &[
+                "plan",
+                "--store",
+                store,
+                "s9/roster.yaml",
+                "--format",
+                "json",
+                "--detailed-exitcode",
+            ],
+        );
+        assert_eq!(out.code, code, "{store}\n{}\n{}", out.stdout, out.stderr);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stderr))
+    };
+    let ops = |plan: &Value| -> Vec<String> {
+        plan["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["op"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for step in [0, 1] {
+        std::fs::write(&file, spec9_roster(step)).unwrap();
+        // `--roster` is read at start: a server for each step.
+        let server = start_with(f.r.path(), f.db(), &["--roster", file.to_str().unwrap()]);
+        let scim = format!("scim+{}", server.base);
+        let direct = plan(f.db(), 2);
+        let served = plan(&scim, 2);
+        for key in ["resolutions", "actions", "summary"] {
+            assert_eq!(served[key], direct[key], "step {step}: {key} differ");
+        }
+        let seen = ops(&direct);
+        let want: &[&str] = if step == 0 {
+            &["create_account", "grant_entitlement", "set_case_manager"]
+        } else {
+            &[
+                "revoke_role",
+                "grant_entitlement",
+                "revoke_entitlement",
+                "set_case_manager",
+            ]
+        };
+        for op in want {
+            assert!(
+                seen.iter().any(|o| o == op),
+                "step {step}: {op} in {seen:?}"
+            );
+        }
+        let applied = through_serve(&f, &["apply", "--yes", "--store", &scim, "s9/roster.yaml"]);
+        assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+        let after_direct = plan(f.db(), 0);
+        let after_served = plan(&scim, 0);
+        assert_eq!(after_direct["actions"], json!([]), "{after_direct}");
+        assert_eq!(after_served["actions"], json!([]), "{after_served}");
+    }
+    // The SSO account was created active, with no password and no invitation.
+    let zoe = f
+        .get(&format!(
+            "/Users/{}",
+            f.id_of("Users", "emails.value eq \"zoe.quinn@example.edu\"")
+        ))
+        .body;
+    assert_eq!(zoe["active"], true, "{zoe}");
+    assert_eq!(zoe["roles"], json!([{"value": "public-viewer"}]), "{zoe}");
+    assert_eq!(
+        zoe[ENTERPRISE]["manager"]["displayName"], "NHoliday",
+        "{zoe}"
+    );
+    let export = ok_in(f.r.path(), &["export", "--store", f.db()]).stdout;
+    assert!(export.contains("zoe.quinn@example.edu"), "{export}");
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
+/// With `--roster`, writes take roles and entitlements from that roster's
+/// catalogs alone: a value outside a kind's list, a coverage naming no
+/// group, and a role the store holds but the catalog lacks are each a 400
+/// naming the attribute and listing what may be used; a User created
+/// naming no role gets `default_roles`.
+fn writes_take_grants_from_the_roster_catalogs(b: Backend) {
+    let f = Fixture::new(b);
+    let text = spec9_roster(0).replace(
+        "default_roles: [public-viewer]",
+        "default_roles: [caseworker, public-viewer]",
+    );
+    std::fs::write(f.r.path().join("s9.yaml"), text).unwrap();
+    let server = start_with(f.r.path(), f.db(), &["--roster", "s9.yaml"]);
+    let send = |m: &str, p: &str, b: &Value| {
+        http(
+            m,
+            &format!("{}{p}", server.base),
+            Some(&f.admin),
+            Some(b),
+            &[],
+        )
+    };
+    let aw = f.id_of("Users", "userName eq \"AWrigley\"");
+    // Held by an account of the store, but not in the roster's catalog.
+    f.sql(&format!(
+        "INSERT INTO account_roles (account_id, role) VALUES ({aw}, 'legacy-admin');"
+    ));
+    let r = send(
+        "POST",
+        "/Users",
+        &user("NewPerson", "New", "Person", "new.person@example.org"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        r.body["roles"],
+        json!([{"value": "caseworker"}, {"value": "public-viewer"}])
+    );
+    let path = format!("/Users/{}", r.body["id"].as_str().unwrap());
+    let cases = [
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "products:nope"}]}),
+            "entitlements: `products:nope`: `nope` is not in the products catalog: use webcenter, hrcenter, job-board",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "coverage:Nowhere Team"}]}),
+            "entitlements: `coverage:Nowhere Team`: coverage takes group names, and no group is named `Nowhere Team`",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "badges:gold"}]}),
+            "entitlements: `badges:gold`: `badges` is not an entitlement kind: use coverage, dashboards, products",
+        ),
+        (
+            json!({"op": "add", "path": "roles", "value": [{"value": "legacy-admin"}]}),
+            "roles: `legacy-admin` is not a role of the catalog: use public-viewer, individual, caseworker, supervisor",
+        ),
+    ];
+    for (op, want) in &cases {
+        let r = send("PATCH", &path, &ops(vec![op.clone()]));
+        assert_eq!(r.status, 400, "{op}: {}", r.body);
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(want), "{op}: {detail}");
+    }
+    // Within the catalogs: a listed value, and coverage of a store group.
+    let r = send(
+        "PATCH",
+        &path,
+        &ops(vec![json!({"op": "add", "path": "entitlements", "value": [
+            {"value": "products:hrcenter"},
+            {"value": "coverage:Sangamon County Workforce Agency"}]})]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["entitlements"].as_array().unwrap().len(), 2);
 }
 
 /// The shipped roster with every unresolved partner settled: pinned to the
@@ -2368,7 +2591,321 @@ fn writes_arriving_together_land_or_fail_one_by_one(b: Backend) {
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// A PATCH body of these operations.
+fn ops(list: Vec<Value>) -> Value {
+    json!({"schemas": [PATCH], "Operations": list})
+}
+
+/// SPEC §9 through SCIM: several core `roles`, `entitlements` as
+/// `KIND:VALUE` of type `KIND`, and the enterprise `manager` (the id, with
+/// `displayName` and `$ref`) are read, written by POST, PATCH, PUT and Bulk,
+/// filtered on, published under /Schemas and /ResourceTypes, and audited.
+/// A server without a roster takes the default roles plus the roles and
+/// entitlement kinds the store already holds; anything else is a 400
+/// naming the attribute.
+fn roles_entitlements_and_managers_through_scim(b: Backend) {
+    let f = Fixture::new(b);
+    // Published: the enterprise extension, with `manager`.
+    let types = f.get("/ResourceTypes/User").body;
+    assert!(
+        types["schemaExtensions"].to_string().contains(ENTERPRISE),
+        "{types}"
+    );
+    let schema = f.get(&format!("/Schemas/{ENTERPRISE}"));
+    assert_eq!(schema.status, 200, "{}", schema.body);
+    assert_eq!(schema.body["attributes"][0]["name"], "manager");
+    let core = f
+        .get("/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .body;
+    assert!(core.to_string().contains("\"entitlements\""), "{core}");
+
+    let mm = f.id_of("Users", "userName eq \"MMcCray\"");
+    let aw = f.id_of("Users", "userName eq \"AWrigley\"");
+    // A role and an entitlement kind the store already holds are in the
+    // catalog of a server without a roster.
+    f.sql(&format!(
+        "INSERT INTO account_roles (account_id, role) VALUES ({aw}, 'caseworker');
+         INSERT INTO account_entitlements (account_id, kind, value) VALUES ({aw}, 'products', 'webcenter');"
+    ));
+
+    // POST: several roles, entitlements, a manager by id.
+    let mut body = user(
+        "NHoliday",
+        "Noelle",
+        "Holiday",
+        "noelle.holiday@example.org",
+    );
+    body["roles"] = json!([{"value": "caseworker"}, {"value": "public-viewer"}]);
+    body["entitlements"] = json!([{"value": "products:job-board", "type": "products"}]);
+    body[ENTERPRISE] = json!({"manager": {"value": mm}});
+    let r = f.send("POST", "/Users", &body);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let nh = r.body["id"].as_str().unwrap().to_string();
+    let read = f.get(&format!("/Users/{nh}")).body;
+    assert_eq!(
+        read["roles"],
+        json!([{"value": "caseworker"}, {"value": "public-viewer"}])
+    );
+    assert_eq!(
+        read["entitlements"],
+        json!([{"value": "products:job-board", "type": "products"}])
+    );
+    let manager = &read[ENTERPRISE]["manager"];
+    assert_eq!(manager["value"], mm.as_str(), "{read}");
+    assert_eq!(manager["displayName"], "MMcCray");
+    assert!(
+        manager["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Users/{mm}")),
+        "{manager}"
+    );
+    assert!(read["schemas"].to_string().contains(ENTERPRISE), "{read}");
+    // A User created naming no role holds the default one.
+    let r = f.send(
+        "POST",
+        "/Users",
+        &user("NoRole", "No", "Role", "no.role@example.org"),
+    );
+    assert_eq!(
+        r.body["roles"],
+        json!([{"value": "public-viewer"}]),
+        "{}",
+        r.body
+    );
+
+    // Filters on each.
+    assert_eq!(
+        f.names("roles.value eq \"caseworker\""),
+        ["AWrigley", "NHoliday"]
+    );
+    assert_eq!(
+        f.names("roles eq \"CASEWORKER\" and roles eq \"public-viewer\""),
+        ["AWrigley", "NHoliday"]
+    );
+    assert_eq!(
+        f.names("roles eq \"caseworker\" and not (entitlements.value eq \"products:webcenter\")"),
+        ["NHoliday"]
+    );
+    assert_eq!(
+        f.names("entitlements.value eq \"products:job-board\""),
+        ["NHoliday"]
+    );
+    assert_eq!(
+        f.names("entitlements.type eq \"products\""),
+        ["AWrigley", "NHoliday"]
+    );
+    assert_eq!(
+        f.names(&format!("{ENTERPRISE}:manager.value eq \"{mm}\"")),
+        ["NHoliday"]
+    );
+    assert_eq!(
+        f.names(&format!("{ENTERPRISE}:manager.displayName eq \"mmccray\"")),
+        ["NHoliday"]
+    );
+    assert_eq!(f.names(&format!("{ENTERPRISE}:manager pr")), ["NHoliday"]);
+
+    // PATCH: add and remove roles and entitlements, replace the manager.
+    let path = format!("/Users/{nh}");
+    let r = f.send(
+        "PATCH",
+        &path,
+        &ops(vec![
+            json!({"op": "add", "path": "roles", "value": [{"value": "individual"}]}),
+            json!({"op": "remove", "path": "roles[value eq \"caseworker\"]"}),
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "products:webcenter"}]}),
+            json!({"op": "remove", "path": "entitlements[value eq \"products:job-board\"]"}),
+            json!({"op": "replace", "path": format!("{ENTERPRISE}:manager"), "value": {"value": aw}}),
+        ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["roles"],
+        json!([{"value": "individual"}, {"value": "public-viewer"}])
+    );
+    assert_eq!(
+        r.body["entitlements"],
+        json!([{"value": "products:webcenter", "type": "products"}])
+    );
+    assert_eq!(r.body[ENTERPRISE]["manager"]["displayName"], "AWrigley");
+    // A stale displayName is not what counts: the id is.
+    let r = f.send(
+        "PATCH",
+        &path,
+        &ops(vec![
+            json!({"op": "replace", "path": format!("{ENTERPRISE}:manager"),
+                         "value": {"value": mm, "displayName": "AWrigley"}}),
+        ]),
+    );
+    assert_eq!(
+        r.body[ENTERPRISE]["manager"]["displayName"], "MMcCray",
+        "{}",
+        r.body
+    );
+    // PUT without the extension clears the manager.
+    let mut whole = f.get(&path).body;
+    whole.as_object_mut().unwrap().remove(ENTERPRISE);
+    let r = f.send("PUT", &path, &whole);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get(ENTERPRISE).is_none(), "{}", r.body);
+
+    // Bulk: a manager created in the same request, by bulkId.
+    let mut boss = user(
+        "BMitchell",
+        "Brandon",
+        "Mitchell",
+        "brandon.mitchell@example.org",
+    );
+    boss["roles"] = json!([{"value": "caseworker"}]);
+    let mut report = user("SStudent", "Sam", "Student", "sam.student@example.org");
+    report[ENTERPRISE] = json!({"manager": {"value": "bulkId:boss"}});
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "boss", "data": boss},
+            {"method": "POST", "path": "/Users", "bulkId": "report", "data": report},
+            {"method": "PATCH", "path": format!("/Users/{nh}"),
+             "data": ops(vec![json!({"op": "add", "path": "roles", "value": [{"value": "nobody-role"}]})])},
+        ],
+    });
+    let r = f.send("POST", "/Bulk", &bulk);
+    let results = r.body["Operations"].as_array().unwrap().clone();
+    assert_eq!(results[0]["status"], "201", "{}", r.body);
+    assert_eq!(results[1]["status"], "201", "{}", r.body);
+    assert_eq!(results[2]["status"], "400", "{}", r.body);
+    assert!(
+        results[2]["response"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("nobody-role"),
+        "{}",
+        r.body
+    );
+    let ss = f.id_of("Users", "userName eq \"SStudent\"");
+    let read = f.get(&format!("/Users/{ss}")).body;
+    assert_eq!(
+        read[ENTERPRISE]["manager"]["displayName"], "BMitchell",
+        "{read}"
+    );
+
+    // Hostile input: each a 400 naming the attribute, and nothing changes.
+    let before = f.get(&path).body;
+    let manager_path = format!("{ENTERPRISE}:manager");
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"op": "add", "path": "roles", "value": [{"value": "superadmin"}]}),
+            "roles: `superadmin` is not a role of the catalog: use public-viewer, individual",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "dashboards:caseload"}]}),
+            "entitlements: `dashboards:caseload`: `dashboards` is not an entitlement kind: the server knows none; give it a roster whose policy lists `entitlements` (roster serve --roster)",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "webcenter"}]}),
+            "entitlements value `webcenter` is not KIND:VALUE; write the catalog and the grant, e.g. products:webcenter",
+        ),
+        (
+            json!({"op": "add", "path": "entitlements", "value": [{"value": "products:x", "type": "coverage"}]}),
+            "entitlements.type `coverage` differs from the kind `products`",
+        ),
+        (
+            json!({"op": "replace", "path": manager_path, "value": {"value": nh}}),
+            "manager: a User cannot be its own manager; give another User's id",
+        ),
+        (
+            json!({"op": "replace", "path": manager_path, "value": {"value": "999999"}}),
+            "manager: no User has id `999999`; give the id of an existing User",
+        ),
+        (
+            json!({"op": "replace", "path": manager_path, "value": {"value": "MMcCray"}}),
+            "manager: no User has id `MMcCray`",
+        ),
+        (
+            json!({"op": "replace", "path": manager_path, "value": "MMcCray"}),
+            "manager must be an object",
+        ),
+    ];
+    for (op, want) in &cases {
+        let r = f.send("PATCH", &path, &ops(vec![op.clone()]));
+        assert_eq!(r.status, 400, "{op}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{op}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(want), "{op}: {detail}");
+    }
+    let mut whole = f.get(&path).body;
+    whole[ENTERPRISE] = json!({"manager": {"value": nh}});
+    let r = f.send("PUT", &path, &whole);
+    assert_eq!(r.status, 400, "{}", r.body);
+    let mut fresh = user("Hostile", "Hos", "Tile", "hostile@example.org");
+    fresh[ENTERPRISE] = json!({"manager": {"value": "999999"}});
+    let r = f.send("POST", "/Users", &fresh);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("manager"),
+        "{}",
+        r.body
+    );
+    assert!(f.names("userName eq \"Hostile\"").is_empty());
+    let mut after = f.get(&path).body;
+    let mut before = before;
+    after.as_object_mut().unwrap().remove("meta");
+    before.as_object_mut().unwrap().remove("meta");
+    assert_eq!(after, before);
+
+    // A scoped token does not see a manager outside its groups.
+    let legacy = "Legacy Pilot Group";
+    let jj = f.id_of("Users", "userName eq \"JJones\"");
+    let dw = f.id_of("Users", "userName eq \"DWhitfield\"");
+    let r = f.send(
+        "PATCH",
+        &format!("/Users/{jj}"),
+        &ops(vec![
+            json!({"op": "replace", "path": manager_path, "value": {"value": dw}}),
+        ]),
+    );
+    assert_eq!(
+        r.body[ENTERPRISE]["manager"]["displayName"], "DWhitfield",
+        "{}",
+        r.body
+    );
+    let token = f.scoped("legacy-cm", &[legacy]);
+    let seen = http(
+        "GET",
+        &f.url(&format!("/Users/{jj}")),
+        Some(&token),
+        None,
+        &[],
+    );
+    assert_eq!(seen.status, 200, "{}", seen.body);
+    assert!(seen.body.get(ENTERPRISE).is_none(), "{}", seen.body);
+    assert!(
+        !seen.body.to_string().contains("DWhitfield"),
+        "{}",
+        seen.body
+    );
+
+    // Audited as the plan's ops are, and the chain verifies.
+    let log = ok_in(f.r.path(), &["log", "--store", f.db(), "--format", "json"]).stdout;
+    let rows: Vec<Value> = serde_json::from_str(&log).unwrap();
+    let ops_seen: Vec<&str> = rows.iter().filter_map(|r| r["op"].as_str()).collect();
+    for op in [
+        "grant_role",
+        "revoke_role",
+        "grant_entitlement",
+        "revoke_entitlement",
+        "set_case_manager",
+    ] {
+        assert!(ops_seen.contains(&op), "{op}: {ops_seen:?}");
+    }
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 on_every_store!(
+    roles_entitlements_and_managers_through_scim,
+    writes_take_grants_from_the_roster_catalogs,
+    spec9_plan_through_serve_is_the_plan_of_the_store_underneath,
     token_output_neutralizes_names,
     patch_refuses_unknown_and_read_only_paths,
     scopes_stored_as_names_become_ids,

@@ -146,7 +146,12 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
             Op::CreateGroup { name, .. } => groups.push(name.clone()),
             Op::SetActive { user_name, .. }
             | Op::UpdateProfile { user_name, .. }
-            | Op::Role { user_name, .. } => users.push(user_name.clone()),
+            | Op::Role { user_name, .. }
+            | Op::Entitlement { user_name, .. } => users.push(user_name.clone()),
+            Op::CaseManager { user_name, manager } => {
+                users.push(user_name.clone());
+                users.extend(manager.clone());
+            }
             Op::Member {
                 user_name, group, ..
             } => {
@@ -179,7 +184,9 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
         .collect();
     let needs_patch = ops.iter().any(|o| match o {
         Op::CreateGroup { .. } | Op::CreateAccount { .. } => false,
-        Op::Role { user_name, .. } => !created.contains(&user_name.to_lowercase()),
+        Op::Role { user_name, .. } | Op::Entitlement { user_name, .. } => {
+            !created.contains(&user_name.to_lowercase())
+        }
         _ => true,
     });
     if needs_patch && !remote.provider.patch {
@@ -313,6 +320,20 @@ fn create_accounts(
             .collect();
         if !roles.is_empty() {
             body["roles"] = Value::Array(roles);
+        }
+        let entitlements: Vec<Value> = ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::Entitlement {
+                    user_name: u,
+                    entitlement,
+                    grant: true,
+                } if u.eq_ignore_ascii_case(user_name) => Some(entitlement_value(entitlement)),
+                _ => None,
+            })
+            .collect();
+        if !entitlements.is_empty() {
+            body["entitlements"] = Value::Array(entitlements);
         }
         if !remote.provider.user_ext {
             body = without(body, EXT_USER);
@@ -543,6 +564,59 @@ fn patch_users(
                 };
                 (user_name, format!("{op} {user_name} {role}"), vec![patch])
             }
+            Op::Entitlement {
+                user_name,
+                entitlement,
+                grant,
+            } if early => {
+                if created.contains(&user_name.to_lowercase()) {
+                    continue;
+                }
+                let value = entitlement_value(entitlement);
+                let shown = format!("{}:{}", entitlement.kind, entitlement.value);
+                let (op, patch) = if *grant {
+                    (
+                        "grant_entitlement",
+                        json!({"op": "add", "path": "entitlements", "value": [value]}),
+                    )
+                } else {
+                    (
+                        "revoke_entitlement",
+                        json!({"op": "remove", "path": format!("entitlements[value eq {}]", Value::String(shown.clone()))}),
+                    )
+                };
+                (user_name, format!("{op} {user_name} {shown}"), vec![patch])
+            }
+            // After every creation, so a new manager has its id.
+            Op::CaseManager { user_name, manager } if early => {
+                let action = format!("set_case_manager {user_name}");
+                if !remote.provider.enterprise {
+                    out.fail(
+                        &action,
+                        format!(
+                            "the SCIM provider at {} does not offer the enterprise User extension ({}), where case managers are kept",
+                            remote.client.base,
+                            resource::EXT_ENTERPRISE
+                        ),
+                    );
+                    continue;
+                }
+                let path = format!("{}:manager", resource::EXT_ENTERPRISE);
+                let patch = match manager {
+                    None => json!({"op": "remove", "path": path}),
+                    Some(m) => match remote.user_by_name(m) {
+                        Some(u) => json!({"op": "replace", "path": path, "value": {"value": u.id}}),
+                        None => {
+                            out.fail(
+                                &action,
+                                format!("the case manager {m} does not exist at the provider"),
+                            );
+                            continue;
+                        }
+                    },
+                };
+                (user_name, action, vec![patch])
+            }
             Op::UpdateProfile {
                 user_name,
                 profile,
@@ -613,6 +687,11 @@ fn patch_users(
             }
         }
     }
+}
+
+/// An entitlement as a core `entitlements` value.
+fn entitlement_value(e: &crate::domain::Entitlement) -> Value {
+    json!({"value": format!("{}:{}", e.kind, e.value), "type": e.kind})
 }
 
 /// The queued membership changes of one group.

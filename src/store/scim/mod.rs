@@ -20,7 +20,7 @@ use super::{
     AuditEntry, Invitation, Limits, MIN_PLAN_KEY_LEN, NewCredential, PLAN_KEY_VAR, Reader, Served,
     Session, Store, StoreError,
 };
-use crate::domain::{Account, Group, GroupType, Membership, NameDob, Profile};
+use crate::domain::{Account, Entitlement, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::email_key;
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
 use http::{Client, Failure, Request};
@@ -85,6 +85,8 @@ struct Provider {
     password: bool,
     user_ext: bool,
     group_ext: bool,
+    /// The enterprise User extension, where case managers (`manager`) go.
+    enterprise: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ impl Remote {
                 password: false,
                 user_ext: false,
                 group_ext: false,
+                enterprise: false,
             },
             mode,
             users: HashMap::new(),
@@ -361,6 +364,7 @@ impl Remote {
         };
         self.provider.user_ext = offers(resource::USER, EXT_USER);
         self.provider.group_ext = offers(resource::GROUP, EXT_GROUP);
+        self.provider.enterprise = offers(resource::USER, resource::EXT_ENTERPRISE);
         Ok(())
     }
 
@@ -617,6 +621,32 @@ impl Remote {
             .get(&user_name.to_lowercase())
             .and_then(|id| self.users.get(id))
     }
+
+    /// Accounts as read hold their manager's id (the enterprise
+    /// `manager.value`): give them its user name instead, reading the
+    /// managers not read yet in one look-up. A manager id the provider
+    /// does not know is no case manager.
+    fn with_manager_names(
+        &mut self,
+        mut accounts: Vec<Account>,
+    ) -> Result<Vec<Account>, StoreError> {
+        let ids: Vec<String> = accounts
+            .iter()
+            .filter_map(|a| a.case_manager.clone())
+            .filter(|id| !self.users.contains_key(id))
+            .collect();
+        if !ids.is_empty() {
+            self.fetch(Attr::Id, &ids)?;
+        }
+        for a in &mut accounts {
+            a.case_manager = a
+                .case_manager
+                .take()
+                .and_then(|id| self.users.get(&id))
+                .map(|u| u.account.user_name.clone());
+        }
+        Ok(accounts)
+    }
 }
 
 /// A SCIM provider opened once: the HTTP client (its keep-alive
@@ -744,13 +774,14 @@ impl Reader for Remote {
                 out.push(u.account.clone());
             }
         }
-        Ok(out)
+        self.with_manager_names(out)
     }
 
     fn accounts_by_email(&mut self, emails: &[String]) -> Result<Vec<Account>, StoreError> {
         self.fetch(Attr::Email, emails)?;
         let want: HashSet<String> = emails.iter().map(|e| email_key(e).into_owned()).collect();
-        Ok(self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref())))
+        let found = self.cached_where(|a| want.contains(email_key(&a.profile.email).as_ref()));
+        self.with_manager_names(found)
     }
 
     fn accounts_by_name_dob(&mut self, keys: &[NameDob]) -> Result<Vec<Account>, StoreError> {
@@ -761,7 +792,7 @@ impl Reader for Remote {
         let dates: Vec<String> = keys.iter().map(|k| k.birth_date.clone()).collect();
         self.fetch(Attr::BirthDate, &dates)?;
         let want: HashSet<&NameDob> = keys.iter().collect();
-        Ok(self.cached_where(|a| {
+        let found = self.cached_where(|a| {
             a.profile.birth_date.as_deref().is_some_and(|d| {
                 want.contains(&NameDob::new(
                     &a.profile.first_name,
@@ -769,7 +800,8 @@ impl Reader for Remote {
                     d,
                 ))
             })
-        }))
+        });
+        self.with_manager_names(found)
     }
 
     fn user_names_like(&mut self, bases: &[String]) -> Result<Vec<String>, StoreError> {
@@ -872,7 +904,8 @@ impl Reader for Remote {
 
     fn all_accounts(&mut self) -> Result<Vec<Account>, StoreError> {
         self.list_users()?;
-        Ok(self.cached_where(|_| true))
+        let all = self.cached_where(|_| true);
+        self.with_manager_names(all)
     }
 
     fn audit(&mut self, _since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
@@ -917,6 +950,19 @@ enum Op {
         user_name: String,
         role: String,
         grant: bool,
+    },
+    /// An entitlement granted or revoked, as a role is (core
+    /// `entitlements`: `value` `KIND:VALUE`, `type` `KIND`).
+    Entitlement {
+        user_name: String,
+        entitlement: Entitlement,
+        grant: bool,
+    },
+    /// The case manager set (by user name) or cleared: a PATCH of the
+    /// enterprise `manager`, after every account is created.
+    CaseManager {
+        user_name: String,
+        manager: Option<String>,
     },
 }
 
@@ -1040,12 +1086,47 @@ impl Session for ScimSession {
         Ok(())
     }
 
-    /// Entitlements and case managers through SCIM come with the mapping of
-    /// core `entitlements` and the enterprise `manager`; until then they are
-    /// refused before anything is written.
+    fn grant_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Entitlement {
+            user_name: user_name.to_string(),
+            entitlement: entitlement.clone(),
+            grant: true,
+        });
+        Ok(())
+    }
+
+    fn revoke_entitlement(
+        &mut self,
+        user_name: &str,
+        entitlement: &Entitlement,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::Entitlement {
+            user_name: user_name.to_string(),
+            entitlement: entitlement.clone(),
+            grant: false,
+        });
+        Ok(())
+    }
+
+    fn set_case_manager(
+        &mut self,
+        user_name: &str,
+        case_manager: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.ops.push(Op::CaseManager {
+            user_name: user_name.to_string(),
+            manager: case_manager.map(str::to_string),
+        });
+        Ok(())
+    }
+
     fn unsupported(&self, what: &str) -> StoreError {
         StoreError::Invalid(format!(
-            "the SCIM store {} cannot keep {what} yet; nothing was written",
+            "the SCIM store {} cannot keep {what}; nothing was written",
             super::display_url(&self.remote.url)
         ))
     }

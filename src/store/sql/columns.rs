@@ -53,20 +53,33 @@ pub const USERS: Table = Table {
             "phoneNumbers.type",
             "CASE WHEN a.phone IS NOT NULL THEN 'work' END",
         ),
-        // The filter grammar reads `roles` as one value: an account's
-        // first role (all of them come with the SCIM mapping of §9).
+        ("roles.value", "ar.role"),
+        ("entitlements.value", "ae.kind || ':' || ae.value"),
+        ("entitlements.type", "ae.kind"),
+        // The case manager: its id, and its user name.
+        ("manager.value", "CAST(a.case_manager_id AS TEXT)"),
         (
-            "roles.value",
-            "(SELECT min(ar.role) FROM account_roles ar WHERE ar.account_id = a.id)",
+            "manager.displayName",
+            "(SELECT cm.user_name FROM accounts cm WHERE cm.id = a.case_manager_id)",
         ),
         ("groups.value", "CAST(mg.id AS TEXT)"),
         ("groups.display", "mg.name"),
     ],
-    multi: &[(
-        "groups",
-        "a.id IN (SELECT m.account_id FROM memberships m WHERE m.group_id IN \
-         (SELECT mg.id FROM groups mg WHERE {}))",
-    )],
+    multi: &[
+        (
+            "groups",
+            "a.id IN (SELECT m.account_id FROM memberships m WHERE m.group_id IN \
+             (SELECT mg.id FROM groups mg WHERE {}))",
+        ),
+        (
+            "roles",
+            "a.id IN (SELECT ar.account_id FROM account_roles ar WHERE {})",
+        ),
+        (
+            "entitlements",
+            "a.id IN (SELECT ae.account_id FROM account_entitlements ae WHERE {})",
+        ),
+    ],
 };
 
 pub const GROUPS: Table = Table {
