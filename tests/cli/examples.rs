@@ -636,10 +636,12 @@ fn change_before_first_group_patch(
                 continue;
             }
             let text = String::from_utf8_lossy(&req).into_owned();
-            if text.starts_with("PATCH ") && text.lines().next().unwrap().contains("/Groups/") {
-                if let Some(f) = change.take() {
-                    f();
-                }
+            let first_line = text.lines().next().unwrap_or_default();
+            if first_line.starts_with("PATCH ")
+                && first_line.contains("/Groups/")
+                && let Some(f) = change.take()
+            {
+                f();
             }
             // Sent on as HTTP/1.0, so the server closes after its answer.
             let req = text.replacen(" HTTP/1.1\r\n", " HTTP/1.0\r\n", 1);
