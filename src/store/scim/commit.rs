@@ -231,7 +231,8 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     let created_inactive = create_accounts(&mut remote, &ops, &deactivate, &mut out);
     rename_accounts(&mut remote, &ops, &mut out);
     patch_users(&mut remote, &ops, true, &HashSet::new(), &mut out);
-    patch_groups(&mut remote, &ops, &mut out);
+    let members_changed = patch_groups(&mut remote, &ops, &mut out);
+    reread_members(&mut remote, &ops, &members_changed);
     patch_users(&mut remote, &ops, false, &created_inactive, &mut out);
     if out.failures.is_empty() {
         Ok(0)
@@ -729,7 +730,11 @@ fn patch_users(
         match answer {
             Ok(a) => {
                 out.applied += actions.len();
-                if let Some(u) = remote.users.get_mut(&id) {
+                // The account as written, so a later write sends its new version.
+                let kept = a.body.as_ref().is_some_and(|b| {
+                    super::etag_of(b).is_some() && remote.keep_user(b).is_ok_and(|k| k == id)
+                });
+                if !kept && let Some(u) = remote.users.get_mut(&id) {
                     u.etag = a.body.as_ref().and_then(super::etag_of).or(a.etag);
                 }
             }
@@ -755,9 +760,54 @@ struct GroupChanges {
     add: Vec<(String, String)>,
     add_managers: Vec<(String, String)>,
     ops: Vec<Value>,
+    /// Ids of the users whose memberships these change.
+    users: HashSet<String>,
 }
 
-fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
+/// A provider may count a User's `groups` in its version, so the
+/// membership changes just written make the versions read stale. The
+/// accounts still to be deactivated are read again: one found as roster
+/// left it (apart from its groups) takes the new version; one changed by
+/// someone else keeps the old, and its write is refused (HTTP 412).
+fn reread_members(remote: &mut Remote, ops: &[Op], changed: &HashSet<String>) {
+    if !remote.provider.etag || changed.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::SetActive {
+                user_name,
+                active: false,
+            } => remote.user_by_name(user_name).map(|u| u.id.clone()),
+            _ => None,
+        })
+        .filter(|id| changed.contains(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let reqs: Vec<Request> = ids
+        .iter()
+        .map(|id| Request::get(format!("/Users/{}", super::http::encode(id))))
+        .collect();
+    for (id, answer) in ids.iter().zip(remote.phase(&reqs)) {
+        let Ok(a) = answer else { continue };
+        let Some(body) = a.body else { continue };
+        let Ok((read_id, account)) = resource::account_from_user(&body) else {
+            continue;
+        };
+        if let Some(u) = remote.users.get_mut(id)
+            && read_id == *id
+            && account == u.account
+        {
+            u.etag = super::etag_of(&body).or(a.etag);
+        }
+    }
+}
+
+/// The membership PATCHes; answers the ids of the users whose memberships
+/// were changed.
+fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> HashSet<String> {
     let managers_path = format!("{EXT_GROUP}:userManagers");
     let mut by_group: BTreeMap<&str, GroupChanges> = BTreeMap::new();
     for o in ops {
@@ -839,7 +889,9 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
             }
         }
         c.actions.push(action);
+        c.users.insert(id);
     }
+    let mut changed = HashSet::new();
     let mut work = Vec::new();
     let mut reqs = Vec::new();
     for (name, c) in by_group {
@@ -866,13 +918,16 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
             patch(ops),
         );
         req.if_match = remote.if_match(g.etag.as_ref());
-        work.push(c.actions);
+        work.push((c.actions, c.users));
         reqs.push(req);
     }
     let answers = remote.phase(&reqs);
-    for ((actions, req), answer) in work.into_iter().zip(&reqs).zip(answers) {
+    for (((actions, users), req), answer) in work.into_iter().zip(&reqs).zip(answers) {
         match answer {
-            Ok(_) => out.applied += actions.len(),
+            Ok(_) => {
+                out.applied += actions.len();
+                changed.extend(users);
+            }
             Err(f) => {
                 let why = remote.describe(req, &f);
                 for a in &actions {
@@ -881,6 +936,7 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
             }
         }
     }
+    changed
 }
 
 #[cfg(test)]
