@@ -1040,7 +1040,8 @@ fn plan_through_serve_is_the_plan_of_the_store_underneath(backend: Backend) {
 
 /// A roster of SPEC §9: a role catalog with a default, entitlement catalogs
 /// (values, and group coverage), case managers, an SSO account; `step` 1
-/// changes grants and a case manager of accounts step 0 made.
+/// changes grants and a case manager of accounts step 0 made (more than
+/// the default `max_removals` lets go, so it allows them all).
 pub fn spec9_roster(step: u8) -> String {
     let (noelle_roles, noelle_products, zoe_manager) = match step {
         0 => (
@@ -1054,6 +1055,8 @@ pub fn spec9_roster(step: u8) -> String {
         r#"version: 1
 policy:
   required_fields: []
+  # Step 1 swaps grants wholesale; the removal guard is tested elsewhere.
+  max_removals: 100%
   roles: [public-viewer, individual, caseworker, supervisor]
   default_roles: [public-viewer]
   entitlements:
