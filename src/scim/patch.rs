@@ -163,15 +163,6 @@ fn check_target(core: &str, text: &str, path: &Path) -> Result<(), ScimError> {
     if *m == Mutability::ReadOnly {
         return Err(read_only());
     }
-    if schema == EXT_USER && path.attr.eq_ignore_ascii_case("signIn") {
-        return Err(ScimError::bad(
-            "mutability",
-            format!(
-                "path `{}`: signIn is taken only when a User is created (POST /Users)",
-                excerpt(text)
-            ),
-        ));
-    }
     if let Some(sub) = &path.sub {
         let (_, m) = subs
             .iter()
