@@ -7,7 +7,8 @@ use crate::scim::excerpt;
 use crate::scim::filter::{self, Filter};
 use crate::scim::patch::{self, Projection};
 use crate::scim::resource::{
-    self, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource, user_resource,
+    self, EXT_USER, GroupResource, LIST_RESPONSE, Ref, account_from_user, group_resource,
+    user_resource,
 };
 use crate::store::directory::{Directory, GroupRecord, ListQuery, UserRecord};
 use crate::store::{NewCredential, Owner, ScimField, Session};
@@ -421,10 +422,34 @@ fn bad_resource(e: resource::ResourceError) -> ScimError {
     ScimError::bad("invalidValue", e.0)
 }
 
-/// A new account's credential: the password the client sent, else an
-/// invitation like `roster apply`'s.
+/// A new account's credential: none when roster's User extension says
+/// `signIn: "sso"`, else the password the client sent, else an invitation
+/// like `roster apply`'s.
 fn credential(body: &Value) -> Result<NewCredential, ScimError> {
-    match body.get("password").and_then(Value::as_str) {
+    let sign_in = format!("{EXT_USER}:signIn");
+    let password = body.get("password").and_then(Value::as_str);
+    match body.get(EXT_USER).and_then(|e| e.get("signIn")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "invite" => {}
+        Some(Value::String(s)) if s == "sso" => {
+            if password.is_some_and(|p| !p.is_empty()) {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("{sign_in} \"sso\" takes no password; leave out password or signIn"),
+                ));
+            }
+            return Ok(NewCredential::Sso);
+        }
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                format!(
+                    "{sign_in} must be \"sso\" (active, no password, no invitation) or \"invite\" (the default)"
+                ),
+            ));
+        }
+    }
+    match password {
         Some(p) if !p.is_empty() => crate::secrets::hash_password(p)
             .map(|hash| NewCredential::Password {
                 hash,

@@ -548,8 +548,7 @@ on_every_store!(
 /// The same walk-throughs with `roster` as a SCIM client of `roster serve`
 /// over SQLite: plan, apply, export and plan again all through the server.
 ///
-/// Two are ignored until `roster serve` takes passwords and tells an SSO
-/// create from an invited one; run them with
+/// Staffing is ignored until `roster serve` takes passwords; run it with
 /// `cargo test --test cli examples::through_serve -- --ignored`.
 mod through_serve {
     use super::*;
@@ -566,7 +565,6 @@ mod through_serve {
     }
 
     #[test]
-    #[ignore = "roster serve gives every account created without a password an invitation, SSO ones too"]
     fn case_management() {
         super::case_management(Backend::Sqlite, true)
     }

@@ -2905,7 +2905,70 @@ fn roles_entitlements_and_managers_through_scim(b: Backend) {
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// `signIn: "sso"` in roster's User extension creates the account active
+/// with no password and no invitation, as `sign_in: sso` in a roster does;
+/// `invite` or no `signIn` invites as before; anything else is refused.
+fn sso_users_are_created_without_an_invitation(b: Backend) {
+    let f = Fixture::new(b);
+    let mut sso = user("Sso.Hire", "Sam", "Hire", "sam.hire@example.org");
+    sso[EXT]["signIn"] = json!("sso");
+    let mut invited = user("Inv.Hire", "Ivy", "Hire", "ivy.hire@example.org");
+    invited[EXT]["signIn"] = json!("invite");
+    let plain = user("Plain.Hire", "Pia", "Hire", "pia.hire@example.org");
+    for body in [&sso, &invited, &plain] {
+        let r = f.send("POST", "/Users", body);
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert!(r.body.get(EXT).is_none_or(|e| e.get("signIn").is_none()));
+    }
+    for (value, password) in [
+        (json!("password"), None),
+        (json!("SSO"), None),
+        (json!(""), None),
+        (json!(true), None),
+        (json!(["sso"]), None),
+        (json!("sso"), Some("Correct-Horse-9")),
+    ] {
+        let mut body = user("Bad.Hire", "Bo", "Hire", "bo.hire@example.org");
+        body[EXT]["signIn"] = value.clone();
+        if let Some(p) = password {
+            body["password"] = json!(p);
+        }
+        let r = f.send("POST", "/Users", &body);
+        assert_eq!(r.status, 400, "{value}: {}", r.body);
+        assert_eq!(r.body["scimType"], "invalidValue", "{value}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains(&format!("{EXT}:signIn")), "{detail}");
+        assert!(!detail.contains("Correct-Horse-9"), "{detail}");
+    }
+    assert!(f.names("userName eq \"Bad.Hire\"").is_empty());
+    let out = ok_in(
+        f.r.path(),
+        &["invitations", "--store", f.db(), "--format", "json"],
+    );
+    assert!(!out.stdout.contains("Sso.Hire"), "{}", out.stdout);
+    assert!(out.stdout.contains("Inv.Hire"), "{}", out.stdout);
+    assert!(out.stdout.contains("Plain.Hire"), "{}", out.stdout);
+    let out = ok_in(
+        f.r.path(),
+        &["accounts", "--store", f.db(), "--format", "json"],
+    );
+    let listed: Value = serde_json::from_str(&out.stdout).unwrap();
+    let sign_in = |name: &str| {
+        let a = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["user_name"] == name)
+            .unwrap_or_else(|| panic!("{name}: {listed}"));
+        (a["sign_in"].clone(), a["status"].clone())
+    };
+    assert_eq!(sign_in("Sso.Hire"), (json!("sso"), json!("active")));
+    assert_eq!(sign_in("Inv.Hire"), (json!("invited"), json!("active")));
+    assert_eq!(sign_in("Plain.Hire"), (json!("invited"), json!("active")));
+}
+
 on_every_store!(
+    sso_users_are_created_without_an_invitation,
     roles_entitlements_and_managers_through_scim,
     writes_take_grants_from_the_roster_catalogs,
     spec9_plan_through_serve_is_the_plan_of_the_store_underneath,

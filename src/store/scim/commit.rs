@@ -304,6 +304,7 @@ fn create_accounts(
             user_name,
             profile,
             password,
+            sso,
         } = o
         else {
             continue;
@@ -340,6 +341,10 @@ fn create_accounts(
         }
         if !remote.provider.user_ext {
             body = without(body, EXT_USER);
+        } else if *sso {
+            // roster's User extension tells a provider that knows it to
+            // create the account with no password and no invitation.
+            body[EXT_USER]["signIn"] = json!("sso");
         }
         if let Some(pw) = password {
             body["password"] = json!(pw);

@@ -929,6 +929,8 @@ enum Op {
         user_name: String,
         profile: Profile,
         password: Option<String>,
+        /// Signed in by an identity provider: no password, no invitation.
+        sso: bool,
     },
     SetActive {
         user_name: String,
@@ -1026,6 +1028,7 @@ impl Session for ScimSession {
         profile: &Profile,
         credential: NewCredential,
     ) -> Result<(), StoreError> {
+        let sso = matches!(credential, NewCredential::Sso);
         let password = match credential {
             NewCredential::Invite { .. } => None,
             NewCredential::Password { password, .. } => Some(password),
@@ -1035,6 +1038,7 @@ impl Session for ScimSession {
             user_name: user_name.to_string(),
             profile: profile.clone(),
             password,
+            sso,
         })
     }
 
