@@ -311,6 +311,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0003_ids_and_scopes.sql"),
     include_str!("../migrations/postgres/0004_plan_key.sql"),
     include_str!("../migrations/postgres/0005_roles_entitlements.sql"),
+    include_str!("../migrations/postgres/0006_delivery.sql"),
 ];
 
 /// The advisory lock every session holds: "roster" in ASCII. Anything else

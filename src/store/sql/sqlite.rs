@@ -216,6 +216,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_ids_and_scopes.sql"),
     include_str!("../migrations/0004_plan_key.sql"),
     include_str!("../migrations/0005_roles_entitlements.sql"),
+    include_str!("../migrations/0006_delivery.sql"),
 ];
 
 /// Page cache of a connection, in KiB (negative: SQLite's unit for KiB).
