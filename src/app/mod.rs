@@ -8,5 +8,6 @@ pub mod apply;
 pub mod export;
 pub mod import;
 pub mod plan;
+pub mod report;
 #[cfg(test)]
 mod tests;

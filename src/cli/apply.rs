@@ -104,7 +104,7 @@ fn is_plan_file(targets: &[PathBuf]) -> bool {
 
 /// The plan in `path`, and whether the file is exactly that plan (see
 /// [`seal::is_exactly`]).
-fn read_plan(path: &Path) -> Result<(Plan, bool), Error> {
+pub(super) fn read_plan(path: &Path) -> Result<(Plan, bool), Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::msg(format!(
             "{}: cannot read the plan: {e}; a saved plan is a file made by \

@@ -3,8 +3,10 @@
 mod accounts;
 pub mod apply;
 mod check;
+mod completions;
 mod import;
 mod plan;
+mod report;
 mod schema;
 mod serve;
 mod store;
@@ -69,6 +71,12 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// API tokens for `serve` (admin, or scoped to groups).
     Token(serve::TokenArgs),
+    /// Shell completions (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(completions::CompletionsArgs),
+    /// The man page on stdout, or every page into a directory with -o.
+    Man(completions::ManArgs),
+    /// An audit report of the store as one self-contained HTML page.
+    Report(report::Args),
 }
 
 /// What a verb writes: stdout and stderr, captured so tests and `run` agree.
@@ -186,6 +194,9 @@ where
         Command::Import(a) => import::run(a, &mut out),
         Command::Serve(a) => serve::serve(a, &mut out),
         Command::Token(a) => serve::token(a, &mut out),
+        Command::Completions(a) => completions::completions(a, &mut out),
+        Command::Man(a) => completions::man(a, &mut out),
+        Command::Report(a) => report::run(a, &mut out),
     };
     let code = finish(outcome, &mut out);
     let _ = out.stdout.flush();

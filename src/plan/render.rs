@@ -117,7 +117,7 @@ fn by_group(plan: &Plan) -> BTreeMap<&str, Vec<&Action>> {
 }
 
 /// (sign, text) of one action, for people.
-fn line(a: &Action) -> (char, String) {
+pub(crate) fn line(a: &Action) -> (char, String) {
     match a {
         Action::CreateGroup { kind, lwia, .. } => (
             '+',
