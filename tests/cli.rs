@@ -47,6 +47,8 @@ mod import;
 mod peers;
 #[path = "cli/pg.rs"]
 mod pg;
+#[path = "cli/report.rs"]
+mod report;
 #[path = "cli/scim.rs"]
 mod scim;
 #[path = "cli/serve.rs"]

@@ -65,19 +65,22 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
     })?;
     let _ = writeln!(
         out.stderr,
-        "Wrote the audit report of {} (revision {}, {}, audit log {}) to {}.",
-        built.store,
-        built.revision,
-        crate::report::plural(built.counts.accounts, "account"),
-        if built.audit.intact {
-            "verified"
-        } else if built.audit.kept {
-            "BROKEN"
-        } else {
-            "not kept"
-        },
-        args.out.display()
+        "{}",
+        crate::report::printable(&format!(
+            "Wrote the audit report of {} (revision {}, {}) to {}.",
+            built.store,
+            built.revision,
+            crate::report::plural(built.counts.accounts, "account"),
+            args.out.display()
+        ))
     );
+    if built.audit.kept && !built.audit.intact {
+        let _ = writeln!(
+            out.stderr,
+            "warning: the audit log is {}",
+            crate::report::printable(&built.audit.verdict)
+        );
+    }
     Ok(Done::Ok)
 }
 
