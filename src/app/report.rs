@@ -199,6 +199,7 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
                     l.account.active,
                 )
             })
+            .or_else(|| marks.new_people.get(&user_name.to_lowercase()).cloned())
             .unwrap_or_default()
     };
 
@@ -214,11 +215,11 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
             active,
         });
     }
-    let mut group_views: Vec<GroupView> = groups
-        .iter()
-        .map(|g| {
-            let mut members = members_of.remove(g.name.as_str()).unwrap_or_default();
-            members.extend(marks.added_to(&g.name).map(|(user_name, manager)| {
+    // The members a plan adds to `group`, marked.
+    let added = |group: &str| -> Vec<MemberView> {
+        marks
+            .added_to(group)
+            .map(|(user_name, manager)| {
                 let (name, email, active) = person(user_name);
                 MemberView {
                     user_name: user_name.to_string(),
@@ -231,8 +232,15 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
                         text: "to be added".into(),
                     }),
                 }
-            }));
-            members.sort_by(|a, b| a.user_name.to_lowercase().cmp(&b.user_name.to_lowercase()));
+            })
+            .collect()
+    };
+    let mut group_views: Vec<GroupView> = groups
+        .iter()
+        .map(|g| {
+            let mut members = members_of.remove(g.name.as_str()).unwrap_or_default();
+            members.extend(added(&g.name));
+            members.sort_by_key(|m| m.user_name.to_lowercase());
             GroupView {
                 name: g.name.clone(),
                 kind: g.kind.as_str(),
@@ -244,24 +252,8 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
         })
         .collect();
     for (name, kind, lwia) in &marks.new_groups {
-        let mut members: Vec<MemberView> = marks
-            .added_to(name)
-            .map(|(user_name, manager)| {
-                let (n, email, active) = person(user_name);
-                MemberView {
-                    user_name: user_name.to_string(),
-                    name: n,
-                    email,
-                    user_manager: manager,
-                    active,
-                    mark: Some(Mark {
-                        class: "add",
-                        text: "to be added".into(),
-                    }),
-                }
-            })
-            .collect();
-        members.sort_by(|a, b| a.user_name.to_lowercase().cmp(&b.user_name.to_lowercase()));
+        let mut members = added(name);
+        members.sort_by_key(|m| m.user_name.to_lowercase());
         group_views.push(GroupView {
             name: name.clone(),
             kind: kind.as_str(),
@@ -454,6 +446,8 @@ struct Marks {
     new_groups: Vec<(String, GroupType, Option<u32>)>,
     /// lower-cased user name → what happens to the account.
     accounts: HashMap<String, Vec<String>>,
+    /// lower-cased user name → (name, email, active) of an account the plan creates.
+    new_people: HashMap<String, (String, String, bool)>,
 }
 
 impl Marks {
@@ -496,6 +490,18 @@ impl Marks {
                     .entry(group.clone())
                     .or_default()
                     .push((account.clone(), *user_manager)),
+                Action::CreateAccount {
+                    account, profile, ..
+                } => {
+                    m.new_people.insert(
+                        account.to_lowercase(),
+                        (
+                            format!("{} {}", profile.first_name, profile.last_name),
+                            profile.email.clone(),
+                            true,
+                        ),
+                    );
+                }
                 Action::RemoveMembership { .. }
                 | Action::GrantUserManager { .. }
                 | Action::RevokeUserManager { .. } => {}
@@ -680,10 +686,22 @@ mod tests {
                     kind: GroupType::Organization,
                     lwia: None,
                 },
+                Action::CreateAccount {
+                    account: "PLee".into(),
+                    partner: "pat@example.edu".into(),
+                    profile: profile("pat@example.edu", "Pat", "Lee", Some("1999-09-09")),
+                    roles: Vec::new(),
+                    sign_in: None,
+                },
                 Action::AddMembership {
                     account: "BMitchell".into(),
                     group: "South".into(),
                     user_manager: true,
+                },
+                Action::AddMembership {
+                    account: "PLee".into(),
+                    group: "South".into(),
+                    user_manager: false,
                 },
                 Action::RemoveMembership {
                     account: "NHoliday".into(),
@@ -706,6 +724,11 @@ mod tests {
         let south = r.groups.iter().find(|g| g.name == "South").unwrap();
         assert_eq!(south.mark.as_ref().unwrap().class, "add");
         assert_eq!(south.members[0].user_name, "BMitchell");
+        // An account the plan creates is named from the plan.
+        assert_eq!(
+            (south.members[1].name.as_str(), south.user_managers),
+            ("Pat Lee", 1)
+        );
         assert_eq!(r.organizations.len(), 2);
         let noelle = &r.statuses[1].accounts[0];
         assert!(
@@ -713,8 +736,10 @@ mod tests {
             "{noelle:?}"
         );
         let p = r.plan.unwrap();
-        assert_eq!(p.changes.len(), 4);
-        assert_eq!(p.changes[2].class, "remove");
+        assert_eq!(p.changes.len(), 6);
+        assert_eq!(p.changes[4].class, "remove");
+        // The plan's birth date is nowhere in the report.
+        assert!(!format!("{p:?}").contains("1999-09-09"));
         assert!(p.digest.starts_with("sha256:"));
     }
 }
