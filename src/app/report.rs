@@ -32,6 +32,8 @@ pub struct AuditReport {
     pub revision: i64,
     pub generated_at: String,
     pub show_pii: bool,
+    /// Whether the store says who activated (a SCIM provider does not).
+    pub sign_in_known: bool,
     pub counts: Counts,
     pub groups: Vec<GroupView>,
     /// Accounts by status, in this order: active (activated or signed in by
@@ -291,10 +293,16 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
         accounts: listed.len(),
         ..Counts::default()
     };
+    // A SCIM provider keeps no credential state: its active accounts cannot
+    // be told apart by activation.
     let mut statuses = [
         StatusView {
             key: "active",
-            title: "Active: activated or signed in by SSO",
+            title: if scim {
+                "Active (the store does not say who activated)"
+            } else {
+                "Active: activated or signed in by SSO"
+            },
             accounts: Vec::new(),
         },
         StatusView {
@@ -370,6 +378,7 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
         revision,
         generated_at: opts.now.to_string(),
         show_pii: opts.show_pii,
+        sign_in_known: !scim,
         counts,
         groups: group_views,
         statuses: statuses.into(),

@@ -650,3 +650,42 @@ fn man_says_when_it_cannot_write_its_directory() {
         out.stderr
     );
 }
+
+/// Through SCIM (`roster serve` over the seeded store): the groups and
+/// accounts are those of the store itself; the audit log and activation,
+/// which SCIM does not publish, are said to be unknown, not verified.
+#[test]
+fn a_scim_store_reports_what_scim_publishes_and_says_what_it_does_not() {
+    let (r, db) = seeded_with(Backend::Sqlite, SEED);
+    let token = ok_in(
+        r.path(),
+        &["token", "create", "--name", "ci", "--store", &db],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    let server = super::serve::start(r.path(), &db);
+    let url = format!("scim+{}", server.base);
+    let out = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["report", "--html", "-o", "scim.html", "--store", &url])
+        .current_dir(r.path())
+        .env("ROSTER_SCIM_TOKEN", &token)
+        .env_remove("ROSTER_SHOW_PII")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let html = std::fs::read_to_string(r.path().join("scim.html")).unwrap();
+    assert_eq!(by_id(&html, "count-accounts"), "5");
+    assert_eq!(by_id(&html, "count-active"), "4");
+    assert_eq!(
+        by_id(&html, "count-sign-in-unknown"),
+        "not published by this store"
+    );
+    assert!(section(&html, "groups").contains("North Team <span"));
+    let verdict = by_id(&html, "audit-verdict");
+    assert!(verdict.starts_with("not kept: "), "{verdict}");
+    assert!(!html.contains("verified:"));
+    assert!(!html.contains(&token));
+    drop(server);
+}
