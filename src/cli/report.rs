@@ -74,6 +74,13 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
             args.out.display()
         ))
     );
+    if built.revision == 0 && built.counts.accounts == 0 && built.counts.groups == 0 {
+        let _ = writeln!(
+            out.stderr,
+            "note: the store {} is empty (revision 0, nothing ever applied); check --store",
+            crate::report::printable(&built.store)
+        );
+    }
     if built.audit.kept && !built.audit.intact {
         let _ = writeln!(
             out.stderr,

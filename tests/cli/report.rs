@@ -177,8 +177,12 @@ fn the_report_lists_groups_accounts_managers_and_the_verified_log(b: Backend) {
         assert!(!html.contains(pii), "{pii} in the report");
     }
     assert!(html.contains("<td>***</td>"));
-    // Self-contained and readable without JavaScript.
+    // Self-contained and readable without JavaScript; the page itself
+    // forbids scripts and outside loads.
     assert!(!html.to_lowercase().contains("<script"));
+    assert!(html.contains(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+    ));
     assert!(!html.contains("http://") && !html.contains("https://"));
     // The store URL is shown without its password.
     assert!(!html.contains(super::pg::PASSWORD));
@@ -214,6 +218,41 @@ fn last_limits_the_rows_listed_not_the_rows_verified() {
         .unwrap();
     assert!(rows > 3, "{total}");
     assert!(audit.contains(&format!("The last 3 of {rows} rows")));
+}
+
+#[test]
+fn last_zero_lists_no_rows_but_still_verifies() {
+    let (r, db) = seeded_with(Backend::Sqlite, SEED);
+    let html = report(&r, &db, &["--last", "0"]);
+    assert!(by_id(&html, "audit-verdict").starts_with("verified: "));
+    assert!(section(&html, "audit").contains("No rows listed (--last 0)"));
+}
+
+#[test]
+fn an_empty_store_is_reported_with_a_note_to_check_the_url() {
+    let r = roster();
+    let out = ok_in(
+        r.path(),
+        &[
+            "report",
+            "--html",
+            "-o",
+            "r.html",
+            "--store",
+            "sqlite:typo.db",
+        ],
+    );
+    assert!(
+        out.stderr
+            .contains("note: the store sqlite:typo.db is empty (revision 0, nothing ever applied); check --store"),
+        "{}",
+        out.stderr
+    );
+    // Reading made no store.
+    assert!(!r.path().join("typo.db").exists());
+    let html = std::fs::read_to_string(r.path().join("r.html")).unwrap();
+    assert!(html.contains("The store has no groups."));
+    assert!(section(&html, "audit").contains("The audit log has no rows."));
 }
 
 #[test]
