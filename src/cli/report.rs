@@ -15,7 +15,7 @@ const TEMPLATE_NAME: &str = "report.html.j2";
 pub struct Args {
     #[command(flatten)]
     pub store: StoreArg,
-    /// Write the report as one HTML page (the only format; required for clarity).
+    /// Write the report as one HTML page (required: HTML is the one format).
     #[arg(long, required = true)]
     pub html: bool,
     /// The file to write (mode 0600: it names people).
