@@ -4,6 +4,7 @@ mod accounts;
 pub mod apply;
 mod check;
 mod import;
+mod init;
 mod plan;
 mod schema;
 mod serve;
@@ -69,6 +70,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// API tokens for `serve` (admin, or scoped to groups).
     Token(serve::TokenArgs),
+    /// A new roster repository from a store (or empty): roster files, policy, CODEOWNERS, CI.
+    Init(init::Args),
 }
 
 /// What a verb writes: stdout and stderr, captured so tests and `run` agree.
@@ -186,6 +189,7 @@ where
         Command::Import(a) => import::run(a, &mut out),
         Command::Serve(a) => serve::serve(a, &mut out),
         Command::Token(a) => serve::token(a, &mut out),
+        Command::Init(a) => init::run(a, &mut out),
     };
     let code = finish(outcome, &mut out);
     let _ = out.stdout.flush();
