@@ -31,6 +31,8 @@ macro_rules! on_every_store {
 mod accounts;
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/cikit.rs"]
+mod cikit;
 #[path = "cli/conformance.rs"]
 mod conformance;
 #[path = "cli/examples.rs"]

@@ -13,7 +13,7 @@ if [ $# -ne 1 ] || [ ! -f "$1" ]; then
     echo "usage: comment-github.sh BODY_FILE" >&2
     exit 1
 fi
-: "${GITHUB_TOKEN:?set GITHUB_TOKEN (the workflow's token, with pull-requests: write)}"
+: "${GITHUB_TOKEN:?set GITHUB_TOKEN (the workflow token, with pull-requests: write)}"
 : "${GITHUB_REPOSITORY:?set GITHUB_REPOSITORY (owner/name)}"
 : "${ROSTER_PR:?set ROSTER_PR to the pull request number}"
 case "$ROSTER_PR" in
