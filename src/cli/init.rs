@@ -78,10 +78,21 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
             .unwrap_or_else(|| "an empty start".into()),
         args.store
             .as_deref()
-            .map(|u| format!(" --store {}", store::display_url(u)))
+            .map(|u| format!(" --store {}", from_inside(u, &out.cwd)))
             .unwrap_or_default(),
     );
     Ok(Done::Ok)
+}
+
+/// The store's URL as seen from inside the new repository: a relative
+/// SQLite path made absolute (a password never shown).
+fn from_inside(url: &str, cwd: &Path) -> String {
+    match url.strip_prefix("sqlite:") {
+        Some(path) if Path::new(path).is_relative() => {
+            format!("sqlite:{}", cwd.join(path).display())
+        }
+        _ => store::display_url(url),
+    }
 }
 
 /// A directory that does not exist or is empty, unless `force`.

@@ -340,6 +340,25 @@ fn init_force_never_writes_through_a_symlink() {
     assert!(meta.file_type().is_file());
 }
 
+/// The next step printed works as printed: a relative SQLite path is
+/// given from inside the new repository.
+#[test]
+fn init_says_how_to_plan_from_inside() {
+    let r = roster().file("seed.yaml", STORE);
+    r.go_ok(&["apply", "--yes", "--store", "sqlite:s.db", "seed.yaml"]);
+    let out = r.go_ok(&["init", "repo", "--store", "sqlite:s.db"]);
+    let store = format!("sqlite:{}", r.path().join("s.db").display());
+    assert!(
+        out.stdout.contains(&format!(
+            "cd repo && git init && roster plan --store {store} "
+        )),
+        "{}",
+        out.stdout
+    );
+    let plan = r.go_in("repo", &["plan", "--store", &store, "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+}
+
 #[test]
 fn init_of_a_store_that_cannot_be_read_says_so() {
     let r = roster().file(
