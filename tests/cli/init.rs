@@ -109,7 +109,20 @@ fn plans_no_changes(r: &Roster, dir: &str, url: &str) {
 fn init_of_a_store_plans_no_changes(b: Backend) {
     let (r, db) = fresh(b);
     let r = r.file("seed.yaml", STORE);
-    r.go_ok(&["apply", "--yes", "--store", &db, "seed.yaml"]);
+    // `apply --detailed-exitcode`: 2 when it changed something, then 0.
+    let apply = [
+        "apply",
+        "--yes",
+        "--detailed-exitcode",
+        "--store",
+        &db,
+        "seed.yaml",
+    ];
+    let out = r.go(&apply);
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("Applied "), "{}", out.stdout);
+    let out = r.go(&apply);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let out = r.go_ok(&["init", "repo", "--store", &db]);
     assert!(
         out.stdout.contains("3 groups and 5 partners"),
