@@ -31,6 +31,8 @@ macro_rules! on_every_store {
 mod accounts;
 #[path = "cli/browser.rs"]
 mod browser;
+#[path = "cli/cikit.rs"]
+mod cikit;
 #[path = "cli/conformance.rs"]
 mod conformance;
 #[path = "cli/examples.rs"]
@@ -43,6 +45,8 @@ mod fuzz;
 mod hostile;
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/init.rs"]
+mod init;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pg.rs"]

@@ -40,6 +40,9 @@ pub struct Args {
     /// Who is applying, for the audit log (default: the user running roster).
     #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true)]
     pub actor: Option<String>,
+    /// Exit 2 when changes were applied, 0 when there was nothing to change.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
 }
 
 /// How new accounts get in.
@@ -226,7 +229,7 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
                     plan = applied;
                 }
                 applied_line(&args, store, out, &done);
-                return outcome(&plan, false);
+                return outcome(&plan, args.detailed_exitcode);
             }
             Err(ApplyError::Changed(new)) => {
                 let _ = writeln!(

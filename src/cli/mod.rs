@@ -5,6 +5,7 @@ pub mod apply;
 mod check;
 mod completions;
 mod import;
+mod init;
 mod plan;
 mod report;
 mod schema;
@@ -77,6 +78,8 @@ pub enum Command {
     Man(completions::ManArgs),
     /// An audit report of the store as one self-contained HTML page.
     Report(report::Args),
+    /// A new roster repository from a store (or empty): roster files, policy, CODEOWNERS, CI.
+    Init(init::Args),
 }
 
 /// What a verb writes: stdout and stderr, captured so tests and `run` agree.
@@ -197,6 +200,7 @@ where
         Command::Completions(a) => completions::completions(a, &mut out),
         Command::Man(a) => completions::man(a, &mut out),
         Command::Report(a) => report::run(a, &mut out),
+        Command::Init(a) => init::run(a, &mut out),
     };
     let code = finish(outcome, &mut out);
     let _ = out.stdout.flush();
