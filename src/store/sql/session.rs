@@ -372,19 +372,22 @@ fn naming_new<'q>(
     Ok(())
 }
 
-/// The session's connection. A savepoint asked for on a store a round
-/// trip away is sent with the session's next statement rather than on its
-/// own, and not at all when the rows written under it go in one statement
-/// that writes all of them or none ([`SqlSession::flush_together`]): such a
-/// savepoint has nothing to undo in the database. A savepoint released
-/// sends its `RELEASE` with the next `SAVEPOINT` (one statement batch, one
-/// round trip) or leaves it to the commit, which releases it anyway.
+/// The session's connection. A savepoint asked for is sent with the
+/// session's next statement rather than on its own, and not at all when
+/// the rows written under it go in a way that writes all of them or none
+/// (see [`SqlSession::flush`]): such a savepoint has nothing to undo in the
+/// database, and costs neither a round trip to a server nor SQLite's
+/// sub-journal of every page changed under it. A savepoint released sends
+/// its `RELEASE` with the next `SAVEPOINT` (one statement batch, one round
+/// trip) or leaves it to the commit, which releases it anyway.
 struct Held {
     conn: Box<dyn Conn>,
     /// A `SAVEPOINT` asked for and not sent yet.
     savepoint_due: bool,
     /// A savepoint released whose `RELEASE` is not sent yet.
     release_due: bool,
+    /// A statement failed (reset by the caller that asks).
+    failed: bool,
     /// A statement failed while a savepoint was due but not sent: the
     /// database may have ended the transaction's good standing, and there
     /// is no savepoint in it to go back to.
@@ -401,10 +404,17 @@ impl Held {
         }
     }
 
+    /// `r`, a statement's outcome, its failure noted.
+    fn noted<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.failed |= r.is_err();
+        r
+    }
+
     /// Send the savepoint due, if any.
     fn send_due(&mut self) -> Result<(), StoreError> {
         if let Some(sql) = self.due() {
-            self.conn.batch(sql)?;
+            let r = self.conn.batch(sql);
+            self.noted(r)?;
             self.savepoint_due = false;
             self.release_due = false;
         }
@@ -421,11 +431,13 @@ impl Conn for Held {
     }
     fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
         self.send_due()?;
-        self.conn.execute(sql, params)
+        let r = self.conn.execute(sql, params);
+        self.noted(r)
     }
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         self.send_due()?;
-        self.conn.execute_args(sql, args)
+        let r = self.conn.execute_args(sql, args);
+        self.noted(r)
     }
     fn query(
         &mut self,
@@ -433,7 +445,8 @@ impl Conn for Held {
         params: &[super::conn::Value],
     ) -> Result<Vec<super::conn::Row>, StoreError> {
         self.send_due()?;
-        self.conn.query(sql, params)
+        let r = self.conn.query(sql, params);
+        self.noted(r)
     }
     fn query_opt(
         &mut self,
@@ -441,7 +454,8 @@ impl Conn for Held {
         params: &[super::conn::Value],
     ) -> Result<Option<super::conn::Row>, StoreError> {
         self.send_due()?;
-        self.conn.query_opt(sql, params)
+        let r = self.conn.query_opt(sql, params);
+        self.noted(r)
     }
     fn query_each(
         &mut self,
@@ -450,7 +464,8 @@ impl Conn for Held {
         each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.send_due()?;
-        self.conn.query_each(sql, params, each)
+        let r = self.conn.query_each(sql, params, each);
+        self.noted(r)
     }
     fn query_each_args(
         &mut self,
@@ -459,17 +474,22 @@ impl Conn for Held {
         each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         self.send_due()?;
-        self.conn.query_each_args(sql, args, each)
+        let r = self.conn.query_each_args(sql, args, each);
+        self.noted(r)
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self.due() {
             Some(due) => {
-                self.conn.batch(&format!("{due}; {sql}"))?;
+                let r = self.conn.batch(&format!("{due}; {sql}"));
+                self.noted(r)?;
                 self.savepoint_due = false;
                 self.release_due = false;
                 Ok(())
             }
-            None => self.conn.batch(sql),
+            None => {
+                let r = self.conn.batch(sql);
+                self.noted(r)
+            }
         }
     }
     fn rows_per_insert(&self) -> usize {
@@ -568,6 +588,7 @@ impl SqlSession {
                 conn,
                 savepoint_due: false,
                 release_due: false,
+                failed: false,
                 failed_unsaved: false,
             },
             actor: actor.to_string(),
@@ -639,7 +660,7 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.conn.rows_per_insert() > 1
+        let together = self.conn.rows_per_insert() > 1
             && [
                 (&self.accounts_queue, &ACCOUNTS),
                 (&self.memberships, &MEMBERSHIPS),
@@ -649,9 +670,30 @@ impl SqlSession {
                 (&self.audit, &AUDIT),
             ]
             .iter()
-            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width)
+            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
+        // A savepoint due stays unsent when a name taken leaves nothing
+        // written: one statement that writes all its rows or none, or a
+        // single new account, whose insert comes first and stops the rest.
+        // Any other failure leaves the transaction unable to go on.
+        let unsaved = self.conn.savepoint_due && (together || self.new_names.len() <= 1);
+        if !unsaved {
+            return self.flush_queues(together, false);
+        }
+        self.conn.savepoint_due = false;
+        self.conn.failed = false;
+        let written = self.flush_queues(together, true);
+        self.conn.savepoint_due = true;
+        if let Err(e) = &written
+            && (self.conn.failed || !matches!(e, StoreError::Taken(_)))
         {
-            return self.flush_together();
+            self.conn.failed_unsaved = true;
+        }
+        written
+    }
+
+    fn flush_queues(&mut self, together: bool, all_or_none: bool) -> Result<(), StoreError> {
+        if together {
+            return self.flush_together(all_or_none);
         }
         self.write_accounts()?;
         let conn = &mut self.conn;
@@ -677,7 +719,7 @@ impl SqlSession {
     /// ids, and the rest. A name taken is refused as
     /// [`SqlSession::write_accounts`] does (the rows naming it are not
     /// written).
-    fn flush_together(&mut self) -> Result<(), StoreError> {
+    fn flush_together(&mut self, all_or_none: bool) -> Result<(), StoreError> {
         let ids = &mut self.accounts;
         let mut sql = String::new();
         let mut args = Vec::new();
@@ -688,14 +730,7 @@ impl SqlSession {
             (&self.outbox, &OUTBOX),
             (&self.audit, &AUDIT),
         ];
-        // A savepoint not sent yet stays unsent: this one statement writes
-        // every row or none.
-        let unsaved = self.conn.savepoint_due;
-        let conn = if unsaved {
-            self.conn.conn.as_mut()
-        } else {
-            &mut self.conn as &mut dyn Conn
-        };
+        let conn = &mut self.conn;
         let mut unwritten = Vec::new();
         let written = if self.new_names.is_empty() {
             if parts.iter().any(|(q, _)| q.len() > 0) {
@@ -713,7 +748,7 @@ impl SqlSession {
                 args.push(queue.arg(*c, ids)?);
             }
             // A name taken writes none of the other rows either.
-            let all = unsaved.then_some(self.new_names.len());
+            let all = all_or_none.then_some(self.new_names.len());
             let mut n = 0;
             for (queue, table) in parts {
                 if all.is_none() && queue.cells.iter().all(|c| !matches!(c, Cell::Account(..))) {
@@ -758,10 +793,7 @@ impl SqlSession {
             ids.extend(found);
             r
         };
-        if let Err(e) = written {
-            self.conn.failed_unsaved |= unsaved;
-            return Err(e);
-        }
+        written?;
         self.accounts_queue.clear();
         self.memberships.clear();
         self.roles.clear();
@@ -1411,11 +1443,6 @@ impl Session for SqlSession {
         }
         self.flush()?;
         self.conn.savepoint_due = true;
-        // SQLite has no round trip to save, and writes its queues a row a
-        // statement: its savepoint is set at once.
-        if self.conn.rows_per_insert() == 1 {
-            self.conn.send_due()?;
-        }
         self.savepoint = Some(self.log.clone());
         Ok(())
     }
@@ -1427,10 +1454,9 @@ impl Session for SqlSession {
         if self.conn.savepoint_due {
             // Never sent: nothing since it reached the database.
             self.conn.savepoint_due = false;
-            if std::mem::take(&mut self.conn.failed_unsaved) {
+            if self.conn.failed_unsaved {
                 // A statement failed with no savepoint to go back to: the
-                // transaction cannot go on.
-                self.savepoint = Some(log);
+                // transaction cannot go on (nor commit).
                 return Err(StoreError::Invalid(
                     "a write failed in a transaction shared with others; try again".into(),
                 ));
@@ -1477,6 +1503,12 @@ impl Session for SqlSession {
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
+        if self.conn.failed_unsaved {
+            // Dropped: rolled back.
+            return Err(StoreError::Invalid(
+                "a write failed in a transaction shared with others; try again".into(),
+            ));
+        }
         self.flush()?;
         let revision = self.log.revision;
         // One statement batch: one round trip to a server.
