@@ -1567,6 +1567,42 @@ mod tests {
             .collect()
     }
 
+    /// A savepoint whose rows go all or none is not sent; a statement
+    /// failing under it anyway (the invitation refused, here by a trigger,
+    /// after the account's row was written) leaves nothing to roll back to
+    /// in the database: the session neither goes on nor commits, and
+    /// nothing lands.
+    #[test]
+    fn a_write_failing_under_a_savepoint_not_sent_cannot_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(w.commit().unwrap(), 0);
+        rusqlite::Connection::open(dir.path().join("s.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER no_mail BEFORE INSERT ON outbox \
+                 BEGIN SELECT RAISE(ABORT, 'no mail today'); END",
+            )
+            .unwrap();
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.savepoint().unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        assert!(w.release_savepoint().is_err());
+        assert!(w.rollback_to_savepoint().is_err());
+        assert!(w.commit().is_err());
+
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.revision().unwrap(), 0);
+        assert!(r.audit(None).unwrap().is_empty());
+        assert!(
+            r.accounts_by_user_name(&["ann".to_string()])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn a_rolled_back_savepoint_leaves_no_row_audit_row_or_revision() {
         let dir = tempfile::tempdir().unwrap();
