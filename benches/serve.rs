@@ -7,6 +7,10 @@
 //! PostgreSQL's `initdb` and `postgres` (on PATH, through `pg_config
 //! --bindir` or under /usr/lib/postgresql/*/bin) for the PostgreSQL figure;
 //! what is missing is said and left out.
+//!
+//! For profiling one server at length: `ROSTER_BENCH_ONLY=sqlite`
+//! (or `postgres`, `python`) measures that one alone, and
+//! `ROSTER_BENCH_USERS=N` creates N users instead of 2,000.
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -16,8 +20,21 @@ use std::time::{Duration, Instant};
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;
-/// Users created (and then in the store for the reads).
+/// Users created (and then in the store for the reads), unless
+/// `ROSTER_BENCH_USERS` says otherwise.
 const USERS: usize = 2_000;
+
+fn users() -> usize {
+    std::env::var("ROSTER_BENCH_USERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(USERS)
+}
+
+/// Whether this server is measured (`ROSTER_BENCH_ONLY` names one).
+fn measured(name: &str) -> bool {
+    std::env::var("ROSTER_BENCH_ONLY").map_or(true, |only| only == name)
+}
 const READS: usize = 2_000;
 const PAGES: usize = 20;
 
@@ -172,7 +189,8 @@ async fn measure(s: &Server) -> Figures {
         }
     };
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
-    let creates = load(USERS, move |i| {
+    let users = users();
+    let creates = load(users, move |i| {
         rq(c.post(format!("{base}/Users")))
             .header("content-type", "application/scim+json")
             .body(user(i).to_string())
@@ -180,14 +198,14 @@ async fn measure(s: &Server) -> Figures {
     .await;
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
     let reads = load(READS, move |i| {
-        let n = (i * 7919) % USERS;
+        let n = (i * 7919) % users;
         let filter = format!("emails.value eq \"user{n:06}@example.org\"");
         rq(c.get(url(&base, &[("filter", &filter)])))
     })
     .await;
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
     let pages = load(PAGES, move |i| {
-        let start = 1 + (i % 2) * 1000;
+        let start = 1 + (i % 2) * users.min(2000) / 2;
         let start = start.to_string();
         rq(c.get(url(
             &base,
@@ -354,38 +372,60 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "bounded load: {CONCURRENCY} in flight, loopback; {USERS} creates, {READS} filtered reads \
-         (emails.value eq) against {USERS} users, {PAGES} pages of 1,000"
+        "bounded load: {CONCURRENCY} in flight, loopback; {users} creates, {READS} filtered reads \
+         (emails.value eq) against {users} users, {PAGES} pages of 1,000",
+        users = users()
     );
-    let sqlite = {
+    println!("load average: {}", load_average());
+    let sqlite = measured("sqlite").then(|| {
         let roster = roster_server("sqlite:bench.db");
         rt.block_on(measure(&roster))
-    };
-    row("roster serve (SQLite)", &sqlite);
-    let pg = match postgres_server() {
-        Ok(cluster) => {
+    });
+    if let Some(f) = &sqlite {
+        row("roster serve (SQLite)", f);
+    }
+    let pg = match measured("postgres").then(postgres_server) {
+        None => None,
+        Some(Ok(cluster)) => {
             let roster = roster_server(&cluster.url);
             let f = rt.block_on(measure(&roster));
             row("roster serve (PostgreSQL)", &f);
             Some(f)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             println!("roster serve (PostgreSQL): not measured: {e}");
             None
         }
     };
-    let py = python_server().map(|py| rt.block_on(measure(&py)));
-    match &py {
-        Some(p) => row("scim2-server (Python)", p),
-        None => println!("scim2-server not found (PATH or ROSTER_PY_BIN): no comparison"),
+    let py = match measured("python").then(python_server) {
+        None => None,
+        Some(None) => {
+            println!("scim2-server not found (PATH or ROSTER_PY_BIN): no comparison");
+            None
+        }
+        Some(Some(py)) => Some(rt.block_on(measure(&py))),
+    };
+    if let Some(p) = &py {
+        row("scim2-server (Python)", p);
     }
-    if let Some(pg) = &pg {
-        ratio("ratio PostgreSQL/SQLite:", pg, &sqlite);
+    if let (Some(pg), Some(sqlite)) = (&pg, &sqlite) {
+        ratio("ratio PostgreSQL/SQLite:", pg, sqlite);
     }
     if let Some(p) = &py {
-        ratio("ratio roster (SQLite)/scim2-server:", &sqlite, p);
+        if let Some(sqlite) = &sqlite {
+            ratio("ratio roster (SQLite)/scim2-server:", sqlite, p);
+        }
         if let Some(pg) = &pg {
             ratio("ratio roster (PostgreSQL)/scim2-server:", pg, p);
         }
     }
+    println!("load average: {}", load_average());
+}
+
+/// The machine's load average (1, 5, 15 minutes): other work moves the
+/// figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }

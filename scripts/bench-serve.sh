@@ -7,6 +7,8 @@
 #    (a throwaway cluster it starts) next to scim2-server, in one run.
 # Usage: scripts/bench-serve.sh   (scim2-server on PATH or in $ROSTER_PY_BIN;
 #        PostgreSQL's initdb and postgres on PATH or under /usr/lib/postgresql)
+#        The bench alone measures one server with ROSTER_BENCH_ONLY=sqlite
+#        (postgres, python), and more creates with ROSTER_BENCH_USERS=N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/^MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo)"

@@ -185,6 +185,7 @@ conformance!(
     a_second_writer_waits_then_gives_up,
     savepoints_undo_rows_audit_and_revision,
     a_released_savepoint_stays_when_the_next_is_rolled_back,
+    a_create_refused_at_its_release_leaves_none_of_its_rows,
     the_plan_key_is_made_once_and_kept,
     accounts_and_groups_can_be_renamed_and_deleted,
     tokens_are_kept_as_digests_and_revoked,
@@ -923,6 +924,53 @@ fn a_released_savepoint_stays_when_the_next_is_rolled_back(s: &Subject) {
     let rows = s.verified_audit();
     let ops: Vec<&str> = rows[7..].iter().map(|e| e.op.as_str()).collect();
     assert_eq!(ops, ["create_account", "add_membership"]);
+}
+
+/// A create whose name the store already holds, refused when its
+/// savepoint's rows are written: none of its rows lands (its account, its
+/// roles, its invitation, its audit row), and the create after it in the
+/// same session does, in an audit chain that verifies.
+fn a_create_refused_at_its_release_leaves_none_of_its_rows(s: &Subject) {
+    seed(s);
+    let mut w = s.begin();
+    w.savepoint().unwrap();
+    let taken = w
+        .create_account_with_roles(
+            "BOB",
+            &profile("bob2@example.org", "Bob", "Two"),
+            &strings(&["editor"]),
+            invite(8),
+        )
+        .and_then(|()| w.release_savepoint());
+    assert!(matches!(taken, Err(StoreError::Taken(_))), "{taken:?}");
+    w.rollback_to_savepoint().unwrap();
+    assert_eq!(w.revision().unwrap(), 7);
+    w.savepoint().unwrap();
+    w.create_account_with_roles(
+        "gus",
+        &profile("gus@example.org", "Gus", "Ito"),
+        &strings(&["editor"]),
+        invite(9),
+    )
+    .unwrap();
+    w.release_savepoint().unwrap();
+    assert_eq!(w.commit().unwrap(), 8);
+
+    let bob = s.account("bob").expect("bob");
+    assert_eq!(bob.profile.email, "bob@example.org");
+    assert!(bob.roles.is_empty(), "{:?}", bob.roles);
+    assert_eq!(s.account("gus").expect("gus").roles, ["editor"]);
+    let invited: Vec<String> = s
+        .read()
+        .invitations()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.user_name)
+        .collect();
+    assert_eq!(invited, ["Ann", "gus"]);
+    let rows = s.verified_audit();
+    let subjects: Vec<&str> = rows[7..].iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects, ["gus"]);
 }
 
 fn the_plan_key_is_made_once_and_kept(s: &Subject) {

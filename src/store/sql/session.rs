@@ -296,32 +296,42 @@ fn together<'q>(
 /// The insert of one queued `row` of `table`, appended to `sql` (its
 /// parameters to `args`): a row naming an account not written yet takes
 /// its id from the new accounts of the same statement (the `WITH` clause
-/// `new`), and is not written if that account's name was taken.
+/// `new`), and is not written if that account's name was taken. With
+/// `all` (how many accounts the statement writes), the row is written only
+/// if every one of them was: the statement writes all its rows or none.
+#[allow(clippy::too_many_arguments)]
 fn naming_new<'q>(
     queue: &'q Queue,
     table: &Table,
     row: &[Cell],
     ids: &HashMap<String, i64>,
     new: &HashMap<String, String>,
+    all: Option<usize>,
     sql: &mut String,
     args: &mut Vec<Arg<'q>>,
 ) -> Result<(), StoreError> {
-    let Some(Cell::Account(start, end)) = row
+    let pending = row
         .iter()
         .find(|c| matches!(c, Cell::Account(..)) && !ids.contains_key(queue.key(**c)))
-        .copied()
-    else {
-        // Every account it names has its id: a row like any other.
-        table.sql_into(row.len(), args.len(), sql);
-        for c in row {
-            args.push(queue.arg(*c, ids)?);
+        .copied();
+    let names = match pending {
+        Some(Cell::Account(start, end)) => Some((start, end)),
+        _ if all.is_none() => {
+            // Every account it names has its id: a row like any other.
+            table.sql_into(row.len(), args.len(), sql);
+            for c in row {
+                args.push(queue.arg(*c, ids)?);
+            }
+            return Ok(());
         }
-        return Ok(());
+        _ => None,
     };
-    let key = &queue.text[start..end];
-    if !new.contains_key(key) {
+    if let Some((start, end)) = names
+        && !new.contains_key(&queue.text[start..end])
+    {
         return Err(StoreError::Invalid(format!(
-            "account `{key}` was not written"
+            "account `{}` was not written",
+            &queue.text[start..end]
         )));
     }
     let head = table.insert.strip_suffix("VALUES ").unwrap_or(table.insert);
@@ -331,7 +341,7 @@ fn naming_new<'q>(
         if i > 0 {
             sql.push_str(", ");
         }
-        if matches!(c, Cell::Account(s, e) if (*s, *e) == (start, end)) {
+        if matches!((c, names), (Cell::Account(s, e), Some(n)) if (*s, *e) == n) {
             sql.push_str("new.id");
             continue;
         }
@@ -350,14 +360,155 @@ fn naming_new<'q>(
         args.push(arg);
         let _ = write!(sql, "?{}::{ty}", args.len());
     }
-    args.push(Arg::Text(key));
-    let _ = write!(sql, " FROM new WHERE new.user_key = ?{}", args.len());
+    let mut cond = " WHERE";
+    if let Some((start, end)) = names {
+        args.push(Arg::Text(&queue.text[start..end]));
+        let _ = write!(sql, " FROM new WHERE new.user_key = ?{}", args.len());
+        cond = " AND";
+    }
+    if let Some(n) = all {
+        let _ = write!(sql, "{cond} (SELECT count(*) FROM new) = {n}");
+    }
     Ok(())
+}
+
+/// The session's connection. A savepoint asked for is sent with the
+/// session's next statement rather than on its own, and not at all when
+/// the rows written under it go in a way that writes all of them or none
+/// (see [`SqlSession::flush`]): such a savepoint has nothing to undo in the
+/// database, and costs neither a round trip to a server nor SQLite's
+/// sub-journal of every page changed under it. A savepoint released sends
+/// its `RELEASE` with the next `SAVEPOINT` (one statement batch, one round
+/// trip) or leaves it to the commit, which releases it anyway.
+struct Held {
+    conn: Box<dyn Conn>,
+    /// A `SAVEPOINT` asked for and not sent yet.
+    savepoint_due: bool,
+    /// A savepoint released whose `RELEASE` is not sent yet.
+    release_due: bool,
+    /// A statement failed (reset by the caller that asks).
+    failed: bool,
+    /// A statement failed while a savepoint was due but not sent: the
+    /// database may have ended the transaction's good standing, and there
+    /// is no savepoint in it to go back to.
+    failed_unsaved: bool,
+}
+
+impl Held {
+    /// The savepoint commands due, as one statement batch.
+    fn due(&self) -> Option<&'static str> {
+        match (self.savepoint_due, self.release_due) {
+            (false, _) => None,
+            (true, false) => Some("SAVEPOINT roster_write"),
+            (true, true) => Some("RELEASE SAVEPOINT roster_write; SAVEPOINT roster_write"),
+        }
+    }
+
+    /// `r`, a statement's outcome, its failure noted.
+    fn noted<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Send the savepoint due, if any.
+    fn send_due(&mut self) -> Result<(), StoreError> {
+        if let Some(sql) = self.due() {
+            let r = self.conn.batch(sql);
+            self.noted(r)?;
+            self.savepoint_due = false;
+            self.release_due = false;
+        }
+        Ok(())
+    }
+}
+
+impl Conn for Held {
+    fn url(&self) -> &str {
+        self.conn.url()
+    }
+    fn dialect(&self) -> super::conn::Dialect {
+        self.conn.dialect()
+    }
+    fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
+        self.send_due()?;
+        let r = self.conn.execute(sql, params);
+        self.noted(r)
+    }
+    fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        self.send_due()?;
+        let r = self.conn.execute_args(sql, args);
+        self.noted(r)
+    }
+    fn query(
+        &mut self,
+        sql: &str,
+        params: &[super::conn::Value],
+    ) -> Result<Vec<super::conn::Row>, StoreError> {
+        self.send_due()?;
+        let r = self.conn.query(sql, params);
+        self.noted(r)
+    }
+    fn query_opt(
+        &mut self,
+        sql: &str,
+        params: &[super::conn::Value],
+    ) -> Result<Option<super::conn::Row>, StoreError> {
+        self.send_due()?;
+        let r = self.conn.query_opt(sql, params);
+        self.noted(r)
+    }
+    fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[super::conn::Value],
+        each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.send_due()?;
+        let r = self.conn.query_each(sql, params, each);
+        self.noted(r)
+    }
+    fn query_each_args(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.send_due()?;
+        let r = self.conn.query_each_args(sql, args, each);
+        self.noted(r)
+    }
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self.due() {
+            Some(due) => {
+                let r = self.conn.batch(&format!("{due}; {sql}"));
+                self.noted(r)?;
+                self.savepoint_due = false;
+                self.release_due = false;
+                Ok(())
+            }
+            None => {
+                let r = self.conn.batch(sql);
+                self.noted(r)
+            }
+        }
+    }
+    fn rows_per_insert(&self) -> usize {
+        self.conn.rows_per_insert()
+    }
+    fn last_insert_id(&mut self) -> Option<i64> {
+        self.conn.last_insert_id()
+    }
+    fn deadline(&mut self, deadline: Option<std::time::Instant>) -> Result<(), StoreError> {
+        self.conn.deadline(deadline)
+    }
+    fn in_transaction(&self) -> bool {
+        self.conn.in_transaction()
+    }
 }
 
 /// A write transaction on a SQL store.
 pub struct SqlSession {
-    conn: Box<dyn Conn>,
+    conn: Held,
     actor: String,
     now: String,
     log: AuditLog,
@@ -386,10 +537,6 @@ pub struct SqlSession {
     audit: Queue,
     /// The audit rows' text, reused from row to row.
     row_text: RowText,
-    /// A savepoint released, whose `RELEASE` goes with the next
-    /// `SAVEPOINT` (one statement batch, one round trip) or is left to the
-    /// commit, which releases it anyway.
-    release_due: bool,
     open: bool,
 }
 
@@ -437,7 +584,13 @@ impl SqlSession {
             _ => None,
         };
         Ok(SqlSession {
-            conn,
+            conn: Held {
+                conn,
+                savepoint_due: false,
+                release_due: false,
+                failed: false,
+                failed_unsaved: false,
+            },
             actor: actor.to_string(),
             now: now.to_string(),
             log: AuditLog::new(revision, last),
@@ -456,7 +609,6 @@ impl SqlSession {
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
-            release_due: false,
             open: true,
         })
     }
@@ -508,7 +660,7 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
-        if self.conn.rows_per_insert() > 1
+        let together = self.conn.rows_per_insert() > 1
             && [
                 (&self.accounts_queue, &ACCOUNTS),
                 (&self.memberships, &MEMBERSHIPS),
@@ -518,12 +670,33 @@ impl SqlSession {
                 (&self.audit, &AUDIT),
             ]
             .iter()
-            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width)
+            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
+        // A savepoint due stays unsent when a name taken leaves nothing
+        // written: one statement that writes all its rows or none, or a
+        // single new account, whose insert comes first and stops the rest.
+        // Any other failure leaves the transaction unable to go on.
+        let unsaved = self.conn.savepoint_due && (together || self.new_names.len() <= 1);
+        if !unsaved {
+            return self.flush_queues(together, false);
+        }
+        self.conn.savepoint_due = false;
+        self.conn.failed = false;
+        let written = self.flush_queues(together, true);
+        self.conn.savepoint_due = true;
+        if let Err(e) = &written
+            && (self.conn.failed || !matches!(e, StoreError::Taken(_)))
         {
-            return self.flush_together();
+            self.conn.failed_unsaved = true;
+        }
+        written
+    }
+
+    fn flush_queues(&mut self, together: bool, all_or_none: bool) -> Result<(), StoreError> {
+        if together {
+            return self.flush_together(all_or_none);
         }
         self.write_accounts()?;
-        let conn = self.conn.as_mut();
+        let conn = &mut self.conn;
         self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
         self.roles.write(conn, &ROLES, &self.accounts)?;
         self.entitlements
@@ -546,7 +719,7 @@ impl SqlSession {
     /// ids, and the rest. A name taken is refused as
     /// [`SqlSession::write_accounts`] does (the rows naming it are not
     /// written).
-    fn flush_together(&mut self) -> Result<(), StoreError> {
+    fn flush_together(&mut self, all_or_none: bool) -> Result<(), StoreError> {
         let ids = &mut self.accounts;
         let mut sql = String::new();
         let mut args = Vec::new();
@@ -557,10 +730,14 @@ impl SqlSession {
             (&self.outbox, &OUTBOX),
             (&self.audit, &AUDIT),
         ];
-        if self.new_names.is_empty() {
+        let conn = &mut self.conn;
+        let mut unwritten = Vec::new();
+        let written = if self.new_names.is_empty() {
             if parts.iter().any(|(q, _)| q.len() > 0) {
                 together(&parts, ids, &mut sql, &mut args)?;
-                self.conn.execute_args(&sql, &args)?;
+                conn.execute_args(&sql, &args).map(drop)
+            } else {
+                Ok(())
             }
         } else {
             sql.push_str("WITH new AS (");
@@ -570,9 +747,11 @@ impl SqlSession {
             for c in &queue.cells {
                 args.push(queue.arg(*c, ids)?);
             }
+            // A name taken writes none of the other rows either.
+            let all = all_or_none.then_some(self.new_names.len());
             let mut n = 0;
             for (queue, table) in parts {
-                if queue.cells.iter().all(|c| !matches!(c, Cell::Account(..))) {
+                if all.is_none() && queue.cells.iter().all(|c| !matches!(c, Cell::Account(..))) {
                     if queue.len() > 0 {
                         let _ = write!(sql, ", w{n} AS (");
                         n += 1;
@@ -587,19 +766,34 @@ impl SqlSession {
                 for row in queue.cells.chunks(table.width) {
                     let _ = write!(sql, ", w{n} AS (");
                     n += 1;
-                    naming_new(queue, table, row, ids, &self.new_names, &mut sql, &mut args)?;
+                    naming_new(
+                        queue,
+                        table,
+                        row,
+                        ids,
+                        &self.new_names,
+                        all,
+                        &mut sql,
+                        &mut args,
+                    )?;
                     sql.push(')');
                 }
             }
             sql.push_str(" SELECT user_key, id FROM new");
             let mut found = Vec::new();
-            self.conn.query_each_args(&sql, &args, &mut |r| {
+            let r = conn.query_each_args(&sql, &args, &mut |r| {
                 found.push((r.take::<String>(0)?, r.get::<i64>(1)?));
                 Ok(())
-            })?;
+            });
             drop(args);
+            if all.is_some() && found.len() < self.new_names.len() {
+                // Nothing was written: none of these ids is an account's.
+                unwritten = found.iter().map(|(k, _)| k.clone()).collect();
+            }
             ids.extend(found);
-        }
+            r
+        };
+        written?;
         self.accounts_queue.clear();
         self.memberships.clear();
         self.roles.clear();
@@ -607,10 +801,14 @@ impl SqlSession {
         self.outbox.clear();
         self.audit.clear();
         let names = std::mem::take(&mut self.new_names);
-        match names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+        let taken = match names.iter().find(|(key, _)| !ids.contains_key(*key)) {
             Some((_, name)) => Err(StoreError::account_taken(name)),
             None => Ok(()),
+        };
+        for key in unwritten {
+            ids.remove(&key);
         }
+        taken
     }
 
     /// Write the queued accounts and learn their ids; a name taken in the
@@ -1244,13 +1442,7 @@ impl Session for SqlSession {
             ));
         }
         self.flush()?;
-        if std::mem::take(&mut self.release_due) {
-            self.conn.batch(&format!(
-                "RELEASE SAVEPOINT {SAVEPOINT}; SAVEPOINT {SAVEPOINT}"
-            ))?;
-        } else {
-            self.conn.batch(&format!("SAVEPOINT {SAVEPOINT}"))?;
-        }
+        self.conn.savepoint_due = true;
         self.savepoint = Some(self.log.clone());
         Ok(())
     }
@@ -1259,9 +1451,21 @@ impl Session for SqlSession {
         let Some(log) = self.savepoint.take() else {
             return Err(StoreError::Invalid("no savepoint to roll back to".into()));
         };
-        self.conn.batch(&format!(
-            "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
-        ))?;
+        if self.conn.savepoint_due {
+            // Never sent: nothing since it reached the database.
+            self.conn.savepoint_due = false;
+            if self.conn.failed_unsaved {
+                // A statement failed with no savepoint to go back to: the
+                // transaction cannot go on (nor commit).
+                return Err(StoreError::Invalid(
+                    "a write failed in a transaction shared with others; try again".into(),
+                ));
+            }
+        } else {
+            self.conn.batch(&format!(
+                "ROLLBACK TO SAVEPOINT {SAVEPOINT}; RELEASE SAVEPOINT {SAVEPOINT}"
+            ))?;
+        }
         self.log = log;
         // Ids cached since may name rows that are gone, or names that
         // changed back: look them up again. What was queued since is
@@ -1289,13 +1493,22 @@ impl Session for SqlSession {
         // savepoint set, for the caller to roll back to.
         self.flush()?;
         // What it holds is the transaction's now: nothing rolls back to
-        // it. The `RELEASE` itself waits for the next statement batch.
-        self.release_due = true;
+        // it. A savepoint never sent has nothing to release; the `RELEASE`
+        // of one sent waits for the next statement batch.
+        if !std::mem::take(&mut self.conn.savepoint_due) {
+            self.conn.release_due = true;
+        }
         self.savepoint = None;
         Ok(())
     }
 
     fn commit(mut self: Box<Self>) -> Result<i64, StoreError> {
+        if self.conn.failed_unsaved {
+            // Dropped: rolled back.
+            return Err(StoreError::Invalid(
+                "a write failed in a transaction shared with others; try again".into(),
+            ));
+        }
         self.flush()?;
         let revision = self.log.revision;
         // One statement batch: one round trip to a server.
@@ -1312,7 +1525,7 @@ impl Drop for SqlSession {
         if self.open {
             // Nothing of an unfinished apply lands (and the lock is free
             // at once).
-            let _ = self.conn.batch("ROLLBACK");
+            let _ = self.conn.conn.batch("ROLLBACK");
         }
     }
 }
@@ -1352,6 +1565,42 @@ mod tests {
             .into_iter()
             .map(|m| m.user_name)
             .collect()
+    }
+
+    /// A savepoint whose rows go all or none is not sent; a statement
+    /// failing under it anyway (the invitation refused, here by a trigger,
+    /// after the account's row was written) leaves nothing to roll back to
+    /// in the database: the session neither goes on nor commits, and
+    /// nothing lands.
+    #[test]
+    fn a_write_failing_under_a_savepoint_not_sent_cannot_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(&dir, Options::default());
+        let w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        assert_eq!(w.commit().unwrap(), 0);
+        rusqlite::Connection::open(dir.path().join("s.db"))
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER no_mail BEFORE INSERT ON outbox \
+                 BEGIN SELECT RAISE(ABORT, 'no mail today'); END",
+            )
+            .unwrap();
+        let mut w = s.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        w.savepoint().unwrap();
+        w.create_account("ann", &profile("ann@x.org"), invite())
+            .unwrap();
+        assert!(w.release_savepoint().is_err());
+        assert!(w.rollback_to_savepoint().is_err());
+        assert!(w.commit().is_err());
+
+        let mut r = s.reader().unwrap();
+        assert_eq!(r.revision().unwrap(), 0);
+        assert!(r.audit(None).unwrap().is_empty());
+        assert!(
+            r.accounts_by_user_name(&["ann".to_string()])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -187,6 +187,16 @@ impl Conn for SqliteConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        // One statement (a transaction's `BEGIN`, `ROLLBACK`, a savepoint)
+        // is prepared once, as other statements are; a batch each time.
+        if !sql.contains(';') {
+            return self
+                .conn
+                .prepare_cached(sql)
+                .and_then(|mut s| s.raw_execute())
+                .map(drop)
+                .map_err(self.err());
+        }
         self.conn.execute_batch(sql).map_err(self.err())
     }
 
