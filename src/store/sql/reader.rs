@@ -322,4 +322,16 @@ impl Reader for SqlReader {
         })
         .collect()
     }
+
+    fn token_holder(
+        &mut self,
+        digest: &str,
+        ttl: std::time::Duration,
+        now: &str,
+    ) -> Result<crate::store::TokenLookup, StoreError> {
+        match self.conn() {
+            Some(c) => Ok(super::activate::lookup(c, digest, ttl, now)?.1),
+            None => Ok(Err(crate::store::TokenRefused::Unknown)),
+        }
+    }
 }
