@@ -89,7 +89,13 @@ pub struct ServeArgs {
     pub trust_proxy: bool,
     /// The activation page (`GET`/`POST /activate`), where invited people
     /// and password resets set a password from the mailed link: on or off.
-    #[arg(long, value_enum, default_value = "on", hide_env_values = true, env = "ROSTER_ACTIVATION_PAGE")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on",
+        hide_env_values = true,
+        env = "ROSTER_ACTIVATION_PAGE"
+    )]
     pub activation_page: Switch,
     /// How long an invitation, reminder or reset link works after it was
     /// mailed: a number and a unit, `m`, `h` or `d` (e.g. `14d`, `36h`).
@@ -413,7 +419,17 @@ mod tests {
         assert_eq!(ttl("14d"), Ok(Duration::from_secs(14 * 86_400)));
         assert_eq!(ttl("36h"), Ok(Duration::from_secs(36 * 3_600)));
         assert_eq!(ttl("90m"), Ok(Duration::from_secs(90 * 60)));
-        for bad in ["", "14", "0d", "d", "1.5d", "366d", "-1d", "14 days", "99999999999999999d"] {
+        for bad in [
+            "",
+            "14",
+            "0d",
+            "d",
+            "1.5d",
+            "366d",
+            "-1d",
+            "14 days",
+            "99999999999999999d",
+        ] {
             assert!(ttl(bad).is_err(), "{bad}");
         }
     }

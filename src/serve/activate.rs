@@ -93,14 +93,12 @@ pub fn rule_broken(password: &str, confirm: &str, holder: &TokenHolder) -> Vec<S
     if user.chars().count() >= 3 && lower.contains(&user) {
         out.push("The password contains your user name; leave it out.".into());
     }
-    let local = holder
-        .email
-        .split('@')
-        .next()
-        .unwrap_or("")
-        .to_lowercase();
+    let local = holder.email.split('@').next().unwrap_or("").to_lowercase();
     if local.chars().count() >= 3 && local != user && lower.contains(&local) {
-        out.push("The password contains your email address (the part before the @); leave it out.".into());
+        out.push(
+            "The password contains your email address (the part before the @); leave it out."
+                .into(),
+        );
     }
     let kinds = [
         password.chars().any(char::is_lowercase),
@@ -292,7 +290,10 @@ fn well_formed(token: &str) -> bool {
 
 /// The value of `name` in a form or query string.
 fn field(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 fn pairs(data: &[u8]) -> Vec<(String, String)> {
@@ -404,7 +405,10 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
     if !form_type {
         return error_page(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -534,7 +538,10 @@ mod tests {
     fn cross_site_posts_are_recognised() {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!cross_site(&h), "no Origin: a same-site form of an old browser");
+        assert!(
+            !cross_site(&h),
+            "no Origin: a same-site form of an old browser"
+        );
         h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
         assert!(!cross_site(&h));
         h.insert("origin", HeaderValue::from_static("https://evil.example"));

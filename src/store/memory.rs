@@ -398,6 +398,19 @@ impl Reader for MemoryReader {
         Ok(self.data.token_holder(digest, ttl, now).1)
     }
 
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(self
+            .data
+            .user_keys
+            .iter()
+            .filter_map(|(key, id)| {
+                Some((key.clone(), self.data.accounts[id].activated_at.clone()?))
+            })
+            .collect())
+    }
+
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
         let mut out: Vec<(String, Invitation)> = self
             .data
@@ -1012,7 +1025,12 @@ mod tests {
             Err(TokenRefused::Unknown)
         );
         s.commit().unwrap();
-        assert!(store.outbox().iter().all(|m| m.recipient != "ann@example.org"));
+        assert!(
+            store
+                .outbox()
+                .iter()
+                .all(|m| m.recipient != "ann@example.org")
+        );
         assert_eq!(
             store.credential_of("ann"),
             Some((
@@ -1022,6 +1040,9 @@ mod tests {
         );
         let audit = store.reader().unwrap().audit(None).unwrap();
         let last = audit.last().unwrap();
-        assert_eq!((last.op.as_str(), last.subject.as_str()), ("activate_account", "ann"));
+        assert_eq!(
+            (last.op.as_str(), last.subject.as_str()),
+            ("activate_account", "ann")
+        );
     }
 }

@@ -135,6 +135,12 @@ pub trait Reader {
         let _ = (digest, ttl, now);
         Ok(Err(TokenRefused::Unknown))
     }
+    /// When each activated account activated, by lower-cased user name.
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(Default::default())
+    }
 }
 
 /// What a SCIM-only value belongs to.

@@ -334,4 +334,19 @@ impl Reader for SqlReader {
             None => Ok(Err(crate::store::TokenRefused::Unknown)),
         }
     }
+
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Default::default());
+        };
+        c.query(
+            "SELECT user_key, activated_at FROM accounts WHERE activated_at IS NOT NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect()
+    }
 }
