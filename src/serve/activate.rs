@@ -303,15 +303,25 @@ fn pairs(data: &[u8]) -> Vec<(String, String)> {
 }
 
 /// Whether a POST comes from another site: its browser says so
-/// (`Sec-Fetch-Site: cross-site`), or its `Origin` is not this server's.
+/// (`Sec-Fetch-Site` other than `same-origin`), or its `Origin` is not this
+/// server's. Pages sent with `Referrer-Policy: no-referrer` make browsers
+/// send `Origin: null` with their own forms: that is taken only with
+/// `Sec-Fetch-Site: same-origin`.
 pub fn cross_site(headers: &HeaderMap) -> bool {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if get("sec-fetch-site").is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+    let site = get("sec-fetch-site").map(str::to_ascii_lowercase);
+    if site
+        .as_deref()
+        .is_some_and(|s| s != "same-origin" && s != "none")
+    {
         return true;
     }
     let Some(origin) = get("origin") else {
         return false;
     };
+    if origin == "null" {
+        return site.as_deref() != Some("same-origin");
+    }
     let authority = origin
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"));
@@ -386,7 +396,19 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
         return refused_page();
     };
     if cross_site(&headers) {
-        tracing::info!("activation: a form posted from another site refused");
+        let shown = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(crate::report::printable)
+                .unwrap_or_default()
+                .to_string()
+        };
+        tracing::info!(
+            origin = %shown("origin"),
+            sec_fetch_site = %shown("sec-fetch-site"),
+            "activation: a form posted from another site refused"
+        );
         return error_page(
             StatusCode::FORBIDDEN,
             "Not accepted",
@@ -548,6 +570,11 @@ mod tests {
         assert!(cross_site(&h));
         h.insert("origin", HeaderValue::from_static("null"));
         assert!(cross_site(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_site(&h), "a no-referrer page's own form");
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(cross_site(&h));
+        h.remove("sec-fetch-site");
         h.insert("origin", HeaderValue::from_static("http://127.0.0.1:8080"));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(cross_site(&h));

@@ -478,6 +478,11 @@ fn hostile_posts_are_refused(backend: Backend) {
         &[("origin", "https://evil.example")][..],
         &[("origin", "null")][..],
         &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site"), ("origin", "null")][..],
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "same-origin"),
+        ][..],
     ] {
         let p = request("POST", &url, Some(fields), headers, None);
         assert_eq!(p.status, 403, "{headers:?}: {}", p.body);
@@ -538,6 +543,7 @@ on_every_store!(
     a_mailed_link_sets_a_password_once,
     dead_links_get_one_page,
     hostile_posts_are_refused,
+    a_person_activates_in_a_browser,
 );
 
 #[test]
@@ -590,4 +596,76 @@ fn guessing_tokens_is_cut_short() {
     }
     assert!(statuses[..60].iter().all(|s| *s == 410), "{statuses:?}");
     assert!(statuses[60..].iter().all(|s| *s == 429), "{statuses:?}");
+}
+
+/// The page in a real browser, from the mailed link to an account that
+/// signs in: chromium at a phone's width types the password twice and
+/// submits; screenshots of the form and of the answer are kept in
+/// `target/test-artifacts/activation-*.png`.
+fn a_person_activates_in_a_browser(backend: Backend) {
+    if super::browser::skipped() {
+        return;
+    }
+    let r = roster().file("r.yaml", ROSTER);
+    let db = invited(&r, backend);
+    let mut sql = Sql::open(r.path(), &db);
+    let token = set_token(&mut sql, "mandy@example.com", &ago(60));
+    let server = start(r.path(), &db, &[]);
+    // The link as `roster invitations send --link '…/activate?token={token}'` makes it.
+    let link = format!("{}/activate?token={token}", server.base);
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+
+    let browser = super::browser::WebDriver::start(320, 720);
+    browser.open(&link);
+    browser.wait_for_title("Set your password");
+    // Nothing sticks out at 320 px: no sideways scrolling.
+    let wide = browser.eval("return document.documentElement.scrollWidth");
+    let view = browser.eval("return window.innerWidth");
+    assert!(
+        wide.as_u64().unwrap() <= view.as_u64().unwrap(),
+        "{wide} px wide in a {view} px window"
+    );
+    // Labels name the fields for screen readers.
+    let labelled = browser.eval(
+        "return ['password','confirm'].every(id => document.getElementById(id).labels.length === 1)",
+    );
+    assert_eq!(labelled, serde_json::json!(true));
+    // A mismatch first: the page says so and keeps the person on the form.
+    browser.type_into("#password", GOOD);
+    browser.type_into("#confirm", "correct horse 7 batteries");
+    browser.click("button[type=submit]");
+    browser.wait_for_title("Set your password");
+    let errors = browser.source();
+    assert!(errors.contains("The two passwords differ"), "{errors}");
+    browser.screenshot(&format!("activation-{name}-errors"));
+
+    browser.type_into("#password", GOOD);
+    browser.type_into("#confirm", GOOD);
+    browser.screenshot(&format!("activation-{name}-form"));
+    browser.click("button[type=submit]");
+    browser.wait_for_title("Your password is set");
+    let done = browser.source();
+    let png = browser.screenshot(&format!("activation-{name}-done"));
+    assert!(png.is_file());
+    let user = sql.row("SELECT user_name FROM accounts WHERE email_key = 'mandy@example.com'")[0]
+        .clone()
+        .unwrap();
+    assert!(done.contains(&user), "{done}");
+
+    let row = account_row(&mut sql, "mandy@example.com");
+    assert!(row[0].is_some(), "activated_at set");
+    assert_eq!(row[1].as_deref(), Some("password_set"));
+    assert_eq!(row[2], None, "the digest is cleared");
+    // The account signs in with the password typed, and no other.
+    let hash = row[4].clone().unwrap();
+    assert!(verify(GOOD, &hash));
+    assert!(!verify("correct horse 7 batteries", &hash));
+    // Back on the link: it is dead.
+    browser.open(&link);
+    browser.wait_for_title("This link no longer works");
+    let log = server.log();
+    assert!(!log.contains(&token) && !log.contains(GOOD), "{log}");
 }
