@@ -306,7 +306,13 @@ impl WebDriver {
         args.push(format!("--window-size={width},{height}"));
         let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium().display().to_string(), "args": args},
+            // A window may not be narrower than the desktop's minimum: the
+            // page is laid out at exactly `width` as on a phone.
+            "goog:chromeOptions": {
+                "binary": chromium().display().to_string(),
+                "args": args,
+                "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}},
+            },
         }}});
         let v = wd.ok("POST", "/session", Some(&caps));
         wd.session = v["sessionId"]
@@ -472,6 +478,22 @@ impl WebDriver {
                 started.elapsed() < Duration::from_secs(30),
                 "the page's title stayed `{now}`, not `{title}`:\n{}",
                 self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until the page shows `text` (panics after 30 s).
+    pub fn wait_for_text(&self, text: &str) {
+        let started = Instant::now();
+        loop {
+            let now = self.source();
+            if now.contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the page never showed `{text}`:\n{now}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
