@@ -462,11 +462,11 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
     };
     let shared = config.clone();
     let ttl = page.ttl;
+    // `None`: failed, and logged.
     let done = tokio::task::spawn_blocking(move || {
-        let hash = crate::secrets::hash_password(&password).map_err(|e| {
-            tracing::error!(error = %e, "activation: cannot hash");
-            failed_page()
-        })?;
+        let hash = crate::secrets::hash_password(&password)
+            .map_err(|e| tracing::error!(error = %e, "activation: cannot hash"))
+            .ok()?;
         let digest = crate::secrets::sha256(token.as_bytes());
         shared
             .writes
@@ -478,18 +478,17 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
             )
             .map_err(|e| {
                 tracing::error!(status = e.status.as_u16(), "activation: the write failed");
-                failed_page()
             })
+            .ok()
     })
     .await;
     match done {
-        Ok(Ok(Ok(holder))) => {
+        Ok(Some(Ok(holder))) => {
             tracing::info!(reset = holder.reset, "activation: password set");
             done_page(&holder)
         }
-        Ok(Ok(Err(why))) => refused(page, why),
-        Ok(Err(r)) => r,
-        Err(_) => failed_page(),
+        Ok(Some(Err(why))) => refused(page, why),
+        Ok(None) | Err(_) => failed_page(),
     }
 }
 
