@@ -539,7 +539,45 @@ fn hostile_posts_are_refused(backend: Backend) {
     assert!(!log.contains(&token), "{log}");
 }
 
+/// A password reset through the same page: the first activation time
+/// stays, the audit row says it was a reset, and the old password is gone.
+fn a_reset_keeps_the_first_activation(backend: Backend) {
+    let r = roster().file("r.yaml", ROSTER);
+    let db = invited(&r, backend);
+    let mut sql = Sql::open(r.path(), &db);
+    let first = "2026-01-05T09:00:00Z";
+    sql.batch(&format!(
+        "UPDATE accounts SET credential = 'password_set', activated_at = '{first}', \
+         password_hash = 'old', reset_requested_at = '{}' WHERE email_key = 'mandy@example.com'",
+        ago(120)
+    ));
+    let token = set_token(&mut sql, "mandy@example.com", &ago(60));
+    let server = start(r.path(), &db, &[]);
+    let page = request(
+        "GET",
+        &format!("{}/activate?token={token}", server.base),
+        None,
+        &[],
+        None,
+    );
+    assert_eq!(page.status, 200, "{}", page.body);
+    let p = post(
+        &server.base,
+        &[("token", &token), ("password", GOOD), ("confirm", GOOD)],
+    );
+    assert_eq!(p.status, 200, "{}", p.body);
+    let row = account_row(&mut sql, "mandy@example.com");
+    assert_eq!(row[0].as_deref(), Some(first));
+    assert!(verify(GOOD, row[4].as_deref().unwrap()));
+    let reset =
+        sql.row("SELECT reset_requested_at FROM accounts WHERE email_key = 'mandy@example.com'");
+    assert_eq!(reset[0], None);
+    let audit = sql.row("SELECT op FROM audit ORDER BY seq DESC LIMIT 1");
+    assert_eq!(audit[0].as_deref(), Some("reset_password"));
+}
+
 on_every_store!(
+    a_reset_keeps_the_first_activation,
     a_mailed_link_sets_a_password_once,
     dead_links_get_one_page,
     hostile_posts_are_refused,
