@@ -7,18 +7,22 @@
 //! The page is plain HTML with no script; every answer forbids caching,
 //! framing and referrers. A POST from another site is refused (`Origin`,
 //! `Sec-Fetch-Site`). Refused tokens (unknown, used, expired, of a
-//! deactivated account) get one page, and count against a server-wide
-//! budget per minute, beyond which the page answers 429 until the minute
-//! is over; Argon2id hashes run a few at a time. Nothing of the token or
+//! deactivated account) get one page, and count against a budget per client
+//! address and minute, beyond which the page answers that client 429 until
+//! the minute is over; Argon2id hashes run a few at a time. Nothing of the token or
 //! the password reaches the log: the request log shows the path and the
 //! query's parameter names only.
 
+use super::net::Peer;
 use super::{Shared, pool::Permit};
 use crate::store::{TokenHolder, TokenLookup, TokenRefused};
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,7 +32,7 @@ pub const PATH: &str = "/activate";
 /// The largest form accepted (a token and two passwords fit many times).
 pub const MAX_FORM: usize = 16 * 1024;
 
-/// Refused tokens the server answers per minute before it answers 429.
+/// Refused tokens a client address gets per minute before it gets 429.
 pub const REFUSED_PER_MINUTE: u32 = 60;
 
 /// Argon2id hashes computed at once (each takes tens of milliseconds and
@@ -43,10 +47,15 @@ pub const MAX_LEN: usize = 256;
 /// The audit actor of activations.
 const ACTOR: &str = "activation-page";
 
+/// Clients whose refused tokens are counted at once; past it, the counts
+/// start over (a flood of addresses cannot grow the table).
+const CLIENTS_MAX: usize = 10_000;
+
 /// The page's state in the server: how long tokens live, and the limits.
 pub struct Page {
     pub ttl: Duration,
-    refused: Mutex<(Instant, u32)>,
+    /// Refused tokens this minute (since the instant), by client address.
+    refused: Mutex<(Instant, HashMap<Option<IpAddr>, u32>)>,
     hashes: tokio::sync::Semaphore,
 }
 
@@ -54,23 +63,28 @@ impl Page {
     pub fn new(ttl: Duration) -> Self {
         Page {
             ttl,
-            refused: Mutex::new((Instant::now(), 0)),
+            refused: Mutex::new((Instant::now(), HashMap::new())),
             hashes: tokio::sync::Semaphore::new(HASHES_AT_ONCE),
         }
     }
 
-    /// Whether this minute's budget of refused tokens is spent.
-    fn spent(&self) -> bool {
+    /// Whether this client's budget of refused tokens for this minute is
+    /// spent.
+    fn spent(&self, client: Option<IpAddr>) -> bool {
         let mut r = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
         if r.0.elapsed() >= Duration::from_secs(60) {
-            *r = (Instant::now(), 0);
+            *r = (Instant::now(), HashMap::new());
         }
-        r.1 >= REFUSED_PER_MINUTE
+        r.1.get(&client).is_some_and(|n| *n >= REFUSED_PER_MINUTE)
     }
 
-    fn count_refused(&self) {
+    fn count_refused(&self, client: Option<IpAddr>) {
         let mut r = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        r.1 = r.1.saturating_add(1);
+        if r.1.len() >= CLIENTS_MAX && !r.1.contains_key(&client) {
+            r.1.clear();
+        }
+        let n = r.1.entry(client).or_default();
+        *n = n.saturating_add(1);
     }
 }
 
@@ -265,8 +279,8 @@ fn busy_page() -> Response {
     let mut r = error_page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
-        "This page has refused too many links in the last minute. Wait a minute, then open \
-         the link from your mail again.",
+        "This page has refused too many links from your address in the last minute. Wait a \
+         minute, then open the link from your mail again.",
     );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
@@ -365,33 +379,44 @@ fn busy_store() -> Response {
     r
 }
 
-fn refused(page: &Page, why: TokenRefused) -> Response {
-    page.count_refused();
+fn refused(page: &Page, client: Option<IpAddr>, why: TokenRefused) -> Response {
+    page.count_refused(client);
     tracing::info!(reason = why.as_str(), "activation: token refused");
     refused_page()
 }
 
 /// `GET /activate?token=…`
-pub async fn show(State(config): State<Shared>, RawQuery(query): RawQuery) -> Response {
+pub async fn show(
+    State(config): State<Shared>,
+    peer: Option<Extension<Peer>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let client = peer.map(|p| p.0.0);
     let Some(page) = config.activation.as_ref() else {
         return refused_page();
     };
-    if page.spent() {
+    if page.spent(client) {
         return busy_page();
     }
     let token = field(&pairs(query.unwrap_or_default().as_bytes()), "token").unwrap_or_default();
     if !well_formed(&token) {
-        return refused(page, TokenRefused::Unknown);
+        return refused(page, client, TokenRefused::Unknown);
     }
     match lookup(&config, page.ttl, &token).await {
         Ok(Ok(holder)) => form_page(&token, &holder, &[]),
-        Ok(Err(why)) => refused(page, why),
+        Ok(Err(why)) => refused(page, client, why),
         Err(r) => r,
     }
 }
 
 /// `POST /activate` (form: token, password, confirm).
-pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn submit(
+    State(config): State<Shared>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = peer.map(|p| p.0.0);
     let Some(page) = config.activation.as_ref() else {
         return refused_page();
     };
@@ -438,17 +463,17 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
             "Send the form as application/x-www-form-urlencoded, as the page does.",
         );
     }
-    if page.spent() {
+    if page.spent(client) {
         return busy_page();
     }
     let form = pairs(&body);
     let token = field(&form, "token").unwrap_or_default();
     if !well_formed(&token) {
-        return refused(page, TokenRefused::Unknown);
+        return refused(page, client, TokenRefused::Unknown);
     }
     let holder = match lookup(&config, page.ttl, &token).await {
         Ok(Ok(holder)) => holder,
-        Ok(Err(why)) => return refused(page, why),
+        Ok(Err(why)) => return refused(page, client, why),
         Err(r) => return r,
     };
     let password = field(&form, "password").unwrap_or_default();
@@ -487,7 +512,7 @@ pub async fn submit(State(config): State<Shared>, headers: HeaderMap, body: Byte
             tracing::info!(reset = holder.reset, "activation: password set");
             done_page(&holder)
         }
-        Ok(Some(Err(why))) => refused(page, why),
+        Ok(Some(Err(why))) => refused(page, client, why),
         Ok(None) | Err(_) => failed_page(),
     }
 }
@@ -545,6 +570,20 @@ mod tests {
         let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
         assert!(csp.starts_with("default-src 'none'"), "{csp}");
         assert!(!csp.contains("script-src"), "{csp}");
+    }
+
+    #[test]
+    fn each_client_has_its_own_budget_of_refused_tokens() {
+        let page = Page::new(Duration::from_secs(60));
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        for _ in 0..REFUSED_PER_MINUTE {
+            assert!(!page.spent(a));
+            page.count_refused(a);
+        }
+        assert!(page.spent(a));
+        assert!(!page.spent(b));
+        assert!(!page.spent(None));
     }
 
     #[test]
