@@ -29,6 +29,8 @@ macro_rules! on_every_store {
 
 #[path = "cli/accounts.rs"]
 mod accounts;
+#[path = "cli/activate.rs"]
+mod activate;
 #[path = "cli/browser.rs"]
 mod browser;
 #[path = "cli/cikit.rs"]

@@ -82,6 +82,8 @@ pub struct Listed {
     /// In name order.
     pub groups: Vec<GroupOf>,
     pub case_manager: Option<CaseManager>,
+    /// When the person activated (set a password on the activation page).
+    pub activated_at: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +169,7 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
         None => None,
     };
     let accounts = r.all_accounts()?;
+    let mut activated = r.activation_times()?;
     let names: Vec<String> = groups.into_iter().map(|g| g.name).collect();
     let mut groups_of: HashMap<String, Vec<GroupOf>> = HashMap::new();
     for m in r.memberships(&names)? {
@@ -223,6 +226,7 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
             sign_in,
             groups,
             case_manager,
+            activated_at: activated.remove(&key),
         });
     }
     Ok(out)

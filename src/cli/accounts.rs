@@ -138,6 +138,9 @@ fn json(listed: &[Listed], show_pii: bool) -> Value {
                     "kind": e.kind, "value": e.value,
                 })).collect::<Vec<_>>(),
             });
+            if let (Some(at), Some(o)) = (&l.activated_at, row.as_object_mut()) {
+                o.insert("activated_at".into(), json!(at));
+            }
             if show_pii && let Some(o) = row.as_object_mut() {
                 o.insert("birth_date".into(), json!(a.profile.birth_date));
                 o.insert("phone".into(), json!(a.profile.phone));
@@ -152,7 +155,8 @@ fn json(listed: &[Listed], show_pii: bool) -> Value {
 /// The columns of the table and the CSV: (header, cell of an account).
 type Column = (&'static str, fn(&Listed) -> String);
 
-fn columns(show_pii: bool, csv: bool) -> Vec<Column> {
+/// `activated`: some account has an activation time, shown after its sign-in.
+fn columns(show_pii: bool, csv: bool, activated: bool) -> Vec<Column> {
     let mut cols: Vec<Column> = vec![("user_name", |l| l.account.user_name.clone())];
     if csv {
         cols.push(("first_name", |l| l.account.profile.first_name.clone()));
@@ -178,6 +182,11 @@ fn columns(show_pii: bool, csv: bool) -> Vec<Column> {
     cols.push(("sign_in", |l| {
         l.sign_in.as_str().unwrap_or_default().to_string()
     }));
+    if activated {
+        cols.push(("activated_at", |l| {
+            l.activated_at.clone().unwrap_or_default()
+        }));
+    }
     // A CSV cell's list is split at `; `, as its groups are.
     let roles: fn(&Listed) -> String = if csv {
         |l| l.account.roles.join("; ")
@@ -244,13 +253,17 @@ fn columns(show_pii: bool, csv: bool) -> Vec<Column> {
     cols
 }
 
+fn any_activated(listed: &[Listed]) -> bool {
+    listed.iter().any(|l| l.activated_at.is_some())
+}
+
 /// Aligned columns, then a count: every cell from the store shown with its
 /// control characters escaped.
 fn table(listed: &[Listed], show_pii: bool) -> String {
     if listed.is_empty() {
         return "No accounts match.\n".into();
     }
-    let cols = columns(show_pii, false);
+    let cols = columns(show_pii, false, any_activated(listed));
     let header: Vec<String> = cols
         .iter()
         .map(|(h, _)| h.replace('_', " ").to_uppercase())
@@ -315,7 +328,7 @@ fn table(listed: &[Listed], show_pii: bool) -> String {
 /// a formula (`=`, `+`, `-`, `@`) starts with `'`, and control characters
 /// are escaped, so opening the file runs nothing.
 fn csv(listed: &[Listed], show_pii: bool) -> Result<String, csv::Error> {
-    let cols = columns(show_pii, true);
+    let cols = columns(show_pii, true, any_activated(listed));
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(cols.iter().map(|(h, _)| *h))?;
     for l in listed {

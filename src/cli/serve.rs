@@ -87,6 +87,47 @@ pub struct ServeArgs {
     /// `location` and `$ref` URLs from its `X-Forwarded-Proto` header.
     #[arg(long, hide_env_values = true, env = "ROSTER_TRUST_PROXY")]
     pub trust_proxy: bool,
+    /// The activation page (`GET`/`POST /activate`), where invited people
+    /// and password resets set a password from the mailed link: on or off.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "on",
+        hide_env_values = true,
+        env = "ROSTER_ACTIVATION_PAGE"
+    )]
+    pub activation_page: Switch,
+    /// How long an invitation, reminder or reset link works after it was
+    /// mailed: a number and a unit, `m`, `h` or `d` (e.g. `14d`, `36h`).
+    #[arg(long, default_value = "14d", hide_env_values = true, env = "ROSTER_INVITE_TTL", value_parser = ttl)]
+    pub invite_ttl: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+/// A token lifetime: `N` followed by `m`, `h` or `d`, from 1 minute to 365 days.
+pub fn ttl(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let per = match unit {
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if per > 0 && n > 0 && n.checked_mul(per).is_some_and(|s| s <= 365 * 86_400) => {
+            Ok(Duration::from_secs(n * per))
+        }
+        _ => Err(format!(
+            "`{s}` is not a lifetime: write a number and m, h or d (e.g. 14d, 36h), at most 365d"
+        )),
+    }
 }
 
 /// A number of seconds above 0.
@@ -214,6 +255,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
                 body_timeout: Duration::from_secs_f64(args.body_timeout),
                 store_connections: args.store_connections as usize,
                 store_wait: STORE_WAIT,
+                activation: (args.activation_page == Switch::On).then_some(args.invite_ttl),
                 filter_timeout: Duration::from_secs_f64(args.filter_timeout),
                 catalog: crate::serve::catalog::Catalog::of(&policy, !args.roster.is_empty()),
                 policy,
@@ -365,4 +407,30 @@ fn describe(t: &Token) -> String {
         printable(&t.name),
         printable(&t.created_at)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes_take_a_unit_and_stay_within_a_year() {
+        assert_eq!(ttl("14d"), Ok(Duration::from_secs(14 * 86_400)));
+        assert_eq!(ttl("36h"), Ok(Duration::from_secs(36 * 3_600)));
+        assert_eq!(ttl("90m"), Ok(Duration::from_secs(90 * 60)));
+        for bad in [
+            "",
+            "14",
+            "0d",
+            "d",
+            "1.5d",
+            "366d",
+            "-1d",
+            "14 days",
+            "99999999999999999d",
+        ] {
+            assert!(ttl(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! arriving together share one transaction, each in a savepoint
 //! ([`writes`]). Blocking store work runs on tokio's blocking pool.
 
+pub mod activate;
 mod attrs;
 mod bulk;
 pub mod catalog;
@@ -80,6 +81,9 @@ pub struct Config {
     pub store_connections: usize,
     /// How long a request waits for a free store connection before 503.
     pub store_wait: Duration,
+    /// The activation page ([`activate`]) and how long its tokens live
+    /// after they are issued; `None`: no page.
+    pub activation: Option<Duration>,
 }
 
 /// The server's state: its configuration, its store handle, the
@@ -92,6 +96,7 @@ pub struct Server {
     store: Arc<dyn Store>,
     pool: Arc<Pool>,
     writes: writes::Writer,
+    activation: Option<activate::Page>,
 }
 
 impl std::ops::Deref for Server {
@@ -488,7 +493,8 @@ async fn edge(State(config): State<Shared>, req: Request, next: Next) -> Respons
 /// The path as the request log shows it: what the client may have put in it
 /// (an id that is not a number, a user name) is `*`.
 fn logged_path(path: &str) -> String {
-    const WORDS: [&str; 11] = [
+    const WORDS: [&str; 12] = [
+        "activate",
         "scim",
         "v2",
         "Users",
@@ -567,11 +573,13 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
         config.store_connections,
         config.store_wait,
     ));
+    let activation = config.activation.map(activate::Page::new);
     let shared: Shared = Arc::new(Server {
         config,
         store,
         pool,
         writes: writes::Writer::default(),
+        activation,
     });
     let api = Router::new()
         .route(
@@ -615,8 +623,11 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
         .fallback(|| async {
             ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint").into_response()
         });
-    Ok(Router::new()
-        .nest(PREFIX, api)
+    let mut app = Router::new().nest(PREFIX, api);
+    if shared.activation.is_some() {
+        app = app.route(activate::PATH, get(activate::show).post(activate::submit));
+    }
+    Ok(app
         .layer(axum::extract::DefaultBodyLimit::max(MAX_PAYLOAD))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), edge))
         .with_state(shared))

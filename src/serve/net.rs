@@ -90,7 +90,7 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let (stream, _) = tokio::select! {
+        let (stream, addr) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -110,6 +110,7 @@ pub async fn serve(
             write_timeout: net.write_timeout,
             trust_proxy: net.trust_proxy,
             stopped: stopped.clone(),
+            peer: Peer(addr.ip()),
         };
         conns.spawn(async move {
             conn.run(stream).await;
@@ -154,7 +155,13 @@ struct Connection {
     write_timeout: Duration,
     trust_proxy: bool,
     stopped: watch::Receiver<bool>,
+    peer: Peer,
 }
+
+/// The address a request's connection comes from, as a request extension
+/// (behind a reverse proxy: the proxy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer(pub std::net::IpAddr);
 
 impl Connection {
     async fn run(mut self, stream: tokio::net::TcpStream) {
@@ -183,11 +190,13 @@ impl Connection {
     {
         let app = TowerToHyperService::new(self.app);
         let trust_proxy = self.trust_proxy;
+        let peer = self.peer;
         // Requests of this connection being handled now.
         let busy = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&busy);
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             set_scheme(req.headers_mut(), tls, trust_proxy);
+            req.extensions_mut().insert(peer);
             let turn = Busy::new(&counted);
             let response = hyper::service::Service::call(&app, req);
             async move {

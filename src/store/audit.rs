@@ -299,6 +299,12 @@ pub enum Change<'a> {
     RevokeToken {
         name: &'a str,
     },
+    /// The account's one-time token was used on the activation page: a
+    /// password set (never the token or the password in the row).
+    Activate {
+        user_name: &'a str,
+        reset: bool,
+    },
 }
 
 impl Change<'_> {
@@ -330,6 +336,8 @@ impl Change<'_> {
             Change::ScimField { .. } => "set_group_scim_field",
             Change::CreateToken { .. } => "create_token",
             Change::RevokeToken { .. } => "revoke_token",
+            Change::Activate { reset: false, .. } => "activate_account",
+            Change::Activate { reset: true, .. } => "reset_password",
         }
     }
 
@@ -364,7 +372,8 @@ impl Change<'_> {
             | Change::Role { user_name, .. }
             | Change::Entitlement { user_name, .. }
             | Change::CaseManager { user_name, .. }
-            | Change::DeleteAccount { user_name } => out.push_str(user_name),
+            | Change::DeleteAccount { user_name }
+            | Change::Activate { user_name, .. } => out.push_str(user_name),
             Change::CreateGroup { name, .. }
             | Change::UpdateGroup { name, .. }
             | Change::DeleteGroup { name }
@@ -482,6 +491,7 @@ impl Change<'_> {
             Change::DeleteAccount { .. }
             | Change::DeleteGroup { .. }
             | Change::RevokeToken { .. } => (false, false),
+            Change::Activate { .. } => (false, put(after, r#"{"credential":"password_set"}"#)),
         }
     }
 }

@@ -12,6 +12,7 @@
 use super::audit::{AuditLog, Change, RowText};
 use super::{
     AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
+    TokenHolder, TokenLookup, TokenRefused,
 };
 use crate::domain::{
     Account, CredentialState, Entitlement, Group, GroupType, Membership, NameDob, Profile,
@@ -66,6 +67,10 @@ struct AccountRow {
     case_manager: Option<i64>,
     /// Invited accounts: when the invitation was made.
     invited_at: Option<String>,
+    /// The one-time token's digest and when it was issued.
+    token: Option<(String, String)>,
+    password_hash: Option<String>,
+    activated_at: Option<String>,
 }
 
 /// An invitation waiting for delivery, with its one-time activation token.
@@ -384,6 +389,28 @@ impl Reader for MemoryReader {
             .collect())
     }
 
+    fn token_holder(
+        &mut self,
+        digest: &str,
+        ttl: Duration,
+        now: &str,
+    ) -> Result<TokenLookup, StoreError> {
+        Ok(self.data.token_holder(digest, ttl, now).1)
+    }
+
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(self
+            .data
+            .user_keys
+            .iter()
+            .filter_map(|(key, id)| {
+                Some((key.clone(), self.data.accounts[id].activated_at.clone()?))
+            })
+            .collect())
+    }
+
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
         let mut out: Vec<(String, Invitation)> = self
             .data
@@ -535,10 +562,20 @@ impl Session for MemorySession {
         }
         d.last_account += 1;
         let id = d.last_account;
-        let (state, token) = match credential {
-            NewCredential::Invite { token, .. } => (CredentialState::Invited, Some(token)),
-            NewCredential::Password { .. } => (CredentialState::PasswordSet, None),
-            NewCredential::Sso => (CredentialState::None, None),
+        let (state, token, digest, hash) = match credential {
+            NewCredential::Invite {
+                token,
+                token_digest,
+            } => (
+                CredentialState::Invited,
+                Some(token),
+                Some((token_digest, self.now.clone())),
+                None,
+            ),
+            NewCredential::Password { hash, .. } => {
+                (CredentialState::PasswordSet, None, None, Some(hash))
+            }
+            NewCredential::Sso => (CredentialState::None, None, None, None),
         };
         let mut account = Account::new(user_name, profile.clone(), state);
         account.roles = crate::domain::sorted_unique(roles.to_vec());
@@ -547,6 +584,9 @@ impl Session for MemorySession {
             account,
             case_manager: None,
             invited_at: token.as_ref().map(|_| self.now.clone()),
+            token: digest,
+            password_hash: hash,
+            activated_at: None,
         };
         d.accounts.insert(id, row);
         d.user_keys.insert(key, id);
@@ -831,6 +871,67 @@ impl Session for MemorySession {
         // `held` drops here: the lock is free once the state is in place.
         Ok(revision)
     }
+
+    fn activate(
+        &mut self,
+        digest: &str,
+        password_hash: &str,
+        ttl: Duration,
+    ) -> Result<TokenLookup, StoreError> {
+        let (id, found) = self.data.token_holder(digest, ttl, &self.now);
+        let (Some(id), Ok(holder)) = (id, &found) else {
+            return Ok(found);
+        };
+        let now = self.now.clone();
+        let row = self.data.account_mut(id);
+        row.token = None;
+        row.password_hash = Some(password_hash.to_string());
+        row.account.credential = CredentialState::PasswordSet;
+        row.activated_at.get_or_insert(now);
+        self.data.outbox.retain(|m| m.account != id);
+        self.record(Change::Activate {
+            user_name: &holder.user_name,
+            reset: holder.reset,
+        })?;
+        Ok(found)
+    }
+}
+
+impl Data {
+    /// The account holding the token with `digest`, by id, or why none.
+    fn token_holder(&self, digest: &str, ttl: Duration, now: &str) -> (Option<i64>, TokenLookup) {
+        let Some((id, row)) = self
+            .accounts
+            .iter()
+            .find(|(_, r)| r.token.as_ref().is_some_and(|(d, _)| d == digest))
+        else {
+            return (None, Err(TokenRefused::Unknown));
+        };
+        let issued = row.token.as_ref().map(|(_, at)| at.as_str());
+        let found = if !row.account.active {
+            Err(TokenRefused::Deactivated)
+        } else if super::token_expired(issued, ttl, now) {
+            Err(TokenRefused::Expired)
+        } else {
+            Ok(TokenHolder {
+                user_name: row.account.user_name.clone(),
+                first_name: row.account.profile.first_name.clone(),
+                email: row.account.profile.email.clone(),
+                reset: false,
+            })
+        };
+        (Some(*id), found)
+    }
+}
+
+impl MemoryStore {
+    /// The password hash and activation time of an account (tests).
+    pub fn credential_of(&self, user_name: &str) -> Option<(Option<String>, Option<String>)> {
+        let d = self.snapshot();
+        let id = d.account_id(user_name).ok()?;
+        let row = &d.accounts[&id];
+        Some((row.password_hash.clone(), row.activated_at.clone()))
+    }
 }
 
 fn no_savepoint() -> StoreError {
@@ -886,5 +987,62 @@ mod tests {
         s.reactivate_account("ann").unwrap();
         s.commit().unwrap();
         assert_eq!(tokens(&store), ["token-1"]);
+    }
+
+    #[test]
+    fn a_token_activates_once_and_never_a_deactivated_account() {
+        let store = MemoryStore::new();
+        let day = Duration::from_secs(86_400);
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.create_account("ann", &profile("ann@example.org"), invite(1))
+            .unwrap();
+        s.create_account("bob", &profile("bob@example.org"), invite(2))
+            .unwrap();
+        s.deactivate_account("bob").unwrap();
+        s.commit().unwrap();
+        let holder = store
+            .reader()
+            .unwrap()
+            .token_holder("digest-1", day, "2026-01-01T01:00:00Z")
+            .unwrap()
+            .unwrap();
+        assert_eq!(holder.user_name, "ann");
+        // Expired a TTL later.
+        let mut s = store.begin("page", "2026-01-02T00:00:00Z").unwrap();
+        assert_eq!(
+            s.activate("digest-1", "$argon2id$x", day).unwrap(),
+            Err(TokenRefused::Expired)
+        );
+        drop(s);
+        let mut s = store.begin("page", "2026-01-01T02:00:00Z").unwrap();
+        assert_eq!(
+            s.activate("digest-2", "$argon2id$x", day).unwrap(),
+            Err(TokenRefused::Deactivated)
+        );
+        assert!(s.activate("digest-1", "$argon2id$x", day).unwrap().is_ok());
+        assert_eq!(
+            s.activate("digest-1", "$argon2id$y", day).unwrap(),
+            Err(TokenRefused::Unknown)
+        );
+        s.commit().unwrap();
+        assert!(
+            store
+                .outbox()
+                .iter()
+                .all(|m| m.recipient != "ann@example.org")
+        );
+        assert_eq!(
+            store.credential_of("ann"),
+            Some((
+                Some("$argon2id$x".to_string()),
+                Some("2026-01-01T02:00:00Z".to_string())
+            ))
+        );
+        let audit = store.reader().unwrap().audit(None).unwrap();
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.op.as_str(), last.subject.as_str()),
+            ("activate_account", "ann")
+        );
     }
 }

@@ -123,6 +123,24 @@ pub trait Reader {
     ) -> Result<Vec<String>, StoreError>;
     fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
+    /// The account the one-time token with this digest opens now (`now`,
+    /// RFC 3339), its tokens living `ttl` after they were issued. A store
+    /// that keeps no tokens knows none.
+    fn token_holder(
+        &mut self,
+        digest: &str,
+        ttl: std::time::Duration,
+        now: &str,
+    ) -> Result<TokenLookup, StoreError> {
+        let _ = (digest, ttl, now);
+        Ok(Err(TokenRefused::Unknown))
+    }
+    /// When each activated account activated, by lower-cased user name.
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        Ok(Default::default())
+    }
 }
 
 /// What a SCIM-only value belongs to.
@@ -323,6 +341,20 @@ pub trait Session: Send {
     }
     /// Write everything and release the lock.
     fn commit(self: Box<Self>) -> Result<i64, StoreError>;
+    /// Use the one-time token with this digest (invitation, reminder or
+    /// password reset; it lives `ttl` after it was issued): the account
+    /// gets this Argon2id hash as its password, its activation time (kept
+    /// from a first activation), no token and no mail waiting. A token
+    /// works once; a deactivated account's not at all.
+    fn activate(
+        &mut self,
+        digest: &str,
+        password_hash: &str,
+        ttl: std::time::Duration,
+    ) -> Result<TokenLookup, StoreError> {
+        let _ = (digest, password_hash, ttl);
+        Err(self.unsupported("activation"))
+    }
 }
 
 /// One row of the audit log.
@@ -461,3 +493,71 @@ pub const PLAN_KEY_VAR: &str = "ROSTER_PLAN_KEY";
 
 /// The least key a SCIM store's [`PLAN_KEY_VAR`] may hold.
 pub const MIN_PLAN_KEY_LEN: usize = 32;
+
+/// The account a one-time token opens: what the activation page may show
+/// (the user name and first name, no other personal data) and what its
+/// password rule needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub user_name: String,
+    pub first_name: String,
+    pub email: String,
+    /// A password reset, rather than a first activation.
+    pub reset: bool,
+}
+
+/// Why a one-time token opens nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefused {
+    /// No account holds it: never issued, used already, or replaced by a
+    /// newer one.
+    Unknown,
+    /// Issued longer ago than the tokens live.
+    Expired,
+    /// The account is deactivated.
+    Deactivated,
+}
+
+impl TokenRefused {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRefused::Unknown => "unknown or used",
+            TokenRefused::Expired => "expired",
+            TokenRefused::Deactivated => "account deactivated",
+        }
+    }
+}
+
+/// What a one-time token opens, or why nothing.
+pub type TokenLookup = Result<TokenHolder, TokenRefused>;
+
+/// Whether a token issued at `issued` (RFC 3339; `None` or unreadable:
+/// expired, failing closed) has run out by `now`, living `ttl`.
+pub fn token_expired(issued: Option<&str>, ttl: std::time::Duration, now: &str) -> bool {
+    let (Some(issued), Ok(now)) = (issued, now.parse::<jiff::Timestamp>()) else {
+        return true;
+    };
+    let Ok(issued) = issued.parse::<jiff::Timestamp>() else {
+        return true;
+    };
+    let age = now.duration_since(issued);
+    !age.is_negative() && age.unsigned_abs() >= ttl
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::token_expired;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_expire_a_ttl_after_issue_and_unreadable_times_fail_closed() {
+        let day = Duration::from_secs(86_400);
+        let now = "2026-01-15T12:00:00Z";
+        assert!(!token_expired(Some("2026-01-15T11:00:00Z"), day, now));
+        assert!(!token_expired(Some("2026-01-14T12:00:01Z"), day, now));
+        assert!(token_expired(Some("2026-01-14T12:00:00Z"), day, now));
+        assert!(token_expired(Some("2025-12-01T00:00:00Z"), day, now));
+        assert!(token_expired(None, day, now));
+        assert!(token_expired(Some("yesterday"), day, now));
+    }
+}

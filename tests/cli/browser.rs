@@ -40,7 +40,6 @@ pub fn chromium() -> &'static Path {
     &programs().0
 }
 
-#[allow(dead_code)] // used by the tests that fill in forms
 pub fn chromedriver() -> &'static Path {
     &programs().1
 }
@@ -257,4 +256,284 @@ fn the_browser_runs_a_page_served_on_loopback() {
     let png = screenshot(&url, "browser-smoke", 400, 300);
     assert!(png.is_file());
     drop(server);
+}
+
+/// A W3C WebDriver session on `chromedriver` driving a headless chromium,
+/// spoken to over plain HTTP/1.1 with JSON bodies (the protocol is a handful
+/// of requests; no client crate needed). The driver is stopped when dropped.
+pub struct WebDriver {
+    driver: std::process::Child,
+    port: u16,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+/// The key of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+impl WebDriver {
+    /// Start `chromedriver` and a browser session whose window is
+    /// `width`×`height`.
+    pub fn start(width: u32, height: u32) -> WebDriver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new(chromedriver())
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver().display()));
+        let profile = tempfile::tempdir().expect("browser profile dir");
+        let mut wd = WebDriver {
+            driver,
+            port,
+            session: String::new(),
+            _profile: profile,
+        };
+        let started = Instant::now();
+        while wd.call("GET", "/status", None).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not answer on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut args: Vec<String> = HEADLESS.iter().map(|s| s.to_string()).collect();
+        args.push(format!("--user-data-dir={}", wd._profile.path().display()));
+        args.push(format!("--window-size={width},{height}"));
+        let caps = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            // A window may not be narrower than the desktop's minimum: the
+            // page is laid out at exactly `width` as on a phone.
+            "goog:chromeOptions": {
+                "binary": chromium().display().to_string(),
+                "args": args,
+                "mobileEmulation": {"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1}},
+            },
+        }}});
+        let v = wd.ok("POST", "/session", Some(&caps));
+        wd.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        wd
+    }
+
+    /// One request to the driver: the answer's `value`, or the error text.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, String> {
+        use std::io::Read;
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        // The driver may keep the connection open: read the head, then
+        // exactly the body it announces.
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        let end = loop {
+            if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at;
+            }
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("not HTTP: {}", String::from_utf8_lossy(&raw)));
+            }
+            raw.extend_from_slice(&buf[..n]);
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let lower = head.to_ascii_lowercase();
+        let length = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let mut rest = raw[end + 4..].to_vec();
+        let complete = |rest: &[u8]| match length {
+            Some(n) => rest.len() >= n,
+            None => rest.ends_with(b"0\r\n\r\n"),
+        };
+        while !complete(&rest) {
+            let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            rest.extend_from_slice(&buf[..n]);
+        }
+        let payload = match length {
+            Some(n) => rest[..n.min(rest.len())].to_vec(),
+            None => unchunk(&rest),
+        };
+        let payload = String::from_utf8_lossy(&payload);
+        let v: serde_json::Value =
+            serde_json::from_str(&payload).map_err(|e| format!("{e}: {payload}"))?;
+        let status_ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+        if status_ok {
+            Ok(v["value"].clone())
+        } else {
+            Err(format!("{method} {path}: {head}\n{v}"))
+        }
+    }
+
+    fn ok(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
+        self.call(method, path, body)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("/session/{}{path}", self.session)
+    }
+
+    /// Open `url` and wait for it to load.
+    pub fn open(&self, url: &str) {
+        self.ok(
+            "POST",
+            &self.at("/url"),
+            Some(&serde_json::json!({"url": url})),
+        );
+    }
+
+    /// The element `css` selects (panics if none).
+    pub fn find(&self, css: &str) -> String {
+        let v = self.ok(
+            "POST",
+            &self.at("/element"),
+            Some(&serde_json::json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    /// Type `text` into the element `css` selects, as a person would.
+    pub fn type_into(&self, css: &str, text: &str) {
+        let e = self.find(css);
+        self.ok(
+            "POST",
+            &self.at(&format!("/element/{e}/value")),
+            Some(&serde_json::json!({"text": text})),
+        );
+    }
+
+    pub fn click(&self, css: &str) {
+        let e = self.find(css);
+        self.ok(
+            "POST",
+            &self.at(&format!("/element/{e}/click")),
+            Some(&serde_json::json!({})),
+        );
+    }
+
+    pub fn title(&self) -> String {
+        self.ok("GET", &self.at("/title"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// The page's source as the browser holds it now.
+    pub fn source(&self) -> String {
+        self.ok("GET", &self.at("/source"), None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Run `script` in the page (WebDriver's own script, which the page's
+    /// Content-Security-Policy does not govern) and return its value.
+    pub fn eval(&self, script: &str) -> serde_json::Value {
+        self.ok(
+            "POST",
+            &self.at("/execute/sync"),
+            Some(&serde_json::json!({"script": script, "args": []})),
+        )
+    }
+
+    /// Wait until the page's title is `title` (panics after 30 s).
+    pub fn wait_for_title(&self, title: &str) {
+        let started = Instant::now();
+        loop {
+            let now = self.title();
+            if now == title {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the page's title stayed `{now}`, not `{title}`:\n{}",
+                self.source()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until the page shows `text` (panics after 30 s).
+    pub fn wait_for_text(&self, text: &str) {
+        let started = Instant::now();
+        loop {
+            let now = self.source();
+            if now.contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the page never showed `{text}`:\n{now}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A screenshot of the window kept as `target/test-artifacts/NAME.png`.
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self.ok("GET", &self.at("/screenshot"), None);
+        let bytes = data_encoding::BASE64
+            .decode(b64.as_str().unwrap_or_default().as_bytes())
+            .expect("a base64 screenshot");
+        assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+        let png = artifacts().join(format!("{name}.png"));
+        std::fs::write(&png, bytes).expect("write the screenshot");
+        png
+    }
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// A chunked HTTP body, joined.
+fn unchunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&rest[..line]);
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let after = &rest[line + 2..];
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.extend_from_slice(&after[..n]);
+        rest = after[n..].strip_prefix(b"\r\n").unwrap_or(&after[n..]);
+    }
+    out
 }

@@ -4,6 +4,7 @@
 //! do differently (opening, locking, schema version, migrations' DDL) is a
 //! [`Backend`] in [`sqlite`] and [`postgres`].
 
+pub mod activate;
 pub mod columns;
 pub mod conn;
 pub mod directory;

@@ -322,4 +322,31 @@ impl Reader for SqlReader {
         })
         .collect()
     }
+
+    fn token_holder(
+        &mut self,
+        digest: &str,
+        ttl: std::time::Duration,
+        now: &str,
+    ) -> Result<crate::store::TokenLookup, StoreError> {
+        match self.conn() {
+            Some(c) => Ok(super::activate::lookup(c, digest, ttl, now)?.1),
+            None => Ok(Err(crate::store::TokenRefused::Unknown)),
+        }
+    }
+
+    fn activation_times(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let Some(c) = self.conn() else {
+            return Ok(Default::default());
+        };
+        c.query(
+            "SELECT user_key, activated_at FROM accounts WHERE activated_at IS NOT NULL",
+            &[],
+        )?
+        .iter()
+        .map(|r| Ok((r.get(0)?, r.get(1)?)))
+        .collect()
+    }
 }

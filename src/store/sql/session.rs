@@ -1518,6 +1518,27 @@ impl Session for SqlSession {
         self.open = false;
         Ok(revision)
     }
+
+    fn activate(
+        &mut self,
+        digest: &str,
+        password_hash: &str,
+        ttl: std::time::Duration,
+    ) -> Result<crate::store::TokenLookup, StoreError> {
+        self.flush()?;
+        let (id, found) = super::activate::lookup(self.conn.as_mut(), digest, ttl, &self.now)?;
+        let (Some(id), Ok(holder)) = (id, &found) else {
+            return Ok(found);
+        };
+        if !super::activate::activate(self.conn.as_mut(), id, digest, password_hash, &self.now)? {
+            return Ok(Err(crate::store::TokenRefused::Unknown));
+        }
+        self.record(Change::Activate {
+            user_name: &holder.user_name,
+            reset: holder.reset,
+        })?;
+        Ok(found)
+    }
 }
 
 impl Drop for SqlSession {
