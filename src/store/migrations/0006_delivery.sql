@@ -22,3 +22,6 @@ ALTER TABLE outbox ADD COLUMN failed_at TEXT;
 ALTER TABLE outbox ADD COLUMN error TEXT;
 ALTER TABLE outbox ADD COLUMN claimed_until TEXT;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sent_at, failed_at, next_try_at);
+
+-- The activation page finds an account by its token's digest.
+CREATE INDEX IF NOT EXISTS accounts_activation_digest ON accounts (activation_digest);

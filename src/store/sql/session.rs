@@ -1526,11 +1526,11 @@ impl Session for SqlSession {
         ttl: std::time::Duration,
     ) -> Result<crate::store::TokenLookup, StoreError> {
         self.flush()?;
-        let (id, found) = super::activate::lookup(self.conn.as_mut(), digest, ttl, &self.now)?;
+        let (id, found) = super::activate::lookup(&mut self.conn, digest, ttl, &self.now)?;
         let (Some(id), Ok(holder)) = (id, &found) else {
             return Ok(found);
         };
-        if !super::activate::activate(self.conn.as_mut(), id, digest, password_hash, &self.now)? {
+        if !super::activate::activate(&mut self.conn, id, digest, password_hash, &self.now)? {
             return Ok(Err(crate::store::TokenRefused::Unknown));
         }
         self.record(Change::Activate {

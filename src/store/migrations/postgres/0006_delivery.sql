@@ -11,3 +11,6 @@ ALTER TABLE outbox ADD COLUMN IF NOT EXISTS failed_at TEXT;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS error TEXT;
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS claimed_until TEXT;
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (sent_at, failed_at, next_try_at);
+
+-- The activation page finds an account by its token's digest.
+CREATE INDEX IF NOT EXISTS accounts_activation_digest ON accounts (activation_digest);
