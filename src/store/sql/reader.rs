@@ -322,4 +322,11 @@ impl Reader for SqlReader {
         })
         .collect()
     }
+
+    fn mail_states(&mut self) -> Result<Vec<crate::store::MailState>, StoreError> {
+        match self.conn() {
+            Some(c) => super::outbox::states(c),
+            None => Ok(Vec::new()),
+        }
+    }
 }
