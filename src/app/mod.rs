@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod apply;
 pub mod export;
 pub mod import;
+pub mod invitations;
 pub mod plan;
 #[cfg(test)]
 mod tests;
