@@ -43,6 +43,8 @@ mod fuzz;
 mod hostile;
 #[path = "cli/import.rs"]
 mod import;
+#[path = "cli/mail.rs"]
+mod mail;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pg.rs"]

@@ -144,6 +144,11 @@ impl Relay {
     pub fn send(&self, message: &Message) -> Delivery {
         match self.transport.send(message) {
             Ok(_) => Delivery::Sent,
+            // Refused credentials (530, 534, 535) are the run's, not the
+            // message's: nothing more goes out until they are fixed.
+            Err(e) if e.status().is_some_and(|c| c.to_string().starts_with("53")) => {
+                Delivery::Unreachable(e.to_string())
+            }
             Err(e) if e.is_permanent() => Delivery::Permanent(e.to_string()),
             Err(e) if e.is_transient() || e.is_timeout() => Delivery::Temporary(e.to_string()),
             Err(e) => Delivery::Unreachable(e.to_string()),
