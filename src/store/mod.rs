@@ -125,10 +125,20 @@ pub trait Reader {
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
     /// Every active account with a pending invitation or any mail, and the
     /// state of its last mail (`roster invitations`).
+    /// A store without an outbox lists its pending invitations.
     fn mail_states(&mut self) -> Result<Vec<MailState>, StoreError> {
-        Err(StoreError::Invalid(
-            "this store does not keep an outbox".into(),
-        ))
+        Ok(self
+            .invitations()?
+            .into_iter()
+            .map(|i| MailState {
+                user_name: i.user_name,
+                email: i.email,
+                invited_at: Some(i.invited_at),
+                reminded_at: i.reminded_at,
+                pending: true,
+                ..MailState::default()
+            })
+            .collect())
     }
 }
 

@@ -321,6 +321,14 @@ fn delivers_each_invitation_once_with_both_parts(b: Backend) {
         v.as_array().unwrap().iter().all(|i| i["state"] == "sent"),
         "{v:#}"
     );
+    // A token older than the TTL has expired.
+    e.batch("UPDATE accounts SET token_issued_at = '2000-01-01T00:00:00Z' WHERE user_name = 'P0'");
+    let list = e.ok(&["invitations", "--store", &e.url]).stdout;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("P0 ") && l.contains("expired")),
+        "{list}"
+    );
 }
 
 fn two_runs_at_once_never_send_twice(b: Backend) {
