@@ -309,7 +309,12 @@ fn dry_run(
     out: &mut Out,
 ) -> Outcome {
     if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir)
+        // The mails hold working links: a folder only its owner can read.
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)
             .map_err(|e| Error::msg(format!("--out {}: {e}", dir.display())))?;
     }
     let mut text = String::new();

@@ -7,62 +7,76 @@
 use super::conn::{Conn, Dialect, params};
 use crate::store::{Mail, MailKind, MailState, StoreError};
 
-/// Messages nobody may get: an invitation or reminder of an account
-/// deactivated or activated meanwhile, a reset of a deactivated account.
-const UNWANTED: &str = "DELETE FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL \
-     AND account_id IN (SELECT id FROM accounts WHERE NOT active \
-     OR (activated_at IS NOT NULL AND outbox.kind <> 'reset') \
-     OR (credential <> 'invited' AND outbox.kind <> 'reset'))";
+/// Whether the message `o` of account `a` may still go: nobody
+/// deactivated gets mail, and an invitation or reminder goes only to an
+/// account still waiting to activate.
+const WANTED: &str = "(a.active AND (o.kind = 'reset' OR (a.credential = 'invited' \
+     AND a.activated_at IS NULL)))";
 
 /// Claim up to `limit` due messages until `until` (see
-/// [`crate::store::Session::claim_mail`]).
+/// [`crate::store::Session::claim_mail`]); due messages nobody may get
+/// any more are dropped on the way.
 pub fn claim(
     c: &mut dyn Conn,
     now: &str,
     until: &str,
     limit: usize,
 ) -> Result<Vec<Mail>, StoreError> {
-    c.execute(UNWANTED, &[])?;
     // PostgreSQL: rows another claim holds are skipped, not waited for.
     let lock = match c.dialect() {
         Dialect::Postgres => " FOR UPDATE OF o SKIP LOCKED",
         Dialect::Sqlite => "",
     };
-    let rows = c.query(
-        &format!(
-            "SELECT o.id, o.kind, a.user_name, o.recipient, a.first_name, a.last_name, o.token, \
-             o.attempts FROM outbox o JOIN accounts a ON a.id = o.account_id \
-             WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.token IS NOT NULL \
-             AND (o.next_try_at IS NULL OR o.next_try_at <= ?1) \
-             AND (o.claimed_until IS NULL OR o.claimed_until <= ?1) \
-             ORDER BY o.id LIMIT ?2{lock}"
-        ),
-        &params![now, limit],
-    )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        out.push(Mail {
-            id: r.get(0)?,
-            kind: MailKind::parse(&r.get::<String>(1)?),
-            user_name: r.get(2)?,
-            recipient: r.get(3)?,
-            first_name: r.get(4)?,
-            last_name: r.get(5)?,
-            token: r.get(6)?,
-            attempts: r.get(7)?,
-        });
+    let sql = format!(
+        "SELECT o.id, o.kind, a.user_name, o.recipient, a.first_name, a.last_name, o.token, \
+         o.attempts, {WANTED} FROM outbox o JOIN accounts a ON a.id = o.account_id \
+         WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.token IS NOT NULL \
+         AND (o.next_try_at IS NULL OR o.next_try_at <= ?1) \
+         AND (o.claimed_until IS NULL OR o.claimed_until <= ?1) \
+         ORDER BY o.id LIMIT ?2{lock}"
+    );
+    loop {
+        let rows = c.query(&sql, &params![now, limit])?;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut unwanted = Vec::new();
+        for r in &rows {
+            if !r.get::<bool>(8)? {
+                unwanted.push(r.get::<i64>(0)?);
+                continue;
+            }
+            out.push(Mail {
+                id: r.get(0)?,
+                kind: MailKind::parse(&r.get::<String>(1)?),
+                user_name: r.get(2)?,
+                recipient: r.get(3)?,
+                first_name: r.get(4)?,
+                last_name: r.get(5)?,
+                token: r.get(6)?,
+                attempts: r.get(7)?,
+            });
+        }
+        if !unwanted.is_empty() {
+            c.execute(
+                &format!("DELETE FROM outbox WHERE {}", c.in_list("id", 1)),
+                &params![unwanted],
+            )?;
+        }
+        let ids: Vec<i64> = out.iter().map(|m| m.id).collect();
+        if !ids.is_empty() {
+            c.execute(
+                &format!(
+                    "UPDATE outbox SET claimed_until = ?1 WHERE {}",
+                    c.in_list("id", 2)
+                ),
+                &params![until, ids],
+            )?;
+        }
+        // A batch of only unwanted messages: look further.
+        if out.is_empty() && rows.len() == limit && limit > 0 {
+            continue;
+        }
+        return Ok(out);
     }
-    let ids: Vec<i64> = out.iter().map(|m| m.id).collect();
-    if !ids.is_empty() {
-        c.execute(
-            &format!(
-                "UPDATE outbox SET claimed_until = ?1 WHERE {}",
-                c.in_list("id", 2)
-            ),
-            &params![until, ids],
-        )?;
-    }
-    Ok(out)
 }
 
 /// Accepted by the relay: sent, the raw token erased.
