@@ -4,6 +4,7 @@ pub mod check;
 pub mod cli;
 pub mod domain;
 pub mod finding;
+pub mod mail;
 pub mod plan;
 pub mod report;
 pub mod resolve;

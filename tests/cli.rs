@@ -49,6 +49,8 @@ mod hostile;
 mod import;
 #[path = "cli/init.rs"]
 mod init;
+#[path = "cli/mail.rs"]
+mod mail;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pg.rs"]

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod export;
 pub mod import;
 pub mod init;
+pub mod invitations;
 pub mod plan;
 pub mod report;
 #[cfg(test)]

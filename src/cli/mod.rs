@@ -6,6 +6,7 @@ mod check;
 mod completions;
 mod import;
 mod init;
+mod invitations;
 mod plan;
 mod report;
 mod schema;
@@ -59,8 +60,11 @@ pub enum Command {
     Export(store::ExportArgs),
     /// The store's audit log.
     Log(store::LogArgs),
-    /// Pending invitations, and which are due a reminder.
-    Invitations(store::InvitationsArgs),
+    /// Invitations and password resets: each one's state, and which are due
+    /// a reminder; `send` delivers them over SMTP.
+    Invitations(invitations::InvitationsArgs),
+    /// Queue a password-reset mail for these accounts (sent by `invitations send`).
+    ResetPassword(invitations::ResetArgs),
     /// The store's accounts with their groups, roles, entitlements and case
     /// managers, filtered as user screens filter them.
     Accounts(accounts::Args),
@@ -191,7 +195,8 @@ where
         Command::Diff(a) => store::diff(a, &mut out),
         Command::Export(a) => store::export(a, &mut out),
         Command::Log(a) => store::log(a, &mut out),
-        Command::Invitations(a) => store::invitations(a, &mut out),
+        Command::Invitations(a) => invitations::run(a, &mut out),
+        Command::ResetPassword(a) => invitations::reset_password(a, &mut out),
         Command::Accounts(a) => accounts::run(a, &mut out),
         Command::Schema(a) => schema::run(a, &mut out),
         Command::Import(a) => import::run(a, &mut out),

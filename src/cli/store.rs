@@ -1,4 +1,4 @@
-//! Verbs that read the store: `export`, `diff`, `log`, `invitations`.
+//! Verbs that read the store: `export`, `diff`, `log`.
 
 use super::plan::{StoreArg, make, write_private};
 use super::{Done, Error, Out, Outcome, print};
@@ -225,83 +225,6 @@ pub fn log(args: LogArgs, out: &mut Out) -> Outcome {
                     ".\n"
                 });
             }
-            s
-        }
-    };
-    print(out, &text)
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InvitationsArgs {
-    #[command(flatten)]
-    pub store: StoreArg,
-    /// Invitations older than this are due a reminder (e.g. 24h, 3d).
-    #[arg(long, default_value = "24h")]
-    pub older_than: String,
-    #[arg(
-        long,
-        value_enum,
-        default_value = "human",
-        env = "ROSTER_FORMAT",
-        hide_env_values = true
-    )]
-    pub format: Format,
-}
-
-pub fn invitations(args: InvitationsArgs, out: &mut Out) -> Outcome {
-    let cutoff = match parse_since(&args.older_than, jiff::Timestamp::now()) {
-        Ok(c) if args.older_than.parse::<jiff::Span>().is_ok() => c,
-        _ => {
-            return Err(Error::msg(format!(
-                "--older-than: `{}` is not an age such as 24h or 3d",
-                args.older_than
-            )));
-        }
-    };
-    let store = args.store.open(out, Options::default().lock_timeout)?;
-    let list = store.reader()?.invitations()?;
-    let due = |i: &store::Invitation| {
-        let last = i.reminded_at.as_deref().unwrap_or(&i.invited_at);
-        match (
-            last.parse::<jiff::Timestamp>(),
-            cutoff.parse::<jiff::Timestamp>(),
-        ) {
-            (Ok(a), Ok(b)) => a <= b,
-            _ => false,
-        }
-    };
-    let text = match args.format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> = list
-                .iter()
-                .map(|i| {
-                    serde_json::json!({
-                        "account": i.user_name, "email": i.email, "invited_at": i.invited_at,
-                        "reminded_at": i.reminded_at, "reminder_due": due(i),
-                    })
-                })
-                .collect();
-            serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n"
-        }
-        Format::Human => {
-            let mut s = String::new();
-            let n_due = list.iter().filter(|i| due(i)).count();
-            for i in &list {
-                let row = format!(
-                    "{:<20} {:<32} invited {}{}",
-                    i.user_name,
-                    i.email,
-                    i.invited_at,
-                    if due(i) { "  reminder due" } else { "" }
-                );
-                s.push_str(&crate::report::printable(&row));
-                s.push('\n');
-            }
-            s.push_str(&format!(
-                "{} pending, {n_due} due a reminder (older than {}).\n",
-                crate::report::plural(list.len(), "invitation"),
-                args.older_than
-            ));
             s
         }
     };

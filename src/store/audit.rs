@@ -299,6 +299,11 @@ pub enum Change<'a> {
     RevokeToken {
         name: &'a str,
     },
+    /// A reminder or reset queued with a fresh token (never the token).
+    QueueMail {
+        user_name: &'a str,
+        kind: super::MailKind,
+    },
     /// The account's one-time token was used on the activation page: a
     /// password set (never the token or the password in the row).
     Activate {
@@ -336,6 +341,11 @@ impl Change<'_> {
             Change::ScimField { .. } => "set_group_scim_field",
             Change::CreateToken { .. } => "create_token",
             Change::RevokeToken { .. } => "revoke_token",
+            Change::QueueMail {
+                kind: super::MailKind::Reset,
+                ..
+            } => "queue_reset",
+            Change::QueueMail { .. } => "queue_reminder",
             Change::Activate { reset: false, .. } => "activate_account",
             Change::Activate { reset: true, .. } => "reset_password",
         }
@@ -373,6 +383,7 @@ impl Change<'_> {
             | Change::Entitlement { user_name, .. }
             | Change::CaseManager { user_name, .. }
             | Change::DeleteAccount { user_name }
+            | Change::QueueMail { user_name, .. }
             | Change::Activate { user_name, .. } => out.push_str(user_name),
             Change::CreateGroup { name, .. }
             | Change::UpdateGroup { name, .. }
@@ -488,6 +499,9 @@ impl Change<'_> {
                 false,
                 json(after, json!({ "scope": scope, "group_ids": group_ids })),
             ),
+            Change::QueueMail { kind, .. } => {
+                (false, json(after, json!({ "mail": kind.as_str() })))
+            }
             Change::DeleteAccount { .. }
             | Change::DeleteGroup { .. }
             | Change::RevokeToken { .. } => (false, false),

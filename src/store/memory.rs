@@ -11,8 +11,8 @@
 
 use super::audit::{AuditLog, Change, RowText};
 use super::{
-    AuditEntry, Invitation, NewCredential, Options, Reader, Served, Session, Store, StoreError,
-    TokenHolder, TokenLookup, TokenRefused,
+    AuditEntry, Invitation, Mail, MailKind, NewCredential, Options, Reader, Served, Session, Store,
+    StoreError, TokenHolder, TokenLookup, TokenRefused,
 };
 use crate::domain::{
     Account, CredentialState, Entitlement, Group, GroupType, Membership, NameDob, Profile,
@@ -57,6 +57,7 @@ struct Data {
     plan_key: Option<Vec<u8>>,
     last_account: i64,
     last_group: i64,
+    last_mail: i64,
 }
 
 #[derive(Clone)]
@@ -67,18 +68,32 @@ struct AccountRow {
     case_manager: Option<i64>,
     /// Invited accounts: when the invitation was made.
     invited_at: Option<String>,
-    /// The one-time token's digest and when it was issued.
-    token: Option<(String, String)>,
+    /// The current one-time token's digest and when it was made; when the
+    /// last reminder and reset were queued.
+    digest: Option<String>,
+    token_issued_at: Option<String>,
+    reminded_at: Option<String>,
+    reset_requested_at: Option<String>,
     password_hash: Option<String>,
     activated_at: Option<String>,
 }
 
-/// An invitation waiting for delivery, with its one-time activation token.
+/// A mail waiting for delivery, with its one-time token, and how its
+/// delivery went (SPEC §10).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
+    id: i64,
     account: i64,
+    pub kind: MailKind,
     pub recipient: String,
+    /// Empty once sent or failed.
     pub token: String,
+    sent_at: Option<String>,
+    failed_at: Option<String>,
+    error: Option<String>,
+    attempts: i64,
+    next_try_at: Option<String>,
+    claimed_until: Option<String>,
 }
 
 #[derive(Clone)]
@@ -117,9 +132,14 @@ impl MemoryStore {
         }
     }
 
-    /// The invitations waiting for delivery (the outbox of the SQL stores).
+    /// The mails waiting for delivery (the outbox of the SQL stores).
     pub fn outbox(&self) -> Vec<Outgoing> {
-        lock(&self.shared.committed).outbox.clone()
+        lock(&self.shared.committed)
+            .outbox
+            .iter()
+            .filter(|m| m.sent_at.is_none() && m.failed_at.is_none())
+            .cloned()
+            .collect()
     }
 
     fn snapshot(&self) -> Arc<Data> {
@@ -252,6 +272,29 @@ impl Data {
     fn account_mut(&mut self, id: i64) -> &mut AccountRow {
         // Ids come from `user_keys`, which holds only ids of `accounts`.
         self.accounts.get_mut(&id).expect("indexed account exists")
+    }
+
+    fn mail_mut(&mut self, id: i64) -> Option<&mut Outgoing> {
+        self.outbox.iter_mut().find(|m| m.id == id)
+    }
+
+    /// Queue a mail (ids never reused: one after the last).
+    fn push_mail(&mut self, account: i64, kind: MailKind, to: &str, token: String, _now: &str) {
+        self.last_mail += 1;
+        let id = self.last_mail;
+        self.outbox.push(Outgoing {
+            id,
+            account,
+            kind,
+            recipient: to.to_string(),
+            token,
+            sent_at: None,
+            failed_at: None,
+            error: None,
+            attempts: 0,
+            next_try_at: None,
+            claimed_until: None,
+        });
     }
 }
 
@@ -426,7 +469,7 @@ impl Reader for MemoryReader {
                         user_name: r.account.user_name.clone(),
                         email: r.account.profile.email.clone(),
                         invited_at,
-                        reminded_at: None,
+                        reminded_at: r.reminded_at.clone(),
                     },
                 ))
             })
@@ -569,7 +612,7 @@ impl Session for MemorySession {
             } => (
                 CredentialState::Invited,
                 Some(token),
-                Some((token_digest, self.now.clone())),
+                Some(token_digest),
                 None,
             ),
             NewCredential::Password { hash, .. } => {
@@ -584,18 +627,17 @@ impl Session for MemorySession {
             account,
             case_manager: None,
             invited_at: token.as_ref().map(|_| self.now.clone()),
-            token: digest,
+            digest: digest.clone(),
+            token_issued_at: token.as_ref().map(|_| self.now.clone()),
+            reminded_at: None,
+            reset_requested_at: None,
             password_hash: hash,
             activated_at: None,
         };
         d.accounts.insert(id, row);
         d.user_keys.insert(key, id);
         if let Some(token) = token {
-            d.outbox.push(Outgoing {
-                account: id,
-                recipient: profile.email.clone(),
-                token,
-            });
+            d.push_mail(id, MailKind::Invitation, &profile.email, token, &self.now);
         }
         self.record(Change::CreateAccount {
             user_name,
@@ -614,7 +656,9 @@ impl Session for MemorySession {
         row.account.active = active;
         if !active {
             // A deactivated account is not invited (again).
-            self.data.outbox.retain(|m| m.account != id);
+            self.data
+                .outbox
+                .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
         }
         self.record(Change::SetActive { user_name, active })
     }
@@ -872,6 +916,154 @@ impl Session for MemorySession {
         Ok(revision)
     }
 
+    fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
+        let d = &mut self.data;
+        let accounts = &d.accounts;
+        // Nobody deactivated gets mail, nobody activated an invitation.
+        d.outbox.retain(|m| {
+            let a = &accounts[&m.account].account;
+            m.sent_at.is_some()
+                || m.failed_at.is_some()
+                || (a.active
+                    && (m.kind == MailKind::Reset || a.credential == CredentialState::Invited))
+        });
+        let now = self.now.as_str();
+        let mut out = Vec::new();
+        for m in d.outbox.iter_mut() {
+            let due = m.sent_at.is_none()
+                && m.failed_at.is_none()
+                && !m.token.is_empty()
+                && m.next_try_at.as_deref().is_none_or(|t| t <= now)
+                && m.claimed_until.as_deref().is_none_or(|t| t <= now);
+            if !due || out.len() >= limit {
+                continue;
+            }
+            m.claimed_until = Some(until.to_string());
+            let a = &accounts[&m.account].account;
+            out.push(Mail {
+                id: m.id,
+                kind: m.kind,
+                user_name: a.user_name.clone(),
+                recipient: m.recipient.clone(),
+                first_name: a.profile.first_name.clone(),
+                last_name: a.profile.last_name.clone(),
+                token: m.token.clone(),
+                attempts: m.attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    fn mail_sent(&mut self, id: i64) -> Result<(), StoreError> {
+        let now = self.now.clone();
+        if let Some(m) = self.data.mail_mut(id) {
+            m.sent_at = Some(now);
+            m.token.clear();
+            m.claimed_until = None;
+            m.error = None;
+            m.attempts += 1;
+        }
+        Ok(())
+    }
+
+    fn mail_deferred(&mut self, id: i64, next_try_at: &str, error: &str) -> Result<(), StoreError> {
+        if let Some(m) = self.data.mail_mut(id).filter(|m| m.sent_at.is_none()) {
+            m.attempts += 1;
+            m.next_try_at = Some(next_try_at.to_string());
+            m.error = Some(error.to_string());
+            m.claimed_until = None;
+        }
+        Ok(())
+    }
+
+    fn mail_failed(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
+        let now = self.now.clone();
+        if let Some(m) = self.data.mail_mut(id).filter(|m| m.sent_at.is_none()) {
+            m.attempts += 1;
+            m.failed_at = Some(now);
+            m.error = Some(error.to_string());
+            m.token.clear();
+            m.claimed_until = None;
+        }
+        Ok(())
+    }
+
+    fn release_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        for m in &mut self.data.outbox {
+            if ids.contains(&m.id) && m.sent_at.is_none() {
+                m.claimed_until = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
+        let d = &self.data;
+        let mut out = Vec::new();
+        for (key, id) in &d.user_keys {
+            let r = &d.accounts[id];
+            if !r.account.active
+                || r.account.credential != CredentialState::Invited
+                || r.digest.is_none()
+            {
+                continue;
+            }
+            let mails: Vec<&Outgoing> = d.outbox.iter().filter(|m| m.account == *id).collect();
+            let waiting = mails.iter().any(|m| m.sent_at.is_none());
+            let last = mails.iter().filter_map(|m| m.sent_at.as_deref()).max();
+            let reminders = mails
+                .iter()
+                .filter(|m| m.kind == MailKind::Reminder)
+                .count();
+            if !waiting && last.is_some_and(|t| t <= sent_before) && reminders < max as usize {
+                out.push((key.clone(), r.account.user_name.clone()));
+            }
+        }
+        out.sort();
+        Ok(out.into_iter().map(|(_, n)| n).collect())
+    }
+
+    fn queue_mail(
+        &mut self,
+        user_name: &str,
+        kind: MailKind,
+        token: &str,
+        token_digest: &str,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let now = self.now.clone();
+        let row = self.data.account_mut(id);
+        let refuse = |why: &str| Err(StoreError::Invalid(format!("account `{user_name}` {why}")));
+        if !row.account.active {
+            return refuse("is deactivated: it gets no mail");
+        }
+        let invited = row.account.credential == CredentialState::Invited;
+        match kind {
+            MailKind::Reset if invited => {
+                return refuse(
+                    "has not activated yet: `roster invitations send` reminds them with a fresh link",
+                );
+            }
+            MailKind::Reminder | MailKind::Invitation if !invited => {
+                return refuse("is not waiting for an invitation");
+            }
+            _ => {}
+        }
+        row.digest = Some(token_digest.to_string());
+        row.token_issued_at = Some(now.clone());
+        match kind {
+            MailKind::Reset => row.reset_requested_at = Some(now.clone()),
+            _ => row.reminded_at = Some(now.clone()),
+        }
+        let email = row.account.profile.email.clone();
+        self.data
+            .outbox
+            .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
+        self.data
+            .push_mail(id, kind, &email, token.to_string(), &now);
+        self.record(Change::QueueMail { user_name, kind })
+    }
+
     fn activate(
         &mut self,
         digest: &str,
@@ -884,7 +1076,9 @@ impl Session for MemorySession {
         };
         let now = self.now.clone();
         let row = self.data.account_mut(id);
-        row.token = None;
+        row.digest = None;
+        row.token_issued_at = None;
+        row.reset_requested_at = None;
         row.password_hash = Some(password_hash.to_string());
         row.account.credential = CredentialState::PasswordSet;
         row.activated_at.get_or_insert(now);
@@ -903,11 +1097,15 @@ impl Data {
         let Some((id, row)) = self
             .accounts
             .iter()
-            .find(|(_, r)| r.token.as_ref().is_some_and(|(d, _)| d == digest))
+            .find(|(_, r)| r.digest.as_deref() == Some(digest))
         else {
             return (None, Err(TokenRefused::Unknown));
         };
-        let issued = row.token.as_ref().map(|(_, at)| at.as_str());
+        let issued = row
+            .token_issued_at
+            .as_deref()
+            .or(row.reminded_at.as_deref())
+            .or(row.invited_at.as_deref());
         let found = if !row.account.active {
             Err(TokenRefused::Deactivated)
         } else if super::token_expired(issued, ttl, now) {
@@ -917,7 +1115,7 @@ impl Data {
                 user_name: row.account.user_name.clone(),
                 first_name: row.account.profile.first_name.clone(),
                 email: row.account.profile.email.clone(),
-                reset: false,
+                reset: row.reset_requested_at.is_some(),
             })
         };
         (Some(*id), found)
@@ -987,6 +1185,70 @@ mod tests {
         s.reactivate_account("ann").unwrap();
         s.commit().unwrap();
         assert_eq!(tokens(&store), ["token-1"]);
+    }
+
+    #[test]
+    fn mail_is_claimed_once_and_reminders_get_fresh_tokens() {
+        let store = MemoryStore::new();
+        let t0 = "2026-01-01T00:00:00Z";
+        let mut s = store.begin("admin", t0).unwrap();
+        for (n, name) in ["ann", "bob", "cat"].iter().enumerate() {
+            let email = format!("{name}@example.org");
+            s.create_account(name, &profile(&email), invite(n as u32))
+                .unwrap();
+        }
+        s.commit().unwrap();
+        let until = "2026-01-01T00:05:00Z";
+        let mut s = store.begin("mailer", t0).unwrap();
+        let first = s.claim_mail(until, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        // Claimed: a second claim before `until` gets only the third.
+        let second = s.claim_mail(until, 10).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!(second[0].user_name, "cat");
+        s.mail_sent(first[0].id).unwrap();
+        s.mail_deferred(first[1].id, "2026-01-01T01:00:00Z", "421 later")
+            .unwrap();
+        s.mail_failed(second[0].id, "550 no such mailbox").unwrap();
+        assert!(s.claim_mail(until, 10).unwrap().is_empty());
+        s.commit().unwrap();
+        assert_eq!(tokens_of(&store), ["token-1"]);
+        // Sent at t0: a reminder is due after it, once.
+        let mut s = store.begin("mailer", "2026-01-02T00:00:00Z").unwrap();
+        assert!(
+            s.due_reminders("2025-12-31T00:00:00Z", 3)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.due_reminders(t0, 3).unwrap(), ["ann"]);
+        s.queue_mail("ann", MailKind::Reminder, "fresh", "sha256:fresh")
+            .unwrap();
+        assert!(s.due_reminders(t0, 3).unwrap().is_empty());
+        // Bob's deferred invitation is due again, and Ann's reminder.
+        let r = s.claim_mail("2026-01-02T00:05:00Z", 10).unwrap();
+        let got: Vec<_> = r.iter().map(|m| (m.kind, m.token.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (MailKind::Invitation, "token-1"),
+                (MailKind::Reminder, "fresh")
+            ]
+        );
+        // Resets are for accounts that activated.
+        assert!(
+            s.queue_mail("bob", MailKind::Reset, "t", "sha256:t")
+                .unwrap_err()
+                .to_string()
+                .contains("has not activated yet")
+        );
+        s.commit().unwrap();
+        let log = store.reader().unwrap().audit(None).unwrap();
+        assert_eq!(log.last().unwrap().op, "queue_reminder");
+        assert!(!format!("{:?}", log.last().unwrap()).contains("fresh\""));
+    }
+
+    fn tokens_of(store: &MemoryStore) -> Vec<String> {
+        store.outbox().into_iter().map(|m| m.token).collect()
     }
 
     #[test]

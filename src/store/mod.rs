@@ -123,6 +123,23 @@ pub trait Reader {
     ) -> Result<Vec<String>, StoreError>;
     fn audit(&mut self, since: Option<&str>) -> Result<Vec<AuditEntry>, StoreError>;
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
+    /// Every active account with a pending invitation or any mail, and the
+    /// state of its last mail (`roster invitations`).
+    /// A store without an outbox lists its pending invitations.
+    fn mail_states(&mut self) -> Result<Vec<MailState>, StoreError> {
+        Ok(self
+            .invitations()?
+            .into_iter()
+            .map(|i| MailState {
+                user_name: i.user_name,
+                email: i.email,
+                invited_at: Some(i.invited_at),
+                reminded_at: i.reminded_at,
+                pending: true,
+                ..MailState::default()
+            })
+            .collect())
+    }
     /// The account the one-time token with this digest opens now (`now`,
     /// RFC 3339), its tokens living `ttl` after they were issued. A store
     /// that keeps no tokens knows none.
@@ -341,6 +358,51 @@ pub trait Session: Send {
     }
     /// Write everything and release the lock.
     fn commit(self: Box<Self>) -> Result<i64, StoreError>;
+    /// Claim up to `limit` messages due now for a `send` run, held until
+    /// `until`: messages of deactivated and activated accounts are dropped
+    /// instead (a reset is dropped only when its account is deactivated).
+    fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
+        let _ = (until, limit);
+        Err(self.unsupported("mail delivery"))
+    }
+    /// The relay accepted the message: sent, its raw token erased.
+    fn mail_sent(&mut self, id: i64) -> Result<(), StoreError> {
+        let _ = id;
+        Err(self.unsupported("mail delivery"))
+    }
+    /// A temporary failure: one more attempt, tried again from `next_try_at`.
+    fn mail_deferred(&mut self, id: i64, next_try_at: &str, error: &str) -> Result<(), StoreError> {
+        let _ = (id, next_try_at, error);
+        Err(self.unsupported("mail delivery"))
+    }
+    /// A permanent failure: failed for good, its raw token erased.
+    fn mail_failed(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
+        let _ = (id, error);
+        Err(self.unsupported("mail delivery"))
+    }
+    /// Give up the claim on messages not sent (a run that stops early).
+    fn release_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let _ = ids;
+        Err(self.unsupported("mail delivery"))
+    }
+    /// Invited accounts due a reminder: nothing queued for them, their last
+    /// mail sent at or before `sent_before`, fewer than `max` reminders.
+    fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
+        let _ = (sent_before, max);
+        Err(self.unsupported("mail delivery"))
+    }
+    /// Queue a reminder or a password reset with a fresh one-time token
+    /// (the account keeps only `token_digest`; its old token stops working).
+    fn queue_mail(
+        &mut self,
+        user_name: &str,
+        kind: MailKind,
+        token: &str,
+        token_digest: &str,
+    ) -> Result<(), StoreError> {
+        let _ = (user_name, kind, token, token_digest);
+        Err(self.unsupported("mail delivery"))
+    }
     /// Use the one-time token with this digest (invitation, reminder or
     /// password reset; it lives `ttl` after it was issued): the account
     /// gets this Argon2id hash as its password, its activation time (kept
@@ -355,6 +417,70 @@ pub trait Session: Send {
         let _ = (digest, password_hash, ttl);
         Err(self.unsupported("activation"))
     }
+}
+
+/// What an outbox message is (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    Invitation,
+    Reminder,
+    Reset,
+}
+
+impl MailKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailKind::Invitation => "invitation",
+            MailKind::Reminder => "reminder",
+            MailKind::Reset => "reset",
+        }
+    }
+
+    /// The kind of a stored row; anything unknown reads as an invitation
+    /// (the one kind schemas before 6 wrote).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "reminder" => MailKind::Reminder,
+            "reset" => MailKind::Reset,
+            _ => MailKind::Invitation,
+        }
+    }
+}
+
+/// A message claimed for delivery, with its one-time token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub id: i64,
+    pub kind: MailKind,
+    pub user_name: String,
+    pub recipient: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub token: String,
+    /// Deliveries tried before this one.
+    pub attempts: i64,
+}
+
+/// An account's invitation or reset and its last mail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MailState {
+    pub user_name: String,
+    pub email: String,
+    pub invited_at: Option<String>,
+    pub token_issued_at: Option<String>,
+    pub reminded_at: Option<String>,
+    pub activated_at: Option<String>,
+    /// Invited, with a token, not activated yet.
+    pub pending: bool,
+    /// The last mail: its kind, when sent or failed, why, attempts.
+    pub kind: Option<MailKind>,
+    pub sent_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub error: Option<String>,
+    pub attempts: i64,
+    /// Reminders sent so far.
+    pub reminders: i64,
 }
 
 /// One row of the audit log.

@@ -29,6 +29,9 @@ pub const SCIM_PEERS: &[&str] = &[
     "scim-sanity==0.7.4",
 ];
 
+/// The SMTP relay the mail tests deliver to (tests/fixtures/smtp_relay.py).
+pub const AIOSMTPD: &[&str] = &["aiosmtpd==1.4.6"];
+
 /// PostgreSQL 16 binaries in a wheel (manylinux x86_64 and aarch64, macOS).
 pub const PGSERVER: &[&str] = &["pgserver==0.1.4"];
 

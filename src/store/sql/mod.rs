@@ -9,6 +9,7 @@ pub mod columns;
 pub mod conn;
 pub mod directory;
 pub mod filter;
+pub mod outbox;
 pub mod postgres;
 pub mod reader;
 pub mod session;

@@ -323,6 +323,13 @@ impl Reader for SqlReader {
         .collect()
     }
 
+    fn mail_states(&mut self) -> Result<Vec<crate::store::MailState>, StoreError> {
+        match self.conn() {
+            Some(c) => super::outbox::states(c),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn token_holder(
         &mut self,
         digest: &str,

@@ -15,11 +15,12 @@
 //! rows are built from borrows: a row costs no allocation of its own.
 
 use super::conn::{Arg, Conn, params};
+use super::outbox;
 use super::{ACCOUNT_COLUMNS, account_from_row};
 use crate::domain::{CredentialState, Entitlement, GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{AuditLog, Change, RowText};
-use crate::store::{NewCredential, Owner, ScimField, Session, StoreError};
+use crate::store::{Mail, MailKind, NewCredential, Owner, ScimField, Session, StoreError};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -1538,6 +1539,54 @@ impl Session for SqlSession {
             reset: holder.reset,
         })?;
         Ok(found)
+    }
+
+    fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
+        self.flush()?;
+        outbox::claim(&mut self.conn, &self.now, until, limit)
+    }
+
+    fn mail_sent(&mut self, id: i64) -> Result<(), StoreError> {
+        outbox::sent(&mut self.conn, &self.now, id)
+    }
+
+    fn mail_deferred(&mut self, id: i64, next_try_at: &str, error: &str) -> Result<(), StoreError> {
+        outbox::deferred(&mut self.conn, id, next_try_at, error)
+    }
+
+    fn mail_failed(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
+        outbox::failed(&mut self.conn, &self.now, id, error)
+    }
+
+    fn release_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        outbox::release(&mut self.conn, ids)
+    }
+
+    fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
+        self.flush()?;
+        outbox::due_reminders(&mut self.conn, sent_before, max)
+    }
+
+    fn queue_mail(
+        &mut self,
+        user_name: &str,
+        kind: MailKind,
+        token: &str,
+        token_digest: &str,
+    ) -> Result<(), StoreError> {
+        self.flush_for(user_name)?;
+        let id = self.account_id(user_name)?;
+        let now = self.now.clone();
+        outbox::queue(
+            &mut self.conn,
+            &now,
+            user_name,
+            id,
+            kind,
+            token,
+            token_digest,
+        )?;
+        self.record(Change::QueueMail { user_name, kind })
     }
 }
 
