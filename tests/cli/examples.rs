@@ -457,6 +457,17 @@ fn case_management(backend: Backend, through_serve: bool) {
         "{plan}"
     );
     walk_through(&CASE_MANAGEMENT, &w);
+    // The export says how accounts sign in only where the store says it: a
+    // SCIM provider publishes no credential state, so none is `sign_in: sso`
+    // there (the invited PNovak would read as one).
+    let export = w.read("export.yaml");
+    let sso = export.matches("sign_in: sso\n").count();
+    if through_serve {
+        assert!(!export.contains("sign_in"), "{export}");
+    } else {
+        assert_eq!(sso, 8, "all but the invited PNovak:\n{export}");
+        assert!(!export.contains("sign_in: invite"), "{export}");
+    }
     // SSO: no invitation waits for the new hires. A SCIM client cannot list
     // the provider's invitations: they are read from the store underneath.
     let invitations = w.ok(&["invitations", "--store", &w.db, "--format", "json"]);

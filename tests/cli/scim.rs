@@ -1059,6 +1059,47 @@ fn spec9_rosters_reconcile_as_on_the_embedded_store() {
     assert_eq!(users, ["BMitchell", "NHoliday"], "{creds}");
 }
 
+/// An export from a SCIM provider says only what the provider publishes:
+/// SCIM shows no credential state, so no partner is written `sign_in: sso`
+/// (not even the one created so), and the export checks and plans with no
+/// changes.
+#[test]
+fn an_export_leaves_sign_in_to_the_default_and_plans_clean() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let r = roster();
+    std::fs::write(r.path().join("roster.yaml"), super::serve::spec9_roster(0)).unwrap();
+    r.scim_ok(&[
+        "apply",
+        "--yes",
+        "--store",
+        &url,
+        "roster.yaml",
+        "--onboarding",
+        "password",
+        "--credentials-file",
+        "creds.csv",
+    ]);
+    r.scim_ok(&["export", "--store", &url, "-o", "export.yaml"]);
+    let export = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
+    assert!(export.contains("account: ZQuinn\n"), "{export}");
+    assert!(!export.contains("sign_in"), "{export}");
+    r.scim_ok(&["check", "export.yaml"]);
+    let out = r.scim(
+        &[
+            "plan",
+            "--store",
+            &url,
+            "export.yaml",
+            "--detailed-exitcode",
+        ],
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}{}\n{export}", out.stdout, out.stderr);
+}
+
 /// Roles reach the provider with the account, and entitlements added
 /// later are patched onto it.
 #[test]
