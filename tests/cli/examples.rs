@@ -236,19 +236,7 @@ impl Walk {
         if let Some(t) = &self.token {
             c.env("ROSTER_SCIM_TOKEN", t);
         }
-        let out = c.output().expect("run roster");
-        let out = Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !out.stdout.contains(super::pg::PASSWORD) && !out.stderr.contains(super::pg::PASSWORD),
-            "{args:?} shows the store's password\n{}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        Roster::output(args, c.output().expect("run roster"))
     }
 
     fn ok(&self, args: &[&str]) -> Output {

@@ -5,6 +5,26 @@
 use super::*;
 use std::collections::BTreeMap;
 
+/// A directory holding a store of `backend` seeded with `yaml` (as
+/// `seed.yaml`) through `roster apply`, and the store's URL.
+pub fn seeded_with(backend: Backend, yaml: &str) -> (Roster, String) {
+    let r = roster().file("seed.yaml", yaml);
+    let db = super::serve::store_url(backend);
+    super::serve::ok_in(
+        r.path(),
+        &[
+            "apply",
+            "--yes",
+            "--store",
+            &db,
+            "--credentials-file",
+            "creds.csv",
+            "seed.yaml",
+        ],
+    );
+    (r, db)
+}
+
 /// Where a test's store lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -170,7 +190,7 @@ impl Roster {
     }
 
     /// A finished run, checked to show no password.
-    fn output(args: &[&str], out: std::process::Output) -> Output {
+    pub(super) fn output(args: &[&str], out: std::process::Output) -> Output {
         let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -569,6 +569,22 @@ fn rename_accounts(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
     }
 }
 
+/// The plan op of a grant or revoke of `what` (`grant_role`, …).
+fn grant_op(grant: bool, what: &str) -> String {
+    format!("{}_{what}", if grant { "grant" } else { "revoke" })
+}
+
+/// The PATCH operation that adds `value` to the multi-valued `attr`, or
+/// removes the entry of `attr` whose value is `shown`.
+fn grant_patch(attr: &str, grant: bool, value: Value, shown: &str) -> Value {
+    if grant {
+        json!({"op": "add", "path": attr, "value": [value]})
+    } else {
+        let path = format!("{attr}[value eq {}]", Value::String(shown.to_string()));
+        json!({"op": "remove", "path": path})
+    }
+}
+
 fn patch_users(
     remote: &mut Remote,
     ops: &[Op],
@@ -611,17 +627,8 @@ fn patch_users(
                 if created.contains(&user_name.to_lowercase()) {
                     continue;
                 }
-                let (op, patch) = if *grant {
-                    (
-                        "grant_role",
-                        json!({"op": "add", "path": "roles", "value": [{ "value": role }]}),
-                    )
-                } else {
-                    (
-                        "revoke_role",
-                        json!({"op": "remove", "path": format!("roles[value eq {}]", Value::String(role.clone()))}),
-                    )
-                };
+                let patch = grant_patch("roles", *grant, json!({ "value": role }), role);
+                let op = grant_op(*grant, "role");
                 (user_name, format!("{op} {user_name} {role}"), vec![patch])
             }
             Op::Entitlement {
@@ -634,17 +641,8 @@ fn patch_users(
                 }
                 let value = entitlement_value(entitlement);
                 let shown = format!("{}:{}", entitlement.kind, entitlement.value);
-                let (op, patch) = if *grant {
-                    (
-                        "grant_entitlement",
-                        json!({"op": "add", "path": "entitlements", "value": [value]}),
-                    )
-                } else {
-                    (
-                        "revoke_entitlement",
-                        json!({"op": "remove", "path": format!("entitlements[value eq {}]", Value::String(shown.clone()))}),
-                    )
-                };
+                let patch = grant_patch("entitlements", *grant, value, &shown);
+                let op = grant_op(*grant, "entitlement");
                 (user_name, format!("{op} {user_name} {shown}"), vec![patch])
             }
             // After every creation, so a new manager has its id.
