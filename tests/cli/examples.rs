@@ -265,6 +265,15 @@ impl Walk {
         std::fs::write(self.r.path().join(name), text).unwrap();
     }
 
+    /// Career services' intake CSV imported, as the walk-through does,
+    /// into `roster/intake.yaml`: the roster text.
+    fn import_intake(&self) -> String {
+        let group = "Spring 2027 Intake";
+        let imported = self.ok(&["import", "csv", "intake.csv", "--group", group]);
+        self.write("roster/intake.yaml", &imported.stdout);
+        imported.stdout
+    }
+
     fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.r.path().join(name)).unwrap()
     }
@@ -386,17 +395,10 @@ fn staffing(backend: Backend, through_serve: bool) {
 /// walk-through does, then the students' case managers.
 fn career_services(backend: Backend, through_serve: bool) {
     let w = Walk::new(&CAREER_SERVICES, backend, through_serve);
-    let imported = w.ok(&[
-        "import",
-        "csv",
-        "intake.csv",
-        "--group",
-        "Spring 2027 Intake",
-    ]);
+    let imported = w.import_intake();
     // Students carry what the template gave and nothing more: the
     // roster's default role (`student`) applies to them.
-    assert!(!imported.stdout.contains("role"), "{}", imported.stdout);
-    w.write("roster/intake.yaml", &imported.stdout);
+    assert!(!imported.contains("role"), "{imported}");
     w.ok(&["check", "roster"]);
     walk_through(&CAREER_SERVICES, &w);
     // The platform's user list: the intake waits for case managers, and
@@ -574,14 +576,7 @@ mod through_serve {
         for e in [&STAFFING, &CAREER_SERVICES, &CASE_MANAGEMENT] {
             let w = Walk::new(e, Backend::Sqlite, true);
             if e.name == "career-services" {
-                let imported = w.ok(&[
-                    "import",
-                    "csv",
-                    "intake.csv",
-                    "--group",
-                    "Spring 2027 Intake",
-                ]);
-                w.write("roster/intake.yaml", &imported.stdout);
+                w.import_intake();
             }
             let (_, served) = w.plan(e.roster);
             let direct = w.ok(&["plan", "--store", &w.db, e.roster, "--format", "json"]);
@@ -662,14 +657,7 @@ fn change_before_first_group_patch(
 #[test]
 fn a_change_by_someone_else_mid_apply_is_not_overwritten() {
     let w = Walk::new(&CAREER_SERVICES, Backend::Sqlite, true);
-    let imported = w.ok(&[
-        "import",
-        "csv",
-        "intake.csv",
-        "--group",
-        "Spring 2027 Intake",
-    ]);
-    w.write("roster/intake.yaml", &imported.stdout);
+    w.import_intake();
     let base = w._server.as_ref().unwrap().base.clone();
     let token = w.token.clone().unwrap();
     let found = serve::http(

@@ -211,6 +211,15 @@ impl Roster {
         out
     }
 
+    /// `plan --detailed-exitcode` of `roster` shows no changes (`what`
+    /// says which in a failure).
+    fn plans_no_changes(&self, roster: &str, what: &str) {
+        let args = ["plan", "--store", self.db(), roster, "--detailed-exitcode"];
+        let out = self.cmd(&args);
+        assert_eq!(out.code, 0, "{what}\n{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("No changes"), "{what} {}", out.stdout);
+    }
+
     fn plan_json(&self, roster: &str) -> (i32, Value) {
         let out = self.cmd(&["plan", "--store", self.db(), roster, "--format", "json"]);
         let v = serde_json::from_str(&out.stdout)
@@ -1147,15 +1156,7 @@ fn export_then_plan_shows_no_changes(b: Backend) {
         let copy = r.store(b, "copy");
         r.ok(&["apply", "--yes", "--store", r.db(), "gen.yaml"]);
         r.ok(&["export", "--store", r.db(), "-o", "export.yaml"]);
-        let out = r.cmd(&[
-            "plan",
-            "--store",
-            r.db(),
-            "export.yaml",
-            "--detailed-exitcode",
-        ]);
-        assert_eq!(out.code, 0, "n={n}\n{}\n{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+        r.plans_no_changes("export.yaml", &format!("n={n}"));
         // The export is a roster: applied to an empty store it gives the same store back.
         let first = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
         r.ok(&["apply", "--yes", "--store", &copy.url, "export.yaml"]);
@@ -1222,15 +1223,7 @@ partners:
     let all = format!("{}{}", check.stdout, check.stderr);
     assert!(all.contains("undeliverable-email"), "{all}");
     assert!(!all.contains("missing-required-field"), "{all}");
-    let out = r.cmd(&[
-        "plan",
-        "--store",
-        r.db(),
-        "export.yaml",
-        "--detailed-exitcode",
-    ]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    r.plans_no_changes("export.yaml", "");
 }
 
 fn export_on_stdout_leaves_out_personal_data(b: Backend) {
