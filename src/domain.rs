@@ -6,134 +6,88 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case", ascii_case_insensitive)]
-pub enum GroupType {
-    #[default]
-    Organization,
-    Project,
+/// A closed set of names spelled one way in roster files, plans and
+/// stores: the derives such an enum shares, its serde and strum spelling
+/// (`$case`), and `as_str`. Extra derives and docs go before `enum`.
+macro_rules! names {
+    ($case:literal; $(#[$m:meta])* $vis:vis enum $name:ident { $($body:tt)* }) => {
+        $(#[$m])*
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            serde::Serialize,
+            serde::Deserialize,
+            schemars::JsonSchema,
+            strum::IntoStaticStr,
+        )]
+        #[cfg_attr(test, derive(strum::EnumIter))]
+        #[serde(rename_all = $case)]
+        #[strum(serialize_all = $case)]
+        $vis enum $name { $($body)* }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+        }
+    };
+}
+pub(crate) use names;
+
+names! {
+    "kebab-case";
+    #[derive(Default, PartialOrd, Ord, strum::EnumString)]
+    #[strum(ascii_case_insensitive)]
+    pub enum GroupType {
+        #[default]
+        Organization,
+        Project,
+    }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "kebab-case")]
-#[strum(serialize_all = "kebab-case")]
-pub enum Role {
-    /// Partner tools.
-    #[default]
-    PublicViewer,
-    /// No partner tools.
-    Individual,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+names! {
+    "kebab-case";
+    #[derive(Default, PartialOrd, Ord, strum::EnumString)]
+    pub enum Role {
+        /// Partner tools.
+        #[default]
+        PublicViewer,
+        /// No partner tools.
+        Individual,
     }
 }
 
 /// The role catalog of a roster without `policy.roles`.
 pub const DEFAULT_ROLES: [&str; 2] = ["public-viewer", "individual"];
 
-impl GroupType {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+names! {
+    "snake_case";
+    /// How a new account first signs in (SPEC §9 `sign_in`).
+    #[derive(PartialOrd, Ord, strum::EnumString)]
+    pub enum SignIn {
+        /// No password; an activation link is sent.
+        Invite,
+        /// A generated password, handed over out of band.
+        Password,
+        /// Created active with no password and no invitation: the identity provider signs in.
+        Sso,
     }
 }
 
-/// How a new account first signs in (SPEC §9 `sign_in`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum SignIn {
-    /// No password; an activation link is sent.
-    Invite,
-    /// A generated password, handed over out of band.
-    Password,
-    /// Created active with no password and no invitation: the identity provider signs in.
-    Sso,
-}
-
-impl SignIn {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// How new accounts' user names are made (SPEC §9 `policy.user_names`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum UserNames {
-    /// First initial and last name, e.g. MMcCray.
-    #[default]
-    Initials,
-    /// The email address.
-    Email,
-}
-
-impl UserNames {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+names! {
+    "snake_case";
+    /// How new accounts' user names are made (SPEC §9 `policy.user_names`).
+    #[derive(Default)]
+    pub enum UserNames {
+        /// First initial and last name, e.g. MMcCray.
+        #[default]
+        Initials,
+        /// The email address.
+        Email,
     }
 }
 
@@ -153,34 +107,21 @@ pub struct Access {
     pub previously: Option<String>,
 }
 
-/// How an account can sign in.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum CredentialState {
-    /// Created by invitation; has not activated yet.
-    Invited,
-    /// Activated (or given a password).
-    PasswordSet,
-    /// No credential (e.g. single sign-on only).
-    None,
+names! {
+    "snake_case";
+    /// How an account can sign in.
+    #[derive(strum::EnumString)]
+    pub enum CredentialState {
+        /// Created by invitation; has not activated yet.
+        Invited,
+        /// Activated (or given a password).
+        PasswordSet,
+        /// No credential (e.g. single sign-on only).
+        None,
+    }
 }
 
 impl CredentialState {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
     pub fn parse(s: &str) -> Self {
         s.parse().unwrap_or(CredentialState::None)
     }
@@ -223,6 +164,20 @@ impl ProfileField {
 }
 
 impl Profile {
+    /// A profile of the required fields only: email and names.
+    #[cfg(test)]
+    pub fn named(email: &str, first_name: &str, last_name: &str) -> Profile {
+        Profile {
+            email: email.into(),
+            first_name: first_name.into(),
+            last_name: last_name.into(),
+            birth_date: None,
+            phone: None,
+            extension: None,
+            zip: None,
+        }
+    }
+
     /// This profile with `fields` (roster names) taken from `from`.
     pub fn with_fields(&self, from: &Profile, fields: &[String]) -> Result<Profile, String> {
         let mut p = self.clone();

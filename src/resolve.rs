@@ -1,35 +1,21 @@
 //! The resolution ladder (SPEC §4): a pure function of the partners and the
 //! accounts the store returned for them.
 
-use crate::domain::{Account, NameDob};
+use crate::domain::{Account, NameDob, names};
 use crate::roster::model::Partner;
 use crate::roster::normalize::{email_key, name_key};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Outcome {
-    Matched,
-    Reactivate,
-    Create,
-    NeedsConfirmation,
-    Ambiguous,
-    Conflict,
+names! {
+    "snake_case";
+    pub enum Outcome {
+        Matched,
+        Reactivate,
+        Create,
+        NeedsConfirmation,
+        Ambiguous,
+        Conflict,
+    }
 }
 
 impl Outcome {
@@ -39,66 +25,27 @@ impl Outcome {
             Outcome::NeedsConfirmation | Outcome::Ambiguous | Outcome::Conflict
         )
     }
-    pub fn as_str(self) -> &'static str {
-        self.into()
+}
+
+names! {
+    "snake_case";
+    pub enum Via {
+        Pinned,
+        Email,
+        NameDob,
+        InactiveEmail,
+        InactiveNameDob,
     }
 }
 
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Via {
-    Pinned,
-    Email,
-    NameDob,
-    InactiveEmail,
-    InactiveNameDob,
-}
-
-impl Via {
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
-
-/// Fields that decide a match and can differ between a partner and an account.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    strum::IntoStaticStr,
-)]
-#[cfg_attr(test, derive(strum::EnumIter))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Differs {
-    FirstName,
-    LastName,
-    BirthDate,
-    Email,
-}
-
-impl Differs {
-    pub fn as_str(self) -> &'static str {
-        self.into()
+names! {
+    "snake_case";
+    /// Fields that decide a match and can differ between a partner and an account.
+    pub enum Differs {
+        FirstName,
+        LastName,
+        BirthDate,
+        Email,
     }
 }
 

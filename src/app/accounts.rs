@@ -299,18 +299,6 @@ mod tests {
     use crate::store::NewCredential;
     use crate::store::memory::MemoryStore;
 
-    fn profile(email: &str, first: &str, last: &str) -> Profile {
-        Profile {
-            email: email.into(),
-            first_name: first.into(),
-            last_name: last.into(),
-            birth_date: None,
-            phone: None,
-            extension: None,
-            zip: None,
-        }
-    }
-
     /// A staff member overseeing two students: one invited and in a group,
     /// one signed in by SSO; a deactivated account with a password.
     fn store() -> MemoryStore {
@@ -320,7 +308,7 @@ mod tests {
             .unwrap();
         w.create_account(
             "BMitchell",
-            &profile("brandon@example.edu", "Brandon", "Mitchell"),
+            &Profile::named("brandon@example.edu", "Brandon", "Mitchell"),
             NewCredential::Password {
                 hash: "x".into(),
                 password: "y".into(),
@@ -329,7 +317,7 @@ mod tests {
         .unwrap();
         w.create_account(
             "NHoliday",
-            &profile("noelle@example.edu", "Noelle", "Holiday"),
+            &Profile::named("noelle@example.edu", "Noelle", "Holiday"),
             NewCredential::Invite {
                 token: "t".into(),
                 token_digest: "d".into(),
@@ -338,13 +326,13 @@ mod tests {
         .unwrap();
         w.create_account(
             "SSmith",
-            &profile("sam@example.edu", "Sam", "Smith"),
+            &Profile::named("sam@example.edu", "Sam", "Smith"),
             NewCredential::Sso,
         )
         .unwrap();
         w.create_account(
             "OGone",
-            &profile("old@example.edu", "Old", "Gone"),
+            &Profile::named("old@example.edu", "Old", "Gone"),
             NewCredential::Password {
                 hash: "x".into(),
                 password: "y".into(),

@@ -161,6 +161,20 @@ pub struct Exported {
     pub shared_emails: Vec<(String, String, String)>,
 }
 
+/// Does the store at `url` publish accounts' credential state? SCIM reads
+/// show none: every account there reads as if signed in by SSO.
+fn credentials_published(url: &str) -> bool {
+    !crate::store::scim::is_scim(url)
+}
+
+/// Leave `sign_in` to the roster's default where the store does not say
+/// how an account signs in.
+fn forget_sign_in(partners: &mut [Partner]) {
+    for p in partners {
+        p.sign_in = None;
+    }
+}
+
 /// Every account, group and membership of `store` as a roster file.
 pub fn export(store: &dyn Store) -> Result<Exported, StoreError> {
     let mut r = store.reader()?;
@@ -168,7 +182,10 @@ pub fn export(store: &dyn Store) -> Result<Exported, StoreError> {
     let groups = r.groups(None)?;
     let names: Vec<String> = groups.iter().map(|g| g.name.clone()).collect();
     let memberships = r.memberships(&names)?;
-    let file = roster_of(&accounts, &groups, &memberships);
+    let mut file = roster_of(&accounts, &groups, &memberships);
+    if !credentials_published(store.url()) {
+        forget_sign_in(&mut file.partners);
+    }
     let mut seen: HashMap<&str, &str> = HashMap::new();
     let mut shared_emails = Vec::new();
     for p in &file.partners {
@@ -319,6 +336,10 @@ pub fn diff(planned: &Planned, show_pii: bool) -> (RosterFile, RosterFile) {
     let mut have = roster_of(&accounts, &groups, &memberships);
     // The policy an export carries so it checks clean is no difference.
     have.policy = None;
+    if !credentials_published(&planned.live.url) {
+        forget_sign_in(&mut have.partners);
+        forget_sign_in(&mut want.partners);
+    }
     if !show_pii {
         mask(&mut have.partners, &mut want.partners);
     }

@@ -565,13 +565,9 @@ mod tests {
 
     fn profile(email: &str, first: &str, last: &str, dob: Option<&str>) -> Profile {
         Profile {
-            email: email.into(),
-            first_name: first.into(),
-            last_name: last.into(),
             birth_date: dob.map(str::to_string),
             phone: dob.map(|_| "217-555-0199".to_string()),
-            extension: None,
-            zip: None,
+            ..Profile::named(email, first, last)
         }
     }
 

@@ -160,6 +160,23 @@ fn rows(p: &Plan) -> Vec<Row> {
     rows
 }
 
+/// The removal caps a plan reached: (collection, removed, of, limit).
+fn removal_caps(p: &Plan) -> Vec<(&str, u64, u64, u64)> {
+    p.removal_caps
+        .iter()
+        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
+        .collect()
+}
+
+/// The messages of a plan's `mass-removal` warnings.
+fn mass_removals(p: &Plan) -> Vec<&str> {
+    p.warnings
+        .iter()
+        .filter(|n| n.code == "mass-removal")
+        .map(|n| n.message.as_str())
+        .collect()
+}
+
 fn row(
     partner: &str,
     outcome: Outcome,
@@ -650,11 +667,7 @@ fn section_9_plans_applied_leave_nothing_to_plan() {
     let seats = first.seats.clone().unwrap();
     assert_eq!((seats.used, seats.max, seats.free), (3, 10, 7));
     // A role put in place of another is still one taken away.
-    let caps: Vec<(&str, u64, u64, u64)> = first
-        .removal_caps
-        .iter()
-        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
-        .collect();
+    let caps = removal_caps(&first);
     assert_eq!(caps, [("roles", 2, 2, 1)]);
     assert!(first.violations.is_empty(), "{:?}", first.violations);
     apply(&store, &first);
@@ -674,11 +687,7 @@ fn section_9_plans_applied_leave_nothing_to_plan() {
     partners[0].case_manager = None;
     partners[2].case_manager = None;
     let fewer = plan(&store, &partners, &groups, &pol);
-    let caps: Vec<(&str, u64, u64, u64)> = fewer
-        .removal_caps
-        .iter()
-        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
-        .collect();
+    let caps = removal_caps(&fewer);
     assert_eq!(
         caps,
         [
@@ -687,12 +696,7 @@ fn section_9_plans_applied_leave_nothing_to_plan() {
             ("case_assignments", 2, 2, 1)
         ]
     );
-    let warned: Vec<&str> = fewer
-        .warnings
-        .iter()
-        .filter(|n| n.code == "mass-removal")
-        .map(|n| n.message.as_str())
-        .collect();
+    let warned = mass_removals(&fewer);
     assert_eq!(
         warned,
         ["this plan removes 2 case assignments, more than max_removals allows (1 of 2)"]
@@ -882,20 +886,11 @@ fn max_removals_caps_user_manager_grants_apart_and_counts_every_revoke() {
         p.role = Some("individual".into());
     }
     let p = plan(&store, &swapped, &[group("G", &members)], &pol);
-    let caps: Vec<(&str, u64, u64, u64)> = p
-        .removal_caps
-        .iter()
-        .map(|c| (c.collection.as_str(), c.removed, c.of, c.limit))
-        .collect();
+    let caps = removal_caps(&p);
     assert_eq!(caps, [("user_manager_grants", 1, 1, 0), ("roles", 4, 4, 2)]);
     // No membership is removed: that cap is not reached.
     assert_eq!((p.summary.removals(), p.removal_limit), (0, 2));
-    let warned: Vec<&str> = p
-        .warnings
-        .iter()
-        .filter(|n| n.code == "mass-removal")
-        .map(|n| n.message.as_str())
-        .collect();
+    let warned = mass_removals(&p);
     assert_eq!(
         warned,
         [

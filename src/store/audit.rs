@@ -512,12 +512,30 @@ impl Change<'_> {
 
 /// What every store answers to a write it refuses.
 impl StoreError {
+    /// `what` (``account `X` ``, …) already in the store, or not in it.
+    fn in_store(what: String, there: bool) -> Self {
+        if there {
+            StoreError::Taken(format!("{what} already exists in the store"))
+        } else {
+            StoreError::Invalid(format!("{what} does not exist in the store"))
+        }
+    }
+
+    /// `what` (``role `X` ``, …) held by the account already, or not held.
+    fn held(user_name: &str, what: String, granted: bool) -> Self {
+        if granted {
+            StoreError::Taken(format!("account `{user_name}` already has {what}"))
+        } else {
+            StoreError::Invalid(format!("account `{user_name}` does not have {what}"))
+        }
+    }
+
     pub fn account_taken(user_name: &str) -> Self {
-        StoreError::Taken(format!("account `{user_name}` already exists in the store"))
+        Self::in_store(format!("account `{user_name}`"), true)
     }
 
     pub fn group_taken(name: &str) -> Self {
-        StoreError::Taken(format!("group `{name}` already exists in the store"))
+        Self::in_store(format!("group `{name}`"), true)
     }
 
     pub fn already_member(user_name: &str, group: &str) -> Self {
@@ -531,11 +549,11 @@ impl StoreError {
     }
 
     pub fn no_account(user_name: &str) -> Self {
-        StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
+        Self::in_store(format!("account `{user_name}`"), false)
     }
 
     pub fn no_group(name: &str) -> Self {
-        StoreError::Invalid(format!("group `{name}` does not exist in the store"))
+        Self::in_store(format!("group `{name}`"), false)
     }
 
     pub fn not_member(user_name: &str, group: &str) -> Self {
@@ -558,25 +576,13 @@ impl StoreError {
 
     /// A role granted twice or revoked when not held.
     pub fn role_refused(user_name: &str, role: &str, granted: bool) -> Self {
-        if granted {
-            StoreError::Taken(format!("account `{user_name}` already has role `{role}`"))
-        } else {
-            StoreError::Invalid(format!("account `{user_name}` does not have role `{role}`"))
-        }
+        Self::held(user_name, format!("role `{role}`"), granted)
     }
 
     /// An entitlement granted twice or revoked when not held.
     pub fn entitlement_refused(user_name: &str, e: &Entitlement, granted: bool) -> Self {
-        let (k, v) = (&e.kind, &e.value);
-        if granted {
-            StoreError::Taken(format!(
-                "account `{user_name}` already has entitlement `{k}: {v}`"
-            ))
-        } else {
-            StoreError::Invalid(format!(
-                "account `{user_name}` does not have entitlement `{k}: {v}`"
-            ))
-        }
+        let what = format!("entitlement `{}: {}`", e.kind, e.value);
+        Self::held(user_name, what, granted)
     }
 
     /// Why a case manager cannot be set, if it cannot: the account itself,

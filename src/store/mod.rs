@@ -254,38 +254,25 @@ pub trait Session: Send {
         Err(self.unsupported("renaming accounts"))
     }
     /// Give the account a role (from the roster's catalog).
-    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        let _ = (user_name, role);
+    fn grant_role(&mut self, _user_name: &str, _role: &str) -> Result<(), StoreError> {
         Err(self.unsupported("roles"))
     }
-    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        let _ = (user_name, role);
+    fn revoke_role(&mut self, _user_name: &str, _role: &str) -> Result<(), StoreError> {
         Err(self.unsupported("roles"))
     }
     /// Give the account an entitlement (`kind`: `products`, `coverage`, …).
-    fn grant_entitlement(
-        &mut self,
-        user_name: &str,
-        entitlement: &Entitlement,
-    ) -> Result<(), StoreError> {
-        let _ = (user_name, entitlement);
+    fn grant_entitlement(&mut self, _user_name: &str, _e: &Entitlement) -> Result<(), StoreError> {
         Err(self.unsupported("entitlements"))
     }
-    fn revoke_entitlement(
-        &mut self,
-        user_name: &str,
-        entitlement: &Entitlement,
-    ) -> Result<(), StoreError> {
-        let _ = (user_name, entitlement);
+    fn revoke_entitlement(&mut self, _user_name: &str, _e: &Entitlement) -> Result<(), StoreError> {
         Err(self.unsupported("entitlements"))
     }
     /// Set (or, with `None`, clear) the account that oversees this one.
     fn set_case_manager(
         &mut self,
-        user_name: &str,
-        case_manager: Option<&str>,
+        _user_name: &str,
+        _manager: Option<&str>,
     ) -> Result<(), StoreError> {
-        let _ = (user_name, case_manager);
         Err(self.unsupported("case managers"))
     }
     /// Delete an account and its memberships (`roster serve`: SCIM DELETE).

@@ -2,8 +2,8 @@
 //! file, a PostgreSQL database the tests start, and the SCIM client store
 //! speaking to `roster serve`.
 
-use super::serve::{ok_in, run_in, start, store_url};
-use super::store::Backend;
+use super::serve::{ok_in, run_in, start};
+use super::store::{Backend, seeded_with};
 use super::*;
 
 /// A case-management organisation: a supervisor who manages North Team's
@@ -66,21 +66,7 @@ partners:
 
 /// A store of `backend` seeded with [`SEED`] through `roster apply`.
 fn seeded(backend: Backend) -> (Roster, String) {
-    let r = roster().file("seed.yaml", SEED);
-    let db = store_url(backend);
-    ok_in(
-        r.path(),
-        &[
-            "apply",
-            "--yes",
-            "--store",
-            &db,
-            "--credentials-file",
-            "creds.csv",
-            "seed.yaml",
-        ],
-    );
-    (r, db)
+    seeded_with(backend, SEED)
 }
 
 fn accounts(r: &Roster, db: &str, args: &[&str]) -> Output {

@@ -236,19 +236,7 @@ impl Walk {
         if let Some(t) = &self.token {
             c.env("ROSTER_SCIM_TOKEN", t);
         }
-        let out = c.output().expect("run roster");
-        let out = Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert!(
-            !out.stdout.contains(super::pg::PASSWORD) && !out.stderr.contains(super::pg::PASSWORD),
-            "{args:?} shows the store's password\n{}\n{}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        Roster::output(args, c.output().expect("run roster"))
     }
 
     fn ok(&self, args: &[&str]) -> Output {
@@ -275,6 +263,15 @@ impl Walk {
 
     fn write(&self, name: &str, text: &str) {
         std::fs::write(self.r.path().join(name), text).unwrap();
+    }
+
+    /// Career services' intake CSV imported, as the walk-through does,
+    /// into `roster/intake.yaml`: the roster text.
+    fn import_intake(&self) -> String {
+        let group = "Spring 2027 Intake";
+        let imported = self.ok(&["import", "csv", "intake.csv", "--group", group]);
+        self.write("roster/intake.yaml", &imported.stdout);
+        imported.stdout
     }
 
     fn read(&self, name: &str) -> String {
@@ -398,17 +395,10 @@ fn staffing(backend: Backend, through_serve: bool) {
 /// walk-through does, then the students' case managers.
 fn career_services(backend: Backend, through_serve: bool) {
     let w = Walk::new(&CAREER_SERVICES, backend, through_serve);
-    let imported = w.ok(&[
-        "import",
-        "csv",
-        "intake.csv",
-        "--group",
-        "Spring 2027 Intake",
-    ]);
+    let imported = w.import_intake();
     // Students carry what the template gave and nothing more: the
     // roster's default role (`student`) applies to them.
-    assert!(!imported.stdout.contains("role"), "{}", imported.stdout);
-    w.write("roster/intake.yaml", &imported.stdout);
+    assert!(!imported.contains("role"), "{imported}");
     w.ok(&["check", "roster"]);
     walk_through(&CAREER_SERVICES, &w);
     // The platform's user list: the intake waits for case managers, and
@@ -457,6 +447,17 @@ fn case_management(backend: Backend, through_serve: bool) {
         "{plan}"
     );
     walk_through(&CASE_MANAGEMENT, &w);
+    // The export says how accounts sign in only where the store says it: a
+    // SCIM provider publishes no credential state, so none is `sign_in: sso`
+    // there (the invited PNovak would read as one).
+    let export = w.read("export.yaml");
+    let sso = export.matches("sign_in: sso\n").count();
+    if through_serve {
+        assert!(!export.contains("sign_in"), "{export}");
+    } else {
+        assert_eq!(sso, 8, "all but the invited PNovak:\n{export}");
+        assert!(!export.contains("sign_in: invite"), "{export}");
+    }
     // SSO: no invitation waits for the new hires. A SCIM client cannot list
     // the provider's invitations: they are read from the store underneath.
     let invitations = w.ok(&["invitations", "--store", &w.db, "--format", "json"]);
@@ -575,14 +576,7 @@ mod through_serve {
         for e in [&STAFFING, &CAREER_SERVICES, &CASE_MANAGEMENT] {
             let w = Walk::new(e, Backend::Sqlite, true);
             if e.name == "career-services" {
-                let imported = w.ok(&[
-                    "import",
-                    "csv",
-                    "intake.csv",
-                    "--group",
-                    "Spring 2027 Intake",
-                ]);
-                w.write("roster/intake.yaml", &imported.stdout);
+                w.import_intake();
             }
             let (_, served) = w.plan(e.roster);
             let direct = w.ok(&["plan", "--store", &w.db, e.roster, "--format", "json"]);
@@ -663,14 +657,7 @@ fn change_before_first_group_patch(
 #[test]
 fn a_change_by_someone_else_mid_apply_is_not_overwritten() {
     let w = Walk::new(&CAREER_SERVICES, Backend::Sqlite, true);
-    let imported = w.ok(&[
-        "import",
-        "csv",
-        "intake.csv",
-        "--group",
-        "Spring 2027 Intake",
-    ]);
-    w.write("roster/intake.yaml", &imported.stdout);
+    w.import_intake();
     let base = w._server.as_ref().unwrap().base.clone();
     let token = w.token.clone().unwrap();
     let found = serve::http(

@@ -3,8 +3,8 @@
 //! report on stores seeded through `roster apply`, read as text and in a
 //! real headless browser.
 
-use super::serve::{ok_in, run_in, store_url};
-use super::store::Backend;
+use super::serve::{ok_in, run_in};
+use super::store::{Backend, seeded_with};
 use super::*;
 
 /// Two organizations and a project: a user manager with personal data, an
@@ -53,26 +53,6 @@ partners:
     last_name: Gone
     active: false
 "#;
-
-/// A directory holding a store of `backend` seeded with `yaml` (as
-/// `seed.yaml`) through `roster apply`, and the store's URL.
-fn seeded_with(backend: Backend, yaml: &str) -> (Roster, String) {
-    let r = roster().file("seed.yaml", yaml);
-    let db = store_url(backend);
-    ok_in(
-        r.path(),
-        &[
-            "apply",
-            "--yes",
-            "--store",
-            &db,
-            "--credentials-file",
-            "creds.csv",
-            "seed.yaml",
-        ],
-    );
-    (r, db)
-}
 
 /// `roster report --html -o report.html` with `args`: the page.
 fn report(r: &Roster, db: &str, args: &[&str]) -> String {

@@ -309,6 +309,31 @@ impl Roster {
         out
     }
 
+    /// `plan --detailed-exitcode` of `rosters` (none: the default) on the
+    /// store at `url` shows no changes.
+    fn scim_no_changes(&self, url: &str, rosters: &[&str]) {
+        let mut args = vec!["plan", "--store", url, "--detailed-exitcode"];
+        args.extend_from_slice(rosters);
+        let out = self.scim(&args, &[]);
+        assert_eq!(out.code, 0, "{rosters:?}: {}{}", out.stdout, out.stderr);
+    }
+
+    /// The plan of `roster` on the SQLite store `ref.db`: what a plan
+    /// through SCIM must equal.
+    fn reference_plan(&self, roster: &str) -> Value {
+        let args = [
+            "plan",
+            "--store",
+            "sqlite:ref.db",
+            roster,
+            "--format",
+            "json",
+        ];
+        let out = self.scim(&args, &[]);
+        serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out.stdout, out.stderr))
+    }
+
     fn scim_plan(&self, url: &str, roster: &str, env: &[(&str, &str)]) -> (i32, Value, u64) {
         let out = self.scim(
             &["plan", "-v", "--store", url, roster, "--format", "json"],
@@ -379,18 +404,7 @@ fn the_ladder_through_scim_is_the_ladder_of_the_embedded_store() {
     r.scim_ok(&["apply", "--yes", "--store", &url, "live.yaml"]);
     // The same roster and store on SQLite, for the expected plan.
     r.scim_ok(&["apply", "--yes", "--store", "sqlite:ref.db", "live.yaml"]);
-    let want = r.scim(
-        &[
-            "plan",
-            "--store",
-            "sqlite:ref.db",
-            "roster.yaml",
-            "--format",
-            "json",
-        ],
-        &[],
-    );
-    let want: Value = serde_json::from_str(&want.stdout).unwrap();
+    let want = r.reference_plan("roster.yaml");
     for mode in ["auto", "filter", "list"] {
         let (code, plan, n) = r.scim_plan(&url, "roster.yaml", &[("ROSTER_SCIM_LOOKUP", mode)]);
         assert_eq!(code, 1, "unresolved partners make plan exit 1");
@@ -435,8 +449,7 @@ fn apply_lands_and_a_second_plan_is_empty() {
     assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
     let applied = r.scim_ok(&["apply", "--yes", "-v", "--store", &url]);
     assert!(applied.stdout.contains("Applied "), "{}", applied.stdout);
-    let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    r.scim_no_changes(&url, &[]);
     let again = r.scim_ok(&["apply", "--yes", "--store", &url]);
     assert!(!again.stdout.contains("Applied "), "{}", again.stdout);
     // What landed is what the roster says, extension included.
@@ -482,8 +495,7 @@ fn deactivation_sets_active_false_and_keeps_the_user() {
     r.scim_ok(&["apply", "--yes", "--store", &url]);
     let lee = server.user("LPark");
     assert_eq!(lee["active"], false, "{lee}");
-    let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    r.scim_no_changes(&url, &[]);
     // Back again: reactivated, never recreated.
     let r = r.file("roster.yaml", partner(true));
     let (_, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
@@ -753,8 +765,7 @@ fn one_failure_does_not_stop_the_others_and_plan_shows_what_is_left() {
         "{left:?}"
     );
     r.scim_ok(&["apply", "--yes", "--store", &url]);
-    let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    r.scim_no_changes(&url, &[]);
 }
 
 #[test]
@@ -897,8 +908,7 @@ fn profile_changes_are_patched_when_the_policy_manages_profiles() {
     assert_eq!(mandy[EXT_USER]["phoneExtension"], "7");
     assert_eq!(mandy[EXT_USER]["birthDate"], "1972-09-01");
     assert_eq!(mandy["roles"][0]["value"], "individual");
-    let out = r.scim(&["plan", "--store", &url, "--detailed-exitcode"], &[]);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    r.scim_no_changes(&url, &[]);
 }
 
 #[test]
@@ -971,18 +981,7 @@ fn spec9_rosters_reconcile_as_on_the_embedded_store() {
             super::serve::spec9_roster(step),
         )
         .unwrap();
-        let want = r.scim(
-            &[
-                "plan",
-                "--store",
-                "sqlite:ref.db",
-                "roster.yaml",
-                "--format",
-                "json",
-            ],
-            &[],
-        );
-        let want: Value = serde_json::from_str(&want.stdout).unwrap();
+        let want = r.reference_plan("roster.yaml");
         let (code, plan, _) = r.scim_plan(&url, "roster.yaml", &[]);
         assert_eq!(code, 0, "{plan}");
         assert_eq!(ops(&plan), ops(&want), "step {step}");
@@ -1001,17 +1000,7 @@ fn spec9_rosters_reconcile_as_on_the_embedded_store() {
             "--credentials-file",
             &format!("creds{step}.csv"),
         ]);
-        let out = r.scim(
-            &[
-                "plan",
-                "--store",
-                &url,
-                "roster.yaml",
-                "--detailed-exitcode",
-            ],
-            &[],
-        );
-        assert_eq!(out.code, 0, "step {step}: {}{}", out.stdout, out.stderr);
+        r.scim_no_changes(&url, &["roster.yaml"]);
     }
     let enterprise = ENTERPRISE;
     let brandon = server.user("BMitchell");
@@ -1057,6 +1046,37 @@ fn spec9_rosters_reconcile_as_on_the_embedded_store() {
         .map(|l| l.split(',').next().unwrap())
         .collect();
     assert_eq!(users, ["BMitchell", "NHoliday"], "{creds}");
+}
+
+/// An export from a SCIM provider says only what the provider publishes:
+/// SCIM shows no credential state, so no partner is written `sign_in: sso`
+/// (not even the one created so), and the export checks and plans with no
+/// changes.
+#[test]
+fn an_export_leaves_sign_in_to_the_default_and_plans_clean() {
+    let Some(server) = start(ROSTER_READY) else {
+        return;
+    };
+    let url = server.url();
+    let r = roster();
+    std::fs::write(r.path().join("roster.yaml"), super::serve::spec9_roster(0)).unwrap();
+    r.scim_ok(&[
+        "apply",
+        "--yes",
+        "--store",
+        &url,
+        "roster.yaml",
+        "--onboarding",
+        "password",
+        "--credentials-file",
+        "creds.csv",
+    ]);
+    r.scim_ok(&["export", "--store", &url, "-o", "export.yaml"]);
+    let export = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
+    assert!(export.contains("account: ZQuinn\n"), "{export}");
+    assert!(!export.contains("sign_in"), "{export}");
+    r.scim_ok(&["check", "export.yaml"]);
+    r.scim_no_changes(&url, &["export.yaml"]);
 }
 
 /// Roles reach the provider with the account, and entitlements added

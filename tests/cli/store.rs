@@ -5,6 +5,26 @@
 use super::*;
 use std::collections::BTreeMap;
 
+/// A directory holding a store of `backend` seeded with `yaml` (as
+/// `seed.yaml`) through `roster apply`, and the store's URL.
+pub fn seeded_with(backend: Backend, yaml: &str) -> (Roster, String) {
+    let r = roster().file("seed.yaml", yaml);
+    let db = super::serve::store_url(backend);
+    super::serve::ok_in(
+        r.path(),
+        &[
+            "apply",
+            "--yes",
+            "--store",
+            &db,
+            "--credentials-file",
+            "creds.csv",
+            "seed.yaml",
+        ],
+    );
+    (r, db)
+}
+
 /// Where a test's store lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -170,7 +190,7 @@ impl Roster {
     }
 
     /// A finished run, checked to show no password.
-    fn output(args: &[&str], out: std::process::Output) -> Output {
+    pub(super) fn output(args: &[&str], out: std::process::Output) -> Output {
         let out = Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -189,6 +209,15 @@ impl Roster {
         let out = self.cmd(args);
         assert_eq!(out.code, 0, "{args:?}\n{}\n{}", out.stdout, out.stderr);
         out
+    }
+
+    /// `plan --detailed-exitcode` of `roster` shows no changes (`what`
+    /// says which in a failure).
+    fn plans_no_changes(&self, roster: &str, what: &str) {
+        let args = ["plan", "--store", self.db(), roster, "--detailed-exitcode"];
+        let out = self.cmd(&args);
+        assert_eq!(out.code, 0, "{what}\n{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("No changes"), "{what} {}", out.stdout);
     }
 
     fn plan_json(&self, roster: &str) -> (i32, Value) {
@@ -1127,15 +1156,7 @@ fn export_then_plan_shows_no_changes(b: Backend) {
         let copy = r.store(b, "copy");
         r.ok(&["apply", "--yes", "--store", r.db(), "gen.yaml"]);
         r.ok(&["export", "--store", r.db(), "-o", "export.yaml"]);
-        let out = r.cmd(&[
-            "plan",
-            "--store",
-            r.db(),
-            "export.yaml",
-            "--detailed-exitcode",
-        ]);
-        assert_eq!(out.code, 0, "n={n}\n{}\n{}", out.stdout, out.stderr);
-        assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+        r.plans_no_changes("export.yaml", &format!("n={n}"));
         // The export is a roster: applied to an empty store it gives the same store back.
         let first = std::fs::read_to_string(r.path().join("export.yaml")).unwrap();
         r.ok(&["apply", "--yes", "--store", &copy.url, "export.yaml"]);
@@ -1202,15 +1223,7 @@ partners:
     let all = format!("{}{}", check.stdout, check.stderr);
     assert!(all.contains("undeliverable-email"), "{all}");
     assert!(!all.contains("missing-required-field"), "{all}");
-    let out = r.cmd(&[
-        "plan",
-        "--store",
-        r.db(),
-        "export.yaml",
-        "--detailed-exitcode",
-    ]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("No changes"), "{}", out.stdout);
+    r.plans_no_changes("export.yaml", "");
 }
 
 fn export_on_stdout_leaves_out_personal_data(b: Backend) {

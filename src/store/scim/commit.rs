@@ -37,10 +37,23 @@ impl Outcome {
     fn fail(&mut self, action: &str, why: impl Into<String>) {
         self.failures.push(format!("{action}: {}", why.into()));
     }
+
+    /// Each of `actions` failed, for the same reason.
+    fn fail_all(&mut self, actions: &[String], why: &str) {
+        for a in actions {
+            self.fail(a, why);
+        }
+    }
 }
 
-fn patch(ops: Vec<Value>) -> Value {
-    json!({"schemas": [PATCH_OP], "Operations": ops})
+/// A PATCH of `ops` to `/{resources}/{id}`, on the version `etag` where
+/// the provider keeps versions.
+fn patch(resources: &str, id: &str, etag: Option<String>, ops: Vec<Value>) -> Request {
+    let body = json!({"schemas": [PATCH_OP], "Operations": ops});
+    let path = format!("/{resources}/{}", super::http::encode(id));
+    let mut req = Request::with_body(Method::PATCH, path, body);
+    req.if_match = etag;
+    req
 }
 
 fn without(mut v: Value, ext: &str) -> Value {
@@ -130,15 +143,19 @@ impl Remote {
     }
 }
 
-/// The groups and accounts named by the queued changes, read before writing.
-fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
-    let created: HashSet<String> = ops
-        .iter()
+/// Lower-cased user names of the accounts the queued changes create.
+fn created(ops: &[Op]) -> HashSet<String> {
+    ops.iter()
         .filter_map(|o| match o {
             Op::CreateAccount { user_name, .. } => Some(user_name.to_lowercase()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The groups and accounts named by the queued changes, read before writing.
+fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
+    let created = created(ops);
     let mut users = Vec::new();
     let mut groups = Vec::new();
     for o in ops {
@@ -176,13 +193,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
         return Ok(0);
     }
     let base = remote.client.base.to_string();
-    let created: HashSet<String> = ops
-        .iter()
-        .filter_map(|o| match o {
-            Op::CreateAccount { user_name, .. } => Some(user_name.to_lowercase()),
-            _ => None,
-        })
-        .collect();
+    let created = created(&ops);
     let needs_patch = ops.iter().any(|o| match o {
         Op::CreateGroup { .. } | Op::CreateAccount { .. } => false,
         Op::Role { user_name, .. } | Op::Entitlement { user_name, .. } => {
@@ -538,14 +549,13 @@ fn rename_accounts(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
             );
             continue;
         };
-        let mut req = Request::with_body(
-            Method::PATCH,
-            format!("/Users/{}", super::http::encode(&u.id)),
-            patch(vec![
-                json!({"op": "replace", "path": "userName", "value": new_name}),
-            ]),
+        let rename = json!({"op": "replace", "path": "userName", "value": new_name});
+        let req = patch(
+            "Users",
+            &u.id,
+            remote.if_match(u.etag.as_ref()),
+            vec![rename],
         );
-        req.if_match = remote.if_match(u.etag.as_ref());
         work.push((u.id.clone(), user_name, new_name, action));
         reqs.push(req);
     }
@@ -569,6 +579,22 @@ fn rename_accounts(remote: &mut Remote, ops: &[Op], out: &mut Outcome) {
     }
 }
 
+/// The plan op of a grant or revoke of `what` (`grant_role`, …).
+fn grant_op(grant: bool, what: &str) -> String {
+    format!("{}_{what}", if grant { "grant" } else { "revoke" })
+}
+
+/// The PATCH operation that adds `value` to the multi-valued `attr`, or
+/// removes the entry of `attr` whose value is `shown`.
+fn grant_patch(attr: &str, grant: bool, value: Value, shown: &str) -> Value {
+    if grant {
+        json!({"op": "add", "path": attr, "value": [value]})
+    } else {
+        let path = format!("{attr}[value eq {}]", Value::String(shown.to_string()));
+        json!({"op": "remove", "path": path})
+    }
+}
+
 fn patch_users(
     remote: &mut Remote,
     ops: &[Op],
@@ -576,13 +602,7 @@ fn patch_users(
     skip: &HashSet<String>,
     out: &mut Outcome,
 ) {
-    let created: HashSet<String> = ops
-        .iter()
-        .filter_map(|o| match o {
-            Op::CreateAccount { user_name, .. } => Some(user_name.to_lowercase()),
-            _ => None,
-        })
-        .collect();
+    let created = created(ops);
     // Lower-cased user name → (actions, operations), in user-name order.
     let mut by_user: BTreeMap<String, (String, Vec<String>, Vec<Value>)> = BTreeMap::new();
     for o in ops {
@@ -611,17 +631,8 @@ fn patch_users(
                 if created.contains(&user_name.to_lowercase()) {
                     continue;
                 }
-                let (op, patch) = if *grant {
-                    (
-                        "grant_role",
-                        json!({"op": "add", "path": "roles", "value": [{ "value": role }]}),
-                    )
-                } else {
-                    (
-                        "revoke_role",
-                        json!({"op": "remove", "path": format!("roles[value eq {}]", Value::String(role.clone()))}),
-                    )
-                };
+                let patch = grant_patch("roles", *grant, json!({ "value": role }), role);
+                let op = grant_op(*grant, "role");
                 (user_name, format!("{op} {user_name} {role}"), vec![patch])
             }
             Op::Entitlement {
@@ -634,17 +645,8 @@ fn patch_users(
                 }
                 let value = entitlement_value(entitlement);
                 let shown = format!("{}:{}", entitlement.kind, entitlement.value);
-                let (op, patch) = if *grant {
-                    (
-                        "grant_entitlement",
-                        json!({"op": "add", "path": "entitlements", "value": [value]}),
-                    )
-                } else {
-                    (
-                        "revoke_entitlement",
-                        json!({"op": "remove", "path": format!("entitlements[value eq {}]", Value::String(shown.clone()))}),
-                    )
-                };
+                let patch = grant_patch("entitlements", *grant, value, &shown);
+                let op = grant_op(*grant, "entitlement");
                 (user_name, format!("{op} {user_name} {shown}"), vec![patch])
             }
             // After every creation, so a new manager has its id.
@@ -709,24 +711,17 @@ fn patch_users(
             continue;
         }
         let Some(u) = remote.user_by_name(&user_name) else {
-            for a in &actions {
-                out.fail(
-                    a,
-                    "the account was not found at the provider; run plan again",
-                );
-            }
+            out.fail_all(
+                &actions,
+                "the account was not found at the provider; run plan again",
+            );
             continue;
         };
         if ops.is_empty() {
             out.applied += actions.len();
             continue;
         }
-        let mut req = Request::with_body(
-            Method::PATCH,
-            format!("/Users/{}", super::http::encode(&u.id)),
-            patch(ops),
-        );
-        req.if_match = remote.if_match(u.etag.as_ref());
+        let req = patch("Users", &u.id, remote.if_match(u.etag.as_ref()), ops);
         work.push((u.id.clone(), actions));
         reqs.push(req);
     }
@@ -744,10 +739,7 @@ fn patch_users(
                 }
             }
             Err(f) => {
-                let why = remote.describe(req, &f);
-                for a in &actions {
-                    out.fail(a, why.clone());
-                }
+                out.fail_all(&actions, &remote.describe(req, &f));
             }
         }
     }
@@ -917,12 +909,7 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> HashSet<S
             out.applied += c.actions.len();
             continue;
         }
-        let mut req = Request::with_body(
-            Method::PATCH,
-            format!("/Groups/{}", super::http::encode(&g.res.id)),
-            patch(ops),
-        );
-        req.if_match = remote.if_match(g.etag.as_ref());
+        let req = patch("Groups", &g.res.id, remote.if_match(g.etag.as_ref()), ops);
         work.push((c.actions, c.users));
         reqs.push(req);
     }
@@ -934,10 +921,7 @@ fn patch_groups(remote: &mut Remote, ops: &[Op], out: &mut Outcome) -> HashSet<S
                 changed.extend(users);
             }
             Err(f) => {
-                let why = remote.describe(req, &f);
-                for a in &actions {
-                    out.fail(a, why.clone());
-                }
+                out.fail_all(&actions, &remote.describe(req, &f));
             }
         }
     }

@@ -993,6 +993,27 @@ impl ScimSession {
         Ok(())
     }
 
+    fn role(&mut self, user_name: &str, role: &str, grant: bool) -> Result<(), StoreError> {
+        self.push(Op::Role {
+            user_name: user_name.to_string(),
+            role: role.to_string(),
+            grant,
+        })
+    }
+
+    fn entitlement(
+        &mut self,
+        user_name: &str,
+        e: &Entitlement,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        self.push(Op::Entitlement {
+            user_name: user_name.to_string(),
+            entitlement: e.clone(),
+            grant,
+        })
+    }
+
     fn member(
         &mut self,
         user_name: &str,
@@ -1085,47 +1106,19 @@ impl Session for ScimSession {
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::Role {
-            user_name: user_name.to_string(),
-            role: role.to_string(),
-            grant: true,
-        });
-        Ok(())
+        self.role(user_name, role, true)
     }
 
     fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.ops.push(Op::Role {
-            user_name: user_name.to_string(),
-            role: role.to_string(),
-            grant: false,
-        });
-        Ok(())
+        self.role(user_name, role, false)
     }
 
-    fn grant_entitlement(
-        &mut self,
-        user_name: &str,
-        entitlement: &Entitlement,
-    ) -> Result<(), StoreError> {
-        self.ops.push(Op::Entitlement {
-            user_name: user_name.to_string(),
-            entitlement: entitlement.clone(),
-            grant: true,
-        });
-        Ok(())
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.entitlement(user_name, e, true)
     }
 
-    fn revoke_entitlement(
-        &mut self,
-        user_name: &str,
-        entitlement: &Entitlement,
-    ) -> Result<(), StoreError> {
-        self.ops.push(Op::Entitlement {
-            user_name: user_name.to_string(),
-            entitlement: entitlement.clone(),
-            grant: false,
-        });
-        Ok(())
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.entitlement(user_name, e, false)
     }
 
     fn set_case_manager(
@@ -1133,11 +1126,10 @@ impl Session for ScimSession {
         user_name: &str,
         case_manager: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.ops.push(Op::CaseManager {
+        self.push(Op::CaseManager {
             user_name: user_name.to_string(),
             manager: case_manager.map(str::to_string),
-        });
-        Ok(())
+        })
     }
 
     fn unsupported(&self, what: &str) -> StoreError {
