@@ -776,7 +776,8 @@ pub fn compute(
             .cmp(&(b.rank(), b.group()))
             .then_with(|| folded(a.account()).cmp(folded(b.account())))
     });
-    let summary = summarize(&actions, &resolutions);
+    let mut summary = summarize(&actions, &resolutions);
+    summary.new_account_roles = new_account_roles(d.policy, &actions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
     // Accounts deactivated because the roster no longer names them; a
     // partner's `active: false` says so outright.
@@ -871,6 +872,23 @@ pub fn compute(
     };
     plan.digest = Some(super::seal::digest(&plan));
     plan
+}
+
+/// The roles new accounts start with, counted when the roster has a role
+/// catalog of its own (SPEC §9). Without one (or with just the two roles
+/// every roster had before catalogs), a new account's role is part of the
+/// account, as it always was, and the summary stays as it was.
+fn new_account_roles(policy: &Policy, actions: &[Action]) -> u64 {
+    if policy.roles == Policy::default().roles {
+        return 0;
+    }
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateAccount { roles, .. } => roles.len() as u64,
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Licence seats after the plan: the store's active accounts, plus those
