@@ -665,6 +665,15 @@ mod tests {
             }
         }
         assert!(taken >= 5, "{taken} of {} files", files.len());
+        // Long lists convert to JSON in order.
+        let big = parse(&generated(5000)).unwrap();
+        let json = big.to_json();
+        let partners = json["partners"].as_array().unwrap();
+        assert_eq!(partners.len(), 5000);
+        for (i, p) in partners.iter().enumerate() {
+            assert_eq!(p["email"], format!("p{i}@example.org"));
+        }
+        assert_eq!(json["groups"][0]["members"][4999], "p4999@example.org");
         // Slices of a large file start indented, and take the fast path too.
         let body = &text[text.find("  - name:").unwrap()..text.find("partners:").unwrap()];
         let base = Base {
