@@ -385,7 +385,11 @@ fn grant_actions_to(
             role: (*r).to_string(),
         });
     }
-    for r in held.roles.iter().filter(|h| roles.binary_search(&h.as_str()).is_err()) {
+    for r in held
+        .roles
+        .iter()
+        .filter(|h| roles.binary_search(&h.as_str()).is_err())
+    {
         actions.push(Action::RevokeRole {
             account: account.clone(),
             role: r.clone(),
@@ -1074,7 +1078,8 @@ mod tests {
             (vec!["caseworker"], vec![("p", "y")]),
         ];
         for extra in &partners {
-            let mut json = serde_json::json!({"email": "a@example.org", "first_name": "A", "last_name": "B"});
+            let mut json =
+                serde_json::json!({"email": "a@example.org", "first_name": "A", "last_name": "B"});
             for (k, v) in extra.as_object().unwrap() {
                 json[k] = v.clone();
             }
