@@ -5,6 +5,5 @@ pub mod model;
 pub mod normalize;
 pub mod schema;
 pub mod yaml;
-mod yaml_fast;
 
 pub use load::{Entry, Origin, Roster, Section, SourceFile};

@@ -6,6 +6,8 @@
 //! hostile file can cause (alias bombs, deep nesting) before any of it is
 //! allocated.
 
+mod fast;
+
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
 
@@ -58,7 +60,7 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 
 /// Where a slice of the file starts, added to every position parsed in it.
 #[derive(Clone, Copy, Default)]
-pub(super) struct Base {
+struct Base {
     pub line: u32,
     pub offset: u32,
 }
@@ -95,7 +97,7 @@ fn err(pos: Option<Pos>, message: impl Into<String>, budget: bool) -> YamlError 
 }
 
 fn parse_at(text: &str, base: Base) -> Result<Node, YamlError> {
-    if let Some(node) = super::yaml_fast::parse(text, base) {
+    if let Some(node) = fast::parse(text, base) {
         return Ok(node);
     }
     parse_full(text, base)
@@ -281,7 +283,7 @@ fn scalar(text: &str, style: ScalarStyle, tag: Option<(&str, &str)>) -> Result<V
     })
 }
 
-pub(super) fn plain(t: &str) -> Value {
+fn plain(t: &str) -> Value {
     match t {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
         "true" | "True" | "TRUE" => return Value::Bool(true),
@@ -633,7 +635,7 @@ mod tests {
     #[test]
     fn the_fast_path_builds_the_full_parsers_tree() {
         let text = generated(50);
-        let fast = super::super::yaml_fast::parse(&text, Base::default()).expect("in the subset");
+        let fast = super::fast::parse(&text, Base::default()).expect("in the subset");
         assert_eq!(fast, parse_full(&text, Base::default()).unwrap());
         // Every shipped roster and fixture: the same tree, or the full parser.
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -654,7 +656,7 @@ mod tests {
             let Ok(text) = std::fs::read_to_string(f) else {
                 continue;
             };
-            if let Some(fast) = super::super::yaml_fast::parse(&text, Base::default()) {
+            if let Some(fast) = super::fast::parse(&text, Base::default()) {
                 taken += 1;
                 assert_eq!(
                     Ok(fast),
@@ -680,7 +682,7 @@ mod tests {
             line: 2,
             offset: 20,
         };
-        let fast = super::super::yaml_fast::parse(body, base).expect("a slice in the subset");
+        let fast = super::fast::parse(body, base).expect("a slice in the subset");
         assert_eq!(fast, parse_full(body, base).unwrap());
         // Variants: each is either the same tree or left to the full parser.
         let variants = [
@@ -704,7 +706,7 @@ mod tests {
         ];
         for v in variants {
             let full = parse_full(v, Base::default());
-            if let Some(fast) = super::super::yaml_fast::parse(v, Base::default()) {
+            if let Some(fast) = super::fast::parse(v, Base::default()) {
                 assert_eq!(Ok(fast), full, "{v:?}");
             }
         }

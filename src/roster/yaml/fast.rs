@@ -8,7 +8,7 @@
 //! caller parses the text with the full parser, which also gives the exact
 //! error.
 
-use super::yaml::{Base, MAX_DEPTH, Node, Pos, Value, plain};
+use super::{Base, MAX_DEPTH, Node, Pos, Value, plain};
 
 /// One line that holds content: byte offsets into the text.
 struct Line {
