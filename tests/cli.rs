@@ -59,6 +59,8 @@ mod pg;
 mod report;
 #[path = "cli/scim.rs"]
 mod scim;
+#[path = "cli/seats_and_summary.rs"]
+mod seats_and_summary;
 #[path = "cli/serve.rs"]
 mod serve;
 #[path = "cli/serve_limits.rs"]

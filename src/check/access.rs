@@ -196,7 +196,11 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
 
         if let Some(cm) = &partner.case_manager {
             let key = normalize::email_key(cm);
-            let (file, pos) = here(&["case_manager"]);
+            // Looked up only for a finding: most case managers are fine.
+            let (file, pos) = match index.by_email.get(key.as_ref()) {
+                Some(&m) if index.first(i) != m && roster.partners[m].item.active => continue,
+                _ => here(&["case_manager"]),
+            };
             let finding = match index.by_email.get(key.as_ref()) {
                 None => {
                     let f = Finding::error(

@@ -284,6 +284,38 @@ pub fn check(roster: &Roster, index: &Index, out: &mut Vec<Finding>) {
     }
 }
 
+/// Licence seats counted from the roster alone (`roster check`): each
+/// active partner (once per email) will hold an active account after a
+/// plan, so more of them than `max_active_accounts` can never fit. A plan
+/// counts the store as well (accounts no roster names), so it reports this
+/// itself, with the exact figure.
+pub fn seats(roster: &Roster, index: &Index) -> Option<Finding> {
+    let max = roster.policy.max_active_accounts?;
+    let pf = roster.policy_at?;
+    let wanted = roster
+        .partners
+        .iter()
+        .enumerate()
+        .filter(|(i, e)| e.item.active && index.first(*i) == *i)
+        .count() as u64;
+    if wanted <= max {
+        return None;
+    }
+    let (file, pos) = roster.key_pos(pf, &["policy"], "max_active_accounts");
+    Some(
+        Finding::error(
+            Code::SeatsExceeded,
+            file,
+            pos,
+            format!(
+                "this roster names {wanted} active partners, more than max_active_accounts allows ({max})"
+            ),
+        )
+        .help("deactivate accounts (`active: false`), or raise `max_active_accounts` when the licence grows")
+        .in_file(pf),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     /// Code, file, line and column of a finding.
@@ -479,5 +511,42 @@ policy:
                 "{domain} ~ {pattern}"
             );
         }
+    }
+
+    #[test]
+    fn seats_are_counted_from_the_roster_alone() {
+        let seats = |policy: &str, extra: &str| {
+            let text = with(policy).replace("policy:\n", &format!("{extra}policy:\n"));
+            let roster = roster_of(&[("r.yaml", text.as_str())]);
+            seats(&roster, &Index::new(&roster))
+                .map(|f| (f.code.as_str(), f.line, f.column, f.message))
+        };
+        // Two active partners, two seats: fine.
+        assert_eq!(seats("  max_active_accounts: 2\n", ""), None);
+        // One seat: `max_active_accounts` on line 18 is where it is said.
+        assert_eq!(
+            seats("  max_active_accounts: 1\n", ""),
+            Some((
+                "seats-exceeded",
+                18,
+                3,
+                "this roster names 2 active partners, more than max_active_accounts allows (1)"
+                    .to_string()
+            ))
+        );
+        // An inactive partner takes no seat.
+        let inactive =
+            "  - email: cy@example.org\n    first_name: Cy\n    last_name: Lo\n    active: false\n";
+        assert_eq!(seats("  max_active_accounts: 2\n", inactive), None);
+        let active = inactive.replace("    active: false\n", "");
+        assert_eq!(
+            seats("  max_active_accounts: 2\n", &active).map(|f| f.3),
+            Some(
+                "this roster names 3 active partners, more than max_active_accounts allows (2)"
+                    .to_string()
+            )
+        );
+        // No limit, no count.
+        assert_eq!(seats("", &active), None);
     }
 }

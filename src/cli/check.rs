@@ -32,7 +32,14 @@ pub enum Format {
 }
 
 pub fn run(args: Args, out: &mut Out) -> Outcome {
-    let (checked, _) = check::check_paths_while(&args.rosters, &out.cwd, |_| ());
+    let (mut checked, _) = check::check_paths_while(&args.rosters, &out.cwd, |_| ());
+    // Seats are counted offline here; a plan counts them with the store.
+    if checked.complete
+        && let Some(f) = check::policy::seats(&checked.roster, &check::Index::new(&checked.roster))
+    {
+        checked.findings.push(f);
+        crate::finding::sort(&mut checked.findings);
+    }
     let style = Style {
         color: out.color,
         show_pii: args.show_pii,

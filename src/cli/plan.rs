@@ -151,7 +151,15 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
     // The seal covers the saved file, not this rendering of it.
     shown.seal = None;
     let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&shown).unwrap_or_default() + "\n",
+        Format::Json => {
+            // Written as it is made: a large plan's text is never whole in memory.
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *out.stdout);
+            let _ = serde_json::to_writer_pretty(&mut w, &shown)
+                .map_err(std::io::Error::from)
+                .and_then(|()| std::io::Write::write_all(&mut w, b"\n"))
+                .and_then(|()| std::io::Write::flush(&mut w));
+            String::new()
+        }
         Format::Markdown => render::markdown(&shown),
         Format::Human => render::human(&shown, out.color),
     };

@@ -345,6 +345,81 @@ fn grant_actions(
     }
 }
 
+/// The roles and entitlements partner `p`'s account should hold, as
+/// [`roles_of`] and [`entitlements_of`] give them (sorted, each once), but
+/// borrowed from the roster: `want_roles` and `want_ents` are refilled.
+fn wanted<'a>(
+    p: &'a Partner,
+    policy: &'a Policy,
+    want_roles: &mut Vec<&'a str>,
+    want_ents: &mut Vec<(&'a str, &'a str)>,
+) {
+    want_roles.clear();
+    want_ents.clear();
+    match p.named_roles() {
+        Some(named) => want_roles.extend(named.into_iter().map(str::trim)),
+        None => want_roles.extend(policy.default_roles.iter().map(|r| r.trim())),
+    }
+    want_roles.sort_unstable();
+    want_roles.dedup();
+    for (kind, values) in &p.entitlements {
+        want_ents.extend(values.iter().map(|v| (kind.trim(), v.trim())));
+    }
+    want_ents.sort_unstable();
+    want_ents.dedup();
+}
+
+/// [`grant_actions`] for an existing account, from borrowed wants: only
+/// the actions allocate.
+fn grant_actions_to(
+    actions: &mut Vec<Action>,
+    held: &Account,
+    roles: &[&str],
+    entitlements: &[(&str, &str)],
+) {
+    let account = &held.user_name;
+    let has_role = |r: &str| held.roles.binary_search_by(|h| h.as_str().cmp(r)).is_ok();
+    for r in roles.iter().filter(|r| !has_role(r)) {
+        actions.push(Action::GrantRole {
+            account: account.clone(),
+            role: (*r).to_string(),
+        });
+    }
+    for r in held
+        .roles
+        .iter()
+        .filter(|h| roles.binary_search(&h.as_str()).is_err())
+    {
+        actions.push(Action::RevokeRole {
+            account: account.clone(),
+            role: r.clone(),
+        });
+    }
+    let has = |k: &str, v: &str| {
+        held.entitlements
+            .binary_search_by(|e| (e.kind.as_str(), e.value.as_str()).cmp(&(k, v)))
+            .is_ok()
+    };
+    for (k, v) in entitlements.iter().filter(|(k, v)| !has(k, v)) {
+        actions.push(Action::GrantEntitlement {
+            account: account.clone(),
+            kind: (*k).to_string(),
+            value: (*v).to_string(),
+        });
+    }
+    for e in held.entitlements.iter().filter(|e| {
+        entitlements
+            .binary_search(&(e.kind.as_str(), e.value.as_str()))
+            .is_err()
+    }) {
+        actions.push(Action::RevokeEntitlement {
+            account: account.clone(),
+            kind: e.kind.clone(),
+            value: e.value.clone(),
+        });
+    }
+}
+
 /// Entries of each collection besides memberships that the roster's
 /// accounts hold in the store (the base of each `max_removals` cap).
 #[derive(Default)]
@@ -461,6 +536,9 @@ pub fn compute(
         active: live.accounts.iter().filter(|a| a.active).count() as u64,
         ..Held::default()
     };
+    // What a matched partner's account should hold, borrowed from the
+    // roster (buffers reused from one partner to the next).
+    let (mut want_roles, mut want_ents) = (Vec::new(), Vec::new());
     for (k, (p, r)) in d.partners.iter().zip(&resolved).enumerate() {
         let email = normalize::email(&p.email);
         if r.outcome.is_unresolved() {
@@ -525,13 +603,8 @@ pub fn compute(
                 }
                 held.roles += acct.roles.len() as u64;
                 held.entitlements += acct.entitlements.len() as u64;
-                grant_actions(
-                    &mut actions,
-                    &acct.user_name,
-                    Some(acct),
-                    &roles_of(p, d.policy),
-                    &entitlements_of(p, d.policy),
-                );
+                wanted(p, d.policy, &mut want_roles, &mut want_ents);
+                grant_actions_to(&mut actions, acct, &want_roles, &want_ents);
                 if r.outcome == Outcome::Reactivate {
                     actions.push(Action::ReactivateAccount {
                         account: acct.user_name.clone(),
@@ -592,31 +665,36 @@ pub fn compute(
         let Some(&t) = account_of.get(email_key(&p.email).as_ref()) else {
             continue;
         };
-        let want = match case_manager_of(p) {
+        let want = match p.case_manager.as_deref() {
             None => None,
-            Some(cm) => match account_of.get(email_key(&cm).as_ref()) {
-                Some(&m) => Some(name_of(m).to_string()),
+            Some(cm) => match account_of.get(email_key(cm).as_ref()) {
+                Some(&m) => Some(name_of(m)),
                 // The manager's own partner is unresolved (the plan says
                 // so): nothing about this assignment is decided yet.
                 None => continue,
             },
         };
         let have = match t {
-            Target::Existing(i) => live.accounts[i].case_manager.clone(),
+            Target::Existing(i) => live.accounts[i].case_manager.as_deref(),
             Target::New(_) => None,
         };
-        let lower = |v: &Option<String>| v.as_deref().map(str::to_lowercase);
         if have.is_some() {
             held.case_assignments += 1;
         }
-        if lower(&want) != lower(&have) {
+        // User names compare case-insensitively; most are ASCII.
+        let same = match (want, have) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase(),
+            _ => false,
+        };
+        if !same {
             // Another case manager in place of one is no loss.
             if have.is_some() && want.is_none() {
                 case_removals += 1;
             }
             actions.push(Action::SetCaseManager {
                 account: name_of(t).to_string(),
-                case_manager: want,
+                case_manager: want.map(str::to_string),
             });
         }
     }
@@ -776,7 +854,8 @@ pub fn compute(
             .cmp(&(b.rank(), b.group()))
             .then_with(|| folded(a.account()).cmp(folded(b.account())))
     });
-    let summary = summarize(&actions, &resolutions);
+    let mut summary = summarize(&actions, &resolutions);
+    summary.new_account_roles = new_account_roles(d.policy, &actions);
     let removal_limit = d.policy.max_removals.limit(managed_count).unwrap_or(0);
     // Accounts deactivated because the roster no longer names them; a
     // partner's `active: false` says so outright.
@@ -873,6 +952,23 @@ pub fn compute(
     plan
 }
 
+/// The roles new accounts start with, counted when the roster has a role
+/// catalog of its own (SPEC §9). Without one (or with just the two roles
+/// every roster had before catalogs), a new account's role is part of the
+/// account, as it always was, and the summary stays as it was.
+fn new_account_roles(policy: &Policy, actions: &[Action]) -> u64 {
+    if policy.roles == Policy::default().roles {
+        return 0;
+    }
+    actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateAccount { roles, .. } => roles.len() as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Licence seats after the plan: the store's active accounts, plus those
 /// it creates or reactivates, less those it deactivates.
 fn seats(d: &Desired, live: &LiveState, actions: &[Action]) -> Option<Seats> {
@@ -962,6 +1058,51 @@ mod tests {
             "active": active,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn borrowed_wants_give_the_same_actions_as_owned_ones() {
+        let policy = Policy {
+            default_roles: vec![" caseworker".into()],
+            ..Policy::default()
+        };
+        let partners = [
+            serde_json::json!({"roles": ["b ", "a", "b"], "entitlements": {"p ": ["x", " y", "x"], "d": ["z"]}}),
+            serde_json::json!({"role": "a"}),
+            serde_json::json!({}),
+            serde_json::json!({"roles": [], "entitlements": {"p": []}}),
+        ];
+        let held = [
+            (vec![], vec![]),
+            (vec!["a", "c"], vec![("d", "z"), ("p", "w"), ("p", "x")]),
+            (vec!["caseworker"], vec![("p", "y")]),
+        ];
+        for extra in &partners {
+            let mut json =
+                serde_json::json!({"email": "a@example.org", "first_name": "A", "last_name": "B"});
+            for (k, v) in extra.as_object().unwrap() {
+                json[k] = v.clone();
+            }
+            let p: Partner = serde_json::from_value(json).unwrap();
+            for (roles, ents) in &held {
+                let mut acct = Account::new("AB", profile_of(&p), CredentialState::None);
+                acct.roles = roles.iter().map(|r| r.to_string()).collect();
+                acct.entitlements = ents.iter().map(|(k, v)| Entitlement::new(k, v)).collect();
+                let mut owned = Vec::new();
+                grant_actions(
+                    &mut owned,
+                    "AB",
+                    Some(&acct),
+                    &roles_of(&p, &policy),
+                    &entitlements_of(&p, &policy),
+                );
+                let (mut r, mut e) = (Vec::new(), Vec::new());
+                wanted(&p, &policy, &mut r, &mut e);
+                let mut borrowed = Vec::new();
+                grant_actions_to(&mut borrowed, &acct, &r, &e);
+                assert_eq!(borrowed, owned, "{extra} against {roles:?} {ents:?}");
+            }
+        }
     }
 
     fn group(name: &str, members: &[(&str, bool)]) -> Group {

@@ -137,6 +137,16 @@ pub struct Summary {
     #[serde(default)]
     pub set_case_managers: u64,
     pub unresolved: u64,
+    /// Roles the new accounts are created with (`create_account` `roles`),
+    /// when the roster has a role catalog of its own (SPEC §9); not in
+    /// `grant_roles`, which counts `grant_role` actions. Entitlements of new
+    /// accounts are `grant_entitlement` actions, in `grant_entitlements`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub new_account_roles: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {

@@ -60,7 +60,18 @@ pub fn summary_line(plan: &Plan) -> String {
     ]
     .iter()
     .filter(|(n, _, _)| *n > 0)
-    .map(|(n, what, verb)| format!("{} {verb}", crate::report::plural(*n as usize, what)))
+    .map(|(n, what, verb)| {
+        let mut part = format!("{} {verb}", crate::report::plural(*n as usize, what));
+        // New accounts come with their roles: say how many.
+        if *what == "account" && *verb == "to create" && s.new_account_roles > 0 {
+            let _ = write!(
+                part,
+                " (with {})",
+                crate::report::plural(s.new_account_roles as usize, "role")
+            );
+        }
+        part
+    })
     .collect();
     let mut line = if parts.is_empty() {
         "No changes: the store matches the roster.".to_string()

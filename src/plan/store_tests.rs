@@ -899,3 +899,61 @@ fn max_removals_caps_user_manager_grants_apart_and_counts_every_revoke() {
         ]
     );
 }
+
+#[test]
+fn summary_counts_what_new_accounts_are_given() {
+    let store = MemoryStore::new();
+    let (mut partners, groups, pol) = section_9();
+    // Noelle is new here: her two roles come with create_account, her two
+    // entitlements are grant_entitlement actions of their own.
+    partners[0].account = None;
+    partners[0].previously = None;
+    let p = plan(&store, &partners, &groups, &pol);
+    let created: Vec<(&str, &[String])> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateAccount { account, roles, .. } => Some((account.as_str(), &roles[..])),
+            _ => None,
+        })
+        .collect();
+    let roles_given: usize = created.iter().map(|(_, r)| r.len()).sum();
+    assert_eq!(created.len(), 3, "{created:?}");
+    assert_eq!(roles_given, 4, "{created:?}");
+    let s = &p.summary;
+    assert_eq!(
+        (s.create_accounts, s.new_account_roles, s.grant_roles),
+        (3, 4, 0)
+    );
+    assert_eq!(s.grant_entitlements, 2);
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["summary"]["new_account_roles"], 4);
+    let line = super::render::summary_line(&p);
+    assert!(
+        line.starts_with(
+            "Plan: 1 group to create, 3 accounts to create (with 4 roles), 2 entitlements to grant,"
+        ),
+        "{line}"
+    );
+    let md = super::render::markdown(&p.clone().into_display(false));
+    assert!(md.contains("3 accounts to create (with 4 roles)"), "{md}");
+
+    // A roster without a catalog of its own: a new account's role is part
+    // of the account, as before catalogs; the summary is what it was.
+    let legacy = Policy::default();
+    let mut zed = partners[2].clone();
+    zed.sign_in = None;
+    let solo = group("North Team", &[("zed@example.edu", true)]);
+    let p = plan(&MemoryStore::new(), &[zed], &[solo], &legacy);
+    assert_eq!(
+        (p.summary.create_accounts, p.summary.new_account_roles),
+        (1, 0)
+    );
+    let json = serde_json::to_value(&p).unwrap();
+    assert!(json["summary"].get("new_account_roles").is_none(), "{json}");
+    assert!(
+        !super::render::summary_line(&p).contains("(with"),
+        "{}",
+        super::render::summary_line(&p)
+    );
+}

@@ -385,8 +385,9 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         (found, typed)
     });
-    // Freeing a large value takes a while; do it off the critical path.
-    std::thread::spawn(move || drop(json));
+    // Freed here, before the checks and the store read allocate: they reuse
+    // its memory, so the peak is the JSON or what follows, not both.
+    drop(json);
     for f in &mut schema_findings {
         f.file_order = order;
     }

@@ -6,6 +6,8 @@
 //! hostile file can cause (alias bombs, deep nesting) before any of it is
 //! allocated.
 
+mod fast;
+
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
 
@@ -59,8 +61,8 @@ pub fn parse(text: &str) -> Result<Node, YamlError> {
 /// Where a slice of the file starts, added to every position parsed in it.
 #[derive(Clone, Copy, Default)]
 struct Base {
-    line: u32,
-    offset: u32,
+    pub line: u32,
+    pub offset: u32,
 }
 
 fn pos(span: &Span, base: Base) -> Pos {
@@ -95,6 +97,14 @@ fn err(pos: Option<Pos>, message: impl Into<String>, budget: bool) -> YamlError 
 }
 
 fn parse_at(text: &str, base: Base) -> Result<Node, YamlError> {
+    if let Some(node) = fast::parse(text, base) {
+        return Ok(node);
+    }
+    parse_full(text, base)
+}
+
+/// [`parse_at`] with the full parser alone.
+fn parse_full(text: &str, base: Base) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -601,6 +611,105 @@ mod tests {
         // Anything unusual falls back to the whole-file parse.
         assert!(parallel(&text.replace("first_name: A", "first_name: &x A")).is_none());
         assert!(parallel(&text.replacen("    zip", "   zip", 1)).is_none());
+    }
+
+    /// A roster as generated, with §9 fields on each partner.
+    fn generated(partners: usize) -> String {
+        let mut t = String::from(
+            "version: 1\ngroups:\n  - name: Agency 00001\n    lwia: 3\n    members:\n      - email: p0@example.org\n        user_manager: true\n",
+        );
+        for p in 1..partners {
+            t.push_str(&format!("      - p{p}@example.org\n"));
+        }
+        t.push_str("partners:\n");
+        for p in 0..partners {
+            t.push_str(&format!(
+                "  - email: p{p}@example.org\n    first_name: José\n    last_name: \"O'Neil\"\n    birth_date: 1972-09-0{}\n    phone: \"217-555-{p:04}\"\n    zip: '0{p:04}'\n    roles: [public-viewer, caseworker]\n    entitlements:\n      products: [webcenter,job-board]\n      dashboards: []\n    case_manager: p0@example.org\n    active: true\n    lwia: 12\n",
+                1 + p % 9
+            ));
+        }
+        t.push_str("policy:\n  min_user_managers: 1\n  roles: [public-viewer, individual, caseworker]\n  max_removals: \"25%\"\n");
+        t
+    }
+
+    #[test]
+    fn the_fast_path_builds_the_full_parsers_tree() {
+        let text = generated(50);
+        let fast = super::fast::parse(&text, Base::default()).expect("in the subset");
+        assert_eq!(fast, parse_full(&text, Base::default()).unwrap());
+        // Every shipped roster and fixture: the same tree, or the full parser.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        let mut dirs = vec![root.join("examples"), root.join("tests")];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut taken = 0;
+        for f in &files {
+            let Ok(text) = std::fs::read_to_string(f) else {
+                continue;
+            };
+            if let Some(fast) = super::fast::parse(&text, Base::default()) {
+                taken += 1;
+                assert_eq!(
+                    Ok(fast),
+                    parse_full(&text, Base::default()),
+                    "{}",
+                    f.display()
+                );
+            }
+        }
+        assert!(taken >= 5, "{taken} of {} files", files.len());
+        // Long lists convert to JSON in order.
+        let big = parse(&generated(5000)).unwrap();
+        let json = big.to_json();
+        let partners = json["partners"].as_array().unwrap();
+        assert_eq!(partners.len(), 5000);
+        for (i, p) in partners.iter().enumerate() {
+            assert_eq!(p["email"], format!("p{i}@example.org"));
+        }
+        assert_eq!(json["groups"][0]["members"][4999], "p4999@example.org");
+        // Slices of a large file start indented, and take the fast path too.
+        let body = &text[text.find("  - name:").unwrap()..text.find("partners:").unwrap()];
+        let base = Base {
+            line: 2,
+            offset: 20,
+        };
+        let fast = super::fast::parse(body, base).expect("a slice in the subset");
+        assert_eq!(fast, parse_full(body, base).unwrap());
+        // Variants: each is either the same tree or left to the full parser.
+        let variants = [
+            "a: b\n  c: d\n",
+            "a:\n- x\n- y\n",
+            "a:\n  - x\n   - y\n",
+            "a: x\n  continued\n",
+            "a: [x, 'y']\n",
+            "a: \"x\\ty\"\n",
+            "a: b # note\n",
+            "a: b\na: c\n",
+            "a:\nb: c\n",
+            "- a\n- b: c\n  d: e\n-  f\n",
+            "a: -5\nb: 0x1F\nc: 1e3\nd: ~\ne: True\nf: 012\n",
+            "x: Ünïcödé: y\n",
+            "x: 'it''s'\n",
+            "a: [b, c\n",
+            "a:   spaced   \n",
+            "k-1: v\nk_2: [ ]\n",
+            "  a: b\n",
+        ];
+        for v in variants {
+            let full = parse_full(v, Base::default());
+            if let Some(fast) = super::fast::parse(v, Base::default()) {
+                assert_eq!(Ok(fast), full, "{v:?}");
+            }
+        }
     }
 
     #[test]

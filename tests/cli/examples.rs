@@ -42,6 +42,7 @@ const STAFFING: Example = Example {
     ],
     summary: &[
         ("create_accounts", 2),
+        ("new_account_roles", 2),
         ("rename_accounts", 1),
         ("update_profiles", 1),
         ("grant_roles", 1),
@@ -73,6 +74,7 @@ const CAREER_SERVICES: Example = Example {
     summary: &[
         ("create_groups", 1),
         ("create_accounts", 3),
+        ("new_account_roles", 3),
         ("add_memberships", 3),
         ("set_case_managers", 3),
         ("remove_memberships", 1),
@@ -103,6 +105,7 @@ const CASE_MANAGEMENT: Example = Example {
     ],
     summary: &[
         ("create_accounts", 3),
+        ("new_account_roles", 6),
         ("grant_entitlements", 5),
         ("add_memberships", 3),
         ("set_case_managers", 3),
