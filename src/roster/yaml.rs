@@ -103,6 +103,24 @@ fn parse_at(text: &str, base: Base) -> Result<Node, YamlError> {
     parse_full(text, base)
 }
 
+/// Whether the fast path, where it takes `text`, builds exactly the tree of
+/// the full parser: the fuzz bench's differential target (`yaml-fast`).
+pub fn fast_path_agrees(text: &str) -> Result<(), String> {
+    let Some(fast) = fast::parse(text, Base::default()) else {
+        return Ok(());
+    };
+    match parse_full(text, Base::default()) {
+        Ok(full) if full == fast => Ok(()),
+        Ok(full) => Err(format!(
+            "the fast path built {fast:?}, the full parser {full:?}"
+        )),
+        Err(e) => Err(format!(
+            "the fast path took text the full parser refuses: {}",
+            e.message
+        )),
+    }
+}
+
 /// [`parse_at`] with the full parser alone.
 fn parse_full(text: &str, base: Base) -> Result<Node, YamlError> {
     let mut parser = Parser::new_from_str(text);

@@ -40,7 +40,16 @@ struct Fast<'a> {
 pub(super) fn parse(text: &str, base: Base) -> Option<Node> {
     // Characters the subset never handles (the others matter only where a
     // scalar starts, which `plain_ok` checks).
-    if text.bytes().any(|b| matches!(b, b'\t' | b'\r' | 0)) {
+    if text.bytes().any(|b| (b < 0x20 && b != b'\n') || b == 0x7f) {
+        return None;
+    }
+    // Characters YAML does not allow in a document (outside its printable
+    // set), which the full parser reports.
+    if !text.is_ascii()
+        && text.chars().any(
+            |c| matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}'),
+        )
+    {
         return None;
     }
     let mut lines = Vec::with_capacity(text.len() / 16);
@@ -53,8 +62,13 @@ pub(super) fn parse(text: &str, base: Base) -> Option<Node> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        // A comment after content, or a document marker: the full parser.
-        if trimmed.contains('#') || body.starts_with("---") || body.starts_with("...") {
+        // A comment after content, a document marker, or a line too long to
+        // hold a simple key (YAML allows 1,024 characters): the full parser.
+        if trimmed.contains('#')
+            || body.starts_with("---")
+            || body.starts_with("...")
+            || body.len() > 1024
+        {
             return None;
         }
         lines.push(Line {
