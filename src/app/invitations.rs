@@ -226,6 +226,16 @@ pub fn reset_passwords(
     s.commit().map(|_| ())
 }
 
+/// The state of the invitation of the account `s` describes: as [`state`],
+/// except that a password reset, mailed only once the account activated,
+/// leaves its invitation activated.
+pub fn invitation_state(s: &MailState, now: jiff::Timestamp, ttl: Duration) -> &'static str {
+    if s.kind == Some(MailKind::Reset) && !s.pending && s.activated_at.is_some() {
+        return "activated";
+    }
+    state(s, now, ttl)
+}
+
 /// An invitation's or reset's state.
 pub fn state(s: &MailState, now: jiff::Timestamp, ttl: Duration) -> &'static str {
     let issued = s

@@ -22,6 +22,8 @@ pub struct Options<'a> {
     pub plan: Option<&'a Plan>,
     /// When the report is made (RFC 3339), shown on the page.
     pub now: &'a str,
+    /// How long an invitation's link works (expired after it).
+    pub invite_ttl: std::time::Duration,
 }
 
 /// The whole report.
@@ -161,10 +163,12 @@ pub struct PlanView {
 
 /// Build the report from `store`.
 pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreError> {
-    let listed = accounts::list(store, &accounts::Filter::default()).map_err(|e| match e {
-        accounts::AccountsError::Store(e) => e,
-        other => StoreError::Invalid(other.to_string()),
-    })?;
+    let listed = accounts::list(store, &accounts::Filter::default(), opts.invite_ttl).map_err(
+        |e| match e {
+            accounts::AccountsError::Store(e) => e,
+            other => StoreError::Invalid(other.to_string()),
+        },
+    )?;
     let scim = store::scim::is_scim(store.url());
     let mut r = store.reader()?;
     let revision = r.revision()?;
@@ -615,6 +619,7 @@ mod tests {
             show_pii: false,
             plan,
             now: "2026-01-02T00:00:00Z",
+            invite_ttl: std::time::Duration::from_secs(14 * 86_400),
         }
     }
 
