@@ -643,6 +643,10 @@ fn accounts_show_each_invitation_state(b: Backend) {
             .any(|l| l.starts_with("P2,") && l.contains(",expired,")),
         "{csv}"
     );
+    // A password reset queued for the activated account leaves its
+    // invitation activated.
+    e.ok(&["reset-password", "P1", "--store", &e.url]);
+    assert_eq!(states()["P1"], "activated");
     // A shorter TTL expires the others too.
     let out = e
         .ok(&[
