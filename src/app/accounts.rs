@@ -7,6 +7,7 @@ use crate::domain::{Account, CredentialState};
 use crate::finding::did_you_mean;
 use crate::store::{Store, StoreError};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 /// `--status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,10 @@ pub struct Listed {
     pub case_manager: Option<CaseManager>,
     /// When the person activated (set a password on the activation page).
     pub activated_at: Option<String>,
+    /// The state of the account's invitation (SPEC §10: queued, sent,
+    /// reminded, activated, expired or failed); `None` when the store
+    /// holds no invitation or mail for it.
+    pub invitation: Option<&'static str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,8 +154,13 @@ fn sign_in_of(a: &Account, known: bool) -> SignIn {
     }
 }
 
-/// The accounts of `store` that pass `filter`, in user-name order.
-pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsError> {
+/// The accounts of `store` that pass `filter`, in user-name order; `ttl`:
+/// how long an invitation's link works (for its state).
+pub fn list(
+    store: &dyn Store,
+    filter: &Filter,
+    ttl: Duration,
+) -> Result<Vec<Listed>, AccountsError> {
     // A SCIM provider's users carry no credential state: every account
     // reads as having none, which is not "signed in by SSO".
     let known = !crate::store::scim::is_scim(store.url());
@@ -170,6 +180,18 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
     };
     let accounts = r.all_accounts()?;
     let mut activated = r.activation_times()?;
+    let now = jiff::Timestamp::now();
+    // A SCIM provider keeps no invitations.
+    let mails = if known { r.mail_states()? } else { Vec::new() };
+    let mut invitations: HashMap<String, &'static str> = mails
+        .iter()
+        .map(|m| {
+            (
+                m.user_name.to_lowercase(),
+                super::invitations::invitation_state(m, now, ttl),
+            )
+        })
+        .collect();
     let names: Vec<String> = groups.into_iter().map(|g| g.name).collect();
     let mut groups_of: HashMap<String, Vec<GroupOf>> = HashMap::new();
     for m in r.memberships(&names)? {
@@ -227,6 +249,7 @@ pub fn list(store: &dyn Store, filter: &Filter) -> Result<Vec<Listed>, AccountsE
             groups,
             case_manager,
             activated_at: activated.remove(&key),
+            invitation: invitations.remove(&key),
         });
     }
     Ok(out)
@@ -299,6 +322,8 @@ mod tests {
     use crate::store::NewCredential;
     use crate::store::memory::MemoryStore;
 
+    const TTL: Duration = Duration::from_secs(14 * 86_400);
+
     /// A staff member overseeing two students: one invited and in a group,
     /// one signed in by SSO; a deactivated account with a password.
     fn store() -> MemoryStore {
@@ -349,7 +374,7 @@ mod tests {
     }
 
     fn names(s: &MemoryStore, f: Filter) -> Vec<String> {
-        list(s, &f)
+        list(s, &f, TTL)
             .unwrap()
             .into_iter()
             .map(|l| l.account.user_name)
@@ -394,7 +419,7 @@ mod tests {
     #[test]
     fn listed_accounts_carry_groups_and_case_manager() {
         let s = store();
-        let all = list(&s, &Filter::default()).unwrap();
+        let all = list(&s, &Filter::default(), TTL).unwrap();
         let b = &all[0];
         assert_eq!(
             b.groups,
@@ -431,6 +456,7 @@ mod tests {
                 group: Some("Nort Team".into()),
                 ..Filter::default()
             },
+            TTL,
         )
         .unwrap_err();
         assert_eq!(
@@ -443,6 +469,7 @@ mod tests {
                 case_manager: Some("brandon@example.com".into()),
                 ..Filter::default()
             },
+            TTL,
         )
         .unwrap_err();
         assert_eq!(

@@ -226,6 +226,16 @@ pub fn reset_passwords(
     s.commit().map(|_| ())
 }
 
+/// The state of the invitation of the account `s` describes: as [`state`],
+/// except that a password reset, mailed only once the account activated,
+/// leaves its invitation activated.
+pub fn invitation_state(s: &MailState, now: jiff::Timestamp, ttl: Duration) -> &'static str {
+    if s.kind == Some(MailKind::Reset) && !s.pending && s.activated_at.is_some() {
+        return "activated";
+    }
+    state(s, now, ttl)
+}
+
 /// An invitation's or reset's state.
 pub fn state(s: &MailState, now: jiff::Timestamp, ttl: Duration) -> &'static str {
     let issued = s
@@ -252,4 +262,42 @@ pub fn state(s: &MailState, now: jiff::Timestamp, ttl: Duration) -> &'static str
         return "reminded";
     }
     "sent"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(14 * 86_400);
+
+    fn at(t: &str) -> Option<String> {
+        Some(t.to_string())
+    }
+
+    #[test]
+    fn a_reset_leaves_the_invitation_activated() {
+        let now: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
+        let reset = MailState {
+            invited_at: at("2026-01-01T00:00:00Z"),
+            activated_at: at("2026-01-02T00:00:00Z"),
+            token_issued_at: at("2026-05-31T00:00:00Z"),
+            kind: Some(MailKind::Reset),
+            sent_at: at("2026-05-31T00:00:00Z"),
+            ..MailState::default()
+        };
+        assert_eq!(state(&reset, now, TTL), "sent");
+        assert_eq!(invitation_state(&reset, now, TTL), "activated");
+        // An invitation still pending reads as `state` says.
+        let pending = MailState {
+            invited_at: at("2026-05-31T00:00:00Z"),
+            token_issued_at: at("2026-05-31T00:00:00Z"),
+            pending: true,
+            kind: Some(MailKind::Invitation),
+            sent_at: at("2026-05-31T00:00:00Z"),
+            ..MailState::default()
+        };
+        assert_eq!(invitation_state(&pending, now, TTL), "sent");
+        let later: jiff::Timestamp = "2026-07-01T00:00:00Z".parse().unwrap();
+        assert_eq!(invitation_state(&pending, later, TTL), "expired");
+    }
 }

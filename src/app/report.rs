@@ -22,6 +22,8 @@ pub struct Options<'a> {
     pub plan: Option<&'a Plan>,
     /// When the report is made (RFC 3339), shown on the page.
     pub now: &'a str,
+    /// How long an invitation's link works (expired after it).
+    pub invite_ttl: std::time::Duration,
 }
 
 /// The whole report.
@@ -37,7 +39,8 @@ pub struct AuditReport {
     pub counts: Counts,
     pub groups: Vec<GroupView>,
     /// Accounts by status, in this order: active (activated or signed in by
-    /// SSO), invited and never activated, deactivated.
+    /// SSO), invited (the invitation live), never activated (invited, but
+    /// the link expired or the mail failed), deactivated.
     pub statuses: Vec<StatusView>,
     pub organizations: Vec<OrganizationView>,
     pub audit: AuditView,
@@ -54,8 +57,11 @@ pub struct Counts {
     pub activated: usize,
     /// Active accounts signed in by the identity provider.
     pub sso: usize,
-    /// Active accounts whose invitation was never activated.
+    /// Active accounts invited, their invitation live (queued, sent or
+    /// reminded, its link not expired).
     pub invited: usize,
+    /// Active accounts invited whose link expired or whose mail failed.
+    pub never_activated: usize,
     pub deactivated: usize,
 }
 
@@ -90,9 +96,12 @@ pub struct MemberView {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusView {
-    /// `active`, `invited` or `deactivated`: the id of its section.
+    /// `active`, `invited`, `never-activated` or `deactivated`: the id of
+    /// its section.
     pub key: &'static str,
     pub title: &'static str,
+    /// Which accounts the section lists, said on the page; empty: none said.
+    pub rule: &'static str,
     pub accounts: Vec<AccountView>,
 }
 
@@ -106,6 +115,8 @@ pub struct AccountView {
     pub phone: String,
     /// `invited`, `activated`, `sso`, or empty when the store does not say.
     pub sign_in: &'static str,
+    /// The invitation's state (SPEC §10), empty when there is none.
+    pub invitation: &'static str,
     /// When the invitation was sent (and last reminded), for invited accounts.
     pub invited_at: String,
     pub reminded_at: String,
@@ -161,10 +172,12 @@ pub struct PlanView {
 
 /// Build the report from `store`.
 pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreError> {
-    let listed = accounts::list(store, &accounts::Filter::default()).map_err(|e| match e {
-        accounts::AccountsError::Store(e) => e,
-        other => StoreError::Invalid(other.to_string()),
-    })?;
+    let listed = accounts::list(store, &accounts::Filter::default(), opts.invite_ttl).map_err(
+        |e| match e {
+            accounts::AccountsError::Store(e) => e,
+            other => StoreError::Invalid(other.to_string()),
+        },
+    )?;
     let scim = store::scim::is_scim(store.url());
     let mut r = store.reader()?;
     let revision = r.revision()?;
@@ -303,29 +316,46 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
             } else {
                 "Active: activated or signed in by SSO"
             },
+            rule: "",
             accounts: Vec::new(),
         },
         StatusView {
             key: "invited",
-            title: "Invited, never activated",
+            title: "Invited",
+            rule: "Active accounts whose invitation is live: queued, sent or reminded, \
+                   and its link has not expired.",
+            accounts: Vec::new(),
+        },
+        StatusView {
+            key: "never-activated",
+            title: "Never activated",
+            rule: "Active accounts invited but never activated, whose link expired \
+                   (older than the invitation TTL) or whose mail failed for good: \
+                   they need a new invitation.",
             accounts: Vec::new(),
         },
         StatusView {
             key: "deactivated",
             title: "Deactivated",
+            rule: "",
             accounts: Vec::new(),
         },
     ];
     for l in &listed {
         let a = &l.account;
+        // Invited, and its link expired or its mail failed: it will not
+        // be activated without a new invitation.
+        let lapsed = matches!(l.invitation, Some("expired" | "failed"));
         let section = match (a.active, l.sign_in) {
-            (false, _) => 2,
+            (false, _) => 3,
+            (true, SignIn::Invited) if lapsed => 2,
             (true, SignIn::Invited) => 1,
             (true, _) => 0,
         };
         if a.active {
             counts.active += 1;
             match l.sign_in {
+                SignIn::Invited if lapsed => counts.never_activated += 1,
                 SignIn::Invited => counts.invited += 1,
                 SignIn::Activated => counts.activated += 1,
                 SignIn::Sso => counts.sso += 1,
@@ -347,6 +377,7 @@ pub fn build(store: &dyn Store, opts: &Options) -> Result<AuditReport, StoreErro
             birth_date: pii(&a.profile.birth_date),
             phone: pii(&a.profile.phone),
             sign_in: l.sign_in.as_str().unwrap_or(""),
+            invitation: l.invitation.unwrap_or(""),
             invited_at: invitation.map(|i| i.invited_at.clone()).unwrap_or_default(),
             reminded_at: invitation
                 .and_then(|i| i.reminded_at.clone())
@@ -615,6 +646,9 @@ mod tests {
             show_pii: false,
             plan,
             now: "2026-01-02T00:00:00Z",
+            // The store's invitations are dated in the past: links that
+            // do not expire keep them live whenever the tests run.
+            invite_ttl: std::time::Duration::from_secs(100 * 365 * 86_400),
         }
     }
 
@@ -636,6 +670,7 @@ mod tests {
             [
                 ("active", vec!["BMitchell"]),
                 ("invited", vec!["NHoliday"]),
+                ("never-activated", vec![]),
                 ("deactivated", vec!["OGone"]),
             ]
         );

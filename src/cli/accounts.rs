@@ -40,6 +40,14 @@ pub struct Args {
     /// Include birth dates, phones and extensions.
     #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
+    /// How long an invitation's link works (its state is `expired` after it).
+    #[arg(
+        long,
+        default_value = "14d",
+        env = "ROSTER_INVITE_TTL",
+        hide_env_values = true
+    )]
+    pub invite_ttl: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -77,8 +85,9 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
         group: args.group.clone(),
         case_manager: args.case_manager.clone(),
     };
+    let ttl = super::invitations::duration("--invite-ttl", &args.invite_ttl)?;
     let store = args.store.open(out, Options::default().lock_timeout)?;
-    let listed = app::list(store.as_ref(), &filter).map_err(|e| match e {
+    let listed = app::list(store.as_ref(), &filter, ttl).map_err(|e| match e {
         AccountsError::Store(e) => Error::Store(e),
         other => Error::msg(printable(&other.to_string())),
     })?;
@@ -127,6 +136,7 @@ fn json(listed: &[Listed], show_pii: bool) -> Value {
                 "email": a.profile.email,
                 "status": status(l),
                 "sign_in": l.sign_in.as_str(),
+                "invitation": l.invitation,
                 "roles": a.roles,
                 "groups": l.groups.iter().map(|g| json!({
                     "name": g.name, "user_manager": g.user_manager,
@@ -155,8 +165,10 @@ fn json(listed: &[Listed], show_pii: bool) -> Value {
 /// The columns of the table and the CSV: (header, cell of an account).
 type Column = (&'static str, fn(&Listed) -> String);
 
-/// `activated`: some account has an activation time, shown after its sign-in.
-fn columns(show_pii: bool, csv: bool, activated: bool) -> Vec<Column> {
+/// `activated`: some account has an activation time, shown after its
+/// sign-in; `invitation`: some account has an invitation, its state shown
+/// after that.
+fn columns(show_pii: bool, csv: bool, activated: bool, invitation: bool) -> Vec<Column> {
     let mut cols: Vec<Column> = vec![("user_name", |l| l.account.user_name.clone())];
     if csv {
         cols.push(("first_name", |l| l.account.profile.first_name.clone()));
@@ -185,6 +197,11 @@ fn columns(show_pii: bool, csv: bool, activated: bool) -> Vec<Column> {
     if activated {
         cols.push(("activated_at", |l| {
             l.activated_at.clone().unwrap_or_default()
+        }));
+    }
+    if invitation {
+        cols.push(("invitation", |l| {
+            l.invitation.unwrap_or_default().to_string()
         }));
     }
     // A CSV cell's list is split at `; `, as its groups are.
@@ -257,13 +274,22 @@ fn any_activated(listed: &[Listed]) -> bool {
     listed.iter().any(|l| l.activated_at.is_some())
 }
 
+fn any_invitation(listed: &[Listed]) -> bool {
+    listed.iter().any(|l| l.invitation.is_some())
+}
+
 /// Aligned columns, then a count: every cell from the store shown with its
 /// control characters escaped.
 fn table(listed: &[Listed], show_pii: bool) -> String {
     if listed.is_empty() {
         return "No accounts match.\n".into();
     }
-    let cols = columns(show_pii, false, any_activated(listed));
+    let cols = columns(
+        show_pii,
+        false,
+        any_activated(listed),
+        any_invitation(listed),
+    );
     let header: Vec<String> = cols
         .iter()
         .map(|(h, _)| h.replace('_', " ").to_uppercase())
@@ -328,7 +354,12 @@ fn table(listed: &[Listed], show_pii: bool) -> String {
 /// a formula (`=`, `+`, `-`, `@`) starts with `'`, and control characters
 /// are escaped, so opening the file runs nothing.
 fn csv(listed: &[Listed], show_pii: bool) -> Result<String, csv::Error> {
-    let cols = columns(show_pii, true, any_activated(listed));
+    let cols = columns(
+        show_pii,
+        true,
+        any_activated(listed),
+        any_invitation(listed),
+    );
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(cols.iter().map(|(h, _)| *h))?;
     for l in listed {

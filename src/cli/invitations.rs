@@ -124,7 +124,7 @@ pub struct ResetArgs {
 }
 
 /// An age such as `24h`, `3d` or `90s`.
-fn duration(flag: &str, s: &str) -> Result<Duration, Error> {
+pub(super) fn duration(flag: &str, s: &str) -> Result<Duration, Error> {
     let bad = || {
         Error::msg(format!(
             "{flag}: `{s}` is not an age such as 30s, 24h or 3d"

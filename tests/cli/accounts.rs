@@ -118,6 +118,7 @@ fn every_field_of_every_account_is_listed(b: Backend) {
             "email": "noelle.holiday@example.edu",
             "status": "active",
             "sign_in": "invited",
+            "invitation": "queued",
             "roles": ["caseworker"],
             "groups": [
                 {"name": "North Team", "user_manager": false},
@@ -148,6 +149,16 @@ fn every_field_of_every_account_is_listed(b: Backend) {
     assert_eq!(by("SSmith")["sign_in"], "sso");
     assert_eq!(by("SSmith")["roles"], serde_json::json!(["public-viewer"]));
     assert_eq!(by("OGone")["status"], "deactivated");
+    // No invitation or mail: the field is there, null.
+    assert_eq!(by("SSmith")["invitation"], Value::Null);
+    assert_eq!(by("OGone")["invitation"], Value::Null);
+    let gone = accounts_ok(&r, &db, &["--status", "deactivated"]);
+    assert!(!gone.contains("INVITATION"), "{gone}");
+    let invited = accounts_ok(&r, &db, &["--status", "invited"]);
+    assert!(
+        invited.lines().next().unwrap().contains("INVITATION"),
+        "{invited}"
+    );
     // Personal data only with --show-pii.
     assert!(brandon.get("phone").is_none() && brandon.get("birth_date").is_none());
     let pii = listed_json(&r, &db, &["--show-pii"]);
@@ -301,6 +312,7 @@ fn csv_is_quoted_and_opens_as_text_in_a_spreadsheet() {
             "email",
             "status",
             "sign_in",
+            "invitation",
             "roles",
             "groups",
             "user_manager_of",
@@ -328,6 +340,7 @@ fn csv_is_quoted_and_opens_as_text_in_a_spreadsheet() {
         [
             "active",
             "invited",
+            "queued",
             "caseworker",
             "North Team; South Team",
             "",
@@ -337,7 +350,7 @@ fn csv_is_quoted_and_opens_as_text_in_a_spreadsheet() {
         ]
     );
     let brandon = rows.iter().find(|r| r[0] == "BMitchell").unwrap();
-    assert_eq!(brandon[8], "North Team");
+    assert_eq!(brandon[9], "North Team");
     assert!(!text.contains("2175550101") && !text.contains("1980-02-03"));
     let pii = accounts_ok(&r, &db, &["--format", "csv", "--show-pii"]);
     assert!(

@@ -592,7 +592,82 @@ fn a_reset_keeps_the_first_activation(backend: Backend) {
     assert_eq!(audit[0].as_deref(), Some("reset_password"));
 }
 
+/// A page for an error on the server's side: it says what to do, and
+/// holds no token, password or SQL.
+fn assert_says_and_hides(p: &Page, says: &[&str], token: &str) {
+    assert_safe(p);
+    for s in says {
+        assert!(p.body.contains(s), "{s}: {}", p.body);
+    }
+    for hidden in [
+        token,
+        GOOD,
+        "no_activation",
+        "UPDATE",
+        "SELECT",
+        "accounts",
+        "statement",
+        "sqlite",
+        "postgres",
+    ] {
+        assert!(!p.body.contains(hidden), "{hidden}: {}", p.body);
+    }
+}
+
+/// The store refuses the write (a trigger stands in for a failing disk or
+/// database): a 500 page that says to try again later, the account
+/// untouched, and the same link works once the store does.
+fn a_store_failure_is_a_500_page_and_changes_nothing(backend: Backend) {
+    let r = roster().file("r.yaml", ROSTER);
+    let db = invited(&r, backend);
+    let mut sql = Sql::open(r.path(), &db);
+    let token = set_token(&mut sql, "mandy@example.com", &ago(60));
+    let before = account_row(&mut sql, "mandy@example.com");
+    sql.batch(match backend {
+        Backend::Sqlite => {
+            "CREATE TRIGGER no_activation BEFORE UPDATE ON accounts \
+             BEGIN SELECT RAISE(ABORT, 'no_activation: UPDATE accounts refused'); END;"
+        }
+        Backend::Postgres => {
+            "CREATE FUNCTION no_activation() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'no_activation: UPDATE accounts refused'; END $$; \
+             CREATE TRIGGER no_activation BEFORE UPDATE ON accounts \
+             FOR EACH ROW EXECUTE FUNCTION no_activation();"
+        }
+    });
+    let server = start(r.path(), &db, &[]);
+    let form = [
+        ("token", token.as_str()),
+        ("password", GOOD),
+        ("confirm", GOOD),
+    ];
+    let p = post(&server.base, &form);
+    assert_eq!(p.status, 500, "{}", p.body);
+    assert_says_and_hides(
+        &p,
+        &[
+            "Your password was not set",
+            "Try again in a few minutes",
+            "tell your administrator",
+        ],
+        &token,
+    );
+    assert_eq!(account_row(&mut sql, "mandy@example.com"), before);
+    let log = server.log();
+    assert!(log.contains("activation: the write failed"), "{log}");
+    assert!(!log.contains(&token) && !log.contains(GOOD), "{log}");
+    // The store works again: the same link sets the password.
+    sql.batch(match backend {
+        Backend::Sqlite => "DROP TRIGGER no_activation",
+        Backend::Postgres => "DROP TRIGGER no_activation ON accounts",
+    });
+    let p = post(&server.base, &form);
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(account_row(&mut sql, "mandy@example.com")[0].is_some());
+}
+
 on_every_store!(
+    a_store_failure_is_a_500_page_and_changes_nothing,
     a_reset_keeps_the_first_activation,
     a_mailed_link_sets_a_password_once,
     dead_links_get_one_page,
@@ -729,4 +804,72 @@ fn a_person_activates_in_a_browser(backend: Backend) {
     browser.wait_for_title("This link no longer works");
     let log = server.log();
     assert!(!log.contains(&token) && !log.contains(GOOD), "{log}");
+}
+
+/// Every store connection of the server in use: the page is a 503 that
+/// says to wait and try again (Retry-After), not a hang; a look-up the
+/// database cancels (statement timeout) is a 500. PostgreSQL: a lock held
+/// on the accounts table keeps the server's one connection waiting.
+#[test]
+fn no_free_store_connection_is_a_503_page() {
+    if super::pg::skipped() {
+        return;
+    }
+    let r = roster().file("r.yaml", ROSTER);
+    let db = invited(&r, Backend::Postgres);
+    let mut sql = Sql::open(r.path(), &db);
+    let token = set_token(&mut sql, "mandy@example.com", &ago(60));
+    let link = |base: &str| format!("{base}/activate?token={token}");
+    let mut holder = ::postgres::Client::connect(&db, ::postgres::NoTls).unwrap();
+
+    let server = start(
+        r.path(),
+        &db,
+        &["--store-connections", "1", "--statement-timeout", "60"],
+    );
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // The first look-up takes the one connection and waits on the lock.
+    let first = {
+        let url = link(&server.base);
+        std::thread::spawn(move || request("GET", &url, None, &[], None))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    let p = request("GET", &link(&server.base), None, &[], None);
+    let took = started.elapsed();
+    assert_eq!(p.status, 503, "{}", p.body);
+    assert!(took < std::time::Duration::from_secs(15), "after {took:?}");
+    assert_eq!(p.header("retry-after"), Some("5"));
+    assert_says_and_hides(
+        &p,
+        &["The server is busy", "Wait a moment, then try again"],
+        &token,
+    );
+    tx.rollback().unwrap();
+    let p = first.join().unwrap();
+    assert_eq!(p.status, 200, "the waiting look-up is answered: {}", p.body);
+    drop(server);
+
+    // The database cancels a look-up that waits too long: a 500 page.
+    let server = start(r.path(), &db, &["--statement-timeout", "1"]);
+    let mut tx = holder.transaction().unwrap();
+    tx.batch_execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    let p = request("GET", &link(&server.base), None, &[], None);
+    tx.rollback().unwrap();
+    assert_eq!(p.status, 500, "{}", p.body);
+    assert_says_and_hides(
+        &p,
+        &["Try again in a few minutes", "tell your administrator"],
+        &token,
+    );
+    let log = server.log();
+    assert!(log.contains("activation: the store failed"), "{log}");
+    assert!(!log.contains(&token), "{log}");
+    assert!(!log.contains(super::pg::PASSWORD), "{log}");
+    // And the next look-up works.
+    let p = request("GET", &link(&server.base), None, &[], None);
+    assert_eq!(p.status, 200, "{}", p.body);
 }

@@ -555,7 +555,118 @@ fn reset_password_queues_and_sends(b: Backend) {
     assert!(!log.contains(&token(m)), "{log}");
 }
 
+/// `roster accounts` shows the state of each account's invitation, by the
+/// rules `roster invitations` uses (SPEC §10).
+fn accounts_show_each_invitation_state(b: Backend) {
+    let e = env(b, 5);
+    let states = || -> BTreeMap<String, Value> {
+        let out = e
+            .ok(&["accounts", "--store", &e.url, "--format", "json"])
+            .stdout;
+        serde_json::from_str::<Vec<Value>>(&out)
+            .unwrap()
+            .into_iter()
+            .map(|a| {
+                (
+                    a["user_name"].as_str().unwrap().to_string(),
+                    a["invitation"].clone(),
+                )
+            })
+            .collect()
+    };
+    let all = |s: &str| (0..5).map(|i| (format!("P{i}"), Value::from(s))).collect();
+    assert_eq!(states(), all("queued"), "after apply");
+    let relay = Relay::tls(&["--reply", "p4@example.org=550"]);
+    let out = e.send(&relay, &[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let mut want: BTreeMap<String, Value> = all("sent");
+    want.insert("P4".into(), "failed".into());
+    assert_eq!(states(), want, "after a send with one 550");
+    // P1 sets a password (as the activation page does); P0, P2 and P3 are
+    // reminded; P2's link then outlives the TTL.
+    e.batch(
+        "UPDATE accounts SET credential = 'password_set', activated_at = '2026-01-01T00:00:00Z', \
+         activation_digest = NULL WHERE user_name = 'P1'",
+    );
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = e.send(&relay, &["--remind-after", "1s", "--max-reminders", "1"]);
+    assert!(out.stdout.contains("reminders queued"), "{}", out.stdout);
+    e.batch("UPDATE accounts SET token_issued_at = '2000-01-01T00:00:00Z' WHERE user_name = 'P2'");
+    let want: BTreeMap<String, Value> = [
+        ("P0", "reminded"),
+        ("P1", "activated"),
+        ("P2", "expired"),
+        ("P3", "reminded"),
+        ("P4", "failed"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), Value::from(v)))
+    .collect();
+    assert_eq!(states(), want);
+    // The same states as `roster invitations` gives.
+    let list = e.ok(&["invitations", "--store", &e.url]).stdout;
+    for (user, state) in &want {
+        if user != "P1" {
+            assert!(
+                list.lines()
+                    .any(|l| l.starts_with(&format!("{user} "))
+                        && l.contains(state.as_str().unwrap())),
+                "{user} {state}: {list}"
+            );
+        }
+    }
+    // The table and the CSV show the column; --status narrows as before.
+    let table = e
+        .ok(&["accounts", "--store", &e.url, "--status", "activated"])
+        .stdout;
+    assert!(
+        table.lines().next().unwrap().contains("INVITATION"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("P1 ") && l.contains("activated")),
+        "{table}"
+    );
+    let csv = e
+        .ok(&[
+            "accounts", "--store", &e.url, "--status", "invited", "--format", "csv",
+        ])
+        .stdout;
+    assert!(
+        csv.lines().next().unwrap().contains(",invitation,"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("P2,") && l.contains(",expired,")),
+        "{csv}"
+    );
+    // A password reset queued for the activated account leaves its
+    // invitation activated.
+    e.ok(&["reset-password", "P1", "--store", &e.url]);
+    assert_eq!(states()["P1"], "activated");
+    // A shorter TTL expires the others too.
+    let out = e
+        .ok(&[
+            "accounts",
+            "--store",
+            &e.url,
+            "--format",
+            "json",
+            "--invite-ttl",
+            "0s",
+        ])
+        .stdout;
+    assert!(
+        out.contains("\"expired\"") && !out.contains("\"reminded\""),
+        "{out}"
+    );
+}
+
 on_every_store!(
+    accounts_show_each_invitation_state,
     delivers_each_invitation_once_with_both_parts,
     two_runs_at_once_never_send_twice,
     temporary_and_permanent_failures,

@@ -109,6 +109,7 @@ fn the_report_lists_groups_accounts_managers_and_the_verified_log(b: Backend) {
         ("count-activated", "2"),
         ("count-sso", "1"),
         ("count-invited", "1"),
+        ("count-never-activated", "0"),
         ("count-deactivated", "1"),
     ] {
         assert_eq!(by_id(&html, id), n, "{id}");
@@ -130,6 +131,7 @@ fn the_report_lists_groups_accounts_managers_and_the_verified_log(b: Backend) {
     };
     assert_eq!(status("active"), ["BMitchell", "SSmith", "PLee"]);
     assert_eq!(status("invited"), ["NHoliday"]);
+    assert!(status("never-activated").is_empty());
     assert_eq!(status("deactivated"), ["OGone"]);
     // The invitation's date is shown.
     assert!(section(&html, "status-invited").contains("<td>20"));
@@ -168,7 +170,58 @@ fn the_report_lists_groups_accounts_managers_and_the_verified_log(b: Backend) {
     assert!(!html.contains(super::pg::PASSWORD));
 }
 
-on_every_store!(the_report_lists_groups_accounts_managers_and_the_verified_log);
+/// The accounts of the `status-{key}` section, and its invitation cells.
+fn listed_under<'a>(html: &'a str, key: &str) -> (Vec<&'static str>, &'a str) {
+    let s = section(html, &format!("status-{key}"));
+    let names = ["BMitchell", "NHoliday", "SSmith", "PLee", "OGone"]
+        .into_iter()
+        .filter(|u| s.contains(&format!("<td>{u}</td>")))
+        .collect();
+    (names, s)
+}
+
+/// "Invited" holds live invitations; "never activated" those whose link
+/// expired or whose mail failed, with the rule said on the page.
+fn invited_and_never_activated_are_told_apart(b: Backend) {
+    let (r, db) = seeded_with(b, SEED);
+    let mut sql = super::activate::Sql::open(r.path(), &db);
+    let check = |html: &str, state: &str| {
+        assert_eq!(by_id(html, "count-invited"), "0");
+        assert_eq!(by_id(html, "count-never-activated"), "1");
+        assert!(listed_under(html, "invited").0.is_empty());
+        let (names, s) = listed_under(html, "never-activated");
+        assert_eq!(names, ["NHoliday"]);
+        assert!(s.contains(&format!("<td>{state}</td>")), "{s}");
+        assert!(
+            s.contains("whose link expired (older than the invitation TTL) or whose mail failed"),
+            "{s}"
+        );
+    };
+    // Live: queued after apply.
+    let html = report(&r, &db, &[]);
+    let (names, s) = listed_under(&html, "invited");
+    assert_eq!(names, ["NHoliday"]);
+    assert!(s.contains("<td>queued</td>"), "{s}");
+    assert!(s.contains("and its link has not expired"), "{s}");
+    // The mail failed for good.
+    sql.batch("UPDATE outbox SET failed_at = '2026-01-01T00:00:00Z', error = '550 no such user'");
+    check(&report(&r, &db, &[]), "failed");
+    // The link outlived the TTL.
+    sql.batch(
+        "UPDATE outbox SET failed_at = NULL, error = NULL; \
+         UPDATE accounts SET token_issued_at = '2000-01-01T00:00:00Z'",
+    );
+    check(&report(&r, &db, &[]), "expired");
+    // A TTL long enough makes it live again.
+    let html = report(&r, &db, &["--invite-ttl", "100000d"]);
+    assert_eq!(listed_under(&html, "invited").0, ["NHoliday"]);
+    assert_eq!(by_id(&html, "count-never-activated"), "0");
+}
+
+on_every_store!(
+    the_report_lists_groups_accounts_managers_and_the_verified_log,
+    invited_and_never_activated_are_told_apart,
+);
 
 #[test]
 fn show_pii_puts_birth_dates_and_phones_in_the_report() {
