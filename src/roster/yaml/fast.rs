@@ -44,10 +44,11 @@ pub(super) fn parse(text: &str, base: Base) -> Option<Node> {
         return None;
     }
     // Characters YAML does not allow in a document (outside its printable
-    // set), which the full parser reports.
+    // set, or a byte order mark past the start), which the full parser
+    // reports or handles.
     if !text.is_ascii()
         && text.chars().any(
-            |c| matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{fffe}' | '\u{ffff}'),
+            |c| matches!(c, '\u{80}'..='\u{84}' | '\u{86}'..='\u{9f}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'),
         )
     {
         return None;
