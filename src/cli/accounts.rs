@@ -40,14 +40,8 @@ pub struct Args {
     /// Include birth dates, phones and extensions.
     #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
-    /// How long an invitation's link works (its state is `expired` after it).
-    #[arg(
-        long,
-        default_value = "14d",
-        env = "ROSTER_INVITE_TTL",
-        hide_env_values = true
-    )]
-    pub invite_ttl: String,
+    #[command(flatten)]
+    pub invite_ttl: super::invitations::InviteTtl,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -85,7 +79,7 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
         group: args.group.clone(),
         case_manager: args.case_manager.clone(),
     };
-    let ttl = super::invitations::duration("--invite-ttl", &args.invite_ttl)?;
+    let ttl = args.invite_ttl.get()?;
     let store = args.store.open(out, Options::default().lock_timeout)?;
     let listed = app::list(store.as_ref(), &filter, ttl).map_err(|e| match e {
         AccountsError::Store(e) => Error::Store(e),

@@ -28,6 +28,26 @@ pub enum Sub {
     Send(SendArgs),
 }
 
+/// `--invite-ttl`: how long a one-time link works (its invitation is
+/// `expired` after it), for every verb that tells invitation states.
+#[derive(clap::Args, Debug)]
+pub struct InviteTtl {
+    /// How long an invitation's link works (e.g. 14d, 36h): expired after it.
+    #[arg(
+        long = "invite-ttl",
+        default_value = "14d",
+        env = "ROSTER_INVITE_TTL",
+        hide_env_values = true
+    )]
+    pub text: String,
+}
+
+impl InviteTtl {
+    pub fn get(&self) -> Result<Duration, Error> {
+        duration("--invite-ttl", &self.text)
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct ListArgs {
     #[command(flatten)]
@@ -35,14 +55,8 @@ pub struct ListArgs {
     /// Invitations older than this are due a reminder (e.g. 24h, 3d).
     #[arg(long, default_value = "24h")]
     pub older_than: String,
-    /// How long an invitation's link works (expired after it).
-    #[arg(
-        long,
-        default_value = "14d",
-        env = "ROSTER_INVITE_TTL",
-        hide_env_values = true
-    )]
-    pub invite_ttl: String,
+    #[command(flatten)]
+    pub invite_ttl: super::invitations::InviteTtl,
     #[arg(
         long,
         value_enum,
@@ -98,14 +112,8 @@ pub struct SendArgs {
     /// unsent messages are due again after it.
     #[arg(long, default_value = "5m")]
     pub lease: String,
-    /// How long a link works (said in the mail).
-    #[arg(
-        long,
-        default_value = "14d",
-        env = "ROSTER_INVITE_TTL",
-        hide_env_values = true
-    )]
-    pub invite_ttl: String,
+    #[command(flatten)]
+    pub invite_ttl: super::invitations::InviteTtl,
     /// Who queues reminders, for the audit log (default: the user running roster).
     #[arg(long, env = "ROSTER_ACTOR", hide_env_values = true)]
     pub actor: Option<String>,
@@ -158,7 +166,7 @@ fn list(args: ListArgs, out: &mut Out) -> Outcome {
             )));
         }
     };
-    let ttl = duration("--invite-ttl", &args.invite_ttl)?;
+    let ttl = args.invite_ttl.get()?;
     let store = args.store.open(out, Options::default().lock_timeout)?;
     let list = store.reader()?.mail_states()?;
     let due = |i: &store::MailState| {
@@ -239,7 +247,7 @@ fn send(args: SendArgs, out: &mut Out) -> Outcome {
         remind_after: (!remind_after.is_zero() && args.max_reminders > 0).then_some(remind_after),
         max_reminders: args.max_reminders,
         lease: duration("--lease", &args.lease)?.max(Duration::from_secs(1)),
-        ttl: duration("--invite-ttl", &args.invite_ttl)?,
+        ttl: args.invite_ttl.get()?,
         actor: actor(args.actor.clone()),
     };
     let templates = Templates::load(args.templates.as_deref()).map_err(Error::Text)?;

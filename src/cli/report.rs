@@ -31,14 +31,8 @@ pub struct Args {
     /// Show birth dates and phones instead of ***.
     #[arg(long, env = "ROSTER_SHOW_PII", hide_env_values = true)]
     pub show_pii: bool,
-    /// How long an invitation's link works (expired after it).
-    #[arg(
-        long,
-        default_value = "14d",
-        env = "ROSTER_INVITE_TTL",
-        hide_env_values = true
-    )]
-    pub invite_ttl: String,
+    #[command(flatten)]
+    pub invite_ttl: super::invitations::InviteTtl,
 }
 
 pub fn run(args: Args, out: &mut Out) -> Outcome {
@@ -62,7 +56,7 @@ pub fn run(args: Args, out: &mut Out) -> Outcome {
             show_pii: args.show_pii,
             plan: plan.as_ref(),
             now: &now,
-            invite_ttl: super::invitations::duration("--invite-ttl", &args.invite_ttl)?,
+            invite_ttl: args.invite_ttl.get()?,
         },
     )?;
     let html = render(&built).map_err(|e| Error::msg(format!("cannot render the report: {e}")))?;
