@@ -358,3 +358,83 @@ impl AsyncWrite for Tls {
         Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Without `TCP_NODELAY` each message's closing `<CRLF>.<CRLF>` waits
+    /// for the relay's delayed ACK: the relay's socket must have it on.
+    #[test]
+    fn relay_connections_have_nagle_off() {
+        runtime().block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let s = nodelay("localhost", port).await.unwrap();
+            assert!(s.nodelay().unwrap());
+            assert_eq!(s.peer_addr().unwrap().port(), port);
+        });
+    }
+
+    /// A relay nobody listens on: an error naming host and port, and the
+    /// run stops sending (the rest waits for the next run).
+    #[test]
+    fn a_refused_connection_is_unreachable() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let relay = Relay::new(
+            &format!("smtp://127.0.0.1:{port}"),
+            "Roster <noreply@example.org>",
+            None,
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Hi".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        match relay.send(&message) {
+            Delivery::Unreachable(e) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A relay that takes the connection and never answers: no hang past
+    /// the timeout, and the run stops sending.
+    #[test]
+    fn a_silent_relay_times_out() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let relay = Relay::new(
+            &format!("smtp://127.0.0.1:{port}"),
+            "Roster <noreply@example.org>",
+            None,
+            None,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Hi".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        match relay.send(&message) {
+            Delivery::Unreachable(e) => assert!(e.contains("did not answer within 1 s"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
