@@ -18,7 +18,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -61,8 +61,8 @@ pub struct Relay {
     timeout: Duration,
     hello: ClientId,
     /// The one connection of the run, opened at the first message and
-    /// reused until it breaks.
-    connection: Mutex<Option<AsyncSmtpConnection>>,
+    /// reused until it breaks, with when it was last used.
+    connection: Mutex<Option<(AsyncSmtpConnection, Instant)>>,
     from: Mailbox,
     /// The URL as given (no password can be in it).
     pub url: String,
@@ -192,7 +192,16 @@ impl Relay {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = self.runtime.block_on(async {
-            let mut connection = match slot.take() {
+            let reused = match slot.take() {
+                // Idle a while: the relay may have closed it meanwhile.
+                Some((mut c, used)) if used.elapsed() > IDLE_CHECK => {
+                    let alive = tokio::time::timeout(self.timeout, c.test_connected()).await;
+                    alive.unwrap_or(false).then_some(c)
+                }
+                Some((c, _)) => Some(c),
+                None => None,
+            };
+            let mut connection = match reused {
                 Some(c) => c,
                 None => match tokio::time::timeout(self.timeout, self.connect()).await {
                     Ok(opened) => opened?,
@@ -208,7 +217,7 @@ impl Relay {
             // Kept for the next message unless the conversation broke; a
             // timed-out one is dropped above, half-way through.
             if !connection.has_broken() {
-                *slot = Some(connection);
+                *slot = Some((connection, Instant::now()));
             }
             sent.map(drop).map_err(Failure::Smtp)
         });
@@ -255,6 +264,27 @@ impl Relay {
         Ok(c)
     }
 }
+
+impl Drop for Relay {
+    /// QUIT on the connection, as a well-behaved client ends a session.
+    fn drop(&mut self) {
+        let slot = self
+            .connection
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((mut c, _)) = slot.take() {
+            let timeout = self.timeout;
+            // The timer is made inside the runtime, which it needs.
+            let _ = self
+                .runtime
+                .block_on(async { tokio::time::timeout(timeout, c.quit()).await });
+        }
+    }
+}
+
+/// How long the connection may sit unused before it is checked (NOOP)
+/// ahead of the next message.
+const IDLE_CHECK: Duration = Duration::from_secs(10);
 
 /// Why a message did not go.
 enum Failure {
@@ -436,5 +466,73 @@ mod tests {
             Delivery::Unreachable(e) => assert!(e.contains("did not answer within 1 s"), "{e}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A relay that closed the connection while it sat idle: the next
+    /// message goes over a new one, not lost to the stale one.
+    #[test]
+    fn a_connection_closed_while_idle_is_replaced() {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let mut per_connection = Vec::new();
+            for _ in 0..2 {
+                let (stream, _) = listener.accept().unwrap();
+                let mut out = stream.try_clone().unwrap();
+                let mut lines = BufReader::new(stream);
+                out.write_all(b"220 relay\r\n").unwrap();
+                let mut got = 0;
+                let mut line = String::new();
+                while lines.read_line(&mut line).unwrap() > 0 {
+                    let answer: &[u8] = match line.trim_end() {
+                        "DATA" => b"354 go on\r\n",
+                        "." => {
+                            got += 1;
+                            b"250 queued\r\n"
+                        }
+                        "QUIT" => b"221 bye\r\n",
+                        l if l.starts_with("EHLO")
+                            || l.starts_with("MAIL")
+                            || l.starts_with("RCPT") =>
+                        {
+                            b"250 ok\r\n"
+                        }
+                        _ => b"",
+                    };
+                    out.write_all(answer).unwrap();
+                    line.clear();
+                    // The first connection is closed after its message.
+                    if got == 1 && per_connection.is_empty() {
+                        break;
+                    }
+                }
+                per_connection.push(got);
+            }
+            per_connection
+        });
+        let relay = Relay::new(
+            &format!("smtp://127.0.0.1:{port}"),
+            "Roster <noreply@example.org>",
+            None,
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Hi".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        assert_eq!(relay.send(&message), Delivery::Sent);
+        // As if the connection had sat unused past the check.
+        if let Some((_, used)) = relay.connection.lock().unwrap().as_mut() {
+            *used = Instant::now() - IDLE_CHECK - Duration::from_secs(1);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(relay.send(&message), Delivery::Sent);
+        drop(relay);
+        assert_eq!(server.join().unwrap(), [1, 1]);
     }
 }
