@@ -34,6 +34,24 @@ impl Server {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    /// The log once it holds `needle`: a thread reads the server's stderr,
+    /// and a request's log line may come after its answer. Panics with the
+    /// log after 10 seconds without it.
+    pub fn log_with(&self, needle: &str) -> String {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "no `{needle}` in the log:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 pub fn start(dir: &Path, store: &str, args: &[&str]) -> Server {
@@ -381,8 +399,7 @@ fn a_mailed_link_sets_a_password_once(backend: Backend) {
     );
     assert!(listed.stdout.contains(&activated), "{}", listed.stdout);
 
-    let log = server.log();
-    assert!(log.contains("/activate"), "{log}");
+    let log = server.log_with("/activate");
     for secret in [token.as_str(), GOOD, "batterY", "Short7x"] {
         assert!(!log.contains(secret), "the log shows `{secret}`:\n{log}");
     }
@@ -653,8 +670,7 @@ fn a_store_failure_is_a_500_page_and_changes_nothing(backend: Backend) {
         &token,
     );
     assert_eq!(account_row(&mut sql, "mandy@example.com"), before);
-    let log = server.log();
-    assert!(log.contains("activation: the write failed"), "{log}");
+    let log = server.log_with("activation: the write failed");
     assert!(!log.contains(&token) && !log.contains(GOOD), "{log}");
     // The store works again: the same link sets the password.
     sql.batch(match backend {
@@ -865,8 +881,7 @@ fn no_free_store_connection_is_a_503_page() {
         &["Try again in a few minutes", "tell your administrator"],
         &token,
     );
-    let log = server.log();
-    assert!(log.contains("activation: the store failed"), "{log}");
+    let log = server.log_with("activation: the store failed");
     assert!(!log.contains(&token), "{log}");
     assert!(!log.contains(super::pg::PASSWORD), "{log}");
     // And the next look-up works.
