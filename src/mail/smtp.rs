@@ -393,6 +393,25 @@ impl AsyncWrite for Tls {
 mod tests {
     use super::*;
 
+    /// A relay on 127.0.0.1:`port` and one small message for it.
+    fn relay_and_message(port: u16, timeout: Duration) -> (Relay, Message) {
+        let relay = Relay::new(
+            &format!("smtp://127.0.0.1:{port}"),
+            "Roster <noreply@example.org>",
+            None,
+            None,
+            timeout,
+        )
+        .unwrap();
+        let rendered = Rendered {
+            subject: "Hi".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        (relay, message)
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -422,20 +441,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let relay = Relay::new(
-            &format!("smtp://127.0.0.1:{port}"),
-            "Roster <noreply@example.org>",
-            None,
-            None,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        let rendered = Rendered {
-            subject: "Hi".into(),
-            text: "text".into(),
-            html: "<p>html</p>".into(),
-        };
-        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        let (relay, message) = relay_and_message(port, Duration::from_secs(5));
         match relay.send(&message) {
             Delivery::Unreachable(e) => assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}"),
             other => panic!("{other:?}"),
@@ -448,20 +454,7 @@ mod tests {
     fn a_silent_relay_times_out() {
         let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = silent.local_addr().unwrap().port();
-        let relay = Relay::new(
-            &format!("smtp://127.0.0.1:{port}"),
-            "Roster <noreply@example.org>",
-            None,
-            None,
-            Duration::from_secs(1),
-        )
-        .unwrap();
-        let rendered = Rendered {
-            subject: "Hi".into(),
-            text: "text".into(),
-            html: "<p>html</p>".into(),
-        };
-        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        let (relay, message) = relay_and_message(port, Duration::from_secs(1));
         match relay.send(&message) {
             Delivery::Unreachable(e) => assert!(e.contains("did not answer within 1 s"), "{e}"),
             other => panic!("{other:?}"),
@@ -511,20 +504,7 @@ mod tests {
             }
             per_connection
         });
-        let relay = Relay::new(
-            &format!("smtp://127.0.0.1:{port}"),
-            "Roster <noreply@example.org>",
-            None,
-            None,
-            Duration::from_secs(5),
-        )
-        .unwrap();
-        let rendered = Rendered {
-            subject: "Hi".into(),
-            text: "text".into(),
-            html: "<p>html</p>".into(),
-        };
-        let message = relay.message("Pat", "pat@example.org", &rendered).unwrap();
+        let (relay, message) = relay_and_message(port, Duration::from_secs(5));
         assert_eq!(relay.send(&message), Delivery::Sent);
         // As if the connection had sat unused past the check.
         if let Some((_, used)) = relay.connection.lock().unwrap().as_mut() {

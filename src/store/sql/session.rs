@@ -411,6 +411,17 @@ impl Held {
         r
     }
 
+    /// One statement on the connection: the savepoint due sent first, the
+    /// statement's failure noted.
+    fn run<T>(
+        &mut self,
+        statement: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.send_due()?;
+        let r = statement(self.conn.as_mut());
+        self.noted(r)
+    }
+
     /// Send the savepoint due, if any.
     fn send_due(&mut self) -> Result<(), StoreError> {
         if let Some(sql) = self.due() {
@@ -431,32 +442,24 @@ impl Conn for Held {
         self.conn.dialect()
     }
     fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
-        self.send_due()?;
-        let r = self.conn.execute(sql, params);
-        self.noted(r)
+        self.run(|c| c.execute(sql, params))
     }
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
-        self.send_due()?;
-        let r = self.conn.execute_args(sql, args);
-        self.noted(r)
+        self.run(|c| c.execute_args(sql, args))
     }
     fn query(
         &mut self,
         sql: &str,
         params: &[super::conn::Value],
     ) -> Result<Vec<super::conn::Row>, StoreError> {
-        self.send_due()?;
-        let r = self.conn.query(sql, params);
-        self.noted(r)
+        self.run(|c| c.query(sql, params))
     }
     fn query_opt(
         &mut self,
         sql: &str,
         params: &[super::conn::Value],
     ) -> Result<Option<super::conn::Row>, StoreError> {
-        self.send_due()?;
-        let r = self.conn.query_opt(sql, params);
-        self.noted(r)
+        self.run(|c| c.query_opt(sql, params))
     }
     fn query_each(
         &mut self,
@@ -464,9 +467,7 @@ impl Conn for Held {
         params: &[super::conn::Value],
         each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.send_due()?;
-        let r = self.conn.query_each(sql, params, each);
-        self.noted(r)
+        self.run(|c| c.query_each(sql, params, each))
     }
     fn query_each_args(
         &mut self,
@@ -474,9 +475,7 @@ impl Conn for Held {
         args: &[Arg],
         each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.send_due()?;
-        let r = self.conn.query_each_args(sql, args, each);
-        self.noted(r)
+        self.run(|c| c.query_each_args(sql, args, each))
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self.due() {
