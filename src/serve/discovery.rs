@@ -26,7 +26,7 @@ pub async fn service_provider_config(headers: HeaderMap) -> Response {
             "patch": {"supported": true},
             "bulk": {"supported": true, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": MAX_PAYLOAD},
             "filter": {"supported": true, "maxResults": MAX_RESULTS},
-            "changePassword": {"supported": false},
+            "changePassword": {"supported": true},
             "sort": {"supported": true},
             "etag": {"supported": true},
             "authenticationSchemes": [{

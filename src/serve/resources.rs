@@ -25,10 +25,12 @@ fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
         .ok_or_else(|| ScimError::not_found(kind.name(), id))
 }
 
-/// A weak ETag over the resource's content (everything but `meta`): it
-/// changes exactly when what a client sees changes.
-fn etag(v: &Value) -> String {
-    let digest = crate::secrets::sha256(v.to_string().as_bytes());
+/// A weak ETag over the resource's content (everything but `meta`) and
+/// when it was last written (`modified`): it changes when what a client
+/// sees changes, and when a write changes what it cannot see (a new
+/// password).
+fn etag(v: &Value, modified: &str) -> String {
+    let digest = crate::secrets::sha256(format!("{v}\n{modified}").as_bytes());
     let hex = digest.trim_start_matches("sha256:");
     format!("W/\"{}\"", &hex[..16.min(hex.len())])
 }
@@ -42,7 +44,7 @@ fn with_meta(
     modified: &str,
 ) -> Value {
     v["id"] = json!(id.to_string());
-    let version = etag(&v);
+    let version = etag(&v, modified);
     v["meta"] = json!({
         "resourceType": kind.name(),
         "created": created,
@@ -693,11 +695,16 @@ fn replace_with(
     kind: Kind,
     current: &Value,
     new: &Value,
+    password_hash: Option<&str>,
 ) -> Result<(), ScimError> {
     match kind {
         Kind::User => {
             ctx.caller.admin_only("changing a User")?;
             let (_, mut cur) = account_from_user(current).map_err(bad_resource)?;
+            let id = current["id"].as_str().and_then(|i| i.parse::<i64>().ok());
+            if password_hash.is_some() {
+                signs_in_with_password(dir, id, &cur.user_name)?;
+            }
             // As rendered by this server: the manager's user name is its
             // displayName.
             cur.case_manager = current
@@ -712,7 +719,6 @@ fn replace_with(
             if new.get("active").is_none() {
                 next.active = cur.active;
             }
-            let id = current["id"].as_str().and_then(|i| i.parse::<i64>().ok());
             super::catalog::check_grants(&ctx.config.catalog, dir, &next, Some(&cur))?;
             resolve_manager(ctx, dir, &mut next, id)?;
             if next.profile.email != cur.profile.email {
@@ -789,6 +795,9 @@ fn replace_with(
                 if text(current, key) != text(new, key) {
                     s.set_scim_field(Owner::Account, &name, field, text(new, key))?;
                 }
+            }
+            if let Some(hash) = password_hash {
+                s.set_password(&name, hash)?;
             }
             Ok(())
         }
@@ -1023,24 +1032,130 @@ fn may_manage_users(ctx: &Ctx, dir: &mut dyn Directory, id: &str, n: i64) -> Res
     Ok(())
 }
 
+/// `password` never leaves the server, so a resource read back holds none:
+/// one in the resource a write makes came from the request.
+fn without_password(mut v: Value) -> Value {
+    if let Some(obj) = v.as_object_mut() {
+        obj.retain(|k, _| !k.eq_ignore_ascii_case("password"));
+    }
+    v
+}
+
 fn update(
     ctx: &Ctx,
     kind: Kind,
     id: &str,
     headers: &HeaderMap,
+    password_hash: Option<&str>,
     next: impl FnOnce(&Value) -> Result<Value, ScimError>,
 ) -> Result<Value, ScimError> {
     ctx.write(|s, dir| {
         let current = load(ctx, dir, kind, id)?;
         if_match(headers, &current)?;
-        let new = next(&current)?;
-        replace_with(ctx, s, dir, kind, &current, &new)
+        let new = without_password(next(&current)?);
+        replace_with(ctx, s, dir, kind, &current, &new, password_hash)
     })?;
     let mut dir = ctx.read()?;
     load(ctx, dir.as_mut(), kind, id)
 }
 
-/// PUT: the resource as the body says.
+const PASSWORD_EMPTY: &str = "password: an empty password cannot be set; give the new password, \
+     or leave out password to keep the current one";
+const PASSWORD_REMOVED: &str = "password: a password cannot be removed; replace it with a new one, \
+     or set active to false so the User cannot sign in";
+
+/// The new password a User write gives (`value`: what the request says
+/// `password` is; `None`: it does not name it, and the password stays),
+/// hashed with Argon2id before the write's transaction, after the token
+/// is known to be an admin's. `password` is writeOnly and never returned
+/// (RFC 7643 §4.1.1); neither it nor its hash is in an answer, the log or
+/// an error.
+fn password_hash(ctx: &Ctx, value: Option<&Value>) -> Result<Option<String>, ScimError> {
+    let password = match value {
+        None => return Ok(None),
+        Some(Value::String(p)) if p.is_empty() => {
+            return Err(ScimError::bad("invalidValue", PASSWORD_EMPTY));
+        }
+        Some(Value::String(p)) => p,
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                "password must be a string: the new password",
+            ));
+        }
+    };
+    ctx.caller.admin_only("changing a User")?;
+    crate::secrets::hash_password(password)
+        .map(Some)
+        .map_err(|e| ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, e))
+}
+
+/// Refuse a password for an account that signs in with SSO: it has none
+/// to change.
+fn signs_in_with_password(
+    dir: &mut dyn Directory,
+    id: Option<i64>,
+    user_name: &str,
+) -> Result<(), ScimError> {
+    let Some(u) = id.map(|n| dir.user(n)).transpose()?.flatten() else {
+        return Ok(());
+    };
+    if u.account.credential == crate::domain::CredentialState::None {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!(
+                "password: User `{}` signs in with single sign-on (SSO) and has no password to set; \
+                 leave out password",
+                excerpt(user_name)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The value the operations leave in a User's `password`, in order (the
+/// last wins); `None` when none names it. Taking it out, or setting it to
+/// null, is refused: an account keeps a password once it has one.
+fn patched_password(ops: &[patch::Operation]) -> Result<Option<Value>, ScimError> {
+    let key = |v: &Value| -> Option<Value> {
+        let obj = v.as_object()?;
+        let core = obj
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(resource::USER))
+            .map(|(_, v)| v);
+        [Some(v), core]
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object)
+            .flat_map(|o| o.iter())
+            .filter(|(k, _)| k.eq_ignore_ascii_case("password"))
+            .map(|(_, v)| v.clone())
+            .last()
+    };
+    let mut found = None;
+    for o in ops {
+        let value = match &o.path {
+            Some((_, p)) if p.ext.is_none() && p.attr == "password" => {
+                Some(o.value.clone().unwrap_or(Value::Null))
+            }
+            Some((_, p)) if p.ext.is_none() && p.attr.is_empty() => o.value.as_ref().and_then(key),
+            None => o.value.as_ref().and_then(key),
+            Some(_) => None,
+        };
+        match value {
+            None => {}
+            Some(_) if o.op == patch::Op::Remove => {
+                return Err(ScimError::bad("invalidValue", PASSWORD_REMOVED));
+            }
+            Some(Value::Null) => return Err(ScimError::bad("invalidValue", PASSWORD_REMOVED)),
+            Some(v) => found = Some(v),
+        }
+    }
+    Ok(found)
+}
+
+/// PUT: the resource as the body says; a User's password as it is unless
+/// the body gives a new one.
 pub fn replace_value(
     ctx: &Ctx,
     kind: Kind,
@@ -1049,7 +1164,18 @@ pub fn replace_value(
     headers: &HeaderMap,
 ) -> Result<Value, ScimError> {
     check_text(&body)?;
-    update(ctx, kind, id, headers, |_| Ok(body))
+    let hash = match kind {
+        Kind::User => {
+            let given = body
+                .as_object()
+                .and_then(|o| o.iter().find(|(k, _)| k.eq_ignore_ascii_case("password")))
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_null());
+            password_hash(ctx, given)?
+        }
+        Kind::Group => None,
+    };
+    update(ctx, kind, id, headers, hash.as_deref(), |_| Ok(body))
 }
 
 /// PATCH: the operations applied to the resource as it is.
@@ -1062,7 +1188,11 @@ pub fn patch_value(
 ) -> Result<Value, ScimError> {
     check_text(body)?;
     let ops = patch::operations(body)?;
-    update(ctx, kind, id, headers, |current| {
+    let hash = match kind {
+        Kind::User => password_hash(ctx, patched_password(&ops)?.as_ref())?,
+        Kind::Group => None,
+    };
+    update(ctx, kind, id, headers, hash.as_deref(), |current| {
         let mut v = current.clone();
         patch::apply(&mut v, &ops)?;
         Ok(v)

@@ -310,6 +310,13 @@ pub enum Change<'a> {
         user_name: &'a str,
         reset: bool,
     },
+    /// An administrator set the account's password (`roster serve`: PUT or
+    /// PATCH `password`); `was` is the credential before. Never the
+    /// password or its hash in the row.
+    SetPassword {
+        user_name: &'a str,
+        was: CredentialState,
+    },
 }
 
 impl Change<'_> {
@@ -348,6 +355,7 @@ impl Change<'_> {
             Change::QueueMail { .. } => "queue_reminder",
             Change::Activate { reset: false, .. } => "activate_account",
             Change::Activate { reset: true, .. } => "reset_password",
+            Change::SetPassword { .. } => "set_password",
         }
     }
 
@@ -384,7 +392,8 @@ impl Change<'_> {
             | Change::CaseManager { user_name, .. }
             | Change::DeleteAccount { user_name }
             | Change::QueueMail { user_name, .. }
-            | Change::Activate { user_name, .. } => out.push_str(user_name),
+            | Change::Activate { user_name, .. }
+            | Change::SetPassword { user_name, .. } => out.push_str(user_name),
             Change::CreateGroup { name, .. }
             | Change::UpdateGroup { name, .. }
             | Change::DeleteGroup { name }
@@ -506,6 +515,10 @@ impl Change<'_> {
             | Change::DeleteGroup { .. }
             | Change::RevokeToken { .. } => (false, false),
             Change::Activate { .. } => (false, put(after, r#"{"credential":"password_set"}"#)),
+            Change::SetPassword { was, .. } => (
+                json(before, json!({ "credential": was.as_str() })),
+                put(after, r#"{"credential":"password_set"}"#),
+            ),
         }
     }
 }

@@ -1089,6 +1089,21 @@ impl Session for MemorySession {
         })?;
         Ok(found)
     }
+
+    fn set_password(&mut self, user_name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let row = self.data.account_mut(id);
+        let was = row.account.credential;
+        row.digest = None;
+        row.token_issued_at = None;
+        row.reset_requested_at = None;
+        row.password_hash = Some(password_hash.to_string());
+        row.account.credential = CredentialState::PasswordSet;
+        self.data
+            .outbox
+            .retain(|m| m.account != id || m.sent_at.is_some());
+        self.record(Change::SetPassword { user_name, was })
+    }
 }
 
 impl Data {

@@ -404,6 +404,15 @@ pub trait Session: Send {
         let _ = (digest, password_hash, ttl);
         Err(self.unsupported("activation"))
     }
+    /// An administrator sets the account's password (`roster serve`: PUT
+    /// or PATCH `password`): this Argon2id hash, the credential
+    /// `password_set`, and any one-time token and unsent mail gone (an
+    /// invitation or reset link stops working). The caller refuses an
+    /// account that signs in with SSO.
+    fn set_password(&mut self, user_name: &str, password_hash: &str) -> Result<(), StoreError> {
+        let _ = (user_name, password_hash);
+        Err(self.unsupported("setting passwords"))
+    }
 }
 
 /// What an outbox message is (SPEC §10).

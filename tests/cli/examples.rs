@@ -199,7 +199,8 @@ fn copy_dir(from: &Path, to: &Path) {
 impl Walk {
     /// The example with its live store seeded from `live.yaml` (as its
     /// README does); with `through_serve`, a `roster serve` over that
-    /// SQLite store and the walk's store its SCIM URL.
+    /// SQLite store, with the roster's catalogs (`--roster`), and the
+    /// walk's store its SCIM URL.
     fn new(e: &Example, backend: Backend, through_serve: bool) -> Walk {
         let r = roster();
         copy_dir(&repo(&format!("examples/{}", e.name)), r.path());
@@ -218,7 +219,7 @@ impl Walk {
                 .stdout
                 .trim()
                 .to_string();
-            let server = serve::start(w.r.path(), &w.db);
+            let server = serve::start_with(w.r.path(), &w.db, &["--roster", e.roster]);
             w.store = format!("scim+{}", server.base);
             w.token = Some(token);
             w._server = Some(server);
@@ -551,14 +552,10 @@ on_every_store!(
 
 /// The same walk-throughs with `roster` as a SCIM client of `roster serve`
 /// over SQLite: plan, apply, export and plan again all through the server.
-///
-/// Staffing is ignored until `roster serve` takes passwords; run it with
-/// `cargo test --test cli examples::through_serve -- --ignored`.
 mod through_serve {
     use super::*;
 
     #[test]
-    #[ignore = "roster serve does not take passwords (changePassword), and this roster signs one partner in with a password"]
     fn staffing() {
         super::staffing(Backend::Sqlite, true)
     }

@@ -67,3 +67,31 @@ pub fn activate(
     )?;
     Ok(true)
 }
+
+/// Give account `id` this password hash (set by an administrator): the
+/// credential `password_set`, its one-time token and unsent mail gone.
+/// Returns the credential it had.
+pub fn set_password(
+    conn: &mut dyn Conn,
+    id: i64,
+    password_hash: &str,
+    now: &str,
+) -> Result<String, StoreError> {
+    let was: String = conn
+        .query_one(
+            "SELECT credential FROM accounts WHERE id = ?1",
+            &params![id],
+        )?
+        .get(0)?;
+    conn.execute(
+        "UPDATE accounts SET password_hash = ?2, credential = 'password_set', \
+         activation_digest = NULL, token_issued_at = NULL, reset_requested_at = NULL, \
+         updated_at = ?3 WHERE id = ?1",
+        &params![id, password_hash, now],
+    )?;
+    conn.execute(
+        "DELETE FROM outbox WHERE account_id = ?1 AND sent_at IS NULL",
+        &params![id],
+    )?;
+    Ok(was)
+}

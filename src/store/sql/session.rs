@@ -1587,6 +1587,17 @@ impl Session for SqlSession {
         )?;
         self.record(Change::QueueMail { user_name, kind })
     }
+
+    fn set_password(&mut self, user_name: &str, password_hash: &str) -> Result<(), StoreError> {
+        self.flush_for(user_name)?;
+        let id = self.account_id(user_name)?;
+        let now = self.now.clone();
+        let was = super::activate::set_password(&mut self.conn, id, password_hash, &now)?;
+        self.record(Change::SetPassword {
+            user_name,
+            was: CredentialState::parse(&was),
+        })
+    }
 }
 
 impl Drop for SqlSession {
