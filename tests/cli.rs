@@ -67,6 +67,8 @@ mod serve;
 mod serve_limits;
 #[path = "cli/serve_net.rs"]
 mod serve_net;
+#[path = "cli/serve_password.rs"]
+mod serve_password;
 #[path = "cli/snapshots.rs"]
 mod snapshots;
 #[path = "cli/store.rs"]
