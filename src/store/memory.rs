@@ -1175,6 +1175,44 @@ mod tests {
     }
 
     #[test]
+    fn a_password_set_by_an_administrator_ends_the_invitation() {
+        let store = MemoryStore::new();
+        let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();
+        s.create_account("ann", &profile("ann@example.org"), invite(0))
+            .unwrap();
+        s.commit().unwrap();
+        let mut s = store.begin("token:ci", "2026-01-02T00:00:00Z").unwrap();
+        s.set_password("Ann", "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA")
+            .unwrap();
+        assert!(s.set_password("nobody", "$argon2id$x").is_err());
+        s.commit().unwrap();
+        let (hash, activated) = store.credential_of("ann").unwrap();
+        assert_eq!(
+            (hash.as_deref(), activated),
+            (Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"), None)
+        );
+        assert!(store.outbox().is_empty());
+        let mut r = store.reader().unwrap();
+        let held = r.token_holder(
+            "digest-0",
+            Duration::from_secs(86_400),
+            "2026-01-02T00:00:01Z",
+        );
+        assert_eq!(held.unwrap(), Err(TokenRefused::Unknown));
+        let audit = r.audit(None).unwrap();
+        let last = audit.last().unwrap();
+        assert_eq!(
+            (last.op.as_str(), last.subject.as_str()),
+            ("set_password", "Ann")
+        );
+        assert_eq!(last.raw.0.as_deref(), Some(r#"{"credential":"invited"}"#));
+        assert_eq!(
+            last.raw.1.as_deref(),
+            Some(r#"{"credential":"password_set"}"#)
+        );
+    }
+
+    #[test]
     fn invitations_wait_in_the_outbox_until_their_account_goes() {
         let store = MemoryStore::new();
         let mut s = store.begin("admin", "2026-01-01T00:00:00Z").unwrap();

@@ -28,6 +28,7 @@ const PASSWORDS: &[&str] = &[
     "Sixth-Pass-0006",
     "Sso-Pass-0007",
     "Scoped-Pass-0008",
+    "Bulk-Pass-0009",
 ];
 
 /// A served store seeded with the shipped live example; every answer kept.
@@ -269,6 +270,18 @@ fn passwords_are_set_through_put_and_patch(b: Backend) {
     );
     assert!(!out.stdout.contains("Inv.Ited"), "{}", out.stdout);
 
+    // Through Bulk, as through PATCH.
+    let bulk = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [{"method": "PATCH", "path": upath, "data": patch(
+            json!([{"op": "replace", "path": "password", "value": PASSWORDS[8]}]),
+        )}],
+    });
+    let r = f.send("POST", "/Bulk", &bulk);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["Operations"][0]["status"], "200", "{}", r.body);
+    f.holds("Pass.Word", PASSWORDS[8], &[PASSWORDS[4]]);
+
     let audit = f.audit();
     let set = json!({"credential": "password_set"});
     let rows = set_password_rows(&audit);
@@ -280,6 +293,7 @@ fn passwords_are_set_through_put_and_patch(b: Backend) {
         json!({"credential": "invited"}),
         set.clone(),
     ));
+    want.push(("Pass.Word".to_string(), set.clone(), set.clone()));
     assert_eq!(rows, want);
     assert!(
         audit
