@@ -1130,7 +1130,7 @@ fn patched_password(ops: &[patch::Operation]) -> Result<Option<Value>, ScimError
             .flat_map(|o| o.iter())
             .filter(|(k, _)| k.eq_ignore_ascii_case("password"))
             .map(|(_, v)| v.clone())
-            .last()
+            .next_back()
     };
     let mut found = None;
     for o in ops {

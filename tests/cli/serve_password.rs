@@ -345,6 +345,12 @@ fn password_writes_are_refused(b: Backend) {
     refused(
         "PATCH",
         &upath,
+        &op("replace", None, json!({USER: {"password": ""}})),
+        EMPTY,
+    );
+    refused(
+        "PATCH",
+        &upath,
         &patch(json!([{"op": "remove", "path": "password"}])),
         REMOVED,
     );
