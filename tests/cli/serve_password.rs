@@ -447,6 +447,20 @@ fn password_writes_are_refused(b: Backend) {
         (400, Some("invalidPath"))
     );
 
+    // Nor can a listing test, sort by or show it.
+    let pct = |s: &str| s.replace(' ', "%20").replace('"', "%22");
+    for query in [
+        pct(&format!("filter=password eq \"{}\"", PASSWORDS[0])),
+        pct("filter=password pr"),
+        "sortBy=password".to_string(),
+    ] {
+        let r = f.get(&format!("/Users?{query}"));
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+    }
+    let r = f.get("/Users?attributes=userName,password");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["Resources"][0].get("password").is_none());
+
     assert_eq!(f.stored("Keep.Pass").1, kept);
     f.holds("Keep.Pass", PASSWORDS[0], &[]);
     assert!(set_password_rows(&f.audit()).is_empty());
