@@ -1135,7 +1135,13 @@ fn patched_password(ops: &[patch::Operation]) -> Result<Option<Value>, ScimError
     let mut found = None;
     for o in ops {
         let value = match &o.path {
-            Some((_, p)) if p.ext.is_none() && p.attr == "password" => {
+            // `password.x` or `password[…]`: an invalid path, refused as one.
+            Some((_, p))
+                if p.ext.is_none()
+                    && p.attr == "password"
+                    && p.sub.is_none()
+                    && p.filter.is_none() =>
+            {
                 Some(o.value.clone().unwrap_or(Value::Null))
             }
             Some((_, p)) if p.ext.is_none() && p.attr.is_empty() => o.value.as_ref().and_then(key),

@@ -434,6 +434,21 @@ fn password_writes_are_refused(b: Backend) {
         r.body["detail"],
         "this token manages group memberships only; changing a User needs an admin token"
     );
+    // `password` has no sub-attributes and no values to filter.
+    for (path, why) in [
+        ("password.value", "invalidPath"),
+        ("password[value eq \"x\"]", "noTarget"),
+    ] {
+        for o in ["remove", "replace"] {
+            let r = f.send("PATCH", &upath, &op(o, Some(path), json!(PASSWORDS[7])));
+            assert_eq!(
+                (r.status, r.body["scimType"].as_str()),
+                (400, Some(why)),
+                "{o} {path}: {}",
+                r.body
+            );
+        }
+    }
     // A Group has no password.
     let groups = f.get("/Groups?count=1").body;
     let gpath = format!("/Groups/{}", groups["Resources"][0]["id"].as_str().unwrap());
