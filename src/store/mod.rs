@@ -411,7 +411,7 @@ pub trait Session: Send {
     /// account that signs in with SSO.
     fn set_password(&mut self, user_name: &str, password_hash: &str) -> Result<(), StoreError> {
         let _ = (user_name, password_hash);
-        Err(self.unsupported("setting passwords"))
+        Err(self.unsupported("passwords set by an administrator"))
     }
 }
 

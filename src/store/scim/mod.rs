@@ -1189,6 +1189,25 @@ mod tests {
         assert_eq!((a.requests(), b.requests()), (Some(4), Some(2)));
     }
 
+    /// roster sends a provider a password only when it creates an account:
+    /// a session asked to set one refuses, sending nothing.
+    #[test]
+    fn a_password_for_an_existing_account_is_refused() {
+        let url = bare_provider();
+        let store = ScimStore::open(&url).unwrap();
+        let mut s = store.begin("t", "2026-01-01T00:00:00Z").unwrap();
+        let sent = store.requests();
+        let e = s
+            .set_password("ann", "$argon2id$x")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("cannot keep passwords set by an administrator; nothing was written"),
+            "{e}"
+        );
+        assert_eq!(store.requests(), sent);
+    }
+
     fn page(ids: std::ops::Range<usize>) -> Vec<Value> {
         ids.map(|i| serde_json::json!({"id": i.to_string()}))
             .collect()
