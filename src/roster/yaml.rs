@@ -6,7 +6,10 @@
 //! hostile file can cause (alias bombs, deep nesting) before any of it is
 //! allocated.
 
+mod de;
 mod fast;
+
+pub use de::Error as TreeError;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
