@@ -9,8 +9,6 @@
 mod de;
 mod fast;
 
-pub use de::Error as TreeError;
-
 use granit_parser::{Event, Parser, ScalarStyle, Span};
 use std::collections::{HashMap, HashSet};
 

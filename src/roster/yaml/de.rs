@@ -2,7 +2,8 @@
 //! `serde_json` would read them, without building the JSON first. A value
 //! these rules do not cover (a mapping where an enum is expected, say) is
 //! an error: the caller then takes the JSON route, which gives the answer
-//! of record.
+//! of record. Tests: `roster::schema` (every roster of the repository and
+//! odd values read alike both ways).
 
 use super::{Node, Value};
 use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
@@ -150,85 +151,5 @@ impl<'de> de::MapAccess<'de> for Entries<'de> {
 
     fn size_hint(&self) -> Option<usize> {
         Some(self.iter.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::parse;
-    use crate::roster::model::RosterFile;
-    use serde::Deserialize;
-
-    /// Every roster and fixture of the repository reads the same from the
-    /// tree as from its JSON form (or the tree read fails, and the caller
-    /// takes the JSON route).
-    #[test]
-    fn reads_what_the_json_route_reads() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut files = Vec::new();
-        for dir in ["examples", "tests", "fuzz", "benches"] {
-            collect(&root.join(dir), &mut files);
-        }
-        let mut compared = 0;
-        for path in files {
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            let Ok(tree) = parse(text.strip_prefix('\u{feff}').unwrap_or(&text)) else {
-                continue;
-            };
-            let json = tree.to_json();
-            let from_json = RosterFile::deserialize(&json);
-            if let Ok(from_tree) = RosterFile::deserialize(&tree) {
-                assert_eq!(
-                    from_json.ok().as_ref(),
-                    Some(&from_tree),
-                    "{}",
-                    path.display()
-                );
-                compared += 1;
-            }
-        }
-        assert!(compared > 10, "only {compared} roster files compared");
-    }
-
-    fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                collect(&p, out);
-            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
-                out.push(p);
-            }
-        }
-    }
-
-    /// Values a file may hold where the model has a looser or stricter
-    /// type: the tree read agrees with the JSON route, or refuses.
-    #[test]
-    fn agrees_on_odd_values() {
-        let texts = [
-            "version: 1\ngroups:\n  - name: A\n    lwia: -3\n",
-            "version: 1\ngroups:\n  - name: A\n    lwia: 4294967296\n",
-            "version: 1\ngroups:\n  - name: A\n    lwia: 1.5\n    type: project\n",
-            "version: 1\ngroups:\n  - name: A\n    type: {project: 1}\n",
-            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    zip: .nan\n",
-            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    zip: 62568\n",
-            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    entitlements: {1: [x], true: [y]}\n",
-            "version: 1\npartners:\n  - [a@b.org, A, B]\n",
-            "version: 1\npolicy:\n  max_removals: 10%\n  sign_in: sso\n",
-            "version: 1\npolicy:\n  max_removals: 7\n  entitlements: {coverage: groups, products: [a, b]}\n",
-            "version: 1\nextra: 1\n",
-        ];
-        for text in texts {
-            let tree = parse(text).unwrap();
-            let from_json = RosterFile::deserialize(&tree.to_json());
-            if let Ok(from_tree) = RosterFile::deserialize(&tree) {
-                assert_eq!(from_json.ok(), Some(from_tree), "{text}");
-            }
-        }
     }
 }
