@@ -1145,7 +1145,12 @@ fn runs() -> usize {
 fn driver() -> Res<()> {
     let started = Instant::now();
     let runs = runs();
-    let dir = tempfile::Builder::new().prefix("roster-bench-").tempdir()?;
+    // BENCH_KEEP=1 leaves the rosters and stores behind, to profile a worker
+    // (`plan --worker plan ROSTER URL`) or compare two builds on the same files.
+    let dir = tempfile::Builder::new()
+        .prefix("roster-bench-")
+        .disable_cleanup(std::env::var_os("BENCH_KEEP").is_some())
+        .tempdir()?;
     let path = |name: &str| dir.path().join(name);
     let p = |p: &PathBuf| p.display().to_string();
     eprintln!(

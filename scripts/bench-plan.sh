@@ -3,7 +3,8 @@
 # the same run (not a test: figures go to README.md). See benches/plan.rs.
 # Usage: [BENCH_RUNS=3] [BENCH_ONLY=access] scripts/bench-plan.sh
 # BENCH_ONLY=access runs case 1 and its variant with roles, entitlements and
-# case managers on every partner (case 4) alone.
+# case managers on every partner (case 4) alone. BENCH_KEEP=1 keeps the
+# generated rosters and stores (their directory is printed) for profiling.
 # Needs ~2 GiB free in $TMPDIR (the 1M-account store and the applied stores).
 set -euo pipefail
 cd "$(dirname "$0")/.."

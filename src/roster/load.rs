@@ -374,20 +374,17 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
         }
     };
     source.text = text;
-    let json = tree.to_json();
-    // Validation and typed extraction read the same value: run them side by side.
-    let (mut schema_findings, typed) = std::thread::scope(|s| {
-        let typed = s.spawn(|| RosterFile::deserialize(&json));
-        let mut found = Vec::new();
-        schema::validate(&tree, &json, &name, &mut found);
-        let typed = typed
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (found, typed)
-    });
-    // Freed here, before the checks and the store read allocate: they reuse
-    // its memory, so the peak is the JSON or what follows, not both.
-    drop(json);
+    // A file the schema holds valid by its shape (see
+    // `schema::valid_by_shape`) is read straight from the tree; any other,
+    // or one the tree read refuses, through its JSON form, which gives the
+    // findings.
+    let direct = schema::valid_by_shape(&tree)
+        .then(|| RosterFile::deserialize(&tree).ok())
+        .flatten();
+    let (mut schema_findings, typed) = match direct {
+        Some(file) => (Vec::new(), Ok(file)),
+        None => via_json(&tree, &name),
+    };
     for f in &mut schema_findings {
         f.file_order = order;
     }
@@ -408,6 +405,21 @@ pub fn parse_file(input: Input, order: usize) -> (SourceFile, Option<RosterFile>
             (source, None, findings)
         }
     }
+}
+
+/// The schema's findings on a file and its typed form, both from its JSON form.
+fn via_json(tree: &Node, name: &str) -> (Vec<Finding>, Result<RosterFile, serde_json::Error>) {
+    let json = tree.to_json();
+    // Validation and typed extraction read the same value: run them side by side.
+    std::thread::scope(|s| {
+        let typed = s.spawn(|| RosterFile::deserialize(&json));
+        let mut found = Vec::new();
+        schema::validate(tree, &json, name, &mut found);
+        let typed = typed
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (found, typed)
+    })
 }
 
 /// The first tab in a line's leading whitespace (tabs inside values are fine).

@@ -81,6 +81,142 @@ pub fn validate(tree: &Node, json: &Json, file: &str, out: &mut Vec<Finding>) {
     out.append(&mut found);
 }
 
+/// Whether the schema holds `tree` valid, decided on its shape: every item
+/// of `groups` and `partners` is reduced to its shape (each text that no
+/// keyword of the schema tells apart by more than being empty becomes `x`
+/// or `""`, each integer in `0..=u32::MAX` becomes 0, each list keeps one
+/// of each shape of item), the items of one shape are kept once, and the
+/// document of those shapes is validated. That document is valid exactly
+/// when the file is, because the schema of those items has no keyword that
+/// tells apart what the reduction merges (see the test
+/// `shapes_keep_what_the_schema_reads`); a large roster has a handful of
+/// shapes, so this costs a walk of the tree instead of its JSON form and a
+/// validation of it. `false`: validate the file itself, for its findings.
+pub fn valid_by_shape(tree: &Node) -> bool {
+    let (_, Some(validator)) = validator() else {
+        return false;
+    };
+    let Value::Map(entries) = &tree.value else {
+        return false;
+    };
+    let mut doc = serde_json::Map::new();
+    let mut key = Vec::new();
+    for (k, v) in entries {
+        let value = match (k.value.as_str(), &v.value) {
+            (Some("groups" | "partners"), Value::Seq(items)) => {
+                let mut seen = std::collections::HashSet::new();
+                let mut shapes = Vec::new();
+                for item in items {
+                    key.clear();
+                    shape_key(item, false, &mut key);
+                    if !seen.contains(key.as_slice()) {
+                        seen.insert(key.clone());
+                        shapes.push(shape(item, false));
+                    }
+                }
+                Json::Array(shapes)
+            }
+            _ => v.to_json(),
+        };
+        doc.insert(k.key_text(), value);
+    }
+    validator.is_valid(&Json::Object(doc))
+}
+
+/// Keys of group and partner fields whose text the schema reads beyond its
+/// emptiness (enums): kept as written in a shape.
+const SHAPE_VERBATIM: [&str; 2] = ["type", "sign_in"];
+
+/// The reduced form of `node` (see [`valid_by_shape`]).
+fn shape(node: &Node, verbatim: bool) -> Json {
+    match &node.value {
+        Value::Str(s) if !verbatim => Json::String(if s.is_empty() { "" } else { "x" }.into()),
+        Value::Int(i) if !verbatim && (0..=i64::from(u32::MAX)).contains(i) => Json::from(0),
+        Value::Seq(items) => {
+            let mut out: Vec<Json> = Vec::new();
+            for item in items {
+                let s = shape(item, verbatim);
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            Json::Array(out)
+        }
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let keep = verbatim
+                        || k.value
+                            .as_str()
+                            .is_some_and(|k| SHAPE_VERBATIM.contains(&k));
+                    (k.key_text(), shape(v, keep))
+                })
+                .collect(),
+        ),
+        _ => node.to_json(),
+    }
+}
+
+/// A byte string that two nodes share exactly when their [`shape`]s are equal
+/// (compared without building them).
+fn shape_key(node: &Node, verbatim: bool, out: &mut Vec<u8>) {
+    fn text(s: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    match &node.value {
+        Value::Null => out.push(b'n'),
+        Value::Bool(b) => out.push(if *b { b't' } else { b'f' }),
+        Value::Int(i) if !verbatim && (0..=i64::from(u32::MAX)).contains(i) => out.push(b'0'),
+        Value::Int(i) => {
+            out.push(b'i');
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(b'd');
+            out.extend_from_slice(&f.to_bits().to_le_bytes());
+        }
+        Value::Str(s) if !verbatim => out.push(if s.is_empty() { b'e' } else { b'x' }),
+        Value::Str(s) => {
+            out.push(b's');
+            text(s, out);
+        }
+        Value::Seq(items) => {
+            out.push(b'[');
+            // Each shape of item once, in the order first seen.
+            let mut kept: Vec<(usize, usize)> = Vec::new();
+            for item in items {
+                let start = out.len();
+                shape_key(item, verbatim, out);
+                let new = &out[start..];
+                if kept.iter().any(|&(a, b)| out[a..b] == *new) {
+                    out.truncate(start);
+                } else {
+                    kept.push((start, out.len()));
+                }
+            }
+            out.push(b']');
+        }
+        Value::Map(entries) => {
+            out.push(b'{');
+            for (k, v) in entries {
+                out.push(b'k');
+                match &k.value {
+                    Value::Str(s) => text(s, out),
+                    _ => text(&k.key_text(), out),
+                }
+                let keep = verbatim
+                    || k.value
+                        .as_str()
+                        .is_some_and(|k| SHAPE_VERBATIM.contains(&k));
+                shape_key(v, keep, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
 fn segments(pointer: &str) -> Vec<String> {
     pointer
         .split('/')
@@ -378,9 +514,254 @@ fn enum_finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[test]
     fn schema_compiles() {
         assert!(validator().1.is_some());
+    }
+
+    /// The reduction of [`valid_by_shape`] merges texts of one emptiness,
+    /// small integers, and list items of one shape: sound only while the
+    /// schema of groups and partners reads nothing that tells those apart.
+    #[test]
+    fn shapes_keep_what_the_schema_reads() {
+        fn walk(schema: &Json, node: &Json, verbatim: bool, seen: &mut Vec<String>) {
+            let Some(obj) = node.as_object() else {
+                return;
+            };
+            for (k, v) in obj {
+                match k.as_str() {
+                    "description" | "title" | "default" | "type" | "required" | "format" => {}
+                    "minLength" => assert!(v.as_u64().is_some_and(|n| n <= 1), "minLength {v}"),
+                    "minimum" => assert_eq!(v.as_u64(), Some(0), "minimum {v}"),
+                    "enum" | "const" => assert!(verbatim, "{k} {v} on a reduced value"),
+                    "$ref" => {
+                        let r = v.as_str().unwrap();
+                        if !seen.iter().any(|s| s == r) {
+                            seen.push(r.to_string());
+                            let target = schema.pointer(r.trim_start_matches('#')).unwrap();
+                            walk(schema, target, verbatim, seen);
+                            seen.pop();
+                        }
+                    }
+                    "items" | "additionalProperties" => walk(schema, v, verbatim, seen),
+                    "anyOf" | "oneOf" => {
+                        for s in v.as_array().unwrap() {
+                            walk(schema, s, verbatim, seen);
+                        }
+                    }
+                    "properties" => {
+                        for (name, s) in v.as_object().unwrap() {
+                            let keep = verbatim || SHAPE_VERBATIM.contains(&name.as_str());
+                            walk(schema, s, keep, seen);
+                        }
+                    }
+                    other => panic!("keyword `{other}` ({v}) in a group's or partner's schema"),
+                }
+            }
+        }
+        let schema = roster_schema();
+        for list in ["groups", "partners"] {
+            let items = &schema["properties"][list];
+            assert_eq!(items["type"], "array");
+            walk(&schema, &items["items"], false, &mut Vec::new());
+        }
+    }
+
+    fn findings(text: &str) -> (bool, usize) {
+        let tree = crate::roster::yaml::parse(text).unwrap();
+        let mut found = Vec::new();
+        validate(&tree, &tree.to_json(), "f.yaml", &mut found);
+        (valid_by_shape(&tree), found.len())
+    }
+
+    /// On every roster and fixture of the repository, a file is valid by
+    /// its shape exactly when validating it finds nothing.
+    #[test]
+    fn valid_by_shape_agrees_on_the_repository_files() {
+        fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    collect(&p, out);
+                } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                    out.push(p);
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["examples", "tests", "fuzz", "benches"] {
+            collect(&root.join(dir), &mut files);
+        }
+        let (mut valid, mut invalid) = (0, 0);
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(tree) = crate::roster::yaml::parse(&text) else {
+                continue;
+            };
+            let mut found = Vec::new();
+            validate(&tree, &tree.to_json(), "f.yaml", &mut found);
+            assert_eq!(
+                valid_by_shape(&tree),
+                found.is_empty(),
+                "{}",
+                path.display()
+            );
+            *if found.is_empty() {
+                &mut valid
+            } else {
+                &mut invalid
+            } += 1;
+        }
+        assert!(valid > 10, "{valid} valid, {invalid} invalid files");
+    }
+
+    /// A file is valid by its shape exactly when validating it finds nothing.
+    #[test]
+    fn valid_by_shape_agrees_with_validation() {
+        // A partner with `field: value` set (added, or in place of the default).
+        let partner = |field: &str, value: &str| {
+            let mut fields = vec![
+                ("email", "a@b.org"),
+                ("first_name", "A"),
+                ("last_name", "B"),
+                ("roles", "[x, y]"),
+            ];
+            match fields.iter_mut().find(|(k, _)| *k == field) {
+                Some(f) => f.1 = value,
+                None if field.is_empty() => {}
+                None => fields.push((field, value)),
+            }
+            let body: Vec<String> = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("  - {}\n", body.join("\n    "))
+        };
+        let many: String = (0..50).map(|_| partner("", "")).collect();
+        let cases = [
+            ("", "", true),
+            ("sign_in", "sso", true),
+            ("sign_in", "ssh", false),
+            ("first_name", "\"\"", false),
+            ("account", "\"\"", false),
+            ("emial", "a@b.org", false),
+            ("roles", "[x, 1]", false),
+            ("zip", "62568", false),
+            ("entitlements", "{products: [a, b], dashboards: x}", false),
+            ("entitlements", "{products: [a, b], dashboards: []}", true),
+        ];
+        for (field, value, valid) in cases {
+            // The odd partner once among many plain ones: still found.
+            let one = partner(field, value);
+            let text = format!("version: 1\npartners:\n{many}{one}{many}");
+            let (by_shape, n) = findings(&text);
+            assert_eq!((by_shape, n == 0), (valid, valid), "{field}: {value}");
+        }
+        let groups = [
+            ("    lwia: 3\n", true),
+            ("    lwia: -3\n", false),
+            ("    lwia: 1.5\n", false),
+            ("    type: project\n", true),
+            ("    type: projects\n", false),
+            (
+                "    members: [a@b.org, {email: c@b.org, user_manager: true}]\n",
+                true,
+            ),
+            (
+                "    members: [a@b.org, {email: c@b.org, user_manager: 1}]\n",
+                false,
+            ),
+            ("    members: [a@b.org, {mail: c@b.org}]\n", false),
+            ("    name: \"\"\n", false),
+        ];
+        for (extra, valid) in groups {
+            let first = if extra.contains("name:") {
+                "lwia: 1"
+            } else {
+                "name: B"
+            };
+            let text = format!(
+                "version: 1\ngroups:\n  - name: A\n    members: [a@b.org, a@b.org]\n  - {first}\n{extra}"
+            );
+            let (by_shape, n) = findings(&text);
+            assert_eq!((by_shape, n == 0), (valid, valid), "{extra}");
+        }
+    }
+
+    /// Every roster and fixture of the repository reads the same from the
+    /// tree as from its JSON form (or the tree read fails, and the caller
+    /// takes the JSON route).
+    #[test]
+    fn reads_what_the_json_route_reads() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for dir in ["examples", "tests", "fuzz", "benches"] {
+            collect_rosters(&root.join(dir), &mut files);
+        }
+        let mut compared = 0;
+        for path in files {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(tree) =
+                crate::roster::yaml::parse(text.strip_prefix('\u{feff}').unwrap_or(&text))
+            else {
+                continue;
+            };
+            let json = tree.to_json();
+            let from_json = RosterFile::deserialize(&json);
+            if let Ok(from_tree) = RosterFile::deserialize(&tree) {
+                assert_eq!(
+                    from_json.ok().as_ref(),
+                    Some(&from_tree),
+                    "{}",
+                    path.display()
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 10, "only {compared} roster files compared");
+    }
+
+    fn collect_rosters(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                collect_rosters(&p, out);
+            } else if p.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+                out.push(p);
+            }
+        }
+    }
+
+    /// Values a file may hold where the model has a looser or stricter
+    /// type: the tree read agrees with the JSON route, or refuses.
+    #[test]
+    fn agrees_on_odd_values() {
+        let texts = [
+            "version: 1\ngroups:\n  - name: A\n    lwia: -3\n",
+            "version: 1\ngroups:\n  - name: A\n    lwia: 4294967296\n",
+            "version: 1\ngroups:\n  - name: A\n    lwia: 1.5\n    type: project\n",
+            "version: 1\ngroups:\n  - name: A\n    type: {project: 1}\n",
+            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    zip: .nan\n",
+            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    zip: 62568\n",
+            "version: 1\npartners:\n  - email: a@b.org\n    first_name: A\n    last_name: B\n    entitlements: {1: [x], true: [y]}\n",
+            "version: 1\npartners:\n  - [a@b.org, A, B]\n",
+            "version: 1\npolicy:\n  max_removals: 10%\n  sign_in: sso\n",
+            "version: 1\npolicy:\n  max_removals: 7\n  entitlements: {coverage: groups, products: [a, b]}\n",
+            "version: 1\nextra: 1\n",
+        ];
+        for text in texts {
+            let tree = crate::roster::yaml::parse(text).unwrap();
+            let from_json = RosterFile::deserialize(&tree.to_json());
+            if let Ok(from_tree) = RosterFile::deserialize(&tree) {
+                assert_eq!(from_json.ok(), Some(from_tree), "{text}");
+            }
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! hostile file can cause (alias bombs, deep nesting) before any of it is
 //! allocated.
 
+mod de;
 mod fast;
 
 use granit_parser::{Event, Parser, ScalarStyle, Span};

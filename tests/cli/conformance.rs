@@ -1267,6 +1267,15 @@ fn roles_entitlements_and_case_managers_are_kept_and_audited(s: &Subject) {
     // Every read returns them: by email, by name + birth date, all.
     let by_email = r.accounts_by_email(&strings(&["bob@example.org"])).unwrap();
     assert_eq!(by_email, std::slice::from_ref(&bob));
+    // An account two keys find holds its grants on each copy.
+    let twice = r
+        .accounts_by_email(&strings(&[
+            "bob@example.org",
+            "cy@example.org",
+            "bob@example.org",
+        ]))
+        .unwrap();
+    assert_eq!(twice, [bob.clone(), cy.clone(), bob.clone()]);
     let all = r.all_accounts().unwrap();
     assert_eq!(names(&all), ["Ann", "bob", "cy"]);
     assert_eq!(all[0].roles, ["public-viewer"]);

@@ -177,18 +177,22 @@ pub fn fill_grants(
         ),
     };
     // An account read twice (two keys finding it) gets its grants on
-    // every copy.
-    let mut at: std::collections::HashMap<i64, Vec<usize>> = std::collections::HashMap::new();
-    for (i, (id, _)) in accounts.iter().enumerate() {
-        at.entry(*id).or_default().push(i);
+    // every copy: `first` finds its first copy, `next` the one after.
+    let mut first: std::collections::HashMap<i64, usize> =
+        std::collections::HashMap::with_capacity(accounts.len());
+    let mut next: Vec<Option<usize>> = vec![None; accounts.len()];
+    for (i, (id, _)) in accounts.iter().enumerate().rev() {
+        next[i] = first.insert(*id, i);
     }
     c.query_each(&sql, &values, &mut |r| {
-        let Some(copies) = at.get(&r.get::<i64>(0)?) else {
+        let Some(&at) = first.get(&r.get::<i64>(0)?) else {
             return Ok(());
         };
         let name: String = r.take(1)?;
         let value = r.take::<Option<String>>(2)?;
-        for &i in copies {
+        // Copies get clones; the last copy (most often the only one) takes the row's own.
+        let mut i = at;
+        while let Some(after) = next[i] {
             let a = &mut accounts[i].1;
             match &value {
                 None => a.roles.push(name.clone()),
@@ -197,6 +201,14 @@ pub fn fill_grants(
                     value: value.clone(),
                 }),
             }
+            i = after;
+        }
+        let a = &mut accounts[i].1;
+        match value {
+            None => a.roles.push(name),
+            Some(value) => a
+                .entitlements
+                .push(crate::domain::Entitlement { kind: name, value }),
         }
         Ok(())
     })?;
