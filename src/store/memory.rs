@@ -278,8 +278,14 @@ impl Data {
         self.outbox.iter_mut().find(|m| m.id == id)
     }
 
+    /// Drop the account's mail not sent or failed yet.
+    fn drop_unsent(&mut self, account: i64) {
+        self.outbox
+            .retain(|m| m.account != account || m.sent_at.is_some() || m.failed_at.is_some());
+    }
+
     /// Queue a mail (ids never reused: one after the last).
-    fn push_mail(&mut self, account: i64, kind: MailKind, to: &str, token: String, _now: &str) {
+    fn push_mail(&mut self, account: i64, kind: MailKind, to: &str, token: String) {
         self.last_mail += 1;
         let id = self.last_mail;
         self.outbox.push(Outgoing {
@@ -605,40 +611,36 @@ impl Session for MemorySession {
         }
         d.last_account += 1;
         let id = d.last_account;
-        let (state, token, digest, hash) = match credential {
-            NewCredential::Invite {
-                token,
-                token_digest,
-            } => (
-                CredentialState::Invited,
-                Some(token),
-                Some(token_digest),
-                None,
-            ),
-            NewCredential::Password { hash, .. } => {
-                (CredentialState::PasswordSet, None, None, Some(hash))
-            }
-            NewCredential::Sso => (CredentialState::None, None, None, None),
-        };
+        let state = credential.state();
         let mut account = Account::new(user_name, profile.clone(), state);
         account.roles = crate::domain::sorted_unique(roles.to_vec());
         let roles = account.roles.clone();
-        let row = AccountRow {
+        let mut row = AccountRow {
             account,
             case_manager: None,
-            invited_at: token.as_ref().map(|_| self.now.clone()),
-            digest: digest.clone(),
-            token_issued_at: token.as_ref().map(|_| self.now.clone()),
+            invited_at: None,
+            digest: None,
+            token_issued_at: None,
             reminded_at: None,
             reset_requested_at: None,
-            password_hash: hash,
+            password_hash: None,
             activated_at: None,
         };
+        match credential {
+            NewCredential::Invite {
+                token,
+                token_digest,
+            } => {
+                row.invited_at = Some(self.now.clone());
+                row.token_issued_at = Some(self.now.clone());
+                row.digest = Some(token_digest);
+                d.push_mail(id, MailKind::Invitation, &profile.email, token);
+            }
+            NewCredential::Password { hash, .. } => row.password_hash = Some(hash),
+            NewCredential::Sso => {}
+        }
         d.accounts.insert(id, row);
         d.user_keys.insert(key, id);
-        if let Some(token) = token {
-            d.push_mail(id, MailKind::Invitation, &profile.email, token, &self.now);
-        }
         self.record(Change::CreateAccount {
             user_name,
             profile,
@@ -656,9 +658,7 @@ impl Session for MemorySession {
         row.account.active = active;
         if !active {
             // A deactivated account is not invited (again).
-            self.data
-                .outbox
-                .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
+            self.data.drop_unsent(id);
         }
         self.record(Change::SetActive { user_name, active })
     }
@@ -1033,22 +1033,8 @@ impl Session for MemorySession {
         let id = self.data.account_id(user_name)?;
         let now = self.now.clone();
         let row = self.data.account_mut(id);
-        let refuse = |why: &str| Err(StoreError::Invalid(format!("account `{user_name}` {why}")));
-        if !row.account.active {
-            return refuse("is deactivated: it gets no mail");
-        }
         let invited = row.account.credential == CredentialState::Invited;
-        match kind {
-            MailKind::Reset if invited => {
-                return refuse(
-                    "has not activated yet: `roster invitations send` reminds them with a fresh link",
-                );
-            }
-            MailKind::Reminder | MailKind::Invitation if !invited => {
-                return refuse("is not waiting for an invitation");
-            }
-            _ => {}
-        }
+        kind.check(user_name, row.account.active, invited)?;
         row.digest = Some(token_digest.to_string());
         row.token_issued_at = Some(now.clone());
         match kind {
@@ -1056,11 +1042,8 @@ impl Session for MemorySession {
             _ => row.reminded_at = Some(now.clone()),
         }
         let email = row.account.profile.email.clone();
-        self.data
-            .outbox
-            .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
-        self.data
-            .push_mail(id, kind, &email, token.to_string(), &now);
+        self.data.drop_unsent(id);
+        self.data.push_mail(id, kind, &email, token.to_string());
         self.record(Change::QueueMail { user_name, kind })
     }
 
@@ -1106,18 +1089,13 @@ impl Data {
             .as_deref()
             .or(row.reminded_at.as_deref())
             .or(row.invited_at.as_deref());
-        let found = if !row.account.active {
-            Err(TokenRefused::Deactivated)
-        } else if super::token_expired(issued, ttl, now) {
-            Err(TokenRefused::Expired)
-        } else {
-            Ok(TokenHolder {
-                user_name: row.account.user_name.clone(),
-                first_name: row.account.profile.first_name.clone(),
-                email: row.account.profile.email.clone(),
-                reset: row.reset_requested_at.is_some(),
-            })
+        let holder = TokenHolder {
+            user_name: row.account.user_name.clone(),
+            first_name: row.account.profile.first_name.clone(),
+            email: row.account.profile.email.clone(),
+            reset: row.reset_requested_at.is_some(),
         };
+        let found = holder.judge(row.account.active, issued, ttl, now);
         (Some(*id), found)
     }
 }

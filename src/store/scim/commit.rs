@@ -5,7 +5,7 @@
 //! depends on it; every failure is reported, so `plan` shows what is left.
 
 use super::http::{Failure, Request};
-use super::{Attr, MemberChange, Op, Remote};
+use super::{Attr, Grant, MemberChange, Op, Remote};
 use crate::domain::{Group, Profile, ProfileField as F};
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, PATCH_OP};
 use crate::store::audit::Change;
@@ -164,8 +164,7 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
             Op::SetActive { user_name, .. }
             | Op::UpdateProfile { user_name, .. }
             | Op::Rename { user_name, .. }
-            | Op::Role { user_name, .. }
-            | Op::Entitlement { user_name, .. } => users.push(user_name.clone()),
+            | Op::Grant { user_name, .. } => users.push(user_name.clone()),
             Op::CaseManager { user_name, manager } => {
                 users.push(user_name.clone());
                 users.extend(manager.clone());
@@ -196,9 +195,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     let created = created(&ops);
     let needs_patch = ops.iter().any(|o| match o {
         Op::CreateGroup { .. } | Op::CreateAccount { .. } => false,
-        Op::Role { user_name, .. } | Op::Entitlement { user_name, .. } => {
-            !created.contains(&user_name.to_lowercase())
-        }
+        Op::Grant { user_name, .. } => !created.contains(&user_name.to_lowercase()),
         _ => true,
     });
     if needs_patch && !remote.provider.patch {
@@ -322,33 +319,26 @@ fn create_accounts(
         };
         let active = !deactivate.contains(&user_name.to_lowercase());
         let mut body = resource::user_resource(user_name, profile, active);
-        let roles: Vec<Value> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::Role {
-                    user_name: u,
-                    role,
-                    grant: true,
-                } if u.eq_ignore_ascii_case(user_name) => Some(json!({ "value": role })),
-                _ => None,
-            })
-            .collect();
-        if !roles.is_empty() {
-            body["roles"] = Value::Array(roles);
+        // Grants to a new account come with its creation.
+        let (mut roles, mut entitlements) = (Vec::new(), Vec::new());
+        for o in ops {
+            if let Op::Grant {
+                user_name: u,
+                what,
+                grant: true,
+            } = o
+                && u.eq_ignore_ascii_case(user_name)
+            {
+                match what {
+                    Grant::Role(role) => roles.push(json!({ "value": role })),
+                    Grant::Entitlement(e) => entitlements.push(entitlement_value(e)),
+                }
+            }
         }
-        let entitlements: Vec<Value> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::Entitlement {
-                    user_name: u,
-                    entitlement,
-                    grant: true,
-                } if u.eq_ignore_ascii_case(user_name) => Some(entitlement_value(entitlement)),
-                _ => None,
-            })
-            .collect();
-        if !entitlements.is_empty() {
-            body["entitlements"] = Value::Array(entitlements);
+        for (attr, values) in [("roles", roles), ("entitlements", entitlements)] {
+            if !values.is_empty() {
+                body[attr] = Value::Array(values);
+            }
         }
         if !remote.provider.user_ext {
             body = without(body, EXT_USER);
@@ -622,31 +612,24 @@ fn patch_users(
                     vec![json!({"op": "replace", "path": "active", "value": active})],
                 )
             }
-            Op::Role {
+            Op::Grant {
                 user_name,
-                role,
+                what,
                 grant,
             } if early => {
-                // A new account's roles came with its creation.
+                // A new account's grants came with its creation.
                 if created.contains(&user_name.to_lowercase()) {
                     continue;
                 }
-                let patch = grant_patch("roles", *grant, json!({ "value": role }), role);
-                let op = grant_op(*grant, "role");
-                (user_name, format!("{op} {user_name} {role}"), vec![patch])
-            }
-            Op::Entitlement {
-                user_name,
-                entitlement,
-                grant,
-            } if early => {
-                if created.contains(&user_name.to_lowercase()) {
-                    continue;
-                }
-                let value = entitlement_value(entitlement);
-                let shown = format!("{}:{}", entitlement.kind, entitlement.value);
-                let patch = grant_patch("entitlements", *grant, value, &shown);
-                let op = grant_op(*grant, "entitlement");
+                let (attr, kind, value, shown) = match what {
+                    Grant::Role(r) => ("roles", "role", json!({ "value": r }), r.clone()),
+                    Grant::Entitlement(e) => {
+                        let shown = format!("{}:{}", e.kind, e.value);
+                        ("entitlements", "entitlement", entitlement_value(e), shown)
+                    }
+                };
+                let patch = grant_patch(attr, *grant, value, &shown);
+                let op = grant_op(*grant, kind);
                 (user_name, format!("{op} {user_name} {shown}"), vec![patch])
             }
             // After every creation, so a new manager has its id.
