@@ -23,22 +23,6 @@ pub fn row_hash(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
-    let hex = hex_hash(prev, revision, at, actor, op, subject, before, after);
-    hex.iter().map(|&b| char::from(b)).collect()
-}
-
-/// [`row_hash`] as ASCII bytes, on the stack.
-#[allow(clippy::too_many_arguments)]
-fn hex_hash(
-    prev: &str,
-    revision: i64,
-    at: &str,
-    actor: &str,
-    op: &str,
-    subject: &str,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> [u8; 64] {
     let mut h = Sha256::new();
     let mut field = |bytes: Option<&[u8]>| match bytes {
         Some(b) => {
@@ -56,9 +40,7 @@ fn hex_hash(
     field(Some(subject.as_bytes()));
     field(before.map(str::as_bytes));
     field(after.map(str::as_bytes));
-    let mut hex = [0u8; 64];
-    data_encoding::HEXLOWER.encode_mut(&h.finalize(), &mut hex);
-    hex
+    data_encoding::HEXLOWER.encode(&h.finalize())
 }
 
 /// The chain's state in a write session: the revision, the last row's hash
@@ -89,17 +71,14 @@ impl AuditLog {
     /// The chain after `last` (seq and hash of the last row, if any), at
     /// `revision`.
     pub fn new(revision: i64, last: Option<(i64, String)>) -> Self {
-        match last {
-            Some((seq, hash)) => AuditLog {
-                revision,
-                prev_hash: hash,
-                next_seq: seq + 1,
-            },
-            None => AuditLog {
-                revision,
-                prev_hash: GENESIS.to_string(),
-                next_seq: 1,
-            },
+        let (prev_hash, next_seq) = match last {
+            Some((seq, hash)) => (hash, seq + 1),
+            None => (GENESIS.to_string(), 1),
+        };
+        AuditLog {
+            revision,
+            prev_hash,
+            next_seq,
         }
     }
 
@@ -128,19 +107,8 @@ impl AuditLog {
         after: Option<&'a str>,
     ) -> AuditRow<'a> {
         self.revision += 1;
-        let hex = hex_hash(
-            &self.prev_hash,
-            self.revision,
-            now,
-            actor,
-            op,
-            subject,
-            before,
-            after,
-        );
-        // The head's buffer is reused: hex digits are ASCII.
-        self.prev_hash.clear();
-        self.prev_hash.extend(hex.iter().map(|&b| char::from(b)));
+        let (prev, revision) = (&self.prev_hash, self.revision);
+        self.prev_hash = row_hash(prev, revision, now, actor, op, subject, before, after);
         let seq = self.next_seq;
         self.next_seq += 1;
         AuditRow {
@@ -351,16 +319,9 @@ impl Change<'_> {
         }
     }
 
-    /// The account, group or token it changes; a membership is
-    /// `USER in GROUP`.
-    pub fn subject(&self) -> String {
-        let mut s = String::new();
-        self.write_subject(&mut s);
-        s
-    }
-
-    /// [`Change::subject`], appended to `out`.
-    pub fn write_subject(&self, out: &mut String) {
+    /// The account, group or token it changes, appended to `out`; a
+    /// membership is `USER in GROUP`.
+    fn write_subject(&self, out: &mut String) {
         match *self {
             Change::AddMembership {
                 user_name, group, ..
@@ -394,17 +355,9 @@ impl Change<'_> {
         }
     }
 
-    /// The row's before and after values (JSON text), personal data masked.
-    pub fn values(&self) -> (Option<String>, Option<String>) {
-        let (mut before, mut after) = (Vec::new(), Vec::new());
-        let (b, a) = self.write_values(&mut before, &mut after);
-        let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_default();
-        (b.then(|| text(before)), a.then(|| text(after)))
-    }
-
-    /// [`Change::values`] appended to `before` and `after`; whether each
-    /// has one.
-    pub fn write_values(&self, before: &mut Vec<u8>, after: &mut Vec<u8>) -> (bool, bool) {
+    /// The row's before and after values (JSON text, personal data masked)
+    /// appended to `before` and `after`; whether each has one.
+    fn write_values(&self, before: &mut Vec<u8>, after: &mut Vec<u8>) -> (bool, bool) {
         // Writing JSON into a Vec cannot fail.
         let json = |out: &mut Vec<u8>, v: serde_json::Value| {
             let _ = serde_json::to_writer(out, &v);
@@ -1166,9 +1119,12 @@ mod tests {
             ),
         ];
         for (change, op, subject, before, after) in cases {
-            assert_eq!((change.op(), change.subject().as_str()), (op, subject));
-            let text = |v: Option<&str>| v.map(str::to_string);
-            assert_eq!(change.values(), (text(before), text(after)), "{op}");
+            assert_eq!(change.op(), op);
+            assert_eq!(
+                RowText::default().fill(&change),
+                (subject, before, after),
+                "{op}"
+            );
             // The same text, written over buffers a row before left full.
             let mut buf = RowText::default();
             buf.fill(&Change::DeleteAccount {

@@ -461,27 +461,21 @@ impl Reader for MemoryReader {
     }
 
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
-        let mut out: Vec<(String, Invitation)> = self
-            .data
-            .user_keys
-            .iter()
-            .map(|(key, id)| (key, &self.data.accounts[id]))
-            .filter(|(_, r)| r.account.active && r.account.credential == CredentialState::Invited)
-            .filter_map(|(key, r)| {
-                let invited_at = r.invited_at.clone()?;
-                Some((
-                    key.clone(),
-                    Invitation {
-                        user_name: r.account.user_name.clone(),
-                        email: r.account.profile.email.clone(),
-                        invited_at,
-                        reminded_at: r.reminded_at.clone(),
-                    },
-                ))
+        let d = &self.data;
+        // In user-name order, then (a stable sort) by invitation time.
+        let mut out: Vec<Invitation> = (d.user_keys.values().map(|id| &d.accounts[id]))
+            .filter(|r| r.account.active && r.account.credential == CredentialState::Invited)
+            .filter_map(|r| {
+                Some(Invitation {
+                    user_name: r.account.user_name.clone(),
+                    email: r.account.profile.email.clone(),
+                    invited_at: r.invited_at.clone()?,
+                    reminded_at: r.reminded_at.clone(),
+                })
             })
             .collect();
-        out.sort_by(|a, b| (&a.1.invited_at, &a.0).cmp(&(&b.1.invited_at, &b.0)));
-        Ok(out.into_iter().map(|(_, i)| i).collect())
+        out.sort_by(|a, b| a.invited_at.cmp(&b.invited_at));
+        Ok(out)
     }
 }
 
@@ -1000,7 +994,7 @@ impl Session for MemorySession {
     fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
         let d = &self.data;
         let mut out = Vec::new();
-        for (key, id) in &d.user_keys {
+        for id in d.user_keys.values() {
             let r = &d.accounts[id];
             if !r.account.active
                 || r.account.credential != CredentialState::Invited
@@ -1016,11 +1010,11 @@ impl Session for MemorySession {
                 .filter(|m| m.kind == MailKind::Reminder)
                 .count();
             if !waiting && last.is_some_and(|t| t <= sent_before) && reminders < max as usize {
-                out.push((key.clone(), r.account.user_name.clone()));
+                out.push(r.account.user_name.clone());
             }
         }
-        out.sort();
-        Ok(out.into_iter().map(|(_, n)| n).collect())
+        // In user-name order, as `user_keys` is.
+        Ok(out)
     }
 
     fn queue_mail(
