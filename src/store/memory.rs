@@ -96,6 +96,13 @@ pub struct Outgoing {
     claimed_until: Option<String>,
 }
 
+impl Outgoing {
+    /// Neither sent nor failed yet.
+    fn waiting(&self) -> bool {
+        self.sent_at.is_none() && self.failed_at.is_none()
+    }
+}
+
 #[derive(Clone)]
 struct TokenRow {
     name: String,
@@ -137,7 +144,7 @@ impl MemoryStore {
         lock(&self.shared.committed)
             .outbox
             .iter()
-            .filter(|m| m.sent_at.is_none() && m.failed_at.is_none())
+            .filter(|m| m.waiting())
             .cloned()
             .collect()
     }
@@ -280,8 +287,7 @@ impl Data {
 
     /// Drop the account's mail not sent or failed yet.
     fn drop_unsent(&mut self, account: i64) {
-        self.outbox
-            .retain(|m| m.account != account || m.sent_at.is_some() || m.failed_at.is_some());
+        self.outbox.retain(|m| m.account != account || !m.waiting());
     }
 
     /// Queue a mail (ids never reused: one after the last).
@@ -916,16 +922,14 @@ impl Session for MemorySession {
         // Nobody deactivated gets mail, nobody activated an invitation.
         d.outbox.retain(|m| {
             let a = &accounts[&m.account].account;
-            m.sent_at.is_some()
-                || m.failed_at.is_some()
+            !m.waiting()
                 || (a.active
                     && (m.kind == MailKind::Reset || a.credential == CredentialState::Invited))
         });
         let now = self.now.as_str();
         let mut out = Vec::new();
         for m in d.outbox.iter_mut() {
-            let due = m.sent_at.is_none()
-                && m.failed_at.is_none()
+            let due = m.waiting()
                 && !m.token.is_empty()
                 && m.next_try_at.as_deref().is_none_or(|t| t <= now)
                 && m.claimed_until.as_deref().is_none_or(|t| t <= now);

@@ -133,14 +133,6 @@ impl Remote {
     fn if_match(&self, etag: Option<&String>) -> Option<String> {
         etag.filter(|_| self.provider.etag).cloned()
     }
-
-    /// Send the requests of one phase; answers in order.
-    fn phase(&self, reqs: &[Request]) -> Vec<Result<super::http::Answer, Failure>> {
-        if reqs.is_empty() {
-            return Vec::new();
-        }
-        self.rt.block_on(self.client.send_all(reqs.to_vec()))
-    }
 }
 
 /// Lower-cased user names of the accounts the queued changes create.
@@ -580,8 +572,7 @@ fn grant_patch(attr: &str, grant: bool, value: Value, shown: &str) -> Value {
     if grant {
         json!({"op": "add", "path": attr, "value": [value]})
     } else {
-        let path = format!("{attr}[value eq {}]", Value::String(shown.to_string()));
-        json!({"op": "remove", "path": path})
+        json!({"op": "remove", "path": member_filter(attr, shown)})
     }
 }
 

@@ -292,9 +292,17 @@ impl Remote {
         self.body(&req, self.rt.block_on(self.client.send(&req)))
     }
 
+    /// Send these requests, [`http::IN_FLIGHT`] at a time; answers in order.
+    fn phase(&self, reqs: &[Request]) -> Vec<Result<Answer, Failure>> {
+        if reqs.is_empty() {
+            return Vec::new();
+        }
+        self.rt.block_on(self.client.send_all(reqs.to_vec()))
+    }
+
     fn get_all(&self, paths: Vec<String>) -> Result<Vec<Value>, StoreError> {
         let reqs: Vec<Request> = paths.into_iter().map(Request::get).collect();
-        let answers = self.rt.block_on(self.client.send_all(reqs.clone()));
+        let answers = self.phase(&reqs);
         let bodies = reqs.iter().zip(answers).map(|(req, a)| self.body(req, a));
         bodies.collect()
     }
