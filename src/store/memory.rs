@@ -80,7 +80,7 @@ struct AccountRow {
 
 /// A mail waiting for delivery, with its one-time token, and how its
 /// delivery went (SPEC §10).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outgoing {
     id: i64,
     account: i64,
@@ -300,12 +300,7 @@ impl Data {
             kind,
             recipient: to.to_string(),
             token,
-            sent_at: None,
-            failed_at: None,
-            error: None,
-            attempts: 0,
-            next_try_at: None,
-            claimed_until: None,
+            ..Outgoing::default()
         });
     }
 }

@@ -415,8 +415,9 @@ pub trait Session: Send {
 crate::domain::names! {
     "lowercase";
     /// What an outbox message is (SPEC §10).
-    #[derive(strum::EnumString)]
+    #[derive(Default, strum::EnumString)]
     pub enum MailKind {
+        #[default]
         Invitation,
         Reminder,
         Reset,
@@ -427,7 +428,7 @@ impl MailKind {
     /// The kind of a stored row; anything unknown reads as an invitation
     /// (the one kind schemas before 6 wrote).
     pub fn parse(s: &str) -> Self {
-        s.parse().unwrap_or(MailKind::Invitation)
+        s.parse().unwrap_or_default()
     }
 
     /// Whether account `user_name` (`active`, `invited` and not activated)

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// Failures so far, each naming the action, the request and the provider's word.
+#[derive(Default)]
 struct Outcome {
     applied: usize,
     failures: Vec<String>,
@@ -211,11 +212,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     }
     // Reads fail before anything is written: then nothing is.
     read_first(&mut remote, &ops)?;
-    let mut out = Outcome {
-        applied: 0,
-        failures: Vec::new(),
-        not_created: HashSet::new(),
-    };
+    let mut out = Outcome::default();
     create_groups(&mut remote, &ops, &mut out);
     // Accounts the roster wants inactive are created inactive.
     let deactivate: HashSet<String> = ops

@@ -239,14 +239,12 @@ fn group_records(
         .query(&sql, values)?
         .iter()
         .map(|r| {
-            let kind: String = r.get(2)?;
-            let lwia: Option<i64> = r.get(3)?;
             Ok(GroupRecord {
                 id: r.get(0)?,
                 group: Group {
                     name: r.get(1)?,
-                    kind: kind.parse().unwrap_or_default(),
-                    lwia: lwia.and_then(|v| u32::try_from(v).ok()),
+                    kind: r.get::<String>(2)?.parse().unwrap_or_default(),
+                    lwia: r.get::<Option<i64>>(3)?.and_then(|v| u32::try_from(v).ok()),
                     active: r.get(4)?,
                 },
                 created: r.get(5)?,
