@@ -293,9 +293,9 @@ fn create_accounts(
     out: &mut Outcome,
 ) -> HashSet<String> {
     let mut actions = Vec::new();
-    let mut names = Vec::new();
+    // Each account's lower-cased name, and whether it is created active.
+    let mut created = Vec::new();
     let mut reqs = Vec::new();
-    let mut inactive = Vec::new();
     for o in ops {
         let Op::CreateAccount {
             user_name,
@@ -341,8 +341,7 @@ fn create_accounts(
         }
         actions.push(format!("create_account {user_name}"));
         out.not_created.insert(user_name.to_lowercase());
-        names.push(user_name.to_lowercase());
-        inactive.push((!active).then(|| user_name.to_lowercase()));
+        created.push((user_name.to_lowercase(), active));
         reqs.push(Request::with_body(Method::POST, "/Users".into(), body));
     }
     let mut created_inactive = HashSet::new();
@@ -358,7 +357,7 @@ fn create_accounts(
             })
             .collect(),
     };
-    for (((action, answer), off), name) in actions.iter().zip(answers).zip(inactive).zip(names) {
+    for ((action, answer), (name, active)) in actions.iter().zip(answers).zip(created) {
         match answer {
             Ok(Some(v)) => {
                 if let Err(e) = remote.keep_user(&v) {
@@ -367,9 +366,9 @@ fn create_accounts(
                 }
                 out.not_created.remove(&name);
                 out.applied += 1;
-                if let Some(u) = off {
+                if !active {
                     out.applied += 1;
-                    created_inactive.insert(u);
+                    created_inactive.insert(name);
                 }
             }
             Ok(None) => out.fail(action, "the provider created it but did not return it"),
