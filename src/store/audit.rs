@@ -465,15 +465,6 @@ impl Change<'_> {
 
 /// What every store answers to a write it refuses.
 impl StoreError {
-    /// `what` (``account `X` ``, …) already in the store, or not in it.
-    fn in_store(what: String, there: bool) -> Self {
-        if there {
-            StoreError::Taken(format!("{what} already exists in the store"))
-        } else {
-            StoreError::Invalid(format!("{what} does not exist in the store"))
-        }
-    }
-
     /// `what` (``role `X` ``, …) held by the account already, or not held.
     fn held(user_name: &str, what: String, granted: bool) -> Self {
         if granted {
@@ -484,11 +475,11 @@ impl StoreError {
     }
 
     pub fn account_taken(user_name: &str) -> Self {
-        Self::in_store(format!("account `{user_name}`"), true)
+        StoreError::Taken(format!("account `{user_name}` already exists in the store"))
     }
 
     pub fn group_taken(name: &str) -> Self {
-        Self::in_store(format!("group `{name}`"), true)
+        StoreError::Taken(format!("group `{name}` already exists in the store"))
     }
 
     pub fn already_member(user_name: &str, group: &str) -> Self {
@@ -502,11 +493,11 @@ impl StoreError {
     }
 
     pub fn no_account(user_name: &str) -> Self {
-        Self::in_store(format!("account `{user_name}`"), false)
+        StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
     }
 
     pub fn no_group(name: &str) -> Self {
-        Self::in_store(format!("group `{name}`"), false)
+        StoreError::Invalid(format!("group `{name}` does not exist in the store"))
     }
 
     pub fn not_member(user_name: &str, group: &str) -> Self {
