@@ -363,10 +363,6 @@ impl Change<'_> {
             let _ = serde_json::to_writer(out, &v);
             true
         };
-        let put = |out: &mut Vec<u8>, v: &str| {
-            out.extend_from_slice(v.as_bytes());
-            true
-        };
         match *self {
             Change::CreateGroup { kind, lwia, .. } => (
                 false,
@@ -383,8 +379,8 @@ impl Change<'_> {
                 (false, true)
             }
             Change::SetActive { active, .. } => (
-                put(before, active_json(!active)),
-                put(after, active_json(active)),
+                json(before, json!({ "active": !active })),
+                json(after, json!({ "active": active })),
             ),
             Change::UpdateProfile {
                 before: b,
@@ -396,13 +392,15 @@ impl Change<'_> {
                 (true, true)
             }
             Change::AddMembership { user_manager, .. } => {
-                (false, put(after, manager_json(user_manager)))
+                (false, json(after, json!({ "user_manager": user_manager })))
             }
             Change::SetUserManager { user_manager, .. } => (
-                put(before, manager_json(!user_manager)),
-                put(after, manager_json(user_manager)),
+                json(before, json!({ "user_manager": !user_manager })),
+                json(after, json!({ "user_manager": user_manager })),
             ),
-            Change::RemoveMembership { was, .. } => (put(before, manager_json(was)), false),
+            Change::RemoveMembership { was, .. } => {
+                (json(before, json!({ "user_manager": was })), false)
+            }
             Change::RenameAccount {
                 user_name,
                 new_name,
@@ -458,7 +456,7 @@ impl Change<'_> {
             Change::DeleteAccount { .. }
             | Change::DeleteGroup { .. }
             | Change::RevokeToken { .. } => (false, false),
-            Change::Activate { .. } => (false, put(after, r#"{"credential":"password_set"}"#)),
+            Change::Activate { .. } => (false, json(after, json!({"credential": "password_set"}))),
         }
     }
 }
@@ -688,24 +686,6 @@ pub fn write_masked(
     };
     // Strings into a Vec: nothing here can fail.
     let _ = serde_json::to_writer(out, &m);
-}
-
-/// Audit values of the flags, as `serde_json` writes them.
-fn manager_json(user_manager: bool) -> &'static str {
-    if user_manager {
-        r#"{"user_manager":true}"#
-    } else {
-        r#"{"user_manager":false}"#
-    }
-}
-
-/// Audit value of the active flag.
-fn active_json(active: bool) -> &'static str {
-    if active {
-        r#"{"active":true}"#
-    } else {
-        r#"{"active":false}"#
-    }
 }
 
 #[cfg(test)]
@@ -981,7 +961,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let cases: [Case; 11] = [
+        let cases: [Case; 13] = [
             (
                 Change::CreateGroup {
                     name: group,
@@ -1060,6 +1040,27 @@ mod tests {
                 "ann in G",
                 Some(r#"{"user_manager":false}"#),
                 Some(r#"{"user_manager":true}"#),
+            ),
+            (
+                Change::AddMembership {
+                    user_name,
+                    group,
+                    user_manager: false,
+                },
+                "add_membership",
+                "ann in G",
+                None,
+                Some(r#"{"user_manager":false}"#),
+            ),
+            (
+                Change::Activate {
+                    user_name,
+                    reset: true,
+                },
+                "reset_password",
+                "ann",
+                None,
+                Some(r#"{"credential":"password_set"}"#),
             ),
             (
                 Change::RemoveMembership {
