@@ -23,22 +23,6 @@ pub fn row_hash(
     before: Option<&str>,
     after: Option<&str>,
 ) -> String {
-    let hex = hex_hash(prev, revision, at, actor, op, subject, before, after);
-    hex.iter().map(|&b| char::from(b)).collect()
-}
-
-/// [`row_hash`] as ASCII bytes, on the stack.
-#[allow(clippy::too_many_arguments)]
-fn hex_hash(
-    prev: &str,
-    revision: i64,
-    at: &str,
-    actor: &str,
-    op: &str,
-    subject: &str,
-    before: Option<&str>,
-    after: Option<&str>,
-) -> [u8; 64] {
     let mut h = Sha256::new();
     let mut field = |bytes: Option<&[u8]>| match bytes {
         Some(b) => {
@@ -56,9 +40,7 @@ fn hex_hash(
     field(Some(subject.as_bytes()));
     field(before.map(str::as_bytes));
     field(after.map(str::as_bytes));
-    let mut hex = [0u8; 64];
-    data_encoding::HEXLOWER.encode_mut(&h.finalize(), &mut hex);
-    hex
+    data_encoding::HEXLOWER.encode(&h.finalize())
 }
 
 /// The chain's state in a write session: the revision, the last row's hash
@@ -89,17 +71,14 @@ impl AuditLog {
     /// The chain after `last` (seq and hash of the last row, if any), at
     /// `revision`.
     pub fn new(revision: i64, last: Option<(i64, String)>) -> Self {
-        match last {
-            Some((seq, hash)) => AuditLog {
-                revision,
-                prev_hash: hash,
-                next_seq: seq + 1,
-            },
-            None => AuditLog {
-                revision,
-                prev_hash: GENESIS.to_string(),
-                next_seq: 1,
-            },
+        let (prev_hash, next_seq) = match last {
+            Some((seq, hash)) => (hash, seq + 1),
+            None => (GENESIS.to_string(), 1),
+        };
+        AuditLog {
+            revision,
+            prev_hash,
+            next_seq,
         }
     }
 
@@ -128,19 +107,8 @@ impl AuditLog {
         after: Option<&'a str>,
     ) -> AuditRow<'a> {
         self.revision += 1;
-        let hex = hex_hash(
-            &self.prev_hash,
-            self.revision,
-            now,
-            actor,
-            op,
-            subject,
-            before,
-            after,
-        );
-        // The head's buffer is reused: hex digits are ASCII.
-        self.prev_hash.clear();
-        self.prev_hash.extend(hex.iter().map(|&b| char::from(b)));
+        let (prev, revision) = (&self.prev_hash, self.revision);
+        self.prev_hash = row_hash(prev, revision, now, actor, op, subject, before, after);
         let seq = self.next_seq;
         self.next_seq += 1;
         AuditRow {
@@ -359,16 +327,9 @@ impl Change<'_> {
         }
     }
 
-    /// The account, group or token it changes; a membership is
-    /// `USER in GROUP`.
-    pub fn subject(&self) -> String {
-        let mut s = String::new();
-        self.write_subject(&mut s);
-        s
-    }
-
-    /// [`Change::subject`], appended to `out`.
-    pub fn write_subject(&self, out: &mut String) {
+    /// The account, group or token it changes, appended to `out`; a
+    /// membership is `USER in GROUP`.
+    fn write_subject(&self, out: &mut String) {
         match *self {
             Change::AddMembership {
                 user_name, group, ..
@@ -403,24 +364,12 @@ impl Change<'_> {
         }
     }
 
-    /// The row's before and after values (JSON text), personal data masked.
-    pub fn values(&self) -> (Option<String>, Option<String>) {
-        let (mut before, mut after) = (Vec::new(), Vec::new());
-        let (b, a) = self.write_values(&mut before, &mut after);
-        let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_default();
-        (b.then(|| text(before)), a.then(|| text(after)))
-    }
-
-    /// [`Change::values`] appended to `before` and `after`; whether each
-    /// has one.
-    pub fn write_values(&self, before: &mut Vec<u8>, after: &mut Vec<u8>) -> (bool, bool) {
+    /// The row's before and after values (JSON text, personal data masked)
+    /// appended to `before` and `after`; whether each has one.
+    fn write_values(&self, before: &mut Vec<u8>, after: &mut Vec<u8>) -> (bool, bool) {
         // Writing JSON into a Vec cannot fail.
         let json = |out: &mut Vec<u8>, v: serde_json::Value| {
             let _ = serde_json::to_writer(out, &v);
-            true
-        };
-        let put = |out: &mut Vec<u8>, v: &str| {
-            out.extend_from_slice(v.as_bytes());
             true
         };
         match *self {
@@ -439,8 +388,8 @@ impl Change<'_> {
                 (false, true)
             }
             Change::SetActive { active, .. } => (
-                put(before, active_json(!active)),
-                put(after, active_json(active)),
+                json(before, json!({ "active": !active })),
+                json(after, json!({ "active": active })),
             ),
             Change::UpdateProfile {
                 before: b,
@@ -452,13 +401,15 @@ impl Change<'_> {
                 (true, true)
             }
             Change::AddMembership { user_manager, .. } => {
-                (false, put(after, manager_json(user_manager)))
+                (false, json(after, json!({ "user_manager": user_manager })))
             }
             Change::SetUserManager { user_manager, .. } => (
-                put(before, manager_json(!user_manager)),
-                put(after, manager_json(user_manager)),
+                json(before, json!({ "user_manager": !user_manager })),
+                json(after, json!({ "user_manager": user_manager })),
             ),
-            Change::RemoveMembership { was, .. } => (put(before, manager_json(was)), false),
+            Change::RemoveMembership { was, .. } => {
+                (json(before, json!({ "user_manager": was })), false)
+            }
             Change::RenameAccount {
                 user_name,
                 new_name,
@@ -514,10 +465,10 @@ impl Change<'_> {
             Change::DeleteAccount { .. }
             | Change::DeleteGroup { .. }
             | Change::RevokeToken { .. } => (false, false),
-            Change::Activate { .. } => (false, put(after, r#"{"credential":"password_set"}"#)),
+            Change::Activate { .. } => (false, json(after, json!({"credential": "password_set"}))),
             Change::SetPassword { was, .. } => (
                 json(before, json!({ "credential": was.as_str() })),
-                put(after, r#"{"credential":"password_set"}"#),
+                json(after, json!({"credential": "password_set"})),
             ),
         }
     }
@@ -525,15 +476,6 @@ impl Change<'_> {
 
 /// What every store answers to a write it refuses.
 impl StoreError {
-    /// `what` (``account `X` ``, …) already in the store, or not in it.
-    fn in_store(what: String, there: bool) -> Self {
-        if there {
-            StoreError::Taken(format!("{what} already exists in the store"))
-        } else {
-            StoreError::Invalid(format!("{what} does not exist in the store"))
-        }
-    }
-
     /// `what` (``role `X` ``, …) held by the account already, or not held.
     fn held(user_name: &str, what: String, granted: bool) -> Self {
         if granted {
@@ -544,11 +486,11 @@ impl StoreError {
     }
 
     pub fn account_taken(user_name: &str) -> Self {
-        Self::in_store(format!("account `{user_name}`"), true)
+        StoreError::Taken(format!("account `{user_name}` already exists in the store"))
     }
 
     pub fn group_taken(name: &str) -> Self {
-        Self::in_store(format!("group `{name}`"), true)
+        StoreError::Taken(format!("group `{name}` already exists in the store"))
     }
 
     pub fn already_member(user_name: &str, group: &str) -> Self {
@@ -562,11 +504,11 @@ impl StoreError {
     }
 
     pub fn no_account(user_name: &str) -> Self {
-        Self::in_store(format!("account `{user_name}`"), false)
+        StoreError::Invalid(format!("account `{user_name}` does not exist in the store"))
     }
 
     pub fn no_group(name: &str) -> Self {
-        Self::in_store(format!("group `{name}`"), false)
+        StoreError::Invalid(format!("group `{name}` does not exist in the store"))
     }
 
     pub fn not_member(user_name: &str, group: &str) -> Self {
@@ -757,24 +699,6 @@ pub fn write_masked(
     };
     // Strings into a Vec: nothing here can fail.
     let _ = serde_json::to_writer(out, &m);
-}
-
-/// Audit values of the flags, as `serde_json` writes them.
-fn manager_json(user_manager: bool) -> &'static str {
-    if user_manager {
-        r#"{"user_manager":true}"#
-    } else {
-        r#"{"user_manager":false}"#
-    }
-}
-
-/// Audit value of the active flag.
-fn active_json(active: bool) -> &'static str {
-    if active {
-        r#"{"active":true}"#
-    } else {
-        r#"{"active":false}"#
-    }
 }
 
 #[cfg(test)]
@@ -1050,7 +974,7 @@ mod tests {
             Option<&'a str>,
             Option<&'a str>,
         );
-        let cases: [Case; 11] = [
+        let cases: [Case; 13] = [
             (
                 Change::CreateGroup {
                     name: group,
@@ -1131,6 +1055,27 @@ mod tests {
                 Some(r#"{"user_manager":true}"#),
             ),
             (
+                Change::AddMembership {
+                    user_name,
+                    group,
+                    user_manager: false,
+                },
+                "add_membership",
+                "ann in G",
+                None,
+                Some(r#"{"user_manager":false}"#),
+            ),
+            (
+                Change::Activate {
+                    user_name,
+                    reset: true,
+                },
+                "reset_password",
+                "ann",
+                None,
+                Some(r#"{"credential":"password_set"}"#),
+            ),
+            (
                 Change::RemoveMembership {
                     user_name,
                     group,
@@ -1179,9 +1124,12 @@ mod tests {
             ),
         ];
         for (change, op, subject, before, after) in cases {
-            assert_eq!((change.op(), change.subject().as_str()), (op, subject));
-            let text = |v: Option<&str>| v.map(str::to_string);
-            assert_eq!(change.values(), (text(before), text(after)), "{op}");
+            assert_eq!(change.op(), op);
+            assert_eq!(
+                RowText::default().fill(&change),
+                (subject, before, after),
+                "{op}"
+            );
             // The same text, written over buffers a row before left full.
             let mut buf = RowText::default();
             buf.fill(&Change::DeleteAccount {

@@ -80,7 +80,7 @@ struct AccountRow {
 
 /// A mail waiting for delivery, with its one-time token, and how its
 /// delivery went (SPEC §10).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outgoing {
     id: i64,
     account: i64,
@@ -94,6 +94,13 @@ pub struct Outgoing {
     attempts: i64,
     next_try_at: Option<String>,
     claimed_until: Option<String>,
+}
+
+impl Outgoing {
+    /// Neither sent nor failed yet.
+    fn waiting(&self) -> bool {
+        self.sent_at.is_none() && self.failed_at.is_none()
+    }
 }
 
 #[derive(Clone)]
@@ -137,7 +144,7 @@ impl MemoryStore {
         lock(&self.shared.committed)
             .outbox
             .iter()
-            .filter(|m| m.sent_at.is_none() && m.failed_at.is_none())
+            .filter(|m| m.waiting())
             .cloned()
             .collect()
     }
@@ -278,8 +285,13 @@ impl Data {
         self.outbox.iter_mut().find(|m| m.id == id)
     }
 
+    /// Drop the account's mail not sent or failed yet.
+    fn drop_unsent(&mut self, account: i64) {
+        self.outbox.retain(|m| m.account != account || !m.waiting());
+    }
+
     /// Queue a mail (ids never reused: one after the last).
-    fn push_mail(&mut self, account: i64, kind: MailKind, to: &str, token: String, _now: &str) {
+    fn push_mail(&mut self, account: i64, kind: MailKind, to: &str, token: String) {
         self.last_mail += 1;
         let id = self.last_mail;
         self.outbox.push(Outgoing {
@@ -288,12 +300,7 @@ impl Data {
             kind,
             recipient: to.to_string(),
             token,
-            sent_at: None,
-            failed_at: None,
-            error: None,
-            attempts: 0,
-            next_try_at: None,
-            claimed_until: None,
+            ..Outgoing::default()
         });
     }
 }
@@ -455,27 +462,21 @@ impl Reader for MemoryReader {
     }
 
     fn invitations(&mut self) -> Result<Vec<Invitation>, StoreError> {
-        let mut out: Vec<(String, Invitation)> = self
-            .data
-            .user_keys
-            .iter()
-            .map(|(key, id)| (key, &self.data.accounts[id]))
-            .filter(|(_, r)| r.account.active && r.account.credential == CredentialState::Invited)
-            .filter_map(|(key, r)| {
-                let invited_at = r.invited_at.clone()?;
-                Some((
-                    key.clone(),
-                    Invitation {
-                        user_name: r.account.user_name.clone(),
-                        email: r.account.profile.email.clone(),
-                        invited_at,
-                        reminded_at: r.reminded_at.clone(),
-                    },
-                ))
+        let d = &self.data;
+        // In user-name order, then (a stable sort) by invitation time.
+        let mut out: Vec<Invitation> = (d.user_keys.values().map(|id| &d.accounts[id]))
+            .filter(|r| r.account.active && r.account.credential == CredentialState::Invited)
+            .filter_map(|r| {
+                Some(Invitation {
+                    user_name: r.account.user_name.clone(),
+                    email: r.account.profile.email.clone(),
+                    invited_at: r.invited_at.clone()?,
+                    reminded_at: r.reminded_at.clone(),
+                })
             })
             .collect();
-        out.sort_by(|a, b| (&a.1.invited_at, &a.0).cmp(&(&b.1.invited_at, &b.0)));
-        Ok(out.into_iter().map(|(_, i)| i).collect())
+        out.sort_by(|a, b| a.invited_at.cmp(&b.invited_at));
+        Ok(out)
     }
 }
 
@@ -605,40 +606,36 @@ impl Session for MemorySession {
         }
         d.last_account += 1;
         let id = d.last_account;
-        let (state, token, digest, hash) = match credential {
-            NewCredential::Invite {
-                token,
-                token_digest,
-            } => (
-                CredentialState::Invited,
-                Some(token),
-                Some(token_digest),
-                None,
-            ),
-            NewCredential::Password { hash, .. } => {
-                (CredentialState::PasswordSet, None, None, Some(hash))
-            }
-            NewCredential::Sso => (CredentialState::None, None, None, None),
-        };
+        let state = credential.state();
         let mut account = Account::new(user_name, profile.clone(), state);
         account.roles = crate::domain::sorted_unique(roles.to_vec());
         let roles = account.roles.clone();
-        let row = AccountRow {
+        let mut row = AccountRow {
             account,
             case_manager: None,
-            invited_at: token.as_ref().map(|_| self.now.clone()),
-            digest: digest.clone(),
-            token_issued_at: token.as_ref().map(|_| self.now.clone()),
+            invited_at: None,
+            digest: None,
+            token_issued_at: None,
             reminded_at: None,
             reset_requested_at: None,
-            password_hash: hash,
+            password_hash: None,
             activated_at: None,
         };
+        match credential {
+            NewCredential::Invite {
+                token,
+                token_digest,
+            } => {
+                row.invited_at = Some(self.now.clone());
+                row.token_issued_at = Some(self.now.clone());
+                row.digest = Some(token_digest);
+                d.push_mail(id, MailKind::Invitation, &profile.email, token);
+            }
+            NewCredential::Password { hash, .. } => row.password_hash = Some(hash),
+            NewCredential::Sso => {}
+        }
         d.accounts.insert(id, row);
         d.user_keys.insert(key, id);
-        if let Some(token) = token {
-            d.push_mail(id, MailKind::Invitation, &profile.email, token, &self.now);
-        }
         self.record(Change::CreateAccount {
             user_name,
             profile,
@@ -656,9 +653,7 @@ impl Session for MemorySession {
         row.account.active = active;
         if !active {
             // A deactivated account is not invited (again).
-            self.data
-                .outbox
-                .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
+            self.data.drop_unsent(id);
         }
         self.record(Change::SetActive { user_name, active })
     }
@@ -922,16 +917,14 @@ impl Session for MemorySession {
         // Nobody deactivated gets mail, nobody activated an invitation.
         d.outbox.retain(|m| {
             let a = &accounts[&m.account].account;
-            m.sent_at.is_some()
-                || m.failed_at.is_some()
+            !m.waiting()
                 || (a.active
                     && (m.kind == MailKind::Reset || a.credential == CredentialState::Invited))
         });
         let now = self.now.as_str();
         let mut out = Vec::new();
         for m in d.outbox.iter_mut() {
-            let due = m.sent_at.is_none()
-                && m.failed_at.is_none()
+            let due = m.waiting()
                 && !m.token.is_empty()
                 && m.next_try_at.as_deref().is_none_or(|t| t <= now)
                 && m.claimed_until.as_deref().is_none_or(|t| t <= now);
@@ -1000,7 +993,7 @@ impl Session for MemorySession {
     fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
         let d = &self.data;
         let mut out = Vec::new();
-        for (key, id) in &d.user_keys {
+        for id in d.user_keys.values() {
             let r = &d.accounts[id];
             if !r.account.active
                 || r.account.credential != CredentialState::Invited
@@ -1016,11 +1009,11 @@ impl Session for MemorySession {
                 .filter(|m| m.kind == MailKind::Reminder)
                 .count();
             if !waiting && last.is_some_and(|t| t <= sent_before) && reminders < max as usize {
-                out.push((key.clone(), r.account.user_name.clone()));
+                out.push(r.account.user_name.clone());
             }
         }
-        out.sort();
-        Ok(out.into_iter().map(|(_, n)| n).collect())
+        // In user-name order, as `user_keys` is.
+        Ok(out)
     }
 
     fn queue_mail(
@@ -1033,22 +1026,8 @@ impl Session for MemorySession {
         let id = self.data.account_id(user_name)?;
         let now = self.now.clone();
         let row = self.data.account_mut(id);
-        let refuse = |why: &str| Err(StoreError::Invalid(format!("account `{user_name}` {why}")));
-        if !row.account.active {
-            return refuse("is deactivated: it gets no mail");
-        }
         let invited = row.account.credential == CredentialState::Invited;
-        match kind {
-            MailKind::Reset if invited => {
-                return refuse(
-                    "has not activated yet: `roster invitations send` reminds them with a fresh link",
-                );
-            }
-            MailKind::Reminder | MailKind::Invitation if !invited => {
-                return refuse("is not waiting for an invitation");
-            }
-            _ => {}
-        }
+        kind.check(user_name, row.account.active, invited)?;
         row.digest = Some(token_digest.to_string());
         row.token_issued_at = Some(now.clone());
         match kind {
@@ -1056,11 +1035,8 @@ impl Session for MemorySession {
             _ => row.reminded_at = Some(now.clone()),
         }
         let email = row.account.profile.email.clone();
-        self.data
-            .outbox
-            .retain(|m| m.account != id || m.sent_at.is_some() || m.failed_at.is_some());
-        self.data
-            .push_mail(id, kind, &email, token.to_string(), &now);
+        self.data.drop_unsent(id);
+        self.data.push_mail(id, kind, &email, token.to_string());
         self.record(Change::QueueMail { user_name, kind })
     }
 
@@ -1121,18 +1097,13 @@ impl Data {
             .as_deref()
             .or(row.reminded_at.as_deref())
             .or(row.invited_at.as_deref());
-        let found = if !row.account.active {
-            Err(TokenRefused::Deactivated)
-        } else if super::token_expired(issued, ttl, now) {
-            Err(TokenRefused::Expired)
-        } else {
-            Ok(TokenHolder {
-                user_name: row.account.user_name.clone(),
-                first_name: row.account.profile.first_name.clone(),
-                email: row.account.profile.email.clone(),
-                reset: row.reset_requested_at.is_some(),
-            })
+        let holder = TokenHolder {
+            user_name: row.account.user_name.clone(),
+            first_name: row.account.profile.first_name.clone(),
+            email: row.account.profile.email.clone(),
+            reset: row.reset_requested_at.is_some(),
         };
+        let found = holder.judge(row.account.active, issued, ttl, now);
         (Some(*id), found)
     }
 }

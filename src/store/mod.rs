@@ -145,11 +145,10 @@ pub trait Reader {
     /// that keeps no tokens knows none.
     fn token_holder(
         &mut self,
-        digest: &str,
-        ttl: std::time::Duration,
-        now: &str,
+        _digest: &str,
+        _ttl: std::time::Duration,
+        _now: &str,
     ) -> Result<TokenLookup, StoreError> {
-        let _ = (digest, ttl, now);
         Ok(Err(TokenRefused::Unknown))
     }
     /// When each activated account activated, by lower-cased user name.
@@ -186,6 +185,17 @@ pub enum NewCredential {
     /// Signed in by an identity provider: active at once, with no
     /// password and no invitation.
     Sso,
+}
+
+impl NewCredential {
+    /// The state an account created with it starts in.
+    pub fn state(&self) -> CredentialState {
+        match self {
+            NewCredential::Invite { .. } => CredentialState::Invited,
+            NewCredential::Password { .. } => CredentialState::PasswordSet,
+            NewCredential::Sso => CredentialState::None,
+        }
+    }
 }
 
 /// A write transaction holding the store's lock. Dropped without
@@ -320,8 +330,7 @@ pub trait Session: Send {
     /// The row id and creation time of an account this session created,
     /// once its row is written (a name taken then fails here); `None` where
     /// the store does not say, and the caller reads the account back.
-    fn created_account(&mut self, user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
-        let _ = user_name;
+    fn created_account(&mut self, _user_name: &str) -> Result<Option<(i64, String)>, StoreError> {
         Ok(None)
     }
     /// Mark the point that [`Session::rollback_to_savepoint`] returns to
@@ -348,46 +357,44 @@ pub trait Session: Send {
     /// Claim up to `limit` messages due now for a `send` run, held until
     /// `until`: messages of deactivated and activated accounts are dropped
     /// instead (a reset is dropped only when its account is deactivated).
-    fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
-        let _ = (until, limit);
+    fn claim_mail(&mut self, _until: &str, _limit: usize) -> Result<Vec<Mail>, StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// The relay accepted the message: sent, its raw token erased.
-    fn mail_sent(&mut self, id: i64) -> Result<(), StoreError> {
-        let _ = id;
+    fn mail_sent(&mut self, _id: i64) -> Result<(), StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// A temporary failure: one more attempt, tried again from `next_try_at`.
-    fn mail_deferred(&mut self, id: i64, next_try_at: &str, error: &str) -> Result<(), StoreError> {
-        let _ = (id, next_try_at, error);
+    fn mail_deferred(
+        &mut self,
+        _id: i64,
+        _next_try_at: &str,
+        _error: &str,
+    ) -> Result<(), StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// A permanent failure: failed for good, its raw token erased.
-    fn mail_failed(&mut self, id: i64, error: &str) -> Result<(), StoreError> {
-        let _ = (id, error);
+    fn mail_failed(&mut self, _id: i64, _error: &str) -> Result<(), StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// Give up the claim on messages not sent (a run that stops early).
-    fn release_mail(&mut self, ids: &[i64]) -> Result<(), StoreError> {
-        let _ = ids;
+    fn release_mail(&mut self, _ids: &[i64]) -> Result<(), StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// Invited accounts due a reminder: nothing queued for them, their last
     /// mail sent at or before `sent_before`, fewer than `max` reminders.
-    fn due_reminders(&mut self, sent_before: &str, max: u32) -> Result<Vec<String>, StoreError> {
-        let _ = (sent_before, max);
+    fn due_reminders(&mut self, _sent_before: &str, _max: u32) -> Result<Vec<String>, StoreError> {
         Err(self.unsupported("mail delivery"))
     }
     /// Queue a reminder or a password reset with a fresh one-time token
     /// (the account keeps only `token_digest`; its old token stops working).
     fn queue_mail(
         &mut self,
-        user_name: &str,
-        kind: MailKind,
-        token: &str,
-        token_digest: &str,
+        _user_name: &str,
+        _kind: MailKind,
+        _token: &str,
+        _token_digest: &str,
     ) -> Result<(), StoreError> {
-        let _ = (user_name, kind, token, token_digest);
         Err(self.unsupported("mail delivery"))
     }
     /// Use the one-time token with this digest (invitation, reminder or
@@ -397,11 +404,10 @@ pub trait Session: Send {
     /// works once; a deactivated account's not at all.
     fn activate(
         &mut self,
-        digest: &str,
-        password_hash: &str,
-        ttl: std::time::Duration,
+        _digest: &str,
+        _password_hash: &str,
+        _ttl: std::time::Duration,
     ) -> Result<TokenLookup, StoreError> {
-        let _ = (digest, password_hash, ttl);
         Err(self.unsupported("activation"))
     }
     /// An administrator sets the account's password (`roster serve`: PUT
@@ -415,32 +421,39 @@ pub trait Session: Send {
     }
 }
 
-/// What an outbox message is (SPEC §10).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MailKind {
-    Invitation,
-    Reminder,
-    Reset,
+crate::domain::names! {
+    "lowercase";
+    /// What an outbox message is (SPEC §10).
+    #[derive(Default, strum::EnumString)]
+    pub enum MailKind {
+        #[default]
+        Invitation,
+        Reminder,
+        Reset,
+    }
 }
 
 impl MailKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::Invitation => "invitation",
-            MailKind::Reminder => "reminder",
-            MailKind::Reset => "reset",
-        }
-    }
-
     /// The kind of a stored row; anything unknown reads as an invitation
     /// (the one kind schemas before 6 wrote).
     pub fn parse(s: &str) -> Self {
-        match s {
-            "reminder" => MailKind::Reminder,
-            "reset" => MailKind::Reset,
-            _ => MailKind::Invitation,
-        }
+        s.parse().unwrap_or_default()
+    }
+
+    /// Whether account `user_name` (`active`, `invited` and not activated)
+    /// may be queued this kind of mail; every store refuses alike.
+    pub fn check(self, user_name: &str, active: bool, invited: bool) -> Result<(), StoreError> {
+        let why = match self {
+            _ if !active => "is deactivated: it gets no mail",
+            MailKind::Reset if invited => {
+                "has not activated yet: `roster invitations send` reminds them with a fresh link"
+            }
+            MailKind::Reminder | MailKind::Invitation if !invited => {
+                "is not waiting for an invitation"
+            }
+            _ => return Ok(()),
+        };
+        Err(StoreError::Invalid(format!("account `{user_name}` {why}")))
     }
 }
 
@@ -652,6 +665,26 @@ impl TokenRefused {
 
 /// What a one-time token opens, or why nothing.
 pub type TokenLookup = Result<TokenHolder, TokenRefused>;
+
+impl TokenHolder {
+    /// What the token of this account (`active`, its token issued at
+    /// `issued`) opens at `now`, tokens living `ttl`.
+    pub fn judge(
+        self,
+        active: bool,
+        issued: Option<&str>,
+        ttl: std::time::Duration,
+        now: &str,
+    ) -> TokenLookup {
+        if !active {
+            Err(TokenRefused::Deactivated)
+        } else if token_expired(issued, ttl, now) {
+            Err(TokenRefused::Expired)
+        } else {
+            Ok(self)
+        }
+    }
+}
 
 /// Whether a token issued at `issued` (RFC 3339; `None` or unreadable:
 /// expired, failing closed) has run out by `now`, living `ttl`.

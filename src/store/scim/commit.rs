@@ -5,7 +5,7 @@
 //! depends on it; every failure is reported, so `plan` shows what is left.
 
 use super::http::{Failure, Request};
-use super::{Attr, MemberChange, Op, Remote};
+use super::{Attr, Grant, MemberChange, Op, Remote};
 use crate::domain::{Group, Profile, ProfileField as F};
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, PATCH_OP};
 use crate::store::audit::Change;
@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// Failures so far, each naming the action, the request and the provider's word.
+#[derive(Default)]
 struct Outcome {
     applied: usize,
     failures: Vec<String>,
@@ -133,14 +134,6 @@ impl Remote {
     fn if_match(&self, etag: Option<&String>) -> Option<String> {
         etag.filter(|_| self.provider.etag).cloned()
     }
-
-    /// Send the requests of one phase; answers in order.
-    fn phase(&self, reqs: &[Request]) -> Vec<Result<super::http::Answer, Failure>> {
-        if reqs.is_empty() {
-            return Vec::new();
-        }
-        self.rt.block_on(self.client.send_all(reqs.to_vec()))
-    }
 }
 
 /// Lower-cased user names of the accounts the queued changes create.
@@ -164,8 +157,7 @@ fn read_first(remote: &mut Remote, ops: &[Op]) -> Result<(), StoreError> {
             Op::SetActive { user_name, .. }
             | Op::UpdateProfile { user_name, .. }
             | Op::Rename { user_name, .. }
-            | Op::Role { user_name, .. }
-            | Op::Entitlement { user_name, .. } => users.push(user_name.clone()),
+            | Op::Grant { user_name, .. } => users.push(user_name.clone()),
             Op::CaseManager { user_name, manager } => {
                 users.push(user_name.clone());
                 users.extend(manager.clone());
@@ -196,9 +188,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     let created = created(&ops);
     let needs_patch = ops.iter().any(|o| match o {
         Op::CreateGroup { .. } | Op::CreateAccount { .. } => false,
-        Op::Role { user_name, .. } | Op::Entitlement { user_name, .. } => {
-            !created.contains(&user_name.to_lowercase())
-        }
+        Op::Grant { user_name, .. } => !created.contains(&user_name.to_lowercase()),
         _ => true,
     });
     if needs_patch && !remote.provider.patch {
@@ -222,11 +212,7 @@ pub(super) fn run(mut remote: Remote, ops: Vec<Op>) -> Result<i64, StoreError> {
     }
     // Reads fail before anything is written: then nothing is.
     read_first(&mut remote, &ops)?;
-    let mut out = Outcome {
-        applied: 0,
-        failures: Vec::new(),
-        not_created: HashSet::new(),
-    };
+    let mut out = Outcome::default();
     create_groups(&mut remote, &ops, &mut out);
     // Accounts the roster wants inactive are created inactive.
     let deactivate: HashSet<String> = ops
@@ -307,9 +293,9 @@ fn create_accounts(
     out: &mut Outcome,
 ) -> HashSet<String> {
     let mut actions = Vec::new();
-    let mut names = Vec::new();
+    // Each account's lower-cased name, and whether it is created active.
+    let mut created = Vec::new();
     let mut reqs = Vec::new();
-    let mut inactive = Vec::new();
     for o in ops {
         let Op::CreateAccount {
             user_name,
@@ -322,33 +308,26 @@ fn create_accounts(
         };
         let active = !deactivate.contains(&user_name.to_lowercase());
         let mut body = resource::user_resource(user_name, profile, active);
-        let roles: Vec<Value> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::Role {
-                    user_name: u,
-                    role,
-                    grant: true,
-                } if u.eq_ignore_ascii_case(user_name) => Some(json!({ "value": role })),
-                _ => None,
-            })
-            .collect();
-        if !roles.is_empty() {
-            body["roles"] = Value::Array(roles);
+        // Grants to a new account come with its creation.
+        let (mut roles, mut entitlements) = (Vec::new(), Vec::new());
+        for o in ops {
+            if let Op::Grant {
+                user_name: u,
+                what,
+                grant: true,
+            } = o
+                && u.eq_ignore_ascii_case(user_name)
+            {
+                match what {
+                    Grant::Role(role) => roles.push(json!({ "value": role })),
+                    Grant::Entitlement(e) => entitlements.push(entitlement_value(e)),
+                }
+            }
         }
-        let entitlements: Vec<Value> = ops
-            .iter()
-            .filter_map(|o| match o {
-                Op::Entitlement {
-                    user_name: u,
-                    entitlement,
-                    grant: true,
-                } if u.eq_ignore_ascii_case(user_name) => Some(entitlement_value(entitlement)),
-                _ => None,
-            })
-            .collect();
-        if !entitlements.is_empty() {
-            body["entitlements"] = Value::Array(entitlements);
+        for (attr, values) in [("roles", roles), ("entitlements", entitlements)] {
+            if !values.is_empty() {
+                body[attr] = Value::Array(values);
+            }
         }
         if !remote.provider.user_ext {
             body = without(body, EXT_USER);
@@ -362,8 +341,7 @@ fn create_accounts(
         }
         actions.push(format!("create_account {user_name}"));
         out.not_created.insert(user_name.to_lowercase());
-        names.push(user_name.to_lowercase());
-        inactive.push((!active).then(|| user_name.to_lowercase()));
+        created.push((user_name.to_lowercase(), active));
         reqs.push(Request::with_body(Method::POST, "/Users".into(), body));
     }
     let mut created_inactive = HashSet::new();
@@ -379,7 +357,7 @@ fn create_accounts(
             })
             .collect(),
     };
-    for (((action, answer), off), name) in actions.iter().zip(answers).zip(inactive).zip(names) {
+    for ((action, answer), (name, active)) in actions.iter().zip(answers).zip(created) {
         match answer {
             Ok(Some(v)) => {
                 if let Err(e) = remote.keep_user(&v) {
@@ -388,9 +366,9 @@ fn create_accounts(
                 }
                 out.not_created.remove(&name);
                 out.applied += 1;
-                if let Some(u) = off {
+                if !active {
                     out.applied += 1;
-                    created_inactive.insert(u);
+                    created_inactive.insert(name);
                 }
             }
             Ok(None) => out.fail(action, "the provider created it but did not return it"),
@@ -590,8 +568,7 @@ fn grant_patch(attr: &str, grant: bool, value: Value, shown: &str) -> Value {
     if grant {
         json!({"op": "add", "path": attr, "value": [value]})
     } else {
-        let path = format!("{attr}[value eq {}]", Value::String(shown.to_string()));
-        json!({"op": "remove", "path": path})
+        json!({"op": "remove", "path": member_filter(attr, shown)})
     }
 }
 
@@ -622,31 +599,24 @@ fn patch_users(
                     vec![json!({"op": "replace", "path": "active", "value": active})],
                 )
             }
-            Op::Role {
+            Op::Grant {
                 user_name,
-                role,
+                what,
                 grant,
             } if early => {
-                // A new account's roles came with its creation.
+                // A new account's grants came with its creation.
                 if created.contains(&user_name.to_lowercase()) {
                     continue;
                 }
-                let patch = grant_patch("roles", *grant, json!({ "value": role }), role);
-                let op = grant_op(*grant, "role");
-                (user_name, format!("{op} {user_name} {role}"), vec![patch])
-            }
-            Op::Entitlement {
-                user_name,
-                entitlement,
-                grant,
-            } if early => {
-                if created.contains(&user_name.to_lowercase()) {
-                    continue;
-                }
-                let value = entitlement_value(entitlement);
-                let shown = format!("{}:{}", entitlement.kind, entitlement.value);
-                let patch = grant_patch("entitlements", *grant, value, &shown);
-                let op = grant_op(*grant, "entitlement");
+                let (attr, kind, value, shown) = match what {
+                    Grant::Role(r) => ("roles", "role", json!({ "value": r }), r.clone()),
+                    Grant::Entitlement(e) => {
+                        let shown = format!("{}:{}", e.kind, e.value);
+                        ("entitlements", "entitlement", entitlement_value(e), shown)
+                    }
+                };
+                let patch = grant_patch(attr, *grant, value, &shown);
+                let op = grant_op(*grant, kind);
                 (user_name, format!("{op} {user_name} {shown}"), vec![patch])
             }
             // After every creation, so a new manager has its id.

@@ -63,15 +63,11 @@ impl Failure {
                 format!("cannot connect to {base} ({cause}); is the SCIM provider running there?")
             }
             Failure::Auth { status } => {
-                if std::env::var_os(TOKEN_VAR).is_none_or(|v| v.is_empty()) {
-                    format!(
-                        "{what}: HTTP {status}: the provider wants a bearer token; set {TOKEN_VAR}"
-                    )
-                } else {
-                    format!(
-                        "{what}: HTTP {status}: the provider refused the bearer token; check {TOKEN_VAR}"
-                    )
-                }
+                let (says, fix) = match std::env::var_os(TOKEN_VAR) {
+                    Some(v) if !v.is_empty() => ("refused the bearer token", "check"),
+                    _ => ("wants a bearer token", "set"),
+                };
+                format!("{what}: HTTP {status}: the provider {says}; {fix} {TOKEN_VAR}")
             }
             Failure::Status { status, detail } => match detail {
                 Some(d) => format!("{what}: HTTP {status}: {d}"),

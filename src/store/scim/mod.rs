@@ -23,7 +23,7 @@ use super::{
 use crate::domain::{Account, Entitlement, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::email_key;
 use crate::scim::resource::{self, EXT_GROUP, EXT_USER, GroupResource};
-use http::{Client, Failure, Request};
+use http::{Answer, Client, Failure, Request};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -277,37 +277,34 @@ impl Remote {
     }
 
     fn error(&self, req: &Request, f: &Failure) -> StoreError {
-        StoreError::Remote {
-            url: self.url.clone(),
-            message: f.describe(&req.what(), &self.client.base),
-        }
+        self.remote(f.describe(&req.what(), &self.client.base))
+    }
+
+    /// The body of the answer to `req`: a failure, or an empty answer, is an error.
+    fn body(&self, req: &Request, answer: Result<Answer, Failure>) -> Result<Value, StoreError> {
+        let answer = answer.map_err(|f| self.error(req, &f))?;
+        let empty = || self.remote(format!("{}: the answer is empty", req.what()));
+        answer.body.ok_or_else(empty)
     }
 
     fn get(&self, path: String) -> Result<Value, StoreError> {
         let req = Request::get(path);
-        let answer = self
-            .rt
-            .block_on(self.client.send(&req))
-            .map_err(|f| self.error(&req, &f))?;
-        answer.body.ok_or_else(|| StoreError::Remote {
-            url: self.url.clone(),
-            message: format!("{}: the answer is empty", req.what()),
-        })
+        self.body(&req, self.rt.block_on(self.client.send(&req)))
+    }
+
+    /// Send these requests, [`http::IN_FLIGHT`] at a time; answers in order.
+    fn phase(&self, reqs: &[Request]) -> Vec<Result<Answer, Failure>> {
+        if reqs.is_empty() {
+            return Vec::new();
+        }
+        self.rt.block_on(self.client.send_all(reqs.to_vec()))
     }
 
     fn get_all(&self, paths: Vec<String>) -> Result<Vec<Value>, StoreError> {
         let reqs: Vec<Request> = paths.into_iter().map(Request::get).collect();
-        let answers = self.rt.block_on(self.client.send_all(reqs.clone()));
-        reqs.iter()
-            .zip(answers)
-            .map(|(req, a)| {
-                let a = a.map_err(|f| self.error(req, &f))?;
-                a.body.ok_or_else(|| StoreError::Remote {
-                    url: self.url.clone(),
-                    message: format!("{}: the answer is empty", req.what()),
-                })
-            })
-            .collect()
+        let answers = self.phase(&reqs);
+        let bodies = reqs.iter().zip(answers).map(|(req, a)| self.body(req, a));
+        bodies.collect()
     }
 
     /// ServiceProviderConfig and ResourceTypes: page size, Bulk, ETags,
@@ -369,18 +366,11 @@ impl Remote {
     }
 
     fn keep_user(&mut self, v: &Value) -> Result<String, StoreError> {
-        let (id, account) = resource::account_from_user(v).map_err(|e| StoreError::Remote {
-            url: self.url.clone(),
-            message: format!("a User the provider returned is not usable: {e}"),
-        })?;
+        let (id, account) = resource::account_from_user(v)
+            .map_err(|e| self.remote(format!("a User the provider returned is not usable: {e}")))?;
         if id.is_empty() {
-            return Err(StoreError::Remote {
-                url: self.url.clone(),
-                message: format!(
-                    "the provider returned User `{}` without an id",
-                    account.user_name
-                ),
-            });
+            let name = &account.user_name;
+            return Err(self.remote(format!("the provider returned User `{name}` without an id")));
         }
         self.by_name
             .insert(account.user_name.to_lowercase(), id.clone());
@@ -396,9 +386,8 @@ impl Remote {
     }
 
     fn keep_group(&mut self, v: &Value) -> Result<(), StoreError> {
-        let res = resource::group_from_resource(v).map_err(|e| StoreError::Remote {
-            url: self.url.clone(),
-            message: format!("a Group the provider returned is not usable: {e}"),
+        let res = resource::group_from_resource(v).map_err(|e| {
+            self.remote(format!("a Group the provider returned is not usable: {e}"))
         })?;
         self.groups.insert(
             res.group.name.clone(),
@@ -951,18 +940,12 @@ enum Op {
         user_name: String,
         new_name: String,
     },
-    /// A role granted (`grant`) or revoked: part of the User's creation
-    /// when this session creates it, else a PATCH of its `roles`.
-    Role {
+    /// A role or entitlement granted (`grant`) or revoked: part of the
+    /// User's creation when this session creates it, else a PATCH of its
+    /// `roles` or `entitlements`.
+    Grant {
         user_name: String,
-        role: String,
-        grant: bool,
-    },
-    /// An entitlement granted or revoked, as a role is (core
-    /// `entitlements`: `value` `KIND:VALUE`, `type` `KIND`).
-    Entitlement {
-        user_name: String,
-        entitlement: Entitlement,
+        what: Grant,
         grant: bool,
     },
     /// The case manager set (by user name) or cleared: a PATCH of the
@@ -971,6 +954,14 @@ enum Op {
         user_name: String,
         manager: Option<String>,
     },
+}
+
+/// What a [`Op::Grant`] grants: a role, or an entitlement (core
+/// `entitlements`: `value` `KIND:VALUE`, `type` `KIND`).
+#[derive(Debug)]
+enum Grant {
+    Role(String),
+    Entitlement(Entitlement),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -993,23 +984,11 @@ impl ScimSession {
         Ok(())
     }
 
-    fn role(&mut self, user_name: &str, role: &str, grant: bool) -> Result<(), StoreError> {
-        self.push(Op::Role {
-            user_name: user_name.to_string(),
-            role: role.to_string(),
-            grant,
-        })
-    }
-
-    fn entitlement(
-        &mut self,
-        user_name: &str,
-        e: &Entitlement,
-        grant: bool,
-    ) -> Result<(), StoreError> {
-        self.push(Op::Entitlement {
-            user_name: user_name.to_string(),
-            entitlement: e.clone(),
+    fn grant(&mut self, user_name: &str, what: Grant, grant: bool) -> Result<(), StoreError> {
+        let user_name = user_name.to_string();
+        self.push(Op::Grant {
+            user_name,
+            what,
             grant,
         })
     }
@@ -1051,9 +1030,8 @@ impl Session for ScimSession {
     ) -> Result<(), StoreError> {
         let sso = matches!(credential, NewCredential::Sso);
         let password = match credential {
-            NewCredential::Invite { .. } => None,
             NewCredential::Password { password, .. } => Some(password),
-            NewCredential::Sso => None,
+            _ => None,
         };
         self.push(Op::CreateAccount {
             user_name: user_name.to_string(),
@@ -1106,19 +1084,19 @@ impl Session for ScimSession {
     }
 
     fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.role(user_name, role, true)
+        self.grant(user_name, Grant::Role(role.to_string()), true)
     }
 
     fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.role(user_name, role, false)
+        self.grant(user_name, Grant::Role(role.to_string()), false)
     }
 
     fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.entitlement(user_name, e, true)
+        self.grant(user_name, Grant::Entitlement(e.clone()), true)
     }
 
     fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.entitlement(user_name, e, false)
+        self.grant(user_name, Grant::Entitlement(e.clone()), false)
     }
 
     fn set_case_manager(

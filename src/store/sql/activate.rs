@@ -3,7 +3,7 @@
 //! activation itself uses.
 
 use super::conn::{Conn, params};
-use crate::store::{StoreError, TokenHolder, TokenLookup, TokenRefused, token_expired};
+use crate::store::{StoreError, TokenHolder, TokenLookup, TokenRefused};
 use std::time::Duration;
 
 /// The account holding the token with `digest`, by id, or why none.
@@ -22,23 +22,15 @@ pub fn lookup(
     else {
         return Ok((None, Err(TokenRefused::Unknown)));
     };
-    let id: i64 = row.get(0)?;
-    let active: bool = row.get(4)?;
     let issued: Option<String> = row.get(5)?;
-    let reset: Option<String> = row.get(6)?;
-    let found = if !active {
-        Err(TokenRefused::Deactivated)
-    } else if token_expired(issued.as_deref(), ttl, now) {
-        Err(TokenRefused::Expired)
-    } else {
-        Ok(TokenHolder {
-            user_name: row.get(1)?,
-            first_name: row.get(2)?,
-            email: row.get(3)?,
-            reset: reset.is_some(),
-        })
+    let holder = TokenHolder {
+        user_name: row.get(1)?,
+        first_name: row.get(2)?,
+        email: row.get(3)?,
+        reset: row.get::<Option<String>>(6)?.is_some(),
     };
-    Ok((Some(id), found))
+    let found = holder.judge(row.get(4)?, issued.as_deref(), ttl, now);
+    Ok((Some(row.get(0)?), found))
 }
 
 /// Use the token of account `id`: the password set, the token and the

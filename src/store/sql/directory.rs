@@ -19,6 +19,9 @@ use std::time::Instant;
 
 const TOKEN_COLUMNS: &str = "name, digest, scope, created_at, revoked_at";
 
+/// What a user record adds to [`ACCOUNT_COLUMNS`].
+const USER_COLUMNS: &str = "a.id, a.created_at, a.updated_at, a.external_id, a.display_name";
+
 /// A read connection of `roster serve`, in a read snapshot; no connection
 /// for a store not created yet, which reads as empty.
 ///
@@ -149,25 +152,12 @@ fn user_records(
     clause: &str,
     values: &[Value],
 ) -> Result<Vec<UserRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name \
-         FROM accounts a WHERE {clause}"
-    );
-    let mut users = c
-        .query(&sql, values)?
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS} FROM accounts a WHERE {clause}");
+    let rows = c.query(&sql, values)?;
+    let mut users = rows
         .iter()
-        .map(|r| {
-            Ok(UserRecord {
-                account: account_from_row(r)?,
-                id: r.get(11)?,
-                created: r.get(12)?,
-                modified: r.get(13)?,
-                external_id: r.get(14)?,
-                display_name: r.get(15)?,
-                groups: Vec::new(),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+        .map(user_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     if users.is_empty() {
         return Ok(users);
     }
@@ -193,6 +183,20 @@ fn user_records(
     Ok(users)
 }
 
+/// A user of a row that starts with [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`],
+/// without its groups.
+fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        account: account_from_row(r)?,
+        id: r.get(11)?,
+        created: r.get(12)?,
+        modified: r.get(13)?,
+        external_id: r.get(14)?,
+        display_name: r.get(15)?,
+        groups: Vec::new(),
+    })
+}
+
 /// The one user `clause` selects, with its groups, in one statement.
 fn one_user(
     c: &mut dyn Conn,
@@ -200,23 +204,15 @@ fn one_user(
     values: &[Value],
 ) -> Result<Option<UserRecord>, StoreError> {
     let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS}, a.id, a.created_at, a.updated_at, a.external_id, a.display_name, \
-         g.id, g.name FROM accounts a LEFT JOIN memberships m ON m.account_id = a.id \
+        "SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}, g.id, g.name FROM accounts a \
+         LEFT JOIN memberships m ON m.account_id = a.id \
          LEFT JOIN groups g ON g.id = m.group_id WHERE {clause} ORDER BY g.name"
     );
     let rows = c.query(&sql, values)?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut user = UserRecord {
-        account: account_from_row(first)?,
-        id: first.get(11)?,
-        created: first.get(12)?,
-        modified: first.get(13)?,
-        external_id: first.get(14)?,
-        display_name: first.get(15)?,
-        groups: Vec::new(),
-    };
+    let mut user = user_from_row(first)?;
     for r in &rows {
         let group: Option<i64> = r.get(16)?;
         if let Some(id) = group {
@@ -243,14 +239,12 @@ fn group_records(
         .query(&sql, values)?
         .iter()
         .map(|r| {
-            let kind: String = r.get(2)?;
-            let lwia: Option<i64> = r.get(3)?;
             Ok(GroupRecord {
                 id: r.get(0)?,
                 group: Group {
                     name: r.get(1)?,
-                    kind: kind.parse().unwrap_or_default(),
-                    lwia: lwia.and_then(|v| u32::try_from(v).ok()),
+                    kind: r.get::<String>(2)?.parse().unwrap_or_default(),
+                    lwia: r.get::<Option<i64>>(3)?.and_then(|v| u32::try_from(v).ok()),
                     active: r.get(4)?,
                 },
                 created: r.get(5)?,
@@ -343,6 +337,31 @@ impl SqlDirectory {
         })
     }
 
+    /// `f` over the connection; a store not created yet reads as empty.
+    fn read<T: Default>(
+        &mut self,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.conn.as_deref_mut() {
+            Some(c) => f(c),
+            None => Ok(T::default()),
+        }
+    }
+
+    /// A listing of `table` read by `f`; a store not created yet lists
+    /// nothing, but refuses what the store would refuse.
+    fn listed<T: Default>(
+        &mut self,
+        q: &ListQuery,
+        table: &super::columns::Table,
+        f: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match self.conn.as_deref_mut() {
+            Some(c) => f(c),
+            None => listing(q, table, Dialect::Sqlite).map(|_| T::default()),
+        }
+    }
+
     /// The rows of `SELECT {what} WHERE expr IN list`, read by `row`; none
     /// for an empty list or store.
     fn by_list<T>(
@@ -352,16 +371,15 @@ impl SqlDirectory {
         list: Value,
         row: impl Fn(&Row) -> Result<T, StoreError>,
     ) -> Result<Vec<T>, StoreError> {
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(Vec::new());
-        };
         if matches!(&list, Value::IntList(l) if l.is_empty())
             || matches!(&list, Value::TextList(l) if l.is_empty())
         {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {what} WHERE {}", c.in_list(expr, 1));
-        c.query(&sql, &[list])?.iter().map(row).collect()
+        self.read(|c| {
+            let sql = format!("SELECT {what} WHERE {}", c.in_list(expr, 1));
+            c.query(&sql, &[list])?.iter().map(row).collect()
+        })
     }
 }
 
@@ -372,19 +390,11 @@ fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
 impl Directory for SqlDirectory {
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
         self.snapshot()?;
-        let Some(c) = self.conn.as_deref_mut() else {
-            // Refuse what the store would refuse, even before it exists.
-            listing(q, &USERS, Dialect::Sqlite)?;
-            return Ok((0, Vec::new()));
-        };
-        list(c, q, &USERS, user_scope, user_records)
+        self.listed(q, &USERS, |c| list(c, q, &USERS, user_scope, user_records))
     }
 
     fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError> {
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(None);
-        };
-        one_user(c, "a.id = ?1", &[Value::Int(id)])
+        self.read(|c| one_user(c, "a.id = ?1", &[Value::Int(id)]))
     }
 
     fn user_ids_where(&mut self, q: &ListQuery) -> Result<Vec<i64>, StoreError> {
@@ -392,43 +402,34 @@ impl Directory for SqlDirectory {
         if q.timeout.is_some() {
             self.snapshot()?;
         }
-        let Some(c) = self.conn.as_deref_mut() else {
-            listing(q, &USERS, Dialect::Sqlite)?;
-            return Ok(Vec::new());
-        };
-        let (filter, order) = listing(q, &USERS, c.dialect())?;
-        let (clause, values) = where_clause(c, filter, q.scope, user_scope);
-        let deadline = q.timeout.map(|t| Instant::now() + t);
-        capped(c, deadline, |c, renew| {
-            renew(c)?;
-            let clause = page(q, &clause, &order);
-            let sql = format!("SELECT a.id FROM {} WHERE {clause}", USERS.from);
-            c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+        self.listed(q, &USERS, |c| {
+            let (filter, order) = listing(q, &USERS, c.dialect())?;
+            let (clause, values) = where_clause(c, filter, q.scope, user_scope);
+            let deadline = q.timeout.map(|t| Instant::now() + t);
+            capped(c, deadline, |c, renew| {
+                renew(c)?;
+                let clause = page(q, &clause, &order);
+                let sql = format!("SELECT a.id FROM {} WHERE {clause}", USERS.from);
+                c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+            })
         })
     }
 
     fn user_named(&mut self, user_name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(None);
-        };
-        one_user(c, "a.user_key = ?1", &[user_name.to_lowercase().into()])
+        let key = user_name.to_lowercase();
+        self.read(|c| one_user(c, "a.user_key = ?1", &[key.into()]))
     }
 
     fn groups(&mut self, q: &ListQuery) -> Result<(u64, Vec<GroupRecord>), StoreError> {
         self.snapshot()?;
-        let Some(c) = self.conn.as_deref_mut() else {
-            listing(q, &GROUPS, Dialect::Sqlite)?;
-            return Ok((0, Vec::new()));
-        };
-        list(c, q, &GROUPS, group_scope, group_records)
+        self.listed(q, &GROUPS, |c| {
+            list(c, q, &GROUPS, group_scope, group_records)
+        })
     }
 
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
         self.snapshot()?;
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(None);
-        };
-        Ok(group_records(c, "g.id = ?1", &[Value::Int(id)])?.pop())
+        self.read(|c| Ok(group_records(c, "g.id = ?1", &[Value::Int(id)])?.pop()))
     }
 
     fn user_ids(&mut self, user_names: &[String]) -> Result<Vec<(i64, String)>, StoreError> {
@@ -443,12 +444,10 @@ impl Directory for SqlDirectory {
     }
 
     fn group_id(&mut self, name: &str) -> Result<Option<i64>, StoreError> {
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(None);
-        };
-        c.query_opt("SELECT id FROM groups WHERE name = ?1", &[name.into()])?
-            .map(|r| r.get(0))
-            .transpose()
+        self.read(|c| {
+            let row = c.query_opt("SELECT id FROM groups WHERE name = ?1", &[name.into()])?;
+            row.map(|r| r.get(0)).transpose()
+        })
     }
 
     fn group_refs(&mut self, ids: &[i64]) -> Result<Vec<GroupRef>, StoreError> {
@@ -460,23 +459,22 @@ impl Directory for SqlDirectory {
     }
 
     fn members_of(&mut self, groups: &[i64], ids: &[i64]) -> Result<Vec<i64>, StoreError> {
-        let Some(c) = self.conn.as_deref_mut() else {
-            return Ok(Vec::new());
-        };
         if groups.is_empty() || ids.is_empty() {
             return Ok(Vec::new());
         }
-        // Two lists, however many ids: no limit on placeholders.
-        let sql = format!(
-            "SELECT DISTINCT account_id FROM memberships WHERE {} AND {}",
-            c.in_list("group_id", 1),
-            c.in_list("account_id", 2)
-        );
-        let values = [
-            Value::IntList(groups.to_vec()),
-            Value::IntList(ids.to_vec()),
-        ];
-        c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+        self.read(|c| {
+            // Two lists, however many ids: no limit on placeholders.
+            let sql = format!(
+                "SELECT DISTINCT account_id FROM memberships WHERE {} AND {}",
+                c.in_list("group_id", 1),
+                c.in_list("account_id", 2)
+            );
+            let values = [
+                Value::IntList(groups.to_vec()),
+                Value::IntList(ids.to_vec()),
+            ];
+            c.query(&sql, &values)?.iter().map(|r| r.get(0)).collect()
+        })
     }
 
     fn token(&mut self, digest: &str) -> Result<Option<Token>, StoreError> {

@@ -331,36 +331,21 @@ impl Translator<'_> {
     }
 
     fn resolve(&self, path: &AttrPath, scope: Scope<'_>) -> Result<Column, FilterError> {
-        match scope {
-            Scope::Top => self.resolve_top(path),
-            Scope::InMulti(parent, multi) => {
-                let sub = AttrPath {
-                    sub: Some(path.attr.clone()),
-                    ..parent.clone()
-                };
-                if path.urn.is_some() || path.sub.is_some() {
-                    return Err(unknown(path));
-                }
-                multi
-                    .subs
-                    .iter()
-                    .find(|s| s.name.eq_ignore_ascii_case(&path.attr))
-                    .map(|s| Column {
-                        expr: s.expr.clone(),
-                        kind: s.kind,
-                        exists: None,
-                    })
-                    .ok_or_else(|| unknown(&sub))
-            }
-            Scope::Complex(parent) => {
-                if path.urn.is_some() || path.sub.is_some() {
-                    return Err(unknown(path));
-                }
-                self.resolve_top(&AttrPath {
-                    sub: Some(path.attr.clone()),
-                    ..parent.clone()
-                })
-            }
+        let (parent, multi) = match scope {
+            Scope::Top => return self.resolve_top(path),
+            Scope::InMulti(parent, multi) => (parent, Some(multi)),
+            Scope::Complex(parent) => (parent, None),
+        };
+        if path.urn.is_some() || path.sub.is_some() {
+            return Err(unknown(path));
+        }
+        let sub = AttrPath {
+            sub: Some(path.attr.clone()),
+            ..parent.clone()
+        };
+        match multi {
+            Some(multi) => sub_column(multi, &path.attr, None).ok_or_else(|| unknown(&sub)),
+            None => self.resolve_top(&sub),
         }
     }
 
@@ -373,30 +358,22 @@ impl Translator<'_> {
             },
             None => return Err(unknown(path)),
         };
-        let Some(multi) = attr.multi else {
-            return Ok(Column {
-                expr: attr.expr,
-                kind: attr.kind,
+        let (expr, kind) = (attr.expr, attr.kind);
+        match (attr.multi, &path.sub) {
+            (None, _) => Ok(Column {
+                expr,
+                kind,
                 exists: None,
-            });
-        };
-        let Some(sub) = &path.sub else {
-            return Ok(Column {
-                expr: attr.expr,
-                kind: attr.kind,
+            }),
+            (Some(multi), None) => Ok(Column {
+                expr,
+                kind,
                 exists: Some(multi.exists),
-            });
-        };
-        let found = multi
-            .subs
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(sub))
-            .ok_or_else(|| unknown(path))?;
-        Ok(Column {
-            expr: found.expr.clone(),
-            kind: found.kind,
-            exists: Some(multi.exists.clone()),
-        })
+            }),
+            (Some(multi), Some(sub)) => {
+                sub_column(&multi, sub, Some(multi.exists.clone())).ok_or_else(|| unknown(path))
+            }
+        }
     }
 
     fn compare(
@@ -558,6 +535,19 @@ fn whole(n: &serde_json::Number, op: CompareOp) -> Option<Bound> {
     })
 }
 
+/// The column of `multi`'s sub-attribute `name`, inside `exists`.
+fn sub_column(multi: &Multi, name: &str, exists: Option<String>) -> Option<Column> {
+    let s = multi
+        .subs
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name))?;
+    Some(Column {
+        expr: s.expr.clone(),
+        kind: s.kind,
+        exists,
+    })
+}
+
 fn unknown(path: &AttrPath) -> FilterError {
     FilterError::new(format!(
         "unknown attribute '{}'",
@@ -566,17 +556,11 @@ fn unknown(path: &AttrPath) -> FilterError {
 }
 
 fn mismatch(path: &AttrPath, kind: Kind, op: CompareOp, value: &Value) -> FilterError {
-    let what = match kind {
-        Kind::Text { .. } => "a string attribute",
-        Kind::Bool => "a boolean attribute",
-        Kind::Int => "an integer attribute",
-        Kind::DateTime => "a dateTime attribute",
-    };
-    let allowed = match kind {
-        Kind::Text { .. } => "eq ne co sw ew gt ge lt le pr with a string",
-        Kind::Bool => "eq ne pr with true or false",
-        Kind::Int => "eq ne gt ge lt le pr with a number",
-        Kind::DateTime => "eq ne gt ge lt le pr with a string",
+    let (what, allowed) = match kind {
+        Kind::Text { .. } => ("a string", "eq ne co sw ew gt ge lt le pr with a string"),
+        Kind::Bool => ("a boolean", "eq ne pr with true or false"),
+        Kind::Int => ("an integer", "eq ne gt ge lt le pr with a number"),
+        Kind::DateTime => ("a dateTime", "eq ne gt ge lt le pr with a string"),
     };
     let given = match value {
         Value::Str(_) => "a string",
@@ -585,7 +569,7 @@ fn mismatch(path: &AttrPath, kind: Kind, op: CompareOp, value: &Value) -> Filter
         Value::Null => "null",
     };
     FilterError::new(format!(
-        "'{}' is {what}: '{}' with {given} does not apply (use {allowed})",
+        "'{}' is {what} attribute: '{}' with {given} does not apply (use {allowed})",
         excerpt(&path.to_string()),
         op.as_str()
     ))

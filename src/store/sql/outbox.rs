@@ -165,22 +165,11 @@ pub fn queue(
     let credential: String = row.get(1)?;
     let activated: Option<String> = row.get(2)?;
     let email: String = row.get(3)?;
-    let refuse = |why: &str| Err(StoreError::Invalid(format!("account `{user_name}` {why}")));
-    if !active {
-        return refuse("is deactivated: it gets no mail");
-    }
-    let invited = credential == "invited" && activated.is_none();
-    match kind {
-        MailKind::Reset if invited => {
-            return refuse(
-                "has not activated yet: `roster invitations send` reminds them with a fresh link",
-            );
-        }
-        MailKind::Reminder | MailKind::Invitation if !invited => {
-            return refuse("is not waiting for an invitation");
-        }
-        _ => {}
-    }
+    kind.check(
+        user_name,
+        active,
+        credential == "invited" && activated.is_none(),
+    )?;
     let stamp = match kind {
         MailKind::Reset => "reset_requested_at",
         _ => "reminded_at",
