@@ -99,6 +99,9 @@ pub struct Server {
     pool: Arc<Pool>,
     writes: writes::Writer,
     activation: Option<activate::Page>,
+    /// Whether the store's reads are local (a SQLite file), not over the
+    /// network.
+    local_reads: bool,
 }
 
 impl std::ops::Deref for Server {
@@ -452,19 +455,8 @@ async fn authed<T: Send + 'static>(
         .permit()
         .await
         .map_err(IntoResponse::into_response)?;
-    let result = tokio::task::spawn_blocking(move || {
-        let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
-        let caller = authenticate(&mut lease, &token)?;
-        let name = TokenName(caller.name.clone());
-        let ctx = Ctx {
-            config,
-            caller,
-            base,
-            lease: Mutex::new(Some(lease)),
-        };
-        Ok::<_, ScimError>((f(ctx), name))
-    })
-    .await;
+    let result =
+        tokio::task::spawn_blocking(move || with_caller(config, permit, &token, base, f)).await;
     match result {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err(e.into_response()),
@@ -477,13 +469,64 @@ async fn authed<T: Send + 'static>(
     }
 }
 
-/// POST /Users: checked and queued for the writer on the blocking pool,
-/// then awaited here, holding no thread and no store connection.
+/// The request's caller looked up on one of the pool's connections, then
+/// `f` with the request's context. Blocking.
+fn with_caller<T>(
+    config: Shared,
+    permit: pool::Permit,
+    token: &str,
+    base: String,
+    f: impl FnOnce(Ctx) -> T,
+) -> Result<(T, TokenName), ScimError> {
+    let mut lease = config.pool.take(permit)?;
+    let caller = authenticate(&mut lease, token)?;
+    let name = TokenName(caller.name.clone());
+    let ctx = Ctx {
+        config,
+        caller,
+        base,
+        lease: Mutex::new(Some(lease)),
+    };
+    Ok((f(ctx), name))
+}
+
+/// [`authed`] on this thread, for a store whose reads are local: a SQLite
+/// file's token look-up reads pages the system already caches, for a few
+/// microseconds, less than handing the request to the blocking pool and
+/// back costs (two thread wake-ups, each a wait of its own on a busy
+/// machine). Other stores read over the network: [`authed`].
+async fn authed_here<T: Send + 'static>(
+    config: Shared,
+    headers: HeaderMap,
+    f: impl FnOnce(Ctx) -> T + Send + 'static,
+) -> Result<(T, TokenName), Response> {
+    if !config.local_reads {
+        return authed(config, headers, f).await;
+    }
+    let base = base_url(&headers);
+    let token = bearer(&headers).map_err(IntoResponse::into_response)?;
+    let permit = config
+        .pool
+        .permit()
+        .await
+        .map_err(IntoResponse::into_response)?;
+    with_caller(config, permit, &token, base, f).map_err(IntoResponse::into_response)
+}
+
+/// POST /Users: checked and queued for the writer (on this thread over
+/// SQLite, see [`authed_here`]), then awaited here, holding no thread and
+/// no store connection. A body that may hold a password, which takes long
+/// to hash, is checked on the blocking pool.
 async fn create_user(State(config): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let queued = authed(config, headers, move |ctx| {
-        resources::queue_user(ctx, &body)
-    })
-    .await;
+    // Any JSON spelling of the attribute: as is, or with `\u` escapes.
+    let hashes = body.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
+        || body.windows(2).any(|w| w == b"\\u");
+    let queue = move |ctx| resources::queue_user(ctx, &body);
+    let queued = if hashes {
+        authed(config, headers, queue).await
+    } else {
+        authed_here(config, headers, queue).await
+    };
     let (queued, name) = match queued {
         Ok(q) => q,
         Err(response) => return response,
@@ -635,7 +678,9 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
         url: store::display_url(&config.url),
         message: format!("cannot start the writer thread: {e}"),
     })?;
+    let local_reads = config.url.starts_with("sqlite:");
     let shared: Shared = Arc::new(Server {
+        local_reads,
         config,
         store,
         pool,
