@@ -156,7 +156,9 @@ fn scim_json() -> HeaderValue {
 
 /// A JSON response with the SCIM media type, and the resource's ETag if any.
 pub fn respond(status: StatusCode, body: &Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+    // A `Value` always serializes; `to_vec` skips `Display`'s formatter.
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = (status, json).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, scim_json());
     if let Some(v) = body.pointer("/meta/version").and_then(Value::as_str)
         && let Ok(h) = HeaderValue::from_str(v)

@@ -29,7 +29,9 @@ fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
 /// A weak ETag over the resource's content (everything but `meta`): it
 /// changes exactly when what a client sees changes.
 fn etag(v: &Value) -> String {
-    let digest = crate::secrets::sha256(v.to_string().as_bytes());
+    // `to_vec` writes the bytes `to_string` (`Display`) would, without the
+    // formatter's per-piece calls.
+    let digest = crate::secrets::sha256(&serde_json::to_vec(v).unwrap_or_default());
     let hex = digest.trim_start_matches("sha256:");
     format!("W/\"{}\"", &hex[..16.min(hex.len())])
 }
