@@ -41,7 +41,7 @@ pub type CreateFn<T> =
 /// The writes of one server: the queue its writer thread serves.
 pub struct Writer {
     queue: mpsc::Sender<Job>,
-    /// Writes queued and not yet answered or given their turn.
+    /// Writes queued and not yet taken up by the writer.
     queued: Arc<AtomicUsize>,
 }
 
@@ -241,7 +241,9 @@ fn serve(store: &dyn Store, jobs: &mpsc::Receiver<Job>, queued: &AtomicUsize) {
                         _ => i += 1,
                     }
                 }
-                let n = batch.len();
+                // Taken up before any is answered: a request answered
+                // finds room for its next write.
+                queued.fetch_sub(batch.len(), Ordering::SeqCst);
                 let left =
                     match catch_unwind(AssertUnwindSafe(|| write_batch(store, &mut dir, batch))) {
                         Ok(left) => left,
@@ -252,7 +254,7 @@ fn serve(store: &dyn Store, jobs: &mpsc::Receiver<Job>, queued: &AtomicUsize) {
                             Vec::new()
                         }
                     };
-                queued.fetch_sub(n - left.len(), Ordering::SeqCst);
+                queued.fetch_add(left.len(), Ordering::SeqCst);
                 for job in left.into_iter().rev() {
                     pending.push_front(Job::Create(job));
                 }
@@ -573,6 +575,31 @@ mod tests {
             create_rows(store.as_ref()),
             [row("token:a", "ann"), row("token:a", "bo")]
         );
+    }
+
+    #[test]
+    fn a_write_finding_the_queue_full_gets_503_and_the_queue_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let w = Writer::start(Arc::clone(&store)).unwrap();
+        // The writer waits for this turn while the creates pile up.
+        let turn = w.alone().unwrap();
+        let queue = |i: usize| {
+            let f: CreateFn<()> =
+                Box::new(move |s, _| create(s, &format!("u{i}"), &format!("u{i}@example.org")));
+            w.create("a", None, f)
+        };
+        let answers: Vec<_> = (0..MAX_QUEUED).map(|i| queue(i).unwrap()).collect();
+        let full = queue(MAX_QUEUED).unwrap_err();
+        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE, "{full:?}");
+        drop(turn);
+        for a in answers {
+            a.blocking_recv().unwrap().unwrap();
+        }
+        // Answered: room again.
+        let next = queue(MAX_QUEUED + 1).unwrap();
+        next.blocking_recv().unwrap().unwrap();
+        assert_eq!(create_rows(store.as_ref()).len(), MAX_QUEUED + 1);
     }
 
     #[test]
