@@ -8,6 +8,9 @@
 //! --bindir` or under /usr/lib/postgresql/*/bin) for the PostgreSQL figure;
 //! what is missing is said and left out.
 //!
+//! Next to creates/s: the server's CPU time (user and system, all its
+//! threads) per create, which other work on the machine moves less.
+//!
 //! For profiling one server at length: `ROSTER_BENCH_ONLY=sqlite`
 //! (or `postgres`, `python`) measures that one alone, and
 //! `ROSTER_BENCH_USERS=N` creates N users instead of 2,000.
@@ -175,6 +178,8 @@ fn url(base: &str, query: &[(&str, &str)]) -> reqwest::Url {
 
 struct Figures {
     creates: f64,
+    /// The server's CPU time per create, in microseconds.
+    cpu_per_create: Option<f64>,
     reads: f64,
     pages: f64,
 }
@@ -190,12 +195,17 @@ async fn measure(s: &Server) -> Figures {
     };
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
     let users = users();
+    let pid = s.child.id();
+    let cpu_before = cpu_seconds(pid);
     let creates = load(users, move |i| {
         rq(c.post(format!("{base}/Users")))
             .header("content-type", "application/scim+json")
             .body(user(i).to_string())
     })
     .await;
+    let cpu_per_create = cpu_before
+        .zip(cpu_seconds(pid))
+        .map(|(a, b)| (b - a) * 1e6 / users as f64);
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
     let reads = load(READS, move |i| {
         let n = (i * 7919) % users;
@@ -219,9 +229,30 @@ async fn measure(s: &Server) -> Figures {
     .await;
     Figures {
         creates,
+        cpu_per_create,
         reads,
         pages,
     }
+}
+
+/// CPU time (user and system) process `pid` has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses): state is field 3, utime 14.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
+}
+
+/// Clock ticks per second of /proc's CPU times.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// A throwaway PostgreSQL cluster on 127.0.0.1 (password login, as a
@@ -350,8 +381,11 @@ fn postgres_server() -> Result<Postgres, String> {
 }
 
 fn row(name: &str, f: &Figures) {
+    let cpu = f
+        .cpu_per_create
+        .map_or(String::new(), |us| format!("   {us:.0} µs CPU/create"));
     println!(
-        "{name:<24} {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s",
+        "{name:<24} {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s{cpu}",
         f.creates, f.reads, f.pages
     );
 }

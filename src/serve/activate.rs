@@ -495,12 +495,9 @@ pub async fn submit(
         let digest = crate::secrets::sha256(token.as_bytes());
         shared
             .writes
-            .run(
-                shared.store.as_ref(),
-                ACTOR,
-                super::writes::Joins::Alone,
-                |s| Ok(s.activate(&digest, &hash, ttl)?),
-            )
+            .write_alone(shared.store.as_ref(), ACTOR, |s| {
+                Ok(s.activate(&digest, &hash, ttl)?)
+            })
             .map_err(|e| {
                 tracing::error!(status = e.status.as_u16(), "activation: the write failed");
             })

@@ -8,9 +8,10 @@
 //! first read of several statements; a read of one statement is a snapshot
 //! of its own and needs no transaction). Writes go
 //! through the same [`Session`] as `roster apply`, so they bump the revision
-//! and land in the audit log, with the token's name as the actor; creates
-//! arriving together share one transaction, each in a savepoint
-//! ([`writes`]). Blocking store work runs on tokio's blocking pool.
+//! and land in the audit log, with the token's name as the actor; one
+//! writer thread writes for the server, and creates arriving together share
+//! one of its transactions, each in a savepoint ([`writes`]). Other blocking
+//! store work runs on tokio's blocking pool.
 
 pub mod activate;
 mod attrs;
@@ -88,7 +89,8 @@ pub struct Config {
 
 /// The server's state: its configuration, its store handle, the
 /// connections its requests read on, and the queue its writes share
-/// transactions through. Writers of other processes still meet at the
+/// transactions through (its writer thread). Writers of other processes
+/// still meet at the
 /// store's own lock; within one process, queueing here is cheaper than
 /// SQLite's busy-wait, which sleeps between retries.
 pub struct Server {
@@ -97,6 +99,9 @@ pub struct Server {
     pool: Arc<Pool>,
     writes: writes::Writer,
     activation: Option<activate::Page>,
+    /// Whether the store's reads are local (a SQLite file), not over the
+    /// network.
+    local_reads: bool,
 }
 
 impl std::ops::Deref for Server {
@@ -151,7 +156,9 @@ fn scim_json() -> HeaderValue {
 
 /// A JSON response with the SCIM media type, and the resource's ETag if any.
 pub fn respond(status: StatusCode, body: &Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+    // A `Value` always serializes; `to_vec` skips `Display`'s formatter.
+    let json = serde_json::to_vec(body).unwrap_or_default();
+    let mut r = (status, json).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, scim_json());
     if let Some(v) = body.pointer("/meta/version").and_then(Value::as_str)
         && let Ok(h) = HeaderValue::from_str(v)
@@ -334,39 +341,20 @@ impl Ctx {
         })
     }
 
-    /// Run `f` in a write transaction of its own, then commit.
+    /// Run `f` in a write transaction of its own, then commit: on this
+    /// thread, when the writer gives it its turn.
     pub fn write<T>(
         &self,
         f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
-        self.write_as(writes::Joins::Alone, f)
-    }
-
-    /// Run `f`, a create, in a transaction it may share with other creates
-    /// (each in a savepoint); returns once it is committed. `email` is the
-    /// new User's, which no create it shares the transaction with may hold.
-    pub fn create<T>(
-        &self,
-        email: Option<&str>,
-        f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
-    ) -> Result<T, ScimError> {
-        self.write_as(writes::Joins::Create { email }, f)
-    }
-
-    fn write_as<T>(
-        &self,
-        joins: writes::Joins,
-        f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
-    ) -> Result<T, ScimError> {
         let mut dir = self.read()?;
-        let out = self.config.writes.run(
+        let out = self.config.writes.write_alone(
             self.config.store.as_ref(),
             &self.caller.actor(),
-            joins,
             |session| {
-                // A snapshot taken when the write's turn comes, under the
-                // store's write lock: it sees every committed write, and no
-                // other writer can commit until this one's batch does.
+                // A snapshot taken under the store's write lock: it sees
+                // every committed write, and no other writer can commit
+                // until this one.
                 dir.lease().refresh()?;
                 f(session, dir.as_mut())
             },
@@ -377,6 +365,44 @@ impl Ctx {
             dir.lease.take();
         }
         Ok(out)
+    }
+
+    /// Queue `f`, a create, for the writer: in a transaction it may share
+    /// with other creates of this caller (each in a savepoint). `email` is
+    /// the new User's, which no create it shares the transaction with may
+    /// hold. The receiver gets `f`'s value once it is committed.
+    pub fn queue_create<T: Send + 'static>(
+        &self,
+        email: Option<&str>,
+        f: writes::CreateFn<T>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<T, ScimError>>, ScimError> {
+        self.config.writes.create(&self.caller.actor(), email, f)
+    }
+
+    /// [`Ctx::queue_create`], waiting here (blocking) until it is committed.
+    pub fn create<T: Send + 'static>(
+        &self,
+        email: Option<&str>,
+        f: writes::CreateFn<T>,
+    ) -> Result<T, ScimError> {
+        let answer = self.queue_create(email, f)?;
+        let out = writes::wait(answer)?;
+        // Reads after this write must see it.
+        let mut held = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        if held.as_mut().is_some_and(|l| l.refresh().is_err()) {
+            held.take();
+        }
+        Ok(out)
+    }
+
+    /// Give the request's store connection back to the pool (and with it
+    /// the request's place among those using the store): a read after this
+    /// opens a connection of no pool.
+    pub fn let_go(&self) {
+        self.lease
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 }
 
@@ -404,40 +430,116 @@ async fn handle(
     headers: HeaderMap,
     f: impl FnOnce(&Ctx) -> Result<Response, ScimError> + Send + 'static,
 ) -> Response {
-    let base = base_url(&headers);
-    let token = match bearer(&headers) {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let permit = match config.pool.permit().await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let result = tokio::task::spawn_blocking(move || {
-        let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
-        let caller = authenticate(&mut lease, &token)?;
-        let name = TokenName(caller.name.clone());
-        let ctx = Ctx {
-            config,
-            caller,
-            base,
-            lease: Mutex::new(Some(lease)),
-        };
-        let mut response = f(&ctx).unwrap_or_else(IntoResponse::into_response);
-        response.extensions_mut().insert(name);
-        Ok::<_, ScimError>(response)
+    let done = authed(config, headers, move |ctx| {
+        f(&ctx).unwrap_or_else(IntoResponse::into_response)
     })
     .await;
+    match done {
+        Ok((mut response, name)) => {
+            response.extensions_mut().insert(name);
+            response
+        }
+        Err(response) => response,
+    }
+}
+
+/// Authenticate, then run `f` on the blocking pool; what it returned and
+/// the token's name, or the answer to a request that got no further.
+async fn authed<T: Send + 'static>(
+    config: Shared,
+    headers: HeaderMap,
+    f: impl FnOnce(Ctx) -> T + Send + 'static,
+) -> Result<(T, TokenName), Response> {
+    let base = base_url(&headers);
+    let token = bearer(&headers).map_err(IntoResponse::into_response)?;
+    let permit = config
+        .pool
+        .permit()
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let result =
+        tokio::task::spawn_blocking(move || with_caller(config, permit, &token, base, f)).await;
     match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => e.into_response(),
-        Err(_) => ScimError::new(
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err(e.into_response()),
+        Err(_) => Err(ScimError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             None,
             "the request failed",
         )
-        .into_response(),
+        .into_response()),
     }
+}
+
+/// The request's caller looked up on one of the pool's connections, then
+/// `f` with the request's context. Blocking.
+fn with_caller<T>(
+    config: Shared,
+    permit: pool::Permit,
+    token: &str,
+    base: String,
+    f: impl FnOnce(Ctx) -> T,
+) -> Result<(T, TokenName), ScimError> {
+    let mut lease = config.pool.take(permit)?;
+    let caller = authenticate(&mut lease, token)?;
+    let name = TokenName(caller.name.clone());
+    let ctx = Ctx {
+        config,
+        caller,
+        base,
+        lease: Mutex::new(Some(lease)),
+    };
+    Ok((f(ctx), name))
+}
+
+/// [`authed`] on this thread, for a store whose reads are local: a SQLite
+/// file's token look-up reads pages the system already caches, for a few
+/// microseconds, less than handing the request to the blocking pool and
+/// back costs (two thread wake-ups, each a wait of its own on a busy
+/// machine). Other stores read over the network: [`authed`].
+async fn authed_here<T: Send + 'static>(
+    config: Shared,
+    headers: HeaderMap,
+    f: impl FnOnce(Ctx) -> T + Send + 'static,
+) -> Result<(T, TokenName), Response> {
+    if !config.local_reads {
+        return authed(config, headers, f).await;
+    }
+    let base = base_url(&headers);
+    let token = bearer(&headers).map_err(IntoResponse::into_response)?;
+    let permit = config
+        .pool
+        .permit()
+        .await
+        .map_err(IntoResponse::into_response)?;
+    with_caller(config, permit, &token, base, f).map_err(IntoResponse::into_response)
+}
+
+/// POST /Users: checked and queued for the writer (on this thread over
+/// SQLite, see [`authed_here`]), then awaited here, holding no thread and
+/// no store connection. A body that may hold a password, which takes long
+/// to hash, is checked on the blocking pool.
+async fn create_user(State(config): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    // Any JSON spelling of the attribute: as is, or with `\u` escapes.
+    let hashes = body.windows(8).any(|w| w.eq_ignore_ascii_case(b"password"))
+        || body.windows(2).any(|w| w == b"\\u");
+    let queue = move |ctx| resources::queue_user(ctx, &body);
+    let queued = if hashes {
+        authed(config, headers, queue).await
+    } else {
+        authed_here(config, headers, queue).await
+    };
+    let (queued, name) = match queued {
+        Ok(q) => q,
+        Err(response) => return response,
+    };
+    let mut response = match queued {
+        Ok(q) => q.finish().await,
+        Err(e) => Err(e),
+    }
+    .unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(name);
+    response
 }
 
 /// Every request: its body read within the body timeout (408 after), then
@@ -574,11 +676,17 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
         config.store_wait,
     ));
     let activation = config.activation.map(activate::Page::new);
+    let writes = writes::Writer::start(Arc::clone(&store)).map_err(|e| StoreError::Open {
+        url: store::display_url(&config.url),
+        message: format!("cannot start the writer thread: {e}"),
+    })?;
+    let local_reads = config.url.starts_with("sqlite:");
     let shared: Shared = Arc::new(Server {
+        local_reads,
         config,
         store,
         pool,
-        writes: writes::Writer::default(),
+        writes,
         activation,
     });
     let api = Router::new()
@@ -685,7 +793,6 @@ macro_rules! routes {
 routes! {
     list_users(q: Query<Params>) => |ctx: &Ctx, _h: &HeaderMap| resources::list(ctx, Kind::User, &q.0);
     get_user(id: Path<String>, q: Query<Params>) => |ctx: &Ctx, h: &HeaderMap| resources::get(ctx, Kind::User, &id.0, &q.0, h);
-    create_user(body: Bytes) => |ctx: &Ctx, _h: &HeaderMap| resources::create(ctx, Kind::User, &body);
     replace_user(id: Path<String>, body: Bytes) => |ctx: &Ctx, h: &HeaderMap| resources::replace(ctx, Kind::User, &id.0, &body, h);
     patch_user(id: Path<String>, body: Bytes) => |ctx: &Ctx, h: &HeaderMap| resources::patch(ctx, Kind::User, &id.0, &body, h);
     delete_user(id: Path<String>) => |ctx: &Ctx, h: &HeaderMap| resources::delete(ctx, Kind::User, &id.0, h);

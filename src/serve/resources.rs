@@ -1,6 +1,7 @@
 //! Users and Groups: list, read, create, replace, patch, delete.
 
 use super::kind::Kind;
+use super::writes::CreateFn;
 use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
 use crate::domain::Account;
 use crate::scim::excerpt;
@@ -30,7 +31,12 @@ fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
 /// sees changes, and when a write changes what it cannot see (a new
 /// password).
 fn etag(v: &Value, modified: &str) -> String {
-    let digest = crate::secrets::sha256(format!("{v}\n{modified}").as_bytes());
+    // `to_vec` writes the bytes `to_string` (`Display`) would, without the
+    // formatter's per-piece calls.
+    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(modified.as_bytes());
+    let digest = crate::secrets::sha256(&bytes);
     let hex = digest.trim_start_matches("sha256:");
     format!("W/\"{}\"", &hex[..16.min(hex.len())])
 }
@@ -557,74 +563,102 @@ struct Created {
     manager: Option<i64>,
 }
 
+/// What the writer's User create returns: the store's id and time for the
+/// new row (when the store says them), the account as written, and the id
+/// of its manager.
+pub struct NewUser {
+    stored: Option<(i64, String)>,
+    account: Account,
+    manager: Option<i64>,
+}
+
+/// A User create, checked, as the writer runs it: owning what it needs.
+/// The new User's email comes with it.
+fn user_create(ctx: &Ctx, body: &Value) -> Result<(String, CreateFn<NewUser>), ScimError> {
+    ctx.caller.admin_only("creating a User")?;
+    let mut account = account_of(body)?;
+    check_user(&account, None)?;
+    if body.get("roles").is_none_or(Value::is_null) {
+        account.roles = ctx.config.catalog.default_roles.clone();
+    }
+    let cred = credential(body)?;
+    let fields: Vec<(ScimField, String)> = USER_FIELDS
+        .iter()
+        .filter_map(|(field, key)| text(body, key).map(|x| (*field, x.to_string())))
+        .collect();
+    let email = account.profile.email.clone();
+    let (config, caller) = (std::sync::Arc::clone(&ctx.config), ctx.caller.clone());
+    let write: CreateFn<NewUser> = Box::new(move |s, dir| {
+        super::catalog::check_grants(&config.catalog, dir, &account, None)?;
+        let manager = manager_as(&caller, dir, &mut account, None)?;
+        unique_email(dir, &account.profile.email, None)?;
+        s.create_account_with_roles(&account.user_name, &account.profile, &account.roles, cred)?;
+        let roles = Account {
+            roles: account.roles.clone(),
+            ..Account::new(
+                &account.user_name,
+                account.profile.clone(),
+                account.credential,
+            )
+        };
+        change_grants(s, &account.user_name, Some(&roles), &account)?;
+        if let Some(m) = &account.case_manager {
+            s.set_case_manager(&account.user_name, Some(m))?;
+        }
+        if !account.active {
+            s.deactivate_account(&account.user_name)?;
+        }
+        for (field, x) in &fields {
+            s.set_scim_field(Owner::Account, &account.user_name, *field, Some(x))?;
+        }
+        Ok(NewUser {
+            stored: s.created_account(&account.user_name)?,
+            account,
+            manager,
+        })
+    });
+    Ok((email, write))
+}
+
+/// A User created: the store keeps what the request holds as it is (the
+/// email already lower-cased), stamped with the session's time, in no group
+/// yet.
+fn created_user(body: &Value, new: NewUser) -> Created {
+    let NewUser {
+        stored,
+        account,
+        manager,
+    } = new;
+    let name = account.user_name.clone();
+    let user = stored.map(|(id, at)| UserRecord {
+        id,
+        account,
+        created: at.clone(),
+        modified: at,
+        external_id: text(body, "externalId").map(str::to_string),
+        display_name: text(body, "displayName").map(str::to_string),
+        groups: Vec::new(),
+    });
+    Created {
+        name,
+        user,
+        manager,
+    }
+}
+
 /// Create a resource.
 fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> {
-    ctx.caller
-        .admin_only(&format!("creating a {}", kind.name()))?;
     match kind {
         Kind::User => {
-            let mut account = account_of(body)?;
-            check_user(&account, None)?;
-            if body.get("roles").is_none_or(Value::is_null) {
-                account.roles = ctx.config.catalog.default_roles.clone();
-            }
-            let cred = credential(body)?;
-            let stored = ctx.create(Some(&account.profile.email), |s, dir| {
-                let mut account = account.clone();
-                super::catalog::check_grants(&ctx.config.catalog, dir, &account, None)?;
-                let manager = resolve_manager(ctx, dir, &mut account, None)?;
-                unique_email(dir, &account.profile.email, None)?;
-                s.create_account_with_roles(
-                    &account.user_name,
-                    &account.profile,
-                    &account.roles,
-                    cred,
-                )?;
-                let roles = Account {
-                    roles: account.roles.clone(),
-                    ..Account::new(
-                        &account.user_name,
-                        account.profile.clone(),
-                        account.credential,
-                    )
-                };
-                change_grants(s, &account.user_name, Some(&roles), &account)?;
-                if let Some(m) = &account.case_manager {
-                    s.set_case_manager(&account.user_name, Some(m))?;
-                }
-                if !account.active {
-                    s.deactivate_account(&account.user_name)?;
-                }
-                for (field, key) in USER_FIELDS {
-                    if let Some(x) = text(body, key) {
-                        s.set_scim_field(Owner::Account, &account.user_name, field, Some(x))?;
-                    }
-                }
-                Ok((s.created_account(&account.user_name)?, account, manager))
-            })?;
-            let (stored, account, manager) = stored;
-            // The store keeps what the request holds as it is (the email
-            // already lower-cased above), stamped with the session's time,
-            // in no group yet.
-            let user = stored.map(|(id, at)| UserRecord {
-                id,
-                account: account.clone(),
-                created: at.clone(),
-                modified: at,
-                external_id: text(body, "externalId").map(str::to_string),
-                display_name: text(body, "displayName").map(str::to_string),
-                groups: Vec::new(),
-            });
-            Ok(Created {
-                name: account.user_name,
-                user,
-                manager,
-            })
+            let (email, write) = user_create(ctx, body)?;
+            let new = ctx.create(Some(&email), write)?;
+            Ok(created_user(body, new))
         }
         Kind::Group => {
+            ctx.caller.admin_only("creating a Group")?;
             let g = resource::group_from_resource(body).map_err(bad_resource)?;
             let name = g.group.name.clone();
-            ctx.create(None, |s, dir| {
+            ctx.write(|s, dir| {
                 s.create_group(&g.group.name, g.group.kind, g.group.lwia)?;
                 if let Some(x) = text(body, "externalId") {
                     s.set_scim_field(Owner::Group, &g.group.name, ScimField::ExternalId, Some(x))?;
@@ -647,13 +681,11 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
     }
 }
 
-/// POST: the new resource as stored. A User is built from the request and
-/// the id the store's write returned; where the store does not say it, the
-/// User is read back (its row and groups by name, one statement). A Group
-/// is read back (two statements).
-pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
-    check_text(body)?;
-    let created = create_in(ctx, kind, body)?;
+/// The resource just created, as stored. A User is built from the request
+/// and the id the store's write returned; where the store does not say it,
+/// the User is read back (its row and groups by name, one statement). A
+/// Group is read back (two statements).
+fn created_value(ctx: &Ctx, kind: Kind, created: Created) -> Result<Value, ScimError> {
     let missing = |id: i64| move || ScimError::not_found(kind.name(), &id.to_string());
     if let Some(u) = created.user {
         // Only an admin token creates Users: it sees every manager.
@@ -678,6 +710,56 @@ pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimEr
             let id = dir.group_id(&name)?.ok_or_else(lost)?;
             load(ctx, dir.as_mut(), kind, &id.to_string())
         }
+    }
+}
+
+/// POST: the new resource as stored.
+pub fn create_value(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Value, ScimError> {
+    check_text(body)?;
+    let created = create_in(ctx, kind, body)?;
+    created_value(ctx, kind, created)
+}
+
+/// A User create queued for the writer ([`queue_user`]).
+pub struct QueuedUser {
+    ctx: Ctx,
+    body: Value,
+    answer: tokio::sync::oneshot::Receiver<Result<NewUser, ScimError>>,
+}
+
+/// POST /Users up to the writer: the body checked and the create queued.
+/// The request's store connection goes back to the pool meanwhile.
+pub fn queue_user(ctx: Ctx, body: &[u8]) -> Result<QueuedUser, ScimError> {
+    let body = parse_body(body)?;
+    check_text(&body)?;
+    let (email, write) = user_create(&ctx, &body)?;
+    let answer = ctx.queue_create(Some(&email), write)?;
+    ctx.let_go();
+    Ok(QueuedUser { ctx, body, answer })
+}
+
+impl QueuedUser {
+    /// The answer once the create is committed (or refused).
+    pub async fn finish(self) -> Result<Response, ScimError> {
+        let new = super::writes::answer(self.answer).await?;
+        let created = created_user(&self.body, new);
+        let v = match created.user {
+            // Only an admin token creates Users: it sees every manager.
+            Some(u) => user_json(&self.ctx.base, &u, created.manager),
+            None => {
+                let ctx = self.ctx;
+                tokio::task::spawn_blocking(move || created_value(&ctx, Kind::User, created))
+                    .await
+                    .map_err(|_| {
+                        ScimError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            None,
+                            "created, but cannot be read back",
+                        )
+                    })??
+            }
+        };
+        Ok(respond(StatusCode::CREATED, &v))
     }
 }
 
@@ -933,6 +1015,16 @@ fn resolve_manager(
     a: &mut Account,
     own: Option<i64>,
 ) -> Result<Option<i64>, ScimError> {
+    manager_as(&ctx.caller, dir, a, own)
+}
+
+/// [`resolve_manager`] for `caller`.
+fn manager_as(
+    caller: &super::Caller,
+    dir: &mut dyn Directory,
+    a: &mut Account,
+    own: Option<i64>,
+) -> Result<Option<i64>, ScimError> {
     let Some(id) = a.case_manager.take() else {
         return Ok(None);
     };
@@ -959,7 +1051,7 @@ fn resolve_manager(
     }
     let found = dir.user_names(&[n])?;
     let (_, name) = found.into_iter().next().ok_or_else(unknown)?;
-    if let Some(scope) = &ctx.caller.scope
+    if let Some(scope) = &caller.scope
         && dir.members_of(scope, &[n])?.is_empty()
     {
         return Err(unknown());

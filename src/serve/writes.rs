@@ -1,74 +1,115 @@
 //! Group commit: the writes of `roster serve` share store transactions.
 //!
-//! A write takes its turn on the one open [`Session`] (starting one if none
-//! is open), runs in a savepoint of it, and then either hands the session
-//! on to a write already waiting for it or, when none waits, commits. One
-//! commit answers every write of its batch: a write the store refused
-//! rolls back to its savepoint and answers its own error at once, leaving
-//! its neighbours; a failed commit answers all of them with its error.
+//! One writer thread writes for the server. A create is a job owning what
+//! it needs; the request queues it and waits, without a thread, for its
+//! answer. The writer takes every create queued by the same actor (up to
+//! [`MAX_BATCH`]), runs them in one transaction, each in a savepoint, and
+//! commits once; then it answers each. A create the store refused rolls
+//! back to its savepoint and answers its own error at once, leaving its
+//! neighbours; a failed commit answers all of them with its error.
 //!
 //! Only what cannot depend on a batch neighbour joins a batch: creates
 //! (whose names the store keeps unique within the transaction, and whose
 //! emails the batch keeps unique here). A change or delete of an existing
-//! resource reads it first, so it runs alone: it ends the open batch, and
-//! commits before anything else writes. Each write reads a snapshot taken
-//! when its turn comes, under the store's write lock: it sees every write
-//! answered before it was asked for.
+//! resource reads it first, so it runs alone: it queues for its turn like a
+//! create, and when the turn comes the writer waits while the request
+//! writes and commits on its own thread. Each batch reads one snapshot
+//! taken under the store's write lock: it sees every write answered before
+//! any of its creates were asked for.
 
 use super::ScimError;
-use crate::store::{Session, Store, StoreError};
+use crate::store::directory::Directory;
+use crate::store::{Served, Session, Store, StoreError};
 use axum::http::StatusCode;
-use std::collections::{HashMap, HashSet};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::collections::{HashSet, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, mpsc};
+use tokio::sync::oneshot;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 64;
 
-/// Whether a write may share its transaction with others.
-#[derive(Debug, Clone, Copy)]
-pub enum Joins<'a> {
-    /// A change or delete: in a transaction of its own.
-    Alone,
-    /// A create, holding this email if any (unique among all Users).
-    Create { email: Option<&'a str> },
-}
+/// Most writes queued at once; more are refused with 503.
+const MAX_QUEUED: usize = 1024;
 
-/// The writes of one server.
-#[derive(Default)]
+/// A create as the writer runs it: the store's session and a snapshot
+/// taken under its write lock.
+pub type CreateFn<T> =
+    Box<dyn FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError> + Send>;
+
+/// The writes of one server: the queue its writer thread serves.
 pub struct Writer {
-    /// Writes waiting for their turn on the session.
-    waiting: AtomicUsize,
-    open: Mutex<Option<Batch>>,
-    ended: Mutex<Ended>,
-    committed: Condvar,
+    queue: mpsc::Sender<Job>,
+    /// Writes queued and not yet taken up by the writer.
+    queued: Arc<AtomicUsize>,
 }
 
-/// A transaction shared by the writes of one actor.
-struct Batch {
-    id: u64,
+enum Job {
+    Create(Box<dyn Create>),
+    /// A write alone: the writer hands it its turn, and waits until the
+    /// turn is dropped.
+    Alone(mpsc::Sender<Turn>),
+}
+
+/// The right to write alone: the writer waits until it is dropped.
+pub struct Turn {
+    _done: mpsc::Sender<()>,
+}
+
+/// A queued create, its answer sent when its batch ends.
+trait Create: Send {
+    fn actor(&self) -> &str;
+    /// The new User's email as `roster check` compares them, if any.
+    fn email(&self) -> Option<&str>;
+    fn write(&mut self, s: &mut dyn Session, dir: &mut dyn Directory) -> Result<(), ScimError>;
+    /// Its answer: what it wrote once `outcome` (the commit's) is Ok.
+    fn answer(self: Box<Self>, outcome: Result<(), ScimError>);
+}
+
+struct Pending<T> {
     actor: String,
-    session: Box<dyn Session>,
-    /// Writes that ran in it, landed or not.
-    writes: usize,
-    /// Writes that landed in it and wait for its commit.
-    landed: usize,
-    /// Emails of the Users created in it (as `roster check` compares them).
-    emails: HashSet<String>,
-    /// Set when the session cannot go on (a savepoint failed): the batch
-    /// rolls back and its writes get this.
-    broken: Option<ScimError>,
-    /// Ends with the write that ran in it.
-    alone: bool,
+    email: Option<String>,
+    f: Option<CreateFn<T>>,
+    value: Option<T>,
+    reply: oneshot::Sender<Result<T, ScimError>>,
 }
 
-#[derive(Default)]
-struct Ended {
-    next_id: u64,
-    /// Outcomes of ended batches, and how many of their writes have not
-    /// read theirs yet.
-    outcomes: HashMap<u64, (Result<(), ScimError>, usize)>,
+impl<T: Send> Create for Pending<T> {
+    fn actor(&self) -> &str {
+        &self.actor
+    }
+    fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    fn write(&mut self, s: &mut dyn Session, dir: &mut dyn Directory) -> Result<(), ScimError> {
+        let f = self.f.take().ok_or_else(failed)?;
+        self.value = Some(f(s, dir)?);
+        Ok(())
+    }
+    fn answer(self: Box<Self>, outcome: Result<(), ScimError>) {
+        let Pending { value, reply, .. } = *self;
+        let answer = outcome.and_then(|()| value.ok_or_else(failed));
+        // The request may have gone (its client hung up): nothing to tell.
+        let _ = reply.send(answer);
+    }
+}
+
+/// What a write gets when the writer could not tell it its outcome.
+fn failed() -> ScimError {
+    ScimError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        None,
+        "a write committed together with this one failed; try again",
+    )
+}
+
+fn busy() -> ScimError {
+    ScimError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        "the server is busy: too many writes wait; try again",
+    )
 }
 
 /// What the store answers a create whose email another User holds.
@@ -80,165 +121,252 @@ pub fn email_taken() -> ScimError {
     )
 }
 
+/// The answer of a queued create, once its batch has ended.
+pub async fn answer<T>(rx: oneshot::Receiver<Result<T, ScimError>>) -> Result<T, ScimError> {
+    rx.await.unwrap_or_else(|_| Err(failed()))
+}
+
+/// [`answer`], waiting here (blocking: not on the async runtime).
+pub fn wait<T>(rx: oneshot::Receiver<Result<T, ScimError>>) -> Result<T, ScimError> {
+    rx.blocking_recv().unwrap_or_else(|_| Err(failed()))
+}
+
 impl Writer {
-    /// Run `f` in a savepoint of the shared session, as `actor`; returns
-    /// once what `f` wrote is committed (or refused).
-    pub fn run<T>(
+    /// Start the writer thread of `store`; it ends when the writer is
+    /// dropped and the queue is empty.
+    pub fn start(store: Arc<dyn Store>) -> std::io::Result<Writer> {
+        let (queue, jobs) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&queued);
+        std::thread::Builder::new()
+            .name("roster-writer".into())
+            .spawn(move || serve(store.as_ref(), &jobs, &count))?;
+        Ok(Writer { queue, queued })
+    }
+
+    fn send(&self, job: Job) -> Result<(), ScimError> {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= MAX_QUEUED {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(busy());
+        }
+        self.queue.send(job).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            failed()
+        })
+    }
+
+    /// Queue `f`, a create by `actor`, in a transaction it may share with
+    /// other creates of `actor`. `email` is the new User's, which no create
+    /// it shares the transaction with may hold. The receiver gets what `f`
+    /// returned once it is committed, or why not.
+    pub fn create<T: Send + 'static>(
+        &self,
+        actor: &str,
+        email: Option<&str>,
+        f: CreateFn<T>,
+    ) -> Result<oneshot::Receiver<Result<T, ScimError>>, ScimError> {
+        let email = email
+            .map(|e| crate::roster::normalize::email_key(e).into_owned())
+            .filter(|k| !k.is_empty());
+        let (reply, rx) = oneshot::channel();
+        self.send(Job::Create(Box::new(Pending {
+            actor: actor.to_string(),
+            email,
+            f: Some(f),
+            value: None,
+            reply,
+        })))?;
+        Ok(rx)
+    }
+
+    /// Wait for the turn of a write alone (blocking): no other write of
+    /// this server runs until the turn is dropped.
+    pub fn alone(&self) -> Result<Turn, ScimError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Job::Alone(tx))?;
+        rx.recv().map_err(|_| failed())
+    }
+
+    /// Run `f` as `actor` in a transaction of its own, on this thread when
+    /// its turn comes (blocking), then commit.
+    pub fn write_alone<T>(
         &self,
         store: &dyn Store,
         actor: &str,
-        joins: Joins,
         f: impl FnOnce(&mut dyn Session) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        // A poisoned lock only means a write panicked: its batch was ended
-        // before the panic went on (see below).
-        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let alone = matches!(joins, Joins::Alone);
-        if open
-            .as_ref()
-            .is_some_and(|b| alone || b.alone || b.actor != actor)
-        {
-            self.end(&mut open);
-        }
-        if open.is_none() {
-            let session = store.begin(actor, &crate::store::now())?;
-            let id = {
-                let mut ended = self.ended();
-                ended.next_id += 1;
-                ended.next_id
-            };
-            *open = Some(Batch {
-                id,
-                actor: actor.to_string(),
-                session,
-                writes: 0,
-                landed: 0,
-                emails: HashSet::new(),
-                broken: None,
-                alone,
-            });
-        }
-        let batch = open.as_mut().expect("a batch was opened above");
-        let id = batch.id;
-        let result = match catch_unwind(AssertUnwindSafe(|| turn(&mut *batch, joins, f))) {
-            Ok(r) => r,
-            Err(panic) => {
-                batch.broken = Some(ScimError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    "a write committed together with this one failed; try again",
-                ));
-                self.end(&mut open);
-                drop(open);
-                resume_unwind(panic);
+        let turn = self.alone()?;
+        let mut session = store.begin(actor, &crate::store::now())?;
+        let out = f(session.as_mut())?;
+        session.commit()?;
+        drop(turn);
+        Ok(out)
+    }
+}
+
+/// The writer thread: batches from the queue until the queue closes.
+fn serve(store: &dyn Store, jobs: &mpsc::Receiver<Job>, queued: &AtomicUsize) {
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut dir: Option<Box<dyn Served>> = None;
+    loop {
+        if pending.is_empty() {
+            match jobs.recv() {
+                Ok(j) => pending.push_back(j),
+                Err(_) => return,
             }
-        };
-        if result.is_ok() {
-            batch.landed += 1;
         }
-        let full = batch.broken.is_some() || batch.alone || batch.writes >= MAX_BATCH;
-        if full || self.waiting.load(Ordering::SeqCst) == 0 {
-            self.end(&mut open);
-        }
-        drop(open);
-        let value = result?;
-        self.outcome(id)?;
-        Ok(value)
-    }
-
-    fn ended(&self) -> MutexGuard<'_, Ended> {
-        self.ended.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Commit the open batch (roll it back if broken) and tell its writes.
-    fn end(&self, open: &mut Option<Batch>) {
-        let Some(batch) = open.take() else {
-            return;
+        pending.extend(jobs.try_iter());
+        let Some(first) = pending.pop_front() else {
+            continue;
         };
-        let outcome = match batch.broken {
-            // Dropped: rolled back.
-            Some(e) => Err(e),
-            None if batch.landed == 0 => Ok(()),
-            None => batch.session.commit().map(drop).map_err(ScimError::from),
-        };
-        if batch.landed > 0 {
-            self.ended()
-                .outcomes
-                .insert(batch.id, (outcome, batch.landed));
-            self.committed.notify_all();
-        }
-    }
-
-    /// Wait for the batch `id` to end; its outcome.
-    fn outcome(&self, id: u64) -> Result<(), ScimError> {
-        let mut ended = self.ended();
-        loop {
-            if let Some((outcome, left)) = ended.outcomes.get_mut(&id) {
-                let outcome = outcome.clone();
-                *left -= 1;
-                if *left == 0 {
-                    ended.outcomes.remove(&id);
+        match first {
+            Job::Alone(go) => {
+                let (done, wait) = mpsc::channel();
+                queued.fetch_sub(1, Ordering::SeqCst);
+                if go.send(Turn { _done: done }).is_ok() {
+                    // Err once the turn is dropped: the write is over.
+                    let _ = wait.recv();
                 }
-                return outcome;
             }
-            ended = self
-                .committed
-                .wait(ended)
-                .unwrap_or_else(PoisonError::into_inner);
+            Job::Create(first) => {
+                let mut batch = vec![first];
+                let mut i = 0;
+                while i < pending.len() && batch.len() < MAX_BATCH {
+                    match &pending[i] {
+                        Job::Create(c) if c.actor() == batch[0].actor() => {
+                            if let Some(Job::Create(c)) = pending.remove(i) {
+                                batch.push(c);
+                            }
+                        }
+                        _ => i += 1,
+                    }
+                }
+                // Taken up before any is answered: a request answered
+                // finds room for its next write.
+                queued.fetch_sub(batch.len(), Ordering::SeqCst);
+                let left =
+                    match catch_unwind(AssertUnwindSafe(|| write_batch(store, &mut dir, batch))) {
+                        Ok(left) => left,
+                        // Its jobs were dropped: their requests learn that
+                        // they failed. The connection may be mid-read.
+                        Err(_) => {
+                            dir = None;
+                            Vec::new()
+                        }
+                    };
+                queued.fetch_add(left.len(), Ordering::SeqCst);
+                for job in left.into_iter().rev() {
+                    pending.push_front(Job::Create(job));
+                }
+            }
         }
     }
 }
 
-/// One write's turn on the batch's session, in a savepoint.
-fn turn<T>(
-    batch: &mut Batch,
-    joins: Joins,
-    f: impl FnOnce(&mut dyn Session) -> Result<T, ScimError>,
-) -> Result<T, ScimError> {
-    batch.writes += 1;
-    let email = match joins {
-        Joins::Create { email: Some(e) } => {
-            let key = crate::roster::normalize::email_key(e).into_owned();
-            if !key.is_empty() && batch.emails.contains(&key) {
-                return Err(email_taken());
-            }
-            Some(key).filter(|k| !k.is_empty())
+/// Run `jobs` (of one actor) in one transaction and answer each; the jobs
+/// left to run in the next batch when the session broke. `dir` is the
+/// writer's read connection, opened when first needed.
+fn write_batch(
+    store: &dyn Store,
+    dir: &mut Option<Box<dyn Served>>,
+    jobs: Vec<Box<dyn Create>>,
+) -> Vec<Box<dyn Create>> {
+    let fail_all = |jobs: Vec<Box<dyn Create>>, e: ScimError| {
+        for j in jobs {
+            j.answer(Err(e.clone()));
         }
-        _ => None,
+        Vec::new()
     };
-    if let Err(e) = batch.session.savepoint() {
-        let e = ScimError::from(e);
-        batch.broken = Some(e.clone());
-        return Err(e);
+    let actor = jobs[0].actor().to_string();
+    let mut session = match store.begin(&actor, &crate::store::now()) {
+        Ok(s) => s,
+        Err(e) => return fail_all(jobs, e.into()),
+    };
+    // A snapshot taken under the store's write lock: it sees every
+    // committed write, and no other writer can commit until this batch does.
+    let snapshot = match dir.take() {
+        Some(d) => Ok(d),
+        None => store.served(),
     }
-    match f(batch.session.as_mut()) {
-        Ok(v) => match batch.session.release_savepoint() {
-            Ok(()) => {
-                batch.emails.extend(email);
-                Ok(v)
+    .and_then(|mut d| d.begin_read().map(|()| d));
+    let mut reader = match snapshot {
+        Ok(d) => d,
+        Err(e) => return fail_all(jobs, e.into()),
+    };
+    let mut emails = HashSet::new();
+    let mut landed = Vec::new();
+    let mut broken: Option<ScimError> = None;
+    let mut left = Vec::new();
+    for mut job in jobs {
+        if broken.is_some() {
+            left.push(job);
+            continue;
+        }
+        if job.email().is_some_and(|k| emails.contains(k)) {
+            job.answer(Err(email_taken()));
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            turn(session.as_mut(), reader.as_mut(), job.as_mut())
+        }));
+        match ran {
+            Ok(Turned::Landed) => {
+                emails.extend(job.email().map(str::to_string));
+                landed.push(job);
             }
+            Ok(Turned::Refused(e)) => job.answer(Err(e)),
+            Ok(Turned::Broken(e)) => {
+                broken = Some(e.clone());
+                job.answer(Err(e));
+            }
+            // The job is dropped: its request learns that it failed. The
+            // panic was reported by the panic hook.
+            Err(_) => broken = Some(failed()),
+        }
+    }
+    // The writer's connection holds no snapshot between batches; one that
+    // cannot end its read is let go.
+    if reader.end_read().is_ok() {
+        *dir = Some(reader);
+    }
+    let outcome = match broken {
+        // Dropped: rolled back.
+        Some(e) => Err(e),
+        None if landed.is_empty() => Ok(()),
+        None => session.commit().map(drop).map_err(ScimError::from),
+    };
+    for job in landed {
+        job.answer(outcome.clone());
+    }
+    left
+}
+
+enum Turned {
+    Landed,
+    /// This write's refusal alone: rolled back to its savepoint.
+    Refused(ScimError),
+    /// The session cannot go on: the batch rolls back.
+    Broken(ScimError),
+}
+
+/// One create's turn on the batch's session, in a savepoint.
+fn turn(s: &mut dyn Session, dir: &mut dyn Directory, job: &mut dyn Create) -> Turned {
+    if let Err(e) = s.savepoint() {
+        return Turned::Broken(e.into());
+    }
+    let refused = match job.write(s, dir) {
+        Ok(()) => match s.release_savepoint() {
+            Ok(()) => return Turned::Landed,
             // Rows a session queued are checked when written, at the
             // release: a name taken is this write's refusal alone.
-            Err(e @ (StoreError::Taken(_) | StoreError::Invalid(_))) => {
-                if let Err(e) = batch.session.rollback_to_savepoint() {
-                    batch.broken = Some(ScimError::from(e));
-                }
-                Err(ScimError::from(e))
-            }
-            Err(e) => {
-                let e = ScimError::from(e);
-                batch.broken = Some(e.clone());
-                Err(e)
-            }
+            Err(e @ (StoreError::Taken(_) | StoreError::Invalid(_))) => ScimError::from(e),
+            Err(e) => return Turned::Broken(e.into()),
         },
-        Err(refused) => {
-            if let Err(e) = batch.session.rollback_to_savepoint() {
-                batch.broken = Some(ScimError::from(e));
-            }
-            Err(refused)
-        }
+        Err(refused) => refused,
+    };
+    match s.rollback_to_savepoint() {
+        Ok(()) => Turned::Refused(refused),
+        Err(e) => Turned::Broken(e.into()),
     }
 }
 
@@ -247,11 +375,10 @@ mod tests {
     use super::*;
     use crate::domain::Profile;
     use crate::store::{NewCredential, Options, audit};
-    use std::sync::atomic::AtomicBool;
 
-    fn store(dir: &tempfile::TempDir) -> Box<dyn Store> {
+    fn store(dir: &tempfile::TempDir) -> Arc<dyn Store> {
         let url = format!("sqlite:{}", dir.path().join("store.db").display());
-        crate::store::open(&url, Options::default()).unwrap()
+        Arc::from(crate::store::open(&url, Options::default()).unwrap())
     }
 
     fn create(s: &mut dyn Session, name: &str, email: &str) -> Result<(), ScimError> {
@@ -271,207 +398,239 @@ mod tests {
         Ok(s.create_account(name, &profile, invite)?)
     }
 
-    /// A write as `second` sends it: (actor, joins, user name, email).
-    type Write<'a> = (&'a str, Joins<'a>, &'a str, &'a str);
+    type Answer = oneshot::Receiver<Result<(), ScimError>>;
 
-    /// Run `first`, and `second` while `first` holds the session, so that
-    /// `first` hands the session on instead of committing: the two share a
-    /// batch unless `second` may not join it. Their answers.
-    fn together(
-        w: &Writer,
+    /// A create of user `name` by `actor`, as a request queues it.
+    fn job(actor: &str, name: &str, email: &str) -> (Box<dyn Create>, Answer) {
+        let (reply, rx) = oneshot::channel();
+        let (n, e) = (name.to_string(), email.to_string());
+        let f: CreateFn<()> = Box::new(move |s, _| create(s, &n, &e));
+        let job = Pending {
+            actor: actor.to_string(),
+            email: Some(crate::roster::normalize::email_key(email).into_owned()),
+            f: Some(f),
+            value: None,
+            reply,
+        };
+        (Box::new(job), rx)
+    }
+
+    /// Run these jobs as the writer thread does when they wait together,
+    /// until none is left; their answers.
+    fn queued(
         store: &dyn Store,
-        first: Write,
-        second: Write,
-    ) -> (Result<(), ScimError>, Result<(), ScimError>) {
-        let inside = AtomicBool::new(false);
-        std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                w.run(store, first.0, first.1, |session| {
-                    inside.store(true, Ordering::SeqCst);
-                    while w.waiting.load(Ordering::SeqCst) == 0 {
-                        std::thread::yield_now();
-                    }
-                    create(session, first.2, first.3)
-                })
-            });
-            let b = s.spawn(|| {
-                while !inside.load(Ordering::SeqCst) {
-                    std::thread::yield_now();
-                }
-                w.run(store, second.0, second.1, |session| {
-                    create(session, second.2, second.3)
-                })
-            });
-            (a.join().unwrap(), b.join().unwrap())
-        })
+        jobs: Vec<(Box<dyn Create>, Answer)>,
+    ) -> Vec<Result<(), ScimError>> {
+        let (tx, rx) = mpsc::channel();
+        let mut answers = Vec::new();
+        for (j, a) in jobs {
+            tx.send(Job::Create(j)).unwrap();
+            answers.push(a);
+        }
+        drop(tx);
+        serve(store, &rx, &AtomicUsize::new(answers.len()));
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap_or_else(|_| Err(failed())))
+            .collect()
     }
 
     /// The audit log verifies; its rows as (actor, op, subject).
-    fn audited(store: &dyn Store) -> Vec<(String, String, String)> {
+    fn audited(store: &dyn Store) -> Vec<(String, String, String, i64)> {
         let mut r = store.reader().unwrap();
         let (entries, revision) = (r.audit(None).unwrap(), r.revision().unwrap());
         assert_eq!(audit::verify(&entries, revision), Ok(()));
         entries
             .into_iter()
-            .map(|e| (e.actor, e.op, e.subject))
+            .map(|e| (e.actor, e.op, e.subject, e.revision))
             .collect()
     }
 
+    /// The users created, as (actor, user name), in the order written.
     fn create_rows(store: &dyn Store) -> Vec<(String, String)> {
         audited(store)
             .into_iter()
-            .filter(|(_, op, _)| op == "create_account")
-            .map(|(actor, _, subject)| (actor, subject))
+            .filter(|(_, op, _, _)| op == "create_account")
+            .map(|(actor, _, subject, _)| (actor, subject))
             .collect()
     }
 
-    const CREATE: Joins = Joins::Create { email: None };
+    fn row(actor: &str, name: &str) -> (String, String) {
+        (actor.into(), name.into())
+    }
 
     #[test]
     fn a_refused_create_leaves_the_create_it_shares_a_commit_with() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, store) = (Writer::default(), store(&dir));
-        let (ann, twin) = together(
-            &w,
+        let store = store(&dir);
+        let answers = queued(
             store.as_ref(),
-            ("a", CREATE, "ann", "ann@example.org"),
-            ("a", CREATE, "ANN", "other@example.org"),
+            vec![
+                job("a", "ann", "ann@example.org"),
+                job("a", "ANN", "other@example.org"),
+                job("a", "bo", "bo@example.org"),
+            ],
         );
-        ann.unwrap();
-        let twin = twin.unwrap_err();
+        answers[0].clone().unwrap();
+        let twin = answers[1].clone().unwrap_err();
         assert_eq!(twin.status, StatusCode::CONFLICT, "{twin:?}");
-        assert_eq!(create_rows(store.as_ref()), [("a".into(), "ann".into())]);
-        // The session was committed and let go: the next write goes on.
-        w.run(store.as_ref(), "a", CREATE, |s| {
-            create(s, "bo", "bo@example.org")
-        })
-        .unwrap();
-        assert_eq!(create_rows(store.as_ref()).len(), 2);
+        answers[2].clone().unwrap();
+        assert_eq!(
+            create_rows(store.as_ref()),
+            [row("a", "ann"), row("a", "bo")]
+        );
+        // The writer goes on with the next batch.
+        let answers = queued(store.as_ref(), vec![job("a", "cy", "cy@example.org")]);
+        answers[0].clone().unwrap();
+        assert_eq!(create_rows(store.as_ref()).len(), 3);
     }
 
     #[test]
     fn a_name_taken_in_the_store_refuses_only_its_own_create() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, store) = (Writer::default(), store(&dir));
-        w.run(store.as_ref(), "a", CREATE, |s| {
-            create(s, "cy", "cy@example.org")
-        })
-        .unwrap();
+        let store = store(&dir);
+        queued(store.as_ref(), vec![job("a", "cy", "cy@example.org")])[0]
+            .clone()
+            .unwrap();
         // The SQL session queues new accounts and learns of the taken name
         // when the savepoint's rows are written.
-        let (dee, taken) = together(
-            &w,
+        let answers = queued(
             store.as_ref(),
-            ("a", CREATE, "dee", "dee@example.org"),
-            ("a", CREATE, "CY", "cy2@example.org"),
+            vec![
+                job("a", "dee", "dee@example.org"),
+                job("a", "CY", "cy2@example.org"),
+            ],
         );
-        dee.unwrap();
-        let taken = taken.unwrap_err();
+        answers[0].clone().unwrap();
+        let taken = answers[1].clone().unwrap_err();
         assert_eq!(taken.status, StatusCode::CONFLICT, "{taken:?}");
         assert_eq!(
             create_rows(store.as_ref()),
-            [("a".into(), "cy".into()), ("a".into(), "dee".into())]
+            [row("a", "cy"), row("a", "dee")]
         );
     }
 
     #[test]
     fn creates_sharing_a_commit_cannot_share_an_email() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, store) = (Writer::default(), store(&dir));
-        let (first, second) = together(
-            &w,
+        let store = store(&dir);
+        let answers = queued(
             store.as_ref(),
-            (
-                "a",
-                Joins::Create {
-                    email: Some("Same@Example.org"),
-                },
-                "ann",
-                "Same@Example.org",
-            ),
-            (
-                "a",
-                Joins::Create {
-                    email: Some(" same@example.org"),
-                },
-                "bo",
-                "same@example.org",
-            ),
+            vec![
+                job("a", "ann", "Same@Example.org"),
+                job("a", "bo", " same@example.org"),
+            ],
         );
-        first.unwrap();
-        let e = second.unwrap_err();
+        answers[0].clone().unwrap();
+        let e = answers[1].clone().unwrap_err();
         assert_eq!(
             (e.status, e.scim_type),
             (StatusCode::CONFLICT, Some("uniqueness"))
         );
-        assert_eq!(create_rows(store.as_ref()), [("a".into(), "ann".into())]);
+        assert_eq!(create_rows(store.as_ref()), [row("a", "ann")]);
     }
 
     #[test]
-    fn writes_of_another_actor_or_that_change_run_in_their_own_commit() {
+    fn creates_of_another_actor_run_in_their_own_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, store) = (Writer::default(), store(&dir));
-        let (a, b) = together(
-            &w,
+        let store = store(&dir);
+        let answers = queued(
             store.as_ref(),
-            ("token:a", CREATE, "ann", "ann@example.org"),
-            ("token:b", CREATE, "bo", "bo@example.org"),
+            vec![
+                job("token:a", "ann", "ann@example.org"),
+                job("token:b", "bo", "bo@example.org"),
+                job("token:a", "cy", "cy@example.org"),
+            ],
         );
-        a.unwrap();
-        b.unwrap();
-        let (a, b) = together(
-            &w,
-            store.as_ref(),
-            ("token:a", CREATE, "cy", "cy@example.org"),
-            ("token:a", Joins::Alone, "di", "di@example.org"),
-        );
-        a.unwrap();
-        b.unwrap();
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        // `cy` was queued after `bo` and written before it: with `ann`, in
+        // the transaction of `token:a`.
         assert_eq!(
             create_rows(store.as_ref()),
             [
-                ("token:a".into(), "ann".into()),
-                ("token:b".into(), "bo".into()),
-                ("token:a".into(), "cy".into()),
-                ("token:a".into(), "di".into()),
+                row("token:a", "ann"),
+                row("token:a", "cy"),
+                row("token:b", "bo"),
             ]
         );
     }
 
     #[test]
+    fn a_write_alone_holds_off_the_writer_until_its_turn_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let w = Writer::start(Arc::clone(&store)).unwrap();
+        let turn = w.alone().unwrap();
+        let mut s = store.begin("token:a", &crate::store::now()).unwrap();
+        create(s.as_mut(), "ann", "ann@example.org").unwrap();
+        let f: CreateFn<()> = Box::new(|s, _| create(s, "bo", "bo@example.org"));
+        let mut bo = w.create("token:a", Some("bo@example.org"), f).unwrap();
+        // The writer waits for the turn instead of meeting the lock.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(bo.try_recv().is_err());
+        s.commit().unwrap();
+        drop(turn);
+        bo.blocking_recv().unwrap().unwrap();
+        assert_eq!(
+            create_rows(store.as_ref()),
+            [row("token:a", "ann"), row("token:a", "bo")]
+        );
+    }
+
+    #[test]
+    fn a_write_finding_the_queue_full_gets_503_and_the_queue_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let w = Writer::start(Arc::clone(&store)).unwrap();
+        // The writer waits for this turn while the creates pile up.
+        let turn = w.alone().unwrap();
+        let queue = |i: usize| {
+            let f: CreateFn<()> =
+                Box::new(move |s, _| create(s, &format!("u{i}"), &format!("u{i}@example.org")));
+            w.create("a", None, f)
+        };
+        let answers: Vec<_> = (0..MAX_QUEUED).map(|i| queue(i).unwrap()).collect();
+        let full = queue(MAX_QUEUED).unwrap_err();
+        assert_eq!(full.status, StatusCode::SERVICE_UNAVAILABLE, "{full:?}");
+        drop(turn);
+        for a in answers {
+            a.blocking_recv().unwrap().unwrap();
+        }
+        // Answered: room again.
+        let next = queue(MAX_QUEUED + 1).unwrap();
+        next.blocking_recv().unwrap().unwrap();
+        assert_eq!(create_rows(store.as_ref()).len(), MAX_QUEUED + 1);
+    }
+
+    #[test]
     fn a_write_that_panics_fails_its_batch_and_the_next_one_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let (w, store) = (Writer::default(), store(&dir));
-        let inside = AtomicBool::new(false);
-        let (first, second) = std::thread::scope(|s| {
-            let a = s.spawn(|| {
-                w.run(store.as_ref(), "a", CREATE, |session| {
-                    create(session, "ann", "ann@example.org")?;
-                    inside.store(true, Ordering::SeqCst);
-                    while w.waiting.load(Ordering::SeqCst) == 0 {
-                        std::thread::yield_now();
-                    }
-                    Ok(())
-                })
-            });
-            let b = s.spawn(|| {
-                while !inside.load(Ordering::SeqCst) {
-                    std::thread::yield_now();
-                }
-                w.run(store.as_ref(), "a", CREATE, |_| -> Result<(), ScimError> {
-                    panic!("a bug in a write")
-                })
-            });
-            (a.join().unwrap(), b.join())
+        let store = store(&dir);
+        let (reply, panics) = oneshot::channel();
+        let bug: CreateFn<()> = Box::new(|_, _| panic!("a bug in a write"));
+        let buggy: Box<dyn Create> = Box::new(Pending {
+            actor: "a".into(),
+            email: None,
+            f: Some(bug),
+            value: None,
+            reply,
         });
-        // The panic rolled the batch back and told its other write.
-        assert!(second.is_err());
-        assert_eq!(first.unwrap_err().status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(create_rows(store.as_ref()).is_empty());
-        w.run(store.as_ref(), "a", CREATE, |s| {
-            create(s, "bo", "bo@example.org")
-        })
-        .unwrap();
-        assert_eq!(create_rows(store.as_ref()), [("a".into(), "bo".into())]);
+        let answers = queued(
+            store.as_ref(),
+            vec![
+                job("a", "ann", "ann@example.org"),
+                (buggy, panics),
+                job("a", "bo", "bo@example.org"),
+            ],
+        );
+        // The panic rolled the batch back and told its other writes; the
+        // one after it ran in the next batch.
+        assert_eq!(
+            answers[0].clone().unwrap_err().status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert!(answers[1].is_err());
+        answers[2].clone().unwrap();
+        assert_eq!(create_rows(store.as_ref()), [row("a", "bo")]);
     }
 }

@@ -2594,6 +2594,112 @@ fn writes_arriving_together_land_or_fail_one_by_one(b: Backend) {
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// Creates of one token arriving together (the writer commits them
+/// together, each in a savepoint): of two with one email (in another case)
+/// or one user name, one answers 201 and the other 409 `uniqueness`; the
+/// creates around them land; nothing refused is stored; the audit chain
+/// verifies.
+fn creates_of_one_token_arriving_together_refuse_only_the_clash(b: Backend) {
+    let f = Fixture::new(b);
+    let mut creates: Vec<Value> = Vec::new();
+    for i in 0..6 {
+        creates.push(user(
+            &format!("one.free{i}"),
+            "Free",
+            "One",
+            &format!("free{i}@one.example"),
+        ));
+        creates.push(user(
+            &format!("one.mail{i}a"),
+            "Mail",
+            "Twin",
+            &format!("mail{i}@one.example"),
+        ));
+        creates.push(user(
+            &format!("one.mail{i}b"),
+            "Mail",
+            "Twin",
+            &format!("Mail{i}@ONE.example"),
+        ));
+        creates.push(user(
+            &format!("one.name{i}"),
+            "Name",
+            "Twin",
+            &format!("name{i}a@one.example"),
+        ));
+        creates.push(user(
+            &format!("One.Name{i}"),
+            "Name",
+            "Twin",
+            &format!("name{i}b@one.example"),
+        ));
+    }
+    let start = std::sync::Barrier::new(creates.len());
+    let answers: Vec<(String, Resp)> = std::thread::scope(|s| {
+        let handles: Vec<_> = creates
+            .iter()
+            .map(|body| {
+                let (start, url, admin) = (&start, f.url("/Users"), &f.admin);
+                s.spawn(move || {
+                    start.wait();
+                    let r = http("POST", &url, Some(admin), Some(body), &[]);
+                    (body["userName"].as_str().unwrap().to_string(), r)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let status = |name: &str| -> u16 {
+        answers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, r)| r.status)
+            .unwrap()
+    };
+    for (n, r) in &answers {
+        assert!(
+            matches!(r.status, 201 | 409),
+            "{n}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 409 {
+            assert_eq!(r.body["scimType"], "uniqueness", "{n}: {}", r.body);
+        }
+    }
+    for i in 0..6 {
+        assert_eq!(status(&format!("one.free{i}")), 201, "free {i}");
+        let mut mail = [
+            status(&format!("one.mail{i}a")),
+            status(&format!("one.mail{i}b")),
+        ];
+        mail.sort();
+        assert_eq!(mail, [201, 409], "mail {i}");
+        let mut name = [
+            status(&format!("one.name{i}")),
+            status(&format!("One.Name{i}")),
+        ];
+        name.sort();
+        assert_eq!(name, [201, 409], "name {i}");
+    }
+    let mut landed: Vec<String> = answers
+        .iter()
+        .filter(|(_, r)| r.status == 201)
+        .map(|(n, _)| n.clone())
+        .collect();
+    landed.sort();
+    let mut listed = f.names("userName sw \"one.\"");
+    listed.sort();
+    assert_eq!(listed, landed);
+    for (n, r) in answers.iter().filter(|(_, r)| r.status == 201) {
+        let id = r.body["id"].as_str().unwrap();
+        let got = f.get(&format!("/Users/{id}"));
+        assert_eq!((got.status, &got.body["userName"]), (200, &json!(n)));
+        assert_eq!(got.body["emails"], r.body["emails"], "{n}");
+    }
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// A PATCH body of these operations.
@@ -2993,6 +3099,7 @@ on_every_store!(
     groups_members_and_bulk_with_references,
     two_servers_share_one_store,
     writes_arriving_together_land_or_fail_one_by_one,
+    creates_of_one_token_arriving_together_refuse_only_the_clash,
     a_rename_applies_through_the_scim_client,
 );
 
