@@ -571,7 +571,11 @@ fn create_in(ctx: &Ctx, kind: Kind, body: &Value) -> Result<Created, ScimError> 
                 let mut account = account.clone();
                 super::catalog::check_grants(&ctx.config.catalog, dir, &account, None)?;
                 let manager = resolve_manager(ctx, dir, &mut account, None)?;
-                unique_email(dir, &account.profile.email, None)?;
+                // Checked by the statement that writes the row where the
+                // store can (no look-up of its own under the write lock).
+                if !s.refuse_taken_emails() {
+                    unique_email(dir, &account.profile.email, None)?;
+                }
                 s.create_account_with_roles(
                     &account.user_name,
                     &account.profile,

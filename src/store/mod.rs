@@ -76,6 +76,16 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A new account's email is another account's (`roster serve` keeps
+    /// emails unique, as `roster check` compares them).
+    pub fn email_taken() -> Self {
+        StoreError::Taken(
+            "emails: another User holds this email address; emails are unique, in any case".into(),
+        )
+    }
+}
+
 /// What a store cannot keep of what a roster says: a SCIM provider
 /// without roster's extension schemas. Each is the reason, for a warning.
 #[derive(Debug, Clone, Default)]
@@ -403,6 +413,13 @@ pub trait Session: Send {
     ) -> Result<TokenLookup, StoreError> {
         let _ = (digest, password_hash, ttl);
         Err(self.unsupported("activation"))
+    }
+    /// From here on, refuse a new account whose email (in any case)
+    /// another account holds, with [`StoreError::email_taken`], in the
+    /// statement that writes the account's row (`roster serve`: no look-up
+    /// of its own). `false` where this store does not: the caller checks.
+    fn refuse_taken_emails(&mut self) -> bool {
+        false
     }
 }
 

@@ -1696,6 +1696,58 @@ fn a_created_user_answers_as_it_is_then_read(b: Backend) {
     }
 }
 
+/// A new User's email another User holds, in any case, is refused with the
+/// same answer whether the store checks it in its insert or the server
+/// looks it up; the email is looked for before the name; nothing of a
+/// refused create lands, and the next create goes on.
+fn an_email_another_user_holds_is_refused_in_any_case(b: Backend) {
+    let f = Fixture::new(b);
+    let id = f.id_of("Users", "userName eq \"JJones\"");
+    let held = f.get(&format!("/Users/{id}")).body["emails"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = "emails: another User holds this email address; emails are unique, in any case";
+    for (name, email, answer) in [
+        ("Dup.Mail", held.to_uppercase(), detail),
+        ("JJONES", held.clone(), detail),
+        (
+            "jjones",
+            "free.mail@example.org".to_string(),
+            "already exists",
+        ),
+    ] {
+        let r = f.send("POST", "/Users", &user(name, "Dup", "Mail", &email));
+        assert_eq!(r.status, 409, "{name} {email}: {}", r.body);
+        assert_eq!(r.body["scimType"], "uniqueness", "{}", r.body);
+        let said = r.body["detail"].as_str().unwrap();
+        assert!(said == answer || said.contains(answer), "{name}: {said}");
+    }
+    assert!(f.names("userName eq \"Dup.Mail\"").is_empty());
+    assert!(
+        f.names("emails.value eq \"free.mail@example.org\"")
+            .is_empty()
+    );
+    let r = f.send(
+        "POST",
+        "/Users",
+        &user("Free.Mail", "Free", "Mail", "Free.Mail@Example.org"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let again = f.send(
+        "POST",
+        "/Users",
+        &user("Free.Twin", "Free", "Twin", "free.mail@example.org"),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["detail"], detail);
+    assert_eq!(
+        f.names("emails.value eq \"free.mail@example.org\""),
+        ["Free.Mail"]
+    );
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 /// A stored scope that cannot be read grants nothing: it is never taken
 /// for an admin token's (no scope).
 fn unreadable_scopes_fail_closed(b: Backend) {
@@ -2980,6 +3032,7 @@ on_every_store!(
     scopes_follow_the_group_not_its_name,
     ids_are_never_reused,
     a_created_user_answers_as_it_is_then_read,
+    an_email_another_user_holds_is_refused_in_any_case,
     unreadable_scopes_fail_closed,
     nul_in_filters_and_writes_is_refused,
     writes_are_checked_like_roster_files,
