@@ -97,6 +97,7 @@ pub struct Server {
     pool: Arc<Pool>,
     writes: writes::Writer,
     activation: Option<activate::Page>,
+    admins: Admins,
 }
 
 impl std::ops::Deref for Server {
@@ -229,20 +230,57 @@ fn bearer(headers: &HeaderMap) -> Result<String, ScimError> {
     Ok(token.to_string())
 }
 
-/// The caller a token names: looked up on the request's connection, the
-/// first read of the request. A connection kept idle that the database
-/// dropped meanwhile fails it: the lookup then runs on a new connection.
-fn authenticate(lease: &mut Lease, token: &str) -> Result<Caller, ScimError> {
-    let digest = crate::secrets::sha256(token.as_bytes());
+/// Admin tokens found live before, by digest (their names): a request
+/// with one is let in before its token is looked up again, which then
+/// happens with the request's first use of the store — in a write, by the
+/// write's transaction, which holds the lock that revoking a token takes
+/// and looks a token up once per batch of writes; in a read, on its
+/// connection; in a request that used no store, before it is answered.
+/// A token revoked is refused at once all the same.
+#[derive(Default)]
+struct Admins(Mutex<HashMap<String, String>>);
+
+/// Most admin tokens [`Admins`] keeps; beyond, it starts over.
+const ADMINS_MAX: usize = 256;
+
+impl Admins {
+    fn get(&self, digest: &str) -> Option<String> {
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(digest).cloned()
+    }
+
+    fn insert(&self, digest: &str, name: &str) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= ADMINS_MAX {
+            known.clear();
+        }
+        known.insert(digest.to_string(), name.to_string());
+    }
+
+    fn forget(&self, digest: &str) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.remove(digest);
+    }
+}
+
+/// The token a digest names, looked up on the request's connection. A
+/// connection kept idle that the database dropped meanwhile fails it: the
+/// look-up then runs on a new connection.
+fn token(lease: &mut Lease, digest: &str) -> Result<Option<Token>, ScimError> {
     let reused = lease.reused();
-    let found: Option<Token> = match lease.dir().token(&digest) {
+    Ok(match lease.dir().token(digest) {
         Err(_) if reused => {
             lease.replace()?;
-            lease.dir().token(&digest)?
+            lease.dir().token(digest)?
         }
         r => r?,
-    };
-    let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    })
+}
+
+/// The caller a token names: looked up on the request's connection, the
+/// first read of the request.
+fn authenticate(lease: &mut Lease, digest: &str) -> Result<Caller, ScimError> {
+    let t = token(lease, digest)?.ok_or_else(|| unauthorized("unknown or revoked token"))?;
     let scope = match t.scope {
         Scope::Admin => None,
         Scope::Groups(groups) => Some(groups.iter().map(|g| g.id).collect()),
@@ -269,6 +307,9 @@ pub struct Ctx {
     /// The pooled connection the token was checked on, in its read
     /// transaction: the request's reads use it too.
     lease: Mutex<Option<Lease>>,
+    /// The digest of an admin token let in as found live before, not
+    /// looked up again yet (see [`Admins`]).
+    unchecked: Mutex<Option<String>>,
 }
 
 /// A store connection for reading, as [`Ctx::read`] lends it.
@@ -318,6 +359,40 @@ impl Drop for Conn<'_> {
 impl Ctx {
     /// The request's store connection (one read snapshot).
     pub fn read(&self) -> Result<Conn<'_>, ScimError> {
+        self.check_token(None)?;
+        self.connection()
+    }
+
+    /// The admin token let in unchecked, looked up now: by `session` if
+    /// given (once per transaction), else on the request's connection.
+    /// Refused: 401, and forgotten.
+    fn check_token(&self, session: Option<&mut dyn Session>) -> Result<(), ScimError> {
+        let mut unchecked = self
+            .unchecked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(digest) = unchecked.as_deref() else {
+            return Ok(());
+        };
+        let live = match session {
+            Some(s) => s.live_admin_token(digest)?,
+            None => {
+                let mut conn = self.connection()?;
+                token(conn.lease(), digest)?
+                    .filter(|t| matches!(t.scope, Scope::Admin))
+                    .map(|t| t.name)
+            }
+        };
+        if live.as_deref() != Some(self.caller.name.as_str()) {
+            self.config.admins.forget(digest);
+            return Err(unauthorized("unknown or revoked token"));
+        }
+        *unchecked = None;
+        Ok(())
+    }
+
+    /// The request's store connection, the token not checked.
+    fn connection(&self) -> Result<Conn<'_>, ScimError> {
         let held = self
             .lease
             .lock()
@@ -358,12 +433,13 @@ impl Ctx {
         joins: writes::Joins,
         f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
-        let mut dir = self.read()?;
+        let mut dir = self.connection()?;
         let out = self.config.writes.run(
             self.config.store.as_ref(),
             &self.caller.actor(),
             joins,
             |session| {
+                self.check_token(Some(&mut *session))?;
                 // A snapshot taken when the write's turn comes, under the
                 // store's write lock: it sees every committed write, and no
                 // other writer can commit until this one's batch does.
@@ -415,15 +491,29 @@ async fn handle(
     };
     let result = tokio::task::spawn_blocking(move || {
         let mut lease = config.pool.take(permit).map_err(ScimError::from)?;
-        let caller = authenticate(&mut lease, &token)?;
+        let digest = crate::secrets::sha256(token.as_bytes());
+        let (caller, unchecked) = match config.admins.get(&digest) {
+            Some(name) => (Caller { name, scope: None }, Some(digest)),
+            None => {
+                let caller = authenticate(&mut lease, &digest)?;
+                if caller.scope.is_none() {
+                    config.admins.insert(&digest, &caller.name);
+                }
+                (caller, None)
+            }
+        };
         let name = TokenName(caller.name.clone());
         let ctx = Ctx {
             config,
             caller,
             base,
             lease: Mutex::new(Some(lease)),
+            unchecked: Mutex::new(unchecked),
         };
         let mut response = f(&ctx).unwrap_or_else(IntoResponse::into_response);
+        // A request that did not use the store: its token is checked
+        // before it is answered.
+        ctx.check_token(None)?;
         response.extensions_mut().insert(name);
         Ok::<_, ScimError>(response)
     })
@@ -580,6 +670,7 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
         pool,
         writes: writes::Writer::default(),
         activation,
+        admins: Admins::default(),
     });
     let api = Router::new()
         .route(

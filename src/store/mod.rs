@@ -421,6 +421,13 @@ pub trait Session: Send {
     fn refuse_taken_emails(&mut self) -> bool {
         false
     }
+    /// The name of the live (not revoked) admin API token with this
+    /// digest, `None` if there is none. A session holds the lock that
+    /// revoking a token takes: the answer holds until the session ends.
+    fn live_admin_token(&mut self, digest: &str) -> Result<Option<String>, StoreError> {
+        let _ = digest;
+        Err(self.unsupported("API tokens"))
+    }
 }
 
 /// What an outbox message is (SPEC §10).

@@ -594,6 +594,8 @@ pub struct SqlSession {
     new_emails: HashMap<String, String>,
     /// New accounts are refused an email another account holds.
     unique_emails: bool,
+    /// Live admin tokens found in this transaction (digest → name).
+    live_admins: HashMap<String, String>,
     memberships: Queue,
     /// Roles and entitlements of accounts this session created, queued
     /// like their memberships, and what they hold (by key).
@@ -635,16 +637,18 @@ fn unique<T>(
 
 const SAVEPOINT: &str = "roster_write";
 
+/// The revision and the audit chain's head (its last `seq` and `hash`), in
+/// one statement that a session reads first. PostgreSQL sends it with the
+/// transaction's `BEGIN` and lock ([`super::postgres`]).
+pub(super) const HEAD: &str = "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
+     (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
+     (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)";
+
 impl SqlSession {
     /// The session on `conn`, already in its transaction under the lock.
     pub fn begin(mut conn: Box<dyn Conn>, actor: &str, now: &str) -> Result<Self, StoreError> {
         // The revision and the audit chain's head, in one statement.
-        let head = conn.query_one(
-            "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
-             (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
-             (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)",
-            &[],
-        )?;
+        let head = conn.query_one(HEAD, &[])?;
         let revision: i64 = head.get(0)?;
         let last = match (head.get(1)?, head.get(2)?) {
             (Some(seq), Some(hash)) => Some((seq, hash)),
@@ -671,6 +675,7 @@ impl SqlSession {
             new_names: HashMap::new(),
             new_emails: HashMap::new(),
             unique_emails: false,
+            live_admins: HashMap::new(),
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
@@ -1544,6 +1549,7 @@ impl Session for SqlSession {
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        self.live_admins.clear();
         let changed = self.conn.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             &params![name, &self.now],
@@ -1605,6 +1611,7 @@ impl Session for SqlSession {
         self.accounts_queue.clear();
         self.new_names.clear();
         self.new_emails.clear();
+        self.live_admins.clear();
         self.memberships.clear();
         self.outbox.clear();
         self.audit.clear();
@@ -1672,6 +1679,28 @@ impl Session for SqlSession {
     fn refuse_taken_emails(&mut self) -> bool {
         self.unique_emails = true;
         true
+    }
+
+    fn live_admin_token(&mut self, digest: &str) -> Result<Option<String>, StoreError> {
+        if let Some(name) = self.live_admins.get(digest) {
+            return Ok(Some(name.clone()));
+        }
+        // A read: sent without the savepoint due, which it does not need
+        // (a failure leaves the transaction unable to go on, as any
+        // statement failing under a savepoint not sent does).
+        let row = self.conn.conn.query_opt(
+            "SELECT name FROM tokens WHERE digest = ?1 AND revoked_at IS NULL AND scope IS NULL",
+            &params![digest],
+        );
+        if row.is_err() {
+            self.conn.failed = true;
+            self.conn.failed_unsaved |= self.conn.savepoint_due;
+        }
+        let name: Option<String> = row?.map(|r| r.get(0)).transpose()?;
+        if let Some(n) = &name {
+            self.live_admins.insert(digest.to_string(), n.clone());
+        }
+        Ok(name)
     }
 
     fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
