@@ -3,7 +3,9 @@
 //!
 //! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
-//! the token is then looked up on one of a few pooled store connections,
+//! the token is then looked up (an admin token found live before, by the
+//! request's first use of the store: [`Admins`]) on one of a few pooled
+//! store connections,
 //! which the request keeps for its reads (one read snapshot, started by the
 //! first read of several statements; a read of one statement is a snapshot
 //! of its own and needs no transaction). Writes go
