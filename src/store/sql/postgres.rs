@@ -34,7 +34,8 @@ const STATEMENTS_MAX: usize = 256;
 /// A PostgreSQL connection that runs shared SQL.
 pub struct PgConn {
     url: String,
-    client: Client,
+    /// Present until the connection is dropped (see its `Drop`).
+    client: Option<Client>,
     statements: HashMap<String, Statement>,
     in_tx: bool,
     /// The store's schema was found current on this connection: a write
@@ -161,7 +162,7 @@ impl PgConn {
     pub fn new(url: &str, client: Client) -> Self {
         PgConn {
             url: url.to_string(),
-            client,
+            client: Some(client),
             statements: HashMap::new(),
             in_tx: false,
             schema_checked: false,
@@ -171,16 +172,16 @@ impl PgConn {
 
     /// The client itself, for what only PostgreSQL has.
     pub fn raw(&mut self) -> &mut Client {
-        &mut self.client
+        self.client.as_mut().expect("client present until dropped")
     }
 
-    pub fn into_raw(self) -> Client {
-        self.client
+    pub fn into_raw(mut self) -> Client {
+        self.client.take().expect("client present until dropped")
     }
 
     /// Whether the server closed the connection.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.as_ref().is_none_or(Client::is_closed)
     }
 
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -188,7 +189,7 @@ impl PgConn {
             return Ok(s.clone());
         }
         let s = self
-            .client
+            .raw()
             .prepare(&dollar_placeholders(sql))
             .map_err(|e| store_error(&self.url, &e))?;
         if self.statements.len() >= STATEMENTS_MAX {
@@ -196,6 +197,20 @@ impl PgConn {
         }
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // Closing a client waits on its connection, which a thread that
+        // drives an async runtime may not do (`roster serve` drops its
+        // store's connections on one when it shuts down): such a client is
+        // closed on a thread of its own.
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new().spawn(move || drop(client));
+        }
     }
 }
 
@@ -214,7 +229,7 @@ impl Conn for PgConn {
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
-        self.client
+        self.raw()
             .execute(&s, &refs(params))
             .map_err(|e| store_error(&self.url, &e))
     }
@@ -222,7 +237,7 @@ impl Conn for PgConn {
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         self.head = None;
         let s = self.statement(sql)?;
-        self.client
+        self.raw()
             .execute(&s, &refs(args))
             .map_err(|e| store_error(&self.url, &e))
     }
@@ -236,7 +251,7 @@ impl Conn for PgConn {
         self.head = None;
         let s = self.statement(sql)?;
         let rows = self
-            .client
+            .raw()
             .query(&s, &refs(args))
             .map_err(|e| store_error(&self.url, &e))?;
         for r in &rows {
@@ -259,7 +274,7 @@ impl Conn for PgConn {
         }
         let s = self.statement(sql)?;
         let rows = self
-            .client
+            .raw()
             .query(&s, &refs(params))
             .map_err(|e| store_error(&self.url, &e))?;
         rows.iter()
@@ -275,7 +290,7 @@ impl Conn for PgConn {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.head = None;
-        if let Err(e) = self.client.batch_execute(sql) {
+        if let Err(e) = self.raw().batch_execute(sql) {
             // A batch that began a transaction may have failed inside it:
             // the connection is rolled back before it is used again.
             self.in_tx |= sql
@@ -548,7 +563,7 @@ fn begin_locked(
     );
     // It began a transaction, failed or not: rolled back before reuse.
     c.in_tx = true;
-    let messages = match c.client.simple_query(&sql) {
+    let messages = match c.raw().simple_query(&sql) {
         Ok(m) => m,
         Err(e) => {
             return Err(match e.code() {
