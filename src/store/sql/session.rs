@@ -932,12 +932,23 @@ impl SqlSession {
                 &mut sql,
                 &mut args,
             )?;
-            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id");
-            let accounts = &mut self.accounts;
-            self.conn.query_each_args(&sql, &args, &mut |r| {
-                accounts.insert(r.take(0)?, r.get(1)?);
-                Ok(())
-            })?;
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING");
+            if rows_max == 1 && self.conn.last_insert_id().is_some() {
+                // No `RETURNING` where the database keeps the id (as below).
+                let key = self.new_emails.keys().next().cloned().unwrap_or_default();
+                if self.conn.execute_args(&sql, &args)? == 1
+                    && let Some(id) = self.conn.last_insert_id()
+                {
+                    self.accounts.insert(key, id);
+                }
+            } else {
+                sql.push_str(" RETURNING user_key, id");
+                let accounts = &mut self.accounts;
+                self.conn.query_each_args(&sql, &args, &mut |r| {
+                    accounts.insert(r.take(0)?, r.get(1)?);
+                    Ok(())
+                })?;
+            }
             drop(args);
             self.accounts_queue.clear();
         } else if rows_max == 1 && self.conn.last_insert_id().is_some() {
