@@ -3,7 +3,9 @@
 //!
 //! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
-//! the token is then looked up on one of a few pooled store connections,
+//! the token is then looked up (an admin token found live before, by the
+//! request's first use of the store: [`Admins`]) on one of a few pooled
+//! store connections,
 //! which the request keeps for its reads (one read snapshot, started by the
 //! first read of several statements; a read of one statement is a snapshot
 //! of its own and needs no transaction). Writes go
@@ -102,6 +104,7 @@ pub struct Server {
     /// Whether the store's reads are local (a SQLite file), not over the
     /// network.
     local_reads: bool,
+    admins: Admins,
 }
 
 impl std::ops::Deref for Server {
@@ -236,20 +239,57 @@ fn bearer(headers: &HeaderMap) -> Result<String, ScimError> {
     Ok(token.to_string())
 }
 
-/// The caller a token names: looked up on the request's connection, the
-/// first read of the request. A connection kept idle that the database
-/// dropped meanwhile fails it: the lookup then runs on a new connection.
-fn authenticate(lease: &mut Lease, token: &str) -> Result<Caller, ScimError> {
-    let digest = crate::secrets::sha256(token.as_bytes());
+/// Admin tokens found live before, by digest (their names): a request
+/// with one is let in before its token is looked up again, which then
+/// happens with the request's first use of the store — in a write, by the
+/// write's transaction, which holds the lock that revoking a token takes
+/// and looks a token up once per batch of writes; in a read, on its
+/// connection; in a request that used no store, before it is answered.
+/// A token revoked is refused at once all the same.
+#[derive(Default)]
+struct Admins(Mutex<HashMap<String, String>>);
+
+/// Most admin tokens [`Admins`] keeps; beyond, it starts over.
+const ADMINS_MAX: usize = 256;
+
+impl Admins {
+    fn get(&self, digest: &str) -> Option<String> {
+        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.get(digest).cloned()
+    }
+
+    fn insert(&self, digest: &str, name: &str) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() >= ADMINS_MAX {
+            known.clear();
+        }
+        known.insert(digest.to_string(), name.to_string());
+    }
+
+    fn forget(&self, digest: &str) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        known.remove(digest);
+    }
+}
+
+/// The token a digest names, looked up on the request's connection. A
+/// connection kept idle that the database dropped meanwhile fails it: the
+/// look-up then runs on a new connection.
+fn token(lease: &mut Lease, digest: &str) -> Result<Option<Token>, ScimError> {
     let reused = lease.reused();
-    let found: Option<Token> = match lease.dir().token(&digest) {
+    Ok(match lease.dir().token(digest) {
         Err(_) if reused => {
             lease.replace()?;
-            lease.dir().token(&digest)?
+            lease.dir().token(digest)?
         }
         r => r?,
-    };
-    let t = found.ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    })
+}
+
+/// The caller a token names: looked up on the request's connection, the
+/// first read of the request.
+fn authenticate(lease: &mut Lease, digest: &str) -> Result<Caller, ScimError> {
+    let t = token(lease, digest)?.ok_or_else(|| unauthorized("unknown or revoked token"))?;
     let scope = match t.scope {
         Scope::Admin => None,
         Scope::Groups(groups) => Some(groups.iter().map(|g| g.id).collect()),
@@ -276,6 +316,9 @@ pub struct Ctx {
     /// The pooled connection the token was checked on, in its read
     /// transaction: the request's reads use it too.
     lease: Mutex<Option<Lease>>,
+    /// The digest of an admin token let in as found live before, not
+    /// looked up again yet (see [`Admins`]).
+    unchecked: Mutex<Option<String>>,
 }
 
 /// A store connection for reading, as [`Ctx::read`] lends it.
@@ -325,6 +368,40 @@ impl Drop for Conn<'_> {
 impl Ctx {
     /// The request's store connection (one read snapshot).
     pub fn read(&self) -> Result<Conn<'_>, ScimError> {
+        self.check_token(None)?;
+        self.connection()
+    }
+
+    /// The admin token let in unchecked, looked up now: by `session` if
+    /// given (once per transaction), else on the request's connection.
+    /// Refused: 401, and forgotten.
+    fn check_token(&self, session: Option<&mut dyn Session>) -> Result<(), ScimError> {
+        let mut unchecked = self
+            .unchecked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(digest) = unchecked.as_deref() else {
+            return Ok(());
+        };
+        let live = match session {
+            Some(s) => s.live_admin_token(digest)?,
+            None => {
+                let mut conn = self.connection()?;
+                token(conn.lease(), digest)?
+                    .filter(|t| matches!(t.scope, Scope::Admin))
+                    .map(|t| t.name)
+            }
+        };
+        if live.as_deref() != Some(self.caller.name.as_str()) {
+            self.config.admins.forget(digest);
+            return Err(unauthorized("unknown or revoked token"));
+        }
+        *unchecked = None;
+        Ok(())
+    }
+
+    /// The request's store connection, the token not checked.
+    fn connection(&self) -> Result<Conn<'_>, ScimError> {
         let held = self
             .lease
             .lock()
@@ -347,11 +424,12 @@ impl Ctx {
         &self,
         f: impl FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError>,
     ) -> Result<T, ScimError> {
-        let mut dir = self.read()?;
+        let mut dir = self.connection()?;
         let out = self.config.writes.write_alone(
             self.config.store.as_ref(),
             &self.caller.actor(),
             |session| {
+                self.check_token(Some(&mut *session))?;
                 // A snapshot taken under the store's write lock: it sees
                 // every committed write, and no other writer can commit
                 // until this one.
@@ -376,6 +454,27 @@ impl Ctx {
         email: Option<&str>,
         f: writes::CreateFn<T>,
     ) -> Result<tokio::sync::oneshot::Receiver<Result<T, ScimError>>, ScimError> {
+        // An admin token let in unchecked is looked up by the writer's
+        // transaction (once per batch: the session keeps what it found),
+        // before the create writes.
+        let unchecked = self
+            .unchecked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let f: writes::CreateFn<T> = match unchecked {
+            None => f,
+            Some(digest) => {
+                let (config, name) = (Arc::clone(&self.config), self.caller.name.clone());
+                Box::new(move |s, dir| {
+                    if s.live_admin_token(&digest)?.as_deref() != Some(name.as_str()) {
+                        config.admins.forget(&digest);
+                        return Err(unauthorized("unknown or revoked token"));
+                    }
+                    f(s, dir)
+                })
+            }
+        };
         self.config.writes.create(&self.caller.actor(), email, f)
     }
 
@@ -431,7 +530,13 @@ async fn handle(
     f: impl FnOnce(&Ctx) -> Result<Response, ScimError> + Send + 'static,
 ) -> Response {
     let done = authed(config, headers, move |ctx| {
-        f(&ctx).unwrap_or_else(IntoResponse::into_response)
+        let response = f(&ctx).unwrap_or_else(IntoResponse::into_response);
+        // A request that did not use the store: its token is checked
+        // before it is answered.
+        match ctx.check_token(None) {
+            Ok(()) => response,
+            Err(e) => e.into_response(),
+        }
     })
     .await;
     match done {
@@ -481,13 +586,24 @@ fn with_caller<T>(
     f: impl FnOnce(Ctx) -> T,
 ) -> Result<(T, TokenName), ScimError> {
     let mut lease = config.pool.take(permit)?;
-    let caller = authenticate(&mut lease, token)?;
+    let digest = crate::secrets::sha256(token.as_bytes());
+    let (caller, unchecked) = match config.admins.get(&digest) {
+        Some(name) => (Caller { name, scope: None }, Some(digest)),
+        None => {
+            let caller = authenticate(&mut lease, &digest)?;
+            if caller.scope.is_none() {
+                config.admins.insert(&digest, &caller.name);
+            }
+            (caller, None)
+        }
+    };
     let name = TokenName(caller.name.clone());
     let ctx = Ctx {
         config,
         caller,
         base,
         lease: Mutex::new(Some(lease)),
+        unchecked: Mutex::new(unchecked),
     };
     Ok((f(ctx), name))
 }
@@ -683,6 +799,7 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
     let local_reads = config.url.starts_with("sqlite:");
     let shared: Shared = Arc::new(Server {
         local_reads,
+        admins: Admins::default(),
         config,
         store,
         pool,

@@ -76,6 +76,16 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A new account's email is another account's (`roster serve` keeps
+    /// emails unique, as `roster check` compares them).
+    pub fn email_taken() -> Self {
+        StoreError::Taken(
+            "emails: another User holds this email address; emails are unique, in any case".into(),
+        )
+    }
+}
+
 /// What a store cannot keep of what a roster says: a SCIM provider
 /// without roster's extension schemas. Each is the reason, for a warning.
 #[derive(Debug, Clone, Default)]
@@ -418,6 +428,20 @@ pub trait Session: Send {
     fn set_password(&mut self, user_name: &str, password_hash: &str) -> Result<(), StoreError> {
         let _ = (user_name, password_hash);
         Err(self.unsupported("passwords set by an administrator"))
+    }
+    /// From here on, refuse a new account whose email (in any case)
+    /// another account holds, with [`StoreError::email_taken`], in the
+    /// statement that writes the account's row (`roster serve`: no look-up
+    /// of its own). `false` where this store does not: the caller checks.
+    fn refuse_taken_emails(&mut self) -> bool {
+        false
+    }
+    /// The name of the live (not revoked) admin API token with this
+    /// digest, `None` if there is none. A session holds the lock that
+    /// revoking a token takes: the answer holds until the session ends.
+    fn live_admin_token(&mut self, digest: &str) -> Result<Option<String>, StoreError> {
+        let _ = digest;
+        Err(self.unsupported("API tokens"))
     }
 }
 

@@ -186,6 +186,7 @@ conformance!(
     savepoints_undo_rows_audit_and_revision,
     a_released_savepoint_stays_when_the_next_is_rolled_back,
     a_create_refused_at_its_release_leaves_none_of_its_rows,
+    a_session_refuses_an_email_another_account_holds,
     the_plan_key_is_made_once_and_kept,
     accounts_and_groups_can_be_renamed_and_deleted,
     tokens_are_kept_as_digests_and_revoked,
@@ -971,6 +972,59 @@ fn a_create_refused_at_its_release_leaves_none_of_its_rows(s: &Subject) {
     let rows = s.verified_audit();
     let subjects: Vec<&str> = rows[7..].iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(subjects, ["gus"]);
+}
+
+/// A session told to refuse taken emails refuses a new account whose email
+/// another account holds, in any case, committed or written earlier in the
+/// same session, before its name; a refused create leaves none of its
+/// rows. The in-memory store leaves the check to its caller.
+fn a_session_refuses_an_email_another_account_holds(s: &Subject) {
+    seed(s);
+    let mut w = s.begin();
+    if !w.refuse_taken_emails() {
+        assert_eq!(s.kind, Kind::Memory, "the SQL stores check emails");
+        return;
+    }
+    let email = StoreError::email_taken().to_string();
+    fn try_create(w: &mut Box<dyn Session>, name: &str, mail: &str) -> Result<(), String> {
+        w.savepoint().unwrap();
+        let r = w
+            .create_account(name, &profile(mail, "Cy", "Dee"), invite(20))
+            .and_then(|()| w.release_savepoint());
+        match r {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                w.rollback_to_savepoint().unwrap();
+                Err(e.to_string())
+            }
+        }
+    }
+    assert_eq!(
+        try_create(&mut w, "cy", "ANN@Example.org"),
+        Err(email.clone())
+    );
+    assert_eq!(
+        try_create(&mut w, "BOB", "Bob@example.org"),
+        Err(email.clone())
+    );
+    let name = try_create(&mut w, "BOB", "bob.two@example.org").unwrap_err();
+    assert!(name.contains("already exists"), "{name}");
+    try_create(&mut w, "dee", "dee@example.org").unwrap();
+    assert_eq!(try_create(&mut w, "eve", "DEE@example.org"), Err(email));
+    // No email is no email taken.
+    try_create(&mut w, "fay", "").unwrap();
+    try_create(&mut w, "gil", "").unwrap();
+    assert_eq!(w.commit().unwrap(), 10);
+    for gone in ["cy", "eve"] {
+        assert!(s.account(gone).is_none(), "{gone}");
+    }
+    assert_eq!(s.account("bob").unwrap().profile.email, "bob@example.org");
+    assert_eq!(s.account("dee").unwrap().profile.email, "dee@example.org");
+    let rows = s.verified_audit();
+    let subjects: Vec<&str> = rows[7..].iter().map(|e| e.subject.as_str()).collect();
+    assert_eq!(subjects, ["dee", "fay", "gil"]);
+    let invited = s.read().invitations().unwrap().len();
+    assert_eq!(invited, 4, "Ann, dee, fay and gil");
 }
 
 fn the_plan_key_is_made_once_and_kept(s: &Subject) {

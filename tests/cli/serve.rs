@@ -1696,6 +1696,118 @@ fn a_created_user_answers_as_it_is_then_read(b: Backend) {
     }
 }
 
+/// A new User's email another User holds, in any case, is refused with the
+/// same answer whether the store checks it in its insert or the server
+/// looks it up; the email is looked for before the name; nothing of a
+/// refused create lands, and the next create goes on.
+fn an_email_another_user_holds_is_refused_in_any_case(b: Backend) {
+    let f = Fixture::new(b);
+    let id = f.id_of("Users", "userName eq \"JJones\"");
+    let held = f.get(&format!("/Users/{id}")).body["emails"][0]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = "emails: another User holds this email address; emails are unique, in any case";
+    for (name, email, answer) in [
+        ("Dup.Mail", held.to_uppercase(), detail),
+        ("JJONES", held.clone(), detail),
+        (
+            "jjones",
+            "free.mail@example.org".to_string(),
+            "already exists",
+        ),
+    ] {
+        let r = f.send("POST", "/Users", &user(name, "Dup", "Mail", &email));
+        assert_eq!(r.status, 409, "{name} {email}: {}", r.body);
+        assert_eq!(r.body["scimType"], "uniqueness", "{}", r.body);
+        let said = r.body["detail"].as_str().unwrap();
+        assert!(said == answer || said.contains(answer), "{name}: {said}");
+    }
+    assert!(f.names("userName eq \"Dup.Mail\"").is_empty());
+    assert!(
+        f.names("emails.value eq \"free.mail@example.org\"")
+            .is_empty()
+    );
+    let r = f.send(
+        "POST",
+        "/Users",
+        &user("Free.Mail", "Free", "Mail", "Free.Mail@Example.org"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let again = f.send(
+        "POST",
+        "/Users",
+        &user("Free.Twin", "Free", "Twin", "free.mail@example.org"),
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(again.body["detail"], detail);
+    assert_eq!(
+        f.names("emails.value eq \"free.mail@example.org\""),
+        ["Free.Mail"]
+    );
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
+/// An admin token the server let in before is refused at once once
+/// revoked, whatever the request: a create (checked by the write's
+/// transaction), a create whose body is refused before it reaches the
+/// store, a read; nothing of the refused create lands. Another admin token
+/// goes on working.
+fn a_revoked_admin_token_is_refused_at_once_after_use(b: Backend) {
+    let f = Fixture::new(b);
+    let other = ok_in(
+        f.r.path(),
+        &["token", "create", "--name", "other", "--store", f.db()],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    for i in 0..3 {
+        let name = format!("Before.{i}");
+        let r = f.send(
+            "POST",
+            "/Users",
+            &user(&name, "Be", "Fore", &format!("{name}@example.org")),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(f.get("/Users?count=1").status, 200);
+    }
+    ok_in(f.r.path(), &["token", "revoke", "ci", "--store", f.db()]);
+    let late = f.send(
+        "POST",
+        "/Users",
+        &user("After", "Af", "Ter", "after@example.org"),
+    );
+    assert_eq!(late.status, 401, "{}", late.body);
+    assert_eq!(late.body["detail"], "unknown or revoked token");
+    let bad = f.send("POST", "/Users", &json!({"userName": 5}));
+    assert_eq!(bad.status, 401, "{}", bad.body);
+    assert_eq!(f.get("/Users?count=1").status, 401);
+    let group = f.send(
+        "POST",
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Late"}),
+    );
+    assert_eq!(group.status, 401, "{}", group.body);
+    let listed = http(
+        "GET",
+        &f.url("/Users?filter=userName%20sw%20%22after%22"),
+        Some(&other),
+        None,
+        &[],
+    );
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["totalResults"], 0, "{}", listed.body);
+    let made = http(
+        "POST",
+        &f.url("/Users"),
+        Some(&other),
+        Some(&user("After", "Af", "Ter", "after@example.org")),
+        &[],
+    );
+    assert_eq!(made.status, 201, "{}", made.body);
+}
+
 /// A stored scope that cannot be read grants nothing: it is never taken
 /// for an admin token's (no scope).
 fn unreadable_scopes_fail_closed(b: Backend) {
@@ -3086,6 +3198,8 @@ on_every_store!(
     scopes_follow_the_group_not_its_name,
     ids_are_never_reused,
     a_created_user_answers_as_it_is_then_read,
+    an_email_another_user_holds_is_refused_in_any_case,
+    a_revoked_admin_token_is_refused_at_once_after_use,
     unreadable_scopes_fail_closed,
     nul_in_filters_and_writes_is_refused,
     writes_are_checked_like_roster_files,

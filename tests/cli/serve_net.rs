@@ -844,3 +844,41 @@ fn a_client_that_reads_no_response_is_dropped_at_the_write_timeout() {
     );
     assert_eq!(ok.map(|r| r.0), Some(200));
 }
+
+/// Over PostgreSQL too, SIGTERM ends the server cleanly once it has kept
+/// store connections (the reads' and the writes'): exit status 0, no panic
+/// closing them.
+#[test]
+fn sigterm_over_postgres_exits_cleanly_with_kept_connections() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let mut server = serve(&s, &[]);
+    let bearer = format!("Bearer {}", s.admin);
+    let url = format!("{}/Users?count=1", server.base);
+    assert_eq!(
+        get(&url, Some(&bearer), Duration::from_secs(10)).unwrap().0,
+        200
+    );
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Term.Ok",
+        "name": {"givenName": "Term", "familyName": "Ok"},
+        "emails": [{"value": "term.ok@example.org", "type": "work"}],
+    });
+    let created = super::serve::http(
+        "POST",
+        &format!("{}/Users", server.base),
+        Some(&s.admin),
+        Some(&user),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (code, took) = server.terminate(Duration::from_secs(20));
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+    assert_eq!(code, Some(0), "{log}");
+}

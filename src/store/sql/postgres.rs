@@ -14,6 +14,7 @@
 //! interleaving.
 
 use super::conn::{Arg, Conn, Dialect, Row, Value, dollar_placeholders, params};
+use super::session::HEAD;
 use super::{Backend, Schema};
 use crate::store::StoreError;
 use ::postgres::error::SqlState;
@@ -33,12 +34,16 @@ const STATEMENTS_MAX: usize = 256;
 /// A PostgreSQL connection that runs shared SQL.
 pub struct PgConn {
     url: String,
-    client: Client,
+    /// Present until the connection is dropped (see its `Drop`).
+    client: Option<Client>,
     statements: HashMap<String, Statement>,
     in_tx: bool,
     /// The store's schema was found current on this connection: a write
     /// session then reads only its version, with its lock.
     schema_checked: bool,
+    /// The answer to [`HEAD`], read with the write transaction's `BEGIN`
+    /// and lock, for the session's first statement to take.
+    head: Option<Row>,
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -157,25 +162,26 @@ impl PgConn {
     pub fn new(url: &str, client: Client) -> Self {
         PgConn {
             url: url.to_string(),
-            client,
+            client: Some(client),
             statements: HashMap::new(),
             in_tx: false,
             schema_checked: false,
+            head: None,
         }
     }
 
     /// The client itself, for what only PostgreSQL has.
     pub fn raw(&mut self) -> &mut Client {
-        &mut self.client
+        self.client.as_mut().expect("client present until dropped")
     }
 
-    pub fn into_raw(self) -> Client {
-        self.client
+    pub fn into_raw(mut self) -> Client {
+        self.client.take().expect("client present until dropped")
     }
 
     /// Whether the server closed the connection.
     pub fn is_closed(&self) -> bool {
-        self.client.is_closed()
+        self.client.as_ref().is_none_or(Client::is_closed)
     }
 
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
@@ -183,7 +189,7 @@ impl PgConn {
             return Ok(s.clone());
         }
         let s = self
-            .client
+            .raw()
             .prepare(&dollar_placeholders(sql))
             .map_err(|e| store_error(&self.url, &e))?;
         if self.statements.len() >= STATEMENTS_MAX {
@@ -191,6 +197,20 @@ impl PgConn {
         }
         self.statements.insert(sql.to_string(), s.clone());
         Ok(s)
+    }
+}
+
+impl Drop for PgConn {
+    fn drop(&mut self) {
+        // Closing a client waits on its connection, which a thread that
+        // drives an async runtime may not do (`roster serve` drops its
+        // store's connections on one when it shuts down): such a client is
+        // closed on a thread of its own.
+        if let Some(client) = self.client.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            let _ = std::thread::Builder::new().spawn(move || drop(client));
+        }
     }
 }
 
@@ -209,14 +229,15 @@ impl Conn for PgConn {
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let s = self.statement(sql)?;
-        self.client
+        self.raw()
             .execute(&s, &refs(params))
             .map_err(|e| store_error(&self.url, &e))
     }
 
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
+        self.head = None;
         let s = self.statement(sql)?;
-        self.client
+        self.raw()
             .execute(&s, &refs(args))
             .map_err(|e| store_error(&self.url, &e))
     }
@@ -227,9 +248,10 @@ impl Conn for PgConn {
         args: &[Arg],
         each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.head = None;
         let s = self.statement(sql)?;
         let rows = self
-            .client
+            .raw()
             .query(&s, &refs(args))
             .map_err(|e| store_error(&self.url, &e))?;
         for r in &rows {
@@ -244,9 +266,15 @@ impl Conn for PgConn {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        if let Some(head) = self.head.take()
+            && sql == HEAD
+            && params.is_empty()
+        {
+            return Ok(vec![head]);
+        }
         let s = self.statement(sql)?;
         let rows = self
-            .client
+            .raw()
             .query(&s, &refs(params))
             .map_err(|e| store_error(&self.url, &e))?;
         rows.iter()
@@ -261,7 +289,8 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        if let Err(e) = self.client.batch_execute(sql) {
+        self.head = None;
+        if let Err(e) = self.raw().batch_execute(sql) {
             // A batch that began a transaction may have failed inside it:
             // the connection is rolled back before it is used again.
             self.in_tx |= sql
@@ -490,12 +519,14 @@ pub const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// most `timeout`, in one round trip. With `version`, the schema version
 /// in `meta` is read in the same round trip, under the lock (only a
 /// migration, which holds it too, changes it); `None` when not asked or
-/// not there.
+/// not there. The session's first read ([`HEAD`]) is sent with them too;
+/// its answer waits on the connection for the session to take.
 fn begin_locked(
     c: &mut PgConn,
     timeout: Duration,
     version: bool,
 ) -> Result<Option<usize>, StoreError> {
+    c.head = None;
     let started = Instant::now();
     let locked = |url: &str| StoreError::Locked {
         url: url.to_string(),
@@ -520,9 +551,9 @@ fn begin_locked(
             .and_then(|v| usize::try_from(v).ok()));
     }
     let read = if version {
-        "; SELECT value FROM meta WHERE key = 'schema_version'"
+        format!("; SELECT value FROM meta WHERE key = 'schema_version'; {HEAD}")
     } else {
-        ""
+        String::new()
     };
     // The rest of the session waits on nothing but this lock's holders.
     let sql = format!(
@@ -532,7 +563,7 @@ fn begin_locked(
     );
     // It began a transaction, failed or not: rolled back before reuse.
     c.in_tx = true;
-    let messages = match c.client.simple_query(&sql) {
+    let messages = match c.raw().simple_query(&sql) {
         Ok(m) => m,
         Err(e) => {
             return Err(match e.code() {
@@ -544,11 +575,35 @@ fn begin_locked(
     if !version {
         return Ok(None);
     }
-    let value = messages.iter().rev().find_map(|m| match m {
-        ::postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).map(str::to_string)),
+    // The last rows: the version's, then the head's.
+    let mut rows = messages.iter().rev().filter_map(|m| match m {
+        ::postgres::SimpleQueryMessage::Row(r) => Some(r),
         _ => None,
     });
-    Ok(value.flatten().and_then(|v| v.parse::<usize>().ok()))
+    c.head = rows.next().and_then(head_of);
+    let value = rows
+        .next()
+        .and_then(|r| r.try_get(0).ok()??.parse::<usize>().ok());
+    Ok(value)
+}
+
+/// [`HEAD`]'s row as the simple query protocol gives it (text), in the
+/// types the extended one gives; `None` if it does not read so.
+fn head_of(r: &::postgres::SimpleQueryRow) -> Option<Row> {
+    if r.len() != 3 {
+        return None;
+    }
+    let int = |i: usize| -> Option<Value> {
+        match r.try_get(i).ok()? {
+            None => Some(Value::Null),
+            Some(v) => v.parse::<i64>().ok().map(Value::Int),
+        }
+    };
+    let hash = match r.try_get(2).ok()? {
+        None => Value::Null,
+        Some(h) => Value::Text(h.to_string()),
+    };
+    Some(Row::new(vec![int(0)?, int(1)?, hash]))
 }
 
 impl Backend for Postgres {
@@ -582,6 +637,8 @@ impl Backend for Postgres {
             c.schema_checked = true;
             return Ok(());
         }
+        // Read before a migration: the session reads it again.
+        c.head = None;
         // Under the lock, so two first applies do not both create the tables;
         // in the session's transaction, so a failed apply leaves no half store.
         let from = match schema_of(c)? {

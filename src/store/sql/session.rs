@@ -373,6 +373,68 @@ fn naming_new<'q>(
     Ok(())
 }
 
+/// Where a queued account row holds its email (`email` in [`ACCOUNTS`]).
+const EMAIL: usize = 2;
+
+/// The insert of one queued account `row`, appended to `sql` (its
+/// parameters to `args`), that writes nothing when another account holds
+/// its email (in any case): `INSERT … SELECT … WHERE NOT EXISTS`, the
+/// look-up and the write in one statement. `typed`: each parameter says
+/// its type (PostgreSQL, where a parameter outside `VALUES` does not take
+/// its column's).
+fn account_if_email_free<'q>(
+    queue: &'q Queue,
+    row: &[Cell],
+    ids: &HashMap<String, i64>,
+    typed: bool,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let head = ACCOUNTS
+        .insert
+        .strip_suffix("VALUES ")
+        .unwrap_or(ACCOUNTS.insert);
+    sql.push_str(head);
+    sql.push_str("SELECT ");
+    let mut email = String::new();
+    for (i, c) in row.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let arg = queue.arg(*c, ids)?;
+        let ty = match arg {
+            Arg::Null => {
+                sql.push_str("NULL");
+                continue;
+            }
+            Arg::Int(_) => "bigint",
+            Arg::Bool(_) => "boolean",
+            Arg::Bytes(_) => "bytea",
+            Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+        };
+        args.push(arg);
+        let p = match typed {
+            true => format!("?{}::{ty}", args.len()),
+            false => format!("?{}", args.len()),
+        };
+        sql.push_str(&p);
+        if i == EMAIL {
+            email = p;
+        }
+    }
+    if email.is_empty() {
+        return Err(StoreError::Invalid(
+            "a new account without an email value".into(),
+        ));
+    }
+    let _ = write!(
+        sql,
+        " WHERE {email} = '' OR NOT EXISTS \
+         (SELECT 1 FROM accounts x WHERE lower(x.email) = lower({email}))"
+    );
+    Ok(())
+}
+
 /// The session's connection. A savepoint asked for is sent with the
 /// session's next statement rather than on its own, and not at all when
 /// the rows written under it go in a way that writes all of them or none
@@ -527,6 +589,13 @@ pub struct SqlSession {
     /// names they were given.
     accounts_queue: Queue,
     new_names: HashMap<String, String>,
+    /// New accounts not written yet whose emails must be free (by key):
+    /// see [`Session::refuse_taken_emails`].
+    new_emails: HashMap<String, String>,
+    /// New accounts are refused an email another account holds.
+    unique_emails: bool,
+    /// Live admin tokens found in this transaction (digest → name).
+    live_admins: HashMap<String, String>,
     memberships: Queue,
     /// Roles and entitlements of accounts this session created, queued
     /// like their memberships, and what they hold (by key).
@@ -568,16 +637,18 @@ fn unique<T>(
 
 const SAVEPOINT: &str = "roster_write";
 
+/// The revision and the audit chain's head (its last `seq` and `hash`), in
+/// one statement that a session reads first. PostgreSQL sends it with the
+/// transaction's `BEGIN` and lock ([`super::postgres`]).
+pub(super) const HEAD: &str = "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
+     (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
+     (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)";
+
 impl SqlSession {
     /// The session on `conn`, already in its transaction under the lock.
     pub fn begin(mut conn: Box<dyn Conn>, actor: &str, now: &str) -> Result<Self, StoreError> {
         // The revision and the audit chain's head, in one statement.
-        let head = conn.query_one(
-            "SELECT (SELECT value FROM meta WHERE key = 'revision'), \
-             (SELECT seq FROM audit ORDER BY seq DESC LIMIT 1), \
-             (SELECT hash FROM audit ORDER BY seq DESC LIMIT 1)",
-            &[],
-        )?;
+        let head = conn.query_one(HEAD, &[])?;
         let revision: i64 = head.get(0)?;
         let last = match (head.get(1)?, head.get(2)?) {
             (Some(seq), Some(hash)) => Some((seq, hash)),
@@ -602,6 +673,9 @@ impl SqlSession {
             next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
+            new_emails: HashMap::new(),
+            unique_emails: false,
+            live_admins: HashMap::new(),
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
@@ -741,12 +815,17 @@ impl SqlSession {
             }
         } else {
             sql.push_str("WITH new AS (");
-            ACCOUNTS.sql_into(self.accounts_queue.len(), 0, &mut sql);
-            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id)");
             let queue = &self.accounts_queue;
-            for c in &queue.cells {
-                args.push(queue.arg(*c, ids)?);
+            if self.new_emails.is_empty() {
+                ACCOUNTS.sql_into(queue.len(), 0, &mut sql);
+                for c in &queue.cells {
+                    args.push(queue.arg(*c, ids)?);
+                }
+            } else {
+                // One new account (see `create_account_with_roles`).
+                account_if_email_free(queue, &queue.cells, ids, true, &mut sql, &mut args)?;
             }
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id)");
             // A name taken writes none of the other rows either.
             let all = all_or_none.then_some(self.new_names.len());
             let mut n = 0;
@@ -801,14 +880,35 @@ impl SqlSession {
         self.outbox.clear();
         self.audit.clear();
         let names = std::mem::take(&mut self.new_names);
-        let taken = match names.iter().find(|(key, _)| !ids.contains_key(*key)) {
-            Some((_, name)) => Err(StoreError::account_taken(name)),
-            None => Ok(()),
-        };
+        let missing = names.into_iter().find(|(key, _)| !ids.contains_key(key));
         for key in unwritten {
             ids.remove(&key);
         }
-        taken
+        match missing {
+            Some((key, name)) => Err(self.unwritten(&key, &name)?),
+            None => {
+                self.new_emails.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Why the new account `key` (named `name`) was not written: its email
+    /// held by another account (looked for first, as the caller of a
+    /// session without [`Session::refuse_taken_emails`] does before the
+    /// create), else its name taken.
+    fn unwritten(&mut self, key: &str, name: &str) -> Result<StoreError, StoreError> {
+        let emails = std::mem::take(&mut self.new_emails);
+        if let Some(email) = emails.get(key).filter(|e| !e.is_empty()) {
+            let held = self.conn.query_opt(
+                "SELECT 1 FROM accounts WHERE lower(email) = lower(?1) LIMIT 1",
+                &params![email.as_str()],
+            )?;
+            if held.is_some() {
+                return Ok(StoreError::email_taken());
+            }
+        }
+        Ok(StoreError::account_taken(name))
     }
 
     /// Write the queued accounts and learn their ids; a name taken in the
@@ -818,7 +918,40 @@ impl SqlSession {
             return Ok(());
         }
         let rows_max = self.conn.rows_per_insert();
-        if rows_max == 1 && self.conn.last_insert_id().is_some() {
+        if !self.new_emails.is_empty() {
+            // One new account (see `create_account_with_roles`), written
+            // only if its email is free.
+            let typed = self.conn.dialect() == super::conn::Dialect::Postgres;
+            let (mut sql, mut args) = (String::new(), Vec::new());
+            let queue = &self.accounts_queue;
+            account_if_email_free(
+                queue,
+                &queue.cells,
+                &self.accounts,
+                typed,
+                &mut sql,
+                &mut args,
+            )?;
+            sql.push_str(" ON CONFLICT (user_key) DO NOTHING");
+            if rows_max == 1 && self.conn.last_insert_id().is_some() {
+                // No `RETURNING` where the database keeps the id (as below).
+                let key = self.new_emails.keys().next().cloned().unwrap_or_default();
+                if self.conn.execute_args(&sql, &args)? == 1
+                    && let Some(id) = self.conn.last_insert_id()
+                {
+                    self.accounts.insert(key, id);
+                }
+            } else {
+                sql.push_str(" RETURNING user_key, id");
+                let accounts = &mut self.accounts;
+                self.conn.query_each_args(&sql, &args, &mut |r| {
+                    accounts.insert(r.take(0)?, r.get(1)?);
+                    Ok(())
+                })?;
+            }
+            drop(args);
+            self.accounts_queue.clear();
+        } else if rows_max == 1 && self.conn.last_insert_id().is_some() {
             // One row a statement, its id kept by the database: no
             // `RETURNING`, which SQLite runs as a trigger that needs a
             // statement journal for every row.
@@ -865,11 +998,14 @@ impl SqlSession {
         self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
-            .iter()
-            .find(|(key, _)| !self.accounts.contains_key(*key))
+            .into_iter()
+            .find(|(key, _)| !self.accounts.contains_key(key))
         {
-            Some((_, name)) => Err(StoreError::account_taken(name)),
-            None => Ok(()),
+            Some((key, name)) => Err(self.unwritten(&key, &name)?),
+            None => {
+                self.new_emails.clear();
+                Ok(())
+            }
         }
     }
 
@@ -1049,6 +1185,14 @@ impl Session for SqlSession {
         let key = user_name.to_lowercase();
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
             return Err(StoreError::account_taken(user_name));
+        }
+        if self.unique_emails {
+            // Its email is looked for as its row is written, alone: rows of
+            // one statement do not see each other.
+            if !self.new_names.is_empty() {
+                self.flush()?;
+            }
+            self.new_emails.insert(key.clone(), profile.email.clone());
         }
         let now = self.now.as_str();
         self.accounts_queue
@@ -1416,6 +1560,7 @@ impl Session for SqlSession {
     }
 
     fn revoke_token(&mut self, name: &str) -> Result<(), StoreError> {
+        self.live_admins.clear();
         let changed = self.conn.execute(
             "UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
             &params![name, &self.now],
@@ -1476,6 +1621,8 @@ impl Session for SqlSession {
         self.added.clear();
         self.accounts_queue.clear();
         self.new_names.clear();
+        self.new_emails.clear();
+        self.live_admins.clear();
         self.memberships.clear();
         self.outbox.clear();
         self.audit.clear();
@@ -1538,6 +1685,33 @@ impl Session for SqlSession {
             reset: holder.reset,
         })?;
         Ok(found)
+    }
+
+    fn refuse_taken_emails(&mut self) -> bool {
+        self.unique_emails = true;
+        true
+    }
+
+    fn live_admin_token(&mut self, digest: &str) -> Result<Option<String>, StoreError> {
+        if let Some(name) = self.live_admins.get(digest) {
+            return Ok(Some(name.clone()));
+        }
+        // A read: sent without the savepoint due, which it does not need
+        // (a failure leaves the transaction unable to go on, as any
+        // statement failing under a savepoint not sent does).
+        let row = self.conn.conn.query_opt(
+            "SELECT name FROM tokens WHERE digest = ?1 AND revoked_at IS NULL AND scope IS NULL",
+            &params![digest],
+        );
+        if row.is_err() {
+            self.conn.failed = true;
+            self.conn.failed_unsaved |= self.conn.savepoint_due;
+        }
+        let name: Option<String> = row?.map(|r| r.get(0)).transpose()?;
+        if let Some(n) = &name {
+            self.live_admins.insert(digest.to_string(), n.clone());
+        }
+        Ok(name)
     }
 
     fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
