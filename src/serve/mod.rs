@@ -548,6 +548,22 @@ async fn handle(
     }
 }
 
+/// A request's base URL, its bearer token (well formed) and its place among
+/// those using the store, or the answer to a request that got no further.
+async fn admit(
+    config: &Shared,
+    headers: &HeaderMap,
+) -> Result<(String, String, pool::Permit), Response> {
+    let base = base_url(headers);
+    let token = bearer(headers).map_err(IntoResponse::into_response)?;
+    let permit = config
+        .pool
+        .permit()
+        .await
+        .map_err(IntoResponse::into_response)?;
+    Ok((base, token, permit))
+}
+
 /// Authenticate, then run `f` on the blocking pool; what it returned and
 /// the token's name, or the answer to a request that got no further.
 async fn authed<T: Send + 'static>(
@@ -555,13 +571,7 @@ async fn authed<T: Send + 'static>(
     headers: HeaderMap,
     f: impl FnOnce(Ctx) -> T + Send + 'static,
 ) -> Result<(T, TokenName), Response> {
-    let base = base_url(&headers);
-    let token = bearer(&headers).map_err(IntoResponse::into_response)?;
-    let permit = config
-        .pool
-        .permit()
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let (base, token, permit) = admit(&config, &headers).await?;
     let result =
         tokio::task::spawn_blocking(move || with_caller(config, permit, &token, base, f)).await;
     match result {
@@ -621,13 +631,7 @@ async fn authed_here<T: Send + 'static>(
     if !config.local_reads {
         return authed(config, headers, f).await;
     }
-    let base = base_url(&headers);
-    let token = bearer(&headers).map_err(IntoResponse::into_response)?;
-    let permit = config
-        .pool
-        .permit()
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let (base, token, permit) = admit(&config, &headers).await?;
     with_caller(config, permit, &token, base, f).map_err(IntoResponse::into_response)
 }
 

@@ -2578,22 +2578,18 @@ fn writes_arriving_together_land_or_fail_one_by_one(b: Backend) {
             ));
         }
     }
-    let start = std::sync::Barrier::new(creates.len());
-    let answers: Vec<(String, Resp)> = std::thread::scope(|s| {
-        let handles: Vec<_> = creates
-            .iter()
-            .map(|(who, body)| {
-                let token = if *who == "ci" { &f.admin } else { &other };
-                let (start, url) = (&start, f.url("/Users"));
-                s.spawn(move || {
-                    start.wait();
-                    let r = http("POST", &url, Some(token), Some(body), &[]);
-                    (body["userName"].as_str().unwrap().to_string(), r)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let sent: Vec<(&str, Value)> = creates
+        .iter()
+        .map(|(who, body)| {
+            let token = if *who == "ci" {
+                f.admin.as_str()
+            } else {
+                other.as_str()
+            };
+            (token, body.clone())
+        })
+        .collect();
+    let answers = create_together(&f.url("/Users"), &sent);
     let status = |name: &str| -> Vec<u16> {
         answers
             .iter()
@@ -2601,17 +2597,7 @@ fn writes_arriving_together_land_or_fail_one_by_one(b: Backend) {
             .map(|(_, r)| r.status)
             .collect()
     };
-    for (n, r) in &answers {
-        assert!(
-            matches!(r.status, 201 | 409),
-            "{n}: {} {}",
-            r.status,
-            r.body
-        );
-        if r.status == 409 {
-            assert_eq!(r.body["scimType"], "uniqueness", "{n}: {}", r.body);
-        }
-    }
+    created_or_taken(&answers);
     for i in 0..8 {
         assert_eq!(status(&format!("batch.free{i}")), [201], "free {i}");
         let mut twins = status(&format!("batch.name{i}"));
@@ -2746,21 +2732,8 @@ fn creates_of_one_token_arriving_together_refuse_only_the_clash(b: Backend) {
             &format!("name{i}b@one.example"),
         ));
     }
-    let start = std::sync::Barrier::new(creates.len());
-    let answers: Vec<(String, Resp)> = std::thread::scope(|s| {
-        let handles: Vec<_> = creates
-            .iter()
-            .map(|body| {
-                let (start, url, admin) = (&start, f.url("/Users"), &f.admin);
-                s.spawn(move || {
-                    start.wait();
-                    let r = http("POST", &url, Some(admin), Some(body), &[]);
-                    (body["userName"].as_str().unwrap().to_string(), r)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let creates: Vec<(&str, Value)> = creates.into_iter().map(|b| (f.admin.as_str(), b)).collect();
+    let answers = create_together(&f.url("/Users"), &creates);
     let status = |name: &str| -> u16 {
         answers
             .iter()
@@ -2768,17 +2741,7 @@ fn creates_of_one_token_arriving_together_refuse_only_the_clash(b: Backend) {
             .map(|(_, r)| r.status)
             .unwrap()
     };
-    for (n, r) in &answers {
-        assert!(
-            matches!(r.status, 201 | 409),
-            "{n}: {} {}",
-            r.status,
-            r.body
-        );
-        if r.status == 409 {
-            assert_eq!(r.body["scimType"], "uniqueness", "{n}: {}", r.body);
-        }
-    }
+    created_or_taken(&answers);
     for i in 0..6 {
         assert_eq!(status(&format!("one.free{i}")), 201, "free {i}");
         let mut mail = [
@@ -3407,4 +3370,39 @@ partners:
     assert!(export.contains("account: ABee2"), "{export}");
     let log = ok_in(f.r.path(), &["log", "--store", f.db()]).stdout;
     assert!(log.contains("rename_account"), "{log}");
+}
+
+/// POST each `(token, body)` to `url` at once (one thread each, released
+/// together); each answer with the User's name.
+fn create_together(url: &str, creates: &[(&str, Value)]) -> Vec<(String, Resp)> {
+    let start = std::sync::Barrier::new(creates.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = creates
+            .iter()
+            .map(|(token, body)| {
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    let r = http("POST", url, Some(token), Some(body), &[]);
+                    (body["userName"].as_str().unwrap().to_string(), r)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Every answer is 201, or 409 `uniqueness`.
+fn created_or_taken(answers: &[(String, Resp)]) {
+    for (n, r) in answers {
+        assert!(
+            matches!(r.status, 201 | 409),
+            "{n}: {} {}",
+            r.status,
+            r.body
+        );
+        if r.status == 409 {
+            assert_eq!(r.body["scimType"], "uniqueness", "{n}: {}", r.body);
+        }
+    }
 }

@@ -348,15 +348,9 @@ fn naming_new<'q>(
         }
         let arg = queue.arg(*c, ids)?;
         // Outside `VALUES`, a parameter's type is not the column's: say it.
-        let ty = match arg {
-            Arg::Null => {
-                sql.push_str("NULL");
-                continue;
-            }
-            Arg::Int(_) => "bigint",
-            Arg::Bool(_) => "boolean",
-            Arg::Bytes(_) => "bytea",
-            Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+        let Some(ty) = cast(&arg) else {
+            sql.push_str("NULL");
+            continue;
         };
         args.push(arg);
         let _ = write!(sql, "?{}::{ty}", args.len());
@@ -371,6 +365,18 @@ fn naming_new<'q>(
         let _ = write!(sql, "{cond} (SELECT count(*) FROM new) = {n}");
     }
     Ok(())
+}
+
+/// The PostgreSQL type a parameter is cast to outside `VALUES`; `None`
+/// for a NULL, written as the literal instead.
+fn cast(arg: &Arg) -> Option<&'static str> {
+    Some(match arg {
+        Arg::Null => return None,
+        Arg::Int(_) => "bigint",
+        Arg::Bool(_) => "boolean",
+        Arg::Bytes(_) => "bytea",
+        Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+    })
 }
 
 /// Where a queued account row holds its email (`email` in [`ACCOUNTS`]).
@@ -402,15 +408,9 @@ fn account_if_email_free<'q>(
             sql.push_str(", ");
         }
         let arg = queue.arg(*c, ids)?;
-        let ty = match arg {
-            Arg::Null => {
-                sql.push_str("NULL");
-                continue;
-            }
-            Arg::Int(_) => "bigint",
-            Arg::Bool(_) => "boolean",
-            Arg::Bytes(_) => "bytea",
-            Arg::Text(_) | Arg::TextList(_) | Arg::IntList(_) => "text",
+        let Some(ty) = cast(&arg) else {
+            sql.push_str("NULL");
+            continue;
         };
         args.push(arg);
         let p = match typed {
