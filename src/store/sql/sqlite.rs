@@ -476,6 +476,8 @@ impl Backend for Sqlite {
         c.pragma_update(None, "cache_size", CACHE_KIB)
             .map_err(err)?;
         c.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        c.pragma_update(None, "wal_autocheckpoint", 10_000)
+            .map_err(err)?;
         Ok(SqliteConn::new(url, c))
     }
 
