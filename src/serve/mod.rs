@@ -456,12 +456,14 @@ impl Ctx {
     ) -> Result<tokio::sync::oneshot::Receiver<Result<T, ScimError>>, ScimError> {
         // An admin token let in unchecked is looked up by the writer's
         // transaction (once per batch: the session keeps what it found),
-        // before the create writes.
+        // before the create writes. It stays unchecked for the rest of the
+        // request until that create lands: a refused one (the token
+        // revoked) must not let a later write of the request (Bulk) in.
         let unchecked = self
             .unchecked
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .clone();
         let f: writes::CreateFn<T> = match unchecked {
             None => f,
             Some(digest) => {
@@ -486,6 +488,11 @@ impl Ctx {
     ) -> Result<T, ScimError> {
         let answer = self.queue_create(email, f)?;
         let out = writes::wait(answer)?;
+        // It landed: the writer found the token live.
+        *self
+            .unchecked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
         // Reads after this write must see it.
         let mut held = self.lease.lock().unwrap_or_else(PoisonError::into_inner);
         if held.as_mut().is_some_and(|l| l.refresh().is_err()) {

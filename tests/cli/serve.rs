@@ -1773,6 +1773,40 @@ fn a_revoked_admin_token_is_refused_at_once_after_use(b: Backend) {
         assert_eq!(f.get("/Users?count=1").status, 200);
     }
     ok_in(f.r.path(), &["token", "revoke", "ci", "--store", f.db()]);
+    // First after the revoke, while the server still knows the token: a
+    // Bulk whose create is refused lets none of its later writes in.
+    let bulk = f.send(
+        "POST",
+        "/Bulk",
+        &json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "u",
+                 "data": user("Bulk.After", "Bu", "Lk", "bulk.after@example.org")},
+                {"method": "POST", "path": "/Groups", "bulkId": "g",
+                 "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                          "displayName": "Late Bulk"}},
+            ]
+        }),
+    );
+    let statuses: Vec<String> = bulk.body["Operations"]
+        .as_array()
+        .map(|ops| ops.iter().map(|o| o["status"].to_string()).collect())
+        .unwrap_or_default();
+    assert!(
+        bulk.status == 401 || (!statuses.is_empty() && statuses.iter().all(|s| s.contains("401"))),
+        "{} {}",
+        bulk.status,
+        bulk.body
+    );
+    let groups = http(
+        "GET",
+        &f.url("/Groups?filter=displayName%20eq%20%22Late%20Bulk%22"),
+        Some(&other),
+        None,
+        &[],
+    );
+    assert_eq!(groups.body["totalResults"], 0, "{}", groups.body);
     let late = f.send(
         "POST",
         "/Users",
