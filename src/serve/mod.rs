@@ -464,7 +464,7 @@ impl Ctx {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let f: writes::CreateFn<T> = match unchecked {
+        let f: writes::CreateFn<T> = match unchecked.clone() {
             None => f,
             Some(digest) => {
                 let (config, name) = (Arc::clone(&self.config), self.caller.name.clone());
@@ -477,7 +477,9 @@ impl Ctx {
                 })
             }
         };
-        self.config.writes.create(&self.caller.actor(), email, f)
+        self.config
+            .writes
+            .create(&self.caller.actor(), unchecked.as_deref(), email, f)
     }
 
     /// [`Ctx::queue_create`], waiting here (blocking) until it is committed.

@@ -589,6 +589,9 @@ fn user_create(ctx: &Ctx, body: &Value) -> Result<(String, CreateFn<NewUser>), S
     let email = account.profile.email.clone();
     let (config, caller) = (std::sync::Arc::clone(&ctx.config), ctx.caller.clone());
     let write: CreateFn<NewUser> = Box::new(move |s, dir| {
+        // Run again if it was written together with creates of which one
+        // was refused: from what the request asked each time.
+        let (mut account, cred) = (account.clone(), cred.clone());
         super::catalog::check_grants(&config.catalog, dir, &account, None)?;
         let manager = manager_as(&caller, dir, &mut account, None)?;
         // Checked by the statement that writes the row where the store

@@ -35,8 +35,10 @@ const MAX_QUEUED: usize = 1024;
 
 /// A create as the writer runs it: the store's session and a snapshot
 /// taken under its write lock.
+/// It may run twice: a batch whose creates were written together, one of
+/// them refused, is run again one create at a time.
 pub type CreateFn<T> =
-    Box<dyn FnOnce(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError> + Send>;
+    Box<dyn Fn(&mut dyn Session, &mut dyn Directory) -> Result<T, ScimError> + Send>;
 
 /// The writes of one server: the queue its writer thread serves.
 pub struct Writer {
@@ -60,6 +62,9 @@ pub struct Turn {
 /// A queued create, its answer sent when its batch ends.
 trait Create: Send {
     fn actor(&self) -> &str;
+    /// The digest of the admin token it was asked with, if it is to be
+    /// checked in the writer's transaction.
+    fn token(&self) -> Option<&str>;
     /// The new User's email as `roster check` compares them, if any.
     fn email(&self) -> Option<&str>;
     fn write(&mut self, s: &mut dyn Session, dir: &mut dyn Directory) -> Result<(), ScimError>;
@@ -69,6 +74,7 @@ trait Create: Send {
 
 struct Pending<T> {
     actor: String,
+    token: Option<String>,
     email: Option<String>,
     f: Option<CreateFn<T>>,
     value: Option<T>,
@@ -79,11 +85,14 @@ impl<T: Send> Create for Pending<T> {
     fn actor(&self) -> &str {
         &self.actor
     }
+    fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
     fn email(&self) -> Option<&str> {
         self.email.as_deref()
     }
     fn write(&mut self, s: &mut dyn Session, dir: &mut dyn Directory) -> Result<(), ScimError> {
-        let f = self.f.take().ok_or_else(failed)?;
+        let f = self.f.as_ref().ok_or_else(failed)?;
         self.value = Some(f(s, dir)?);
         Ok(())
     }
@@ -157,11 +166,13 @@ impl Writer {
 
     /// Queue `f`, a create by `actor`, in a transaction it may share with
     /// other creates of `actor`. `email` is the new User's, which no create
-    /// it shares the transaction with may hold. The receiver gets what `f`
-    /// returned once it is committed, or why not.
+    /// it shares the transaction with may hold. `token`: the digest of the
+    /// admin token that `f` checks, which the batch may look up first. The
+    /// receiver gets what `f` returned once it is committed, or why not.
     pub fn create<T: Send + 'static>(
         &self,
         actor: &str,
+        token: Option<&str>,
         email: Option<&str>,
         f: CreateFn<T>,
     ) -> Result<oneshot::Receiver<Result<T, ScimError>>, ScimError> {
@@ -171,6 +182,7 @@ impl Writer {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Create(Box::new(Pending {
             actor: actor.to_string(),
+            token: token.map(str::to_string),
             email,
             f: Some(f),
             value: None,
@@ -278,20 +290,45 @@ fn write_batch(
         Vec::new()
     };
     let actor = jobs[0].actor().to_string();
-    let mut session = match store.begin(&actor, &crate::store::now()) {
+    // A snapshot taken under the store's write lock: it sees every
+    // committed write, and no other writer can commit until this batch does.
+    let begin = |dir: &mut Option<Box<dyn Served>>| {
+        let session = store.begin(&actor, &crate::store::now())?;
+        let mut reader = match dir.take() {
+            Some(d) => d,
+            None => store.served()?,
+        };
+        reader.begin_read()?;
+        Ok::<_, StoreError>((session, reader))
+    };
+    let (mut session, mut reader) = match begin(dir) {
         Ok(s) => s,
         Err(e) => return fail_all(jobs, e.into()),
     };
-    // A snapshot taken under the store's write lock: it sees every
-    // committed write, and no other writer can commit until this batch does.
-    let snapshot = match dir.take() {
-        Some(d) => Ok(d),
-        None => store.served(),
-    }
-    .and_then(|mut d| d.begin_read().map(|()| d));
-    let mut reader = match snapshot {
-        Ok(d) => d,
-        Err(e) => return fail_all(jobs, e.into()),
+    let jobs = match all_at_once(session.as_mut(), reader.as_mut(), jobs) {
+        Together::Written(landed) => {
+            let outcome = session.commit().map(drop).map_err(ScimError::from);
+            if reader.end_read().is_ok() {
+                *dir = Some(reader);
+            }
+            for job in landed {
+                job.answer(outcome.clone());
+            }
+            return Vec::new();
+        }
+        Together::Not(jobs) => jobs,
+        // One of them refused: again, one at a time, from a new
+        // transaction (this one rolled back).
+        Together::Refused(jobs) => {
+            drop(session);
+            let _ = reader.end_read();
+            *dir = Some(reader);
+            match begin(dir) {
+                Ok((s, r)) => (session, reader) = (s, r),
+                Err(e) => return fail_all(jobs, e.into()),
+            }
+            jobs
+        }
     };
     let mut emails = HashSet::new();
     let mut landed = Vec::new();
@@ -339,6 +376,47 @@ fn write_batch(
         job.answer(outcome.clone());
     }
     left
+}
+
+/// What became of a batch's creates written together.
+enum Together {
+    /// Written (not committed yet).
+    Written(Vec<Box<dyn Create>>),
+    /// Not tried: the session is as it was.
+    Not(Vec<Box<dyn Create>>),
+    /// One was refused, or a statement failed: the session can only be
+    /// rolled back.
+    Refused(Vec<Box<dyn Create>>),
+}
+
+/// Write `jobs` together where the store can: each create's rows queued,
+/// then all of them in one statement that writes all or none. Only for
+/// creates with distinct emails (a batch's neighbours could not see each
+/// other's).
+fn all_at_once(s: &mut dyn Session, dir: &mut dyn Directory, jobs: Vec<Box<dyn Create>>) -> Together {
+    let mut emails = HashSet::new();
+    if !jobs.iter().all(|j| j.email().is_none_or(|e| emails.insert(e))) {
+        return Together::Not(jobs);
+    }
+    drop(emails);
+    let token = jobs.iter().find_map(|j| j.token());
+    if !matches!(s.defer_creates(jobs.len(), token), Ok(true)) {
+        return Together::Not(jobs);
+    }
+    let mut jobs = jobs;
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        for job in jobs.iter_mut() {
+            job.write(s, dir).map_err(drop)?;
+        }
+        match s.write_deferred() {
+            Ok(true) => Ok(()),
+            _ => Err(()),
+        }
+    }));
+    match ran {
+        Ok(Ok(())) => Together::Written(jobs),
+        _ => Together::Refused(jobs),
+    }
 }
 
 enum Turned {
@@ -407,6 +485,7 @@ mod tests {
         let f: CreateFn<()> = Box::new(move |s, _| create(s, &n, &e));
         let job = Pending {
             actor: actor.to_string(),
+            token: None,
             email: Some(crate::roster::normalize::email_key(email).into_owned()),
             f: Some(f),
             value: None,
@@ -564,7 +643,7 @@ mod tests {
         let mut s = store.begin("token:a", &crate::store::now()).unwrap();
         create(s.as_mut(), "ann", "ann@example.org").unwrap();
         let f: CreateFn<()> = Box::new(|s, _| create(s, "bo", "bo@example.org"));
-        let mut bo = w.create("token:a", Some("bo@example.org"), f).unwrap();
+        let mut bo = w.create("token:a", None, Some("bo@example.org"), f).unwrap();
         // The writer waits for the turn instead of meeting the lock.
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(bo.try_recv().is_err());
@@ -587,7 +666,7 @@ mod tests {
         let queue = |i: usize| {
             let f: CreateFn<()> =
                 Box::new(move |s, _| create(s, &format!("u{i}"), &format!("u{i}@example.org")));
-            w.create("a", None, f)
+            w.create("a", None, None, f)
         };
         let answers: Vec<_> = (0..MAX_QUEUED).map(|i| queue(i).unwrap()).collect();
         let full = queue(MAX_QUEUED).unwrap_err();
@@ -610,6 +689,7 @@ mod tests {
         let bug: CreateFn<()> = Box::new(|_, _| panic!("a bug in a write"));
         let buggy: Box<dyn Create> = Box::new(Pending {
             actor: "a".into(),
+            token: None,
             email: None,
             f: Some(bug),
             value: None,

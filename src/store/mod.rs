@@ -185,6 +185,7 @@ pub enum ScimField {
 }
 
 /// Credentials of a new account: set by the apply step, never by the plan.
+#[derive(Clone)]
 pub enum NewCredential {
     /// Invited: the one-time activation token, for the queued invitation,
     /// and its SHA-256 digest, which is all the account keeps.
@@ -442,6 +443,26 @@ pub trait Session: Send {
     fn live_admin_token(&mut self, digest: &str) -> Result<Option<String>, StoreError> {
         let _ = digest;
         Err(self.unsupported("API tokens"))
+    }
+    /// Write the next `creates` account creates of this session together,
+    /// in one statement at [`Session::write_deferred`] (or at the first
+    /// action that needs their rows), instead of one statement each; their
+    /// ids are known at once. `false` where this store does not (each
+    /// create is then written as usual). `admin_token`: a digest for
+    /// [`Session::live_admin_token`] to know the answer for at once.
+    fn defer_creates(
+        &mut self,
+        creates: usize,
+        admin_token: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let _ = (creates, admin_token);
+        Ok(false)
+    }
+    /// Write what deferred creates queued. `false`: one of them was refused
+    /// (its name or email taken) and none was written, but the transaction
+    /// may hold others' rows: it can only be rolled back.
+    fn write_deferred(&mut self) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

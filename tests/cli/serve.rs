@@ -2809,6 +2809,68 @@ fn creates_of_one_token_arriving_together_refuse_only_the_clash(b: Backend) {
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// Creates arriving together whose name or email an account in the store
+/// already holds (the store refuses them as their rows are written, which
+/// over PostgreSQL is one statement for the whole batch): each answers 409
+/// `uniqueness` alone, its neighbours land with the ids and bodies a read
+/// gives, and the audit chain verifies. Again after the refused ones.
+fn creates_arriving_together_refuse_names_and_emails_the_store_holds(b: Backend) {
+    let f = Fixture::new(b);
+    for i in 0..4 {
+        let r = f.send(
+            "POST",
+            "/Users",
+            &user(
+                &format!("held.name{i}"),
+                "Held",
+                "Name",
+                &format!("held{i}@held.example"),
+            ),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+    }
+    for round in 0..2 {
+        let mut creates: Vec<Value> = Vec::new();
+        for i in 0..4 {
+            let free = format!("r{round}.free{i}");
+            creates.push(user(&free, "Free", "One", &format!("{free}@held.example")));
+            creates.push(user(
+                &format!("Held.Name{i}"),
+                "Name",
+                "Twin",
+                &format!("r{round}.name{i}@held.example"),
+            ));
+            creates.push(user(
+                &format!("r{round}.mail{i}"),
+                "Mail",
+                "Twin",
+                &format!("HELD{i}@Held.example"),
+            ));
+        }
+        let creates: Vec<(&str, Value)> =
+            creates.into_iter().map(|b| (f.admin.as_str(), b)).collect();
+        let answers = create_together(&f.url("/Users"), &creates);
+        created_or_taken(&answers);
+        for (n, r) in &answers {
+            let want = if n.contains(".free") { 201 } else { 409 };
+            assert_eq!(r.status, want, "{n}: {}", r.body);
+        }
+        for (n, r) in answers.iter().filter(|(_, r)| r.status == 201) {
+            let id = r.body["id"].as_str().unwrap();
+            let got = f.get(&format!("/Users/{id}"));
+            assert_eq!((got.status, &got.body["userName"]), (200, &json!(n)));
+            assert_eq!(got.body["emails"], r.body["emails"], "{n}");
+            assert_eq!(got.body["meta"], r.body["meta"], "{n}");
+        }
+        let mut listed = f.names(&format!("userName sw \"r{round}.\""));
+        listed.sort();
+        let want: Vec<String> = (0..4).map(|i| format!("r{round}.free{i}")).collect();
+        assert_eq!(listed, want);
+        assert_eq!(f.names("userName sw \"held.\"").len(), 4);
+    }
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// A PATCH body of these operations.
@@ -3211,6 +3273,7 @@ on_every_store!(
     two_servers_share_one_store,
     writes_arriving_together_land_or_fail_one_by_one,
     creates_of_one_token_arriving_together_refuse_only_the_clash,
+    creates_arriving_together_refuse_names_and_emails_the_store_holds,
     a_rename_applies_through_the_scim_client,
 );
 

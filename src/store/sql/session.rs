@@ -379,6 +379,44 @@ fn cast(arg: &Arg) -> Option<&'static str> {
     })
 }
 
+/// The rows of `queue` (`width` values each) as a `VALUES` list appended
+/// to `sql` (its parameters to `args`), every parameter cast to its
+/// column's type (outside an `INSERT … VALUES`, a parameter's type is not
+/// the column's); a column of NULLs only is text. One text per row count.
+fn typed_values<'q>(
+    queue: &'q Queue,
+    width: usize,
+    ids: &HashMap<String, i64>,
+    sql: &mut String,
+    args: &mut Vec<Arg<'q>>,
+) -> Result<(), StoreError> {
+    let rows = queue.len() / width;
+    let mut types = Vec::with_capacity(width);
+    for col in 0..width {
+        let mut ty = "text";
+        for row in 0..rows {
+            if let Some(t) = cast(&queue.arg(queue.cells[row * width + col], ids)?) {
+                ty = t;
+                break;
+            }
+        }
+        types.push(ty);
+    }
+    sql.push_str("(VALUES ");
+    for (i, c) in queue.cells.iter().enumerate() {
+        let col = i % width;
+        sql.push_str(match (col, i) {
+            (0, 0) => "(",
+            (0, _) => "), (",
+            _ => ", ",
+        });
+        args.push(queue.arg(*c, ids)?);
+        let _ = write!(sql, "?{}::{}", args.len(), types[col]);
+    }
+    sql.push_str("))");
+    Ok(())
+}
+
 /// Where a queued account row holds its email (`email` in [`ACCOUNTS`]).
 const EMAIL: usize = 2;
 
@@ -596,6 +634,11 @@ pub struct SqlSession {
     unique_emails: bool,
     /// Live admin tokens found in this transaction (digest → name).
     live_admins: HashMap<String, String>,
+    /// Ids drawn for the creates [`Session::defer_creates`] announced and
+    /// not made yet: `Some` while creates are deferred.
+    deferred: Option<Vec<i64>>,
+    /// Deferred new accounts' rows, each with its drawn id first.
+    deferred_accounts: Queue,
     memberships: Queue,
     /// Roles and entitlements of accounts this session created, queued
     /// like their memberships, and what they hold (by key).
@@ -676,6 +719,8 @@ impl SqlSession {
             new_emails: HashMap::new(),
             unique_emails: false,
             live_admins: HashMap::new(),
+            deferred: None,
+            deferred_accounts: Queue::default(),
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
@@ -734,6 +779,14 @@ impl SqlSession {
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        if self.deferred_accounts.len() > 0 {
+            return match self.flush_deferred()? {
+                true => Ok(()),
+                false => Err(StoreError::Invalid(
+                    "a create written together with this one was refused; try again".into(),
+                )),
+            };
+        }
         let together = self.conn.rows_per_insert() > 1
             && [
                 (&self.accounts_queue, &ACCOUNTS),
@@ -786,6 +839,71 @@ impl SqlSession {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Write the deferred creates' rows and every other queued row in one
+    /// statement: the new accounts (their ids drawn before), each only if
+    /// no account holds its email (in any case) or its name, and the other
+    /// rows only if every new account was written. `false`: one was not,
+    /// and none of the other rows were (the transaction can only be rolled
+    /// back: the accounts that were written stay in it).
+    fn flush_deferred(&mut self) -> Result<bool, StoreError> {
+        let width = ACCOUNTS.width + 1;
+        let accounts = self.deferred_accounts.len() / width;
+        if accounts == 0 {
+            return self.flush().map(|()| true);
+        }
+        let ids = &self.accounts;
+        let mut sql = String::from("WITH new AS (");
+        let mut args = Vec::new();
+        let columns = |t: &Table| {
+            let head = t.insert.strip_suffix(" VALUES ").unwrap_or(t.insert);
+            head.find('(').map_or("", |at| &head[at..])
+        };
+        let _ = write!(
+            sql,
+            "INSERT INTO accounts (id, {} OVERRIDING SYSTEM VALUE SELECT * FROM ",
+            &columns(&ACCOUNTS)[1..]
+        );
+        typed_values(&self.deferred_accounts, width, ids, &mut sql, &mut args)?;
+        let _ = write!(
+            sql,
+            " v (id, {} WHERE v.email = '' OR NOT EXISTS \
+             (SELECT 1 FROM accounts x WHERE lower(x.email) = lower(v.email)) \
+             ON CONFLICT (user_key) DO NOTHING RETURNING 1)",
+            &columns(&ACCOUNTS)[1..]
+        );
+        let parts = [
+            (&self.memberships, &MEMBERSHIPS),
+            (&self.roles, &ROLES),
+            (&self.entitlements, &ENTITLEMENTS),
+            (&self.outbox, &OUTBOX),
+            (&self.audit, &AUDIT),
+        ];
+        for (i, (queue, table)) in parts.iter().enumerate() {
+            if queue.len() == 0 {
+                continue;
+            }
+            let head = table.insert.strip_suffix("VALUES ").unwrap_or(table.insert);
+            let _ = write!(sql, ", w{i} AS ({head}SELECT * FROM ");
+            typed_values(queue, table.width, ids, &mut sql, &mut args)?;
+            let _ = write!(sql, " v WHERE (SELECT count(*) FROM new) = {accounts})");
+        }
+        sql.push_str(" SELECT count(*) FROM new");
+        let mut written = 0;
+        self.conn.query_each_args(&sql, &args, &mut |r| {
+            written = r.get::<i64>(0)?;
+            Ok(())
+        })?;
+        drop(args);
+        self.deferred_accounts.clear();
+        self.memberships.clear();
+        self.roles.clear();
+        self.entitlements.clear();
+        self.outbox.clear();
+        self.audit.clear();
+        self.new_names.clear();
+        Ok(usize::try_from(written).is_ok_and(|w| w == accounts))
     }
 
     /// Write a few queued rows in one statement (a server a round trip
@@ -1186,7 +1304,18 @@ impl Session for SqlSession {
         if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
             return Err(StoreError::account_taken(user_name));
         }
-        if self.unique_emails {
+        let deferred = match &mut self.deferred {
+            // Its id drawn, its row queued with those of the other
+            // deferred creates, each checking its own email.
+            Some(ids) => Some(ids.pop().ok_or_else(|| {
+                StoreError::Invalid("more creates than were deferred".into())
+            })?),
+            None => None,
+        };
+        if let Some(id) = deferred {
+            self.accounts.insert(key.clone(), id);
+            self.deferred_accounts.int(id);
+        } else if self.unique_emails {
             // Its email is looked for as its row is written, alone: rows of
             // one statement do not see each other.
             if !self.new_names.is_empty() {
@@ -1195,7 +1324,11 @@ impl Session for SqlSession {
             self.new_emails.insert(key.clone(), profile.email.clone());
         }
         let now = self.now.as_str();
-        self.accounts_queue
+        let queue = match deferred {
+            Some(_) => &mut self.deferred_accounts,
+            None => &mut self.accounts_queue,
+        };
+        queue
             .text(user_name)
             .text(&key)
             .profile(profile)
@@ -1576,6 +1709,10 @@ impl Session for SqlSession {
         if !self.created.contains_key(&key) {
             return Ok(None);
         }
+        if self.deferred.is_some() {
+            // Its id was drawn: written with the other deferred creates.
+            return Ok(self.accounts.get(&key).map(|id| (*id, self.now.clone())));
+        }
         self.flush()?;
         Ok(self.accounts.get(&key).map(|id| (*id, self.now.clone())))
     }
@@ -1712,6 +1849,50 @@ impl Session for SqlSession {
             self.live_admins.insert(digest.to_string(), n.clone());
         }
         Ok(name)
+    }
+
+    fn defer_creates(
+        &mut self,
+        creates: usize,
+        admin_token: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        // A server a round trip away gains; SQLite writes a row in
+        // microseconds, and its queued rows take no `OVERRIDING`.
+        if self.conn.dialect() != super::conn::Dialect::Postgres
+            || creates < 2
+            || self.savepoint.is_some()
+        {
+            return Ok(false);
+        }
+        self.flush()?;
+        // The ids, and the token's name if it is a live admin's (as
+        // `live_admin_token` looks it up), in one round trip.
+        let mut ids = Vec::with_capacity(creates);
+        let mut admin = None;
+        self.conn.query_each_args(
+            "SELECT nextval(pg_get_serial_sequence('accounts', 'id')), \
+             (SELECT name FROM tokens WHERE digest = ?2 AND revoked_at IS NULL AND scope IS NULL) \
+             FROM generate_series(1, ?1::bigint)",
+            &[Arg::Int(creates as i64), Arg::Text(admin_token.unwrap_or(""))],
+            &mut |r| {
+                ids.push(r.get(0)?);
+                admin = r.take::<Option<String>>(1)?;
+                Ok(())
+            },
+        )?;
+        if let (Some(digest), Some(name)) = (admin_token, admin) {
+            self.live_admins.insert(digest.to_string(), name);
+        }
+        // Handed out from the end.
+        ids.reverse();
+        self.deferred = Some(ids);
+        Ok(true)
+    }
+
+    fn write_deferred(&mut self) -> Result<bool, StoreError> {
+        let written = self.flush_deferred()?;
+        self.deferred = None;
+        Ok(written)
     }
 
     fn claim_mail(&mut self, until: &str, limit: usize) -> Result<Vec<Mail>, StoreError> {
