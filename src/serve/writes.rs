@@ -393,9 +393,16 @@ enum Together {
 /// then all of them in one statement that writes all or none. Only for
 /// creates with distinct emails (a batch's neighbours could not see each
 /// other's).
-fn all_at_once(s: &mut dyn Session, dir: &mut dyn Directory, jobs: Vec<Box<dyn Create>>) -> Together {
+fn all_at_once(
+    s: &mut dyn Session,
+    dir: &mut dyn Directory,
+    jobs: Vec<Box<dyn Create>>,
+) -> Together {
     let mut emails = HashSet::new();
-    if !jobs.iter().all(|j| j.email().is_none_or(|e| emails.insert(e))) {
+    if !jobs
+        .iter()
+        .all(|j| j.email().is_none_or(|e| emails.insert(e)))
+    {
         return Together::Not(jobs);
     }
     drop(emails);
@@ -643,7 +650,9 @@ mod tests {
         let mut s = store.begin("token:a", &crate::store::now()).unwrap();
         create(s.as_mut(), "ann", "ann@example.org").unwrap();
         let f: CreateFn<()> = Box::new(|s, _| create(s, "bo", "bo@example.org"));
-        let mut bo = w.create("token:a", None, Some("bo@example.org"), f).unwrap();
+        let mut bo = w
+            .create("token:a", None, Some("bo@example.org"), f)
+            .unwrap();
         // The writer waits for the turn instead of meeting the lock.
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(bo.try_recv().is_err());

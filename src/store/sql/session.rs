@@ -866,10 +866,14 @@ impl SqlSession {
             &columns(&ACCOUNTS)[1..]
         );
         typed_values(&self.deferred_accounts, width, ids, &mut sql, &mut args)?;
+        // Each email looked up by the index, one row at a time: `OFFSET 0`
+        // keeps the planner from hashing every account's email instead,
+        // which a plan made while the table was small would keep doing
+        // as it grows.
         let _ = write!(
             sql,
             " v (id, {} WHERE v.email = '' OR NOT EXISTS \
-             (SELECT 1 FROM accounts x WHERE lower(x.email) = lower(v.email)) \
+             (SELECT 1 FROM accounts x WHERE lower(x.email) = lower(v.email) OFFSET 0) \
              ON CONFLICT (user_key) DO NOTHING RETURNING 1)",
             &columns(&ACCOUNTS)[1..]
         );
@@ -1307,9 +1311,10 @@ impl Session for SqlSession {
         let deferred = match &mut self.deferred {
             // Its id drawn, its row queued with those of the other
             // deferred creates, each checking its own email.
-            Some(ids) => Some(ids.pop().ok_or_else(|| {
-                StoreError::Invalid("more creates than were deferred".into())
-            })?),
+            Some(ids) => Some(
+                ids.pop()
+                    .ok_or_else(|| StoreError::Invalid("more creates than were deferred".into()))?,
+            ),
             None => None,
         };
         if let Some(id) = deferred {
@@ -1873,7 +1878,10 @@ impl Session for SqlSession {
             "SELECT nextval(pg_get_serial_sequence('accounts', 'id')), \
              (SELECT name FROM tokens WHERE digest = ?2 AND revoked_at IS NULL AND scope IS NULL) \
              FROM generate_series(1, ?1::bigint)",
-            &[Arg::Int(creates as i64), Arg::Text(admin_token.unwrap_or(""))],
+            &[
+                Arg::Int(creates as i64),
+                Arg::Text(admin_token.unwrap_or("")),
+            ],
             &mut |r| {
                 ids.push(r.get(0)?);
                 admin = r.take::<Option<String>>(1)?;
