@@ -407,8 +407,11 @@ fn all_at_once(
     }
     drop(emails);
     let token = jobs.iter().find_map(|j| j.token());
-    if !matches!(s.defer_creates(jobs.len(), token), Ok(true)) {
-        return Together::Not(jobs);
+    match s.defer_creates(jobs.len(), token) {
+        Ok(true) => {}
+        Ok(false) => return Together::Not(jobs),
+        // The transaction may not go on: again from a new one.
+        Err(_) => return Together::Refused(jobs),
     }
     let mut jobs = jobs;
     let ran = catch_unwind(AssertUnwindSafe(|| {
