@@ -413,6 +413,20 @@ pub fn control_character_at(v: &Value) -> Option<String> {
             _ => None,
         }
     }
+    // Most bodies hold none: looked for first without building any path.
+    fn any(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.chars().any(char::is_control),
+            Value::Array(items) => items.iter().any(any),
+            Value::Object(m) => m
+                .iter()
+                .any(|(k, x)| k.chars().any(char::is_control) || any(x)),
+            _ => false,
+        }
+    }
+    if !any(v) {
+        return None;
+    }
     walk(v, "")
 }
 

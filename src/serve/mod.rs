@@ -157,10 +157,15 @@ fn scim_json() -> HeaderValue {
     HeaderValue::from_static("application/scim+json")
 }
 
+/// Bytes set aside for a resource's JSON: a User or a small Group.
+pub const JSON_CAPACITY: usize = 2048;
+
 /// A JSON response with the SCIM media type, and the resource's ETag if any.
 pub fn respond(status: StatusCode, body: &Value) -> Response {
-    // A `Value` always serializes; `to_vec` skips `Display`'s formatter.
-    let json = serde_json::to_vec(body).unwrap_or_default();
+    // A `Value` always serializes; `to_writer` skips `Display`'s
+    // formatter, and a resource fits in the first buffer.
+    let mut json = Vec::with_capacity(JSON_CAPACITY);
+    let _ = serde_json::to_writer(&mut json, body);
     let mut r = (status, json).into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, scim_json());
     if let Some(v) = body.pointer("/meta/version").and_then(Value::as_str)

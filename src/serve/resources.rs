@@ -2,7 +2,9 @@
 
 use super::kind::Kind;
 use super::writes::CreateFn;
-use super::{Ctx, DEFAULT_COUNT, MAX_RESULTS, Params, ScimError, param, parse_body, respond};
+use super::{
+    Ctx, DEFAULT_COUNT, JSON_CAPACITY, MAX_RESULTS, Params, ScimError, param, parse_body, respond,
+};
 use crate::domain::Account;
 use crate::scim::excerpt;
 use crate::scim::filter::{self, Filter};
@@ -33,7 +35,9 @@ fn row_id(kind: Kind, id: &str) -> Result<i64, ScimError> {
 fn etag(v: &Value, modified: &str) -> String {
     // `to_vec` writes the bytes `to_string` (`Display`) would, without the
     // formatter's per-piece calls.
-    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    let mut bytes = Vec::with_capacity(JSON_CAPACITY);
+    // A `Value` always serializes.
+    let _ = serde_json::to_writer(&mut bytes, v);
     bytes.push(b'\n');
     bytes.extend_from_slice(modified.as_bytes());
     let digest = crate::secrets::sha256(&bytes);

@@ -483,6 +483,8 @@ mod tests {
             token: format!("token-{name}"),
             token_digest: crate::secrets::sha256(name.as_bytes()),
         };
+        // As the server's creates do.
+        s.refuse_taken_emails();
         Ok(s.create_account(name, &profile, invite)?)
     }
 
@@ -597,6 +599,47 @@ mod tests {
             create_rows(store.as_ref()),
             [row("a", "cy"), row("a", "dee")]
         );
+    }
+
+    #[test]
+    fn an_email_taken_in_the_store_refuses_only_its_own_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        queued(store.as_ref(), vec![job("a", "ann", "ann@example.org")])[0]
+            .clone()
+            .unwrap();
+        // The store finds the email taken as the row is written, between
+        // two creates of the same commit that land.
+        let answers = queued(
+            store.as_ref(),
+            vec![
+                job("a", "dee", "dee@example.org"),
+                job("a", "eve", "ANN@example.org"),
+                job("a", "fay", "fay@example.org"),
+            ],
+        );
+        answers[0].clone().unwrap();
+        let e = answers[1].clone().unwrap_err();
+        assert_eq!(
+            (e.status, e.scim_type),
+            (StatusCode::CONFLICT, Some("uniqueness")),
+            "{e:?}"
+        );
+        answers[2].clone().unwrap();
+        assert_eq!(
+            create_rows(store.as_ref()),
+            [row("a", "ann"), row("a", "dee"), row("a", "fay")]
+        );
+        // Its invitation went with it; its neighbours' did not.
+        let mut r = store.reader().unwrap();
+        let mut invited: Vec<String> = r
+            .invitations()
+            .unwrap()
+            .into_iter()
+            .map(|i| i.user_name)
+            .collect();
+        invited.sort();
+        assert_eq!(invited, ["ann", "dee", "fay"]);
     }
 
     #[test]

@@ -1040,7 +1040,26 @@ impl SqlSession {
             return Ok(());
         }
         let rows_max = self.conn.rows_per_insert();
-        if !self.new_emails.is_empty() {
+        // One row a statement, its id kept by the database (SQLite).
+        let alone = rows_max == 1 && self.conn.last_insert_id().is_some();
+        if alone && let Some(email) = self.new_emails.values().next() {
+            // One new account (see `create_account_with_roles`), written
+            // only if its email is free: looked up first, then a plain
+            // insert. `INSERT … SELECT` would make SQLite keep a statement
+            // journal of every page the insert changes.
+            let held = !email.is_empty()
+                && self
+                    .conn
+                    .query_opt(
+                        "SELECT 1 FROM accounts WHERE lower(email) = lower(?1) LIMIT 1",
+                        &params![email.as_str()],
+                    )?
+                    .is_some();
+            if held {
+                self.accounts_queue.clear();
+            }
+        }
+        if !self.new_emails.is_empty() && !alone {
             // One new account (see `create_account_with_roles`), written
             // only if its email is free.
             let typed = self.conn.dialect() == super::conn::Dialect::Postgres;
@@ -1073,7 +1092,7 @@ impl SqlSession {
             }
             drop(args);
             self.accounts_queue.clear();
-        } else if rows_max == 1 && self.conn.last_insert_id().is_some() {
+        } else if alone {
             // One row a statement, its id kept by the database: no
             // `RETURNING`, which SQLite runs as a trigger that needs a
             // statement journal for every row.
