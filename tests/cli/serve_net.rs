@@ -428,6 +428,55 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     assert!((1..=4).contains(&most), "{most} store connections at once");
 }
 
+/// The server keeps its requests' connections and the one its writes use,
+/// nothing beside them: the connection that created or migrated the store
+/// before the server listened is closed, not left idle for the server's life.
+#[test]
+fn no_store_connection_is_kept_beside_the_servers_pool() {
+    if super::pg::skipped() {
+        return;
+    }
+    let s = seeded(Backend::Postgres);
+    let server = serve(&s, &["--store-connections", "1"]);
+    let (name, admin_url) = pg_admin(&s.db);
+    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    let bearer = format!("Bearer {}", s.admin);
+    let read = get(
+        &format!("{}/Users?count=1", server.base),
+        Some(&bearer),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(read.0, 200, "{}", read.1);
+    let created = super::serve::http(
+        "POST",
+        &format!("{}/Users", server.base),
+        Some(&s.admin),
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+            "userName": "KeptApart",
+            "name": {"givenName": "Kept", "familyName": "Apart"},
+            "emails": [{"value": "kept.apart@example.org", "type": "work", "primary": true}],
+            EXT: {"birthDate": "1990-05-01", "postalCode": "62701"},
+        })),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    // At most one connection for requests, and the writer's two (its
+    // session and the snapshot it checks under the write lock); one closed
+    // a moment ago may still be going away.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut open = roster_sessions(&mut admin, &name);
+    while open > 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        open = roster_sessions(&mut admin, &name);
+    }
+    assert!(
+        (1..=3).contains(&open),
+        "{open} store connections open; the server's are 1 for requests and 2 for writes"
+    );
+}
+
 #[test]
 fn a_kept_store_connection_the_database_dropped_is_replaced_at_the_next_request() {
     if super::pg::skipped() {
