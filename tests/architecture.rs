@@ -24,7 +24,9 @@ fn modules(lib: &str) -> Vec<String> {
         .filter_map(|l| {
             let l = l.trim();
             let l = l.strip_prefix("pub ").unwrap_or(l);
-            l.strip_prefix("mod ")?.strip_suffix(';').map(str::to_string)
+            l.strip_prefix("mod ")?
+                .strip_suffix(';')
+                .map(str::to_string)
         })
         .collect()
 }
@@ -48,7 +50,11 @@ fn is_path(word: &str) -> bool {
 fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
     for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
         let path = e.path();
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        let rel = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         out.push(rel);
         if path.is_dir() {
             walk(&path, root, out);
@@ -126,9 +132,8 @@ fn a_missing_module_and_a_stale_path_are_found() {
             "`render.rs` is named but does not exist",
         ]
     );
-    let fixed = readme.replace(", `render.rs`", "").replace(
-        "\n\n## Design",
-        "\n- `src/mail/`: mail.\n\n## Design",
-    );
+    let fixed = readme
+        .replace(", `render.rs`", "")
+        .replace("\n\n## Design", "\n- `src/mail/`: mail.\n\n## Design");
     assert!(problems(&fixed, lib, &root, &under_src).is_empty());
 }

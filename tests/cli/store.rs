@@ -939,6 +939,47 @@ fn a_second_apply_waits_for_the_lock_or_fails_cleanly(b: Backend) {
     assert_eq!(r.revision(), rev + 1);
 }
 
+/// A store that cannot be reached fails every verb that opens one the same
+/// way: exit 1, nothing on stdout, and the error said once, on one line of
+/// stderr, without the password.
+#[test]
+fn every_verb_says_a_store_error_once() {
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let url = "postgres://roster:s3cret@127.0.0.1:1/roster";
+    let verbs: &[&[&str]] = &[
+        &["plan", "roster.yaml"],
+        &["apply", "--yes", "roster.yaml"],
+        &["diff", "roster.yaml"],
+        &["export"],
+        &["log"],
+        &["accounts"],
+        &["invitations"],
+        &["reset-password", "JJones"],
+        &["report", "--html", "--out", "report.html"],
+        &["token", "list"],
+        &["token", "create", "--name", "ci"],
+        &["token", "revoke", "ci"],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["init", "new-repo"],
+    ];
+    for verb in verbs {
+        let mut args = verb.to_vec();
+        args.extend(["--store", url]);
+        let out = r.cmd(&args);
+        let said = "error: store postgres://roster@127.0.0.1:1/roster: cannot connect";
+        assert_eq!(out.code, 1, "{verb:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{verb:?}");
+        assert!(
+            out.stderr.starts_with(said) && out.stderr.lines().count() == 1,
+            "{verb:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("s3cret"), "{verb:?}: {}", out.stderr);
+    }
+    assert!(!r.path().join("report.html").exists());
+    assert!(!r.path().join("new-repo").exists());
+}
+
 #[test]
 fn stores_that_cannot_be_used_are_named() {
     let r = roster()
