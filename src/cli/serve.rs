@@ -246,6 +246,10 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
                     .with_ansi(false)
                     .with_target(false)
                     .with_max_level(tracing::Level::INFO)
+                    // A log line that cannot be written (stderr closed) is
+                    // dropped: the fallback, eprintln!, would wait for ever
+                    // on the stderr lock `out` holds, and the request with it.
+                    .log_internal_errors(false)
                     .try_init();
             }
             Err(e) => eprintln!("roster serve: no request log: {e}"),

@@ -299,6 +299,46 @@ fn the_connection_limit_holds() {
     drop(second);
 }
 
+/// Whoever reads the server's stderr may go away (`roster serve 2>&1 |
+/// head`): the request log lines that can no longer be written are lost,
+/// and the requests are still answered.
+#[test]
+fn requests_are_answered_after_stderr_is_closed() {
+    let s = seeded(Backend::Sqlite);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--store", &s.db])
+        .current_dir(s.r.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start roster serve");
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone: the pipe is closed.
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {first}"))
+        .to_string();
+    let bearer = format!("Bearer {}", s.admin);
+    let answers: Vec<_> = (0..3)
+        .map(|_| {
+            get(
+                &format!("{base}/Users?count=1"),
+                Some(&bearer),
+                Duration::from_secs(10),
+            )
+            .map(|r| r.0)
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answers, [Some(200); 3]);
+}
+
 #[test]
 fn bearer_is_case_insensitive() {
     let s = seeded(Backend::Sqlite);
