@@ -2282,8 +2282,8 @@ fn store_files_are_private_when_made_by(make: &str) {
     } else {
         assert!(mode("store.db").is_err());
     }
-    // A process that keeps the store open (as `roster serve` does), so the
-    // -wal and -shm files exist to be looked at.
+    // A process that keeps the store open (as `roster serve` does once a
+    // request has read it), so the -wal and -shm files exist to be looked at.
     let server = Command::new("sh")
         .args([
             "-c",
@@ -2307,6 +2307,14 @@ fn store_files_are_private_when_made_by(make: &str) {
     std::io::BufReader::new(server.0.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {line}"));
+    // A token is looked up in the store: the server opens it and keeps it.
+    let unknown = format!("rst_{}", "0".repeat(64));
+    let read = super::serve::http("GET", &format!("{base}/Users"), Some(&unknown), None, &[]);
+    assert_eq!(read.status, 401, "{}", read.body);
     // An apply while the server holds the store open.
     std::fs::write(
         r.path().join("more.yaml"),
