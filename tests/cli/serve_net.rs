@@ -67,8 +67,9 @@ impl Served {
     }
 }
 
-fn serve(s: &Seeded, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+/// `roster serve` on the store of `s`, its stderr piped.
+fn spawn(s: &Seeded, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["serve", "--listen", "127.0.0.1:0", "--store", &s.db])
         .args(extra)
         .current_dir(s.r.path())
@@ -76,7 +77,11 @@ fn serve(s: &Seeded, extra: &[&str]) -> Served {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start roster serve");
+        .expect("start roster serve")
+}
+
+fn serve(s: &Seeded, extra: &[&str]) -> Served {
+    let mut child = spawn(s, extra);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     let base = first
@@ -305,14 +310,7 @@ fn the_connection_limit_holds() {
 #[test]
 fn requests_are_answered_after_stderr_is_closed() {
     let s = seeded(Backend::Sqlite);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--store", &s.db])
-        .current_dir(s.r.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start roster serve");
+    let mut child = spawn(&s, &[]);
     let mut first = String::new();
     BufReader::new(child.stderr.take().unwrap())
         .read_line(&mut first)
@@ -377,15 +375,26 @@ fn roster_sessions(admin: &mut ::postgres::Client, name: &str) -> i64 {
         .get(0)
 }
 
-#[test]
-fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
+/// The live example on a fresh PostgreSQL database served with `extra`; the
+/// database's name and a connection to the cluster to watch it from. `None`
+/// when the PostgreSQL tests are skipped.
+fn served_on_postgres(extra: &[&str]) -> Option<(Seeded, Served, String, ::postgres::Client)> {
     if super::pg::skipped() {
-        return;
+        return None;
     }
     let s = seeded(Backend::Postgres);
-    let server = serve(&s, &["--store-connections", "3"]);
+    let server = serve(&s, extra);
     let (name, admin_url) = pg_admin(&s.db);
-    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    let admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    Some((s, server, name, admin))
+}
+
+#[test]
+fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "3"])
+    else {
+        return;
+    };
     let url = format!("{}/Users?count=1", server.base);
     let bearer = format!("Bearer {}", s.admin);
     assert_eq!(
@@ -473,13 +482,10 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
 /// before the server listened is closed, not left idle for the server's life.
 #[test]
 fn no_store_connection_is_kept_beside_the_servers_pool() {
-    if super::pg::skipped() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "1"])
+    else {
         return;
-    }
-    let s = seeded(Backend::Postgres);
-    let server = serve(&s, &["--store-connections", "1"]);
-    let (name, admin_url) = pg_admin(&s.db);
-    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    };
     let bearer = format!("Bearer {}", s.admin);
     let read = get(
         &format!("{}/Users?count=1", server.base),
@@ -519,13 +525,10 @@ fn no_store_connection_is_kept_beside_the_servers_pool() {
 
 #[test]
 fn a_kept_store_connection_the_database_dropped_is_replaced_at_the_next_request() {
-    if super::pg::skipped() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "1"])
+    else {
         return;
-    }
-    let s = seeded(Backend::Postgres);
-    let server = serve(&s, &["--store-connections", "1"]);
-    let (name, admin_url) = pg_admin(&s.db);
-    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    };
     let url = format!("{}/Users?count=1", server.base);
     let bearer = format!("Bearer {}", s.admin);
     let unknown = format!("Bearer rst_{}", "0".repeat(64));
