@@ -198,17 +198,19 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
         }
         _ => None,
     };
-    let opened = store::open(
+    // Create or migrate the store before accepting requests. Committed,
+    // not dropped: on PostgreSQL the migration is part of the session's
+    // transaction. The handle goes with it: the server opens its own, and a
+    // connection kept here would stay open beside the server's for its life.
+    store::open(
         &url,
         store::Options {
             lock_timeout: Duration::from_secs_f64(args.lock_timeout),
-            connections: args.store_connections as usize,
+            connections: 1,
         },
-    )?;
-    // Create or migrate the store before accepting requests. Committed,
-    // not dropped: on PostgreSQL the migration is part of the session's
-    // transaction.
-    opened.begin("roster serve", &store::now())?.commit()?;
+    )?
+    .begin("roster serve", &store::now())?
+    .commit()?;
     // From here on (not for the migration above): no request holds the
     // database for long.
     store::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
@@ -244,6 +246,10 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
                     .with_ansi(false)
                     .with_target(false)
                     .with_max_level(tracing::Level::INFO)
+                    // A log line that cannot be written (stderr closed) is
+                    // dropped: the fallback, eprintln!, would wait for ever
+                    // on the stderr lock `out` holds, and the request with it.
+                    .log_internal_errors(false)
                     .try_init();
             }
             Err(e) => eprintln!("roster serve: no request log: {e}"),

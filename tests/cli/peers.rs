@@ -8,7 +8,9 @@
 //! exclusive lock on `target/test-venv.lock` keeps parallel tests and test
 //! binaries from installing at the same time, and a marker written only
 //! after pip succeeded tells a finished install from one cut short.
-//! `ROSTER_TEST_SCIM=skip` skips the tests that need the SCIM peers.
+//! `ROSTER_TEST_SCIM=skip` skips the tests that need the SCIM peers;
+//! `ROSTER_TEST_TOOLS=skip` those that run the CI kit's tools or the mail
+//! relay, also from PyPI.
 
 use super::repo;
 use std::collections::BTreeSet;
@@ -59,6 +61,17 @@ pub fn scim_skipped() -> bool {
     let skip = std::env::var("ROSTER_TEST_SCIM").is_ok_and(|v| v == "skip");
     if skip {
         say_skipped("ROSTER_TEST_SCIM=skip");
+    }
+    skip
+}
+
+/// Whether `ROSTER_TEST_TOOLS=skip` asks to skip the tests that run the
+/// other PyPI tools: the CI kit's (actionlint, pre-commit) and the mail
+/// relay (aiosmtpd). Says so.
+pub fn tools_skipped() -> bool {
+    let skip = std::env::var("ROSTER_TEST_TOOLS").is_ok_and(|v| v == "skip");
+    if skip {
+        say_skipped("ROSTER_TEST_TOOLS=skip");
     }
     skip
 }

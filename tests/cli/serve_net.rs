@@ -67,8 +67,9 @@ impl Served {
     }
 }
 
-fn serve(s: &Seeded, extra: &[&str]) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_roster"))
+/// `roster serve` on the store of `s`, its stderr piped.
+fn spawn(s: &Seeded, extra: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_roster"))
         .args(["serve", "--listen", "127.0.0.1:0", "--store", &s.db])
         .args(extra)
         .current_dir(s.r.path())
@@ -76,7 +77,11 @@ fn serve(s: &Seeded, extra: &[&str]) -> Served {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start roster serve");
+        .expect("start roster serve")
+}
+
+fn serve(s: &Seeded, extra: &[&str]) -> Served {
+    let mut child = spawn(s, extra);
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     let base = first
@@ -299,6 +304,39 @@ fn the_connection_limit_holds() {
     drop(second);
 }
 
+/// Whoever reads the server's stderr may go away (`roster serve 2>&1 |
+/// head`): the request log lines that can no longer be written are lost,
+/// and the requests are still answered.
+#[test]
+fn requests_are_answered_after_stderr_is_closed() {
+    let s = seeded(Backend::Sqlite);
+    let mut child = spawn(&s, &[]);
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is gone: the pipe is closed.
+    let base = first
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {first}"))
+        .to_string();
+    let bearer = format!("Bearer {}", s.admin);
+    let answers: Vec<_> = (0..3)
+        .map(|_| {
+            get(
+                &format!("{base}/Users?count=1"),
+                Some(&bearer),
+                Duration::from_secs(10),
+            )
+            .map(|r| r.0)
+        })
+        .collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(answers, [Some(200); 3]);
+}
+
 #[test]
 fn bearer_is_case_insensitive() {
     let s = seeded(Backend::Sqlite);
@@ -337,15 +375,26 @@ fn roster_sessions(admin: &mut ::postgres::Client, name: &str) -> i64 {
         .get(0)
 }
 
-#[test]
-fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
+/// The live example on a fresh PostgreSQL database served with `extra`; the
+/// database's name and a connection to the cluster to watch it from. `None`
+/// when the PostgreSQL tests are skipped.
+fn served_on_postgres(extra: &[&str]) -> Option<(Seeded, Served, String, ::postgres::Client)> {
     if super::pg::skipped() {
-        return;
+        return None;
     }
     let s = seeded(Backend::Postgres);
-    let server = serve(&s, &["--store-connections", "3"]);
+    let server = serve(&s, extra);
     let (name, admin_url) = pg_admin(&s.db);
-    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    let admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    Some((s, server, name, admin))
+}
+
+#[test]
+fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "3"])
+    else {
+        return;
+    };
     let url = format!("{}/Users?count=1", server.base);
     let bearer = format!("Bearer {}", s.admin);
     assert_eq!(
@@ -428,15 +477,58 @@ fn requests_are_authenticated_before_the_store_and_share_a_bounded_pool() {
     assert!((1..=4).contains(&most), "{most} store connections at once");
 }
 
+/// The server keeps its requests' connections and the one its writes use,
+/// nothing beside them: the connection that created or migrated the store
+/// before the server listened is closed, not left idle for the server's life.
+#[test]
+fn no_store_connection_is_kept_beside_the_servers_pool() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "1"])
+    else {
+        return;
+    };
+    let bearer = format!("Bearer {}", s.admin);
+    let read = get(
+        &format!("{}/Users?count=1", server.base),
+        Some(&bearer),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(read.0, 200, "{}", read.1);
+    let created = super::serve::http(
+        "POST",
+        &format!("{}/Users", server.base),
+        Some(&s.admin),
+        Some(&json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", EXT],
+            "userName": "KeptApart",
+            "name": {"givenName": "Kept", "familyName": "Apart"},
+            "emails": [{"value": "kept.apart@example.org", "type": "work", "primary": true}],
+            EXT: {"birthDate": "1990-05-01", "postalCode": "62701"},
+        })),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    // At most one connection for requests, and the writer's two (its
+    // session and the snapshot it checks under the write lock); one closed
+    // a moment ago may still be going away.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut open = roster_sessions(&mut admin, &name);
+    while open > 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        open = roster_sessions(&mut admin, &name);
+    }
+    assert!(
+        (1..=3).contains(&open),
+        "{open} store connections open; the server's are 1 for requests and 2 for writes"
+    );
+}
+
 #[test]
 fn a_kept_store_connection_the_database_dropped_is_replaced_at_the_next_request() {
-    if super::pg::skipped() {
+    let Some((s, server, name, mut admin)) = served_on_postgres(&["--store-connections", "1"])
+    else {
         return;
-    }
-    let s = seeded(Backend::Postgres);
-    let server = serve(&s, &["--store-connections", "1"]);
-    let (name, admin_url) = pg_admin(&s.db);
-    let mut admin = ::postgres::Client::connect(&admin_url, ::postgres::NoTls).unwrap();
+    };
     let url = format!("{}/Users?count=1", server.base);
     let bearer = format!("Bearer {}", s.admin);
     let unknown = format!("Bearer rst_{}", "0".repeat(64));

@@ -939,6 +939,47 @@ fn a_second_apply_waits_for_the_lock_or_fails_cleanly(b: Backend) {
     assert_eq!(r.revision(), rev + 1);
 }
 
+/// A store that cannot be reached fails every verb that opens one the same
+/// way: exit 1, nothing on stdout, and the error said once, on one line of
+/// stderr, without the password.
+#[test]
+fn every_verb_says_a_store_error_once() {
+    let r = roster().copy("examples/worknet/roster.yaml", "roster.yaml");
+    let url = "postgres://roster:s3cret@127.0.0.1:1/roster";
+    let verbs: &[&[&str]] = &[
+        &["plan", "roster.yaml"],
+        &["apply", "--yes", "roster.yaml"],
+        &["diff", "roster.yaml"],
+        &["export"],
+        &["log"],
+        &["accounts"],
+        &["invitations"],
+        &["reset-password", "JJones"],
+        &["report", "--html", "--out", "report.html"],
+        &["token", "list"],
+        &["token", "create", "--name", "ci"],
+        &["token", "revoke", "ci"],
+        &["serve", "--listen", "127.0.0.1:0"],
+        &["init", "new-repo"],
+    ];
+    for verb in verbs {
+        let mut args = verb.to_vec();
+        args.extend(["--store", url]);
+        let out = r.cmd(&args);
+        let said = "error: store postgres://roster@127.0.0.1:1/roster: cannot connect";
+        assert_eq!(out.code, 1, "{verb:?}: {}", out.stderr);
+        assert_eq!(out.stdout, "", "{verb:?}");
+        assert!(
+            out.stderr.starts_with(said) && out.stderr.lines().count() == 1,
+            "{verb:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("s3cret"), "{verb:?}: {}", out.stderr);
+    }
+    assert!(!r.path().join("report.html").exists());
+    assert!(!r.path().join("new-repo").exists());
+}
+
 #[test]
 fn stores_that_cannot_be_used_are_named() {
     let r = roster()
@@ -2241,8 +2282,8 @@ fn store_files_are_private_when_made_by(make: &str) {
     } else {
         assert!(mode("store.db").is_err());
     }
-    // A process that keeps the store open (as `roster serve` does), so the
-    // -wal and -shm files exist to be looked at.
+    // A process that keeps the store open (as `roster serve` does once a
+    // request has read it), so the -wal and -shm files exist to be looked at.
     let server = Command::new("sh")
         .args([
             "-c",
@@ -2266,6 +2307,14 @@ fn store_files_are_private_when_made_by(make: &str) {
     std::io::BufReader::new(server.0.stderr.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in: {line}"));
+    // A token is looked up in the store: the server opens it and keeps it.
+    let unknown = format!("rst_{}", "0".repeat(64));
+    let read = super::serve::http("GET", &format!("{base}/Users"), Some(&unknown), None, &[]);
+    assert_eq!(read.status, 401, "{}", read.body);
     // An apply while the server holds the store open.
     std::fs::write(
         r.path().join("more.yaml"),

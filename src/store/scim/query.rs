@@ -2,18 +2,14 @@
 //! rosters and providers: every value is a quoted literal, so `O"Brien` or
 //! `x" or userName pr or "` stays one value and never becomes filter syntax.
 
-use serde_json::Value;
+/// A filter string literal: the JSON string of `s`, as the grammar says.
+pub use crate::scim::filter::quote;
 
 /// Attribute terms per `or` filter: short enough for any provider's URL
 /// limit and filter complexity limit.
 pub const TERMS: usize = 50;
 /// Longest filter text (before percent-encoding) of one request.
 pub const MAX_FILTER: usize = 2_000;
-
-/// A filter string literal: the JSON string of `s`, as the grammar says.
-pub fn quote(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
-}
 
 /// `attr op "value"`.
 pub fn term(attr: &str, op: &str, value: &str) -> String {
