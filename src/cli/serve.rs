@@ -198,22 +198,19 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
         }
         _ => None,
     };
-    // Create or migrate the store before accepting requests. Committed,
-    // not dropped: on PostgreSQL the migration is part of the session's
-    // transaction. The handle goes with it: the server opens its own, and a
-    // connection kept here would stay open beside the server's for its life.
-    store::open(
-        &url,
-        store::Options {
-            lock_timeout: Duration::from_secs_f64(args.lock_timeout),
-            connections: 1,
-        },
-    )?
-    .begin("roster serve", &store::now())?
-    .commit()?;
-    // From here on (not for the migration above): no request holds the
-    // database for long.
+    // No request holds the database for long (a migration is not capped).
     store::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
+    // The store, opened once and kept by the server. Created or migrated
+    // before accepting requests; committed, not dropped: on PostgreSQL the
+    // migration is part of the session's transaction.
+    let store: Arc<dyn store::Store> = Arc::from(store::open(
+        &url,
+        crate::serve::store_options(
+            Duration::from_secs_f64(args.lock_timeout),
+            args.store_connections as usize,
+        ),
+    )?);
+    store.begin("roster serve", &store::now())?.commit()?;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -257,7 +254,6 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
         crate::serve::run(
             crate::serve::Config {
                 url: url.clone(),
-                lock_timeout: Duration::from_secs_f64(args.lock_timeout),
                 body_timeout: Duration::from_secs_f64(args.body_timeout),
                 store_connections: args.store_connections as usize,
                 store_wait: STORE_WAIT,
@@ -266,6 +262,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
                 catalog: crate::serve::catalog::Catalog::of(&policy, !args.roster.is_empty()),
                 policy,
             },
+            store,
             crate::serve::net::Net {
                 header_timeout: Duration::from_secs_f64(args.header_timeout),
                 write_timeout: Duration::from_secs_f64(args.write_timeout),

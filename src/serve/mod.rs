@@ -68,7 +68,6 @@ pub const DEFAULT_COUNT: u64 = 100;
 
 pub struct Config {
     pub url: String,
-    pub lock_timeout: Duration,
     /// How long the queries of one listing (its filter) may run, together,
     /// before the store cancels them.
     pub filter_timeout: Duration,
@@ -794,16 +793,18 @@ pub fn param<'a>(q: &'a Params, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The service over the store at `config.url`, opened here once.
-pub fn router(config: Config) -> Result<Router, StoreError> {
-    let store: Arc<dyn Store> = Arc::from(store::open(
-        &config.url,
-        store::Options {
-            lock_timeout: config.lock_timeout,
-            // The request's connections, and the write session's.
-            connections: config.store_connections + 1,
-        },
-    )?);
+/// How a server keeps its store: the requests' connections, and the write
+/// session's.
+pub fn store_options(lock_timeout: Duration, store_connections: usize) -> store::Options {
+    store::Options {
+        lock_timeout,
+        connections: store_connections + 1,
+    }
+}
+
+/// The service over `store`, the store at `config.url` opened once (with
+/// [`store_options`]) by the caller.
+pub fn router(config: Config, store: Arc<dyn Store>) -> Result<Router, StoreError> {
     let pool = Arc::new(Pool::new(
         Arc::clone(&store),
         config.store_connections,
@@ -878,8 +879,13 @@ pub fn router(config: Config) -> Result<Router, StoreError> {
 
 /// Serve until Ctrl-C or SIGTERM; then requests in flight get
 /// `net.shutdown_timeout` to finish.
-pub async fn run(config: Config, net: net::Net, listener: tokio::net::TcpListener) {
-    let router = match router(config) {
+pub async fn run(
+    config: Config,
+    store: Arc<dyn Store>,
+    net: net::Net,
+    listener: tokio::net::TcpListener,
+) {
+    let router = match router(config, store) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot open the store");

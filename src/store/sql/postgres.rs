@@ -649,6 +649,11 @@ impl Backend for Postgres {
             }
             Schema::Version(v) => v,
         };
+        if from < MIGRATIONS.len() {
+            // A migration is never cut short by the statement cap of
+            // `roster serve` (a large store's takes longer); until commit.
+            c.batch("SET LOCAL statement_timeout = 0")?;
+        }
         super::migrate(c, from, MIGRATIONS, |c, v| {
             c.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema_version', ?1) \
