@@ -220,6 +220,19 @@ impl Queue {
         })
     }
 
+    /// Every account cell as its id from `ids`: the queue then needs none.
+    fn resolve(&mut self, ids: &HashMap<String, i64>) -> Result<(), StoreError> {
+        for c in &mut self.cells {
+            if let Cell::Account(start, end) = *c {
+                let key = &self.text[start..end];
+                *c = Cell::Int(ids.get(key).copied().ok_or_else(|| {
+                    StoreError::Invalid(format!("account `{key}` was not written"))
+                })?);
+            }
+        }
+        Ok(())
+    }
+
     /// The cells `range` as parameters, in `args` (emptied first).
     fn args<'q>(
         &'q self,
@@ -443,8 +456,19 @@ fn account_if_email_free<'q>(
 /// sub-journal of every page changed under it. A savepoint released sends
 /// its `RELEASE` with the next `SAVEPOINT` (one statement batch, one round
 /// trip) or leaves it to the commit, which releases it anyway.
+///
+/// On PostgreSQL a large apply's queued rows are written on a thread of
+/// their own while the session goes on queueing the next ones (see
+/// [`SqlSession::flush_behind`]): the connection goes with them and comes
+/// back, with their outcome, before the session's next statement.
 struct Held {
-    conn: Box<dyn Conn>,
+    /// Away (`None`) while `writing` has it.
+    conn: Option<Box<dyn Conn>>,
+    /// Queued rows being written on another thread, on the connection.
+    writing: Option<std::thread::JoinHandle<Written>>,
+    url: String,
+    dialect: super::conn::Dialect,
+    rows_per_insert: usize,
     /// A `SAVEPOINT` asked for and not sent yet.
     savepoint_due: bool,
     /// A savepoint released whose `RELEASE` is not sent yet.
@@ -457,7 +481,79 @@ struct Held {
     failed_unsaved: bool,
 }
 
+/// The connection back from writing queued rows, and how that went.
+type Written = (Box<dyn Conn>, Result<(), StoreError>);
+
 impl Held {
+    fn new(conn: Box<dyn Conn>) -> Self {
+        Held {
+            url: conn.url().to_string(),
+            dialect: conn.dialect(),
+            rows_per_insert: conn.rows_per_insert(),
+            conn: Some(conn),
+            writing: None,
+            savepoint_due: false,
+            release_due: false,
+            failed: false,
+            failed_unsaved: false,
+        }
+    }
+
+    /// The connection, once the rows being written on another thread are
+    /// (their failure is this call's).
+    fn conn(&mut self) -> Result<&mut dyn Conn, StoreError> {
+        if let Some(writing) = self.writing.take() {
+            let written = match writing.join() {
+                Ok((conn, written)) => {
+                    self.conn = Some(conn);
+                    written
+                }
+                Err(_) => Err(StoreError::Invalid(
+                    "writing the queued rows stopped short; nothing was written".into(),
+                )),
+            };
+            self.noted(written)?;
+        }
+        match &mut self.conn {
+            Some(conn) => Ok(conn.as_mut()),
+            None => Err(StoreError::Invalid(
+                "the store connection was lost; nothing was written".into(),
+            )),
+        }
+    }
+
+    /// Write `queues` (their accounts' ids known) on another thread, which
+    /// takes the connection until the session's next statement.
+    fn write_behind(&mut self, queues: Vec<(Queue, &'static Table)>) -> Result<(), StoreError> {
+        self.send_due()?;
+        self.conn()?;
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        let spawned = std::thread::Builder::new()
+            .name("roster-write".into())
+            .spawn(move || {
+                let no_ids = HashMap::new();
+                let mut written = Ok(());
+                for (mut queue, table) in queues {
+                    written = queue.write(conn.as_mut(), table, &no_ids);
+                    if written.is_err() {
+                        break;
+                    }
+                }
+                (conn, written)
+            });
+        match spawned {
+            Ok(writing) => {
+                self.writing = Some(writing);
+                Ok(())
+            }
+            Err(e) => self.noted(Err(StoreError::Invalid(format!(
+                "cannot start writing the queued rows ({e}); nothing was written"
+            )))),
+        }
+    }
+
     /// The savepoint commands due, as one statement batch.
     fn due(&self) -> Option<&'static str> {
         match (self.savepoint_due, self.release_due) {
@@ -480,14 +576,14 @@ impl Held {
         statement: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.send_due()?;
-        let r = statement(self.conn.as_mut());
+        let r = statement(self.conn()?);
         self.noted(r)
     }
 
     /// Send the savepoint due, if any.
     fn send_due(&mut self) -> Result<(), StoreError> {
         if let Some(sql) = self.due() {
-            let r = self.conn.batch(sql);
+            let r = self.conn()?.batch(sql);
             self.noted(r)?;
             self.savepoint_due = false;
             self.release_due = false;
@@ -498,10 +594,10 @@ impl Held {
 
 impl Conn for Held {
     fn url(&self) -> &str {
-        self.conn.url()
+        &self.url
     }
     fn dialect(&self) -> super::conn::Dialect {
-        self.conn.dialect()
+        self.dialect
     }
     fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
         self.run(|c| c.execute(sql, params))
@@ -542,29 +638,31 @@ impl Conn for Held {
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self.due() {
             Some(due) => {
-                let r = self.conn.batch(&format!("{due}; {sql}"));
+                let r = self.conn()?.batch(&format!("{due}; {sql}"));
                 self.noted(r)?;
                 self.savepoint_due = false;
                 self.release_due = false;
                 Ok(())
             }
             None => {
-                let r = self.conn.batch(sql);
+                let r = self.conn()?.batch(sql);
                 self.noted(r)
             }
         }
     }
     fn rows_per_insert(&self) -> usize {
-        self.conn.rows_per_insert()
+        self.rows_per_insert
     }
     fn last_insert_id(&mut self) -> Option<i64> {
-        self.conn.last_insert_id()
+        // A failure of rows written on another thread stays noted.
+        self.conn().ok()?.last_insert_id()
     }
     fn deadline(&mut self, deadline: Option<std::time::Instant>) -> Result<(), StoreError> {
-        self.conn.deadline(deadline)
+        self.conn()?.deadline(deadline)
     }
     fn in_transaction(&self) -> bool {
-        self.conn.in_transaction()
+        // Rows being written are written in the session's transaction.
+        self.writing.is_some() || self.conn.as_ref().is_some_and(|c| c.in_transaction())
     }
 }
 
@@ -601,7 +699,7 @@ pub struct SqlSession {
     /// like their memberships, and what they hold (by key).
     roles: Queue,
     entitlements: Queue,
-    granted: HashSet<(String, Entitlement)>,
+    granted: HashMap<String, HashSet<Entitlement>>,
     outbox: Queue,
     audit: Queue,
     /// The audit rows' text, reused from row to row.
@@ -655,13 +753,7 @@ impl SqlSession {
             _ => None,
         };
         Ok(SqlSession {
-            conn: Held {
-                conn,
-                savepoint_due: false,
-                release_due: false,
-                failed: false,
-                failed_unsaved: false,
-            },
+            conn: Held::new(conn),
             actor: actor.to_string(),
             now: now.to_string(),
             log: AuditLog::new(revision, last),
@@ -679,7 +771,7 @@ impl SqlSession {
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
-            granted: HashSet::new(),
+            granted: HashMap::new(),
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
@@ -727,9 +819,39 @@ impl SqlSession {
         .map(|q| q.len())
         .sum::<usize>();
         if queued > QUEUED_MAX {
-            self.flush()?;
+            self.flush_behind()?;
         }
         Ok(())
+    }
+
+    /// Write every queued row; on PostgreSQL, outside a savepoint, all but
+    /// the new accounts (whose ids the session learns here) on another
+    /// thread while the session goes on: the server writes one part while
+    /// the session makes the next, on a machine's two cores. A failure
+    /// there is that of the session's next statement, and ends the apply
+    /// as any other (its transaction never commits).
+    fn flush_behind(&mut self) -> Result<(), StoreError> {
+        if self.conn.dialect() != super::conn::Dialect::Postgres
+            || self.conn.savepoint_due
+            || self.savepoint.is_some()
+        {
+            return self.flush();
+        }
+        self.write_accounts()?;
+        let mut queues = Vec::new();
+        for (queue, table) in [
+            (&mut self.memberships, &MEMBERSHIPS),
+            (&mut self.roles, &ROLES),
+            (&mut self.entitlements, &ENTITLEMENTS),
+            (&mut self.outbox, &OUTBOX),
+            (&mut self.audit, &AUDIT),
+        ] {
+            if queue.len() > 0 {
+                queue.resolve(&self.accounts)?;
+                queues.push((std::mem::take(queue), table));
+            }
+        }
+        self.conn.write_behind(queues)
     }
 
     /// Write every queued row.
@@ -1046,7 +1168,7 @@ impl SqlSession {
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
-        self.granted.retain(|(k, _)| k != key);
+        self.granted.remove(key);
     }
 
     /// Grant (`Some`) or revoke a role (`kind` None) or an entitlement.
@@ -1070,7 +1192,7 @@ impl SqlSession {
         if grant && self.created.contains_key(&key) {
             // Nobody else writes while this session holds the lock: the
             // new account has only the grants this session gave it.
-            if !self.granted.insert((key.clone(), held)) {
+            if !self.granted.entry(key.clone()).or_default().insert(held) {
                 return Err(refused());
             }
             match kind {
@@ -1108,8 +1230,8 @@ impl SqlSession {
             if changed != 1 {
                 return Err(refused());
             }
-            if !grant {
-                self.granted.remove(&(key, held));
+            if !grant && let Some(held_by) = self.granted.get_mut(&key) {
+                held_by.remove(&held);
             }
         }
         self.record(match kind {
@@ -1220,11 +1342,14 @@ impl Session for SqlSession {
         // in this session had is its.
         self.next_created += 1;
         self.created.insert(key.clone(), self.next_created);
-        self.granted.retain(|(k, _)| *k != key);
         let roles = crate::domain::sorted_unique(roles.to_vec());
-        for r in &roles {
-            self.granted.insert((key.clone(), role_grant(r)));
-            self.roles.account(&key, &self.accounts).text(r);
+        self.granted.remove(&key);
+        if !roles.is_empty() {
+            let held = self.granted.entry(key.clone()).or_default();
+            for r in &roles {
+                held.insert(role_grant(r));
+                self.roles.account(&key, &self.accounts).text(r);
+            }
         }
         self.new_names.insert(key, user_name.to_string());
         self.record(Change::CreateAccount {
@@ -1699,10 +1824,12 @@ impl Session for SqlSession {
         // A read: sent without the savepoint due, which it does not need
         // (a failure leaves the transaction unable to go on, as any
         // statement failing under a savepoint not sent does).
-        let row = self.conn.conn.query_opt(
+        let row = self.conn.conn().and_then(|c| {
+            c.query_opt(
             "SELECT name FROM tokens WHERE digest = ?1 AND revoked_at IS NULL AND scope IS NULL",
-            &params![digest],
-        );
+                &params![digest],
+            )
+        });
         if row.is_err() {
             self.conn.failed = true;
             self.conn.failed_unsaved |= self.conn.savepoint_due;
@@ -1779,7 +1906,9 @@ impl Drop for SqlSession {
         if self.open {
             // Nothing of an unfinished apply lands (and the lock is free
             // at once).
-            let _ = self.conn.conn.batch("ROLLBACK");
+            if let Ok(conn) = self.conn.conn() {
+                let _ = conn.batch("ROLLBACK");
+            }
         }
     }
 }
