@@ -9,7 +9,9 @@
 //! commit, and once they hold more than a few statements' worth. A large apply then costs a few statements per thousand accounts,
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
-//! written is refused then, by name.
+//! written is refused then, by name. On PostgreSQL, the rows of a large
+//! apply are written on a thread of their own while the session queues the
+//! next ones ([`SqlSession::flush_behind`]).
 //!
 //! A queue keeps its text in one buffer and binds it borrowed, and audit
 //! rows are built from borrows: a row costs no allocation of its own.
@@ -220,17 +222,15 @@ impl Queue {
         })
     }
 
-    /// Every account cell as its id from `ids`: the queue then needs none.
-    fn resolve(&mut self, ids: &HashMap<String, i64>) -> Result<(), StoreError> {
+    /// Each account cell whose id `ids` has as that id.
+    fn resolve(&mut self, ids: &HashMap<String, i64>) {
         for c in &mut self.cells {
-            if let Cell::Account(start, end) = *c {
-                let key = &self.text[start..end];
-                *c = Cell::Int(ids.get(key).copied().ok_or_else(|| {
-                    StoreError::Invalid(format!("account `{key}` was not written"))
-                })?);
+            if let Cell::Account(start, end) = *c
+                && let Some(id) = ids.get(&self.text[start..end])
+            {
+                *c = Cell::Int(*id);
             }
         }
-        Ok(())
     }
 
     /// The cells `range` as parameters, in `args` (emptied first).
@@ -380,6 +380,38 @@ fn naming_new<'q>(
     Ok(())
 }
 
+/// Insert the queued new accounts of `queue`, many to a statement, and
+/// put their ids in `ids` (a name taken leaves its account out).
+fn insert_accounts(
+    conn: &mut dyn Conn,
+    queue: &Queue,
+    ids: &mut HashMap<String, i64>,
+) -> Result<(), StoreError> {
+    let mut sql = (0, String::new());
+    let mut args = Vec::new();
+    let mut at = 0;
+    let no_ids = HashMap::new();
+    for n in ACCOUNTS.chunks(queue.len(), conn.rows_per_insert()) {
+        if sql.0 != n {
+            sql = (
+                n,
+                format!(
+                    "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                    ACCOUNTS.sql(n)
+                ),
+            );
+        }
+        // An account row names no other account.
+        queue.args(at..at + n, &no_ids, &mut args)?;
+        conn.query_each_args(&sql.1, &args, &mut |r| {
+            ids.insert(r.take(0)?, r.get(1)?);
+            Ok(())
+        })?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// The PostgreSQL type a parameter is cast to outside `VALUES`; `None`
 /// for a NULL, written as the literal instead.
 fn cast(arg: &Arg) -> Option<&'static str> {
@@ -466,6 +498,8 @@ struct Held {
     conn: Option<Box<dyn Conn>>,
     /// Queued rows being written on another thread, on the connection.
     writing: Option<std::thread::JoinHandle<Written>>,
+    /// The ids of new accounts written there, for the session to learn.
+    landed: HashMap<String, i64>,
     url: String,
     dialect: super::conn::Dialect,
     rows_per_insert: usize,
@@ -481,8 +515,9 @@ struct Held {
     failed_unsaved: bool,
 }
 
-/// The connection back from writing queued rows, and how that went.
-type Written = (Box<dyn Conn>, Result<(), StoreError>);
+/// The connection back from writing queued rows, how that went, and the
+/// ids of the new accounts written.
+type Written = (Box<dyn Conn>, Result<(), StoreError>, HashMap<String, i64>);
 
 impl Held {
     fn new(conn: Box<dyn Conn>) -> Self {
@@ -492,6 +527,7 @@ impl Held {
             rows_per_insert: conn.rows_per_insert(),
             conn: Some(conn),
             writing: None,
+            landed: HashMap::new(),
             savepoint_due: false,
             release_due: false,
             failed: false,
@@ -504,8 +540,9 @@ impl Held {
     fn conn(&mut self) -> Result<&mut dyn Conn, StoreError> {
         if let Some(writing) = self.writing.take() {
             let written = match writing.join() {
-                Ok((conn, written)) => {
+                Ok((conn, written, ids)) => {
                     self.conn = Some(conn);
+                    self.landed.extend(ids);
                     written
                 }
                 Err(_) => Err(StoreError::Invalid(
@@ -522,9 +559,16 @@ impl Held {
         }
     }
 
-    /// Write `queues` (their accounts' ids known) on another thread, which
-    /// takes the connection until the session's next statement.
-    fn write_behind(&mut self, queues: Vec<(Queue, &'static Table)>) -> Result<(), StoreError> {
+    /// Write on another thread, which takes the connection until the
+    /// session's next statement, the new accounts of `accounts` (their keys
+    /// and names `names`), then `queues`, which name accounts by id or else
+    /// as one of these. A name taken is refused by name.
+    fn write_behind(
+        &mut self,
+        accounts: Queue,
+        names: HashMap<String, String>,
+        queues: Vec<(Queue, &'static Table)>,
+    ) -> Result<(), StoreError> {
         self.send_due()?;
         self.conn()?;
         let Some(mut conn) = self.conn.take() else {
@@ -533,15 +577,19 @@ impl Held {
         let spawned = std::thread::Builder::new()
             .name("roster-write".into())
             .spawn(move || {
-                let no_ids = HashMap::new();
-                let mut written = Ok(());
-                for (mut queue, table) in queues {
-                    written = queue.write(conn.as_mut(), table, &no_ids);
-                    if written.is_err() {
-                        break;
+                let mut ids = HashMap::new();
+                let written = (|| {
+                    insert_accounts(conn.as_mut(), &accounts, &mut ids)?;
+                    if let Some((_, name)) = names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+                        return Err(StoreError::account_taken(name));
                     }
-                }
-                (conn, written)
+                    for (mut queue, table) in queues {
+                        queue.resolve(&ids);
+                        queue.write(conn.as_mut(), table, &ids)?;
+                    }
+                    Ok(())
+                })();
+                (conn, written, ids)
             });
         match spawned {
             Ok(writing) => {
@@ -687,6 +735,8 @@ pub struct SqlSession {
     /// names they were given.
     accounts_queue: Queue,
     new_names: HashMap<String, String>,
+    /// Keys of new accounts being written on another thread.
+    in_flight: HashSet<String>,
     /// New accounts not written yet whose emails must be free (by key):
     /// see [`Session::refuse_taken_emails`].
     new_emails: HashMap<String, String>,
@@ -765,6 +815,7 @@ impl SqlSession {
             next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
+            in_flight: HashSet::new(),
             new_emails: HashMap::new(),
             unique_emails: false,
             live_admins: HashMap::new(),
@@ -834,10 +885,11 @@ impl SqlSession {
         if self.conn.dialect() != super::conn::Dialect::Postgres
             || self.conn.savepoint_due
             || self.savepoint.is_some()
+            || !self.new_emails.is_empty()
         {
             return self.flush();
         }
-        self.write_accounts()?;
+        self.settle()?;
         let mut queues = Vec::new();
         for (queue, table) in [
             (&mut self.memberships, &MEMBERSHIPS),
@@ -847,15 +899,30 @@ impl SqlSession {
             (&mut self.audit, &AUDIT),
         ] {
             if queue.len() > 0 {
-                queue.resolve(&self.accounts)?;
+                queue.resolve(&self.accounts);
                 queues.push((std::mem::take(queue), table));
             }
         }
-        self.conn.write_behind(queues)
+        let accounts = std::mem::take(&mut self.accounts_queue);
+        let names = std::mem::take(&mut self.new_names);
+        self.in_flight.extend(names.keys().cloned());
+        self.conn.write_behind(accounts, names, queues)
+    }
+
+    /// Wait for the rows being written on another thread, and learn the
+    /// ids of the new accounts written there.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let written = self.conn.conn().map(drop);
+        if self.conn.writing.is_none() {
+            self.accounts.extend(self.conn.landed.drain());
+            self.in_flight.clear();
+        }
+        written
     }
 
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.settle()?;
         let together = self.conn.rows_per_insert() > 1
             && [
                 (&self.accounts_queue, &ACCOUNTS),
@@ -1093,30 +1160,7 @@ impl SqlSession {
             }
             self.accounts_queue.clear();
         }
-        {
-            let queue = &self.accounts_queue;
-            let mut sql = (0, String::new());
-            let mut args = Vec::new();
-            let mut at = 0;
-            for n in ACCOUNTS.chunks(queue.len(), rows_max) {
-                if sql.0 != n {
-                    sql = (
-                        n,
-                        format!(
-                            "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                            ACCOUNTS.sql(n)
-                        ),
-                    );
-                }
-                queue.args(at..at + n, &self.accounts, &mut args)?;
-                let accounts = &mut self.accounts;
-                self.conn.query_each_args(&sql.1, &args, &mut |r| {
-                    accounts.insert(r.take(0)?, r.get(1)?);
-                    Ok(())
-                })?;
-                at += n;
-            }
-        }
+        insert_accounts(&mut self.conn, &self.accounts_queue, &mut self.accounts)?;
         self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
@@ -1136,6 +1180,11 @@ impl SqlSession {
         if self.new_names.contains_key(&key) {
             self.flush()?;
         }
+        if let Some(id) = self.accounts.get(&key) {
+            return Ok(*id);
+        }
+        // Maybe written on another thread.
+        self.settle()?;
         if let Some(id) = self.accounts.get(&key) {
             return Ok(*id);
         }
@@ -1305,7 +1354,10 @@ impl Session for SqlSession {
             NewCredential::Sso => (CredentialState::None, None, None),
         };
         let key = user_name.to_lowercase();
-        if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
+        if self.accounts.contains_key(&key)
+            || self.new_names.contains_key(&key)
+            || self.in_flight.contains(&key)
+        {
             return Err(StoreError::account_taken(user_name));
         }
         if self.unique_emails {
