@@ -875,12 +875,12 @@ impl SqlSession {
         Ok(())
     }
 
-    /// Write every queued row; on PostgreSQL, outside a savepoint, all but
-    /// the new accounts (whose ids the session learns here) on another
-    /// thread while the session goes on: the server writes one part while
-    /// the session makes the next, on a machine's two cores. A failure
-    /// there is that of the session's next statement, and ends the apply
-    /// as any other (its transaction never commits).
+    /// Write every queued row; on PostgreSQL, outside a savepoint, on
+    /// another thread while the session goes on (it learns the new
+    /// accounts' ids before its next statement): the server writes one part
+    /// while the session makes the next, on a machine's two cores. A
+    /// failure there is that of the session's next statement, and ends the
+    /// apply as any other (its transaction never commits).
     fn flush_behind(&mut self) -> Result<(), StoreError> {
         if self.conn.dialect() != super::conn::Dialect::Postgres
             || self.conn.savepoint_due
