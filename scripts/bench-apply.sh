@@ -4,6 +4,8 @@
 # PostgreSQL: ROSTER_BENCH_PG=postgres://USER:PASSWORD@HOST/DB (an empty
 # database), or else a throwaway cluster from the PostgreSQL binaries found
 # (pg_config --bindir, /usr/lib/postgresql/*/bin), removed at the end.
+# ROSTER_BIN=PATH measures that roster binary instead of this tree's (one
+# kept from before a change, to compare runs taken in turn).
 # Usage: [BENCH_RUNS=3] [PROFILE=release] scripts/bench-apply.sh [PARTNERS] [GROUPS] [MEMBERSHIPS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,7 @@ echo "machine: $(nproc) cores, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: 
 flag=--release; [ "$profile" = release ] || flag=
 cargo build $flag --quiet --bin roster --example gen-roster
 bin=target/$([ "$profile" = release ] && echo release || echo debug)
+roster=${ROSTER_BIN:-$bin/roster}
 work=$(mktemp -d)
 cleanup() {
     if [ -n "${pgpid:-}" ]; then
@@ -49,7 +52,7 @@ best() {
     for _ in $(seq "$runs"); do
         eval "$reset"
         local start=$(date +%s.%N)
-        "$bin/roster" apply --yes --store "$store" "$work/roster.yaml" >/dev/null
+        "$roster" apply --yes --store "$store" "$work/roster.yaml" >/dev/null
         t=$(echo "$(date +%s.%N) - $start" | bc)
         if [ -z "$best" ] || [ "$(echo "$t < $best" | bc)" = 1 ]; then best=$t; fi
     done

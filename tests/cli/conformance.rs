@@ -1516,3 +1516,92 @@ fn a_schema_migrated_meanwhile_is_seen_by_a_kept_postgres_connection() {
     };
     assert!(refused.contains("newer than this roster"), "{refused}");
 }
+
+/// A large session on PostgreSQL writes its queued accounts on a thread of
+/// its own while it goes on: an account created again under a name written
+/// that way is refused by name, and nothing of the session lands.
+#[test]
+fn a_name_taken_behind_a_large_postgres_session_is_refused_and_nothing_lands() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let store = store::open(&url, options()).expect("open postgres store");
+    // The schema, made by a first session.
+    store
+        .begin(ACTOR, NOW)
+        .expect("begin")
+        .commit()
+        .expect("commit");
+    let mut w = store.begin(ACTOR, NOW).expect("begin");
+    for i in 0..3000 {
+        let p = profile(&format!("p{i}@example.org"), "Pat", "Person");
+        w.create_account(&format!("p{i}"), &p, NewCredential::Sso)
+            .expect("create");
+    }
+    let again = profile("again@example.org", "Pat", "Again");
+    let refused = match w.create_account("P1", &again, NewCredential::Sso) {
+        Err(e) => {
+            drop(w);
+            e
+        }
+        Ok(()) => w.commit().expect_err("a name taken was committed"),
+    };
+    assert!(matches!(refused, StoreError::Taken(_)), "{refused}");
+    assert!(refused.to_string().contains("P1"), "{refused}");
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM audit), \
+             (SELECT value FROM meta WHERE key = 'revision')",
+            &[],
+        )
+        .expect("counts");
+    let landed: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(landed, (0, 0, 0));
+}
+
+/// A large session on PostgreSQL refuses by name a new account whose name
+/// an account it never looked up already holds, found as its rows are
+/// written on a thread of their own; nothing of the session lands.
+#[test]
+fn a_name_held_before_a_large_postgres_session_is_refused_and_nothing_lands() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let (url, _) = crate::pg::database();
+    let store = store::open(&url, options()).expect("open postgres store");
+    let mut w = store.begin(ACTOR, NOW).expect("begin");
+    let held = profile("held@example.org", "Pat", "Held");
+    w.create_account("P7", &held, NewCredential::Sso)
+        .expect("create");
+    w.commit().expect("commit");
+    let mut w = store.begin(ACTOR, NOW).expect("begin");
+    let mut refused = None;
+    for i in 0..3000 {
+        let p = profile(&format!("p{i}@example.org"), "Pat", "Person");
+        if let Err(e) = w.create_account(&format!("p{i}"), &p, NewCredential::Sso) {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = match refused {
+        Some(e) => {
+            drop(w);
+            e
+        }
+        None => w.commit().expect_err("a name taken was committed"),
+    };
+    assert!(matches!(refused, StoreError::Taken(_)), "{refused}");
+    assert!(refused.to_string().contains("p7"), "{refused}");
+    let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM audit), \
+             (SELECT value FROM meta WHERE key = 'revision')",
+            &[],
+        )
+        .expect("counts");
+    let landed: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(landed, (1, 1, 1));
+}

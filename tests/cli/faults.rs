@@ -275,3 +275,63 @@ on_every_store!(
     acknowledged_scim_writes_survive_kill_9,
     saved_plans_racing_for_one_revision_have_one_winner,
 );
+
+/// A large apply on PostgreSQL writes its queued rows on a thread of its
+/// own while it goes on: a row the database refuses there ends the apply
+/// with the database's reason, and nothing of it lands; once the database
+/// takes them, every row lands and the audit chain verifies.
+#[test]
+fn a_row_refused_behind_a_large_postgres_apply_lands_nothing() {
+    if crate::pg::skipped() {
+        return;
+    }
+    const N: usize = 3000;
+    let r = roster()
+        .file("small.yaml", big_roster(4, 0))
+        .file("big.yaml", big_roster(N, 0));
+    let db = crate::pg::database().0;
+    ok_in(r.path(), &["apply", "--yes", "--store", &db, "small.yaml"]);
+    let rev = verified_revision(&r, &db);
+    let before = exported(&r, &db);
+    // The audit row of the 100th action: written with the first rows an
+    // apply this large queues, long before its end.
+    let mut c = ::postgres::Client::connect(&db, ::postgres::NoTls).expect("connect");
+    c.batch_execute(&format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.seq = {} THEN RAISE EXCEPTION 'audit row % refused here', NEW.seq; END IF; \
+         RETURN NEW; END $$; \
+         CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse()",
+        rev + 100
+    ))
+    .expect("trigger");
+    let out = run_in(r.path(), &["apply", "--yes", "--store", &db, "big.yaml"]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(&format!("audit row {} refused here", rev + 100)),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    assert_eq!(verified_revision(&r, &db), rev);
+    assert_eq!(exported(&r, &db), before, "a half-applied store");
+
+    c.batch_execute("DROP TRIGGER refuse ON audit")
+        .expect("drop trigger");
+    ok_in(r.path(), &["apply", "--yes", "--store", &db, "big.yaml"]);
+    let planned = run_in(
+        r.path(),
+        &["plan", "--detailed-exitcode", "--store", &db, "big.yaml"],
+    );
+    assert_eq!(planned.code, 0, "{}", planned.stdout);
+    let counts = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM memberships), \
+             (SELECT count(*) FROM audit)",
+            &[],
+        )
+        .expect("counts");
+    let (accounts, memberships): (i64, i64) = (counts.get(0), counts.get(1));
+    assert_eq!((accounts, memberships), (N as i64, N as i64));
+    assert_eq!(counts.get::<_, i64>(2), verified_revision(&r, &db));
+}

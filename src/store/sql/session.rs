@@ -9,7 +9,9 @@
 //! commit, and once they hold more than a few statements' worth. A large apply then costs a few statements per thousand accounts,
 //! not five per account, which is what a store a network round trip away
 //! needs. A new account whose name turns out taken when its queue is
-//! written is refused then, by name.
+//! written is refused then, by name. On PostgreSQL, the rows of a large
+//! apply are written on a thread of their own while the session queues the
+//! next ones ([`SqlSession::flush_behind`]).
 //!
 //! A queue keeps its text in one buffer and binds it borrowed, and audit
 //! rows are built from borrows: a row costs no allocation of its own.
@@ -220,6 +222,17 @@ impl Queue {
         })
     }
 
+    /// Each account cell whose id `ids` has as that id.
+    fn resolve(&mut self, ids: &HashMap<String, i64>) {
+        for c in &mut self.cells {
+            if let Cell::Account(start, end) = *c
+                && let Some(id) = ids.get(&self.text[start..end])
+            {
+                *c = Cell::Int(*id);
+            }
+        }
+    }
+
     /// The cells `range` as parameters, in `args` (emptied first).
     fn args<'q>(
         &'q self,
@@ -367,6 +380,38 @@ fn naming_new<'q>(
     Ok(())
 }
 
+/// Insert the queued new accounts of `queue`, many to a statement, and
+/// put their ids in `ids` (a name taken leaves its account out).
+fn insert_accounts(
+    conn: &mut dyn Conn,
+    queue: &Queue,
+    ids: &mut HashMap<String, i64>,
+) -> Result<(), StoreError> {
+    let mut sql = (0, String::new());
+    let mut args = Vec::new();
+    let mut at = 0;
+    let no_ids = HashMap::new();
+    for n in ACCOUNTS.chunks(queue.len(), conn.rows_per_insert()) {
+        if sql.0 != n {
+            sql = (
+                n,
+                format!(
+                    "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
+                    ACCOUNTS.sql(n)
+                ),
+            );
+        }
+        // An account row names no other account.
+        queue.args(at..at + n, &no_ids, &mut args)?;
+        conn.query_each_args(&sql.1, &args, &mut |r| {
+            ids.insert(r.take(0)?, r.get(1)?);
+            Ok(())
+        })?;
+        at += n;
+    }
+    Ok(())
+}
+
 /// The PostgreSQL type a parameter is cast to outside `VALUES`; `None`
 /// for a NULL, written as the literal instead.
 fn cast(arg: &Arg) -> Option<&'static str> {
@@ -481,8 +526,21 @@ fn account_if_email_free<'q>(
 /// sub-journal of every page changed under it. A savepoint released sends
 /// its `RELEASE` with the next `SAVEPOINT` (one statement batch, one round
 /// trip) or leaves it to the commit, which releases it anyway.
+///
+/// On PostgreSQL a large apply's queued rows are written on a thread of
+/// their own while the session goes on queueing the next ones (see
+/// [`SqlSession::flush_behind`]): the connection goes with them and comes
+/// back, with their outcome, before the session's next statement.
 struct Held {
-    conn: Box<dyn Conn>,
+    /// Away (`None`) while `writing` has it.
+    conn: Option<Box<dyn Conn>>,
+    /// Queued rows being written on another thread, on the connection.
+    writing: Option<std::thread::JoinHandle<Written>>,
+    /// The ids of new accounts written there, for the session to learn.
+    landed: HashMap<String, i64>,
+    url: String,
+    dialect: super::conn::Dialect,
+    rows_per_insert: usize,
     /// A `SAVEPOINT` asked for and not sent yet.
     savepoint_due: bool,
     /// A savepoint released whose `RELEASE` is not sent yet.
@@ -495,7 +553,93 @@ struct Held {
     failed_unsaved: bool,
 }
 
+/// The connection back from writing queued rows, how that went, and the
+/// ids of the new accounts written.
+type Written = (Box<dyn Conn>, Result<(), StoreError>, HashMap<String, i64>);
+
 impl Held {
+    fn new(conn: Box<dyn Conn>) -> Self {
+        Held {
+            url: conn.url().to_string(),
+            dialect: conn.dialect(),
+            rows_per_insert: conn.rows_per_insert(),
+            conn: Some(conn),
+            writing: None,
+            landed: HashMap::new(),
+            savepoint_due: false,
+            release_due: false,
+            failed: false,
+            failed_unsaved: false,
+        }
+    }
+
+    /// The connection, once the rows being written on another thread are
+    /// (their failure is this call's).
+    fn conn(&mut self) -> Result<&mut dyn Conn, StoreError> {
+        if let Some(writing) = self.writing.take() {
+            let written = match writing.join() {
+                Ok((conn, written, ids)) => {
+                    self.conn = Some(conn);
+                    self.landed.extend(ids);
+                    written
+                }
+                Err(_) => Err(StoreError::Invalid(
+                    "writing the queued rows stopped short; nothing was written".into(),
+                )),
+            };
+            self.noted(written)?;
+        }
+        match &mut self.conn {
+            Some(conn) => Ok(conn.as_mut()),
+            None => Err(StoreError::Invalid(
+                "the store connection was lost; nothing was written".into(),
+            )),
+        }
+    }
+
+    /// Write on another thread, which takes the connection until the
+    /// session's next statement, the new accounts of `accounts` (their keys
+    /// and names `names`), then `queues`, which name accounts by id or else
+    /// as one of these. A name taken is refused by name.
+    fn write_behind(
+        &mut self,
+        accounts: Queue,
+        names: HashMap<String, String>,
+        queues: Vec<(Queue, &'static Table)>,
+    ) -> Result<(), StoreError> {
+        self.send_due()?;
+        self.conn()?;
+        let Some(mut conn) = self.conn.take() else {
+            return Ok(());
+        };
+        let spawned = std::thread::Builder::new()
+            .name("roster-write".into())
+            .spawn(move || {
+                let mut ids = HashMap::new();
+                let written = (|| {
+                    insert_accounts(conn.as_mut(), &accounts, &mut ids)?;
+                    if let Some((_, name)) = names.iter().find(|(key, _)| !ids.contains_key(*key)) {
+                        return Err(StoreError::account_taken(name));
+                    }
+                    for (mut queue, table) in queues {
+                        queue.resolve(&ids);
+                        queue.write(conn.as_mut(), table, &ids)?;
+                    }
+                    Ok(())
+                })();
+                (conn, written, ids)
+            });
+        match spawned {
+            Ok(writing) => {
+                self.writing = Some(writing);
+                Ok(())
+            }
+            Err(e) => self.noted(Err(StoreError::Invalid(format!(
+                "cannot start writing the queued rows ({e}); nothing was written"
+            )))),
+        }
+    }
+
     /// The savepoint commands due, as one statement batch.
     fn due(&self) -> Option<&'static str> {
         match (self.savepoint_due, self.release_due) {
@@ -518,14 +662,14 @@ impl Held {
         statement: impl FnOnce(&mut dyn Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.send_due()?;
-        let r = statement(self.conn.as_mut());
+        let r = statement(self.conn()?);
         self.noted(r)
     }
 
     /// Send the savepoint due, if any.
     fn send_due(&mut self) -> Result<(), StoreError> {
         if let Some(sql) = self.due() {
-            let r = self.conn.batch(sql);
+            let r = self.conn()?.batch(sql);
             self.noted(r)?;
             self.savepoint_due = false;
             self.release_due = false;
@@ -536,10 +680,10 @@ impl Held {
 
 impl Conn for Held {
     fn url(&self) -> &str {
-        self.conn.url()
+        &self.url
     }
     fn dialect(&self) -> super::conn::Dialect {
-        self.conn.dialect()
+        self.dialect
     }
     fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
         self.run(|c| c.execute(sql, params))
@@ -580,29 +724,31 @@ impl Conn for Held {
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self.due() {
             Some(due) => {
-                let r = self.conn.batch(&format!("{due}; {sql}"));
+                let r = self.conn()?.batch(&format!("{due}; {sql}"));
                 self.noted(r)?;
                 self.savepoint_due = false;
                 self.release_due = false;
                 Ok(())
             }
             None => {
-                let r = self.conn.batch(sql);
+                let r = self.conn()?.batch(sql);
                 self.noted(r)
             }
         }
     }
     fn rows_per_insert(&self) -> usize {
-        self.conn.rows_per_insert()
+        self.rows_per_insert
     }
     fn last_insert_id(&mut self) -> Option<i64> {
-        self.conn.last_insert_id()
+        // A failure of rows written on another thread stays noted.
+        self.conn().ok()?.last_insert_id()
     }
     fn deadline(&mut self, deadline: Option<std::time::Instant>) -> Result<(), StoreError> {
-        self.conn.deadline(deadline)
+        self.conn()?.deadline(deadline)
     }
     fn in_transaction(&self) -> bool {
-        self.conn.in_transaction()
+        // Rows being written are written in the session's transaction.
+        self.writing.is_some() || self.conn.as_ref().is_some_and(|c| c.in_transaction())
     }
 }
 
@@ -627,6 +773,8 @@ pub struct SqlSession {
     /// names they were given.
     accounts_queue: Queue,
     new_names: HashMap<String, String>,
+    /// Keys of new accounts being written on another thread.
+    in_flight: HashSet<String>,
     /// New accounts not written yet whose emails must be free (by key):
     /// see [`Session::refuse_taken_emails`].
     new_emails: HashMap<String, String>,
@@ -644,7 +792,7 @@ pub struct SqlSession {
     /// like their memberships, and what they hold (by key).
     roles: Queue,
     entitlements: Queue,
-    granted: HashSet<(String, Entitlement)>,
+    granted: HashMap<String, HashSet<Entitlement>>,
     outbox: Queue,
     audit: Queue,
     /// The audit rows' text, reused from row to row.
@@ -698,13 +846,7 @@ impl SqlSession {
             _ => None,
         };
         Ok(SqlSession {
-            conn: Held {
-                conn,
-                savepoint_due: false,
-                release_due: false,
-                failed: false,
-                failed_unsaved: false,
-            },
+            conn: Held::new(conn),
             actor: actor.to_string(),
             now: now.to_string(),
             log: AuditLog::new(revision, last),
@@ -716,6 +858,7 @@ impl SqlSession {
             next_created: 0,
             accounts_queue: Queue::default(),
             new_names: HashMap::new(),
+            in_flight: HashSet::new(),
             new_emails: HashMap::new(),
             unique_emails: false,
             live_admins: HashMap::new(),
@@ -724,7 +867,7 @@ impl SqlSession {
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
-            granted: HashSet::new(),
+            granted: HashMap::new(),
             outbox: Queue::default(),
             audit: Queue::default(),
             row_text: RowText::default(),
@@ -772,13 +915,59 @@ impl SqlSession {
         .map(|q| q.len())
         .sum::<usize>();
         if queued > QUEUED_MAX {
-            self.flush()?;
+            self.flush_behind()?;
         }
         Ok(())
     }
 
+    /// Write every queued row; on PostgreSQL, outside a savepoint, on
+    /// another thread while the session goes on (it learns the new
+    /// accounts' ids before its next statement): the server writes one part
+    /// while the session makes the next, on a machine's two cores. A
+    /// failure there is that of the session's next statement, and ends the
+    /// apply as any other (its transaction never commits).
+    fn flush_behind(&mut self) -> Result<(), StoreError> {
+        if self.conn.dialect() != super::conn::Dialect::Postgres
+            || self.conn.savepoint_due
+            || self.savepoint.is_some()
+            || !self.new_emails.is_empty()
+        {
+            return self.flush();
+        }
+        self.settle()?;
+        let mut queues = Vec::new();
+        for (queue, table) in [
+            (&mut self.memberships, &MEMBERSHIPS),
+            (&mut self.roles, &ROLES),
+            (&mut self.entitlements, &ENTITLEMENTS),
+            (&mut self.outbox, &OUTBOX),
+            (&mut self.audit, &AUDIT),
+        ] {
+            if queue.len() > 0 {
+                queue.resolve(&self.accounts);
+                queues.push((std::mem::take(queue), table));
+            }
+        }
+        let accounts = std::mem::take(&mut self.accounts_queue);
+        let names = std::mem::take(&mut self.new_names);
+        self.in_flight.extend(names.keys().cloned());
+        self.conn.write_behind(accounts, names, queues)
+    }
+
+    /// Wait for the rows being written on another thread, and learn the
+    /// ids of the new accounts written there.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let written = self.conn.conn().map(drop);
+        if self.conn.writing.is_none() {
+            self.accounts.extend(self.conn.landed.drain());
+            self.in_flight.clear();
+        }
+        written
+    }
+
     /// Write every queued row.
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.settle()?;
         if self.deferred_accounts.len() > 0 {
             return match self.flush_deferred()? {
                 true => Ok(()),
@@ -1112,30 +1301,7 @@ impl SqlSession {
             }
             self.accounts_queue.clear();
         }
-        {
-            let queue = &self.accounts_queue;
-            let mut sql = (0, String::new());
-            let mut args = Vec::new();
-            let mut at = 0;
-            for n in ACCOUNTS.chunks(queue.len(), rows_max) {
-                if sql.0 != n {
-                    sql = (
-                        n,
-                        format!(
-                            "{} ON CONFLICT (user_key) DO NOTHING RETURNING user_key, id",
-                            ACCOUNTS.sql(n)
-                        ),
-                    );
-                }
-                queue.args(at..at + n, &self.accounts, &mut args)?;
-                let accounts = &mut self.accounts;
-                self.conn.query_each_args(&sql.1, &args, &mut |r| {
-                    accounts.insert(r.take(0)?, r.get(1)?);
-                    Ok(())
-                })?;
-                at += n;
-            }
-        }
+        insert_accounts(&mut self.conn, &self.accounts_queue, &mut self.accounts)?;
         self.accounts_queue.clear();
         let names = std::mem::take(&mut self.new_names);
         match names
@@ -1155,6 +1321,11 @@ impl SqlSession {
         if self.new_names.contains_key(&key) {
             self.flush()?;
         }
+        if let Some(id) = self.accounts.get(&key) {
+            return Ok(*id);
+        }
+        // Maybe written on another thread.
+        self.settle()?;
         if let Some(id) = self.accounts.get(&key) {
             return Ok(*id);
         }
@@ -1187,7 +1358,7 @@ impl SqlSession {
     fn forget(&mut self, key: &str) {
         self.accounts.remove(key);
         self.created.remove(key);
-        self.granted.retain(|(k, _)| k != key);
+        self.granted.remove(key);
     }
 
     /// Grant (`Some`) or revoke a role (`kind` None) or an entitlement.
@@ -1211,7 +1382,7 @@ impl SqlSession {
         if grant && self.created.contains_key(&key) {
             // Nobody else writes while this session holds the lock: the
             // new account has only the grants this session gave it.
-            if !self.granted.insert((key.clone(), held)) {
+            if !self.granted.entry(key.clone()).or_default().insert(held) {
                 return Err(refused());
             }
             match kind {
@@ -1249,8 +1420,8 @@ impl SqlSession {
             if changed != 1 {
                 return Err(refused());
             }
-            if !grant {
-                self.granted.remove(&(key, held));
+            if !grant && let Some(held_by) = self.granted.get_mut(&key) {
+                held_by.remove(&held);
             }
         }
         self.record(match kind {
@@ -1324,7 +1495,10 @@ impl Session for SqlSession {
             NewCredential::Sso => (CredentialState::None, None, None),
         };
         let key = user_name.to_lowercase();
-        if self.accounts.contains_key(&key) || self.new_names.contains_key(&key) {
+        if self.accounts.contains_key(&key)
+            || self.new_names.contains_key(&key)
+            || self.in_flight.contains(&key)
+        {
             return Err(StoreError::account_taken(user_name));
         }
         let deferred = match &mut self.deferred {
@@ -1377,11 +1551,14 @@ impl Session for SqlSession {
         // in this session had is its.
         self.next_created += 1;
         self.created.insert(key.clone(), self.next_created);
-        self.granted.retain(|(k, _)| *k != key);
         let roles = crate::domain::sorted_unique(roles.to_vec());
-        for r in &roles {
-            self.granted.insert((key.clone(), role_grant(r)));
-            self.roles.account(&key, &self.accounts).text(r);
+        self.granted.remove(&key);
+        if !roles.is_empty() {
+            let held = self.granted.entry(key.clone()).or_default();
+            for r in &roles {
+                held.insert(role_grant(r));
+                self.roles.account(&key, &self.accounts).text(r);
+            }
         }
         self.new_names.insert(key, user_name.to_string());
         self.record(Change::CreateAccount {
@@ -1860,10 +2037,12 @@ impl Session for SqlSession {
         // A read: sent without the savepoint due, which it does not need
         // (a failure leaves the transaction unable to go on, as any
         // statement failing under a savepoint not sent does).
-        let row = self.conn.conn.query_opt(
+        let row = self.conn.conn().and_then(|c| {
+            c.query_opt(
             "SELECT name FROM tokens WHERE digest = ?1 AND revoked_at IS NULL AND scope IS NULL",
-            &params![digest],
-        );
+                &params![digest],
+            )
+        });
         if row.is_err() {
             self.conn.failed = true;
             self.conn.failed_unsaved |= self.conn.savepoint_due;
@@ -1987,7 +2166,9 @@ impl Drop for SqlSession {
         if self.open {
             // Nothing of an unfinished apply lands (and the lock is free
             // at once).
-            let _ = self.conn.conn.batch("ROLLBACK");
+            if let Ok(conn) = self.conn.conn() {
+                let _ = conn.batch("ROLLBACK");
+            }
         }
     }
 }
