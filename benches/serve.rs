@@ -13,7 +13,8 @@
 //!
 //! For profiling one server at length: `ROSTER_BENCH_ONLY=sqlite`
 //! (or `postgres`, `python`) measures that one alone, and
-//! `ROSTER_BENCH_USERS=N` creates N users instead of 2,000.
+//! `ROSTER_BENCH_USERS=N` creates N users instead of 2,000;
+//! `ROSTER_BENCH_READS=0` leaves the reads and pages out (creates only).
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -40,6 +41,11 @@ fn measured(name: &str) -> bool {
 }
 const READS: usize = 2_000;
 const PAGES: usize = 20;
+
+/// Whether the reads and pages are measured (`ROSTER_BENCH_READS=0`: not).
+fn reads() -> bool {
+    std::env::var("ROSTER_BENCH_READS").map_or(true, |n| n != "0")
+}
 
 struct Server {
     child: Child,
@@ -206,6 +212,14 @@ async fn measure(s: &Server) -> Figures {
     let cpu_per_create = cpu_before
         .zip(cpu_seconds(pid))
         .map(|(a, b)| (b - a) * 1e6 / users as f64);
+    if !reads() {
+        return Figures {
+            creates,
+            cpu_per_create,
+            reads: f64::NAN,
+            pages: f64::NAN,
+        };
+    }
     let (c, base, rq) = (client.clone(), s.base.clone(), req.clone());
     let reads = load(READS, move |i| {
         let n = (i * 7919) % users;
