@@ -2871,6 +2871,78 @@ fn creates_arriving_together_refuse_names_and_emails_the_store_holds(b: Backend)
     ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
 }
 
+/// Creates arriving together take ids above every account's, whichever
+/// server wrote the last one (a listing in id order is the order accounts
+/// were committed in); and once the admin token is revoked, the next
+/// creates arriving together are all refused at once (401), none landing.
+fn batches_take_ids_in_commit_order_and_stop_at_a_revoke(b: Backend) {
+    let f = Fixture::new(b);
+    let other = ok_in(
+        f.r.path(),
+        &["token", "create", "--name", "other", "--store", f.db()],
+    )
+    .stdout
+    .trim()
+    .to_string();
+    let second = start(f.r.path(), f.db());
+    let round = |r: usize| -> Vec<(String, Resp)> {
+        let creates: Vec<(&str, Value)> = (0..6)
+            .map(|i| {
+                let n = format!("b{r}.user{i}");
+                (
+                    f.admin.as_str(),
+                    user(&n, "Bat", "Ch", &format!("{n}@example.org")),
+                )
+            })
+            .collect();
+        create_together(&f.url("/Users"), &creates)
+    };
+    let ids = |answers: &[(String, Resp)]| -> Vec<i64> {
+        answers
+            .iter()
+            .map(|(n, r)| {
+                assert_eq!(r.status, 201, "{n}: {}", r.body);
+                r.body["id"].as_str().unwrap().parse().unwrap()
+            })
+            .collect()
+    };
+    let mut last = 0;
+    for r in 0..3 {
+        let got = ids(&round(r));
+        let first = *got.iter().min().unwrap();
+        assert!(first > last, "round {r}: id {first} after {last}");
+        last = *got.iter().max().unwrap();
+        // One through the other server in between.
+        let n = format!("between{r}");
+        let body = user(&n, "Be", "Tween", &format!("{n}@example.org"));
+        let between = http(
+            "POST",
+            &format!("{}/Users", second.base),
+            Some(&f.admin),
+            Some(&body),
+            &[],
+        );
+        assert_eq!(between.status, 201, "{}", between.body);
+        let id: i64 = between.body["id"].as_str().unwrap().parse().unwrap();
+        assert!(id > last, "{n}: id {id} after {last}");
+        last = id;
+    }
+    ok_in(f.r.path(), &["token", "revoke", "ci", "--store", f.db()]);
+    for (n, r) in round(3) {
+        assert_eq!(r.status, 401, "{n}: {}", r.body);
+        assert_eq!(r.body["detail"], "unknown or revoked token", "{n}");
+    }
+    let landed = http(
+        "GET",
+        &f.url("/Users?filter=userName%20sw%20%22b3.%22"),
+        Some(&other),
+        None,
+        &[],
+    );
+    assert_eq!(landed.body["totalResults"], 0, "{}", landed.body);
+    ok_in(f.r.path(), &["log", "--store", f.db(), "--verify"]);
+}
+
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// A PATCH body of these operations.
@@ -3274,6 +3346,7 @@ on_every_store!(
     writes_arriving_together_land_or_fail_one_by_one,
     creates_of_one_token_arriving_together_refuse_only_the_clash,
     creates_arriving_together_refuse_names_and_emails_the_store_holds,
+    batches_take_ids_in_commit_order_and_stop_at_a_revoke,
     a_rename_applies_through_the_scim_client,
 );
 

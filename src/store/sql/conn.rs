@@ -437,6 +437,24 @@ pub trait Conn: Send {
     fn deadline(&mut self, deadline: Option<Instant>) -> Result<(), StoreError>;
     /// In a transaction (an explicit `BEGIN` not ended yet).
     fn in_transaction(&self) -> bool;
+    /// What this connection keeps for the next batch of creates, where it
+    /// keeps anything (PostgreSQL).
+    fn ahead(&mut self) -> Option<&mut Ahead> {
+        None
+    }
+}
+
+/// What a write connection keeps from one transaction to the next so that
+/// a batch of creates needs no round trip before its insert: account ids
+/// drawn ahead from the table's sequence (never handed out twice; an id
+/// drawn and not used is a gap, as one rolled back is), and the admin token
+/// last found live, which the batch's insert checks again as it writes.
+#[derive(Debug, Default)]
+pub struct Ahead {
+    /// Drawn and not handed out yet, the largest first.
+    pub ids: Vec<i64>,
+    /// The digest and name of the admin token last found live.
+    pub admin: Option<(String, String)>,
 }
 
 /// See [`Conn::keys`].

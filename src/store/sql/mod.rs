@@ -421,6 +421,9 @@ impl<B: Backend> Conn for Lease<B> {
     fn in_transaction(&self) -> bool {
         self.conn.as_ref().is_some_and(|c| c.in_transaction())
     }
+    fn ahead(&mut self) -> Option<&mut conn::Ahead> {
+        self.inner().ahead()
+    }
 }
 
 /// A SQL store opened once: the handle of [`super::open`].

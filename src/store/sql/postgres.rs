@@ -13,7 +13,7 @@
 //! waits up to its lock timeout and then fails cleanly instead of
 //! interleaving.
 
-use super::conn::{Arg, Conn, Dialect, Row, Value, dollar_placeholders, params};
+use super::conn::{Ahead, Arg, Conn, Dialect, Row, Value, dollar_placeholders, params};
 use super::session::HEAD;
 use super::{Backend, Schema};
 use crate::store::StoreError;
@@ -44,6 +44,8 @@ pub struct PgConn {
     /// The answer to [`HEAD`], read with the write transaction's `BEGIN`
     /// and lock, for the session's first statement to take.
     head: Option<Row>,
+    /// Kept for the next batch of creates (see [`Ahead`]).
+    ahead: Ahead,
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -167,6 +169,7 @@ impl PgConn {
             in_tx: false,
             schema_checked: false,
             head: None,
+            ahead: Ahead::default(),
         }
     }
 
@@ -330,6 +333,10 @@ impl Conn for PgConn {
 
     fn in_transaction(&self) -> bool {
         self.in_tx
+    }
+
+    fn ahead(&mut self) -> Option<&mut Ahead> {
+        Some(&mut self.ahead)
     }
 }
 

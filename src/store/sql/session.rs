@@ -462,6 +462,10 @@ fn typed_values<'q>(
     Ok(())
 }
 
+/// How many account ids a PostgreSQL write connection draws ahead at once
+/// for batches of creates.
+const IDS_AHEAD: usize = 256;
+
 /// Where a queued account row holds its email (`email` in [`ACCOUNTS`]).
 const EMAIL: usize = 2;
 
@@ -750,6 +754,10 @@ impl Conn for Held {
         // Rows being written are written in the session's transaction.
         self.writing.is_some() || self.conn.as_ref().is_some_and(|c| c.in_transaction())
     }
+    fn ahead(&mut self) -> Option<&mut super::conn::Ahead> {
+        // Away while rows are written on another thread: nothing kept.
+        self.conn.as_mut().and_then(|c| c.ahead())
+    }
 }
 
 /// A write transaction on a SQL store.
@@ -785,6 +793,9 @@ pub struct SqlSession {
     /// Ids drawn for the creates [`Session::defer_creates`] announced and
     /// not made yet: `Some` while creates are deferred.
     deferred: Option<Vec<i64>>,
+    /// The admin token (digest, name) the deferred creates were let in by
+    /// without a look-up: their insert writes only if it is still live.
+    deferred_admin: Option<(String, String)>,
     /// Deferred new accounts' rows, each with its drawn id first.
     deferred_accounts: Queue,
     memberships: Queue,
@@ -864,6 +875,7 @@ impl SqlSession {
             live_admins: HashMap::new(),
             deferred: None,
             deferred_accounts: Queue::default(),
+            deferred_admin: None,
             memberships: Queue::default(),
             roles: Queue::default(),
             entitlements: Queue::default(),
@@ -1039,7 +1051,12 @@ impl SqlSession {
     fn flush_deferred(&mut self) -> Result<bool, StoreError> {
         let width = ACCOUNTS.width + 1;
         let accounts = self.deferred_accounts.len() / width;
+        let admin = self.deferred_admin.take();
         if accounts == 0 {
+            // No insert to check the token: the creates again one by one.
+            if admin.is_some() {
+                return Ok(false);
+            }
             return self.flush().map(|()| true);
         }
         let ids = &self.accounts;
@@ -1059,10 +1076,27 @@ impl SqlSession {
         // keeps the planner from hashing every account's email instead,
         // which a plan made while the table was small would keep doing
         // as it grows.
+        // Each id above every account's (ids drawn ahead are older than
+        // any another connection drew since: the batch then writes
+        // nothing, and its creates go again one by one), so ids keep the
+        // order in which accounts were committed. And, for a token not
+        // looked up in this transaction, only while it is a live admin's.
+        let mut only_if = String::from(" AND v.id > (SELECT coalesce(max(id), 0) FROM accounts)");
+        if let Some((digest, name)) = &admin {
+            args.push(Arg::Text(digest));
+            args.push(Arg::Text(name));
+            let _ = write!(
+                only_if,
+                " AND EXISTS (SELECT 1 FROM tokens WHERE digest = ?{}::text AND name = ?{}::text \
+                 AND revoked_at IS NULL AND scope IS NULL)",
+                args.len() - 1,
+                args.len()
+            );
+        }
         let _ = write!(
             sql,
-            " v (id, {} WHERE v.email = '' OR NOT EXISTS \
-             (SELECT 1 FROM accounts x WHERE lower(x.email) = lower(v.email) OFFSET 0) \
+            " v (id, {} WHERE (v.email = '' OR NOT EXISTS \
+             (SELECT 1 FROM accounts x WHERE lower(x.email) = lower(v.email) OFFSET 0)){only_if} \
              ON CONFLICT (user_key) DO NOTHING RETURNING 1)",
             &columns(&ACCOUNTS)[1..]
         );
@@ -1096,7 +1130,12 @@ impl SqlSession {
         self.outbox.clear();
         self.audit.clear();
         self.new_names.clear();
-        Ok(usize::try_from(written).is_ok_and(|w| w == accounts))
+        let all = usize::try_from(written).is_ok_and(|w| w == accounts);
+        if !all && let Some(ahead) = self.conn.ahead() {
+            // Ids or token out of date: drawn and looked up again.
+            *ahead = Default::default();
+        }
+        Ok(all)
     }
 
     /// Write a few queued rows in one statement (a server a round trip
@@ -1514,6 +1553,11 @@ impl Session for SqlSession {
             self.accounts.insert(key.clone(), id);
             self.deferred_accounts.int(id);
         } else if self.unique_emails {
+            if let Some(ahead) = self.conn.ahead() {
+                // Its id comes from the sequence as it is written: ids
+                // drawn before it would come after it.
+                ahead.ids.clear();
+            }
             // Its email is looked for as its row is written, alone: rows of
             // one statement do not see each other.
             if !self.new_names.is_empty() {
@@ -2068,29 +2112,58 @@ impl Session for SqlSession {
             return Ok(false);
         }
         self.flush()?;
-        // The ids, and the token's name if it is a live admin's (as
-        // `live_admin_token` looks it up), in one round trip.
-        let mut ids = Vec::with_capacity(creates);
-        let mut admin = None;
-        self.conn.query_each_args(
-            "SELECT nextval(pg_get_serial_sequence('accounts', 'id')), \
-             (SELECT name FROM tokens WHERE digest = ?2 AND revoked_at IS NULL AND scope IS NULL) \
-             FROM generate_series(1, ?1::bigint)",
-            &[
-                Arg::Int(creates as i64),
-                Arg::Text(admin_token.unwrap_or("")),
-            ],
-            &mut |r| {
-                ids.push(r.get(0)?);
-                admin = r.take::<Option<String>>(1)?;
-                Ok(())
-            },
-        )?;
-        if let (Some(digest), Some(name)) = (admin_token, admin) {
-            self.live_admins.insert(digest.to_string(), name);
+        let Some(ahead) = self.conn.ahead() else {
+            return Ok(false);
+        };
+        let known = match (admin_token, &ahead.admin) {
+            (None, _) => true,
+            (Some(digest), Some((d, _))) => d == digest,
+            (Some(_), None) => false,
+        };
+        if ahead.ids.len() < creates || !known {
+            // Ids for this batch and the next ones, and the token's name
+            // if it is a live admin's (as `live_admin_token` looks it up),
+            // in one round trip.
+            let mut drawn = Vec::with_capacity(creates.max(IDS_AHEAD));
+            let mut admin = None;
+            self.conn.query_each_args(
+                "SELECT nextval(pg_get_serial_sequence('accounts', 'id')), \
+                 (SELECT name FROM tokens WHERE digest = ?2 AND revoked_at IS NULL AND scope IS NULL) \
+                 FROM generate_series(1, ?1::bigint)",
+                &[
+                    Arg::Int(creates.max(IDS_AHEAD) as i64),
+                    Arg::Text(admin_token.unwrap_or("")),
+                ],
+                &mut |r| {
+                    drawn.push(r.get(0)?);
+                    admin = r.take::<Option<String>>(1)?;
+                    Ok(())
+                },
+            )?;
+            let Some(ahead) = self.conn.ahead() else {
+                return Ok(false);
+            };
+            // Drawn after those kept, so larger: kept last, handed out first.
+            drawn.sort_unstable_by(|a: &i64, b| b.cmp(a));
+            drawn.append(&mut ahead.ids);
+            ahead.ids = drawn;
+            if let Some(digest) = admin_token {
+                ahead.admin = admin.clone().map(|name| (digest.to_string(), name.clone()));
+                if let Some(name) = admin {
+                    // Looked up in this transaction, under its lock.
+                    self.live_admins.insert(digest.to_string(), name);
+                }
+            }
+        } else if let (Some(digest), Some(admin)) = (admin_token, &ahead.admin) {
+            // Let in as the last batch found it; the insert checks it again.
+            self.live_admins.insert(digest.to_string(), admin.1.clone());
+            self.deferred_admin = Some(admin.clone());
         }
-        // Handed out from the end.
-        ids.reverse();
+        let Some(ahead) = self.conn.ahead() else {
+            return Ok(false);
+        };
+        // The smallest, handed out from the end.
+        let ids = ahead.ids.split_off(ahead.ids.len() - creates);
         self.deferred = Some(ids);
         Ok(true)
     }
