@@ -1076,8 +1076,9 @@ impl SqlSession {
         // keeps the planner from hashing every account's email instead,
         // which a plan made while the table was small would keep doing
         // as it grows.
-        // Each id above every account's (ids drawn ahead are older than
-        // any another connection drew since: the batch then writes
+        //
+        // Each id above every account's (ids drawn ahead are smaller than
+        // any other connection drew since: the batch then writes
         // nothing, and its creates go again one by one), so ids keep the
         // order in which accounts were committed. And, for a token not
         // looked up in this transaction, only while it is a live admin's.
