@@ -398,6 +398,11 @@ fn row(name: &str, f: &Figures) {
     let cpu = f
         .cpu_per_create
         .map_or(String::new(), |us| format!("   {us:.0} µs CPU/create"));
+    if f.reads.is_nan() {
+        // Creates only (`ROSTER_BENCH_READS=0`).
+        println!("{name:<24} {:>8.0} creates/s{cpu}", f.creates);
+        return;
+    }
     println!(
         "{name:<24} {:>8.0} creates/s {:>8.0} filtered reads/s {:>6.1} pages/s{cpu}",
         f.creates, f.reads, f.pages
@@ -405,6 +410,10 @@ fn row(name: &str, f: &Figures) {
 }
 
 fn ratio(name: &str, a: &Figures, b: &Figures) {
+    if a.reads.is_nan() || b.reads.is_nan() {
+        println!("{name:<40} creates {:.1}x", a.creates / b.creates);
+        return;
+    }
     println!(
         "{name:<40} creates {:.1}x, filtered reads {:.1}x, pages {:.1}x",
         a.creates / b.creates,
