@@ -55,6 +55,100 @@ fn big_roster(n: usize, turn: usize) -> String {
     text
 }
 
+/// The foreign keys of a PostgreSQL database's tables: table, name,
+/// definition, and whether checked.
+fn foreign_keys(c: &mut ::postgres::Client) -> Vec<(String, String, String, bool)> {
+    c.query(
+        "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid), convalidated \
+         FROM pg_constraint WHERE contype = 'f' ORDER BY 1, 2",
+        &[],
+    )
+    .expect("foreign keys")
+    .iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+    .collect()
+}
+
+/// A first apply onto an empty PostgreSQL database fills the tables it
+/// creates before their foreign keys are checked (once each, at commit):
+/// what commits has every key the migrations declare, checked, and a row
+/// that names no account, slipped in while the tables fill, lands nothing,
+/// not even the tables.
+#[test]
+fn a_first_postgres_apply_commits_every_key_and_a_stray_row_lands_nothing() {
+    if crate::pg::skipped() {
+        return;
+    }
+    let r = roster().file("big.yaml", big_roster(300, 0));
+    let declared = crate::pg::database().0;
+    let mut d = ::postgres::Client::connect(&declared, ::postgres::NoTls).expect("connect");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations/postgres");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("migrations")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    for file in &files {
+        d.batch_execute(&std::fs::read_to_string(file).expect("migration"))
+            .expect("migration runs");
+    }
+    let keys = foreign_keys(&mut d);
+    assert!(keys.len() >= 5, "{keys:?}");
+
+    let db = crate::pg::database().0;
+    ok_in(r.path(), &["apply", "--yes", "--store", &db, "big.yaml"]);
+    let mut c = ::postgres::Client::connect(&db, ::postgres::NoTls).expect("connect");
+    assert_eq!(foreign_keys(&mut c), keys);
+    assert!(keys.iter().all(|k| k.3), "{keys:?}");
+    let stray = c
+        .execute(
+            "INSERT INTO memberships (group_id, account_id, user_manager) \
+             VALUES ((SELECT min(id) FROM groups), (SELECT max(id) FROM accounts) + 1, false)",
+            &[],
+        )
+        .expect_err("a membership of no account");
+    assert_eq!(
+        stray.code(),
+        Some(&::postgres::error::SqlState::FOREIGN_KEY_VIOLATION),
+        "{stray}"
+    );
+    assert_eq!(verified_revision(&r, &db), 300 + 4 + 300);
+
+    // A trigger, armed as soon as the apply creates `memberships`, points
+    // some of its rows at no account.
+    let db = crate::pg::database().0;
+    let mut c = ::postgres::Client::connect(&db, ::postgres::NoTls).expect("connect");
+    c.batch_execute(
+        "CREATE FUNCTION stray() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.account_id % 7 = 0 THEN NEW.account_id := NEW.account_id + 1000000; END IF; \
+         RETURN NEW; END $$; \
+         CREATE FUNCTION arm() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF to_regclass('memberships') IS NOT NULL \
+            AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'stray') THEN \
+         CREATE TRIGGER stray BEFORE INSERT ON memberships FOR EACH ROW EXECUTE FUNCTION stray(); \
+         END IF; END $$; \
+         CREATE EVENT TRIGGER arm ON ddl_command_end EXECUTE FUNCTION arm()",
+    )
+    .expect("triggers");
+    let out = run_in(r.path(), &["apply", "--yes", "--store", &db, "big.yaml"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("memberships_account_id_fkey"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let tables: Option<String> = c
+        .query_one("SELECT to_regclass('accounts')::text", &[])
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, None, "a first apply that failed left tables");
+    c.batch_execute("DROP EVENT TRIGGER arm")
+        .expect("drop trigger");
+    ok_in(r.path(), &["apply", "--yes", "--store", &db, "big.yaml"]);
+    assert_eq!(foreign_keys(&mut c), keys);
+}
+
 /// The live store as `export` shows it, personal data included.
 fn exported(r: &Roster, db: &str) -> String {
     ok_in(r.path(), &["export", "--show-pii", "--store", db]).stdout

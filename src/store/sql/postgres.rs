@@ -46,6 +46,10 @@ pub struct PgConn {
     head: Option<Row>,
     /// Kept for the next batch of creates (see [`Ahead`]).
     ahead: Ahead,
+    /// The foreign keys of the tables this transaction created, taken off
+    /// while it fills them and added back before its `COMMIT` (see
+    /// [`keys_after_load`]).
+    keys_after: Vec<String>,
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -170,6 +174,7 @@ impl PgConn {
             schema_checked: false,
             head: None,
             ahead: Ahead::default(),
+            keys_after: Vec::new(),
         }
     }
 
@@ -293,6 +298,19 @@ impl Conn for PgConn {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.head = None;
+        let with_keys;
+        let mut sql = sql;
+        let ends = sql.split(';').filter_map(ends_transaction).next_back();
+        if ends.is_some() && !self.keys_after.is_empty() {
+            // Added back in the batch that commits: checked there, each in
+            // one pass over its table; a row they refuse fails the commit.
+            // A rollback takes them off with the tables.
+            let keys = std::mem::take(&mut self.keys_after);
+            if ends == Some(true) {
+                with_keys = format!("{}; {sql}", keys.join("; "));
+                sql = &with_keys;
+            }
+        }
         if let Err(e) = self.raw().batch_execute(sql) {
             // A batch that began a transaction may have failed inside it:
             // the connection is rolled back before it is used again.
@@ -306,10 +324,7 @@ impl Conn for PgConn {
             let word = part.trim_start().to_ascii_uppercase();
             if word.starts_with("BEGIN") || word.starts_with("START TRANSACTION") {
                 self.in_tx = true;
-            } else if word.starts_with("COMMIT")
-                || word.starts_with("END")
-                || (word.starts_with("ROLLBACK") && !word.starts_with("ROLLBACK TO"))
-            {
+            } else if ends_transaction(part).is_some() {
                 self.in_tx = false;
             }
         }
@@ -534,6 +549,8 @@ fn begin_locked(
     version: bool,
 ) -> Result<Option<usize>, StoreError> {
     c.head = None;
+    // Those of a transaction that ended without this connection's word.
+    c.keys_after.clear();
     let started = Instant::now();
     let locked = |url: &str| StoreError::Locked {
         url: url.to_string(),
@@ -592,6 +609,55 @@ fn begin_locked(
         .next()
         .and_then(|r| r.try_get(0).ok()??.parse::<usize>().ok());
     Ok(value)
+}
+
+/// Whether a statement of a batch ends the transaction: `Some(true)` if it
+/// commits it, `Some(false)` if it rolls it back.
+fn ends_transaction(part: &str) -> Option<bool> {
+    let word = part.trim_start().to_ascii_uppercase();
+    if word.starts_with("COMMIT") || word.starts_with("END") {
+        Some(true)
+    } else if word.starts_with("ROLLBACK") && !word.starts_with("ROLLBACK TO") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Take off the foreign keys of the tables this transaction has just
+/// created, to add them back before its `COMMIT` (in [`PgConn::batch`]).
+///
+/// A first apply fills an empty store: PostgreSQL would check each row's
+/// keys as it goes in, a look-up per membership, role and invitation (a
+/// third of the server's work for 20,000 accounts), where a key added after
+/// the rows checks them all in one pass: the order PostgreSQL's manual
+/// gives for loading a database ("Populating a Database"). Nobody else sees
+/// tables created by a transaction not yet committed, so this holds no
+/// reader back, and the store's rows are never without their keys once
+/// committed.
+fn keys_after_load(c: &mut PgConn) -> Result<(), StoreError> {
+    let rows = c.query(
+        "SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname), \
+                format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, \
+                       pg_get_constraintdef(oid)) \
+         FROM pg_constraint \
+         WHERE contype = 'f' \
+           AND connamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) \
+         ORDER BY conrelid::regclass::text, conname",
+        &[],
+    )?;
+    let mut drops = Vec::new();
+    let mut adds = Vec::new();
+    for r in &rows {
+        drops.push(r.get::<String>(0)?);
+        adds.push(r.get::<String>(1)?);
+    }
+    if drops.is_empty() {
+        return Ok(());
+    }
+    c.batch(&drops.join("; "))?;
+    c.keys_after = adds;
+    Ok(())
 }
 
 /// [`HEAD`]'s row as the simple query protocol gives it (text), in the
@@ -669,6 +735,9 @@ impl Backend for Postgres {
             )
             .map(|_| ())
         })?;
+        if from == 0 {
+            keys_after_load(c)?;
+        }
         // Current once this session commits; a session rolled back leaves
         // the flag on a connection whose next check finds the version again.
         c.schema_checked = true;
