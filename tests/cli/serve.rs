@@ -604,6 +604,28 @@ fn users_filter_sort_page_and_project(b: Backend) {
         sorted[1..4].iter().map(String::as_str).collect::<Vec<_>>()
     );
     assert_eq!(f.get("/Users?count=0").body["Resources"], json!([]));
+    // The total is read with the page; a page past the end still has it,
+    // and a filter that matches nothing has none.
+    let past = f.get("/Users?sortBy=userName&count=3&startIndex=40");
+    assert_eq!(past.status, 200, "{}", past.body);
+    assert_eq!(past.body["totalResults"], 12, "{}", past.body);
+    assert_eq!(past.body["Resources"], json!([]));
+    let last = f.get("/Users?sortBy=userName&count=5&startIndex=11");
+    assert_eq!(last.body["totalResults"], 12, "{}", last.body);
+    assert_eq!(last.body["Resources"].as_array().map(Vec::len), Some(2));
+    let none = f.get(&format!(
+        "/Users?filter={}&count=5",
+        encode("userName eq \"nobody-at-all\"")
+    ));
+    assert_eq!(none.body["totalResults"], 0, "{}", none.body);
+    assert_eq!(none.body["Resources"], json!([]));
+    let groups = f.get("/Groups?count=1&startIndex=1");
+    let group_total = groups.body["totalResults"].as_u64().unwrap_or(0);
+    assert!(group_total > 1, "{}", groups.body);
+    assert_eq!(groups.body["Resources"].as_array().map(Vec::len), Some(1));
+    let beyond = f.get(&format!("/Groups?count=1&startIndex={}", group_total + 5));
+    assert_eq!(beyond.body["totalResults"], group_total, "{}", beyond.body);
+    assert_eq!(beyond.body["Resources"], json!([]));
 
     // attributes / excludedAttributes.
     let id = created.body["id"].as_str().unwrap();

@@ -387,6 +387,13 @@ pub trait Conn: Send {
     /// Run statements without parameters, separated by `;` (transaction
     /// control, migrations).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// [`Conn::batch`], sent with the connection's next statement rather
+    /// than on its own where the database is a round trip away
+    /// (PostgreSQL): a read snapshot's `BEGIN`, a statement cap. Run at
+    /// once elsewhere.
+    fn batch_soon(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.batch(sql)
+    }
     /// A condition: `expr` is one of the list bound at `?param`.
     fn in_list(&self, expr: &str, param: usize) -> String {
         match self.dialect() {

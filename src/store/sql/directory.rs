@@ -53,7 +53,7 @@ impl SqlDirectory {
     /// Start the snapshot asked for, before a read of several statements.
     fn snapshot(&mut self) -> Result<(), StoreError> {
         if let (true, Some(c)) = (self.pending, self.conn.as_deref_mut()) {
-            c.batch(begin_read(c.dialect()))?;
+            c.batch_soon(begin_read(c.dialect()))?;
         }
         self.pending = false;
         Ok(())
@@ -147,19 +147,33 @@ fn count(c: &mut dyn Conn, from: &str, clause: &str, values: &[Value]) -> Result
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// The value of a listing's `total` column (see [`list`]) in its first
+/// row, `width` columns in; `None` without one.
+fn total_of(rows: &[Row], total: Option<&str>, width: usize) -> Result<Option<u64>, StoreError> {
+    match (total, rows.first()) {
+        (Some(_), Some(r)) => Ok(Some(u64::try_from(r.get::<i64>(width)?).unwrap_or(0))),
+        _ => Ok(None),
+    }
+}
+
+/// The users `clause` selects, and, with `total`, that column's value too.
 fn user_records(
     c: &mut dyn Conn,
+    total: Option<&str>,
     clause: &str,
     values: &[Value],
-) -> Result<Vec<UserRecord>, StoreError> {
-    let sql = format!("SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS} FROM accounts a WHERE {clause}");
+) -> Result<(Option<u64>, Vec<UserRecord>), StoreError> {
+    let extra = total.map(|t| format!(", {t}")).unwrap_or_default();
+    let sql =
+        format!("SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}{extra} FROM accounts a WHERE {clause}");
     let rows = c.query(&sql, values)?;
+    let counted = total_of(&rows, total, 16)?;
     let mut users = rows
         .iter()
         .map(user_from_row)
         .collect::<Result<Vec<_>, _>>()?;
     if users.is_empty() {
-        return Ok(users);
+        return Ok((counted, users));
     }
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
     let sql = format!(
@@ -180,7 +194,7 @@ fn user_records(
     let mut grants: Vec<(i64, &mut crate::domain::Account)> =
         users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
     fill_grants(c, Some(&ids), &mut grants)?;
-    Ok(users)
+    Ok((counted, users))
 }
 
 /// A user of a row that starts with [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`],
@@ -226,17 +240,21 @@ fn one_user(
     Ok(Some(user))
 }
 
+/// The groups `clause` selects, and, with `total`, that column's value too.
 fn group_records(
     c: &mut dyn Conn,
+    total: Option<&str>,
     clause: &str,
     values: &[Value],
-) -> Result<Vec<GroupRecord>, StoreError> {
+) -> Result<(Option<u64>, Vec<GroupRecord>), StoreError> {
+    let extra = total.map(|t| format!(", {t}")).unwrap_or_default();
     let sql = format!(
         "SELECT g.id, g.name, g.type, g.lwia, g.active, g.created_at, \
-         coalesce(g.updated_at, g.created_at), g.external_id FROM groups g WHERE {clause}"
+         coalesce(g.updated_at, g.created_at), g.external_id{extra} FROM groups g WHERE {clause}"
     );
-    let mut groups = c
-        .query(&sql, values)?
+    let rows = c.query(&sql, values)?;
+    let counted = total_of(&rows, total, 8)?;
+    let mut groups = rows
         .iter()
         .map(|r| {
             Ok(GroupRecord {
@@ -255,7 +273,7 @@ fn group_records(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     if groups.is_empty() {
-        return Ok(groups);
+        return Ok((counted, groups));
     }
     let ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
     let sql = format!(
@@ -274,7 +292,7 @@ fn group_records(
     for g in &mut groups {
         g.members = by_group.remove(&g.id).unwrap_or_default();
     }
-    Ok(groups)
+    Ok((counted, groups))
 }
 
 /// Run `f` with the connection's statements cut off at `deadline`; `f`
@@ -301,27 +319,43 @@ fn capped<T>(
     Ok(out)
 }
 
+/// What reads a listing's rows: the records a clause selects, and the value
+/// of an extra column (the listing's total) when one is given.
+type Records<T> =
+    fn(&mut dyn Conn, Option<&str>, &str, &[Value]) -> Result<(Option<u64>, Vec<T>), StoreError>;
+
 /// A listing's total and page, over `from` with rows read by `records`,
-/// all within the listing's time cap.
+/// all within the listing's time cap. The total is a column of the page's
+/// statement (one round trip to a server, not two); only an empty page
+/// after the first asks for it on its own.
 fn list<T>(
     c: &mut dyn Conn,
     q: &ListQuery,
     table: &super::columns::Table,
     scope: impl Fn(&dyn Conn, usize) -> String,
-    records: impl FnOnce(&mut dyn Conn, &str, &[Value]) -> Result<Vec<T>, StoreError>,
+    records: Records<T>,
 ) -> Result<(u64, Vec<T>), StoreError> {
     let (filter, order) = listing(q, table, c.dialect())?;
     let (clause, values) = where_clause(c, filter, q.scope, scope);
     let deadline = q.timeout.map(|t| Instant::now() + t);
     capped(c, deadline, |c, renew| {
         renew(c)?;
-        let total = count(c, table.from, &clause, &values)?;
         if q.limit == 0 {
-            return Ok((total, Vec::new()));
+            return Ok((count(c, table.from, &clause, &values)?, Vec::new()));
         }
-        let clause = page(q, &clause, &order);
-        renew(c)?;
-        Ok((total, records(c, &clause, &values)?))
+        let total = format!("(SELECT count(*) FROM {} WHERE {clause})", table.from);
+        let paged = page(q, &clause, &order);
+        let (counted, rows) = records(c, Some(&total), &paged, &values)?;
+        let total = match counted {
+            Some(n) => n,
+            // No row matched at all.
+            None if q.offset == 0 => 0,
+            None => {
+                renew(c)?;
+                count(c, table.from, &clause, &values)?
+            }
+        };
+        Ok((total, rows))
     })
 }
 
@@ -429,7 +463,11 @@ impl Directory for SqlDirectory {
 
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
         self.snapshot()?;
-        self.read(|c| Ok(group_records(c, "g.id = ?1", &[Value::Int(id)])?.pop()))
+        self.read(|c| {
+            Ok(group_records(c, None, "g.id = ?1", &[Value::Int(id)])?
+                .1
+                .pop())
+        })
     }
 
     fn user_ids(&mut self, user_names: &[String]) -> Result<Vec<(i64, String)>, StoreError> {

@@ -412,6 +412,9 @@ impl<B: Backend> Conn for Lease<B> {
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)
     }
+    fn batch_soon(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.inner().batch_soon(sql)
+    }
     fn last_insert_id(&mut self) -> Option<i64> {
         self.inner().last_insert_id()
     }

@@ -50,6 +50,11 @@ pub struct PgConn {
     /// while it fills them and added back before its `COMMIT` (see
     /// [`keys_after_load`]).
     keys_after: Vec<String>,
+    /// Statements of the transaction asked for with [`Conn::batch_soon`]
+    /// and not sent yet: they go with the next statement batch, or in one
+    /// batch of their own before the next query. A transaction that ends
+    /// first needs none of its statement caps.
+    due: Vec<String>,
 }
 
 type BoxError = Box<dyn Error + Sync + Send>;
@@ -175,6 +180,7 @@ impl PgConn {
             head: None,
             ahead: Ahead::default(),
             keys_after: Vec::new(),
+            due: Vec::new(),
         }
     }
 
@@ -193,6 +199,12 @@ impl PgConn {
     }
 
     fn statement(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if !self.due.is_empty() {
+            let due = std::mem::take(&mut self.due).join("; ");
+            self.raw()
+                .batch_execute(&due)
+                .map_err(|e| store_error(&self.url, &e))?;
+        }
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
@@ -298,8 +310,17 @@ impl Conn for PgConn {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.head = None;
-        let with_keys;
+        let with_due;
         let mut sql = sql;
+        if !self.due.is_empty() {
+            let due = std::mem::take(&mut self.due);
+            let ends_first = sql.split(';').next().and_then(ends_transaction).is_some();
+            if !ends_first || due.iter().any(|d| d.starts_with("BEGIN")) {
+                with_due = format!("{}; {sql}", due.join("; "));
+                sql = &with_due;
+            }
+        }
+        let with_keys;
         let ends = sql.split(';').filter_map(ends_transaction).next_back();
         if ends.is_some() && !self.keys_after.is_empty() {
             // Added back in the batch that commits: checked there, each in
@@ -333,7 +354,7 @@ impl Conn for PgConn {
 
     fn deadline(&mut self, deadline: Option<Instant>) -> Result<(), StoreError> {
         let Some(at) = deadline else {
-            return self.batch("SET LOCAL statement_timeout TO DEFAULT");
+            return self.batch_soon("SET LOCAL statement_timeout TO DEFAULT");
         };
         let left = at.saturating_duration_since(Instant::now());
         // Never beyond the cap every statement of this process has.
@@ -343,7 +364,16 @@ impl Conn for PgConn {
         if ms == 0 {
             return Err(StoreError::TimedOut);
         }
-        self.batch(&format!("SET LOCAL statement_timeout = {ms}"))
+        self.batch_soon(&format!("SET LOCAL statement_timeout = {ms}"))
+    }
+
+    fn batch_soon(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.head = None;
+        if sql.trim_start().to_ascii_uppercase().starts_with("BEGIN") {
+            self.in_tx = true;
+        }
+        self.due.push(sql.to_string());
+        Ok(())
     }
 
     fn in_transaction(&self) -> bool {
@@ -551,6 +581,7 @@ fn begin_locked(
     c.head = None;
     // Those of a transaction that ended without this connection's word.
     c.keys_after.clear();
+    c.due.clear();
     let started = Instant::now();
     let locked = |url: &str| StoreError::Locked {
         url: url.to_string(),
