@@ -604,6 +604,35 @@ fn users_filter_sort_page_and_project(b: Backend) {
         sorted[1..4].iter().map(String::as_str).collect::<Vec<_>>()
     );
     assert_eq!(f.get("/Users?count=0").body["Resources"], json!([]));
+    // A listed user's groups come in name order, byte by byte, as a user
+    // read alone has them: joined here in the other order.
+    let ann = created.body["id"].as_str().unwrap();
+    for name in ["Zulu Desk", "Alpha Desk", "Mike Desk"] {
+        let g = f.send(
+            "POST",
+            "/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": name, "members": [{"value": ann}]}),
+        );
+        assert_eq!(g.status, 201, "{}", g.body);
+    }
+    let listed = f.get("/Users?count=100");
+    let mut several = 0;
+    for u in listed.body["Resources"].as_array().unwrap() {
+        let names: Vec<&str> = u["groups"]
+            .as_array()
+            .map(|g| g.iter().map(|g| g["display"].as_str().unwrap()).collect())
+            .unwrap_or_default();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "{u}");
+        several += usize::from(names.len() > 1);
+        let alone = f.get(&format!("/Users/{}", u["id"].as_str().unwrap()));
+        assert_eq!(alone.body["groups"], u["groups"], "{u}");
+        assert_eq!(alone.body["roles"], u["roles"], "{u}");
+        assert_eq!(alone.body["entitlements"], u["entitlements"], "{u}");
+    }
+    assert!(several > 0, "no user in two groups: {}", listed.body);
     // The total is read with the page; a page past the end still has it,
     // and a filter that matches nothing has none.
     let past = f.get("/Users?sortBy=userName&count=3&startIndex=40");
