@@ -8,7 +8,7 @@
 use super::columns::{GROUPS, USERS};
 use super::conn::{Conn, Dialect, Row, Value};
 use super::filter::Sql;
-use super::{ACCOUNT_COLUMNS, account_from_row, fill_grants, fill_grants_and_groups, listing};
+use super::{ACCOUNT_COLUMNS, account_from_row, fill_grants, listing};
 use crate::domain::Group;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
@@ -176,21 +176,24 @@ fn user_records(
         return Ok((counted, users));
     }
     let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-    let mut groups: Vec<Vec<GroupRef>> = vec![Vec::new(); users.len()];
+    let sql = format!(
+        "SELECT m.account_id, g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
+         WHERE {} ORDER BY g.name",
+        c.in_list("m.account_id", 1)
+    );
+    let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+    for r in c.query(&sql, &[Value::IntList(ids.clone())])? {
+        by_user.entry(r.get(0)?).or_default().push(GroupRef {
+            id: r.get(1)?,
+            name: r.get(2)?,
+        });
+    }
+    for u in &mut users {
+        u.groups = by_user.remove(&u.id).unwrap_or_default();
+    }
     let mut grants: Vec<(i64, &mut crate::domain::Account)> =
         users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
-    // Groups, roles and entitlements in one statement (a round trip to a
-    // server); groups in name order, byte by byte, as listings sort.
-    fill_grants_and_groups(
-        c,
-        Some(&ids),
-        &mut grants,
-        Some(&mut |at, id, name| groups[at].push(GroupRef { id, name })),
-    )?;
-    for (u, mut g) in users.iter_mut().zip(groups) {
-        g.sort_by(|a, b| a.name.cmp(&b.name));
-        u.groups = g;
-    }
+    fill_grants(c, Some(&ids), &mut grants)?;
     Ok((counted, users))
 }
 

@@ -156,42 +156,25 @@ pub fn fill_grants(
     ids: Option<&[i64]>,
     accounts: &mut [(i64, &mut Account)],
 ) -> Result<(), StoreError> {
-    fill_grants_and_groups(c, ids, accounts, None)
-}
-
-/// [`fill_grants`], and with `groups` each account's groups too, in the
-/// same statement: `groups` is given the account's place in `accounts` (its
-/// first, if it is there twice), and the group's id and name.
-pub fn fill_grants_and_groups(
-    c: &mut dyn Conn,
-    ids: Option<&[i64]>,
-    accounts: &mut [(i64, &mut Account)],
-    mut groups: Option<&mut dyn FnMut(usize, i64, String)>,
-) -> Result<(), StoreError> {
     if accounts.is_empty() {
         return Ok(());
     }
-    let list = |c: &dyn Conn, column: &str| match ids {
-        Some(_) => format!(" WHERE {}", c.in_list(column, 1)),
-        None => String::new(),
-    };
-    // A role has no value, an entitlement a kind and a value, a group its id.
-    let mut sql = format!(
-        "SELECT account_id, role, NULL, CAST(NULL AS BIGINT) FROM account_roles{} \
-         UNION ALL SELECT account_id, kind, value, NULL FROM account_entitlements{}",
-        list(c, "account_id"),
-        list(c, "account_id")
-    );
-    if groups.is_some() {
-        sql.push_str(&format!(
-            " UNION ALL SELECT m.account_id, g.name, NULL, g.id FROM memberships m \
-             JOIN groups g ON g.id = m.group_id{}",
-            list(c, "m.account_id")
-        ));
-    }
-    let values = match ids {
-        Some(ids) => vec![conn::Value::IntList(ids.to_vec())],
-        None => Vec::new(),
+    let (sql, values) = match ids {
+        Some(ids) => (
+            format!(
+                "SELECT account_id, role, NULL FROM account_roles WHERE {} \
+                 UNION ALL SELECT account_id, kind, value FROM account_entitlements WHERE {}",
+                c.in_list("account_id", 1),
+                c.in_list("account_id", 1)
+            ),
+            vec![conn::Value::IntList(ids.to_vec())],
+        ),
+        None => (
+            "SELECT account_id, role, NULL FROM account_roles \
+             UNION ALL SELECT account_id, kind, value FROM account_entitlements"
+                .to_string(),
+            Vec::new(),
+        ),
     };
     // An account read twice (two keys finding it) gets its grants on
     // every copy: `first` finds its first copy, `next` the one after.
@@ -206,10 +189,6 @@ pub fn fill_grants_and_groups(
             return Ok(());
         };
         let name: String = r.take(1)?;
-        if let (Some(group), Some(groups)) = (r.get::<Option<i64>>(3)?, groups.as_mut()) {
-            groups(at, group, name);
-            return Ok(());
-        }
         let value = r.take::<Option<String>>(2)?;
         // Copies get clones; the last copy (most often the only one) takes the row's own.
         let mut i = at;
