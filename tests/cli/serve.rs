@@ -607,7 +607,8 @@ fn users_filter_sort_page_and_project(b: Backend) {
     // A listed user's groups come in name order, byte by byte, as a user
     // read alone has them: joined here in the other order.
     let ann = created.body["id"].as_str().unwrap();
-    for name in ["Zulu Desk", "Alpha Desk", "Mike Desk"] {
+    let desks = ["Zulu \"Desk\" \\ ü", "Alpha Desk", "Mike Desk"];
+    for name in desks {
         let g = f.send(
             "POST",
             "/Groups",
@@ -633,6 +634,17 @@ fn users_filter_sort_page_and_project(b: Backend) {
         assert_eq!(alone.body["entitlements"], u["entitlements"], "{u}");
     }
     assert!(several > 0, "no user in two groups: {}", listed.body);
+    let ann_listed = f.get(&format!(
+        "/Users?filter={}",
+        encode("userName eq \"AOBrien\"")
+    ));
+    let displays: Vec<&str> = ann_listed.body["Resources"][0]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["display"].as_str().unwrap())
+        .collect();
+    assert_eq!(displays, [desks[1], desks[2], desks[0]]);
     // The total is read with the page; a page past the end still has it,
     // and a filter that matches nothing has none.
     let past = f.get("/Users?sortBy=userName&count=3&startIndex=40");

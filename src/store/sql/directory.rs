@@ -8,7 +8,7 @@
 use super::columns::{GROUPS, USERS};
 use super::conn::{Conn, Dialect, Row, Value};
 use super::filter::Sql;
-use super::{ACCOUNT_COLUMNS, account_from_row, fill_grants, listing};
+use super::{ACCOUNT_COLUMNS, account_from_row, listing};
 use crate::domain::Group;
 use crate::store::directory::{
     Directory, GroupRecord, GroupRef, ListQuery, MemberRef, Scope, Token, UserRecord,
@@ -156,6 +156,41 @@ fn total_of(rows: &[Row], total: Option<&str>, width: usize) -> Result<Option<u6
     }
 }
 
+/// What a user's row has after [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`]:
+/// its groups (id and name), roles and entitlements (kind and value), each
+/// a JSON array. A listing's page, or a user, is then one statement: one
+/// round trip to a server, and on PostgreSQL one plan kept for every
+/// request (a look-up by a list of ids is planned anew at each).
+fn user_sets(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => {
+            "(SELECT json_agg(json_build_array(g.id, g.name))::text FROM memberships m \
+              JOIN groups g ON g.id = m.group_id WHERE m.account_id = a.id), \
+             (SELECT json_agg(r.role)::text FROM account_roles r WHERE r.account_id = a.id), \
+             (SELECT json_agg(json_build_array(e.kind, e.value))::text \
+              FROM account_entitlements e WHERE e.account_id = a.id)"
+        }
+        Dialect::Sqlite => {
+            "(SELECT json_group_array(json_array(g.id, g.name)) FROM memberships m \
+              JOIN groups g ON g.id = m.group_id WHERE m.account_id = a.id), \
+             (SELECT json_group_array(r.role) FROM account_roles r WHERE r.account_id = a.id), \
+             (SELECT json_group_array(json_array(e.kind, e.value)) \
+              FROM account_entitlements e WHERE e.account_id = a.id)"
+        }
+    }
+}
+
+/// The JSON array in column `i` of `r` ([`user_sets`]); none for `NULL`
+/// (PostgreSQL's aggregate of no rows).
+fn json_list<T: serde::de::DeserializeOwned>(r: &Row, i: usize) -> Result<Vec<T>, StoreError> {
+    match r.get::<Option<String>>(i)? {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(&text).map_err(|e| {
+            StoreError::Invalid(format!("a user's groups or grants do not read ({e})"))
+        }),
+    }
+}
+
 /// The users `clause` selects, and, with `total`, that column's value too.
 fn user_records(
     c: &mut dyn Conn,
@@ -164,80 +199,54 @@ fn user_records(
     values: &[Value],
 ) -> Result<(Option<u64>, Vec<UserRecord>), StoreError> {
     let extra = total.map(|t| format!(", {t}")).unwrap_or_default();
-    let sql =
-        format!("SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}{extra} FROM accounts a WHERE {clause}");
+    let sets = user_sets(c.dialect());
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}, {sets}{extra} FROM accounts a WHERE {clause}"
+    );
     let rows = c.query(&sql, values)?;
-    let counted = total_of(&rows, total, 16)?;
-    let mut users = rows
+    let counted = total_of(&rows, total, 19)?;
+    let users = rows
         .iter()
         .map(user_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    if users.is_empty() {
-        return Ok((counted, users));
-    }
-    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-    let sql = format!(
-        "SELECT m.account_id, g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
-         WHERE {} ORDER BY g.name",
-        c.in_list("m.account_id", 1)
-    );
-    let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
-    for r in c.query(&sql, &[Value::IntList(ids.clone())])? {
-        by_user.entry(r.get(0)?).or_default().push(GroupRef {
-            id: r.get(1)?,
-            name: r.get(2)?,
-        });
-    }
-    for u in &mut users {
-        u.groups = by_user.remove(&u.id).unwrap_or_default();
-    }
-    let mut grants: Vec<(i64, &mut crate::domain::Account)> =
-        users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
-    fill_grants(c, Some(&ids), &mut grants)?;
     Ok((counted, users))
 }
 
-/// A user of a row that starts with [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`],
-/// without its groups.
+/// A user of a row that starts with [`ACCOUNT_COLUMNS`], [`USER_COLUMNS`]
+/// and [`user_sets`]: its groups in name order, byte by byte (as listings
+/// sort), its roles and entitlements sorted.
 fn user_from_row(r: &Row) -> Result<UserRecord, StoreError> {
+    let mut account = account_from_row(r)?;
+    let mut groups: Vec<(i64, String)> = json_list(r, 16)?;
+    groups.sort_by(|a, b| a.1.cmp(&b.1));
+    account.roles = json_list(r, 17)?;
+    account.roles.sort();
+    account.entitlements = json_list::<(String, String)>(r, 18)?
+        .into_iter()
+        .map(|(kind, value)| crate::domain::Entitlement { kind, value })
+        .collect();
+    account.entitlements.sort();
     Ok(UserRecord {
-        account: account_from_row(r)?,
+        account,
         id: r.get(11)?,
         created: r.get(12)?,
         modified: r.get(13)?,
         external_id: r.get(14)?,
         display_name: r.get(15)?,
-        groups: Vec::new(),
+        groups: groups
+            .into_iter()
+            .map(|(id, name)| GroupRef { id, name })
+            .collect(),
     })
 }
 
-/// The one user `clause` selects, with its groups, in one statement.
+/// The one user `clause` selects, with its groups and grants.
 fn one_user(
     c: &mut dyn Conn,
     clause: &str,
     values: &[Value],
 ) -> Result<Option<UserRecord>, StoreError> {
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}, g.id, g.name FROM accounts a \
-         LEFT JOIN memberships m ON m.account_id = a.id \
-         LEFT JOIN groups g ON g.id = m.group_id WHERE {clause} ORDER BY g.name"
-    );
-    let rows = c.query(&sql, values)?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut user = user_from_row(first)?;
-    for r in &rows {
-        let group: Option<i64> = r.get(16)?;
-        if let Some(id) = group {
-            user.groups.push(GroupRef {
-                id,
-                name: r.get(17)?,
-            });
-        }
-    }
-    fill_grants(c, Some(&[user.id]), &mut [(user.id, &mut user.account)])?;
-    Ok(Some(user))
+    Ok(user_records(c, None, clause, values)?.1.pop())
 }
 
 /// The groups `clause` selects, and, with `total`, that column's value too.
