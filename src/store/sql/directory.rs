@@ -221,42 +221,45 @@ fn user_records(
         .iter()
         .map(|r| user_from_row(r, in_row))
         .collect::<Result<Vec<_>, _>>()?;
-    if in_row || users.is_empty() {
-        return Ok((counted, users));
+    if !in_row && !users.is_empty() {
+        let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+        let sql = format!(
+            "SELECT m.account_id, g.id, g.name FROM memberships m \
+             JOIN groups g ON g.id = m.group_id WHERE {}",
+            c.in_list("m.account_id", 1)
+        );
+        let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+        for r in c.query(&sql, &[Value::IntList(ids.clone())])? {
+            by_user.entry(r.get(0)?).or_default().push(GroupRef {
+                id: r.get(1)?,
+                name: r.get(2)?,
+            });
+        }
+        for u in &mut users {
+            u.groups = by_user.remove(&u.id).unwrap_or_default();
+        }
+        let mut grants: Vec<(i64, &mut crate::domain::Account)> =
+            users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
+        fill_grants(c, Some(&ids), &mut grants)?;
     }
-    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
-    let sql = format!(
-        "SELECT m.account_id, g.id, g.name FROM memberships m JOIN groups g ON g.id = m.group_id \
-         WHERE {}",
-        c.in_list("m.account_id", 1)
-    );
-    let mut by_user: HashMap<i64, Vec<GroupRef>> = HashMap::new();
-    for r in c.query(&sql, &[Value::IntList(ids.clone())])? {
-        by_user.entry(r.get(0)?).or_default().push(GroupRef {
-            id: r.get(1)?,
-            name: r.get(2)?,
-        });
-    }
+    // Groups in name order, byte by byte, as listings sort.
     for u in &mut users {
-        u.groups = by_user.remove(&u.id).unwrap_or_default();
         u.groups.sort_by(|a, b| a.name.cmp(&b.name));
     }
-    let mut grants: Vec<(i64, &mut crate::domain::Account)> =
-        users.iter_mut().map(|u| (u.id, &mut u.account)).collect();
-    fill_grants(c, Some(&ids), &mut grants)?;
     Ok((counted, users))
 }
 
 /// A user of a row that starts with [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`],
-/// and with `sets` [`user_sets`]: its groups in name order, byte by byte (as
-/// listings sort), its roles and entitlements sorted. Without, they are
-/// left to the caller.
+/// and with `sets` [`user_sets`]: its groups, and its roles and
+/// entitlements sorted. Without, they are left to the caller.
 fn user_from_row(r: &Row, sets: bool) -> Result<UserRecord, StoreError> {
     let mut account = account_from_row(r)?;
-    let mut groups: Vec<(i64, String)> = Vec::new();
+    let mut groups = Vec::new();
     if sets {
-        groups = json_list(r, 16)?;
-        groups.sort_by(|a, b| a.1.cmp(&b.1));
+        groups = json_list::<(i64, String)>(r, 16)?
+            .into_iter()
+            .map(|(id, name)| GroupRef { id, name })
+            .collect();
         account.roles = json_list(r, 17)?;
         account.roles.sort();
         account.entitlements = json_list::<(String, String)>(r, 18)?
@@ -272,10 +275,7 @@ fn user_from_row(r: &Row, sets: bool) -> Result<UserRecord, StoreError> {
         modified: r.get(13)?,
         external_id: r.get(14)?,
         display_name: r.get(15)?,
-        groups: groups
-            .into_iter()
-            .map(|(id, name)| GroupRef { id, name })
-            .collect(),
+        groups,
     })
 }
 
@@ -288,14 +288,12 @@ fn one_user(
     Ok(user_records(c, None, clause, values, 1)?.1.pop())
 }
 
-/// The groups `clause` selects, and, with `total`, that column's value too
-/// (whatever the page's size).
+/// The groups `clause` selects, and, with `total`, that column's value too.
 fn group_records(
     c: &mut dyn Conn,
     total: Option<&str>,
     clause: &str,
     values: &[Value],
-    _rows_max: u64,
 ) -> Result<(Option<u64>, Vec<GroupRecord>), StoreError> {
     let extra = total.map(|t| format!(", {t}")).unwrap_or_default();
     let sql = format!(
@@ -369,16 +367,6 @@ fn capped<T>(
     Ok(out)
 }
 
-/// What reads a listing's rows: the records a clause selects, and the value
-/// of an extra column (the listing's total) when one is given.
-type Records<T> = fn(
-    &mut dyn Conn,
-    Option<&str>,
-    &str,
-    &[Value],
-    u64,
-) -> Result<(Option<u64>, Vec<T>), StoreError>;
-
 /// A listing's total and page, over `from` with rows read by `records`,
 /// all within the listing's time cap. The total is a column of the page's
 /// statement (one round trip to a server, not two); only an empty page
@@ -388,7 +376,12 @@ fn list<T>(
     q: &ListQuery,
     table: &super::columns::Table,
     scope: impl Fn(&dyn Conn, usize) -> String,
-    records: Records<T>,
+    records: impl FnOnce(
+        &mut dyn Conn,
+        Option<&str>,
+        &str,
+        &[Value],
+    ) -> Result<(Option<u64>, Vec<T>), StoreError>,
 ) -> Result<(u64, Vec<T>), StoreError> {
     let (filter, order) = listing(q, table, c.dialect())?;
     let (clause, values) = where_clause(c, filter, q.scope, scope);
@@ -400,7 +393,7 @@ fn list<T>(
         }
         let total = format!("(SELECT count(*) FROM {} WHERE {clause})", table.from);
         let paged = page(q, &clause, &order);
-        let (counted, rows) = records(c, Some(&total), &paged, &values, q.limit)?;
+        let (counted, rows) = records(c, Some(&total), &paged, &values)?;
         let total = match counted {
             Some(n) => n,
             // No row matched at all.
@@ -479,7 +472,11 @@ fn id_name(r: &Row) -> Result<(i64, String), StoreError> {
 impl Directory for SqlDirectory {
     fn users(&mut self, q: &ListQuery) -> Result<(u64, Vec<UserRecord>), StoreError> {
         self.snapshot()?;
-        self.listed(q, &USERS, |c| list(c, q, &USERS, user_scope, user_records))
+        self.listed(q, &USERS, |c| {
+            list(c, q, &USERS, user_scope, |c, total, clause, values| {
+                user_records(c, total, clause, values, q.limit)
+            })
+        })
     }
 
     fn user(&mut self, id: i64) -> Result<Option<UserRecord>, StoreError> {
@@ -519,7 +516,7 @@ impl Directory for SqlDirectory {
     fn group(&mut self, id: i64) -> Result<Option<GroupRecord>, StoreError> {
         self.snapshot()?;
         self.read(|c| {
-            Ok(group_records(c, None, "g.id = ?1", &[Value::Int(id)], 1)?
+            Ok(group_records(c, None, "g.id = ?1", &[Value::Int(id)])?
                 .1
                 .pop())
         })

@@ -315,7 +315,7 @@ impl Conn for PgConn {
         if !self.due.is_empty() {
             let due = std::mem::take(&mut self.due);
             let ends_first = sql.split(';').next().and_then(ends_transaction).is_some();
-            if !ends_first || due.iter().any(|d| d.starts_with("BEGIN")) {
+            if !ends_first || due.iter().any(|d| begins_transaction(d)) {
                 with_due = format!("{}; {sql}", due.join("; "));
                 sql = &with_due;
             }
@@ -335,15 +335,12 @@ impl Conn for PgConn {
         if let Err(e) = self.raw().batch_execute(sql) {
             // A batch that began a transaction may have failed inside it:
             // the connection is rolled back before it is used again.
-            self.in_tx |= sql
-                .split(';')
-                .any(|p| p.trim_start().to_ascii_uppercase().starts_with("BEGIN"));
+            self.in_tx |= sql.split(';').any(begins_transaction);
             return Err(store_error(&self.url, &e));
         }
         // The last transaction statement of the batch says where it ends.
         for part in sql.split(';') {
-            let word = part.trim_start().to_ascii_uppercase();
-            if word.starts_with("BEGIN") || word.starts_with("START TRANSACTION") {
+            if begins_transaction(part) {
                 self.in_tx = true;
             } else if ends_transaction(part).is_some() {
                 self.in_tx = false;
@@ -369,7 +366,7 @@ impl Conn for PgConn {
 
     fn batch_soon(&mut self, sql: &str) -> Result<(), StoreError> {
         self.head = None;
-        if sql.trim_start().to_ascii_uppercase().starts_with("BEGIN") {
+        if begins_transaction(sql) {
             self.in_tx = true;
         }
         self.due.push(sql.to_string());
@@ -640,6 +637,12 @@ fn begin_locked(
         .next()
         .and_then(|r| r.try_get(0).ok()??.parse::<usize>().ok());
     Ok(value)
+}
+
+/// Whether a statement of a batch begins a transaction.
+fn begins_transaction(part: &str) -> bool {
+    let word = part.trim_start().to_ascii_uppercase();
+    word.starts_with("BEGIN") || word.starts_with("START TRANSACTION")
 }
 
 /// Whether a statement of a batch ends the transaction: `Some(true)` if it
