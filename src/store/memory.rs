@@ -583,15 +583,6 @@ impl Session for MemorySession {
         self.record(Change::CreateGroup { name, kind, lwia })
     }
 
-    fn create_account(
-        &mut self,
-        user_name: &str,
-        profile: &Profile,
-        credential: NewCredential,
-    ) -> Result<(), StoreError> {
-        self.create_account_with_roles(user_name, profile, &[], credential)
-    }
-
     fn create_account_with_roles(
         &mut self,
         user_name: &str,

@@ -225,7 +225,9 @@ pub trait Session: Send {
         user_name: &str,
         profile: &Profile,
         credential: NewCredential,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.create_account_with_roles(user_name, profile, &[], credential)
+    }
     /// Create an account holding these roles from the start: one change,
     /// one audit row, as a plan's `create_account` is one action.
     fn create_account_with_roles(
@@ -234,13 +236,7 @@ pub trait Session: Send {
         profile: &Profile,
         roles: &[String],
         credential: NewCredential,
-    ) -> Result<(), StoreError> {
-        self.create_account(user_name, profile, credential)?;
-        for r in roles {
-            self.grant_role(user_name, r)?;
-        }
-        Ok(())
-    }
+    ) -> Result<(), StoreError>;
     /// Reactivate (`active`) or deactivate an account; refused when it is
     /// so already.
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError>;

@@ -1022,10 +1022,12 @@ impl Session for ScimSession {
         self.push(Op::CreateGroup { name, kind, lwia })
     }
 
-    fn create_account(
+    /// The account's roles go as grants after its create.
+    fn create_account_with_roles(
         &mut self,
         user_name: &str,
         profile: &Profile,
+        roles: &[String],
         credential: NewCredential,
     ) -> Result<(), StoreError> {
         let sso = matches!(credential, NewCredential::Sso);
@@ -1038,7 +1040,11 @@ impl Session for ScimSession {
             profile: profile.clone(),
             password,
             sso,
-        })
+        })?;
+        for r in roles {
+            self.grant_role(user_name, r)?;
+        }
+        Ok(())
     }
 
     fn set_active(&mut self, user_name: &str, active: bool) -> Result<(), StoreError> {

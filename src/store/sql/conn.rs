@@ -352,7 +352,14 @@ pub trait Conn: Send {
     /// [`Conn::execute`] with borrowed parameters.
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError>;
     /// Run one statement; every row it returned.
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::new();
+        self.query_each(sql, params, &mut |row| {
+            rows.push(Row::new(std::mem::take(&mut row.values)));
+            Ok(())
+        })?;
+        Ok(rows)
+    }
     /// Run one statement and hand each row to `each` as it comes (the row
     /// may be reused for the next: take what is kept out of it).
     fn query_each(

@@ -381,25 +381,8 @@ impl<B: Backend> Conn for Lease<B> {
             .expect("connection present until drop")
             .dialect()
     }
-    fn execute(&mut self, sql: &str, params: &[conn::Value]) -> Result<u64, StoreError> {
-        self.inner().execute(sql, params)
-    }
     fn execute_args(&mut self, sql: &str, args: &[conn::Arg]) -> Result<u64, StoreError> {
         self.inner().execute_args(sql, args)
-    }
-    fn query(&mut self, sql: &str, params: &[conn::Value]) -> Result<Vec<Row>, StoreError> {
-        self.inner().query(sql, params)
-    }
-    fn query_opt(&mut self, sql: &str, params: &[conn::Value]) -> Result<Option<Row>, StoreError> {
-        self.inner().query_opt(sql, params)
-    }
-    fn query_each(
-        &mut self,
-        sql: &str,
-        params: &[conn::Value],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.inner().query_each(sql, params, each)
     }
     fn query_each_args(
         &mut self,

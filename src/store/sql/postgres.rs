@@ -247,13 +247,6 @@ impl Conn for PgConn {
         Dialect::Postgres
     }
 
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let s = self.statement(sql)?;
-        self.raw()
-            .execute(&s, &refs(params))
-            .map_err(|e| store_error(&self.url, &e))
-    }
-
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         self.head = None;
         let s = self.statement(sql)?;
@@ -268,7 +261,13 @@ impl Conn for PgConn {
         args: &[Arg],
         each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.head = None;
+        // The session's first read, answered with its `BEGIN`.
+        if let Some(mut head) = self.head.take()
+            && sql == HEAD
+            && args.is_empty()
+        {
+            return each(&mut head);
+        }
         let s = self.statement(sql)?;
         let rows = self
             .raw()
@@ -283,29 +282,6 @@ impl Conn for PgConn {
             each(&mut row)?;
         }
         Ok(())
-    }
-
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        if let Some(head) = self.head.take()
-            && sql == HEAD
-            && params.is_empty()
-        {
-            return Ok(vec![head]);
-        }
-        let s = self.statement(sql)?;
-        let rows = self
-            .raw()
-            .query(&s, &refs(params))
-            .map_err(|e| store_error(&self.url, &e))?;
-        rows.iter()
-            .map(|r| {
-                (0..r.len())
-                    .map(|i| value_of(r, i))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(Row::new)
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| store_error(&self.url, &e))
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {

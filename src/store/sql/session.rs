@@ -689,33 +689,8 @@ impl Conn for Held {
     fn dialect(&self) -> super::conn::Dialect {
         self.dialect
     }
-    fn execute(&mut self, sql: &str, params: &[super::conn::Value]) -> Result<u64, StoreError> {
-        self.run(|c| c.execute(sql, params))
-    }
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         self.run(|c| c.execute_args(sql, args))
-    }
-    fn query(
-        &mut self,
-        sql: &str,
-        params: &[super::conn::Value],
-    ) -> Result<Vec<super::conn::Row>, StoreError> {
-        self.run(|c| c.query(sql, params))
-    }
-    fn query_opt(
-        &mut self,
-        sql: &str,
-        params: &[super::conn::Value],
-    ) -> Result<Option<super::conn::Row>, StoreError> {
-        self.run(|c| c.query_opt(sql, params))
-    }
-    fn query_each(
-        &mut self,
-        sql: &str,
-        params: &[super::conn::Value],
-        each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.run(|c| c.query_each(sql, params, each))
     }
     fn query_each_args(
         &mut self,
@@ -1506,15 +1481,6 @@ impl Session for SqlSession {
         let id: i64 = unique(row, || StoreError::group_taken(name))?.get(0)?;
         self.groups.insert(name.to_string(), id);
         self.record(Change::CreateGroup { name, kind, lwia })
-    }
-
-    fn create_account(
-        &mut self,
-        user_name: &str,
-        profile: &Profile,
-        credential: NewCredential,
-    ) -> Result<(), StoreError> {
-        self.create_account_with_roles(user_name, profile, &[], credential)
     }
 
     fn create_account_with_roles(

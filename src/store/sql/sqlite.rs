@@ -124,38 +124,12 @@ impl Conn for SqliteConn {
         Dialect::Sqlite
     }
 
-    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
-        let n = stmt
-            .execute(rusqlite::params_from_iter(params))
-            .map_err(self.err())?;
-        Ok(n as u64)
-    }
-
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(self.err())?;
         let n = stmt
             .execute(rusqlite::params_from_iter(args))
             .map_err(self.err())?;
         Ok(n as u64)
-    }
-
-    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        let err = self.err();
-        let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
-        let n = stmt.column_count();
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(params))
-            .map_err(&err)?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(&err)? {
-            let mut values = Vec::with_capacity(n);
-            for i in 0..n {
-                values.push(value_of(r.get_ref(i).map_err(&err)?));
-            }
-            out.push(Row::new(values));
-        }
-        Ok(out)
     }
 
     fn query_each_args(
