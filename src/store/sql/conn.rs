@@ -340,10 +340,20 @@ pub enum Dialect {
 /// is taken), a write lock not had in time [`StoreError::Locked`] (with
 /// `waited_ms` 0: the caller knows how long it waited), a statement past its
 /// deadline [`StoreError::TimedOut`].
+/// What a query hands each row to, as it comes (the row may be reused for
+/// the next: take what is kept out of it).
+pub type EachRow<'a> = &'a mut dyn FnMut(&mut Row) -> Result<(), StoreError>;
+
 pub trait Conn: Send {
-    /// The store's URL as roster shows it (no password).
-    fn url(&self) -> &str;
-    fn dialect(&self) -> Dialect;
+    /// Which SQL this connection speaks, and the store's URL as roster
+    /// shows it (no password).
+    fn source(&self) -> (Dialect, &str);
+    fn url(&self) -> &str {
+        self.source().1
+    }
+    fn dialect(&self) -> Dialect {
+        self.source().0
+    }
     /// Run one statement; the number of rows it changed.
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
         let args: Vec<Arg> = params.iter().map(Value::arg).collect();
@@ -362,22 +372,12 @@ pub trait Conn: Send {
     }
     /// Run one statement and hand each row to `each` as it comes (the row
     /// may be reused for the next: take what is kept out of it).
-    fn query_each(
-        &mut self,
-        sql: &str,
-        params: &[Value],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn query_each(&mut self, sql: &str, params: &[Value], each: EachRow) -> Result<(), StoreError> {
         let args: Vec<Arg> = params.iter().map(Value::arg).collect();
-        self.query_each_args(sql, &args, each)
+        self.query_rows(sql, &args, each)
     }
     /// [`Conn::query_each`] with borrowed parameters.
-    fn query_each_args(
-        &mut self,
-        sql: &str,
-        args: &[Arg],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn query_rows(&mut self, sql: &str, args: &[Arg], each: EachRow) -> Result<(), StoreError>;
     /// Run one statement; its first row, if any.
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>, StoreError> {
         Ok(self.query(sql, params)?.into_iter().next())

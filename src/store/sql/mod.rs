@@ -31,8 +31,30 @@ pub enum Schema {
     Empty,
     /// A roster store at this schema version.
     Version(usize),
-    /// Somebody else's tables.
-    Foreign,
+    /// Somebody else's tables: why they are not a roster store, and what
+    /// to do.
+    Foreign(&'static str),
+}
+
+impl Schema {
+    /// The schema version migrating starts from (0: a store not created
+    /// yet); somebody else's tables, or a newer roster's store, refused.
+    pub fn migrate_from(self, url: &str, known: usize) -> Result<usize, StoreError> {
+        match self {
+            Schema::Empty => Ok(0),
+            Schema::Foreign(why) => Err(StoreError::Open {
+                url: url.to_string(),
+                message: why.into(),
+            }),
+            Schema::Version(version) if version > known => Err(StoreError::Open {
+                url: url.to_string(),
+                message: format!(
+                    "the store uses schema version {version}, newer than this roster understands ({known}); upgrade roster"
+                ),
+            }),
+            Schema::Version(version) => Ok(version),
+        }
+    }
 }
 
 /// What one SQL database does its own way.
@@ -42,8 +64,6 @@ pub trait Backend: Send + Sync + 'static {
     fn url(&self) -> &str;
     /// The migrations, in order.
     const MIGRATIONS: &'static [&'static str];
-    /// Why the tables there are not a roster store, and what to do.
-    const NOT_A_STORE: &'static str;
     /// Whether a reader can skip connecting: the store surely does not
     /// exist yet (SQLite: no file).
     fn absent(&self) -> bool {
@@ -73,32 +93,18 @@ pub fn migrate<C: Conn + ?Sized>(
     Ok(())
 }
 
-pub fn newer_schema(url: &str, version: usize, known: usize) -> StoreError {
-    StoreError::Open {
-        url: url.to_string(),
-        message: format!(
-            "the store uses schema version {version}, newer than this roster understands ({known}); upgrade roster"
-        ),
-    }
-}
-
 /// The store is there to read: `Some(true)` current, `Some(false)` none yet.
 fn readable<B: Backend>(b: &B, conn: &mut B::C) -> Result<bool, StoreError> {
     let known = B::MIGRATIONS.len();
-    match b.schema(conn)? {
-        Schema::Empty => Ok(false),
-        Schema::Foreign => Err(StoreError::Open {
-            url: b.url().to_string(),
-            message: B::NOT_A_STORE.into(),
-        }),
-        Schema::Version(v) if v > known => Err(newer_schema(b.url(), v, known)),
-        Schema::Version(v) if v < known => Err(StoreError::Open {
+    match b.schema(conn)?.migrate_from(b.url(), known)? {
+        0 => Ok(false),
+        v if v < known => Err(StoreError::Open {
             url: b.url().to_string(),
             message: format!(
                 "the store uses schema version {v}; run `roster apply` to migrate it to {known}"
             ),
         }),
-        Schema::Version(_) => Ok(true),
+        _ => Ok(true),
     }
 }
 
@@ -372,25 +378,20 @@ impl<B: Backend> Drop for Lease<B> {
 }
 
 impl<B: Backend> Conn for Lease<B> {
-    fn url(&self) -> &str {
-        self.pool.backend.url()
-    }
-    fn dialect(&self) -> conn::Dialect {
-        self.conn
-            .as_ref()
-            .expect("connection present until drop")
-            .dialect()
+    fn source(&self) -> (conn::Dialect, &str) {
+        let conn = self.conn.as_ref().expect("connection present until drop");
+        (conn.dialect(), self.pool.backend.url())
     }
     fn execute_args(&mut self, sql: &str, args: &[conn::Arg]) -> Result<u64, StoreError> {
         self.inner().execute_args(sql, args)
     }
-    fn query_each_args(
+    fn query_rows(
         &mut self,
         sql: &str,
         args: &[conn::Arg],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
+        each: conn::EachRow,
     ) -> Result<(), StoreError> {
-        self.inner().query_each_args(sql, args, each)
+        self.inner().query_rows(sql, args, each)
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.inner().batch(sql)

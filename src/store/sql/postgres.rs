@@ -13,7 +13,7 @@
 //! waits up to its lock timeout and then fails cleanly instead of
 //! interleaving.
 
-use super::conn::{Ahead, Arg, Conn, Dialect, Row, Value, dollar_placeholders, params};
+use super::conn::{Ahead, Arg, Conn, Dialect, EachRow, Row, Value, dollar_placeholders, params};
 use super::session::HEAD;
 use super::{Backend, Schema};
 use crate::store::StoreError;
@@ -239,12 +239,8 @@ fn refs<T: ToSql + Sync>(params: &[T]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl Conn for PgConn {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
+    fn source(&self) -> (Dialect, &str) {
+        (Dialect::Postgres, &self.url)
     }
 
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
@@ -255,12 +251,7 @@ impl Conn for PgConn {
             .map_err(|e| store_error(&self.url, &e))
     }
 
-    fn query_each_args(
-        &mut self,
-        sql: &str,
-        args: &[Arg],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn query_rows(&mut self, sql: &str, args: &[Arg], each: EachRow) -> Result<(), StoreError> {
         // The session's first read, answered with its `BEGIN`.
         if let Some(mut head) = self.head.take()
             && sql == HEAD
@@ -519,7 +510,7 @@ fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
         return Ok(Schema::Empty);
     }
     if meta == 0 {
-        return Ok(Schema::Foreign);
+        return Ok(Schema::Foreign(NOT_A_STORE));
     }
     // Another program's `meta` may have other columns or types: not ours.
     let version = c
@@ -530,7 +521,7 @@ fn schema_of(c: &mut PgConn) -> Result<Schema, StoreError> {
         .and_then(|r| r.try_get::<_, i64>(0).ok());
     Ok(match version {
         Some(v) if v > 0 => Schema::Version(usize::try_from(v).unwrap_or(usize::MAX)),
-        _ => Schema::Foreign,
+        _ => Schema::Foreign(NOT_A_STORE),
     })
 }
 
@@ -692,7 +683,6 @@ fn head_of(r: &::postgres::SimpleQueryRow) -> Option<Row> {
 impl Backend for Postgres {
     type C = PgConn;
     const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
-    const NOT_A_STORE: &'static str = NOT_A_STORE;
 
     fn url(&self) -> &str {
         &self.shown
@@ -724,14 +714,7 @@ impl Backend for Postgres {
         c.head = None;
         // Under the lock, so two first applies do not both create the tables;
         // in the session's transaction, so a failed apply leaves no half store.
-        let from = match schema_of(c)? {
-            Schema::Empty => 0,
-            Schema::Foreign => return Err(open_err(&self.shown, NOT_A_STORE.into())),
-            Schema::Version(v) if v > MIGRATIONS.len() => {
-                return Err(super::newer_schema(&self.shown, v, MIGRATIONS.len()));
-            }
-            Schema::Version(v) => v,
-        };
+        let from = schema_of(c)?.migrate_from(&self.shown, MIGRATIONS.len())?;
         if from < MIGRATIONS.len() {
             // A migration is never cut short by the statement cap of
             // `roster serve` (a large store's takes longer); until commit.

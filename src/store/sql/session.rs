@@ -403,7 +403,7 @@ fn insert_accounts(
         }
         // An account row names no other account.
         queue.args(at..at + n, &no_ids, &mut args)?;
-        conn.query_each_args(&sql.1, &args, &mut |r| {
+        conn.query_rows(&sql.1, &args, &mut |r| {
             ids.insert(r.take(0)?, r.get(1)?);
             Ok(())
         })?;
@@ -683,22 +683,19 @@ impl Held {
 }
 
 impl Conn for Held {
-    fn url(&self) -> &str {
-        &self.url
-    }
-    fn dialect(&self) -> super::conn::Dialect {
-        self.dialect
+    fn source(&self) -> (super::conn::Dialect, &str) {
+        (self.dialect, &self.url)
     }
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
         self.run(|c| c.execute_args(sql, args))
     }
-    fn query_each_args(
+    fn query_rows(
         &mut self,
         sql: &str,
         args: &[Arg],
-        each: &mut dyn FnMut(&mut super::conn::Row) -> Result<(), StoreError>,
+        each: super::conn::EachRow,
     ) -> Result<(), StoreError> {
-        self.run(|c| c.query_each_args(sql, args, each))
+        self.run(|c| c.query_rows(sql, args, each))
     }
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         match self.due() {
@@ -1094,7 +1091,7 @@ impl SqlSession {
         }
         sql.push_str(" SELECT count(*) FROM new");
         let mut written = 0;
-        self.conn.query_each_args(&sql, &args, &mut |r| {
+        self.conn.query_rows(&sql, &args, &mut |r| {
             written = r.get::<i64>(0)?;
             Ok(())
         })?;
@@ -1186,7 +1183,7 @@ impl SqlSession {
             }
             sql.push_str(" SELECT user_key, id FROM new");
             let mut found = Vec::new();
-            let r = conn.query_each_args(&sql, &args, &mut |r| {
+            let r = conn.query_rows(&sql, &args, &mut |r| {
                 found.push((r.take::<String>(0)?, r.get::<i64>(1)?));
                 Ok(())
             });
@@ -1289,7 +1286,7 @@ impl SqlSession {
             } else {
                 sql.push_str(" RETURNING user_key, id");
                 let accounts = &mut self.accounts;
-                self.conn.query_each_args(&sql, &args, &mut |r| {
+                self.conn.query_rows(&sql, &args, &mut |r| {
                     accounts.insert(r.take(0)?, r.get(1)?);
                     Ok(())
                 })?;
@@ -2093,7 +2090,7 @@ impl Session for SqlSession {
             // in one round trip.
             let mut drawn = Vec::with_capacity(creates.max(IDS_AHEAD));
             let mut admin = None;
-            self.conn.query_each_args(
+            self.conn.query_rows(
                 "SELECT nextval(pg_get_serial_sequence('accounts', 'id')), \
                  (SELECT name FROM tokens WHERE digest = ?2 AND revoked_at IS NULL AND scope IS NULL) \
                  FROM generate_series(1, ?1::bigint)",

@@ -8,7 +8,7 @@
 //! the file's write lock, so a second apply waits (up to the busy timeout)
 //! and then fails cleanly instead of interleaving.
 
-use super::conn::{Arg, Conn, Dialect, Row, Value};
+use super::conn::{Arg, Conn, Dialect, EachRow, Row, Value};
 use super::{Backend, Schema};
 use crate::store::StoreError;
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -116,12 +116,8 @@ impl SqliteConn {
 }
 
 impl Conn for SqliteConn {
-    fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+    fn source(&self) -> (Dialect, &str) {
+        (Dialect::Sqlite, &self.url)
     }
 
     fn execute_args(&mut self, sql: &str, args: &[Arg]) -> Result<u64, StoreError> {
@@ -132,12 +128,7 @@ impl Conn for SqliteConn {
         Ok(n as u64)
     }
 
-    fn query_each_args(
-        &mut self,
-        sql: &str,
-        args: &[Arg],
-        each: &mut dyn FnMut(&mut Row) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+    fn query_rows(&mut self, sql: &str, args: &[Arg], each: EachRow) -> Result<(), StoreError> {
         let err = self.err();
         let mut stmt = self.conn.prepare_cached(sql).map_err(&err)?;
         let n = stmt.column_count();
@@ -257,7 +248,7 @@ fn schema_of(c: &mut SqliteConn) -> Result<Schema, StoreError> {
         )?
         .get(0)?;
     Ok(if tables > 0 {
-        Schema::Foreign
+        Schema::Foreign(NOT_A_STORE)
     } else {
         Schema::Empty
     })
@@ -266,19 +257,7 @@ fn schema_of(c: &mut SqliteConn) -> Result<Schema, StoreError> {
 /// Bring a store up to the current schema, in one transaction.
 fn migrate(c: &mut SqliteConn) -> Result<(), StoreError> {
     c.batch("BEGIN IMMEDIATE")?;
-    let from = match schema_of(c)? {
-        Schema::Empty => 0,
-        Schema::Foreign => {
-            return Err(StoreError::Open {
-                url: c.url.clone(),
-                message: NOT_A_STORE.into(),
-            });
-        }
-        Schema::Version(v) if v > MIGRATIONS.len() => {
-            return Err(super::newer_schema(&c.url, v, MIGRATIONS.len()));
-        }
-        Schema::Version(v) => v,
-    };
+    let from = schema_of(c)?.migrate_from(&c.url, MIGRATIONS.len())?;
     super::migrate(c, from, MIGRATIONS, |c, v| {
         c.batch(&format!("PRAGMA user_version = {v}"))
     })?;
@@ -414,7 +393,6 @@ fn recover(path: &str) {
 impl Backend for Sqlite {
     type C = SqliteConn;
     const MIGRATIONS: &'static [&'static str] = MIGRATIONS;
-    const NOT_A_STORE: &'static str = NOT_A_STORE;
 
     fn url(&self) -> &str {
         &self.url
