@@ -11,12 +11,10 @@
 
 use super::audit::{AuditLog, Change, RowText};
 use super::{
-    AuditEntry, Invitation, Mail, MailKind, NewCredential, Options, Reader, Served, Session, Store,
-    StoreError, TokenHolder, TokenLookup, TokenRefused,
+    AuditEntry, Grant, Invitation, Mail, MailKind, NewCredential, Options, Reader, Served, Session,
+    Store, StoreError, TokenHolder, TokenLookup, TokenRefused,
 };
-use crate::domain::{
-    Account, CredentialState, Entitlement, Group, GroupType, Membership, NameDob, Profile,
-};
+use crate::domain::{Account, CredentialState, Group, GroupType, Membership, NameDob, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -521,36 +519,6 @@ impl MemorySession {
         Ok(())
     }
 
-    /// Grant or revoke a role (`entitlement` None) or an entitlement.
-    fn change_grant(
-        &mut self,
-        user_name: &str,
-        entitlement: Option<&Entitlement>,
-        role: &str,
-        grant: bool,
-    ) -> Result<(), StoreError> {
-        let id = self.data.account_id(user_name)?;
-        let a = &mut self.data.account_mut(id).account;
-        let changed = match entitlement {
-            None => change(&mut a.roles, role.to_string(), grant),
-            Some(e) => change(&mut a.entitlements, e.clone(), grant),
-        };
-        self.record(match entitlement {
-            None if changed => Change::Role {
-                user_name,
-                role,
-                granted: grant,
-            },
-            None => return Err(StoreError::role_refused(user_name, role, grant)),
-            Some(e) if changed => Change::Entitlement {
-                user_name,
-                entitlement: e,
-                granted: grant,
-            },
-            Some(e) => return Err(StoreError::entitlement_refused(user_name, e, grant)),
-        })
-    }
-
     fn membership(&self, user_name: &str, group: &str) -> Result<(i64, i64), StoreError> {
         Ok((self.data.group_id(group)?, self.data.account_id(user_name)?))
     }
@@ -737,20 +705,22 @@ impl Session for MemorySession {
         })
     }
 
-    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.change_grant(user_name, None, role, true)
-    }
-
-    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.change_grant(user_name, None, role, false)
-    }
-
-    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.change_grant(user_name, Some(e), &e.value, true)
-    }
-
-    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.change_grant(user_name, Some(e), &e.value, false)
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        grant: Grant,
+        granted: bool,
+    ) -> Result<(), StoreError> {
+        let id = self.data.account_id(user_name)?;
+        let a = &mut self.data.account_mut(id).account;
+        let changed = match grant {
+            Grant::Role(role) => change(&mut a.roles, role.to_string(), granted),
+            Grant::Entitlement(e) => change(&mut a.entitlements, e.clone(), granted),
+        };
+        if !changed {
+            return Err(grant.refused(user_name, granted));
+        }
+        self.record(grant.change(user_name, granted))
     }
 
     fn set_case_manager(

@@ -209,6 +209,39 @@ impl NewCredential {
     }
 }
 
+/// What an account is given or has taken back: a role or an entitlement.
+#[derive(Debug, Clone, Copy)]
+pub enum Grant<'a> {
+    Role(&'a str),
+    Entitlement(&'a Entitlement),
+}
+
+impl<'a> Grant<'a> {
+    /// The audit change of this grant given (`granted`) or taken back.
+    pub fn change(self, user_name: &'a str, granted: bool) -> audit::Change<'a> {
+        match self {
+            Grant::Role(role) => audit::Change::Role {
+                user_name,
+                role,
+                granted,
+            },
+            Grant::Entitlement(entitlement) => audit::Change::Entitlement {
+                user_name,
+                entitlement,
+                granted,
+            },
+        }
+    }
+
+    /// The refusal: given while held, or taken back while not held.
+    pub fn refused(self, user_name: &str, granted: bool) -> StoreError {
+        match self {
+            Grant::Role(role) => StoreError::role_refused(user_name, role, granted),
+            Grant::Entitlement(e) => StoreError::entitlement_refused(user_name, e, granted),
+        }
+    }
+}
+
 /// A write transaction holding the store's lock. Dropped without
 /// [`Session::commit`], nothing of it lands. `Send`: `roster serve` hands
 /// one session from request to request.
@@ -267,22 +300,28 @@ pub trait Session: Send {
     ) -> Result<(), StoreError>;
     fn remove_membership(&mut self, _user_name: &str, group: &str) -> Result<(), StoreError>;
     /// Rename an account (`roster serve`: a SCIM client changed `userName`).
-    fn rename_account(&mut self, _user_name: &str, _new_name: &str) -> Result<(), StoreError> {
-        Err(self.unsupported("renaming accounts"))
-    }
+    fn rename_account(&mut self, user_name: &str, new_name: &str) -> Result<(), StoreError>;
+    /// Give the account a role or an entitlement (`granted`), or take it
+    /// back; refused when it holds it already, or does not.
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        grant: Grant,
+        granted: bool,
+    ) -> Result<(), StoreError>;
     /// Give the account a role (from the roster's catalog).
-    fn grant_role(&mut self, _user_name: &str, _role: &str) -> Result<(), StoreError> {
-        Err(self.unsupported("roles"))
+    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, Grant::Role(role), true)
     }
-    fn revoke_role(&mut self, _user_name: &str, _role: &str) -> Result<(), StoreError> {
-        Err(self.unsupported("roles"))
+    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
+        self.change_grant(user_name, Grant::Role(role), false)
     }
     /// Give the account an entitlement (`kind`: `products`, `coverage`, …).
-    fn grant_entitlement(&mut self, _user_name: &str, _e: &Entitlement) -> Result<(), StoreError> {
-        Err(self.unsupported("entitlements"))
+    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Grant::Entitlement(e), true)
     }
-    fn revoke_entitlement(&mut self, _user_name: &str, _e: &Entitlement) -> Result<(), StoreError> {
-        Err(self.unsupported("entitlements"))
+    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
+        self.change_grant(user_name, Grant::Entitlement(e), false)
     }
     /// Set (or, with `None`, clear) the account that oversees this one.
     fn set_case_manager(

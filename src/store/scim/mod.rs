@@ -984,15 +984,6 @@ impl ScimSession {
         Ok(())
     }
 
-    fn grant(&mut self, user_name: &str, what: Grant, grant: bool) -> Result<(), StoreError> {
-        let user_name = user_name.to_string();
-        self.push(Op::Grant {
-            user_name,
-            what,
-            grant,
-        })
-    }
-
     fn member(
         &mut self,
         user_name: &str,
@@ -1089,20 +1080,21 @@ impl Session for ScimSession {
         })
     }
 
-    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.grant(user_name, Grant::Role(role.to_string()), true)
-    }
-
-    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.grant(user_name, Grant::Role(role.to_string()), false)
-    }
-
-    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.grant(user_name, Grant::Entitlement(e.clone()), true)
-    }
-
-    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.grant(user_name, Grant::Entitlement(e.clone()), false)
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        what: super::Grant,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let what = match what {
+            super::Grant::Role(role) => Grant::Role(role.to_string()),
+            super::Grant::Entitlement(e) => Grant::Entitlement(e.clone()),
+        };
+        self.push(Op::Grant {
+            user_name: user_name.to_string(),
+            what,
+            grant,
+        })
     }
 
     fn set_case_manager(

@@ -22,7 +22,7 @@ use super::{ACCOUNT_COLUMNS, account_from_row};
 use crate::domain::{CredentialState, Entitlement, GroupType, Profile};
 use crate::roster::normalize::{email_key, name_key};
 use crate::store::audit::{AuditLog, Change, RowText};
-use crate::store::{Mail, MailKind, NewCredential, Owner, ScimField, Session, StoreError};
+use crate::store::{Grant, Mail, MailKind, NewCredential, Owner, ScimField, Session, StoreError};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -1373,83 +1373,6 @@ impl SqlSession {
         self.granted.remove(key);
     }
 
-    /// Grant (`Some`) or revoke a role (`kind` None) or an entitlement.
-    fn change_grant(
-        &mut self,
-        user_name: &str,
-        kind: Option<&str>,
-        value: &str,
-        grant: bool,
-    ) -> Result<(), StoreError> {
-        let key = user_name.to_lowercase();
-        let e = Entitlement::new(kind.unwrap_or_default(), value);
-        let refused = || match kind {
-            None => StoreError::role_refused(user_name, value, grant),
-            Some(_) => StoreError::entitlement_refused(user_name, &e, grant),
-        };
-        let held = match kind {
-            None => role_grant(value),
-            Some(_) => e.clone(),
-        };
-        if grant && self.created.contains_key(&key) {
-            // Nobody else writes while this session holds the lock: the
-            // new account has only the grants this session gave it.
-            if !self.granted.entry(key.clone()).or_default().insert(held) {
-                return Err(refused());
-            }
-            match kind {
-                None => self.roles.account(&key, &self.accounts).text(value),
-                Some(k) => self
-                    .entitlements
-                    .account(&key, &self.accounts)
-                    .text(k)
-                    .text(value),
-            };
-        } else {
-            self.flush_for(user_name)?;
-            let id = self.account_id(user_name)?;
-            let (sql, values) = match (kind, grant) {
-                (None, true) => (
-                    "INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)",
-                    params![id, value].to_vec(),
-                ),
-                (None, false) => (
-                    "DELETE FROM account_roles WHERE account_id = ?1 AND role = ?2",
-                    params![id, value].to_vec(),
-                ),
-                (Some(k), true) => (
-                    "INSERT INTO account_entitlements (account_id, kind, value) \
-                     VALUES (?1, ?2, ?3)",
-                    params![id, k, value].to_vec(),
-                ),
-                (Some(k), false) => (
-                    "DELETE FROM account_entitlements \
-                     WHERE account_id = ?1 AND kind = ?2 AND value = ?3",
-                    params![id, k, value].to_vec(),
-                ),
-            };
-            let changed = unique(self.conn.execute(sql, &values), refused)?;
-            if changed != 1 {
-                return Err(refused());
-            }
-            if !grant && let Some(held_by) = self.granted.get_mut(&key) {
-                held_by.remove(&held);
-            }
-        }
-        self.record(match kind {
-            None => Change::Role {
-                user_name,
-                role: value,
-                granted: grant,
-            },
-            Some(_) => Change::Entitlement {
-                user_name,
-                entitlement: &e,
-                granted: grant,
-            },
-        })
-    }
-
     /// Run `sql` for each statement with the one parameter `id`.
     fn delete_by_id(&mut self, statements: &[&str], id: i64) -> Result<(), StoreError> {
         for sql in statements {
@@ -1735,20 +1658,64 @@ impl Session for SqlSession {
         })
     }
 
-    fn grant_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.change_grant(user_name, None, role, true)
-    }
-
-    fn revoke_role(&mut self, user_name: &str, role: &str) -> Result<(), StoreError> {
-        self.change_grant(user_name, None, role, false)
-    }
-
-    fn grant_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.change_grant(user_name, Some(&e.kind), &e.value, true)
-    }
-
-    fn revoke_entitlement(&mut self, user_name: &str, e: &Entitlement) -> Result<(), StoreError> {
-        self.change_grant(user_name, Some(&e.kind), &e.value, false)
+    fn change_grant(
+        &mut self,
+        user_name: &str,
+        what: Grant,
+        grant: bool,
+    ) -> Result<(), StoreError> {
+        let key = user_name.to_lowercase();
+        let refused = || what.refused(user_name, grant);
+        let (kind, value, held) = match what {
+            Grant::Role(role) => (None, role, role_grant(role)),
+            Grant::Entitlement(e) => (Some(e.kind.as_str()), e.value.as_str(), e.clone()),
+        };
+        if grant && self.created.contains_key(&key) {
+            // Nobody else writes while this session holds the lock: the
+            // new account has only the grants this session gave it.
+            if !self.granted.entry(key.clone()).or_default().insert(held) {
+                return Err(refused());
+            }
+            match kind {
+                None => self.roles.account(&key, &self.accounts).text(value),
+                Some(k) => self
+                    .entitlements
+                    .account(&key, &self.accounts)
+                    .text(k)
+                    .text(value),
+            };
+        } else {
+            self.flush_for(user_name)?;
+            let id = self.account_id(user_name)?;
+            let (sql, values) = match (kind, grant) {
+                (None, true) => (
+                    "INSERT INTO account_roles (account_id, role) VALUES (?1, ?2)",
+                    params![id, value].to_vec(),
+                ),
+                (None, false) => (
+                    "DELETE FROM account_roles WHERE account_id = ?1 AND role = ?2",
+                    params![id, value].to_vec(),
+                ),
+                (Some(k), true) => (
+                    "INSERT INTO account_entitlements (account_id, kind, value) \
+                     VALUES (?1, ?2, ?3)",
+                    params![id, k, value].to_vec(),
+                ),
+                (Some(k), false) => (
+                    "DELETE FROM account_entitlements \
+                     WHERE account_id = ?1 AND kind = ?2 AND value = ?3",
+                    params![id, k, value].to_vec(),
+                ),
+            };
+            let changed = unique(self.conn.execute(sql, &values), refused)?;
+            if changed != 1 {
+                return Err(refused());
+            }
+            if !grant && let Some(held_by) = self.granted.get_mut(&key) {
+                held_by.remove(&held);
+            }
+        }
+        self.record(what.change(user_name, grant))
     }
 
     fn set_case_manager(
