@@ -199,7 +199,7 @@ pub fn serve(args: ServeArgs, out: &mut Out) -> Outcome {
         _ => None,
     };
     // No request holds the database for long (a migration is not capped).
-    store::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
+    store::sql::postgres::set_statement_timeout(Duration::from_secs_f64(args.statement_timeout));
     // The store, opened once and kept by the server. Created or migrated
     // before accepting requests; committed, not dropped: on PostgreSQL the
     // migration is part of the session's transaction.

@@ -10,7 +10,6 @@
 pub mod audit;
 pub mod directory;
 pub mod memory;
-pub mod postgres;
 pub mod scim;
 pub mod sql;
 

@@ -283,7 +283,7 @@ impl Roster {
             Conn::Sqlite(_) => conn.batch("BEGIN IMMEDIATE"),
             Conn::Postgres(_) => conn.batch(&format!(
                 "BEGIN; SELECT pg_advisory_xact_lock({})",
-                roster::store::postgres::LOCK_KEY
+                roster::store::sql::postgres::LOCK_KEY
             )),
         }
         Box::new(move || conn.batch("COMMIT"))
