@@ -274,6 +274,51 @@ impl Queue {
     }
 }
 
+/// The queued rows that come after the new accounts' (they may name them
+/// by key): memberships, and the roles and entitlements of accounts this
+/// session created, invitations, and audit rows.
+#[derive(Default)]
+struct Rows {
+    memberships: Queue,
+    roles: Queue,
+    entitlements: Queue,
+    outbox: Queue,
+    audit: Queue,
+}
+
+impl Rows {
+    /// Each queue with its table, in the order they are written.
+    fn parts(&self) -> [(&Queue, &'static Table); 5] {
+        [
+            (&self.memberships, &MEMBERSHIPS),
+            (&self.roles, &ROLES),
+            (&self.entitlements, &ENTITLEMENTS),
+            (&self.outbox, &OUTBOX),
+            (&self.audit, &AUDIT),
+        ]
+    }
+
+    fn parts_mut(&mut self) -> [(&mut Queue, &'static Table); 5] {
+        [
+            (&mut self.memberships, &MEMBERSHIPS),
+            (&mut self.roles, &ROLES),
+            (&mut self.entitlements, &ENTITLEMENTS),
+            (&mut self.outbox, &OUTBOX),
+            (&mut self.audit, &AUDIT),
+        ]
+    }
+
+    fn len(&self) -> usize {
+        self.parts().iter().map(|(q, _)| q.len()).sum()
+    }
+
+    fn clear(&mut self) {
+        for (q, _) in self.parts_mut() {
+            q.clear();
+        }
+    }
+}
+
 /// Rows of each table a flush may write in one statement together with
 /// the other tables' (a handful of statement texts, each prepared once).
 const TOGETHER_ROWS: usize = 4;
@@ -770,14 +815,10 @@ pub struct SqlSession {
     deferred_admin: Option<(String, String)>,
     /// Deferred new accounts' rows, each with its drawn id first.
     deferred_accounts: Queue,
-    memberships: Queue,
-    /// Roles and entitlements of accounts this session created, queued
-    /// like their memberships, and what they hold (by key).
-    roles: Queue,
-    entitlements: Queue,
+    /// The other queued rows.
+    rows: Rows,
+    /// What the accounts this session created hold (by key).
     granted: HashMap<String, HashSet<Entitlement>>,
-    outbox: Queue,
-    audit: Queue,
     /// The audit rows' text, reused from row to row.
     row_text: RowText,
     open: bool,
@@ -848,12 +889,8 @@ impl SqlSession {
             deferred: None,
             deferred_accounts: Queue::default(),
             deferred_admin: None,
-            memberships: Queue::default(),
-            roles: Queue::default(),
-            entitlements: Queue::default(),
+            rows: Rows::default(),
             granted: HashMap::new(),
-            outbox: Queue::default(),
-            audit: Queue::default(),
             row_text: RowText::default(),
             open: true,
         })
@@ -877,7 +914,8 @@ impl SqlSession {
         let r = self
             .log
             .row(&self.now, &self.actor, &change, &mut self.row_text);
-        self.audit
+        self.rows
+            .audit
             .int(r.seq)
             .int(r.revision)
             .text(r.at)
@@ -887,18 +925,7 @@ impl SqlSession {
             .opt(r.before)
             .opt(r.after)
             .text(r.hash);
-        let queued = [
-            &self.accounts_queue,
-            &self.memberships,
-            &self.roles,
-            &self.entitlements,
-            &self.outbox,
-            &self.audit,
-        ]
-        .iter()
-        .map(|q| q.len())
-        .sum::<usize>();
-        if queued > QUEUED_MAX {
+        if self.accounts_queue.len() + self.rows.len() > QUEUED_MAX {
             self.flush_behind()?;
         }
         Ok(())
@@ -920,13 +947,7 @@ impl SqlSession {
         }
         self.settle()?;
         let mut queues = Vec::new();
-        for (queue, table) in [
-            (&mut self.memberships, &MEMBERSHIPS),
-            (&mut self.roles, &ROLES),
-            (&mut self.entitlements, &ENTITLEMENTS),
-            (&mut self.outbox, &OUTBOX),
-            (&mut self.audit, &AUDIT),
-        ] {
+        for (queue, table) in self.rows.parts_mut() {
             if queue.len() > 0 {
                 queue.resolve(&self.accounts);
                 queues.push((std::mem::take(queue), table));
@@ -961,16 +982,8 @@ impl SqlSession {
             };
         }
         let together = self.conn.rows_per_insert() > 1
-            && [
-                (&self.accounts_queue, &ACCOUNTS),
-                (&self.memberships, &MEMBERSHIPS),
-                (&self.roles, &ROLES),
-                (&self.entitlements, &ENTITLEMENTS),
-                (&self.outbox, &OUTBOX),
-                (&self.audit, &AUDIT),
-            ]
-            .iter()
-            .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
+            && self.accounts_queue.len() <= TOGETHER_ROWS * ACCOUNTS.width
+            && (self.rows.parts().iter()).all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
         // A savepoint due stays unsent when a name taken leaves nothing
         // written: one statement that writes all its rows or none, or a
         // single new account, whose insert comes first and stops the rest.
@@ -996,13 +1009,10 @@ impl SqlSession {
             return self.flush_together(all_or_none);
         }
         self.write_accounts()?;
-        let conn = &mut self.conn;
-        self.memberships.write(conn, &MEMBERSHIPS, &self.accounts)?;
-        self.roles.write(conn, &ROLES, &self.accounts)?;
-        self.entitlements
-            .write(conn, &ENTITLEMENTS, &self.accounts)?;
-        self.outbox.write(conn, &OUTBOX, &self.accounts)?;
-        self.audit.write(conn, &AUDIT, &self.accounts)
+        for (queue, table) in self.rows.parts_mut() {
+            queue.write(&mut self.conn, table, &self.accounts)?;
+        }
+        Ok(())
     }
 
     /// Write the queues before an action on this account, if they may hold
@@ -1073,14 +1083,7 @@ impl SqlSession {
              ON CONFLICT (user_key) DO NOTHING RETURNING 1)",
             &columns(&ACCOUNTS)[1..]
         );
-        let parts = [
-            (&self.memberships, &MEMBERSHIPS),
-            (&self.roles, &ROLES),
-            (&self.entitlements, &ENTITLEMENTS),
-            (&self.outbox, &OUTBOX),
-            (&self.audit, &AUDIT),
-        ];
-        for (i, (queue, table)) in parts.iter().enumerate() {
+        for (i, (queue, table)) in self.rows.parts().iter().enumerate() {
             if queue.len() == 0 {
                 continue;
             }
@@ -1097,11 +1100,7 @@ impl SqlSession {
         })?;
         drop(args);
         self.deferred_accounts.clear();
-        self.memberships.clear();
-        self.roles.clear();
-        self.entitlements.clear();
-        self.outbox.clear();
-        self.audit.clear();
+        self.rows.clear();
         self.new_names.clear();
         let all = usize::try_from(written).is_ok_and(|w| w == accounts);
         if !all && let Some(ahead) = self.conn.ahead() {
@@ -1120,13 +1119,7 @@ impl SqlSession {
         let ids = &mut self.accounts;
         let mut sql = String::new();
         let mut args = Vec::new();
-        let parts = [
-            (&self.memberships, &MEMBERSHIPS),
-            (&self.roles, &ROLES),
-            (&self.entitlements, &ENTITLEMENTS),
-            (&self.outbox, &OUTBOX),
-            (&self.audit, &AUDIT),
-        ];
+        let parts = self.rows.parts();
         let conn = &mut self.conn;
         let mut unwritten = Vec::new();
         let written = if self.new_names.is_empty() {
@@ -1197,11 +1190,7 @@ impl SqlSession {
         };
         written?;
         self.accounts_queue.clear();
-        self.memberships.clear();
-        self.roles.clear();
-        self.entitlements.clear();
-        self.outbox.clear();
-        self.audit.clear();
+        self.rows.clear();
         let names = std::mem::take(&mut self.new_names);
         let missing = names.into_iter().find(|(key, _)| !ids.contains_key(key));
         for key in unwritten {
@@ -1471,7 +1460,8 @@ impl Session for SqlSession {
             .text(now)
             .text(now);
         if let Some((_, token)) = digest {
-            self.outbox
+            self.rows
+                .outbox
                 .text("invitation")
                 .account(&key, &self.accounts)
                 .text(&profile.email)
@@ -1488,7 +1478,7 @@ impl Session for SqlSession {
             let held = self.granted.entry(key.clone()).or_default();
             for r in &roles {
                 held.insert(role_grant(r));
-                self.roles.account(&key, &self.accounts).text(r);
+                self.rows.roles.account(&key, &self.accounts).text(r);
             }
         }
         self.new_names.insert(key, user_name.to_string());
@@ -1570,7 +1560,8 @@ impl Session for SqlSession {
             if !self.added.insert((g, n)) {
                 return Err(taken());
             }
-            self.memberships
+            self.rows
+                .memberships
                 .int(g)
                 .account(&key, &self.accounts)
                 .bool(user_manager);
@@ -1677,8 +1668,9 @@ impl Session for SqlSession {
                 return Err(refused());
             }
             match kind {
-                None => self.roles.account(&key, &self.accounts).text(value),
+                None => self.rows.roles.account(&key, &self.accounts).text(value),
                 Some(k) => self
+                    .rows
                     .entitlements
                     .account(&key, &self.accounts)
                     .text(k)
@@ -1936,11 +1928,7 @@ impl Session for SqlSession {
         self.new_names.clear();
         self.new_emails.clear();
         self.live_admins.clear();
-        self.memberships.clear();
-        self.outbox.clear();
-        self.audit.clear();
-        self.roles.clear();
-        self.entitlements.clear();
+        self.rows.clear();
         self.granted.clear();
         Ok(())
     }
