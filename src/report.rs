@@ -59,7 +59,7 @@ const PII_KEYS: [&str; 3] = ["birth_date", "phone", "extension"];
 
 /// Replace the values of personal-data keys on one line with `*`, one per
 /// character, keeping every column where it was (byte offsets move when a
-/// masked character is not ASCII: see [`same_char`]).
+/// masked character is not ASCII: see `same_char`).
 pub fn mask_pii(line: &str) -> String {
     let mut out = line.to_string();
     for key in PII_KEYS {

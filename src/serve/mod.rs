@@ -4,7 +4,7 @@
 //! The server opens its store once ([`store::open`]) and keeps the handle.
 //! A request's `Authorization` is checked before the store is touched;
 //! the token is then looked up (an admin token found live before, by the
-//! request's first use of the store: [`Admins`]) on one of a few pooled
+//! request's first use of the store: `Admins`) on one of a few pooled
 //! store connections,
 //! which the request keeps for its reads (one read snapshot, started by the
 //! first read of several statements; a read of one statement is a snapshot
@@ -12,7 +12,7 @@
 //! through the same [`Session`] as `roster apply`, so they bump the revision
 //! and land in the audit log, with the token's name as the actor; one
 //! writer thread writes for the server, and creates arriving together share
-//! one of its transactions, each in a savepoint ([`writes`]). Other blocking
+//! one of its transactions, each in a savepoint (`writes`). Other blocking
 //! store work runs on tokio's blocking pool.
 
 pub mod activate;

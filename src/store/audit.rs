@@ -662,7 +662,7 @@ fn masked(profile: &Profile) -> serde_json::Value {
     })
 }
 
-/// [`masked`] with the credential state, if given, as JSON appended to
+/// `masked` with the credential state, if given, as JSON appended to
 /// `out`, written from borrows: the same bytes as `masked(profile)` (with
 /// `"credential"` set) prints, keys in the same (sorted) order.
 pub fn write_masked(

@@ -332,18 +332,23 @@ pub enum Dialect {
     Postgres,
 }
 
+/// What a query hands each row to, as it comes (the row may be reused for
+/// the next: take what is kept out of it).
+pub type EachRow<'a> = &'a mut dyn FnMut(&mut Row) -> Result<(), StoreError>;
+
 /// A connection to a SQL store. Statements use `?1`, `?2`… placeholders;
 /// each connection prepares a statement text once and reuses it.
+///
+/// A backend implements what differs: [`Conn::source`],
+/// [`Conn::execute_args`], [`Conn::query_rows`], [`Conn::batch`],
+/// [`Conn::deadline`] and [`Conn::in_transaction`]. The other methods are
+/// written once over those.
 ///
 /// Errors are [`StoreError`]s already: a uniqueness violation is
 /// [`StoreError::Taken`] (with the database's words: the caller names what
 /// is taken), a write lock not had in time [`StoreError::Locked`] (with
 /// `waited_ms` 0: the caller knows how long it waited), a statement past its
 /// deadline [`StoreError::TimedOut`].
-/// What a query hands each row to, as it comes (the row may be reused for
-/// the next: take what is kept out of it).
-pub type EachRow<'a> = &'a mut dyn FnMut(&mut Row) -> Result<(), StoreError>;
-
 pub trait Conn: Send {
     /// Which SQL this connection speaks, and the store's URL as roster
     /// shows it (no password).

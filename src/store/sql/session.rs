@@ -11,7 +11,7 @@
 //! needs. A new account whose name turns out taken when its queue is
 //! written is refused then, by name. On PostgreSQL, the rows of a large
 //! apply are written on a thread of their own while the session queues the
-//! next ones ([`SqlSession::flush_behind`]).
+//! next ones (`SqlSession::flush_behind`).
 //!
 //! A queue keeps its text in one buffer and binds it borrowed, and audit
 //! rows are built from borrows: a row costs no allocation of its own.
@@ -983,7 +983,11 @@ impl SqlSession {
         }
         let together = self.conn.rows_per_insert() > 1
             && self.accounts_queue.len() <= TOGETHER_ROWS * ACCOUNTS.width
-            && (self.rows.parts().iter()).all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
+            && self
+                .rows
+                .parts()
+                .iter()
+                .all(|(q, t)| q.len() <= TOGETHER_ROWS * t.width);
         // A savepoint due stays unsent when a name taken leaves nothing
         // written: one statement that writes all its rows or none, or a
         // single new account, whose insert comes first and stops the rest.
