@@ -147,14 +147,20 @@ fn count(c: &mut dyn Conn, from: &str, clause: &str, values: &[Value]) -> Result
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// The value of a listing's `total` column (see [`list`]) in its first
-/// row, `width` columns in; `None` without one.
-fn total_of(rows: &[Row], total: Option<&str>, width: usize) -> Result<Option<u64>, StoreError> {
+/// The value of a listing's `total` column (see [`list`]), the last of its
+/// first row; `None` without one.
+fn total_of(rows: &[Row], total: Option<&str>) -> Result<Option<u64>, StoreError> {
     match (total, rows.first()) {
-        (Some(_), Some(r)) => Ok(Some(u64::try_from(r.get::<i64>(width)?).unwrap_or(0))),
+        (Some(_), Some(r)) => Ok(Some(
+            u64::try_from(r.get::<i64>(r.len().saturating_sub(1))?).unwrap_or(0),
+        )),
         _ => Ok(None),
     }
 }
+
+/// How many columns [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`] make: a user's
+/// [`user_sets`] come after them.
+const USER_WIDTH: usize = 16;
 
 /// What a user's row has after [`ACCOUNT_COLUMNS`] and [`USER_COLUMNS`]:
 /// its groups (id and name), roles and entitlements (kind and value), each
@@ -216,7 +222,7 @@ fn user_records(
         "SELECT {ACCOUNT_COLUMNS}, {USER_COLUMNS}{sets}{extra} FROM accounts a WHERE {clause}"
     );
     let rows = c.query(&sql, values)?;
-    let counted = total_of(&rows, total, if in_row { 19 } else { 16 })?;
+    let counted = total_of(&rows, total)?;
     let mut users = rows
         .iter()
         .map(|r| user_from_row(r, in_row))
@@ -256,13 +262,13 @@ fn user_from_row(r: &Row, sets: bool) -> Result<UserRecord, StoreError> {
     let mut account = account_from_row(r)?;
     let mut groups = Vec::new();
     if sets {
-        groups = json_list::<(i64, String)>(r, 16)?
+        groups = json_list::<(i64, String)>(r, USER_WIDTH)?
             .into_iter()
             .map(|(id, name)| GroupRef { id, name })
             .collect();
-        account.roles = json_list(r, 17)?;
+        account.roles = json_list(r, USER_WIDTH + 1)?;
         account.roles.sort();
-        account.entitlements = json_list::<(String, String)>(r, 18)?
+        account.entitlements = json_list::<(String, String)>(r, USER_WIDTH + 2)?
             .into_iter()
             .map(|(kind, value)| crate::domain::Entitlement { kind, value })
             .collect();
@@ -301,7 +307,7 @@ fn group_records(
          coalesce(g.updated_at, g.created_at), g.external_id{extra} FROM groups g WHERE {clause}"
     );
     let rows = c.query(&sql, values)?;
-    let counted = total_of(&rows, total, 8)?;
+    let counted = total_of(&rows, total)?;
     let mut groups = rows
         .iter()
         .map(|r| {
